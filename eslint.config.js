@@ -1,0 +1,24 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules', '.data', 'migrations', 'coverage', 'test-results'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-imports': 'off',
+    },
+  },
+  {
+    // The domain is pure: it must not reach for I/O or the outer layers.
+    files: ['src/domain/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: ['**/db/**', '**/jobs/**', '**/bot/**', '**/adapters/**', '**/config*', 'node:fs*', 'node:net', 'node:http*', 'bullmq', 'ioredis', 'postgres', 'drizzle-orm*', '@slack/*', '@microsoft/*'],
+      }],
+      'no-restricted-globals': ['error', { name: 'process', message: 'The domain takes what it needs as arguments.' }],
+    },
+  },
+);

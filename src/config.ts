@@ -1,0 +1,141 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The environment, validated once at start. Nothing else in the code reads process.env:
+ * everything that needs a setting is handed a Config.
+ */
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+
+const url = (protocols: string[], example: string) =>
+  optionalString.refine(
+    (value) => {
+      if (value === undefined) return true;
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `expected a URL such as ${example}` },
+  );
+
+const envSchema = z.object({
+  NODE_ENV: optionalString,
+  DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:pass@localhost:5432/patchbay'),
+  PATCHBAY_DATA_DIR: optionalString,
+  REDIS_URL: url(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
+  REDIS_PREFIX: optionalString.refine((v) => v === undefined || !v.includes(':'), {
+    message: 'expected a name without ":" (BullMQ forbids it), e.g. patchbay',
+  }),
+  PORT: optionalString.pipe(
+    z.coerce
+      .number({ message: 'expected a port number from 0 to 65535' })
+      .int({ message: 'expected a whole port number' })
+      .min(0, { message: 'expected a port number from 0 to 65535' })
+      .max(65535, { message: 'expected a port number from 0 to 65535' })
+      .optional(),
+  ),
+  LOG_LEVEL: optionalString.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
+  SLACK_BOT_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xoxb-'), {
+    message: 'expected a bot token starting with xoxb-',
+  }),
+  SLACK_SIGNING_SECRET: optionalString,
+  SLACK_APP_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xapp-'), {
+    message: 'expected an app-level token starting with xapp- (Socket Mode)',
+  }),
+  SLACK_API_URL: url(['http:', 'https:'], 'https://slack.com/api/'),
+  TEAMS_APP_ID: optionalString,
+  TEAMS_APP_PASSWORD: optionalString,
+  TEAMS_TENANT_ID: optionalString,
+  MSRC_API_URL: url(['http:', 'https:', 'file:'], 'https://api.msrc.microsoft.com/cvrf/v3.0/'),
+  KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+export interface Config {
+  /** `embedded` is PGlite on disk under dataDir; `postgres` is a real server through postgres.js. */
+  database: { kind: 'embedded'; dataDir: string } | { kind: 'postgres'; url: string };
+  dataDir: string;
+  /** Unset: `patchbay start` runs a private redis-server under dataDir. */
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  port: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  slack: {
+    botToken: string | undefined;
+    signingSecret: string | undefined;
+    appToken: string | undefined;
+    apiUrl: string;
+  };
+  teams: { appId: string | undefined; appPassword: string | undefined; tenantId: string | undefined };
+  msrcApiUrl: string;
+  kevUrl: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULTS = {
+  port: 3000,
+  dataDir: './.data',
+  redisPrefix: 'patchbay',
+  slackApiUrl: 'https://slack.com/api/',
+  msrcApiUrl: 'https://api.msrc.microsoft.com/cvrf/v3.0/',
+  kevUrl: 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json',
+} as const;
+
+/** Reads and validates the environment; every problem is reported at once, each naming its variable. */
+export function loadConfig(env: Record<string, string | undefined>, cwd = process.cwd()): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '?');
+      const shown = env[name] === undefined ? '' : ` (got ${JSON.stringify(env[name])})`;
+      return `${name}: ${issue.message}${shown}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const slackParts = [e.SLACK_BOT_TOKEN, e.SLACK_SIGNING_SECRET].filter(Boolean).length;
+  if (slackParts === 1) {
+    problems.push('SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET: set both to connect Slack, or neither for the local sandbox');
+  }
+  if (e.SLACK_APP_TOKEN && !e.SLACK_BOT_TOKEN) {
+    problems.push('SLACK_APP_TOKEN: Socket Mode also needs SLACK_BOT_TOKEN');
+  }
+  if (Boolean(e.TEAMS_APP_ID) !== Boolean(e.TEAMS_APP_PASSWORD)) {
+    problems.push('TEAMS_APP_ID and TEAMS_APP_PASSWORD: set both to connect Teams, or neither for the local sandbox');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const dataDir = path.resolve(cwd, e.PATCHBAY_DATA_DIR ?? DEFAULTS.dataDir);
+  return {
+    database: e.DATABASE_URL ? { kind: 'postgres', url: e.DATABASE_URL } : { kind: 'embedded', dataDir: path.join(dataDir, 'pglite') },
+    dataDir,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX ?? DEFAULTS.redisPrefix,
+    port: e.PORT ?? DEFAULTS.port,
+    logLevel: e.LOG_LEVEL ?? 'info',
+    slack: {
+      botToken: e.SLACK_BOT_TOKEN,
+      signingSecret: e.SLACK_SIGNING_SECRET,
+      appToken: e.SLACK_APP_TOKEN,
+      apiUrl: e.SLACK_API_URL ?? DEFAULTS.slackApiUrl,
+    },
+    teams: { appId: e.TEAMS_APP_ID, appPassword: e.TEAMS_APP_PASSWORD, tenantId: e.TEAMS_TENANT_ID },
+    msrcApiUrl: e.MSRC_API_URL ?? DEFAULTS.msrcApiUrl,
+    kevUrl: e.KEV_URL ?? DEFAULTS.kevUrl,
+  };
+}
