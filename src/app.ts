@@ -1,0 +1,112 @@
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './db/client.ts';
+import { migrateDatabase } from './db/migrate.ts';
+import { startJobs, type Role, type RunningJobs } from './jobs/index.ts';
+import type { Logger } from './log.ts';
+import { lockDataDir } from './runtime/data-dir-lock.ts';
+import { createHttpServer, type HttpServer } from './runtime/http.ts';
+import { startPrivateRedis, type PrivateRedis } from './runtime/redis-server.ts';
+
+export interface StartOptions {
+  roles: ReadonlySet<Role>;
+  /** Overrides config.port (tests pass 0 for a free port). */
+  port?: number;
+  now?: () => Date;
+}
+
+export interface RunningApp {
+  /** The HTTP port, when this process has the web role. */
+  port: number | undefined;
+  redisUrl: string;
+  database: Database;
+  http: HttpServer | undefined;
+  stop(): Promise<void>;
+}
+
+/** Starts patchbay: database (migrated), Redis (ours or the configured one), jobs by role, and HTTP. */
+export async function startApp(config: Config, log: Logger, options: StartOptions): Promise<RunningApp> {
+  const cleanups: Array<{ name: string; run: () => Promise<void> }> = [];
+  const stop = async () => {
+    for (const { name, run } of cleanups.reverse()) {
+      try {
+        await run();
+      } catch (error) {
+        log.error({ err: error }, `shutdown: ${name} failed`);
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    // Embedded parts belong to one process; with a real Postgres and Redis any number may run.
+    if (config.database.kind === 'embedded' || !config.redisUrl) {
+      const lock = await lockDataDir(config.dataDir);
+      cleanups.push({ name: 'data dir lock', run: () => lock.release() });
+    }
+
+    const database = await openDatabase(config.database);
+    cleanups.push({ name: 'database', run: () => database.close() });
+    const migration = await migrateDatabase(database);
+    log.info({ database: database.kind, ...migration }, 'database ready');
+
+    let redisUrl = config.redisUrl;
+    if (!redisUrl) {
+      const privateRedis: PrivateRedis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true });
+      cleanups.push({ name: 'private redis-server', run: () => privateRedis.stop() });
+      redisUrl = privateRedis.url;
+      log.info({ url: redisUrl, pid: privateRedis.pid }, 'started a private redis-server (set REDIS_URL to use your own)');
+    }
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+    await redis.connect();
+    cleanups.push({ name: 'redis connection', run: async () => void (await redis.quit()) });
+    await warnUnlessNoEviction(redis, log);
+
+    const jobs: RunningJobs = await startJobs({
+      config,
+      database,
+      redis,
+      prefix: config.redisPrefix,
+      log,
+      roles: options.roles,
+      now: options.now ?? (() => new Date()),
+    });
+    cleanups.push({ name: 'jobs', run: () => jobs.close() });
+
+    let http: HttpServer | undefined;
+    let port: number | undefined;
+    if (options.roles.has('web')) {
+      http = createHttpServer({
+        log,
+        readiness: [
+          { name: 'database', check: () => database.ping() },
+          { name: 'redis', check: () => redis.ping() },
+        ],
+      });
+      port = await http.listen(options.port ?? config.port);
+      const server = http;
+      cleanups.push({ name: 'http', run: () => server.close() });
+      log.info({ port }, `listening on http://localhost:${port} (/healthz, /readyz, /metrics)`);
+    }
+    if (!config.slack.botToken && !config.teams.appId) {
+      log.info('no Slack or Teams credentials configured: chat is off until SLACK_* or TEAMS_* are set');
+    }
+    return { port, redisUrl, database, http, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function warnUnlessNoEviction(redis: Redis, log: Logger): Promise<void> {
+  try {
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
+    if (policy !== 'noeviction') {
+      log.warn({ policy }, 'Redis maxmemory-policy is not noeviction: under memory pressure Redis may drop queued jobs');
+    }
+  } catch {
+    // Managed Redis services often disable CONFIG; nothing to check then.
+  }
+}

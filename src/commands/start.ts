@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { CliError } from '../cli.ts';
+import { ROLES, type Role } from '../jobs/index.ts';
+
+function parseRoles(value: string): Set<Role> {
+  if (value === 'all') return new Set(ROLES);
+  const roles = new Set<Role>();
+  for (const part of value.split(',')) {
+    if (!(ROLES as readonly string[]).includes(part)) {
+      throw new CliError(`--role: "${part}" is not a role (expected web, worker, scheduler, all, or a comma list)`, 2);
+    }
+    roles.add(part as Role);
+  }
+  return roles;
+}
+
+export function register(program: Command): void {
+  program
+    .command('start')
+    .description('migrate the database, then run the bot: HTTP (Slack, Teams, health), job workers and schedulers')
+    .option('--role <roles>', 'what this process runs: web, worker, scheduler, or all (comma-separated)', 'all')
+    .option('--port <port>', 'HTTP port (overrides PORT)')
+    .action(async (options: { role: string; port?: string }) => {
+      const roles = parseRoles(options.role);
+      const { loadConfig } = await import('../config.ts');
+      const { createLogger } = await import('../log.ts');
+      const { startApp } = await import('../app.ts');
+      const config = loadConfig(process.env);
+      const port = options.port === undefined ? undefined : Number(options.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+        throw new CliError(`--port: "${options.port}" is not a port number (0 to 65535)`, 2);
+      }
+      const log = createLogger(config.logLevel);
+      let app;
+      try {
+        app = await startApp(config, log, port === undefined ? { roles } : { roles, port });
+      } catch (error) {
+        throw new CliError(error instanceof Error ? error.message : String(error), 1);
+      }
+      if (app.port !== undefined) process.stdout.write(`patchbay is running: http://localhost:${app.port}/healthz\n`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const shutdown = (signal: NodeJS.Signals) => {
+          if (stopping) return;
+          stopping = true;
+          log.info({ signal }, 'shutting down');
+          const forced = setTimeout(() => {
+            log.error('shutdown took longer than 30 s; exiting');
+            process.exit(1);
+          }, 30_000);
+          forced.unref();
+          void app.stop().finally(resolve);
+        };
+        process.once('SIGTERM', shutdown);
+        process.once('SIGINT', shutdown);
+      });
+    });
+}

@@ -1,0 +1,48 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import type { Database } from '../db/client.ts';
+import type { Logger } from '../log.ts';
+
+export type Role = 'web' | 'worker' | 'scheduler';
+export const ROLES: readonly Role[] = ['web', 'worker', 'scheduler'];
+
+/** What every job module is handed; BullMQ queues and workers share the one connection settings and key prefix. */
+export interface JobContext {
+  config: Config;
+  database: Database;
+  /** For BullMQ: a connection with `maxRetriesPerRequest: null`, as workers require. */
+  redis: Redis;
+  prefix: string;
+  log: Logger;
+  roles: ReadonlySet<Role>;
+  /** The one clock every job reads; the sandbox replaces it, production uses the system clock. */
+  now: () => Date;
+}
+
+export interface RunningJobs {
+  close(): Promise<void>;
+}
+
+/**
+ * A job module: starts its schedulers when the process has the `scheduler` role and its workers when it has the
+ * `worker` role, and returns something to close on shutdown.
+ */
+export type JobModule = (context: JobContext) => Promise<RunningJobs>;
+
+const modules: JobModule[] = [];
+
+export async function startJobs(context: JobContext): Promise<RunningJobs> {
+  const running: RunningJobs[] = [];
+  try {
+    for (const start of modules) running.push(await start(context));
+  } catch (error) {
+    await Promise.allSettled(running.map((r) => r.close()));
+    throw error;
+  }
+  return {
+    async close() {
+      // Workers finish their current step before closing: nothing is left half-done in Redis.
+      await Promise.allSettled(running.reverse().map((r) => r.close()));
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env, '/srv/patchbay');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('runs on embedded defaults when nothing is set', () => {
+    const config = loadConfig({}, '/srv/patchbay');
+    expect(config.database).toEqual({ kind: 'embedded', dataDir: path.join('/srv/patchbay/.data', 'pglite') });
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.port).toBe(3000);
+    expect(config.slack.apiUrl).toBe('https://slack.com/api/');
+  });
+
+  it('uses PostgreSQL when DATABASE_URL is set and resolves the data dir', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://u@db:5432/pb', PATCHBAY_DATA_DIR: 'var', PORT: '8080' }, '/srv');
+    expect(config.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/pb' });
+    expect(config.dataDir).toBe('/srv/var');
+    expect(config.port).toBe(8080);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', PORT: '' }).database.kind).toBe('embedded');
+  });
+
+  it('names every bad variable and what it expects, all at once', () => {
+    const problems = problemsOf({ PORT: 'eighty', DATABASE_URL: 'mysql://x', REDIS_URL: 'nope', SLACK_BOT_TOKEN: 'abc' });
+    expect(problems).toHaveLength(4);
+    expect(problems.find((p) => p.startsWith('PORT:'))).toMatch(/port number.*"eighty"/);
+    expect(problems.find((p) => p.startsWith('DATABASE_URL:'))).toMatch(/postgres:\/\//);
+    expect(problems.find((p) => p.startsWith('REDIS_URL:'))).toMatch(/redis:\/\//);
+    expect(problems.find((p) => p.startsWith('SLACK_BOT_TOKEN:'))).toMatch(/xoxb-/);
+  });
+
+  it('refuses an out-of-range port and a prefix BullMQ cannot use', () => {
+    expect(problemsOf({ PORT: '70000' })[0]).toMatch(/^PORT: expected a port number from 0 to 65535/);
+    expect(problemsOf({ REDIS_PREFIX: 'a:b' })[0]).toMatch(/^REDIS_PREFIX: .*":"/);
+  });
+
+  it('refuses half a Slack or Teams configuration', () => {
+    expect(problemsOf({ SLACK_BOT_TOKEN: 'xoxb-1' })[0]).toMatch(/SLACK_SIGNING_SECRET/);
+    expect(problemsOf({ TEAMS_APP_ID: 'id' })[0]).toMatch(/TEAMS_APP_PASSWORD/);
+    expect(problemsOf({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's' })).toEqual([]);
+  });
+});
