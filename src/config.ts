@@ -33,14 +33,15 @@ const envSchema = z.object({
   REDIS_PREFIX: optionalString.refine((v) => v === undefined || !v.includes(':'), {
     message: 'expected a name without ":" (BullMQ forbids it), e.g. patchbay',
   }),
-  PORT: optionalString.pipe(
-    z.coerce
-      .number({ message: 'expected a port number from 0 to 65535' })
-      .int({ message: 'expected a whole port number' })
-      .min(0, { message: 'expected a port number from 0 to 65535' })
-      .max(65535, { message: 'expected a port number from 0 to 65535' })
-      .optional(),
-  ),
+  PORT: optionalString.transform((value, ctx) => {
+    if (value === undefined) return undefined;
+    const port = Number(value);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: 'expected a port number from 0 to 65535' });
+      return z.NEVER;
+    }
+    return port;
+  }),
   LOG_LEVEL: optionalString.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
   SLACK_BOT_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xoxb-'), {
     message: 'expected a bot token starting with xoxb-',
