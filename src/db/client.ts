@@ -1,0 +1,101 @@
+/**
+ * Opens the product's database: a PostgreSQL server through postgres.js, or embedded PGlite on disk (the local
+ * default). Both give the same drizzle `PgDatabase` over the same schema, so repositories never know which.
+ */
+import { mkdir } from 'node:fs/promises';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { MigrationConfig } from 'drizzle-orm/migrator';
+import type { Config } from '../config.ts';
+import * as schema from './schema.ts';
+
+export type Schema = typeof schema;
+/** What repositories take: the database or a transaction on it (a transaction is a PgDatabase too). */
+export type AppDatabase = PgDatabase<PgQueryResultHKT, Schema>;
+
+/** One connection held for a while, for work whose session state (an advisory lock) must stay on it. */
+export interface DedicatedConnection {
+  db: AppDatabase;
+  /** drizzle's migrator for this driver, run on this very connection. */
+  migrate(config: MigrationConfig): Promise<void>;
+}
+
+export interface Database {
+  kind: 'postgres' | 'pglite';
+  db: AppDatabase;
+  /** Resolves when the database answers a query; rejects otherwise (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  withDedicatedConnection<T>(work: (connection: DedicatedConnection) => Promise<T>): Promise<T>;
+}
+
+export type DatabaseTarget = Config['database'] | { kind: 'memory' };
+
+export interface OpenOptions {
+  /** postgres.js pool size; the default suits one process of the bot. */
+  maxConnections?: number;
+  /** Name shown in pg_stat_activity. */
+  applicationName?: string;
+}
+
+export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
+  if (target.kind === 'postgres') return openPostgres(target.url, options);
+  return openPglite(target.kind === 'embedded' ? target.dataDir : undefined);
+}
+
+async function openPostgres(url: string, options: OpenOptions): Promise<Database> {
+  const { default: postgres } = await import('postgres');
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+  const connectionOptions = {
+    // Notices (e.g. "schema already exists, skipping" during migrate) are not worth a log line each.
+    onnotice: () => {},
+    connection: { application_name: options.applicationName ?? 'patchbay' },
+  };
+  const client = postgres(url, { ...connectionOptions, max: options.maxConnections ?? 10 });
+  const db = drizzle(client, { schema });
+  return {
+    kind: 'postgres',
+    db,
+    async ping() {
+      await client`select 1`;
+    },
+    async close() {
+      await client.end({ timeout: 5 });
+    },
+    async withDedicatedConnection(work) {
+      // A pool of one: every query, including drizzle's own BEGIN/COMMIT, runs on the same backend, so a
+      // session-level advisory lock taken here is held until this connection unlocks or ends.
+      const single = postgres(url, { ...connectionOptions, max: 1 });
+      const singleDb = drizzle(single, { schema });
+      try {
+        return await work({ db: singleDb, migrate: (config) => migrate(singleDb, config) });
+      } finally {
+        await single.end({ timeout: 5 });
+      }
+    },
+  };
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true });
+  const client = await PGlite.create(dataDir);
+  const db = drizzle(client, { schema });
+  return {
+    kind: 'pglite',
+    db,
+    async ping() {
+      await db.execute(sql`select 1`);
+    },
+    async close() {
+      if (!client.closed) await client.close();
+    },
+    // PGlite is a single connection already.
+    async withDedicatedConnection(work) {
+      return work({ db, migrate: (config) => migrate(db, config) });
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * Applies migrations/ to the database. drizzle's migrator takes no lock, so two processes starting together
+ * (two workers, or `patchbay start` beside `patchbay migrate`) could both try to create the same tables; a
+ * PostgreSQL advisory lock, held on one connection for the whole run, makes the second wait and then find
+ * nothing left to do.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import type { AppDatabase, Database } from './client.ts';
+
+/** Resolved from this module, not the working directory, so `patchbay migrate` works from anywhere. */
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+/** Any fixed 64-bit number no other lock in the database uses: "patchbay migrate". */
+const MIGRATION_LOCK_KEY = sql.raw('7261636862021001');
+
+export interface MigrationOutcome {
+  /** Tags of the migrations this call applied, in order (empty when the database was up to date). */
+  applied: string[];
+  /** How many had been applied before. */
+  alreadyApplied: number;
+}
+
+interface JournalEntry {
+  tag: string;
+  when: number;
+}
+
+async function readJournal(folder: string): Promise<JournalEntry[]> {
+  const text = await readFile(`${folder}/meta/_journal.json`, 'utf8');
+  const journal = JSON.parse(text) as { entries: JournalEntry[] };
+  return journal.entries;
+}
+
+async function appliedMigrationTimes(db: AppDatabase): Promise<Set<number>> {
+  const exists = await db.execute<{ present: boolean }>(
+    sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`,
+  );
+  if (!rowsOf(exists)[0]?.present) return new Set();
+  const rows = await db.execute<{ created_at: string | number }>(sql`select created_at from drizzle.__drizzle_migrations`);
+  return new Set(rowsOf(rows).map((row) => Number(row.created_at)));
+}
+
+/** postgres.js answers a row array, PGlite an object with `rows`; both are read the same way here. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+export async function migrateDatabase(database: Database, folder = MIGRATIONS_FOLDER): Promise<MigrationOutcome> {
+  const journal = await readJournal(folder);
+  return database.withDedicatedConnection(async ({ db, migrate }) => {
+    await db.execute(sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
+    try {
+      const before = await appliedMigrationTimes(db);
+      await migrate({ migrationsFolder: folder });
+      const after = await appliedMigrationTimes(db);
+      return {
+        applied: journal.filter((entry) => after.has(entry.when) && !before.has(entry.when)).map((entry) => entry.tag),
+        alreadyApplied: journal.filter((entry) => before.has(entry.when)).length,
+      };
+    } finally {
+      await db.execute(sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
+    }
+  });
+}
