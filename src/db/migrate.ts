@@ -34,12 +34,10 @@ async function readJournal(folder: string): Promise<JournalEntry[]> {
 }
 
 async function appliedMigrationTimes(db: AppDatabase): Promise<Set<number>> {
-  const exists = await db.execute<{ present: boolean }>(
-    sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`,
-  );
-  if (!rowsOf(exists)[0]?.present) return new Set();
-  const rows = await db.execute<{ created_at: string | number }>(sql`select created_at from drizzle.__drizzle_migrations`);
-  return new Set(rowsOf(rows).map((row) => Number(row.created_at)));
+  const exists = await db.execute(sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`);
+  if (!rowsOf<{ present: boolean }>(exists)[0]?.present) return new Set();
+  const rows = await db.execute(sql`select created_at from drizzle.__drizzle_migrations`);
+  return new Set(rowsOf<{ created_at: string | number }>(rows).map((row) => Number(row.created_at)));
 }
 
 /** postgres.js answers a row array, PGlite an object with `rows`; both are read the same way here. */
