@@ -1,0 +1,374 @@
+import { readFile } from 'node:fs/promises';
+import { isScalar, LineCounter, parseDocument, type Node } from 'yaml';
+import { z } from 'zod';
+import type {
+  DeviceClass,
+  Inventory,
+  InventoryChampion,
+  InventoryClient,
+  InventoryDevice,
+  InventoryLocation,
+  InventoryMsp,
+  Ring,
+} from '../../domain/inventory.ts';
+import { parseWindowSpec, WINDOW_EXAMPLES, type WindowRule } from '../../domain/window-spec.ts';
+import { checkZone } from './zone.ts';
+import { didYouMean, YamlReader, type Field, type InventoryProblem, type ListItem } from './yaml-reader.ts';
+
+export type { InventoryProblem } from './yaml-reader.ts';
+
+export type InventoryParse = { ok: true; inventory: Inventory } | { ok: false; problems: InventoryProblem[] };
+
+const ROOT_SHAPE = { required: ['msp', 'clients'], optional: [] } as const;
+const MSP_SHAPE = { required: ['name', 'engineers', 'channel', 'timezone', 'windows'], optional: ['devices'] } as const;
+const CLIENT_SHAPE = {
+  required: ['id', 'name', 'timezone', 'windows'],
+  optional: ['software', 'champions', 'locations'],
+} as const;
+const CHAMPION_SHAPE = { required: [], optional: ['email', 'teams_id', 'teamsId', 'name'] } as const;
+const LOCATION_SHAPE = { required: ['id'], optional: ['name', 'devices'] } as const;
+const DEVICE_SHAPE = { required: ['name', 'class'], optional: ['ring', 'os', 'user'] } as const;
+const CLIENT_RINGS = ['pilot', 'broad'] as const;
+
+/** Ids end up in URLs, job ids (no `:`) and Slack button values, so they stay plain. */
+const ID_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
+const CLASS_PATTERN = /^[a-z][a-z0-9_-]*$/;
+/** Slack user ids start with U, or W on Enterprise Grid; channel ids with C, or G for older private ones. */
+const SLACK_USER_PATTERN = /^[UW][A-Z0-9]{2,}$/;
+const SLACK_CHANNEL_PATTERN = /^[CG][A-Z0-9]{2,}$/;
+const emailSchema = z.email();
+
+interface SeenDevice {
+  line: number;
+  path: string;
+}
+
+/** A device's class, kept until its owner's windows are known (the keys may come in any order). */
+interface ClassUse {
+  deviceClass: string;
+  node: Node | null;
+  path: string;
+}
+
+/**
+ * Parses and validates an inventory file. Every problem is reported at once, each with the line of
+ * the node to blame and its field path; the inventory is returned only when there are none.
+ */
+export function parseInventory(text: string, file: string): InventoryParse {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const reader = new YamlReader(doc, lines, file);
+
+  for (const error of doc.errors) {
+    const { line, col } = lines.linePos(error.pos[0]);
+    reader.problems.push({ file, line, column: col, path: '', message: firstLine(error.message) });
+  }
+  // Past a syntax error the tree is a guess, and checking it would bury the real mistake in echoes.
+  // A repeated key leaves a sound tree, so that one alone does not stop the checks.
+  const treeIsSound = doc.errors.every((error) => error.code === 'DUPLICATE_KEY');
+  if (treeIsSound) {
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+      reader.report(undefined, '', 'the file is empty (expected "msp:" and "clients:")');
+    } else {
+      const inventory = new InventoryReader(reader).read(doc.contents as Node);
+      if (reader.problems.length === 0) return { ok: true, inventory };
+    }
+  }
+  const problems = reader.problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  return { ok: false, problems };
+}
+
+/** Reads and parses a file; a file that cannot be read is one problem on line 0. */
+export async function readInventoryFile(file: string): Promise<InventoryParse> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message =
+      code === 'ENOENT' ? 'file not found'
+      : code === 'EISDIR' ? 'is a directory, not an inventory file'
+      : code === 'EACCES' ? 'permission denied'
+      : `cannot be read (${(error as Error).message})`;
+    return { ok: false, problems: [{ file, line: 0, column: 0, path: '', message }] };
+  }
+  return parseInventory(text, file);
+}
+
+/** `inventory.yaml:13 clients[0].windows.desktop: "dayly 01:00-05:00" is not a window (…)` */
+export function formatProblem(p: InventoryProblem): string {
+  const where = p.line > 0 ? `${p.file}:${p.line}` : `${p.file}:`;
+  return p.path === '' ? `${where} ${p.message}` : `${where} ${p.path}: ${p.message}`;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0]!.trim();
+}
+
+class InventoryReader {
+  /** Device names by lower-case name, across the whole file: deployers and chat address devices by name. */
+  private readonly seenDevices = new Map<string, SeenDevice>();
+
+  constructor(private readonly r: YamlReader) {}
+
+  read(root: Node): Inventory {
+    const fields = this.r.map(root, '', ROOT_SHAPE, 'the top level');
+    const msp = fields?.get('msp') ? this.readMsp(fields.get('msp')!) : emptyMsp();
+    const clients = this.readClients(fields?.get('clients'));
+    return { msp, clients };
+  }
+
+  private readMsp(field: Field): InventoryMsp {
+    const fields = this.r.map(field.value, 'msp', MSP_SHAPE, 'the MSP');
+    if (!fields) return emptyMsp();
+    const engineers: string[] = [];
+    const engineerItems = this.r.list(fields.get('engineers'), 'Slack user ids');
+    if (fields.has('engineers') && engineerItems.length === 0) {
+      this.r.report(fields.get('engineers')!.key, 'msp.engineers', 'list at least one engineer (their Slack user id)');
+    }
+    for (const item of engineerItems) {
+      const id = this.r.itemText(item);
+      if (id === undefined) continue;
+      if (SLACK_USER_PATTERN.test(id)) engineers.push(id);
+      else this.r.report(item.node, item.path, `"${id}" is not a Slack user id (expected e.g. "U0123ABCD", from the person's Slack profile: Copy member ID)`);
+    }
+    const channel = this.r.text(fields.get('channel'));
+    if (channel !== undefined && !SLACK_CHANNEL_PATTERN.test(channel)) {
+      this.r.report(fields.get('channel')!.value, 'msp.channel', `"${channel}" is not a Slack channel id (expected e.g. "C0123ABCD", shown at the bottom of the channel's details in Slack)`);
+    }
+    const windows = this.readWindows(fields.get('windows'));
+    const classUses: ClassUse[] = [];
+    const devices = this.r
+      .list(fields.get('devices'), 'devices')
+      .map((item) => this.readDevice(item, 'msp', classUses));
+    if (windows) this.checkClasses(classUses, windows, 'msp.windows');
+    return {
+      name: this.r.text(fields.get('name')) ?? '',
+      engineers,
+      channel: channel ?? '',
+      timezone: this.readZone(fields.get('timezone')),
+      windows: windows ?? {},
+      devices,
+    };
+  }
+
+  private readClients(field: Field | undefined): InventoryClient[] {
+    const seenIds = new Map<string, number>();
+    const clients: InventoryClient[] = [];
+    for (const item of this.r.list(field, 'clients')) {
+      const read = this.readClient(item);
+      if (!read) continue;
+      const { client, idNode } = read;
+      const first = seenIds.get(client.id);
+      if (first !== undefined) {
+        this.r.report(idNode, `${item.path}.id`, `duplicate client id "${client.id}" (first at line ${first})`);
+      } else if (client.id !== '') {
+        seenIds.set(client.id, this.lineOf(idNode));
+      }
+      clients.push(client);
+    }
+    return clients;
+  }
+
+  private readClient(item: ListItem): { client: InventoryClient; idNode: Node | null } | undefined {
+    const fields = this.r.map(item.node, item.path, CLIENT_SHAPE, 'a client');
+    if (!fields) return undefined;
+    const id = this.readId(fields.get('id'), 'acme-dental');
+    const windows = this.readWindows(fields.get('windows'));
+    const software = this.r
+      .list(fields.get('software'), 'software names')
+      .map((entry) => this.r.itemText(entry))
+      .filter((name): name is string => name !== undefined);
+    const champions = this.r
+      .list(fields.get('champions'), 'champions')
+      .map((entry) => this.readChampion(entry))
+      .filter((champion): champion is InventoryChampion => champion !== undefined);
+
+    const classUses: ClassUse[] = [];
+    const seenLocations = new Map<string, number>();
+    const locations: InventoryLocation[] = [];
+    for (const entry of this.r.list(fields.get('locations'), 'locations')) {
+      const read = this.readLocation(entry, classUses);
+      if (!read) continue;
+      const { location, idNode } = read;
+      const first = seenLocations.get(location.id);
+      if (first !== undefined) {
+        this.r.report(idNode, `${entry.path}.id`, `duplicate location id "${location.id}" in this client (first at line ${first})`);
+      } else if (location.id !== '') {
+        seenLocations.set(location.id, this.lineOf(idNode));
+      }
+      locations.push(location);
+    }
+    if (windows) this.checkClasses(classUses, windows, `${item.path}.windows`);
+    const client: InventoryClient = {
+      id: id ?? '',
+      name: this.r.text(fields.get('name')) ?? '',
+      timezone: this.readZone(fields.get('timezone')),
+      windows: windows ?? {},
+      software,
+      champions,
+      locations,
+    };
+    return { client, idNode: fields.get('id')?.value ?? null };
+  }
+
+  private readChampion(item: ListItem): InventoryChampion | undefined {
+    const fields = this.r.map(item.node, item.path, CHAMPION_SHAPE, 'a champion');
+    if (!fields) return undefined;
+    if (fields.has('teams_id') && fields.has('teamsId')) {
+      this.r.report(fields.get('teamsId')!.key, `${item.path}.teamsId`, 'write the Teams id once, as "teams_id" or as "teamsId", not both');
+    }
+    const email = this.readEmail(fields.get('email'));
+    const teamsId = this.r.text(fields.get('teams_id') ?? fields.get('teamsId'));
+    if (!fields.has('email') && !fields.has('teams_id') && !fields.has('teamsId')) {
+      this.r.report(item.node, item.path, 'a champion needs an "email" or a "teams_id" (or both), so the bot can reach them');
+    }
+    return { email, teamsId, name: this.r.text(fields.get('name')) };
+  }
+
+  private readLocation(item: ListItem, classUses: ClassUse[]): { location: InventoryLocation; idNode: Node | null } | undefined {
+    const fields = this.r.map(item.node, item.path, LOCATION_SHAPE, 'a location');
+    if (!fields) return undefined;
+    const location: InventoryLocation = {
+      id: this.readId(fields.get('id'), 'main-st') ?? '',
+      name: this.r.text(fields.get('name')),
+      devices: this.r.list(fields.get('devices'), 'devices').map((entry) => this.readDevice(entry, 'client', classUses)),
+    };
+    return { location, idNode: fields.get('id')?.value ?? null };
+  }
+
+  private readDevice(item: ListItem, owner: 'msp' | 'client', classUses: ClassUse[]): InventoryDevice {
+    const fields = this.r.map(item.node, item.path, DEVICE_SHAPE, 'a device');
+    if (!fields) return { name: '', class: '', ring: 'broad', os: undefined, user: undefined };
+
+    const name = this.r.text(fields.get('name'));
+    if (name !== undefined) this.checkUniqueDevice(name, fields.get('name')!);
+
+    const classField = fields.get('class');
+    const deviceClass = this.r.text(classField);
+    if (deviceClass !== undefined) {
+      if (CLASS_PATTERN.test(deviceClass)) {
+        classUses.push({ deviceClass, node: classField!.value, path: classField!.path });
+      } else {
+        this.r.report(classField!.value, classField!.path, `"${deviceClass}" is not a device class (use a lower-case word such as desktop, server or laptop)`);
+      }
+    }
+
+    return {
+      name: name ?? '',
+      class: deviceClass ?? '',
+      ring: this.readRing(fields.get('ring'), owner),
+      os: this.r.text(fields.get('os')),
+      user: this.readEmail(fields.get('user')),
+    };
+  }
+
+  private readRing(field: Field | undefined, owner: 'msp' | 'client'): Ring {
+    if (owner === 'msp') {
+      const ring = field ? this.r.text(field) : undefined;
+      if (ring !== undefined && ring !== 'msp') {
+        this.r.report(field!.value, field!.path, `the MSP's own devices are always ring "msp" (ring 0); remove "ring: ${ring}" or move the device to a client`);
+      }
+      return 'msp';
+    }
+    if (!field) return 'broad';
+    const ring = this.r.text(field);
+    if (ring === undefined) return 'broad';
+    if ((CLIENT_RINGS as readonly string[]).includes(ring)) return ring as Ring;
+    const suggestion = didYouMean(ring, CLIENT_RINGS);
+    const hint = ring === 'msp' ? '; ring "msp" is only for devices under msp.devices' : suggestion ? `; did you mean "${suggestion}"?` : '';
+    this.r.report(field.value, field.path, `unknown ring "${ring}" (expected pilot or broad${hint})`);
+    return 'broad';
+  }
+
+  private checkUniqueDevice(name: string, field: Field): void {
+    const key = name.toLowerCase();
+    const first = this.seenDevices.get(key);
+    if (first) {
+      this.r.report(field.value, field.path, `duplicate device name "${name}" (first at line ${first.line}, ${first.path})`);
+    } else {
+      this.seenDevices.set(key, { line: this.lineOf(field.value), path: field.path.replace(/\.name$/, '') });
+    }
+  }
+
+  /** Reported after the owner's windows are read: a device with no window for its class would never be patched. */
+  private checkClasses(uses: ClassUse[], windows: Record<DeviceClass, WindowRule>, windowsPath: string): void {
+    for (const use of uses) {
+      if (Object.hasOwn(windows, use.deviceClass)) continue;
+      const known = Object.keys(windows);
+      const suggestion = didYouMean(use.deviceClass, known);
+      const hint = suggestion ? `; did you mean "${suggestion}"?` : '';
+      this.r.report(use.node, use.path, `class "${use.deviceClass}" has no window in ${windowsPath} (it has ${known.join(', ') || 'none'}${hint})`);
+    }
+  }
+
+  /**
+   * Window per device class. An invalid window still counts as present for the class checks, so one typo
+   * in a window is one problem, not one per device.
+   */
+  private readWindows(field: Field | undefined): Record<DeviceClass, WindowRule> | undefined {
+    if (!field) return undefined;
+    const entries = this.r.map(field.value, field.path, { required: [], optional: [] }, 'windows per device class', true);
+    if (!entries) return undefined;
+    if (entries.size === 0) {
+      this.r.report(field.value, field.path, 'give at least one window, e.g. desktop: "daily 01:00-05:00"');
+    }
+    const windows: Record<DeviceClass, WindowRule> = {};
+    for (const entry of entries.values()) {
+      const deviceClass = String(entry.key.value);
+      if (!CLASS_PATTERN.test(deviceClass)) {
+        this.r.report(entry.key, entry.path, `"${deviceClass}" is not a device class (use a lower-case word such as desktop, server or laptop)`);
+        continue;
+      }
+      const spec = this.r.text(entry);
+      if (spec === undefined) continue;
+      const parsed = parseWindowSpec(spec);
+      if (parsed.ok) {
+        windows[deviceClass] = parsed.value;
+      } else {
+        // Day and shape mistakes read best with an example; a bad time is clearer named exactly.
+        const detail = parsed.error.includes('is not a time') ? parsed.error : `expected e.g. ${WINDOW_EXAMPLES}`;
+        this.r.report(entry.value, entry.path, `"${spec}" is not a window (${detail})`);
+        windows[deviceClass] = INVALID_WINDOW;
+      }
+    }
+    return windows;
+  }
+
+  private readZone(field: Field | undefined): string {
+    const text = this.r.text(field);
+    if (text === undefined) return '';
+    const check = checkZone(text);
+    if (check.ok) return check.zone;
+    this.r.report(field!.value, field!.path, check.message);
+    return '';
+  }
+
+  private readId(field: Field | undefined, example: string): string | undefined {
+    const id = this.r.text(field);
+    if (id === undefined) return undefined;
+    if (ID_PATTERN.test(id)) return id;
+    this.r.report(field!.value, field!.path, `"${id}" is not an id (use lower-case letters, digits, "-" and "_", e.g. "${example}")`);
+    return undefined;
+  }
+
+  private readEmail(field: Field | undefined): string | undefined {
+    const text = this.r.text(field);
+    if (text === undefined) return undefined;
+    const email = text.toLowerCase();
+    if (emailSchema.safeParse(email).success) return email;
+    this.r.report(field!.value, field!.path, `"${text}" is not an email address`);
+    return undefined;
+  }
+
+  private lineOf(node: Node | null): number {
+    return this.r.position(node).line;
+  }
+}
+
+/** Stands in for a window that failed to parse; never returned, since any problem fails the whole parse. */
+const INVALID_WINDOW: WindowRule = { days: [], startMinute: 0, endMinute: 0, spec: '' };
+
+function emptyMsp(): InventoryMsp {
+  return { name: '', engineers: [], channel: '', timezone: '', windows: {}, devices: [] };
+}
