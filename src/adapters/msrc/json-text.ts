@@ -1,0 +1,76 @@
+import type { z } from 'zod';
+
+/** A document that could not be read: what is wrong and where, ready for a person to read. */
+export class DocumentError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: ${problems.length === 1 ? problems[0] : `\n  ${problems.join('\n  ')}`}`);
+    this.name = 'DocumentError';
+  }
+}
+
+/**
+ * JSON.parse with a message that says where: Node 20 reports a character position for bad tokens but nothing
+ * for a document cut short, which is the common case for a half-read download, so that case is named as such.
+ */
+export function parseJsonText(text: string, source: string): unknown {
+  if (text.trim() === '') throw new DocumentError(source, ['empty document (expected JSON)']);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const position = /at position (\d+)/.exec(message)?.[1];
+    if (position !== undefined) {
+      const at = Number(position);
+      const before = text.slice(0, at);
+      const line = before.split('\n').length;
+      const column = at - before.lastIndexOf('\n');
+      const truncated = at >= text.length - 1;
+      throw new DocumentError(source, [
+        `${truncated ? 'truncated JSON' : 'not valid JSON'} at line ${line} column ${column} (character ${at}): ${message.replace(/ in JSON at position \d+.*$/, '')}`,
+      ]);
+    }
+    if (/end of (JSON )?input|Unterminated/i.test(message)) {
+      const line = text.split('\n').length;
+      throw new DocumentError(source, [`truncated JSON: the document ends early, at line ${line} (character ${text.length})`]);
+    }
+    throw new DocumentError(source, [`not valid JSON: ${message}`]);
+  }
+}
+
+/** Zod path -> `Vulnerability[12].Threats`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
+  return out === '' ? '(document)' : out;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `a string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+const ARTICLE: Record<string, string> = { array: 'an array', object: 'an object', string: 'a string', number: 'a number', boolean: 'a boolean' };
+
+/** Zod issues as `path: expected an array, got a string "x"` lines, at most `limit` of them. */
+export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>, limit = 10): string[] {
+  const lines = issues.slice(0, limit).map((issue) => {
+    const where = formatPath(issue.path);
+    if (issue.code === 'invalid_type') {
+      const expected = ARTICLE[issue.expected] ?? issue.expected;
+      return `${where}: expected ${expected}, got ${describe(issue.input)}`;
+    }
+    return `${where}: ${issue.message}`;
+  });
+  if (issues.length > limit) lines.push(`… and ${issues.length - limit} more problems`);
+  return lines;
+}

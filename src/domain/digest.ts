@@ -1,0 +1,393 @@
+/**
+ * The Patch Tuesday digest: what came out, what is being exploited, and what it means for this MSP's fleet.
+ * Pure: the release, the KEV catalog, the inventory and the research notes come in; `now` is passed.
+ * Renderers (Slack, Teams, text, JSON) only lay this out.
+ */
+import type { DateTime } from 'luxon';
+import type { Inventory } from './inventory.ts';
+import { matchOsToProducts, mentions, type MatchHow } from './product-match.ts';
+import {
+  addedAfterRelease,
+  classifyCve,
+  compareSeverity,
+  releaseDay,
+  revisionsAfterRelease,
+  worseSeverity,
+  type Cve,
+  type CveBucket,
+  type KnownIssue,
+  type Release,
+  type RestartRequired,
+  type Revision,
+  type Severity,
+  type Update,
+} from './release.ts';
+
+export interface KevEntry {
+  cveId: string;
+  vulnerabilityName: string;
+  /** YYYY-MM-DD, as CISA writes it. */
+  dateAdded: string;
+  dueDate: string;
+  knownRansomwareCampaignUse: 'Known' | 'Unknown' | undefined;
+}
+
+export interface KevIndex {
+  version: string;
+  dateReleased: string;
+  entries: ReadonlyMap<string, KevEntry>;
+}
+
+/** An engineer's note on an update. Stored elsewhere with history; the digest shows the current text. */
+export interface ResearchNote {
+  /** The update's KB number (with or without "KB") or its id. */
+  kb: string;
+  text: string;
+  /** e.g. `conflict`, `reboot-twice`, `extra-step`, `client-visible`. */
+  tags: string[];
+  author: string;
+  /** ISO-8601. */
+  at: string;
+}
+
+export interface DigestCve {
+  id: string;
+  title: string | undefined;
+  severity: Severity | undefined;
+  impacts: string[];
+  cvssBaseScore: number | undefined;
+  exploited: boolean | undefined;
+  publiclyDisclosed: boolean | undefined;
+  exploitability: string | undefined;
+  assigningCna: string | undefined;
+  tags: string[];
+  kev: (KevEntry & { overdue: boolean }) | undefined;
+  /** First published after release day. */
+  addedAfterRelease: boolean;
+  /** Revisions dated after release day (informational CVSS edits included: MSRC's own words say which). */
+  changedAfterRelease: Revision[];
+  updateIds: string[];
+}
+
+export type ConflictReason = 'product' | 'known-issue' | 'note';
+
+export interface Conflict {
+  reason: ConflictReason;
+  /** The client whose software is touched; undefined for a note. */
+  client: string | undefined;
+  software: string | undefined;
+  detail: string;
+}
+
+export interface DigestUpdateLine {
+  id: string;
+  kb: string | undefined;
+  name: string;
+  family: string;
+  products: string[];
+  /** Products this MSP runs (empty without an inventory). */
+  fleetProducts: string[];
+  devices: number;
+  /** Clients (and the MSP itself) with a device this update applies to. */
+  clients: string[];
+  severity: Severity | undefined;
+  cves: number;
+  exploited: number;
+  cveIds: string[];
+  exploitedCveIds: string[];
+  restartRequired: RestartRequired;
+  knownIssues: KnownIssue[];
+  supersedes: string[];
+  subTypes: string[];
+  conflicts: Conflict[];
+  notes: ResearchNote[];
+  url: string | undefined;
+}
+
+export interface DigestFamilyGroup {
+  family: string;
+  lines: DigestUpdateLine[];
+}
+
+export interface Digest {
+  month: string;
+  title: string | undefined;
+  /** YYYY-MM-DD in America/Los_Angeles. */
+  releaseDay: string;
+  revisionDate: string;
+  generatedAt: string;
+  /** What the headline counts, in words, so a reader can compare it with the press. */
+  headlineRule: string;
+  totals: {
+    cves: number;
+    critical: number;
+    exploited: number;
+    publiclyDisclosed: number;
+    kev: number;
+    addedAfterRelease: number;
+    changedAfterRelease: number;
+    updates: number;
+  };
+  critical: DigestCve[];
+  exploited: DigestCve[];
+  publiclyDisclosed: DigestCve[];
+  kev: DigestCve[];
+  addedAfterRelease: DigestCve[];
+  impacts: Array<{ impact: string; count: number }>;
+  separate: { edgeChromium: DigestCve[]; azureLinux: DigestCve[]; otherVendors: DigestCve[] };
+  fleet: {
+    hasInventory: boolean;
+    groups: DigestFamilyGroup[];
+    notInFleet: DigestUpdateLine[];
+    osMatches: Array<{ os: string; how: MatchHow | undefined; products: string[]; devices: number }>;
+  };
+  /** Notes whose KB is not an update of this release: shown, not dropped. */
+  unattachedNotes: ResearchNote[];
+  kevCatalog: { version: string; dateReleased: string } | undefined;
+}
+
+export interface DigestInput {
+  release: Release;
+  now: DateTime;
+  kev?: KevIndex | undefined;
+  inventory?: Inventory | undefined;
+  notes?: readonly ResearchNote[] | undefined;
+}
+
+const OTHER_FAMILY = 'Other products';
+
+function normaliseKb(kb: string): string {
+  return kb.trim().replace(/^KB/i, '');
+}
+
+export function buildDigest(input: DigestInput): Digest {
+  const { release, now, kev, inventory } = input;
+  const notes = input.notes ?? [];
+  const productsById = new Map(release.products.map((p) => [p.id, p]));
+  const today = now.toISODate() ?? '';
+
+  const bucketOf = new Map<string, CveBucket>();
+  const digestCves = new Map<string, DigestCve>();
+  for (const cve of release.cves) {
+    bucketOf.set(cve.id, classifyCve(cve, productsById));
+    digestCves.set(cve.id, toDigestCve(cve, release, kev, today));
+  }
+  const inBucket = (bucket: CveBucket) => release.cves.filter((c) => bucketOf.get(c.id) === bucket).map((c) => digestCves.get(c.id)!);
+  const headline = inBucket('headline');
+  const byId = (a: DigestCve, b: DigestCve) => a.id.localeCompare(b.id, 'en', { numeric: true });
+
+  const critical = headline.filter((c) => c.severity === 'Critical').sort(byId);
+  const exploited = headline.filter((c) => c.exploited === true).sort(byId);
+  const publiclyDisclosed = headline.filter((c) => c.publiclyDisclosed === true).sort(byId);
+  const kevMatches = [...digestCves.values()].filter((c) => c.kev !== undefined).sort(byId);
+  const late = headline.filter((c) => c.addedAfterRelease).sort(byId);
+  const changed = headline.filter((c) => !c.addedAfterRelease && c.changedAfterRelease.length > 0);
+
+  const impactCounts = new Map<string, number>();
+  for (const cve of headline) {
+    const impact = cve.impacts[0] ?? 'Not stated';
+    impactCounts.set(impact, (impactCounts.get(impact) ?? 0) + 1);
+  }
+  const impacts = [...impactCounts].map(([impact, count]) => ({ impact, count })).sort((a, b) => b.count - a.count || a.impact.localeCompare(b.impact));
+
+  const separate = {
+    edgeChromium: inBucket('edgeChromium').sort(byId),
+    azureLinux: inBucket('azureLinux').sort(byId),
+    otherVendors: inBucket('otherVendors').sort(byId),
+  };
+
+  // Fleet: which products this MSP runs, and on how many devices of whom.
+  const devices = inventory
+    ? [
+        ...inventory.msp.devices.map((d) => ({ device: d, owner: inventory.msp.name })),
+        ...inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => ({ device: d, owner: c.name })))),
+      ]
+    : [];
+  const osNames = [...new Set(devices.map((d) => d.device.os).filter((os): os is string => os !== undefined && os.trim() !== ''))].sort();
+  const osMatches = osNames.map((os) => {
+    const match = matchOsToProducts(os, release.products);
+    return { ...match, devices: devices.filter((d) => d.device.os === os).length };
+  });
+  const osByProduct = new Map<string, string[]>();
+  for (const match of osMatches) for (const pid of match.productIds) osByProduct.set(pid, [...(osByProduct.get(pid) ?? []), match.os]);
+
+  const notesByKb = new Map<string, ResearchNote[]>();
+  for (const note of notes) notesByKb.set(normaliseKb(note.kb), [...(notesByKb.get(normaliseKb(note.kb)) ?? []), note]);
+  const usedNoteKeys = new Set<string>();
+
+  const lines: DigestUpdateLine[] = [];
+  for (const update of release.updates) {
+    const headlineCves = update.cves.filter((link) => bucketOf.get(link.cveId) === 'headline');
+    if (headlineCves.length === 0) continue;
+    const noteKey = [update.kb, update.id].find((key) => key !== undefined && notesByKb.has(key));
+    if (noteKey) usedNoteKeys.add(noteKey);
+    lines.push(
+      toLine(update, headlineCves, {
+        productsById,
+        digestCves,
+        osByProduct,
+        devices,
+        inventory,
+        notes: noteKey ? (notesByKb.get(noteKey) ?? []) : [],
+      }),
+    );
+  }
+  lines.sort(
+    (a, b) =>
+      -compareSeverity(a.severity, b.severity) ||
+      b.exploited - a.exploited ||
+      b.cves - a.cves ||
+      a.id.localeCompare(b.id, 'en', { numeric: true }),
+  );
+
+  const inFleet = inventory ? lines.filter((line) => line.fleetProducts.length > 0) : lines;
+  const notInFleet = inventory ? lines.filter((line) => line.fleetProducts.length === 0) : [];
+  const groups = groupByFamily(inFleet);
+
+  const unattachedNotes = notes.filter((note) => !usedNoteKeys.has(normaliseKb(note.kb)));
+  const separateTotal = separate.edgeChromium.length + separate.azureLinux.length + separate.otherVendors.length;
+  const headlineRule =
+    `Headline: the ${headline.length} CVEs Microsoft rates in its own products in this revision` +
+    (late.length > 0 ? ` (${late.length} added after release day, marked)` : '') +
+    `. Not counted, listed apart: ${separate.edgeChromium.length} Edge/Chromium, ${separate.azureLinux.length} Azure Linux/Mariner, ` +
+    `${separate.otherVendors.length} other vendors' (${separateTotal} in all).`;
+
+  return {
+    month: release.id,
+    title: release.title,
+    releaseDay: releaseDay(release),
+    revisionDate: release.currentReleaseDate,
+    generatedAt: now.toUTC().toISO() ?? '',
+    headlineRule,
+    totals: {
+      cves: headline.length,
+      critical: critical.length,
+      exploited: exploited.length,
+      publiclyDisclosed: publiclyDisclosed.length,
+      kev: kevMatches.length,
+      addedAfterRelease: late.length,
+      changedAfterRelease: changed.length,
+      updates: lines.length,
+    },
+    critical,
+    exploited,
+    publiclyDisclosed,
+    kev: kevMatches,
+    addedAfterRelease: late,
+    impacts,
+    separate,
+    fleet: {
+      hasInventory: inventory !== undefined,
+      groups,
+      notInFleet,
+      osMatches: osMatches.map((m) => ({ os: m.os, how: m.how, products: m.productIds.map((id) => productsById.get(id)?.name ?? id), devices: m.devices })),
+    },
+    unattachedNotes,
+    kevCatalog: kev ? { version: kev.version, dateReleased: kev.dateReleased } : undefined,
+  };
+}
+
+function toDigestCve(cve: Cve, release: Release, kev: KevIndex | undefined, today: string): DigestCve {
+  const entry = kev?.entries.get(cve.id);
+  return {
+    id: cve.id,
+    title: cve.title,
+    severity: cve.severity,
+    impacts: cve.impacts,
+    cvssBaseScore: cve.cvssBaseScore,
+    exploited: cve.exploited,
+    publiclyDisclosed: cve.publiclyDisclosed,
+    exploitability: cve.exploitability.latestRelease,
+    assigningCna: cve.assigningCna,
+    tags: cve.tags,
+    kev: entry ? { ...entry, overdue: today !== '' && entry.dueDate < today } : undefined,
+    addedAfterRelease: addedAfterRelease(cve, release),
+    changedAfterRelease: revisionsAfterRelease(cve, release),
+    updateIds: cve.updateIds,
+  };
+}
+
+interface LineContext {
+  productsById: ReadonlyMap<string, { name: string; family: string | undefined }>;
+  digestCves: ReadonlyMap<string, DigestCve>;
+  osByProduct: ReadonlyMap<string, string[]>;
+  devices: Array<{ device: { os: string | undefined }; owner: string }>;
+  inventory: Inventory | undefined;
+  notes: ResearchNote[];
+}
+
+function toLine(update: Update, links: Update['cves'], ctx: LineContext): DigestUpdateLine {
+  const products = update.productIds.map((id) => ctx.productsById.get(id)?.name ?? id);
+  const fleetOs = new Set(update.productIds.flatMap((id) => ctx.osByProduct.get(id) ?? []));
+  const fleetProducts = update.productIds.filter((id) => ctx.osByProduct.has(id)).map((id) => ctx.productsById.get(id)?.name ?? id);
+  const affected = ctx.devices.filter((d) => d.device.os !== undefined && fleetOs.has(d.device.os));
+
+  let severity: Severity | undefined;
+  for (const link of links) severity = worseSeverity(severity, link.severity);
+  const cveIds = links.map((l) => l.cveId);
+  const exploitedCveIds = cveIds.filter((id) => ctx.digestCves.get(id)?.exploited === true);
+
+  const conflicts: Conflict[] = [];
+  for (const client of ctx.inventory?.clients ?? []) {
+    for (const software of client.software) {
+      const product = products.find((name) => mentions(name, software));
+      if (product) {
+        conflicts.push({ reason: 'product', client: client.name, software, detail: `updates ${product}` });
+        continue;
+      }
+      const issue = update.knownIssues.find((k) => k.text !== undefined && mentions(k.text, software));
+      if (issue) conflicts.push({ reason: 'known-issue', client: client.name, software, detail: `known issue KB${issue.kb} mentions it` });
+    }
+  }
+  for (const note of ctx.notes) {
+    if (note.tags.some((tag) => tag.toLowerCase() === 'conflict')) {
+      conflicts.push({ reason: 'note', client: undefined, software: undefined, detail: `note by ${note.author}: ${note.text}` });
+    }
+  }
+
+  return {
+    id: update.id,
+    kb: update.kb,
+    name: update.name,
+    family: update.family ?? OTHER_FAMILY,
+    products,
+    fleetProducts,
+    devices: affected.length,
+    clients: [...new Set(affected.map((d) => d.owner))].sort(),
+    severity,
+    cves: links.length,
+    exploited: exploitedCveIds.length,
+    cveIds,
+    exploitedCveIds,
+    restartRequired: update.restartRequired,
+    knownIssues: update.knownIssues,
+    supersedes: update.supersedes,
+    subTypes: update.subTypes,
+    conflicts,
+    notes: ctx.notes,
+    url: update.urls[0],
+  };
+}
+
+function groupByFamily(lines: DigestUpdateLine[]): DigestFamilyGroup[] {
+  const groups = new Map<string, DigestUpdateLine[]>();
+  for (const line of lines) groups.set(line.family, [...(groups.get(line.family) ?? []), line]);
+  // Families with the worst updates first, so the thread reads in order of urgency.
+  return [...groups]
+    .map(([family, familyLines]) => ({ family, lines: familyLines }))
+    .sort((a, b) => {
+      const worst = (g: DigestFamilyGroup) => g.lines.reduce<Severity | undefined>((acc, l) => worseSeverity(acc, l.severity), undefined);
+      return -compareSeverity(worst(a), worst(b)) || a.family.localeCompare(b.family);
+    });
+}
+
+/** Short label for an update: `KB5034763` or the fix's own name. */
+export function updateLabel(line: Pick<DigestUpdateLine, 'kb' | 'name' | 'family'>): string {
+  return line.kb ? `KB${line.kb}` : `${line.name} (${line.family})`;
+}
+
+/** Product names shortened for a one-line summary: the first few, then how many more. */
+export function productSummary(products: string[], max = 3): string {
+  if (products.length <= max) return products.join('; ');
+  return `${products.slice(0, max).join('; ')}; +${products.length - max} more`;
+}
