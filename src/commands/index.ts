@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { register as start } from './start.ts';
+import { register as generateInventory } from './generate-inventory.ts';
 
 /**
  * Every command registers itself here. A command module keeps its heavy imports inside its action, so
@@ -7,6 +8,7 @@ import { register as start } from './start.ts';
  */
 const registrars: Array<(program: Command) => void> = [
   start,
+  generateInventory,
 ];
 
 export function registerCommands(program: Command): void {
