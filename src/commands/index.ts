@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { register as start } from './start.ts';
+import { register as migrate } from './migrate.ts';
+import { register as importInventory } from './import.ts';
 import { register as generateInventory } from './generate-inventory.ts';
 
 /**
@@ -8,6 +10,8 @@ import { register as generateInventory } from './generate-inventory.ts';
  */
 const registrars: Array<(program: Command) => void> = [
   start,
+  migrate,
+  importInventory,
   generateInventory,
 ];
 
