@@ -21,7 +21,7 @@ export function parseJsonText(text: string, source: string): unknown {
     return JSON.parse(text);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const position = /at position (\d+)/.exec(message)?.[1];
+    const position = /at position (\d+)/.exec(message)?.[1] ?? positionFromSnippet(message, text);
     if (position !== undefined) {
       const at = Number(position);
       const before = text.slice(0, at);
@@ -73,4 +73,18 @@ export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>, limit = 10
   });
   if (issues.length > limit) lines.push(`… and ${issues.length - limit} more problems`);
   return lines;
+}
+
+/**
+ * Node 20+ often reports `Unexpected token '<', "<html>502 "... is not valid JSON` with no position: find the
+ * quoted excerpt in the text and the token within it.
+ */
+function positionFromSnippet(message: string, text: string): string | undefined {
+  const match = /Unexpected token '(.)', (?:\.\.\.)?"(.*?)"(?:\.\.\.)? is not valid JSON/s.exec(message);
+  if (!match) return undefined;
+  const [, token = '', snippet = ''] = match;
+  const start = text.indexOf(snippet);
+  if (start < 0) return undefined;
+  const within = snippet.indexOf(token);
+  return String(start + Math.max(0, within));
 }

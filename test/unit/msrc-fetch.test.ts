@@ -1,0 +1,176 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DateTime } from 'luxon';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MsrcClient, monthlyReleases, readRelease } from '../../src/adapters/msrc/client.ts';
+import { FetchError, readText } from '../../src/adapters/msrc/http.ts';
+import { DocumentError } from '../../src/adapters/msrc/json-text.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '../..');
+const fixture = path.join(repoRoot, 'test/fixtures/msrc/edge-cases.json');
+const fixtureText = readFileSync(fixture, 'utf8');
+const shared = path.resolve(repoRoot, '../shared/fixtures');
+const hasIndex = existsSync(path.join(shared, 'msrc/updates-index.json'));
+if (!hasIndex) console.warn(`[msrc-fetch] ${shared} is absent: the real updates-index test is skipped`);
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+let server: Server;
+let base: string;
+let handler: Handler = (_req, res) => res.end();
+const seen: Array<{ url: string; accept: string | undefined }> = [];
+const noWait = { sleep: async () => undefined, baseDelayMs: 1 };
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    seen.push({ url: req.url ?? '', accept: req.headers.accept });
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/cvrf/v3.0/`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+describe('MSRC over HTTP', () => {
+  it('retries a 500 and then reads the month with Accept: application/json', async () => {
+    seen.length = 0;
+    let calls = 0;
+    handler = (_req, res) => {
+      calls++;
+      if (calls === 1) {
+        res.statusCode = 500;
+        res.end('oops');
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(fixtureText);
+    };
+    const delays: number[] = [];
+    const client = new MsrcClient(base, { sleep: async (ms) => void delays.push(ms), random: () => 0.5, baseDelayMs: 100 });
+    const release = await client.getRelease('2024-jun');
+    expect(release.id).toBe('2024-Jun');
+    expect(seen.map((s) => s.url)).toEqual(['/cvrf/v3.0/cvrf/2024-Jun', '/cvrf/v3.0/cvrf/2024-Jun']);
+    expect(seen[0]?.accept).toBe('application/json');
+    expect(delays).toEqual([50]);
+  });
+
+  it('honours Retry-After on a 429 and backs off exponentially otherwise', async () => {
+    let calls = 0;
+    handler = (_req, res) => {
+      calls++;
+      if (calls === 1) {
+        res.statusCode = 429;
+        res.setHeader('retry-after', '7');
+        res.end();
+      } else if (calls <= 3) {
+        res.statusCode = 503;
+        res.end();
+      } else res.end('{"ok":true}');
+    };
+    const delays: number[] = [];
+    const text = await readText(`${base}x`, { sleep: async (ms) => void delays.push(ms), random: () => 1, baseDelayMs: 100, attempts: 4 });
+    expect(text).toBe('{"ok":true}');
+    expect(delays).toEqual([7000, 200, 400]);
+  });
+
+  it('does not retry a 404 and says which URL failed', async () => {
+    let calls = 0;
+    handler = (_req, res) => {
+      calls++;
+      res.statusCode = 404;
+      res.end();
+    };
+    const error = await readText(`${base}missing`, noWait).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FetchError);
+    expect((error as FetchError).message).toBe(`${base}missing: HTTP 404 Not Found`);
+    expect(calls).toBe(1);
+  });
+
+  it('times out a response that never finishes', async () => {
+    handler = (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.write('{"value": [');
+      // never ends
+    };
+    const error = await readText(`${base}updates`, { ...noWait, timeoutMs: 200, attempts: 2 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FetchError);
+    expect((error as Error).message).toContain('gave up after 2 attempts: no complete answer within 200 ms');
+  });
+
+  it('returns nothing from a body cut short', async () => {
+    handler = (_req, res) => {
+      res.setHeader('content-length', String(fixtureText.length));
+      res.write(fixtureText.slice(0, 2000));
+      setTimeout(() => res.destroy(), 10);
+    };
+    const result = await new MsrcClient(base, { ...noWait, attempts: 2 }).getRelease('2024-Jun').then(
+      (release) => ({ release }),
+      (error: unknown) => ({ error }),
+    );
+    expect('release' in result).toBe(false);
+    expect((result as { error: Error }).error).toBeInstanceOf(FetchError);
+    expect((result as { error: Error }).error.message).toMatch(/network error/);
+  });
+
+  it('refuses a complete answer that is not the JSON it should be', async () => {
+    handler = (_req, res) => res.end(fixtureText.slice(0, 3000));
+    await expect(new MsrcClient(base, noWait).getRelease('2024-Jun')).rejects.toThrow(DocumentError);
+    await expect(new MsrcClient(base, noWait).getRelease('2024-Jun')).rejects.toThrow(/truncated JSON/);
+  });
+});
+
+describe('files', () => {
+  it('reads a path and a file:// URL alike', async () => {
+    expect((await readRelease(fixture)).id).toBe('2024-Jun');
+    expect((await readRelease(pathToFileURL(fixture).toString())).id).toBe('2024-Jun');
+    await expect(readRelease(path.join(repoRoot, 'nope.json'))).rejects.toThrow(/no such file/);
+  });
+});
+
+describe('updates index', () => {
+  const index = {
+    value: [
+      { ID: '2024-Feb', DocumentTitle: 'February 2024 Security Updates' },
+      { ID: '2024-Mar', DocumentTitle: 'March 2024 Security Updates' },
+      { ID: '1999-Sep', DocumentTitle: 'Mariner Release Notes' },
+      { ID: '2024-Apr', DocumentTitle: 'April 2024 Early Security Updates' },
+    ],
+  };
+
+  it('keeps monthly releases whose Patch Tuesday has come, and no other document', () => {
+    // 2024-03-12 is March's Patch Tuesday; 09:59 in Redmond is before it, 10:00 is it.
+    const before = DateTime.fromISO('2024-03-12T09:59', { zone: 'America/Los_Angeles' });
+    expect(monthlyReleases(index, before).map((e) => e.id)).toEqual(['2024-Feb']);
+    expect(monthlyReleases(index, before.plus({ minutes: 1 })).map((e) => e.id)).toEqual(['2024-Feb', '2024-Mar']);
+  });
+
+  it('names a malformed index entry', () => {
+    expect(() => monthlyReleases({ value: [{ DocumentTitle: 'x' }] }, DateTime.utc())).toThrow('value[0].ID: expected a string, got nothing');
+  });
+
+  it.skipIf(!hasIndex)('filters the real index: no Mariner notes, no early updates, no unreleased month', () => {
+    const json = JSON.parse(readFileSync(path.join(shared, 'msrc/updates-index.json'), 'utf8'));
+    const now = DateTime.fromISO('2026-06-01T00:00:00Z');
+    const ids = monthlyReleases(json, now).map((e) => e.id);
+    expect(ids).toContain('2024-Feb');
+    expect(ids).toContain('2026-May');
+    expect(ids).not.toContain('2026-Jun');
+    expect(ids).not.toContain('2026-Jul');
+    expect(ids).not.toContain('1999-Sep');
+    expect(monthlyReleases(json, DateTime.fromISO('2026-06-09T17:00:00Z')).map((e) => e.id)).toContain('2026-Jun');
+  });
+
+  it('lists releases through the client', async () => {
+    handler = (_req, res) => res.end(JSON.stringify(index));
+    seen.length = 0;
+    const entries = await new MsrcClient(base, noWait).listReleases(DateTime.fromISO('2024-04-01T00:00:00Z'));
+    expect(seen.map((s) => s.url)).toEqual(['/cvrf/v3.0/updates']);
+    expect(entries.map((e) => e.id)).toEqual(['2024-Feb', '2024-Mar']);
+  });
+});
