@@ -59,8 +59,12 @@ export function parseInventory(text: string, file: string): InventoryParse {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const reader = new YamlReader(doc, lines, file);
 
+  const linesWithSyntaxErrors = new Set<number>();
   for (const error of doc.errors) {
     const { line, col } = lines.linePos(error.pos[0]);
+    // One broken line often yields several errors that say the same thing three ways; the first is the clearest.
+    if (linesWithSyntaxErrors.has(line)) continue;
+    linesWithSyntaxErrors.add(line);
     reader.problems.push({ file, line, column: col, path: '', message: firstLine(error.message) });
   }
   // Past a syntax error the tree is a guess, and checking it would bury the real mistake in echoes.

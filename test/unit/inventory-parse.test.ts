@@ -1,0 +1,266 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  formatProblem,
+  parseInventory,
+  readInventoryFile,
+  type InventoryParse,
+  type InventoryProblem,
+} from '../../src/adapters/inventory/parse.ts';
+
+const EXAMPLE = fileURLToPath(new URL('../../examples/inventory.yaml', import.meta.url));
+const MISTAKES = fileURLToPath(new URL('../fixtures/inventory/mistakes.yaml', import.meta.url));
+
+/** A valid inventory to bend: each test changes one thing and expects exactly the problems it made. */
+const BASE = `msp:
+  name: Example IT
+  engineers: [U0ENG1, W0ENG2]
+  channel: C0PATCH
+  timezone: America/Chicago
+  windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }
+  devices:
+    - { name: EXIT-TEST-01, class: desktop, os: "Windows 11 Version 23H2 for x64-based Systems" }
+clients:
+  - id: acme-dental
+    name: Acme Dental
+    timezone: America/Chicago
+    windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }
+    software: [Dentrix]
+    champions: [{ email: pat@acme.example }]
+    locations:
+      - id: main-st
+        devices:
+          - { name: ACME-FD-01, class: desktop, ring: pilot, user: jane@acme.example }
+          - { name: ACME-SRV-01, class: server, os: "Windows Server 2022" }
+`;
+
+function problemsOf(result: InventoryParse): InventoryProblem[] {
+  if (result.ok) throw new Error('expected problems, but the inventory parsed');
+  return result.problems;
+}
+
+function inventoryOf(result: InventoryParse) {
+  if (!result.ok) throw new Error(`expected no problems, got:\n${result.problems.map(formatProblem).join('\n')}`);
+  return result.inventory;
+}
+
+/** Lines and paths only: the shape of the answer, without coupling every test to exact wording. */
+function where(problems: InventoryProblem[]): Array<[number, string]> {
+  return problems.map((p) => [p.line, p.path]);
+}
+
+describe('parseInventory on good files', () => {
+  it('reads the example, with defaults filled in', async () => {
+    const inventory = inventoryOf(await readInventoryFile(EXAMPLE));
+    expect(inventory.msp.engineers).toEqual(['U0ENG1', 'U0ENG2']);
+    expect(inventory.msp.devices).toEqual([
+      { name: 'EXIT-TEST-01', class: 'desktop', ring: 'msp', os: 'Windows 11 Version 23H2 for x64-based Systems', user: undefined },
+    ]);
+    expect(inventory.clients.map((c) => [c.id, c.timezone])).toEqual([
+      ['acme-dental', 'America/Chicago'],
+      ['harbour-accounting', 'Australia/Sydney'],
+    ]);
+    const [acme, harbour] = inventory.clients;
+    expect(acme!.windows.server).toEqual({ days: [7], startMinute: 60, endMinute: 300, spec: 'sun 01:00-05:00' });
+    expect(acme!.locations[0]!.devices.map((d) => [d.name, d.ring])).toEqual([
+      ['ACME-FD-01', 'pilot'],
+      ['ACME-SRV-01', 'broad'],
+    ]);
+    expect(harbour!.windows.desktop!.spec).toBe('mon,tue,wed,thu,fri 22:00-02:00');
+    expect(harbour!.champions[0]).toEqual({
+      email: 'sam.lee@harbour.example',
+      teamsId: '6f1c2b9e-4a57-4d0b-9c3e-2f8a1d7e5b40',
+      name: 'Sam Lee',
+    });
+  });
+
+  it('lower-cases emails, takes teamsId as well as teams_id, and follows aliases', () => {
+    const text = BASE.replace('user: jane@acme.example', 'user: Jane.Doe@ACME.example')
+      .replace('champions: [{ email: pat@acme.example }]', 'champions: [{ email: Pat@Acme.Example }, { teamsId: "29:1abc" }]')
+      .replace('windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }\n  devices', 'windows: &standard { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }\n  devices')
+      .replace('windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }\n    software', 'windows: *standard\n    software');
+    const inventory = inventoryOf(parseInventory(text, 'aliases.yaml'));
+    const client = inventory.clients[0]!;
+    expect(client.locations[0]!.devices[0]!.user).toBe('jane.doe@acme.example');
+    expect(client.champions).toEqual([
+      { email: 'pat@acme.example', teamsId: undefined, name: undefined },
+      { email: undefined, teamsId: '29:1abc', name: undefined },
+    ]);
+    expect(client.windows).toEqual(inventory.msp.windows);
+  });
+
+  it('keeps one spelling for a zone written in another case', () => {
+    const inventory = inventoryOf(parseInventory(BASE.replace('timezone: America/Chicago\n    windows', 'timezone: america/chicago\n    windows'), 'x.yaml'));
+    expect(inventory.clients[0]!.timezone).toBe('America/Chicago');
+  });
+});
+
+describe('parseInventory on a file with many mistakes', () => {
+  it('reports every mistake at once, each on its own line with its field path', async () => {
+    const problems = problemsOf(await readInventoryFile(MISTAKES));
+    const expected: Array<[number, string, string]> = [
+      [4, 'msp.engineers[1]', '"bob" is not a Slack user id'],
+      [5, 'msp.channel', '"#patching" is not a Slack channel id'],
+      [6, 'msp.timezone', '"CST" is an abbreviation, not an IANA time zone'],
+      [9, 'msp.devices[0].ring', 'always ring "msp"'],
+      [13, 'clients[0].timezon', 'unknown key "timezon" (did you mean "timezone"?)'],
+      [14, 'clients[0].windows.desktop', '"dayly 01:00-05:00" is not a window'],
+      [14, 'clients[0].windows.server', '"25:00" is not a time'],
+      [15, 'clients[0].software[1]', 'expected text, got the number 42'],
+      [16, 'clients[0].champions[0]', 'needs an "email" or a "teams_id"'],
+      [16, 'clients[0].champions[1].email', '"pat at acme" is not an email address'],
+      [20, 'clients[0].locations[0].devices[0].ring', 'unknown ring "pilto" (expected pilot or broad; did you mean "pilot"?)'],
+      [21, 'clients[0].locations[0].devices[1].name', 'duplicate device name "exit-test-01" (first at line 9, msp.devices[0])'],
+      [22, 'clients[0].locations[0].devices[2].class', 'class "kiosk" has no window in clients[0].windows'],
+      [23, 'clients[0].locations[0].devices[3].name', 'required field "name" is missing'],
+      [24, 'clients[0].locations[1].id', 'duplicate location id "main-st" in this client (first at line 18)'],
+      [26, 'clients[1].id', 'duplicate client id "acme-dental" (first at line 11)'],
+      [28, 'clients[1].timezone', 'unknown time zone "America/Chicgo" (did you mean "America/Chicago"?)'],
+      [30, 'clients[2].id', '"Bad Id" is not an id'],
+      [31, 'clients[2].name', 'expected text, got the number 17'],
+      [32, 'clients[2].timezone', 'unknown time zone "Chicago" (did you mean "America/Chicago"?)'],
+      [33, 'clients[2].windows', 'give at least one window'],
+    ];
+    expect(where(problems)).toEqual(expected.map(([line, path]) => [line, path]));
+    problems.forEach((problem, i) => {
+      expect(problem.file).toBe(MISTAKES);
+      expect(problem.message).toContain(expected[i]![2]);
+    });
+  });
+
+  it('formats a problem as file:line path: message', async () => {
+    const problems = problemsOf(parseInventory(await readFile(MISTAKES, 'utf8'), 'inventory.yaml'));
+    expect(problems.map(formatProblem)).toContain(
+      'inventory.yaml:14 clients[0].windows.desktop: "dayly 01:00-05:00" is not a window (expected e.g. "daily 01:00-05:00" or "mon,wed 22:00-02:00")',
+    );
+  });
+
+  it('gives columns as well as lines', async () => {
+    const problems = problemsOf(await readInventoryFile(MISTAKES));
+    const window = problems.find((p) => p.path === 'clients[0].windows.desktop')!;
+    const line = (await readFile(MISTAKES, 'utf8')).split('\n')[window.line - 1]!;
+    expect(line.slice(window.column - 1)).toMatch(/^"dayly/);
+  });
+});
+
+describe('did-you-mean for misspelled keys', () => {
+  it('suggests the key meant at every level, and does not also call the real key missing', () => {
+    const text = BASE.replace('  channel: C0PATCH', '  chanel: C0PATCH')
+      .replace('{ name: ACME-SRV-01, class: server', '{ name: ACME-SRV-01, clas: server')
+      .replace('clients:', 'client:');
+    const problems = problemsOf(parseInventory(text, 'typos.yaml'));
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '4 msp.chanel: unknown key "chanel" (did you mean "channel"?)',
+      '9 client: unknown key "client" (did you mean "clients"?)',
+    ]);
+  });
+
+  it('checks the devices of a client even when the client key is misspelled elsewhere', () => {
+    const text = BASE.replace('{ name: ACME-SRV-01, class: server', '{ name: ACME-SRV-01, clas: server');
+    const problems = problemsOf(parseInventory(text, 'typos.yaml'));
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '20 clients[0].locations[0].devices[1].clas: unknown key "clas" (did you mean "class"?)',
+    ]);
+  });
+
+  it('lists the allowed keys when nothing is close', () => {
+    const problems = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    colour: blue'), 'x.yaml'));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).toBe(
+      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, locations)',
+    );
+  });
+});
+
+describe('duplicate device names', () => {
+  it('are found across clients and the MSP, ignoring case, pointing at the second with the first line', () => {
+    const text = `${BASE}  - id: other
+    name: Other
+    timezone: Europe/London
+    windows: { desktop: "daily 01:00-05:00" }
+    locations:
+      - id: hq
+        devices:
+          - { name: acme-fd-01, class: desktop }
+          - { name: Exit-Test-01, class: desktop }
+          - { name: OTHER-01, class: desktop }
+`;
+    const problems = problemsOf(parseInventory(text, 'dupes.yaml'));
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '28 clients[1].locations[0].devices[0].name: duplicate device name "acme-fd-01" (first at line 19, clients[0].locations[0].devices[0])',
+      '29 clients[1].locations[0].devices[1].name: duplicate device name "Exit-Test-01" (first at line 8, msp.devices[0])',
+    ]);
+  });
+});
+
+describe('other mistakes', () => {
+  it('reports YAML syntax errors with their line, one per line, and nothing built on a broken tree', () => {
+    const unclosed = problemsOf(parseInventory(BASE.replace('  channel: C0PATCH', '  channel: "C0PATCH'), 'broken.yaml'));
+    expect(unclosed.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual(['4 : Missing closing "quote']);
+    const tabbed = problemsOf(parseInventory(BASE.replace('    name: Acme Dental', '\tname: Acme Dental'), 'broken.yaml'));
+    expect(tabbed[0]).toMatchObject({ line: 11, path: '', message: 'Tabs are not allowed as indentation' });
+    expect(new Set(tabbed.map((p) => p.line)).size).toBe(tabbed.length);
+  });
+
+  it('reports a repeated key and still checks the rest', () => {
+    const text = BASE.replace('    name: Acme Dental', '    name: Acme Dental\n    name: Acme Again').replace('ring: pilot', 'ring: pilots');
+    const problems = problemsOf(parseInventory(text, 'x.yaml'));
+    expect(problems.map((p) => [p.line, p.path])).toEqual([
+      [12, ''],
+      [20, 'clients[0].locations[0].devices[0].ring'],
+    ]);
+    expect(problems[0]!.message).toMatch(/unique/);
+  });
+
+  it('reports wrong types by what was found', () => {
+    const text = BASE.replace('    software: [Dentrix]', '    software: Dentrix').replace(
+      / {8}devices:\n[^]*$/,
+      '        devices: { name: ACME-FD-01, class: desktop }\n',
+    );
+    const problems = problemsOf(parseInventory(text, 'x.yaml'));
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '14 clients[0].software: expected a list of software names, got text "Dentrix"',
+      '18 clients[0].locations[0].devices: expected a list of devices, got a mapping',
+    ]);
+  });
+
+  it('points a missing required field at its parent mapping', () => {
+    const problems = problemsOf(parseInventory(BASE.replace('    name: Acme Dental\n', ''), 'x.yaml'));
+    expect(where(problems)).toEqual([[10, 'clients[0].name']]);
+    expect(problems[0]!.message).toBe('required field "name" is missing');
+  });
+
+  it('wants a window for every device class a client uses, in the MSP too', () => {
+    const text = BASE.replace('{ name: EXIT-TEST-01, class: desktop', '{ name: EXIT-TEST-01, class: laptop').replace(
+      '{ name: ACME-SRV-01, class: server',
+      '{ name: ACME-SRV-01, class: Server',
+    );
+    const problems = problemsOf(parseInventory(text, 'x.yaml'));
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '8 msp.devices[0].class: class "laptop" has no window in msp.windows (it has desktop, server)',
+      '20 clients[0].locations[0].devices[1].class: "Server" is not a device class (use a lower-case word such as desktop, server or laptop)',
+    ]);
+  });
+
+  it('refuses a champion with two spellings of the Teams id and an "msp" ring on a client device', () => {
+    const text = BASE.replace('[{ email: pat@acme.example }]', '[{ teams_id: a, teamsId: b }]').replace('ring: pilot', 'ring: msp');
+    const problems = problemsOf(parseInventory(text, 'x.yaml'));
+    expect(problems.map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '15 clients[0].champions[0].teamsId: write the Teams id once, as "teams_id" or as "teamsId", not both',
+      '19 clients[0].locations[0].devices[0].ring: unknown ring "msp" (expected pilot or broad; ring "msp" is only for devices under msp.devices)',
+    ]);
+  });
+
+  it('says an empty file is empty', () => {
+    expect(problemsOf(parseInventory('# nothing yet\n', 'empty.yaml'))).toEqual([
+      { file: 'empty.yaml', line: 1, column: 1, path: '', message: 'the file is empty (expected "msp:" and "clients:")' },
+    ]);
+  });
+
+  it('reports a missing file as one problem on line 0', async () => {
+    const problems = problemsOf(await readInventoryFile('/nonexistent/inventory.yaml'));
+    expect(problems).toEqual([{ file: '/nonexistent/inventory.yaml', line: 0, column: 0, path: '', message: 'file not found' }]);
+    expect(formatProblem(problems[0]!)).toBe('/nonexistent/inventory.yaml: file not found');
+  });
+});
