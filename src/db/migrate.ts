@@ -63,3 +63,18 @@ export async function migrateDatabase(database: Database, folder = MIGRATIONS_FO
     }
   });
 }
+
+export interface MigrationStatus {
+  applied: string[];
+  pending: string[];
+}
+
+/** Which migrations the database has and lacks, without changing anything (for dry runs and /readyz). */
+export async function migrationStatus(database: Database, folder = MIGRATIONS_FOLDER): Promise<MigrationStatus> {
+  const journal = await readJournal(folder);
+  const done = await appliedMigrationTimes(database.db);
+  return {
+    applied: journal.filter((entry) => done.has(entry.when)).map((entry) => entry.tag),
+    pending: journal.filter((entry) => !done.has(entry.when)).map((entry) => entry.tag),
+  };
+}

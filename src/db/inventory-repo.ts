@@ -1,0 +1,456 @@
+/**
+ * Brings the stored world in line with an inventory file, in one transaction.
+ *
+ * Rows are upserted in multi-row batches whose ON CONFLICT update only fires when something differs, so the
+ * database itself tells us what was added (a fresh row) or changed (an updated row) and a re-import of the
+ * same file writes nothing. Whatever left the file is retired, never deleted: runs, decisions and the audit
+ * trail keep pointing at it, and it is brought back (un-retired) if it returns.
+ */
+import { getTableName, sql, type SQL } from 'drizzle-orm';
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import type { Inventory, InventoryDevice } from '../domain/inventory.ts';
+import type { AppDatabase } from './client.ts';
+import { rowsOf } from './migrate.ts';
+import { auditLog, chatIdentities, clients, devices, locations, msp, people, personRoles, type WindowsByClass } from './schema.ts';
+
+export interface KindCounts {
+  added: number;
+  changed: number;
+  retired: number;
+  unchanged: number;
+}
+
+export interface InventoryChanges {
+  msp: 'added' | 'changed' | 'unchanged';
+  clients: KindCounts;
+  locations: KindCounts;
+  devices: KindCounts;
+  people: KindCounts;
+  retiredClients: string[];
+  retiredDevices: string[];
+  /** Retired before this import and back in the file now (counted under `changed`). */
+  restoredClients: string[];
+  restoredDevices: string[];
+}
+
+export interface ApplyOptions {
+  /** Who ran the import, for the audit row. */
+  actor?: string;
+  source?: 'cli' | 'slack' | 'system';
+  /** What was imported (the file name), for the audit row. */
+  subject?: string;
+  /** Work out every change, then roll the transaction back so nothing is written. */
+  dryRun?: boolean;
+}
+
+/**
+ * Rows per INSERT. PostgreSQL allows 65,535 bind parameters per statement; a device row has about ten, and
+ * batches of this size keep each statement well inside that while making 20,000 devices twenty round trips.
+ */
+const ROWS_PER_STATEMENT = 1000;
+
+class DryRunRollback extends Error {
+  constructor(readonly changes: InventoryChanges) {
+    super('dry run: rolled back');
+  }
+}
+
+export async function applyInventory(db: AppDatabase, inventory: Inventory, now: Date, options: ApplyOptions = {}): Promise<InventoryChanges> {
+  assertUniqueKeys(inventory);
+  try {
+    return await db.transaction(async (tx) => {
+      // Two imports at once would interleave their retirements; the second waits for the first instead.
+      await tx.execute(sql`select pg_advisory_xact_lock(7261636862021002)`);
+      const changes = await applyWithin(tx, inventory, now);
+      await tx.insert(auditLog).values({
+        at: now,
+        actor: options.actor ?? 'cli',
+        action: 'inventory.import',
+        subject: options.subject ?? 'inventory',
+        source: options.source ?? 'cli',
+        detail: auditDetail(changes),
+      });
+      if (options.dryRun) throw new DryRunRollback(changes);
+      return changes;
+    });
+  } catch (error) {
+    if (error instanceof DryRunRollback) return error.changes;
+    throw error;
+  }
+}
+
+async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Promise<InventoryChanges> {
+  const mspOutcome = await applyMsp(tx, inventory, now);
+
+  const clientRows = inventory.clients
+    .map((client) => ({
+      id: client.id,
+      name: client.name,
+      timezone: client.timezone,
+      windows: windowSpecs(client.windows),
+      software: client.software,
+      createdAt: now,
+      updatedAt: now,
+      retiredAt: null,
+    }))
+    .sort(byKey((row) => row.id));
+  const clientIds = clientRows.map((row) => row.id);
+  const clientsRetiredBefore = await retiredKeys(tx, sql`select id as key from clients where retired_at is not null`);
+  const clientCounts = await upsertInBatches(tx, clients, clientRows, [clients.id], [clients.name, clients.timezone, clients.windows, clients.software, clients.retiredAt]);
+  const retiredClients = await retireMissing(tx, sql`update clients set retired_at = ${now}, updated_at = ${now}
+    where retired_at is null and id not in (select jsonb_array_elements_text(${JSON.stringify(clientIds)}::jsonb))
+    returning id as key`);
+
+  const locationRows = inventory.clients
+    .flatMap((client) =>
+      client.locations.map((location) => ({
+        clientId: client.id,
+        id: location.id,
+        name: location.name ?? null,
+        createdAt: now,
+        updatedAt: now,
+        retiredAt: null,
+      })),
+    )
+    .sort(byKey((row) => `${row.clientId}/${row.id}`));
+  const locationKeys = locationRows.map((row) => `${row.clientId}/${row.id}`);
+  const locationCounts = await upsertInBatches(tx, locations, locationRows, [locations.clientId, locations.id], [locations.name, locations.retiredAt]);
+  const retiredLocations = await retireMissing(tx, sql`update locations set retired_at = ${now}, updated_at = ${now}
+    where retired_at is null and client_id || '/' || id not in (select jsonb_array_elements_text(${JSON.stringify(locationKeys)}::jsonb))
+    returning client_id || '/' || id as key`);
+
+  const deviceRows = [
+    ...inventory.msp.devices.map((device) => deviceRow(device, null, null, now)),
+    ...inventory.clients.flatMap((client) =>
+      client.locations.flatMap((location) => location.devices.map((device) => deviceRow(device, client.id, location.id, now))),
+    ),
+  ].sort(byKey((row) => row.name));
+  const deviceNames = deviceRows.map((row) => row.name);
+  const devicesRetiredBefore = await retiredKeys(tx, sql`select name as key from devices where retired_at is not null`);
+  const deviceCounts = await upsertInBatches(tx, devices, deviceRows, [devices.name], [
+    devices.clientId,
+    devices.locationId,
+    devices.class,
+    devices.ring,
+    devices.os,
+    devices.userEmail,
+    devices.retiredAt,
+  ]);
+  const retiredDevices = await retireMissing(tx, sql`update devices set retired_at = ${now}, updated_at = ${now}
+    where retired_at is null and name not in (select jsonb_array_elements_text(${JSON.stringify(deviceNames)}::jsonb))
+    returning name as key`);
+
+  const peopleCounts = await applyPeople(tx, inventory, now);
+
+  return {
+    msp: mspOutcome,
+    clients: withUnchanged(clientCounts, retiredClients.length, clientRows.length),
+    locations: withUnchanged(locationCounts, retiredLocations.length, locationRows.length),
+    devices: withUnchanged(deviceCounts, retiredDevices.length, deviceRows.length),
+    people: peopleCounts,
+    retiredClients,
+    retiredDevices,
+    restoredClients: clientIds.filter((id) => clientsRetiredBefore.has(id)),
+    restoredDevices: deviceNames.filter((name) => devicesRetiredBefore.has(name)),
+  };
+}
+
+async function applyMsp(tx: AppDatabase, inventory: Inventory, now: Date): Promise<InventoryChanges['msp']> {
+  const row = {
+    id: 1,
+    name: inventory.msp.name,
+    timezone: inventory.msp.timezone,
+    channel: inventory.msp.channel,
+    windows: windowSpecs(inventory.msp.windows),
+    createdAt: now,
+    updatedAt: now,
+  };
+  const counts = await upsertInBatches(tx, msp, [row], [msp.id], [msp.name, msp.timezone, msp.channel, msp.windows]);
+  return counts.added > 0 ? 'added' : counts.changed > 0 ? 'changed' : 'unchanged';
+}
+
+interface PersonPlan {
+  key: string;
+  email: string | null;
+  displayName: string | null;
+  roles: Map<string, { role: 'engineer' | 'champion' | 'user'; clientId: string | null }>;
+  identities: Array<{ platform: 'slack' | 'teams'; externalId: string }>;
+}
+
+/** Engineers, champions and device users, merged by identity: one person can be a champion and a user. */
+function planPeople(inventory: Inventory): Map<string, PersonPlan> {
+  const plans = new Map<string, PersonPlan>();
+  const personFor = (key: string, email: string | null): PersonPlan => {
+    let plan = plans.get(key);
+    if (!plan) {
+      plan = { key, email, displayName: null, roles: new Map(), identities: [] };
+      plans.set(key, plan);
+    }
+    return plan;
+  };
+  const addRole = (plan: PersonPlan, role: 'engineer' | 'champion' | 'user', clientId: string | null) => {
+    plan.roles.set(`${role}/${clientId ?? ''}`, { role, clientId });
+  };
+
+  for (const slackId of inventory.msp.engineers) {
+    const plan = personFor(`slack:${slackId}`, null);
+    addRole(plan, 'engineer', null);
+    plan.identities.push({ platform: 'slack', externalId: slackId });
+  }
+  for (const device of inventory.msp.devices) {
+    if (device.user) addRole(personFor(device.user.toLowerCase(), device.user.toLowerCase()), 'user', null);
+  }
+  for (const client of inventory.clients) {
+    for (const champion of client.champions) {
+      const email = champion.email?.toLowerCase() ?? null;
+      const key = email ?? (champion.teamsId ? `teams:${champion.teamsId}` : undefined);
+      if (!key) continue;
+      const plan = personFor(key, email);
+      if (champion.name) plan.displayName = champion.name;
+      addRole(plan, 'champion', client.id);
+      if (champion.teamsId) plan.identities.push({ platform: 'teams', externalId: champion.teamsId });
+    }
+    for (const location of client.locations) {
+      for (const device of location.devices) {
+        if (device.user) addRole(personFor(device.user.toLowerCase(), device.user.toLowerCase()), 'user', client.id);
+      }
+    }
+  }
+  return plans;
+}
+
+async function applyPeople(tx: AppDatabase, inventory: Inventory, now: Date): Promise<KindCounts> {
+  const plans = [...planPeople(inventory).values()].sort(byKey((plan) => plan.key));
+  const keys = plans.map((plan) => plan.key);
+
+  // The directory (or a chat) may fill in a name or email the file does not give; the file never erases one.
+  const rows = plans.map((plan) => ({
+    key: plan.key,
+    email: plan.email,
+    displayName: plan.displayName,
+    source: 'inventory' as const,
+    createdAt: now,
+    updatedAt: now,
+    retiredAt: null,
+  }));
+  const keepKnown = (column: PgColumn) => sql`coalesce(excluded.${sql.identifier(column.name)}, ${sql.raw(qualified(people, column))})`;
+  const counts = await upsertInBatches(tx, people, rows, [people.key], [people.source, people.retiredAt], {
+    email: keepKnown(people.email),
+    displayName: keepKnown(people.displayName),
+  });
+  const changedPeople = new Set(counts.changedKeys);
+  const addedPeople = new Set(counts.addedKeys);
+
+  const retiredPeople = await retireMissing(tx, sql`update people set retired_at = ${now}, updated_at = ${now}
+    where retired_at is null and source = 'inventory' and key not in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))
+    returning key`);
+
+  // Roles are the current grants, not history (decisions record who acted), so they are replaced by the file.
+  const idsByKey = new Map(
+    rowsOf<{ id: number; key: string }>(await tx.execute(sql`select id, key from people`)).map((row) => [row.key, Number(row.id)]),
+  );
+  const existingRoles = rowsOf<{ key: string; person_id: number; role: string; client_id: string | null }>(
+    await tx.execute(sql`select p.key, r.person_id, r.role, r.client_id from person_roles r join people p on p.id = r.person_id`),
+  );
+  const wanted = new Set(plans.flatMap((plan) => [...plan.roles.keys()].map((roleKey) => `${plan.key}|${roleKey}`)));
+  const existing = new Set(existingRoles.map((row) => `${row.key}|${row.role}/${row.client_id ?? ''}`));
+  const stale = existingRoles.filter((row) => !wanted.has(`${row.key}|${row.role}/${row.client_id ?? ''}`));
+  for (const batch of chunks(stale, ROWS_PER_STATEMENT)) {
+    const doomed = JSON.stringify(batch.map((row) => ({ person_id: Number(row.person_id), role: row.role, client_id: row.client_id })));
+    await tx.execute(sql`delete from person_roles r using jsonb_to_recordset(${doomed}::jsonb) as d(person_id integer, role text, client_id text)
+      where r.person_id = d.person_id and r.role = d.role and r.client_id is not distinct from d.client_id`);
+  }
+  const missingRoles = plans.flatMap((plan) =>
+    [...plan.roles.entries()]
+      .filter(([roleKey]) => !existing.has(`${plan.key}|${roleKey}`))
+      .map(([, grant]) => ({ personId: idsByKey.get(plan.key)!, role: grant.role, clientId: grant.clientId, createdAt: now, key: plan.key })),
+  );
+  for (const batch of chunks(missingRoles, ROWS_PER_STATEMENT)) {
+    await tx
+      .insert(personRoles)
+      .values(batch.map(({ key: _key, ...row }) => row))
+      .onConflictDoNothing();
+  }
+  const inFile = new Set(keys);
+  for (const row of [...stale, ...missingRoles]) {
+    if (!addedPeople.has(row.key) && inFile.has(row.key)) changedPeople.add(row.key);
+  }
+
+  const identityRows = plans.flatMap((plan) =>
+    plan.identities.map((identity) => ({
+      personId: idsByKey.get(plan.key)!,
+      platform: identity.platform,
+      externalId: identity.externalId,
+      source: 'inventory' as const,
+      createdAt: now,
+      updatedAt: now,
+    })),
+  );
+  await upsertInBatches(tx, chatIdentities, identityRows, [chatIdentities.platform, chatIdentities.externalId], [chatIdentities.personId]);
+
+  return {
+    added: addedPeople.size,
+    changed: changedPeople.size,
+    retired: retiredPeople.length,
+    unchanged: plans.length - addedPeople.size - changedPeople.size,
+  };
+}
+
+function deviceRow(device: InventoryDevice, clientId: string | null, locationId: string | null, now: Date) {
+  return {
+    name: device.name,
+    clientId,
+    locationId,
+    class: device.class,
+    ring: device.ring,
+    os: device.os ?? null,
+    userEmail: device.user?.toLowerCase() ?? null,
+    createdAt: now,
+    updatedAt: now,
+    retiredAt: null,
+  };
+}
+
+interface UpsertCounts {
+  added: number;
+  changed: number;
+  addedKeys: string[];
+  changedKeys: string[];
+}
+
+function qualified(table: PgTable, column: PgColumn): string {
+  return `"${getTableName(table)}"."${column.name}"`;
+}
+
+/**
+ * INSERT … ON CONFLICT DO UPDATE, batch by batch, touching a stored row only when one of `compared` differs
+ * (plus `updated_at`). RETURNING reports only the rows written; `xmax = 0` tells a fresh row from an update.
+ * `overrides` replaces the plain `excluded.column` for columns that merge rather than overwrite.
+ */
+async function upsertInBatches<TRow extends Record<string, unknown>>(
+  tx: AppDatabase,
+  table: PgTable,
+  rows: TRow[],
+  conflictTarget: PgColumn[],
+  compared: PgColumn[],
+  overrides: Record<string, SQL> = {},
+): Promise<UpsertCounts> {
+  const result: UpsertCounts = { added: 0, changed: 0, addedKeys: [], changedKeys: [] };
+  if (rows.length === 0) return result;
+  const propertyOf = propertyNames(table);
+  const incoming = (column: PgColumn): SQL => overrides[propertyOf.get(column.name)!] ?? sql.raw(`excluded."${column.name}"`);
+  const comparedAll = [...compared, ...Object.keys(overrides).map((property) => columnByProperty(table, property))];
+  const set: Record<string, SQL> = { updatedAt: sql.raw(`excluded."updated_at"`) };
+  for (const column of comparedAll) set[propertyOf.get(column.name)!] = incoming(column);
+  const stored = sql.join(comparedAll.map((column) => sql.raw(qualified(table, column))), sql`, `);
+  const proposed = sql.join(comparedAll.map(incoming), sql`, `);
+  const keyExpression = sql.raw(conflictTarget.map((column) => `${qualified(table, column)}::text`).join(` || '/' || `));
+
+  for (const batch of chunks(rows, ROWS_PER_STATEMENT)) {
+    const written = await tx
+      .insert(table)
+      .values(batch)
+      .onConflictDoUpdate({ target: conflictTarget, set, setWhere: sql`(${stored}) is distinct from (${proposed})` })
+      .returning({ key: sql<string>`${keyExpression}`, inserted: sql<boolean>`(xmax = 0)` });
+    for (const row of written) {
+      if (row.inserted) result.addedKeys.push(row.key);
+      else result.changedKeys.push(row.key);
+    }
+  }
+  result.added = result.addedKeys.length;
+  result.changed = result.changedKeys.length;
+  return result;
+}
+
+function propertyNames(table: PgTable): Map<string, string> {
+  const columns = (table as unknown as Record<symbol, Record<string, PgColumn>>)[Symbol.for('drizzle:Columns')];
+  if (!columns) throw new Error(`cannot read the columns of ${getTableName(table)}`);
+  return new Map(Object.entries(columns).map(([property, column]) => [column.name, property]));
+}
+
+function columnByProperty(table: PgTable, property: string): PgColumn {
+  const column = (table as unknown as Record<string, PgColumn | undefined>)[property];
+  if (!column) throw new Error(`${getTableName(table)} has no column ${property}`);
+  return column;
+}
+
+async function retiredKeys(tx: AppDatabase, query: SQL): Promise<Set<string>> {
+  return new Set(rowsOf<{ key: string }>(await tx.execute(query)).map((row) => row.key));
+}
+
+async function retireMissing(tx: AppDatabase, query: SQL): Promise<string[]> {
+  return rowsOf<{ key: string }>(await tx.execute(query))
+    .map((row) => row.key)
+    .sort();
+}
+
+function withUnchanged(counts: UpsertCounts, retired: number, total: number): KindCounts {
+  return { added: counts.added, changed: counts.changed, retired, unchanged: total - counts.added - counts.changed };
+}
+
+function windowSpecs(windows: Record<string, { spec: string }>): WindowsByClass {
+  return Object.fromEntries(Object.entries(windows).map(([deviceClass, rule]) => [deviceClass, rule.spec]));
+}
+
+function* chunks<T>(items: T[], size: number): Generator<T[]> {
+  for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
+}
+
+/** Sorted batches lock rows in one order, so two writers never deadlock on each other's rows. */
+function byKey<T>(key: (item: T) => string): (a: T, b: T) => number {
+  return (a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+}
+
+/** The parser guarantees these; a caller that built an Inventory by hand gets a plain error, not a SQL one. */
+function assertUniqueKeys(inventory: Inventory): void {
+  const duplicates = (values: string[]) => values.filter((value, index) => values.indexOf(value) !== index);
+  const problems: string[] = [];
+  const clientDupes = duplicates(inventory.clients.map((client) => client.id));
+  if (clientDupes.length) problems.push(`client ids repeated: ${[...new Set(clientDupes)].join(', ')}`);
+  const names = [...inventory.msp.devices, ...inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices))].map((d) => d.name);
+  const seen = new Set<string>();
+  const deviceDupes = new Set<string>();
+  for (const name of names) (seen.has(name) ? deviceDupes : seen).add(name);
+  if (deviceDupes.size) problems.push(`device names repeated: ${[...deviceDupes].slice(0, 10).join(', ')}`);
+  for (const client of inventory.clients) {
+    const locationDupes = duplicates(client.locations.map((location) => location.id));
+    if (locationDupes.length) problems.push(`client ${client.id}: location ids repeated: ${[...new Set(locationDupes)].join(', ')}`);
+  }
+  if (problems.length) throw new Error(`inventory cannot be applied: ${problems.join('; ')}`);
+}
+
+function auditDetail(changes: InventoryChanges): Record<string, unknown> {
+  const FIRST = 50;
+  return {
+    msp: changes.msp,
+    clients: changes.clients,
+    locations: changes.locations,
+    devices: changes.devices,
+    people: changes.people,
+    retiredClients: changes.retiredClients.slice(0, FIRST),
+    retiredDevices: changes.retiredDevices.slice(0, FIRST),
+    restoredClients: changes.restoredClients.slice(0, FIRST),
+    restoredDevices: changes.restoredDevices.slice(0, FIRST),
+  };
+}
+
+/** What an import into an empty database would do: everything added. For a dry run before the first migrate. */
+export function changesIntoEmptyDatabase(inventory: Inventory): InventoryChanges {
+  const added = (count: number): KindCounts => ({ added: count, changed: 0, retired: 0, unchanged: 0 });
+  const clientDevices = inventory.clients.flatMap((client) => client.locations.flatMap((location) => location.devices));
+  return {
+    msp: 'added',
+    clients: added(inventory.clients.length),
+    locations: added(inventory.clients.reduce((sum, client) => sum + client.locations.length, 0)),
+    devices: added(inventory.msp.devices.length + clientDevices.length),
+    people: added(planPeople(inventory).size),
+    retiredClients: [],
+    retiredDevices: [],
+    restoredClients: [],
+    restoredDevices: [],
+  };
+}
