@@ -8,6 +8,12 @@
  * WebClient sends `POST {slackApiUrl}{method}` with `Authorization: Bearer <token>` and an
  * `application/x-www-form-urlencoded` body in which objects (blocks, view) are JSON strings. Slack also accepts
  * JSON bodies and a `token` form field; both are accepted here.
+ *
+ *   const emu = await startSlackEmulator({ rateLimits: { windowMs: 2000 } });
+ *   const web = new WebClient(emu.botToken, { slackApiUrl: emu.url, retryConfig: { retries: 0 }, rejectRateLimitedCalls: true });
+ *   await web.chat.postMessage({ channel: 'C0ENGINEERS', text: 'digest', blocks });
+ *   expect(emu.messages('C0ENGINEERS')).toHaveLength(1);   // then emu.message(ch, ts).edits, emu.calls('chat.update')...
+ *   await emu.close();
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,7 +41,6 @@ export const METHOD_TIERS: Record<string, Tier | 'special'> = {
   'views.open': 4,
   'views.update': 4,
   'views.publish': 4,
-  'views.push': 4,
   'auth.test': 4,
 };
 
@@ -434,7 +439,7 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
       ts: m.ts,
       ...(m.thread_ts !== undefined ? { thread_ts: m.thread_ts } : {}),
       ...(m.blocks !== undefined ? { blocks: m.blocks } : {}),
-      ...(m.edits > 0 ? { edited: { user: bot.userId, ts: m.versions[m.versions.length - 1]?.at.toString() } } : {}),
+      ...(m.edits > 0 ? { edited: { user: bot.userId, ts: ((m.versions.at(-1)?.at ?? 0) / 1000).toFixed(6) } } : {}),
     };
   }
 
