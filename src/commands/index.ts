@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { register as start } from './start.ts';
 import { register as migrate } from './migrate.ts';
 import { register as importInventory } from './import.ts';
+import { register as digest } from './digest.ts';
 import { register as generateInventory } from './generate-inventory.ts';
 
 /**
@@ -13,6 +14,7 @@ const registrars: Array<(program: Command) => void> = [
   migrate,
   importInventory,
   generateInventory,
+  digest,
 ];
 
 export function registerCommands(program: Command): void {
