@@ -8,9 +8,9 @@
  * - an end in a repeated stretch takes the second occurrence;
  * - an end in a skipped stretch is the instant the gap ends.
  *
- * Equivalently: a window opens the first time the clock reads its start time or later, and closes the last
- * time the clock stops reading earlier than its end time. So 01:00-05:00 America/Chicago is 3 real hours on
- * spring-forward night and 5 on fall-back night.
+ * Equivalently: a window opens the first time the clock reads its start time and closes the last time the
+ * clock reads its end time; a time the clock never reads is replaced by the instant the gap ends. So
+ * 01:00-05:00 America/Chicago is 3 real hours on spring-forward night and 5 on fall-back night.
  *
  * Two consequences, both decided here:
  * - A window wholly inside a skipped stretch (02:00-02:30 on Chicago's spring-forward night) collapses to a

@@ -118,6 +118,18 @@ describe('each DST rule, America/Chicago 2026', () => {
     expect(windowMinutes(window)).toBe(150);
   });
 
+  it('an end exactly where the repeated hour begins is still its second occurrence', () => {
+    const window = windowOn('daily 00:00-01:00', 'America/Chicago', '2026-11-01');
+    expect(window.end.toISO()).toBe('2026-11-01T01:00:00.000-06:00');
+    expect(windowMinutes(window)).toBe(120);
+  });
+
+  it('a start exactly where the skipped hour begins opens when it ends', () => {
+    const window = windowOn('daily 02:00-04:00', 'America/Chicago', '2026-03-08');
+    expect(window.start.toISO()).toBe('2026-03-08T03:00:00.000-05:00');
+    expect(windowMinutes(window)).toBe(60);
+  });
+
   it('a window crossing midnight into the change night ends by the new clock', () => {
     const window = windowOn('sat 22:00-03:00', 'America/Chicago', '2026-03-07');
     expect(window.start.toISO()).toBe('2026-03-07T22:00:00.000-06:00');
