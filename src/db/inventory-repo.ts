@@ -97,7 +97,7 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
   const clientIds = clientRows.map((row) => row.id);
   const clientsRetiredBefore = await retiredKeys(tx, sql`select id as key from clients where retired_at is not null`);
   const clientCounts = await upsertInBatches(tx, clients, clientRows, [clients.id], [clients.name, clients.timezone, clients.windows, clients.software, clients.retiredAt]);
-  const retiredClients = await retireMissing(tx, sql`update clients set retired_at = ${now}, updated_at = ${now}
+  const retiredClients = await retireMissing(tx, sql`update clients set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and id not in (select jsonb_array_elements_text(${JSON.stringify(clientIds)}::jsonb))
     returning id as key`);
 
@@ -115,7 +115,7 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
     .sort(byKey((row) => `${row.clientId}/${row.id}`));
   const locationKeys = locationRows.map((row) => `${row.clientId}/${row.id}`);
   const locationCounts = await upsertInBatches(tx, locations, locationRows, [locations.clientId, locations.id], [locations.name, locations.retiredAt]);
-  const retiredLocations = await retireMissing(tx, sql`update locations set retired_at = ${now}, updated_at = ${now}
+  const retiredLocations = await retireMissing(tx, sql`update locations set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and client_id || '/' || id not in (select jsonb_array_elements_text(${JSON.stringify(locationKeys)}::jsonb))
     returning client_id || '/' || id as key`);
 
@@ -136,7 +136,7 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
     devices.userEmail,
     devices.retiredAt,
   ]);
-  const retiredDevices = await retireMissing(tx, sql`update devices set retired_at = ${now}, updated_at = ${now}
+  const retiredDevices = await retireMissing(tx, sql`update devices set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and name not in (select jsonb_array_elements_text(${JSON.stringify(deviceNames)}::jsonb))
     returning name as key`);
 
@@ -241,7 +241,7 @@ async function applyPeople(tx: AppDatabase, inventory: Inventory, now: Date): Pr
   const changedPeople = new Set(counts.changedKeys);
   const addedPeople = new Set(counts.addedKeys);
 
-  const retiredPeople = await retireMissing(tx, sql`update people set retired_at = ${now}, updated_at = ${now}
+  const retiredPeople = await retireMissing(tx, sql`update people set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and source = 'inventory' and key not in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))
     returning key`);
 
@@ -382,6 +382,11 @@ async function retireMissing(tx: AppDatabase, query: SQL): Promise<string[]> {
   return rowsOf<{ key: string }>(await tx.execute(query))
     .map((row) => row.key)
     .sort();
+}
+
+/** Raw SQL gets no column type to map a Date with, and postgres.js will not guess: pass the instant as text. */
+function at(instant: Date): SQL {
+  return sql`${instant.toISOString()}::timestamptz`;
 }
 
 function withUnchanged(counts: UpsertCounts, retired: number, total: number): KindCounts {
