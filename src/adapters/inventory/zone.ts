@@ -53,8 +53,20 @@ function zonesByLowerCase(): Map<string, string> {
 
 export type ZoneCheck = { ok: true; zone: string } | { ok: false; message: string };
 
+/** Zones repeat across clients and luxon builds an Intl formatter per check, so each spelling is checked once. */
+const checked = new Map<string, ZoneCheck>();
+
 /** Accepts an IANA zone (spelled in its usual case); otherwise says why and suggests the closest real one. */
 export function checkZone(text: string): ZoneCheck {
+  let check = checked.get(text);
+  if (!check) {
+    check = checkZoneUncached(text);
+    checked.set(text, check);
+  }
+  return check;
+}
+
+function checkZoneUncached(text: string): ZoneCheck {
   const upper = text.toUpperCase();
   if (upper in ABBREVIATIONS) {
     return {
