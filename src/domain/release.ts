@@ -183,12 +183,19 @@ export function classifyCve(cve: Cve, productsById: ReadonlyMap<string, Product>
 export const RELEASE_ZONE = 'America/Los_Angeles';
 
 export function releaseDay(release: Pick<Release, 'initialReleaseDate'>): string {
-  return utc(release.initialReleaseDate).setZone(RELEASE_ZONE).toISODate() ?? release.initialReleaseDate.slice(0, 10);
+  return dayInRedmond(release.initialReleaseDate) ?? release.initialReleaseDate.slice(0, 10);
 }
 
+// Memoised: a digest asks for the same few timestamps hundreds of times, and the answer never changes.
+const redmondDays = new Map<string, string | undefined>();
+
 function dayInRedmond(iso: string): string | undefined {
+  if (redmondDays.has(iso)) return redmondDays.get(iso);
   const dt = utc(iso);
-  return dt.isValid ? (dt.setZone(RELEASE_ZONE).toISODate() ?? undefined) : undefined;
+  const day = dt.isValid ? (dt.setZone(RELEASE_ZONE).toISODate() ?? undefined) : undefined;
+  if (redmondDays.size > 10_000) redmondDays.clear();
+  redmondDays.set(iso, day);
+  return day;
 }
 
 /** A CVE first published after release day was added later (e.g. CVE-2024-30060 two days into May 2024). */

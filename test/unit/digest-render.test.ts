@@ -21,7 +21,6 @@ const hasShared = existsSync(path.join(shared, 'msrc/2024-Feb.json'));
 if (!hasShared) console.warn(`[digest-render] ${shared} is absent: the real-month render tests are skipped`);
 
 const require = createRequire(import.meta.url);
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const AC = require('adaptivecards/dist/adaptivecards.js') as {
   AdaptiveCard: new () => { parse(json: unknown, ctx: unknown): void };
   SerializationContext: new () => { eventCount: number; getEventAt(i: number): { message: string } };

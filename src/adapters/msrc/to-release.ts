@@ -43,14 +43,22 @@ export function cvrfToRelease(json: unknown, source = 'CVRF document'): Release 
   return release;
 }
 
+// A month repeats a handful of distinct timestamps thousands of times; parse each once.
+const isoCache = new Map<string, string>();
+
 /** CVRF dates carry no zone; MSRC means UTC. */
 function isoUtc(value: string, where: string, problems: string[]): string {
+  const cached = isoCache.get(value);
+  if (cached !== undefined) return cached;
   const dt = DateTime.fromISO(value, { zone: 'utc' });
   if (!dt.isValid) {
     problems.push(`${where}: expected a date such as 2024-02-13T08:00:00, got ${JSON.stringify(value)}`);
     return value;
   }
-  return dt.toISO({ suppressMilliseconds: true }) ?? value;
+  const iso = dt.toISO({ suppressMilliseconds: true }) ?? value;
+  if (isoCache.size > 10_000) isoCache.clear();
+  isoCache.set(value, iso);
+  return iso;
 }
 
 function revisions(list: CvrfDocument['DocumentTracking']['RevisionHistory'], where: string, problems: string[]): Revision[] {
