@@ -240,8 +240,10 @@ export function buildDigest(input: DigestInput): Digest {
       a.id.localeCompare(b.id, 'en', { numeric: true }),
   );
 
-  const inFleet = inventory ? lines.filter((line) => line.fleetProducts.length > 0) : lines;
-  const notInFleet = inventory ? lines.filter((line) => line.fleetProducts.length === 0) : [];
+  // A client's listed software (Exchange, SharePoint) is part of what the MSP runs, even without an OS match.
+  const runs = (line: DigestUpdateLine) => line.fleetProducts.length > 0 || line.conflicts.some((c) => c.reason === 'product');
+  const inFleet = inventory ? lines.filter(runs) : lines;
+  const notInFleet = inventory ? lines.filter((line) => !runs(line)) : [];
   const groups = groupByFamily(inFleet);
 
   const unattachedNotes = notes.filter((note) => !usedNoteKeys.has(normaliseKb(note.kb)));
