@@ -3,6 +3,7 @@ import { register as start } from './start.ts';
 import { register as migrate } from './migrate.ts';
 import { register as importInventory } from './import.ts';
 import { register as digest } from './digest.ts';
+import { register as windows } from './windows.ts';
 import { register as generateInventory } from './generate-inventory.ts';
 
 /**
@@ -15,6 +16,7 @@ const registrars: Array<(program: Command) => void> = [
   importInventory,
   generateInventory,
   digest,
+  windows,
 ];
 
 export function registerCommands(program: Command): void {
