@@ -32,7 +32,9 @@ function dayNumber(name: string): IsoWeekday | undefined {
   return (index + 1) as IsoWeekday;
 }
 
-function parseTime(text: string): number | undefined {
+function parseTime(text: string, boundary: 'start' | 'end'): number | undefined {
+  // People write "22:00-24:00" for "until midnight"; it is the same window as "22:00-00:00".
+  if (text === '24:00' && boundary === 'end') return 0;
   const match = /^([01]?\d|2[0-3]):([0-5]\d)$/.exec(text);
   if (!match) return undefined;
   return Number(match[1]) * 60 + Number(match[2]);
@@ -72,13 +74,19 @@ function canonical(days: IsoWeekday[], startMinute: number, endMinute: number): 
 }
 
 export function parseWindowSpec(input: string): ParseResult<WindowRule> {
-  const text = input.trim().toLowerCase().replace(/\s+/g, ' ');
+  // Spaces around the commas between days and the dash between times are forgiven ("mon, wed 22:00 - 02:00").
+  const text = input
+    .trim()
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .replace(/ ?, ?/g, ',')
+    .replace(/(\d) ?- ?(\d)/g, '$1-$2');
   const match = /^(\S+) (\S+)-(\S+)$/.exec(text);
   if (!match) return { ok: false, error: `expected e.g. ${WINDOW_EXAMPLES}` };
   const days = parseDays(match[1]!);
   if (typeof days === 'string') return { ok: false, error: days };
-  const startMinute = parseTime(match[2]!);
-  const endMinute = parseTime(match[3]!);
+  const startMinute = parseTime(match[2]!, 'start');
+  const endMinute = parseTime(match[3]!, 'end');
   if (startMinute === undefined) return { ok: false, error: `"${match[2]}" is not a time (HH:MM, 00:00 to 23:59)` };
   if (endMinute === undefined) return { ok: false, error: `"${match[3]}" is not a time (HH:MM, 00:00 to 23:59)` };
   return { ok: true, value: { days, startMinute, endMinute, spec: canonical(days, startMinute, endMinute) } };
