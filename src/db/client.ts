@@ -29,6 +29,12 @@ export interface Database {
   withDedicatedConnection<T>(work: (connection: DedicatedConnection) => Promise<T>): Promise<T>;
 }
 
+/** postgres.js answers a row array, PGlite an object with `rows`; both are read the same way by the callers of `db.execute`. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
 export type DatabaseTarget = Config['database'] | { kind: 'memory' };
 
 export interface OpenOptions {

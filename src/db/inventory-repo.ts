@@ -9,8 +9,7 @@
 import { getTableName, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { Inventory, InventoryDevice } from '../domain/inventory.ts';
-import type { AppDatabase } from './client.ts';
-import { rowsOf } from './migrate.ts';
+import { rowsOf, type AppDatabase } from './client.ts';
 import { auditLog, chatIdentities, clients, devices, locations, msp, people, type WindowsByClass } from './schema.ts';
 
 export interface KindCounts {

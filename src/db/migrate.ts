@@ -7,7 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
-import type { AppDatabase, Database } from './client.ts';
+import { rowsOf, type AppDatabase, type Database } from './client.ts';
+
+export { rowsOf };
 
 /** Resolved from this module, not the working directory, so `patchbay migrate` works from anywhere. */
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -38,12 +40,6 @@ async function appliedMigrationTimes(db: AppDatabase): Promise<Set<number>> {
   if (!rowsOf<{ present: boolean }>(exists)[0]?.present) return new Set();
   const rows = await db.execute(sql`select created_at from drizzle.__drizzle_migrations`);
   return new Set(rowsOf<{ created_at: string | number }>(rows).map((row) => Number(row.created_at)));
-}
-
-/** postgres.js answers a row array, PGlite an object with `rows`; both are read the same way here. */
-export function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  return ((result as { rows?: T[] }).rows ?? []) as T[];
 }
 
 export async function migrateDatabase(database: Database, folder = MIGRATIONS_FOLDER): Promise<MigrationOutcome> {

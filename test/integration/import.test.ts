@@ -348,4 +348,12 @@ describe(`patchbay import command on ${backend}`, () => {
       await stored.close();
     }
   });
+
+  it('patchbay migrate reports an up-to-date database as such', async () => {
+    const result = await patchbay('migrate', '--json');
+    expect(result.code).toBe(0);
+    const outcome = JSON.parse(result.stdout) as { applied: string[]; alreadyApplied: number };
+    expect(outcome.applied).toEqual([]);
+    expect(outcome.alreadyApplied).toBeGreaterThanOrEqual(2);
+  });
 });
