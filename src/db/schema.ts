@@ -256,6 +256,9 @@ export const releases = pgTable('releases', {
   documentHash: text('document_hash').notNull(),
   /** The digest's model of the release, as JSON (counts, separate lists), for rendering without recomputing. */
   summary: jsonb('summary').$type<Record<string, unknown>>().notNull().default({}),
+  /** The full Release model as last stored, so a re-read is diffed with diffReleases without rebuilding from rows. */
+  model: jsonb('model').$type<Record<string, unknown>>().notNull(),
+  /** When the document was last read, changed or not (the watcher's "last checked"). */
   fetchedAt: instant('fetched_at').notNull(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
@@ -285,7 +288,10 @@ export const updates = pgTable(
     releaseId: text('release_id')
       .notNull()
       .references(() => releases.id),
-    kb: text('kb').notNull(),
+    /** The model's Update.id: the KB number, or a slug for fixes without one ("Release Notes", a package). */
+    updateKey: text('update_key').notNull(),
+    /** Null for fixes MSRC ships without a KB number. */
+    kb: text('kb'),
     title: text('title'),
     family: text('family'),
     /** Product names as MSRC writes them (matched against the inventory's device OS names). */
@@ -298,10 +304,12 @@ export const updates = pgTable(
     fixedBuild: text('fixed_build'),
     url: text('url'),
     knownIssueLinks: jsonb('known_issue_links').$type<string[]>().notNull().default([]),
+    /** Set when a revision dropped it: decisions and notes still point at the row. */
+    removedAt: instant('removed_at'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [unique('updates_release_kb_key').on(t.releaseId, t.kb)],
+  (t) => [unique('updates_release_update_key').on(t.releaseId, t.updateKey), index('updates_release_kb_idx').on(t.releaseId, t.kb)],
 );
 
 export const cves = pgTable(
@@ -327,6 +335,8 @@ export const cves = pgTable(
     firstPublished: instant('first_published'),
     /** Anything else from the document the digest may want, kept so re-ingest needs no schema change. */
     detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({}),
+    /** Set when a revision dropped it. */
+    removedAt: instant('removed_at'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -357,6 +367,10 @@ export const kevEntries = pgTable('kev_entries', {
   knownRansomware: text('known_ransomware'),
   notes: text('notes'),
   catalogVersion: text('catalog_version'),
+  /** The catalog's own `dateReleased`, as CISA writes it. */
+  catalogReleased: text('catalog_released'),
+  /** Set when the entry left the catalog (CISA does withdraw entries); cleared if it comes back. */
+  removedAt: instant('removed_at'),
   updatedAt: updatedAt(),
 });
 
