@@ -1,0 +1,159 @@
+/**
+ * Decisions and holds as the rest of the product reads them, and the decision state the approval use-cases
+ * load under a lock. The rollout engine reads `effectiveApprovals` and `activeHolds`; nothing else should
+ * fold the decisions table itself, so "what counts as approved" is decided in one place.
+ */
+import { sql } from 'drizzle-orm';
+import type { ActiveHold, ReleaseDecisionState } from '../domain/approval.ts';
+import { rowsOf, type AppDatabase } from './client.ts';
+
+export interface EffectiveApproval {
+  /** Null: the whole release is approved. */
+  updateKey: string | null;
+  approvedBy: string;
+  at: Date;
+}
+
+export interface HoldRow {
+  id: number;
+  scope: 'update' | 'client' | 'ring' | 'all';
+  releaseId: string | null;
+  updateKey: string | null;
+  clientId: string | null;
+  ring: 'msp' | 'pilot' | 'broad' | null;
+  reason: string;
+  placedBy: string;
+  at: Date;
+}
+
+const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
+
+/**
+ * Approvals in force for a release: for each update (and the release as a whole) the latest of its approve /
+ * withdraw decisions, kept when it is an approve. Holds are separate (see activeHolds): an approved update
+ * that is held does not start.
+ */
+export async function effectiveApprovals(db: AppDatabase, releaseId: string): Promise<EffectiveApproval[]> {
+  const rows = rowsOf<{ update_key: string | null; kind: string; actor: string; created_at: unknown }>(
+    await db.execute(sql`
+      select distinct on (d.update_id) u.kb as update_key, d.kind, d.actor, d.created_at
+      from decisions d left join updates u on u.id = d.update_id
+      where d.release_id = ${releaseId} and d.kind in ('approve', 'withdraw')
+      order by d.update_id nulls first, d.created_at desc, d.id desc`),
+  ).filter((row) => row.kind === 'approve');
+  return rows
+    .map((row) => ({ updateKey: row.update_key, approvedBy: row.actor, at: toDate(row.created_at) }))
+    .sort((a, b) => (a.updateKey ?? '').localeCompare(b.updateKey ?? '', 'en', { numeric: true }));
+}
+
+/** Every hold not yet released, whatever its release; oldest first. */
+export async function activeHolds(db: AppDatabase): Promise<HoldRow[]> {
+  const rows = rowsOf<{
+    id: number;
+    scope: HoldRow['scope'];
+    release_id: string | null;
+    update_key: string | null;
+    client_id: string | null;
+    ring: HoldRow['ring'];
+    reason: string;
+    placed_by: string;
+    placed_at: unknown;
+  }>(
+    await db.execute(sql`
+      select h.id, h.scope, h.release_id, u.kb as update_key, h.client_id, h.ring, h.reason, h.placed_by, h.placed_at
+      from holds h left join updates u on u.id = h.update_id
+      where h.released_at is null
+      order by h.placed_at, h.id`),
+  );
+  return rows.map((row) => ({
+    id: Number(row.id),
+    scope: row.scope,
+    releaseId: row.release_id,
+    updateKey: row.update_key,
+    clientId: row.client_id,
+    ring: row.ring,
+    reason: row.reason,
+    placedBy: row.placed_by,
+    at: toDate(row.placed_at),
+  }));
+}
+
+export interface LoadedRelease {
+  state: ReleaseDecisionState;
+  /** Update key -> updates.id, for writing decisions and holds. */
+  updateIds: Map<string, number>;
+}
+
+/**
+ * The decision state of one release. With `lock`, the release row is locked FOR UPDATE first, so every
+ * decision on one release is taken one at a time: the second of two simultaneous clicks sees the first.
+ * Returns undefined when the release is not stored.
+ */
+export async function loadDecisionState(
+  tx: AppDatabase,
+  releaseId: string,
+  options: { lock: boolean; eventId?: string },
+): Promise<LoadedRelease | undefined> {
+  const found = rowsOf<{ id: string }>(
+    await tx.execute(options.lock ? sql`select id from releases where id = ${releaseId} for update` : sql`select id from releases where id = ${releaseId}`),
+  );
+  if (found.length === 0) return undefined;
+
+  const updates = rowsOf<{ id: number; kb: string }>(await tx.execute(sql`select id, kb from updates where release_id = ${releaseId} order by id`));
+  const updateIds = new Map(updates.map((u) => [u.kb, Number(u.id)]));
+  const approvals = await effectiveApprovals(tx, releaseId);
+  const holds = rowsOf<{ id: number; update_key: string | null; client_id: string | null; reason: string; placed_by: string; placed_at: unknown }>(
+    await tx.execute(sql`
+      select h.id, u.kb as update_key, h.client_id, h.reason, h.placed_by, h.placed_at
+      from holds h left join updates u on u.id = h.update_id
+      where h.released_at is null and h.release_id = ${releaseId} and h.scope in ('update', 'client', 'all') and h.ring is null
+      order by h.id`),
+  );
+  // Deployed: a run that reached a machine (started, finished or failed) for this release; per update by KB.
+  const deployedRows = rowsOf<{ kb: string | null }>(
+    await tx.execute(sql`
+      select distinct k.kb from runs r left join lateral jsonb_array_elements_text(r.updates) as k(kb) on true
+      where r.release_id = ${releaseId} and r.state in ('running', 'succeeded', 'failed')`),
+  );
+  const applied = new Set<string>();
+  if (options.eventId !== undefined) {
+    const hit = rowsOf(await tx.execute(sql`select 1 from decisions where idempotency_key = ${options.eventId}`));
+    if (hit.length > 0) applied.add(options.eventId);
+  }
+
+  const state: ReleaseDecisionState = {
+    releaseId,
+    updates: Object.fromEntries(updates.map((u) => [u.kb, { approval: null }])),
+    releaseApproval: null,
+    holds: holds.map(
+      (h): ActiveHold => ({
+        id: String(h.id),
+        updateKey: h.update_key,
+        clientId: h.client_id,
+        reason: h.reason,
+        by: h.placed_by,
+        at: toDate(h.placed_at).toISOString(),
+      }),
+    ),
+    deployed: {
+      release: deployedRows.length > 0,
+      updates: Object.fromEntries(deployedRows.filter((r) => r.kb !== null).map((r) => [r.kb!, true])),
+    },
+    applied,
+  };
+  for (const a of approvals) {
+    const approval = { by: a.approvedBy, at: a.at.toISOString() };
+    if (a.updateKey === null) state.releaseApproval = approval;
+    else if (state.updates[a.updateKey]) state.updates[a.updateKey] = { approval };
+  }
+  return { state, updateIds };
+}
+
+/** How many approve/withdraw decisions a target has had: the sequence number in its next idempotency key. */
+export async function decisionCount(tx: AppDatabase, releaseId: string, updateId: number | null, kinds: readonly string[]): Promise<number> {
+  const rows = rowsOf<{ n: number | string }>(
+    await tx.execute(sql`select count(*) as n from decisions where release_id = ${releaseId}
+      and update_id is not distinct from ${updateId} and kind in (select jsonb_array_elements_text(${JSON.stringify(kinds)}::jsonb))`),
+  );
+  return Number(rows[0]?.n ?? 0);
+}
