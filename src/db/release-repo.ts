@@ -1,0 +1,413 @@
+/**
+ * Storing Microsoft's monthly releases, idempotently, and reading them back.
+ *
+ * A release row keeps the whole Release model (`model`), so a re-read is compared with what was stored through
+ * diffReleases, and the updates/cves/update_cves rows exist for what points at them (decisions, holds, notes,
+ * runs) and for queries. Everything one reading changes happens in ONE transaction, with the audit row and the
+ * chat messages that report it (chat_outbox), so a crash never leaves a stored revision nobody was told about.
+ * A revision that drops a CVE or an update marks its row `removed_at` rather than deleting it.
+ */
+import { createHash } from 'node:crypto';
+import { asc, eq, isNull, sql } from 'drizzle-orm';
+import { DateTime } from 'luxon';
+import { BLOCK_KIT_LIMITS, escapeMrkdwn, mrkdwn, splitText, type SlackMessage } from '../bot/slack/block-kit.ts';
+import { renderDigestBlocks } from '../bot/slack/digest-blocks.ts';
+import { buildDigest, type DigestInput } from '../domain/digest.ts';
+import type { Inventory, InventoryClient, InventoryDevice } from '../domain/inventory.ts';
+import { classifyCve, diffReleases, type Release, type ReleaseChange } from '../domain/release.ts';
+import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
+import type { AppDatabase } from './client.ts';
+import { loadKevIndex } from './kev-repo.ts';
+import { listNotes } from './notes-repo.ts';
+import { at, upsertRows } from './upsert.ts';
+import { auditLog, chatOutbox, clients, cves, devices, locations, msp, releaseChanges, releases, updates } from './schema.ts';
+
+export type StoreOutcome = 'new' | 'unchanged' | 'revised';
+
+export interface StoreOptions {
+  /** Hash of the document as read; defaults to a hash of the model, which is what "changed" means to us. */
+  documentHash?: string;
+  /** When the document was read. */
+  fetchedAt: Date;
+  now: Date;
+  actor?: string;
+  source?: 'cli' | 'system';
+}
+
+export interface StoreResult {
+  outcome: StoreOutcome;
+  /** What this reading changed against the stored one (empty for new and unchanged). */
+  changes: ReleaseChange[];
+  documentHash: string;
+  /** Chat messages queued in chat_outbox by this call. */
+  queued: number;
+  /** Why no chat message was queued for a new release or a revision with changes, if so. */
+  notQueued?: string;
+}
+
+export interface StoredReleaseSummary {
+  id: string;
+  title: string | null;
+  revision: string;
+  initialReleaseDate: Date;
+  currentReleaseDate: Date;
+  fetchedAt: Date;
+  documentHash: string;
+  cves: number;
+  updates: number;
+}
+
+/** Hash of the model's canonical JSON: the same reading always hashes the same. */
+export function releaseHash(release: Release): string {
+  return createHash('sha256').update(JSON.stringify(release)).digest('hex');
+}
+
+export async function storeRelease(db: AppDatabase, release: Release, options: StoreOptions): Promise<StoreResult> {
+  assertStorable(release);
+  const documentHash = options.documentHash ?? releaseHash(release);
+  const actor = options.actor ?? 'system';
+  const source = options.source ?? 'system';
+  return db.transaction(async (tx) => {
+    // Two watchers (or a watcher and `digest --post`) storing the same month take turns; the second sees the first's row.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`patchbay:release:${release.id}`}, 0))`);
+    const [stored] = await tx
+      .select({ documentHash: releases.documentHash, model: releases.model, fetchedAt: releases.fetchedAt })
+      .from(releases)
+      .where(eq(releases.id, release.id));
+
+    if (stored && stored.documentHash === documentHash) {
+      if (stored.fetchedAt < options.fetchedAt) {
+        await tx.update(releases).set({ fetchedAt: options.fetchedAt }).where(eq(releases.id, release.id));
+      }
+      return { outcome: 'unchanged' as const, changes: [], documentHash, queued: 0 };
+    }
+
+    const changes = stored ? diffReleases(stored.model as unknown as Release, release) : [];
+    const outcome: StoreOutcome = stored ? 'revised' : 'new';
+    await writeRows(tx, release, documentHash, options);
+
+    if (outcome === 'revised') {
+      await tx
+        .insert(releaseChanges)
+        .values({ releaseId: release.id, revision: latestRevision(release), documentHash, changes, detectedAt: options.now })
+        .onConflictDoNothing();
+    }
+
+    let queued = 0;
+    let notQueued: string | undefined;
+    if (outcome === 'new' || changes.length > 0) {
+      const [mspRow] = await tx.select({ channel: msp.channel }).from(msp).where(eq(msp.id, 1));
+      if (!mspRow || mspRow.channel.trim() === '') {
+        notQueued = 'no MSP channel imported yet (patchbay import): nothing posted';
+      } else {
+        const messages =
+          outcome === 'new'
+            ? digestMessages(release.id, await loadDigestInput(tx, release.id, options.now))
+            : changeMessages(release, documentHash, changes);
+        queued = await enqueue(tx, mspRow.channel, messages, options.now);
+      }
+    }
+
+    await tx.insert(auditLog).values({
+      at: options.now,
+      actor,
+      action: outcome === 'new' ? 'release.stored' : 'release.revised',
+      subject: `release:${release.id}`,
+      source,
+      detail: {
+        revision: latestRevision(release),
+        currentReleaseDate: release.currentReleaseDate,
+        documentHash,
+        cves: release.cves.length,
+        updates: release.updates.length,
+        changes: changes.slice(0, 50).map((change) => change.message),
+        changeCount: changes.length,
+        queued,
+        ...(notQueued ? { notQueued } : {}),
+      },
+    });
+    return { outcome, changes, documentHash, queued, ...(notQueued ? { notQueued } : {}) };
+  });
+}
+
+/** Refuses a model no parser would give, before it can replace a good stored one. */
+function assertStorable(release: Release): void {
+  const problems: string[] = [];
+  if (!/^\d{4}-[A-Z][a-z]{2}$/.test(release.id)) problems.push(`id "${release.id}" is not a release id such as 2024-Feb`);
+  for (const field of ['initialReleaseDate', 'currentReleaseDate'] as const) {
+    if (!DateTime.fromISO(release[field], { zone: 'utc' }).isValid) problems.push(`${field} "${release[field]}" is not an ISO date`);
+  }
+  const repeated = (ids: string[]) => ids.filter((id, i) => ids.indexOf(id) !== i);
+  const cveDupes = repeated(release.cves.map((c) => c.id));
+  if (cveDupes.length) problems.push(`CVEs listed twice: ${[...new Set(cveDupes)].slice(0, 5).join(', ')}`);
+  const updateDupes = repeated(release.updates.map((u) => u.id));
+  if (updateDupes.length) problems.push(`updates listed twice: ${[...new Set(updateDupes)].slice(0, 5).join(', ')}`);
+  if (problems.length) throw new Error(`release ${release.id} cannot be stored: ${problems.join('; ')}`);
+}
+
+function latestRevision(release: Release): string {
+  // MSRC's revision history is not in date order; the highest number is the current one.
+  const numbers = release.revisions.map((r) => r.number).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  return numbers.at(-1) ?? '1.0';
+}
+
+async function writeRows(tx: AppDatabase, release: Release, documentHash: string, options: StoreOptions): Promise<void> {
+  const now = options.now;
+  const productsById = new Map(release.products.map((p) => [p.id, p]));
+  const releaseRow = {
+    id: release.id,
+    title: release.title ?? null,
+    initialReleaseDate: new Date(release.initialReleaseDate),
+    currentReleaseDate: new Date(release.currentReleaseDate),
+    revision: latestRevision(release),
+    documentHash,
+    summary: { cves: release.cves.length, updates: release.updates.length, products: release.products.length },
+    model: release as unknown as Record<string, unknown>,
+    fetchedAt: options.fetchedAt,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const { id: _id, createdAt: _created, ...releaseUpdate } = releaseRow;
+  await tx.insert(releases).values(releaseRow).onConflictDoUpdate({ target: releases.id, set: releaseUpdate });
+
+  const updateRows = release.updates.map((u) => ({
+    releaseId: release.id,
+    updateKey: u.id,
+    kb: u.kb ?? null,
+    title: u.name,
+    family: u.family ?? null,
+    products: u.productIds.map((id) => productsById.get(id)?.name ?? id),
+    productIds: u.productIds,
+    subtype: u.subTypes.length ? u.subTypes.join(', ') : null,
+    restartRequired: u.restartRequired === 'unknown' ? null : u.restartRequired,
+    supersedes: u.supersedes,
+    fixedBuild: u.fixedBuilds.length ? u.fixedBuilds.join(', ') : null,
+    url: u.urls[0] ?? null,
+    knownIssueLinks: u.knownIssues.map((issue) => issue.url ?? `KB${issue.kb}`),
+    removedAt: null,
+    createdAt: now,
+    updatedAt: now,
+  }));
+  await upsertRows(tx, updates, updateRows, [updates.releaseId, updates.updateKey], [
+    updates.kb,
+    updates.title,
+    updates.family,
+    updates.products,
+    updates.productIds,
+    updates.subtype,
+    updates.restartRequired,
+    updates.supersedes,
+    updates.fixedBuild,
+    updates.url,
+    updates.knownIssueLinks,
+    updates.removedAt,
+  ]);
+  const updateKeys = JSON.stringify(release.updates.map((u) => u.id));
+  await tx.execute(sql`update updates set removed_at = ${at(now)}, updated_at = ${at(now)}
+    where release_id = ${release.id} and removed_at is null
+      and update_key not in (select jsonb_array_elements_text(${updateKeys}::jsonb))`);
+
+  const cveRows = release.cves.map((c) => ({
+    releaseId: release.id,
+    cve: c.id,
+    title: c.title ?? null,
+    severity: c.severity ?? null,
+    impacts: c.impacts,
+    cvssBase: c.cvssBaseScore ?? null,
+    exploited: c.exploited ?? null,
+    publiclyDisclosed: c.publiclyDisclosed ?? null,
+    exploitability: c.exploitability.latestRelease ?? null,
+    assigningCna: c.assigningCna ?? null,
+    category: categoryOf(classifyCve(c, productsById)),
+    firstPublished: c.firstPublished ? new Date(c.firstPublished) : null,
+    detail: { tags: c.tags, families: c.families, lastRevised: c.lastRevised ?? null, olderRelease: c.exploitability.olderRelease ?? null },
+    removedAt: null,
+    createdAt: now,
+    updatedAt: now,
+  }));
+  await upsertRows(tx, cves, cveRows, [cves.releaseId, cves.cve], [
+    cves.title,
+    cves.severity,
+    cves.impacts,
+    cves.cvssBase,
+    cves.exploited,
+    cves.publiclyDisclosed,
+    cves.exploitability,
+    cves.assigningCna,
+    cves.category,
+    cves.firstPublished,
+    cves.detail,
+    cves.removedAt,
+  ]);
+  const cveIds = JSON.stringify(release.cves.map((c) => c.id));
+  await tx.execute(sql`update cves set removed_at = ${at(now)}, updated_at = ${at(now)}
+    where release_id = ${release.id} and removed_at is null
+      and cve not in (select jsonb_array_elements_text(${cveIds}::jsonb))`);
+
+  // Links are facts of the current reading only: nothing points at them, so stale ones are simply deleted.
+  const links = JSON.stringify(release.updates.flatMap((u) => u.cves.map((link) => ({ update_key: u.id, cve: link.cveId }))));
+  await tx.execute(sql`with wanted as (
+      select u.id as update_id, c.id as cve_id
+      from jsonb_to_recordset(${links}::jsonb) as l(update_key text, cve text)
+      join updates u on u.release_id = ${release.id} and u.update_key = l.update_key
+      join cves c on c.release_id = ${release.id} and c.cve = l.cve
+    ), removed as (
+      delete from update_cves uc using updates u
+      where uc.update_id = u.id and u.release_id = ${release.id}
+        and not exists (select 1 from wanted w where w.update_id = uc.update_id and w.cve_id = uc.cve_id)
+    )
+    insert into update_cves (update_id, cve_id) select update_id, cve_id from wanted on conflict do nothing`);
+}
+
+function categoryOf(bucket: ReturnType<typeof classifyCve>): string {
+  return bucket === 'headline' ? 'microsoft' : bucket === 'otherVendors' ? 'otherVendor' : bucket;
+}
+
+interface OutboxMessage {
+  key: string;
+  subject: string;
+  message: SlackMessage;
+  threadSubject?: string;
+}
+
+function digestMessages(releaseId: string, input: DigestInput): OutboxMessage[] {
+  const messages = renderDigestBlocks(buildDigest(input), { interactive: true });
+  const parent = `digest:${releaseId}`;
+  return messages.map((message, n) =>
+    n === 0
+      ? { key: parent, subject: parent, message }
+      : { key: `${parent}:thread:${n}`, subject: `${parent}:thread:${n}`, message, threadSubject: parent },
+  );
+}
+
+/** One thread reply under the digest listing what the revision changed (more replies only if it is very long). */
+export function changeMessages(release: Release, documentHash: string, changes: ReleaseChange[]): OutboxMessage[] {
+  const intro = `Microsoft revised ${release.id} (revision ${latestRevision(release)}, ${release.currentReleaseDate.slice(0, 10)}): ${changes.length} change${changes.length === 1 ? '' : 's'}`;
+  const lines = changes.map((change) => `• ${escapeMrkdwn(change.message)}`);
+  // Each message stays far below Block Kit's per-message size; the text is split, never cut.
+  const bodies = splitText(lines.join('\n'), 6000);
+  const subject = `release-changes:${release.id}:${documentHash.slice(0, 16)}`;
+  return bodies.map((body, n) => {
+    const sections = splitText(body, BLOCK_KIT_LIMITS.sectionText - 100).map((text) => ({ type: 'section' as const, text: mrkdwn(text) }));
+    const heading = n === 0 ? escapeMrkdwn(intro) : `${escapeMrkdwn(intro)} (continued)`;
+    const fallback = n === 0 ? `${heading}: ${changes.slice(0, 3).map((c) => escapeMrkdwn(c.message)).join('; ')}${changes.length > 3 ? '; …' : ''}` : heading;
+    const id = n === 0 ? subject : `${subject}:${n}`;
+    return {
+      key: id,
+      subject: id,
+      threadSubject: `digest:${release.id}`,
+      message: {
+        text: fallback.slice(0, BLOCK_KIT_LIMITS.fallbackText),
+        blocks: [{ type: 'section' as const, text: mrkdwn(`*${heading}*`) }, ...sections],
+      },
+    };
+  });
+}
+
+async function enqueue(tx: AppDatabase, channel: string, messages: OutboxMessage[], now: Date): Promise<number> {
+  if (messages.length === 0) return 0;
+  const inserted = await tx
+    .insert(chatOutbox)
+    .values(
+      messages.map((m) => ({
+        idempotencyKey: m.key,
+        platform: 'slack' as const,
+        channel,
+        action: 'post',
+        subject: m.subject,
+        payload: { text: m.message.text, blocks: m.message.blocks, ...(m.threadSubject ? { threadSubject: m.threadSubject } : {}) },
+        nextAttemptAt: now,
+        createdAt: now,
+        updatedAt: now,
+      })),
+    )
+    .onConflictDoNothing({ target: chatOutbox.idempotencyKey })
+    .returning({ id: chatOutbox.id });
+  return inserted.length;
+}
+
+/** The stored Release model, or undefined when the month was never stored. */
+export async function loadRelease(db: AppDatabase, id: string): Promise<Release | undefined> {
+  const [row] = await db.select({ model: releases.model }).from(releases).where(eq(releases.id, id));
+  return row ? (row.model as unknown as Release) : undefined;
+}
+
+export async function listReleases(db: AppDatabase): Promise<StoredReleaseSummary[]> {
+  const rows = await db
+    .select({
+      id: releases.id,
+      title: releases.title,
+      revision: releases.revision,
+      initialReleaseDate: releases.initialReleaseDate,
+      currentReleaseDate: releases.currentReleaseDate,
+      fetchedAt: releases.fetchedAt,
+      documentHash: releases.documentHash,
+      summary: releases.summary,
+    })
+    .from(releases)
+    .orderBy(asc(releases.initialReleaseDate));
+  return rows.map(({ summary, ...row }) => ({ ...row, cves: Number(summary.cves ?? 0), updates: Number(summary.updates ?? 0) }));
+}
+
+/**
+ * Everything the digest needs, from the database: the stored release, the KEV catalog, the research notes and
+ * the inventory as imported (retired clients and devices left out). Undefined when the release is not stored.
+ */
+export async function loadDigestInput(db: AppDatabase, releaseId: string, now: Date | DateTime): Promise<DigestInput> {
+  const release = await loadRelease(db, releaseId);
+  if (!release) throw new Error(`release ${releaseId} is not stored (known: ${(await listReleases(db)).map((r) => r.id).join(', ') || 'none'})`);
+  const [kev, notes, inventory] = await Promise.all([loadKevIndex(db), listNotes(db, releaseId), loadInventory(db)]);
+  const instant = now instanceof Date ? DateTime.fromJSDate(now, { zone: 'utc' }) : now;
+  return { release, now: instant, kev, notes, inventory };
+}
+
+/** The inventory as stored; undefined before the first import. Windows that no longer parse are left out. */
+export async function loadInventory(db: AppDatabase): Promise<Inventory | undefined> {
+  const [mspRow] = await db.select().from(msp).where(eq(msp.id, 1));
+  if (!mspRow) return undefined;
+  const clientRows = await db.select().from(clients).where(isNull(clients.retiredAt)).orderBy(asc(clients.id));
+  const locationRows = await db.select().from(locations).where(isNull(locations.retiredAt));
+  const deviceRows = await db.select().from(devices).where(isNull(devices.retiredAt)).orderBy(asc(devices.name));
+  const toDevice = (d: (typeof deviceRows)[number]): InventoryDevice => ({
+    name: d.name,
+    class: d.class,
+    ring: d.ring,
+    os: d.os ?? undefined,
+    user: d.userEmail ?? undefined,
+  });
+  const toClient = (c: (typeof clientRows)[number]): InventoryClient => ({
+    id: c.id,
+    name: c.name,
+    timezone: c.timezone,
+    windows: windowRules(c.windows),
+    software: c.software,
+    champions: [],
+    locations: locationRows
+      .filter((l) => l.clientId === c.id)
+      .map((l) => ({
+        id: l.id,
+        name: l.name ?? undefined,
+        devices: deviceRows.filter((d) => d.clientId === c.id && d.locationId === l.id).map(toDevice),
+      })),
+  });
+  return {
+    msp: {
+      name: mspRow.name,
+      engineers: [],
+      channel: mspRow.channel,
+      timezone: mspRow.timezone,
+      windows: windowRules(mspRow.windows),
+      devices: deviceRows.filter((d) => d.clientId === null).map(toDevice),
+    },
+    clients: clientRows.map(toClient),
+  };
+}
+
+function windowRules(specs: Record<string, string>): Record<string, WindowRule> {
+  const rules: Record<string, WindowRule> = {};
+  for (const [deviceClass, spec] of Object.entries(specs)) {
+    const parsed = parseWindowSpec(spec);
+    if (parsed.ok) rules[deviceClass] = parsed.value;
+  }
+  return rules;
+}
