@@ -22,8 +22,8 @@ describe('rollout gates, by example', () => {
     let book = emptyBook('2024-Feb');
     const step = (event: RolloutEvent, at: string) => {
       const result = transition(book, event, new Date(at));
-      expect(result.outcome, JSON.stringify(result)).toBe('applied');
-      if (result.outcome === 'applied') book = result.book;
+      if (result.outcome !== 'applied') throw new Error(`expected applied, got ${JSON.stringify(result)}`);
+      book = result.book;
       return result;
     };
     expect(step({ type: 'approved', id: 'a1' }, '2024-02-13T19:00:00Z').effects).toEqual([{ type: 'schedule', ring: 'msp', clientId: null }]);
