@@ -1,0 +1,31 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/cli.ts';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const run = promisify(execFile);
+
+describe('patchbay --help', () => {
+  it('works through the installed bin with nothing configured or running', async () => {
+    const { stdout } = await run(process.execPath, ['bin/patchbay.mjs', '--help'], {
+      cwd: repo,
+      env: { PATH: process.env.PATH ?? '' },
+    });
+    for (const command of ['start', 'migrate', 'import', 'windows', 'digest']) {
+      expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+    }
+  });
+
+  it('every command has its own help with a description and its options', () => {
+    const program = buildProgram();
+    expect(program.commands.length).toBeGreaterThanOrEqual(6);
+    for (const command of program.commands) {
+      const help = command.helpInformation();
+      expect(command.description(), command.name()).not.toBe('');
+      expect(help).toContain(`Usage: patchbay ${command.name()}`);
+      expect(help).toContain('-h, --help');
+    }
+  });
+});
