@@ -36,7 +36,7 @@ const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)
 export async function effectiveApprovals(db: AppDatabase, releaseId: string): Promise<EffectiveApproval[]> {
   const rows = rowsOf<{ update_key: string | null; kind: string; actor: string; created_at: unknown }>(
     await db.execute(sql`
-      select distinct on (d.update_id) u.kb as update_key, d.kind, d.actor, d.created_at
+      select distinct on (d.update_id) u.update_key as update_key, d.kind, d.actor, d.created_at
       from decisions d left join updates u on u.id = d.update_id
       where d.release_id = ${releaseId} and d.kind in ('approve', 'withdraw')
       order by d.update_id nulls first, d.created_at desc, d.id desc`),
@@ -60,7 +60,7 @@ export async function activeHolds(db: AppDatabase): Promise<HoldRow[]> {
     placed_at: unknown;
   }>(
     await db.execute(sql`
-      select h.id, h.scope, h.release_id, u.kb as update_key, h.client_id, h.ring, h.reason, h.placed_by, h.placed_at
+      select h.id, h.scope, h.release_id, u.update_key as update_key, h.client_id, h.ring, h.reason, h.placed_by, h.placed_at
       from holds h left join updates u on u.id = h.update_id
       where h.released_at is null
       order by h.placed_at, h.id`),
@@ -80,7 +80,7 @@ export async function activeHolds(db: AppDatabase): Promise<HoldRow[]> {
 
 export interface LoadedRelease {
   state: ReleaseDecisionState;
-  /** Update key -> updates.id, for writing decisions and holds. */
+  /** Update key (updates.update_key) -> updates.id, for writing decisions and holds. */
   updateIds: Map<string, number>;
 }
 
@@ -99,12 +99,15 @@ export async function loadDecisionState(
   );
   if (found.length === 0) return undefined;
 
-  const updates = rowsOf<{ id: number; kb: string }>(await tx.execute(sql`select id, kb from updates where release_id = ${releaseId} order by id`));
-  const updateIds = new Map(updates.map((u) => [u.kb, Number(u.id)]));
+  // Updates a revision dropped keep their past decisions but take no new ones.
+  const updates = rowsOf<{ id: number; update_key: string }>(
+    await tx.execute(sql`select id, update_key from updates where release_id = ${releaseId} and removed_at is null order by id`),
+  );
+  const updateIds = new Map(updates.map((u) => [u.update_key, Number(u.id)]));
   const approvals = await effectiveApprovals(tx, releaseId);
   const holds = rowsOf<{ id: number; update_key: string | null; client_id: string | null; reason: string; placed_by: string; placed_at: unknown }>(
     await tx.execute(sql`
-      select h.id, u.kb as update_key, h.client_id, h.reason, h.placed_by, h.placed_at
+      select h.id, u.update_key as update_key, h.client_id, h.reason, h.placed_by, h.placed_at
       from holds h left join updates u on u.id = h.update_id
       where h.released_at is null and h.release_id = ${releaseId} and h.scope in ('update', 'client', 'all') and h.ring is null
       order by h.id`),
@@ -123,7 +126,7 @@ export async function loadDecisionState(
 
   const state: ReleaseDecisionState = {
     releaseId,
-    updates: Object.fromEntries(updates.map((u) => [u.kb, { approval: null }])),
+    updates: Object.fromEntries(updates.map((u) => [u.update_key, { approval: null }])),
     releaseApproval: null,
     holds: holds.map(
       (h): ActiveHold => ({

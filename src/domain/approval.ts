@@ -77,8 +77,8 @@ export type Transition =
 
 /** Long enough for a paragraph of why; short enough to show whole in a message section. */
 export const MAX_REASON_CHARS = 500;
-/** A note is shown in the update's section (3000 characters), next to the update's own facts. */
-export const MAX_NOTE_CHARS = 2000;
+/** As the notes store allows; the digest splits a long note over sections. */
+export const MAX_NOTE_CHARS = 3000;
 export const MAX_TAGS = 10;
 
 export function emptyState(releaseId: string, updateKeys: readonly string[]): ReleaseDecisionState {

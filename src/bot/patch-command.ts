@@ -1,0 +1,60 @@
+/**
+ * The `/patch` command's grammar, as a pure parser: the Slack listener (and any other chat with text commands)
+ * turns the text into one of these and calls the use-cases. Unknown input is a value too, so it is answered
+ * with usage rather than silence.
+ */
+export type PatchCommand =
+  | { kind: 'status' }
+  | { kind: 'help' }
+  | { kind: 'hold'; target: string; reason: string }
+  | { kind: 'release'; target: string }
+  | { kind: 'withdraw'; target: string }
+  | { kind: 'windows'; client: string }
+  | { kind: 'notes'; update: string }
+  | { kind: 'unknown'; problem: string };
+
+export const PATCH_USAGE = [
+  '*/patch* commands:',
+  '• `/patch status`: each release, per update, per ring, per client',
+  '• `/patch hold KB|CLIENT|all REASON`: hold an update, a client, or the whole current release',
+  '• `/patch release KB|CLIENT|all`: release the matching holds',
+  '• `/patch withdraw KB|all`: withdraw an approval (only before anything was deployed)',
+  '• `/patch windows CLIENT`: the client\u2019s next maintenance windows, in its time and yours',
+  '• `/patch notes KB`: the research notes on an update',
+  '• `/patch help`: this list',
+].join('\n');
+
+export function parsePatchCommand(text: string): PatchCommand {
+  const trimmed = text.trim();
+  if (trimmed === '') return { kind: 'help' };
+  const [word = '', ...rest] = trimmed.split(/\s+/);
+  const verb = word.toLowerCase();
+  const arg = rest[0];
+  switch (verb) {
+    case 'status':
+      return rest.length === 0 ? { kind: 'status' } : { kind: 'unknown', problem: '`status` takes nothing after it' };
+    case 'help':
+      return { kind: 'help' };
+    case 'hold': {
+      if (!arg) return { kind: 'unknown', problem: '`hold` needs what to hold (a KB, a client id, or all) and a reason' };
+      // The reason is everything after the target, exactly as typed (spacing and line breaks kept).
+      const reason = trimmed.slice(trimmed.indexOf(arg, word.length) + arg.length).trim();
+      if (reason === '') return { kind: 'unknown', problem: `a hold needs a reason: \`/patch hold ${arg} REASON\`` };
+      return { kind: 'hold', target: arg, reason };
+    }
+    case 'release':
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`release` takes one thing: a KB, a client id, or all' };
+      return { kind: 'release', target: arg };
+    case 'withdraw':
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`withdraw` takes one thing: a KB, or all for the release approval' };
+      return { kind: 'withdraw', target: arg };
+    case 'windows':
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`windows` takes one client id' };
+      return { kind: 'windows', client: arg };
+    case 'notes':
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`notes` takes one KB' };
+      return { kind: 'notes', update: arg };
+    default:
+      return { kind: 'unknown', problem: `I don't know \`${word.slice(0, 40).replace(/`/g, "'")}\`` };
+  }
+}

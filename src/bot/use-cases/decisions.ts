@@ -1,0 +1,323 @@
+/**
+ * What an engineer can do to a release from any chat: approve, hold, release a hold, withdraw an approval, add
+ * a note. Each is ONE transaction: check who is asking, lock the release row, let the domain decide, then write
+ * the decision, the holds, the audit row and the outbox rows that edit the digest in place. Nothing here knows
+ * which chat asked; the Slack listeners and the Teams card actions both call these and render the result.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  decide,
+  formatDecisionTime,
+  type DecisionEvent,
+  type Effect,
+  type HoldClients,
+  type ReleaseDecisionState,
+  type ReleaseTarget,
+  type Transition,
+} from '../../domain/approval.ts';
+import { rowsOf, type AppDatabase } from '../../db/client.ts';
+import { decisionCount, loadDecisionState } from '../../db/decisions-repo.ts';
+import { addNote, NoteError } from '../../db/notes-repo.ts';
+import { auditLog, decisions, holds } from '../../db/schema.ts';
+import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
+
+export interface UseCaseContext {
+  db: AppDatabase;
+  now: () => Date;
+  /** Called after the transaction committed, with the outbox rows it wrote (the deliverer is told at once). */
+  onCommitted?: (outboxIds: number[]) => void | Promise<void>;
+}
+
+export interface Actor {
+  platform: 'slack' | 'teams' | 'cli';
+  /** Slack user id, Teams AAD object id, or the CLI user. */
+  id: string;
+}
+
+export type RefusalCode =
+  | 'not_engineer'
+  | 'unknown_release'
+  | 'unknown_client'
+  | 'invalid_note'
+  | Extract<Transition, { outcome: 'refused' }>['code'];
+
+export interface DecisionResult {
+  outcome: 'applied' | 'noop' | 'refused';
+  code?: RefusalCode;
+  message: string;
+  /** For a no-op: who did it first, and when (ISO). */
+  by?: string;
+  at?: string;
+  /** The asking engineer's zone (else the MSP's), for rendering times to them. */
+  zone: string;
+  /** The update key the request was resolved to (KB prefix removed), when it named one. */
+  updateKey?: string | null;
+}
+
+export interface Engineer {
+  personId: number;
+  zone: string;
+}
+
+/** The inventory's engineers (person_roles `engineer`), recognised by their chat identity. */
+export async function findEngineer(db: AppDatabase, actor: Actor): Promise<Engineer | undefined> {
+  if (actor.platform === 'cli') {
+    return { personId: 0, zone: await mspZone(db) };
+  }
+  const [row] = rowsOf<{ person_id: number; timezone: string | null }>(
+    await db.execute(sql`select p.id as person_id, p.timezone from chat_identities ci
+      join people p on p.id = ci.person_id and p.retired_at is null
+      join person_roles r on r.person_id = p.id and r.role = 'engineer'
+      where ci.platform = ${actor.platform} and ci.external_id = ${actor.id} limit 1`),
+  );
+  if (!row) return undefined;
+  return { personId: Number(row.person_id), zone: row.timezone ?? (await mspZone(db)) };
+}
+
+const NOT_ENGINEER = 'Only the MSP\u2019s engineers can approve, hold or annotate updates. Nothing was changed.';
+
+/** For a listener that opens a form first (the Hold and Note modals): refuse before showing it. */
+export async function checkEngineer(ctx: UseCaseContext, actor: Actor): Promise<DecisionResult | undefined> {
+  const engineer = await findEngineer(ctx.db, actor);
+  if (engineer) return undefined;
+  return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(ctx.db) };
+}
+
+/** The most recent release (by Microsoft's release date): what `/patch` and App Home mean by "current". */
+export async function currentReleaseId(db: AppDatabase): Promise<string | undefined> {
+  const [row] = rowsOf<{ id: string }>(await db.execute(sql`select id from releases order by initial_release_date desc, id desc limit 1`));
+  return row?.id;
+}
+
+/** `KB5034763`, `kb5034763` and `5034763` name the same update. */
+export function resolveUpdateKey(state: ReleaseDecisionState, key: string | null): string | null {
+  if (key === null) return null;
+  const trimmed = key.trim();
+  if (Object.hasOwn(state.updates, trimmed)) return trimmed;
+  const bare = trimmed.replace(/^KB/i, '');
+  return Object.hasOwn(state.updates, bare) ? bare : trimmed;
+}
+
+interface Plan {
+  /** Builds the event from the locked state; may refuse (e.g. an unknown client). */
+  event: (state: ReleaseDecisionState, tx: AppDatabase) => Promise<DecisionEvent | DecisionResult>;
+}
+
+async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): Promise<DecisionResult> {
+  const now = ctx.now();
+  let outboxIds: number[] = [];
+  const result = await ctx.db.transaction(async (tx): Promise<DecisionResult> => {
+    const engineer = await findEngineer(tx, actor);
+    if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
+    const loaded = await loadDecisionState(tx, releaseId, { lock: true });
+    if (!loaded) return { outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone };
+    const built = await plan.event(loaded.state, tx);
+    if ('outcome' in built) return { ...built, zone: engineer.zone };
+    const event = built;
+    if (rowsOf(await tx.execute(sql`select 1 from decisions where idempotency_key = ${event.id}`)).length > 0) {
+      return { outcome: 'noop', message: 'Already done (this request was handled before).', zone: engineer.zone };
+    }
+    const t = decide(loaded.state, event, now);
+    const updateKey = 'updateKey' in event ? event.updateKey : undefined;
+    if (t.outcome === 'refused') return { outcome: 'refused', code: t.code, message: t.message, zone: engineer.zone, ...(updateKey !== undefined ? { updateKey } : {}) };
+    if (t.outcome === 'noop') {
+      return { outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...(updateKey !== undefined ? { updateKey } : {}) };
+    }
+    outboxIds = await persist(tx, actor, engineer, releaseId, loaded.updateIds, event, t.effects, t.state, now);
+    return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...(updateKey !== undefined ? { updateKey } : {}) };
+  });
+  if (outboxIds.length > 0 && ctx.onCommitted) await ctx.onCommitted(outboxIds);
+  return result;
+}
+
+async function persist(
+  tx: AppDatabase,
+  actor: Actor,
+  engineer: Engineer,
+  releaseId: string,
+  updateIds: Map<string, number>,
+  event: DecisionEvent,
+  effects: Effect[],
+  state: ReleaseDecisionState,
+  now: Date,
+): Promise<number[]> {
+  const source = actor.platform;
+  const idOf = (key: string | null) => (key === null ? null : (updateIds.get(key) ?? null));
+  const placedIds = new Map<string, number>();
+  for (const effect of effects) {
+    if (effect.type !== 'place_hold') continue;
+    const h = effect.hold;
+    const [row] = await tx
+      .insert(holds)
+      .values({
+        scope: h.updateKey !== null ? 'update' : h.clientId !== null ? 'client' : 'all',
+        releaseId,
+        updateId: idOf(h.updateKey),
+        clientId: h.clientId,
+        reason: h.reason,
+        placedBy: h.by,
+        placedVia: source,
+        placedAt: now,
+      })
+      .returning({ id: holds.id });
+    placedIds.set(h.id, row!.id);
+  }
+  let refresh: Array<string | null> = [];
+  for (const effect of effects) {
+    switch (effect.type) {
+      case 'release_holds': {
+        const ids = JSON.stringify(effect.holdIds.map(Number));
+        await tx.execute(sql`update holds set released_at = ${now.toISOString()}::timestamptz, released_by = ${actor.id}
+          where released_at is null and id in (select (jsonb_array_elements_text(${ids}::jsonb))::int)`);
+        break;
+      }
+      case 'decision': {
+        const holdIds = effect.holdIds.map((id) => placedIds.get(id) ?? Number(id));
+        const [decision] = await tx
+          .insert(decisions)
+          .values({
+            kind: effect.kind,
+            releaseId,
+            updateId: idOf(effect.updateKey),
+            holdId: holdIds[0] ?? null,
+            actor: actor.id,
+            actorPersonId: engineer.personId > 0 ? engineer.personId : null,
+            source,
+            reason: effect.reason,
+            detail: { updateKey: effect.updateKey, holdIds, ...(event.type === 'hold' ? { clients: event.clients } : {}), ...(event.type === 'release_hold' ? { target: event.target } : {}) },
+            idempotencyKey: event.id,
+            createdAt: now,
+          })
+          .returning({ id: decisions.id });
+        await tx.insert(auditLog).values({
+          at: now,
+          actor: actor.id,
+          action: `decision.${effect.kind}`,
+          subject: effect.updateKey === null ? `release:${releaseId}` : `update:${releaseId}:${effect.updateKey}`,
+          source,
+          detail: { decisionId: decision!.id, reason: effect.reason, holdIds, via: actor.platform, ...(event.type === 'hold' ? { clients: event.clients } : {}) },
+        });
+        break;
+      }
+      case 'note':
+        // The notes repository keeps the revision history and writes the note's own audit row.
+        await addNote(tx, { releaseId, updateKey: effect.updateKey, body: effect.text, tags: effect.tags, author: actor.id, source, now });
+        break;
+      case 'rerender':
+        refresh = [...refresh, ...effect.updateKeys];
+        break;
+      case 'place_hold':
+        break;
+    }
+  }
+  return refresh.length > 0 ? queueDigestRefresh(tx, state, refresh, now, event.id) : [];
+}
+
+/** Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws. */
+async function sequencedKey(tx: AppDatabase, kind: string, releaseId: string, key: string | null, updateIds: Map<string, number>): Promise<string> {
+  const n = await decisionCount(tx, releaseId, key === null ? null : (updateIds.get(key) ?? -1), ['approve', 'withdraw']);
+  return `${kind}:${releaseId}:${key ?? '*'}:${n}`;
+}
+
+async function updateIdsOf(tx: AppDatabase, releaseId: string): Promise<Map<string, number>> {
+  const rows = rowsOf<{ id: number; update_key: string }>(await tx.execute(sql`select id, update_key from updates where release_id = ${releaseId}`));
+  return new Map(rows.map((r) => [r.update_key, Number(r.id)]));
+}
+
+export interface TargetInput {
+  actor: Actor;
+  releaseId: string;
+  /** Null: the whole release. */
+  updateKey: string | null;
+}
+
+export function approve(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
+  return run(ctx, input.actor, input.releaseId, {
+    async event(state, tx) {
+      const key = resolveUpdateKey(state, input.updateKey);
+      return { type: 'approve', id: await sequencedKey(tx, 'approve', input.releaseId, key, await updateIdsOf(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+    },
+  });
+}
+
+export function withdraw(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
+  return run(ctx, input.actor, input.releaseId, {
+    async event(state, tx) {
+      const key = resolveUpdateKey(state, input.updateKey);
+      return { type: 'withdraw', id: await sequencedKey(tx, 'withdraw', input.releaseId, key, await updateIdsOf(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+    },
+  });
+}
+
+export interface HoldInput extends TargetInput {
+  clients: HoldClients;
+  reason: string;
+  /** Unique per request (the modal's view id, a command's trigger id): a resend is one hold. */
+  requestId: string;
+}
+
+export function hold(ctx: UseCaseContext, input: HoldInput): Promise<DecisionResult> {
+  return run(ctx, input.actor, input.releaseId, {
+    async event(state, tx) {
+      if (input.clients !== 'all' && input.clients.length > 0) {
+        const known = new Set(
+          rowsOf<{ id: string }>(await tx.execute(sql`select id from clients where retired_at is null and id in (select jsonb_array_elements_text(${JSON.stringify(input.clients)}::jsonb))`)).map((r) => r.id),
+        );
+        const unknown = input.clients.filter((c) => !known.has(c));
+        if (unknown.length > 0) return { outcome: 'refused', code: 'unknown_client', message: `No client ${unknown.join(', ')} in the inventory.`, zone: '' };
+      }
+      const key = resolveUpdateKey(state, input.updateKey);
+      return { type: 'hold', id: `hold:${input.releaseId}:${key ?? '*'}:${input.requestId}`, actor: input.actor.id, updateKey: key, clients: input.clients, reason: input.reason };
+    },
+  });
+}
+
+export interface ReleaseHoldInput {
+  actor: Actor;
+  releaseId: string;
+  target: ReleaseTarget;
+  requestId: string;
+}
+
+export function releaseHold(ctx: UseCaseContext, input: ReleaseHoldInput): Promise<DecisionResult> {
+  return run(ctx, input.actor, input.releaseId, {
+    async event(state) {
+      const target: ReleaseTarget = input.target.kind === 'update' ? { kind: 'update', updateKey: resolveUpdateKey(state, input.target.updateKey)! } : input.target;
+      return { type: 'release_hold', id: `release_hold:${input.releaseId}:${input.requestId}`, actor: input.actor.id, target };
+    },
+  });
+}
+
+export interface NoteInput {
+  actor: Actor;
+  releaseId: string;
+  updateKey: string;
+  text: string;
+  tags: readonly string[];
+  requestId: string;
+}
+
+export async function addResearchNote(ctx: UseCaseContext, input: NoteInput): Promise<DecisionResult> {
+  try {
+    return await run(ctx, input.actor, input.releaseId, {
+      async event(state, tx) {
+        // Notes are not decisions (no decisions row): a resubmitted modal is caught by its request id here.
+        const claimed = rowsOf(
+          await tx.execute(sql`insert into idempotency_keys (key, scope, created_at) values (${`note:${input.requestId}`}, 'note', ${ctx.now().toISOString()}::timestamptz)
+            on conflict do nothing returning key`),
+        );
+        if (claimed.length === 0) return { outcome: 'noop', message: 'This note was already added.', zone: '' };
+        return { type: 'note', id: `note:${input.requestId}`, actor: input.actor.id, updateKey: resolveUpdateKey(state, input.updateKey)!, text: input.text, tags: input.tags };
+      },
+    });
+  } catch (error) {
+    if (error instanceof NoteError) return { outcome: 'refused', code: 'invalid_note', message: `The note was not saved: ${error.message}.`, zone: 'UTC' };
+    throw error;
+  }
+}
+
+/** "Approved by <who> at 14:02 CST", for a reply to the engineer who asked. */
+export function describeNoop(result: DecisionResult, mention: (id: string) => string): string {
+  if (result.by && result.at) return `${result.message} (by ${mention(result.by)} at ${formatDecisionTime(result.at, result.zone)})`;
+  return result.message;
+}
