@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import type { Logger } from '../log.ts';
+import { releaseWatch } from './release-watch.ts';
 
 export type Role = 'web' | 'worker' | 'scheduler';
 export const ROLES: readonly Role[] = ['web', 'worker', 'scheduler'];
@@ -29,7 +30,7 @@ export interface RunningJobs {
  */
 export type JobModule = (context: JobContext) => Promise<RunningJobs>;
 
-const modules: JobModule[] = [];
+const modules: JobModule[] = [releaseWatch];
 
 export async function startJobs(context: JobContext): Promise<RunningJobs> {
   const running: RunningJobs[] = [];
