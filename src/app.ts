@@ -4,6 +4,8 @@ import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/client.ts';
 import { migrateDatabase } from './db/migrate.ts';
 import { startJobs, type Role, type RunningJobs } from './jobs/index.ts';
+import { OutboxNotifier } from './jobs/outbox.ts';
+import { createSlackApp } from './bot/slack/app.ts';
 import type { Logger } from './log.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
 import { createHttpServer, type HttpServer } from './runtime/http.ts';
@@ -88,6 +90,24 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       port = await http.listen(options.port ?? config.port);
       const server = http;
       cleanups.push({ name: 'http', run: () => server.close() });
+      if (config.slack.botToken && config.slack.signingSecret) {
+        // Use-cases write the outbox; this tells the deliverer at once instead of waiting for its sweep.
+        const notifier = new OutboxNotifier(redis, config.redisPrefix);
+        cleanups.push({ name: 'outbox notifier', run: () => notifier.close() });
+        const slack = createSlackApp({
+          ...config.slack,
+          botToken: config.slack.botToken,
+          signingSecret: config.slack.signingSecret,
+          database,
+          log,
+          now: options.now ?? (() => new Date()),
+          notifyOutbox: (ids) => notifier.notify(ids),
+        });
+        if (slack.handler) server.mount('/slack/events', slack.handler);
+        await slack.start();
+        cleanups.push({ name: 'slack', run: () => slack.stop() });
+        log.info({ mode: config.slack.appToken ? 'socket' : 'http' }, 'slack connected');
+      }
       log.info({ port }, `listening on http://localhost:${port} (/healthz, /readyz, /metrics)`);
     }
     if (!config.slack.botToken && !config.teams.appId) {

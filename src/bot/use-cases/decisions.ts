@@ -126,7 +126,14 @@ async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: P
     outboxIds = await persist(tx, actor, engineer, releaseId, loaded.updateIds, event, t.effects, t.state, now);
     return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...(updateKey !== undefined ? { updateKey } : {}) };
   });
-  if (outboxIds.length > 0 && ctx.onCommitted) await ctx.onCommitted(outboxIds);
+  if (outboxIds.length > 0 && ctx.onCommitted) {
+    // The decision is committed whatever happens here: a lost notice only waits for the deliverer's sweep.
+    try {
+      await ctx.onCommitted(outboxIds);
+    } catch {
+      /* swept later */
+    }
+  }
   return result;
 }
 
