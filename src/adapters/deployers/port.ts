@@ -1,0 +1,73 @@
+/**
+ * The Deployer port: what patchbay asks of whatever manages the devices. Shaped for the two families it must fit:
+ *
+ * - a REST RMM (Tactical RMM, NinjaOne): "run Windows updates now / reboot now" on an agent, answered with a job
+ *   or activity id that is then polled; devices report online status and installed KBs;
+ * - Microsoft Graph's Windows Update deployment service: a deployment of catalog content to an audience of
+ *   Entra devices, answered with a deployment id; its per-device state is read back later; restart behaviour is
+ *   part of the deployment's settings.
+ *
+ * Both are asynchronous, so `install` and `reboot` start an operation and return its handle (or, for a manager
+ * that finishes at once, its result); `status` polls it. Neither family offers request idempotency, so the port
+ * takes an idempotency key per run step and an adapter must keep the key -> operation mapping itself (an RMM
+ * adapter in Postgres, keyed like runs are): asking twice with one key returns the first operation, never a
+ * second install or reboot. That is what lets a job killed mid-step simply ask again.
+ */
+import type { Outcome } from '../../domain/run.ts';
+
+export interface DeviceRef {
+  id: number;
+  /** Device managers address machines by name (the inventory's name). */
+  name: string;
+  os?: string | undefined;
+}
+
+export interface UpdateRef {
+  /** The release model's update id: the KB number, or a slug for a fix without one. */
+  key: string;
+  kb?: string | undefined;
+  /** MSRC's `Yes` / `No` / `Maybe` / `unknown`: whether the device will want a restart. */
+  restartRequired?: string | undefined;
+}
+
+export type OperationState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface OperationStatus {
+  /** The manager's id for the operation (job, activity, deployment). */
+  handle: string;
+  state: OperationState;
+  /** For an install that finished: the device now wants a restart. */
+  rebootRequired?: boolean;
+  /** The device's own error text when it failed, e.g. `0x80070643 Fatal error during installation`. */
+  error?: string;
+}
+
+export interface Verification {
+  /** Update keys the device does not report as installed. */
+  missing: string[];
+  rebootPending: boolean;
+}
+
+export interface Deployer {
+  readonly name: string;
+  isOnline(device: DeviceRef): Promise<boolean>;
+  /** Starts installing; the same key returns the same operation. */
+  install(device: DeviceRef, updates: readonly UpdateRef[], idempotencyKey: string): Promise<OperationStatus>;
+  /** Starts a reboot; the same key returns the same operation (never a second reboot). */
+  reboot(device: DeviceRef, idempotencyKey: string): Promise<OperationStatus>;
+  status(device: DeviceRef, handle: string): Promise<OperationStatus>;
+  verify(device: DeviceRef, updates: readonly UpdateRef[]): Promise<Verification>;
+}
+
+/** An operation's status as the run step machine reads it. */
+export function toOutcome(status: OperationStatus, justStarted: boolean): Outcome {
+  switch (status.state) {
+    case 'queued':
+    case 'running':
+      return justStarted ? { type: 'started', handle: status.handle } : { type: 'progress', state: 'running' };
+    case 'succeeded':
+      return { type: 'succeeded', rebootRequired: status.rebootRequired ?? false };
+    case 'failed':
+      return { type: 'failed', error: status.error ?? 'failed without an error message' };
+  }
+}
