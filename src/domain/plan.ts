@@ -1,0 +1,117 @@
+/**
+ * Which devices get a run in a window, carrying which updates. Pure: the job loads the gate's devices, the
+ * release's products and updates, approvals and holds, and stores what this returns.
+ *
+ * A device gets the approved, not-held updates whose products match its OS (matchOsToProducts, the same
+ * matching the digest uses, so "touches your fleet" and "gets installed" agree). A device with nothing that
+ * applies, or already patched for this release, gets no run. Concurrency is not decided here but by `admit`:
+ * the first `limit` unfinished runs of a client, in plan order, are the ones allowed to be in flight.
+ */
+import { matchOsToProducts } from './product-match.ts';
+import type { Product, RestartRequired } from './release.ts';
+import type { Ring } from './inventory.ts';
+import { isHeld, type Hold } from './rollout.ts';
+
+export interface PlanDevice {
+  id: number;
+  name: string;
+  clientId: string | null;
+  os: string | null;
+}
+
+export interface PlanUpdate {
+  key: string;
+  productIds: readonly string[];
+  restartRequired: RestartRequired;
+}
+
+export interface PlanInput {
+  releaseId: string;
+  ring: Ring;
+  clientId: string | null;
+  devices: readonly PlanDevice[];
+  products: readonly Product[];
+  updates: readonly PlanUpdate[];
+  /** Approved update keys; `all` when the whole release is approved. */
+  approved: ReadonlySet<string> | 'all';
+  holds: readonly Hold[];
+  /** Devices whose run for this release already succeeded. */
+  done: ReadonlySet<number>;
+}
+
+export interface PlannedRun {
+  deviceId: number;
+  updates: string[];
+}
+
+export interface Plan {
+  runs: PlannedRun[];
+  skipped: Array<{ deviceId: number; reason: 'done' | 'no_os' | 'nothing_applies' | 'held' }>;
+}
+
+export function planWindow(input: PlanInput): Plan {
+  const target = { releaseId: input.releaseId, ring: input.ring, clientId: input.clientId };
+  const plan: Plan = { runs: [], skipped: [] };
+  if (isHeld(input.holds, target)) {
+    for (const device of input.devices) plan.skipped.push({ deviceId: device.id, reason: 'held' });
+    return plan;
+  }
+  const wanted = input.updates.filter(
+    (u) => (input.approved === 'all' || input.approved.has(u.key)) && !isHeld(input.holds, { ...target, updateKey: u.key }),
+  );
+  // A fleet has a handful of OS names and thousands of devices: match each name once.
+  const byOs = new Map<string, string[]>();
+  const updatesFor = (os: string): string[] => {
+    let keys = byOs.get(os);
+    if (!keys) {
+      const productIds = new Set(matchOsToProducts(os, input.products).productIds);
+      keys = wanted.filter((u) => u.productIds.some((id) => productIds.has(id))).map((u) => u.key);
+      byOs.set(os, keys);
+    }
+    return keys;
+  };
+  for (const device of input.devices) {
+    if (input.done.has(device.id)) plan.skipped.push({ deviceId: device.id, reason: 'done' });
+    else if (!device.os) plan.skipped.push({ deviceId: device.id, reason: 'no_os' });
+    else {
+      const updates = updatesFor(device.os);
+      if (updates.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'nothing_applies' });
+      else plan.runs.push({ deviceId: device.id, updates });
+    }
+  }
+  return plan;
+}
+
+export interface AdmitRun {
+  id: number;
+  clientId: string | null;
+}
+
+/**
+ * The runs allowed in flight: per client, its first `perClient` unfinished runs (in the order given); overall at
+ * most `overall`, taken round-robin across clients so one big client does not starve the small ones. Finished
+ * runs are left out by the caller, so as each finishes the next one of its client is admitted, and recomputing
+ * after a crash admits exactly the same runs again.
+ */
+export function admit(unfinished: readonly AdmitRun[], perClient: (clientId: string | null) => number, overall = Infinity): AdmitRun[] {
+  const queues = new Map<string | null, AdmitRun[]>();
+  for (const run of unfinished) {
+    const queue = queues.get(run.clientId);
+    if (queue) queue.push(run);
+    else queues.set(run.clientId, [run]);
+  }
+  const lanes = [...queues.entries()].map(([clientId, runs]) => runs.slice(0, Math.max(0, perClient(clientId))));
+  const admitted: AdmitRun[] = [];
+  for (let i = 0; admitted.length < overall; i++) {
+    let any = false;
+    for (const lane of lanes) {
+      const run = lane[i];
+      if (!run) continue;
+      any = true;
+      admitted.push(run);
+      if (admitted.length >= overall) break;
+    }
+    if (!any) break;
+  }
+  return admitted;
+}

@@ -1,0 +1,92 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { admit, planWindow, type PlanInput } from '../../src/domain/plan.ts';
+
+const products = [
+  { id: 'P11', name: 'Windows 11 Version 23H2 for x64-based Systems', family: 'Windows' },
+  { id: 'P10', name: 'Windows 10 Version 22H2 for x64-based Systems', family: 'Windows' },
+  { id: 'S22', name: 'Windows Server 2022', family: 'Windows' },
+];
+const base: PlanInput = {
+  releaseId: '2024-Feb',
+  ring: 'broad',
+  clientId: 'acme',
+  devices: [
+    { id: 1, name: 'ACD-FD-01', clientId: 'acme', os: 'Windows 11 Version 23H2 for x64-based Systems' },
+    { id: 2, name: 'ACD-FD-02', clientId: 'acme', os: 'Windows 10 22H2 x64' },
+    { id: 3, name: 'ACD-SRV-01', clientId: 'acme', os: 'Windows Server 2022' },
+    { id: 4, name: 'ACD-MAC', clientId: 'acme', os: 'macOS 14' },
+    { id: 5, name: 'ACD-NOOS', clientId: 'acme', os: null },
+  ],
+  products,
+  updates: [
+    { key: '5034765', productIds: ['P11'], restartRequired: 'Yes' },
+    { key: '5034763', productIds: ['P10'], restartRequired: 'Yes' },
+    { key: '5034770', productIds: ['S22'], restartRequired: 'Yes' },
+    { key: '5034439', productIds: ['P11', 'P10', 'S22'], restartRequired: 'No' },
+  ],
+  approved: 'all',
+  holds: [],
+  done: new Set(),
+};
+
+describe('planWindow', () => {
+  it('gives each device the approved updates for its OS', () => {
+    const plan = planWindow(base);
+    expect(plan.runs).toEqual([
+      { deviceId: 1, updates: ['5034765', '5034439'] },
+      { deviceId: 2, updates: ['5034763', '5034439'] },
+      { deviceId: 3, updates: ['5034770', '5034439'] },
+    ]);
+    expect(plan.skipped).toEqual([
+      { deviceId: 4, reason: 'nothing_applies' },
+      { deviceId: 5, reason: 'no_os' },
+    ]);
+  });
+
+  it('leaves out unapproved and held updates, and devices already done', () => {
+    const plan = planWindow({
+      ...base,
+      approved: new Set(['5034765', '5034763', '5034439']),
+      holds: [{ scope: 'update', releaseId: '2024-Feb', updateKey: '5034439', clientId: null, ring: null }],
+      done: new Set([2]),
+    });
+    expect(plan.runs).toEqual([{ deviceId: 1, updates: ['5034765'] }]);
+    expect(plan.skipped.find((s) => s.deviceId === 2)?.reason).toBe('done');
+    expect(plan.skipped.find((s) => s.deviceId === 3)?.reason).toBe('nothing_applies');
+  });
+
+  it('a client hold plans nothing', () => {
+    const plan = planWindow({ ...base, holds: [{ scope: 'client', releaseId: null, updateKey: null, clientId: 'acme', ring: null }] });
+    expect(plan.runs).toEqual([]);
+    expect(plan.skipped.every((s) => s.reason === 'held')).toBe(true);
+  });
+});
+
+describe('admit', () => {
+  it('respects per-client and overall limits, fairly, and is stable as runs finish', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom('a', 'b', 'c', null), { maxLength: 200 }),
+        fc.integer({ min: 0, max: 10 }),
+        fc.integer({ min: 1, max: 50 }),
+        (clients, perClient, overall) => {
+          const runs = clients.map((clientId, i) => ({ id: i, clientId }));
+          const admitted = admit(runs, () => perClient, overall);
+          const byClient = new Map<string | null, number>();
+          for (const r of admitted) byClient.set(r.clientId, (byClient.get(r.clientId) ?? 0) + 1);
+          for (const count of byClient.values()) expect(count).toBeLessThanOrEqual(perClient);
+          expect(admitted.length).toBeLessThanOrEqual(overall);
+          // Nothing left waiting that could have been admitted.
+          const expected = Math.min(overall, [...new Set(clients)].reduce((sum, c) => sum + Math.min(perClient, clients.filter((x) => x === c).length), 0));
+          expect(admitted.length).toBe(expected);
+          // Within a client, the earliest runs go first.
+          for (const c of new Set(clients)) {
+            const ids = admitted.filter((r) => r.clientId === c).map((r) => r.id);
+            expect(ids).toEqual(runs.filter((r) => r.clientId === c).slice(0, ids.length).map((r) => r.id));
+          }
+        },
+      ),
+    );
+  });
+});
