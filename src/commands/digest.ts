@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
 import { CliError } from '../cli.ts';
 
-interface DigestOptions {
-  cvrf: string;
+export interface DigestOptions {
+  cvrf?: string;
+  release?: string;
+  post?: boolean;
+  fetch?: string | boolean;
   kev?: string;
   inventory?: string;
   notes?: string;
@@ -17,8 +20,11 @@ interface DigestOptions {
 export function register(program: Command): void {
   program
     .command('digest')
-    .description('build the Patch Tuesday digest from a CVRF document, offline (no database)')
-    .requiredOption('--cvrf <file>', 'MSRC CVRF v3 JSON document (path, file:// or http(s) URL)')
+    .description('build the Patch Tuesday digest from a CVRF document (offline, no database) or from the database')
+    .option('--cvrf <file>', 'MSRC CVRF v3 JSON document (path, file:// or http(s) URL)')
+    .option('--release <id>', 'render a stored release (e.g. 2024-Feb) with the stored notes, KEV catalog and inventory')
+    .option('--post', 'with --cvrf: store the document (and --kev) in the database and queue the digest for Slack; `patchbay start` delivers it')
+    .option('--fetch [id]', "fetch a month (default: the latest published) from MSRC_API_URL and KEV_URL, store it and queue the digest, as the watcher would")
     .option('--kev <file>', 'CISA KEV catalog JSON (path or URL)')
     .option('--inventory <file>', 'inventory YAML: match updates to the fleet and flag conflicts')
     .option('--notes <file>', 'research notes: JSON array of {kb, text, tags, author, at}')
@@ -32,6 +38,18 @@ export function register(program: Command): void {
       const formats = (['json', 'text', 'blocks', 'card'] as const).filter((f) => options[f]);
       if (formats.length > 1) throw new CliError(`choose one output: --${formats.join(', --')} were all given`, 2);
       const format = formats[0] ?? 'text';
+      const sources = (['cvrf', 'release', 'fetch'] as const).filter((f) => options[f] !== undefined && options[f] !== false);
+      if (sources.length !== 1) {
+        throw new CliError(
+          sources.length === 0 ? 'say what to digest: --cvrf FILE, --release ID or --fetch' : `choose one of --${sources.join(', --')}`,
+          2,
+        );
+      }
+      if (options.post && options.cvrf === undefined) throw new CliError('--post stores a document: give it with --cvrf FILE (--fetch stores on its own)', 2);
+      if ((options.release !== undefined || options.fetch !== undefined) && (options.inventory || options.notes)) {
+        throw new CliError('--inventory and --notes are for --cvrf; a stored release uses the imported inventory and the stored notes', 2);
+      }
+      if (options.release !== undefined && options.kev) throw new CliError('--kev is for --cvrf; a stored release uses the stored KEV catalog', 2);
 
       const { DateTime } = await import('luxon');
       const now = options.now === undefined ? DateTime.utc() : DateTime.fromISO(options.now, { zone: 'utc' });
@@ -47,7 +65,13 @@ export function register(program: Command): void {
         }
         throw error;
       };
-      const release = await readRelease(options.cvrf, { attempts: 3 }).catch((e: unknown) => failed('--cvrf', e));
+      if (options.release !== undefined || options.fetch !== undefined || options.post) {
+        const { fromDatabase } = await import('./digest-db.ts');
+        const out = await fromDatabase({ ...options, format, now, failed });
+        await new Promise<void>((resolve, reject) => process.stdout.write(out, (error) => (error ? reject(error) : resolve())));
+        return;
+      }
+      const release = await readRelease(options.cvrf!, { attempts: 3 }).catch((e: unknown) => failed('--cvrf', e));
       const kev = options.kev === undefined ? undefined : await readKevCatalog(options.kev, { attempts: 3 }).catch((e: unknown) => failed('--kev', e));
 
       let inventory;
@@ -60,19 +84,21 @@ export function register(program: Command): void {
       const notes = options.notes === undefined ? undefined : await readNotes(options.notes);
 
       const digest = buildDigest({ release, kev, inventory, notes, now });
-      let out: string;
-      if (format === 'json') {
-        out = (await import('../render/digest-json.ts')).renderDigestJson(digest);
-      } else if (format === 'blocks') {
-        const messages = (await import('../bot/slack/digest-blocks.ts')).renderDigestBlocks(digest, { interactive: options.interactive === true });
-        out = `${JSON.stringify(messages, null, 2)}\n`;
-      } else if (format === 'card') {
-        out = `${JSON.stringify((await import('../bot/teams/digest-card.ts')).renderDigestCard(digest), null, 2)}\n`;
-      } else {
-        out = (await import('../render/digest-text.ts')).renderDigestText(digest);
-      }
+      const out = await renderDigest(digest, format, options.interactive === true);
       await new Promise<void>((resolve, reject) => process.stdout.write(out, (error) => (error ? reject(error) : resolve())));
     });
+}
+
+export type DigestFormat = 'json' | 'text' | 'blocks' | 'card';
+
+export async function renderDigest(digest: import('../domain/digest.ts').Digest, format: DigestFormat, interactive: boolean): Promise<string> {
+  if (format === 'json') return (await import('../render/digest-json.ts')).renderDigestJson(digest);
+  if (format === 'blocks') {
+    const messages = (await import('../bot/slack/digest-blocks.ts')).renderDigestBlocks(digest, { interactive });
+    return `${JSON.stringify(messages, null, 2)}\n`;
+  }
+  if (format === 'card') return `${JSON.stringify((await import('../bot/teams/digest-card.ts')).renderDigestCard(digest), null, 2)}\n`;
+  return (await import('../render/digest-text.ts')).renderDigestText(digest);
 }
 
 async function readNotes(file: string) {

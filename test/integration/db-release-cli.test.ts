@@ -1,0 +1,82 @@
+/**
+ * `patchbay digest --cvrf FILE --post` and `--release ID` as a user runs them, against the test backend
+ * (a scratch PostgreSQL database, or an embedded PGlite data dir with PATCHBAY_TEST_DB=pglite).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createScratchDatabase, testBackend, type ScratchDatabase } from '../support/db.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = path.join(repoRoot, 'bin/patchbay.mjs');
+const shared = path.resolve(repoRoot, '../shared/fixtures');
+const hasShared = existsSync(path.join(shared, 'msrc/2024-Feb.json'));
+if (!hasShared) console.warn(`[db-release-cli] ${shared} is absent: the CLI storage test is skipped`);
+
+describe.skipIf(!hasShared)(`patchbay digest with the database (${testBackend()})`, () => {
+  let scratch: ScratchDatabase | undefined;
+  const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-digest-db-'));
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', PATCHBAY_DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'silent' };
+
+  beforeAll(async () => {
+    if (testBackend() === 'postgres') {
+      scratch = await createScratchDatabase('patchbay_cli');
+      env.DATABASE_URL = scratch.url;
+    }
+  });
+  afterAll(async () => {
+    await scratch?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [bin, 'digest', ...args], { cwd: repoRoot, env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+  }
+
+  const feb = path.join(shared, 'msrc/2024-Feb.json');
+  const kev = path.join(shared, 'kev/known_exploited_vulnerabilities.json');
+
+  it('--release before anything is stored says so', async () => {
+    const none = await run(['--release', '2024-Feb', '--json']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/nothing is stored yet|2024-Feb is not stored/);
+  });
+
+  it('--post refuses a truncated document and stores nothing', async () => {
+    const truncated = path.join(dir, 'cut.json');
+    writeFileSync(truncated, readFileSync(feb, 'utf8').slice(0, 100_000));
+    const cut = await run(['--cvrf', truncated, '--post']);
+    expect(cut.code).toBe(1);
+    expect(cut.stderr).toContain('cut.json');
+  });
+
+  it('--post stores the month, then says unchanged; --release renders it from the database like the offline digest', async () => {
+    const first = await run(['--cvrf', feb, '--kev', kev, '--post', '--json', '--now', '2024-03-21T12:00:00Z']);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ release: '2024-Feb', outcome: 'new', changes: [], queued: 0, notQueued: expect.stringContaining('no MSP channel') });
+    const again = await run(['--cvrf', feb, '--post', '--now', '2024-03-22T12:00:00Z']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('2024-Feb (');
+    expect(again.stdout).toContain('unchanged: nothing stored');
+
+    const stored = await run(['--release', '2024-feb', '--json', '--now', '2024-03-22T12:00:00Z']);
+    const offline = await run(['--cvrf', feb, '--kev', kev, '--json', '--now', '2024-03-22T12:00:00Z']);
+    expect(stored.code).toBe(0);
+    expect(JSON.parse(stored.stdout)).toEqual(JSON.parse(offline.stdout));
+  });
+
+  it('refuses mixed or missing sources with a usage error', async () => {
+    expect((await run(['--json'])).stderr).toContain('--cvrf FILE, --release ID or --fetch');
+    expect((await run(['--cvrf', feb, '--release', '2024-Feb'])).code).toBe(2);
+    expect((await run(['--release', '2024-Feb', '--post'])).stderr).toContain('--post stores a document');
+    expect((await run(['--release', 'Feb-2024'])).stderr).toContain('not a release id');
+  });
+});
