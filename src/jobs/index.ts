@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import type { Logger } from '../log.ts';
+import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
 
 export type Role = 'web' | 'worker' | 'scheduler';
@@ -30,7 +31,7 @@ export interface RunningJobs {
  */
 export type JobModule = (context: JobContext) => Promise<RunningJobs>;
 
-const modules: JobModule[] = [releaseWatch];
+const modules: JobModule[] = [releaseWatch, outboxJobs];
 
 export async function startJobs(context: JobContext): Promise<RunningJobs> {
   const running: RunningJobs[] = [];
