@@ -4,6 +4,8 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +73,31 @@ describe.skipIf(!hasShared)(`patchbay digest with the database (${testBackend()}
     const offline = await run(['--cvrf', feb, '--kev', kev, '--json', '--now', '2024-03-22T12:00:00Z']);
     expect(stored.code).toBe(0);
     expect(JSON.parse(stored.stdout)).toEqual(JSON.parse(offline.stdout));
+  });
+
+  it('--fetch reads the month from MSRC_API_URL as the watcher would; a KEV download failure is only a warning', async () => {
+    const server = http.createServer((request, response) => {
+      if (request.url === '/cvrf/2024-Feb') response.writeHead(200, { 'content-type': 'application/json' }).end(readFileSync(feb, 'utf8'));
+      else response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    env.MSRC_API_URL = `${base}/`;
+    env.KEV_URL = `${base}/kev.json`;
+    try {
+      const fetched = await run(['--fetch', '2024-Feb', '--json', '--now', '2024-03-23T12:00:00Z']);
+      expect(fetched.code).toBe(0);
+      const out = JSON.parse(fetched.stdout) as { outcome: string; warnings: string[] };
+      expect(out.outcome).toBe('unchanged');
+      expect(out.warnings.join(' ')).toMatch(/KEV catalog not refreshed.*404/);
+      const missing = await run(['--fetch', '2024-Mar']);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/--fetch 2024-Mar: .*404/);
+    } finally {
+      delete env.MSRC_API_URL;
+      delete env.KEV_URL;
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('refuses mixed or missing sources with a usage error', async () => {
