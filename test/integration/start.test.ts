@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -39,7 +40,13 @@ describe('patchbay start on the embedded defaults', () => {
   it('migrates, starts its own Redis, serves health, readiness and metrics, and cleans up on SIGTERM', async () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-start-'));
     dirs.push(dataDir);
-    const { child, port, logs } = await startPatchbay({ PATCHBAY_DATA_DIR: dataDir });
+    // The release watcher starts with the app: keep it off the network (these machines have none).
+    const offline = pathToFileURL(path.join(dataDir, 'no-feeds')).href;
+    const { child, port, logs } = await startPatchbay({
+      PATCHBAY_DATA_DIR: dataDir,
+      MSRC_API_URL: `${offline}/`,
+      KEV_URL: `${offline}/kev.json`,
+    });
     const base = `http://127.0.0.1:${port}`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${base}/readyz`);
