@@ -1,0 +1,303 @@
+/**
+ * The rollout engine on real Postgres and a real redis-server, under a clock the test controls. Worker processes
+ * are real child processes where the claim is about processes (two workers, a worker killed with SIGKILL).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import { DateTime } from 'luxon';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readLedger, SimulatedFleet } from '../../src/adapters/deployers/simulated.ts';
+import type { Config } from '../../src/config.ts';
+import { rowsOf } from '../../src/db/client.ts';
+import { loadBook, runCounts } from '../../src/db/rollout-repo.ts';
+import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
+import { parseWindowSpec } from '../../src/domain/window-spec.ts';
+import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout.ts';
+import { openDatabase, type Database } from '../../src/db/client.ts';
+import { migrateDatabase } from '../../src/db/migrate.ts';
+import { createScratchDatabase, testBackend } from '../support/db.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { scheduleGate, seedWorld } from '../support/rollout-world.ts';
+
+const log = pino({ level: 'silent' });
+const desktopRule = (() => {
+  const parsed = parseWindowSpec('daily 01:00-05:00');
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.value;
+})();
+
+let redisServer: TestRedis;
+beforeAll(async () => {
+  redisServer = await startTestRedis();
+});
+afterAll(async () => {
+  await redisServer?.stop();
+});
+
+interface Harness {
+  database: Database;
+  /** The scratch database's URL, for worker processes. */
+  url: string;
+  redis: Redis;
+  prefix: string;
+  clock: { now: Date };
+  engine: (options?: RolloutOptions) => RolloutEngine;
+  cleanup: Array<() => Promise<unknown>>;
+}
+
+const harnesses: Harness[] = [];
+async function harness(at: string): Promise<Harness> {
+  // A scratch database of our own rather than openTestDatabase: worker processes need its URL.
+  const scratch = await createScratchDatabase();
+  const opened = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 6 });
+  await migrateDatabase(opened);
+  const database: Database = {
+    ...opened,
+    async close() {
+      await opened.close();
+      await scratch.drop();
+    },
+  };
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  const prefix = `${redisServer.prefix}${harnesses.length}`;
+  const clock = { now: new Date(at) };
+  const h: Harness = {
+    database,
+    url: scratch.url,
+    redis,
+    prefix,
+    clock,
+    cleanup: [],
+    engine: (options = {}) => {
+      const engine = new RolloutEngine({ config: {} as Config, database, redis, prefix, log, roles: new Set(['worker']), now: () => clock.now }, options);
+      h.cleanup.push(() => engine.close());
+      return engine;
+    },
+  };
+  harnesses.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) {
+    for (const fn of h.cleanup.reverse()) await fn().catch(() => {});
+    h.redis.disconnect();
+    await h.database.close();
+  }
+});
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const unfinished = async (h: Harness) => {
+  const counts = await runCounts(h.database.db);
+  return (counts.scheduled ?? 0) + (counts.running ?? 0);
+};
+
+describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
+  it('runs ring msp only inside its window on spring-forward night, and rolls the offline device to the next window', async () => {
+    // Saturday evening before the clocks change in Chicago; the window that night is 07:00Z-10:00Z (3 hours).
+    const h = await harness('2024-03-09T20:00:00Z');
+    await seedWorld(h.database.db, { mspDevices: 6 }, h.clock.now);
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now, fleet: { rebootTwiceRate: 0.5 } });
+    fleet.setOnline('MSP-PC-006', false);
+    const engine = h.engine({ deployer: fleet, pollMs: 1, realDelayMs: () => 0 });
+    expect((await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' })).outcome).toBe('applied');
+
+    // Outside the window nothing is planned, whatever a sweep is asked.
+    expect(await engine.sweep()).toMatchObject({ windowsOpened: 0, runsPlanned: 0 });
+    h.clock.now = new Date('2024-03-10T06:59:59Z');
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0 });
+
+    h.clock.now = new Date('2024-03-10T07:00:00Z');
+    expect(await engine.sweep()).toMatchObject({ windowsOpened: 1, runsPlanned: 6, jobsAdded: 6 });
+    // A second sweep in the same window plans nothing new: (device, window_start) is unique.
+    expect(await engine.sweep()).toMatchObject({ windowsOpened: 0, runsPlanned: 0 });
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('running');
+
+    // Drive the runs directly, advancing the clock a little per step so the offline device keeps rechecking.
+    const ids = rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs order by id`)).map((r) => Number(r.id));
+    for (const id of ids.slice(0, 5)) expect((await engine.processRun(id))?.status).toBe('succeeded');
+    // The offline device waits for rechecks; by 09:55Z it is past the window's last install start, then past its end.
+    h.clock.now = new Date('2024-03-10T10:00:00Z');
+    const offline = await engine.processRun(ids[5]!);
+    expect(offline).toMatchObject({ status: 'rolled', rolledTo: '2024-03-11T06:00:00.000Z' });
+
+    const window = windowContaining(desktopRule, 'America/Chicago', DateTime.fromISO('2024-03-10T07:00:00Z'))!;
+    expect(window.end.toUTC().toISO()).toBe('2024-03-10T10:00:00.000Z');
+    for (const entry of fleet.ledger) {
+      const budget = entry.kind === 'install' ? engine.policy.installBudgetMinutes : engine.policy.rebootBudgetMinutes;
+      expect(canStartStep(window, DateTime.fromISO(entry.at), budget), `${entry.kind} ${entry.device} at ${entry.at}`).toBe(true);
+    }
+    expect(fleet.ledger.filter((e) => e.kind === 'install')).toHaveLength(5);
+    const missed = rowsOf<{ name: string; consecutive_missed_windows: number }>(
+      await h.database.db.execute(sql`select name, consecutive_missed_windows from devices where consecutive_missed_windows > 0`),
+    );
+    expect(missed).toEqual([{ name: 'MSP-PC-006', consecutive_missed_windows: 1 }]);
+
+    // Everything settled (the offline device is not flagged yet, so the ring is not finished either).
+    h.clock.now = new Date('2024-03-10T12:00:00Z');
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, gatesFinished: 0 });
+    // The next night the offline device comes back and gets its run in the new window.
+    fleet.setOnline('MSP-PC-006', true);
+    h.clock.now = new Date('2024-03-11T06:30:00Z');
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 1 });
+    const [retry] = rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`));
+    expect((await engine.processRun(Number(retry!.id)))?.status).toBe('succeeded');
+    expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('soaking');
+  });
+
+  it('a hold issued during a window stops new runs within seconds; runs already installing finish', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 60 }] }, h.clock.now);
+    await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
+    const startedAt: Array<{ device: string; realMs: number }> = [];
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now, fleet: { latencyMs: 20 } });
+    const install = fleet.install.bind(fleet);
+    fleet.install = async (device, updates, key) => {
+      startedAt.push({ device: device.name, realMs: Date.now() });
+      return install(device, updates, key);
+    };
+    const options: RolloutOptions = { deployer: fleet, pollMs: 5, holdsCacheMs: 500, workerConcurrency: 2 };
+    const engine = h.engine(options);
+    const worker = startRunWorker({ redis: h.redis, prefix: h.prefix, log } as never, engine, options);
+    h.cleanup.push(() => worker.close());
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 60 });
+    await waitFor('some runs to finish', async () => ((await runCounts(h.database.db)).succeeded ?? 0) >= 5);
+    await h.database.db.execute(sql`insert into holds (scope, client_id, reason, placed_by, placed_via, placed_at)
+      values ('client', 'acme', 'EMR vendor warns about this update', 'U_ENG', 'slack', now())`);
+    const heldAt = Date.now();
+    await waitFor('the queue to drain', async () => (await unfinished(h)) === 0);
+    const counts = await runCounts(h.database.db);
+    expect(counts.skipped ?? 0).toBeGreaterThan(10);
+    const late = startedAt.filter((s) => s.realMs > heldAt + 500 + 200);
+    expect(late, 'installs started after the hold was visible').toEqual([]);
+    // A sweep while held plans nothing new and the gate stays where it was.
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0 });
+    // Runs already started finished properly: every install that began got its reboot and verification.
+    const succeeded = rowsOf<{ n: number }>(await h.database.db.execute(sql`select count(*)::int as n from runs where state = 'succeeded'`))[0]!.n;
+    expect(succeeded).toBe(new Set(fleet.ledger.filter((e) => e.kind === 'install').map((e) => e.device)).size);
+  });
+
+  it('Redis losing its data mid-window loses nothing: the next sweep rebuilds the work from Postgres', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 40 }] }, h.clock.now);
+    await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now, fleet: { latencyMs: 10 } });
+    const options: RolloutOptions = { deployer: fleet, pollMs: 5, workerConcurrency: 2 };
+    const engine = h.engine(options);
+    await engine.sweep();
+    expect(await engine.queue.getJobCountByTypes('waiting')).toBe(40);
+    await h.redis.flushall();
+    expect(await engine.queue.getJobCountByTypes('waiting')).toBe(0);
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, jobsAdded: 40 });
+    const worker = startRunWorker({ redis: h.redis, prefix: h.prefix, log } as never, engine, options);
+    h.cleanup.push(() => worker.close());
+    await waitFor('every run to finish', async () => (await unfinished(h)) === 0);
+    expect((await runCounts(h.database.db)).succeeded).toBe(40);
+    for (let i = 1; i <= 40; i++) expect(fleet.installsOf(`ACME-PC-${String(i).padStart(5, '0')}`)).toHaveLength(1);
+  });
+
+  describe('worker processes', () => {
+    let dir: string;
+    const children: ChildProcess[] = [];
+    beforeAll(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'patchbay-rollout-'));
+    });
+    afterEach(async () => {
+      for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    async function spawnWorker(h: Harness, name: string, ledger: string, latencyMs: number): Promise<ChildProcess> {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/support/rollout-worker.ts')], {
+        env: {
+          ...process.env,
+          ROLLOUT_DATABASE_URL: h.url,
+          ROLLOUT_REDIS_URL: redisServer.url,
+          ROLLOUT_PREFIX: h.prefix,
+          ROLLOUT_LEDGER: ledger,
+          ROLLOUT_WORKER: name,
+          ROLLOUT_CLOCK: h.clock.now.toISOString(),
+          ROLLOUT_LATENCY_MS: String(latencyMs),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let stderr = '';
+      child.stderr!.on('data', (chunk) => (stderr += chunk));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (chunk) => String(chunk).includes('ready') && resolve());
+        child.on('exit', (code) => reject(new Error(`worker ${name} exited ${code}: ${stderr}`)));
+      });
+      return child;
+    }
+
+    function ledgerChecks(ledger: string, devices: number) {
+      const entries = readLedger(ledger);
+      const installs = new Map<string, number>();
+      const reboots = new Map<string, number>();
+      for (const e of entries) (e.kind === 'install' ? installs : reboots).set(e.device, ((e.kind === 'install' ? installs : reboots).get(e.device) ?? 0) + 1);
+      expect(installs.size).toBe(devices);
+      expect([...installs.values()].every((n) => n === 1), 'a device installed twice').toBe(true);
+      const wanted = new Map(entries.filter((e) => e.kind === 'install').map((e) => [e.device, e.rebootsWanted ?? 0]));
+      for (const [device, n] of reboots) expect(n, `${device} rebooted ${n} times, wanted ${wanted.get(device)}`).toBe(wanted.get(device));
+      return entries;
+    }
+
+    it('two worker processes on one Redis: each run executes once', async () => {
+      const h = await harness('2024-02-14T07:30:00Z');
+      await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 80 }] }, h.clock.now);
+      await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
+      const ledger = path.join(dir, 'two.jsonl');
+      await Promise.all([spawnWorker(h, 'w1', ledger, 5), spawnWorker(h, 'w2', ledger, 5)]);
+      // Both "schedulers" sweep at once as well.
+      const engine = h.engine();
+      await Promise.all([engine.sweep(), h.engine().sweep()]);
+      await waitFor('every run to finish', async () => (await unfinished(h)) === 0, 60_000);
+      expect((await runCounts(h.database.db)).succeeded).toBe(80);
+      const entries = ledgerChecks(ledger, 80);
+      expect(new Set(entries.map((e) => e.worker))).toEqual(new Set(['w1', 'w2']));
+    });
+
+    it('a worker killed with SIGKILL mid-window and restarted finishes every run exactly once, no second install or reboot', async () => {
+      const h = await harness('2024-02-14T07:30:00Z');
+      await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 80 }] }, h.clock.now);
+      await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
+      const ledger = path.join(dir, 'kill.jsonl');
+      const first = await spawnWorker(h, 'first', ledger, 15);
+      const engine = h.engine();
+      await engine.sweep();
+      await waitFor('a third of the runs to finish', async () => ((await runCounts(h.database.db)).succeeded ?? 0) >= 25, 60_000);
+      first.kill('SIGKILL');
+      await new Promise((resolve) => first.once('exit', resolve));
+      const midway = await runCounts(h.database.db);
+      expect(midway.succeeded).toBeLessThan(80);
+      // The kill landed mid-step: some runs had stored an operation the device had (or had not yet) heard of.
+      const inFlight = rowsOf<{ n: number }>(
+        await h.database.db.execute(sql`select count(*)::int as n from runs where state = 'running' and step <> 'done'`),
+      )[0]!.n;
+      expect(inFlight).toBeGreaterThan(0);
+      await spawnWorker(h, 'second', ledger, 15);
+      await engine.sweep();
+      await waitFor('every run to finish', async () => (await unfinished(h)) === 0, 90_000);
+      expect((await runCounts(h.database.db)).succeeded).toBe(80);
+      const entries = ledgerChecks(ledger, 80);
+      expect(new Set(entries.map((e) => e.worker))).toEqual(new Set(['first', 'second']));
+    });
+  });
+});
+

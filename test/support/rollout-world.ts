@@ -1,0 +1,122 @@
+/**
+ * A small, real world for rollout tests: an MSP and clients imported through the inventory repository, a
+ * release stored through the release repository, the whole release approved, and gates opened the way the
+ * engine opens them. Everything goes through the product's own code except the approval row.
+ */
+import { sql } from 'drizzle-orm';
+import type { AppDatabase } from '../../src/db/client.ts';
+import { applyInventory } from '../../src/db/inventory-repo.ts';
+import { storeRelease } from '../../src/db/release-repo.ts';
+import { loadBook, saveGates } from '../../src/db/rollout-repo.ts';
+import type { Inventory, InventoryDevice } from '../../src/domain/inventory.ts';
+import type { Release } from '../../src/domain/release.ts';
+import { gateKey, type Gate } from '../../src/domain/rollout.ts';
+import { parseWindowSpec, type WindowRule } from '../../src/domain/window-spec.ts';
+import type { Ring } from '../../src/domain/inventory.ts';
+
+export const WIN11 = 'Windows 11 Version 23H2 for x64-based Systems';
+export const SERVER = 'Windows Server 2022';
+
+function rule(spec: string): WindowRule {
+  const parsed = parseWindowSpec(spec);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.value;
+}
+
+export interface WorldOptions {
+  mspDevices?: number;
+  clients?: Array<{ id: string; timezone?: string; pilot?: number; broad?: number; desktopWindow?: string }>;
+  mspWindow?: string;
+  mspTimezone?: string;
+}
+
+export function worldInventory(options: WorldOptions): Inventory {
+  const desktop = (name: string, ring: Ring): InventoryDevice => ({ name, class: 'desktop', ring, os: WIN11, user: undefined });
+  return {
+    msp: {
+      name: 'Example IT',
+      engineers: ['U_ENG'],
+      channel: 'C_ENG',
+      timezone: options.mspTimezone ?? 'America/Chicago',
+      windows: { desktop: rule(options.mspWindow ?? 'daily 01:00-05:00'), server: rule('sun 01:00-05:00') },
+      devices: Array.from({ length: options.mspDevices ?? 4 }, (_, i) => desktop(`MSP-PC-${String(i + 1).padStart(3, '0')}`, 'msp')),
+    },
+    clients: (options.clients ?? []).map((c) => ({
+      id: c.id,
+      name: c.id,
+      timezone: c.timezone ?? 'America/Chicago',
+      windows: { desktop: rule(c.desktopWindow ?? 'daily 01:00-05:00'), server: rule('sun 01:00-05:00') },
+      software: [],
+      champions: [],
+      locations: [
+        {
+          id: 'main',
+          name: 'Main',
+          devices: [
+            ...Array.from({ length: c.pilot ?? 1 }, (_, i) => desktop(`${c.id.toUpperCase()}-PILOT-${i + 1}`, 'pilot')),
+            ...Array.from({ length: c.broad ?? 3 }, (_, i) => desktop(`${c.id.toUpperCase()}-PC-${String(i + 1).padStart(5, '0')}`, 'broad')),
+          ],
+        },
+      ],
+    })),
+  };
+}
+
+export function worldRelease(): Release {
+  const update = (id: string, productIds: string[]) => ({
+    id,
+    kb: id,
+    name: id,
+    family: 'Windows',
+    productIds,
+    subTypes: ['Security Update'],
+    restartRequired: 'Yes' as const,
+    supersedes: [],
+    fixedBuilds: [],
+    urls: [],
+    knownIssues: [],
+    cves: [],
+  });
+  return {
+    id: '2024-Feb',
+    title: 'February 2024 Security Updates',
+    initialReleaseDate: '2024-02-13T08:00:00Z',
+    currentReleaseDate: '2024-02-13T08:00:00Z',
+    revisions: [{ number: '1', date: '2024-02-13T08:00:00Z', description: 'Information published.' }],
+    products: [
+      { id: '12242', name: WIN11, family: 'Windows' },
+      { id: '11923', name: SERVER, family: 'Windows' },
+    ],
+    updates: [update('5034765', ['12242']), update('5034770', ['11923']), update('5034439', ['12242', '11923'])],
+    cves: [],
+  };
+}
+
+export async function seedWorld(db: AppDatabase, options: WorldOptions, now: Date): Promise<void> {
+  await applyInventory(db, worldInventory(options), now);
+  await storeRelease(db, worldRelease(), { fetchedAt: now, now });
+  await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
+    values ('approve', '2024-Feb', 'U_ENG', 'slack', 'test-approve-release', ${now.toISOString()}::timestamptz)`);
+}
+
+/** Puts a gate in `scheduled` directly, for tests that start past the earlier gates. */
+export async function scheduleGate(db: AppDatabase, ring: Ring, clientId: string | null, now: Date): Promise<void> {
+  const book = await loadBook(db, '2024-Feb');
+  const gate: Gate = {
+    ring,
+    clientId,
+    state: 'scheduled',
+    version: 0,
+    lastWindowStart: null,
+    finishedAt: null,
+    soakUntil: null,
+    promotedAt: null,
+    promotedBy: null,
+    autoConfirmAt: null,
+    confirmation: null,
+    problem: null,
+    applied: [],
+  };
+  const key = gateKey(ring, clientId);
+  await saveGates(db, book, { ...book, gates: { ...book.gates, [key]: gate } }, [key], now);
+}
