@@ -4,6 +4,7 @@ import type { Database } from '../db/client.ts';
 import type { Logger } from '../log.ts';
 import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
+import { rollout } from './rollout.ts';
 
 export type Role = 'web' | 'worker' | 'scheduler';
 export const ROLES: readonly Role[] = ['web', 'worker', 'scheduler'];
@@ -31,7 +32,7 @@ export interface RunningJobs {
  */
 export type JobModule = (context: JobContext) => Promise<RunningJobs>;
 
-const modules: JobModule[] = [releaseWatch, outboxJobs];
+const modules: JobModule[] = [releaseWatch, outboxJobs, rollout];
 
 export async function startJobs(context: JobContext): Promise<RunningJobs> {
   const running: RunningJobs[] = [];
