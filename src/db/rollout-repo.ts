@@ -28,9 +28,15 @@ export interface StoredBook extends Book {
   ids: Record<string, number>;
 }
 
-export async function loadBook(db: AppDatabase, releaseId: string, lock = false): Promise<StoredBook> {
+/**
+ * The release's gates, or only those named (an event about one gate need not read, or lock, the other 400).
+ * A gate named but absent is simply not in the book, so the transition can create it and the insert's
+ * ON CONFLICT catches a writer that created it meanwhile.
+ */
+export async function loadBook(db: AppDatabase, releaseId: string, lock = false, keys?: readonly string[]): Promise<StoredBook> {
+  const only = keys === undefined ? sql`` : sql`and (case when ring = 'msp' then 'msp' else ring || '/' || client_id end) in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`;
   const rows = rowsOf<{ id: number; ring: Ring; client_id: string | null; state: string; state_detail: Gate; version: number }>(
-    await db.execute(sql`select id, ring, client_id, state, state_detail, version from rollouts where release_id = ${releaseId}
+    await db.execute(sql`select id, ring, client_id, state, state_detail, version from rollouts where release_id = ${releaseId} ${only}
       order by id ${lock ? sql`for update` : sql``}`),
   );
   const book: StoredBook = { releaseId, gates: {}, ids: {} };

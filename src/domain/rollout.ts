@@ -114,6 +114,23 @@ export type RolloutTransition =
   | { outcome: 'noop'; book: Book; reason: string }
   | { outcome: 'refused'; code: RefusalCode; message: string };
 
+/** The gates an event can read or change; undefined: all of them. Lets storage load only what matters. */
+export function gatesTouched(event: RolloutEvent): string[] | undefined {
+  switch (event.type) {
+    case 'window_opened':
+    case 'ring_finished':
+      return [gateKey(event.ring, event.clientId)];
+    case 'confirm_pilot':
+      return [gateKey('pilot', event.clientId), gateKey('broad', event.clientId)];
+    case 'report_problem':
+      return [gateKey('pilot', event.clientId)];
+    case 'approved':
+      return ['msp'];
+    default:
+      return undefined;
+  }
+}
+
 export function emptyBook(releaseId: string): Book {
   return { releaseId, gates: {} };
 }

@@ -39,7 +39,7 @@ import {
 } from '../db/rollout-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admit, planWindow, type PlanUpdate } from '../domain/plan.ts';
-import { isHeld, transition, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
+import { gatesTouched, isHeld, transition, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
@@ -148,7 +148,7 @@ export class RolloutEngine {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.db.transaction(async (tx) => {
-          const book = await loadBook(tx, releaseId, true);
+          const book = await loadBook(tx, releaseId, true, gatesTouched(event));
           const result = transition(book, event, now);
           if (result.outcome !== 'applied') return result;
           await saveGates(tx, book, result.book, result.changed, now);
@@ -366,8 +366,11 @@ export class RolloutEngine {
         await sleep(delay);
         continue;
       }
-      // Store the intent (and the operation's key) before the device hears of it.
-      if (!(await store(decision.run))) return undefined;
+      // Store the intent (and the operation's key) before the device hears of it. Online checks, polls and
+      // verifications change nothing on the device, so they need no intent stored: a repeat is harmless.
+      const sideEffect = decision.action.type === 'install' || decision.action.type === 'reboot';
+      if (sideEffect && !(await store(decision.run))) return undefined;
+      if (!sideEffect) run = decision.run;
       const outcome = await this.call(device, updates, decision.action);
       if (!(await store(observe(run, decision.action, outcome, await env())))) return undefined;
       if (outcome.type === 'progress' || (outcome.type === 'online' && !outcome.online)) {

@@ -51,6 +51,7 @@ interface Harness {
 }
 
 const harnesses: Harness[] = [];
+let harnessCount = 0;
 async function harness(at: string): Promise<Harness> {
   // A scratch database of our own rather than openTestDatabase: worker processes need its URL.
   const scratch = await createScratchDatabase();
@@ -64,7 +65,8 @@ async function harness(at: string): Promise<Harness> {
     },
   };
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const prefix = `${redisServer.prefix}${harnesses.length}`;
+  // Each test its own key prefix: a queue left over from another test must not feed this one's workers.
+  const prefix = `${redisServer.prefix}t${++harnessCount}`;
   const clock = { now: new Date(at) };
   const h: Harness = {
     database,
