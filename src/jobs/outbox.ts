@@ -249,8 +249,9 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
     }
   });
 
-  // Whatever was committed while no deliverer ran (or whose job Redis lost) goes out now.
-  await sweep();
+  // Whatever was committed while no deliverer ran (or whose job Redis lost) goes out now; if the database is
+  // not answering yet, the scheduled sweep tries again.
+  await sweep().catch((error: unknown) => log.warn({ err: error }, 'outbox: first sweep failed; the next one will catch up'));
 
   return {
     worker,

@@ -1,0 +1,143 @@
+/**
+ * A burst of 200 signed Approve clicks, each on a different update, fired at once at the real Bolt receiver on
+ * our HTTP server (loopback), with real PostgreSQL, redis-server, the outbox deliverer and the Slack emulator.
+ * Reports ack latency p50/p99 (what Slack's 3-second limit applies to) against a bare HTTP round trip
+ * (GET /healthz on the same server, same burst size), and decisions per second (until all 200 are committed)
+ * against bare transactions per second on the same pool (200 concurrent one-row insert transactions).
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { sql } from 'drizzle-orm';
+import pino from 'pino';
+import { parseCvrf } from '../src/adapters/msrc/to-release.ts';
+import { createSlackApp } from '../src/bot/slack/app.ts';
+import { openDatabase, rowsOf } from '../src/db/client.ts';
+import { migrateDatabase } from '../src/db/migrate.ts';
+import { storeRelease } from '../src/db/release-repo.ts';
+import { chatIdentities, clients, devices, locations, msp, people, personRoles } from '../src/db/schema.ts';
+import { deliveryClient, OutboxNotifier, startOutboxDeliverer } from '../src/jobs/outbox.ts';
+import { createHttpServer } from '../src/runtime/http.ts';
+import { startPrivateRedis } from '../src/runtime/redis-server.ts';
+import { startSlackEmulator } from '../test/support/slack-emulator.ts';
+import { buildBlockActions, postSigned } from '../test/support/slack-signing.ts';
+import { report, scratchPostgres } from './lib.ts';
+
+const CLICKS = 200;
+const SECRET = 'bench-signing-secret';
+const CH = 'C0ENGINEERS';
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function timed(send: () => Promise<Response>): Promise<number> {
+  const started = process.hrtime.bigint();
+  const res = await send();
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`answered ${res.status}`);
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+export default async function run(): Promise<void> {
+  const scratch = await scratchPostgres('slack');
+  if (!scratch) return;
+  const log = pino({ level: 'silent' });
+  const redisDir = await mkdtemp(path.join(os.tmpdir(), 'patchbay-bench-redis-'));
+  const redis = await startPrivateRedis({ dir: redisDir, appendOnly: false });
+  const database = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 10 });
+  const emu = await startSlackEmulator({ rateLimits: false });
+  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const notifier = new OutboxNotifier(connection, 'bench');
+  const http = createHttpServer({ log, readiness: [] });
+  let deliverer: Awaited<ReturnType<typeof startOutboxDeliverer>> | undefined;
+  try {
+    await migrateDatabase(database);
+    deliverer = await startOutboxDeliverer({ database, connection, prefix: 'bench', log, slack: deliveryClient(emu.botToken, emu.url), channelIntervalMs: 0 });
+    const db = database.db;
+    const now = new Date();
+    await db.insert(msp).values({ id: 1, name: 'Bench MSP', timezone: 'America/Chicago', channel: CH, windows: { desktop: 'daily 01:00-05:00' } });
+    await db.insert(clients).values({ id: 'acme', name: 'Acme', timezone: 'America/Chicago', windows: { desktop: 'daily 01:00-05:00' } });
+    await db.insert(locations).values({ clientId: 'acme', id: 'hq' });
+    await db.insert(devices).values([
+      { name: 'WS1', clientId: 'acme', locationId: 'hq', class: 'desktop', ring: 'pilot', os: 'Windows 11 Version 23H2 for x64-based Systems' },
+      { name: 'SRV1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Windows Server 2022' },
+      { name: 'EX1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Microsoft Exchange Server 2019 Cumulative Update 14' },
+    ]);
+    for (const user of ['U0PAT', 'U0SAM']) {
+      const [person] = await db.insert(people).values({ key: `slack:${user}`, createdAt: now, updatedAt: now }).returning({ id: people.id });
+      await db.insert(personRoles).values({ personId: person!.id, role: 'engineer' });
+      await db.insert(chatIdentities).values({ personId: person!.id, platform: 'slack', externalId: user, source: 'inventory' });
+    }
+
+    // Enough releases (copies of the fixture, three fleet updates each) that every click is a distinct decision.
+    const release = parseCvrf(readFileSync(path.join(root, 'test/fixtures/msrc/edge-cases.json'), 'utf8'));
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    const releases = Math.ceil((CLICKS + 1) / 3);
+    for (let n = 0; n < releases; n++) {
+      const day = new Date(Date.UTC(2000 + Math.floor(n / 12), n % 12, 10, 17)).toISOString();
+      await storeRelease(db, { ...release, id: `${2000 + Math.floor(n / 12)}-${months[n % 12]}`, initialReleaseDate: day, currentReleaseDate: day }, { fetchedAt: now, now });
+    }
+    await deliverer.sweep();
+    for (let i = 0; ; i++) {
+      const [left] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) as n from chat_outbox where state <> 'sent'`));
+      if (Number(left!.n) === 0) break;
+      if (i > 1200) throw new Error('digests were not delivered');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    const slack = createSlackApp({ botToken: emu.botToken, signingSecret: SECRET, apiUrl: emu.url, database, log, now: () => new Date(), notifyOutbox: (ids) => notifier.notify(ids) });
+    http.mount('/slack/events', slack.handler!);
+    const port = await http.listen(0, '127.0.0.1');
+    const base = `http://127.0.0.1:${port}`;
+
+    const clicks = emu
+      .messages(CH)
+      .flatMap((m) => ['5099001', '5099002', '5099003'].filter((kb) => JSON.stringify(m.blocks).includes(`actions:update:${kb}`)).map((kb) => ({ ts: m.ts, kb })))
+      .map(({ ts, kb }, i) => buildBlockActions(emu, { user: i % 2 ? 'U0SAM' : 'U0PAT', actionId: 'update.approve', channel: CH, messageTs: ts, blockId: `actions:update:${kb}` }).body);
+    if (clicks.length < CLICKS + 1) throw new Error(`only ${clicks.length} buttons posted`);
+    // Warm up: Bolt's first request checks the token (auth.test); connections open.
+    await timed(() => postSigned(`${base}/slack/events`, clicks[CLICKS]!, { secret: SECRET }));
+    await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/healthz`).then((r) => r.arrayBuffer())));
+
+    const bare = (await Promise.all(Array.from({ length: CLICKS }, () => timed(() => fetch(`${base}/healthz`))))).sort((a, b) => a - b);
+
+    const started = process.hrtime.bigint();
+    const acks = (await Promise.all(clicks.slice(0, CLICKS).map((body) => timed(() => postSigned(`${base}/slack/events`, body, { secret: SECRET }))))).sort((a, b) => a - b);
+    for (;;) {
+      const [made] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) as n from decisions where kind = 'approve'`));
+      if (Number(made!.n) >= CLICKS + 1) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const decisionsSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+
+    // Baseline for throughput: the same number of bare one-row transactions, all at once, on the same pool.
+    await db.execute(sql`create table bench_tx (id serial primary key, at timestamptz not null)`);
+    const txStarted = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: CLICKS }, () => db.transaction(async (tx) => void (await tx.execute(sql`insert into bench_tx (at) values (now())`)))));
+    const txSeconds = Number(process.hrtime.bigint() - txStarted) / 1e9;
+
+    const bareP50 = percentile(bare, 50);
+    const bareP99 = percentile(bare, 99);
+    report('slack-clicks.bare-http-p50', bareP50, 'ms', 1);
+    report('slack-clicks.bare-http-p99', bareP99, 'ms', 1);
+    report('slack-clicks.ack-p50', percentile(acks, 50), 'ms', percentile(acks, 50) / bareP50);
+    report('slack-clicks.ack-p99', percentile(acks, 99), 'ms', percentile(acks, 99) / bareP99);
+    report('slack-clicks.bare-tx-per-s', CLICKS / txSeconds, 'tx/s', 1);
+    report('slack-clicks.decisions-per-s', CLICKS / decisionsSeconds, 'decisions/s', CLICKS / decisionsSeconds / (CLICKS / txSeconds));
+  } finally {
+    await deliverer?.close();
+    await notifier.close();
+    await http.close();
+    connection.disconnect();
+    await emu.close();
+    await database.close();
+    await redis.stop();
+    await rm(redisDir, { recursive: true, force: true });
+    await scratch.drop();
+  }
+}
