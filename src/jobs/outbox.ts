@@ -220,8 +220,11 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
       for (let guard = 0; guard < 200; guard++) {
         const head = await channelHead(db, row.platform, row.channel);
         if (!head || head.id > id) return;
-        if (head.state === 'failed' && head.nextAttemptAt.getTime() > now().getTime()) {
-          throw new Error(`row #${head.id} ahead in ${row.channel} waits to be retried`);
+        // A row told to wait (Retry-After, backoff) holds back the channel's later rows too: order is kept.
+        const due = head.nextAttemptAt.getTime() - now().getTime();
+        if (due > 0) {
+          await job.moveToDelayed(Date.now() + due, token);
+          throw new DelayedError();
         }
         await connection.pexpire(key, lockTtl);
         await deliverOne(head, worker);
@@ -240,7 +243,9 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
       }
       await deliver(job, token, worker);
     },
-    { connection, prefix, concurrency: options.concurrency ?? 4, autorun: true },
+    // BullMQ honours worker.rateLimit() only when a limiter is set; this one is loose (pacing is per channel
+    // above), it is here so a 429's Retry-After stops the whole queue, as Slack's limits are per workspace.
+    { connection, prefix, concurrency: options.concurrency ?? 4, autorun: true, limiter: { max: 50, duration: 1000 } },
   );
   worker.on('error', (error) => log.error({ err: error }, 'outbox worker error'));
   worker.on('failed', (job, error) => {
