@@ -48,38 +48,46 @@ export async function loadBook(db: AppDatabase, releaseId: string, lock = false,
   return book;
 }
 
-/** Writes the gates a transition changed; throws ConflictError when another writer got there first. */
+/**
+ * Writes the gates a transition changed; throws ConflictError when another writer got there first. Changed
+ * gates go in one statement (a window opening for 400 clients is one round trip), each compared on its version.
+ */
 export async function saveGates(tx: AppDatabase, before: StoredBook, after: Book, changed: readonly string[], now: Date): Promise<Record<string, number>> {
   const ids = { ...before.ids };
+  const updates: Array<Record<string, unknown>> = [];
   for (const key of changed) {
     const gate = after.gates[key]!;
     const old = before.gates[key];
     const stamps = {
-      started: gate.state === 'running' && old?.state !== 'running' ? now : null,
-      finished: gate.finishedAt,
-      promoted: gate.promotedAt,
-      confirmed: gate.confirmation?.at ?? null,
-      confirmedBy: gate.confirmation ? `${gate.confirmation.as}:${gate.confirmation.by}` : null,
+      started_at: gate.state === 'running' && old?.state !== 'running' ? now.toISOString() : null,
+      finished_at: gate.finishedAt,
+      promoted_at: gate.promotedAt,
+      confirmed_at: gate.confirmation?.at ?? null,
+      confirmed_by: gate.confirmation ? `${gate.confirmation.as}:${gate.confirmation.by}` : null,
     };
     if (old) {
-      const updated = rowsOf<{ id: number }>(
-        await tx.execute(sql`update rollouts set state = ${gate.state}, state_detail = ${JSON.stringify(gate)}::jsonb, version = ${gate.version},
-          started_at = coalesce(started_at, ${stamps.started ? stamps.started.toISOString() : null}::timestamptz),
-          finished_at = ${stamps.finished}::timestamptz, promoted_at = ${stamps.promoted}::timestamptz,
-          confirmed_at = ${stamps.confirmed}::timestamptz, confirmed_by = ${stamps.confirmedBy}, updated_at = ${now.toISOString()}::timestamptz
-          where id = ${before.ids[key]!} and version = ${old.version} returning id`),
-      );
-      if (updated.length === 0) throw new ConflictError(`rollout ${before.releaseId} ${key} changed underneath (version ${old.version})`);
-    } else {
-      const inserted = rowsOf<{ id: number }>(
-        await tx.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version, created_at, updated_at)
-          values (${before.releaseId}, ${gate.ring}, ${gate.clientId}, ${gate.state}, ${JSON.stringify(gate)}::jsonb, ${gate.version},
-            ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-          on conflict (release_id, ring, client_id) do nothing returning id`),
-      );
-      if (inserted.length === 0) throw new ConflictError(`rollout ${before.releaseId} ${key} was created by someone else`);
-      ids[key] = Number(inserted[0]!.id);
+      updates.push({ id: before.ids[key]!, old_version: old.version, version: gate.version, state: gate.state, detail: gate, ...stamps });
+      continue;
     }
+    const inserted = rowsOf<{ id: number }>(
+      await tx.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version, created_at, updated_at)
+        values (${before.releaseId}, ${gate.ring}, ${gate.clientId}, ${gate.state}, ${JSON.stringify(gate)}::jsonb, ${gate.version},
+          ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
+        on conflict (release_id, ring, client_id) do nothing returning id`),
+    );
+    if (inserted.length === 0) throw new ConflictError(`rollout ${before.releaseId} ${key} was created by someone else`);
+    ids[key] = Number(inserted[0]!.id);
+  }
+  if (updates.length > 0) {
+    const updated = rowsOf<{ id: number }>(
+      await tx.execute(sql`update rollouts r set state = x.state, state_detail = x.detail, version = x.version,
+          started_at = coalesce(r.started_at, x.started_at), finished_at = x.finished_at, promoted_at = x.promoted_at,
+          confirmed_at = x.confirmed_at, confirmed_by = x.confirmed_by, updated_at = ${now.toISOString()}::timestamptz
+        from jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) as x(id integer, old_version integer, version integer, state text,
+          detail jsonb, started_at timestamptz, finished_at timestamptz, promoted_at timestamptz, confirmed_at timestamptz, confirmed_by text)
+        where r.id = x.id and r.version = x.old_version returning r.id`),
+    );
+    if (updated.length !== updates.length) throw new ConflictError(`rollout ${before.releaseId}: ${updates.length - updated.length} gate(s) changed underneath`);
   }
   return ids;
 }
@@ -106,11 +114,14 @@ export interface NewRun {
   updates: string[];
 }
 
-const RUNS_PER_STATEMENT = 5000;
+export const RUNS_PER_STATEMENT = 1000;
 
-/** Inserts runs that do not exist yet for their (device, window); returns how many were new. */
-export async function insertRuns(db: AppDatabase, runs: readonly NewRun[], now: Date): Promise<number> {
-  let inserted = 0;
+/**
+ * Inserts runs that do not exist yet for their (device, window); returns the ids of the new ones. Give it at
+ * most RUNS_PER_STATEMENT at a time (the caller batches, so it can enqueue one batch while the next inserts).
+ */
+export async function insertRuns(db: AppDatabase, runs: readonly NewRun[], now: Date): Promise<number[]> {
+  const ids: number[] = [];
   for (let start = 0; start < runs.length; start += RUNS_PER_STATEMENT) {
     const batch = runs.slice(start, start + RUNS_PER_STATEMENT).map((r) => ({
       device_id: r.deviceId,
@@ -121,19 +132,17 @@ export async function insertRuns(db: AppDatabase, runs: readonly NewRun[], now: 
       updates: r.updates,
     }));
     // One jsonb parameter per batch: binding a parameter per cell costs more than the insert (see inventory-repo).
-    const result = rowsOf<{ n: number }>(
-      await db.execute(sql`with added as (
-          insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, scheduled_at, detail, updated_at)
+    const result = rowsOf<{ id: number }>(
+      await db.execute(sql`insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, scheduled_at, detail, updated_at)
           select device_id, release_id, rollout_id, window_start, window_end, updates, ${now.toISOString()}::timestamptz, '{"seq":0}'::jsonb,
             ${now.toISOString()}::timestamptz
           from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
             as r(device_id integer, release_id text, rollout_id integer, window_start timestamptz, window_end timestamptz, updates jsonb)
-          on conflict (device_id, window_start) do nothing returning 1)
-        select count(*)::int as n from added`),
+          on conflict (device_id, window_start) do nothing returning id`),
     );
-    inserted += Number(result[0]?.n ?? 0);
+    for (const row of result) ids.push(Number(row.id));
   }
-  return inserted;
+  return ids;
 }
 
 /** Everything a run job needs, in one query. */
@@ -270,55 +279,79 @@ export interface GateRow {
   state: string;
 }
 
-/** Gates whose devices may get runs now: scheduled or running. */
-export async function openGates(db: AppDatabase): Promise<GateRow[]> {
-  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
-    await db.execute(sql`select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running') order by id`),
-  );
-  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
-}
-
-export interface GateDevice {
+export interface OpenGateDevice {
+  gateId: number;
+  releaseId: string;
+  ring: Ring;
+  clientId: string | null;
+  gateState: string;
   id: number;
   name: string;
-  clientId: string | null;
   os: string | null;
-  class: string;
+  /** The owner's window spec for the device's class, and the owner's zone. */
+  spec: string | null;
+  timezone: string;
 }
 
-/** The gate's live devices, with the windows of whoever owns them. */
-export async function gateDevices(db: AppDatabase, gate: GateRow): Promise<{ devices: GateDevice[]; timezone: string; windows: Record<string, string> } | undefined> {
-  const owner = rowsOf<{ timezone: string; windows: Record<string, string> }>(
-    gate.clientId === null
-      ? await db.execute(sql`select timezone, windows from msp where id = 1`)
-      : await db.execute(sql`select timezone, windows from clients where id = ${gate.clientId} and retired_at is null`),
-  )[0];
-  if (!owner) return undefined;
-  const devices = rowsOf<{ id: number; name: string; client_id: string | null; os: string | null; class: string }>(
-    await db.execute(sql`select id, name, client_id, os, class from devices
-      where retired_at is null and ring = ${gate.ring} and client_id is not distinct from ${gate.clientId} order by id`),
+/** Every live device of every gate that may get runs now, with its owner's window: one query for a whole sweep. */
+export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]> {
+  const rows = rowsOf<{
+    gate_id: number;
+    release_id: string;
+    ring: Ring;
+    client_id: string | null;
+    gate_state: string;
+    id: number;
+    name: string;
+    os: string | null;
+    spec: string | null;
+    timezone: string;
+  }>(
+    // Client gates and the MSP's gate joined separately, each on an equality devices_client_idx answers: one
+    // join with IS NOT DISTINCT FROM (or an OR) leaves the planner a nested loop over every device per gate.
+    await db.execute(sql`with g as (select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running'))
+      select g.id as gate_id, g.release_id, g.ring, g.client_id, g.state as gate_state, d.id, d.name, d.os,
+          c.windows ->> d.class as spec, c.timezone
+        from g join clients c on c.id = g.client_id and c.retired_at is null
+          join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null
+      union all
+      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, m.timezone
+        from g join msp m on m.id = 1
+          join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null
+        where g.client_id is null
+      order by 1, 6`),
   );
-  return {
-    devices: devices.map((d) => ({ id: Number(d.id), name: d.name, clientId: d.client_id, os: d.os, class: d.class })),
-    timezone: owner.timezone,
-    windows: owner.windows,
-  };
+  return rows.map((r) => ({
+    gateId: Number(r.gate_id),
+    releaseId: r.release_id,
+    ring: r.ring,
+    clientId: r.client_id,
+    gateState: r.gate_state,
+    id: Number(r.id),
+    name: r.name,
+    os: r.os,
+    spec: r.spec,
+    timezone: r.timezone,
+  }));
 }
 
-/** Devices of a gate already patched for the release, or already holding a run in this window. */
-export async function devicesSettled(db: AppDatabase, releaseId: string, deviceIds: readonly number[], windowStart: string): Promise<{ done: Set<number>; planned: Set<number> }> {
-  if (deviceIds.length === 0) return { done: new Set(), planned: new Set() };
-  const rows = rowsOf<{ device_id: number; done: boolean; planned: boolean }>(
-    await db.execute(sql`select device_id, bool_or(state = 'succeeded' and release_id = ${releaseId}) as done,
-        bool_or(window_start = ${windowStart}::timestamptz) as planned
-      from runs where device_id in (select jsonb_array_elements_text(${JSON.stringify(deviceIds)}::jsonb)::int)
-      group by device_id`),
-  );
-  const done = new Set<number>();
-  const planned = new Set<number>();
-  for (const row of rows) {
-    if (row.done) done.add(Number(row.device_id));
-    if (row.planned) planned.add(Number(row.device_id));
+/** Devices patched for the release, and (device, window) pairs that already have a run. */
+export async function settledDevices(db: AppDatabase, releaseIds: readonly string[], windowStarts: readonly string[]): Promise<{ done: Set<string>; planned: Set<string> }> {
+  const done = new Set<string>();
+  const planned = new Set<string>();
+  if (releaseIds.length > 0) {
+    const rows = rowsOf<{ release_id: string; device_id: number }>(
+      await db.execute(sql`select distinct release_id, device_id from runs
+        where state = 'succeeded' and release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb))`),
+    );
+    for (const r of rows) done.add(`${r.release_id}/${r.device_id}`);
+  }
+  if (windowStarts.length > 0) {
+    const rows = rowsOf<{ device_id: number; window_start: unknown }>(
+      await db.execute(sql`select device_id, window_start from runs
+        where window_start in (select jsonb_array_elements_text(${JSON.stringify(windowStarts)}::jsonb)::timestamptz)`),
+    );
+    for (const r of rows) planned.add(`${r.device_id}/${iso(r.window_start)}`);
   }
   return { done, planned };
 }

@@ -1,0 +1,142 @@
+/**
+ * The rollout engine at MSP scale: 20,000 devices across 200 clients, every one of them in an open window.
+ *
+ * - plan+enqueue: one sweep (gate events, planning from device OS to updates, runs inserted in Postgres, a job
+ *   per run added to BullMQ), against the bare `Queue.addBulk` of 20,000 jobs of the same shape on the same
+ *   Redis in the same process. Best of three, each from a clean slate.
+ * - end to end: 20,000 runs through a worker on the simulated fleet with zero latency: runs per second and the
+ *   process's peak memory.
+ */
+import path from 'node:path';
+import os from 'node:os';
+import fs from 'node:fs/promises';
+import { sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { Queue } from 'bullmq';
+import { SimulatedFleet } from '../src/adapters/deployers/simulated.ts';
+import { generateInventory } from '../src/adapters/inventory/generate.ts';
+import type { Config } from '../src/config.ts';
+import { openDatabase } from '../src/db/client.ts';
+import { applyInventory } from '../src/db/inventory-repo.ts';
+import { migrateDatabase } from '../src/db/migrate.ts';
+import { storeRelease } from '../src/db/release-repo.ts';
+import { runCounts } from '../src/db/rollout-repo.ts';
+import { parseWindowSpec } from '../src/domain/window-spec.ts';
+import type { Release } from '../src/domain/release.ts';
+import { RolloutEngine, startRunWorker } from '../src/jobs/rollout.ts';
+import { startPrivateRedis } from '../src/runtime/redis-server.ts';
+import { collectGarbage, measure, report, scratchPostgres, type Measured } from './lib.ts';
+
+const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? 20_000);
+const CLIENTS = Number(process.env.BENCH_ROLLOUT_CLIENTS ?? 200);
+const NOW = new Date('2024-02-14T02:00:00Z');
+
+export default async function rolloutBench(): Promise<void> {
+  const scratch = await scratchPostgres('rollout');
+  if (!scratch) return;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-bench-redis-'));
+  const redisServer = await startPrivateRedis({ dir, appendOnly: false });
+  const database = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 10 });
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  try {
+    await migrateDatabase(database);
+    const db = database.db;
+
+    // Every client in UTC with one nightly window, so the whole fleet is in one open window at NOW.
+    const inventory = generateInventory({ clients: CLIENTS, devices: DEVICES, seed: 42 });
+    const nightly = parseWindowSpec('daily 01:00-05:00');
+    if (!nightly.ok) throw new Error(nightly.error);
+    for (const client of inventory.clients) {
+      client.timezone = 'UTC';
+      for (const deviceClass of Object.keys(client.windows)) client.windows[deviceClass] = nightly.value;
+    }
+    await applyInventory(db, inventory, NOW);
+    const osNames = [...new Set(inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => d.os ?? ''))))].filter(Boolean);
+    const products = osNames.map((name, i) => ({ id: `P${i}`, name, family: 'Windows' }));
+    const update = (id: string, productIds: string[]) => ({
+      id, kb: id, name: id, family: 'Windows', productIds, subTypes: [], restartRequired: 'Yes' as const,
+      supersedes: [], fixedBuilds: [], urls: [], knownIssues: [], cves: [],
+    });
+    const release: Release = {
+      id: '2024-Feb', title: 'bench', initialReleaseDate: '2024-02-13T18:00:00Z', currentReleaseDate: '2024-02-13T18:00:00Z', revisions: [],
+      products,
+      updates: [
+        update('5034765', products.filter((p) => !p.name.includes('Server')).map((p) => p.id)),
+        update('5034770', products.filter((p) => p.name.includes('Server')).map((p) => p.id)),
+        update('5034439', products.map((p) => p.id)),
+      ],
+      cves: [],
+    };
+    await storeRelease(db, release, { fetchedAt: NOW, now: NOW });
+    await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
+      values ('approve', '2024-Feb', 'bench', 'cli', 'bench-approve', now())`);
+    // Both client rings open at once: pilot and broad gates for every client.
+    await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
+      select '2024-Feb', ring, id, 'scheduled',
+        jsonb_build_object('ring', ring, 'clientId', id, 'state', 'scheduled', 'version', 0, 'lastWindowStart', null, 'finishedAt', null,
+          'soakUntil', null, 'promotedAt', null, 'promotedBy', null, 'autoConfirmAt', null, 'confirmation', null, 'problem', null,
+          'applied', '[]'::jsonb), 0
+      from clients cross join (values ('pilot'), ('broad')) as r(ring)`);
+
+    const log = pino({ level: 'silent' });
+    const fleet = new SimulatedFleet({ seed: 1, clock: () => NOW, fleet: { rebootTwiceRate: 0.1 } });
+    const context = { config: {} as Config, database, redis, prefix: 'bench', log, roles: new Set(['worker' as const]), now: () => NOW };
+    const engine = new RolloutEngine(context, { deployer: fleet, pollMs: 1 });
+
+    const reset = async () => {
+      await engine.queue.obliterate({ force: true });
+      await db.execute(sql`delete from runs`);
+      await db.execute(sql`update rollouts set state = 'scheduled', version = 0,
+        state_detail = state_detail || '{"state":"scheduled","lastWindowStart":null,"version":0}'::jsonb`);
+    };
+
+    let sweep: Measured<unknown> | undefined;
+    let planned = 0;
+    for (let i = 0; i < 3; i++) {
+      await reset();
+      collectGarbage();
+      const run = await measure(() => engine.sweep());
+      planned = (run.result as { runsPlanned: number }).runsPlanned;
+      process.stderr.write(`sweep ${JSON.stringify(run.result)}\n`);
+      if (!sweep || run.ms < sweep.ms) sweep = run;
+    }
+    let bulk: Measured<unknown> | undefined;
+    for (let i = 0; i < 3; i++) {
+      const queue = new Queue(`bench-baseline-${i}`, { connection: redis, prefix: 'bench' });
+      const jobs = Array.from({ length: planned }, (_, n) => ({ name: 'run', data: { runId: n + 1 }, opts: { jobId: `run-${n + 1}` } }));
+      collectGarbage();
+      const run = await measure(async () => {
+        for (let k = 0; k < jobs.length; k += 5000) await queue.addBulk(jobs.slice(k, k + 5000));
+      });
+      if (!bulk || run.ms < bulk.ms) bulk = run;
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+    report(`rollout-addBulk-${planned}`, bulk!.ms, 'ms', 1);
+    report(`rollout-plan-enqueue-${planned}`, sweep!.ms, 'ms', sweep!.ms / bulk!.ms);
+
+    // End to end: the last sweep's runs and jobs are in place; one worker process (this one) drives them all.
+    const worker = startRunWorker(context, engine, { workerConcurrency: 100, pollMs: 1 });
+    const e2e = await measure(async () => {
+      for (;;) {
+        const counts = await runCounts(db);
+        if ((counts.scheduled ?? 0) + (counts.running ?? 0) === 0) return counts;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }, 20);
+    await worker.close();
+    const counts = e2e.result as Record<string, number>;
+    if ((counts.succeeded ?? 0) !== planned) process.stderr.write(`bench rollout: expected ${planned} succeeded, got ${JSON.stringify(counts)}\n`);
+    report(`rollout-e2e-${planned}-runs-per-second`, planned / (e2e.ms / 1000), 'runs/s', 1);
+    report(`rollout-e2e-${planned}-peak-rss`, e2e.peakRssMiB, 'MiB', 1);
+    report(`rollout-e2e-${planned}-peak-heap`, e2e.peakHeapMiB, 'MiB', 1);
+    await engine.close();
+  } finally {
+    redis.disconnect();
+    await database.close();
+    await redisServer.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+    await scratch.drop();
+  }
+}
