@@ -423,14 +423,27 @@ export class RolloutEngine {
       return true;
     };
 
+    // What a step learned is stored lazily: before the next step that touches the device (with its intent), before
+    // any wait, when a failure counts, and at the end. A crash in between only repeats harmless reads (an online
+    // check, a poll, a verification) or asks again with the key already stored.
+    let current = run;
+    let dirty = false;
+    const flush = async (): Promise<boolean> => {
+      if (!dirty) return true;
+      dirty = false;
+      return store(current);
+    };
     for (let guard = 0; guard < 10_000; guard++) {
-      const decision = decide(run, await env());
-      if (decision.type === 'done') return run;
+      const decision = decide(current, await env());
+      if (decision.type === 'done') return (await flush()) ? current : undefined;
       if (decision.type === 'become') {
-        if (!(await store(decision.run))) return undefined;
+        current = decision.run;
+        dirty = false;
+        if (!(await store(current))) return undefined;
         continue;
       }
       if (decision.type === 'wait') {
+        if (!(await flush())) return undefined;
         const nowDate = this.context.now();
         const delay = this.options.realDelayMs?.(decision.until.toJSDate(), nowDate) ?? decision.until.toMillis() - nowDate.getTime();
         if (delay <= 0) continue;
@@ -441,16 +454,23 @@ export class RolloutEngine {
         await sleep(delay);
         continue;
       }
-      // Store the intent (and the operation's key) before the device hears of it. Online checks, polls and
-      // verifications change nothing on the device, so they need no intent stored: a repeat is harmless.
+      current = decision.run;
       const sideEffect = decision.action.type === 'install' || decision.action.type === 'reboot';
-      if (sideEffect && !(await store(decision.run))) return undefined;
-      if (!sideEffect) run = decision.run;
-      const outcome = await this.call(device, updates, decision.action);
-      if (!(await store(observe(run, decision.action, outcome, await env())))) return undefined;
-      if (outcome.type === 'progress' || (outcome.type === 'online' && !outcome.online)) {
-        if (outcome.type === 'progress') await sleep(this.options.pollMs ?? 2000);
+      if (sideEffect) {
+        // The intent (and the operation's key) is stored before the device hears of it.
+        dirty = false;
+        if (!(await store(current))) return undefined;
+      } else {
+        dirty = true;
       }
+      const before = current;
+      const outcome = await this.call(device, updates, decision.action);
+      current = observe(current, decision.action, outcome, await env());
+      if (current !== before) dirty = true;
+      if (current.attempts !== before.attempts || TERMINAL.has(current.status)) {
+        if (!(await flush())) return undefined;
+      }
+      if (outcome.type === 'progress') await sleep(this.options.pollMs ?? 2000);
     }
     throw new Error(`run ${runId} did not settle in 10000 steps`);
   }
