@@ -116,6 +116,10 @@ export default async function rolloutBench(): Promise<void> {
     report(`rollout-addBulk-${planned}`, bulk!.ms, 'ms', 1);
     report(`rollout-plan-enqueue-${planned}`, sweep!.ms, 'ms', sweep!.ms / bulk!.ms);
 
+    if (process.env.BENCH_ROLLOUT_E2E === '0') {
+      await engine.close();
+      return;
+    }
     // End to end: the last sweep's runs and jobs are in place; one worker process (this one) drives them all.
     const worker = startRunWorker(context, engine, { workerConcurrency: 100, pollMs: 1 });
     const e2e = await measure(async () => {

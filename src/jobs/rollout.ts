@@ -318,20 +318,26 @@ export class RolloutEngine {
         rows.push({ deviceId: r.deviceId, releaseId: gate.releaseId, rolloutId: gate.id, windowStart: group.windowStart, windowEnd, updates: r.updates });
       }
     }
-    // Insert a batch, then enqueue it while the next batch inserts: Postgres and Redis work side by side. With
-    // per-client limits the new runs wait for admission below instead.
+    // Insert batches on two connections at once (the unique key keeps them from colliding) and enqueue each batch
+    // as it lands, so Postgres and Redis work side by side. With per-client limits the new runs wait for
+    // admission below instead.
     const limits = await this.clientLimits();
     const enqueued = new Set<number>();
     let adding: Promise<unknown> = Promise.resolve();
-    for (let i = 0; i < rows.length; i += RUNS_PER_STATEMENT) {
-      const ids = await insertRuns(this.db, rows.slice(i, i + RUNS_PER_STATEMENT), nowDate);
-      report.runsPlanned += ids.length;
-      await adding;
-      if (limits.size === 0) {
-        for (const id of ids) enqueued.add(id);
-        adding = this.addRunJobs(ids);
+    let next = 0;
+    const inserter = async () => {
+      while (next < rows.length) {
+        const batch = rows.slice(next, next + RUNS_PER_STATEMENT);
+        next += RUNS_PER_STATEMENT;
+        const ids = await insertRuns(this.db, batch, nowDate);
+        report.runsPlanned += ids.length;
+        if (limits.size === 0) {
+          for (const id of ids) enqueued.add(id);
+          adding = adding.then(() => this.addRunJobs(ids));
+        }
       }
-    }
+    };
+    await Promise.all([inserter(), inserter()]);
     await adding;
 
     const t1 = performance.now();
