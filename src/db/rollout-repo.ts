@@ -112,6 +112,8 @@ export interface NewRun {
   windowStart: string;
   windowEnd: string;
   updates: string[];
+  /** Set for a device the plan passed over (`nothing_applies`, `no_os`): stored as a skipped run, so the ring knows it is settled. */
+  skipped?: string;
 }
 
 export const RUNS_PER_STATEMENT = 1000;
@@ -130,14 +132,18 @@ export async function insertRuns(db: AppDatabase, runs: readonly NewRun[], now: 
       window_start: r.windowStart,
       window_end: r.windowEnd,
       updates: r.updates,
+      result: r.skipped ?? null,
     }));
     // One jsonb parameter per batch: binding a parameter per cell costs more than the insert (see inventory-repo).
     const result = rowsOf<{ id: number }>(
-      await db.execute(sql`insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, scheduled_at, detail, updated_at)
+      await db.execute(sql`insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, scheduled_at, detail, updated_at,
+            state, step, result, finished_at)
           select device_id, release_id, rollout_id, window_start, window_end, updates, ${now.toISOString()}::timestamptz, '{"seq":0}'::jsonb,
-            ${now.toISOString()}::timestamptz
+            ${now.toISOString()}::timestamptz, case when result is null then 'scheduled' else 'skipped' end,
+            case when result is null then 'online_check' else 'done' end, result,
+            case when result is null then null else ${now.toISOString()}::timestamptz end
           from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
-            as r(device_id integer, release_id text, rollout_id integer, window_start timestamptz, window_end timestamptz, updates jsonb)
+            as r(device_id integer, release_id text, rollout_id integer, window_start timestamptz, window_end timestamptz, updates jsonb, result text)
           on conflict (device_id, window_start) do nothing returning id`),
     );
     for (const row of result) ids.push(Number(row.id));
@@ -372,8 +378,9 @@ export async function unfinishedRuns(db: AppDatabase): Promise<UnfinishedRun[]> 
 }
 
 /**
- * Gates running whose every device is settled for the release: patched, failed for good, or flagged after
- * missing too many windows, with nothing left in flight.
+ * Gates running whose every live device is settled for the release: its run under this gate succeeded, failed
+ * for good, or found nothing to install; or the device is flagged after missing too many windows. A device
+ * whose window has not come yet has no run and so keeps the gate open (servers on Sunday, desktops nightly).
  */
 export async function finishedGates(db: AppDatabase): Promise<GateRow[]> {
   const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
@@ -382,9 +389,9 @@ export async function finishedGates(db: AppDatabase): Promise<GateRow[]> {
         and not exists (select 1 from runs r where r.rollout_id = g.id and r.state in ('scheduled', 'running'))
         and not exists (
           select 1 from devices d
-          where d.retired_at is null and d.ring = g.ring and d.client_id is not distinct from g.client_id and d.flagged_at is null
-            and exists (select 1 from runs r where r.rollout_id = g.id and r.device_id = d.id)
-            and not exists (select 1 from runs r where r.device_id = d.id and r.rollout_id = g.id and r.state in ('succeeded', 'failed')))`),
+          where d.retired_at is null and d.ring = g.ring and coalesce(d.client_id, '') = coalesce(g.client_id, '') and d.flagged_at is null
+            and not exists (select 1 from runs r where r.device_id = d.id and r.rollout_id = g.id
+              and (r.state in ('succeeded', 'failed') or (r.state = 'skipped' and r.result in ('nothing_applies', 'no_os')))))`),
   );
   return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
 }

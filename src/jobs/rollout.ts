@@ -297,6 +297,7 @@ export class RolloutEngine {
       approvals.set(releaseId, list.some((a) => a.updateKey === null) ? 'all' : new Set(list.map((a) => a.updateKey!)));
     }
     const rows: NewRun[] = [];
+    const passedOver: NewRun[] = [];
     for (const group of open) {
       const { gate } = group;
       if (refused.has(gate.id)) continue;
@@ -317,7 +318,13 @@ export class RolloutEngine {
       for (const r of plan.runs) {
         rows.push({ deviceId: r.deviceId, releaseId: gate.releaseId, rolloutId: gate.id, windowStart: group.windowStart, windowEnd, updates: r.updates });
       }
+      for (const r of plan.skipped) {
+        if (r.reason !== 'nothing_applies' && r.reason !== 'no_os') continue;
+        passedOver.push({ deviceId: r.deviceId, releaseId: gate.releaseId, rolloutId: gate.id, windowStart: group.windowStart, windowEnd, updates: [], skipped: r.reason });
+      }
     }
+    // Devices with nothing to install get a finished, skipped run: the ring then knows they are settled.
+    await insertRuns(this.db, passedOver, nowDate);
     // Insert batches on two connections at once (the unique key keeps them from colliding) and enqueue each batch
     // as it lands, so Postgres and Redis work side by side. With per-client limits the new runs wait for
     // admission below instead.

@@ -22,7 +22,7 @@ import { openDatabase, type Database } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
 import { createScratchDatabase, testBackend } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-import { scheduleGate, seedWorld } from '../support/rollout-world.ts';
+import { scheduleGate, seedWorld, SERVER } from '../support/rollout-world.ts';
 
 const log = pino({ level: 'silent' });
 const desktopRule = (() => {
@@ -160,6 +160,45 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     expect((await engine.processRun(Number(retry!.id)))?.status).toBe('succeeded');
     expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
     expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('soaking');
+  });
+
+  it('ring msp finishes only when every device has had its window: the server waits for Sunday, a Mac with nothing to install does not block', async () => {
+    // Wednesday 2024-02-14; desktops patch nightly, servers on Sunday 2024-02-18.
+    const h = await harness('2024-02-14T03:00:00Z');
+    await seedWorld(
+      h.database.db,
+      {
+        mspDevices: 2,
+        mspExtra: [
+          { name: 'MSP-SRV-01', class: 'server', ring: 'msp', os: SERVER, user: undefined },
+          { name: 'MSP-MAC-01', class: 'desktop', ring: 'msp', os: 'macOS 14 Sonoma', user: undefined },
+        ],
+      },
+      h.clock.now,
+    );
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now });
+    const engine = h.engine({ deployer: fleet, pollMs: 1, realDelayMs: () => 0 });
+    await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' });
+    const drive = async () => {
+      for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) {
+        await engine.processRun(Number(id));
+      }
+    };
+    h.clock.now = new Date('2024-02-14T07:30:00Z'); // 01:30 CST Wednesday night
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 2 });
+    await drive();
+    h.clock.now = new Date('2024-02-14T12:00:00Z');
+    expect(await engine.sweep()).toMatchObject({ gatesFinished: 0 });
+    const mac = rowsOf<{ state: string; result: string }>(
+      await h.database.db.execute(sql`select r.state, r.result from runs r join devices d on d.id = r.device_id where d.name = 'MSP-MAC-01'`),
+    );
+    expect(mac).toEqual([{ state: 'skipped', result: 'nothing_applies' }]);
+    h.clock.now = new Date('2024-02-18T07:30:00Z'); // 01:30 CST Sunday: desktops and the server
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 1 });
+    await drive();
+    expect(fleet.installsOf('MSP-SRV-01').map((e) => e.updates)).toEqual([['5034770', '5034439']]);
+    expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-19T07:30:00.000Z' });
   });
 
   it('a hold issued during a window stops new runs within seconds; runs already installing finish', async () => {

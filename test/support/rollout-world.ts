@@ -28,6 +28,8 @@ export interface WorldOptions {
   clients?: Array<{ id: string; timezone?: string; pilot?: number; broad?: number; desktopWindow?: string }>;
   mspWindow?: string;
   mspTimezone?: string;
+  /** More MSP machines, e.g. a server (Sunday window) or one whose OS no update applies to. */
+  mspExtra?: InventoryDevice[];
 }
 
 export function worldInventory(options: WorldOptions): Inventory {
@@ -39,7 +41,10 @@ export function worldInventory(options: WorldOptions): Inventory {
       channel: 'C_ENG',
       timezone: options.mspTimezone ?? 'America/Chicago',
       windows: { desktop: rule(options.mspWindow ?? 'daily 01:00-05:00'), server: rule('sun 01:00-05:00') },
-      devices: Array.from({ length: options.mspDevices ?? 4 }, (_, i) => desktop(`MSP-PC-${String(i + 1).padStart(3, '0')}`, 'msp')),
+      devices: [
+        ...Array.from({ length: options.mspDevices ?? 4 }, (_, i) => desktop(`MSP-PC-${String(i + 1).padStart(3, '0')}`, 'msp')),
+        ...(options.mspExtra ?? []),
+      ],
     },
     clients: (options.clients ?? []).map((c) => ({
       id: c.id,
