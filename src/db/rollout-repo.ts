@@ -12,6 +12,7 @@ import type { Book, Gate, RolloutEffect } from '../domain/rollout.ts';
 import { gateKey } from '../domain/rollout.ts';
 import type { Run, RunStatus, RunStep, Operation } from '../domain/run.ts';
 import type { Ring } from '../domain/inventory.ts';
+import type { WindowTally } from '../domain/window-report.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
 
 export class ConflictError extends Error {
@@ -405,4 +406,53 @@ export async function runCounts(db: AppDatabase, rolloutId?: number): Promise<Ru
     await db.execute(sql`select state, count(*)::int as n from runs ${rolloutId === undefined ? sql`` : sql`where rollout_id = ${rolloutId}`} group by state`),
   );
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}
+
+/**
+ * Runs grouped by owner (client id or `msp`) and window, for windows still running or ended within the last day:
+ * counts by state and the first few failed, rolled and twice-rebooted devices. Devices the plan passed over are
+ * left out; they were never part of the window's work.
+ */
+export async function windowTallies(db: AppDatabase, now: Date): Promise<WindowTally[]> {
+  const rows = rowsOf<{
+    who: string;
+    window_start: unknown;
+    window_end: unknown;
+    counts: Record<string, number>;
+    failed: Array<{ device: string; error: string | null }> | null;
+    rolled: Array<{ device: string; rolledTo: string | null; offline: boolean }> | null;
+    twice: string[] | null;
+  }>(
+    await db.execute(sql`with w as (
+        select coalesce(d.client_id, 'msp') as who, r.window_start, r.window_end, r.state, r.error, r.rolled_to, r.reboots, d.name
+        from runs r join devices d on d.id = r.device_id
+        where r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz
+          and (r.result is null or r.result not in ('nothing_applies', 'no_os')))
+      select who, window_start, max(window_end) as window_end,
+        (select jsonb_object_agg(state, n) from (select state, count(*) as n from w w2 where w2.who = w.who and w2.window_start = w.window_start group by state) s) as counts,
+        (array_agg(jsonb_build_object('device', name, 'error', error) order by name) filter (where state = 'failed'))[1:20] as failed,
+        (array_agg(jsonb_build_object('device', name, 'rolledTo', rolled_to, 'offline', state = 'offline') order by name)
+          filter (where state in ('rolled', 'offline')))[1:20] as rolled,
+        (array_agg(name order by name) filter (where reboots >= 2))[1:20] as twice
+      from w group by who, window_start order by window_start, who`),
+  );
+  return rows.map((r) => ({
+    who: r.who,
+    windowStart: iso(r.window_start)!,
+    windowEnd: iso(r.window_end)!,
+    counts: Object.fromEntries(Object.entries(r.counts ?? {}).map(([k, v]) => [k, Number(v)])),
+    failed: r.failed ?? [],
+    rolled: (r.rolled ?? []).map((x) => ({ ...x, rolledTo: x.rolledTo === null ? null : iso(x.rolledTo) })),
+    rebootedTwice: r.twice ?? [],
+  }));
+}
+
+/** When each window message was last queued (post or edit), by `channel subject`. */
+export async function lastWindowMessages(db: AppDatabase, now: Date): Promise<Map<string, { at: number; key: string }>> {
+  const rows = rowsOf<{ channel: string; subject: string; at: unknown; key: string }>(
+    await db.execute(sql`select distinct on (channel, subject) channel, subject, created_at as at, idempotency_key as key from chat_outbox
+      where subject like 'window:%' and created_at > ${now.toISOString()}::timestamptz - interval '2 days'
+      order by channel, subject, created_at desc, id desc`),
+  );
+  return new Map(rows.map((r) => [`${r.channel} ${r.subject}`, { at: Date.parse(iso(r.at)!), key: r.key }]));
 }

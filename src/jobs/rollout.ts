@@ -12,6 +12,7 @@
  *
  * Processors are thin: the rules live in src/domain (rollout.ts, run.ts, plan.ts).
  */
+import { createHash } from 'node:crypto';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { DateTime } from 'luxon';
 import { toOutcome, type Deployer, type DeviceRef, type UpdateRef } from '../adapters/deployers/port.ts';
@@ -26,6 +27,7 @@ import {
   insertRuns,
   loadBook,
   loadRunContext,
+  lastWindowMessages,
   openGateDevices,
   persistRowEffects,
   settledDevices,
@@ -33,6 +35,7 @@ import {
   saveRun,
   unfinishedRuns,
   updateDeviceMisses,
+  windowTallies,
   type NewRun,
   type OpenGateDevice,
   type RunContext,
@@ -46,6 +49,8 @@ import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
 import type { Product } from '../domain/release.ts';
 import type { Ring } from '../domain/inventory.ts';
+import { progressMessage, summaryMessage } from '../bot/slack/window-blocks.ts';
+import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 
@@ -77,6 +82,8 @@ export interface SweepReport {
   runsPlanned: number;
   jobsAdded: number;
   gatesFinished: number;
+  /** Window progress and summary messages queued in the outbox. */
+  messages: number;
   /** Where the sweep's time went, for the benchmark and the logs. */
   ms: { open: number; enqueue: number; advance: number };
 }
@@ -228,7 +235,7 @@ export class RolloutEngine {
     const nowDate = this.context.now();
     const now = DateTime.fromJSDate(nowDate, { zone: 'utc' });
     const t0 = performance.now();
-    const report: SweepReport = { windowsOpened: 0, held: 0, runsPlanned: 0, jobsAdded: 0, gatesFinished: 0, ms: { open: 0, enqueue: 0, advance: 0 } };
+    const report: SweepReport = { windowsOpened: 0, held: 0, runsPlanned: 0, jobsAdded: 0, gatesFinished: 0, messages: 0, ms: { open: 0, enqueue: 0, advance: 0 } };
     const holds = await this.holds(true);
     const devices = await openGateDevices(this.db);
 
@@ -366,8 +373,55 @@ export class RolloutEngine {
       await this.db.execute(sql`select distinct release_id from rollouts where state in ('soaking', 'awaiting_confirmation')`),
     );
     for (const { release_id } of waiting) await this.applyEvent(release_id, { type: 'tick' });
+    report.messages = await this.reportWindows(nowDate);
     report.ms = { open: t1 - t0, enqueue: t2 - t1, advance: performance.now() - t2 };
     return report;
+  }
+
+  /**
+   * Progress messages for every window with runs, edited in place (paced so all windows together stay inside
+   * chat.update's tier), then a final edit and a summary once a window has closed and its runs have settled.
+   * Keys make each message once: a second sweep, or two schedulers, queue nothing new.
+   */
+  async reportWindows(now: Date): Promise<number> {
+    const tallies = await windowTallies(this.db, now);
+    if (tallies.length === 0) return 0;
+    const owners = rowsOf<{ id: string; timezone: string; channel: string | null }>(
+      await this.db.execute(sql`select 'msp' as id, timezone, channel from msp where id = 1
+        union all select id, timezone, settings ->> 'slackChannel' from clients where retired_at is null`),
+    );
+    const owner = new Map(owners.map((o) => [o.id, o]));
+    const engineers = owner.get('msp')?.channel ?? null;
+    const last = await lastWindowMessages(this.db, now);
+    const active = tallies.filter((t) => unfinished(t) > 0 || Date.parse(t.windowEnd) > now.getTime()).length;
+    const interval = updateIntervalMs(active);
+    const items: OutboxItem[] = [];
+    for (const tally of tallies) {
+      const who = owner.get(tally.who);
+      const zone = who?.timezone ?? 'UTC';
+      const channels = [...new Set([engineers, tally.who === 'msp' ? null : (who?.channel ?? null)].filter((c): c is string => !!c))];
+      for (const report of reportFor(tally, now)) {
+        for (const channel of channels) {
+          const base = `${report.subject}:${channel}`;
+          if (report.type === 'summary') {
+            const payload = { ...summaryMessage(tally, zone), threadSubject: report.subject };
+            items.push({ key: `${base}:summary`, channel, action: 'post', subject: report.subject.replace(/^window:/, 'window-summary:'), payload });
+            continue;
+          }
+          const message = progressMessage(tally, now, zone, report.closing);
+          const previous = last.get(`${channel} ${report.subject}`);
+          if (!previous) {
+            items.push({ key: `${base}:post`, channel, action: 'post', subject: report.subject, payload: { ...message } });
+            continue;
+          }
+          const key = report.closing ? `${base}:final` : `${base}:${createHash('sha1').update(JSON.stringify(tally.counts)).digest('hex').slice(0, 12)}`;
+          if (previous.key === key || (!report.closing && now.getTime() - previous.at < interval)) continue;
+          items.push({ key, channel, action: 'update', subject: report.subject, payload: { ...message } });
+        }
+      }
+    }
+    if (items.length === 0) return 0;
+    return (await enqueueOutbox(this.db, items, now)).length;
   }
 
   private async settingsFor(clientId: string | null): Promise<{ soakHours?: number; autoConfirmHours?: number }> {

@@ -125,8 +125,15 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
 
     h.clock.now = new Date('2024-03-10T07:00:00Z');
     expect(await engine.sweep()).toMatchObject({ windowsOpened: 1, runsPlanned: 6, jobsAdded: 6 });
-    // A second sweep in the same window plans nothing new: (device, window_start) is unique.
-    expect(await engine.sweep()).toMatchObject({ windowsOpened: 0, runsPlanned: 0 });
+    // A second sweep in the same window plans nothing new: (device, window_start) is unique; nor does it edit the
+    // progress message again within the pacing interval.
+    expect(await engine.sweep()).toMatchObject({ windowsOpened: 0, runsPlanned: 0, messages: 0 });
+    const outbox = async () =>
+      rowsOf<{ action: string; channel: string; subject: string; text: string; blocks: string }>(
+        await h.database.db.execute(sql`select action, channel, subject, payload ->> 'text' as text, payload ->> 'blocks' as blocks from chat_outbox
+          where subject like 'window%' order by id`),
+      );
+    expect(await outbox()).toMatchObject([{ action: 'post', channel: 'C_ENG', subject: 'window:msp:2024-03-10T07:00Z' }]);
     expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('running');
 
     // Drive the runs directly, advancing the clock a little per step so the offline device keeps rechecking.
@@ -151,7 +158,16 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
 
     // Everything settled (the offline device is not flagged yet, so the ring is not finished either).
     h.clock.now = new Date('2024-03-10T12:00:00Z');
-    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, gatesFinished: 0 });
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, gatesFinished: 0, messages: 2 });
+    // The window closed with everything settled: a final edit in place, then the summary naming where the offline
+    // machine went (Monday 01:00 CDT, the next window; never checked before the window closed, so "rolled").
+    const [post, final, summary] = await outbox();
+    expect(post!.action).toBe('post');
+    expect(final).toMatchObject({ action: 'update', subject: 'window:msp:2024-03-10T07:00Z' });
+    expect(final!.text).toContain('6/6 finished. Window closed.');
+    expect(summary).toMatchObject({ action: 'post', subject: 'window-summary:msp:2024-03-10T07:00Z' });
+    expect(summary!.blocks).toContain('MSP-PC-006 → Mon 11 Mar 01:00 CDT');
+    expect(await engine.sweep()).toMatchObject({ messages: 0 });
     // The next night the offline device comes back and gets its run in the new window.
     fleet.setOnline('MSP-PC-006', true);
     h.clock.now = new Date('2024-03-11T06:30:00Z');
