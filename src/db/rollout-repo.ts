@@ -271,11 +271,16 @@ export async function saveRun(db: AppDatabase, runId: number, seq: number, run: 
   return rows.length === 0 ? undefined : seq + 1;
 }
 
-export async function updateDeviceMisses(db: AppDatabase, deviceId: number, consecutiveMissed: number, flag: boolean, now: Date): Promise<void> {
-  await db.execute(sql`update devices set consecutive_missed_windows = ${consecutiveMissed},
-      flagged_at = case when ${flag} then coalesce(flagged_at, ${now.toISOString()}::timestamptz) when ${consecutiveMissed} = 0 then null else flagged_at end,
-      updated_at = ${now.toISOString()}::timestamptz
-    where id = ${deviceId}`);
+/** Stores a device's missed-window count; true when this call is what flagged it for the engineers. */
+export async function updateDeviceMisses(db: AppDatabase, deviceId: number, consecutiveMissed: number, flag: boolean, now: Date): Promise<boolean> {
+  const rows = rowsOf<{ newly: boolean }>(
+    await db.execute(sql`update devices d set consecutive_missed_windows = ${consecutiveMissed},
+        flagged_at = case when ${flag} then coalesce(d.flagged_at, ${now.toISOString()}::timestamptz) when ${consecutiveMissed} = 0 then null else d.flagged_at end,
+        updated_at = ${now.toISOString()}::timestamptz
+      from devices old where d.id = ${deviceId} and old.id = d.id
+      returning (old.flagged_at is null and d.flagged_at is not null) as newly`),
+  );
+  return rows[0]?.newly ?? false;
 }
 
 export interface GateRow {

@@ -49,6 +49,7 @@ import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
 import type { Product } from '../domain/release.ts';
 import type { Ring } from '../domain/inventory.ts';
+import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { progressMessage, summaryMessage } from '../bot/slack/window-blocks.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
@@ -482,11 +483,18 @@ export class RolloutEngine {
       return { now: DateTime.fromJSDate(this.context.now(), { zone: 'utc' }), window, nextWindowStart, held, policy: this.policy };
     };
     const store = async (next: Run): Promise<boolean> => {
-      const saved = await saveRun(this.db, runId, seq, next, this.context.now());
+      const now = this.context.now();
+      // The run's end and the device's missed-window count (and any flag for the engineers) commit together.
+      const saved = TERMINAL.has(next.status)
+        ? await this.db.transaction(async (tx) => {
+            const stored = await saveRun(tx, runId, seq, next, now);
+            if (stored !== undefined) await this.finished(tx, loaded, next, now);
+            return stored;
+          })
+        : await saveRun(this.db, runId, seq, next, now);
       if (saved === undefined) return false;
       seq = saved;
       run = next;
-      if (TERMINAL.has(next.status)) await this.finished(loaded, next);
       return true;
     };
 
@@ -513,7 +521,11 @@ export class RolloutEngine {
         if (!(await flush())) return undefined;
         const nowDate = this.context.now();
         const delay = this.options.realDelayMs?.(decision.until.toJSDate(), nowDate) ?? decision.until.toMillis() - nowDate.getTime();
-        if (delay <= 0) continue;
+        if (delay <= 0) {
+          if (this.context.now().getTime() >= decision.until.toMillis()) continue;
+          // A clock that does not move with real time (tests, the sandbox): come back when it has.
+          return current;
+        }
         if (job && token && delay > (this.options.pollMs ?? 2000)) {
           await job.moveToDelayed(Date.now() + delay, token);
           throw new DelayedError();
@@ -559,11 +571,28 @@ export class RolloutEngine {
     }
   }
 
-  private async finished(loaded: RunContext, run: Run): Promise<void> {
+  private async finished(tx: AppDatabase, loaded: RunContext, run: Run, now: Date): Promise<void> {
     const { consecutiveMissed, flag } = afterRun(run, loaded.device.consecutiveMissedWindows, this.policy);
-    if (consecutiveMissed !== loaded.device.consecutiveMissedWindows || flag) {
-      await updateDeviceMisses(this.db, loaded.device.id, consecutiveMissed, flag, this.context.now());
-    }
+    if (consecutiveMissed === loaded.device.consecutiveMissedWindows && !flag) return;
+    const newlyFlagged = await updateDeviceMisses(tx, loaded.device.id, consecutiveMissed, flag, now);
+    if (!newlyFlagged) return;
+    const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
+    if (!channel) return;
+    const name = escapeMrkdwn(loaded.device.name);
+    const owner = loaded.clientId === null ? 'our own machines' : escapeMrkdwn(loaded.clientId);
+    await enqueueOutbox(
+      tx,
+      [
+        {
+          key: `device-flagged:${loaded.device.id}:${loaded.windowStart}`,
+          channel,
+          action: 'post',
+          subject: `device-flagged:${loaded.device.id}:${loaded.windowStart}`,
+          payload: { text: `${name} (${owner}) has missed ${consecutiveMissed} maintenance windows in a row: it needs a look.` },
+        },
+      ],
+      now,
+    );
   }
 }
 

@@ -217,6 +217,38 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-19T07:30:00.000Z' });
   });
 
+  it('a device missing three windows in a row is flagged for the engineers once, and no longer holds its ring open', async () => {
+    const h = await harness('2024-02-14T03:00:00Z');
+    await seedWorld(h.database.db, { mspDevices: 2 }, h.clock.now);
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now });
+    fleet.setOnline('MSP-PC-002', false);
+    const engine = h.engine({ deployer: fleet, pollMs: 1, realDelayMs: () => 0 });
+    await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' });
+    const flagged = async () =>
+      rowsOf<{ consecutive_missed_windows: number; flagged: boolean }>(
+        await h.database.db.execute(sql`select consecutive_missed_windows, flagged_at is not null as flagged from devices where name = 'MSP-PC-002'`),
+      )[0];
+    for (const [night, day] of [[1, '14'], [2, '15'], [3, '16']] as const) {
+      h.clock.now = new Date(`2024-02-${day}T07:00:00Z`);
+      await engine.sweep();
+      // The offline machine is rechecked every 10 minutes until the window has no room for an install.
+      for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) {
+        for (let i = 0; i < 100; i++) {
+          const run = await engine.processRun(Number(id));
+          if (run && run.status !== 'scheduled' && run.status !== 'running') break;
+          h.clock.now = new Date(h.clock.now.getTime() + 10 * 60_000);
+        }
+      }
+      expect(await flagged()).toEqual({ consecutive_missed_windows: night, flagged: night === 3 });
+    }
+    const messages = rowsOf<{ text: string }>(
+      await h.database.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject like 'device-flagged:%'`),
+    );
+    expect(messages).toEqual([{ text: 'MSP-PC-002 (our own machines) has missed 3 maintenance windows in a row: it needs a look.' }]);
+    h.clock.now = new Date('2024-02-16T12:00:00Z');
+    expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
+  });
+
   it('a hold issued during a window stops new runs within seconds; runs already installing finish', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
     await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 60 }] }, h.clock.now);
