@@ -109,6 +109,7 @@ export class RolloutEngine {
   readonly deployer: Deployer;
   private holdsCache: { at: number; holds: Hold[] } | undefined;
   private readonly catalogs = new Map<string, Promise<Catalog | undefined>>();
+  private readonly nextWindows = new Map<string, string>();
 
   constructor(
     private readonly context: JobContext,
@@ -469,7 +470,7 @@ export class RolloutEngine {
       end: DateTime.fromISO(loaded.windowEnd, { zone: loaded.timezone }),
       day: '',
     };
-    const nextWindowStart = rule ? nextWindow(rule, loaded.timezone, window.start).start.toUTC().toISO() : null;
+    const nextWindowStart = this.nextWindowStart(rule, loaded.timezone, loaded.windowStart, window);
     const device: DeviceRef = { id: loaded.device.id, name: loaded.device.name, os: loaded.device.os ?? undefined };
     const catalog = loaded.releaseId ? await this.catalog(loaded.releaseId) : undefined;
     const updates: UpdateRef[] = loaded.run.updates.map((key) => catalog?.byKey.get(key) ?? { key });
@@ -485,7 +486,12 @@ export class RolloutEngine {
     const store = async (next: Run): Promise<boolean> => {
       const now = this.context.now();
       // The run's end and the device's missed-window count (and any flag for the engineers) commit together.
-      const saved = TERMINAL.has(next.status)
+      const missesChange = (() => {
+        if (!TERMINAL.has(next.status)) return false;
+        const after = afterRun(next, loaded.device.consecutiveMissedWindows, this.policy);
+        return after.flag || after.consecutiveMissed !== loaded.device.consecutiveMissedWindows;
+      })();
+      const saved = missesChange
         ? await this.db.transaction(async (tx) => {
             const stored = await saveRun(tx, runId, seq, next, now);
             if (stored !== undefined) await this.finished(tx, loaded, next, now);
@@ -552,6 +558,19 @@ export class RolloutEngine {
       if (outcome.type === 'progress') await sleep(this.options.pollMs ?? 2000);
     }
     throw new Error(`run ${runId} did not settle in 10000 steps`);
+  }
+
+  /** A window's successor, computed once per owner and window: thousands of runs share a handful of windows. */
+  private nextWindowStart(rule: WindowRule | undefined, timezone: string, windowStart: string, window: MaintenanceWindow): string | null {
+    if (!rule) return null;
+    const key = `${rule.spec} ${timezone} ${windowStart}`;
+    let next = this.nextWindows.get(key);
+    if (next === undefined) {
+      if (this.nextWindows.size > 10_000) this.nextWindows.clear();
+      next = nextWindow(rule, timezone, window.start).start.toUTC().toISO()!;
+      this.nextWindows.set(key, next);
+    }
+    return next;
   }
 
   private async call(device: DeviceRef, updates: UpdateRef[], action: Action): Promise<Outcome> {
