@@ -91,15 +91,20 @@ export default async function rolloutBench(): Promise<void> {
         state_detail = state_detail || '{"state":"scheduled","lastWindowStart":null,"version":0}'::jsonb`);
     };
 
+    // A sweep also moves gates on and reports windows to the channel; plan+enqueue is its first two phases.
     let sweep: Measured<unknown> | undefined;
+    let planEnqueueMs = Infinity;
     let planned = 0;
     for (let i = 0; i < 3; i++) {
       await reset();
       collectGarbage();
       const run = await measure(() => engine.sweep());
-      planned = (run.result as { runsPlanned: number }).runsPlanned;
+      const result = run.result as { runsPlanned: number; ms: { open: number; enqueue: number } };
+      planned = result.runsPlanned;
+      planEnqueueMs = Math.min(planEnqueueMs, result.ms.open + result.ms.enqueue);
       process.stderr.write(`sweep ${JSON.stringify(run.result)}\n`);
       if (!sweep || run.ms < sweep.ms) sweep = run;
+      await db.execute(sql`delete from chat_outbox`);
     }
     let bulk: Measured<unknown> | undefined;
     for (let i = 0; i < 3; i++) {
@@ -114,7 +119,8 @@ export default async function rolloutBench(): Promise<void> {
       await queue.close();
     }
     report(`rollout-addBulk-${planned}`, bulk!.ms, 'ms', 1);
-    report(`rollout-plan-enqueue-${planned}`, sweep!.ms, 'ms', sweep!.ms / bulk!.ms);
+    report(`rollout-plan-enqueue-${planned}`, planEnqueueMs, 'ms', planEnqueueMs / bulk!.ms);
+    report(`rollout-sweep-with-reporting-${planned}`, sweep!.ms, 'ms', sweep!.ms / bulk!.ms);
 
     if (process.env.BENCH_ROLLOUT_E2E === '0') {
       await engine.close();

@@ -46,7 +46,7 @@ import { admit, planWindow, type PlanUpdate } from '../domain/plan.ts';
 import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
-import { nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
+import { canStartStep, nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
 import type { Product } from '../domain/release.ts';
 import type { Ring } from '../domain/inventory.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
@@ -260,7 +260,8 @@ export class RolloutEngine {
     const groups = new Map<string, Group>();
     for (const device of devices) {
       const window = windowFor(device.timezone, device.spec);
-      if (!window) continue;
+      // A window with no room left for an install plans nothing: its runs would only roll, and count as missed.
+      if (!window || !canStartStep(window, now, this.policy.installBudgetMinutes)) continue;
       const windowStart = window.start.toUTC().toISO()!;
       const key = `${device.gateId} ${windowStart}`;
       let group = groups.get(key);
@@ -641,6 +642,9 @@ export function rolloutModule(options: RolloutOptions = {}): JobModule {
     const hasScheduler = context.roles.has('scheduler');
     const hasWorker = context.roles.has('worker');
     if (!hasScheduler && !hasWorker) return { close: async () => {} };
+    if (!options.deployer && hasWorker) {
+      context.log.warn('no device manager is configured: rollout runs go to a simulated fleet (the local demo), not to real machines');
+    }
     const engine = new RolloutEngine(context, options);
     const sweepQueue = createQueue(context, SWEEP_QUEUE, { ...KEEP_FEW, attempts: 1 });
     if (hasScheduler) {

@@ -178,6 +178,16 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('soaking');
   });
 
+  it('plans nothing in a window without room for an install: 04:01 CDT on spring-forward night leaves 59 real minutes', async () => {
+    const h = await harness('2024-03-10T09:01:00Z');
+    await seedWorld(h.database.db, { mspDevices: 2 }, h.clock.now);
+    const engine = h.engine({ deployer: new SimulatedFleet({ clock: () => h.clock.now }) });
+    await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' });
+    expect(await engine.sweep()).toMatchObject({ windowsOpened: 0, runsPlanned: 0 });
+    h.clock.now = new Date('2024-03-10T09:00:00Z');
+    expect(await engine.sweep()).toMatchObject({ windowsOpened: 1, runsPlanned: 2 });
+  });
+
   it('ring msp finishes only when every device has had its window: the server waits for Sunday, a Mac with nothing to install does not block', async () => {
     // Wednesday 2024-02-14; desktops patch nightly, servers on Sunday 2024-02-18.
     const h = await harness('2024-02-14T03:00:00Z');
