@@ -287,17 +287,17 @@ export class RolloutEngine {
       if (!list.some((g) => g.gate.id === group.gate.id)) list.push(group);
       opening.set(group.gate.releaseId, list);
     }
-    const refused = new Set<number>();
-    for (const [releaseId, list] of opening) {
-      const results = await this.applyEvents(
-        releaseId,
-        list.map((g) => ({ type: 'window_opened' as const, ring: g.gate.ring, clientId: g.gate.clientId, windowStart: g.windowStart, holds })),
-      );
-      results.forEach((result, i) => {
-        if (result.outcome === 'refused') refused.add(list[i]!.gate.id);
-        else if (result.outcome === 'applied') report.windowsOpened++;
-      });
-    }
+    // The gate events and the runs are written side by side: the events can only refuse a held gate, and those
+    // were left out above against the same holds, so nothing planned below depends on their answer.
+    const gateEvents = (async () => {
+      for (const [releaseId, list] of opening) {
+        const results = await this.applyEvents(
+          releaseId,
+          list.map((g) => ({ type: 'window_opened' as const, ring: g.gate.ring, clientId: g.gate.clientId, windowStart: g.windowStart, holds })),
+        );
+        for (const result of results) if (result.outcome === 'applied') report.windowsOpened++;
+      }
+    })();
 
     const releaseIds = [...new Set(open.map((g) => g.gate.releaseId))];
     const settled = await settledDevices(this.db, releaseIds, [...new Set(open.map((g) => g.windowStart))]);
@@ -310,7 +310,6 @@ export class RolloutEngine {
     const passedOver: NewRun[] = [];
     for (const group of open) {
       const { gate } = group;
-      if (refused.has(gate.id)) continue;
       const catalog = await this.catalog(gate.releaseId);
       if (!catalog) continue;
       const plan = planWindow({
@@ -354,7 +353,7 @@ export class RolloutEngine {
         }
       }
     };
-    await Promise.all([inserter(), inserter()]);
+    await Promise.all([inserter(), inserter(), gateEvents]);
     await adding;
 
     const t1 = performance.now();
