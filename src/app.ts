@@ -6,6 +6,7 @@ import { migrateDatabase } from './db/migrate.ts';
 import { startJobs, type Role, type RunningJobs } from './jobs/index.ts';
 import { OutboxNotifier } from './jobs/outbox.ts';
 import { createSlackApp } from './bot/slack/app.ts';
+import { createTeamsAdapter, createTeamsBot, teamsRequestHandler } from './bot/teams/app.ts';
 import type { Logger } from './log.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
 import { createHttpServer, type HttpServer } from './runtime/http.ts';
@@ -107,6 +108,15 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         await slack.start();
         cleanups.push({ name: 'slack', run: () => slack.stop() });
         log.info({ mode: config.slack.appToken ? 'socket' : 'http' }, 'slack connected');
+      }
+      if (config.teams.appId) {
+        // Card answers write the outbox too; the notifier hands their rows to the deliverer at once.
+        const notifier = new OutboxNotifier(redis, config.redisPrefix);
+        cleanups.push({ name: 'teams outbox notifier', run: () => notifier.close() });
+        const adapter = createTeamsAdapter(config.teams);
+        const teams = createTeamsBot({ db: database.db, log, now: options.now ?? (() => new Date()), notifyOutbox: (ids) => notifier.notify(ids), adapter, botAppId: config.teams.appId });
+        server.mount('/api/messages', teamsRequestHandler(adapter, teams));
+        log.info({ tenant: config.teams.tenantId ?? 'multi-tenant' }, 'teams connected on /api/messages');
       }
       log.info({ port }, `listening on http://localhost:${port} (/healthz, /readyz, /metrics)`);
     }

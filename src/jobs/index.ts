@@ -5,6 +5,7 @@ import type { Logger } from '../log.ts';
 import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
 import { rollout } from './rollout.ts';
+import { teamsClients } from './teams.ts';
 
 export type Role = 'web' | 'worker' | 'scheduler';
 export const ROLES: readonly Role[] = ['web', 'worker', 'scheduler'];
@@ -32,7 +33,7 @@ export interface RunningJobs {
  */
 export type JobModule = (context: JobContext) => Promise<RunningJobs>;
 
-const modules: JobModule[] = [releaseWatch, outboxJobs, rollout];
+const modules: JobModule[] = [releaseWatch, outboxJobs, rollout, teamsClients];
 
 export async function startJobs(context: JobContext): Promise<RunningJobs> {
   const running: RunningJobs[] = [];

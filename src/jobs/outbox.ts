@@ -35,6 +35,10 @@ import {
   type OutboxRow,
 } from '../db/outbox-repo.ts';
 import type { Logger } from '../log.ts';
+import { ChatSendError, type ChatSender } from '../bot/chat-port.ts';
+import { createTeamsAdapter } from '../bot/teams/app.ts';
+import { TeamsSender } from '../bot/teams/sender.ts';
+import { longestWindowMs, retryDelayMs, TEAMS_CONVERSATION_LIMITS, TEAMS_TENANT_LIMITS, waitBeforeSend, type RateWindow } from '../domain/teams-pacing.ts';
 import type { JobContext, JobModule, RunningJobs } from './index.ts';
 
 export const OUTBOX_QUEUE = 'outbox';
@@ -79,7 +83,10 @@ export interface OutboxDelivererOptions {
   connection: Redis;
   prefix: string;
   log: Logger;
-  slack: WebClient;
+  /** Unset when only Teams is configured: Slack rows then wait in the table until it is. */
+  slack?: WebClient;
+  /** Teams rows go through this port (src/bot/teams/sender.ts); unset: they wait in the table. */
+  teams?: ChatSender;
   now?: () => Date;
   /** Least time between two posts or edits in one channel. Default 1000 ms (Slack: about one per second). */
   channelIntervalMs?: number;
@@ -103,7 +110,8 @@ export function deliveryClient(token: string, apiUrl: string): WebClient {
 }
 
 export async function startOutboxDeliverer(options: OutboxDelivererOptions): Promise<OutboxDeliverer> {
-  const { database, connection, prefix, log, slack } = options;
+  const { database, connection, prefix, log } = options;
+  const platforms = [...(options.slack ? ['slack'] : []), ...(options.teams ? ['teams'] : [])];
   const db = database.db;
   const now = options.now ?? (() => new Date());
   const interval = options.channelIntervalMs ?? 1000;
@@ -118,7 +126,7 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
   }
 
   async function sweep(): Promise<number> {
-    const ids = await dueOutboxIds(db, now(), ['slack']);
+    const ids = await dueOutboxIds(db, now(), platforms);
     await notifier.notify(ids);
     return ids.length;
   }
@@ -155,6 +163,9 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
       return markDead(db, row.id, `unknown action ${row.action}`, now());
     }
     if (row.attempts >= MAX_SENDS) return markDead(db, row.id, `gave up after ${row.attempts} sends`, now());
+    if (row.platform === 'teams') return deliverThroughPort(row, ts);
+    const slack = options.slack;
+    if (!slack) return;
 
     if (row.action !== 'ephemeral') {
       const last = Number((await connection.get(paceKey(row))) ?? 0);
@@ -200,6 +211,59 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
       const message = error instanceof Error ? error.message : String(error);
       await markFailed(db, row.id, message, new Date(now().getTime() + 2 ** Math.min(row.attempts, 10) * 1000), now());
       throw error;
+    }
+  }
+
+  /**
+   * Waits until one more send fits Teams' windows for the conversation and for its tenant. Send instants live in
+   * Redis sorted sets so every worker process sees them; the channel lock makes the conversation's check exact,
+   * while the tenant's can overshoot by the few sends racing between check and record (worker concurrency).
+   */
+  async function paceTeams(key: string, limits: readonly RateWindow[]): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      const t = Date.now();
+      await connection.zremrangebyscore(key, 0, t - longestWindowMs(limits));
+      const sent = ((await connection.call('zrange', key, '0', '-1', 'WITHSCORES')) as string[]).filter((_, idx) => idx % 2 === 1).map(Number);
+      const wait = waitBeforeSend(sent, t, limits);
+      if (wait <= 0) return;
+      await sleep(Math.min(wait, 5_000));
+    }
+  }
+
+  async function recordTeamsSend(key: string, limits: readonly RateWindow[]): Promise<void> {
+    const t = Date.now();
+    await connection.zadd(key, t, `${t}:${randomUUID()}`);
+    await connection.pexpire(key, longestWindowMs(limits));
+  }
+
+  async function deliverThroughPort(row: OutboxRow, messageId: string | undefined): Promise<void> {
+    const sender = options.teams;
+    if (!sender || (row.action !== 'post' && row.action !== 'update')) {
+      return markDead(db, row.id, `teams cannot ${row.action}`, now());
+    }
+    const conversationKey = `${prefix}:outbox:teams:conv:${row.channel}`;
+    const tenant = (await sender.scopeOf?.(row.channel)) ?? 'unknown';
+    const tenantKey = `${prefix}:outbox:teams:tenant:${tenant}`;
+    await paceTeams(conversationKey, TEAMS_CONVERSATION_LIMITS);
+    await paceTeams(tenantKey, TEAMS_TENANT_LIMITS);
+    await markSending(db, row.id, now());
+    try {
+      // Every call counts against the limits, answered or not: record before learning the outcome.
+      await Promise.all([recordTeamsSend(conversationKey, TEAMS_CONVERSATION_LIMITS), recordTeamsSend(tenantKey, TEAMS_TENANT_LIMITS)]);
+      const sent = await sender.send({ action: row.action, channel: row.channel, ...(messageId ? { messageId } : {}), payload: row.payload });
+      await markSent(db, row, { messageId: sent.messageId, threadId: undefined }, now());
+    } catch (error) {
+      const e = error instanceof ChatSendError ? error : new ChatSendError('retry', error instanceof Error ? error.message : String(error));
+      if (e.kind === 'refused') {
+        log.error({ outboxId: row.id, channel: row.channel, status: e.status, err: e.message }, 'teams refused an outbox message; marked dead');
+        return markDead(db, row.id, e.message, now());
+      }
+      const delay = retryDelayMs(row.attempts, e.retryAfterMs);
+      const retryAt = new Date(now().getTime() + delay);
+      // A 429 is Teams saying "not now", not a failed send: it does not use up the row's attempts.
+      if (e.status === 429) await markPending(db, row.id, retryAt, now());
+      else await markFailed(db, row.id, e.message, retryAt, now());
+      log.warn({ outboxId: row.id, channel: row.channel, status: e.status, retryInMs: delay }, 'teams send will be retried');
     }
   }
 
@@ -272,23 +336,25 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
 /** Every this often the sweep re-adds unsent rows: the bound on how long a lost job delays a message. */
 export const SWEEP_EVERY_MS = 10_000;
 
-/** The job module: the deliverer on workers (when Slack is configured), the sweep schedule on schedulers. */
+/** The job module: the deliverer on workers (when Slack or Teams is configured), the sweep schedule on schedulers. */
 export const outboxJobs: JobModule = async (context: JobContext) => {
   const running: RunningJobs[] = [];
   const { config } = context;
-  if (context.roles.has('worker') && config.slack.botToken) {
+  const teamsAppId = config.teams.appId;
+  if (context.roles.has('worker') && (config.slack.botToken || teamsAppId)) {
     running.push(
       await startOutboxDeliverer({
         database: context.database,
         connection: context.redis,
         prefix: context.prefix,
         log: context.log,
-        slack: deliveryClient(config.slack.botToken, config.slack.apiUrl),
+        ...(config.slack.botToken ? { slack: deliveryClient(config.slack.botToken, config.slack.apiUrl) } : {}),
+        ...(teamsAppId ? { teams: new TeamsSender(createTeamsAdapter(config.teams), teamsAppId, context.database.db) } : {}),
         now: context.now,
       }),
     );
   }
-  if (context.roles.has('scheduler') && config.slack.botToken) {
+  if (context.roles.has('scheduler') && (config.slack.botToken || teamsAppId)) {
     const queue = new Queue(OUTBOX_QUEUE, { connection: context.redis, prefix: context.prefix });
     await queue.upsertJobScheduler('outbox-sweep', { every: SWEEP_EVERY_MS }, { name: SWEEP, opts: { removeOnComplete: true, removeOnFail: true } });
     running.push({ close: () => queue.close() });

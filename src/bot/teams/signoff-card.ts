@@ -1,0 +1,189 @@
+/**
+ * Cards for a client's people, in Adaptive Card 1.5: the pilot sign-off (Universal Actions), the broad plan and
+ * a window's summary. Plain words for non-technical readers; anything a person or a feed wrote is escaped.
+ * Lists are capped so a card stays far under Teams' ~28 KB whatever the fleet.
+ */
+import { DateTime } from 'luxon';
+import type { SignoffView } from '../use-cases/pilot.ts';
+import type { WindowTally } from '../../domain/window-report.ts';
+import { CARD_VERSION, escapeCardText } from './digest-card.ts';
+
+type El = Record<string, unknown>;
+const LIST_MAX = 15;
+const NOTE_MAX_CHARS = 600;
+
+export const VERB_CONFIRM = 'pilot.confirm';
+export const VERB_PROBLEM = 'pilot.problem';
+export const VERB_REFRESH = 'pilot.refresh';
+
+const text = (value: string, extra: El = {}): El => ({ type: 'TextBlock', text: value, wrap: true, ...extra });
+
+function card(body: El[], extra: El = {}): El {
+  return { type: 'AdaptiveCard', $schema: 'http://adaptivecards.io/schemas/adaptive-card.json', version: CARD_VERSION, body, ...extra };
+}
+
+const when = (iso: string, zone: string) => DateTime.fromISO(iso).setZone(zone).toFormat('ccc d LLL, HH:mm ZZZZ');
+
+const OUTCOME_WORDS: Record<SignoffView['devices'][number]['outcome'], string> = {
+  updated: 'Updated',
+  failed: 'Did not update',
+  missed: 'Was off or busy: tried again next window',
+  nothing: 'Nothing to install',
+  in_progress: 'Updating now',
+  waiting: 'Not started yet',
+};
+
+function capped<T>(list: readonly T[], render: (item: T) => El): El[] {
+  const shown = list.slice(0, LIST_MAX).map(render);
+  if (list.length > LIST_MAX) shown.push(text(`and ${list.length - LIST_MAX} more`, { isSubtle: true, spacing: 'None', size: 'Small' }));
+  return shown;
+}
+
+function statusLine(view: SignoffView): El | undefined {
+  const a = view.answer;
+  if (a?.kind === 'confirmed') {
+    const who = a.as === 'auto' ? 'Confirmed automatically' : `${escapeCardText(a.by)} said everything works${a.as === 'engineer' ? ' (an engineer, on your behalf)' : ''}`;
+    return text(`✅ ${who} on ${when(a.at, view.zone)}. The rest of your machines are scheduled.`, { weight: 'Bolder', color: 'Good' });
+  }
+  if (a?.kind === 'problem') {
+    return {
+      type: 'Container',
+      style: 'warning',
+      items: [
+        text(`⚠️ ${escapeCardText(a.by)} reported a problem on ${when(a.at, view.zone)}. Your rollout is on hold and the engineers are looking.`, { weight: 'Bolder' }),
+        text(`“${escapeCardText(a.text.slice(0, NOTE_MAX_CHARS))}”`, { isSubtle: true }),
+      ],
+    };
+  }
+  if (view.hold) {
+    return text(`⏸️ On hold by the engineers since ${when(view.hold.at, view.zone)}: ${escapeCardText(view.hold.reason.slice(0, NOTE_MAX_CHARS))}`, { weight: 'Bolder', color: 'Warning' });
+  }
+  return undefined;
+}
+
+/** Whether the two answers are still offered: only while the pilot waits for one and nobody holds the client. */
+export function answerable(view: SignoffView): boolean {
+  return view.gate === 'awaiting_confirmation' && view.answer === undefined && view.hold === undefined;
+}
+
+export function signoffText(view: SignoffView): string {
+  const a = view.answer;
+  if (a?.kind === 'confirmed') return `${view.releaseId} pilot for ${view.clientName}: confirmed by ${a.by}.`;
+  if (a?.kind === 'problem') return `${view.releaseId} pilot for ${view.clientName}: problem reported by ${a.by}.`;
+  return `${view.releaseId} pilot for ${view.clientName}: please check your test machines and tell us whether everything works.`;
+}
+
+export function renderSignoffCard(view: SignoffView): El {
+  const data = { releaseId: view.releaseId, clientId: view.clientId };
+  const execute = (verb: string, title: string, style?: string): El => ({
+    type: 'Action.Execute',
+    verb,
+    title,
+    data,
+    ...(style ? { style } : {}),
+    // Clients without Universal Actions send a message with this data instead; the bot handles both.
+    fallback: { type: 'Action.Submit', title, data: { ...data, verb } },
+  });
+  const status = statusLine(view);
+  const body: El[] = [
+    text(`Patch check for ${escapeCardText(view.clientName)}`, { size: 'Large', weight: 'Bolder' }),
+    text(`This month’s Microsoft updates (${escapeCardText(view.releaseId)}) went to your test machines first. Please check they work as usual.`, { isSubtle: true }),
+    ...(status ? [status] : []),
+    text('Your test machines', { weight: 'Bolder', spacing: 'Medium' }),
+    view.devices.length === 0
+      ? text('No test machines are listed for you.', { isSubtle: true })
+      : {
+          type: 'FactSet',
+          facts: view.devices.slice(0, LIST_MAX).map((d) => ({
+            title: escapeCardText(d.name),
+            value: `${OUTCOME_WORDS[d.outcome]}${d.reboots >= 2 ? ` (restarted ${d.reboots} times)` : ''}`,
+          })),
+        },
+    ...(view.devices.length > LIST_MAX ? [text(`and ${view.devices.length - LIST_MAX} more`, { isSubtle: true, size: 'Small' })] : []),
+    text('What was installed', { weight: 'Bolder', spacing: 'Medium' }),
+    ...capped(view.updates, (u) => text(`• ${escapeCardText(u.words)}`, { spacing: 'None' })),
+    ...(view.notes.length > 0
+      ? [
+          text('Notes from your IT team', { weight: 'Bolder', spacing: 'Medium' }),
+          ...capped(view.notes, (n) => text(`• ${escapeCardText(n.body.slice(0, NOTE_MAX_CHARS))}`, { spacing: 'None' })),
+        ]
+      : []),
+  ];
+  const actions: El[] = answerable(view)
+    ? [
+        execute(VERB_CONFIRM, 'Everything works', 'positive'),
+        {
+          type: 'Action.ShowCard',
+          title: 'Report a problem',
+          card: {
+            type: 'AdaptiveCard',
+            body: [
+              {
+                type: 'Input.Text',
+                id: 'problem',
+                label: 'What is not working?',
+                isMultiline: true,
+                maxLength: 2000,
+                isRequired: true,
+                errorMessage: 'Please say what went wrong.',
+                placeholder: 'e.g. the reception PC cannot print since this morning',
+              },
+            ],
+            actions: [execute(VERB_PROBLEM, 'Send to the engineers', 'destructive')],
+          },
+        },
+      ]
+    : [];
+  return card(body, {
+    ...(actions.length > 0 ? { actions } : {}),
+    // Everyone the card refreshes for sees the latest answer when they open the conversation.
+    refresh: { action: { type: 'Action.Execute', verb: VERB_REFRESH, data }, userIds: view.championIds.slice(0, 60) },
+  });
+}
+
+export interface PlanCardInput {
+  releaseId: string;
+  clientName: string;
+  groups: Array<{ deviceClass: string; count: number; nights: string[] }>;
+}
+
+export function renderPlanCard(input: PlanCardInput): El {
+  return card([
+    text(`Your machines will be updated soon`, { size: 'Large', weight: 'Bolder' }),
+    text(`${escapeCardText(input.clientName)}: the updates (${escapeCardText(input.releaseId)}) worked on your test machines, so the rest follow on these nights.`, { wrap: true }),
+    ...input.groups.slice(0, LIST_MAX).map((g) => ({
+      type: 'Container',
+      spacing: 'Medium',
+      items: [
+        text(`${escapeCardText(g.deviceClass)} (${g.count})`, { weight: 'Bolder' }),
+        ...g.nights.map((n) => text(`• ${n}`, { spacing: 'None' })),
+      ],
+    })),
+    text('Please save your work and leave your computer on (and plugged in) at the end of the day. It may restart during the night.', { weight: 'Bolder', spacing: 'Medium' }),
+  ]);
+}
+
+export function renderWindowSummaryCard(tally: WindowTally, clientName: string, zone: string): El {
+  const c = tally.counts;
+  const done = c.succeeded ?? 0;
+  const failed = c.failed ?? 0;
+  const missed = (c.offline ?? 0) + (c.rolled ?? 0);
+  return card([
+    text(`Last night’s updates`, { size: 'Large', weight: 'Bolder' }),
+    text(`${escapeCardText(clientName)}, ${when(tally.windowStart, zone)} to ${DateTime.fromISO(tally.windowEnd).setZone(zone).toFormat('HH:mm')}`, { isSubtle: true }),
+    {
+      type: 'FactSet',
+      facts: [
+        { title: 'Updated', value: String(done) },
+        { title: 'Did not update', value: String(failed) },
+        { title: 'Off or busy (next window)', value: String(missed) },
+      ],
+    },
+    ...(tally.failed.length > 0
+      ? [text('Needs a look from us', { weight: 'Bolder' }), ...capped(tally.failed, (f) => text(`• ${escapeCardText(f.device)}`, { spacing: 'None' }))]
+      : []),
+    ...(tally.rolled.length > 0
+      ? [text('Will try again next window', { weight: 'Bolder' }), ...capped(tally.rolled, (r) => text(`• ${escapeCardText(r.device)}`, { spacing: 'None' }))]
+      : []),
+  ]);
+}

@@ -1,0 +1,385 @@
+/**
+ * A client's champions answer the pilot: "Everything works" confirms it (and schedules the client's broad ring),
+ * "Report a problem" holds the client and tells the engineers. One transaction each, in the same order the
+ * engineers' hold takes its locks (the release row first), so a champion's answer and an engineer's hold, or two
+ * champions answering at once, serialise and give one outcome. The rules are the rollout domain's
+ * (`confirm_pilot`, `report_problem`); this module finds out who is asking and writes what follows.
+ */
+import { sql } from 'drizzle-orm';
+import { DateTime } from 'luxon';
+import { rowsOf, type AppDatabase } from '../../db/client.ts';
+import { enqueueOutbox, type OutboxItem } from '../../db/outbox-repo.ts';
+import { ConflictError, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
+import { auditLog, decisions } from '../../db/schema.ts';
+import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../../domain/rollout.ts';
+import { parseWindowSpec } from '../../domain/window-spec.ts';
+import { windowsFrom } from '../../domain/windows.ts';
+import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
+import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
+
+export type DeviceOutcome = 'updated' | 'failed' | 'missed' | 'nothing' | 'in_progress' | 'waiting';
+
+export interface SignoffView {
+  releaseId: string;
+  clientId: string;
+  clientName: string;
+  zone: string;
+  /** The pilot gate's state; `none` when the client has no pilot for this release. */
+  gate: 'none' | 'scheduled' | 'running' | 'awaiting_confirmation' | 'confirmed' | 'problem' | 'finished';
+  devices: Array<{ name: string; outcome: DeviceOutcome; reboots: number; error: string | null }>;
+  updates: Array<{ kb: string | null; words: string }>;
+  notes: Array<{ kb: string | null; body: string }>;
+  answer:
+    | { kind: 'confirmed'; by: string; as: 'champion' | 'engineer' | 'auto'; at: string }
+    | { kind: 'problem'; by: string; at: string; text: string }
+    | undefined;
+  /** An active hold on the client (placed by an engineer, or by a reported problem). */
+  hold: { by: string; at: string; reason: string } | undefined;
+  /** Teams ids of the client's champions: who the card refreshes for (Teams allows 60). */
+  championIds: string[];
+}
+
+export interface PilotResult {
+  outcome: 'applied' | 'noop' | 'refused';
+  code?: 'not_champion' | 'held' | 'no_pilot' | 'text_required' | 'not_ready';
+  message: string;
+  view: SignoffView | undefined;
+}
+
+export const signoffSubject = (releaseId: string, clientId: string) => `signoff:${releaseId}:${clientId}`;
+
+interface Asker {
+  kind: 'champion' | 'engineer';
+  personId: number;
+  name: string;
+}
+
+/** The asker is one of this client's champions (by their chat identity), an engineer, or nobody we know. */
+export async function whoIsAsking(db: AppDatabase, actor: Actor, clientId: string): Promise<Asker | undefined> {
+  const [champion] = rowsOf<{ id: number; name: string | null; email: string | null }>(
+    await db.execute(sql`select p.id, p.display_name as name, p.email from chat_identities ci
+      join people p on p.id = ci.person_id and p.retired_at is null
+      join person_roles r on r.person_id = p.id and r.role = 'champion' and r.client_id = ${clientId}
+      where ci.platform = ${actor.platform} and ci.external_id = ${actor.id} limit 1`),
+  );
+  if (champion) return { kind: 'champion', personId: Number(champion.id), name: champion.name ?? champion.email ?? actor.id };
+  const engineer = await findEngineer(db, actor);
+  if (engineer) {
+    const [p] = rowsOf<{ name: string | null }>(await db.execute(sql`select display_name as name from people where id = ${engineer.personId}`));
+    return { kind: 'engineer', personId: engineer.personId, name: p?.name ?? actor.id };
+  }
+  return undefined;
+}
+
+/** A person's display name for a platform id (who confirmed, who reported), else the id itself. */
+async function nameOf(db: AppDatabase, id: string): Promise<string> {
+  if (id === 'system') return 'automatic confirmation';
+  const [row] = rowsOf<{ name: string | null; email: string | null }>(
+    await db.execute(sql`select p.display_name as name, p.email from chat_identities ci join people p on p.id = ci.person_id
+      where ci.external_id = ${id} limit 1`),
+  );
+  return row?.name ?? row?.email ?? id;
+}
+
+function plainWords(u: { kb: string | null; title: string | null; family: string | null; restart: string | null }): string {
+  const what = u.title ?? `${u.family ?? 'Microsoft'} security update`;
+  const restart = u.restart === 'Yes' ? ' Needs a restart.' : u.restart === 'Maybe' ? ' May need a restart.' : '';
+  return `${what}${u.kb ? ` (KB${u.kb.replace(/^KB/i, '')})` : ''}.${restart}`;
+}
+
+function outcomeOf(state: string, result: string | null): DeviceOutcome {
+  switch (state) {
+    case 'succeeded':
+      return 'updated';
+    case 'failed':
+      return 'failed';
+    case 'offline':
+    case 'rolled':
+    case 'cancelled':
+      return 'missed';
+    case 'skipped':
+      return result === null ? 'missed' : 'nothing';
+    case 'running':
+      return 'in_progress';
+    default:
+      return 'waiting';
+  }
+}
+
+/** Everything the sign-off card shows, read from Postgres. */
+export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: string): Promise<SignoffView | undefined> {
+  const [client] = rowsOf<{ name: string; timezone: string }>(await db.execute(sql`select name, timezone from clients where id = ${clientId}`));
+  if (!client) return undefined;
+  const book = await loadBook(db, releaseId, false, gatesTouched({ type: 'confirm_pilot', id: '', actor: { kind: 'system' }, clientId }));
+  const gate = book.gates[`pilot/${clientId}`];
+  const devices = rowsOf<{ name: string; state: string; result: string | null; reboots: number; error: string | null }>(
+    await db.execute(sql`select distinct on (d.id) d.name, r.state, r.result, r.reboots, r.error from devices d
+      left join runs r on r.device_id = d.id and r.release_id = ${releaseId}
+      where d.client_id = ${clientId} and d.ring = 'pilot' and d.retired_at is null
+      order by d.id, r.window_start desc nulls last`),
+  ).sort((a, b) => a.name.localeCompare(b.name));
+  const updateKbs = new Set(
+    rowsOf<{ kb: string }>(
+      await db.execute(sql`select distinct jsonb_array_elements_text(r.updates) as kb from runs r join devices d on d.id = r.device_id
+        where r.release_id = ${releaseId} and d.client_id = ${clientId} and d.ring = 'pilot'`),
+    ).map((r) => r.kb),
+  );
+  const updates = rowsOf<{ update_key: string; kb: string | null; title: string | null; family: string | null; restart: string | null }>(
+    await db.execute(sql`select update_key, kb, title, family, restart_required as restart from updates
+      where release_id = ${releaseId} and removed_at is null order by update_key`),
+  ).filter((u) => updateKbs.size === 0 || updateKbs.has(u.update_key) || (u.kb !== null && updateKbs.has(u.kb)));
+  const notes = rowsOf<{ kb: string | null; update_key: string; body: string }>(
+    await db.execute(sql`select u.kb, u.update_key, n.body from research_notes n join updates u on u.id = n.update_id
+      where u.release_id = ${releaseId} and n.deleted_at is null and n.tags ? 'client-visible' order by n.id`),
+  );
+  const [hold] = rowsOf<{ placed_by: string; placed_at: unknown; reason: string }>(
+    await db.execute(sql`select placed_by, placed_at, reason from holds where released_at is null
+      and ((scope = 'client' and client_id = ${clientId}) or scope = 'all') and (release_id is null or release_id = ${releaseId})
+      order by placed_at limit 1`),
+  );
+  const championIds = rowsOf<{ external_id: string }>(
+    await db.execute(sql`select distinct ci.external_id from person_roles r join people p on p.id = r.person_id and p.retired_at is null
+      join chat_identities ci on ci.person_id = p.id and ci.platform = 'teams'
+      where r.role = 'champion' and r.client_id = ${clientId} order by ci.external_id limit 60`),
+  ).map((r) => r.external_id);
+  let answer: SignoffView['answer'];
+  if (gate?.confirmation) answer = { kind: 'confirmed', by: await nameOf(db, gate.confirmation.by), as: gate.confirmation.as, at: gate.confirmation.at };
+  else if (gate?.problem) answer = { kind: 'problem', by: await nameOf(db, gate.problem.by), at: gate.problem.at, text: gate.problem.text };
+  const toIso = (v: unknown) => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
+  return {
+    releaseId,
+    clientId,
+    clientName: client.name,
+    zone: client.timezone,
+    gate: (gate?.state as SignoffView['gate'] | undefined) ?? 'none',
+    devices: devices.map((d) => ({ name: d.name, outcome: d.state ? outcomeOf(d.state, d.result) : 'waiting', reboots: Number(d.reboots ?? 0), error: d.error })),
+    updates: updates.map((u) => ({ kb: u.kb, words: plainWords(u) })),
+    notes: notes.map((n) => ({ kb: n.kb ?? n.update_key, body: n.body })),
+    answer,
+    hold: hold ? { by: await nameOf(db, hold.placed_by), at: toIso(hold.placed_at), reason: hold.reason } : undefined,
+    championIds,
+  };
+}
+
+/** The client's linked Teams conversations (channel, group chat, champions' personal chats). */
+export async function clientConversations(db: AppDatabase, clientId: string): Promise<string[]> {
+  return rowsOf<{ conversation_id: string }>(
+    await db.execute(sql`select conversation_id from teams_conversations where client_id = ${clientId} and removed_at is null order by id`),
+  ).map((r) => r.conversation_id);
+}
+
+/** The sign-off card for each of the client's conversations: a post the first time, an edit after an answer. */
+export async function signoffItems(db: AppDatabase, view: SignoffView, action: 'post' | 'update', version: string): Promise<OutboxItem[]> {
+  const card = renderSignoffCard(view);
+  const text = signoffText(view);
+  return (await clientConversations(db, view.clientId)).map((channel) => ({
+    key: `teams:${signoffSubject(view.releaseId, view.clientId)}:${channel}:${action === 'post' ? 'post' : version}`,
+    platform: 'teams' as const,
+    channel,
+    action,
+    subject: signoffSubject(view.releaseId, view.clientId),
+    payload: { text, card },
+  }));
+}
+
+/** "Your machines will be patched on these nights": the broad ring's next windows per device class. */
+export async function planItems(db: AppDatabase, releaseId: string, clientId: string, now: Date): Promise<OutboxItem[]> {
+  const [client] = rowsOf<{ name: string; timezone: string; windows: Record<string, string> }>(
+    await db.execute(sql`select name, timezone, windows from clients where id = ${clientId}`),
+  );
+  if (!client) return [];
+  const classes = rowsOf<{ class: string; n: number }>(
+    await db.execute(sql`select class, count(*)::int as n from devices where client_id = ${clientId} and ring = 'broad' and retired_at is null group by class order by class`),
+  );
+  const from = DateTime.fromJSDate(now, { zone: client.timezone });
+  const groups = classes.flatMap((c) => {
+    const spec = client.windows[c.class];
+    const parsed = spec ? parseWindowSpec(spec) : undefined;
+    if (!parsed?.ok) return [];
+    const nights = windowsFrom(parsed.value, client.timezone, from, 3)
+      .filter((w) => w.end.toMillis() > w.start.toMillis())
+      .map((w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm ZZZZ')}`);
+    return [{ deviceClass: c.class, count: Number(c.n), nights }];
+  });
+  const card = renderPlanCard({ releaseId, clientName: client.name, groups });
+  const text = `${releaseId}: your machines will be patched on these nights. Save your work and leave your computer on.`;
+  return (await clientConversations(db, clientId)).map((channel) => ({
+    key: `teams:plan:${releaseId}:${clientId}:${channel}`,
+    platform: 'teams' as const,
+    channel,
+    action: 'post' as const,
+    subject: `plan:${releaseId}:${clientId}`,
+    payload: { text, card },
+  }));
+}
+
+export interface AnswerInput {
+  actor: Actor;
+  releaseId: string;
+  clientId: string;
+  /** Unique per click (the activity id): a re-sent click is one answer. */
+  requestId: string;
+}
+
+const NOT_CHAMPION = 'Only this client\u2019s champions can answer its pilot. Nothing was changed.';
+
+type AnswerEvent = Extract<RolloutEvent, { type: 'confirm_pilot' | 'report_problem' }>;
+
+async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: Asker) => AnswerEvent | PilotResult): Promise<PilotResult> {
+  let outboxIds: number[] = [];
+  let result: PilotResult | undefined;
+  for (let attempt = 0; attempt < 4 && result === undefined; attempt++) {
+    try {
+      result = await ctx.db.transaction(async (tx): Promise<PilotResult> => {
+        const now = ctx.now();
+        const asker = await whoIsAsking(tx, input.actor, input.clientId);
+        if (!asker) return { outcome: 'refused', code: 'not_champion', message: NOT_CHAMPION, view: undefined };
+        // The release row first: the engineers' hold and decisions lock it too, so their order is one order.
+        const release = rowsOf(await tx.execute(sql`select id from releases where id = ${input.releaseId} for update`));
+        if (release.length === 0) return { outcome: 'refused', code: 'no_pilot', message: `No release ${input.releaseId} is stored.`, view: undefined };
+        const built = build(asker);
+        if ('outcome' in built) return { ...built, view: await loadSignoff(tx, input.releaseId, input.clientId) };
+        const event = built;
+        const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
+        const pilot = before.gates[`pilot/${input.clientId}`];
+        if (!pilot) return { outcome: 'refused', code: 'no_pilot', message: `${input.clientId} has no pilot for ${input.releaseId}.`, view: undefined };
+        const viewBefore = await loadSignoff(tx, input.releaseId, input.clientId);
+        if (event.type === 'confirm_pilot' && viewBefore?.hold && pilot.state === 'awaiting_confirmation') {
+          return { outcome: 'refused', code: 'held', message: `The engineers put ${viewBefore.clientName} on hold, so nothing was confirmed.`, view: viewBefore };
+        }
+        const t = transition(before, event, now);
+        if (t.outcome === 'noop') return { outcome: 'noop', message: t.reason, view: viewBefore };
+        if (t.outcome === 'refused') {
+          const code = t.code === 'not_allowed' ? 'not_champion' : t.code === 'text_required' ? 'text_required' : 'not_ready';
+          return { outcome: 'refused', code, message: code === 'not_champion' ? NOT_CHAMPION : t.message, view: viewBefore };
+        }
+        await saveGates(tx, before, t.book, t.changed, now);
+        await persistRowEffects(tx, input.releaseId, t.effects, now);
+        const kind = event.type === 'confirm_pilot' ? 'confirm_pilot' : 'report_problem';
+        const text = event.type === 'report_problem' ? event.text : null;
+        await tx.insert(decisions).values({
+          kind,
+          releaseId: input.releaseId,
+          clientId: input.clientId,
+          ring: 'pilot',
+          actor: input.actor.id,
+          actorPersonId: asker.personId > 0 ? asker.personId : null,
+          source: input.actor.platform,
+          reason: text,
+          detail: { as: asker.kind },
+          idempotencyKey: event.id,
+          createdAt: now,
+        });
+        await tx.insert(auditLog).values({
+          at: now,
+          actor: input.actor.id,
+          action: `decision.${kind}`,
+          subject: `rollout:${input.releaseId}:${input.clientId}`,
+          source: input.actor.platform,
+          detail: { as: asker.kind, ...(text !== null ? { text } : {}) },
+        });
+        const view = (await loadSignoff(tx, input.releaseId, input.clientId))!;
+        const items = await signoffItems(tx, view, 'update', kind);
+        if (event.type === 'confirm_pilot') items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
+        else items.push(...(await problemAlert(tx, view, asker, event.text)));
+        outboxIds = await enqueueOutbox(tx, items, now);
+        return { outcome: 'applied', message: kind === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.', view };
+      });
+    } catch (error) {
+      // Another writer moved the gate between our read and write: read again and decide afresh.
+      if (!(error instanceof ConflictError) && !isSerialization(error)) throw error;
+    }
+  }
+  if (result === undefined) throw new Error('pilot answer: the gate kept changing underneath');
+  if (outboxIds.length > 0 && ctx.onCommitted) {
+    try {
+      await ctx.onCommitted(outboxIds);
+    } catch {
+      /* the deliverer's sweep finds the rows */
+    }
+  }
+  return result;
+}
+
+function isSerialization(error: unknown): boolean {
+  const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+  return code === '40001' || code === '40P01' || code === '23505';
+}
+
+/** The engineers' thread for the release gets the problem, as written, with a way to reply to the champion. */
+async function problemAlert(tx: AppDatabase, view: SignoffView, asker: Asker, text: string): Promise<OutboxItem[]> {
+  const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
+  if (!channel) return [];
+  const [contact] = rowsOf<{ email: string | null; upn: string | null }>(
+    await tx.execute(sql`select p.email, ci.upn from people p left join chat_identities ci on ci.person_id = p.id and ci.platform = 'teams'
+      where p.id = ${asker.personId} limit 1`),
+  );
+  const who = contact?.upn ?? contact?.email;
+  const headline = `:warning: ${escapeMrkdwn(view.clientName)} reported a pilot problem with ${escapeMrkdwn(view.releaseId)}; the client is on hold.`;
+  const quote = `*${escapeMrkdwn(asker.name)}* wrote:\n>${escapeMrkdwn(text).slice(0, 2500).replace(/\n/g, '\n>')}`;
+  const blocks: unknown[] = [
+    { type: 'section', text: { type: 'mrkdwn', text: `${headline}\n${quote}` } },
+    ...(who
+      ? [
+          {
+            type: 'actions',
+            elements: [
+              {
+                type: 'button',
+                action_id: 'pilot_reply_champion',
+                text: { type: 'plain_text', text: `Reply to ${asker.name}`.slice(0, 75) },
+                // A Teams deep link opens a chat with the champion: the reply is a person's, not the bot's.
+                url: `https://teams.microsoft.com/l/chat/0/0?users=${encodeURIComponent(who)}`,
+                value: JSON.stringify({ release: view.releaseId, client: view.clientId }),
+              },
+            ],
+          },
+        ]
+      : []),
+  ];
+  return [
+    {
+      key: `pilot-problem:${view.releaseId}:${view.clientId}`,
+      platform: 'slack',
+      channel,
+      action: 'post',
+      subject: `pilot-problem:${view.releaseId}:${view.clientId}`,
+      payload: { text: `${view.clientName} reported a pilot problem with ${view.releaseId}: ${text.slice(0, 500)}`, blocks, threadSubject: `digest:${view.releaseId}` },
+    },
+  ];
+}
+
+const asRolloutActor = (asker: Asker, actor: Actor, clientId: string): RolloutActor =>
+  asker.kind === 'engineer' ? { kind: 'engineer', id: actor.id } : { kind: 'champion', id: actor.id, clientId };
+
+/** "Everything works": the same confirmation an engineer gives on the client's behalf. */
+export function confirmPilot(ctx: UseCaseContext, input: AnswerInput): Promise<PilotResult> {
+  return answer(ctx, input, (asker) => ({
+    type: 'confirm_pilot',
+    // One per gate: however many champions click, only one confirmation can be stored.
+    id: `confirm_pilot:${input.releaseId}:${input.clientId}`,
+    actor: asRolloutActor(asker, input.actor, input.clientId),
+    clientId: input.clientId,
+  }));
+}
+
+export interface ProblemInput extends AnswerInput {
+  text: string;
+}
+
+/** "Report a problem": holds the client and tells the engineers, with the champion's words as written. */
+export function reportPilotProblem(ctx: UseCaseContext, input: ProblemInput): Promise<PilotResult> {
+  const text = input.text.trim();
+  return answer(ctx, input, (asker) =>
+    text === ''
+      ? { outcome: 'refused', code: 'text_required', message: 'Please say what went wrong, so the engineers can look.', view: undefined }
+      : {
+          type: 'report_problem',
+          id: `report_problem:${input.releaseId}:${input.clientId}`,
+          actor: asRolloutActor(asker, input.actor, input.clientId),
+          clientId: input.clientId,
+          text: text.slice(0, 4000),
+        },
+  );
+}
