@@ -24,16 +24,18 @@ export const longestWindowMs = (limits: readonly RateWindow[]): number => Math.m
 
 /**
  * Milliseconds until one more send fits every window. `sent` are earlier send instants (ms), any order.
- * A window of `max` allows the next send once the max-th most recent send has left it.
+ * A window of `max` allows the next send once the max-th most recent send has left it (plus `marginMs`).
  */
-export function waitBeforeSend(sent: readonly number[], now: number, limits: readonly RateWindow[]): number {
+export function waitBeforeSend(sent: readonly number[], now: number, limits: readonly RateWindow[], marginMs = 0): number {
   const recent = [...sent].sort((a, b) => b - a);
   let wait = 0;
   for (const { max, ms } of limits) {
-    const inWindow = recent.filter((t) => t > now - ms);
+    // The service timestamps a call when it arrives, a little after we record it: widen each window by a margin.
+    const span = ms + marginMs;
+    const inWindow = recent.filter((t) => t > now - span);
     if (inWindow.length < max) continue;
     const oldestThatCounts = inWindow[max - 1]!;
-    wait = Math.max(wait, oldestThatCounts + ms - now);
+    wait = Math.max(wait, oldestThatCounts + span - now);
   }
   return wait;
 }

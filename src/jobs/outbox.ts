@@ -55,6 +55,9 @@ const JOB_DEFAULTS = {
   removeOnFail: true,
 } as const;
 
+/** Teams counts a call when it arrives; this much slack keeps our count from racing theirs. */
+const TEAMS_PACE_MARGIN_MS = 150;
+
 /** Sends after this many calls that may have reached Slack stop: the row is dead and someone must look. */
 const MAX_SENDS = 8;
 
@@ -224,7 +227,7 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
       const t = Date.now();
       await connection.zremrangebyscore(key, 0, t - longestWindowMs(limits));
       const sent = ((await connection.call('zrange', key, '0', '-1', 'WITHSCORES')) as string[]).filter((_, idx) => idx % 2 === 1).map(Number);
-      const wait = waitBeforeSend(sent, t, limits);
+      const wait = waitBeforeSend(sent, t, limits, TEAMS_PACE_MARGIN_MS);
       if (wait <= 0) return;
       await sleep(Math.min(wait, 5_000));
     }

@@ -232,6 +232,18 @@ export function teamsRequestHandler(adapter: TeamsAdapter, app: Application<Turn
       res.writeHead(400, { 'content-type': 'text/plain' }).end('expected a JSON activity');
       return;
     }
+    // CloudAdapter answers 401 for some token failures and 500 for others (a bad signature surfaces as a plain
+    // JsonWebTokenError): check first, so every refused token is a 401 and never reaches a handler.
+    const authorization = String(req.headers.authorization ?? '');
+    try {
+      await (adapter as unknown as { botFrameworkAuthentication: { authenticateRequest(a: unknown, h: string): Promise<unknown> } }).botFrameworkAuthentication.authenticateRequest(
+        body,
+        authorization,
+      );
+    } catch {
+      res.writeHead(401, { 'content-type': 'text/plain' }).end('unauthorized');
+      return;
+    }
     let status = 200;
     const shim = {
       socket: req.socket,

@@ -57,7 +57,7 @@ export class TeamsSender implements ChatSender {
     const stored = await this.reference(delivery.channel);
     if (!stored) throw new ChatSendError('refused', `no Teams conversation ${delivery.channel} is linked (or the bot was removed)`);
     const { text, card } = delivery.payload;
-    const activity = card ? MessageFactory.attachment(CardFactory.adaptiveCard(card), undefined, text) : MessageFactory.text(text);
+    const activity = card ? MessageFactory.attachment(CardFactory.adaptiveCard(card), text) : MessageFactory.text(text);
     // Notifications and screen readers use the summary; cards alone show "sent a card".
     activity.summary = text.slice(0, 200);
     let messageId: string | undefined;
