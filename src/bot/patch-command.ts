@@ -11,6 +11,7 @@ export type PatchCommand =
   | { kind: 'withdraw'; target: string }
   | { kind: 'windows'; client: string }
   | { kind: 'notes'; update: string }
+  | { kind: 'link'; client: string }
   | { kind: 'unknown'; problem: string };
 
 export const PATCH_USAGE = [
@@ -21,6 +22,7 @@ export const PATCH_USAGE = [
   '• `/patch withdraw KB|all`: withdraw an approval (only before anything was deployed)',
   '• `/patch windows CLIENT`: the client\u2019s next maintenance windows, in its time and yours',
   '• `/patch notes KB`: the research notes on an update',
+  '• `/patch link CLIENT`: a one-time code the client\u2019s champion sends the Teams bot to link their chat',
   '• `/patch help`: this list',
 ].join('\n');
 
@@ -54,6 +56,9 @@ export function parsePatchCommand(text: string): PatchCommand {
     case 'notes':
       if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`notes` takes one KB' };
       return { kind: 'notes', update: arg };
+    case 'link':
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`link` takes one client id' };
+      return { kind: 'link', client: arg };
     default:
       return { kind: 'unknown', problem: `I don't know \`${word.slice(0, 40).replace(/`/g, "'")}\`` };
   }

@@ -27,6 +27,8 @@ import {
   type UseCaseContext,
 } from '../use-cases/decisions.ts';
 import { mspZone } from '../use-cases/digest-refresh.ts';
+import { createLinkCode } from '../use-cases/teams-link.ts';
+import { formatDecisionTime } from '../../domain/approval.ts';
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus } from '../use-cases/status.ts';
 import { escapeMrkdwn } from './block-kit.ts';
 import { HOLD_CALLBACK, NOTE_CALLBACK, holdModal, homeView, noteModal, notesText, resultText, statusText, windowsText, type ModalTarget } from './views.ts';
@@ -236,6 +238,13 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         const release = await currentReleaseId(db);
         if (!release) return void (await say('No release is stored yet.'));
         return void (await say(notesText(release, parsed.update, await notesOn(db, release, parsed.update), engineer.zone)));
+      }
+      case 'link': {
+        const code = await createLinkCode(ctx, { actor, clientId: parsed.client });
+        if (code.outcome === 'refused') return void (await say(escapeMrkdwn(code.message)));
+        return void (await say(
+          `Ask ${escapeMrkdwn(code.clientName)}\u2019s champion to send \`${code.code}\` to the patchbay bot in Teams (in the chat or team to link). It works once, until ${formatDecisionTime(code.expiresAt, engineer.zone)}.`,
+        ));
       }
       case 'withdraw': {
         const release = await currentReleaseId(db);
