@@ -5,6 +5,7 @@ import { register as importInventory } from './import.ts';
 import { register as digest } from './digest.ts';
 import { register as windows } from './windows.ts';
 import { register as generateInventory } from './generate-inventory.ts';
+import { register as teamsPackage } from './teams-package.ts';
 
 /**
  * Every command registers itself here. A command module keeps its heavy imports inside its action, so
@@ -17,6 +18,7 @@ const registrars: Array<(program: Command) => void> = [
   generateInventory,
   digest,
   windows,
+  teamsPackage,
 ];
 
 export function registerCommands(program: Command): void {
