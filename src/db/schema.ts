@@ -612,3 +612,42 @@ export const auditLog = pgTable(
   },
   (t) => [index('audit_log_subject_idx').on(t.subject, t.at), index('audit_log_at_idx').on(t.at)],
 );
+
+/**
+ * Direct messages to end users about their own devices: "save your work tonight" (one per person per night) and
+ * "your computer was off last night" (one per person per release). The row is what a button press is checked
+ * against (only `recipient` may answer) and what a deferral acts on (the devices and windows the DM named), so
+ * the answer never depends on re-planning. `key` is the exactly-once guarantee; the outbox row shares it.
+ */
+export const userDms = pgTable(
+  'user_dms',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    /** `tonight:<person>:<night>` or `offline:<person>:<release>`. */
+    key: text('key').notNull(),
+    kind: text('kind', { enum: ['tonight', 'offline'] }).notNull(),
+    personId: integer('person_id')
+      .notNull()
+      .references(() => people.id),
+    clientId: text('client_id').references(() => clients.id),
+    releaseId: text('release_id').references(() => releases.id),
+    /** The local date (in the person's zone) of the afternoon the DM is sent, `yyyy-MM-dd`. */
+    night: date('night', { mode: 'string' }).notNull(),
+    platform: text('platform', { enum: CHAT_PLATFORMS }).notNull(),
+    /** Where it was posted: a Slack user id (a DM needs no conversations.open) or a Teams conversation id. */
+    channel: text('channel').notNull(),
+    /** The platform id of the only person who may press its buttons. */
+    recipient: text('recipient').notNull(),
+    zone: text('zone').notNull(),
+    devices: jsonb('devices').$type<Array<Record<string, unknown>>>().notNull(),
+    /** ok | defer | escalated (over the deferral limit: the engineers decide). */
+    answer: text('answer'),
+    answeredAt: instant('answered_at'),
+    sendAt: instant('send_at').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique('user_dms_key').on(t.key),
+    index('user_dms_person_release_idx').on(t.personId, t.releaseId),
+  ],
+);
