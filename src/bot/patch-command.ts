@@ -12,6 +12,8 @@ export type PatchCommand =
   | { kind: 'windows'; client: string }
   | { kind: 'notes'; update: string }
   | { kind: 'link'; client: string }
+  | { kind: 'promote'; release: string }
+  | { kind: 'confirm'; client: string }
   | { kind: 'unknown'; problem: string };
 
 export const PATCH_USAGE = [
@@ -23,6 +25,8 @@ export const PATCH_USAGE = [
   '• `/patch windows CLIENT`: the client\u2019s next maintenance windows, in its time and yours',
   '• `/patch notes KB`: the research notes on an update',
   '• `/patch link CLIENT`: a one-time code the client\u2019s champion sends the Teams bot to link their chat',
+  '• `/patch promote RELEASE`: promote a release to pilot once ring msp has finished and soaked',
+  '• `/patch confirm CLIENT`: confirm the client\u2019s pilot on its champion\u2019s behalf (audited)',
   '• `/patch help`: this list',
 ].join('\n');
 
@@ -59,6 +63,12 @@ export function parsePatchCommand(text: string): PatchCommand {
     case 'link':
       if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`link` takes one client id' };
       return { kind: 'link', client: arg };
+    case 'promote':
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`promote` takes one release, e.g. 2024-Feb' };
+      return { kind: 'promote', release: arg };
+    case 'confirm':
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`confirm` takes one client id' };
+      return { kind: 'confirm', client: arg };
     default:
       return { kind: 'unknown', problem: `I don't know \`${word.slice(0, 40).replace(/`/g, "'")}\`` };
   }

@@ -176,6 +176,10 @@ interface RunDetail {
   operation?: Operation | null;
   notBefore?: string | null;
   reason?: string | null;
+  /** Set by Retry failed: the run started over, and its device calls carry new keys. */
+  retry?: number;
+  /** Set for a user's deferral (issue 7): a run pre-inserted as `rolled`, not a missed window. */
+  deferred?: boolean;
 }
 
 export async function loadRunContext(db: AppDatabase, runId: number): Promise<RunContext | undefined> {
@@ -220,7 +224,8 @@ export async function loadRunContext(db: AppDatabase, runId: number): Promise<Ru
     id: Number(row.id),
     seq: detail.seq ?? 0,
     run: {
-      id: `run${row.id}`,
+      // A retried run is a new identity for the device manager: its install and reboot keys must not repeat.
+      id: detail.retry ? `run${row.id}-r${detail.retry}` : `run${row.id}`,
       status: row.state,
       step,
       updates: row.updates,
@@ -231,7 +236,7 @@ export async function loadRunContext(db: AppDatabase, runId: number): Promise<Ru
       operation: detail.operation ?? null,
       notBefore: detail.notBefore ?? null,
       error: row.error,
-      reason: detail.reason ?? null,
+      reason: detail.reason ?? (detail.deferred ? 'deferred' : null),
       rolledTo: iso(row.rolled_to),
       startedAt: iso(row.started_at),
       finishedAt: iso(row.finished_at),
@@ -263,7 +268,7 @@ export async function saveRun(db: AppDatabase, runId: number, seq: number, run: 
   };
   const rows = rowsOf<{ id: number }>(
     await db.execute(sql`update runs set state = ${run.status}, step = ${run.step}, attempts = ${run.attempts}, reboots = ${run.reboots},
-        error = ${run.error}, result = ${run.reason}, detail = ${JSON.stringify(detail)}::jsonb, rolled_to = ${run.rolledTo}::timestamptz,
+        error = ${run.error}, result = ${run.reason}, detail = coalesce(detail, '{}'::jsonb) || ${JSON.stringify(detail)}::jsonb, rolled_to = ${run.rolledTo}::timestamptz,
         started_at = ${run.startedAt}::timestamptz, finished_at = ${run.finishedAt}::timestamptz,
         step_started_at = ${run.operation?.startedAt ?? null}::timestamptz, updated_at = ${now.toISOString()}::timestamptz
       where id = ${runId} and coalesce((detail ->> 'seq')::int, 0) = ${seq} returning id`),

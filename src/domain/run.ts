@@ -272,6 +272,8 @@ function completed(run: Run, operation: Operation, outcome: Outcome): Run {
 
 /** A device's missed-window count after a run ends, and whether engineers must now be told. */
 export function afterRun(run: Run, consecutiveMissed: number, policy: RunPolicy): { consecutiveMissed: number; flag: boolean } {
+  // A user who deferred their machine asked for the next window: that is a plan, not a missed window.
+  if (run.reason === 'deferred') return { consecutiveMissed, flag: false };
   if (run.status === 'offline' || run.status === 'rolled') {
     const count = consecutiveMissed + 1;
     return { consecutiveMissed: count, flag: count >= policy.missedWindowLimit };

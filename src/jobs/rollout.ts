@@ -50,7 +50,7 @@ import { canStartStep, nextWindow, windowContaining, type MaintenanceWindow } fr
 import type { Product } from '../domain/release.ts';
 import type { Ring } from '../domain/inventory.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
-import { progressMessage, summaryMessage } from '../bot/slack/window-blocks.ts';
+import { progressMessage, promotionOffer, summaryMessage } from '../bot/slack/window-blocks.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -210,7 +210,7 @@ export class RolloutEngine {
             channel,
             action: 'post',
             subject: `rollout:${releaseId}:promote`,
-            payload: { text: `${releaseId}: ring msp finished and soaked. Ready to promote to pilot.`, threadSubject: `digest:${releaseId}` },
+            payload: { ...promotionOffer(releaseId), threadSubject: `digest:${releaseId}` },
           };
         case 'alert_engineers':
           return {

@@ -28,9 +28,14 @@ import {
 } from '../use-cases/decisions.ts';
 import { mspZone } from '../use-cases/digest-refresh.ts';
 import { createLinkCode } from '../use-cases/teams-link.ts';
+import { confirmPilot } from '../use-cases/pilot.ts';
+import { holdClientFromWindow, promoteRelease, retryFailed } from '../use-cases/rollout-actions.ts';
+import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus } from '../use-cases/status.ts';
 import { escapeMrkdwn } from './block-kit.ts';
+import { registerUserDmActions } from './user-dm-actions.ts';
+import { unmatchedLine, unmatchedUsers } from '../../db/directory-repo.ts';
 import { HOLD_CALLBACK, NOTE_CALLBACK, holdModal, homeView, noteModal, notesText, resultText, statusText, windowsText, type ModalTarget } from './views.ts';
 
 export interface SlackAppOptions {
@@ -170,6 +175,40 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: noteModal(target) as never });
   });
 
+  // The rollout's buttons: Promote to pilot (the release's thread), Hold this client and Retry failed (window summaries).
+  const jsonValue = (action: unknown): Record<string, unknown> | undefined => {
+    try {
+      const parsed = JSON.parse(String((action as { value?: unknown }).value)) as unknown;
+      return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  app.action(PROMOTE_ACTION, async ({ ack, body, action, respond }) => {
+    await ack();
+    const value = jsonValue(action);
+    if (typeof value?.release !== 'string') return;
+    await reply(respond, await promoteRelease(ctx, { actor: slackActor(body.user.id), releaseId: value.release }));
+  });
+
+  app.action(HOLD_CLIENT_ACTION, async ({ ack, body, action, client, respond }) => {
+    await ack();
+    const value = jsonValue(action);
+    if (typeof value?.clientId !== 'string' || typeof value.windowStart !== 'string') return;
+    const refused = await checkEngineer(ctx, slackActor(body.user.id));
+    if (refused) return reply(respond, refused);
+    const target: HoldClientTarget = { clientId: value.clientId, windowStart: value.windowStart, channel: (body as { channel?: { id: string } }).channel?.id };
+    await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: holdClientModal(target) as never });
+  });
+
+  app.action(RETRY_FAILED_ACTION, async ({ ack, body, action, respond }) => {
+    await ack();
+    const value = jsonValue(action);
+    if (typeof value?.who !== 'string' || typeof value.windowStart !== 'string') return;
+    await reply(respond, await retryFailed(ctx, { actor: slackActor(body.user.id), who: value.who, windowStart: value.windowStart }));
+  });
+
   type Values = Record<string, Record<string, { value?: string | null; selected_option?: { value: string } | null; selected_options?: Array<{ value: string }> }>>;
 
   app.view(HOLD_CALLBACK, async ({ ack, body, view, client }) => {
@@ -199,6 +238,20 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     if (result.outcome !== 'applied') await ephemeral(client, target.channel, body.user.id, resultText(result));
   });
 
+  app.view(HOLD_CLIENT_CALLBACK, async ({ ack, body, view, client }) => {
+    const values = view.state.values as Values;
+    const target = JSON.parse(view.private_metadata) as HoldClientTarget;
+    const reason = values.reason?.reason?.value ?? '';
+    const problem = validateReason(reason);
+    if (problem) {
+      await ack({ response_action: 'errors', errors: { reason: problem.message } });
+      return;
+    }
+    await ack();
+    const result = await holdClientFromWindow(ctx, { actor: slackActor(body.user.id), clientId: target.clientId, windowStart: target.windowStart, reason, requestId: view.id });
+    if (result.outcome !== 'applied') await ephemeral(client, target.channel, body.user.id, resultText(result));
+  });
+
   app.view(NOTE_CALLBACK, async ({ ack, body, view, client }) => {
     const values = view.state.values as Values;
     const target = JSON.parse(view.private_metadata) as ModalTarget & { kb: string };
@@ -214,6 +267,8 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     if (result.outcome !== 'applied') await ephemeral(client, target.channel, body.user.id, resultText(result));
   });
 
+  registerUserDmActions(app, ctx, log);
+
   app.command('/patch', async ({ ack, command, respond }) => {
     await ack();
     const actor = slackActor(command.user_id);
@@ -228,7 +283,8 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
       case 'status': {
         const ids = await recentReleaseIds(db, 3);
         const statuses = (await Promise.all(ids.map((id) => releaseStatus(db, id)))).filter((s) => s !== undefined);
-        return void (await say(statusText(statuses, engineer.zone, now)));
+        const unmatched = unmatchedLine(await unmatchedUsers(db));
+        return void (await say(`${statusText(statuses, engineer.zone, now)}${unmatched ? `\n\n${escapeMrkdwn(unmatched)}` : ''}`));
       }
       case 'windows': {
         const w = await clientWindows(db, parsed.client, now);
@@ -245,6 +301,18 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         return void (await say(
           `Ask ${escapeMrkdwn(code.clientName)}\u2019s champion to send \`${code.code}\` to the patchbay bot in Teams (in the chat or team to link). It works once, until ${formatDecisionTime(code.expiresAt, engineer.zone)}.`,
         ));
+      }
+      case 'promote': {
+        const result = await promoteRelease(ctx, { actor, releaseId: parsed.release });
+        return void (await say(resultText(result)));
+      }
+      case 'confirm': {
+        // The Teams side's use-case: an engineer confirming is the same event as a champion's, marked as theirs.
+        const release = await currentReleaseId(db);
+        if (!release) return void (await say('No release is stored yet.'));
+        const result = await confirmPilot(ctx, { actor, releaseId: release, clientId: parsed.client, requestId: command.trigger_id });
+        const text = result.outcome === 'applied' ? `Pilot for ${parsed.client} confirmed on the champion\u2019s behalf; its broad ring is scheduled.` : result.message;
+        return void (await say(`${result.outcome === 'refused' ? ':no_entry_sign: ' : ''}${escapeMrkdwn(text)}`));
       }
       case 'withdraw': {
         const release = await currentReleaseId(db);

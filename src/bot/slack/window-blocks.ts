@@ -10,6 +10,9 @@ import { escapeMrkdwn, mrkdwn, plain, type Block, type SlackMessage } from './bl
 /** Action ids the Slack app answers (the handlers live with the other engineers' actions). */
 export const HOLD_CLIENT_ACTION = 'rollout_hold_client';
 export const RETRY_FAILED_ACTION = 'rollout_retry_failed';
+export const PROMOTE_ACTION = 'rollout_promote';
+/** The modal "Hold this client" opens: a hold needs a reason, as every hold does. */
+export const HOLD_CLIENT_CALLBACK = 'rollout.hold_client';
 
 const LIST_LIMIT = 15;
 
@@ -82,7 +85,7 @@ export function summaryMessage(tally: WindowTally, zone: string): SlackMessage {
   }
   const buttons = [];
   if (tally.who !== 'msp') {
-    buttons.push({ type: 'button' as const, text: plain('Hold this client'), action_id: HOLD_CLIENT_ACTION, value: JSON.stringify({ clientId: tally.who }), style: 'danger' as const });
+    buttons.push({ type: 'button' as const, text: plain('Hold this client'), action_id: HOLD_CLIENT_ACTION, value: JSON.stringify({ clientId: tally.who, windowStart: tally.windowStart }), style: 'danger' as const });
   }
   if (failedCount > 0) {
     buttons.push({
@@ -94,4 +97,44 @@ export function summaryMessage(tally: WindowTally, zone: string): SlackMessage {
   }
   if (buttons.length > 0) blocks.push({ type: 'actions', elements: buttons });
   return { text: escapeMrkdwn(`${title}: ${countsLine(tally)}`), blocks };
+}
+
+/** Ring msp finished and soaked: the offer in the release's thread, with the button that promotes it. */
+export function promotionOffer(releaseId: string): SlackMessage {
+  const text = `${releaseId}: ring msp finished and soaked. Ready to promote to pilot.`;
+  return {
+    text: escapeMrkdwn(text),
+    blocks: [
+      { type: 'section', text: mrkdwn(`*${escapeMrkdwn(releaseId)}*: ring msp finished and soaked. Promote to pilot schedules each client\u2019s pilot machines in its next window.`) },
+      { type: 'actions', elements: [{ type: 'button', text: plain('Promote to pilot'), action_id: PROMOTE_ACTION, value: JSON.stringify({ release: releaseId }), style: 'primary' }] },
+    ],
+  };
+}
+
+export interface HoldClientTarget {
+  clientId: string;
+  windowStart: string;
+  channel: string | undefined;
+}
+
+/** The reason form for "Hold this client"; the target rides in private_metadata. */
+export function holdClientModal(target: HoldClientTarget): Record<string, unknown> {
+  return {
+    type: 'modal',
+    callback_id: HOLD_CLIENT_CALLBACK,
+    private_metadata: JSON.stringify(target),
+    title: plain('Hold this client'),
+    submit: plain('Hold'),
+    close: plain('Cancel'),
+    blocks: [
+      { type: 'context', elements: [plain(`Hold ${target.clientId.slice(0, 100)}: nothing new starts for it until the hold is released.`)] },
+      {
+        type: 'input',
+        block_id: 'reason',
+        label: plain('Reason'),
+        hint: plain('Required. What is wrong, so whoever releases it knows what to check.'),
+        element: { type: 'plain_text_input', action_id: 'reason', multiline: true, max_length: 500 },
+      },
+    ],
+  };
 }

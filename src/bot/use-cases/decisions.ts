@@ -101,6 +101,8 @@ export function resolveUpdateKey(state: ReleaseDecisionState, key: string | null
 interface Plan {
   /** Builds the event from the locked state; may refuse (e.g. an unknown client). */
   event: (state: ReleaseDecisionState, tx: AppDatabase) => Promise<DecisionEvent | DecisionResult>;
+  /** More rows in the same transaction once the decision applied (e.g. a window summary edited to show a hold). */
+  after?: (tx: AppDatabase, now: Date) => Promise<number[]>;
 }
 
 async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): Promise<DecisionResult> {
@@ -124,6 +126,7 @@ async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: P
       return { outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...(updateKey !== undefined ? { updateKey } : {}) };
     }
     outboxIds = await persist(tx, actor, engineer, releaseId, loaded.updateIds, event, t.effects, t.state, now);
+    if (plan.after) outboxIds = [...outboxIds, ...(await plan.after(tx, now))];
     return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...(updateKey !== undefined ? { updateKey } : {}) };
   });
   if (outboxIds.length > 0 && ctx.onCommitted) {
@@ -261,10 +264,13 @@ export interface HoldInput extends TargetInput {
   reason: string;
   /** Unique per request (the modal's view id, a command's trigger id): a resend is one hold. */
   requestId: string;
+  /** Outbox rows to write with the hold, in its transaction (see Plan.after). */
+  andThen?: (tx: AppDatabase, now: Date) => Promise<number[]>;
 }
 
 export function hold(ctx: UseCaseContext, input: HoldInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
+    ...(input.andThen ? { after: input.andThen } : {}),
     async event(state, tx) {
       if (input.clients !== 'all' && input.clients.length > 0) {
         const known = new Set(

@@ -1,0 +1,318 @@
+/**
+ * What engineers do to a rollout from chat: promote a release to pilot, hold a client from its window summary,
+ * retry a window's failed runs. Each is one transaction: who is asking (engineers only), the rule (the rollout
+ * gate machine for promotion, src/domain/retry.ts for retries), the decision and audit rows, and the outbox rows
+ * that edit the message the engineers clicked. Nothing here knows which chat asked.
+ *
+ * Exactly once: promotion is one per release (the gate machine's event id, and the decisions table's unique key);
+ * a hold is one per request (the existing hold use-case); a retry takes a lock on its window and only ever moves
+ * runs still marked failed, so a double click finds nothing left to retry and says who did it.
+ */
+import { sql } from 'drizzle-orm';
+import { DateTime } from 'luxon';
+import { rowsOf, type AppDatabase } from '../../db/client.ts';
+import { enqueueOutbox, type OutboxItem, type OutboxPayload } from '../../db/outbox-repo.ts';
+import { ConflictError, insertRuns, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
+import { auditLog, decisions } from '../../db/schema.ts';
+import { formatDecisionTime } from '../../domain/approval.ts';
+import { retryTarget } from '../../domain/retry.ts';
+import { transition } from '../../domain/rollout.ts';
+import { DEFAULT_RUN_POLICY } from '../../domain/run.ts';
+import { parseWindowSpec } from '../../domain/window-spec.ts';
+import { windowSubject } from '../../domain/window-report.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
+import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION } from '../slack/window-blocks.ts';
+import { mspZone } from './digest-refresh.ts';
+import { findEngineer, hold, type Actor, type DecisionResult, type UseCaseContext } from './decisions.ts';
+
+const NOT_ENGINEER = 'Only the MSP\u2019s engineers can promote, hold or retry a rollout. Nothing was changed.';
+
+/** The promotion offer's subject in the engineers' thread (posted by the rollout engine). */
+export const promoteSubject = (releaseId: string) => `rollout:${releaseId}:promote`;
+/** A window's end-of-window summary (the engine posts it under this subject). */
+export const summarySubject = (who: string, windowStart: string) => windowSubject(who, windowStart).replace(/^window:/, 'window-summary:');
+
+async function afterCommit(ctx: UseCaseContext, ids: number[]): Promise<void> {
+  if (ids.length === 0 || !ctx.onCommitted) return;
+  try {
+    await ctx.onCommitted(ids);
+  } catch {
+    /* the deliverer's sweep finds the rows */
+  }
+}
+
+function retriable(error: unknown): boolean {
+  if (error instanceof ConflictError) return true;
+  const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+  return code === '40001' || code === '40P01' || code === '23505';
+}
+
+async function retrying<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      // Another writer moved a gate (or took the key) between our read and write: read again, decide afresh.
+      if (!retriable(error) || attempt >= 3) throw error;
+    }
+  }
+}
+
+/** The message's latest content per channel (the post, or its latest edit), for an edit that adds a line. */
+async function latestPayloads(tx: AppDatabase, subject: string): Promise<Array<{ channel: string; payload: OutboxPayload }>> {
+  // One editor at a time per message: a hold and a retry clicked together must not each drop the other's line.
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`edit:${subject}`}))`);
+  return rowsOf<{ channel: string; payload: OutboxPayload }>(
+    await tx.execute(sql`select distinct on (channel) channel, payload from chat_outbox
+      where platform = 'slack' and subject = ${subject} and action in ('post', 'update') order by channel, id desc`),
+  );
+}
+
+/** Adds a context line to a message and drops the buttons that were answered; one outbox edit per channel. */
+async function annotate(tx: AppDatabase, subject: string, line: string, drop: readonly string[], key: string, now: Date): Promise<number[]> {
+  const items: OutboxItem[] = [];
+  for (const { channel, payload } of await latestPayloads(tx, subject)) {
+    const blocks = ((payload.blocks ?? []) as Array<{ type: string; elements?: Array<{ action_id?: string }> }>)
+      .map((b) => (b.type === 'actions' ? { ...b, elements: (b.elements ?? []).filter((e) => !drop.includes(e.action_id ?? '')) } : b))
+      .filter((b) => b.type !== 'actions' || (b.elements ?? []).length > 0);
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: line } as never] });
+    const { threadSubject: _thread, ...rest } = payload;
+    items.push({ key: `${subject}:${channel}:${key}`, channel, action: 'update', subject, payload: { ...rest, blocks } });
+  }
+  return items.length === 0 ? [] : enqueueOutbox(tx, items, now);
+}
+
+export interface PromoteInput {
+  actor: Actor;
+  releaseId: string;
+}
+
+export interface RolloutActionResult extends DecisionResult {
+  /** Promotion: clients whose pilot was scheduled. Retry: runs started again now, and runs moved to a later window. */
+  clients?: number;
+  again?: number;
+  later?: number;
+}
+
+/** Promote to pilot: the gate machine's `promote` event, for every client with live devices. */
+export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): Promise<RolloutActionResult> {
+  let outboxIds: number[] = [];
+  const result = await retrying(() =>
+    ctx.db.transaction(async (tx): Promise<RolloutActionResult> => {
+      const now = ctx.now();
+      const engineer = await findEngineer(tx, input.actor);
+      if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
+      const zone = engineer.zone;
+      // The release row first, as every other decision on the release takes it: one order, no deadlock.
+      if (rowsOf(await tx.execute(sql`select id from releases where id = ${input.releaseId} for update`)).length === 0) {
+        return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
+      }
+      const clients = rowsOf<{ id: string }>(
+        await tx.execute(sql`select c.id from clients c where c.retired_at is null
+          and exists (select 1 from devices d where d.client_id = c.id and d.retired_at is null) order by c.id`),
+      ).map((r) => r.id);
+      const before = await loadBook(tx, input.releaseId, true);
+      const event = { type: 'promote' as const, id: `promote:${input.releaseId}`, actor: { kind: 'engineer' as const, id: input.actor.id }, clients };
+      const t = transition(before, event, now);
+      if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
+      if (t.outcome === 'noop') {
+        const msp = before.gates.msp;
+        return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) };
+      }
+      await saveGates(tx, before, t.book, t.changed, now);
+      await persistRowEffects(tx, input.releaseId, t.effects, now);
+      const scheduled = t.effects.filter((e) => e.type === 'schedule').length;
+      await tx.insert(decisions).values({
+        kind: 'promote',
+        releaseId: input.releaseId,
+        ring: 'pilot',
+        actor: input.actor.id,
+        actorPersonId: engineer.personId > 0 ? engineer.personId : null,
+        source: input.actor.platform,
+        detail: { clients: scheduled },
+        idempotencyKey: event.id,
+        createdAt: now,
+      });
+      await tx.insert(auditLog).values({
+        at: now,
+        actor: input.actor.id,
+        action: 'decision.promote',
+        subject: `release:${input.releaseId}`,
+        source: input.actor.platform,
+        detail: { clients: scheduled, via: input.actor.platform },
+      });
+      const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
+      const line = `:rocket: *Promoted to pilot* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${scheduled} client pilot${scheduled === 1 ? '' : 's'} scheduled for their next windows.`;
+      outboxIds = await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], 'promoted', now);
+      return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
+    }),
+  );
+  await afterCommit(ctx, outboxIds);
+  return result;
+}
+
+export interface HoldClientInput {
+  actor: Actor;
+  clientId: string;
+  /** The window whose summary the engineer clicked; its message is edited to show the hold. */
+  windowStart: string;
+  reason: string;
+  requestId: string;
+}
+
+/**
+ * "Hold this client" from a window summary: the engineers' own hold use-case (same rules, audit and digest edit),
+ * scoped to that client, for the release the window was patching; the summary is edited in the same transaction.
+ */
+export async function holdClientFromWindow(ctx: UseCaseContext, input: HoldClientInput): Promise<DecisionResult> {
+  const [row] = rowsOf<{ release_id: string }>(
+    await ctx.db.execute(sql`select r.release_id from runs r join devices d on d.id = r.device_id join releases rel on rel.id = r.release_id
+      where d.client_id = ${input.clientId} and r.window_start = ${input.windowStart}::timestamptz
+      order by rel.initial_release_date desc limit 1`),
+  );
+  const releaseId =
+    row?.release_id ?? rowsOf<{ id: string }>(await ctx.db.execute(sql`select id from releases order by initial_release_date desc, id desc limit 1`))[0]?.id;
+  if (!releaseId) return { outcome: 'refused', code: 'unknown_release', message: 'No release is stored.', zone: await mspZone(ctx.db) };
+  return hold(ctx, {
+    actor: input.actor,
+    releaseId,
+    updateKey: null,
+    clients: [input.clientId],
+    reason: input.reason,
+    requestId: input.requestId,
+    andThen: async (tx, now) => {
+      const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
+      const line = `:octagonal_sign: *${escapeMrkdwn(input.clientId)} held* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(input.reason)}`;
+      return annotate(tx, summarySubject(input.clientId, input.windowStart), line, [HOLD_CLIENT_ACTION], `hold:${input.requestId}`, now);
+    },
+  });
+}
+
+export interface RetryInput {
+  actor: Actor;
+  /** Client id, or `msp` for the MSP's own machines. */
+  who: string;
+  windowStart: string;
+}
+
+/** "Retry failed": each failed run of the window runs again, now if there is room, else in the device's next window. */
+export async function retryFailed(ctx: UseCaseContext, input: RetryInput): Promise<RolloutActionResult> {
+  let outboxIds: number[] = [];
+  const result = await retrying(() =>
+    ctx.db.transaction(async (tx): Promise<RolloutActionResult> => {
+      const now = ctx.now();
+      const engineer = await findEngineer(tx, input.actor);
+      if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
+      const zone = engineer.zone;
+      const windowStart = DateTime.fromISO(input.windowStart, { zone: 'utc' });
+      if (!windowStart.isValid) return { outcome: 'refused', message: 'That window is not one I know.', zone };
+      const scope = `${input.who}:${windowStart.toISO()}`;
+      // Two clicks on one window queue here; the second then finds no run still marked failed.
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`retry:${scope}`}))`);
+      const failed = rowsOf<{
+        id: number;
+        device_id: number;
+        release_id: string | null;
+        rollout_id: number | null;
+        updates: string[];
+        window_end: unknown;
+        spec: string | null;
+        timezone: string;
+      }>(
+        await tx.execute(sql`select r.id, r.device_id, r.release_id, r.rollout_id, r.updates, r.window_end,
+            coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as timezone
+          from runs r join devices d on d.id = r.device_id left join clients c on c.id = d.client_id left join msp m on m.id = 1
+          where r.window_start = ${windowStart.toISO()}::timestamptz and coalesce(d.client_id, 'msp') = ${input.who}
+            and r.state = 'failed' and not (r.detail ? 'retriedTo') and d.retired_at is null
+          order by r.id for update of r`),
+      );
+      if (failed.length === 0) {
+        const [last] = rowsOf<{ actor: string; created_at: unknown }>(
+          await tx.execute(sql`select actor, created_at from decisions where kind = 'retry_failed' and idempotency_key like ${`retry_failed:${scope}:%`}
+            order by id desc limit 1`),
+        );
+        if (last) return { outcome: 'noop', message: 'The failed runs were already retried.', zone, by: last.actor, at: new Date(String(last.created_at instanceof Date ? last.created_at.toISOString() : last.created_at)).toISOString() };
+        return { outcome: 'noop', message: 'Nothing in that window failed, so there is nothing to retry.', zone };
+      }
+      const nowDt = DateTime.fromJSDate(now, { zone: 'utc' });
+      const again: number[] = [];
+      const later: Array<{ run: (typeof failed)[number]; start: string; end: string }> = [];
+      for (const run of failed) {
+        const parsed = run.spec ? parseWindowSpec(run.spec) : undefined;
+        const window = {
+          start: windowStart.setZone(run.timezone),
+          end: DateTime.fromJSDate(run.window_end instanceof Date ? run.window_end : new Date(String(run.window_end)), { zone: run.timezone }),
+          day: '',
+        };
+        const target = retryTarget({ window, rule: parsed?.ok ? parsed.value : undefined, zone: run.timezone, now: nowDt, budgetMinutes: DEFAULT_RUN_POLICY.installBudgetMinutes });
+        if (!target) continue;
+        if (target.kind === 'again') again.push(Number(run.id));
+        else later.push({ run, start: target.window.start.toUTC().toISO()!, end: target.window.end.toUTC().toISO()! });
+      }
+      if (again.length > 0) {
+        // The same run starts over with a new identity for its device calls (`retry` goes into its operation keys),
+        // so the device manager does not hand back the failed install as if it were this one.
+        await tx.execute(sql`update runs set state = 'scheduled', step = 'online_check', attempts = 0, reboots = 0, error = null, result = null,
+            started_at = null, finished_at = null, step_started_at = null, rolled_to = null, updated_at = ${now.toISOString()}::timestamptz,
+            detail = jsonb_build_object('seq', coalesce((detail ->> 'seq')::int, 0) + 1, 'retry', coalesce((detail ->> 'retry')::int, 0) + 1,
+              'previousError', error)
+          where id in (select (jsonb_array_elements_text(${JSON.stringify(again)}::jsonb))::int)`);
+      }
+      if (later.length > 0) {
+        await insertRuns(
+          tx,
+          later.map(({ run, start, end }) => ({
+            deviceId: Number(run.device_id),
+            releaseId: run.release_id!,
+            rolloutId: Number(run.rollout_id),
+            windowStart: start,
+            windowEnd: end,
+            updates: run.updates,
+          })),
+          now,
+        );
+        // The failed run stays as it was (the window's record), marked with where its retry went.
+        const moves = later.map(({ run, start }) => ({ id: Number(run.id), to: start }));
+        await tx.execute(sql`update runs r set detail = r.detail || jsonb_build_object('retriedTo', x.to, 'retriedBy', ${input.actor.id}::text),
+            updated_at = ${now.toISOString()}::timestamptz
+          from jsonb_to_recordset(${JSON.stringify(moves)}::jsonb) as x(id integer, "to" text) where r.id = x.id`);
+      }
+      const previous = rowsOf<{ n: number }>(
+        await tx.execute(sql`select count(*)::int as n from decisions where kind = 'retry_failed' and idempotency_key like ${`retry_failed:${scope}:%`}`),
+      )[0]!.n;
+      const key = `retry_failed:${scope}:${previous}`;
+      const releaseId = failed.find((r) => r.release_id !== null)?.release_id ?? null;
+      await tx.insert(decisions).values({
+        kind: 'retry_failed',
+        releaseId,
+        clientId: input.who === 'msp' ? null : input.who,
+        actor: input.actor.id,
+        actorPersonId: engineer.personId > 0 ? engineer.personId : null,
+        source: input.actor.platform,
+        detail: { windowStart: windowStart.toISO(), again, later: later.map((l) => ({ run: Number(l.run.id), windowStart: l.start })) },
+        idempotencyKey: key,
+        createdAt: now,
+      });
+      await tx.insert(auditLog).values({
+        at: now,
+        actor: input.actor.id,
+        action: 'decision.retry_failed',
+        subject: `window:${scope}`,
+        source: input.actor.platform,
+        detail: { again: again.length, later: later.length, via: input.actor.platform },
+      });
+      const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
+      const mspTz = await mspZone(tx);
+      const next = later.map((l) => l.start).sort()[0];
+      const parts = [
+        ...(again.length > 0 ? [`${again.length} running again now`] : []),
+        ...(later.length > 0 ? [`${later.length} in the next window${next ? ` (from ${formatDecisionTime(next, mspTz)})` : ''}`] : []),
+      ];
+      const line = `:repeat: *Retry* by ${who} at ${formatDecisionTime(now.toISOString(), mspTz)}: ${parts.join(', ')}.`;
+      outboxIds = await annotate(tx, summarySubject(input.who, windowStart.toISO()!), line, [RETRY_FAILED_ACTION], key, now);
+      return { outcome: 'applied', message: `Retrying ${failed.length} failed run(s): ${parts.join(', ')}.`, zone, by: input.actor.id, at: now.toISOString(), again: again.length, later: later.length };
+    }),
+  );
+  await afterCommit(ctx, outboxIds);
+  return result;
+}
