@@ -6,6 +6,7 @@ import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
 import { rollout } from './rollout.ts';
 import { teamsClients } from './teams.ts';
+import { userDm } from './user-dm.ts';
 
 export type Role = 'web' | 'worker' | 'scheduler';
 export const ROLES: readonly Role[] = ['web', 'worker', 'scheduler'];
@@ -33,7 +34,7 @@ export interface RunningJobs {
  */
 export type JobModule = (context: JobContext) => Promise<RunningJobs>;
 
-const modules: JobModule[] = [releaseWatch, outboxJobs, rollout, teamsClients];
+const modules: JobModule[] = [releaseWatch, outboxJobs, rollout, teamsClients, userDm];
 
 export async function startJobs(context: JobContext): Promise<RunningJobs> {
   const running: RunningJobs[] = [];

@@ -1,0 +1,27 @@
+/**
+ * The end user's "save your work tonight" DM in Block Kit: the client's wording (escaped: device names come from
+ * the inventory), and two buttons until it is answered, then the answer in their place. The button value is the
+ * DM's id; who may press it is checked against the stored recipient, never taken from the payload.
+ */
+import { escapeMrkdwn, plain, type Block } from './block-kit.ts';
+
+export const DM_OK_ACTION = 'userdm.ok';
+export const DM_DEFER_ACTION = 'userdm.defer';
+
+export function userDmSlackMessage(view: { dmId: number; text: string; answerLine?: string | undefined }): { text: string; blocks: Block[] } {
+  const body = escapeMrkdwn(view.text).slice(0, 2900);
+  const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: body } } as Block];
+  if (view.answerLine) {
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: escapeMrkdwn(view.answerLine) }] } as Block);
+  } else {
+    blocks.push({
+      type: 'actions',
+      block_id: `userdm:${view.dmId}`,
+      elements: [
+        { type: 'button', text: plain('OK, I\u2019ll leave it on'), action_id: DM_OK_ACTION, value: String(view.dmId), style: 'primary' },
+        { type: 'button', text: plain('I need it tonight'), action_id: DM_DEFER_ACTION, value: String(view.dmId) },
+      ],
+    } as Block);
+  }
+  return { text: view.answerLine ? `${view.text}\n${view.answerLine}` : view.text, blocks };
+}

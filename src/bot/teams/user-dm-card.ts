@@ -1,0 +1,31 @@
+/**
+ * The end user's "save your work tonight" DM as an Adaptive Card 1.5 for a Teams personal chat: the client's
+ * wording and two Action.Execute buttons until answered, then the answer in their place.
+ */
+import { CARD_VERSION, escapeCardText } from './digest-card.ts';
+
+export const VERB_DM_OK = 'userdm.ok';
+export const VERB_DM_DEFER = 'userdm.defer';
+
+export function userDmCard(view: { dmId: number; text: string; answerLine?: string | undefined }): Record<string, unknown> {
+  const data = { dmId: view.dmId };
+  const execute = (verb: string, title: string, style?: string) => ({
+    type: 'Action.Execute',
+    verb,
+    title,
+    data,
+    ...(style ? { style } : {}),
+    fallback: { type: 'Action.Submit', title, data: { ...data, verb } },
+  });
+  return {
+    type: 'AdaptiveCard',
+    $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+    version: CARD_VERSION,
+    body: [
+      { type: 'TextBlock', text: 'Save your work tonight', size: 'Large', weight: 'Bolder', wrap: true },
+      { type: 'TextBlock', text: escapeCardText(view.text), wrap: true },
+      ...(view.answerLine ? [{ type: 'TextBlock', text: escapeCardText(view.answerLine), wrap: true, isSubtle: true }] : []),
+    ],
+    ...(view.answerLine ? {} : { actions: [execute(VERB_DM_OK, 'OK, I\u2019ll leave it on', 'positive'), execute(VERB_DM_DEFER, 'I need it tonight')] }),
+  };
+}

@@ -1,0 +1,13 @@
+/**
+ * The outbox payload of an end-user DM for the platform its client uses. Use-cases and jobs call this and stay
+ * unaware of Block Kit or Adaptive Cards.
+ */
+import type { OutboxPayload } from '../db/outbox-repo.ts';
+import { userDmSlackMessage } from './slack/user-dm-blocks.ts';
+import { userDmCard } from './teams/user-dm-card.ts';
+
+export function userDmPayload(platform: 'slack' | 'teams', view: { dmId: number; text: string; answerLine?: string | undefined; buttons?: boolean }): OutboxPayload {
+  if (view.buttons === false) return { text: view.text };
+  if (platform === 'slack') return { ...userDmSlackMessage(view) };
+  return { text: view.answerLine ? `${view.text}\n${view.answerLine}` : view.text, card: userDmCard(view) };
+}
