@@ -18,6 +18,8 @@ import { loadBook, runCounts } from '../../src/db/rollout-repo.ts';
 import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout.ts';
+import { retryFailed } from '../../src/bot/use-cases/rollout-actions.ts';
+import { startPrivateRedis } from '../../src/runtime/redis-server.ts';
 import { openDatabase, type Database } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
 import { createScratchDatabase, testBackend } from '../support/db.ts';
@@ -291,23 +293,119 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     expect(succeeded).toBe(new Set(fleet.ledger.filter((e) => e.kind === 'install').map((e) => e.device)).size);
   });
 
-  it('Redis losing its data mid-window loses nothing: the next sweep rebuilds the work from Postgres', async () => {
+  it('Redis killed mid-window and replaced by an empty one on the same port: the work is rebuilt from Postgres, every run finishes once', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
     await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 40 }] }, h.clock.now);
     await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
-    const fleet = new SimulatedFleet({ clock: () => h.clock.now, fleet: { latencyMs: 10 } });
+    // A redis-server of this test's own, so killing it touches nothing else.
+    const dirs = [fs.mkdtempSync(path.join(os.tmpdir(), 'patchbay-redis-a-')), fs.mkdtempSync(path.join(os.tmpdir(), 'patchbay-redis-b-'))];
+    let server = await startPrivateRedis({ dir: dirs[0]!, appendOnly: false });
+    const connection = new Redis(server.url, { maxRetriesPerRequest: null });
+    h.cleanup.push(async () => {
+      connection.disconnect();
+      await server.stop();
+      for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+    });
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now, fleet: { latencyMs: 15, rebootTwiceRate: 0.3 } });
     const options: RolloutOptions = { deployer: fleet, pollMs: 5, workerConcurrency: 2 };
-    const engine = h.engine(options);
-    await engine.sweep();
-    expect(await engine.queue.getJobCountByTypes('waiting')).toBe(40);
-    await h.redis.flushall();
-    expect(await engine.queue.getJobCountByTypes('waiting')).toBe(0);
-    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, jobsAdded: 40 });
-    const worker = startRunWorker({ redis: h.redis, prefix: h.prefix, log } as never, engine, options);
+    const context = { config: {} as Config, database: h.database, redis: connection, prefix: h.prefix, log, roles: new Set(['worker' as const]), now: () => h.clock.now };
+    const engine = new RolloutEngine(context, options);
+    h.cleanup.push(() => engine.close());
+    let worker = startRunWorker(context, engine, options);
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 40, jobsAdded: 40 });
+    await waitFor('some runs to finish', async () => ((await runCounts(h.database.db)).succeeded ?? 0) >= 8);
+
+    // The server dies (SIGKILL: nothing saved) and an empty one comes up on the same port.
+    await server.kill();
+    await worker.close(true).catch(() => {});
+    server = await startPrivateRedis({ dir: dirs[1]!, appendOnly: false, port: server.port });
+    await waitFor('the connection to come back', async () => (await connection.ping().catch(() => '')) === 'PONG');
+    expect(await connection.dbsize(), 'the new Redis knows nothing').toBe(0);
+    const left = await unfinished(h);
+    expect(left, 'work was still in flight when Redis died').toBeGreaterThan(0);
+
+    // The next sweep puts back a job for every run Postgres has not seen finish; a new worker finishes them.
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, jobsAdded: left });
+    worker = startRunWorker(context, engine, options);
     h.cleanup.push(() => worker.close());
     await waitFor('every run to finish', async () => (await unfinished(h)) === 0);
     expect((await runCounts(h.database.db)).succeeded).toBe(40);
-    for (let i = 1; i <= 40; i++) expect(fleet.installsOf(`ACME-PC-${String(i).padStart(5, '0')}`)).toHaveLength(1);
+    for (let i = 1; i <= 40; i++) {
+      const name = `ACME-PC-${String(i).padStart(5, '0')}`;
+      expect(fleet.installsOf(name), `${name} installs`).toHaveLength(1);
+      const reboots = fleet.ledger.filter((e) => e.device === name && e.kind === 'reboot').length;
+      const wanted = fleet.ledger.find((e) => e.device === name && e.kind === 'install')?.rebootsWanted ?? 0;
+      expect(reboots, `${name} reboots`).toBe(wanted);
+    }
+  });
+
+  it('a run the user deferred (pre-inserted as rolled, detail.deferred) is not a missed window and is planned again in the next window', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 3 }] }, h.clock.now);
+    await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
+    const db = h.database.db;
+    // ACME-PC-00001 has missed two windows already: one more real miss would flag it.
+    await db.execute(sql`update devices set consecutive_missed_windows = 2 where name = 'ACME-PC-00001'`);
+    // What the deferral (issue 7) writes: tonight's run, already rolled to tomorrow's window.
+    await db.execute(sql`insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, state, step, result, rolled_to, scheduled_at, finished_at, detail, updated_at)
+      select d.id, '2024-Feb', g.id, '2024-02-14T07:00:00Z', '2024-02-14T11:00:00Z', '["5034765"]'::jsonb, 'rolled', 'done', 'deferred',
+        '2024-02-15T07:00:00Z', now(), now(), '{"seq":0,"deferred":true}'::jsonb, now()
+      from devices d join rollouts g on g.ring = 'broad' and g.client_id = 'acme' where d.name = 'ACME-PC-00001'`);
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now });
+    const options: RolloutOptions = { deployer: fleet, pollMs: 5 };
+    const engine = h.engine(options);
+    const worker = startRunWorker({ redis: h.redis, prefix: h.prefix, log } as never, engine, options);
+    h.cleanup.push(() => worker.close());
+    expect(await engine.sweep(), 'the deferred device is left out tonight').toMatchObject({ runsPlanned: 2 });
+    await waitFor('tonight to finish', async () => (await unfinished(h)) === 0);
+    expect(fleet.installsOf('ACME-PC-00001')).toHaveLength(0);
+    expect(await engine.sweep()).toMatchObject({ gatesFinished: 0 });
+    const device = async () =>
+      rowsOf<{ missed: number; flagged: unknown }>(await db.execute(sql`select consecutive_missed_windows as missed, flagged_at as flagged from devices where name = 'ACME-PC-00001'`))[0]!;
+    expect(await device()).toEqual({ missed: 2, flagged: null });
+    expect(rowsOf(await db.execute(sql`select 1 from chat_outbox where subject like 'device-flagged:%'`))).toHaveLength(0);
+    expect((await loadBook(db, '2024-Feb')).gates['broad/acme']!.state, 'the ring waits for the deferred device').toBe('running');
+
+    // Tomorrow's window: the deferred device, and only it, gets its run; then the ring finishes.
+    h.clock.now = new Date('2024-02-15T07:30:00Z');
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 1 });
+    await waitFor('tomorrow to finish', async () => (await unfinished(h)) === 0);
+    expect(fleet.installsOf('ACME-PC-00001')).toHaveLength(1);
+    expect(await device()).toEqual({ missed: 0, flagged: null });
+    expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
+  });
+
+  it('Retry failed while the window still has room starts the same run again now, with new keys, once', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 2 }] }, h.clock.now);
+    await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
+    const db = h.database.db;
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now, devices: { 'ACME-PC-00001': { installFailureRate: 1 } } });
+    const options: RolloutOptions = { deployer: fleet, pollMs: 5, policy: { backoffBaseMinutes: 0, maxAttempts: 1 } };
+    const engine = h.engine(options);
+    const worker = startRunWorker({ redis: h.redis, prefix: h.prefix, log } as never, engine, options);
+    h.cleanup.push(() => worker.close());
+    await engine.sweep();
+    await waitFor('the window\'s first pass', async () => (await unfinished(h)) === 0);
+    expect(await runCounts(db)).toMatchObject({ failed: 1, succeeded: 1 });
+    const keysBefore = fleet.ledger.filter((e) => e.device === 'ACME-PC-00001').map((e) => e.key);
+    // The device is fixed (the engineer looked); the fleet has no setter for this, so its per-device table is edited.
+    (fleet as unknown as { perDevice: Record<string, object> }).perDevice['ACME-PC-00001'] = { installFailureRate: 0 };
+    const ctx = { db, now: () => h.clock.now };
+    const actor = { platform: 'slack' as const, id: 'U_ENG' };
+    const [first, second] = await Promise.all([
+      retryFailed(ctx, { actor, who: 'acme', windowStart: '2024-02-14T07:00:00Z' }),
+      retryFailed(ctx, { actor, who: 'acme', windowStart: '2024-02-14T07:00:00Z' }),
+    ]);
+    expect([first.outcome, second.outcome].sort()).toEqual(['applied', 'noop']);
+    expect(first.outcome === 'applied' ? first : second).toMatchObject({ again: 1, later: 0 });
+    expect(rowsOf(await db.execute(sql`select 1 from runs`)), 'no second run row for the device-window').toHaveLength(2);
+    await engine.sweep();
+    await waitFor('the retry to finish', async () => (await unfinished(h)) === 0);
+    expect(await runCounts(db)).toMatchObject({ succeeded: 2 });
+    const keysAfter = fleet.ledger.filter((e) => e.device === 'ACME-PC-00001').map((e) => e.key);
+    expect(keysAfter.length).toBeGreaterThan(keysBefore.length);
+    expect(keysAfter.slice(keysBefore.length).every((k) => !keysBefore.includes(k)), 'the retry reused an operation key').toBe(true);
   });
 
   describe('worker processes', () => {

@@ -189,6 +189,8 @@ describe('run step machine, by example', () => {
     expect(afterRun(rolled, 1, DEFAULT_RUN_POLICY)).toEqual({ consecutiveMissed: 2, flag: false });
     expect(afterRun(rolled, 2, DEFAULT_RUN_POLICY)).toEqual({ consecutiveMissed: 3, flag: true });
     expect(afterRun({ ...rolled, status: 'succeeded' }, 2, DEFAULT_RUN_POLICY)).toEqual({ consecutiveMissed: 0, flag: false });
+    // A user's deferral rolls the run on purpose: it neither counts as a miss nor flags the device.
+    expect(afterRun({ ...rolled, reason: 'deferred' }, 2, DEFAULT_RUN_POLICY)).toEqual({ consecutiveMissed: 2, flag: false });
   });
 });
 
