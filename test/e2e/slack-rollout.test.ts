@@ -11,7 +11,7 @@ import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
-import { loadBook, saveGates } from '../../src/db/rollout-repo.ts';
+import { loadBook } from '../../src/db/rollout-repo.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
