@@ -96,6 +96,16 @@ export interface OutboxDelivererOptions {
   concurrency?: number;
   /** How long a channel lock lives without renewal; a crashed holder blocks the channel at most this long. */
   lockTtlMs?: number;
+  /**
+   * chat.postMessage across the whole workspace, per `minuteMs`. Slack allows about one post per second per
+   * channel and, on top, "several hundred per minute" per workspace: a fan-out of DMs (each its own channel)
+   * meets the second limit, not the first. Default 285 (5% under 300), shared by every worker through Redis.
+   */
+  slackPostsPerMinute?: number;
+  /** The length of "a minute" for slackPostsPerMinute; benchmarks compress time against a compressed emulator. */
+  minuteMs?: number;
+  /** BullMQ's queue-wide limiter (jobs per second); it is what worker.rateLimit() pauses. Default 50. */
+  jobsPerSecond?: number;
 }
 
 export interface OutboxDeliverer extends RunningJobs {
@@ -126,6 +136,25 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
 
   async function unlock(key: string, token: string): Promise<void> {
     await connection.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end", 1, key, token);
+  }
+
+  const postSpacingMs = (options.minuteMs ?? 60_000) / (options.slackPostsPerMinute ?? 285);
+  const postSlotKey = `${prefix}:outbox:slack:post-slot`;
+  /**
+   * Reserves the next workspace-wide slot for a Slack post and waits for it. Slots are handed out by Redis in one
+   * atomic step, so posts from all workers and processes are spaced evenly (no burst then a 429).
+   */
+  async function paceSlackPost(): Promise<void> {
+    const wait = Number(
+      await connection.eval(
+        "local now = tonumber(ARGV[1]); local slot = math.max(now, tonumber(redis.call('get', KEYS[1]) or '0')); redis.call('set', KEYS[1], tostring(slot + tonumber(ARGV[2])), 'PX', 60000); return tostring(slot - now)",
+        1,
+        postSlotKey,
+        String(Date.now()),
+        String(postSpacingMs),
+      ),
+    );
+    if (wait > 0) await sleep(wait);
   }
 
   async function sweep(): Promise<number> {
@@ -176,6 +205,7 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
       if (wait > 0) await sleep(wait);
     }
 
+    if (row.action === 'post') await paceSlackPost();
     await markSending(db, row.id, now());
     const blocks = payload.blocks as never;
     try {
@@ -312,7 +342,7 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
     },
     // BullMQ honours worker.rateLimit() only when a limiter is set; this one is loose (pacing is per channel
     // above), it is here so a 429's Retry-After stops the whole queue, as Slack's limits are per workspace.
-    { connection, prefix, concurrency: options.concurrency ?? 4, autorun: true, limiter: { max: 50, duration: 1000 } },
+    { connection, prefix, concurrency: options.concurrency ?? 4, autorun: true, limiter: { max: options.jobsPerSecond ?? 50, duration: 1000 } },
   );
   worker.on('error', (error) => log.error({ err: error }, 'outbox worker error'));
   worker.on('failed', (job, error) => {

@@ -56,6 +56,12 @@ export interface RateLimitOptions {
    * i.e. one per second at real speed) holding at most `burst` (default 3). `false` turns it off.
    */
   postMessagePerChannel?: { intervalMs?: number; burst?: number } | false;
+  /**
+   * chat.postMessage across the workspace, per window: Slack documents a workspace-wide limit on top of the
+   * per-channel one ("several hundred messages per minute") without a number. Off unless set, so suites that
+   * predate it are unchanged; a fan-out of DMs (one channel each) sets it.
+   */
+  postMessagePerWorkspace?: number;
 }
 
 export interface SeedUser {
@@ -379,6 +385,18 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
     return undefined;
   }
 
+  const workspacePosts: number[] = [];
+  /** Sliding window of chat.postMessage calls workspace-wide; counted only when let through. */
+  function takeWorkspacePost(): number | undefined {
+    const limit = rl?.postMessagePerWorkspace;
+    if (!rl || limit === undefined) return undefined;
+    const now = clock();
+    while (workspacePosts.length > 0 && workspacePosts[0]! <= now - windowMs) workspacePosts.shift();
+    if (workspacePosts.length >= limit) return workspacePosts[0]! + windowMs - now;
+    workspacePosts.push(now);
+    return undefined;
+  }
+
   function takeChannel(channel: string): number | undefined {
     if (!rl || !perChannel) return undefined;
     const now = clock();
@@ -589,6 +607,8 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
 
     'chat.postMessage': (args, at) => {
       const channel = resolveChannel(args.channel);
+      const workspaceWait = takeWorkspacePost();
+      if (workspaceWait !== undefined) return ratelimitedAnswer('chat.postMessage', workspaceWait);
       const wait = takeChannel(channel);
       if (wait !== undefined) return ratelimitedAnswer('chat.postMessage', wait);
       const { message, missingText } = postMessage(channel, args, at);
