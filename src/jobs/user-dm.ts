@@ -148,9 +148,9 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
       people,
       now,
     });
-    for (const dm of plan.due) {
-      const ids = await writeDm(db, dm, now);
-      if (ids.length > 0) report.dms++;
+    for (let i = 0; i < plan.due.length; i += DMS_PER_TRANSACTION) {
+      const ids = await writeDms(db, plan.due.slice(i, i + DMS_PER_TRANSACTION), now);
+      report.dms += ids.length;
       report.outboxIds.push(...ids);
     }
     if (plan.unmatched.length > 0 && channel) {
@@ -187,26 +187,48 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
   return report;
 }
 
-/** One DM: its row and its outbox post in one transaction, both keyed user x night. */
-async function writeDm(db: AppDatabase, dm: PlannedDm, now: Date): Promise<number[]> {
+/** A batch of DMs per transaction: a crash loses none of a batch's rows without its posts, and none twice. */
+const DMS_PER_TRANSACTION = 500;
+
+/** DM rows and their outbox posts in one transaction, both keyed user x night; a DM already written is skipped. */
+async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date): Promise<number[]> {
+  if (dms.length === 0) return [];
   return db.transaction(async (tx) => {
-    const devices = dm.devices.map((d) => ({ ...d, windowStart: d.windowStart.toISOString(), windowEnd: d.windowEnd.toISOString() }));
-    const [row] = rowsOf<{ id: number }>(
-      await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
-        values (${dm.key}, 'tonight', ${dm.personId}, ${dm.clientId}, ${dm.releaseId}, ${dm.night}, ${dm.platform}, ${dm.channel}, ${dm.recipient}, ${dm.zone},
-          ${JSON.stringify(devices)}::jsonb, ${dm.sendAt.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-        on conflict (key) do nothing returning id`),
+    const rows = JSON.stringify(
+      dms.map((dm) => ({
+        key: dm.key,
+        person_id: dm.personId,
+        client_id: dm.clientId,
+        release_id: dm.releaseId,
+        night: dm.night,
+        platform: dm.platform,
+        channel: dm.channel,
+        recipient: dm.recipient,
+        zone: dm.zone,
+        devices: dm.devices.map((d) => ({ ...d, windowStart: d.windowStart.toISOString(), windowEnd: d.windowEnd.toISOString() })),
+        send_at: dm.sendAt.toISOString(),
+      })),
     );
-    if (!row) return [];
-    const item: OutboxItem = {
-      key: `userdm:${dm.key}`,
-      platform: dm.platform,
-      channel: dm.channel,
-      action: 'post',
-      subject: `userdm:${dm.key}`,
-      payload: userDmPayload(dm.platform, { dmId: Number(row.id), text: dm.text }),
-    };
-    return enqueueOutbox(tx, [item], now);
+    const inserted = rowsOf<{ id: number; key: string }>(
+      await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
+        select key, 'tonight', person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, ${now.toISOString()}::timestamptz
+        from jsonb_to_recordset(${rows}::jsonb) as r(key text, person_id int, client_id text, release_id text, night date, platform text, channel text,
+          recipient text, zone text, devices jsonb, send_at timestamptz)
+        on conflict (key) do nothing returning id, key`),
+    );
+    const byKey = new Map(dms.map((dm) => [dm.key, dm]));
+    const items: OutboxItem[] = inserted.map((row) => {
+      const dm = byKey.get(row.key)!;
+      return {
+        key: `userdm:${dm.key}`,
+        platform: dm.platform,
+        channel: dm.channel,
+        action: 'post',
+        subject: `userdm:${dm.key}`,
+        payload: userDmPayload(dm.platform, { dmId: Number(row.id), text: dm.text }),
+      };
+    });
+    return enqueueOutbox(tx, items, now);
   });
 }
 
