@@ -8,7 +8,7 @@
  */
 import { getTableName, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
-import type { Inventory, InventoryDevice } from '../domain/inventory.ts';
+import { CLIENT_SETTING_KEYS, type Inventory, type InventoryDevice } from '../domain/inventory.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
 import { auditLog, chatIdentities, clients, devices, locations, msp, people, type WindowsByClass } from './schema.ts';
 
@@ -85,6 +85,7 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
       timezone: client.timezone,
       windows: windowSpecs(client.windows),
       software: client.software,
+      settings: client.settings ?? {},
       createdAt: now,
       updatedAt: now,
       retiredAt: null,
@@ -92,7 +93,10 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
     .sort(byKey((row) => row.id));
   const clientIds = clientRows.map((row) => row.id);
   const clientsRetiredBefore = await retiredKeys(tx, sql`select id as key from clients where retired_at is not null`);
-  const clientCounts = await upsertInBatches(tx, clients, clientRows, [clients.id], [clients.name, clients.timezone, clients.windows, clients.software, clients.retiredAt]);
+  // The file owns only its own settings keys; anything else in settings (set by the bot itself) is kept.
+  const clientCounts = await upsertInBatches(tx, clients, clientRows, [clients.id], [clients.name, clients.timezone, clients.windows, clients.software, clients.retiredAt], {
+    settings: sql`(${clients.settings} - ${sql.raw(`array[${CLIENT_SETTING_KEYS.map((key) => `'${key}'`).join(', ')}]`)}) || excluded."settings"`,
+  });
   const retiredClients = await retireMissing(tx, sql`update clients set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and id not in (select jsonb_array_elements_text(${JSON.stringify(clientIds)}::jsonb))
     returning id as key`);

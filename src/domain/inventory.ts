@@ -30,6 +30,39 @@ export interface InventoryLocation {
   devices: InventoryDevice[];
 }
 
+/**
+ * A client's optional behaviour, stored in `clients.settings` and read by the rollout, Teams and DM jobs.
+ * Only what the file says is set; a key the file leaves out falls back to the job's default.
+ */
+export interface ClientSettings {
+  /** The client's own Slack channel for window summaries (the engineers' channel always gets them too). */
+  slackChannel?: string;
+  /** The client's Microsoft 365 tenant: a Teams install from it is linked to this client. */
+  teamsTenantId?: string;
+  /** Where the client's end users get their "save your work" messages. */
+  chatPlatform?: 'slack' | 'teams';
+  /** HH:MM, local to the user: when that message goes out on the day of the window. */
+  dmTime?: string;
+  dmTemplate?: string;
+  maxDeferralsPerRelease?: number;
+  /** Opt-in: the pilot counts as confirmed this many hours after it finished if no champion answered. */
+  autoConfirmHours?: number;
+  /** At most this many of the client's runs at once. */
+  runConcurrency?: number;
+}
+
+/** The settings keys the inventory owns: an import sets these and removes any the file no longer names. */
+export const CLIENT_SETTING_KEYS = [
+  'slackChannel',
+  'teamsTenantId',
+  'chatPlatform',
+  'dmTime',
+  'dmTemplate',
+  'maxDeferralsPerRelease',
+  'autoConfirmHours',
+  'runConcurrency',
+] as const satisfies ReadonlyArray<keyof ClientSettings>;
+
 export interface InventoryClient {
   id: string;
   name: string;
@@ -39,6 +72,8 @@ export interface InventoryClient {
   software: string[];
   champions: InventoryChampion[];
   locations: InventoryLocation[];
+  /** Absent when the file sets none. */
+  settings?: ClientSettings;
 }
 
 export interface InventoryMsp {

@@ -134,6 +134,24 @@ describe(`inventory import on ${backend}`, () => {
     expect(identities.map((i) => `${i.platform}:${i.externalId}`).sort()).toEqual(['slack:U0ENG1', 'slack:U0ENG2', 'teams:aad-0001']);
   });
 
+  it('stores the settings the file gives, keeps what the bot stored itself, and drops what the file no longer says', async () => {
+    const settingsOf = async () => (await database.db.select().from(clients).where(eq(clients.id, 'acme-dental')))[0]!.settings;
+    const inventory = smallInventory();
+    inventory.clients[0]!.settings = { slackChannel: 'C0ACME', chatPlatform: 'teams', maxDeferralsPerRelease: 1 };
+    const added = await applyInventory(database.db, inventory, LATER);
+    expect(added.clients).toMatchObject({ changed: 1 });
+    expect(await settingsOf()).toEqual({ slackChannel: 'C0ACME', chatPlatform: 'teams', maxDeferralsPerRelease: 1 });
+
+    // Something the bot keeps in settings for itself is not the file's to remove.
+    await database.db.execute(sql`update clients set settings = settings || '{"linkedBy":"U0ENG1"}'::jsonb where id = 'acme-dental'`);
+    expect(withoutNames(await applyInventory(database.db, inventory, LATER)).clients).toMatchObject({ changed: 0 });
+
+    const back = await applyInventory(database.db, smallInventory(), LATER);
+    expect(back.clients).toMatchObject({ changed: 1 });
+    expect(await settingsOf()).toEqual({ linkedBy: 'U0ENG1' });
+    await database.db.execute(sql`update clients set settings = '{}'::jsonb where id = 'acme-dental'`);
+  });
+
   it('counts only what changed: one device moved ring, one client renamed, one champion gone', async () => {
     const inventory = smallInventory();
     inventory.clients[0]!.locations[0]!.devices[1]!.ring = 'pilot';

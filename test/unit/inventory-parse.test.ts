@@ -90,6 +90,36 @@ describe('parseInventory on good files', () => {
     expect(client.windows).toEqual(inventory.msp.windows);
   });
 
+  it('reads a client\'s optional settings and reports bad ones on their own lines', () => {
+    const good = BASE.replace('    software', '    channel: C0ACME\n    teams_tenant_id: 2F9D4C1E-7B3A-4E8F-9A61-0C5D8E2B7F43\n    chat: teams\n    dm_time: "14:30"\n    dm_template: "Hi {name}"\n    max_deferrals: 0\n    auto_confirm_hours: 48\n    run_concurrency: 5\n    software');
+    expect(inventoryOf(parseInventory(good, 'settings.yaml')).clients[0]!.settings).toEqual({
+      slackChannel: 'C0ACME',
+      teamsTenantId: '2f9d4c1e-7b3a-4e8f-9a61-0c5d8e2b7f43',
+      chatPlatform: 'teams',
+      dmTime: '14:30',
+      dmTemplate: 'Hi {name}',
+      maxDeferralsPerRelease: 0,
+      autoConfirmHours: 48,
+      runConcurrency: 5,
+    });
+    expect(inventoryOf(parseInventory(BASE, 'plain.yaml')).clients[0]!.settings).toBeUndefined();
+
+    const bad = BASE.replace('    software', '    channel: general\n    teams_tenant_id: contoso\n    chat: email\n    dm_time: "3pm"\n    max_deferrals: -1\n    run_concurrency: "5"\n    software');
+    const parsed = parseInventory(bad, 'bad.yaml');
+    expect(parsed.ok).toBe(false);
+    const lines = bad.split('\n');
+    const lineOf = (key: string) => lines.findIndex((line) => line.startsWith(`    ${key}:`)) + 1;
+    const problems = parsed.ok ? [] : parsed.problems.map((p) => `${p.line} ${p.path}: ${p.message}`);
+    expect(problems).toEqual([
+      `${lineOf('channel')} clients[0].channel: "general" is not a Slack channel id (C… or G…, e.g. C0ACME)`,
+      `${lineOf('teams_tenant_id')} clients[0].teams_tenant_id: "contoso" is not a Microsoft 365 tenant id (a GUID)`,
+      `${lineOf('chat')} clients[0].chat: "email" is not a chat (expected slack or teams)`,
+      `${lineOf('dm_time')} clients[0].dm_time: "3pm" is not a time (HH:MM, e.g. "15:00")`,
+      `${lineOf('max_deferrals')} clients[0].max_deferrals: expected a whole number from 0 to 50`,
+      `${lineOf('run_concurrency')} clients[0].run_concurrency: expected a whole number from 1 to 100000`,
+    ]);
+  });
+
   it('keeps one spelling for a zone written in another case', () => {
     const inventory = inventoryOf(parseInventory(BASE.replace('timezone: America/Chicago\n    windows', 'timezone: america/chicago\n    windows'), 'x.yaml'));
     expect(inventory.clients[0]!.timezone).toBe('America/Chicago');
@@ -168,7 +198,7 @@ describe('did-you-mean for misspelled keys', () => {
     const problems = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    colour: blue'), 'x.yaml'));
     expect(problems).toHaveLength(1);
     expect(problems[0]!.message).toBe(
-      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, locations)',
+      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, auto_confirm_hours, run_concurrency)',
     );
   });
 });

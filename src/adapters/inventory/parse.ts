@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isScalar, LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
 import type {
+  ClientSettings,
   DeviceClass,
   Inventory,
   InventoryChampion,
@@ -23,7 +24,10 @@ const ROOT_SHAPE = { required: ['msp', 'clients'], optional: [] } as const;
 const MSP_SHAPE = { required: ['name', 'engineers', 'channel', 'timezone', 'windows'], optional: ['devices'] } as const;
 const CLIENT_SHAPE = {
   required: ['id', 'name', 'timezone', 'windows'],
-  optional: ['software', 'champions', 'locations'],
+  optional: [
+    'software', 'champions', 'locations',
+    'channel', 'teams_tenant_id', 'chat', 'dm_time', 'dm_template', 'max_deferrals', 'auto_confirm_hours', 'run_concurrency',
+  ],
 } as const;
 const CHAMPION_SHAPE = { required: [], optional: ['email', 'teams_id', 'teamsId', 'name'] } as const;
 const LOCATION_SHAPE = { required: ['id'], optional: ['name', 'devices'] } as const;
@@ -37,6 +41,8 @@ const CLASS_PATTERN = /^[a-z][a-z0-9_-]*$/;
 const SLACK_USER_PATTERN = /^[UW][A-Z0-9]{2,}$/;
 const SLACK_CHANNEL_PATTERN = /^[CG][A-Z0-9]{2,}$/;
 const emailSchema = z.email();
+const TENANT_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TIME_PATTERN = /^([01]\d|2[0-3]):[0-5]\d$/;
 
 interface SeenDevice {
   line: number;
@@ -204,6 +210,7 @@ class InventoryReader {
       locations.push(location);
     }
     if (windows) this.checkClasses(classUses, windows, `${item.path}.windows`);
+    const settings = this.readClientSettings(fields);
     const client: InventoryClient = {
       id: id ?? '',
       name: this.r.text(fields.get('name')) ?? '',
@@ -212,8 +219,54 @@ class InventoryReader {
       software,
       champions,
       locations,
+      ...(Object.keys(settings).length > 0 ? { settings } : {}),
     };
     return { client, idNode: fields.get('id')?.value ?? null };
+  }
+
+  private readClientSettings(fields: Map<string, Field>): ClientSettings {
+    const settings: ClientSettings = {};
+    const channel = this.r.text(fields.get('channel'));
+    if (channel !== undefined) {
+      if (SLACK_CHANNEL_PATTERN.test(channel)) settings.slackChannel = channel;
+      else this.r.report(fields.get('channel')!.value, fields.get('channel')!.path, `"${channel}" is not a Slack channel id (C… or G…, e.g. C0ACME)`);
+    }
+    const tenant = this.r.text(fields.get('teams_tenant_id'));
+    if (tenant !== undefined) {
+      if (TENANT_PATTERN.test(tenant)) settings.teamsTenantId = tenant.toLowerCase();
+      else this.r.report(fields.get('teams_tenant_id')!.value, fields.get('teams_tenant_id')!.path, `"${tenant}" is not a Microsoft 365 tenant id (a GUID)`);
+    }
+    const chat = this.r.text(fields.get('chat'));
+    if (chat !== undefined) {
+      if (chat === 'slack' || chat === 'teams') settings.chatPlatform = chat;
+      else this.r.report(fields.get('chat')!.value, fields.get('chat')!.path, `"${chat}" is not a chat (expected slack or teams)`);
+    }
+    const dmTime = this.r.text(fields.get('dm_time'));
+    if (dmTime !== undefined) {
+      if (TIME_PATTERN.test(dmTime)) settings.dmTime = dmTime;
+      else this.r.report(fields.get('dm_time')!.value, fields.get('dm_time')!.path, `"${dmTime}" is not a time (HH:MM, e.g. "15:00")`);
+    }
+    const template = this.r.text(fields.get('dm_template'));
+    if (template !== undefined) settings.dmTemplate = template;
+    const numbers = [
+      ['max_deferrals', 'maxDeferralsPerRelease', 0, 50],
+      ['auto_confirm_hours', 'autoConfirmHours', 1, 24 * 30],
+      ['run_concurrency', 'runConcurrency', 1, 100_000],
+    ] as const;
+    for (const [key, setting, min, max] of numbers) {
+      const value = this.wholeNumber(fields.get(key), min, max);
+      if (value !== undefined) settings[setting] = value;
+    }
+    return settings;
+  }
+
+  private wholeNumber(field: Field | undefined, min: number, max: number): number | undefined {
+    if (!field) return undefined;
+    const node = this.r.resolve(field.value);
+    const value = isScalar(node) ? node.value : undefined;
+    if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
+    this.r.report(field.value ?? field.key, field.path, `expected a whole number from ${min} to ${max}`);
+    return undefined;
   }
 
   private readChampion(item: ListItem): InventoryChampion | undefined {
