@@ -388,6 +388,15 @@ export async function unfinishedRuns(db: AppDatabase): Promise<UnfinishedRun[]> 
   return rows.map((r) => ({ id: Number(r.id), clientId: r.client_id, windowEnd: iso(r.window_end)! }));
 }
 
+/** Ids of runs not yet ended but those in `except`, oldest first: `unfinishedRuns` when no limit needs the client. */
+export async function unfinishedRunIds(db: AppDatabase, except: readonly number[] = []): Promise<number[]> {
+  const rows = rowsOf<{ id: number }>(
+    await db.execute(sql`select id from runs where state in ('scheduled', 'running')
+      and id <> all(${`{${except.join(',')}}`}::bigint[]) order by id`),
+  );
+  return rows.map((r) => Number(r.id));
+}
+
 /**
  * Gates running whose every live device is settled for the release: its run under this gate succeeded, failed
  * for good, or found nothing to install; or the device is flagged after missing too many windows. A device

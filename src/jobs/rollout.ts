@@ -34,6 +34,7 @@ import {
   saveGates,
   saveRun,
   unfinishedRuns,
+  unfinishedRunIds,
   updateDeviceMisses,
   windowTallies,
   type NewRun,
@@ -58,6 +59,7 @@ import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 export const SWEEP_QUEUE = 'rollout-sweep';
 export const RUN_QUEUE = 'rollout-run';
 const SWEEP_SCHEDULER_ID = 'rollout-sweep-tick';
+const FIRST_BATCH = 250;
 
 export interface RolloutOptions {
   /** Default: a simulated fleet on the context's clock (the local demo; real deployers come with their issue). */
@@ -238,36 +240,45 @@ export class RolloutEngine {
     const now = DateTime.fromJSDate(nowDate, { zone: 'utc' });
     const t0 = performance.now();
     const report: SweepReport = { windowsOpened: 0, held: 0, runsPlanned: 0, jobsAdded: 0, gatesFinished: 0, messages: 0, ms: { open: 0, enqueue: 0, advance: 0 } };
-    const holds = await this.holds(true);
-    const devices = await openGateDevices(this.db);
+    const [holds, devices, limits] = await Promise.all([this.holds(true), openGateDevices(this.db), this.clientLimits()]);
 
-    // Which windows are open now, worked out once per (zone, spec) rather than per device.
-    const windows = new Map<string, MaintenanceWindow | undefined>();
-    const windowFor = (timezone: string, spec: string | null): MaintenanceWindow | undefined => {
+    // Which windows are open now, and whether they still have room for an install, worked out once per
+    // (zone, spec) rather than per device: 20,000 devices share a few hundred owners' windows.
+    interface Slot {
+      windowStart: string;
+      windowEnd: string;
+    }
+    const slots = new Map<string, Slot | null>();
+    const slotFor = (timezone: string, spec: string | null): Slot | null => {
       const key = `${timezone} ${spec}`;
-      if (!windows.has(key)) {
+      let slot = slots.get(key);
+      if (slot === undefined) {
         const rule = parseRule(spec);
-        windows.set(key, rule ? windowContaining(rule, timezone, now) : undefined);
+        const window = rule ? windowContaining(rule, timezone, now) : undefined;
+        // A window with no room left for an install plans nothing: its runs would only roll, and count as missed.
+        slot =
+          window && canStartStep(window, now, this.policy.installBudgetMinutes)
+            ? { windowStart: window.start.toUTC().toISO()!, windowEnd: window.end.toUTC().toISO()! }
+            : null;
+        slots.set(key, slot);
       }
-      return windows.get(key);
+      return slot;
     };
     interface Group {
       gate: { id: number; releaseId: string; ring: Ring; clientId: string | null; state: string };
-      window: MaintenanceWindow;
       windowStart: string;
+      windowEnd: string;
       devices: OpenGateDevice[];
     }
     const groups = new Map<string, Group>();
     for (const device of devices) {
-      const window = windowFor(device.timezone, device.spec);
-      // A window with no room left for an install plans nothing: its runs would only roll, and count as missed.
-      if (!window || !canStartStep(window, now, this.policy.installBudgetMinutes)) continue;
-      const windowStart = window.start.toUTC().toISO()!;
-      const key = `${device.gateId} ${windowStart}`;
+      const slot = slotFor(device.timezone, device.spec);
+      if (!slot) continue;
+      const key = `${device.gateId} ${slot.windowStart}`;
       let group = groups.get(key);
       if (!group) {
         const gate = { id: device.gateId, releaseId: device.releaseId, ring: device.ring, clientId: device.clientId, state: device.gateState };
-        group = { gate, window, windowStart, devices: [] };
+        group = { gate, windowStart: slot.windowStart, windowEnd: slot.windowEnd, devices: [] };
         groups.set(key, group);
       }
       group.devices.push(device);
@@ -300,12 +311,15 @@ export class RolloutEngine {
     })();
 
     const releaseIds = [...new Set(open.map((g) => g.gate.releaseId))];
-    const settled = await settledDevices(this.db, releaseIds, [...new Set(open.map((g) => g.windowStart))]);
+    const [settled, approvalLists] = await Promise.all([
+      settledDevices(this.db, releaseIds, [...new Set(open.map((g) => g.windowStart))]),
+      Promise.all(releaseIds.map((releaseId) => effectiveApprovals(this.db, releaseId))),
+    ]);
     const approvals = new Map<string, ReadonlySet<string> | 'all'>();
-    for (const releaseId of releaseIds) {
-      const list = await effectiveApprovals(this.db, releaseId);
+    releaseIds.forEach((releaseId, i) => {
+      const list = approvalLists[i]!;
       approvals.set(releaseId, list.some((a) => a.updateKey === null) ? 'all' : new Set(list.map((a) => a.updateKey!)));
-    }
+    });
     const rows: NewRun[] = [];
     const passedOver: NewRun[] = [];
     for (const group of open) {
@@ -316,14 +330,14 @@ export class RolloutEngine {
         releaseId: gate.releaseId,
         ring: gate.ring,
         clientId: gate.clientId,
-        devices: group.devices.filter((d) => !settled.planned.has(`${d.id}/${group.windowStart}`)),
+        devices: settled.planned.size === 0 ? group.devices : group.devices.filter((d) => !settled.planned.has(`${d.id}/${group.windowStart}`)),
         products: catalog.products,
         updates: catalog.updates,
         approved: approvals.get(gate.releaseId)!,
         holds,
-        done: new Set(group.devices.filter((d) => settled.done.has(`${gate.releaseId}/${d.id}`)).map((d) => d.id)),
+        done: settled.done.size === 0 ? new Set() : new Set(group.devices.filter((d) => settled.done.has(`${gate.releaseId}/${d.id}`)).map((d) => d.id)),
       });
-      const windowEnd = group.window.end.toUTC().toISO()!;
+      const { windowEnd } = group;
       for (const r of plan.runs) {
         rows.push({ deviceId: r.deviceId, releaseId: gate.releaseId, rolloutId: gate.id, windowStart: group.windowStart, windowEnd, updates: r.updates });
       }
@@ -332,19 +346,21 @@ export class RolloutEngine {
         passedOver.push({ deviceId: r.deviceId, releaseId: gate.releaseId, rolloutId: gate.id, windowStart: group.windowStart, windowEnd, updates: [], skipped: r.reason });
       }
     }
-    // Devices with nothing to install get a finished, skipped run: the ring then knows they are settled.
-    await insertRuns(this.db, passedOver, nowDate);
+    // Devices with nothing to install get a finished, skipped run: the ring then knows they are settled. No job
+    // waits on them, so they are written alongside the runs below.
+    const passingOver = insertRuns(this.db, passedOver, nowDate);
     // Insert batches on two connections at once (the unique key keeps them from colliding) and enqueue each batch
     // as it lands, so Postgres and Redis work side by side. With per-client limits the new runs wait for
     // admission below instead.
-    const limits = await this.clientLimits();
     const enqueued = new Set<number>();
     let adding: Promise<unknown> = Promise.resolve();
     let next = 0;
     const inserter = async () => {
       while (next < rows.length) {
-        const batch = rows.slice(next, next + RUNS_PER_STATEMENT);
-        next += RUNS_PER_STATEMENT;
+        // A small first batch gets Redis busy sooner: its adding is the longest part of the sweep.
+        const size = next === 0 ? FIRST_BATCH : RUNS_PER_STATEMENT;
+        const batch = rows.slice(next, next + size);
+        next += size;
         const ids = await insertRuns(this.db, batch, nowDate);
         report.runsPlanned += ids.length;
         if (limits.size === 0) {
@@ -353,7 +369,7 @@ export class RolloutEngine {
         }
       }
     };
-    await Promise.all([inserter(), inserter(), gateEvents]);
+    await Promise.all([inserter(), inserter(), gateEvents, passingOver]);
     await adding;
 
     const t1 = performance.now();
@@ -435,9 +451,16 @@ export class RolloutEngine {
 
   /** Adds a job for every unfinished run the limits admit (but those in `skip`); jobs already in Redis stay as they are. */
   async enqueueUnfinished(skip: ReadonlySet<number> = new Set(), limits?: Map<string | null, number>): Promise<number> {
+    const perClient = limits ?? (await this.clientLimits());
+    if (perClient.size === 0) {
+      // No limits: every unfinished run is admitted, so Postgres leaves out the skipped ones itself (a sweep has
+      // just enqueued the 20,000 it planned; reading them all back only to drop them costs more than the rest).
+      const ids = await unfinishedRunIds(this.db, [...skip]);
+      await this.addRunJobs(ids);
+      return ids.length;
+    }
     const unfinished = await unfinishedRuns(this.db);
     if (unfinished.length === 0) return 0;
-    const perClient = limits ?? (await this.clientLimits());
     const admitted = admit(unfinished, (clientId) => perClient.get(clientId) ?? Infinity).filter((r) => !skip.has(r.id));
     await this.addRunJobs(admitted.map((r) => r.id));
     return admitted.length;
