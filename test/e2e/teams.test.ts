@@ -17,6 +17,7 @@ import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { enqueueOutbox } from '../../src/db/outbox-repo.ts';
+import { userDmPayload } from '../../src/bot/user-dm-render.ts';
 import { loadBook, saveGates, insertRuns } from '../../src/db/rollout-repo.ts';
 import { transition, type RolloutEvent } from '../../src/domain/rollout.ts';
 import { createTeamsAdapter, createTeamsBot, teamsRequestHandler } from '../../src/bot/teams/app.ts';
@@ -370,6 +371,43 @@ describe('pilot sign-off', () => {
     expect(card.actions).toBeUndefined();
     expect(await gateState('beta')).toBe('awaiting_confirmation');
     expect(await gateState('beta', 'broad')).toBeUndefined();
+  });
+});
+
+describe('save-your-work card answers', () => {
+  async function teamsDm(recipient: string, key: string): Promise<number> {
+    const [row] = rowsOf<{ id: number }>(
+      await db.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at)
+        select ${key}, 'tonight', p.id, 'acme', '2024-Feb', '2026-03-03', 'teams', 'a:personal-acme', ${recipient}, 'America/Chicago', '[]'::jsonb, now()
+        from people p order by p.id limit 1
+        returning id`),
+    );
+    // Posted as the DM job posts it, so the answer has a card to edit.
+    await enqueueOutbox(db, [{ key: `userdm:${key}`, platform: 'teams', channel: 'a:personal-acme', action: 'post', subject: `userdm:${key}`, payload: userDmPayload('teams', { dmId: row!.id, text: 'Please leave ACME-PC-01 on tonight.' }) }], now());
+    await outboxSettled();
+    return row!.id;
+  }
+  const dmAnswer = async (dmId: number) =>
+    rowsOf<{ answer: string | null }>(await db.execute(sql`select answer from user_dms where id = ${dmId}`))[0]?.answer ?? null;
+  const dmEdits = async (dmId: number) =>
+    rowsOf<{ state: string }>(await db.execute(sql`select state from chat_outbox where idempotency_key = ${`userdm:${dmId}:answered`}`)).map((r) => r.state);
+
+  it('only the person the card was sent to can answer it; their answer is recorded once and the card edited', async () => {
+    const dmId = await teamsDm('aad-user-jane', 'tonight:teams-test:2026-03-03');
+    const other = invokeAnswer(await turn(invoke('a:personal-acme', 'aad-user-bob', 'userdm.ok', { dmId }, 'dm-other-1')));
+    expect(JSON.stringify(other.value)).toContain('for the person this message was sent to');
+    expect(await dmAnswer(dmId)).toBeNull();
+    expect(await dmEdits(dmId)).toEqual([]);
+
+    await turn(invoke('a:personal-acme', 'aad-user-jane', 'userdm.ok', { dmId }, 'dm-jane-1'));
+    await turn(invoke('a:personal-acme', 'aad-user-jane', 'userdm.ok', { dmId }, 'dm-jane-2'));
+    expect(await dmAnswer(dmId)).toBe('ok');
+    await outboxSettled();
+    expect(await dmEdits(dmId)).toEqual(['sent']);
+    const audits = rowsOf<{ actor: string; source: string }>(
+      await db.execute(sql`select actor, source from audit_log where subject = 'userdm:tonight:teams-test:2026-03-03'`),
+    );
+    expect(audits).toEqual([{ actor: 'aad-user-jane', source: 'teams' }]);
   });
 });
 

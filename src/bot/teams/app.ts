@@ -16,6 +16,8 @@ import type { AppDatabase } from '../../db/client.ts';
 import type { Logger } from '../../log.ts';
 import type { RequestHandler } from '../../runtime/http.ts';
 import type { Actor, UseCaseContext } from '../use-cases/decisions.ts';
+import { answerUserDm, type DmAnswer } from '../use-cases/user-dm.ts';
+import { VERB_DM_DEFER, VERB_DM_OK } from './user-dm-card.ts';
 import { confirmPilot, loadSignoff, reportPilotProblem, type PilotResult } from '../use-cases/pilot.ts';
 import { captureInstall, findLinkCode, redeemLinkCode, removeConversation, type InstallInput, type LinkResult } from '../use-cases/teams-link.ts';
 import { renderSignoffCard, VERB_CONFIRM, VERB_PROBLEM, VERB_REFRESH } from './signoff-card.ts';
@@ -198,6 +200,20 @@ export function createTeamsBot(options: TeamsBotOptions): Application<TurnState>
     const result = await reportPilotProblem(ctx, { actor: actorOf(context.activity), ...t, text: String(data.problem ?? ''), requestId: requestId(context) });
     await context.sendActivity(result.message);
   });
+
+  // "Save your work tonight": only the person the card was sent to may answer (the use-case checks their AAD id);
+  // the card itself is edited through the outbox, so the invoke answers with the outcome in words.
+  interface DmData {
+    dmId?: number;
+  }
+  const answerDm = async (context: TurnContext, data: DmData, answer: DmAnswer): Promise<string> => {
+    if (typeof data.dmId !== 'number') return 'This message is out of date.';
+    return (await answerUserDm(ctx, { actor: { platform: 'teams', id: actorOf(context.activity).id }, dmId: data.dmId, answer })).message;
+  };
+  app.adaptiveCards.actionExecute<DmData>(VERB_DM_OK, (context, _state, data) => answerDm(context, data, 'ok'));
+  app.adaptiveCards.actionExecute<DmData>(VERB_DM_DEFER, (context, _state, data) => answerDm(context, data, 'defer'));
+  app.adaptiveCards.actionSubmit<DmData>(VERB_DM_OK, async (context, _state, data) => void (await context.sendActivity(await answerDm(context, data, 'ok'))));
+  app.adaptiveCards.actionSubmit<DmData>(VERB_DM_DEFER, async (context, _state, data) => void (await context.sendActivity(await answerDm(context, data, 'defer'))));
 
   app.activity(ActivityTypes.Message, async (context) => {
     if (context.activity.text) await context.sendActivity(HELP);
