@@ -60,6 +60,7 @@ export const SWEEP_QUEUE = 'rollout-sweep';
 export const RUN_QUEUE = 'rollout-run';
 const SWEEP_SCHEDULER_ID = 'rollout-sweep-tick';
 const FIRST_BATCH = 250;
+const ADD_BULK_MAX = 5000;
 
 export interface RolloutOptions {
   /** Default: a simulated fleet on the context's clock (the local demo; real deployers come with their issue). */
@@ -353,7 +354,21 @@ export class RolloutEngine {
     // as it lands, so Postgres and Redis work side by side. With per-client limits the new runs wait for
     // admission below instead.
     const enqueued = new Set<number>();
-    let adding: Promise<unknown> = Promise.resolve();
+    // Batches that land while Redis is busy are added together: fewer, larger addBulk calls, as the baseline makes.
+    const pending: number[] = [];
+    let adding: Promise<void> | undefined;
+    let addError: unknown;
+    const drain = async () => {
+      try {
+        while (pending.length > 0) await this.addRunJobs(pending.splice(0, ADD_BULK_MAX));
+      } catch (error) {
+        // Thrown below once the inserts are done; the runs are in Postgres and the next sweep adds their jobs.
+        addError ??= error;
+        pending.length = 0;
+      } finally {
+        adding = undefined;
+      }
+    };
     let next = 0;
     const inserter = async () => {
       while (next < rows.length) {
@@ -365,12 +380,16 @@ export class RolloutEngine {
         report.runsPlanned += ids.length;
         if (limits.size === 0) {
           for (const id of ids) enqueued.add(id);
-          adding = adding.then(() => this.addRunJobs(ids));
+          if (addError === undefined) {
+            for (const id of ids) pending.push(id);
+            adding ??= drain();
+          }
         }
       }
     };
     await Promise.all([inserter(), inserter(), gateEvents, passingOver]);
     await adding;
+    if (addError !== undefined) throw addError;
 
     const t1 = performance.now();
     report.jobsAdded = enqueued.size + (await this.enqueueUnfinished(enqueued, limits));
@@ -467,8 +486,8 @@ export class RolloutEngine {
   }
 
   private async addRunJobs(ids: readonly number[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += 5000) {
-      await this.queue.addBulk(ids.slice(i, i + 5000).map((id) => ({ name: 'run', data: { runId: id }, opts: { jobId: `run-${id}` } })));
+    for (let i = 0; i < ids.length; i += ADD_BULK_MAX) {
+      await this.queue.addBulk(ids.slice(i, i + ADD_BULK_MAX).map((id) => ({ name: 'run', data: { runId: id }, opts: { jobId: `run-${id}` } })));
     }
   }
 
