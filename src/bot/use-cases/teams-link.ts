@@ -58,6 +58,17 @@ async function match(tx: AppDatabase, input: InstallInput): Promise<Match | unde
   return undefined;
 }
 
+async function personOf(tx: AppDatabase, input: InstallInput): Promise<number | null> {
+  const email = (input.by.email ?? input.by.upn)?.toLowerCase() ?? null;
+  const [row] = rowsOf<{ id: number }>(
+    await tx.execute(sql`select p.id from people p where p.retired_at is null and (
+        p.id in (select person_id from chat_identities where platform = 'teams' and external_id = ${input.by.id ?? ''})
+        or (${email}::text is not null and lower(p.email) = ${email}))
+      order by p.id limit 2`),
+  );
+  return row ? Number(row.id) : null;
+}
+
 async function storeConversation(tx: AppDatabase, input: InstallInput, clientId: string | null, personId: number | null, now: Date): Promise<void> {
   await tx.execute(sql`insert into teams_conversations (conversation_id, tenant_id, kind, client_id, person_id, reference, created_at, updated_at)
     values (${input.conversationId}, ${input.tenantId ?? null}, ${input.kind}, ${clientId}, ${personId}, ${JSON.stringify(input.reference)}::jsonb,
@@ -73,12 +84,15 @@ export async function captureInstall(ctx: UseCaseContext, input: InstallInput): 
   return ctx.db.transaction(async (tx) => {
     const now = ctx.now();
     const found = await match(tx, input);
-    const personId = input.kind === 'personal' && found?.via === 'champion' ? found.personId : null;
-    await storeConversation(tx, input, found?.clientId ?? null, personId, now);
-    if (found?.via === 'champion' && found.personId !== null && input.by.id) {
+    // A personal chat is how a person is reached ("save your work tonight" in Teams): tie it to whoever it
+    // belongs to, champion or end user, by Teams id or email.
+    const personal = input.kind === 'personal';
+    const personId = found?.via === 'champion' ? found.personId : personal ? await personOf(tx, input) : null;
+    await storeConversation(tx, input, found?.clientId ?? null, personal ? personId : null, now);
+    if (personId !== null && input.by.id) {
       // Matched by email: remember the Teams id, so their card answers are recognised without a lookup.
       await tx.execute(sql`insert into chat_identities (person_id, platform, external_id, upn, tenant_id, email, source, created_at, updated_at)
-        values (${found.personId}, 'teams', ${input.by.id}, ${input.by.upn ?? null}, ${input.tenantId ?? null}, ${input.by.email ?? null}, 'install',
+        values (${personId}, 'teams', ${input.by.id}, ${input.by.upn ?? null}, ${input.tenantId ?? null}, ${input.by.email ?? null}, 'install',
           ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
         on conflict (platform, external_id) do nothing`);
     }
