@@ -3,7 +3,9 @@ import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/client.ts';
 import { migrateDatabase } from './db/migrate.ts';
-import { startJobs, type Role, type RunningJobs } from './jobs/index.ts';
+import { ROLES, startJobs, type Role, type RunningJobs } from './jobs/index.ts';
+import type { Sandbox } from './sandbox/sandbox.ts';
+import type { SandboxClock } from './sandbox/clock.ts';
 import { OutboxNotifier } from './jobs/outbox.ts';
 import { createSlackApp } from './bot/slack/app.ts';
 import { createTeamsAdapter, createTeamsBot, teamsRequestHandler } from './bot/teams/app.ts';
@@ -17,6 +19,12 @@ export interface StartOptions {
   /** Overrides config.port (tests pass 0 for a free port). */
   port?: number;
   now?: () => Date;
+  /** Sandbox only: the clock to run on (the demo drives its own); default one kept under the data dir. */
+  sandboxClock?: SandboxClock;
+  /** Sandbox only: seconds between scheduler ticks and the fleet's behaviour (the demo runs faster). */
+  sandboxTickMs?: number;
+  /** Sandbox only: the one month its local MSRC serves, and the document for it (the demo's `--cvrf`). */
+  sandboxRelease?: { id: string; document?: unknown };
 }
 
 export interface RunningApp {
@@ -25,11 +33,15 @@ export interface RunningApp {
   redisUrl: string;
   database: Database;
   http: HttpServer | undefined;
+  /** Set when running as the local sandbox (no chat credentials): its page is at `/`. */
+  sandbox: Sandbox | undefined;
   stop(): Promise<void>;
 }
 
 /** Starts patchbay: database (migrated), Redis (ours or the configured one), jobs by role, and HTTP. */
-export async function startApp(config: Config, log: Logger, options: StartOptions): Promise<RunningApp> {
+export async function startApp(configured: Config, log: Logger, options: StartOptions): Promise<RunningApp> {
+  let config = configured;
+  let now = options.now ?? (() => new Date());
   const cleanups: Array<{ name: string; run: () => Promise<void> }> = [];
   const stop = async () => {
     for (const { name, run } of cleanups.reverse()) {
@@ -54,6 +66,27 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     const migration = await migrateDatabase(database);
     log.info({ database: database.kind, ...migration }, 'database ready');
 
+    let sandbox: Sandbox | undefined;
+    if (config.sandbox) {
+      if (ROLES.every((role) => options.roles.has(role))) {
+        const { startSandbox } = await import('./sandbox/sandbox.ts');
+        sandbox = await startSandbox({
+          config,
+          database,
+          log,
+          ...(options.sandboxClock ? { clock: options.sandboxClock } : {}),
+          ...(options.sandboxTickMs ? { tickMs: options.sandboxTickMs } : {}),
+          ...(options.sandboxRelease ? { release: options.sandboxRelease } : {}),
+        });
+        const running = sandbox;
+        cleanups.push({ name: 'sandbox', run: () => running.stop() });
+        config = sandbox.config;
+        now = sandbox.clock.now;
+      } else {
+        log.warn('no Slack or Teams credentials, and the sandbox needs every role in one process (--role all): chat is off');
+      }
+    }
+
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
       const privateRedis: PrivateRedis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true });
@@ -74,7 +107,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       prefix: config.redisPrefix,
       log,
       roles: options.roles,
-      now: options.now ?? (() => new Date()),
+      now,
+      ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.deployer } : {}),
     });
     cleanups.push({ name: 'jobs', run: () => jobs.close() });
 
@@ -101,7 +135,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
           signingSecret: config.slack.signingSecret,
           database,
           log,
-          now: options.now ?? (() => new Date()),
+          now,
           notifyOutbox: (ids) => notifier.notify(ids),
         });
         if (slack.handler) server.mount('/slack/events', slack.handler);
@@ -114,16 +148,20 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         const notifier = new OutboxNotifier(redis, config.redisPrefix);
         cleanups.push({ name: 'teams outbox notifier', run: () => notifier.close() });
         const adapter = createTeamsAdapter(config.teams);
-        const teams = createTeamsBot({ db: database.db, log, now: options.now ?? (() => new Date()), notifyOutbox: (ids) => notifier.notify(ids), adapter, botAppId: config.teams.appId });
+        const teams = createTeamsBot({ db: database.db, log, now, notifyOutbox: (ids) => notifier.notify(ids), adapter, botAppId: config.teams.appId });
         server.mount('/api/messages', teamsRequestHandler(adapter, teams));
         log.info({ tenant: config.teams.tenantId ?? 'multi-tenant' }, 'teams connected on /api/messages');
+      }
+      if (sandbox) {
+        await sandbox.attach({ http: server, port, redis, prefix: config.redisPrefix });
+        log.info({ port }, `sandbox: no Slack or Teams credentials, so both are emulated here; open http://localhost:${port}/`);
       }
       log.info({ port }, `listening on http://localhost:${port} (/healthz, /readyz, /metrics)`);
     }
     if (!config.slack.botToken && !config.teams.appId) {
       log.info('no Slack or Teams credentials configured: chat is off until SLACK_* or TEAMS_* are set');
     }
-    return { port, redisUrl, database, http, stop };
+    return { port, redisUrl, database, http, sandbox, stop };
   } catch (error) {
     await stop();
     throw error;

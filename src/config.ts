@@ -56,6 +56,7 @@ const envSchema = z.object({
   TEAMS_TENANT_ID: optionalString,
   MSRC_API_URL: url(['http:', 'https:', 'file:'], 'https://api.msrc.microsoft.com/cvrf/v3.0/'),
   KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
+  PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'off']).optional()),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -75,9 +76,23 @@ export interface Config {
     appToken: string | undefined;
     apiUrl: string;
   };
-  teams: { appId: string | undefined; appPassword: string | undefined; tenantId: string | undefined };
+  teams: {
+    appId: string | undefined;
+    appPassword: string | undefined;
+    tenantId: string | undefined;
+    /** Set only by the sandbox: its Bot Connector emulator publishes the keys and mints the tokens. */
+    openIdMetadataUrl?: string;
+    tokenIssuer?: string;
+    /** Set only by the sandbox: the bearer sent to its Bot Connector emulator instead of one from Entra ID. */
+    staticOutboundToken?: string;
+  };
   msrcApiUrl: string;
   kevUrl: string;
+  /**
+   * With no Slack and no Teams credentials, `patchbay start` runs the local sandbox (emulated Slack and Teams, a
+   * simulated fleet, a sample inventory) unless PATCHBAY_SANDBOX=off.
+   */
+  sandbox: boolean;
 }
 
 export class ConfigError extends Error {
@@ -138,5 +153,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     teams: { appId: e.TEAMS_APP_ID, appPassword: e.TEAMS_APP_PASSWORD, tenantId: e.TEAMS_TENANT_ID },
     msrcApiUrl: e.MSRC_API_URL ?? DEFAULTS.msrcApiUrl,
     kevUrl: e.KEV_URL ?? DEFAULTS.kevUrl,
+    sandbox: !e.SLACK_BOT_TOKEN && !e.TEAMS_APP_ID && e.PATCHBAY_SANDBOX !== 'off',
   };
 }

@@ -37,7 +37,13 @@ export function register(program: Command): void {
       } catch (error) {
         throw new CliError(error instanceof Error ? error.message : String(error), 1);
       }
-      if (app.port !== undefined) process.stdout.write(`patchbay is running: http://localhost:${app.port}/healthz\n`);
+      if (app.port !== undefined) {
+        process.stdout.write(
+          app.sandbox
+            ? `patchbay is running in sandbox mode (no Slack or Teams configured): open http://localhost:${app.port}/ to see the engineers' channel, the clients' Teams chats and the users' DMs\n`
+            : `patchbay is running: http://localhost:${app.port}/healthz\n`,
+        );
+      }
       await new Promise<void>((resolve) => {
         let stopping = false;
         const shutdown = (signal: NodeJS.Signals) => {

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import type { Logger } from '../log.ts';
+import type { Deployer } from '../adapters/deployers/port.ts';
 import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
 import { rollout } from './rollout.ts';
@@ -22,6 +23,13 @@ export interface JobContext {
   roles: ReadonlySet<Role>;
   /** The one clock every job reads; the sandbox replaces it, production uses the system clock. */
   now: () => Date;
+  /**
+   * Set by the sandbox, whose clock runs faster than real time: how often schedulers tick (real ms), and how many
+   * real ms a wait until a clock instant takes. Production leaves both to each module's defaults.
+   */
+  pace?: { tickMs: number; realDelayMs: (until: Date, now: Date) => number };
+  /** Where runs go. Default: a simulated fleet on the context's clock, until a real device manager is configured. */
+  deployer?: Deployer;
 }
 
 export interface RunningJobs {

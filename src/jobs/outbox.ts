@@ -389,7 +389,7 @@ export const outboxJobs: JobModule = async (context: JobContext) => {
   }
   if (context.roles.has('scheduler') && (config.slack.botToken || teamsAppId)) {
     const queue = new Queue(OUTBOX_QUEUE, { connection: context.redis, prefix: context.prefix });
-    await queue.upsertJobScheduler('outbox-sweep', { every: SWEEP_EVERY_MS }, { name: SWEEP, opts: { removeOnComplete: true, removeOnFail: true } });
+    await queue.upsertJobScheduler('outbox-sweep', { every: context.pace?.tickMs ?? SWEEP_EVERY_MS }, { name: SWEEP, opts: { removeOnComplete: true, removeOnFail: true } });
     running.push({ close: () => queue.close() });
   }
   return {

@@ -167,7 +167,7 @@ export interface ReleaseWatchOptions {
 
 export function releaseWatchModule(options: ReleaseWatchOptions = {}): JobModule {
   return async (context) => {
-    const tickMs = options.tickMs ?? 60_000;
+    const tickMs = options.tickMs ?? context.pace?.tickMs ?? 60_000;
     const hasScheduler = context.roles.has('scheduler');
     const hasWorker = context.roles.has('worker');
     if (!hasScheduler && !hasWorker) return { close: async () => {} };

@@ -120,7 +120,7 @@ export class RolloutEngine {
   ) {
     this.queue = createQueue(context, RUN_QUEUE, { removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
     this.policy = { ...DEFAULT_RUN_POLICY, ...options.policy };
-    this.deployer = options.deployer ?? new SimulatedFleet({ clock: context.now });
+    this.deployer = options.deployer ?? context.deployer ?? new SimulatedFleet({ clock: context.now });
   }
 
   private get db(): AppDatabase {
@@ -568,7 +568,8 @@ export class RolloutEngine {
       if (decision.type === 'wait') {
         if (!(await flush())) return undefined;
         const nowDate = this.context.now();
-        const delay = this.options.realDelayMs?.(decision.until.toJSDate(), nowDate) ?? decision.until.toMillis() - nowDate.getTime();
+        const realDelayMs = this.options.realDelayMs ?? this.context.pace?.realDelayMs;
+        const delay = realDelayMs?.(decision.until.toJSDate(), nowDate) ?? decision.until.toMillis() - nowDate.getTime();
         if (delay <= 0) {
           if (this.context.now().getTime() >= decision.until.toMillis()) continue;
           // A clock that does not move with real time (tests, the sandbox): come back when it has.
@@ -683,13 +684,13 @@ export function rolloutModule(options: RolloutOptions = {}): JobModule {
     const hasScheduler = context.roles.has('scheduler');
     const hasWorker = context.roles.has('worker');
     if (!hasScheduler && !hasWorker) return { close: async () => {} };
-    if (!options.deployer && hasWorker) {
+    if (!options.deployer && !context.deployer && hasWorker) {
       context.log.warn('no device manager is configured: rollout runs go to a simulated fleet (the local demo), not to real machines');
     }
     const engine = new RolloutEngine(context, options);
     const sweepQueue = createQueue(context, SWEEP_QUEUE, { ...KEEP_FEW, attempts: 1 });
     if (hasScheduler) {
-      await sweepQueue.upsertJobScheduler(SWEEP_SCHEDULER_ID, { every: options.sweepEveryMs ?? 15_000 }, { name: 'sweep', opts: { ...KEEP_FEW, attempts: 1 } });
+      await sweepQueue.upsertJobScheduler(SWEEP_SCHEDULER_ID, { every: options.sweepEveryMs ?? context.pace?.tickMs ?? 15_000 }, { name: 'sweep', opts: { ...KEEP_FEW, attempts: 1 } });
     }
     const workers = hasWorker
       ? [

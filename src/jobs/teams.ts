@@ -72,7 +72,7 @@ export const teamsClients: JobModule = async (context: JobContext) => {
   if (!context.config.teams.appId || (!context.roles.has('worker') && !context.roles.has('scheduler'))) return { close: async () => {} };
   const queue = createQueue(context, TEAMS_QUEUE, { ...KEEP_FEW, attempts: 1 });
   if (context.roles.has('scheduler')) {
-    await queue.upsertJobScheduler('teams-clients-tick', { every: 15_000 }, { name: 'tick', opts: { ...KEEP_FEW, attempts: 1 } });
+    await queue.upsertJobScheduler('teams-clients-tick', { every: context.pace?.tickMs ?? 15_000 }, { name: 'tick', opts: { ...KEEP_FEW, attempts: 1 } });
   }
   const notifier = new OutboxNotifier(context.redis, context.prefix);
   const workers = context.roles.has('worker')

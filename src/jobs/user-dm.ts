@@ -288,7 +288,7 @@ export const userDm: JobModule = async (context: JobContext) => {
   if (!enabled || (!context.roles.has('worker') && !context.roles.has('scheduler'))) return { close: async () => {} };
   const queue = createQueue(context, USER_DM_QUEUE, { ...KEEP_FEW, attempts: 1 });
   if (context.roles.has('scheduler')) {
-    await queue.upsertJobScheduler('user-dm-tick', { every: USER_DM_TICK_MS }, { name: 'tick', opts: { ...KEEP_FEW, attempts: 1 } });
+    await queue.upsertJobScheduler('user-dm-tick', { every: context.pace?.tickMs ?? USER_DM_TICK_MS }, { name: 'tick', opts: { ...KEEP_FEW, attempts: 1 } });
   }
   const notifier = new OutboxNotifier(context.redis, context.prefix);
   // The directory read may wait on users.list's Retry-After (Tier 2): a client that retries 429s as told.

@@ -11,7 +11,7 @@
 import type http from 'node:http';
 import { Application, TeamsAdapter, TurnState, type AdaptiveCard } from '@microsoft/teams-ai';
 import { ActivityTypes, TeamsInfo, TurnContext, type Activity, type ConversationReference } from 'botbuilder';
-import type { ServiceClientCredentialsFactory } from 'botframework-connector';
+import { ServiceClientCredentialsFactory, type ServiceClientCredentials } from 'botframework-connector';
 import type { AppDatabase } from '../../db/client.ts';
 import type { Logger } from '../../log.ts';
 import type { RequestHandler } from '../../runtime/http.ts';
@@ -32,6 +32,33 @@ export interface TeamsAuthOptions {
   tokenIssuer?: string;
   /** How the bot gets its own outbound tokens. Default: app id + password against Entra ID. */
   credentialsFactory?: ServiceClientCredentialsFactory;
+  /** The sandbox's Bot Connector emulator takes this bearer; Entra ID is not reachable there. */
+  staticOutboundToken?: string;
+}
+
+/** Outbound calls carry a fixed bearer: for a local Bot Connector that checks one is present, never for Teams. */
+class StaticTokenCredentials extends ServiceClientCredentialsFactory {
+  constructor(
+    private readonly appId: string | undefined,
+    private readonly token: string,
+  ) {
+    super();
+  }
+  override async isValidAppId(appId: string): Promise<boolean> {
+    return appId === this.appId;
+  }
+  override async isAuthenticationDisabled(): Promise<boolean> {
+    return false;
+  }
+  override async createCredentials(): Promise<ServiceClientCredentials> {
+    const token = this.token;
+    return {
+      async signRequest(request: { headers: { set(name: string, value: string): void } }) {
+        request.headers.set('authorization', `Bearer ${token}`);
+        return request;
+      },
+    } as unknown as ServiceClientCredentials;
+  }
 }
 
 /** The CloudAdapter (TeamsAdapter) for inbound validation and proactive sends. */
@@ -44,7 +71,8 @@ export function createTeamsAdapter(options: TeamsAuthOptions): TeamsAdapter {
   if (options.tenantId) settings.MicrosoftAppTenantId = options.tenantId;
   if (options.openIdMetadataUrl) settings.ToBotFromChannelOpenIdMetadataUrl = options.openIdMetadataUrl;
   if (options.tokenIssuer) settings.ToBotFromChannelTokenIssuer = options.tokenIssuer;
-  return new TeamsAdapter(settings, options.credentialsFactory);
+  const credentials = options.credentialsFactory ?? (options.staticOutboundToken ? new StaticTokenCredentials(options.appId, options.staticOutboundToken) : undefined);
+  return new TeamsAdapter(settings, credentials);
 }
 
 export interface TeamsBotOptions {

@@ -1,0 +1,86 @@
+/**
+ * Where the sandbox's clock controls jump to: the next instant something happens in the patch cycle, computed
+ * from the same window rules, DM times and Patch Tuesday calendar the product runs on.
+ */
+import { DateTime } from 'luxon';
+import { nextPatchTuesday } from './calendar.ts';
+import { parseDmTime, DEFAULT_DM_TIME } from './user-dm.ts';
+import { nextWindow, windowContaining } from './windows.ts';
+import { parseWindowSpec } from './window-spec.ts';
+
+export type Jump = 'next-window' | 'window-end' | 'next-dm' | 'next-patch-tuesday' | 'plus-hour' | 'next-morning';
+
+export const JUMPS: ReadonlyArray<{ jump: Jump; label: string }> = [
+  { jump: 'next-window', label: 'Next window' },
+  { jump: 'window-end', label: 'End of window' },
+  { jump: 'next-dm', label: 'Next DM time' },
+  { jump: 'next-morning', label: 'Next morning' },
+  { jump: 'next-patch-tuesday', label: 'Next Patch Tuesday' },
+  { jump: 'plus-hour', label: '+1 hour' },
+];
+
+/** The MSP or a client: whose windows and afternoon DMs the clock can jump to. */
+export interface JumpOwner {
+  name: string;
+  zone: string;
+  /** Window rule per device class, e.g. { desktop: "daily 01:00-05:00" }. */
+  windows: Record<string, string>;
+  /** When its users hear about tonight (clients only), `HH:MM` in the zone. */
+  dmTime?: string;
+}
+
+export interface JumpTarget {
+  at: DateTime;
+  /** For the person who pressed it, e.g. "Acme Dental desktop window opens, Wed 9 Dec 01:00 CST". */
+  detail: string;
+}
+
+const show = (at: DateTime) => at.toFormat('ccc d LLL HH:mm ZZZZ');
+
+/** Where `jump` lands from `now`; undefined when nothing qualifies (no windows, or none open for window-end). */
+export function jumpTarget(jump: Jump, now: DateTime, owners: readonly JumpOwner[], mspZone: string): JumpTarget | undefined {
+  switch (jump) {
+    case 'plus-hour':
+      return { at: now.plus({ hours: 1 }), detail: 'one hour later' };
+    case 'next-patch-tuesday': {
+      const at = nextPatchTuesday(now);
+      // Microsoft publishes at 10:00 Pacific; a minute after, the watcher's first poll finds the month.
+      return { at: at.plus({ minutes: 1 }), detail: `Patch Tuesday, ${show(at)} (MSRC publishes at 10:00 Pacific)` };
+    }
+    case 'next-morning': {
+      const local = now.setZone(mspZone);
+      let at = local.set({ hour: 8, minute: 0, second: 0, millisecond: 0 });
+      if (at <= local) at = at.plus({ days: 1 }).set({ hour: 8, minute: 0 });
+      return { at, detail: `08:00 in the MSP's zone, ${show(at)}` };
+    }
+    case 'next-window':
+    case 'window-end': {
+      let best: JumpTarget | undefined;
+      for (const owner of owners) {
+        for (const [deviceClass, spec] of Object.entries(owner.windows)) {
+          const parsed = parseWindowSpec(spec);
+          if (!parsed.ok) continue;
+          const window = jump === 'next-window' ? nextWindow(parsed.value, owner.zone, now) : windowContaining(parsed.value, owner.zone, now);
+          if (!window) continue;
+          const at = jump === 'next-window' ? window.start : window.end;
+          if (best === undefined || at < best.at) {
+            best = { at, detail: `${owner.name} ${deviceClass} window ${jump === 'next-window' ? 'opens' : 'closes'}, ${show(at)}` };
+          }
+        }
+      }
+      return best;
+    }
+    case 'next-dm': {
+      let best: JumpTarget | undefined;
+      for (const owner of owners) {
+        if (owner.dmTime === undefined) continue;
+        const { hour, minute } = parseDmTime(owner.dmTime) ?? parseDmTime(DEFAULT_DM_TIME)!;
+        const local = now.setZone(owner.zone);
+        let at = local.set({ hour, minute, second: 0, millisecond: 0 });
+        if (at <= local) at = local.plus({ days: 1 }).set({ hour, minute, second: 0, millisecond: 0 });
+        if (best === undefined || at < best.at) best = { at, detail: `${owner.name} users' DM time, ${show(at)}` };
+      }
+      return best;
+    }
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The sandbox's clock: the one thing that differs from production. Every job, use-case and the simulated fleet
+ * read time through the `now` this hands them (JobContext.now); production hands them the system clock.
+ *
+ * It runs `rate` times faster than real time and can jump forward, never back: a run, a DM or a decision stored
+ * at a clock instant must never find itself in the future. Its reading is saved under the data dir, so a restarted
+ * sandbox carries on from where it stopped instead of snapping back to today with next week's runs stored.
+ */
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export interface SandboxClockOptions {
+  /** Where the reading is kept between starts; none keeps it in memory only (tests, the demo). */
+  file?: string;
+  /** Clock ms per real ms. */
+  rate?: number;
+  /** Where the clock starts when nothing was saved. Default now. */
+  start?: Date;
+  /** Real time, for tests. */
+  realNow?: () => number;
+}
+
+interface Saved {
+  clockMs: number;
+  rate: number;
+}
+
+export const MAX_RATE = 3600;
+
+export class SandboxClock {
+  private anchorReal: number;
+  private anchorClock: number;
+  private currentRate: number;
+  private readonly realNow: () => number;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly options: SandboxClockOptions = {}) {
+    this.realNow = options.realNow ?? Date.now;
+    const saved = options.file ? readSaved(options.file) : undefined;
+    this.anchorReal = this.realNow();
+    this.anchorClock = saved?.clockMs ?? (options.start ?? new Date(this.anchorReal)).getTime();
+    this.currentRate = saved?.rate ?? options.rate ?? 1;
+  }
+
+  readonly now = (): Date => new Date(this.nowMs());
+
+  nowMs(): number {
+    return this.anchorClock + (this.realNow() - this.anchorReal) * this.currentRate;
+  }
+
+  get rate(): number {
+    return this.currentRate;
+  }
+
+  /** Real ms until the clock reads `until` (0 when it already has). */
+  readonly realDelayMs = (until: Date, now: Date = this.now()): number => Math.max(0, Math.ceil((until.getTime() - now.getTime()) / this.currentRate));
+
+  /** Moves the clock forward to `to`; refuses to go back. */
+  jumpTo(to: Date): void {
+    const now = this.nowMs();
+    if (to.getTime() < now) throw new Error(`the sandbox clock only moves forward (it is ${new Date(now).toISOString()}, asked for ${to.toISOString()})`);
+    this.rebase(to.getTime(), this.currentRate);
+  }
+
+  setRate(rate: number): void {
+    if (!Number.isFinite(rate) || rate <= 0 || rate > MAX_RATE) throw new Error(`rate must be above 0 and at most ${MAX_RATE} (clock ms per real ms)`);
+    this.rebase(this.nowMs(), rate);
+  }
+
+  /** Called after every jump or rate change. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Writes the current reading (also done on every change); call on shutdown. */
+  save(): void {
+    if (!this.options.file) return;
+    mkdirSync(path.dirname(this.options.file), { recursive: true });
+    const saved: Saved = { clockMs: this.nowMs(), rate: this.currentRate };
+    writeFileSync(this.options.file, `${JSON.stringify(saved)}\n`);
+  }
+
+  private rebase(clockMs: number, rate: number): void {
+    this.anchorReal = this.realNow();
+    this.anchorClock = clockMs;
+    this.currentRate = rate;
+    this.save();
+    for (const listener of this.listeners) listener();
+  }
+}
+
+function readSaved(file: string): Saved | undefined {
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<Saved>;
+    if (typeof saved.clockMs === 'number' && Number.isFinite(saved.clockMs) && typeof saved.rate === 'number' && saved.rate > 0 && saved.rate <= MAX_RATE) {
+      return { clockMs: saved.clockMs, rate: saved.rate };
+    }
+  } catch {
+    // No reading yet, or a damaged one: start from the real time.
+  }
+  return undefined;
+}

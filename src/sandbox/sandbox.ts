@@ -1,0 +1,173 @@
+/**
+ * The local sandbox: patchbay with no Slack workspace, no Teams tenant and no devices. The emulators the tests
+ * use stand in for Slack's Web API and Teams' Bot Connector (in this process, on loopback ports), a local MSRC
+ * API serves a sample release for every month, a simulated fleet stands in for devices, and a page at `/` shows
+ * what the bot posted. Everything else is the production code path: the real Bolt app verifies signed requests,
+ * the real Teams adapter verifies tokens, jobs run on BullMQ, state lives in the database.
+ *
+ * The page's clicks are turned here into exactly what Slack or Teams would send (a signed interaction, a token-
+ * bearing invoke) and posted to this process's own /slack/events and /api/messages.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { sql } from 'drizzle-orm';
+import { DEFAULTS, type Config } from '../config.ts';
+import { rowsOf, type Database } from '../db/client.ts';
+import type { Logger } from '../log.ts';
+import type { HttpServer } from '../runtime/http.ts';
+import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/simulated.ts';
+import { importInventoryFile } from '../commands/import.ts';
+import { RUN_QUEUE } from '../jobs/rollout.ts';
+import { SandboxClock } from './clock.ts';
+import { startSlackEmulator, type SlackEmulator } from './emulators/slack-emulator.ts';
+import { startBotConnectorEmulator, type BotConnectorEmulator } from './emulators/bot-connector-emulator.ts';
+import { startSampleMsrc, type SampleMsrc } from './sample-msrc.ts';
+import { SandboxDirectory, loadDirectory } from './directory.ts';
+import { sandboxRoutes } from './routes.ts';
+
+export const SANDBOX_TEAMS_APP_ID = '00000000-5a4d-4b0c-8000-70a7c4ba5e00';
+const SANDBOX_TEAMS_TENANT = 'sandbox-msp-tenant';
+const OUTBOUND_TOKEN = 'sandbox-outbound-token';
+/** Clock ms per real ms: a minute a second, so a night's window passes in a few real minutes. */
+export const DEFAULT_SANDBOX_RATE = 60;
+
+const repoRoot = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+export const SAMPLE_INVENTORY = path.join(repoRoot, 'examples', 'sandbox-inventory.yaml');
+
+/** A fleet that misbehaves now and then, as real ones do, so the window summaries have something to say. */
+export const SANDBOX_FLEET: Partial<SimulatedBehaviour> = {
+  latencyMs: 50,
+  operationMs: 12 * 60_000,
+  installFailureRate: 0.04,
+  offlineRate: 0.06,
+  rebootTwiceRate: 0.15,
+};
+
+export interface SandboxOptions {
+  config: Config;
+  database: Database;
+  log: Logger;
+  /** Default: rate DEFAULT_SANDBOX_RATE, its reading kept under the data dir. */
+  clock?: SandboxClock;
+  /** Loaded when no inventory has been imported. Default examples/sandbox-inventory.yaml. */
+  inventoryFile?: string;
+  fleet?: Partial<SimulatedBehaviour>;
+  /** Real ms between scheduler ticks. Default 2000. */
+  tickMs?: number;
+  /** Serve only this month on the local MSRC (the demo's), with this document instead of the sample. */
+  release?: { id: string; document?: unknown };
+}
+
+export interface AttachOptions {
+  http: HttpServer;
+  port: number;
+  redis: Redis;
+  prefix: string;
+}
+
+export interface Sandbox {
+  /** The configuration with chat and feeds pointed at the emulators: what the app runs on. */
+  config: Config;
+  clock: SandboxClock;
+  pace: { tickMs: number; realDelayMs: (until: Date, now: Date) => number };
+  deployer: SimulatedFleet;
+  slack: SlackEmulator;
+  connector: BotConnectorEmulator;
+  directory: SandboxDirectory;
+  /** Mounts the page and its API, and installs the bot in each client's Teams (once HTTP is up). */
+  attach(options: AttachOptions): Promise<void>;
+  /** Promotes run jobs delayed in real time so they look at the clock again (after a jump). */
+  wakeDelayedRuns(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const { config, database, log } = options;
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const run of stops.reverse()) await run().catch((error: unknown) => log.warn({ err: error }, 'sandbox: stopping a part failed'));
+    stops.length = 0;
+  };
+  try {
+    const clock = options.clock ?? new SandboxClock({ file: path.join(config.dataDir, 'sandbox', 'clock.json'), rate: DEFAULT_SANDBOX_RATE });
+    stops.push(async () => clock.save());
+    const saver = setInterval(() => clock.save(), 5_000);
+    saver.unref();
+    stops.push(async () => clearInterval(saver));
+
+    if (!(await inventoryImported(database))) {
+      const file = options.inventoryFile ?? SAMPLE_INVENTORY;
+      const outcome = await importInventoryFile(database, file, { dryRun: false, now: clock.now(), actor: 'sandbox' });
+      if (!outcome.ok) throw new Error(`the sandbox's sample inventory does not import:\n${outcome.problems.join('\n')}`);
+      log.info({ file }, 'sandbox: no inventory was imported; loaded the sample one');
+    }
+    const directory = await loadDirectory(database.db);
+
+    const slack = await startSlackEmulator({
+      botToken: `xoxb-sandbox-${randomBytes(8).toString('hex')}`,
+      team: { id: 'T0SANDBOX', domain: 'patchbay-sandbox', name: directory.msp.name },
+      users: directory.slackUsers(),
+      channels: directory.slackChannels(),
+    });
+    stops.push(() => slack.close());
+    const connector = await startBotConnectorEmulator();
+    stops.push(() => connector.close());
+    for (const member of directory.teamsMembers()) connector.addMember(member);
+    const msrc: SampleMsrc = await startSampleMsrc({ clock: clock.now, ...(options.release ? { release: options.release } : {}) });
+    stops.push(() => msrc.close());
+
+    const signingSecret = randomBytes(16).toString('hex');
+    const sandboxConfig: Config = {
+      ...config,
+      slack: { botToken: slack.botToken, signingSecret, appToken: undefined, apiUrl: slack.url },
+      teams: {
+        appId: SANDBOX_TEAMS_APP_ID,
+        appPassword: 'sandbox',
+        tenantId: SANDBOX_TEAMS_TENANT,
+        openIdMetadataUrl: connector.openIdMetadataUrl,
+        tokenIssuer: connector.issuer,
+        staticOutboundToken: OUTBOUND_TOKEN,
+      },
+      // Feeds the user pointed somewhere are theirs; the defaults are unreachable from here, so serve samples.
+      msrcApiUrl: config.msrcApiUrl === DEFAULTS.msrcApiUrl ? msrc.msrcUrl : config.msrcApiUrl,
+      kevUrl: config.kevUrl === DEFAULTS.kevUrl ? msrc.kevUrl : config.kevUrl,
+    };
+    const tickMs = options.tickMs ?? 2_000;
+    const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7 });
+
+    let runQueue: Queue | undefined;
+    const sandbox: Sandbox = {
+      config: sandboxConfig,
+      clock,
+      pace: { tickMs, realDelayMs: clock.realDelayMs },
+      deployer,
+      slack,
+      connector,
+      directory,
+      async attach({ http, port, redis, prefix }) {
+        runQueue = new Queue(RUN_QUEUE, { connection: redis, prefix });
+        stops.push(async () => void (await runQueue?.close()));
+        const routes = sandboxRoutes({ sandbox, database, log, appUrl: `http://127.0.0.1:${port}`, signingSecret, appId: SANDBOX_TEAMS_APP_ID });
+        for (const [route, handler] of routes.handlers) http.mount(route, handler);
+        stops.push(() => routes.close());
+        await routes.installTeams();
+      },
+      async wakeDelayedRuns() {
+        await runQueue?.promoteJobs();
+      },
+      stop,
+    };
+    return sandbox;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function inventoryImported(database: Database): Promise<boolean> {
+  const [row] = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from msp`));
+  return Number(row?.n ?? 0) > 0;
+}
