@@ -9,6 +9,7 @@
  * bearing invoke) and posted to this process's own /slack/events and /api/messages.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
@@ -22,8 +23,8 @@ import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/s
 import { importInventoryFile } from '../commands/import.ts';
 import { RUN_QUEUE } from '../jobs/rollout.ts';
 import { SandboxClock } from './clock.ts';
-import { startSlackEmulator, type SlackEmulator } from './emulators/slack-emulator.ts';
-import { startBotConnectorEmulator, type BotConnectorEmulator } from './emulators/bot-connector-emulator.ts';
+import { startSlackEmulator, type SlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
+import { startBotConnectorEmulator, type BotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';
 import { startSampleMsrc, type SampleMsrc } from './sample-msrc.ts';
 import { SandboxDirectory, loadDirectory } from './directory.ts';
 import { sandboxRoutes } from './routes.ts';
@@ -106,15 +107,36 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     }
     const directory = await loadDirectory(database.db);
 
+    // The emulated chats are kept beside the database: a restarted sandbox must find the messages the database
+    // says were posted (the bot edits them in place), not an empty channel.
+    const chatFile = path.join(config.dataDir, 'sandbox', 'chat.json');
+    const saved = await readChatHistory(chatFile, log);
     const slack = await startSlackEmulator({
       botToken: `xoxb-sandbox-${randomBytes(8).toString('hex')}`,
       team: { id: 'T0SANDBOX', domain: 'patchbay-sandbox', name: directory.msp.name },
       users: directory.slackUsers(),
       channels: directory.slackChannels(),
+      ...(saved ? { restore: saved.slack } : {}),
     });
     stops.push(() => slack.close());
-    const connector = await startBotConnectorEmulator();
+    const connector = await startBotConnectorEmulator(saved ? { restore: saved.teams } : {});
     stops.push(() => connector.close());
+    let savedSignature = '';
+    const saveChat = async () => {
+      const signature = `${slack.calls().length}:${connector.calls().length}:${connector.activities().length}`;
+      if (signature === savedSignature) return;
+      savedSignature = signature;
+      await mkdir(path.dirname(chatFile), { recursive: true });
+      const history: ChatHistory = { slack: slack.history(), teams: connector.activities() };
+      await writeFile(`${chatFile}.tmp`, JSON.stringify(history));
+      await rename(`${chatFile}.tmp`, chatFile);
+    };
+    const chatSaver = setInterval(() => void saveChat().catch((error: unknown) => log.warn({ err: error }, 'sandbox: saving the chat history failed')), 3_000);
+    chatSaver.unref();
+    stops.push(async () => {
+      clearInterval(chatSaver);
+      await saveChat();
+    });
     for (const member of directory.teamsMembers()) connector.addMember(member);
     const msrc: SampleMsrc = await startSampleMsrc({ clock: clock.now, ...(options.release ? { release: options.release } : {}) });
     stops.push(() => msrc.close());
@@ -164,6 +186,28 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+interface ChatHistory {
+  slack: SlackEmulatorHistory;
+  teams: StoredActivity[];
+}
+
+async function readChatHistory(file: string, log: Logger): Promise<ChatHistory | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const history = JSON.parse(text) as ChatHistory;
+    if (!Array.isArray(history.slack?.messages) || !Array.isArray(history.teams)) throw new Error('not a chat history');
+    return history;
+  } catch (error) {
+    log.warn({ err: error, file }, 'sandbox: the saved chat history is unreadable; starting with empty chats');
+    return undefined;
   }
 }
 

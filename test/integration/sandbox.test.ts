@@ -148,6 +148,19 @@ describe('the sandbox', () => {
     expect(digest.text).toMatch(/2026-Dec/);
   }, 90_000);
 
+  it('finds its chats again after a restart, so the bot can still edit what it posted', async () => {
+    const before = await state();
+    const posted = before.slack.channels.find((c) => c.id === before.msp.channel)!.messages.map((m) => m.ts);
+    expect(posted.length).toBeGreaterThan(0);
+    await app.stop();
+    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
+    app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
+    base = `http://127.0.0.1:${app.port}`;
+    const after = await state();
+    expect(after.slack.channels.find((c) => c.id === after.msp.channel)!.messages.map((m) => m.ts)).toEqual(posted);
+    expect(after.teams.conversations.flatMap((c) => c.activities).length).toBeGreaterThanOrEqual(before.teams.conversations.flatMap((c) => c.activities).length);
+  }, 90_000);
+
   it('never moves the clock back, and says so', async () => {
     const before = clock.now().getTime();
     expect(() => clock.jumpTo(new Date(before - 3_600_000))).toThrow(/only moves forward/);

@@ -69,12 +69,13 @@ function sign(key: KeyObject, kid: string, payload: Record<string, unknown>): st
   return `${header}.${body}.${b64url(signer.sign(key))}`;
 }
 
-export async function startBotConnectorEmulator(options: { requireToken?: boolean; clock?: () => number } = {}): Promise<BotConnectorEmulator> {
+export async function startBotConnectorEmulator(options: { requireToken?: boolean; clock?: () => number; restore?: StoredActivity[] } = {}): Promise<BotConnectorEmulator> {
   const clock = options.clock ?? Date.now;
   const published = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const unpublished = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const kid = 'emulator-key-1';
   const activities = new Map<string, StoredActivity>();
+  for (const a of options.restore ?? []) activities.set(a.id, a);
   const calls: ConnectorCall[] = [];
   const sent = new Map<string, number[]>();
   const faults: Array<{ status: number; retryAfter?: number }> = [];

@@ -104,6 +104,17 @@ export interface SlackEmulatorOptions {
   responseUrlUses?: number;
   /** Legacy verification token put into payloads (`token` field). */
   verificationToken?: string;
+  /** What an earlier run of the emulator held (see `history()`): the sandbox keeps its channels across restarts. */
+  restore?: SlackEmulatorHistory;
+}
+
+/** The conversation history, without the call log, rate windows or tokens: what a restart should find again. */
+export interface SlackEmulatorHistory {
+  messages: StoredMessage[];
+  ephemerals: StoredEphemeral[];
+  views: StoredView[];
+  tsCounter: number;
+  viewCounter: number;
 }
 
 export const DEFAULT_USERS: SeedUser[] = [
@@ -224,6 +235,7 @@ export interface SlackEmulator {
   views(filter?: { user?: string; type?: 'modal' | 'home' }): StoredView[];
   view(id: string): StoredView | undefined;
   homeView(user: string): StoredView | undefined;
+  history(): SlackEmulatorHistory;
   responses(): ResponseUrlPost[];
   /** 429 answers given (rate limit or injected), in total or for one method. */
   rateLimitedCount(method?: string): number;
@@ -358,6 +370,13 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
     return `${secs}.${String(tsCounter % 1_000_000).padStart(6, '0')}`;
   };
   let viewCounter = 0;
+  if (options.restore) {
+    messages.push(...options.restore.messages);
+    ephemerals.push(...options.restore.ephemerals);
+    for (const v of options.restore.views) views.set(v.id, v);
+    tsCounter = options.restore.tsCounter;
+    viewCounter = options.restore.viewCounter;
+  }
 
   // ---- rate limits -------------------------------------------------------------------------------------------
   const rl = options.rateLimits === false ? undefined : (options.rateLimits ?? {});
@@ -946,6 +965,7 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
       [...views.values()].filter((v) => (filter?.user === undefined || v.user === filter.user) && (filter?.type === undefined || v.type === filter.type)),
     view: (id) => views.get(id),
     homeView: (user) => [...views.values()].find((v) => v.type === 'home' && v.user === user),
+    history: () => ({ messages: [...messages], ephemerals: [...ephemerals], views: [...views.values()], tsCounter, viewCounter }),
     responses: () => [...responses],
     rateLimitedCount: (method) =>
       method === undefined ? [...rateLimited.values()].reduce((a, b) => a + b, 0) : (rateLimited.get(method) ?? 0),
