@@ -33,7 +33,7 @@ async function startPatchbay(env: Record<string, string>) {
     await new Promise((r) => setTimeout(r, 50));
   }
   const port = Number(/http:\/\/localhost:(\d+)/.exec(stdout)![1]);
-  return { child, port, logs: () => stderr };
+  return { child, port, logs: () => stderr, stdout: () => stdout };
 }
 
 describe('patchbay start on the embedded defaults', () => {
@@ -42,7 +42,7 @@ describe('patchbay start on the embedded defaults', () => {
     dirs.push(dataDir);
     // The release watcher starts with the app: keep it off the network (these machines have none).
     const offline = pathToFileURL(path.join(dataDir, 'no-feeds')).href;
-    const { child, port, logs } = await startPatchbay({
+    const { child, port, logs, stdout } = await startPatchbay({
       PATCHBAY_DATA_DIR: dataDir,
       MSRC_API_URL: `${offline}/`,
       KEV_URL: `${offline}/kev.json`,
@@ -52,6 +52,9 @@ describe('patchbay start on the embedded defaults', () => {
     const ready = await fetch(`${base}/readyz`);
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: [{ name: 'database', ok: true }, { name: 'redis', ok: true }] });
     expect(await (await fetch(`${base}/metrics`)).text()).toContain('patchbay_nodejs_heap_size_total_bytes');
+    // With no chat credentials it is the sandbox: the page is served and its address printed.
+    expect(stdout()).toContain(`open http://localhost:${port}/`);
+    expect(await (await fetch(`${base}/`)).text()).toContain('/sandbox/assets/app.js');
 
     const redisPid = Number(/"pid":(\d+),"msg":"started a private redis-server/.exec(logs())?.[1]);
     expect(redisPid).toBeGreaterThan(0);
