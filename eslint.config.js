@@ -14,6 +14,11 @@ export default tseslint.config(
     },
   },
   {
+    // The sandbox page runs in the browser as a plain ES module, with no build step.
+    files: ['src/sandbox/page/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
+  },
+  {
     // The domain is pure: it must not reach for I/O or the outer layers.
     files: ['src/domain/**/*.ts'],
     rules: {

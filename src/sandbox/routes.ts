@@ -152,7 +152,8 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
     const home: Record<string, Record<string, unknown>> = {};
     for (const p of directory.people) {
       const view = p.slackId ? slack.homeView(p.slackId) : undefined;
-      if (view) home[p.slackId!] = view.view;
+      // The view's id rides along, as in Slack's payloads, so a button on the Home tab can name its view.
+      if (view) home[p.slackId!] = { ...view.view, id: view.id };
     }
     const teamsConversations: SandboxTeamsConversation[] = installs.map((install) => ({
       id: install.conversationId,
