@@ -95,10 +95,11 @@ export class SandboxDirectory {
     return installs;
   }
 
-  jumpOwners(): JumpOwner[] {
+  /** The MSP (id null) and each client, with the windows and DM times the clock can jump to. */
+  jumpOwners(): Array<JumpOwner & { id: string | null }> {
     return [
-      { name: this.msp.name, zone: this.msp.timezone, windows: this.msp.windows },
-      ...this.clients.map((c) => ({ name: c.name, zone: c.timezone, windows: c.windows, dmTime: c.settings.dmTime ?? '15:00' })),
+      { id: null, name: this.msp.name, zone: this.msp.timezone, windows: this.msp.windows },
+      ...this.clients.map((c) => ({ id: c.id, name: c.name, zone: c.timezone, windows: c.windows, dmTime: c.settings.dmTime ?? '15:00' })),
     ];
   }
 
@@ -134,7 +135,7 @@ export async function loadDirectory(db: AppDatabase): Promise<SandboxDirectory> 
     seen.add(String(row.id));
     const email = row.email ?? undefined;
     // The inventory names engineers only by Slack id; the sandbox's workspace gives them readable names.
-    const name = row.display_name ?? (email ? nameFromEmail(email) : row.role === 'engineer' ? `${ENGINEER_NAMES[engineers++ % ENGINEER_NAMES.length]} (${row.slack_id})` : `person ${row.id}`);
+    const name = row.display_name ?? (email ? nameFromEmail(email) : row.role === 'engineer' ? ENGINEER_NAMES[engineers++ % ENGINEER_NAMES.length]! : `person ${row.id}`);
     const slackId = row.slack_id ?? (email ? stableId('U', email) : undefined);
     // Engineers live in Slack; champions and users are reachable in Teams too (whether their client uses it is the client's setting).
     const aadId = row.role === 'engineer' ? undefined : (row.teams_id ?? (email ? aadIdFor(email) : undefined));

@@ -9,7 +9,8 @@ import { createRequire } from 'node:module';
 import type http from 'node:http';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
-import type { Database } from '../db/client.ts';
+import { sql } from 'drizzle-orm';
+import { rowsOf, type Database } from '../db/client.ts';
 import type { Logger } from '../log.ts';
 import type { RequestHandler } from '../runtime/http.ts';
 import { JUMPS, jumpTarget, type Jump } from '../domain/sandbox-jumps.ts';
@@ -236,6 +237,20 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
     return install;
   };
 
+  /**
+   * "Next window" means the next window where something will happen: the owners with a ring scheduled or running
+   * (the MSP for ring msp, a client for its pilot or broad ring). With nothing under way, any owner's window.
+   */
+  const ownersWithWork = async (jump: Jump) => {
+    const owners = directory.jumpOwners();
+    if (jump !== 'next-window' && jump !== 'window-end') return owners;
+    const active = rowsOf<{ client_id: string | null }>(
+      await options.database.db.execute(sql`select distinct client_id from rollouts where state in ('scheduled', 'running')`),
+    );
+    const busy = owners.filter((o) => active.some((a) => a.client_id === o.id));
+    return busy.length > 0 ? busy : owners;
+  };
+
   const post = <T>(schema: z.ZodType<T>, act: (input: T) => Promise<SandboxAnswer>): RequestHandler => async (req, res) => {
     if (req.method !== 'POST') return sendJson(res, 405, { ok: false, error: 'POST only' });
     try {
@@ -330,7 +345,7 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
         } catch {
           // Plain text answer.
         }
-        if (reply.text || reply.blocks) localEphemerals.push({ channel: input.channel, user: input.user, text: reply.text ?? '', blocks: reply.blocks ?? [], at: Date.now() });
+        if (reply.text || reply.blocks) localEphemerals.push({ channel: input.channel, user: input.user, text: reply.text ?? '', blocks: reply.blocks ?? [], at: clock.nowMs() });
       }
       return { ok: true };
     }),
@@ -382,7 +397,7 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
       }
       if (input.jump === undefined) return { ok: true, detail: `the clock runs at ${clock.rate}x` };
       directory = await loadDirectory(options.database.db);
-      const target = jumpTarget(input.jump, DateTime.fromJSDate(clock.now()), directory.jumpOwners(), directory.msp.timezone);
+      const target = jumpTarget(input.jump, DateTime.fromJSDate(clock.now()), await ownersWithWork(input.jump), directory.msp.timezone);
       if (!target) return { ok: false, error: input.jump === 'window-end' ? 'no maintenance window is open now' : 'nothing to jump to' };
       clock.jumpTo(target.at.toJSDate());
       await sandbox.wakeDelayedRuns();

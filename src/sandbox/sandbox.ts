@@ -116,10 +116,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       team: { id: 'T0SANDBOX', domain: 'patchbay-sandbox', name: directory.msp.name },
       users: directory.slackUsers(),
       channels: directory.slackChannels(),
+      stampClock: () => clock.nowMs(),
       ...(saved ? { restore: saved.slack } : {}),
     });
     stops.push(() => slack.close());
-    const connector = await startBotConnectorEmulator(saved ? { restore: saved.teams } : {});
+    const connector = await startBotConnectorEmulator({ stampClock: () => clock.nowMs(), ...(saved ? { restore: saved.teams } : {}) });
     stops.push(() => connector.close());
     let savedSignature = '';
     const saveChat = async () => {

@@ -69,8 +69,18 @@ function sign(key: KeyObject, kid: string, payload: Record<string, unknown>): st
   return `${header}.${body}.${b64url(signer.sign(key))}`;
 }
 
-export async function startBotConnectorEmulator(options: { requireToken?: boolean; clock?: () => number; restore?: StoredActivity[] } = {}): Promise<BotConnectorEmulator> {
+export async function startBotConnectorEmulator(
+  options: {
+    requireToken?: boolean;
+    /** Rate windows and call times. */
+    clock?: () => number;
+    /** The time stamped on activities, when it differs (the sandbox's clock runs faster than Teams' limits). */
+    stampClock?: () => number;
+    restore?: StoredActivity[];
+  } = {},
+): Promise<BotConnectorEmulator> {
   const clock = options.clock ?? Date.now;
+  const stampClock = options.stampClock ?? clock;
   const published = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const unpublished = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const kid = 'emulator-key-1';
@@ -149,7 +159,7 @@ export async function startBotConnectorEmulator(options: { requireToken?: boolea
       // POST .../activities/{id} is "reply to activity": a new message in the same conversation.
       if (req.method === 'POST' && m[2] === 'activities') {
         const id = `1:${randomUUID()}`;
-        activities.set(id, { id, conversationId, activity: { ...body, id }, versions: [], at: now });
+        activities.set(id, { id, conversationId, activity: { ...body, id }, versions: [], at: stampClock() });
         record(201);
         return answer(res, 201, { id });
       }
@@ -205,7 +215,7 @@ export async function startBotConnectorEmulator(options: { requireToken?: boolea
     },
     recordIncoming(conversationId, activity) {
       const id = `in:${randomUUID()}`;
-      activities.set(id, { id, conversationId, activity: { ...activity, id }, versions: [], at: clock() });
+      activities.set(id, { id, conversationId, activity: { ...activity, id }, versions: [], at: stampClock() });
       return id;
     },
     async close() {

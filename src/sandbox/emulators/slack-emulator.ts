@@ -98,6 +98,11 @@ export interface SlackEmulatorOptions {
   actionIdScope?: 'block' | 'message';
   /** Clock in ms; rate windows, trigger expiry and `at` use it. Default Date.now. */
   clock?: () => number;
+  /**
+   * The time stamped on messages, edits and ephemerals when it differs from the rate clock: the sandbox's clock
+   * runs faster than real time, while Slack's limits are counted in real time. Default `clock`.
+   */
+  stampClock?: () => number;
   /** How long a trigger_id stays exchangeable. Default 3000 ms (Slack: 3 s). */
   triggerTtlMs?: number;
   /** A response_url accepts this many posts. Default 5 (Slack: 5 times within 30 minutes). */
@@ -337,6 +342,7 @@ function sleep(ms: number): Promise<void> {
 
 export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Promise<SlackEmulator> {
   const clock = options.clock ?? Date.now;
+  const stampClock = options.stampClock ?? clock;
   const botToken = options.botToken ?? 'xoxb-emulator-token';
   const team = { name: 'Patchbay Test MSP', ...(options.team ?? { id: 'T0PATCHBAY', domain: 'patchbay-test' }) };
   const bot = { name: 'patchbay', ...(options.bot ?? { userId: 'U0BOT', botId: 'B0BOT', appId: 'A0PATCHBAY' }) };
@@ -840,7 +846,7 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
     if (wait !== undefined) return record(ratelimitedAnswer(method, wait));
 
     try {
-      const out = handler(args, at);
+      const out = handler(args, stampClock());
       if ('status' in out && typeof out.status === 'number' && 'body' in out) return record(out as Answer);
       const { response_metadata, ...rest } = out as Record<string, unknown>;
       return record({ status: 200, body: { ok: true, ...rest, response_metadata: response_metadata ?? {} } });
@@ -852,7 +858,7 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
 
   function handleResponseUrl(id: string, raw: string): Answer {
     const entry = responseUrls.get(id);
-    const at = clock();
+    const at = stampClock();
     let body: unknown;
     try {
       body = JSON.parse(raw);
