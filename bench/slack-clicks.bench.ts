@@ -57,7 +57,21 @@ export default async function run(): Promise<void> {
   let deliverer: Awaited<ReturnType<typeof startOutboxDeliverer>> | undefined;
   try {
     await migrateDatabase(database);
-    deliverer = await startOutboxDeliverer({ database, connection, prefix: 'bench', log, slack: deliveryClient(emu.botToken, emu.url), channelIntervalMs: 0 });
+    const startDeliverer = (setup: boolean) =>
+      startOutboxDeliverer({
+        database,
+        connection,
+        prefix: 'bench',
+        log,
+        slack: deliveryClient(emu.botToken, emu.url),
+        channelIntervalMs: 0,
+        // Setup posts 67 digests (335 messages); at the workspace-wide pace (285 a minute) that alone takes
+        // ~70 s, longer than setup waits, and it is not what is measured. The clicks then meet the deliverer as
+        // shipped (default workspace pacing), so the measured part competes with the same delivery work as in
+        // production.
+        ...(setup ? { slackPostsPerMinute: Number.POSITIVE_INFINITY } : {}),
+      });
+    deliverer = await startDeliverer(true);
     const db = database.db;
     const now = new Date();
     await db.insert(msp).values({ id: 1, name: 'Bench MSP', timezone: 'America/Chicago', channel: CH, windows: { desktop: 'daily 01:00-05:00' } });
@@ -89,6 +103,9 @@ export default async function run(): Promise<void> {
       if (i > 1200) throw new Error('digests were not delivered');
       await new Promise((r) => setTimeout(r, 50));
     }
+    await deliverer.close();
+    deliverer = undefined; // already closed: if the restart fails, `finally` must not close it again
+    deliverer = await startDeliverer(false);
 
     const slack = createSlackApp({ botToken: emu.botToken, signingSecret: SECRET, apiUrl: emu.url, database, log, now: () => new Date(), notifyOutbox: (ids) => notifier.notify(ids) });
     http.mount('/slack/events', slack.handler!);
