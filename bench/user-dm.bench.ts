@@ -1,10 +1,15 @@
 /**
  * 5,000 "save your work tonight" DMs through the Slack emulator enforcing Slack's limits: chat.postMessage about
  * one per second per channel and, workspace-wide, 300 per "minute" (Slack says "several hundred"; 300 is the
- * figure the emulator enforces here), users.list at Tier 2. TIME IS COMPRESSED 30x: the emulator's "minute" is
- * 2 seconds (its `windowMs` option) and the deliverer's pacing uses the same compressed minute, so the run takes
- * ~35 s instead of ~17 minutes. 30x, not more, keeps this machine's delivery capacity (~140 posts/s on two
- * shared cores at 60x, i.e. 28 times Slack's real 5/s) from being what is measured instead of the pacing. Real PostgreSQL, redis-server, the real WebClient, the product's own tick.
+ * figure the emulator enforces here), users.list at Tier 2. TIME IS COMPRESSED 10x: the emulator's "minute" is
+ * 6 seconds (its `windowMs` option) and the deliverer's pacing uses the same compressed minute, so delivery takes
+ * ~105 s instead of ~17 minutes. Real PostgreSQL, redis-server, the real WebClient, the product's own tick.
+ *
+ * Why 10x and not more: the share of the allowed rate is a measurement of the pacing only while the allowed rate
+ * sits below what the sender can do at all. On two shared cores the deliverer tops out near 65-70 posts/s
+ * (database, Redis and HTTP per post). At 30x the allowed rate is 150/s, so the figure (at most ~45%) measured
+ * that ceiling, not the pacing; at 10x it is 50/s (paced at 47.5/s), well under the ceiling, and the figure reads
+ * the pacing: 94.5-94.7% measured, against the 95% (285 of 300) the deliverer aims at.
  *
  * BENCH lines: the achieved post rate as a share of the allowed rate (target >= 90%), the 429s received, the
  * directory read (users.list calls for 5,000 members) and the time to plan and write the night's 5,000 DM rows.
@@ -30,7 +35,7 @@ import { startSlackEmulator } from '../test/support/slack-emulator.ts';
 import { report, scratchPostgres } from './lib.ts';
 
 const USERS = 5000;
-const MINUTE_MS = 2000; // 30x compression
+const MINUTE_MS = 6000; // 10x compression: see the header for why not more
 const WORKSPACE_POSTS_PER_MINUTE = 300;
 
 export default async function run(): Promise<void> {
@@ -89,7 +94,7 @@ export default async function run(): Promise<void> {
     await deliverer.notifier.notify(tickReport.outboxIds);
     const started = Date.now();
     while (posts().length < USERS) {
-      if (Date.now() - started > 180_000) throw new Error(`only ${posts().length} of ${USERS} DMs went out in 3 minutes`);
+      if (Date.now() - started > 300_000) throw new Error(`only ${posts().length} of ${USERS} DMs went out in 5 minutes`);
       await new Promise((r) => setTimeout(r, 100));
     }
     const ok = posts();
