@@ -45,7 +45,7 @@ export function parsePatchCommand(text: string): PatchCommand {
       if (!arg) return { kind: 'unknown', problem: '`hold` needs what to hold (a KB, a client id, or all) and a reason' };
       // The reason is everything after the target, exactly as typed (spacing and line breaks kept).
       const reason = trimmed.slice(trimmed.indexOf(arg, word.length) + arg.length).trim();
-      if (reason === '') return { kind: 'unknown', problem: `a hold needs a reason: \`/patch hold ${arg} REASON\`` };
+      if (reason === '') return { kind: 'unknown', problem: `a hold needs a reason: \`/patch hold ${arg.replace(/`/g, "'")} REASON\`` };
       return { kind: 'hold', target: arg, reason };
     }
     case 'release':

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { asc, eq, isNull, sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
-import { BLOCK_KIT_LIMITS, escapeMrkdwn, mrkdwn, splitText, type SlackMessage } from '../bot/slack/block-kit.ts';
+import { BLOCK_KIT_LIMITS, cutMrkdwn, escapeMrkdwn, mrkdwn, splitText, type SlackMessage } from '../bot/slack/block-kit.ts';
 import { renderDigestBlocks } from '../bot/slack/digest-blocks.ts';
 import { buildDigest, type DigestInput } from '../domain/digest.ts';
 import type { Inventory, InventoryClient, InventoryDevice } from '../domain/inventory.ts';
@@ -297,7 +297,7 @@ export function changeMessages(release: Release, documentHash: string, changes: 
       subject: id,
       threadSubject: `digest:${release.id}`,
       message: {
-        text: fallback.slice(0, BLOCK_KIT_LIMITS.fallbackText),
+        text: cutMrkdwn(fallback, BLOCK_KIT_LIMITS.fallbackText),
         blocks: [{ type: 'section' as const, text: mrkdwn(`*${heading}*`) }, ...sections],
       },
     };

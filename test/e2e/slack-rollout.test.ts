@@ -12,6 +12,7 @@ import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
+import { PILOT_REPLY_CHAMPION_ACTION, reportPilotProblem } from '../../src/bot/use-cases/pilot.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
@@ -23,7 +24,9 @@ import { buildBlockActions, buildSlashCommand, buildViewSubmission, postSigned }
 
 const SECRET = 'e2e-rollout-secret';
 const CH = 'C0ENGINEERS';
-const log = pino({ level: 'silent' });
+// Warnings and errors are kept, so a test can say that a click made Slack's side of the app complain.
+const logged: Array<{ level: number; msg?: string; component?: string }> = [];
+const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as (typeof logged)[number]) });
 // 02:30 in Chicago on 14 Feb 2024: inside every device's 01:00-05:00 window (07:00Z-11:00Z).
 const clock = { now: new Date('2024-02-14T08:30:00Z') };
 
@@ -65,6 +68,7 @@ beforeAll(async () => {
   const inventory = worldInventory({ mspDevices: 2, clients: [{ id: 'acme', pilot: 1, broad: 4 }, { id: 'cedar', pilot: 1, broad: 2 }] });
   inventory.msp.engineers = ['U0PAT', 'U0SAM'];
   inventory.msp.channel = CH;
+  inventory.clients[1]!.champions = [{ email: 'dana@cedar.example', teamsId: '29:dana', name: 'Dana' }];
   await applyInventory(db, inventory, clock.now);
   await storeRelease(db, worldRelease(), { fetchedAt: clock.now, now: clock.now });
   await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
@@ -203,5 +207,29 @@ describe('Slack: rollout buttons', () => {
     expect(text, 'the hold line is kept').toMatch(/acme held\*/);
     expect(text).toMatch(/Retry\* by <@U0(PAT|SAM)>.*2 in the next window/);
     expect(text).not.toContain(RETRY_FAILED_ACTION);
+  });
+
+  it('Reply to champion, a link button on a reported pilot problem, is acked at once: 200, no warning', async () => {
+    await engine.applyEvent('2024-Feb', { type: 'window_opened', ring: 'pilot', clientId: 'cedar', windowStart: '2024-02-17T07:00:00.000Z', holds: [] });
+    await engine.applyEvent('2024-Feb', { type: 'ring_finished', ring: 'pilot', clientId: 'cedar' });
+    const reported = await reportPilotProblem(
+      { db: database.db, now: () => clock.now, onCommitted: (ids) => notifier.notify(ids) },
+      { actor: { platform: 'teams', id: '29:dana' }, releaseId: '2024-Feb', clientId: 'cedar', text: 'The label printer stopped', requestId: 'problem-1' },
+    );
+    expect(reported.outcome).toBe('applied');
+    await delivered();
+    const alert = messageWith(PILOT_REPLY_CHAMPION_ACTION)!;
+    expect(alert, 'the alert carries the reply button').toBeDefined();
+    expect(JSON.stringify(alert.blocks)).toContain('https://teams.microsoft.com/l/chat/0/0?users=dana%40cedar.example');
+
+    const before = logged.length;
+    const started = Date.now();
+    const answer = await click('U0SAM', PILOT_REPLY_CHAMPION_ACTION, alert.ts);
+    expect(answer.status).toBe(200);
+    expect(Date.now() - started, 'acked well inside Slack\u2019s 3 seconds').toBeLessThan(2500);
+    // Give a late "not acknowledged" or a failed listener time to show up.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(logged.slice(before).filter((entry) => entry.component === 'slack' || /slack listener/.test(entry.msg ?? ''))).toEqual([]);
+    expect(emu.responses().filter((r) => r.context.message_ts === alert.ts), 'nothing is said back to the engineer').toEqual([]);
   });
 });

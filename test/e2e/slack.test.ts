@@ -9,6 +9,7 @@ import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
 import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
+import { MRKDWN_BREAK } from '../../src/bot/slack/block-kit.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { chatIdentities, clients, devices, locations, msp, people, personRoles } from '../../src/db/schema.ts';
@@ -92,6 +93,8 @@ function click(user: string, actionId: string, messageTs: string, updateKey?: st
 }
 
 const textOf = (blocks: unknown): string => JSON.stringify(blocks);
+/** What escapeMrkdwn puts on both sides of `*`, `_`, `~` and backticks in text patchbay did not write. */
+const Z = MRKDWN_BREAK;
 
 beforeAll(async () => {
   [database, redis, emu] = await Promise.all([openTestDatabase(), startTestRedis(), startSlackEmulator({ rateLimits: false })]);
@@ -254,7 +257,9 @@ describe('Slack: hold and note modals', () => {
     expect(holds).toEqual([{ reason, client_id: 'acme-dental', scope: 'update', placed_by: 'U0PAT' }]);
     const text = textOf(emu.message(CH, ts)?.blocks);
     expect(text).toContain('Held* (acme-dental) by <@U0PAT>');
-    expect(text).toContain('&lt;!channel&gt; EMR *print* &amp; &lt;@U123&gt;');
+    // Shown as typed: no ping, no mention, and the stars stay stars (a zero-width space keeps them from pairing).
+    expect(text).toContain(`&lt;!channel&gt; EMR ${Z}*${Z}print${Z}*${Z} &amp; &lt;@U123&gt;`);
+    expect(text).not.toContain('*print*');
     expect(text).not.toContain('<!channel>');
     expect(text).not.toContain('<@U123>');
     expect(await count(sql`select count(*) as n from audit_log where action = 'decision.hold' and subject = ${`update:${id}:5099003`}`)).toBe(1);
@@ -277,7 +282,7 @@ describe('Slack: hold and note modals', () => {
     const refused = (await (await postSigned(eventsUrl, tooLong.body, { secret: SECRET })).json()) as { response_action: string; errors: Record<string, string> };
     expect(refused).toMatchObject({ response_action: 'errors', errors: { text: expect.stringMatching(/3001 characters; keep it to 3000/) } });
 
-    const typed = 'Heads up <!channel>: ask <@U123> first.\nReboots *twice* on Dell & HP';
+    const typed = 'Heads up <!channel>: ask <@U123> first.\nReboots *twice* on Dell & HP; run `wusa` _first_, ~not~ later';
     const sub = buildViewSubmission(emu, { user: 'U0SAM', callbackId: 'patchbay.note', values: { text: typed, tags: ['conflict', 'reboot-twice'] } });
     expect((await postSigned(eventsUrl, sub.body, { secret: SECRET })).status).toBe(200);
     await expect.poll(() => emu.message(CH, ts)?.edits, { timeout: 15_000 }).toBe(1);
@@ -286,7 +291,8 @@ describe('Slack: hold and note modals', () => {
     expect(note!.tags).toEqual(['conflict', 'reboot-twice']);
     const text = textOf(emu.message(CH, ts)?.blocks);
     expect(text).toContain('&lt;!channel&gt;: ask &lt;@U123&gt; first.');
-    expect(text).toContain('Reboots *twice* on Dell &amp; HP');
+    expect(text).toContain(`Reboots ${Z}*${Z}twice${Z}*${Z} on Dell &amp; HP; run ${Z}\`${Z}wusa${Z}\`${Z} ${Z}_${Z}first${Z}_${Z}, ${Z}~${Z}not${Z}~${Z} later`);
+    for (const formatted of ['*twice*', '`wusa`', '_first_', '~not~']) expect(text).not.toContain(formatted);
     expect(text).not.toContain('<!channel>');
     expect(text).not.toContain('<@U123>');
 

@@ -6,7 +6,7 @@ import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
 import { parseKevCatalog } from '../../src/adapters/kev/catalog.ts';
 import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
-import { BLOCK_KIT_LIMITS, checkMessage, escapeMrkdwn, splitText, type SlackMessage } from '../../src/bot/slack/block-kit.ts';
+import { BLOCK_KIT_LIMITS, checkMessage, cutMrkdwn, escapeMrkdwn, MRKDWN_BREAK, splitText, truncateMrkdwn, type SlackMessage } from '../../src/bot/slack/block-kit.ts';
 import { renderDigestBlocks } from '../../src/bot/slack/digest-blocks.ts';
 import { CARD_MAX_BYTES, renderDigestCard } from '../../src/bot/teams/digest-card.ts';
 import { buildDigest, type Digest, type ResearchNote } from '../../src/domain/digest.ts';
@@ -98,6 +98,52 @@ describe('Block Kit', () => {
     expect(pieces.every((p) => p.length <= 3000)).toBe(true);
     expect(pieces.join(' ').replace(/\s+/g, '')).toBe(text.replace(/\s+/g, ''));
     expect(pieces.some((p) => p.endsWith('&am') || p.startsWith('p;'))).toBe(false);
+  });
+
+  it('shows *, _, ~ and backticks as typed: a zero-width space between each marker and the word, so nothing formats', () => {
+    const Z = MRKDWN_BREAK;
+    expect(Z).toBe('\u200B');
+    expect(escapeMrkdwn('*twice*')).toBe(`${Z}*${Z}twice${Z}*${Z}`);
+    expect(escapeMrkdwn('_x_')).toBe(`${Z}_${Z}x${Z}_${Z}`);
+    expect(escapeMrkdwn('~x~')).toBe(`${Z}~${Z}x${Z}~${Z}`);
+    expect(escapeMrkdwn('`x`')).toBe(`${Z}\`${Z}x${Z}\`${Z}`);
+    expect(escapeMrkdwn('```block```')).toContain(`\`${Z}block${Z}\``);
+    // No marker touches anything but a zero-width space, and removing those gives back exactly what was typed.
+    const typed = 'Run `wusa /uninstall` *only* on _EMR_ hosts ~not~ servers; 2*3*4 <!channel> & <@U123>';
+    const shown = escapeMrkdwn(typed);
+    expect(shown).not.toMatch(/[^\u200B][*_~`]|[*_~`][^\u200B]/);
+    expect(shown.replaceAll(Z, '')).toBe('Run `wusa /uninstall` *only* on _EMR_ hosts ~not~ servers; 2*3*4 &lt;!channel&gt; &amp; &lt;@U123&gt;');
+  });
+
+  it('keeps links, email addresses and emoji codes whole, so they still link and show', () => {
+    const typed = 'See https://support.microsoft.com/kb_5034763?x=*1* or mail it_desk@acme.example :white_check_mark: but *not* this';
+    const shown = escapeMrkdwn(typed);
+    expect(shown).toContain('https://support.microsoft.com/kb_5034763?x=*1*');
+    expect(shown).toContain('it_desk@acme.example');
+    expect(shown).toContain(':white_check_mark:');
+    expect(shown).toContain(`${MRKDWN_BREAK}*${MRKDWN_BREAK}not${MRKDWN_BREAK}*${MRKDWN_BREAK}`);
+    // A link cannot smuggle a control sequence: those are escaped before anything is kept whole.
+    expect(escapeMrkdwn('https://x.example/<!channel>')).toBe('https://x.example/&lt;!channel&gt;');
+  });
+
+  it('cuts escaped text by its escaped length, never inside an entity', () => {
+    const shown = escapeMrkdwn(`${'a'.repeat(8)}<b`);
+    for (let max = 8; max <= shown.length; max++) {
+      const cut = cutMrkdwn(shown, max);
+      expect(cut.length).toBeLessThanOrEqual(max);
+      expect(cut).toMatch(/^a+(&lt;(b)?)?$/);
+      expect(truncateMrkdwn(shown, max).length).toBeLessThanOrEqual(max);
+    }
+    expect(truncateMrkdwn(escapeMrkdwn('*'.repeat(3000)), 3000)).toHaveLength(3000);
+  });
+
+  it('a note of stars at the longest a note may be still fits every limit, and every star is there', () => {
+    const note = '*'.repeat(3000);
+    const d = buildDigest({ release: edgeCases(), now, notes: [{ kb: '5099001', text: note, tags: [], author: 'dana', at: '2024-06-11T19:00:00Z' }] });
+    const messages = renderDigestBlocks(d);
+    expectWithinLimits(messages, 'stars');
+    const texts = messages.flatMap((m) => m.blocks.flatMap((b) => (b.type === 'section' && b.text ? [b.text.text] : [])));
+    expect(texts.join('').split(`${MRKDWN_BREAK}*${MRKDWN_BREAK}`).length - 1).toBe(3000);
   });
 
   it('the checker catches each limit it guards', () => {

@@ -28,12 +28,12 @@ import {
 } from '../use-cases/decisions.ts';
 import { mspZone } from '../use-cases/digest-refresh.ts';
 import { createLinkCode } from '../use-cases/teams-link.ts';
-import { confirmPilot } from '../use-cases/pilot.ts';
+import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../use-cases/pilot.ts';
 import { holdClientFromWindow, promoteRelease, retryFailed } from '../use-cases/rollout-actions.ts';
 import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus } from '../use-cases/status.ts';
-import { escapeMrkdwn } from './block-kit.ts';
+import { escapeMrkdwn, escapeMrkdwnControls } from './block-kit.ts';
 import { registerUserDmActions } from './user-dm-actions.ts';
 import { unmatchedLine, unmatchedUsers } from '../../db/directory-repo.ts';
 import { HOLD_CALLBACK, NOTE_CALLBACK, holdModal, homeView, noteModal, notesText, resultText, statusText, windowsText, type ModalTarget } from './views.ts';
@@ -209,6 +209,14 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     await reply(respond, await retryFailed(ctx, { actor: slackActor(body.user.id), who: value.who, windowStart: value.windowStart }));
   });
 
+  // "Reply to champion" is a link button (a Teams chat opens in the engineer's browser). Slack still sends the
+  // click here and shows the engineer a warning unless it is acked within 3 s; there is nothing else to do.
+  app.action(PILOT_REPLY_CHAMPION_ACTION, async ({ ack, body, action }) => {
+    await ack();
+    const value = jsonValue(action);
+    log.info({ user: body.user.id, release: value?.release, client: value?.client }, 'engineer opened a chat with the champion who reported a pilot problem');
+  });
+
   type Values = Record<string, Record<string, { value?: string | null; selected_option?: { value: string } | null; selected_options?: Array<{ value: string }> }>>;
 
   app.view(HOLD_CALLBACK, async ({ ack, body, view, client }) => {
@@ -275,7 +283,8 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     const parsed = parsePatchCommand(command.text ?? '');
     const say = (text: string) => respond({ response_type: 'ephemeral', text });
     if (parsed.kind === 'help') return void (await say(PATCH_USAGE));
-    if (parsed.kind === 'unknown') return void (await say(`${escapeMrkdwn(parsed.problem)}.\n\n${PATCH_USAGE}`));
+    // The problem is patchbay's words with `code` around what was typed, where formatting shows as typed anyway.
+    if (parsed.kind === 'unknown') return void (await say(`${escapeMrkdwnControls(parsed.problem)}.\n\n${PATCH_USAGE}`));
     const engineer = await findEngineer(db, actor);
     if (!engineer) return void (await say(':no_entry_sign: /patch is for the MSP\u2019s engineers.'));
     const now = options.now();

@@ -51,11 +51,50 @@ export interface SlackMessage {
 }
 
 /**
- * Escapes what Slack's mrkdwn interprets as control sequences: `<!channel>`, `<@U123>`, `<url|label>`.
- * Apply to anything MSRC or a person wrote, before it goes into mrkdwn (plain_text is shown literally).
+ * Slack's mrkdwn has no escape character for `*`, `_`, `~` and backticks, so the way to show them literally is to
+ * stop them pairing up: a marker only opens or closes formatting next to a word, and a zero-width space on both
+ * sides of it is neither a word nor visible.
+ */
+export const MRKDWN_BREAK = '\u200B';
+
+/**
+ * Escapes only the control sequences (`<!channel>`, `<@U123>`, `<url|label>`, and `&`), leaving `*bold*` and the
+ * like working. For text that mixes patchbay's own (or an MSP's template's) formatting with values; anything a
+ * person or a feed wrote on its own goes through escapeMrkdwn instead.
+ */
+export function escapeMrkdwnControls(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * Shows text in mrkdwn exactly as it was typed: `<!channel>` pings nobody, `<@U123>` mentions nobody, and
+ * `*twice*`, `_x_`, `~x~` and backticks stay the characters they are. Apply to anything MSRC or a person wrote,
+ * at render time only (the text is stored as written), never to patchbay's own markup (plain_text needs none).
+ * The result is longer than the input: limit and split the escaped text, not the original.
  */
 export function escapeMrkdwn(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  // Links, email addresses and emoji codes keep their characters: broken up, a pasted KB link would stop
+  // being a link and `:white_check_mark:` would stop being an emoji. Neither formats the text around it.
+  return escapeMrkdwnControls(text)
+    .split(VERBATIM_TOKENS)
+    .map((part, i) => (i % 2 === 1 ? part : part.replace(/[*_~`]/g, (marker) => `${MRKDWN_BREAK}${marker}${MRKDWN_BREAK}`)))
+    .join('');
+}
+
+/** One capturing group, so `split` keeps the tokens at the odd indices. */
+const VERBATIM_TOKENS = /(https?:\/\/[^\s<>|]+|[A-Za-z0-9][\w.+-]*@[\w-]+(?:\.[\w-]+)+|:[a-z0-9_+-]+:)/gi;
+
+/** The longest prefix of escaped mrkdwn within `max` characters that does not end inside an `&amp;`-style entity. */
+export function cutMrkdwn(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const amp = text.lastIndexOf('&', max - 1);
+  const cut = amp >= 0 && amp > max - 8 && text.indexOf(';', amp) >= max ? amp : max;
+  return text.slice(0, cut);
+}
+
+/** Escaped mrkdwn within `max` characters, with an ellipsis when something was left off. */
+export function truncateMrkdwn(text: string, max: number): string {
+  return text.length <= max ? text : `${cutMrkdwn(text, max - 1)}\u2026`;
 }
 
 /** A URL inside `<url|label>`: the URL must not carry `|` or `>` of its own. */

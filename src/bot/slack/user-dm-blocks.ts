@@ -1,18 +1,20 @@
 /**
- * The end user's "save your work tonight" DM in Block Kit: the client's wording (escaped: device names come from
- * the inventory), and two buttons until it is answered, then the answer in their place. The button value is the
- * DM's id; who may press it is checked against the stored recipient, never taken from the payload.
+ * The end user's "save your work tonight" DM in Block Kit: the client's wording, and two buttons until it is
+ * answered, then the answer in their place. The wording is a template whose `*save your work*` is meant to be
+ * bold, filled with names from the inventory and the directory: only the control sequences are escaped (no
+ * pings, no links), so a device name's stars would format too. The button value is the DM's id; who may press
+ * it is checked against the stored recipient, never taken from the payload.
  */
-import { escapeMrkdwn, plain, type Block } from './block-kit.ts';
+import { cutMrkdwn, escapeMrkdwnControls, plain, type Block } from './block-kit.ts';
 
 export const DM_OK_ACTION = 'userdm.ok';
 export const DM_DEFER_ACTION = 'userdm.defer';
 
 export function userDmSlackMessage(view: { dmId: number; text: string; answerLine?: string | undefined }): { text: string; blocks: Block[] } {
-  const body = escapeMrkdwn(view.text).slice(0, 2900);
+  const body = cutMrkdwn(escapeMrkdwnControls(view.text), 2900);
   const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: body } } as Block];
   if (view.answerLine) {
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: escapeMrkdwn(view.answerLine) }] } as Block);
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: escapeMrkdwnControls(view.answerLine) }] } as Block);
   } else {
     blocks.push({
       type: 'actions',
@@ -23,5 +25,5 @@ export function userDmSlackMessage(view: { dmId: number; text: string; answerLin
       ],
     } as Block);
   }
-  return { text: view.answerLine ? `${view.text}\n${view.answerLine}` : view.text, blocks };
+  return { text: escapeMrkdwnControls(view.answerLine ? `${view.text}\n${view.answerLine}` : view.text), blocks };
 }

@@ -7,7 +7,7 @@ import { MAX_NOTE_CHARS, MAX_REASON_CHARS, formatDecisionTime, type UpdateStandi
 import { KNOWN_NOTE_TAGS, type StoredNote } from '../../db/notes-repo.ts';
 import type { DecisionResult } from '../use-cases/decisions.ts';
 import type { ClientWindows, ReleaseStatus } from '../use-cases/status.ts';
-import { escapeMrkdwn } from './block-kit.ts';
+import { cutMrkdwn, escapeMrkdwn, truncateMrkdwn } from './block-kit.ts';
 import { who } from './decision-blocks.ts';
 
 export const HOLD_CALLBACK = 'patchbay.hold';
@@ -144,7 +144,7 @@ export function statusText(statuses: ReleaseStatus[], zone: string, now: Date): 
     return lines.join('\n');
   });
   const text = parts.join('\n\n');
-  return text.length <= 3900 ? text : `${text.slice(0, 3880)}\n…`;
+  return text.length <= 3900 ? text : `${cutMrkdwn(text, 3880)}\n…`;
 }
 
 export function windowsText(w: ClientWindows, viewerZone: string): string {
@@ -172,11 +172,11 @@ export function notesText(releaseId: string, kb: string, notes: StoredNote[], zo
     .map((n) => `• ${who(n.author)} ${DateTime.fromISO(n.at).setZone(zone).toFormat('d LLL HH:mm ZZZZ')}${n.tags.length ? ` [${escapeMrkdwn(n.tags.join(', '))}]` : ''}:\n> ${escapeMrkdwn(n.text).replace(/\n/g, '\n> ')}`)
     .join('\n');
   const text = `*Notes on ${label}* (${escapeMrkdwn(releaseId)}):\n${body}`;
-  return text.length <= 3900 ? text : `${text.slice(0, 3880)}\n… (more in the digest thread)`;
+  return text.length <= 3900 ? text : `${cutMrkdwn(text, 3860)}\n… (more in the digest thread)`;
 }
 
 export function homeView(status: ReleaseStatus | undefined, isEngineer: boolean, zone: string, now: Date): Json {
-  const section = (text: string): Json => ({ type: 'section', text: { type: 'mrkdwn', text: text.length <= 3000 ? text : `${text.slice(0, 2990)}…` } });
+  const section = (text: string): Json => ({ type: 'section', text: { type: 'mrkdwn', text: truncateMrkdwn(text, 3000) } });
   const blocks: Json[] = [{ type: 'header', text: plainText('patchbay', 150) }];
   if (!isEngineer) {
     blocks.push(section('patchbay runs the MSP\u2019s Patch Tuesday cycle. Approvals and holds are for the MSP\u2019s engineers.'));

@@ -5,7 +5,7 @@
  */
 import { DateTime } from 'luxon';
 import { minutesLeft, progressBar, total, unfinished, type WindowTally } from '../../domain/window-report.ts';
-import { escapeMrkdwn, mrkdwn, plain, type Block, type SlackMessage } from './block-kit.ts';
+import { BLOCK_KIT_LIMITS, escapeMrkdwn, mrkdwn, plain, truncateMrkdwn, type Block, type SlackMessage } from './block-kit.ts';
 
 /** Action ids the Slack app answers (the handlers live with the other engineers' actions). */
 export const HOLD_CLIENT_ACTION = 'rollout_hold_client';
@@ -67,8 +67,9 @@ export function summaryMessage(tally: WindowTally, zone: string): SlackMessage {
   ];
   const failedCount = c.failed ?? 0;
   if (failedCount > 0) {
-    const text = list(tally.failed, LIST_LIMIT, (f) => `• ${escapeMrkdwn(f.device)}: ${escapeMrkdwn((f.error ?? 'no error text').slice(0, 150))}`, failedCount);
-    blocks.push({ type: 'section', text: mrkdwn(`*Failed*\n${text}`) });
+    // Error text is cut after escaping (which lengthens it), and the list as a whole still has to fit a section.
+    const text = list(tally.failed, LIST_LIMIT, (f) => `• ${escapeMrkdwn(f.device)}: ${truncateMrkdwn(escapeMrkdwn(f.error ?? 'no error text'), 150)}`, failedCount);
+    blocks.push({ type: 'section', text: mrkdwn(truncateMrkdwn(`*Failed*\n${text}`, BLOCK_KIT_LIMITS.sectionText)) });
   }
   const rolledCount = (c.offline ?? 0) + (c.rolled ?? 0);
   if (rolledCount > 0) {

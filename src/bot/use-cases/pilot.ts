@@ -16,7 +16,7 @@ import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { windowsFrom } from '../../domain/windows.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
-import { escapeMrkdwn } from '../slack/block-kit.ts';
+import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
 
 export type DeviceOutcome = 'updated' | 'failed' | 'missed' | 'nothing' | 'in_progress' | 'waiting';
 
@@ -307,6 +307,9 @@ function isSerialization(error: unknown): boolean {
   return code === '40001' || code === '40P01' || code === '23505';
 }
 
+/** A link button; the Slack app only acks its click (Slack sends one even for a `url` button). */
+export const PILOT_REPLY_CHAMPION_ACTION = 'pilot_reply_champion';
+
 /** The engineers' thread for the release gets the problem, as written, with a way to reply to the champion. */
 async function problemAlert(tx: AppDatabase, view: SignoffView, asker: Asker, text: string): Promise<OutboxItem[]> {
   const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
@@ -317,9 +320,10 @@ async function problemAlert(tx: AppDatabase, view: SignoffView, asker: Asker, te
   );
   const who = contact?.upn ?? contact?.email;
   const headline = `:warning: ${escapeMrkdwn(view.clientName)} reported a pilot problem with ${escapeMrkdwn(view.releaseId)}; the client is on hold.`;
-  const quote = `*${escapeMrkdwn(asker.name)}* wrote:\n>${escapeMrkdwn(text).slice(0, 2500).replace(/\n/g, '\n>')}`;
+  const quote = `*${escapeMrkdwn(asker.name)}* wrote:\n>${escapeMrkdwn(text).replace(/\n/g, '\n>')}`;
   const blocks: unknown[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: `${headline}\n${quote}` } },
+    // Cut after escaping and quoting: both lengthen the text, and it is the result that must fit the section.
+    { type: 'section', text: { type: 'mrkdwn', text: truncateMrkdwn(`${headline}\n${quote}`, BLOCK_KIT_LIMITS.sectionText) } },
     ...(who
       ? [
           {
@@ -327,7 +331,7 @@ async function problemAlert(tx: AppDatabase, view: SignoffView, asker: Asker, te
             elements: [
               {
                 type: 'button',
-                action_id: 'pilot_reply_champion',
+                action_id: PILOT_REPLY_CHAMPION_ACTION,
                 text: { type: 'plain_text', text: `Reply to ${asker.name}`.slice(0, 75) },
                 // A Teams deep link opens a chat with the champion: the reply is a person's, not the bot's.
                 url: `https://teams.microsoft.com/l/chat/0/0?users=${encodeURIComponent(who)}`,
@@ -345,7 +349,7 @@ async function problemAlert(tx: AppDatabase, view: SignoffView, asker: Asker, te
       channel,
       action: 'post',
       subject: `pilot-problem:${view.releaseId}:${view.clientId}`,
-      payload: { text: `${view.clientName} reported a pilot problem with ${view.releaseId}: ${text.slice(0, 500)}`, blocks, threadSubject: `digest:${view.releaseId}` },
+      payload: { text: escapeMrkdwn(`${view.clientName} reported a pilot problem with ${view.releaseId}: ${text.slice(0, 500)}`), blocks, threadSubject: `digest:${view.releaseId}` },
     },
   ];
 }
