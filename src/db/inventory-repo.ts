@@ -8,7 +8,7 @@
  */
 import { getTableName, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
-import { CLIENT_SETTING_KEYS, type Inventory, type InventoryDevice } from '../domain/inventory.ts';
+import { CLIENT_SETTING_KEYS, MSP_SETTING_KEYS, type Inventory, type InventoryDevice } from '../domain/inventory.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
 import { auditLog, chatIdentities, clients, devices, locations, msp, people, type WindowsByClass } from './schema.ts';
 
@@ -162,10 +162,14 @@ async function applyMsp(tx: AppDatabase, inventory: Inventory, now: Date): Promi
     timezone: inventory.msp.timezone,
     channel: inventory.msp.channel,
     windows: windowSpecs(inventory.msp.windows),
+    settings: inventory.msp.settings ?? {},
     createdAt: now,
     updatedAt: now,
   };
-  const counts = await upsertInBatches(tx, msp, [row], [msp.id], [msp.name, msp.timezone, msp.channel, msp.windows]);
+  // As for clients: the file owns its settings keys only, so the bot's own (directorySyncedAt) survive an import.
+  const counts = await upsertInBatches(tx, msp, [row], [msp.id], [msp.name, msp.timezone, msp.channel, msp.windows], {
+    settings: sql`(${msp.settings} - ${sql.raw(`array[${MSP_SETTING_KEYS.map((key) => `'${key}'`).join(', ')}]`)}) || excluded."settings"`,
+  });
   return counts.added > 0 ? 'added' : counts.changed > 0 ? 'changed' : 'unchanged';
 }
 

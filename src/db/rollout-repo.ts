@@ -167,6 +167,8 @@ export interface RunContext {
   /** The device's window rule (canonical spec) and zone. */
   windowSpec: string | null;
   timezone: string;
+  /** The MSP's `missedWindowLimit` setting; null: the engine's default. */
+  missedWindowLimit: number | null;
 }
 
 interface RunDetail {
@@ -208,11 +210,13 @@ export async function loadRunContext(db: AppDatabase, runId: number): Promise<Ru
     missed: number;
     spec: string | null;
     timezone: string;
+    missed_limit: number | null;
   }>(
     await db.execute(sql`select r.id, r.state, r.step, r.attempts, r.reboots, r.updates, r.error, r.detail, r.rolled_to, r.started_at,
         r.finished_at, r.window_start, r.window_end, r.release_id, r.rollout_id, d.id as device_id, d.name, d.os, d.class, d.ring,
         d.client_id, d.consecutive_missed_windows as missed,
-        coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as timezone
+        coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as timezone,
+        (m.settings ->> 'missedWindowLimit')::int as missed_limit
       from runs r join devices d on d.id = r.device_id left join clients c on c.id = d.client_id left join msp m on m.id = 1
       where r.id = ${runId}`),
   );
@@ -250,6 +254,7 @@ export async function loadRunContext(db: AppDatabase, runId: number): Promise<Ru
     device: { id: Number(row.device_id), name: row.name, os: row.os, class: row.class, consecutiveMissedWindows: row.missed },
     windowSpec: row.spec,
     timezone: row.timezone,
+    missedWindowLimit: row.missed_limit === null ? null : Number(row.missed_limit),
   };
 }
 

@@ -63,6 +63,22 @@ export const CLIENT_SETTING_KEYS = [
   'runConcurrency',
 ] as const satisfies ReadonlyArray<keyof ClientSettings>;
 
+/**
+ * The MSP's own knobs, stored in `msp.settings` and read by the rollout engine. A key the file leaves out falls
+ * back to the engine's default (soak 24 h, no overall limit, flagged after 3 missed windows).
+ */
+export interface MspInventorySettings {
+  /** Hours ring msp soaks after it finished before Promote to pilot is offered. */
+  soakHours?: number;
+  /** At most this many runs at once across every client and the MSP's own machines. */
+  runConcurrency?: number;
+  /** A device that misses this many windows in a row is flagged for the engineers. */
+  missedWindowLimit?: number;
+}
+
+/** The msp.settings keys the inventory owns; the rest (e.g. when the directory was last synced) the bot keeps. */
+export const MSP_SETTING_KEYS = ['soakHours', 'runConcurrency', 'missedWindowLimit'] as const satisfies ReadonlyArray<keyof MspInventorySettings>;
+
 export interface InventoryClient {
   id: string;
   name: string;
@@ -85,6 +101,8 @@ export interface InventoryMsp {
   timezone: string;
   windows: Record<DeviceClass, WindowRule>;
   devices: InventoryDevice[];
+  /** Absent when the file sets none. */
+  settings?: MspInventorySettings;
 }
 
 export interface Inventory {

@@ -100,6 +100,9 @@ interface Catalog {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The limits map's key for the MSP's overall limit: no client id can be `*`, and null is the MSP's own machines. */
+const OVERALL_LIMIT = '*';
+
 function parseRule(spec: string | null | undefined): WindowRule | undefined {
   if (!spec) return undefined;
   const parsed = parseWindowSpec(spec);
@@ -480,7 +483,7 @@ export class RolloutEngine {
     }
     const unfinished = await unfinishedRuns(this.db);
     if (unfinished.length === 0) return 0;
-    const admitted = admit(unfinished, (clientId) => perClient.get(clientId) ?? Infinity).filter((r) => !skip.has(r.id));
+    const admitted = admit(unfinished, (clientId) => perClient.get(clientId) ?? Infinity, perClient.get(OVERALL_LIMIT) ?? Infinity).filter((r) => !skip.has(r.id));
     await this.addRunJobs(admitted.map((r) => r.id));
     return admitted.length;
   }
@@ -494,7 +497,7 @@ export class RolloutEngine {
   private async clientLimits(): Promise<Map<string | null, number>> {
     const rows = rowsOf<{ id: string | null; limit: number | null }>(
       await this.db.execute(sql`select id, (settings ->> 'runConcurrency')::int as limit from clients where settings ? 'runConcurrency'
-        union all select null, (settings ->> 'runConcurrency')::int from msp where settings ? 'runConcurrency'`),
+        union all select ${OVERALL_LIMIT}::text, (settings ->> 'runConcurrency')::int from msp where settings ? 'runConcurrency'`),
     );
     return new Map(rows.filter((r) => r.limit !== null).map((r) => [r.id, Number(r.limit)]));
   }
@@ -523,14 +526,14 @@ export class RolloutEngine {
       const holds = await this.holds();
       const target = { releaseId: loaded.releaseId ?? '', ring: loaded.ring, clientId: loaded.clientId };
       const held = isHeld(holds, target) || (run.updates.length > 0 && run.updates.every((key) => isHeld(holds, { ...target, updateKey: key })));
-      return { now: DateTime.fromJSDate(this.context.now(), { zone: 'utc' }), window, nextWindowStart, held, policy: this.policy };
+      return { now: DateTime.fromJSDate(this.context.now(), { zone: 'utc' }), window, nextWindowStart, held, policy: this.policyFor(loaded) };
     };
     const store = async (next: Run): Promise<boolean> => {
       const now = this.context.now();
       // The run's end and the device's missed-window count (and any flag for the engineers) commit together.
       const missesChange = (() => {
         if (!TERMINAL.has(next.status)) return false;
-        const after = afterRun(next, loaded.device.consecutiveMissedWindows, this.policy);
+        const after = afterRun(next, loaded.device.consecutiveMissedWindows, this.policyFor(loaded));
         return after.flag || after.consecutiveMissed !== loaded.device.consecutiveMissedWindows;
       })();
       const saved = missesChange
@@ -633,8 +636,14 @@ export class RolloutEngine {
     }
   }
 
+  /** The MSP's missed-window limit (inventory `msp.missed_window_limit`) unless the engine was given one. */
+  private policyFor(loaded: RunContext): RunPolicy {
+    if (loaded.missedWindowLimit === null || this.options.policy?.missedWindowLimit !== undefined) return this.policy;
+    return { ...this.policy, missedWindowLimit: loaded.missedWindowLimit };
+  }
+
   private async finished(tx: AppDatabase, loaded: RunContext, run: Run, now: Date): Promise<void> {
-    const { consecutiveMissed, flag } = afterRun(run, loaded.device.consecutiveMissedWindows, this.policy);
+    const { consecutiveMissed, flag } = afterRun(run, loaded.device.consecutiveMissedWindows, this.policyFor(loaded));
     if (consecutiveMissed === loaded.device.consecutiveMissedWindows && !flag) return;
     const newlyFlagged = await updateDeviceMisses(tx, loaded.device.id, consecutiveMissed, flag, now);
     if (!newlyFlagged) return;

@@ -152,6 +152,27 @@ describe(`inventory import on ${backend}`, () => {
     await database.db.execute(sql`update clients set settings = '{}'::jsonb where id = 'acme-dental'`);
   });
 
+  it('stores the MSP\u2019s soak, overall concurrency and missed-window limit, once; keeps the bot\u2019s own msp settings; drops what the file no longer says', async () => {
+    const settingsOf = async () => rowsOf<{ settings: Record<string, unknown> }>(await database.db.execute(sql`select settings from msp where id = 1`))[0]!.settings;
+    const inventory = smallInventory();
+    inventory.msp.settings = { soakHours: 12, runConcurrency: 200, missedWindowLimit: 5 };
+    expect((await applyInventory(database.db, inventory, LATER)).msp).toBe('changed');
+    expect(await settingsOf()).toEqual({ soakHours: 12, runConcurrency: 200, missedWindowLimit: 5 });
+    // The same file again changes nothing, even with the directory sync's own key stored beside them.
+    await database.db.execute(sql`update msp set settings = settings || '{"directorySyncedAt":"2026-03-02T00:00:00Z"}'::jsonb where id = 1`);
+    const stored = await tableCounts(database);
+    expect((await applyInventory(database.db, inventory, LATER)).msp).toBe('unchanged');
+    expect(await tableCounts(database)).toEqual({ ...stored, audit_log: stored.audit_log! + 1 });
+
+    inventory.msp.settings = { soakHours: 0 };
+    expect((await applyInventory(database.db, inventory, LATER)).msp).toBe('changed');
+    expect(await settingsOf()).toEqual({ soakHours: 0, directorySyncedAt: '2026-03-02T00:00:00Z' });
+    expect((await applyInventory(database.db, smallInventory(), LATER)).msp).toBe('changed');
+    expect(await settingsOf()).toEqual({ directorySyncedAt: '2026-03-02T00:00:00Z' });
+    expect((await applyInventory(database.db, smallInventory(), LATER)).msp).toBe('unchanged');
+    await database.db.execute(sql`update msp set settings = '{}'::jsonb where id = 1`);
+  });
+
   it('counts only what changed: one device moved ring, one client renamed, one champion gone', async () => {
     const inventory = smallInventory();
     inventory.clients[0]!.locations[0]!.devices[1]!.ring = 'pilot';

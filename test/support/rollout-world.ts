@@ -8,7 +8,7 @@ import type { AppDatabase } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { loadBook, saveGates } from '../../src/db/rollout-repo.ts';
-import type { Inventory, InventoryDevice } from '../../src/domain/inventory.ts';
+import type { Inventory, InventoryDevice, MspInventorySettings } from '../../src/domain/inventory.ts';
 import type { Release } from '../../src/domain/release.ts';
 import { gateKey, type Gate } from '../../src/domain/rollout.ts';
 import { parseWindowSpec, type WindowRule } from '../../src/domain/window-spec.ts';
@@ -30,6 +30,8 @@ export interface WorldOptions {
   mspTimezone?: string;
   /** More MSP machines, e.g. a server (Sunday window) or one whose OS no update applies to. */
   mspExtra?: InventoryDevice[];
+  /** The inventory's msp soak_hours / run_concurrency / missed_window_limit. */
+  mspSettings?: MspInventorySettings;
 }
 
 export function worldInventory(options: WorldOptions): Inventory {
@@ -45,6 +47,7 @@ export function worldInventory(options: WorldOptions): Inventory {
         ...Array.from({ length: options.mspDevices ?? 4 }, (_, i) => desktop(`MSP-PC-${String(i + 1).padStart(3, '0')}`, 'msp')),
         ...(options.mspExtra ?? []),
       ],
+      ...(options.mspSettings ? { settings: options.mspSettings } : {}),
     },
     clients: (options.clients ?? []).map((c) => ({
       id: c.id,

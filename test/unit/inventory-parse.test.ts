@@ -120,6 +120,28 @@ describe('parseInventory on good files', () => {
     ]);
   });
 
+  it('reads the MSP\u2019s soak, overall concurrency and missed-window limit, and reports bad ones on their own lines', () => {
+    const good = BASE.replace('  devices:\n    - { name: EXIT', '  soak_hours: 0\n  run_concurrency: 400\n  missed_window_limit: 5\n  devices:\n    - { name: EXIT');
+    expect(inventoryOf(parseInventory(good, 'msp.yaml')).msp.settings).toEqual({ soakHours: 0, runConcurrency: 400, missedWindowLimit: 5 });
+    expect(inventoryOf(parseInventory(BASE, 'plain.yaml')).msp.settings).toBeUndefined();
+
+    const bad = BASE.replace('  devices:\n    - { name: EXIT', '  soak_hours: 24h\n  run_concurrency: 0\n  missed_window_limit: 2.5\n  devices:\n    - { name: EXIT');
+    const lines = bad.split('\n');
+    const lineOf = (key: string) => lines.findIndex((line) => line.startsWith(`  ${key}:`)) + 1;
+    expect(problemsOf(parseInventory(bad, 'bad.yaml')).map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      `${lineOf('soak_hours')} msp.soak_hours: expected a whole number from 0 to 720`,
+      `${lineOf('run_concurrency')} msp.run_concurrency: expected a whole number from 1 to 100000`,
+      `${lineOf('missed_window_limit')} msp.missed_window_limit: expected a whole number from 1 to 100`,
+    ]);
+    expect(lineOf('soak_hours')).toBe(7);
+
+    const typo = BASE.replace('  devices:\n    - { name: EXIT', '  soak_hour: 12\n  run_concurency: 3\n  devices:\n    - { name: EXIT');
+    expect(problemsOf(parseInventory(typo, 'typo.yaml')).map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      '7 msp.soak_hour: unknown key "soak_hour" (did you mean "soak_hours"?)',
+      '8 msp.run_concurency: unknown key "run_concurency" (did you mean "run_concurrency"?)',
+    ]);
+  });
+
   it('keeps one spelling for a zone written in another case', () => {
     const inventory = inventoryOf(parseInventory(BASE.replace('timezone: America/Chicago\n    windows', 'timezone: america/chicago\n    windows'), 'x.yaml'));
     expect(inventory.clients[0]!.timezone).toBe('America/Chicago');

@@ -10,6 +10,7 @@ import type {
   InventoryDevice,
   InventoryLocation,
   InventoryMsp,
+  MspInventorySettings,
   Ring,
 } from '../../domain/inventory.ts';
 import { parseWindowSpec, WINDOW_EXAMPLES, type WindowRule } from '../../domain/window-spec.ts';
@@ -21,7 +22,10 @@ export type { InventoryProblem } from './yaml-reader.ts';
 export type InventoryParse = { ok: true; inventory: Inventory } | { ok: false; problems: InventoryProblem[] };
 
 const ROOT_SHAPE = { required: ['msp', 'clients'], optional: [] } as const;
-const MSP_SHAPE = { required: ['name', 'engineers', 'channel', 'timezone', 'windows'], optional: ['devices'] } as const;
+const MSP_SHAPE = {
+  required: ['name', 'engineers', 'channel', 'timezone', 'windows'],
+  optional: ['devices', 'soak_hours', 'run_concurrency', 'missed_window_limit'],
+} as const;
 const CLIENT_SHAPE = {
   required: ['id', 'name', 'timezone', 'windows'],
   optional: [
@@ -152,6 +156,17 @@ class InventoryReader {
       .list(fields.get('devices'), 'devices')
       .map((item) => this.readDevice(item, 'msp', classUses));
     if (windows) this.checkClasses(classUses, windows, 'msp.windows');
+    const settings: MspInventorySettings = {};
+    const numbers = [
+      // Zero soak offers Promote as soon as ring msp finishes (a lab); a month is past any real soak.
+      ['soak_hours', 'soakHours', 0, 24 * 30],
+      ['run_concurrency', 'runConcurrency', 1, 100_000],
+      ['missed_window_limit', 'missedWindowLimit', 1, 100],
+    ] as const;
+    for (const [key, setting, min, max] of numbers) {
+      const value = this.wholeNumber(fields.get(key), min, max);
+      if (value !== undefined) settings[setting] = value;
+    }
     return {
       name: this.r.text(fields.get('name')) ?? '',
       engineers,
@@ -159,6 +174,7 @@ class InventoryReader {
       timezone: this.readZone(fields.get('timezone')),
       windows: windows ?? {},
       devices,
+      ...(Object.keys(settings).length > 0 ? { settings } : {}),
     };
   }
 
