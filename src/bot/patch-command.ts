@@ -3,11 +3,15 @@
  * turns the text into one of these and calls the use-cases. Unknown input is a value too, so it is answered
  * with usage rather than silence.
  */
+import type { Ring } from '../domain/inventory.ts';
+
 export type PatchCommand =
   | { kind: 'status' }
   | { kind: 'help' }
   | { kind: 'hold'; target: string; reason: string }
+  | { kind: 'hold_ring'; ring: Ring; reason: string }
   | { kind: 'release'; target: string }
+  | { kind: 'release_ring'; ring: Ring }
   | { kind: 'withdraw'; target: string }
   | { kind: 'windows'; client: string }
   | { kind: 'notes'; update: string }
@@ -20,7 +24,8 @@ export const PATCH_USAGE = [
   '*/patch* commands:',
   '• `/patch status`: each release, per update, per ring, per client',
   '• `/patch hold KB|CLIENT|all REASON`: hold an update, a client, or the whole current release',
-  '• `/patch release KB|CLIENT|all`: release the matching holds',
+  '• `/patch hold ring:msp|ring:pilot|ring:broad REASON`: hold one ring of the current release, for every client',
+  '• `/patch release KB|CLIENT|ring:RING|all`: release the matching holds',
   '• `/patch withdraw KB|all`: withdraw an approval (only before anything was deployed)',
   '• `/patch windows CLIENT`: the client\u2019s next maintenance windows, in its time and yours',
   '• `/patch notes KB`: the research notes on an update',
@@ -29,6 +34,21 @@ export const PATCH_USAGE = [
   '• `/patch confirm CLIENT`: confirm the client\u2019s pilot on its champion\u2019s behalf (audited)',
   '• `/patch help`: this list',
 ].join('\n');
+
+const RINGS: readonly Ring[] = ['msp', 'pilot', 'broad'];
+
+/**
+ * `ring:pilot` names a ring; a bare `pilot` would be a client id (an MSP may well call a client that). Undefined:
+ * not a ring target; a string: what is wrong with it.
+ */
+function ringOf(arg: string): Ring | string | undefined {
+  const m = /^ring:(.*)$/i.exec(arg);
+  if (!m) return undefined;
+  const ring = m[1]!.toLowerCase();
+  return (RINGS as readonly string[]).includes(ring) ? (ring as Ring) : `\`${arg.slice(0, 40).replace(/`/g, "'")}\` is not a ring: use ring:msp, ring:pilot or ring:broad`;
+}
+
+const isRing = (r: Ring | string | undefined): r is Ring => r !== undefined && (RINGS as readonly string[]).includes(r);
 
 export function parsePatchCommand(text: string): PatchCommand {
   const trimmed = text.trim();
@@ -42,15 +62,20 @@ export function parsePatchCommand(text: string): PatchCommand {
     case 'help':
       return { kind: 'help' };
     case 'hold': {
-      if (!arg) return { kind: 'unknown', problem: '`hold` needs what to hold (a KB, a client id, or all) and a reason' };
+      if (!arg) return { kind: 'unknown', problem: '`hold` needs what to hold (a KB, a client id, ring:RING, or all) and a reason' };
       // The reason is everything after the target, exactly as typed (spacing and line breaks kept).
       const reason = trimmed.slice(trimmed.indexOf(arg, word.length) + arg.length).trim();
+      const ring = ringOf(arg);
+      if (ring !== undefined && !isRing(ring)) return { kind: 'unknown', problem: ring };
       if (reason === '') return { kind: 'unknown', problem: `a hold needs a reason: \`/patch hold ${arg.replace(/`/g, "'")} REASON\`` };
-      return { kind: 'hold', target: arg, reason };
+      return ring !== undefined ? { kind: 'hold_ring', ring, reason } : { kind: 'hold', target: arg, reason };
     }
-    case 'release':
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`release` takes one thing: a KB, a client id, or all' };
-      return { kind: 'release', target: arg };
+    case 'release': {
+      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`release` takes one thing: a KB, a client id, ring:RING, or all' };
+      const ring = ringOf(arg);
+      if (ring !== undefined && !isRing(ring)) return { kind: 'unknown', problem: ring };
+      return ring !== undefined ? { kind: 'release_ring', ring } : { kind: 'release', target: arg };
+    }
     case 'withdraw':
       if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`withdraw` takes one thing: a KB, or all for the release approval' };
       return { kind: 'withdraw', target: arg };

@@ -105,11 +105,11 @@ export async function loadDecisionState(
   );
   const updateIds = new Map(updates.map((u) => [u.update_key, Number(u.id)]));
   const approvals = await effectiveApprovals(tx, releaseId);
-  const holds = rowsOf<{ id: number; update_key: string | null; client_id: string | null; reason: string; placed_by: string; placed_at: unknown }>(
+  const holds = rowsOf<{ id: number; update_key: string | null; client_id: string | null; ring: ActiveHold['ring']; reason: string; placed_by: string; placed_at: unknown }>(
     await tx.execute(sql`
-      select h.id, u.update_key as update_key, h.client_id, h.reason, h.placed_by, h.placed_at
+      select h.id, u.update_key as update_key, h.client_id, h.ring, h.reason, h.placed_by, h.placed_at
       from holds h left join updates u on u.id = h.update_id
-      where h.released_at is null and h.release_id = ${releaseId} and h.scope in ('update', 'client', 'all') and h.ring is null
+      where h.released_at is null and h.release_id = ${releaseId}
       order by h.id`),
   );
   // Deployed: a run that reached a machine (started, finished or failed) for this release; per update by KB.
@@ -133,6 +133,7 @@ export async function loadDecisionState(
         id: String(h.id),
         updateKey: h.update_key,
         clientId: h.client_id,
+        ring: h.ring ?? null,
         reason: h.reason,
         by: h.placed_by,
         at: toDate(h.placed_at).toISOString(),

@@ -10,6 +10,7 @@
  *   a no-op that says who did it first, so fifty clicks on one button make one decision.
  */
 import { DateTime } from 'luxon';
+import type { Ring } from './inventory.ts';
 
 /** `null` target = the whole release. */
 export type UpdateKey = string;
@@ -26,6 +27,8 @@ export interface ActiveHold {
   updateKey: UpdateKey | null;
   /** Null: every client (and the MSP's own ring). */
   clientId: string | null;
+  /** Null: every ring. A ring hold stops only that ring's runs, so it never stands in the way of an approval. */
+  ring: Ring | null;
   reason: string;
   by: string;
   at: string;
@@ -51,24 +54,38 @@ interface EventBase {
 
 export type HoldClients = 'all' | readonly string[];
 
-export type ReleaseTarget = { kind: 'hold'; holdId: string } | { kind: 'update'; updateKey: UpdateKey } | { kind: 'client'; clientId: string } | { kind: 'all' };
+export type ReleaseTarget =
+  | { kind: 'hold'; holdId: string }
+  | { kind: 'update'; updateKey: UpdateKey }
+  | { kind: 'client'; clientId: string }
+  | { kind: 'ring'; ring: Ring }
+  | { kind: 'all' };
 
 export type DecisionEvent =
   | (EventBase & { type: 'approve'; updateKey: UpdateKey | null })
-  | (EventBase & { type: 'hold'; updateKey: UpdateKey | null; clients: HoldClients; reason: string })
+  | (EventBase & { type: 'hold'; updateKey: UpdateKey | null; clients: HoldClients; reason: string; /** Absent or null: every ring. */ ring?: Ring | null })
   | (EventBase & { type: 'release_hold'; target: ReleaseTarget })
   | (EventBase & { type: 'withdraw'; updateKey: UpdateKey | null })
   | (EventBase & { type: 'note'; updateKey: UpdateKey; text: string; tags: readonly string[] });
 
 export type Effect =
-  | { type: 'decision'; kind: 'approve' | 'hold' | 'release_hold' | 'withdraw'; updateKey: UpdateKey | null; reason: string | null; holdIds: string[] }
+  | { type: 'decision'; kind: 'approve' | 'hold' | 'release_hold' | 'withdraw'; updateKey: UpdateKey | null; reason: string | null; holdIds: string[]; ring?: Ring }
   | { type: 'place_hold'; hold: ActiveHold }
   | { type: 'release_holds'; holdIds: string[] }
   | { type: 'note'; updateKey: UpdateKey; text: string; tags: string[] }
   /** The chat messages showing these updates (null = the release summary) need redrawing. */
   | { type: 'rerender'; updateKeys: Array<UpdateKey | null> };
 
-export type RefusalCode = 'unknown_update' | 'reason_required' | 'too_long' | 'no_clients' | 'held' | 'deployed' | 'covered_by_release' | 'text_required';
+export type RefusalCode =
+  | 'unknown_update'
+  | 'reason_required'
+  | 'too_long'
+  | 'no_clients'
+  | 'msp_ring_clients'
+  | 'held'
+  | 'deployed'
+  | 'covered_by_release'
+  | 'text_required';
 
 export type Transition =
   | { outcome: 'applied'; state: ReleaseDecisionState; effects: Effect[]; message: string }
@@ -97,9 +114,17 @@ function label(updateKey: UpdateKey | null, releaseId: string): string {
   return /^\d+$/.test(updateKey) ? `KB${updateKey}` : updateKey;
 }
 
-/** Holds that stop `updateKey` for every client: a hold on the update or on the release, with no client named. */
+/** Holds that stop `updateKey` everywhere: a hold on the update or on the release, naming no client and no ring. */
 function blockingHolds(state: ReleaseDecisionState, updateKey: UpdateKey | null): ActiveHold[] {
-  return state.holds.filter((h) => h.clientId === null && (h.updateKey === null || h.updateKey === updateKey));
+  return state.holds.filter((h) => h.clientId === null && h.ring === null && (h.updateKey === null || h.updateKey === updateKey));
+}
+
+/** "for all clients", "for acme", "in ring pilot for all clients": what a hold stops, in words. */
+export function holdScopeText(ring: Ring | null, clients: ReadonlyArray<string | null>): string {
+  const who = clients[0] === null || clients.length === 0 ? 'all clients' : clients.join(', ');
+  if (ring === null) return `for ${who}`;
+  // Ring msp is the MSP's own machines: no client to name.
+  return ring === 'msp' ? 'in ring msp' : `in ring ${ring} for ${who}`;
 }
 
 function withApplied(state: ReleaseDecisionState, id: string): ReleaseDecisionState {
@@ -164,34 +189,49 @@ export function decide(state: ReleaseDecisionState, event: DecisionEvent, now: D
       if (event.clients !== 'all' && event.clients.length === 0) {
         return { outcome: 'refused', code: 'no_clients', message: 'Choose the clients to hold, or hold for all clients.' };
       }
+      const ring = event.ring ?? null;
+      if (ring === 'msp' && event.clients !== 'all') {
+        return { outcome: 'refused', code: 'msp_ring_clients', message: 'Ring msp is the MSP\u2019s own machines, not a client\u2019s: hold it for all clients.' };
+      }
       const wanted: Array<string | null> = event.clients === 'all' ? [null] : [...new Set(event.clients)].sort();
-      // A client already covered by a hold on this target (or an all-clients hold) needs no second hold.
-      const sameTarget = state.holds.filter((h) => h.updateKey === key);
+      // A client already covered by a hold on this target (an all-clients hold, or one on every ring) needs no second hold.
+      const sameTarget = state.holds.filter((h) => h.updateKey === key && (h.ring === null || h.ring === ring));
       const covered = (clientId: string | null) => sameTarget.some((h) => h.clientId === null || h.clientId === clientId);
       const fresh = wanted.filter((c) => !covered(c));
       if (fresh.length === 0) {
         const h = sameTarget.find((x) => x.clientId === null) ?? sameTarget[0]!;
-        return { outcome: 'noop', state, message: `${what(key)} is already held: ${h.reason}`, by: h.by, at: h.at };
+        return { outcome: 'noop', state, message: `${what(key)} is already held ${holdScopeText(h.ring, [h.clientId])}: ${h.reason}`, by: h.by, at: h.at };
       }
-      const placed: ActiveHold[] = fresh.map((clientId, i) => ({ id: `new:${event.id}:${i}`, updateKey: key, clientId, reason: event.reason, by: event.actor, at }));
+      const placed: ActiveHold[] = fresh.map((clientId, i) => ({ id: `new:${event.id}:${i}`, updateKey: key, clientId, ring, reason: event.reason, by: event.actor, at }));
       const next = { ...state, holds: [...state.holds, ...placed] };
       return {
         outcome: 'applied',
         state: withApplied(next, event.id),
         effects: [
-          { type: 'decision', kind: 'hold', updateKey: key, reason: event.reason, holdIds: placed.map((h) => h.id) },
+          { type: 'decision', kind: 'hold', updateKey: key, reason: event.reason, holdIds: placed.map((h) => h.id), ...(ring !== null ? { ring } : {}) },
           ...placed.map((hold): Effect => ({ type: 'place_hold', hold })),
           { type: 'rerender', updateKeys: [key] },
         ],
-        message: `${what(key)} held${fresh[0] === null ? ' for all clients' : ` for ${fresh.join(', ')}`}.`,
+        message: `${what(key)} held ${holdScopeText(ring, fresh)}.`,
       };
     }
 
     case 'release_hold': {
       const t = event.target;
-      const matching = state.holds.filter((h) =>
-        t.kind === 'hold' ? h.id === t.holdId : t.kind === 'update' ? h.updateKey === t.updateKey : t.kind === 'client' ? h.clientId === t.clientId : true,
-      );
+      const matching = state.holds.filter((h) => {
+        switch (t.kind) {
+          case 'hold':
+            return h.id === t.holdId;
+          case 'update':
+            return h.updateKey === t.updateKey;
+          case 'client':
+            return h.clientId === t.clientId;
+          case 'ring':
+            return h.ring === t.ring;
+          case 'all':
+            return true;
+        }
+      });
       if (matching.length === 0) return { outcome: 'noop', state, message: 'Nothing to release: no matching hold is active.' };
       const ids = matching.map((h) => h.id);
       const next = { ...state, holds: state.holds.filter((h) => !ids.includes(h.id)) };
@@ -200,7 +240,7 @@ export function decide(state: ReleaseDecisionState, event: DecisionEvent, now: D
         outcome: 'applied',
         state: withApplied(next, event.id),
         effects: [
-          { type: 'decision', kind: 'release_hold', updateKey: keys.length === 1 ? keys[0]! : null, reason: null, holdIds: ids },
+          { type: 'decision', kind: 'release_hold', updateKey: keys.length === 1 ? keys[0]! : null, reason: null, holdIds: ids, ...(t.kind === 'ring' ? { ring: t.ring } : {}) },
           { type: 'release_holds', holdIds: ids },
           { type: 'rerender', updateKeys: keys },
         ],

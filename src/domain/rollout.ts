@@ -161,7 +161,9 @@ export function isHeld(holds: readonly Hold[], target: { releaseId: string; ring
       case 'all':
         return true;
       case 'ring':
-        return hold.ring === target.ring && (hold.clientId === null || hold.clientId === target.clientId);
+        if (hold.ring !== target.ring || (hold.clientId !== null && hold.clientId !== target.clientId)) return false;
+        // A ring hold on one update drops that update from the ring's runs, as an update hold does everywhere.
+        return hold.updateKey === null || target.updateKey === hold.updateKey;
       case 'client':
         return target.clientId !== null && hold.clientId === target.clientId;
       case 'update':

@@ -18,6 +18,7 @@ import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { startSlackEmulator, type SlackEmulator } from '../support/slack-emulator.ts';
+import { buildBlockSuggestion, buildViewSubmissionWithExternal } from '../support/slack-external-select.ts';
 import {
   buildAppHomeOpened,
   buildBlockActions,
@@ -331,6 +332,46 @@ describe('Slack: /patch and App Home', () => {
     expect(await ask('U0LEE', 'status')).toMatch(/for the MSP.s engineers/);
   });
 
+  it('holds and releases one ring with ring:RING, audited, while a client called pilot stays a client', async () => {
+    const { id } = await postedRelease();
+    await database.db.insert(clients).values({ id: 'pilot', name: 'Pilot Air', timezone: 'America/Chicago', windows: { desktop: 'daily 01:00-05:00' } }).onConflictDoNothing();
+    const ask = async (text: string): Promise<string> => {
+      const before = emu.responses().length;
+      expect((await postSigned(eventsUrl, buildSlashCommand(emu, { user: 'U0PAT', text }).body, { secret: SECRET })).status).toBe(200);
+      await expect.poll(() => emu.responses().length).toBe(before + 1);
+      return String((emu.responses().at(-1)!.body as { text: string }).text);
+    };
+    const holdsNow = async () =>
+      rowsOf<{ scope: string; ring: string | null; client_id: string | null; update_id: number | null; reason: string; placed_by: string }>(
+        await database.db.execute(sql`select scope, ring, client_id, update_id, reason, placed_by from holds where release_id = ${id} and released_at is null order by id`),
+      );
+
+    expect(await ask('hold ring:pilot Pilot sites closed until Monday')).toContain(`release ${id} held in ring pilot for all clients`);
+    expect(await holdsNow()).toEqual([{ scope: 'ring', ring: 'pilot', client_id: null, update_id: null, reason: 'Pilot sites closed until Monday', placed_by: 'U0PAT' }]);
+    const [audit] = rowsOf<{ subject: string; detail: { ring?: string; reason?: string } }>(
+      await database.db.execute(sql`select subject, detail from audit_log where action = 'decision.hold' and subject = ${`release:${id}`}`),
+    );
+    expect(audit!.detail).toMatchObject({ ring: 'pilot', reason: 'Pilot sites closed until Monday' });
+    // The release's line in the digest says which ring is held.
+    await expect.poll(() => textOf(emu.messages(CH).map((m) => m.blocks)), { timeout: 15_000 }).toContain('Held* (ring pilot, whole release, all clients) by <@U0PAT>');
+    // A second ring hold on the same ring is the first one, named; a bare `pilot` is the client of that name.
+    expect(await ask('hold ring:pilot again')).toContain('already held in ring pilot');
+    expect(await ask('hold pilot Their EMR upgrade is this week')).toContain(`release ${id} held for pilot`);
+    expect((await holdsNow()).map((h) => [h.scope, h.ring, h.client_id])).toEqual([
+      ['ring', 'pilot', null],
+      ['client', null, 'pilot'],
+    ]);
+
+    expect(await ask('release ring:pilot')).toContain('Released 1 hold');
+    expect((await holdsNow()).map((h) => [h.scope, h.ring, h.client_id])).toEqual([['client', null, 'pilot']]);
+    const [released] = rowsOf<{ detail: { target?: unknown; ring?: string } }>(
+      await database.db.execute(sql`select detail from decisions where kind = 'release_hold' and release_id = ${id}`),
+    );
+    expect(released!.detail).toMatchObject({ ring: 'pilot', target: { kind: 'ring', ring: 'pilot' } });
+    expect(await ask('hold ring:canary why')).toContain('is not a ring');
+    await ask('release pilot');
+  });
+
   it('publishes the Home tab once per event, even when Slack retries it', async () => {
     await postedRelease();
     const event = buildAppHomeOpened(emu, 'U0PAT');
@@ -341,5 +382,61 @@ describe('Slack: /patch and App Home', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(emu.calls('views.publish').length).toBe(before + 1);
     expect(JSON.stringify(emu.homeView('U0PAT')?.view)).toMatch(/Current release: 20\d\d-[A-Z][a-z]{2}/);
+  });
+});
+
+describe('Slack: Hold modal with more clients than a static select lists', () => {
+  it('offers an external select answered by typed text (engineers only, at most 100), and holds a client past the first 100', async () => {
+    const now = new Date();
+    const many = Array.from({ length: 150 }, (_, i) => {
+      const n = String(i + 1).padStart(3, '0');
+      return { id: `client-${n}`, name: `Client ${n}`, timezone: 'America/Chicago', windows: { desktop: 'daily 01:00-05:00' }, createdAt: now, updatedAt: now };
+    });
+    // Last by name, so a list cut at 100 would never show it; its name has LIKE's own wildcards in it.
+    many[149] = { ...many[149]!, id: 'zephyr-vet', name: 'Zephyr 100%_Vet' };
+    await database.db.insert(clients).values(many).onConflictDoNothing();
+    expect(await count(sql`select count(*) as n from clients where retired_at is null`)).toBeGreaterThan(150);
+
+    const { id } = await postedRelease();
+    const ts = await messageOf(id, '5099001');
+    await postSigned(eventsUrl, click('U0SAM', 'update.hold', ts, '5099001').body, { secret: SECRET });
+    await expect.poll(() => emu.views({ user: 'U0SAM', type: 'modal' }).filter((v) => v.view.callback_id === 'patchbay.hold').length).toBeGreaterThan(0);
+    const modal = emu.views({ user: 'U0SAM', type: 'modal' }).filter((v) => v.view.callback_id === 'patchbay.hold').at(-1)!;
+    const picker = (modal.view.blocks as Array<{ block_id?: string; element?: Record<string, unknown> }>).find((b) => b.block_id === 'clients')!.element!;
+    expect(picker).toMatchObject({ type: 'multi_external_select', action_id: 'clients' });
+    expect(picker.options).toBeUndefined();
+
+    const suggest = async (user: string, value: string) => {
+      const res = await postSigned(eventsUrl, buildBlockSuggestion(emu, { user, shownTo: 'U0SAM', callbackId: 'patchbay.hold', actionId: 'clients', value }).body, { secret: SECRET });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { options: Array<{ text: { text: string }; value: string }> }).options;
+    };
+    expect((await suggest('U0SAM', '')).length).toBe(100);
+    const zephyr = await suggest('U0SAM', 'ZEPH');
+    expect(zephyr.map((o) => o.value)).toEqual(['zephyr-vet']);
+    expect(zephyr[0]!.text.text).toBe('Zephyr 100%_Vet (zephyr-vet)');
+    // Typed % and _ are text: "0%_" is in Zephyr's name only, not a pattern matching every client.
+    expect((await suggest('U0SAM', '0%_')).map((o) => o.value)).toEqual(['zephyr-vet']);
+    expect((await suggest('U0SAM', 'client 14')).map((o) => o.value)).toEqual(['client-140', 'client-141', 'client-142', 'client-143', 'client-144', 'client-145', 'client-146', 'client-147', 'client-148', 'client-149']);
+    // Someone who is not an engineer learns nothing about the MSP's clients.
+    expect(await suggest('U0LEE', 'zeph')).toEqual([]);
+
+    const submit = buildViewSubmissionWithExternal(
+      emu,
+      { user: 'U0SAM', callbackId: 'patchbay.hold', values: { reason: 'Vet imaging software breaks', scope: 'chosen' } },
+      { clients: [zephyr[0]!, (await suggest('U0SAM', 'client-149'))[0]!] },
+    );
+    expect((await postSigned(eventsUrl, submit.body, { secret: SECRET })).status).toBe(200);
+    await expect.poll(() => count(sql`select count(*) as n from holds where release_id = ${id} and released_at is null`), { timeout: 15_000 }).toBe(2);
+    const holds = rowsOf<{ client_id: string; scope: string; reason: string }>(
+      await database.db.execute(sql`select client_id, scope, reason from holds where release_id = ${id} order by client_id`),
+    );
+    expect(holds).toEqual([
+      { client_id: 'client-149', scope: 'update', reason: 'Vet imaging software breaks' },
+      { client_id: 'zephyr-vet', scope: 'update', reason: 'Vet imaging software breaks' },
+    ]);
+    // Chosen clients with none picked is refused next to the picker, as with the static list.
+    const none = buildViewSubmissionWithExternal(emu, { user: 'U0SAM', callbackId: 'patchbay.hold', values: { reason: 'x', scope: 'chosen' } }, { clients: [] });
+    expect(((await (await postSigned(eventsUrl, none.body, { secret: SECRET })).json()) as { errors: Record<string, string> }).errors.clients).toMatch(/Choose at least one client/);
   });
 });

@@ -19,6 +19,7 @@ import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout.ts';
 import { retryFailed } from '../../src/bot/use-cases/rollout-actions.ts';
+import { hold, releaseHold } from '../../src/bot/use-cases/decisions.ts';
 import { startPrivateRedis } from '../../src/runtime/redis-server.ts';
 import { openDatabase, type Database } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
@@ -229,6 +230,40 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-19T07:30:00.000Z' });
   });
 
+  it('the inventory\u2019s msp.soak_hours decides when Promote to pilot is offered', async () => {
+    const h = await harness('2024-02-14T03:00:00Z');
+    await seedWorld(h.database.db, { mspDevices: 1, mspSettings: { soakHours: 2 } }, h.clock.now);
+    const engine = h.engine({ deployer: new SimulatedFleet({ clock: () => h.clock.now }), pollMs: 1, realDelayMs: () => 0 });
+    await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' });
+    h.clock.now = new Date('2024-02-14T07:30:00Z');
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 1 });
+    for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) await engine.processRun(Number(id));
+    h.clock.now = new Date('2024-02-14T12:00:00Z');
+    expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
+    // Two hours, not the default 24.
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-14T14:00:00.000Z' });
+    const offers = async () => rowsOf(await h.database.db.execute(sql`select 1 from chat_outbox where subject = 'rollout:2024-Feb:promote'`)).length;
+    h.clock.now = new Date('2024-02-14T13:59:00Z');
+    await engine.sweep();
+    expect(await offers()).toBe(0);
+    h.clock.now = new Date('2024-02-14T14:00:00Z');
+    await engine.sweep();
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('ready');
+    expect(await offers()).toBe(1);
+  });
+
+  it('the inventory\u2019s msp.run_concurrency caps runs in flight across every client and the MSP', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 2, mspSettings: { runConcurrency: 3 }, clients: [{ id: 'acme', pilot: 0, broad: 4 }, { id: 'globex', pilot: 0, broad: 4 }] }, h.clock.now);
+    for (const client of ['acme', 'globex']) await scheduleGate(h.database.db, 'broad', client, h.clock.now);
+    const engine = h.engine({ deployer: new SimulatedFleet({ clock: () => h.clock.now }) });
+    await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' });
+    // Ring msp and both clients' broad rings: ten runs planned, three admitted.
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 10, jobsAdded: 3 });
+    const jobs = await engine.queue.getJobs(['waiting', 'prioritized', 'delayed', 'active']);
+    expect(jobs).toHaveLength(3);
+  });
+
   it('a device missing three windows in a row is flagged for the engineers once, and no longer holds its ring open', async () => {
     const h = await harness('2024-02-14T03:00:00Z');
     await seedWorld(h.database.db, { mspDevices: 2 }, h.clock.now);
@@ -261,6 +296,30 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
   });
 
+  it('the inventory\u2019s msp.missed_window_limit flags a device sooner', async () => {
+    const h = await harness('2024-02-14T03:00:00Z');
+    await seedWorld(h.database.db, { mspDevices: 1, mspSettings: { missedWindowLimit: 2 } }, h.clock.now);
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now });
+    fleet.setOnline('MSP-PC-001', false);
+    const engine = h.engine({ deployer: fleet, pollMs: 1, realDelayMs: () => 0 });
+    await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' });
+    for (const [night, day] of [[1, '14'], [2, '15']] as const) {
+      h.clock.now = new Date(`2024-02-${day}T07:00:00Z`);
+      await engine.sweep();
+      for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) {
+        for (let i = 0; i < 100; i++) {
+          const run = await engine.processRun(Number(id));
+          if (run && run.status !== 'scheduled' && run.status !== 'running') break;
+          h.clock.now = new Date(h.clock.now.getTime() + 10 * 60_000);
+        }
+      }
+      const [device] = rowsOf<{ missed: number; flagged: boolean }>(
+        await h.database.db.execute(sql`select consecutive_missed_windows as missed, flagged_at is not null as flagged from devices where name = 'MSP-PC-001'`),
+      );
+      expect(device).toEqual({ missed: night, flagged: night === 2 });
+    }
+  });
+
   it('a hold issued during a window stops new runs within seconds; runs already installing finish', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
     await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 60 }] }, h.clock.now);
@@ -291,6 +350,45 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     // Runs already started finished properly: every install that began got its reboot and verification.
     const succeeded = rowsOf<{ n: number }>(await h.database.db.execute(sql`select count(*)::int as n from runs where state = 'succeeded'`))[0]!.n;
     expect(succeeded).toBe(new Set(fleet.ledger.filter((e) => e.kind === 'install').map((e) => e.device)).size);
+  });
+
+  it('a ring hold placed by an engineer stops new runs of that ring only; on one update it drops just that update; released, the ring starts', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 2, broad: 2 }, { id: 'globex', pilot: 1, broad: 2 }] }, h.clock.now);
+    for (const [ring, client] of [['pilot', 'acme'], ['pilot', 'globex'], ['broad', 'globex']] as const) await scheduleGate(h.database.db, ring, client, h.clock.now);
+    const ctx = { db: h.database.db, now: () => h.clock.now };
+    const cli = { platform: 'cli' as const, id: 'pat' };
+    const pilotHold = await hold(ctx, { actor: cli, releaseId: '2024-Feb', updateKey: null, clients: 'all', ring: 'pilot', reason: 'pilot sites closed', requestId: 'r1' });
+    expect(pilotHold).toMatchObject({ outcome: 'applied', message: 'release 2024-Feb held in ring pilot for all clients.' });
+    const broadKb = await hold(ctx, { actor: cli, releaseId: '2024-Feb', updateKey: 'KB5034765', clients: ['globex'], ring: 'broad', reason: 'EMR vendor warns', requestId: 'r2' });
+    expect(broadKb.outcome).toBe('applied');
+
+    const engine = h.engine({ pollMs: 1, realDelayMs: () => 0 });
+    expect(await engine.sweep()).toMatchObject({ held: 2 });
+    const planned = async () =>
+      rowsOf<{ name: string; updates: string[] }>(await h.database.db.execute(sql`select d.name, r.updates from runs r join devices d on d.id = r.device_id order by d.name`));
+    // Only globex's broad ring runs, without the update held in that ring.
+    expect(await planned()).toEqual([
+      { name: 'GLOBEX-PC-00001', updates: ['5034439'] },
+      { name: 'GLOBEX-PC-00002', updates: ['5034439'] },
+    ]);
+    const book = await loadBook(h.database.db, '2024-Feb');
+    expect([book.gates['pilot/acme']?.state, book.gates['pilot/globex']?.state, book.gates['broad/globex']?.state]).toEqual(['scheduled', 'scheduled', 'running']);
+
+    const released = await releaseHold(ctx, { actor: cli, releaseId: '2024-Feb', target: { kind: 'ring', ring: 'pilot' }, requestId: 'r3' });
+    expect(released).toMatchObject({ outcome: 'applied', message: 'Released 1 hold.' });
+    h.clock.now = new Date('2024-02-14T07:31:00Z');
+    expect(await engine.sweep()).toMatchObject({ held: 0, windowsOpened: 2 });
+    expect((await planned()).map((r) => r.name)).toEqual(['ACME-PILOT-1', 'ACME-PILOT-2', 'GLOBEX-PC-00001', 'GLOBEX-PC-00002', 'GLOBEX-PILOT-1']);
+    // The update hold on globex's broad ring is still in force, and audited with its ring.
+    const audit = rowsOf<{ action: string; ring: string | null }>(
+      await h.database.db.execute(sql`select action, detail ->> 'ring' as ring from audit_log where action like 'decision.%' order by id`),
+    );
+    expect(audit).toEqual([
+      { action: 'decision.hold', ring: 'pilot' },
+      { action: 'decision.hold', ring: 'broad' },
+      { action: 'decision.release_hold', ring: 'pilot' },
+    ]);
   });
 
   it('Redis killed mid-window and replaced by an empty one on the same port: the work is rebuilt from Postgres, every run finishes once', async () => {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decide, emptyState, formatDecisionTime, standingOf, type DecisionEvent, type ReleaseDecisionState } from '../../src/domain/approval.ts';
+import type { Ring } from '../../src/domain/inventory.ts';
 
 const KEYS = ['5099001', '5099002', 'release-notes.browser'];
 const NOW = new Date('2024-06-11T19:02:00Z');
@@ -11,11 +12,13 @@ const key = fc.constantFrom<string | null>(null, ...KEYS, 'KB-unknown');
 const actor = fc.constantFrom('U0PAT', 'U0SAM');
 const reason = fc.oneof(fc.constant(''), fc.constant('   '), fc.string({ maxLength: 20 }), fc.constant('x'.repeat(501)));
 const clients = fc.oneof(fc.constant<'all'>('all'), fc.uniqueArray(fc.constantFrom('acme', 'globex', 'initech'), { maxLength: 3 }));
+// Absent and null both mean every ring; the three rings are what `/patch hold ring:…` sends.
+const ring = fc.constantFrom<Ring | null | undefined>(undefined, null, 'msp', 'pilot', 'broad');
 
 const eventBody = fc.oneof(
   fc.record({ type: fc.constant('approve' as const), actor, updateKey: key }),
   fc.record({ type: fc.constant('withdraw' as const), actor, updateKey: key }),
-  fc.record({ type: fc.constant('hold' as const), actor, updateKey: key, clients, reason }),
+  fc.record({ type: fc.constant('hold' as const), actor, updateKey: key, clients, reason, ring }),
   fc.record({
     type: fc.constant('release_hold' as const),
     actor,
@@ -23,6 +26,7 @@ const eventBody = fc.oneof(
       fc.constant({ kind: 'all' as const }),
       fc.constantFrom(...KEYS).map((k) => ({ kind: 'update' as const, updateKey: k })),
       fc.constantFrom('acme', 'globex').map((c) => ({ kind: 'client' as const, clientId: c })),
+      fc.constantFrom<Ring>('msp', 'pilot', 'broad').map((r) => ({ kind: 'ring' as const, ring: r })),
     ),
   }),
   fc.record({ type: fc.constant('note' as const), actor, updateKey: fc.constantFrom(...KEYS), text: fc.string({ maxLength: 10 }), tags: fc.constant([]) }),
@@ -69,7 +73,7 @@ describe('decision state machine (properties)', () => {
             if (again.outcome === 'noop') expect(again.by).toBeDefined();
           }
           state = t.state;
-          const holdKeys = state.holds.map((h) => `${h.updateKey}|${h.clientId}`);
+          const holdKeys = state.holds.map((h) => `${h.updateKey}|${h.clientId}|${h.ring}`);
           expect(new Set(holdKeys).size).toBe(holdKeys.length);
         }
       }),
@@ -86,6 +90,48 @@ describe('decision state machine (properties)', () => {
             expect(outcomes[i]).toMatchObject({ outcome: 'refused', code: 'reason_required' });
           }
         });
+      }),
+    );
+  });
+
+  it('places a hold only where no hold on the same target already stops it, and keeps each hold\u2019s ring', () => {
+    fc.assert(
+      fc.property(sequence, deployed, (events, facts) => {
+        let state: ReleaseDecisionState = { ...emptyState('2024-Jun', KEYS), deployed: facts };
+        for (const event of events) {
+          const t = decide(state, event, NOW);
+          if (t.outcome === 'applied' && event.type === 'hold') {
+            const wanted = event.ring ?? null;
+            const placed = t.state.holds.filter((h) => !state.holds.some((old) => old.id === h.id));
+            expect(placed.length).toBeGreaterThan(0);
+            for (const h of placed) {
+              expect(h.ring).toBe(wanted);
+              const coveredBefore = state.holds.some(
+                (old) => old.updateKey === h.updateKey && (old.ring === null || old.ring === h.ring) && (old.clientId === null || old.clientId === h.clientId),
+              );
+              expect(coveredBefore).toBe(false);
+            }
+          }
+          if (t.outcome !== 'refused') state = t.state;
+        }
+      }),
+    );
+  });
+
+  it('a ring hold never stands in the way of an approval, and releasing a ring releases only that ring\u2019s holds', () => {
+    fc.assert(
+      fc.property(sequence, deployed, fc.constantFrom<Ring>('msp', 'pilot', 'broad'), (events, facts, r) => {
+        const { state } = run(events, facts);
+        const t = decide(state, { type: 'release_hold', id: 'release-ring', actor: 'U0PAT', target: { kind: 'ring', ring: r } }, NOW);
+        const after = t.outcome === 'refused' ? state : t.state;
+        expect(after.holds.filter((h) => h.ring === r)).toEqual([]);
+        expect(after.holds).toEqual(state.holds.filter((h) => h.ring !== r));
+        // With only ring holds left, nothing refuses an approval as held.
+        const ringOnly = { ...state, holds: state.holds.filter((h) => h.ring !== null) };
+        for (const k of [null, ...KEYS]) {
+          const approved = decide(ringOnly, { type: 'approve', id: `a-${k}`, actor: 'U0SAM', updateKey: k }, NOW);
+          expect(approved).not.toMatchObject({ outcome: 'refused', code: 'held' });
+        }
       }),
     );
   });
@@ -133,6 +179,38 @@ describe('decision state machine (examples)', () => {
     const some = decide(base, { type: 'hold', id: 'h', actor: 'U0PAT', updateKey: '5099001', clients: ['acme'], reason: 'EMR breaks' }, NOW);
     if (some.outcome !== 'applied') throw new Error('hold should apply');
     expect(decide(some.state, { type: 'approve', id: 'a', actor: 'U0SAM', updateKey: '5099001' }, NOW).outcome).toBe('applied');
+  });
+
+  it('holds one ring, for the release or an update, and releases it by ring', () => {
+    const pilot = decide(base, { type: 'hold', id: 'h1', actor: 'U0PAT', updateKey: null, clients: 'all', ring: 'pilot', reason: 'pilot sites closed Friday' }, NOW);
+    expect(pilot).toMatchObject({ outcome: 'applied', message: 'release 2024-Jun held in ring pilot for all clients.' });
+    if (pilot.outcome !== 'applied') throw new Error('hold should apply');
+    expect(pilot.state.holds).toEqual([expect.objectContaining({ updateKey: null, clientId: null, ring: 'pilot', reason: 'pilot sites closed Friday', by: 'U0PAT' })]);
+    expect(pilot.effects).toContainEqual(expect.objectContaining({ type: 'decision', kind: 'hold', ring: 'pilot', reason: 'pilot sites closed Friday' }));
+    // The same ring again is a no-op that names who held it; another ring, or every ring, is a hold of its own.
+    expect(decide(pilot.state, { type: 'hold', id: 'h2', actor: 'U0SAM', updateKey: null, clients: ['acme'], ring: 'pilot', reason: 'again' }, NOW)).toMatchObject({ outcome: 'noop', by: 'U0PAT' });
+    const broad = decide(pilot.state, { type: 'hold', id: 'h3', actor: 'U0SAM', updateKey: '5099001', clients: ['acme'], ring: 'broad', reason: 'EMR' }, NOW);
+    expect(broad).toMatchObject({ outcome: 'applied', message: 'KB5099001 held in ring broad for acme.' });
+    if (broad.outcome !== 'applied') throw new Error('hold should apply');
+    // A ring hold leaves approval open: the other rings may still go ahead.
+    expect(decide(broad.state, { type: 'approve', id: 'a', actor: 'U0SAM', updateKey: null }, NOW).outcome).toBe('applied');
+    const released = decide(broad.state, { type: 'release_hold', id: 'r', actor: 'U0SAM', target: { kind: 'ring', ring: 'pilot' } }, NOW);
+    expect(released).toMatchObject({ outcome: 'applied', message: 'Released 1 hold.' });
+    if (released.outcome !== 'applied') throw new Error('release should apply');
+    expect(released.effects).toContainEqual(expect.objectContaining({ type: 'decision', kind: 'release_hold', ring: 'pilot' }));
+    expect(released.state.holds.map((h) => h.ring)).toEqual(['broad']);
+    expect(decide(released.state, { type: 'release_hold', id: 'r2', actor: 'U0SAM', target: { kind: 'ring', ring: 'pilot' } }, NOW).outcome).toBe('noop');
+  });
+
+  it('refuses a ring msp hold that names clients: the MSP\u2019s own machines belong to no client', () => {
+    expect(decide(base, { type: 'hold', id: 'h', actor: 'U0PAT', updateKey: null, clients: ['acme'], ring: 'msp', reason: 'x' }, NOW)).toMatchObject({
+      outcome: 'refused',
+      code: 'msp_ring_clients',
+    });
+    expect(decide(base, { type: 'hold', id: 'h', actor: 'U0PAT', updateKey: null, clients: 'all', ring: 'msp', reason: 'x' }, NOW)).toMatchObject({
+      outcome: 'applied',
+      message: 'release 2024-Jun held in ring msp.',
+    });
   });
 
   it('reports the whole-release approval when an update of it is approved again', () => {

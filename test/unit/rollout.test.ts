@@ -118,6 +118,16 @@ describe('rollout gates, by example', () => {
     expect(isHeld([h({ scope: 'update', updateKey: '5034763' })], target)).toBe(false);
     expect(isHeld([h({ scope: 'update', updateKey: '5034763' })], { ...target, updateKey: '5034763' })).toBe(true);
   });
+
+  it('a ring hold on one update drops that update from the ring, and leaves the ring and other rings running', () => {
+    const target = { releaseId: '2024-Feb', ring: 'pilot' as const, clientId: 'acme' };
+    const ringUpdate: Hold = { scope: 'ring', releaseId: '2024-Feb', updateKey: '5034763', clientId: null, ring: 'pilot' };
+    expect(isHeld([ringUpdate], target)).toBe(false);
+    expect(isHeld([ringUpdate], { ...target, updateKey: '5034763' })).toBe(true);
+    expect(isHeld([ringUpdate], { ...target, updateKey: '5034765' })).toBe(false);
+    expect(isHeld([ringUpdate], { ...target, ring: 'broad', updateKey: '5034763' })).toBe(false);
+    expect(isHeld([{ ...ringUpdate, clientId: 'cedar' }], { ...target, updateKey: '5034763' })).toBe(false);
+  });
 });
 
 // Events drawn from everything anyone could send, in any order, with repeated ids and wrong actors.

@@ -32,11 +32,25 @@ import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../use-cases/pilot.ts
 import { holdClientFromWindow, promoteRelease, retryFailed } from '../use-cases/rollout-actions.ts';
 import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
-import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus } from '../use-cases/status.ts';
+import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients } from '../use-cases/status.ts';
 import { escapeMrkdwn, escapeMrkdwnControls } from './block-kit.ts';
 import { registerUserDmActions } from './user-dm-actions.ts';
 import { unmatchedLine, unmatchedUsers } from '../../db/directory-repo.ts';
-import { HOLD_CALLBACK, NOTE_CALLBACK, holdModal, homeView, noteModal, notesText, resultText, statusText, windowsText, type ModalTarget } from './views.ts';
+import {
+  CLIENTS_ACTION,
+  HOLD_CALLBACK,
+  MAX_CLIENT_OPTIONS,
+  NOTE_CALLBACK,
+  clientOption,
+  holdModal,
+  homeView,
+  noteModal,
+  notesText,
+  resultText,
+  statusText,
+  windowsText,
+  type ModalTarget,
+} from './views.ts';
 
 export interface SlackAppOptions {
   botToken: string;
@@ -164,6 +178,19 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
       await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: holdModal(target, await clientIds(db)) as never });
     });
   }
+
+  // The Hold modal's client picker when the MSP has more clients than a static select can list. Client names are
+  // the MSP's business: only an engineer gets any back.
+  app.options({ type: 'block_suggestion', action_id: CLIENTS_ACTION, block_id: CLIENTS_ACTION }, async ({ ack, body }) => {
+    const suggestion = body as { user?: { id?: string }; value?: string; view?: { callback_id?: string } };
+    const user = suggestion.user?.id;
+    if (suggestion.view?.callback_id !== HOLD_CALLBACK || !user || !(await findEngineer(db, slackActor(user)))) {
+      await ack({ options: [] });
+      return;
+    }
+    const found = await searchClients(db, (suggestion.value ?? '').slice(0, 100), MAX_CLIENT_OPTIONS);
+    await ack({ options: found.map(clientOption) as never });
+  });
 
   app.action('update.note', async ({ ack, body, action, client, respond }) => {
     await ack();
@@ -327,6 +354,16 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         const release = await currentReleaseId(db);
         if (!release) return void (await say('No release is stored yet.'));
         const result = await withdraw(ctx, { actor, releaseId: release, updateKey: parsed.target.toLowerCase() === 'all' ? null : parsed.target });
+        return void (await say(resultText(result)));
+      }
+      case 'hold_ring':
+      case 'release_ring': {
+        const release = await currentReleaseId(db);
+        if (!release) return void (await say('No release is stored yet.'));
+        const result =
+          parsed.kind === 'hold_ring'
+            ? await hold(ctx, { actor, releaseId: release, updateKey: null, clients: 'all', ring: parsed.ring, reason: parsed.reason, requestId: command.trigger_id })
+            : await releaseHold(ctx, { actor, releaseId: release, target: { kind: 'ring', ring: parsed.ring }, requestId: command.trigger_id });
         return void (await say(resultText(result)));
       }
       case 'hold':

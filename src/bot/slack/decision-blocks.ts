@@ -28,7 +28,8 @@ export function who(actor: string): string {
 }
 
 function holdLine(h: ActiveHold, status: DigestStatus, compact: boolean): string {
-  const scope = h.clientId === null ? (h.updateKey === null ? 'whole release, all clients' : 'all clients') : escapeMrkdwn(h.clientId);
+  const clients = h.clientId === null ? (h.updateKey === null ? 'whole release, all clients' : 'all clients') : escapeMrkdwn(h.clientId);
+  const scope = h.ring === null ? clients : h.ring === 'msp' ? `${h.updateKey === null ? 'whole release, ' : ''}ring msp` : `ring ${h.ring}, ${clients}`;
   const reason = compact ? '' : `: ${escapeMrkdwn(h.reason)}`;
   return `:no_entry: *Held* (${scope}) by ${who(h.by)} at ${formatDecisionTime(h.at, status.zone, status.now)}${reason}`;
 }

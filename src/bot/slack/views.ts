@@ -29,8 +29,15 @@ export function targetLabel(target: { release: string; kb: string | null }): str
   return /^\d+$/.test(target.kb) ? `KB${target.kb}` : target.kb;
 }
 
-/** Slack caps a select at 100 options; more clients than that are held one at a time with /patch hold CLIENT. */
-const MAX_CLIENT_OPTIONS = 100;
+/** Slack caps a static select (and an options answer) at 100 options. */
+export const MAX_CLIENT_OPTIONS = 100;
+/** The Hold modal's client picker: its block and action id, and what an options request for it asks about. */
+export const CLIENTS_ACTION = 'clients';
+
+/** An option naming a client, the same in the static list and in answers to the external select. */
+export function clientOption(c: { id: string; name: string }): Json {
+  return { text: plainText(`${c.name} (${c.id})`, 75), value: c.id };
+}
 
 export function holdModal(target: ModalTarget, clients: Array<{ id: string; name: string }>): Json {
   const blocks: Json[] = [
@@ -58,17 +65,18 @@ export function holdModal(target: ModalTarget, clients: Array<{ id: string; name
     },
   ];
   if (clients.length > 0) {
+    // Past Slack's 100 options a static list would hide clients; the external select asks patchbay as the
+    // engineer types, so every client can be found. Both submit `selected_options`.
+    const element =
+      clients.length > MAX_CLIENT_OPTIONS
+        ? { type: 'multi_external_select', action_id: CLIENTS_ACTION, placeholder: plainText('Type a client\u2019s name or id'), min_query_length: 0 }
+        : { type: 'multi_static_select', action_id: CLIENTS_ACTION, placeholder: plainText('Choose clients'), options: clients.map(clientOption) };
     blocks.push({
       type: 'input',
-      block_id: 'clients',
+      block_id: CLIENTS_ACTION,
       optional: true,
       label: plainText('Clients (when "Chosen clients")'),
-      element: {
-        type: 'multi_static_select',
-        action_id: 'clients',
-        placeholder: plainText('Choose clients'),
-        options: clients.slice(0, MAX_CLIENT_OPTIONS).map((c) => ({ text: plainText(`${c.name} (${c.id})`, 75), value: c.id })),
-      },
+      element,
     });
   }
   return {
@@ -120,7 +128,7 @@ export function resultText(result: DecisionResult): string {
 function standingText(s: UpdateStanding, zone: string, now: Date): string {
   const bits: string[] = [];
   if (s.approval) bits.push(`approved${s.viaRelease ? ' (release)' : ''} by ${who(s.approval.by)} ${formatDecisionTime(s.approval.at, zone, now)}`);
-  for (const h of s.holds) bits.push(`held${h.clientId ? ` for ${escapeMrkdwn(h.clientId)}` : ''} by ${who(h.by)}: ${escapeMrkdwn(h.reason)}`);
+  for (const h of s.holds) bits.push(`held${h.ring ? ` in ring ${h.ring}` : ''}${h.clientId ? ` for ${escapeMrkdwn(h.clientId)}` : ''} by ${who(h.by)}: ${escapeMrkdwn(h.reason)}`);
   return bits.length ? bits.join('; ') : 'waiting for a decision';
 }
 
@@ -140,7 +148,9 @@ export function statusText(statuses: ReleaseStatus[], zone: string, now: Date): 
         ? `Rings: ${s.rings.map((r) => `${r.ring}${r.clientId ? `/${escapeMrkdwn(r.clientId)}` : ''} ${escapeMrkdwn(r.state)}`).join(' · ')}`
         : 'Rings: nothing rolled out yet',
     );
-    if (s.clientHolds.length) lines.push(`Clients held: ${s.clientHolds.map((h) => `${escapeMrkdwn(h.clientId ?? '')} (${escapeMrkdwn(h.reason)})`).join(', ')}`);
+    if (s.clientHolds.length) {
+      lines.push(`Clients held: ${s.clientHolds.map((h) => `${escapeMrkdwn(h.clientId ?? '')}${h.ring ? ` in ring ${h.ring}` : ''} (${escapeMrkdwn(h.reason)})`).join(', ')}`);
+    }
     return lines.join('\n');
   });
   const text = parts.join('\n\n');

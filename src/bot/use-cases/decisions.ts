@@ -15,8 +15,11 @@ import {
   type ReleaseTarget,
   type Transition,
 } from '../../domain/approval.ts';
+import type { Ring } from '../../domain/inventory.ts';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { decisionCount, loadDecisionState } from '../../db/decisions-repo.ts';
+import { ConflictError, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
+import { transition } from '../../domain/rollout.ts';
 import { addNote, NoteError } from '../../db/notes-repo.ts';
 import { auditLog, decisions, holds } from '../../db/schema.ts';
 import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
@@ -160,10 +163,12 @@ async function persist(
     const [row] = await tx
       .insert(holds)
       .values({
-        scope: h.updateKey !== null ? 'update' : h.clientId !== null ? 'client' : 'all',
+        // A ring hold keeps its update and client: the rollout reads them to narrow what the ring drops.
+        scope: h.ring !== null ? 'ring' : h.updateKey !== null ? 'update' : h.clientId !== null ? 'client' : 'all',
         releaseId,
         updateId: idOf(h.updateKey),
         clientId: h.clientId,
+        ring: h.ring,
         reason: h.reason,
         placedBy: h.by,
         placedVia: source,
@@ -194,7 +199,13 @@ async function persist(
             actorPersonId: engineer.personId > 0 ? engineer.personId : null,
             source,
             reason: effect.reason,
-            detail: { updateKey: effect.updateKey, holdIds, ...(event.type === 'hold' ? { clients: event.clients } : {}), ...(event.type === 'release_hold' ? { target: event.target } : {}) },
+            detail: {
+              updateKey: effect.updateKey,
+              holdIds,
+              ...(event.type === 'hold' ? { clients: event.clients } : {}),
+              ...(effect.ring ? { ring: effect.ring } : {}),
+              ...(event.type === 'release_hold' ? { target: event.target } : {}),
+            },
             idempotencyKey: event.id,
             createdAt: now,
           })
@@ -205,8 +216,16 @@ async function persist(
           action: `decision.${effect.kind}`,
           subject: effect.updateKey === null ? `release:${releaseId}` : `update:${releaseId}:${effect.updateKey}`,
           source,
-          detail: { decisionId: decision!.id, reason: effect.reason, holdIds, via: actor.platform, ...(event.type === 'hold' ? { clients: event.clients } : {}) },
+          detail: {
+            decisionId: decision!.id,
+            reason: effect.reason,
+            holdIds,
+            via: actor.platform,
+            ...(event.type === 'hold' ? { clients: event.clients } : {}),
+            ...(effect.ring ? { ring: effect.ring } : {}),
+          },
         });
+        if (effect.kind === 'approve') await startRingMsp(tx, releaseId, event.id, now);
         break;
       }
       case 'note':
@@ -221,6 +240,24 @@ async function persist(
     }
   }
   return refresh.length > 0 ? queueDigestRefresh(tx, state, refresh, now, event.id) : [];
+}
+
+/**
+ * An approval (of the release or of one update) starts the rollout: ring msp is scheduled in the decision's own
+ * transaction, so the sweep plans its runs in the MSP's next window. Once ring msp exists this changes nothing.
+ */
+async function startRingMsp(tx: AppDatabase, releaseId: string, id: string, now: Date): Promise<void> {
+  const book = await loadBook(tx, releaseId, true, ['msp']);
+  const result = transition(book, { type: 'approved', id }, now);
+  if (result.outcome !== 'applied') return;
+  try {
+    await saveGates(tx, book, result.book, result.changed, now);
+  } catch (error) {
+    // Another approval created it between our read and write (its insert did nothing): what we wanted exists.
+    if (error instanceof ConflictError) return;
+    throw error;
+  }
+  await persistRowEffects(tx, releaseId, result.effects, now);
 }
 
 /** Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws. */
@@ -261,6 +298,8 @@ export function withdraw(ctx: UseCaseContext, input: TargetInput): Promise<Decis
 
 export interface HoldInput extends TargetInput {
   clients: HoldClients;
+  /** Hold only this ring's runs (absent: every ring). */
+  ring?: Ring | undefined;
   reason: string;
   /** Unique per request (the modal's view id, a command's trigger id): a resend is one hold. */
   requestId: string;
@@ -280,7 +319,15 @@ export function hold(ctx: UseCaseContext, input: HoldInput): Promise<DecisionRes
         if (unknown.length > 0) return { outcome: 'refused', code: 'unknown_client', message: `No client ${unknown.join(', ')} in the inventory.`, zone: '' };
       }
       const key = resolveUpdateKey(state, input.updateKey);
-      return { type: 'hold', id: `hold:${input.releaseId}:${key ?? '*'}:${input.requestId}`, actor: input.actor.id, updateKey: key, clients: input.clients, reason: input.reason };
+      return {
+        type: 'hold',
+        id: `hold:${input.releaseId}:${key ?? '*'}:${input.requestId}`,
+        actor: input.actor.id,
+        updateKey: key,
+        clients: input.clients,
+        reason: input.reason,
+        ...(input.ring ? { ring: input.ring } : {}),
+      };
     },
   });
 }

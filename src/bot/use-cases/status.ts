@@ -83,3 +83,13 @@ export async function notesOn(db: AppDatabase, releaseId: string, updateKey: str
 export async function clientIds(db: AppDatabase): Promise<Array<{ id: string; name: string }>> {
   return rowsOf<{ id: string; name: string }>(await db.execute(sql`select id, name from clients where retired_at is null order by name, id`));
 }
+
+/** Clients whose id or name contains `query` (any case), by name; for a picker that asks as the engineer types. */
+export async function searchClients(db: AppDatabase, query: string, limit: number): Promise<Array<{ id: string; name: string }>> {
+  // The typed text is a literal substring, not a LIKE pattern: % and _ in it match themselves.
+  const pattern = `%${query.trim().toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return rowsOf<{ id: string; name: string }>(
+    await db.execute(sql`select id, name from clients where retired_at is null and (lower(id) like ${pattern} or lower(name) like ${pattern})
+      order by name, id limit ${limit}`),
+  );
+}
