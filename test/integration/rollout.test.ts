@@ -576,16 +576,17 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
       const first = await spawnWorker(h, 'first', ledger, 15);
       const engine = h.engine();
       await engine.sweep();
-      await waitFor('a third of the runs to finish', async () => ((await runCounts(h.database.db)).succeeded ?? 0) >= 25, 60_000);
+      const inFlight = async () =>
+        rowsOf<{ n: number }>(await h.database.db.execute(sql`select count(*)::int as n from runs where state = 'running' and step <> 'done'`))[0]!.n;
+      // Kill while runs are mid-step, not in a lull between them (on a loaded machine a fixed count alone can
+      // land between steps and prove nothing).
+      await waitFor('a third of the runs to finish with others mid-step', async () => ((await runCounts(h.database.db)).succeeded ?? 0) >= 25 && (await inFlight()) > 0, 60_000);
       first.kill('SIGKILL');
       await new Promise((resolve) => first.once('exit', resolve));
       const midway = await runCounts(h.database.db);
       expect(midway.succeeded).toBeLessThan(80);
       // The kill landed mid-step: some runs had stored an operation the device had (or had not yet) heard of.
-      const inFlight = rowsOf<{ n: number }>(
-        await h.database.db.execute(sql`select count(*)::int as n from runs where state = 'running' and step <> 'done'`),
-      )[0]!.n;
-      expect(inFlight).toBeGreaterThan(0);
+      expect(await inFlight()).toBeGreaterThan(0);
       await spawnWorker(h, 'second', ledger, 15);
       await engine.sweep();
       await waitFor('every run to finish', async () => (await unfinished(h)) === 0, 90_000);
