@@ -6,6 +6,7 @@ import { register as digest } from './digest.ts';
 import { register as windows } from './windows.ts';
 import { register as generateInventory } from './generate-inventory.ts';
 import { register as teamsPackage } from './teams-package.ts';
+import { register as demo } from './demo.ts';
 
 /**
  * Every command registers itself here. A command module keeps its heavy imports inside its action, so
@@ -19,6 +20,7 @@ const registrars: Array<(program: Command) => void> = [
   digest,
   windows,
   teamsPackage,
+  demo,
 ];
 
 export function registerCommands(program: Command): void {

@@ -33,7 +33,7 @@ export interface SampleMsrcOptions {
 export async function startSampleMsrc(options: SampleMsrcOptions): Promise<SampleMsrc> {
   const only = options.release;
   const publishedMonths = (): string[] => {
-    if (only) return parseReleaseIdOrUndefined(only.id, options.clock()) ?? [];
+    if (only) return publishedOnly(only.id, options.clock());
     const latest = currentRelease(DateTime.fromJSDate(options.clock()));
     const months: string[] = [];
     for (let back = INDEX_MONTHS - 1; back >= 0; back--) {
@@ -64,7 +64,7 @@ export async function startSampleMsrc(options: SampleMsrcOptions): Promise<Sampl
       return send(200, sampleCvrf(id.value.id, { revision: revisionOf(id.value.id) }));
     }
     if (pathname === '/kev.json') {
-      const latest = publishedMonths().at(-1)!;
+      const latest = publishedMonths().at(-1) ?? only?.id ?? currentRelease(DateTime.fromJSDate(options.clock())).id;
       return send(200, sampleKev(latest, { revision: revisionOf(latest) }));
     }
     return send(404, { error: { code: 'NotFound', message: pathname } });
@@ -84,8 +84,8 @@ export async function startSampleMsrc(options: SampleMsrcOptions): Promise<Sampl
 }
 
 /** The month as a one-entry index once the clock has reached its publication, as MSRC lists it. */
-function parseReleaseIdOrUndefined(id: string, now: Date): string[] | undefined {
+function publishedOnly(id: string, now: Date): string[] {
   const parsed = parseReleaseId(id);
   if (!parsed.ok) throw new Error(parsed.error);
-  return parsed.value.publishedAt.toMillis() <= now.getTime() ? [parsed.value.id] : undefined;
+  return parsed.value.publishedAt.toMillis() <= now.getTime() ? [parsed.value.id] : [];
 }
