@@ -1,8 +1,8 @@
 /**
  * The sandbox page in a real browser: playwright-core driving Debian's Chromium against `startApp` in sandbox mode
  * on a real PostgreSQL and redis-server. A person clicks Approve on the digest and sees the message change in place;
- * a champion answers the pilot sign-off card in Teams and sees it refreshed with their answer. Both clicks travel
- * the production path (a signed Slack interaction, a token-checked Teams invoke). Screenshots land in test-results/.
+ * a champion answers the pilot sign-off card in Teams (reached by the demo's script: approval, ring msp, soak,
+ * promotion, the pilot window) and sees it refreshed with their answer. Both clicks travel the production path (a signed Slack interaction, a token-checked Teams invoke). Screenshots land in test-results/.
  */
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -17,7 +17,8 @@ import { rowsOf } from '../../src/db/client.ts';
 import { createLogger } from '../../src/log.ts';
 import { ROLES } from '../../src/jobs/index.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
-import { demoClockStart, runDemoScript } from '../../src/sandbox/demo-script.ts';
+import { demoClockStart, runDemoScript, type SignoffCard } from '../../src/sandbox/demo-script.ts';
+import { DEMO_TICK_MS, startDemoApp } from '../../src/commands/demo.ts';
 import type { SandboxState } from '../../src/sandbox/api-types.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
@@ -92,4 +93,73 @@ describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
     const decisions = rowsOf<{ actor: string; source: string }>(await app.database.db.execute(sql`select actor, source from decisions`));
     expect(decisions).toContainEqual(expect.objectContaining({ actor: 'U0ENG1', source: 'slack' }));
   }, 120_000);
+});
+
+describe.skipIf(!haveChromium)('a champion in the sandbox page', () => {
+  let demo: RunningApp;
+  let demoDir: string;
+  let demoBrowser: Browser;
+  let champion: Page;
+
+  beforeAll(async () => {
+    demoDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-page-demo-'));
+    demo = await startDemoApp({ dataDir: demoDir, port: 0, release: { id: RELEASE }, log: createLogger('silent') });
+    demoBrowser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    champion = await demoBrowser.newPage({ viewport: { width: 1400, height: 900 } });
+    champion.on('pageerror', (error) => {
+      throw error;
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await demoBrowser?.close();
+    await demo?.stop();
+    if (demoDir) await fs.rm(demoDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it('answers the pilot sign-off card with Everything works, and the card shows who answered', async () => {
+    const url = `http://127.0.0.1:${demo.port}`;
+    await champion.goto(`${url}/`);
+    const stop = new AbortController();
+    let answered: SignoffCard | undefined;
+    // The script plays the month up to the first card a champion confirms; that one is pressed in the page.
+    const script = runDemoScript(
+      { baseUrl: url, db: demo.database.db, sandbox: demo.sandbox!, releaseId: RELEASE, tickMs: DEMO_TICK_MS },
+      {
+        timeoutScale: 3,
+        signal: stop.signal,
+        answerSignoff: async (card) => {
+          if (card.problem || answered) {
+            // Any other card: answered as the page would, so the script can go on to the one we press.
+            await fetch(`${url}/sandbox/api/teams/action`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ user: card.champion.id, conversationId: card.conversationId, activityId: card.activityId, verb: card.problem ? 'pilot.problem' : 'pilot.confirm', data: { releaseId: RELEASE, clientId: card.clientId, ...(card.problem ? { problem: card.problemText } : {}) } }),
+            });
+            return;
+          }
+          await champion.getByTestId(`nav-teams-${card.conversationId}`).click();
+          await champion.getByTestId('teams-actor').selectOption(card.champion.id);
+          const activity = champion.locator(`[data-testid="teams-activity"][data-id="${card.activityId}"]`);
+          const button = activity.getByRole('button', { name: 'Everything works' });
+          await button.waitFor({ timeout: 30_000 });
+          await champion.screenshot({ path: path.join(SHOTS, 'sandbox-signoff-card.png') });
+          await button.click();
+          await activity.getByText(/confirmed by/i).first().waitFor({ timeout: 30_000 });
+          await champion.screenshot({ path: path.join(SHOTS, 'sandbox-signoff-answered.png') });
+          answered = card;
+          stop.abort(new Error('the browser answered its card'));
+        },
+      },
+    );
+    await expect(script).rejects.toThrow(/the browser answered its card/);
+    expect(answered).toBeDefined();
+    // The click was the champion's own, through the token-checked Teams path: their pilot is confirmed by them.
+    const [gate] = rowsOf<{ state: string; confirmed_by: string | null }>(
+      await demo.database.db.execute(sql`select state, confirmed_by from rollouts where release_id = ${RELEASE} and ring = 'pilot' and client_id = ${answered!.clientId}`),
+    );
+    expect(gate!.state).toBe('confirmed');
+    expect(gate!.confirmed_by).toBe(`champion:${answered!.champion.id}`);
+    expect((await champion.locator(`[data-testid="teams-activity"][data-id="${answered!.activityId}"]`).getByRole('button', { name: 'Everything works' }).count())).toBe(0);
+  }, 600_000);
 });
