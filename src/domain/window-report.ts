@@ -8,6 +8,8 @@ import { DateTime } from 'luxon';
 export interface WindowTally {
   /** A client id, or `msp` for the MSP's own machines. */
   who: string;
+  /** The client's name as the inventory gives it, for people to read; the id stands in when absent. */
+  name?: string;
   windowStart: string;
   windowEnd: string;
   counts: Partial<Record<'scheduled' | 'running' | 'succeeded' | 'failed' | 'offline' | 'rolled' | 'skipped' | 'cancelled', number>>;

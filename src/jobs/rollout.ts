@@ -426,9 +426,9 @@ export class RolloutEngine {
   async reportWindows(now: Date): Promise<number> {
     const tallies = await windowTallies(this.db, now);
     if (tallies.length === 0) return 0;
-    const owners = rowsOf<{ id: string; timezone: string; channel: string | null }>(
-      await this.db.execute(sql`select 'msp' as id, timezone, channel from msp where id = 1
-        union all select id, timezone, settings ->> 'slackChannel' from clients where retired_at is null`),
+    const owners = rowsOf<{ id: string; name: string; timezone: string; channel: string | null }>(
+      await this.db.execute(sql`select 'msp' as id, name, timezone, channel from msp where id = 1
+        union all select id, name, timezone, settings ->> 'slackChannel' from clients where retired_at is null`),
     );
     const owner = new Map(owners.map((o) => [o.id, o]));
     const engineers = owner.get('msp')?.channel ?? null;
@@ -436,8 +436,9 @@ export class RolloutEngine {
     const active = tallies.filter((t) => unfinished(t) > 0 || Date.parse(t.windowEnd) > now.getTime()).length;
     const interval = updateIntervalMs(active);
     const items: OutboxItem[] = [];
-    for (const tally of tallies) {
-      const who = owner.get(tally.who);
+    for (const counted of tallies) {
+      const who = owner.get(counted.who);
+      const tally = who && counted.who !== 'msp' ? { ...counted, name: who.name } : counted;
       const zone = who?.timezone ?? 'UTC';
       const channels = [...new Set([engineers, tally.who === 'msp' ? null : (who?.channel ?? null)].filter((c): c is string => !!c))];
       for (const report of reportFor(tally, now)) {

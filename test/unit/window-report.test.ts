@@ -52,4 +52,14 @@ describe('window reports', () => {
     expect(checkMessage(progressMessage(tally(), new Date('2024-02-14T09:00:00Z'), 'America/Chicago', false))).toEqual([]);
     expect(progressMessage(tally(), new Date('2024-02-14T09:00:00Z'), 'America/Chicago', false).text).toContain('120 min left');
   });
+
+  it("names the client as people know it, not by its id, and escapes the name", () => {
+    const named = tally({ name: 'Acme *Dental* <!here>' });
+    const progress = JSON.stringify(progressMessage(named, new Date('2024-02-14T09:00:00Z'), 'America/Chicago', false));
+    expect(progress).toContain('Acme \u200b*\u200bDental\u200b*\u200b &lt;!here&gt;: window');
+    expect(progress).not.toContain('acme-dental: window');
+    expect(JSON.stringify(summaryMessage(named, 'America/Chicago').blocks[0])).toContain('Acme *Dental* <!here>: window');
+    // Without a name (a client retired since), the id still says whose window it was.
+    expect(progressMessage(tally(), new Date('2024-02-14T09:00:00Z'), 'America/Chicago', false).text).toContain('acme-dental: window');
+  });
 });

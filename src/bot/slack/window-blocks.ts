@@ -16,8 +16,8 @@ export const HOLD_CLIENT_CALLBACK = 'rollout.hold_client';
 
 const LIST_LIMIT = 15;
 
-function ownerLabel(who: string): string {
-  return who === 'msp' ? 'Our machines (ring msp)' : who;
+function ownerLabel(tally: WindowTally): string {
+  return tally.who === 'msp' ? 'Our machines (ring msp)' : (tally.name ?? tally.who);
 }
 
 function when(iso: string, zone: string): string {
@@ -40,7 +40,7 @@ function countsLine(tally: WindowTally): string {
 export function progressMessage(tally: WindowTally, now: Date, zone: string, closing: boolean): SlackMessage {
   const all = total(tally);
   const done = all - unfinished(tally);
-  const title = `${ownerLabel(tally.who)}: window ${when(tally.windowStart, zone)}`;
+  const title = `${ownerLabel(tally)}: window ${when(tally.windowStart, zone)}`;
   const state = closing ? 'Window closed.' : `${minutesLeft(tally, now)} min left in the window.`;
   return {
     text: escapeMrkdwn(`${title}: ${done}/${all} finished. ${state}`),
@@ -60,7 +60,7 @@ function list<T>(items: T[], shown: number, line: (item: T) => string, more: num
 
 export function summaryMessage(tally: WindowTally, zone: string): SlackMessage {
   const c = tally.counts;
-  const title = `${ownerLabel(tally.who)}: window ${when(tally.windowStart, zone)} finished`;
+  const title = `${ownerLabel(tally)}: window ${when(tally.windowStart, zone)} finished`;
   const blocks: Block[] = [
     { type: 'header', text: plain(title.slice(0, 150)) },
     { type: 'section', text: mrkdwn(countsLine(tally)) },
