@@ -82,8 +82,11 @@ async function nameOf(db: AppDatabase, id: string): Promise<string> {
   return row?.name ?? row?.email ?? id;
 }
 
-function plainWords(u: { kb: string | null; title: string | null; family: string | null; restart: string | null }): string {
-  const what = u.title ?? `${u.family ?? 'Microsoft'} security update`;
+export function plainWords(u: { kb: string | null; title: string | null; family: string | null; restart: string | null }): string {
+  // MSRC names a security update by its KB number alone; a champion needs to read what it is for.
+  const kbDigits = (text: string | null) => text?.trim().replace(/^KB/i, '') ?? null;
+  const named = u.title !== null && kbDigits(u.title) !== kbDigits(u.kb) && !/^\d+$/.test(u.title.trim()) ? u.title : null;
+  const what = named ?? `${u.family ?? 'Microsoft'} security update`;
   const restart = u.restart === 'Yes' ? ' Needs a restart.' : u.restart === 'Maybe' ? ' May need a restart.' : '';
   return `${what}${u.kb ? ` (KB${u.kb.replace(/^KB/i, '')})` : ''}.${restart}`;
 }
