@@ -280,34 +280,25 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
     req.on('close', () => streams.delete(res));
   });
 
+  /** What identifies the element clicked, as the signing helpers take it. */
+  const element = (input: { actionId: string; blockId?: string | undefined; selectedValue?: string | undefined }) => ({
+    actionId: input.actionId,
+    ...(input.blockId ? { blockId: input.blockId } : {}),
+    ...(input.selectedValue ? { selectedValue: input.selectedValue } : {}),
+  });
+  const clickToSlack = async (body: string): Promise<SandboxAnswer> => {
+    const { status, text } = await toSlack(body);
+    return slackAnswer(status, text);
+  };
   handlers.set(
     '/sandbox/api/slack/action',
-    post(slackAction, async (input) => {
-      const built = buildBlockActions(slack, {
-        user: input.user,
-        channel: input.channel,
-        messageTs: input.ts,
-        actionId: input.actionId,
-        ...(input.blockId ? { blockId: input.blockId } : {}),
-        ...(input.selectedValue ? { selectedValue: input.selectedValue } : {}),
-      });
-      const { status, text } = await toSlack(built.body);
-      return slackAnswer(status, text);
-    }),
+    post(slackAction, async (input) =>
+      clickToSlack(buildBlockActions(slack, { user: input.user, channel: input.channel, messageTs: input.ts, ...element(input) }).body),
+    ),
   );
   handlers.set(
     '/sandbox/api/slack/view-action',
-    post(slackViewAction, async (input) => {
-      const built = buildViewBlockActions(slack, {
-        user: input.user,
-        viewId: input.viewId,
-        actionId: input.actionId,
-        ...(input.blockId ? { blockId: input.blockId } : {}),
-        ...(input.selectedValue ? { selectedValue: input.selectedValue } : {}),
-      });
-      const { status, text } = await toSlack(built.body);
-      return slackAnswer(status, text);
-    }),
+    post(slackViewAction, async (input) => clickToSlack(buildViewBlockActions(slack, { user: input.user, viewId: input.viewId, ...element(input) }).body)),
   );
   handlers.set(
     '/sandbox/api/slack/view-submit',
