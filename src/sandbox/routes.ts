@@ -400,7 +400,11 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
   return {
     handlers,
     async installTeams() {
-      for (const install of installs) {
+      // Once per conversation, as a real install happens once: a restarted sandbox already has its references.
+      const known = new Set(
+        rowsOf<{ conversation_id: string }>(await options.database.db.execute(sql`select conversation_id from teams_conversations where removed_at is null`)).map((r) => r.conversation_id),
+      );
+      for (const install of installs.filter((i) => !known.has(i.conversationId))) {
         const bot = { id: `28:${appId}`, name: 'patchbay' };
         const { status } = await toTeams(teamsActivity(install, install.by, { type: 'conversationUpdate', membersAdded: [bot] }));
         if (status !== 200 && status !== 201) log.warn({ conversation: install.conversationId, status }, 'sandbox: installing the bot in a Teams conversation failed');

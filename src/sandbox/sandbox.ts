@@ -93,6 +93,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     stops.length = 0;
   };
   try {
+    await mkdir(path.join(config.dataDir, 'sandbox'), { recursive: true });
     const clock = options.clock ?? new SandboxClock({ file: path.join(config.dataDir, 'sandbox', 'clock.json'), rate: DEFAULT_SANDBOX_RATE });
     stops.push(async () => clock.save());
     const saver = setInterval(() => clock.save(), 5_000);
@@ -159,7 +160,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       kevUrl: config.kevUrl === DEFAULTS.kevUrl ? msrc.kevUrl : config.kevUrl,
     };
     const tickMs = options.tickMs ?? 2_000;
-    const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7 });
+    // The fleet's ledger lives beside the database too: after a restart a device still knows what it installed
+    // and which reboots it owes, so a run resumed mid-step finds the device where it left it.
+    const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7, ledgerPath: path.join(config.dataDir, 'sandbox', 'fleet.jsonl') });
 
     let runQueue: Queue | undefined;
     const sandbox: Sandbox = {
