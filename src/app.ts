@@ -21,7 +21,7 @@ export interface StartOptions {
   now?: () => Date;
   /** Sandbox only: the clock to run on (the demo drives its own); default one kept under the data dir. */
   sandboxClock?: SandboxClock;
-  /** Sandbox only: seconds between scheduler ticks and the fleet's behaviour (the demo runs faster). */
+  /** Sandbox only: real ms between scheduler ticks (the demo and tests tick faster than the default 2 s). */
   sandboxTickMs?: number;
   /** Sandbox only: the one month its local MSRC serves, and the document for it (the demo's `--cvrf`). */
   sandboxRelease?: { id: string; document?: unknown };

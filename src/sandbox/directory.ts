@@ -12,7 +12,7 @@ import type { SandboxPerson } from './api-types.ts';
 import type { SeedChannel, SeedUser } from './emulators/slack-emulator.ts';
 import type { JumpOwner } from '../domain/sandbox-jumps.ts';
 
-export function stableId(prefix: string, seed: string, length = 9): string {
+function stableId(prefix: string, seed: string, length = 9): string {
   return `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, length).toUpperCase()}`;
 }
 
