@@ -63,10 +63,10 @@ export interface DemoOptions {
   problemClient?: string;
   problemText?: string;
   /**
-   * Answers a champion's sign-off card. Default: the page API, as the page's button would. The browser test
-   * presses the button in the page instead; it must leave the pilot answered as asked.
+   * Answers a champion's sign-off card. Default: the page API, as the page's button would (handed to the hook
+   * too). The browser test presses the button in the page instead; it must leave the pilot answered as asked.
    */
-  answerSignoff?: (card: SignoffCard) => Promise<void>;
+  answerSignoff?: (card: SignoffCard, throughApi: (card: SignoffCard) => Promise<void>) => Promise<void>;
   /** Stops the script at its next wait (it then rejects with the signal's reason). */
   signal?: AbortSignal;
 }
@@ -377,7 +377,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
           problem,
           problemText,
         };
-        await (options.answerSignoff ?? answerThroughApi)(card);
+        await (options.answerSignoff ? options.answerSignoff(card, answerThroughApi) : answerThroughApi(card));
         report('update', problem ? `${champion.name} (${client?.name ?? clientId}) reports a problem: the client is held` : `${champion.name} (${client?.name ?? clientId}): everything works`);
       } else {
         await api.post('slack/command', { user: engineer.slackId, channel: mspChannel, text: `/patch confirm ${clientId}` });

@@ -30,6 +30,14 @@ const SHOTS = path.resolve(import.meta.dirname, '../../test-results');
 const TICK_MS = 300;
 const RELEASE = '2026-Dec';
 
+function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    // As root on a machine with no network: no sandbox, and nothing that phones home.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
 let app: RunningApp;
 let scratch: ScratchDatabase;
 let redis: TestRedis;
@@ -48,11 +56,7 @@ describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
     const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `page${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
     app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: TICK_MS });
     base = `http://127.0.0.1:${app.port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // As root on a machine with no network: no sandbox, and nothing that phones home.
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on('pageerror', (error) => {
       throw error;
@@ -104,7 +108,7 @@ describe.skipIf(!haveChromium)('a champion in the sandbox page', () => {
   beforeAll(async () => {
     demoDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-page-demo-'));
     demo = await startDemoApp({ dataDir: demoDir, port: 0, release: { id: RELEASE }, log: createLogger('silent') });
-    demoBrowser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    demoBrowser = await launchChromium();
     champion = await demoBrowser.newPage({ viewport: { width: 1400, height: 900 } });
     champion.on('pageerror', (error) => {
       throw error;
@@ -128,16 +132,9 @@ describe.skipIf(!haveChromium)('a champion in the sandbox page', () => {
       {
         timeoutScale: 3,
         signal: stop.signal,
-        answerSignoff: async (card) => {
-          if (card.problem || answered) {
-            // Any other card: answered as the page would, so the script can go on to the one we press.
-            await fetch(`${url}/sandbox/api/teams/action`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ user: card.champion.id, conversationId: card.conversationId, activityId: card.activityId, verb: card.problem ? 'pilot.problem' : 'pilot.confirm', data: { releaseId: RELEASE, clientId: card.clientId, ...(card.problem ? { problem: card.problemText } : {}) } }),
-            });
-            return;
-          }
+        answerSignoff: async (card, throughApi) => {
+          // Any other card is answered as the page API would, so the script can go on to the one pressed here.
+          if (card.problem || answered) return throughApi(card);
           await champion.getByTestId(`nav-teams-${card.conversationId}`).click();
           await champion.getByTestId('teams-actor').selectOption(card.champion.id);
           const activity = champion.locator(`[data-testid="teams-activity"][data-id="${card.activityId}"]`);
