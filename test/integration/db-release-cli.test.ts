@@ -18,7 +18,9 @@ const shared = path.resolve(repoRoot, '../shared/fixtures');
 const hasShared = existsSync(path.join(shared, 'msrc/2024-Feb.json'));
 if (!hasShared) console.warn(`[db-release-cli] ${shared} is absent: the CLI storage test is skipped`);
 
-describe.skipIf(!hasShared)(`patchbay digest with the database (${testBackend()})`, () => {
+// Each case spawns the CLI several times, each opening the database (PGlite loads its WASM every time): on a busy
+// two-core machine that alone can pass vitest's default 30 s.
+describe.skipIf(!hasShared)(`patchbay digest with the database (${testBackend()})`, { timeout: 120_000 }, () => {
   let scratch: ScratchDatabase | undefined;
   const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-digest-db-'));
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', PATCHBAY_DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'silent' };
