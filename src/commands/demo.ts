@@ -74,11 +74,13 @@ export async function startDemoApp(options: StartDemoOptions): Promise<RunningAp
   const { loadConfig } = await import('../config.ts');
   const { startApp } = await import('../app.ts');
   const { ROLES } = await import('../jobs/index.ts');
-  const { SandboxClock } = await import('../sandbox/clock.ts');
+  const { SandboxClock, sandboxClockFile } = await import('../sandbox/clock.ts');
   const { demoClockStart } = await import('../sandbox/demo-script.ts');
   // Only what the demo needs from the environment; see the module comment for why the rest is left out.
   const config = { ...loadConfig({ PATCHBAY_DATA_DIR: options.dataDir, LOG_LEVEL: 'silent' }), sandbox: true };
-  const clock = new SandboxClock({ start: demoClockStart(options.release.id), rate: 1 });
+  // Saved where `patchbay start` looks for it, so a kept data dir opened as a sandbox carries on from the end of
+  // the month instead of going back to today with next week's runs stored (the data dir starts empty).
+  const clock = new SandboxClock({ start: demoClockStart(options.release.id), rate: 1, file: sandboxClockFile(options.dataDir) });
   return startApp(config, options.log, {
     roles: new Set(ROLES),
     port: options.port,

@@ -27,6 +27,11 @@ interface Saved {
 
 export const MAX_RATE = 3600;
 
+/** Where a sandbox on `dataDir` keeps its clock's reading. */
+export function sandboxClockFile(dataDir: string): string {
+  return path.join(dataDir, 'sandbox', 'clock.json');
+}
+
 export class SandboxClock {
   private anchorReal: number;
   private anchorClock: number;

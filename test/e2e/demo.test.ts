@@ -18,6 +18,7 @@ import { windowContaining } from '../../src/domain/windows.ts';
 import { createLogger } from '../../src/log.ts';
 import { DEFAULT_PROBLEM_TEXT, digestOf, runDemoScript, type DemoProgress, type DemoSummary } from '../../src/sandbox/demo-script.ts';
 import { startSampleMsrc } from '../../src/sandbox/sample-msrc.ts';
+import { sandboxClockFile } from '../../src/sandbox/clock.ts';
 import type { SandboxState } from '../../src/sandbox/api-types.ts';
 
 // A fixed month: the fleet is seeded and its offline draws follow the clock's dates, so the story is the same each run.
@@ -202,6 +203,12 @@ describe("the demo's MSRC for a stored document", () => {
     } finally {
       await msrc.close();
     }
+  });
+
+  it("keeps its clock where a sandbox on the same data dir finds it, so a kept month does not reopen at today's date", async () => {
+    app.sandbox!.clock.save();
+    const saved = JSON.parse(await fs.readFile(sandboxClockFile(dataDir), 'utf8')) as { clockMs: number };
+    expect(saved.clockMs).toBeGreaterThanOrEqual(Date.parse(summary.clock.to) - 60_000);
   });
 
   it('reads the month a CVRF file is for', async () => {
