@@ -30,12 +30,18 @@ const SHOTS = path.resolve(import.meta.dirname, '../../test-results');
 const TICK_MS = 300;
 const RELEASE = '2026-Dec';
 
-function launchChromium(): Promise<Browser> {
-  return chromium.launch({
+/** Debian's Chromium with one page whose script errors fail the test. */
+async function openChromium(): Promise<{ browser: Browser; page: Page }> {
+  const browser = await chromium.launch({
     executablePath: CHROMIUM,
     // As root on a machine with no network: no sandbox, and nothing that phones home.
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on('pageerror', (error) => {
+    throw error;
+  });
+  return { browser, page };
 }
 
 let app: RunningApp;
@@ -56,11 +62,7 @@ describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
     const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `page${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
     app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: TICK_MS });
     base = `http://127.0.0.1:${app.port}`;
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on('pageerror', (error) => {
-      throw error;
-    });
+    ({ browser, page } = await openChromium());
   }, 120_000);
 
   afterAll(async () => {
@@ -108,11 +110,7 @@ describe.skipIf(!haveChromium)('a champion in the sandbox page', () => {
   beforeAll(async () => {
     demoDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-page-demo-'));
     demo = await startDemoApp({ dataDir: demoDir, port: 0, release: { id: RELEASE }, log: createLogger('silent') });
-    demoBrowser = await launchChromium();
-    champion = await demoBrowser.newPage({ viewport: { width: 1400, height: 900 } });
-    champion.on('pageerror', (error) => {
-      throw error;
-    });
+    ({ browser: demoBrowser, page: champion } = await openChromium());
   }, 120_000);
 
   afterAll(async () => {

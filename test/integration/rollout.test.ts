@@ -106,6 +106,17 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
   }
 }
 
+/** Drives each scheduled run through the night: an offline machine is rechecked every 10 minutes until the window has no room for an install. */
+async function runNightOffline(h: Harness, engine: RolloutEngine): Promise<void> {
+  for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) {
+    for (let i = 0; i < 100; i++) {
+      const run = await engine.processRun(Number(id));
+      if (run && run.status !== 'scheduled' && run.status !== 'running') break;
+      h.clock.now = new Date(h.clock.now.getTime() + 10 * 60_000);
+    }
+  }
+}
+
 const unfinished = async (h: Harness) => {
   const counts = await runCounts(h.database.db);
   return (counts.scheduled ?? 0) + (counts.running ?? 0);
@@ -278,14 +289,7 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     for (const [night, day] of [[1, '14'], [2, '15'], [3, '16']] as const) {
       h.clock.now = new Date(`2024-02-${day}T07:00:00Z`);
       await engine.sweep();
-      // The offline machine is rechecked every 10 minutes until the window has no room for an install.
-      for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) {
-        for (let i = 0; i < 100; i++) {
-          const run = await engine.processRun(Number(id));
-          if (run && run.status !== 'scheduled' && run.status !== 'running') break;
-          h.clock.now = new Date(h.clock.now.getTime() + 10 * 60_000);
-        }
-      }
+      await runNightOffline(h, engine);
       expect(await flagged()).toEqual({ consecutive_missed_windows: night, flagged: night === 3 });
     }
     const messages = rowsOf<{ text: string }>(
@@ -306,13 +310,7 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     for (const [night, day] of [[1, '14'], [2, '15']] as const) {
       h.clock.now = new Date(`2024-02-${day}T07:00:00Z`);
       await engine.sweep();
-      for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) {
-        for (let i = 0; i < 100; i++) {
-          const run = await engine.processRun(Number(id));
-          if (run && run.status !== 'scheduled' && run.status !== 'running') break;
-          h.clock.now = new Date(h.clock.now.getTime() + 10 * 60_000);
-        }
-      }
+      await runNightOffline(h, engine);
       const [device] = rowsOf<{ missed: number; flagged: boolean }>(
         await h.database.db.execute(sql`select consecutive_missed_windows as missed, flagged_at is not null as flagged from devices where name = 'MSP-PC-001'`),
       );
