@@ -30,6 +30,8 @@ export interface StartOptions {
 export interface RunningApp {
   /** The HTTP port, when this process has the web role. */
   port: number | undefined;
+  /** The address HTTP listens on, when this process has the web role. */
+  host: string | undefined;
   redisUrl: string;
   database: Database;
   http: HttpServer | undefined;
@@ -114,6 +116,7 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
 
     let http: HttpServer | undefined;
     let port: number | undefined;
+    let host: string | undefined;
     if (options.roles.has('web')) {
       http = createHttpServer({
         log,
@@ -122,7 +125,9 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
           { name: 'redis', check: () => redis.ping() },
         ],
       });
-      port = await http.listen(options.port ?? config.port);
+      // The sandbox page acts as anyone in the directory: unless told otherwise it is for this machine only.
+      host = config.host ?? (sandbox ? '127.0.0.1' : '0.0.0.0');
+      port = await http.listen(options.port ?? config.port, host);
       const server = http;
       cleanups.push({ name: 'http', run: () => server.close() });
       if (config.slack.botToken && config.slack.signingSecret) {
@@ -153,15 +158,15 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
         log.info({ tenant: config.teams.tenantId ?? 'multi-tenant' }, 'teams connected on /api/messages');
       }
       if (sandbox) {
-        await sandbox.attach({ http: server, port, redis, prefix: config.redisPrefix });
+        await sandbox.attach({ http: server, host, port, redis, prefix: config.redisPrefix });
         log.info({ port }, `sandbox: no Slack or Teams credentials, so both are emulated here; open http://localhost:${port}/`);
       }
-      log.info({ port }, `listening on http://localhost:${port} (/healthz, /readyz, /metrics)`);
+      log.info({ host, port }, `listening on ${host}:${port} (/healthz, /readyz, /metrics)`);
     }
     if (!config.slack.botToken && !config.teams.appId) {
       log.info('no Slack or Teams credentials configured: chat is off until SLACK_* or TEAMS_* are set');
     }
-    return { port, redisUrl, database, http, sandbox, stop };
+    return { port, host, redisUrl, database, http, sandbox, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -42,6 +42,7 @@ const envSchema = z.object({
     }
     return port;
   }),
+  HOST: optionalString,
   LOG_LEVEL: optionalString.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
   SLACK_BOT_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xoxb-'), {
     message: 'expected a bot token starting with xoxb-',
@@ -69,6 +70,8 @@ export interface Config {
   redisUrl: string | undefined;
   redisPrefix: string;
   port: number;
+  /** Unset: every interface, but loopback only in sandbox mode (its page acts as anyone in the directory). */
+  host: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   slack: {
     botToken: string | undefined;
@@ -143,6 +146,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX ?? DEFAULTS.redisPrefix,
     port: e.PORT ?? DEFAULTS.port,
+    host: e.HOST,
     logLevel: e.LOG_LEVEL ?? 'info',
     slack: {
       botToken: e.SLACK_BOT_TOKEN,

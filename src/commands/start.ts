@@ -38,10 +38,12 @@ export function register(program: Command): void {
         throw new CliError(error instanceof Error ? error.message : String(error), 1);
       }
       if (app.port !== undefined) {
+        // Bound to one address other than loopback, localhost would not answer: show that address.
+        const shown = !app.host || ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(app.host) ? 'localhost' : app.host.includes(':') ? `[${app.host}]` : app.host;
         process.stdout.write(
           app.sandbox
-            ? `patchbay is running in sandbox mode (no Slack or Teams configured): open http://localhost:${app.port}/ to see the engineers' channel, the clients' Teams chats and the users' DMs\n`
-            : `patchbay is running: http://localhost:${app.port}/healthz\n`,
+            ? `patchbay is running in sandbox mode (no Slack or Teams configured): open http://${shown}:${app.port}/ to see the engineers' channel, the clients' Teams chats and the users' DMs\n`
+            : `patchbay is running: http://${shown}:${app.port}/healthz\n`,
         );
       }
       await new Promise<void>((resolve) => {

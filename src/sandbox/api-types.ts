@@ -186,6 +186,6 @@ export interface SandboxAnswer {
 /*
  * GET /                    the page (src/sandbox/page/index.html)
  * GET /sandbox/assets/*    the page's script and style, and adaptivecards.js from the adaptivecards package
- * GET /sandbox/api/state   SandboxState
- * GET /sandbox/events      Server-Sent Events: `event: change` with `data: {"seq": N}` whenever anything changes
+ * GET /sandbox/api/state   SandboxState (every API call sends the page token; see page-guard.ts)
+ * GET /sandbox/events      Server-Sent Events (token in ?token=): `event: change` with `data: {"seq": N}` whenever anything changes
  */

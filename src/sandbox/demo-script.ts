@@ -20,6 +20,7 @@ import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { nextWindow } from '../domain/windows.ts';
 import type { Sandbox } from './sandbox.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState } from './api-types.ts';
+import { PAGE_TOKEN_HEADER } from './page-guard.ts';
 
 export const DEMO_STEPS = [
   { id: 'digest', label: 'Patch Tuesday: digest' },
@@ -45,7 +46,7 @@ export interface DemoProgress {
 export interface DemoWorld {
   baseUrl: string;
   db: AppDatabase;
-  sandbox: Pick<Sandbox, 'clock' | 'slack' | 'connector' | 'directory' | 'deployer' | 'wakeDelayedRuns'>;
+  sandbox: Pick<Sandbox, 'clock' | 'slack' | 'connector' | 'directory' | 'deployer' | 'wakeDelayedRuns' | 'pageToken'>;
   releaseId: string;
   /** The sandbox's scheduler tick (real ms): how long a jump takes to be noticed. */
   tickMs: number;
@@ -212,15 +213,16 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
 
   const query = async <T>(statement: ReturnType<typeof sql>): Promise<T[]> => rowsOf<T>(await db.execute(statement));
 
-  // The page API: the same requests the sandbox page sends.
+  // The page API: the same requests the sandbox page sends, with the token the page carries.
+  const pageToken = { [PAGE_TOKEN_HEADER]: sandbox.pageToken };
   const api = {
     async state(): Promise<SandboxState> {
-      const res = await fetch(`${world.baseUrl}/sandbox/api/state`);
+      const res = await fetch(`${world.baseUrl}/sandbox/api/state`, { headers: pageToken });
       if (!res.ok) throw new DemoStepError(current, `the sandbox page API answered ${res.status}`);
       return (await res.json()) as SandboxState;
     },
     async post(route: string, body: unknown): Promise<SandboxAnswer> {
-      const res = await fetch(`${world.baseUrl}/sandbox/api/${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${world.baseUrl}/sandbox/api/${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...pageToken }, body: JSON.stringify(body) });
       const answer = (await res.json()) as SandboxAnswer;
       if (!answer.ok) throw new DemoStepError(current, `${route} was refused: ${answer.error ?? res.status}`);
       return answer;

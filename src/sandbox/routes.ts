@@ -18,6 +18,7 @@ import { loadDirectory } from './directory.ts';
 import type { Sandbox } from './sandbox.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState, SandboxTeamsConversation } from './api-types.ts';
 import type { StoredMessage } from './emulators/slack-emulator.ts';
+import { createPageGuard, guardHandlers, PAGE_HEADERS, pageWithToken } from './page-guard.ts';
 import { buildBlockActions, buildSlashCommand, buildViewBlockActions, buildViewSubmission, postSigned } from './emulators/slack-signing.ts';
 
 const require = createRequire(import.meta.url);
@@ -48,6 +49,10 @@ export interface RoutesOptions {
   appUrl: string;
   signingSecret: string;
   appId: string;
+  /** The token the served page carries and every page-API call must send (src/sandbox/page-guard.ts). */
+  pageToken: string;
+  /** The HOST the server was told to listen on, if any: a Host header naming it is this machine too. */
+  listenHost?: string | undefined;
 }
 
 export interface SandboxRoutes {
@@ -267,8 +272,9 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
   const handlers = new Map<string, RequestHandler>();
   for (const [route, asset] of Object.entries(ASSETS)) {
     handlers.set(route, async (_req, res) => {
-      const body = await readFile(asset.file);
-      res.writeHead(200, { 'content-type': asset.type, 'content-length': body.length, 'cache-control': 'no-cache' });
+      const file = await readFile(asset.file);
+      const body = route === '/' ? pageWithToken(file, options.pageToken) : file;
+      res.writeHead(200, { 'content-type': asset.type, 'content-length': body.length, 'cache-control': 'no-cache', ...(route === '/' ? PAGE_HEADERS : {}) });
       res.end(body);
     });
   }
@@ -398,7 +404,7 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
   );
 
   return {
-    handlers,
+    handlers: guardHandlers(handlers, createPageGuard({ listenHost: options.listenHost, token: options.pageToken }), Object.keys(ASSETS)),
     async installTeams() {
       // Once per conversation, as a real install happens once: a restarted sandbox already has its references.
       const known = new Set(

@@ -64,6 +64,8 @@ export interface SandboxOptions {
 
 export interface AttachOptions {
   http: HttpServer;
+  /** The address HTTP listens on: the page API calls this process's own /slack/events and /api/messages there. */
+  host: string;
   port: number;
   redis: Redis;
   prefix: string;
@@ -78,6 +80,8 @@ export interface Sandbox {
   slack: SlackEmulator;
   connector: BotConnectorEmulator;
   directory: SandboxDirectory;
+  /** Minted at each start; the served page carries it and every page-API call must send it (page-guard.ts). */
+  pageToken: string;
   /** Mounts the page and its API, and installs the bot in each client's Teams (once HTTP is up). */
   attach(options: AttachOptions): Promise<void>;
   /** Promotes run jobs delayed in real time so they look at the clock again (after a jump). */
@@ -165,6 +169,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7, ledgerPath: path.join(config.dataDir, 'sandbox', 'fleet.jsonl') });
 
     let runQueue: Queue | undefined;
+    const pageToken = randomBytes(32).toString('base64url');
     const sandbox: Sandbox = {
       config: sandboxConfig,
       clock,
@@ -173,10 +178,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       slack,
       connector,
       directory,
-      async attach({ http, port, redis, prefix }) {
+      pageToken,
+      async attach({ http, host, port, redis, prefix }) {
         runQueue = new Queue(RUN_QUEUE, { connection: redis, prefix });
         stops.push(async () => void (await runQueue?.close()));
-        const routes = sandboxRoutes({ sandbox, database, log, appUrl: `http://127.0.0.1:${port}`, signingSecret, appId: SANDBOX_TEAMS_APP_ID });
+        const routes = sandboxRoutes({ sandbox, database, log, appUrl: `http://${selfAddress(host)}:${port}`, signingSecret, appId: SANDBOX_TEAMS_APP_ID, pageToken, listenHost: config.host });
         for (const [route, handler] of routes.handlers) http.mount(route, handler);
         stops.push(() => routes.close());
         await routes.installTeams();
@@ -191,6 +197,12 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     await stop();
     throw error;
   }
+}
+
+/** Where this process reaches itself: loopback when bound to every interface, else the one address it is bound to. */
+function selfAddress(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 interface ChatHistory {

@@ -20,6 +20,7 @@ import { DEFAULT_PROBLEM_TEXT, digestOf, runDemoScript, type DemoProgress, type 
 import { startSampleMsrc } from '../../src/sandbox/sample-msrc.ts';
 import { sandboxClockFile } from '../../src/sandbox/clock.ts';
 import type { SandboxState } from '../../src/sandbox/api-types.ts';
+import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
 
 // A fixed month: the fleet is seeded and its offline draws follow the clock's dates, so the story is the same each run.
 const RELEASE = '2026-Dec';
@@ -47,7 +48,7 @@ afterAll(async () => {
 }, 120_000);
 
 async function pageState(): Promise<SandboxState> {
-  return (await (await fetch(`http://127.0.0.1:${app.port}/sandbox/api/state`)).json()) as SandboxState;
+  return (await (await fetch(`http://127.0.0.1:${app.port}/sandbox/api/state`, { headers: { [PAGE_TOKEN_HEADER]: app.sandbox!.pageToken } })).json()) as SandboxState;
 }
 
 describe('patchbay demo: a month in minutes', () => {

@@ -20,6 +20,7 @@ import { SandboxClock } from '../../src/sandbox/clock.ts';
 import { demoClockStart, runDemoScript, type SignoffCard } from '../../src/sandbox/demo-script.ts';
 import { DEMO_TICK_MS, startDemoApp } from '../../src/commands/demo.ts';
 import type { SandboxState } from '../../src/sandbox/api-types.ts';
+import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
@@ -74,7 +75,7 @@ describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
   });
 
   async function state(): Promise<SandboxState> {
-    return (await (await fetch(`${base}/sandbox/api/state`)).json()) as SandboxState;
+    return (await (await fetch(`${base}/sandbox/api/state`, { headers: { [PAGE_TOKEN_HEADER]: app.sandbox!.pageToken } })).json()) as SandboxState;
   }
 
   it('an engineer clicks Approve on the digest and sees it approved in place', async () => {

@@ -5,6 +5,7 @@
  * token-checked Teams path to the same listeners and use-cases as in production.
  */
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { createLogger } from '../../src/log.ts';
 import { ROLES } from '../../src/jobs/index.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState } from '../../src/sandbox/api-types.ts';
+import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
@@ -44,16 +46,39 @@ afterAll(async () => {
   if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
 });
 
+/** The header the page sends its per-start token in, as the page itself does on every call. */
+const tokenHeader = () => ({ [PAGE_TOKEN_HEADER]: app.sandbox!.pageToken });
+
 async function state(): Promise<SandboxState> {
-  const res = await fetch(`${base}/sandbox/api/state`);
+  const res = await fetch(`${base}/sandbox/api/state`, { headers: tokenHeader() });
   expect(res.status).toBe(200);
   return (await res.json()) as SandboxState;
 }
 
 async function send(route: string, body: unknown): Promise<{ status: number; answer: SandboxAnswer }> {
-  const res = await fetch(`${base}/sandbox/api/${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${base}/sandbox/api/${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...tokenHeader() }, body: JSON.stringify(body) });
   return { status: res.status, answer: (await res.json()) as SandboxAnswer };
 }
+
+/** A request with exactly these headers (fetch will not send a made-up Host), as a browser on another page might. */
+async function raw(method: string, pathname: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: app.port, method, path: pathname, headers }, (res) => {
+      // An accepted event stream never ends: its status is the answer.
+      if (String(res.headers['content-type']).startsWith('text/event-stream')) {
+        req.destroy();
+        return resolve({ status: res.statusCode ?? 0, text: '' });
+      }
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const holdCount = async () => Number(rowsOf<{ n: number }>(await app.database.db.execute(sql`select count(*)::int as n from holds`))[0]!.n);
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -79,6 +104,78 @@ describe('the sandbox', () => {
     const s = await state();
     expect(s.slack.people.some((p) => p.role === 'engineer')).toBe(true);
     expect(s.teams.conversations.length).toBeGreaterThan(0);
+  });
+
+  it('listens on loopback only, so other machines cannot reach the page API', async () => {
+    const lan = Object.values(os.networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!lan) return console.warn('no non-loopback IPv4 address on this machine: the loopback bind is not checked');
+    const reached = await new Promise<boolean>((resolve) => {
+      const req = http.get({ host: lan, port: app.port, path: '/healthz', timeout: 5_000 }, (res) => {
+        res.resume();
+        resolve(true);
+      });
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+    });
+    expect(reached).toBe(false);
+  });
+
+  it('refuses a text/plain POST (what any web page can send without asking), and does nothing', async () => {
+    const s = await state();
+    const engineer = s.slack.people.find((p) => p.role === 'engineer')!;
+    const before = await holdCount();
+    const body = JSON.stringify({ user: engineer.id, channel: s.msp.channel, text: '/patch hold all csrf' });
+    const res = await raw('POST', '/sandbox/api/slack/command', { 'content-type': 'text/plain', ...tokenHeader() }, body);
+    expect(res.status).toBe(415);
+    expect(await holdCount()).toBe(before);
+  });
+
+  it('refuses a request sent from another origin', async () => {
+    const s = await state();
+    const engineer = s.slack.people.find((p) => p.role === 'engineer')!;
+    const body = JSON.stringify({ user: engineer.id, channel: s.msp.channel, text: '/patch hold all csrf' });
+    const post = await raw('POST', '/sandbox/api/slack/command', { 'content-type': 'application/json', origin: 'https://evil.example', ...tokenHeader() }, body);
+    expect(post.status).toBe(403);
+    expect((await raw('GET', '/sandbox/api/state', { origin: 'https://evil.example', ...tokenHeader() })).status).toBe(403);
+    // The page's own origin is fine.
+    expect((await raw('GET', '/sandbox/api/state', { origin: `http://localhost:${app.port}`, host: `localhost:${app.port}`, ...tokenHeader() })).status).toBe(200);
+  });
+
+  it('refuses a Host that is not this machine (DNS rebinding): no page, no token, no people', async () => {
+    const evil = { host: `evil.example:${app.port}` };
+    for (const pathname of ['/', '/sandbox/api/state', `/sandbox/events?token=${app.sandbox!.pageToken}`]) {
+      const res = await raw('GET', pathname, { ...evil, ...tokenHeader() });
+      expect(res.status, pathname).toBe(403);
+      expect(res.text).not.toContain('@');
+    }
+    for (const host of [`localhost:${app.port}`, `127.0.0.1:${app.port}`, `[::1]:${app.port}`]) {
+      expect((await raw('GET', '/sandbox/api/state', { host, ...tokenHeader() })).status, host).toBe(200);
+    }
+  });
+
+  it('refuses a page-API call without the page token or with a wrong one', async () => {
+    const s = await state();
+    const engineer = s.slack.people.find((p) => p.role === 'engineer')!;
+    const before = await holdCount();
+    const body = JSON.stringify({ user: engineer.id, channel: s.msp.channel, text: '/patch hold all no token' });
+    expect((await raw('POST', '/sandbox/api/slack/command', { 'content-type': 'application/json' }, body)).status).toBe(403);
+    expect((await raw('POST', '/sandbox/api/slack/command', { 'content-type': 'application/json', [PAGE_TOKEN_HEADER]: 'guessed' }, body)).status).toBe(403);
+    expect((await raw('GET', '/sandbox/api/state', {})).status).toBe(403);
+    expect((await raw('GET', '/sandbox/events', {})).status).toBe(403);
+    expect((await raw('GET', '/sandbox/events?token=guessed', {})).status).toBe(403);
+    expect((await raw('GET', `/sandbox/events?token=${app.sandbox!.pageToken}`, {})).status).toBe(200);
+    expect(await holdCount()).toBe(before);
+  });
+
+  it('hands the token to its own page only, inside the page it serves', async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    // Not framed by another page (a click there would be a click here).
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(await page.text()).toContain(`content="${app.sandbox!.pageToken}"`);
+    expect(app.sandbox!.pageToken).toMatch(/^[A-Za-z0-9_-]{32,}$/);
   });
 
   it('posts the month already released through the real watcher, outbox and Slack client', async () => {

@@ -28,6 +28,11 @@ describe('loadConfig', () => {
     expect(config.port).toBe(8080);
   });
 
+  it('leaves the listen address to start unless HOST says which', () => {
+    expect(loadConfig({}).host).toBeUndefined();
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).database.kind).toBe('embedded');
   });

@@ -22,6 +22,10 @@ const API = {
   clock: '/sandbox/api/clock',
 };
 
+/** This start's page token, served in the page itself; the API refuses calls without it. */
+const TOKEN = document.querySelector('meta[name="patchbay-sandbox-token"]')?.getAttribute('content') ?? '';
+const TOKEN_HEADER = 'x-patchbay-sandbox-token';
+
 /** At most this often (~4/s) the state is refetched, however fast the server announces changes. */
 const MIN_FETCH_GAP_MS = 250;
 const POLL_MS = 3000;
@@ -120,7 +124,7 @@ function toast(message, kind = 'info') {
 async function post(url, body, { quietErrors = false } = {}) {
   let answer;
   try {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [TOKEN_HEADER]: TOKEN }, body: JSON.stringify(body) });
     const text = await res.text();
     try {
       answer = JSON.parse(text);
@@ -1790,7 +1794,7 @@ async function pump() {
   live.fetching = true;
   live.lastFetch = performance.now();
   try {
-    const res = await fetch(API.state, { cache: 'no-store' });
+    const res = await fetch(API.state, { cache: 'no-store', headers: { [TOKEN_HEADER]: TOKEN } });
     if (!res.ok) throw new Error(`${res.status} ${res.statusText}`);
     const state = await res.json();
     if (live.streamOpen) {
@@ -1831,7 +1835,8 @@ function connectEvents() {
     startPolling();
     return;
   }
-  const source = new EventSource(API.events);
+  // EventSource cannot send headers: the token rides in the query.
+  const source = new EventSource(`${API.events}?token=${encodeURIComponent(TOKEN)}`);
   source.addEventListener('open', () => {
     live.streamOpen = true;
     stopPolling();
