@@ -10,6 +10,8 @@ import { OutboxNotifier } from './jobs/outbox.ts';
 import { createSlackApp } from './bot/slack/app.ts';
 import { createTeamsAdapter, createTeamsBot, teamsRequestHandler } from './bot/teams/app.ts';
 import type { Logger } from './log.ts';
+import { recordLiveChat } from './db/sandbox-repo.ts';
+import { checkSandboxDatabase } from './sandbox/database-check.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
 import { createHttpServer, type HttpServer } from './runtime/http.ts';
 import { startPrivateRedis, type PrivateRedis } from './runtime/redis-server.ts';
@@ -37,6 +39,8 @@ export interface RunningApp {
   http: HttpServer | undefined;
   /** Set when running as the local sandbox (no chat credentials): its page is at `/`. */
   sandbox: Sandbox | undefined;
+  /** Which chat runs (real Slack/Teams, the sandbox, or none) and why. */
+  chat: ChatChoice;
   stop(): Promise<void>;
 }
 
@@ -68,25 +72,23 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
     const migration = await migrateDatabase(database);
     log.info({ database: database.kind, ...migration }, 'database ready');
 
+    const chat = await chooseChat(config, database, options.roles);
+    log[chat.mode === 'off' && config.sandboxMode !== 'off' ? 'warn' : 'info']({ chat: chat.mode }, `mode: ${CHAT_MODE_LABEL[chat.mode]}, because ${chat.why}`);
     let sandbox: Sandbox | undefined;
-    if (config.sandbox) {
-      if (ROLES.every((role) => options.roles.has(role))) {
-        const { startSandbox } = await import('./sandbox/sandbox.ts');
-        sandbox = await startSandbox({
-          config,
-          database,
-          log,
-          ...(options.sandboxClock ? { clock: options.sandboxClock } : {}),
-          ...(options.sandboxTickMs ? { tickMs: options.sandboxTickMs } : {}),
-          ...(options.sandboxRelease ? { release: options.sandboxRelease } : {}),
-        });
-        const running = sandbox;
-        cleanups.push({ name: 'sandbox', run: () => running.stop() });
-        config = sandbox.config;
-        now = sandbox.clock.now;
-      } else {
-        log.warn('no Slack or Teams credentials, and the sandbox needs every role in one process (--role all): chat is off');
-      }
+    if (chat.mode === 'sandbox') {
+      const { startSandbox } = await import('./sandbox/sandbox.ts');
+      sandbox = await startSandbox({
+        config,
+        database,
+        log,
+        ...(options.sandboxClock ? { clock: options.sandboxClock } : {}),
+        ...(options.sandboxTickMs ? { tickMs: options.sandboxTickMs } : {}),
+        ...(options.sandboxRelease ? { release: options.sandboxRelease } : {}),
+      });
+      const running = sandbox;
+      cleanups.push({ name: 'sandbox', run: () => running.stop() });
+      config = sandbox.config;
+      now = sandbox.clock.now;
     }
 
     let redisUrl = config.redisUrl;
@@ -163,14 +165,39 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       }
       log.info({ host, port }, `listening on ${host}:${port} (/healthz, /readyz, /metrics)`);
     }
-    if (!config.slack.botToken && !config.teams.appId) {
-      log.info('no Slack or Teams credentials configured: chat is off until SLACK_* or TEAMS_* are set');
-    }
-    return { port, host, redisUrl, database, http, sandbox, stop };
+    return { port, host, redisUrl, database, http, sandbox, chat, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+export interface ChatChoice {
+  mode: 'connected' | 'sandbox' | 'off';
+  why: string;
+}
+
+const CHAT_MODE_LABEL: Record<ChatChoice['mode'], string> = { connected: 'chat connected', sandbox: 'sandbox', off: 'chat off' };
+
+/**
+ * Real chat, the sandbox or none. The sandbox writes made-up data and its page acts as anyone, so on top of the
+ * configuration's say (Config.sandbox) it needs every role here and a database it claimed while empty; asked for
+ * explicitly (PATCHBAY_SANDBOX=on), a database it may not use is an error rather than chat off.
+ */
+async function chooseChat(config: Config, database: Database, roles: ReadonlySet<Role>): Promise<ChatChoice> {
+  const platforms = [...(config.slack.botToken ? ['slack'] : []), ...(config.teams.appId ? ['teams'] : [])];
+  if (platforms.length > 0) {
+    // From now on this database carries real conversations: the sandbox must never run on it again.
+    await recordLiveChat(database.db, new Date(), platforms);
+    return { mode: 'connected', why: config.chatReason };
+  }
+  if (!config.sandbox) return { mode: 'off', why: config.chatReason };
+  if (!ROLES.every((role) => roles.has(role))) return { mode: 'off', why: `${config.chatReason}, but the sandbox needs every role in one process (--role all)` };
+  const verdict = await checkSandboxDatabase(database, new Date());
+  if (verdict.ok) return { mode: 'sandbox', why: config.chatReason };
+  const refusal = `the sandbox will not run: ${verdict.why}; give it a fresh PATCHBAY_DATA_DIR (or database), or set SLACK_*/TEAMS_* credentials`;
+  if (config.sandboxMode === 'on') throw new Error(`PATCHBAY_SANDBOX=on, but ${refusal}`);
+  return { mode: 'off', why: `${config.chatReason}, but ${refusal}` };
 }
 
 async function warnUnlessNoEviction(redis: Redis, log: Logger): Promise<void> {

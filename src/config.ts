@@ -57,7 +57,7 @@ const envSchema = z.object({
   TEAMS_TENANT_ID: optionalString,
   MSRC_API_URL: url(['http:', 'https:', 'file:'], 'https://api.msrc.microsoft.com/cvrf/v3.0/'),
   KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
-  PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'off']).optional()),
+  PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'on', 'off']).optional()),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -92,10 +92,15 @@ export interface Config {
   msrcApiUrl: string;
   kevUrl: string;
   /**
-   * With no Slack and no Teams credentials, `patchbay start` runs the local sandbox (emulated Slack and Teams, a
-   * simulated fleet, a sample inventory) unless PATCHBAY_SANDBOX=off.
+   * Whether `patchbay start` runs the local sandbox (emulated Slack and Teams, a simulated fleet, a sample
+   * inventory). It writes made-up data, so by itself (`auto`) only with no chat credentials on the embedded
+   * database; on an external PostgreSQL only when PATCHBAY_SANDBOX=on says so.
    */
   sandbox: boolean;
+  /** What PATCHBAY_SANDBOX asked for; `on` makes a database the sandbox may not use an error, not chat off. */
+  sandboxMode: 'auto' | 'on' | 'off';
+  /** Why chat runs as it does (connected, sandbox, off), for the one line said at start. */
+  chatReason: string;
 }
 
 export class ConfigError extends Error {
@@ -137,6 +142,9 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   if (Boolean(e.TEAMS_APP_ID) !== Boolean(e.TEAMS_APP_PASSWORD)) {
     problems.push('TEAMS_APP_ID and TEAMS_APP_PASSWORD: set both to connect Teams, or neither for the local sandbox');
   }
+  if (e.PATCHBAY_SANDBOX === 'on' && (e.SLACK_BOT_TOKEN || e.TEAMS_APP_ID)) {
+    problems.push('PATCHBAY_SANDBOX: "on" emulates Slack and Teams; unset it to connect the configured SLACK_*/TEAMS_* credentials');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.PATCHBAY_DATA_DIR ?? DEFAULTS.dataDir);
@@ -157,6 +165,22 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     teams: { appId: e.TEAMS_APP_ID, appPassword: e.TEAMS_APP_PASSWORD, tenantId: e.TEAMS_TENANT_ID },
     msrcApiUrl: e.MSRC_API_URL ?? DEFAULTS.msrcApiUrl,
     kevUrl: e.KEV_URL ?? DEFAULTS.kevUrl,
-    sandbox: !e.SLACK_BOT_TOKEN && !e.TEAMS_APP_ID && e.PATCHBAY_SANDBOX !== 'off',
+    ...chatMode(e),
+  };
+}
+
+/** Connected chat, the sandbox, or chat off, and why. See Config.sandbox for the rule. */
+function chatMode(e: z.output<typeof envSchema>): Pick<Config, 'sandbox' | 'sandboxMode' | 'chatReason'> {
+  const sandboxMode = e.PATCHBAY_SANDBOX ?? 'auto';
+  const connected = [e.SLACK_BOT_TOKEN ? 'Slack' : '', e.TEAMS_APP_ID ? 'Teams' : ''].filter(Boolean);
+  if (connected.length > 0) return { sandbox: false, sandboxMode, chatReason: `${connected.join(' and ')} credentials are set` };
+  if (sandboxMode === 'off') return { sandbox: false, sandboxMode, chatReason: 'no Slack or Teams credentials, and PATCHBAY_SANDBOX=off' };
+  if (sandboxMode === 'on') return { sandbox: true, sandboxMode, chatReason: 'PATCHBAY_SANDBOX=on' };
+  if (!e.DATABASE_URL) return { sandbox: true, sandboxMode, chatReason: 'no Slack or Teams credentials, on the embedded database' };
+  return {
+    sandbox: false,
+    sandboxMode,
+    chatReason:
+      'no Slack or Teams credentials, and DATABASE_URL is set: the sandbox writes sample data, so on an external PostgreSQL it runs only with PATCHBAY_SANDBOX=on (set SLACK_*/TEAMS_* to connect chat)',
   };
 }

@@ -43,7 +43,9 @@ export function register(program: Command): void {
         process.stdout.write(
           app.sandbox
             ? `patchbay is running in sandbox mode (no Slack or Teams configured): open http://${shown}:${app.port}/ to see the engineers' channel, the clients' Teams chats and the users' DMs\n`
-            : `patchbay is running: http://${shown}:${app.port}/healthz\n`,
+            : app.chat.mode === 'off'
+              ? `patchbay is running with chat off (${app.chat.why}): http://${shown}:${app.port}/healthz\n`
+              : `patchbay is running: http://${shown}:${app.port}/healthz\n`,
         );
       }
       await new Promise<void>((resolve) => {

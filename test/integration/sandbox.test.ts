@@ -33,7 +33,7 @@ beforeAll(async () => {
   scratch = await createScratchDatabase('patchbay_sandbox');
   redis = await startTestRedis();
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-sandbox-'));
-  const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
+  const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
   expect(config.sandbox).toBe(true);
   app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
   base = `http://127.0.0.1:${app.port}`;
@@ -250,7 +250,7 @@ describe('the sandbox', () => {
     const posted = before.slack.channels.find((c) => c.id === before.msp.channel)!.messages.map((m) => m.ts);
     expect(posted.length).toBeGreaterThan(0);
     await app.stop();
-    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
+    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
     app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
     base = `http://127.0.0.1:${app.port}`;
     const after = await state();

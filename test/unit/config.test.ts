@@ -33,6 +33,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
   });
 
+  it('runs the sandbox by itself only on the embedded database; on an external PostgreSQL only when asked', () => {
+    expect(loadConfig({}).sandbox).toBe(true);
+    const external = loadConfig({ DATABASE_URL: 'postgres://u@db:5432/pb' });
+    expect(external.sandbox).toBe(false);
+    expect(external.chatReason).toMatch(/DATABASE_URL is set.*PATCHBAY_SANDBOX=on/);
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@db:5432/pb', PATCHBAY_SANDBOX: 'on' })).toMatchObject({ sandbox: true, sandboxMode: 'on' });
+    expect(loadConfig({ PATCHBAY_SANDBOX: 'off' }).sandbox).toBe(false);
+    expect(loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's' })).toMatchObject({ sandbox: false, chatReason: 'Slack credentials are set' });
+    expect(problemsOf({ PATCHBAY_SANDBOX: 'on', TEAMS_APP_ID: 'id', TEAMS_APP_PASSWORD: 'pw' })[0]).toMatch(/^PATCHBAY_SANDBOX: "on" emulates Slack and Teams/);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).database.kind).toBe('embedded');
   });
