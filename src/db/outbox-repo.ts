@@ -147,6 +147,18 @@ export async function markFailed(db: AppDatabase, id: number, error: string, ret
     next_attempt_at = ${retryAt.toISOString()}::timestamptz, updated_at = ${now.toISOString()}::timestamptz where id = ${id}`);
 }
 
+/**
+ * Every unsent row of a platform is due now, with its attempts forgiven: for when what made them fail is known to
+ * be fixed (the sandbox's emulator is back on a new address). Returns how many.
+ */
+export async function retryUnsentNow(db: AppDatabase, platform: string, now: Date): Promise<number> {
+  const rows = rowsOf<{ id: number }>(
+    await db.execute(sql`update chat_outbox set state = 'pending', attempts = 0, next_attempt_at = ${now.toISOString()}::timestamptz,
+      updated_at = ${now.toISOString()}::timestamptz where platform = ${platform} and ${UNSENT} returning id`),
+  );
+  return rows.length;
+}
+
 /** A failure no retry can fix (channel gone, blocks refused): kept for a person to look at, never resent. */
 export async function markDead(db: AppDatabase, id: number, error: string, now: Date): Promise<void> {
   await db.execute(sql`update chat_outbox set state = 'dead', last_error = ${error.slice(0, 1000)}, updated_at = ${now.toISOString()}::timestamptz where id = ${id}`);

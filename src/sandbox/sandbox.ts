@@ -17,6 +17,8 @@ import type { Redis } from 'ioredis';
 import { sql } from 'drizzle-orm';
 import { DEFAULTS, type Config } from '../config.ts';
 import { rowsOf, type Database } from '../db/client.ts';
+import { retryUnsentNow } from '../db/outbox-repo.ts';
+import { repointServiceUrls } from '../db/teams-conversations-repo.ts';
 import type { Logger } from '../log.ts';
 import type { HttpServer } from '../runtime/http.ts';
 import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/simulated.ts';
@@ -127,6 +129,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     stops.push(() => slack.close());
     const connector = await startBotConnectorEmulator({ stampClock: () => clock.nowMs(), ...(saved ? { restore: saved.teams } : {}) });
     stops.push(() => connector.close());
+    await carryOnTeams(database, connector.url, clock.now(), log);
     let savedSignature = '';
     const saveChat = async () => {
       const signature = `${slack.calls().length}:${connector.calls().length}:${connector.activities().length}`;
@@ -197,6 +200,18 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     await stop();
     throw error;
   }
+}
+
+/**
+ * The emulator listens on a new loopback port at each start, but stored conversation references (and so every
+ * proactive send) still name the last one: point them at this one, and send now what failed or waited meanwhile.
+ * Runs before the outbox deliverer starts, so no send goes to the old address.
+ */
+async function carryOnTeams(database: Database, serviceUrl: string, now: Date, log: Logger): Promise<void> {
+  const { hostname, protocol } = new URL(serviceUrl);
+  const repointed = await repointServiceUrls(database.db, `${protocol}//${hostname}:`, serviceUrl, now);
+  const requeued = await retryUnsentNow(database.db, 'teams', now);
+  if (repointed + requeued > 0) log.info({ repointed, requeued, serviceUrl }, "sandbox: Teams conversations now point at this start's emulator; waiting Teams sends go out now");
 }
 
 /** Where this process reaches itself: loopback when bound to every interface, else the one address it is bound to. */

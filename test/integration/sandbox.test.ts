@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { startApp, type RunningApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { rowsOf } from '../../src/db/client.ts';
+import { openDatabase, rowsOf } from '../../src/db/client.ts';
+import { enqueueOutbox } from '../../src/db/outbox-repo.ts';
 import { createLogger } from '../../src/log.ts';
 import { ROLES } from '../../src/jobs/index.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
@@ -33,11 +34,16 @@ beforeAll(async () => {
   scratch = await createScratchDatabase('patchbay_sandbox');
   redis = await startTestRedis();
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-sandbox-'));
+  await start();
+}, 120_000);
+
+/** Starts (or starts again) the sandbox on the same database, Redis, data dir and clock. */
+async function start(): Promise<void> {
   const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
   expect(config.sandbox).toBe(true);
   app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
   base = `http://127.0.0.1:${app.port}`;
-}, 120_000);
+}
 
 afterAll(async () => {
   await app?.stop();
@@ -250,14 +256,47 @@ describe('the sandbox', () => {
     const posted = before.slack.channels.find((c) => c.id === before.msp.channel)!.messages.map((m) => m.ts);
     expect(posted.length).toBeGreaterThan(0);
     await app.stop();
-    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
-    app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
-    base = `http://127.0.0.1:${app.port}`;
+    await start();
     const after = await state();
     expect(after.slack.channels.find((c) => c.id === after.msp.channel)!.messages.map((m) => m.ts)).toEqual(posted);
     // The bot is installed once per conversation, as in a real tenant: no second round of welcome messages.
     expect(after.teams.conversations.flatMap((c) => c.activities).length).toBe(before.teams.conversations.flatMap((c) => c.activities).length);
   }, 90_000);
+
+  it('keeps Teams working across a restart: the emulator comes back on a new port, and waiting sends go out', async () => {
+    const [linked] = rowsOf<{ conversation_id: string }>(
+      await app.database.db.execute(sql`select conversation_id from teams_conversations where client_id is not null and removed_at is null order by id limit 1`),
+    );
+    const conversation = linked!.conversation_id;
+    const oldUrl = app.sandbox!.connector.url;
+    await app.stop();
+    // Waiting when it stopped: a send that had failed a few times (its next try an hour away), one queued behind it.
+    const side = await openDatabase({ kind: 'postgres', url: scratch.url });
+    const at = clock.now();
+    const post = (name: string, text: string) => ({ key: `restart:${name}:${at.getTime()}`, platform: 'teams' as const, channel: conversation, action: 'post' as const, subject: `restart:${name}`, payload: { text } });
+    const waiting = await enqueueOutbox(side.db, [post('a', 'Failed before the restart'), post('b', 'Queued behind it')], at);
+    await side.db.execute(sql`update chat_outbox set state = 'failed', attempts = 7, last_error = 'teams unreachable: connect ECONNREFUSED',
+      next_attempt_at = ${new Date(at.getTime() + 3_600_000).toISOString()}::timestamptz where id = ${waiting[0]!}`);
+    await side.close();
+
+    await start();
+    expect(app.sandbox!.connector.url).not.toBe(oldUrl);
+    // And a message sent after the restart, as any to a champion would be.
+    const later = await enqueueOutbox(app.database.db, [post('c', 'Sent after the restart')], clock.now());
+    const ids = [...waiting, ...later];
+    await until(
+      'the three Teams sends',
+      async () => {
+        const rows = rowsOf<{ state: string }>(await app.database.db.execute(sql`select state from chat_outbox where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`));
+        return rows.every((r) => r.state === 'sent') ? true : undefined;
+      },
+      60_000,
+    );
+    const texts = app.sandbox!.connector.activities(conversation).map((a) => String(a.activity.text ?? ''));
+    expect(texts).toEqual(expect.arrayContaining(['Failed before the restart', 'Queued behind it', 'Sent after the restart']));
+    const [bad] = rowsOf<{ n: number }>(await app.database.db.execute(sql`select count(*)::int as n from chat_outbox where platform = 'teams' and state in ('failed', 'dead')`));
+    expect(Number(bad!.n)).toBe(0);
+  }, 120_000);
 
   it('never moves the clock back, and says so', async () => {
     const before = clock.now().getTime();
