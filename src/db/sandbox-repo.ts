@@ -12,6 +12,8 @@ export const SANDBOX_ACTOR = 'sandbox';
 export const SANDBOX_CLAIM = 'sandbox.database_claimed';
 /** Written the first time a sandbox database runs with real Slack or Teams credentials: never a sandbox again. */
 export const LIVE_CHAT = 'database.live_chat';
+/** The markers' subject: looked up through audit_log's subject index, as every start with chat asks. */
+const MARKER_SUBJECT = 'database';
 
 /** Tables whose rows are history someone may care about; any row in a database the sandbox did not claim is. */
 const HISTORY_TABLES = ['msp', 'clients', 'people', 'devices', 'releases', 'decisions', 'holds', 'rollouts', 'runs', 'teams_conversations', 'chat_outbox', 'chat_messages', 'audit_log'] as const;
@@ -26,8 +28,8 @@ export type DatabaseOwner =
 async function markers(db: AppDatabase): Promise<{ claimed: boolean; live: boolean; firstAudit: { actor: string; action: string } | undefined }> {
   const [row] = rowsOf<{ claimed: boolean; live: boolean; first_actor: string | null; first_action: string | null }>(
     await db.execute(sql`select
-        exists (select 1 from audit_log where action = ${SANDBOX_CLAIM}) as claimed,
-        exists (select 1 from audit_log where action = ${LIVE_CHAT}) as live,
+        exists (select 1 from audit_log where subject = ${MARKER_SUBJECT} and action = ${SANDBOX_CLAIM}) as claimed,
+        exists (select 1 from audit_log where subject = ${MARKER_SUBJECT} and action = ${LIVE_CHAT}) as live,
         (select actor from audit_log order by id limit 1) as first_actor,
         (select action from audit_log order by id limit 1) as first_action`),
   );
@@ -60,13 +62,13 @@ export async function databaseOwner(db: AppDatabase): Promise<DatabaseOwner> {
 
 /** Marks an empty (or adopted) database as the sandbox's, before it writes anything else. */
 export async function claimForSandbox(db: AppDatabase, now: Date): Promise<void> {
-  await db.insert(auditLog).values({ at: now, actor: SANDBOX_ACTOR, action: SANDBOX_CLAIM, subject: 'database', source: 'system', detail: {} });
+  await db.insert(auditLog).values({ at: now, actor: SANDBOX_ACTOR, action: SANDBOX_CLAIM, subject: MARKER_SUBJECT, source: 'system', detail: {} });
 }
 
 /** Real chat is about to run on this database: if the sandbox had claimed it, record that it no longer may. */
 export async function recordLiveChat(db: AppDatabase, now: Date, platforms: string[]): Promise<boolean> {
   const found = await markers(db);
   if (!seededBySandbox(found) || found.live) return false;
-  await db.insert(auditLog).values({ at: now, actor: 'system', action: LIVE_CHAT, subject: 'database', source: 'system', detail: { platforms } });
+  await db.insert(auditLog).values({ at: now, actor: 'system', action: LIVE_CHAT, subject: MARKER_SUBJECT, source: 'system', detail: { platforms } });
   return true;
 }

@@ -65,6 +65,7 @@ describe('patchbay start on the embedded defaults', () => {
     expect(await (await fetch(`${base}/metrics`)).text()).toContain('patchbay_nodejs_heap_size_total_bytes');
     // With no chat credentials it is the sandbox: the page is served and its address printed.
     expect(stdout()).toContain(`open http://localhost:${port}/`);
+    expect(logs()).toContain('"msg":"mode: sandbox, because no Slack or Teams credentials, on the embedded database"');
     expect(await (await fetch(`${base}/`)).text()).toContain('/sandbox/assets/app.js');
 
     const redisPid = Number(/"pid":(\d+),"msg":"started a private redis-server/.exec(logs())?.[1]);
