@@ -1,8 +1,9 @@
 /**
- * The local sandbox end to end, on a real PostgreSQL and a real redis-server: `startApp` with no chat credentials
- * loads the sample inventory, the real release watcher finds the sample month on the local MSRC, the digest reaches
- * the emulated engineers' channel through the outbox, and the page's clicks travel the signed Slack path and the
- * token-checked Teams path to the same listeners and use-cases as in production.
+ * The local sandbox end to end, on a real PostgreSQL (or its embedded PGlite when the run is on PGlite) and a real
+ * redis-server: `startApp` with no chat credentials loads the sample inventory, the real release watcher finds the
+ * sample month on the local MSRC, the digest reaches the emulated engineers' channel through the outbox, and the
+ * page's clicks travel the signed Slack path and the token-checked Teams path to the same listeners and use-cases
+ * as in production.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -16,11 +17,11 @@ import { createLogger } from '../../src/log.ts';
 import { ROLES } from '../../src/jobs/index.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState } from '../../src/sandbox/api-types.ts';
-import { createScratchDatabase, type ScratchDatabase } from '../support/db.ts';
+import { appDatabaseEnv, type AppTestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 let app: RunningApp;
-let scratch: ScratchDatabase;
+let scratch: AppTestDatabase;
 let redis: TestRedis;
 let dataDir: string;
 let base: string;
@@ -28,10 +29,10 @@ let base: string;
 const clock = new SandboxClock({ start: new Date('2026-12-07T15:00:00Z'), rate: 1 });
 
 beforeAll(async () => {
-  scratch = await createScratchDatabase('patchbay_sandbox');
+  scratch = await appDatabaseEnv('patchbay_sandbox');
   redis = await startTestRedis();
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-sandbox-'));
-  const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
+  const config = loadConfig({ ...scratch.env, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
   expect(config.sandbox).toBe(true);
   app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
   base = `http://127.0.0.1:${app.port}`;
@@ -153,7 +154,7 @@ describe('the sandbox', () => {
     const posted = before.slack.channels.find((c) => c.id === before.msp.channel)!.messages.map((m) => m.ts);
     expect(posted.length).toBeGreaterThan(0);
     await app.stop();
-    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
+    const config = loadConfig({ ...scratch.env, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir });
     app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
     base = `http://127.0.0.1:${app.port}`;
     const after = await state();
