@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CLI_TEST_TIMEOUT_MS, cliTestTimeout } from '../support/cli.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const children: ChildProcessWithoutNullStreams[] = [];
@@ -26,7 +27,7 @@ async function startPatchbay(env: Record<string, string>) {
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
   child.stderr.on('data', (chunk) => (stderr += chunk));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + CLI_TEST_TIMEOUT_MS;
   while (!/http:\/\/localhost:(\d+)/.test(stdout)) {
     if (child.exitCode !== null) throw new Error(`patchbay exited ${child.exitCode}:\n${stderr}`);
     if (Date.now() > deadline) throw new Error(`patchbay did not start:\n${stderr}`);
@@ -78,9 +79,9 @@ describe('patchbay start on the embedded defaults', () => {
     await expect(fs.access(path.join(dataDir, 'patchbay.pid'))).rejects.toThrow();
     // The database survived: a restart finds it migrated and the Redis AOF where it left it.
     await expect(fs.access(path.join(dataDir, 'redis', 'appendonlydir'))).resolves.toBeUndefined();
-  }, 120_000);
+  }, cliTestTimeout(3));
 
-  it('refuses bad configuration with a line naming the variable', async () => {
+  it('refuses bad configuration with a line naming the variable', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const child = spawn(process.execPath, ['bin/patchbay.mjs', 'start'], {
       cwd: repo,
       env: { PATH: process.env.PATH ?? '', PORT: 'eighty' },

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { cliTestTimeout } from '../support/cli.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -21,7 +22,8 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
-describe('patchbay digest', () => {
+// Up to four spawns of the CLI in one case.
+describe('patchbay digest', { timeout: cliTestTimeout(4) }, () => {
   it('prints the JSON digest offline', async () => {
     const { code, stdout, stderr } = await run(['--cvrf', fixture, '--json', '--now', '2024-06-12T00:00:00Z']);
     expect(stderr).toBe('');
