@@ -3,11 +3,20 @@
  * unaware of Block Kit or Adaptive Cards.
  */
 import type { OutboxPayload } from '../db/outbox-repo.ts';
+import { OFFLINE_TEXT } from '../domain/user-dm.ts';
+import { boundText, escapeMrkdwn } from './slack/block-kit.ts';
 import { userDmSlackMessage } from './slack/user-dm-blocks.ts';
+import { escapeCardText } from './teams/digest-card.ts';
 import { userDmCard } from './teams/user-dm-card.ts';
 
 export function userDmPayload(platform: 'slack' | 'teams', view: { dmId: number; text: string; answerLine?: string | undefined; buttons?: boolean }): OutboxPayload {
   if (view.buttons === false) return { text: view.text };
   if (platform === 'slack') return { ...userDmSlackMessage(view) };
   return { text: view.answerLine ? `${view.text}\n${view.answerLine}` : view.text, card: userDmCard(view) };
+}
+
+/** "Your computer was off last night (NAMES)": the names come from the inventory, so they are shown as written. */
+export function offlineNoticePayload(platform: 'slack' | 'teams', deviceNames: string): OutboxPayload {
+  const text = `${OFFLINE_TEXT} (${deviceNames})`;
+  return { text: platform === 'slack' ? boundText(escapeMrkdwn(text)) : escapeCardText(text) };
 }

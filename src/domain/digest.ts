@@ -119,11 +119,13 @@ export interface Digest {
   /** What the headline counts, in words, so a reader can compare it with the press. */
   headlineRule: string;
   totals: {
+    /** The headline: Microsoft-rated CVEs published on release day, what the press counts. */
     cves: number;
     critical: number;
     exploited: number;
     publiclyDisclosed: number;
     kev: number;
+    /** Microsoft-rated CVEs first published after release day: listed and marked, shown beside the headline. */
     addedAfterRelease: number;
     changedAfterRelease: number;
     updates: number;
@@ -181,10 +183,12 @@ export function buildDigest(input: DigestInput): Digest {
   const publiclyDisclosed = headline.filter((c) => c.publiclyDisclosed === true).sort(byId);
   const kevMatches = [...digestCves.values()].filter((c) => c.kev !== undefined).sort(byId);
   const late = headline.filter((c) => c.addedAfterRelease).sort(byId);
-  const changed = headline.filter((c) => !c.addedAfterRelease && c.changedAfterRelease.length > 0);
+  const onReleaseDay = headline.filter((c) => !c.addedAfterRelease);
+  const changed = onReleaseDay.filter((c) => c.changedAfterRelease.length > 0);
 
+  // The breakdown adds up to the headline, as the press's does.
   const impactCounts = new Map<string, number>();
-  for (const cve of headline) {
+  for (const cve of onReleaseDay) {
     const impact = cve.impacts[0] ?? 'Not stated';
     impactCounts.set(impact, (impactCounts.get(impact) ?? 0) + 1);
   }
@@ -249,8 +253,8 @@ export function buildDigest(input: DigestInput): Digest {
   const unattachedNotes = notes.filter((note) => !usedNoteKeys.has(normaliseKb(note.kb)));
   const separateTotal = separate.edgeChromium.length + separate.azureLinux.length + separate.otherVendors.length;
   const headlineRule =
-    `Headline: the ${headline.length} CVEs Microsoft rates in its own products in this revision` +
-    (late.length > 0 ? ` (${late.length} added after release day, marked)` : '') +
+    `Headline: the ${onReleaseDay.length} CVEs Microsoft rates in its own products, published on release day` +
+    (late.length > 0 ? `; +${late.length} since release day, not counted in it (listed, marked)` : '') +
     `. Not counted, listed apart: ${separate.edgeChromium.length} Edge/Chromium, ${separate.azureLinux.length} Azure Linux/Mariner, ` +
     `${separate.otherVendors.length} other vendors' (${separateTotal} in all).`;
 
@@ -262,7 +266,7 @@ export function buildDigest(input: DigestInput): Digest {
     generatedAt: now.toUTC().toISO() ?? '',
     headlineRule,
     totals: {
-      cves: headline.length,
+      cves: onReleaseDay.length,
       critical: critical.length,
       exploited: exploited.length,
       publiclyDisclosed: publiclyDisclosed.length,
@@ -381,6 +385,17 @@ function groupByFamily(lines: DigestUpdateLine[]): DigestFamilyGroup[] {
       const worst = (g: DigestFamilyGroup) => g.lines.reduce<Severity | undefined>((acc, l) => worseSeverity(acc, l.severity), undefined);
       return -compareSeverity(worst(a), worst(b)) || a.family.localeCompare(b.family);
     });
+}
+
+/** `60 (+2 since release day)`: the headline number, with the CVEs that came later beside it, never inside it. */
+export function headlineNumber(totals: Pick<Digest['totals'], 'cves' | 'addedAfterRelease'>): string {
+  return totals.addedAfterRelease > 0 ? `${totals.cves} (+${totals.addedAfterRelease} since release day)` : String(totals.cves);
+}
+
+/** `60 CVEs (+2 since release day)`, as every render's headline shows it. */
+export function headlineCount(totals: Pick<Digest['totals'], 'cves' | 'addedAfterRelease'>): string {
+  const since = totals.addedAfterRelease > 0 ? ` (+${totals.addedAfterRelease} since release day)` : '';
+  return `${totals.cves} CVE${totals.cves === 1 ? '' : 's'}${since}`;
 }
 
 /** Short label for an update: `KB5034763` or the fix's own name. */

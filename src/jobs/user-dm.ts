@@ -20,11 +20,11 @@ import { loadRelease } from '../db/release-repo.ts';
 import { candidateDevices, clientSettings, engineersChannel, type CandidateDevice } from '../db/user-dm-repo.ts';
 import { planWindow } from '../domain/plan.ts';
 import type { Product } from '../domain/release.ts';
-import { listNames, nightOf, OFFLINE_TEXT, offlineKey, planNight, type NightDevice, type PlannedDm } from '../domain/user-dm.ts';
+import { listNames, nightOf, offlineKey, planNight, type NightDevice, type PlannedDm } from '../domain/user-dm.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { nextWindow, type MaintenanceWindow } from '../domain/windows.ts';
-import { userDmPayload } from '../bot/user-dm-render.ts';
-import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
+import { offlineNoticePayload, userDmPayload } from '../bot/user-dm-render.ts';
+import { boundText, escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -168,7 +168,9 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
               action: 'post',
               subject: `userdm-unmatched:${clientId ?? 'msp'}:${night}`,
               payload: {
-                text: `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}`,
+                text: boundText(
+                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}`,
+                ),
                 threadSubject: `digest:${releaseId}`,
               },
             },
@@ -266,7 +268,7 @@ async function queueOfflineNotices(db: AppDatabase, now: Date): Promise<number[]
           on conflict (key) do nothing returning id`),
       );
       if (!row) return [];
-      return enqueueOutbox(tx, [{ key: `userdm:${key}`, platform: person.address!.platform, channel: person.address!.channel, action: 'post', subject: `userdm:${key}`, payload: { text: `${OFFLINE_TEXT} (${r.name})` } }], now);
+      return enqueueOutbox(tx, [{ key: `userdm:${key}`, platform: person.address!.platform, channel: person.address!.channel, action: 'post', subject: `userdm:${key}`, payload: offlineNoticePayload(person.address!.platform, r.name) }], now);
     });
     ids.push(...written);
   }

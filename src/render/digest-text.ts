@@ -1,5 +1,5 @@
 /** The digest as plain text: a terminal, an email, a log. Nothing is escaped because nothing is interpreted. */
-import { productSummary, updateLabel, type Digest, type DigestCve, type DigestUpdateLine } from '../domain/digest.ts';
+import { headlineCount, productSummary, updateLabel, type Digest, type DigestCve, type DigestUpdateLine } from '../domain/digest.ts';
 
 const LATE_MARK = '(added after release day)';
 
@@ -39,14 +39,14 @@ export function renderDigestText(digest: Digest): string {
   const t = digest.totals;
   const lines: string[] = [
     `${digest.title ?? digest.month} (${digest.month}), released ${digest.releaseDay}, revision of ${digest.revisionDate}`,
-    `${t.cves} CVEs · ${t.critical} Critical · ${t.exploited} exploited · ${t.publiclyDisclosed} publicly disclosed · ${t.kev} in CISA KEV · ${t.updates} updates`,
+    `${headlineCount(t)} · ${t.critical} Critical · ${t.exploited} exploited · ${t.publiclyDisclosed} publicly disclosed · ${t.kev} in CISA KEV · ${t.updates} updates`,
     digest.headlineRule,
     '',
     ...cveSection('Critical', digest.critical),
     ...cveSection('Exploited', digest.exploited),
     ...cveSection('Publicly disclosed', digest.publiclyDisclosed),
     ...cveSection(`CISA KEV${digest.kevCatalog ? ` (catalog ${digest.kevCatalog.version})` : ' (no catalog given)'}`, digest.kev),
-    ...cveSection('Added after release day', digest.addedAfterRelease),
+    ...cveSection('Added after release day (not in the headline)', digest.addedAfterRelease),
     '',
     `Impact: ${digest.impacts.map((i) => `${i.count} ${i.impact}`).join(', ')}`,
     '',

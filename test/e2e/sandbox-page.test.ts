@@ -21,7 +21,7 @@ import { demoClockStart, runDemoScript, type SignoffCard } from '../../src/sandb
 import { DEMO_TICK_MS, startDemoApp } from '../../src/commands/demo.ts';
 import type { SandboxState } from '../../src/sandbox/api-types.ts';
 import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
-import { createScratchDatabase, type ScratchDatabase } from '../support/db.ts';
+import { appDatabaseEnv, type AppTestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -46,7 +46,7 @@ async function openChromium(): Promise<{ browser: Browser; page: Page }> {
 }
 
 let app: RunningApp;
-let scratch: ScratchDatabase;
+let scratch: AppTestDatabase;
 let redis: TestRedis;
 let dataDir: string;
 let base: string;
@@ -57,10 +57,10 @@ const clock = new SandboxClock({ start: demoClockStart(RELEASE), rate: 1 });
 describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
   beforeAll(async () => {
     await fs.mkdir(SHOTS, { recursive: true });
-    scratch = await createScratchDatabase('patchbay_page');
+    scratch = await appDatabaseEnv('patchbay_page');
     redis = await startTestRedis();
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-page-'));
-    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `page${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
+    const config = loadConfig({ ...scratch.env, REDIS_URL: redis.url, REDIS_PREFIX: `page${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
     app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: TICK_MS });
     base = `http://127.0.0.1:${app.port}`;
     ({ browser, page } = await openChromium());

@@ -272,3 +272,20 @@ describe('a crash mid fan-out', () => {
     for (let i = 0; i < CROWD; i++) expect(dmsTo(`U1C${String(i).padStart(3, '0')}`), `crowd${i}`).toHaveLength(1);
   });
 });
+
+describe('a device named with mrkdwn in it', () => {
+  it('the morning-after notice shows the inventory’s name as written: no ping, no bold', async () => {
+    const db = database.db;
+    await db.execute(sql`update devices set name = 'ANN_*LAPTOP*_<!channel>' where name = 'ACME-FRONT-1'`);
+    await db.execute(sql`insert into runs (device_id, release_id, window_start, window_end, state, scheduled_at, finished_at)
+      select id, '2024-Feb', '2024-03-13T06:00:00Z', '2024-03-13T10:00:00Z', 'offline', now(), now() from devices where name = 'ANN_*LAPTOP*_<!channel>'`);
+    await tick('2024-03-13T13:00:00Z'); // 08:00 CDT
+    const offline = () => dmsTo('U0ANN').filter((m) => m.text?.includes('was off last night'));
+    await expect.poll(() => offline().length, { timeout: 15_000 }).toBe(1);
+    const text = offline()[0]!.text!;
+    expect(text).not.toContain('<!channel>');
+    expect(text).toContain('&lt;!channel&gt;');
+    expect(text).not.toMatch(/[^\u200B][*_]|[*_][^\u200B]/);
+    expect(text.replaceAll('\u200B', '')).toContain('ANN_*LAPTOP*_&lt;!channel&gt;');
+  });
+});

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, testBackend, type ScratchDatabase } from '../support/db.ts';
+import { cliTestTimeout } from '../support/cli.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(repoRoot, 'bin/patchbay.mjs');
@@ -20,7 +21,7 @@ if (!hasShared) console.warn(`[db-release-cli] ${shared} is absent: the CLI stor
 
 // Each case spawns the CLI several times, each opening the database (PGlite loads its WASM every time): on a busy
 // two-core machine that alone can pass vitest's default 30 s.
-describe.skipIf(!hasShared)(`patchbay digest with the database (${testBackend()})`, { timeout: 120_000 }, () => {
+describe.skipIf(!hasShared)(`patchbay digest with the database (${testBackend()})`, { timeout: cliTestTimeout(4) }, () => {
   let scratch: ScratchDatabase | undefined;
   const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-digest-db-'));
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', PATCHBAY_DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'silent' };

@@ -13,6 +13,7 @@ import { auditLog, chatIdentities, clients, decisions, devices, people, personRo
 import type { Inventory, InventoryDevice } from '../../src/domain/inventory.ts';
 import { parseWindowSpec, type WindowRule } from '../../src/domain/window-spec.ts';
 import { createScratchDatabase, openTestDatabase, testBackend, type TestDatabase } from '../support/db.ts';
+import { cliTestTimeout } from '../support/cli.ts';
 
 const backend = testBackend();
 const NOW = new Date('2026-03-01T12:00:00Z');
@@ -312,7 +313,8 @@ describe(`inventory import on ${backend}`, () => {
 const exec = promisify(execFile);
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
-describe(`patchbay import command on ${backend}`, () => {
+// Up to three spawns of the CLI in one case.
+describe(`patchbay import command on ${backend}`, { timeout: cliTestTimeout(3) }, () => {
   let folder: string;
   let env: Record<string, string | undefined>;
   let dropScratch: (() => Promise<void>) | undefined;

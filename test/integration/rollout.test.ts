@@ -1,6 +1,7 @@
 /**
- * The rollout engine on real Postgres and a real redis-server, under a clock the test controls. Worker processes
- * are real child processes where the claim is about processes (two workers, a worker killed with SIGKILL).
+ * The rollout engine on real Postgres (or PGlite, but for the worker processes) and a real redis-server, under a
+ * clock the test controls. Worker processes are real child processes where the claim is about processes (two
+ * workers, a worker killed with SIGKILL).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,7 +24,7 @@ import { hold, releaseHold } from '../../src/bot/use-cases/decisions.ts';
 import { startPrivateRedis } from '../../src/runtime/redis-server.ts';
 import { openDatabase, type Database } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
-import { createScratchDatabase, testBackend } from '../support/db.ts';
+import { createScratchDatabase, openTestDatabase, testBackend } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { scheduleGate, seedWorld, SERVER } from '../support/rollout-world.ts';
 
@@ -44,8 +45,8 @@ afterAll(async () => {
 
 interface Harness {
   database: Database;
-  /** The scratch database's URL, for worker processes. */
-  url: string;
+  /** The scratch database's URL, for worker processes; none on PGlite, which one process holds. */
+  url: string | undefined;
   redis: Redis;
   prefix: string;
   clock: { now: Date };
@@ -53,10 +54,9 @@ interface Harness {
   cleanup: Array<() => Promise<unknown>>;
 }
 
-const harnesses: Harness[] = [];
-let harnessCount = 0;
-async function harness(at: string): Promise<Harness> {
-  // A scratch database of our own rather than openTestDatabase: worker processes need its URL.
+/** On PostgreSQL a scratch database of our own rather than openTestDatabase: worker processes need its URL. */
+async function harnessDatabase(): Promise<{ database: Database; url: string | undefined }> {
+  if (testBackend() === 'pglite') return { database: await openTestDatabase(), url: undefined };
   const scratch = await createScratchDatabase();
   const opened = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 6 });
   await migrateDatabase(opened);
@@ -67,13 +67,20 @@ async function harness(at: string): Promise<Harness> {
       await scratch.drop();
     },
   };
+  return { database, url: scratch.url };
+}
+
+const harnesses: Harness[] = [];
+let harnessCount = 0;
+async function harness(at: string): Promise<Harness> {
+  const { database, url } = await harnessDatabase();
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   // Each test its own key prefix: a queue left over from another test must not feed this one's workers.
   const prefix = `${redisServer.prefix}t${++harnessCount}`;
   const clock = { now: new Date(at) };
   const h: Harness = {
     database,
-    url: scratch.url,
+    url,
     redis,
     prefix,
     clock,
@@ -122,7 +129,8 @@ const unfinished = async (h: Harness) => {
   return (counts.scheduled ?? 0) + (counts.running ?? 0);
 };
 
-describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
+// Each case drives dozens of runs through real jobs; on PGlite (one connection) and a loaded machine that passes 30 s.
+describe('rollout engine', { timeout: 120_000 }, () => {
   it('runs ring msp only inside its window on spring-forward night, and rolls the offline device to the next window', async () => {
     // Saturday evening before the clocks change in Chicago; the window that night is 07:00Z-10:00Z (3 hours).
     const h = await harness('2024-03-09T20:00:00Z');
@@ -504,7 +512,7 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     expect(keysAfter.slice(keysBefore.length).every((k) => !keysBefore.includes(k)), 'the retry reused an operation key').toBe(true);
   });
 
-  describe('worker processes', () => {
+  describe.skipIf(testBackend() !== 'postgres')('worker processes (PostgreSQL only: PGlite is one process\u2019s database, so other processes cannot share it)', () => {
     let dir: string;
     const children: ChildProcess[] = [];
     beforeAll(() => {
@@ -519,7 +527,7 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/support/rollout-worker.ts')], {
         env: {
           ...process.env,
-          ROLLOUT_DATABASE_URL: h.url,
+          ROLLOUT_DATABASE_URL: h.url!,
           ROLLOUT_REDIS_URL: redisServer.url,
           ROLLOUT_PREFIX: h.prefix,
           ROLLOUT_LEDGER: ledger,

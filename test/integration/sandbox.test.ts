@@ -1,8 +1,9 @@
 /**
- * The local sandbox end to end, on a real PostgreSQL and a real redis-server: `startApp` with no chat credentials
- * loads the sample inventory, the real release watcher finds the sample month on the local MSRC, the digest reaches
- * the emulated engineers' channel through the outbox, and the page's clicks travel the signed Slack path and the
- * token-checked Teams path to the same listeners and use-cases as in production.
+ * The local sandbox end to end, on a real PostgreSQL (or its embedded PGlite when the run is on PGlite) and a real
+ * redis-server: `startApp` with no chat credentials loads the sample inventory, the real release watcher finds the
+ * sample month on the local MSRC, the digest reaches the emulated engineers' channel through the outbox, and the
+ * page's clicks travel the signed Slack path and the token-checked Teams path to the same listeners and use-cases
+ * as in production.
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -19,11 +20,11 @@ import { ROLES } from '../../src/jobs/index.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState } from '../../src/sandbox/api-types.ts';
 import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
-import { createScratchDatabase, type ScratchDatabase } from '../support/db.ts';
+import { appDatabaseEnv, type AppTestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
 let app: RunningApp;
-let scratch: ScratchDatabase;
+let scratch: AppTestDatabase;
 let redis: TestRedis;
 let dataDir: string;
 let base: string;
@@ -31,7 +32,7 @@ let base: string;
 const clock = new SandboxClock({ start: new Date('2026-12-07T15:00:00Z'), rate: 1 });
 
 beforeAll(async () => {
-  scratch = await createScratchDatabase('patchbay_sandbox');
+  scratch = await appDatabaseEnv('patchbay_sandbox');
   redis = await startTestRedis();
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-sandbox-'));
   await start();
@@ -39,7 +40,7 @@ beforeAll(async () => {
 
 /** Starts (or starts again) the sandbox on the same database, Redis, data dir and clock. */
 async function start(): Promise<void> {
-  const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
+  const config = loadConfig({ ...scratch.env, REDIS_URL: redis.url, REDIS_PREFIX: `sbx${process.pid}`, PATCHBAY_DATA_DIR: dataDir, PATCHBAY_SANDBOX: 'on' });
   expect(config.sandbox).toBe(true);
   app = await startApp(config, createLogger('silent'), { roles: new Set(ROLES), port: 0, sandboxClock: clock, sandboxTickMs: 300 });
   base = `http://127.0.0.1:${app.port}`;
@@ -271,7 +272,7 @@ describe('the sandbox', () => {
     const oldUrl = app.sandbox!.connector.url;
     await app.stop();
     // Waiting when it stopped: a send that had failed a few times (its next try an hour away), one queued behind it.
-    const side = await openDatabase({ kind: 'postgres', url: scratch.url });
+    const side = await openDatabase(scratch.env.DATABASE_URL ? { kind: 'postgres', url: scratch.env.DATABASE_URL } : { kind: 'embedded', dataDir: path.join(dataDir, 'pglite') });
     const at = clock.now();
     const post = (name: string, text: string) => ({ key: `restart:${name}:${at.getTime()}`, platform: 'teams' as const, channel: conversation, action: 'post' as const, subject: `restart:${name}`, payload: { text } });
     const waiting = await enqueueOutbox(side.db, [post('a', 'Failed before the restart'), post('b', 'Queued behind it')], at);

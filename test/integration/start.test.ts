@@ -10,6 +10,7 @@ import { openDatabase, rowsOf } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
 import { importInventoryFile } from '../../src/commands/import.ts';
 import { createScratchDatabase, testBackend, type ScratchDatabase } from '../support/db.ts';
+import { CLI_TEST_TIMEOUT_MS, cliTestTimeout } from '../support/cli.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const children: ChildProcessWithoutNullStreams[] = [];
@@ -37,7 +38,7 @@ async function startPatchbay(env: Record<string, string>) {
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
   child.stderr.on('data', (chunk) => (stderr += chunk));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + CLI_TEST_TIMEOUT_MS;
   while (!/http:\/\/localhost:(\d+)/.test(stdout)) {
     if (child.exitCode !== null) throw new Error(`patchbay exited ${child.exitCode}:\n${stderr}`);
     if (Date.now() > deadline) throw new Error(`patchbay did not start:\n${stderr}`);
@@ -90,9 +91,9 @@ describe('patchbay start on the embedded defaults', () => {
     await expect(fs.access(path.join(dataDir, 'patchbay.pid'))).rejects.toThrow();
     // The database survived: a restart finds it migrated and the Redis AOF where it left it.
     await expect(fs.access(path.join(dataDir, 'redis', 'appendonlydir'))).resolves.toBeUndefined();
-  }, 120_000);
+  }, cliTestTimeout(3));
 
-  it('refuses bad configuration with a line naming the variable', async () => {
+  it('refuses bad configuration with a line naming the variable', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const child = spawn(process.execPath, ['bin/patchbay.mjs', 'start'], {
       cwd: repo,
       env: { PATH: process.env.PATH ?? '', PORT: 'eighty' },
@@ -136,7 +137,7 @@ describe.skipIf(testBackend() === 'pglite')('patchbay start on an external Postg
     expect(logs()).toMatch(/"msg":"mode: chat off, because no Slack or Teams credentials, and DATABASE_URL is set/);
     expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(404);
     expect(Object.values(await historyRows(scratch.url)).every((n) => n === 0)).toBe(true);
-  }, 120_000);
+  }, cliTestTimeout(1));
 
   it('PATCHBAY_SANDBOX=on refuses a database with real history in one line, and writes nothing', async () => {
     const { scratch, env } = await scratchSetup('patchbay_realdb');
@@ -166,5 +167,5 @@ describe.skipIf(testBackend() === 'pglite')('patchbay start on an external Postg
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(/PATCHBAY_SANDBOX=on, but the sandbox will not run: this database has history the sandbox did not write \(.*clients/);
     expect(await historyRows(scratch.url)).toEqual(before);
-  }, 120_000);
+  }, cliTestTimeout(1));
 });

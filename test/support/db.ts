@@ -1,16 +1,16 @@
 /**
  * A fresh, migrated database for one test file. Real PostgreSQL by default: a uniquely named database on the
  * machine's server (TEST_DATABASE_URL, default trust auth on 127.0.0.1:5432), dropped on close. With
- * PATCHBAY_TEST_DB=pglite, PGlite in memory, so the same integration tests prove both backends.
+ * PATCHBAY_TEST_DB=pglite, PGlite in memory, so the same integration tests prove both backends. The global setup
+ * (test-backend.ts) sets PATCHBAY_TEST_DB=pglite for the run when no PostgreSQL answers and none was asked for.
  */
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { openDatabase, type Database } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
+import { DEFAULT_TEST_DATABASE_URL, describeUrl, type TestBackend } from './test-backend.ts';
 
-export const DEFAULT_TEST_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-
-export type TestBackend = 'postgres' | 'pglite';
+export { DEFAULT_TEST_DATABASE_URL, type TestBackend };
 
 export function testBackend(): TestBackend {
   return process.env.PATCHBAY_TEST_DB === 'pglite' ? 'pglite' : 'postgres';
@@ -34,7 +34,7 @@ export async function createScratchDatabase(prefix = 'patchbay_test', baseUrl = 
     await admin.unsafe(`create database "${name}"`);
   } catch (error) {
     throw new Error(
-      `Cannot create a test database on ${baseUrl} (set TEST_DATABASE_URL, or PATCHBAY_TEST_DB=pglite): ${(error as Error).message}`,
+      `Cannot create a test database on ${describeUrl(baseUrl)} (set TEST_DATABASE_URL, or PATCHBAY_TEST_DB=pglite): ${(error as Error).message}`,
     );
   } finally {
     await admin.end({ timeout: 5 });
@@ -53,6 +53,21 @@ export async function createScratchDatabase(prefix = 'patchbay_test', baseUrl = 
       }
     },
   };
+}
+
+/**
+ * The database an app under test opens by itself (startApp, the CLI): a scratch PostgreSQL database named by
+ * DATABASE_URL, or on PGlite no DATABASE_URL at all, so the app uses its embedded PGlite under its data dir.
+ */
+export interface AppTestDatabase {
+  env: { DATABASE_URL?: string };
+  drop(): Promise<void>;
+}
+
+export async function appDatabaseEnv(prefix: string): Promise<AppTestDatabase> {
+  if (testBackend() === 'pglite') return { env: {}, drop: async () => {} };
+  const scratch = await createScratchDatabase(prefix);
+  return { env: { DATABASE_URL: scratch.url }, drop: () => scratch.drop() };
 }
 
 export interface TestDatabase extends Database {

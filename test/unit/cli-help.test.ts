@@ -3,12 +3,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli.ts';
+import { CLI_TEST_TIMEOUT_MS } from '../support/cli.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
 
 describe('patchbay --help', () => {
-  it('works through the installed bin with nothing configured or running', async () => {
+  it('works through the installed bin with nothing configured or running', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const { stdout } = await run(process.execPath, ['bin/patchbay.mjs', '--help'], {
       cwd: repo,
       env: { PATH: process.env.PATH ?? '' },

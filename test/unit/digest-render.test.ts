@@ -175,7 +175,7 @@ describe('Block Kit', () => {
   it('first the channel post, then the thread per family with a stable block_id per update', () => {
     const d = buildDigest({ release: edgeCases(), now });
     const messages = renderDigestBlocks(d, { interactive: true });
-    expect(messages[0]!.text).toContain('Patch Tuesday 2024-Jun: 3 CVEs, 1 Critical, 1 exploited');
+    expect(messages[0]!.text).toContain('Patch Tuesday 2024-Jun: 2 CVEs (+1 since release day), 1 Critical, 1 exploited');
     const ids = messages.flatMap((m) => m.blocks.map((b) => b.block_id)).filter((id) => id?.startsWith('update:'));
     expect(ids).toEqual(['update:5099002', 'update:5099001', 'update:5099003']);
     const actions = messages.flatMap((m) => m.blocks).filter((b) => b.type === 'actions');
@@ -222,7 +222,7 @@ describe('JSON and text', () => {
     const j = digestToJson(buildDigest({ release: edgeCases(), now }));
     expect(j).toMatchObject({
       month: '2024-Jun',
-      totals: { cves: 3, critical: 1, exploited: 1, publiclyDisclosed: 1 },
+      totals: { cves: 2, addedAfterRelease: 1, critical: 1, exploited: 1, publiclyDisclosed: 1 },
       critical: ['CVE-2024-90001'],
       exploited: ['CVE-2024-90001'],
       publiclyDisclosed: ['CVE-2024-90001'],
@@ -233,9 +233,56 @@ describe('JSON and text', () => {
 
   it('text names the headline rule and marks late CVEs', () => {
     const text = renderDigestText(buildDigest({ release: edgeCases(), now }));
-    expect(text).toContain('Headline: the 3 CVEs');
+    expect(text).toContain('Headline: the 2 CVEs');
     expect(text).toMatch(/CVE-2024-90005 .*\(added after release day\)/);
     expect(text).toContain('restart: unknown');
+  });
+});
+
+/** What each render shows as the headline: Slack's header and fallback, the card's fact, the text's first count line, the JSON's fields. */
+function headlines(d: Digest) {
+  const messages = renderDigestBlocks(d);
+  const header = messages[0]!.blocks.find((b) => b.type === 'header');
+  const facts = (renderDigestCard(d).body as Array<{ type: string; facts?: Array<{ title: string; value: string }> }>).find((e) => e.type === 'FactSet')!.facts!;
+  const json = digestToJson(d);
+  return {
+    slackHeader: header?.type === 'header' ? header.text.text : undefined,
+    slackFallback: messages[0]!.text,
+    slackLate: allText(messages.slice(0, 1)),
+    card: facts.find((f) => f.title === 'CVEs')?.value,
+    cardAll: JSON.stringify(renderDigestCard(d)),
+    text: renderDigestText(d).split('\n')[1],
+    json: { cves: json.totals.cves, addedAfterRelease: json.totals.addedAfterRelease, late: json.addedAfterRelease },
+  };
+}
+
+describe('the headline counts release day; later CVEs sit beside it, listed and marked', () => {
+  it('in every render of the edge-case month', () => {
+    const h = headlines(buildDigest({ release: edgeCases(), now }));
+    expect(h.slackHeader).toBe('Patch Tuesday 2024-Jun: 2 CVEs (+1 since release day) · 1 Critical · 1 exploited');
+    expect(h.slackFallback).toContain('2 CVEs (+1 since release day)');
+    expect(h.slackLate).toContain('Added after release day (not in the headline):* CVE-2024-90005');
+    expect(h.card).toBe('2 (+1 since release day)');
+    expect(h.cardAll).toMatch(/CVE-2024-90005 [^"]*added after release day/);
+    expect(h.text).toMatch(/^2 CVEs \(\+1 since release day\) · 1 Critical/);
+    expect(h.json).toEqual({ cves: 2, addedAfterRelease: 1, late: ['CVE-2024-90005'] });
+  });
+
+  it('a month with nothing added later shows the plain count', () => {
+    const release = edgeCases();
+    const h = headlines(buildDigest({ release: { ...release, cves: release.cves.filter((c) => c.id !== 'CVE-2024-90005') }, now }));
+    expect(h.slackHeader).toBe('Patch Tuesday 2024-Jun: 2 CVEs · 1 Critical · 1 exploited');
+    expect(h.card).toBe('2');
+    expect(h.text).toMatch(/^2 CVEs · 1 Critical/);
+    expect(h.json).toEqual({ cves: 2, addedAfterRelease: 0, late: [] });
+  });
+
+  it.skipIf(!hasShared)('2024-May says 61 (+1 since release day), as the press counts it', () => {
+    const h = headlines(buildDigest({ release: parseCvrf(readFileSync(path.join(shared, 'msrc/2024-May.json'), 'utf8')), now }));
+    expect(h.slackHeader).toBe('Patch Tuesday 2024-May: 61 CVEs (+1 since release day) · 1 Critical · 2 exploited');
+    expect(h.card).toBe('61 (+1 since release day)');
+    expect(h.text).toMatch(/^61 CVEs \(\+1 since release day\) · /);
+    expect(h.json).toEqual({ cves: 61, addedAfterRelease: 1, late: ['CVE-2024-30060'] });
   });
 });
 

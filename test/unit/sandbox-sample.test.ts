@@ -202,7 +202,8 @@ describe.each(['2026-Dec', '2027-Mar'])('the sample release %s', (month) => {
     expect(changes.find((c) => c.kind === 'cveAdded')).toMatchObject({ cve: added[0] });
     expect(changes.find((c) => c.kind === 'knownIssueAdded')).toMatchObject({ update: facts.kbs.server2019 });
     const d3 = digestOf(month, 3);
-    expect(d3.totals).toMatchObject({ cves: 17, exploited: 2, addedAfterRelease: 1 });
+    // The CVE revision 3 adds came after release day: beside the headline, not in it.
+    expect(d3.totals).toMatchObject({ cves: 16, exploited: 2, addedAfterRelease: 1 });
     expect(d3.addedAfterRelease.map((c) => c.id)).toEqual(added);
   });
 

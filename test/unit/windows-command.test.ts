@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli.ts';
+import { CLI_TEST_TIMEOUT_MS } from '../support/cli.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/patchbay.mjs', import.meta.url));
 
@@ -32,7 +33,7 @@ afterEach(() => {
   process.exitCode = undefined;
 });
 
-describe('patchbay windows (as a user runs it)', () => {
+describe('patchbay windows (as a user runs it)', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('prints the Chicago spring-forward and fall-back nights as JSON', async () => {
     const run = promisify(execFile);
     const { stdout } = await run(process.execPath, [

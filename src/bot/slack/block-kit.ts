@@ -19,7 +19,7 @@ export const BLOCK_KIT_LIMITS = {
   buttonValue: 2000,
   /** Slack has refused messages near ~13k characters of blocks; stay clear of it. */
   messageBlocksChars: 12_000,
-  /** Slack truncates a top-level `text` beyond 40,000; notifications show far less, keep it short. */
+  /** Slack truncates a top-level `text` beyond 40,000 and advises at most 4,000; notifications show far less. */
   fallbackText: 3000,
 } as const;
 
@@ -95,6 +95,21 @@ export function cutMrkdwn(text: string, max: number): string {
 /** Escaped mrkdwn within `max` characters, with an ellipsis when something was left off. */
 export function truncateMrkdwn(text: string, max: number): string {
   return text.length <= max ? text : `${cutMrkdwn(text, max - 1)}\u2026`;
+}
+
+/**
+ * Escaped mrkdwn within `max` characters for a top-level `text` (notification, screen reader, a message without
+ * blocks): cut at a word boundary, never inside an entity or a `<link|label>`, then an ellipsis.
+ */
+export function boundText(text: string, max: number = BLOCK_KIT_LIMITS.fallbackText): string {
+  if (text.length <= max) return text;
+  let head = cutMrkdwn(text, max - 1);
+  const open = head.lastIndexOf('<');
+  if (open > head.lastIndexOf('>')) head = head.slice(0, open);
+  // A word cut in two reads as a different word; a boundary in the last half keeps most of the text.
+  const boundary = head.search(/\s\S*$/);
+  if (boundary > max / 2) head = head.slice(0, boundary);
+  return `${head.trimEnd()}\u2026`;
 }
 
 /** A URL inside `<url|label>`: the URL must not carry `|` or `>` of its own. */
@@ -246,7 +261,7 @@ export class MessageBuilder {
   newMessage(): void {
     if (this.current.length === 0) return;
     const part = this.messages.length;
-    this.messages.push({ text: part === 0 ? this.fallback : this.continuationText(part + 1), blocks: this.current });
+    this.messages.push({ text: boundText(part === 0 ? this.fallback : this.continuationText(part + 1)), blocks: this.current });
     this.current = [];
     this.currentChars = 2;
   }

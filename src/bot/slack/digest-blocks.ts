@@ -4,7 +4,7 @@
  * issue hangs Approve/Hold/Add note), then what is not in the fleet and what is listed apart.
  * Every piece of MSRC or human text is escaped; every message is within Block Kit's limits.
  */
-import { productSummary, updateLabel, type Digest, type DigestCve, type DigestUpdateLine } from '../../domain/digest.ts';
+import { headlineCount, productSummary, updateLabel, type Digest, type DigestCve, type DigestUpdateLine } from '../../domain/digest.ts';
 import { BLOCK_KIT_LIMITS, MessageBuilder, escapeMrkdwn, mrkdwn, mrkdwnLink, plain, splitText, type Block, type ButtonElement, type SlackMessage } from './block-kit.ts';
 
 export interface DigestBlocksOptions {
@@ -82,18 +82,18 @@ export function updateSectionText(line: DigestUpdateLine): string {
 export function renderDigestBlocks(digest: Digest, options: DigestBlocksOptions = {}): SlackMessage[] {
   const t = digest.totals;
   const month = digest.month;
-  const summaryText = `Patch Tuesday ${month}: ${t.cves} CVEs, ${t.critical} Critical, ${t.exploited} exploited, ${t.publiclyDisclosed} publicly disclosed`;
+  const summaryText = `Patch Tuesday ${month}: ${headlineCount(t)}, ${t.critical} Critical, ${t.exploited} exploited, ${t.publiclyDisclosed} publicly disclosed`;
   const messages: SlackMessage[] = [];
 
   // The channel post.
   const post = new MessageBuilder(escapeMrkdwn(summaryText), (n) => `${escapeMrkdwn(summaryText)} (summary, part ${n})`);
-  post.add(header(`Patch Tuesday ${month}: ${t.cves} CVEs · ${t.critical} Critical · ${t.exploited} exploited`));
+  post.add(header(`Patch Tuesday ${month}: ${headlineCount(t)} · ${t.critical} Critical · ${t.exploited} exploited`));
   post.add({ type: 'context', elements: [mrkdwn(escapeMrkdwn(`${digest.title ?? month}, released ${digest.releaseDay}, revision of ${digest.revisionDate}. ${digest.headlineRule}`))] });
   post.addSection(cveList('Exploited', digest.exploited));
   post.addSection(cveList('Publicly disclosed', digest.publiclyDisclosed));
   post.addSection(cveList('Critical', digest.critical));
   post.addSection(cveList(`CISA KEV${digest.kevCatalog ? ` (catalog ${escapeMrkdwn(digest.kevCatalog.version)})` : ' (no catalog given)'}`, digest.kev));
-  if (digest.addedAfterRelease.length > 0) post.addSection(`*Added after release day:* ${idList(digest.addedAfterRelease)}`);
+  if (digest.addedAfterRelease.length > 0) post.addSection(`*Added after release day (not in the headline):* ${idList(digest.addedAfterRelease)}`);
   post.addSection(`*Impact:* ${digest.impacts.map((i) => `${i.count} ${escapeMrkdwn(i.impact)}`).join(' · ')}`);
   const fleetLines = digest.fleet.groups.map((g) => `• ${escapeMrkdwn(g.family)}: ${g.lines.length} update${g.lines.length === 1 ? '' : 's'}`);
   const conflicts = digest.fleet.groups.flatMap((g) => g.lines).filter((l) => l.conflicts.length > 0);

@@ -5,13 +5,14 @@
  * pings, no links), so a device name's stars would format too. The button value is the DM's id; who may press
  * it is checked against the stored recipient, never taken from the payload.
  */
-import { cutMrkdwn, escapeMrkdwnControls, plain, type Block } from './block-kit.ts';
+import { BLOCK_KIT_LIMITS, boundText, escapeMrkdwnControls, plain, type Block } from './block-kit.ts';
 
 export const DM_OK_ACTION = 'userdm.ok';
 export const DM_DEFER_ACTION = 'userdm.defer';
 
 export function userDmSlackMessage(view: { dmId: number; text: string; answerLine?: string | undefined }): { text: string; blocks: Block[] } {
-  const body = cutMrkdwn(escapeMrkdwnControls(view.text), 2900);
+  // A person with many machines gets a long list of names: the section and the fallback each say so with an ellipsis.
+  const body = boundText(escapeMrkdwnControls(view.text), BLOCK_KIT_LIMITS.sectionText);
   const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: body } } as Block];
   if (view.answerLine) {
     blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: escapeMrkdwnControls(view.answerLine) }] } as Block);
@@ -25,5 +26,8 @@ export function userDmSlackMessage(view: { dmId: number; text: string; answerLin
       ],
     } as Block);
   }
-  return { text: escapeMrkdwnControls(view.answerLine ? `${view.text}\n${view.answerLine}` : view.text), blocks };
+  if (!view.answerLine) return { text: boundText(escapeMrkdwnControls(view.text)), blocks };
+  // The answer is cut last: a long list of machines must not push it out of the fallback.
+  const answer = boundText(escapeMrkdwnControls(view.answerLine), 500);
+  return { text: `${boundText(escapeMrkdwnControls(view.text), BLOCK_KIT_LIMITS.fallbackText - answer.length - 1)}\n${answer}`, blocks };
 }

@@ -5,7 +5,7 @@
  */
 import { DateTime } from 'luxon';
 import { minutesLeft, progressBar, total, unfinished, type WindowTally } from '../../domain/window-report.ts';
-import { BLOCK_KIT_LIMITS, escapeMrkdwn, mrkdwn, plain, truncateMrkdwn, type Block, type SlackMessage } from './block-kit.ts';
+import { BLOCK_KIT_LIMITS, boundText, escapeMrkdwn, mrkdwn, plain, truncateMrkdwn, type Block, type SlackMessage } from './block-kit.ts';
 
 /** Action ids the Slack app answers (the handlers live with the other engineers' actions). */
 export const HOLD_CLIENT_ACTION = 'rollout_hold_client';
@@ -43,7 +43,7 @@ export function progressMessage(tally: WindowTally, now: Date, zone: string, clo
   const title = `${ownerLabel(tally)}: window ${when(tally.windowStart, zone)}`;
   const state = closing ? 'Window closed.' : `${minutesLeft(tally, now)} min left in the window.`;
   return {
-    text: escapeMrkdwn(`${title}: ${done}/${all} finished. ${state}`),
+    text: boundText(escapeMrkdwn(`${title}: ${done}/${all} finished. ${state}`)),
     blocks: [
       { type: 'section', text: mrkdwn(`*${escapeMrkdwn(title)}*\n\`${progressBar(done, all)}\``) },
       { type: 'context', elements: [mrkdwn(`${countsLine(tally)}. ${state}`)] },
@@ -97,14 +97,14 @@ export function summaryMessage(tally: WindowTally, zone: string): SlackMessage {
     });
   }
   if (buttons.length > 0) blocks.push({ type: 'actions', elements: buttons });
-  return { text: escapeMrkdwn(`${title}: ${countsLine(tally)}`), blocks };
+  return { text: boundText(escapeMrkdwn(`${title}: ${countsLine(tally)}`)), blocks };
 }
 
 /** Ring msp finished and soaked: the offer in the release's thread, with the button that promotes it. */
 export function promotionOffer(releaseId: string): SlackMessage {
   const text = `${releaseId}: ring msp finished and soaked. Ready to promote to pilot.`;
   return {
-    text: escapeMrkdwn(text),
+    text: boundText(escapeMrkdwn(text)),
     blocks: [
       { type: 'section', text: mrkdwn(`*${escapeMrkdwn(releaseId)}*: ring msp finished and soaked. Promote to pilot schedules each client\u2019s pilot machines in its next window.`) },
       { type: 'actions', elements: [{ type: 'button', text: plain('Promote to pilot'), action_id: PROMOTE_ACTION, value: JSON.stringify({ release: releaseId }), style: 'primary' }] },

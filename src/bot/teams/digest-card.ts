@@ -2,7 +2,7 @@
  * The digest summary as an Adaptive Card 1.5 for Teams. A card is a summary, not the full list: long lists
  * show their first entries and say how many more there are, so the card stays well under Teams' ~28 KB.
  */
-import { updateLabel, type Digest, type DigestCve } from '../../domain/digest.ts';
+import { headlineNumber, updateLabel, type Digest, type DigestCve } from '../../domain/digest.ts';
 
 export const CARD_VERSION = '1.5';
 export const CARD_MAX_BYTES = 28 * 1024;
@@ -42,19 +42,19 @@ export function renderDigestCard(digest: Digest): Record<string, unknown> {
     {
       type: 'FactSet',
       facts: [
-        { title: 'CVEs', value: String(t.cves) },
+        { title: 'CVEs', value: headlineNumber(t) },
         { title: 'Critical', value: String(t.critical) },
         { title: 'Exploited', value: String(t.exploited) },
         { title: 'Publicly disclosed', value: String(t.publiclyDisclosed) },
         { title: 'In CISA KEV', value: digest.kevCatalog ? String(t.kev) : 'no catalog given' },
         { title: 'Updates', value: String(t.updates) },
-        { title: 'Added after release day', value: String(t.addedAfterRelease) },
       ],
     },
     ...cveItems('Exploited', digest.exploited),
     ...cveItems('Publicly disclosed', digest.publiclyDisclosed),
     ...cveItems('Critical', digest.critical),
     ...cveItems('CISA KEV', digest.kev),
+    ...cveItems('Added after release day (not in the headline)', digest.addedAfterRelease),
     {
       type: 'Container',
       spacing: 'Medium',
