@@ -106,6 +106,7 @@ export function register(program: Command): void {
       const { loadConfig } = await import('../config.ts');
       const { CliError } = await import('../cli.ts');
       const { withCommandDatabase, describeDatabase } = await import('../db/for-command.ts');
+      const { describeDatabaseError } = await import('../db/errors.ts');
 
       const config: Config = loadConfig(process.env);
       const dryRun = options.dryRun ?? false;
@@ -123,7 +124,9 @@ export function register(program: Command): void {
           outcome = dryRun && nothingStoredYet ? await run(undefined) : await withCommandDatabase(config, run);
         }
       } catch (error) {
-        throw new CliError(`import failed on ${describeDatabase(config.database)}: ${(error as Error).message}`);
+        // Never the error's own message for a database failure: drizzle's is the SQL with every parameter.
+        const cause = describeDatabaseError(error, config.database) ?? (error as Error).message;
+        throw new CliError(`import failed on ${describeDatabase(config.database)}: ${cause}`);
       }
       if (!outcome.ok) {
         for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);

@@ -312,7 +312,8 @@ describe(`inventory import on ${backend}`, () => {
 const exec = promisify(execFile);
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
-describe(`patchbay import command on ${backend}`, () => {
+// Each case spawns the CLI, which loads tsx (and PGlite's WASM) every time: slow on a loaded two-core machine.
+describe(`patchbay import command on ${backend}`, { timeout: 120_000 }, () => {
   let folder: string;
   let env: Record<string, string | undefined>;
   let dropScratch: (() => Promise<void>) | undefined;
@@ -385,6 +386,31 @@ describe(`patchbay import command on ${backend}`, () => {
       expect((await stored.db.select().from(auditLog)).filter((row) => row.action === 'inventory.import')).toHaveLength(2);
     } finally {
       await stored.close();
+    }
+  });
+
+  it('a statement the database refuses: one line naming the cause, never the SQL or the values', async () => {
+    const inventory = smallInventory();
+    inventory.clients[1]!.locations[0]!.devices.push(device('BLUE-REFUSED-01', { user: 'someone.private@blue.example' }));
+    await writeFile(path.join(folder, 'refused.yaml'), inventoryToYaml(inventory));
+    const { migrateDatabase } = await import('../../src/db/migrate.ts');
+    const stored = await openStored();
+    try {
+      await migrateDatabase(stored);
+      // Stands in for any failure on the server's side (a full disk, a constraint added by a DBA).
+      await stored.db.execute(sql`alter table devices add constraint patchbay_test_refused check (name <> 'BLUE-REFUSED-01')`);
+    } finally {
+      await stored.close();
+    }
+    try {
+      const result = await patchbay('import', path.join(folder, 'refused.yaml'));
+      expect(result.code).toBe(1);
+      expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/^patchbay: import failed on .*: new row for relation "devices" violates check constraint "patchbay_test_refused"\n$/);
+      expect(result.stderr).not.toMatch(/insert into|params|someone\.private/i);
+    } finally {
+      const again = await openStored();
+      await again.db.execute(sql`alter table devices drop constraint patchbay_test_refused`).finally(() => again.close());
     }
   });
 
