@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './commands/index.ts';
 
@@ -22,7 +23,12 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
+/**
+ * Runs the command line. Every failure ends in one line on stderr: a CliError or a bad configuration as
+ * written, a database failure as DatabaseError says it (never the SQL, its parameters or a password), and
+ * anything unexpected by its message, with the stack only when `env.PATCHBAY_DEBUG` is 1.
+ */
+export async function main(argv: string[], env: Record<string, string | undefined> = {}): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -36,6 +42,17 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = error instanceof CliError ? error.exitCode : 2;
       return;
     }
-    throw error;
+    const { describeDatabaseError } = await import('./db/errors.ts');
+    const known = describeDatabaseError(error);
+    const message = known ?? `unexpected error: ${oneLine(error)} (PATCHBAY_DEBUG=1 prints where)`;
+    process.stderr.write(`patchbay: ${message}\n`);
+    // inspect shows the cause too: a DatabaseError's cause is the driver's error, SQL and all, for whoever asked.
+    if (env.PATCHBAY_DEBUG === '1') process.stderr.write(`${inspect(error)}\n`);
+    process.exitCode = 1;
   }
+}
+
+function oneLine(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  return text.split('\n', 1)[0]!.trim();
 }

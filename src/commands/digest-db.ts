@@ -43,7 +43,10 @@ export async function fromDatabase(context: Context): Promise<string> {
       if ((await migrationStatus(database)).applied.length === 0) throw new CliError(`nothing is stored yet in ${describeDatabase(config.database)}`, 1);
       const { loadDigestInput } = await import('../db/release-repo.ts');
       const { buildDigest } = await import('../domain/digest.ts');
+      const { describeDatabaseError } = await import('../db/errors.ts');
       const input = await loadDigestInput(database.db, id.value.id, context.now).catch((error: unknown) => {
+        // A database failure is said by withCommandDatabase, without drizzle's SQL.
+        if (describeDatabaseError(error) !== undefined) throw error;
         throw new CliError(`--release: ${(error as Error).message}`, 1);
       });
       return renderDigest(buildDigest(input), context.format, context.interactive === true);

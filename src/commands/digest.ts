@@ -76,9 +76,9 @@ export function register(program: Command): void {
 
       let inventory;
       if (options.inventory !== undefined) {
-        const { readInventoryFile, formatProblem } = await import('../adapters/inventory/parse.ts');
+        const { readInventoryFile, formatProblems } = await import('../adapters/inventory/parse.ts');
         const parsed = await readInventoryFile(options.inventory);
-        if (!parsed.ok) throw new CliError(`--inventory:\n  ${parsed.problems.map(formatProblem).join('\n  ')}`, 1);
+        if (!parsed.ok) throw new CliError(`--inventory:\n  ${formatProblems(parsed).join('\n  ')}`, 1);
         inventory = parsed.inventory;
       }
       const notes = options.notes === undefined ? undefined : await readNotes(options.notes);

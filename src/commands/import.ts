@@ -9,7 +9,8 @@ import type { Inventory } from '../domain/inventory.ts';
 
 export type ImportOutcome =
   | { ok: true; changes: InventoryChanges; dryRun: boolean; note?: string }
-  | { ok: false; problems: string[] };
+  /** `count` may exceed the lines in `problems`: past the first hundred, one line says how many more. */
+  | { ok: false; problems: string[]; count: number };
 
 export interface ImportOptions {
   dryRun: boolean;
@@ -18,10 +19,10 @@ export interface ImportOptions {
 }
 
 /** Parses and validates; every problem comes back formatted `file:line path: message`. */
-export async function readInventory(file: string): Promise<{ ok: true; inventory: Inventory } | { ok: false; problems: string[] }> {
-  const { readInventoryFile, formatProblem } = await import('../adapters/inventory/parse.ts');
+export async function readInventory(file: string): Promise<{ ok: true; inventory: Inventory } | { ok: false; problems: string[]; count: number }> {
+  const { readInventoryFile, formatProblems } = await import('../adapters/inventory/parse.ts');
   const parsed = await readInventoryFile(file);
-  return parsed.ok ? parsed : { ok: false, problems: parsed.problems.map(formatProblem) };
+  return parsed.ok ? parsed : { ok: false, problems: formatProblems(parsed), count: parsed.problems.length + (parsed.more ?? 0) };
 }
 
 /**
@@ -105,6 +106,7 @@ export function register(program: Command): void {
       const { loadConfig } = await import('../config.ts');
       const { CliError } = await import('../cli.ts');
       const { withCommandDatabase, describeDatabase } = await import('../db/for-command.ts');
+      const { describeDatabaseError } = await import('../db/errors.ts');
 
       const config: Config = loadConfig(process.env);
       const dryRun = options.dryRun ?? false;
@@ -122,11 +124,13 @@ export function register(program: Command): void {
           outcome = dryRun && nothingStoredYet ? await run(undefined) : await withCommandDatabase(config, run);
         }
       } catch (error) {
-        throw new CliError(`import failed on ${describeDatabase(config.database)}: ${(error as Error).message}`);
+        // Never the error's own message for a database failure: drizzle's is the SQL with every parameter.
+        const cause = describeDatabaseError(error, config.database) ?? (error as Error).message;
+        throw new CliError(`import failed on ${describeDatabase(config.database)}: ${cause}`);
       }
       if (!outcome.ok) {
         for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);
-        const count = outcome.problems.length;
+        const { count } = outcome;
         throw new CliError(`${count} problem${count === 1 ? '' : 's'} in ${file}; nothing was written`, 1);
       }
       if (options.json) {

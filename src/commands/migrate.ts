@@ -9,6 +9,7 @@ export function register(program: Command): void {
       const { loadConfig } = await import('../config.ts');
       const { CliError } = await import('../cli.ts');
       const { withCommandDatabase, describeDatabase } = await import('../db/for-command.ts');
+      const { describeDatabaseError } = await import('../db/errors.ts');
       const { migrateDatabase } = await import('../db/migrate.ts');
 
       const config = loadConfig(process.env);
@@ -17,7 +18,7 @@ export function register(program: Command): void {
       try {
         outcome = await withCommandDatabase(config, (database) => migrateDatabase(database));
       } catch (error) {
-        throw new CliError(`migrate failed on ${where}: ${(error as Error).message}`);
+        throw new CliError(`migrate failed on ${where}: ${describeDatabaseError(error, config.database) ?? (error as Error).message}`);
       }
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ database: where, ...outcome })}\n`);

@@ -62,11 +62,50 @@ export function redisAttemptLog(redis: Redis, prefix: string): AttemptLog {
   };
 }
 
+/**
+ * The last document failure logged per release. A refused document stays refused at every poll until MSRC
+ * changes it, so it is a warning once per document (its content, or its revision), not once per poll.
+ */
+export interface FailureLog {
+  /** True when `signature` is what was last reported for `key`; otherwise it is recorded as reported. */
+  isRepeat(key: string, signature: string): Promise<boolean>;
+  clear(key: string): Promise<void>;
+}
+
+export function memoryFailureLog(): FailureLog {
+  const map = new Map<string, string>();
+  return {
+    async isRepeat(key, signature) {
+      if (map.get(key) === signature) return true;
+      map.set(key, signature);
+      return false;
+    },
+    clear: async (key) => void map.delete(key),
+  };
+}
+
+/** In Redis, beside the attempt log: every worker process agrees on what was already said. */
+export function redisFailureLog(redis: Redis, prefix: string): FailureLog {
+  const key = `${prefix}:release-watch:reported-failures`;
+  return {
+    async isRepeat(field, signature) {
+      // HSET answers 0 when the field existed; compare first, since the value may differ.
+      if ((await redis.hget(key, field)) === signature) return true;
+      await redis.hset(key, field, signature);
+      return false;
+    },
+    async clear(field) {
+      await redis.hdel(key, field);
+    },
+  };
+}
+
 export interface TickDeps {
   database: Database;
   config: Pick<Config, 'msrcApiUrl' | 'kevUrl'>;
   log: Logger;
   attempts: AttemptLog;
+  failures: FailureLog;
   settings?: WatchSettings;
   fetch?: FetchOptions;
   actor?: string;
@@ -136,6 +175,7 @@ export async function runWatchTick(deps: TickDeps, nowDate: Date): Promise<TickR
       throw new WrongDocumentError(`asked MSRC for ${action.releaseId} and got a document for ${release.id}`);
     }
     const result = await storeRelease(database.db, release, { fetchedAt: nowDate, now: nowDate, ...storeOptions });
+    await deps.failures.clear(action.releaseId);
     report.release = { ok: true, releaseId: action.releaseId, ...result };
     const level = result.outcome === 'unchanged' ? 'debug' : 'info';
     log[level](
@@ -145,7 +185,13 @@ export async function runWatchTick(deps: TickDeps, nowDate: Date): Promise<TickR
   } catch (error) {
     if (!isReadError(error)) throw error;
     report.release = { ok: false, releaseId: action.releaseId, error: (error as Error).message };
-    log.warn({ err: error, release: action.releaseId }, 'release watch: read failed; the stored release stays, retrying at the next poll');
+    // A network failure may pass by the next poll and is worth each line; a refused document is the same document.
+    const document = error as { name: string; message: string; fingerprint?: string };
+    if (document.name === 'DocumentError' && (await deps.failures.isRepeat(action.releaseId, document.fingerprint ?? document.message))) {
+      log.debug({ release: action.releaseId, error: document.message }, 'release watch: the same document is still refused; the stored release stays');
+    } else {
+      log.warn({ err: error, release: action.releaseId }, 'release watch: read failed; the stored release stays, retrying at the next poll');
+    }
   }
   return report;
 }
@@ -187,6 +233,7 @@ export function releaseWatchModule(options: ReleaseWatchOptions = {}): JobModule
                 config: context.config,
                 log: context.log,
                 attempts: redisAttemptLog(context.redis, context.prefix),
+                failures: redisFailureLog(context.redis, context.prefix),
                 settings: options.settings,
                 fetch: options.fetch,
               },

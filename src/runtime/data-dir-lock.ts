@@ -11,6 +11,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Another live process holds the data dir; commands reword the advice, since a second data dir would be empty. */
+export class DataDirInUseError extends Error {
+  override name = 'DataDirInUseError';
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(`another patchbay (pid ${pid}) is using ${dataDir}; stop it, or give this one its own PATCHBAY_DATA_DIR`);
+  }
+}
+
 /**
  * The embedded database and the private Redis belong to one process at a time: a second `patchbay start` on the
  * same data dir would corrupt PGlite's files, so it is refused with a message that names the holder.
@@ -30,9 +41,7 @@ export async function lockDataDir(dataDir: string): Promise<{ release(): Promise
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number((await fs.readFile(lockFile, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-        throw new Error(
-          `another patchbay (pid ${holder}) is using ${dataDir}; stop it, or give this one its own PATCHBAY_DATA_DIR`,
-        );
+        throw new DataDirInUseError(dataDir, holder);
       }
       // Left behind by a process that died without cleaning up.
       await fs.rm(lockFile, { force: true });

@@ -3,14 +3,14 @@
  * (a scratch PostgreSQL database, or an embedded PGlite data dir with PATCHBAY_TEST_DB=pglite).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createScratchDatabase, testBackend, type ScratchDatabase } from '../support/db.ts';
+import { createScratchDatabase, serverUrl, testBackend, type ScratchDatabase } from '../support/db.ts';
 import { cliTestTimeout } from '../support/cli.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -108,5 +108,41 @@ describe.skipIf(!hasShared)(`patchbay digest with the database (${testBackend()}
     expect((await run(['--cvrf', feb, '--release', '2024-Feb'])).code).toBe(2);
     expect((await run(['--release', '2024-Feb', '--post'])).stderr).toContain('--post stores a document');
     expect((await run(['--release', 'Feb-2024'])).stderr).toContain('not a release id');
+  });
+});
+
+/** What a person sees when the database cannot be opened: one line naming the cause, no stack, no SQL, no password. */
+describe('patchbay digest --release when the database cannot be had', { timeout: cliTestTimeout(2) }, () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-digest-unavailable-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function digest(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+    return new Promise((resolve) => {
+      const fullEnv = { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', ...env };
+      execFile(process.execPath, [bin, 'digest', '--release', '2024-Feb'], { cwd: repoRoot, env: fullEnv }, (error, _stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stderr });
+      });
+    });
+  }
+
+  it('the embedded data dir held by a running patchbay: names the holder, says what to do', async () => {
+    const dataDir = path.join(dir, 'held');
+    mkdirSync(path.join(dataDir, 'pglite'), { recursive: true });
+    // This test's own process stands in for the running bot: alive, and not the CLI.
+    writeFileSync(path.join(dataDir, 'patchbay.pid'), String(process.pid));
+    const result = await digest({ PATCHBAY_DATA_DIR: dataDir });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`patchbay: the data dir ${dataDir} is in use by patchbay (pid ${process.pid}); stop it, or use DATABASE_URL\n`);
+  });
+
+  it('a PostgreSQL database that does not exist: names it and the server, never the password', async () => {
+    const url = new URL(serverUrl());
+    url.username = 'postgres';
+    url.password = 'not-for-your-eyes';
+    url.pathname = `/patchbay_missing_${process.pid}`;
+    const result = await digest({ DATABASE_URL: url.toString() });
+    expect(result.code).toBe(1);
+    const server = `${url.protocol}//${url.hostname}:${url.port || 5432}`;
+    expect(result.stderr).toBe(`patchbay: database "patchbay_missing_${process.pid}" does not exist at ${server} (check DATABASE_URL)\n`);
   });
 });

@@ -390,6 +390,31 @@ describe(`patchbay import command on ${backend}`, { timeout: cliTestTimeout(3) }
     }
   });
 
+  it('a statement the database refuses: one line naming the cause, never the SQL or the values', async () => {
+    const inventory = smallInventory();
+    inventory.clients[1]!.locations[0]!.devices.push(device('BLUE-REFUSED-01', { user: 'someone.private@blue.example' }));
+    await writeFile(path.join(folder, 'refused.yaml'), inventoryToYaml(inventory));
+    const { migrateDatabase } = await import('../../src/db/migrate.ts');
+    const stored = await openStored();
+    try {
+      await migrateDatabase(stored);
+      // Stands in for any failure on the server's side (a full disk, a constraint added by a DBA).
+      await stored.db.execute(sql`alter table devices add constraint patchbay_test_refused check (name <> 'BLUE-REFUSED-01')`);
+    } finally {
+      await stored.close();
+    }
+    try {
+      const result = await patchbay('import', path.join(folder, 'refused.yaml'));
+      expect(result.code).toBe(1);
+      expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/^patchbay: import failed on .*: new row for relation "devices" violates check constraint "patchbay_test_refused"\n$/);
+      expect(result.stderr).not.toMatch(/insert into|params|someone\.private/i);
+    } finally {
+      const again = await openStored();
+      await again.db.execute(sql`alter table devices drop constraint patchbay_test_refused`).finally(() => again.close());
+    }
+  });
+
   it('patchbay migrate reports an up-to-date database as such', async () => {
     const result = await patchbay('migrate', '--json');
     expect(result.code).toBe(0);

@@ -18,7 +18,7 @@ import { loadKevIndex } from '../../src/db/kev-repo.ts';
 import { listReleases, loadRelease, storeRelease } from '../../src/db/release-repo.ts';
 import { msp } from '../../src/db/schema.ts';
 import type { RunningJobs } from '../../src/jobs/index.ts';
-import { releaseWatchModule } from '../../src/jobs/release-watch.ts';
+import { memoryAttemptLog, memoryFailureLog, releaseWatchModule, runWatchTick } from '../../src/jobs/release-watch.ts';
 import type { Release } from '../../src/domain/release.ts';
 import { sql } from 'drizzle-orm';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -166,5 +166,79 @@ describe.skipIf(!hasShared)('release watcher on BullMQ, Redis, Postgres and a lo
     await until('the retried re-read', async () => count('/cvrf/2024-May') >= 4);
     await until('the check time to move', async () => (await listReleases(database.db)).find((r) => r.id === '2024-May')!.fetchedAt.getTime() === clock.getTime());
     expect(Number(rowsOf<{ n: number | string }>(await database.db.execute(sql`select count(*) as n from release_changes`))[0]!.n)).toBe(0);
+  });
+});
+
+/**
+ * A document MSRC keeps serving that patchbay refuses: every poll reads it again (a new revision may fix it),
+ * but the log says so once per document, not once per poll.
+ */
+describe('release watcher and a document it refuses', () => {
+  let database: TestDatabase;
+  let server: http.Server;
+  let base: string;
+  let cvrf = '';
+  const logLines: Array<{ level: number; msg: string }> = [];
+  const edgeCases = JSON.parse(readFileSync(path.join(repoRoot, 'test/fixtures/msrc/edge-cases.json'), 'utf8')) as {
+    DocumentTracking: { CurrentReleaseDate: string };
+    ProductTree: { Branch: unknown[] };
+  };
+  const deepRevision = (date: string) => {
+    const doc = structuredClone(edgeCases);
+    doc.DocumentTracking.CurrentReleaseDate = date;
+    let node: Record<string, unknown> = { Type: 2, Name: 'leaf' };
+    for (let i = 0; i < 1000; i++) node = { Type: 0, Name: 'n', Items: [node] };
+    doc.ProductTree.Branch = [node];
+    return JSON.stringify(doc);
+  };
+
+  beforeAll(async () => {
+    database = await openTestDatabase();
+    server = http.createServer((request, response) => {
+      if (request.url === '/updates') {
+        response.writeHead(200).end(JSON.stringify({ value: [{ ID: '2024-Jun', DocumentTitle: 'June 2024 Security Updates', CvrfUrl: `${base}cvrf/2024-Jun` }] }));
+      } else if (request.url === '/cvrf/2024-Jun') {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(cvrf);
+      } else {
+        response.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  }, 60_000);
+
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await database?.close();
+  });
+
+  it('warns once per refused document, again for a new revision, and reads a good one', async () => {
+    const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _enc, done) => (logLines.push(JSON.parse(String(chunk))), done()) }));
+    const deps = {
+      database,
+      config: { msrcApiUrl: base, kevUrl: `${base}kev.json` },
+      log,
+      attempts: memoryAttemptLog(),
+      failures: memoryFailureLog(),
+      fetch: { attempts: 1, timeoutMs: 10_000 },
+    };
+    const refusals = () => logLines.filter((line) => line.level === 40 && line.msg.startsWith('release watch: read failed'));
+    // June 2024's Patch Tuesday is the 11th, 17:00 UTC; a poll is due every 5 minutes until the month is stored.
+    const tick = async (minutes: number) => runWatchTick(deps, new Date(Date.UTC(2024, 5, 11, 17, minutes)));
+
+    cvrf = deepRevision('2024-06-11T07:00:00');
+    for (const minutes of [1, 7, 13]) {
+      const report = await tick(minutes);
+      expect(report.release).toMatchObject({ ok: false, error: expect.stringContaining('ProductTree.Branch[0].Items[0]') });
+    }
+    expect(refusals()).toHaveLength(1);
+
+    cvrf = deepRevision('2024-06-12T07:00:00');
+    await tick(19);
+    await tick(25);
+    expect(refusals()).toHaveLength(2);
+
+    cvrf = JSON.stringify(edgeCases);
+    expect((await tick(31)).release).toMatchObject({ ok: true, releaseId: '2024-Jun', outcome: 'new' });
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +69,28 @@ describe('patchbay digest', { timeout: cliTestTimeout(4) }, () => {
     const two = await run(['--cvrf', fixture, '--json', '--text']);
     expect(two.code).toBe(2);
     expect(two.stderr).toContain('choose one output');
+  });
+
+  it('a hostile document is one line naming what is wrong and where, not a stack trace', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-digest-hostile-'));
+    const deep = path.join(dir, 'deep.json');
+    const doc = JSON.parse(readFileSync(fixture, 'utf8'));
+    let node: Record<string, unknown> = { Type: 2, Name: 'leaf' };
+    for (let i = 0; i < 1000; i++) node = { Type: 0, Name: 'n', Items: [node] };
+    doc.ProductTree.Branch = [node];
+    writeFileSync(deep, JSON.stringify(doc));
+    const nested = await run(['--cvrf', deep, '--json']);
+    expect(nested.code).toBe(1);
+    expect(nested.stderr).toBe(`patchbay: --cvrf: ${deep}: ProductTree.Branch[0].Items[0].Items[0].Items…: nested more than 64 levels deep (MSRC's and CISA's documents nest about 8)\n`);
+
+    // Sparse: 65 MB on paper, nothing on disk.
+    const huge = path.join(dir, 'huge.json');
+    writeFileSync(huge, '{');
+    truncateSync(huge, 65 * 1024 * 1024);
+    const large = await run(['--cvrf', huge, '--json']);
+    expect(large.code).toBe(1);
+    expect(large.stderr).toBe(`patchbay: --cvrf: ${huge}: more than 64 MB, larger than the 64 MB a document may be (MSRC's months are a few MB); not read\n`);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it.skipIf(!hasShared)('2024-Feb with the KEV catalog: the numbers the issue names', async () => {

@@ -1,8 +1,14 @@
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   formatProblem,
+  formatProblems,
+  MAX_INVENTORY_BYTES,
+  MAX_PROBLEMS_SHOWN,
   parseInventory,
   readInventoryFile,
   type InventoryParse,
@@ -314,5 +320,193 @@ describe('other mistakes', () => {
     const problems = problemsOf(await readInventoryFile('/nonexistent/inventory.yaml'));
     expect(problems).toEqual([{ file: '/nonexistent/inventory.yaml', line: 0, column: 0, path: '', message: 'file not found' }]);
     expect(formatProblem(problems[0]!)).toBe('/nonexistent/inventory.yaml: file not found');
+  });
+});
+
+/** The msp part of BASE, for files that build their own clients. */
+const MSP = BASE.slice(0, BASE.indexOf('clients:'));
+
+/**
+ * "Billion laughs" in the shape the reader walks: `perLevel` clients, each with `perLevel` locations, each
+ * with `perLevel` devices, all aliases of the first, so the file grows as 3 × perLevel and the tree as perLevel³.
+ */
+function laughs(perLevel: number): { text: string; firstClientAlias: number } {
+  const aliases = (name: string) => Array.from({ length: perLevel }, () => `*${name}`).join(', ');
+  const head = `${MSP}clients:
+  - &client
+    id: acme
+    name: Acme
+    timezone: America/Chicago
+    windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }
+    locations:
+      - &location { id: main, devices: [&device { name: PC-1, class: desktop }, ${aliases('device')}] }
+      - ${Array.from({ length: perLevel }, () => '*location').join('\n      - ')}
+`;
+  const firstClientAlias = head.split('\n').length;
+  return { text: `${head}  - ${Array.from({ length: perLevel }, () => '*client').join('\n  - ')}\n`, firstClientAlias };
+}
+
+describe('aliases that multiply', () => {
+  it('a billion-laughs file is one problem at the alias to blame, found without walking what it expands to', { timeout: 60_000 }, () => {
+    const { text, firstClientAlias } = laughs(1000);
+    expect(text.length).toBeLessThan(40_000);
+    const problems = problemsOf(parseInventory(text, 'laughs.yaml'));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.line).toBe(firstClientAlias);
+    expect(formatProblem(problems[0]!)).toMatch(/^laughs\.yaml:\d+ aliases expand this file to more than [\d,]+ values \(it writes [\d,]+\)/);
+  });
+
+  it('nested anchors anywhere count, not only where the reader walks', () => {
+    const levels = ['      - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 12; i++) levels.push(`      - &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
+    const text = BASE.replace('    software: [Dentrix]', `    software:\n${levels.join('\n')}`);
+    const problems = problemsOf(parseInventory(text, 'lol.yaml'));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).toMatch(/^aliases expand this file/);
+  });
+
+  it('still takes aliases that share a value between many clients', () => {
+    const clients = Array.from({ length: 2000 }, (_, i) => `  - { id: c${i}, name: C${i}, timezone: America/Chicago, windows: *standard }`);
+    const text = `${MSP.replace('windows: {', 'windows: &standard {')}clients:\n${clients.join('\n')}\n`;
+    expect(inventoryOf(parseInventory(text, 'shared.yaml')).clients).toHaveLength(2000);
+  });
+
+  it('refuses an alias inside the value it names, and one that names no anchor', () => {
+    const loop = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    software: &s [Dentrix, *s]'), 'loop.yaml'));
+    expect(loop.map((p) => `${p.line} ${p.message}`)).toEqual(['14 alias "*s" is inside the value it names']);
+    const dangling = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    software: *nothing'), 'dangling.yaml'));
+    expect(dangling.map((p) => `${p.line} ${p.message}`)).toEqual(['14 alias "*nothing" names no anchor "&nothing" written before it']);
+  });
+});
+
+describe('a file with very many mistakes', () => {
+  it(`returns the first ${MAX_PROBLEMS_SHOWN} problems by line and counts the rest`, () => {
+    const devices = Array.from({ length: 500 }, (_, i) => `          - { name: PC-${i}, class: Desktop }`);
+    const text = BASE.replace(/ {8}devices:\n[^]*$/, `        devices:\n${devices.join('\n')}\n`);
+    const result = parseInventory(text, 'many.yaml');
+    const problems = problemsOf(result);
+    expect(problems).toHaveLength(MAX_PROBLEMS_SHOWN);
+    expect(problems.map((p) => p.line)).toEqual([...problems.map((p) => p.line)].sort((a, b) => a - b));
+    expect(problems[0]!.path).toBe('clients[0].locations[0].devices[0].class');
+    expect(result.ok === false && result.more).toBe(400);
+    const lines = formatProblems(result as Extract<typeof result, { ok: false }>);
+    expect(lines).toHaveLength(MAX_PROBLEMS_SHOWN + 1);
+    expect(lines.at(-1)).toBe('many.yaml: … and 400 more problems');
+  });
+});
+
+describe('text limits', () => {
+  const long = (n: number) => 'x'.repeat(n);
+  const cases: Array<[string, string, string, number]> = [
+    ['msp.name', 'name: Example IT', `name: ${long(201)}`, 200],
+    ['msp.engineers[0]', '[U0ENG1, W0ENG2]', `[U${'A'.repeat(40)}, W0ENG2]`, 40],
+    ['msp.timezone', 'timezone: America/Chicago\n  windows', `timezone: America/${long(100)}\n  windows`, 100],
+    ['msp.devices[0].os', 'os: "Windows 11 Version 23H2 for x64-based Systems"', `os: ${long(201)}`, 200],
+    ['clients[0].id', 'id: acme-dental', `id: ${'a'.repeat(65)}`, 64],
+    ['clients[0].name', 'name: Acme Dental', `name: ${long(201)}`, 200],
+    ['clients[0].windows.desktop', 'windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }\n    software', `windows: { desktop: "daily 01:00-05:00${' '.repeat(50)}${long(50)}", server: "sun 01:00-05:00" }\n    software`, 100],
+    [`clients[0].windows.${'d'.repeat(41)}`, 'windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00" }\n    software', `windows: { desktop: "daily 01:00-05:00", server: "sun 01:00-05:00", ${'d'.repeat(41)}: "daily 01:00-05:00" }\n    software`, 40],
+    ['clients[0].software[0]', '[Dentrix]', `[${long(201)}]`, 200],
+    ['clients[0].champions[0].email', 'email: pat@acme.example', `email: ${'p'.repeat(250)}@acme.example`, 254],
+    ['clients[0].champions[0].name', '{ email: pat@acme.example }', `{ email: pat@acme.example, name: ${long(201)} }`, 200],
+    ['clients[0].champions[0].teams_id', '{ email: pat@acme.example }', `{ teams_id: ${long(201)} }`, 200],
+    ['clients[0].dm_template', '    software', `    dm_template: "${long(2001)}"\n    software`, 2000],
+    ['clients[0].locations[0].id', 'id: main-st', `id: ${'m'.repeat(65)}`, 64],
+    ['clients[0].locations[0].name', 'id: main-st', `id: main-st\n        name: ${long(201)}`, 200],
+    ['clients[0].locations[0].devices[0].name', 'name: ACME-FD-01', `name: ${long(201)}`, 200],
+    ['clients[0].locations[0].devices[0].class', 'ACME-FD-01, class: desktop', `ACME-FD-01, class: ${'d'.repeat(41)}`, 40],
+    ['clients[0].locations[0].devices[0].user', 'user: jane@acme.example', `user: ${'j'.repeat(250)}@acme.example`, 254],
+  ];
+
+  it.each(cases)('%s: "longer than N characters" on its line', (field, from, to, max) => {
+    expect(BASE).toContain(from);
+    const problems = problemsOf(parseInventory(BASE.replace(from, to), 'long.yaml'));
+    expect(problems.map((p) => [p.path, p.message])).toEqual([[field, `longer than ${max} characters`]]);
+    expect(formatProblem(problems[0]!)).toMatch(new RegExp(`^long\\.yaml:\\d+ ${field.replace(/[[\].]/g, '\\$&')}: longer than ${max} characters$`));
+  });
+
+  it('takes a value right at the limit', () => {
+    const inventory = inventoryOf(parseInventory(BASE.replace('name: Acme Dental', `name: ${long(200)}`), 'limit.yaml'));
+    expect(inventory.clients[0]!.name).toHaveLength(200);
+  });
+
+  it('a megabyte-long name is one short problem, its text not repeated', () => {
+    const problems = problemsOf(parseInventory(BASE.replace('name: Acme Dental', `name: ${long(1024 * 1024)}`), 'huge.yaml'));
+    expect(problems.map(formatProblem)).toEqual(['huge.yaml:11 clients[0].name: longer than 200 characters']);
+  });
+
+  it('a key far too long for a field is quoted short in its problem', () => {
+    // An explicit key (`? …`): a plain one past 1024 characters is already a YAML syntax error.
+    const problems = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', `    ? ${'k'.repeat(100_000)}\n    : 1`), 'key.yaml'));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.path).toMatch(/^clients\[0\]\.k+…$/);
+    expect(formatProblem(problems[0]!).length).toBeLessThan(400);
+  });
+});
+
+describe('control characters', () => {
+  it('are refused with the field and the character, whether written raw or escaped', () => {
+    const text = BASE.replace('name: Acme Dental', 'name: Acme\0Dental')
+      .replace('name: ACME-FD-01', 'name: "ACME-\\e[2JFD-01"')
+      .replace('name: Example IT', 'name: "Example\\tIT"');
+    const problems = problemsOf(parseInventory(text, 'ctl.yaml'));
+    expect(problems.map(formatProblem)).toEqual([
+      'ctl.yaml:2 msp.name: contains a control character (U+0009) at character 8; remove it',
+      'ctl.yaml:11 clients[0].name: contains a control character (U+0000) at character 5; remove it',
+      'ctl.yaml:19 clients[0].locations[0].devices[0].name: contains a control character (U+001B) at character 6; remove it',
+    ]);
+  });
+
+  it('a DM template may run over lines and hold tabs, but not a carriage return or a NUL', () => {
+    const template = (value: string) => BASE.replace('    software', `    dm_template: "${value}"\n    software`);
+    expect(inventoryOf(parseInventory(template('Hi {name},\\n\\tsave your work'), 'ok.yaml')).clients[0]!.settings?.dmTemplate).toBe('Hi {name},\n\tsave your work');
+    expect(problemsOf(parseInventory(template('Hi\\r\\nthere'), 'cr.yaml')).map((p) => p.message)).toEqual(['contains a control character (U+000D) at character 3; remove it']);
+    expect(problemsOf(parseInventory(template('Hi\\0'), 'nul.yaml')).map((p) => p.message)).toEqual(['contains a control character (U+0000) at character 3; remove it']);
+  });
+});
+
+describe('reading the file', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'patchbay-inventory-read-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const write = async (name: string, bytes: Uint8Array) => {
+    const file = path.join(dir, name);
+    await writeFile(file, bytes);
+    return file;
+  };
+
+  it('refuses bytes that are not UTF-8 with the line and byte offset of the first', async () => {
+    const before = BASE.slice(0, BASE.indexOf('Acme Dental'));
+    const latin1 = Buffer.from(BASE.replace('Acme Dental', 'Café Dental'), 'latin1');
+    const file = await write('latin1.yaml', latin1);
+    const problems = problemsOf(await readInventoryFile(file));
+    expect(problems.map(formatProblem)).toEqual([`${file}:11 not valid UTF-8 (byte offset ${Buffer.byteLength(before) + 3}); save the file as UTF-8`]);
+  });
+
+  it('names UTF-16, with or without a byte-order mark', async () => {
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(BASE, 'utf16le')]);
+    const be = Buffer.from(BASE, 'utf16le').swap16();
+    for (const [name, bytes] of [['le.yaml', le], ['be.yaml', be]] as const) {
+      const file = await write(name, bytes);
+      expect(problemsOf(await readInventoryFile(file)).map(formatProblem)).toEqual([`${file}: the file is UTF-16; save it as UTF-8`]);
+    }
+  });
+
+  it('drops a UTF-8 byte-order mark and reads non-ASCII names as written', async () => {
+    const file = await write('bom.yaml', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(BASE.replace('Acme Dental', 'Café Dental'))]));
+    expect(inventoryOf(await readInventoryFile(file)).clients[0]!.name).toBe('Café Dental');
+  });
+
+  it(`refuses a file over ${MAX_INVENTORY_BYTES / 1024 / 1024} MB without reading it all`, async () => {
+    const file = await write('big.yaml', Buffer.from(BASE));
+    await truncate(file, MAX_INVENTORY_BYTES + 1);
+    const message = `larger than ${MAX_INVENTORY_BYTES / 1024 / 1024} MB, the most an inventory may be (100,000 devices take about 15 MB)`;
+    expect(problemsOf(await readInventoryFile(file)).map(formatProblem)).toEqual([`${file}: ${message}`]);
+    // A device has no size to check first: the limit holds while reading.
+    if (existsSync('/dev/zero')) expect(problemsOf(await readInventoryFile('/dev/zero')).map((p) => p.message)).toEqual([message]);
   });
 });

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DateTime } from 'luxon';
@@ -122,6 +123,55 @@ describe('MSRC over HTTP', () => {
     handler = (_req, res) => res.end(fixtureText.slice(0, 3000));
     await expect(new MsrcClient(base, noWait).getRelease('2024-Jun')).rejects.toThrow(DocumentError);
     await expect(new MsrcClient(base, noWait).getRelease('2024-Jun')).rejects.toThrow(/truncated JSON/);
+  });
+});
+
+describe('document size', () => {
+  it('refuses an answer whose Content-Length is over 64 MB without reading it, and does not ask again', async () => {
+    seen.length = 0;
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(200 * 1024 * 1024) });
+      res.write('{"DocumentTitle": ');
+      // ... and the rest would follow, 200 MB of it.
+    };
+    const error = await new MsrcClient(base, { ...noWait, attempts: 3, timeoutMs: 20_000 }).getRelease('2024-Jun').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DocumentError);
+    expect((error as Error).message).toBe(`${base}cvrf/2024-Jun: 200 MB, larger than the 64 MB a document may be (MSRC's months are a few MB); not read`);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('stops reading an answer of no stated length once it passes the limit', async () => {
+    let sent = 0;
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (!res.destroyed && sent < 512 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      pump();
+    };
+    const error = await readText(`${base}updates`, { ...noWait, attempts: 1, timeoutMs: 20_000, maxBytes: 1024 * 1024 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DocumentError);
+    expect((error as Error).message).toBe(`${base}updates: more than 1 MB, larger than the 1 MB a document may be (MSRC's months are a few MB); not read`);
+    // Socket buffers hold a few megabytes at most; the server was not read to the end.
+    expect(sent).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('refuses a file over the limit, counting while reading', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-msrc-size-'));
+    try {
+      // Sparse: 65 MB on paper, nothing on disk.
+      const huge = path.join(dir, 'huge.json');
+      writeFileSync(huge, '{');
+      truncateSync(huge, 65 * 1024 * 1024);
+      await expect(readRelease(huge)).rejects.toThrow(`${huge}: more than 64 MB, larger than the 64 MB a document may be`);
+      await expect(readRelease(fixture, { maxBytes: 1000 })).rejects.toThrow(`${fixture}: more than 1000 bytes, larger than the 1000 bytes a document may be`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -141,6 +141,20 @@ describe('bad documents say what is wrong and where', () => {
     expect(error.message).toMatch(/^cut\.json: truncated JSON/);
   });
 
+  it('names where a document nests too deep, instead of overflowing the stack', () => {
+    const nested = (depth: number) => {
+      const doc = structuredClone(good);
+      let node: Record<string, unknown> = { Type: 2, Name: 'leaf', ProductID: doc.ProductTree.FullProductName[0].ProductID };
+      for (let i = 0; i < depth; i++) node = { Type: 0, Name: `level ${i}`, Items: [node] };
+      doc.ProductTree.Branch = [node];
+      return JSON.stringify(doc);
+    };
+    // Each level is two in JSON (the branch and its Items): far deeper than any real month (about 8), and still read.
+    expect(parseCvrf(nested(25), 'deep-but-fine.json').id).toBe('2024-Jun');
+    const error = errorOf(() => parseCvrf(nested(1000), 'deep.json'));
+    expect(error.message).toBe("deep.json: ProductTree.Branch[0].Items[0].Items[0].Items…: nested more than 64 levels deep (MSRC's and CISA's documents nest about 8)");
+  });
+
   it('says non-JSON is not JSON, with a line and column', () => {
     expect(errorOf(() => parseCvrf('<html>502 Bad Gateway</html>', 'page')).message).toMatch(/^page: not valid JSON at line 1 column 1/);
     expect(errorOf(() => parseCvrf('', 'empty')).message).toBe('empty: empty document (expected JSON)');

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { isScalar, LineCounter, parseDocument, type Node } from 'yaml';
 import { z } from 'zod';
 import type {
@@ -14,12 +14,20 @@ import type {
   Ring,
 } from '../../domain/inventory.ts';
 import { parseWindowSpec, WINDOW_EXAMPLES, type WindowRule } from '../../domain/window-spec.ts';
+import { decodeUtf8 } from './utf8.ts';
 import { checkZone } from './zone.ts';
-import { didYouMean, YamlReader, type Field, type InventoryProblem, type ListItem } from './yaml-reader.ts';
+import { AliasIndex, checkAliases } from './yaml-aliases.ts';
+import { didYouMean, quote, YamlReader, type Field, type InventoryProblem, type ListItem, type TextRule } from './yaml-reader.ts';
 
 export type { InventoryProblem } from './yaml-reader.ts';
 
-export type InventoryParse = { ok: true; inventory: Inventory } | { ok: false; problems: InventoryProblem[] };
+/** `more`: problems found beyond the first MAX_PROBLEMS_SHOWN, which alone are returned (by line). */
+export type InventoryParse = { ok: true; inventory: Inventory } | { ok: false; problems: InventoryProblem[]; more?: number };
+
+/** A person fixes the first mistakes first; a hostile or mangled file must not print a million lines. */
+export const MAX_PROBLEMS_SHOWN = 100;
+/** About twice what 100,000 devices take in the flow style `generate-inventory` writes (15 MB). */
+export const MAX_INVENTORY_BYTES = 32 * 1024 * 1024;
 
 const ROOT_SHAPE = { required: ['msp', 'clients'], optional: [] } as const;
 const MSP_SHAPE = {
@@ -48,6 +56,21 @@ const emailSchema = z.email();
 const TENANT_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TIME_PATTERN = /^([01]\d|2[0-3]):[0-5]\d$/;
 
+/** The longest text each kind of field takes: far above any real value, far below what could hurt. */
+const TEXT = {
+  name: { max: 200 },
+  id: { max: 64 },
+  /** Device classes, rings, chat names, times: short words. */
+  word: { max: 40 },
+  slackId: { max: 40 },
+  /** RFC 5321's limit for an address. */
+  email: { max: 254 },
+  teamsId: { max: 200 },
+  zone: { max: 100 },
+  window: { max: 100 },
+  template: { max: 2000, multiline: true },
+} as const satisfies Record<string, TextRule>;
+
 interface SeenDevice {
   line: number;
   path: string;
@@ -67,7 +90,8 @@ interface ClassUse {
 export function parseInventory(text: string, file: string): InventoryParse {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const reader = new YamlReader(doc, lines, file);
+  const aliases = new AliasIndex(doc);
+  const reader = new YamlReader(aliases, lines, file);
 
   const linesWithSyntaxErrors = new Set<number>();
   for (const error of doc.errors) {
@@ -75,38 +99,70 @@ export function parseInventory(text: string, file: string): InventoryParse {
     // One broken line often yields several errors that say the same thing three ways; the first is the clearest.
     if (linesWithSyntaxErrors.has(line)) continue;
     linesWithSyntaxErrors.add(line);
-    reader.problems.push({ file, line, column: col, path: '', message: firstLine(error.message) });
+    reader.add({ file, line, column: col, path: '', message: firstLine(error.message) });
   }
   // Past a syntax error the tree is a guess, and checking it would bury the real mistake in echoes.
   // A repeated key leaves a sound tree, so that one alone does not stop the checks.
   const treeIsSound = doc.errors.every((error) => error.code === 'DUPLICATE_KEY');
   if (treeIsSound) {
+    const aliasCheck = checkAliases(aliases);
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
       reader.report(undefined, '', 'the file is empty (expected "msp:" and "clients:")');
+    } else if (!aliasCheck.ok) {
+      // Walking it would take the time and memory the aliases multiply; one problem says why not.
+      reader.report(aliasCheck.alias, '', aliasCheck.message);
     } else {
       const inventory = new InventoryReader(reader).read(doc.contents as Node);
-      if (reader.problems.length === 0) return { ok: true, inventory };
+      if (reader.problemCount === 0) return { ok: true, inventory };
     }
   }
   const problems = reader.problems.sort((a, b) => a.line - b.line || a.column - b.column);
-  return { ok: false, problems };
+  const more = reader.problemCount - Math.min(problems.length, MAX_PROBLEMS_SHOWN);
+  return more > 0 ? { ok: false, problems: problems.slice(0, MAX_PROBLEMS_SHOWN), more } : { ok: false, problems };
 }
 
-/** Reads and parses a file; a file that cannot be read is one problem on line 0. */
+/**
+ * Reads and parses a file; a file that cannot be read, is too large or is not UTF-8 is one problem (on
+ * line 0, or on the line of the first byte that is not UTF-8).
+ */
 export async function readInventoryFile(file: string): Promise<InventoryParse> {
-  let text: string;
+  const fileProblem = (line: number, column: number, message: string): InventoryParse => ({ ok: false, problems: [{ file, line, column, path: '', message }] });
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readAtMost(file, MAX_INVENTORY_BYTES);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const message =
       code === 'ENOENT' ? 'file not found'
       : code === 'EISDIR' ? 'is a directory, not an inventory file'
       : code === 'EACCES' ? 'permission denied'
+      : code === 'EFBIG' ? `larger than ${MAX_INVENTORY_BYTES / 1024 / 1024} MB, the most an inventory may be (100,000 devices take about 15 MB)`
       : `cannot be read (${(error as Error).message})`;
-    return { ok: false, problems: [{ file, line: 0, column: 0, path: '', message }] };
+    return fileProblem(0, 0, message);
   }
-  return parseInventory(text, file);
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) return fileProblem(decoded.line, decoded.column, decoded.message);
+  return parseInventory(decoded.text, file);
+}
+
+/** The whole file, or EFBIG past `limit` bytes: counted while reading, since a pipe or a device has no size to check first. */
+async function readAtMost(file: string, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  // `end` is inclusive: one byte past the limit is enough to know the file is too large.
+  for await (const chunk of createReadStream(file, { end: limit })) {
+    total += (chunk as Buffer).length;
+    if (total > limit) throw Object.assign(new Error('file too large'), { code: 'EFBIG' });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** Every problem as a line, then `file: … and 120 more problems` when some were left out. */
+export function formatProblems(parse: Extract<InventoryParse, { ok: false }>): string[] {
+  const lines = parse.problems.map(formatProblem);
+  if (parse.more) lines.push(`${parse.problems[0]?.file ?? ''}: … and ${parse.more} more problem${parse.more === 1 ? '' : 's'}`);
+  return lines;
 }
 
 /** `inventory.yaml:13 clients[0].windows.desktop: "dayly 01:00-05:00" is not a window (…)` */
@@ -141,12 +197,12 @@ class InventoryReader {
       this.r.report(fields.get('engineers')!.key, 'msp.engineers', 'list at least one engineer (their Slack user id)');
     }
     for (const item of engineerItems) {
-      const id = this.r.itemText(item);
+      const id = this.r.itemText(item, TEXT.slackId);
       if (id === undefined) continue;
       if (SLACK_USER_PATTERN.test(id)) engineers.push(id);
       else this.r.report(item.node, item.path, `"${id}" is not a Slack user id (expected e.g. "U0123ABCD", from the person's Slack profile: Copy member ID)`);
     }
-    const channel = this.r.text(fields.get('channel'));
+    const channel = this.r.text(fields.get('channel'), TEXT.slackId);
     if (channel !== undefined && !SLACK_CHANNEL_PATTERN.test(channel)) {
       this.r.report(fields.get('channel')!.value, 'msp.channel', `"${channel}" is not a Slack channel id (expected e.g. "C0123ABCD", shown at the bottom of the channel's details in Slack)`);
     }
@@ -168,7 +224,7 @@ class InventoryReader {
       if (value !== undefined) settings[setting] = value;
     }
     return {
-      name: this.r.text(fields.get('name')) ?? '',
+      name: this.r.text(fields.get('name'), TEXT.name) ?? '',
       engineers,
       channel: channel ?? '',
       timezone: this.readZone(fields.get('timezone')),
@@ -203,7 +259,7 @@ class InventoryReader {
     const windows = this.readWindows(fields.get('windows'));
     const software = this.r
       .list(fields.get('software'), 'software names')
-      .map((entry) => this.r.itemText(entry))
+      .map((entry) => this.r.itemText(entry, TEXT.name))
       .filter((name): name is string => name !== undefined);
     const champions = this.r
       .list(fields.get('champions'), 'champions')
@@ -229,7 +285,7 @@ class InventoryReader {
     const settings = this.readClientSettings(fields);
     const client: InventoryClient = {
       id: id ?? '',
-      name: this.r.text(fields.get('name')) ?? '',
+      name: this.r.text(fields.get('name'), TEXT.name) ?? '',
       timezone: this.readZone(fields.get('timezone')),
       windows: windows ?? {},
       software,
@@ -242,27 +298,27 @@ class InventoryReader {
 
   private readClientSettings(fields: Map<string, Field>): ClientSettings {
     const settings: ClientSettings = {};
-    const channel = this.r.text(fields.get('channel'));
+    const channel = this.r.text(fields.get('channel'), TEXT.slackId);
     if (channel !== undefined) {
       if (SLACK_CHANNEL_PATTERN.test(channel)) settings.slackChannel = channel;
       else this.r.report(fields.get('channel')!.value, fields.get('channel')!.path, `"${channel}" is not a Slack channel id (C… or G…, e.g. C0ACME)`);
     }
-    const tenant = this.r.text(fields.get('teams_tenant_id'));
+    const tenant = this.r.text(fields.get('teams_tenant_id'), TEXT.id);
     if (tenant !== undefined) {
       if (TENANT_PATTERN.test(tenant)) settings.teamsTenantId = tenant.toLowerCase();
       else this.r.report(fields.get('teams_tenant_id')!.value, fields.get('teams_tenant_id')!.path, `"${tenant}" is not a Microsoft 365 tenant id (a GUID)`);
     }
-    const chat = this.r.text(fields.get('chat'));
+    const chat = this.r.text(fields.get('chat'), TEXT.word);
     if (chat !== undefined) {
       if (chat === 'slack' || chat === 'teams') settings.chatPlatform = chat;
       else this.r.report(fields.get('chat')!.value, fields.get('chat')!.path, `"${chat}" is not a chat (expected slack or teams)`);
     }
-    const dmTime = this.r.text(fields.get('dm_time'));
+    const dmTime = this.r.text(fields.get('dm_time'), TEXT.word);
     if (dmTime !== undefined) {
       if (TIME_PATTERN.test(dmTime)) settings.dmTime = dmTime;
       else this.r.report(fields.get('dm_time')!.value, fields.get('dm_time')!.path, `"${dmTime}" is not a time (HH:MM, e.g. "15:00")`);
     }
-    const template = this.r.text(fields.get('dm_template'));
+    const template = this.r.text(fields.get('dm_template'), TEXT.template);
     if (template !== undefined) settings.dmTemplate = template;
     const numbers = [
       ['max_deferrals', 'maxDeferralsPerRelease', 0, 50],
@@ -292,11 +348,11 @@ class InventoryReader {
       this.r.report(fields.get('teamsId')!.key, `${item.path}.teamsId`, 'write the Teams id once, as "teams_id" or as "teamsId", not both');
     }
     const email = this.readEmail(fields.get('email'));
-    const teamsId = this.r.text(fields.get('teams_id') ?? fields.get('teamsId'));
+    const teamsId = this.r.text(fields.get('teams_id') ?? fields.get('teamsId'), TEXT.teamsId);
     if (!fields.has('email') && !fields.has('teams_id') && !fields.has('teamsId')) {
       this.r.report(item.node, item.path, 'a champion needs an "email" or a "teams_id" (or both), so the bot can reach them');
     }
-    return { email, teamsId, name: this.r.text(fields.get('name')) };
+    return { email, teamsId, name: this.r.text(fields.get('name'), TEXT.name) };
   }
 
   private readLocation(item: ListItem, classUses: ClassUse[]): { location: InventoryLocation; idNode: Node | null } | undefined {
@@ -304,7 +360,7 @@ class InventoryReader {
     if (!fields) return undefined;
     const location: InventoryLocation = {
       id: this.readId(fields.get('id'), 'main-st') ?? '',
-      name: this.r.text(fields.get('name')),
+      name: this.r.text(fields.get('name'), TEXT.name),
       devices: this.r.list(fields.get('devices'), 'devices').map((entry) => this.readDevice(entry, 'client', classUses)),
     };
     return { location, idNode: fields.get('id')?.value ?? null };
@@ -314,11 +370,11 @@ class InventoryReader {
     const fields = this.r.map(item.node, item.path, DEVICE_SHAPE, 'a device');
     if (!fields) return { name: '', class: '', ring: 'broad', os: undefined, user: undefined };
 
-    const name = this.r.text(fields.get('name'));
+    const name = this.r.text(fields.get('name'), TEXT.name);
     if (name !== undefined) this.checkUniqueDevice(name, fields.get('name')!);
 
     const classField = fields.get('class');
-    const deviceClass = this.r.text(classField);
+    const deviceClass = this.r.text(classField, TEXT.word);
     if (deviceClass !== undefined) {
       if (CLASS_PATTERN.test(deviceClass)) {
         classUses.push({ deviceClass, node: classField!.value, path: classField!.path });
@@ -331,21 +387,21 @@ class InventoryReader {
       name: name ?? '',
       class: deviceClass ?? '',
       ring: this.readRing(fields.get('ring'), owner),
-      os: this.r.text(fields.get('os')),
+      os: this.r.text(fields.get('os'), TEXT.name),
       user: this.readEmail(fields.get('user')),
     };
   }
 
   private readRing(field: Field | undefined, owner: 'msp' | 'client'): Ring {
     if (owner === 'msp') {
-      const ring = field ? this.r.text(field) : undefined;
+      const ring = field ? this.r.text(field, TEXT.word) : undefined;
       if (ring !== undefined && ring !== 'msp') {
         this.r.report(field!.value, field!.path, `the MSP's own devices are always ring "msp" (ring 0); remove "ring: ${ring}" or move the device to a client`);
       }
       return 'msp';
     }
     if (!field) return 'broad';
-    const ring = this.r.text(field);
+    const ring = this.r.text(field, TEXT.word);
     if (ring === undefined) return 'broad';
     if ((CLIENT_RINGS as readonly string[]).includes(ring)) return ring as Ring;
     const suggestion = didYouMean(ring, CLIENT_RINGS);
@@ -389,12 +445,19 @@ class InventoryReader {
     const windows: Record<DeviceClass, WindowRule> = {};
     for (const entry of entries.values()) {
       const deviceClass = String(entry.key.value);
-      if (!CLASS_PATTERN.test(deviceClass)) {
-        this.r.report(entry.key, entry.path, `"${deviceClass}" is not a device class (use a lower-case word such as desktop, server or laptop)`);
+      if (deviceClass.length > TEXT.word.max) {
+        this.r.report(entry.key, entry.path, `longer than ${TEXT.word.max} characters`);
         continue;
       }
-      const spec = this.r.text(entry);
-      if (spec === undefined) continue;
+      if (!CLASS_PATTERN.test(deviceClass)) {
+        this.r.report(entry.key, entry.path, `${quote(deviceClass)} is not a device class (use a lower-case word such as desktop, server or laptop)`);
+        continue;
+      }
+      const spec = this.r.text(entry, TEXT.window);
+      if (spec === undefined) {
+        windows[deviceClass] = INVALID_WINDOW;
+        continue;
+      }
       const parsed = parseWindowSpec(spec);
       if (parsed.ok) {
         windows[deviceClass] = parsed.value;
@@ -409,7 +472,7 @@ class InventoryReader {
   }
 
   private readZone(field: Field | undefined): string {
-    const text = this.r.text(field);
+    const text = this.r.text(field, TEXT.zone);
     if (text === undefined) return '';
     const check = checkZone(text);
     if (check.ok) return check.zone;
@@ -418,7 +481,7 @@ class InventoryReader {
   }
 
   private readId(field: Field | undefined, example: string): string | undefined {
-    const id = this.r.text(field);
+    const id = this.r.text(field, TEXT.id);
     if (id === undefined) return undefined;
     if (ID_PATTERN.test(id)) return id;
     this.r.report(field!.value, field!.path, `"${id}" is not an id (use lower-case letters, digits, "-" and "_", e.g. "${example}")`);
@@ -426,7 +489,7 @@ class InventoryReader {
   }
 
   private readEmail(field: Field | undefined): string | undefined {
-    const text = this.r.text(field);
+    const text = this.r.text(field, TEXT.email);
     if (text === undefined) return undefined;
     const email = text.toLowerCase();
     if (emailSchema.safeParse(email).success) return email;

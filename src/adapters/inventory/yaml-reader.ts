@@ -1,5 +1,6 @@
 import { closest, distance } from 'fastest-levenshtein';
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Scalar } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, type Scalar } from 'yaml';
+import type { AliasIndex } from './yaml-aliases.ts';
 
 /** One thing wrong with a file, placed where a person would go to fix it. */
 export interface InventoryProblem {
@@ -37,22 +38,50 @@ export interface ListItem {
 }
 
 /**
+ * What a piece of text may be: its longest length, and whether it may run over several lines. Every text
+ * field has a limit, so a hostile or broken file cannot make the bot store, print or match megabytes.
+ */
+export interface TextRule {
+  max: number;
+  multiline?: boolean;
+}
+
+/** Kept beyond this, problems only cost memory: a person reads the first ones and fixes them first. */
+const PROBLEMS_KEPT = 10_000;
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Tab and line feed are how multi-line text is written; yaml already turns CRLF into LF. */
+// eslint-disable-next-line no-control-regex -- as above
+const CONTROL_IN_MULTILINE = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+
+/**
  * Reads a parsed YAML document field by field, collecting every problem with the line of the node to
  * blame instead of stopping at the first. Each reader returns undefined when the value is absent or
  * wrong (having reported why), so callers can keep going and find the next mistake.
  */
 export class YamlReader {
   readonly problems: InventoryProblem[] = [];
+  /** Problems found beyond PROBLEMS_KEPT: counted, not kept. */
+  dropped = 0;
 
   constructor(
-    private readonly doc: Document,
+    private readonly aliases: AliasIndex,
     private readonly lines: LineCounter,
     readonly file: string,
   ) {}
 
   report(at: Located | null | undefined, path: string, message: string): void {
     const { line, column } = this.position(at);
-    this.problems.push({ file: this.file, line, column, path, message });
+    this.add({ file: this.file, line, column, path, message });
+  }
+
+  add(problem: InventoryProblem): void {
+    if (this.problems.length < PROBLEMS_KEPT) this.problems.push(problem);
+    else this.dropped++;
+  }
+
+  get problemCount(): number {
+    return this.problems.length + this.dropped;
   }
 
   position(at: Located | null | undefined): { line: number; column: number } {
@@ -62,7 +91,7 @@ export class YamlReader {
 
   /** An alias stands for its anchor's node; problems are still reported where the alias is written. */
   resolve(node: Node | null | undefined): Node | null {
-    if (node && isAlias(node)) return (node.resolve(this.doc) as Node | undefined) ?? null;
+    if (node && isAlias(node)) return this.aliases.target(node) ?? null;
     return node ?? null;
   }
 
@@ -83,11 +112,13 @@ export class YamlReader {
     for (const pair of target.items) {
       const key = pair.key as Node | null;
       if (!key || !isScalar(key) || (typeof key.value !== 'string' && typeof key.value !== 'number')) {
-        this.report(key ?? target, path, `keys must be plain words, got ${describe(key)}`);
+        this.report(key ?? target, path, `keys must be plain words, got ${describe(this.resolve(key))}`);
         continue;
       }
       const name = String(key.value);
-      const fieldPath = path === '' ? name : `${path}.${name}`;
+      // Known keys and device classes are short; anything else is cut to keep its problem line short.
+      const shown = name.length > 64 ? `${name.slice(0, 64)}…` : name;
+      const fieldPath = path === '' ? shown : `${path}.${shown}`;
       if (!anyKey && !shape.required.includes(name) && !shape.optional.includes(name)) {
         const allowed = [...shape.required, ...shape.optional];
         const suggestion = didYouMean(name, allowed);
@@ -104,8 +135,12 @@ export class YamlReader {
     return fields;
   }
 
-  /** A non-empty piece of text. Numbers and booleans are refused rather than converted: `017` would lose its zero. */
-  text(field: Field | undefined): string | undefined {
+  /**
+   * A non-empty piece of text within its rule. Numbers and booleans are refused rather than converted: `017`
+   * would lose its zero. Control characters are refused: PostgreSQL cannot store NUL, and the rest hide in a
+   * terminal or a chat message.
+   */
+  text(field: Field | undefined, rule: TextRule): string | undefined {
     if (!field) return undefined;
     const node = this.resolve(field.value);
     if (isEmpty(node)) {
@@ -120,6 +155,16 @@ export class YamlReader {
     const value = node.value.trim();
     if (value === '') {
       this.report(field.value, field.path, 'is empty');
+      return undefined;
+    }
+    if (value.length > rule.max) {
+      this.report(field.value, field.path, `longer than ${rule.max} characters`);
+      return undefined;
+    }
+    const control = (rule.multiline ? CONTROL_IN_MULTILINE : CONTROL).exec(value);
+    if (control) {
+      const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+      this.report(field.value, field.path, `contains a control character (U+${code}) at character ${control.index + 1}; remove it`);
       return undefined;
     }
     return value;
@@ -138,8 +183,8 @@ export class YamlReader {
   }
 
   /** A list item read as text. */
-  itemText(item: ListItem): string | undefined {
-    return this.text({ key: item.node as Scalar, value: item.node, path: item.path });
+  itemText(item: ListItem, rule: TextRule): string | undefined {
+    return this.text({ key: item.node as Scalar, value: item.node, path: item.path }, rule);
   }
 }
 
@@ -154,7 +199,7 @@ function describe(node: Node | null | undefined): string {
   if (isScalar(node)) {
     const value = node.value;
     if (value === null) return 'nothing';
-    if (typeof value === 'string') return `text "${value}"`;
+    if (typeof value === 'string') return `text ${quote(value)}`;
     if (typeof value === 'boolean') return `${value}`;
     if (typeof value === 'number' || typeof value === 'bigint') return `the number ${String(value)}`;
     return 'a value that is not text';
@@ -164,12 +209,21 @@ function describe(node: Node | null | undefined): string {
 
 function unknownKeyMessage(name: string, allowed: readonly string[], suggestion: string | undefined): string {
   if (name === '<<') return 'merge keys ("<<") are not supported; use an alias for the whole value instead';
-  return `unknown key "${name}"${suggestion ? ` (did you mean "${suggestion}"?)` : ` (expected one of: ${allowed.join(', ')})`}`;
+  return `unknown key ${quote(name)}${suggestion ? ` (did you mean "${suggestion}"?)` : ` (expected one of: ${allowed.join(', ')})`}`;
+}
+
+/**
+ * Text from the file, for a message: quoted with control characters escaped (an ESC could rewrite the
+ * terminal the message is read in) and cut short, so a huge value never makes a huge message.
+ */
+export function quote(value: string, max = 80): string {
+  return JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
 }
 
 /** The closest allowed word, when the difference looks like a typo rather than a different word. */
 export function didYouMean(word: string, allowed: readonly string[]): string | undefined {
-  if (allowed.length === 0) return undefined;
+  // Far longer than any allowed word is no typo, and comparing it would cost time in its length.
+  if (allowed.length === 0 || word.length > 64) return undefined;
   const lower = word.toLowerCase();
   const best = closest(lower, [...allowed]);
   const limit = Math.max(2, Math.floor(lower.length / 3));

@@ -2,9 +2,17 @@
  * Reading a JSON document from an http(s) URL, a file:// URL or a file path. HTTP reads time out, and network
  * errors, 5xx and 429 are retried with exponential backoff and full jitter (Retry-After wins when given).
  * The whole body is read before anything is returned: a half-read document is an error, never a result.
+ * Nothing larger than maxBytes is read, from a server or a file: the byte count is checked as it arrives.
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { DocumentError } from './json-text.ts';
+
+/**
+ * The most read of one document. MSRC's biggest months are about 3 MB and CISA's catalog about 1.5 MB; a
+ * 200 MB answer took over a gigabyte of memory to parse, so anything near this is not what was asked for.
+ */
+export const MAX_DOCUMENT_BYTES = 64 * 1024 * 1024;
 
 export interface FetchOptions {
   /** Per attempt, covering headers and body. */
@@ -18,6 +26,8 @@ export interface FetchOptions {
   /** Injected so tests need not wait; defaults to a real timer. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
+  /** Default MAX_DOCUMENT_BYTES. */
+  maxBytes?: number;
 }
 
 export class FetchError extends Error {
@@ -46,15 +56,71 @@ function retryAfterMs(header: string | null, nowMs: number): number | undefined 
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
+class TooLarge extends Error {}
+
+function tooLarge(source: string, maxBytes: number, declared?: number): DocumentError {
+  const size = declared === undefined ? `more than ${sizeOf(maxBytes)}` : sizeOf(declared);
+  const error = new DocumentError(source, [`${size}, larger than the ${sizeOf(maxBytes)} a document may be (MSRC's months are a few MB); not read`]);
+  // Refused for its size alone: a watcher reports it once, not at every poll.
+  error.fingerprint = `too large: ${size}`;
+  return error;
+}
+
+function sizeOf(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${bytes} bytes`;
+  return `${Math.round((bytes / 1024 / 1024) * 10) / 10} MB`;
+}
+
+/** Collects chunks, throwing TooLarge as soon as they pass `maxBytes`; the caller stops reading. */
+function byteCounter(maxBytes: number) {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  return {
+    add(chunk: Uint8Array) {
+      total += chunk.byteLength;
+      if (total > maxBytes) throw new TooLarge();
+      chunks.push(chunk);
+    },
+    /** As response.text() does: UTF-8, a byte-order mark dropped, a bad byte replaced. */
+    text: () => new TextDecoder().decode(Buffer.concat(chunks, total)),
+  };
+}
+
+async function readFileText(file: string, maxBytes: number): Promise<string> {
+  const counter = byteCounter(maxBytes);
+  try {
+    // A device or a pipe has no size to check first; the count holds for those too.
+    for await (const chunk of createReadStream(file, { end: maxBytes })) counter.add(chunk as Buffer);
+  } catch (error) {
+    if (error instanceof TooLarge) throw tooLarge(file, maxBytes);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new FetchError(file, code === 'ENOENT' ? 'no such file' : error instanceof Error ? error.message : String(error));
+  }
+  return counter.text();
+}
+
+async function readBody(response: Response, location: string, maxBytes: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    throw tooLarge(location, maxBytes, declared);
+  }
+  const counter = byteCounter(maxBytes);
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  try {
+    for (let part = await reader.read(); !part.done; part = await reader.read()) counter.add(part.value);
+  } catch (error) {
+    await reader.cancel().catch(() => undefined);
+    throw error instanceof TooLarge ? tooLarge(location, maxBytes) : error;
+  }
+  return counter.text();
+}
+
 export async function readText(location: string, options: FetchOptions = {}): Promise<string> {
+  const maxBytes = options.maxBytes ?? MAX_DOCUMENT_BYTES;
   if (!/^https?:\/\//i.test(location)) {
-    const file = /^file:\/\//i.test(location) ? fileURLToPath(location) : location;
-    try {
-      return await readFile(file, 'utf8');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new FetchError(file, code === 'ENOENT' ? 'no such file' : error instanceof Error ? error.message : String(error));
-    }
+    return readFileText(/^file:\/\//i.test(location) ? fileURLToPath(location) : location, maxBytes);
   }
   const attempts = options.attempts ?? 4;
   const timeoutMs = options.timeoutMs ?? 30_000;
@@ -72,12 +138,14 @@ export async function readText(location: string, options: FetchOptions = {}): Pr
         headers: { Accept: 'application/json', ...options.headers },
         signal: AbortSignal.timeout(timeoutMs),
       });
-      if (response.ok) return await response.text();
+      if (response.ok) return await readBody(response, location, maxBytes);
       await response.body?.cancel().catch(() => undefined);
       lastError = new FetchError(location, `HTTP ${response.status} ${response.statusText}`.trim(), response.status);
       if (!RETRYABLE_STATUS(response.status)) throw lastError;
       delay = retryAfterMs(response.headers.get('retry-after'), Date.now());
     } catch (error) {
+      // A document refused for what it is: asking again brings the same.
+      if (error instanceof DocumentError) throw error;
       if (error instanceof FetchError && error === lastError && !RETRYABLE_STATUS(error.status ?? 0)) throw error;
       if (!(error instanceof FetchError)) {
         const name = error instanceof Error ? error.name : '';

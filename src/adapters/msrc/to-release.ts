@@ -2,6 +2,7 @@
  * CVRF v3 JSON -> the domain's Release. Validation (shape, with paths) happens first; the mapping then only
  * has to decide meaning: which remediation is a KB, which severity applies to which update, what is unknown.
  */
+import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { cvrfDocumentSchema, type CvrfBranch, type CvrfDocument, type CvrfVulnerability } from './cvrf-schema.ts';
 import { DocumentError, formatIssues, parseJsonText } from './json-text.ts';
@@ -31,7 +32,13 @@ const REMEDIATION_KNOWN_ISSUE = 5;
 
 /** Reads a CVRF document's text; throws DocumentError naming what is wrong and where. */
 export function parseCvrf(text: string, source = 'CVRF document'): Release {
-  return cvrfToRelease(parseJsonText(text, source), source);
+  try {
+    return cvrfToRelease(parseJsonText(text, source), source);
+  } catch (error) {
+    // Which document was refused: the same text refused again is no news (see the release watcher).
+    if (error instanceof DocumentError) error.fingerprint ??= createHash('sha256').update(text).digest('hex');
+    throw error;
+  }
 }
 
 export function cvrfToRelease(json: unknown, source = 'CVRF document'): Release {
