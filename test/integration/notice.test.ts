@@ -1,0 +1,116 @@
+/**
+ * No unwarned reboot, on real Postgres and a real redis-server: the DM tick (queueUserDms), the rollout sweep, the
+ * plan card and the user's answer, under a clock the test controls. The repro of issue 13's finding 2: a champion
+ * confirms at 23:08 while the client's 22:00-02:00 window is open. The outbox's delivery is played by marking a
+ * DM's outbox row sent at the moment the platform would have taken it.
+ */
+import { sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import { rowsOf } from '../../src/db/client.ts';
+import { storeSlackDirectory } from '../../src/db/directory-repo.ts';
+import { applyInventory } from '../../src/db/inventory-repo.ts';
+import { storeRelease } from '../../src/db/release-repo.ts';
+import { answerUserDm } from '../../src/bot/use-cases/user-dm.ts';
+import { planItems } from '../../src/bot/use-cases/pilot.ts';
+import { RolloutEngine } from '../../src/jobs/rollout.ts';
+import { queueUserDms } from '../../src/jobs/user-dm.ts';
+import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { scheduleGate, worldInventory, worldRelease, WIN11 } from '../support/rollout-world.ts';
+
+const log = pino({ level: 'silent' });
+let database: TestDatabase;
+let redisServer: TestRedis;
+let redis: Redis;
+let engine: RolloutEngine;
+const clock = { now: new Date('2024-03-12T04:08:00Z') };
+
+async function runsOf(name: string): Promise<string[]> {
+  return rowsOf<{ ws: string }>(
+    await database.db.execute(sql`select to_char(r.window_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI') as ws from runs r join devices d on d.id = r.device_id
+      where d.name = ${name} order by r.window_start`),
+  ).map((r) => r.ws);
+}
+
+/** The platform took the user's DM at `at` (what the outbox deliverer records when a post succeeds). */
+async function delivered(email: string, at: string): Promise<void> {
+  await database.db.execute(sql`update chat_outbox set state = 'sent', sent_at = ${at}::timestamptz
+    where idempotency_key in (select 'userdm:' || u.key from user_dms u join people p on p.id = u.person_id where p.email = ${email})`);
+}
+
+beforeAll(async () => {
+  [database, redisServer] = await Promise.all([openTestDatabase(), startTestRedis()]);
+  redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  const db = database.db;
+  const at = new Date('2024-03-01T12:00:00Z');
+  const inventory = worldInventory({ clients: [{ id: 'acme', desktopWindow: 'daily 22:00-02:00', pilot: 0, broad: 0 }] });
+  inventory.clients[0]!.locations[0]!.devices = [
+    { name: 'ANN-PC', class: 'desktop', ring: 'broad', os: WIN11, user: 'ann@acme.example' },
+    { name: 'BOB-PC', class: 'desktop', ring: 'broad', os: WIN11, user: 'bob@acme.example' },
+    // A kiosk has no user to warn: it follows its window alone.
+    { name: 'KIOSK-1', class: 'desktop', ring: 'broad', os: WIN11, user: undefined },
+  ];
+  await applyInventory(db, inventory, at);
+  await storeRelease(db, worldRelease(), { fetchedAt: at, now: at });
+  await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
+    values ('approve', '2024-Feb', 'U_ENG', 'slack', 'notice-approve', ${at.toISOString()}::timestamptz)`);
+  await storeSlackDirectory(
+    db,
+    [
+      { id: 'U0ANN', email: 'ann@acme.example', tz: 'America/Chicago', realName: 'Ann' },
+      { id: 'U0BOB', email: 'bob@acme.example', tz: 'America/Chicago', realName: 'Bob' },
+    ],
+    at,
+  );
+  await db.execute(sql`insert into teams_conversations (conversation_id, kind, client_id, reference) values ('19:acme@thread', 'channel', 'acme', '{}'::jsonb)`);
+  // The champion confirmed at 23:08 CDT on Monday 11 March, inside the 22:00-02:00 window.
+  await scheduleGate(db, 'broad', 'acme', clock.now);
+  engine = new RolloutEngine({ config: {} as Config, database, redis, prefix: `${redisServer.prefix}notice`, log, roles: new Set(['worker']), now: () => clock.now });
+});
+
+afterAll(async () => {
+  await engine?.close();
+  redis?.disconnect();
+  await Promise.all([database?.close(), redisServer?.stop()]);
+});
+
+describe('a confirmation inside an open window', () => {
+  it('installs nothing on users\u2019 machines tonight (their users were not told), only on the kiosk', async () => {
+    expect((await queueUserDms(database.db, clock.now)).dms).toBe(0);
+    await engine.sweep();
+    expect(await runsOf('KIOSK-1')).toEqual(['2024-03-12T03:00']);
+    expect(await runsOf('ANN-PC')).toEqual([]);
+    expect(await runsOf('BOB-PC')).toEqual([]);
+  });
+
+  it('the plan card names the next night its users can be told about, not the window already open', async () => {
+    const [item] = await planItems(database.db, '2024-Feb', 'acme', clock.now);
+    const nights = JSON.stringify(item!.payload.card);
+    expect(nights).toContain('Tue 12 Mar, 22:00');
+    expect(nights).not.toContain('Mon 11 Mar');
+  });
+
+  it('the next afternoon its users are told; a machine whose DM the platform took in time is patched that night, one whose DM went late is not', async () => {
+    clock.now = new Date('2024-03-12T20:00:00Z'); // 15:00 CDT
+    expect((await queueUserDms(database.db, clock.now)).dms).toBe(2);
+    await delivered('ann@acme.example', '2024-03-12T20:00:30Z');
+    // Bob's DM reached Slack only at 21:30, half an hour before his window.
+    await delivered('bob@acme.example', '2024-03-13T02:30:00Z');
+    clock.now = new Date('2024-03-13T03:00:00Z'); // 22:00 CDT
+    await engine.sweep();
+    expect(await runsOf('ANN-PC')).toEqual(['2024-03-13T03:00']);
+    expect(await runsOf('BOB-PC')).toEqual([]);
+  });
+
+  it('a user who answered their DM is patched even though it reached them late', async () => {
+    clock.now = new Date('2024-03-13T03:10:00Z');
+    const [dm] = rowsOf<{ id: number }>(await database.db.execute(sql`select u.id from user_dms u join people p on p.id = u.person_id where p.email = 'bob@acme.example'`));
+    const answer = await answerUserDm({ db: database.db, now: () => clock.now }, { actor: { platform: 'slack', id: 'U0BOB' }, dmId: Number(dm!.id), answer: 'ok' });
+    expect(answer.outcome).toBe('applied');
+    await engine.sweep();
+    expect(await runsOf('BOB-PC')).toEqual(['2024-03-13T03:00']);
+  });
+});
