@@ -1,7 +1,8 @@
 /**
  * No unwarned reboot, on real Postgres and a real redis-server: the DM tick (queueUserDms), the rollout sweep, the
  * plan card and the user's answer, under a clock the test controls. The repro of issue 13's finding 2: a champion
- * confirms at 23:08 while the client's 22:00-02:00 window is open. The outbox's delivery is played by marking a
+ * confirms at 23:08 while the client's 22:00-02:00 window is open (here an engineer, on the client's behalf,
+ * through the same use-case). The outbox's delivery is played by marking a
  * DM's outbox row sent at the moment the platform would have taken it.
  */
 import { sql } from 'drizzle-orm';
@@ -14,12 +15,14 @@ import { storeSlackDirectory } from '../../src/db/directory-repo.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { answerUserDm } from '../../src/bot/use-cases/user-dm.ts';
-import { planItems } from '../../src/bot/use-cases/pilot.ts';
+import { confirmPilot, planItems } from '../../src/bot/use-cases/pilot.ts';
+import { loadBook, saveGates } from '../../src/db/rollout-repo.ts';
+import { gateKey, type Gate } from '../../src/domain/rollout.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-import { scheduleGate, worldInventory, worldRelease, WIN11 } from '../support/rollout-world.ts';
+import { worldInventory, worldRelease, WIN11 } from '../support/rollout-world.ts';
 
 const log = pino({ level: 'silent' });
 let database: TestDatabase;
@@ -27,6 +30,24 @@ let redisServer: TestRedis;
 let redis: Redis;
 let engine: RolloutEngine;
 const clock = { now: new Date('2024-03-12T04:08:00Z') };
+
+function emptyGate(ring: Gate['ring'], clientId: string | null): Gate {
+  return {
+    ring,
+    clientId,
+    state: 'scheduled',
+    version: 0,
+    lastWindowStart: null,
+    finishedAt: null,
+    soakUntil: null,
+    promotedAt: null,
+    promotedBy: null,
+    autoConfirmAt: null,
+    confirmation: null,
+    problem: null,
+    applied: [],
+  };
+}
 
 async function runsOf(name: string): Promise<string[]> {
   return rowsOf<{ ws: string }>(
@@ -66,8 +87,10 @@ beforeAll(async () => {
     at,
   );
   await db.execute(sql`insert into teams_conversations (conversation_id, kind, client_id, reference) values ('19:acme@thread', 'channel', 'acme', '{}'::jsonb)`);
-  // The champion confirmed at 23:08 CDT on Monday 11 March, inside the 22:00-02:00 window.
-  await scheduleGate(db, 'broad', 'acme', clock.now);
+  // The pilot finished and waits for its confirmation; the msp and pilot rings are past.
+  const book = await loadBook(db, '2024-Feb');
+  const pilot = { ...emptyGate('pilot', 'acme'), state: 'awaiting_confirmation' as const, finishedAt: at.toISOString() };
+  await saveGates(db, book, { ...book, gates: { ...book.gates, [gateKey('pilot', 'acme')]: pilot } }, [gateKey('pilot', 'acme')], at);
   engine = new RolloutEngine({ config: {} as Config, database, redis, prefix: `${redisServer.prefix}notice`, log, roles: new Set(['worker']), now: () => clock.now });
 });
 
@@ -78,6 +101,15 @@ afterAll(async () => {
 });
 
 describe('a confirmation inside an open window', () => {
+  it('the release thread says the broad machines start the next night, not the window already open', async () => {
+    // Confirmed at 23:08 CDT on Monday 11 March, inside acme's 22:00-02:00 window.
+    const result = await confirmPilot({ db: database.db, now: () => clock.now }, { actor: { platform: 'slack', id: 'U_ENG' }, releaseId: '2024-Feb', clientId: 'acme', requestId: 'confirm-1' });
+    expect(result.outcome).toBe('applied');
+    const [note] = rowsOf<{ text: string }>(await database.db.execute(sql`select payload ->> 'text' as text from chat_outbox where idempotency_key = 'rollout:2024-Feb:broad-night:acme'`));
+    expect(note?.text).toContain('desktop (3): Tue 12 Mar, 22:00');
+    expect(note?.text).not.toContain('Mon 11 Mar');
+  });
+
   it('installs nothing on users\u2019 machines tonight (their users were not told), only on the kiosk', async () => {
     expect((await queueUserDms(database.db, clock.now)).dms).toBe(0);
     await engine.sweep();

@@ -13,6 +13,7 @@ import { auditLog, decisions } from '../../db/schema.ts';
 import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../../domain/rollout.ts';
 import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { noticeHoursOf, plannedWindows } from '../../domain/notice.ts';
+import { broadNightItems } from './broad-night.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
@@ -283,7 +284,10 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
         });
         const view = (await loadSignoff(tx, input.releaseId, input.clientId))!;
         const items = await signoffItems(tx, view, 'update', kind);
-        if (event.type === 'confirm_pilot') items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
+        if (event.type === 'confirm_pilot') {
+          items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
+          items.push(...(await broadNightItems(tx, input.releaseId, input.clientId, view.clientName, now)));
+        }
         else items.push(...(await problemAlert(tx, view, asker, event.text)));
         outboxIds = await enqueueOutbox(tx, items, now);
         return { outcome: 'applied', message: kind === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.', view };
