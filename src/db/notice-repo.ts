@@ -4,7 +4,7 @@
  * answered one. The rule itself (how many hours is enough) is src/domain/notice.ts.
  */
 import { sql } from 'drizzle-orm';
-import type { NoticeEvidence } from '../domain/notice.ts';
+import { noticeHoursOf, warnedInTime, type NoticeEvidence } from '../domain/notice.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
 
 export interface UserDevice {
@@ -57,3 +57,36 @@ export async function noticeEvidence(db: AppDatabase, pairs: ReadonlyArray<{ dev
 }
 
 export const noticeKey = (deviceId: number, windowStart: string): string => `${deviceId} ${Date.parse(windowStart)}`;
+
+export interface UnwarnedRun {
+  runId: number;
+  deviceId: number;
+  windowStart: string;
+}
+
+/**
+ * Runs that broke the promise: a run planned for work (not a user's deferral, not a device passed over) on a
+ * device with a user, where by the time it was planned that user had neither been sent a DM for its window at
+ * least the owner's notice hours before it opened, nor answered one. For checks from outside (tests, an audit):
+ * the same evidence the sweep reads, judged with the same rule, in time order.
+ */
+export async function unwarnedRuns(db: AppDatabase): Promise<UnwarnedRun[]> {
+  const rows = rowsOf<{ id: number; device_id: number; window_ms: string | number; notice_hours: string | null; sent_ms: string | number | null; answered: boolean }>(
+    await db.execute(sql`select r.id, r.device_id, (extract(epoch from r.window_start) * 1000)::bigint as window_ms, c.settings ->> 'noticeHours' as notice_hours,
+        (extract(epoch from min(o.sent_at)) * 1000)::bigint as sent_ms, coalesce(bool_or(u.answered_at <= r.scheduled_at), false) as answered
+      from runs r join devices d on d.id = r.device_id and d.user_email is not null
+        left join clients c on c.id = d.client_id
+        left join people p on lower(p.email) = lower(d.user_email)
+        left join user_dms u on u.person_id = p.id and u.kind = 'tonight'
+          and exists (select 1 from jsonb_array_elements(u.devices) e where (e ->> 'windowStart')::timestamptz = r.window_start)
+        left join chat_outbox o on o.idempotency_key = 'userdm:' || u.key and o.state = 'sent'
+      where r.state <> 'skipped' and coalesce(r.detail ->> 'deferred', 'false') <> 'true'
+      group by r.id, r.device_id, r.window_start, c.settings`),
+  );
+  return rows
+    .filter((r) => {
+      const evidence = { sentAt: r.sent_ms === null ? null : new Date(Number(r.sent_ms)), answered: Boolean(r.answered) };
+      return !warnedInTime(evidence, new Date(Number(r.window_ms)), noticeHoursOf({ noticeHours: r.notice_hours === null ? undefined : Number(r.notice_hours) }));
+    })
+    .map((r) => ({ runId: Number(r.id), deviceId: Number(r.device_id), windowStart: new Date(Number(r.window_ms)).toISOString() }));
+}

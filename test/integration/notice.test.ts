@@ -17,6 +17,7 @@ import { storeRelease } from '../../src/db/release-repo.ts';
 import { answerUserDm } from '../../src/bot/use-cases/user-dm.ts';
 import { confirmPilot, planItems } from '../../src/bot/use-cases/pilot.ts';
 import { loadBook, saveGates } from '../../src/db/rollout-repo.ts';
+import { unwarnedRuns } from '../../src/db/notice-repo.ts';
 import { gateKey, type Gate } from '../../src/domain/rollout.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
@@ -116,6 +117,7 @@ describe('a confirmation inside an open window', () => {
     expect(await runsOf('KIOSK-1')).toEqual(['2024-03-12T03:00']);
     expect(await runsOf('ANN-PC')).toEqual([]);
     expect(await runsOf('BOB-PC')).toEqual([]);
+    expect(await unwarnedRuns(database.db)).toEqual([]);
   });
 
   it('the plan card names the next night its users can be told about, not the window already open', async () => {
@@ -135,6 +137,7 @@ describe('a confirmation inside an open window', () => {
     await engine.sweep();
     expect(await runsOf('ANN-PC')).toEqual(['2024-03-13T03:00']);
     expect(await runsOf('BOB-PC')).toEqual([]);
+    expect(await unwarnedRuns(database.db)).toEqual([]);
   });
 
   it('a user who answered their DM is patched even though it reached them late', async () => {
@@ -144,5 +147,15 @@ describe('a confirmation inside an open window', () => {
     expect(answer.outcome).toBe('applied');
     await engine.sweep();
     expect(await runsOf('BOB-PC')).toEqual(['2024-03-13T03:00']);
+    expect(await unwarnedRuns(database.db)).toEqual([]);
+  });
+
+  it('unwarnedRuns (the check for invariant I3) names a run on a user\u2019s machine that nobody warned, and not the kiosk\u2019s', async () => {
+    const db = database.db;
+    await db.execute(sql`insert into runs (device_id, release_id, window_start, window_end, state, scheduled_at)
+      select id, '2024-Feb', '2024-03-14T03:00:00Z', '2024-03-14T07:00:00Z', 'succeeded', '2024-03-14T03:00:00Z' from devices where name in ('ANN-PC', 'KIOSK-1')`);
+    const [ann] = rowsOf<{ id: number }>(await db.execute(sql`select id from devices where name = 'ANN-PC'`));
+    expect(await unwarnedRuns(db)).toEqual([expect.objectContaining({ deviceId: Number(ann!.id), windowStart: '2024-03-14T03:00:00.000Z' })]);
+    await db.execute(sql`delete from runs where window_start = '2024-03-14T03:00:00Z'`);
   });
 });
