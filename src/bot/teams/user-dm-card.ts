@@ -36,6 +36,6 @@ export function userDmCard(view: { dmId: number; text: string; answerLine?: stri
       { type: 'TextBlock', text: cardMarkdown(view.text), wrap: true },
       ...(view.answerLine ? [{ type: 'TextBlock', text: escapeCardText(view.answerLine), wrap: true, isSubtle: true }] : []),
     ],
-    ...(view.answerLine ? {} : { actions: [execute(VERB_DM_OK, 'OK, I\u2019ll leave it on', 'positive'), execute(VERB_DM_DEFER, 'I need it tonight')] }),
+    ...(view.answerLine ? {} : { actions: [execute(VERB_DM_OK, 'OK, I\u2019ll leave it on', 'positive'), execute(VERB_DM_DEFER, 'I need it then')] }),
   };
 }

@@ -58,7 +58,7 @@ export async function answerUserDm(
     }
     const firstStart = Math.min(...dm.devices.map((d) => Date.parse(d.windowStart)));
     if (input.answer === 'defer' && now.getTime() >= firstStart) {
-      return { outcome: 'refused', code: 'too_late', message: 'Tonight\u2019s window has already started, so it can no longer be put off. Ask your IT team.' };
+      return { outcome: 'refused', code: 'too_late', message: 'The window has already started, so it can no longer be put off. Ask your IT team.' };
     }
 
     const actor = input.actor.id;
