@@ -52,7 +52,8 @@ export function dmDue(sendAt: Date, windowStart: Date, noticeHours: number, now:
 export interface NoticeEvidence {
   /** When the platform took the earliest DM naming this window for the device's user; null if none was sent. */
   sentAt: Date | null;
-  /** The user answered such a DM (OK, or a deferral: a deferred device already has its window's run). */
+  /** The user answered such a DM: OK, a deferral (the device already has its window's run, rolled), or one past
+   * the deferral limit (escalated: they read it, and the engineers decide whether to hold). */
   answered: boolean;
 }
 
