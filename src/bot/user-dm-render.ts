@@ -12,7 +12,8 @@ import { userDmCard } from './teams/user-dm-card.ts';
 export function userDmPayload(platform: 'slack' | 'teams', view: { dmId: number; text: string; answerLine?: string | undefined; buttons?: boolean }): OutboxPayload {
   if (view.buttons === false) return { text: view.text };
   if (platform === 'slack') return { ...userDmSlackMessage(view) };
-  return { text: view.answerLine ? `${view.text}\n${view.answerLine}` : view.text, card: userDmCard(view) };
+  // The card carries the words; the text is only the notification's summary (cardOnly), or Teams shows it twice.
+  return { text: view.answerLine ? `${view.text}\n${view.answerLine}` : view.text, card: userDmCard(view), cardOnly: true };
 }
 
 /** "Your computer was off last night (NAMES)": the names come from the inventory, so they are shown as written. */

@@ -68,6 +68,7 @@ export interface ClientSettings {
   dmTime?: string;
   dmTemplate?: string;
   maxDeferralsPerRelease?: number;
+  noticeHours?: number;
   chatPlatform?: 'slack' | 'teams';
   slackChannel?: string;
   runConcurrency?: number;

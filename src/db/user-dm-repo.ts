@@ -16,17 +16,20 @@ export interface CandidateDevice {
   userEmail: string;
   spec: string | null;
   timezone: string;
+  /** The owner's notice_hours setting; undefined when unset (the MSP's own machines, or left out). */
+  noticeHours: number | undefined;
 }
 
 /** Live devices with a primary user, in every gate that may still get runs, with the owner's window and zone. */
 export async function candidateDevices(db: AppDatabase): Promise<CandidateDevice[]> {
   const rows = rowsOf<Record<string, unknown>>(
     await db.execute(sql`with g as (select id, release_id, ring, client_id from rollouts where state in ('scheduled', 'running'))
-      select g.id as gate_id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, c.windows ->> d.class as spec, c.timezone
+      select g.id as gate_id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, c.windows ->> d.class as spec, c.timezone,
+          c.settings ->> 'noticeHours' as notice_hours
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null and d.user_email is not null
       union all
-      select g.id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, m.windows ->> d.class, m.timezone
+      select g.id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, m.windows ->> d.class, m.timezone, null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null and d.user_email is not null
         where g.client_id is null
@@ -43,6 +46,7 @@ export async function candidateDevices(db: AppDatabase): Promise<CandidateDevice
     userEmail: String(r.user_email).toLowerCase(),
     spec: (r.spec as string | null) ?? null,
     timezone: String(r.timezone),
+    noticeHours: r.notice_hours === null || r.notice_hours === undefined ? undefined : Number(r.notice_hours),
   }));
 }
 

@@ -45,6 +45,8 @@ export interface ClientSettings {
   dmTime?: string;
   dmTemplate?: string;
   maxDeferralsPerRelease?: number;
+  /** Hours before a window that a device's user must have been sent the "save your work" DM; default 4. */
+  noticeHours?: number;
   /** Opt-in: the pilot counts as confirmed this many hours after it finished if no champion answered. */
   autoConfirmHours?: number;
   /** At most this many of the client's runs at once. */
@@ -59,6 +61,7 @@ export const CLIENT_SETTING_KEYS = [
   'dmTime',
   'dmTemplate',
   'maxDeferralsPerRelease',
+  'noticeHours',
   'autoConfirmHours',
   'runConcurrency',
 ] as const satisfies ReadonlyArray<keyof ClientSettings>;

@@ -4,11 +4,14 @@
  * stores and sends what this returns.
  *
  * Send time: the latest instant, strictly before the window opens, at which the person's wall clock reads the
- * client's DM time. So a 01:00-05:00 window is announced at 15:00 the afternoon before ("tonight" from the
- * afternoon before), a 22:00 window at 15:00 the same day. Wall-clock reading is resolved by luxon in the zone,
- * so on a DST day the DM still goes at 15:00 local (a DM time inside a skipped hour goes at the end of the gap).
+ * client's DM time, as long as that leaves the client's notice hours (src/domain/notice.ts); otherwise earlier,
+ * a quarter of an hour before the notice deadline. So a 01:00-05:00 window is announced at 15:00 the afternoon
+ * before ("tonight" from the afternoon before), a 22:00 window at 15:00 the same day, and a 16:00 window with 4
+ * hours' notice at 11:45. Wall-clock reading is resolved by luxon in the zone, so on a DST day the DM still goes
+ * at 15:00 local (a DM time inside a skipped hour goes at the end of the gap).
  */
 import { DateTime } from 'luxon';
+import { DEFAULT_NOTICE_HOURS, dmDue, latestDmSendTime } from './notice.ts';
 
 export const DEFAULT_DM_TIME = '15:00';
 export const DEFAULT_MAX_DEFERRALS = 2;
@@ -17,6 +20,16 @@ export const DEFAULT_DM_TEMPLATE = [
   'Hi {name}, your computer{s} {devices} will be updated and may restart {when}.',
   'Please *save your work* before you leave and *leave the computer on* (you can log off or lock it).',
 ].join('\n');
+
+/** For a window in working hours: people are at their desks, so there is no "before you leave". */
+export const DEFAULT_DAY_DM_TEMPLATE = [
+  'Hi {name}, your computer{s} {devices} will be updated and may restart {when}.',
+  'Before that, please *save your work* and *leave the computer on* (you can log off or lock it).',
+].join('\n');
+
+/** Local hours at which a window counts as daytime: it starts after people arrive and before they leave. */
+const DAY_FROM_HOUR = 6;
+const EVENING_FROM_HOUR = 17;
 
 /** `HH:MM`, 24-hour. */
 export function parseDmTime(text: string | undefined): { hour: number; minute: number } | undefined {
@@ -28,8 +41,17 @@ function dmTimeOrDefault(text: string | undefined): { hour: number; minute: numb
   return parseDmTime(text) ?? parseDmTime(DEFAULT_DM_TIME)!;
 }
 
-/** When the DM for a window that opens at `windowStart` goes out, for a person in `zone`. */
-export function dmSendTime(windowStart: Date, zone: string, dmTime: string | undefined = DEFAULT_DM_TIME): Date {
+/**
+ * When the DM for a window that opens at `windowStart` goes out, for a person in `zone`: at the DM time if that
+ * leaves `noticeHours` (plus a quarter of an hour to deliver it), else at that latest instant. Never later.
+ */
+export function dmSendTime(windowStart: Date, zone: string, dmTime: string | undefined = DEFAULT_DM_TIME, noticeHours: number = DEFAULT_NOTICE_HOURS): Date {
+  const atDmTime = lastDmTimeBefore(windowStart, zone, dmTime);
+  const latest = latestDmSendTime(windowStart, noticeHours);
+  return atDmTime.getTime() <= latest.getTime() ? atDmTime : latest;
+}
+
+function lastDmTimeBefore(windowStart: Date, zone: string, dmTime: string | undefined): Date {
   const { hour, minute } = dmTimeOrDefault(dmTime);
   const start = DateTime.fromJSDate(windowStart, { zone });
   let day = start.startOf('day');
@@ -50,17 +72,33 @@ function clock(t: DateTime): string {
   return t.toFormat('h:mm');
 }
 
+/** A window that opens in working hours, in the person's zone: the DM speaks of "today", not "tonight". */
+export function isDaytime(start: Date, zone: string): boolean {
+  const hour = DateTime.fromJSDate(start, { zone }).hour;
+  return hour >= DAY_FROM_HOUR && hour < EVENING_FROM_HOUR;
+}
+
 /**
- * "tonight between 1:00 and 5:00 AM CST", in the person's zone. The zone's abbreviation is shown at each end when
- * they differ (a window across a clock change: "between 1:00 AM CST and 5:00 AM CDT").
+ * "today", "tonight", "tomorrow" or "on Tuesday 12 March", seen from the moment the DM is sent: a window in the
+ * small hours after the DM's day is still "tonight"; one in working hours is "today" or "tomorrow".
+ */
+function dayWord(s: DateTime, sent: DateTime): string {
+  const sameDay = s.toISODate() === sent.toISODate();
+  const nextDay = s.toISODate() === sent.plus({ days: 1 }).toISODate();
+  if (sameDay) return s.hour >= DAY_FROM_HOUR && s.hour < EVENING_FROM_HOUR ? 'today' : 'tonight';
+  if (nextDay) return s.hour < DAY_FROM_HOUR ? 'tonight' : 'tomorrow';
+  return `on ${s.toFormat('cccc d LLLL')}`;
+}
+
+/**
+ * "tonight between 1:00 and 5:00 AM CST", "today between 12:00 and 2:00 PM GMT", in the person's zone. The
+ * zone's abbreviation is shown at each end when they differ (across a clock change: "between 1:00 AM CST and
+ * 5:00 AM CDT").
  */
 export function windowPhrase(start: Date, end: Date, zone: string, sendAt: Date): string {
   const s = DateTime.fromJSDate(start, { zone }).setLocale('en-US');
   const e = DateTime.fromJSDate(end, { zone }).setLocale('en-US');
-  const sent = DateTime.fromJSDate(sendAt, { zone });
-  const sameDay = s.toISODate() === sent.toISODate();
-  const nextMorning = s.toISODate() === sent.plus({ days: 1 }).toISODate() && s.hour < 12;
-  const when = sameDay || nextMorning ? 'tonight' : `on ${s.toFormat('cccc d LLLL')}`;
+  const when = dayWord(s, DateTime.fromJSDate(sendAt, { zone }));
   const [sz, ez] = [s.toFormat('ZZZZ'), e.toFormat('ZZZZ')];
   const [sm, em] = [s.toFormat('a'), e.toFormat('a')];
   if (sz !== ez) return `${when} between ${clock(s)} ${sm} ${sz} and ${clock(e)} ${em} ${ez}`;
@@ -93,6 +131,8 @@ export interface DmClient {
   zone: string;
   dmTime?: string | undefined;
   template?: string | undefined;
+  /** Hours before a window its users must have been told; default DEFAULT_NOTICE_HOURS. */
+  noticeHours?: number | undefined;
   platform: 'slack' | 'teams';
 }
 
@@ -127,7 +167,8 @@ export const offlineKey = (personId: number, releaseId: string): string => `offl
 /**
  * The DMs due at `now` for one client: one per person per night, for devices whose run tonight will install (a
  * planned run always carries updates; a device with nothing to install is not passed in or is dropped here).
- * Due means the send time has come and the earliest of the person's windows has not opened yet.
+ * Due means the send time has come and the DM can still reach the person the client's notice hours before the
+ * window; a window too close for that is left to pass (its devices get no run there) and the next one is told.
  */
 export function planNight(input: { client: DmClient; devices: readonly NightDevice[]; people: ReadonlyMap<string, DmRecipient>; now: Date }): NightPlan {
   const { client, now } = input;
@@ -136,8 +177,9 @@ export function planNight(input: { client: DmClient; devices: readonly NightDevi
     if (device.updates.length === 0) continue;
     const person = input.people.get(device.userEmail.toLowerCase());
     const zone = person?.zone ?? client.zone;
-    const sendAt = dmSendTime(device.windowStart, zone, client.dmTime);
-    if (sendAt.getTime() > now.getTime() || device.windowStart.getTime() <= now.getTime()) continue;
+    const notice = client.noticeHours ?? DEFAULT_NOTICE_HOURS;
+    const sendAt = dmSendTime(device.windowStart, zone, client.dmTime, notice);
+    if (!dmDue(sendAt, device.windowStart, notice, now)) continue;
     const night = nightOf(sendAt, zone);
     const key = `${device.userEmail.toLowerCase()}|${night}`;
     let group = groups.get(key);
@@ -211,12 +253,13 @@ export function renderDmText(template: string | undefined, v: { name: string; de
     name: v.name,
     devices,
     s: v.devices.length === 1 ? '' : 's',
-    when: oneWindow ? phrases[0]! : 'tonight',
+    when: oneWindow ? phrases[0]! : 'at the times shown',
     start: s.toFormat('h:mm a'),
     end: e.toFormat('h:mm a'),
     zone: s.toFormat('ZZZZ'),
   };
-  return (template ?? DEFAULT_DM_TEMPLATE).replace(/\{(\w+)\}/g, (whole, field: string) => fields[field] ?? whole);
+  const daytime = v.devices.every((d) => isDaytime(d.windowStart, v.zone));
+  return (template ?? (daytime ? DEFAULT_DAY_DM_TEMPLATE : DEFAULT_DM_TEMPLATE)).replace(/\{(\w+)\}/g, (whole, field: string) => fields[field] ?? whole);
 }
 
 export type DeferralVerdict = { allowed: true; used: number; left: number } | { allowed: false; used: number };
@@ -227,16 +270,19 @@ export function deferral(usedThisRelease: number, max: number | undefined): Defe
   return usedThisRelease < limit ? { allowed: true, used: usedThisRelease + 1, left: limit - usedThisRelease - 1 } : { allowed: false, used: usedThisRelease };
 }
 
-/** The answer line a DM shows once answered (the buttons are replaced by it). */
+/**
+ * The answer line a DM shows once answered (the buttons are replaced by it). A deferral names the new window's
+ * start, dated and with its zone, and no other time: the moment of answering next to it read as a second window.
+ */
 export function answerLine(answer: 'ok' | 'defer' | 'escalated', at: Date, zone: string, deferredTo?: Date): string {
-  const when = DateTime.fromJSDate(at, { zone }).setLocale('en-US').toFormat('h:mm a');
+  const when = DateTime.fromJSDate(at, { zone }).setLocale('en-US').toFormat('h:mm a ZZZZ');
   switch (answer) {
     case 'ok':
-      return `Thanks: you said you will leave it on (${when}).`;
+      return `Thanks: you said you will leave it on (answered at ${when}).`;
     case 'defer':
-      return `Done: nothing will happen tonight. It moves to ${deferredTo ? DateTime.fromJSDate(deferredTo, { zone }).setLocale('en-US').toFormat("cccc 'at' h:mm a ZZZZ") : 'the next window'} (${when}).`;
+      return `Done: it will not be updated then. It moves to ${deferredTo ? DateTime.fromJSDate(deferredTo, { zone }).setLocale('en-US').toFormat("cccc d LLLL 'at' h:mm a ZZZZ") : 'the next window'}.`;
     case 'escalated':
-      return `You have already put this month's updates off the most times allowed, so your IT team has been asked to decide; they will be in touch (${when}).`;
+      return `You have already put this month's updates off the most times allowed, so your IT team has been asked to decide; they will be in touch (answered at ${when}).`;
   }
 }
 

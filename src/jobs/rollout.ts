@@ -42,7 +42,9 @@ import {
   type RunContext,
   RUNS_PER_STATEMENT,
 } from '../db/rollout-repo.ts';
+import { noticeEvidence, noticeKey, userDevices } from '../db/notice-repo.ts';
 import { sql } from 'drizzle-orm';
+import { admitWarned, noticeHoursOf, type NoticeEvidence } from '../domain/notice.ts';
 import { admit, planWindow, type PlanUpdate } from '../domain/plan.ts';
 import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
@@ -238,6 +240,30 @@ export class RolloutEngine {
     });
   }
 
+  /**
+   * No unwarned reboot: each window's group keeps its devices without a user and those whose user was sent the
+   * "save your work" DM for that window in time, or answered it (src/domain/notice.ts). A group left with no
+   * device opens nothing: its gate waits for a window its users can be told about.
+   */
+  private async warnedOnly<G extends { windowStart: string; devices: OpenGateDevice[] }>(groups: G[]): Promise<G[]> {
+    const users = await userDevices(this.db, [...new Set(groups.flatMap((g) => g.devices.map((d) => d.id)))]);
+    if (users.size === 0) return groups;
+    const pairs = groups.flatMap((g) => g.devices.filter((d) => users.has(d.id)).map((d) => ({ deviceId: d.id, windowStart: g.windowStart })));
+    const evidence = await noticeEvidence(this.db, pairs);
+    const kept: G[] = [];
+    for (const g of groups) {
+      const told = new Map<number, NoticeEvidence>();
+      for (const d of g.devices) {
+        const e = evidence.get(noticeKey(d.id, g.windowStart));
+        if (e) told.set(d.id, e);
+      }
+      const subjects = g.devices.map((d) => ({ id: d.id, userEmail: users.get(d.id)?.userEmail ?? null, device: d }));
+      const admitted = admitWarned(subjects, new Date(g.windowStart), (d) => noticeHoursOf({ noticeHours: users.get(d.id)?.noticeHours }), told);
+      if (admitted.length > 0) kept.push({ ...g, devices: admitted.map((a) => a.device) });
+    }
+    return kept;
+  }
+
   /** Everything Postgres says should be happening now; safe to run any number of times, from any process. */
   async sweep(): Promise<SweepReport> {
     const nowDate = this.context.now();
@@ -287,12 +313,13 @@ export class RolloutEngine {
       }
       group.devices.push(device);
     }
-    const open: Group[] = [];
+    const unheld: Group[] = [];
     for (const group of groups.values()) {
       const { gate } = group;
       if (isHeld(holds, { releaseId: gate.releaseId, ring: gate.ring, clientId: gate.clientId })) report.held++;
-      else open.push(group);
+      else unheld.push(group);
     }
+    const open = await this.warnedOnly(unheld);
 
     // Gates opening their first window move to running, a release's gates in one transaction.
     const opening = new Map<string, Group[]>();

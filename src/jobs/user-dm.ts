@@ -22,7 +22,8 @@ import { planWindow } from '../domain/plan.ts';
 import type { Product } from '../domain/release.ts';
 import { listNames, nightOf, offlineKey, planNight, type NightDevice, type PlannedDm } from '../domain/user-dm.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
-import { nextWindow, type MaintenanceWindow } from '../domain/windows.ts';
+import { type MaintenanceWindow } from '../domain/windows.ts';
+import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
 import { offlineNoticePayload, userDmPayload } from '../bot/user-dm-render.ts';
 import { boundText, escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { OutboxNotifier } from './outbox.ts';
@@ -49,13 +50,15 @@ async function tonightsDevices(db: AppDatabase, now: Date): Promise<Map<string |
   const out = new Map<string | null, NightDevice[]>();
   if (candidates.length === 0) return out;
   const holds = (await activeHolds(db)).map((h) => ({ scope: h.scope, releaseId: h.releaseId, updateKey: h.updateKey, clientId: h.clientId, ring: h.ring }));
-  const at = DateTime.fromJSDate(now, { zone: 'utc' });
   const windows = new Map<string, MaintenanceWindow | undefined>();
+  // The first window its user can still be told about in time: a window too close to warn for is left to pass
+  // (the sweep gives the device no run there), and with long notice the DM goes before an earlier window opens.
   const windowOf = (d: CandidateDevice) => {
-    const key = `${d.timezone} ${d.spec}`;
+    const notice = noticeHoursOf({ noticeHours: d.noticeHours });
+    const key = `${d.timezone} ${d.spec} ${notice}`;
     if (!windows.has(key)) {
       const rule = d.spec ? parseWindowSpec(d.spec) : undefined;
-      windows.set(key, rule?.ok ? nextWindow(rule.value, d.timezone, at) : undefined);
+      windows.set(key, rule?.ok ? firstWarnableWindow(rule.value, d.timezone, now, notice) : undefined);
     }
     return windows.get(key);
   };
@@ -143,7 +146,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
     const platform = client.settings.chatPlatform ?? 'slack';
     const people = await loadRecipients(db, platform, devices.map((d) => d.userEmail));
     const plan = planNight({
-      client: { id: clientId, zone: client.zone, dmTime: client.settings.dmTime, template: client.settings.dmTemplate, platform },
+      client: { id: clientId, zone: client.zone, dmTime: client.settings.dmTime, template: client.settings.dmTemplate, noticeHours: client.settings.noticeHours, platform },
       devices,
       people,
       now,
@@ -169,7 +172,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
               subject: `userdm-unmatched:${clientId ?? 'msp'}:${night}`,
               payload: {
                 text: boundText(
-                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}`,
+                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message and those machines are not updated until they can be told:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}`,
                 ),
                 threadSubject: `digest:${releaseId}`,
               },

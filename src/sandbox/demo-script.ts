@@ -15,7 +15,8 @@ import { DateTime } from 'luxon';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import { patchTuesday, parseReleaseId } from '../domain/calendar.ts';
 import { isHeld, type Hold } from '../domain/rollout.ts';
-import { DEFAULT_DM_TIME, parseDmTime } from '../domain/user-dm.ts';
+import { DEFAULT_DM_TIME, dmSendTime, parseDmTime } from '../domain/user-dm.ts';
+import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { nextWindow } from '../domain/windows.ts';
 import type { Sandbox } from './sandbox.ts';
@@ -285,9 +286,9 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
       stops.push({ at: toDateTime(row.window_end), kind: 'window-end', detail: `${row.who}'s window closes` });
     }
     const activeHolds = await holds();
-    const unsettled = await query<{ device_id: number; name: string; ring: GateRow['ring']; client_id: string | null; spec: string | null; tz: string; user_email: string | null; dm_time: string | null }>(
+    const unsettled = await query<{ device_id: number; name: string; ring: GateRow['ring']; client_id: string | null; spec: string | null; tz: string; user_email: string | null; dm_time: string | null; notice_hours: string | null }>(
       sql`select d.id as device_id, d.name, g.ring, g.client_id, coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as tz,
-          d.user_email, c.settings ->> 'dmTime' as dm_time
+          d.user_email, c.settings ->> 'dmTime' as dm_time, c.settings ->> 'noticeHours' as notice_hours
         from rollouts g
           join devices d on d.ring = g.ring and coalesce(d.client_id, '') = coalesce(g.client_id, '') and d.retired_at is null and d.flagged_at is null
           left join clients c on c.id = g.client_id
@@ -305,13 +306,20 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
       if (isHeld(activeHolds, { releaseId, ring: d.ring, clientId: d.client_id })) continue;
       const rule = ruleOf(d.spec);
       if (!rule) continue;
-      let window = nextWindow(rule, d.tz, now);
+      // A device with a user runs only in a window its user can still be told about in time (no unwarned reboot).
+      const notice = d.user_email ? noticeHoursOf({ noticeHours: d.notice_hours === null ? undefined : Number(d.notice_hours) }) : undefined;
+      let window = notice === undefined ? nextWindow(rule, d.tz, now) : firstWarnableWindow(rule, d.tz, now.toJSDate(), notice);
       // A window the device already has a run for (a user's deferral) is settled for it: look past it.
       for (let i = 0; i < 30 && planned.has(`${d.device_id} ${window.start.toMillis()}`); i++) window = nextWindow(rule, d.tz, window.start);
+      if (notice !== undefined) {
+        // Its user's DM for that window: at the DM time, or earlier when that would leave too little notice.
+        const sendAt = DateTime.fromJSDate(dmSendTime(window.start.toJSDate(), d.tz, d.dm_time ?? DEFAULT_DM_TIME, notice), { zone: 'utc' });
+        if (sendAt > now) stops.push({ at: sendAt, kind: 'dm-time', detail: `${d.client_id ?? 'msp'}'s users hear about ${d.ring} work` });
+      }
       const existing = stops.find((s) => s.kind === 'window-start' && s.at.toMillis() === window.start.toMillis());
       if (existing) existing.devices!.push(d.device_id);
       else stops.push({ at: window.start, kind: 'window-start', detail: `${d.client_id ?? 'msp'} ${d.ring} window opens`, devices: [d.device_id] });
-      if (d.ring === 'broad' && d.user_email && d.client_id) dmClients.set(d.client_id, { tz: d.tz, dmTime: d.dm_time ?? DEFAULT_DM_TIME });
+      if (d.user_email && d.client_id) dmClients.set(d.client_id, { tz: d.tz, dmTime: d.dm_time ?? DEFAULT_DM_TIME });
     }
     for (const [client, { tz, dmTime }] of dmClients) {
       const { hour, minute } = parseDmTime(dmTime) ?? parseDmTime(DEFAULT_DM_TIME)!;

@@ -409,6 +409,26 @@ describe('save-your-work card answers', () => {
     );
     expect(audits).toEqual([{ actor: 'aad-user-jane', source: 'teams' }]);
   });
+
+  it('shows its words once, in the card, with the template\u2019s *bold* rendered as bold', async () => {
+    const text = 'Hi Jane, your computer PC-1 will be updated.\nPlease *save your work* before you leave.';
+    const [row] = rowsOf<{ id: number }>(
+      await db.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at)
+        select 'tonight:teams-words:2026-03-04', 'tonight', p.id, 'acme', '2024-Feb', '2026-03-04', 'teams', 'a:personal-acme', 'aad-user-jane', 'America/Chicago', '[]'::jsonb, now()
+        from people p order by p.id limit 1 returning id`),
+    );
+    await enqueueOutbox(db, [{ key: 'userdm:tonight:teams-words:2026-03-04', platform: 'teams', channel: 'a:personal-acme', action: 'post', subject: 'userdm:tonight:teams-words:2026-03-04', payload: userDmPayload('teams', { dmId: row!.id, text }) }], now());
+    await outboxSettled();
+    const posted = connector.activities('a:personal-acme').filter((a) => JSON.stringify(a.activity).includes('teams-words') || JSON.stringify(a.activity).includes('PC'));
+    const activity = posted.at(-1)!.activity as { text?: string; summary?: string; attachments?: Array<{ content: { body: Array<{ text: string }> } }> };
+    // Teams shows an activity's text above its card: the words must be in one of them only.
+    expect(activity.text ?? '').toBe('');
+    expect(activity.summary).toContain('Hi Jane');
+    const body = activity.attachments![0]!.content.body.map((b) => b.text).join('\n');
+    expect(body).toContain('Please **save your work** before you leave.');
+    expect(body).not.toContain('\\*save');
+    expect(body.match(/Hi Jane/g)).toHaveLength(1);
+  });
 });
 
 describe('proactive delivery', () => {

@@ -142,7 +142,7 @@ describe('the afternoon before a DST night', () => {
     await tick('2024-03-09T15:00:00Z');
     await expect.poll(unsent, { timeout: 15_000 }).toBe(0);
     expect(dmsTo('U0EVE')).toHaveLength(1);
-    expect(dmsTo('U0EVE')[0]!.text).toContain('ACME-HOME-1 will be updated and may restart tonight between 7:00 and 10:00 AM GMT');
+    expect(dmsTo('U0EVE')[0]!.text).toContain('ACME-HOME-1 will be updated and may restart tomorrow between 7:00 and 10:00 AM GMT');
     expect(dmsTo('U0ANN')).toHaveLength(0);
     // 14:59 CST: still nobody in Chicago.
     await tick('2024-03-09T20:59:00Z');
@@ -207,7 +207,9 @@ describe('answers', () => {
     expect(run?.deferred).toBe('true');
     expect(new Date(run!.window_start).toISOString()).toBe('2024-03-10T07:00:00.000Z');
     expect(new Date(run!.rolled_to).toISOString()).toBe('2024-03-11T06:00:00.000Z');
-    expect(dmsTo('U0CAT')[0]!.text).toContain('moves to Monday at 1:00 AM CDT');
+    expect(dmsTo('U0CAT')[0]!.text).toContain('moves to Monday 11 March at 1:00 AM CDT.');
+    // One time, labelled: not the moment of answering next to it, unlabelled.
+    expect(dmsTo('U0CAT')[0]!.text).not.toMatch(/CDT \(/);
     expect(await count(sql`select count(*) as n from decisions where kind = 'defer' and actor = 'U0CAT'`)).toBe(1);
     await postSigned(eventsUrl, press, { secret: SECRET });
     await new Promise((r) => setTimeout(r, 300));

@@ -97,7 +97,7 @@ describe('parseInventory on good files', () => {
   });
 
   it('reads a client\'s optional settings and reports bad ones on their own lines', () => {
-    const good = BASE.replace('    software', '    channel: C0ACME\n    teams_tenant_id: 2F9D4C1E-7B3A-4E8F-9A61-0C5D8E2B7F43\n    chat: teams\n    dm_time: "14:30"\n    dm_template: "Hi {name}"\n    max_deferrals: 0\n    auto_confirm_hours: 48\n    run_concurrency: 5\n    software');
+    const good = BASE.replace('    software', '    channel: C0ACME\n    teams_tenant_id: 2F9D4C1E-7B3A-4E8F-9A61-0C5D8E2B7F43\n    chat: teams\n    dm_time: "14:30"\n    dm_template: "Hi {name}"\n    max_deferrals: 0\n    notice_hours: 6\n    auto_confirm_hours: 48\n    run_concurrency: 5\n    software');
     expect(inventoryOf(parseInventory(good, 'settings.yaml')).clients[0]!.settings).toEqual({
       slackChannel: 'C0ACME',
       teamsTenantId: '2f9d4c1e-7b3a-4e8f-9a61-0c5d8e2b7f43',
@@ -105,12 +105,13 @@ describe('parseInventory on good files', () => {
       dmTime: '14:30',
       dmTemplate: 'Hi {name}',
       maxDeferralsPerRelease: 0,
+      noticeHours: 6,
       autoConfirmHours: 48,
       runConcurrency: 5,
     });
     expect(inventoryOf(parseInventory(BASE, 'plain.yaml')).clients[0]!.settings).toBeUndefined();
 
-    const bad = BASE.replace('    software', '    channel: general\n    teams_tenant_id: contoso\n    chat: email\n    dm_time: "3pm"\n    max_deferrals: -1\n    run_concurrency: "5"\n    software');
+    const bad = BASE.replace('    software', '    channel: general\n    teams_tenant_id: contoso\n    chat: email\n    dm_time: "3pm"\n    max_deferrals: -1\n    notice_hours: 2.5\n    run_concurrency: "5"\n    software');
     const parsed = parseInventory(bad, 'bad.yaml');
     expect(parsed.ok).toBe(false);
     const lines = bad.split('\n');
@@ -122,6 +123,7 @@ describe('parseInventory on good files', () => {
       `${lineOf('chat')} clients[0].chat: "email" is not a chat (expected slack or teams)`,
       `${lineOf('dm_time')} clients[0].dm_time: "3pm" is not a time (HH:MM, e.g. "15:00")`,
       `${lineOf('max_deferrals')} clients[0].max_deferrals: expected a whole number from 0 to 50`,
+      `${lineOf('notice_hours')} clients[0].notice_hours: expected a whole number from 0 to 168`,
       `${lineOf('run_concurrency')} clients[0].run_concurrency: expected a whole number from 1 to 100000`,
     ]);
   });
@@ -226,7 +228,7 @@ describe('did-you-mean for misspelled keys', () => {
     const problems = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    colour: blue'), 'x.yaml'));
     expect(problems).toHaveLength(1);
     expect(problems[0]!.message).toBe(
-      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, auto_confirm_hours, run_concurrency)',
+      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, notice_hours, auto_confirm_hours, run_concurrency)',
     );
   });
 });

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { DateTime } from 'luxon';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { windowsFrom } from '../../src/domain/windows.ts';
+import { DEFAULT_NOTICE_HOURS, latestDmQueueTime } from '../../src/domain/notice.ts';
 import {
   deferral,
   dmSendTime,
@@ -41,7 +42,8 @@ describe('send time', () => {
         const [window] = windowsFrom(rule(spec), zone, DateTime.fromMillis(fromMs, { zone }), 1).filter((w) => w.end > w.start);
         if (!window) return;
         const start = window.start.toJSDate();
-        const sendAt = dmSendTime(start, zone, dmTime);
+        // No notice hours: the DM-time rule alone (the notice rule has its own properties below).
+        const sendAt = dmSendTime(start, zone, dmTime, 0);
         const local = DateTime.fromJSDate(sendAt, { zone });
         const [h, m] = dmTime.split(':').map(Number) as [number, number];
         // Before the window, within a day (plus an hour for a clock change).
@@ -88,7 +90,9 @@ describe('send time', () => {
     const late = DateTime.fromISO('2024-06-12T22:00', { zone }).toJSDate();
     expect(DateTime.fromJSDate(dmSendTime(late, zone), { zone }).toFormat('yyyy-MM-dd HH:mm')).toBe('2024-06-12 15:00');
     const early = DateTime.fromISO('2024-06-12T01:00', { zone }).toJSDate();
-    expect(DateTime.fromJSDate(dmSendTime(early, zone, '00:30'), { zone }).toFormat('yyyy-MM-dd HH:mm')).toBe('2024-06-12 00:30');
+    expect(DateTime.fromJSDate(dmSendTime(early, zone, '00:30', 0), { zone }).toFormat('yyyy-MM-dd HH:mm')).toBe('2024-06-12 00:30');
+    // With the default four hours' notice, 00:30 is too late: the DM goes at the deadline less the delivery margin.
+    expect(DateTime.fromJSDate(dmSendTime(early, zone, '00:30'), { zone }).toFormat('yyyy-MM-dd HH:mm')).toBe('2024-06-11 20:45');
   });
 });
 
@@ -134,7 +138,8 @@ describe('planNight', () => {
           const reached = new Set([...plan.due.map((d) => emails[d.personId - 1]!), ...plan.unmatched.map((u) => u.email)]);
           for (const email of withWork) {
             const zone = people.get(email)?.zone ?? 'America/Chicago';
-            const due = dmSendTime(new Date('2024-03-10T07:00:00Z'), zone).getTime() <= now.getTime() && now.getTime() < Date.parse('2024-03-10T07:00:00Z');
+            const start = new Date('2024-03-10T07:00:00Z');
+            const due = dmSendTime(start, zone).getTime() <= now.getTime() && now.getTime() <= latestDmQueueTime(start, DEFAULT_NOTICE_HOURS).getTime();
             expect(reached.has(email)).toBe(due);
           }
           expect(plan.unmatched.every((u) => !people.get(u.email)?.address)).toBe(true);

@@ -270,6 +270,7 @@ export function inventoryToYaml(inv: Inventory): string {
         dm_time: client.settings?.dmTime === undefined ? undefined : quoted(client.settings.dmTime),
         dm_template: client.settings?.dmTemplate === undefined ? undefined : quoted(client.settings.dmTemplate),
         max_deferrals: client.settings?.maxDeferralsPerRelease,
+        notice_hours: client.settings?.noticeHours,
         auto_confirm_hours: client.settings?.autoConfirmHours,
         run_concurrency: client.settings?.runConcurrency,
         champions: client.champions.map((c) => flow(omitUndefined({ name: c.name, email: c.email, teams_id: c.teamsId }))),

@@ -38,7 +38,7 @@ const CLIENT_SHAPE = {
   required: ['id', 'name', 'timezone', 'windows'],
   optional: [
     'software', 'champions', 'locations',
-    'channel', 'teams_tenant_id', 'chat', 'dm_time', 'dm_template', 'max_deferrals', 'auto_confirm_hours', 'run_concurrency',
+    'channel', 'teams_tenant_id', 'chat', 'dm_time', 'dm_template', 'max_deferrals', 'notice_hours', 'auto_confirm_hours', 'run_concurrency',
   ],
 } as const;
 const CHAMPION_SHAPE = { required: [], optional: ['email', 'teams_id', 'teamsId', 'name'] } as const;
@@ -322,6 +322,7 @@ class InventoryReader {
     if (template !== undefined) settings.dmTemplate = template;
     const numbers = [
       ['max_deferrals', 'maxDeferralsPerRelease', 0, 50],
+      ['notice_hours', 'noticeHours', 0, 24 * 7],
       ['auto_confirm_hours', 'autoConfirmHours', 1, 24 * 30],
       ['run_concurrency', 'runConcurrency', 1, 100_000],
     ] as const;

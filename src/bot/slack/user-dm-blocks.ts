@@ -22,7 +22,7 @@ export function userDmSlackMessage(view: { dmId: number; text: string; answerLin
       block_id: `userdm:${view.dmId}`,
       elements: [
         { type: 'button', text: plain('OK, I\u2019ll leave it on'), action_id: DM_OK_ACTION, value: String(view.dmId), style: 'primary' },
-        { type: 'button', text: plain('I need it tonight'), action_id: DM_DEFER_ACTION, value: String(view.dmId) },
+        { type: 'button', text: plain('I need it then'), action_id: DM_DEFER_ACTION, value: String(view.dmId) },
       ],
     } as Block);
   }

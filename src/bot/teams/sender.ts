@@ -56,8 +56,9 @@ export class TeamsSender implements ChatSender {
   async send(delivery: ChatDelivery): Promise<{ messageId: string | undefined }> {
     const stored = await this.reference(delivery.channel);
     if (!stored) throw new ChatSendError('refused', `no Teams conversation ${delivery.channel} is linked (or the bot was removed)`);
-    const { text, card } = delivery.payload;
-    const activity = card ? MessageFactory.attachment(CardFactory.adaptiveCard(card), text) : MessageFactory.text(text);
+    const { text, card, cardOnly } = delivery.payload;
+    // cardOnly: the card says it all; the text would show above it a second time, so it is only the summary.
+    const activity = card ? MessageFactory.attachment(CardFactory.adaptiveCard(card), cardOnly === true ? undefined : text) : MessageFactory.text(text);
     // Notifications and screen readers use the summary; cards alone show "sent a card".
     activity.summary = text.slice(0, 200);
     let messageId: string | undefined;

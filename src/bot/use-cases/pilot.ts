@@ -6,14 +6,14 @@
  * (`confirm_pilot`, `report_problem`); this module finds out who is asking and writes what follows.
  */
 import { sql } from 'drizzle-orm';
-import { DateTime } from 'luxon';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { enqueueOutbox, type OutboxItem } from '../../db/outbox-repo.ts';
 import { ConflictError, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
 import { auditLog, decisions } from '../../db/schema.ts';
 import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../../domain/rollout.ts';
 import { parseWindowSpec } from '../../domain/window-spec.ts';
-import { windowsFrom } from '../../domain/windows.ts';
+import { noticeHoursOf, plannedWindows } from '../../domain/notice.ts';
+import { broadNightItems } from './broad-night.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
@@ -188,21 +188,21 @@ export async function signoffItems(db: AppDatabase, view: SignoffView, action: '
 
 /** "Your machines will be patched on these nights": the broad ring's next windows per device class. */
 export async function planItems(db: AppDatabase, releaseId: string, clientId: string, now: Date): Promise<OutboxItem[]> {
-  const [client] = rowsOf<{ name: string; timezone: string; windows: Record<string, string> }>(
-    await db.execute(sql`select name, timezone, windows from clients where id = ${clientId}`),
+  const [client] = rowsOf<{ name: string; timezone: string; windows: Record<string, string>; notice_hours: string | null }>(
+    await db.execute(sql`select name, timezone, windows, settings ->> 'noticeHours' as notice_hours from clients where id = ${clientId}`),
   );
   if (!client) return [];
-  const classes = rowsOf<{ class: string; n: number }>(
-    await db.execute(sql`select class, count(*)::int as n from devices where client_id = ${clientId} and ring = 'broad' and retired_at is null group by class order by class`),
+  const classes = rowsOf<{ class: string; n: number; users: boolean }>(
+    await db.execute(sql`select class, count(*)::int as n, bool_or(user_email is not null) as users from devices
+      where client_id = ${clientId} and ring = 'broad' and retired_at is null group by class order by class`),
   );
-  const from = DateTime.fromJSDate(now, { zone: client.timezone });
+  const notice = noticeHoursOf({ noticeHours: client.notice_hours === null ? undefined : Number(client.notice_hours) });
   const groups = classes.flatMap((c) => {
     const spec = client.windows[c.class];
     const parsed = spec ? parseWindowSpec(spec) : undefined;
     if (!parsed?.ok) return [];
-    const nights = windowsFrom(parsed.value, client.timezone, from, 3)
-      .filter((w) => w.end.toMillis() > w.start.toMillis())
-      .map((w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm ZZZZ')}`);
+    // A class with users starts only in a window they can still be told about (no unwarned reboot).
+    const nights = plannedWindows(parsed.value, client.timezone, now, c.users ? notice : null, 3).map((w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm ZZZZ')}`);
     return [{ deviceClass: c.class, count: Number(c.n), nights }];
   });
   const card = renderPlanCard({ releaseId, clientName: client.name, groups });
@@ -284,7 +284,10 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
         });
         const view = (await loadSignoff(tx, input.releaseId, input.clientId))!;
         const items = await signoffItems(tx, view, 'update', kind);
-        if (event.type === 'confirm_pilot') items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
+        if (event.type === 'confirm_pilot') {
+          items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
+          items.push(...(await broadNightItems(tx, input.releaseId, input.clientId, view.clientName, now)));
+        }
         else items.push(...(await problemAlert(tx, view, asker, event.text)));
         outboxIds = await enqueueOutbox(tx, items, now);
         return { outcome: 'applied', message: kind === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.', view };

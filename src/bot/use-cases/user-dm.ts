@@ -9,6 +9,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
+import { latestDmQueueTime, noticeHoursOf } from '../../domain/notice.ts';
 import { answerLine, deferral, listNames } from '../../domain/user-dm.ts';
 import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { nextWindow } from '../../domain/windows.ts';
@@ -57,7 +58,7 @@ export async function answerUserDm(
     }
     const firstStart = Math.min(...dm.devices.map((d) => Date.parse(d.windowStart)));
     if (input.answer === 'defer' && now.getTime() >= firstStart) {
-      return { outcome: 'refused', code: 'too_late', message: 'Tonight\u2019s window has already started, so it can no longer be put off. Ask your IT team.' };
+      return { outcome: 'refused', code: 'too_late', message: 'The window has already started, so it can no longer be put off. Ask your IT team.' };
     }
 
     const actor = input.actor.id;
@@ -85,12 +86,15 @@ export async function answerUserDm(
       const verdict = deferral(await deferralsUsed(tx, dm.personId, dm.releaseId), settings?.settings.maxDeferralsPerRelease);
       if (verdict.allowed) {
         answer = 'defer';
+        const notice = noticeHoursOf(settings?.settings);
         const windows = await deviceWindows(tx, dm.devices.map((d) => d.deviceId));
         for (const d of dm.devices) {
           const w = windows.get(d.deviceId);
           const rule = w?.spec ? parseWindowSpec(w.spec) : undefined;
           if (!w || !rule?.ok) continue;
-          const next = nextWindow(rule.value, w.zone, DateTime.fromISO(d.windowStart, { zone: w.zone }));
+          // The next window its user can still be told about: that is when it runs, so that is what they read.
+          let next = nextWindow(rule.value, w.zone, DateTime.fromISO(d.windowStart, { zone: w.zone }));
+          while (latestDmQueueTime(next.start.toJSDate(), notice).getTime() < now.getTime()) next = nextWindow(rule.value, w.zone, next.start);
           const nextStart = next.start.toJSDate();
           if (!deferredTo || nextStart < deferredTo) deferredTo = nextStart;
           const detail = { deferred: true, reason: 'deferred_by_user', by: actor, dmId: dm.id };
