@@ -43,6 +43,7 @@ import {
   NOTE_CALLBACK,
   clientOption,
   holdModal,
+  holdModalErrors,
   homeView,
   noteModal,
   notesText,
@@ -253,10 +254,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     const scope = values.scope?.scope?.selected_option?.value ?? 'all';
     const chosen = (values.clients?.clients?.selected_options ?? []).map((o) => o.value);
     // Checked before the ack so the problem shows next to the field, and the modal stays open to fix it.
-    const errors: Record<string, string> = {};
-    const problem = validateReason(reason);
-    if (problem) errors.reason = problem.message;
-    if (scope === 'chosen' && chosen.length === 0) errors[values.clients ? 'clients' : 'scope'] = 'Choose at least one client, or hold for all clients.';
+    const errors = holdModalErrors({ reason, scope, chosen, hasPicker: values.clients !== undefined });
     if (Object.keys(errors).length > 0) {
       await ack({ response_action: 'errors', errors });
       return;

@@ -20,6 +20,8 @@ export interface DigestStatus {
   /** The zone the times are shown in (the MSP's: a channel message is read by everyone). */
   zone: string;
   now: Date;
+  /** Client names by id: a scoped hold names the client as people know it. */
+  clientNames?: ReadonlyMap<string, string>;
 }
 
 /** A Slack user id we stored ourselves is safe to turn into a mention; anything else is shown as text. */
@@ -28,7 +30,7 @@ export function who(actor: string): string {
 }
 
 function holdLine(h: ActiveHold, status: DigestStatus, compact: boolean): string {
-  const clients = h.clientId === null ? (h.updateKey === null ? 'whole release, all clients' : 'all clients') : escapeMrkdwn(h.clientId);
+  const clients = h.clientId === null ? (h.updateKey === null ? 'whole release, all clients' : 'all clients') : escapeMrkdwn(status.clientNames?.get(h.clientId) ?? h.clientId);
   const scope = h.ring === null ? clients : h.ring === 'msp' ? `${h.updateKey === null ? 'whole release, ' : ''}ring msp` : `ring ${h.ring}, ${clients}`;
   const reason = compact ? '' : `: ${escapeMrkdwn(h.reason)}`;
   return `:no_entry: *Held* (${scope}) by ${who(h.by)} at ${formatDecisionTime(h.at, status.zone, status.now)}${reason}`;

@@ -3,7 +3,7 @@
  * only; every piece of text a person or a feed wrote is escaped (mrkdwn) or put in plain_text.
  */
 import { DateTime } from 'luxon';
-import { MAX_NOTE_CHARS, MAX_REASON_CHARS, formatDecisionTime, type UpdateStanding } from '../../domain/approval.ts';
+import { MAX_NOTE_CHARS, MAX_REASON_CHARS, formatDecisionTime, validateReason, type UpdateStanding } from '../../domain/approval.ts';
 import { KNOWN_NOTE_TAGS, type StoredNote } from '../../db/notes-repo.ts';
 import type { DecisionResult } from '../use-cases/decisions.ts';
 import type { ClientWindows, ReleaseStatus } from '../use-cases/status.ts';
@@ -88,6 +88,31 @@ export function holdModal(target: ModalTarget, clients: Array<{ id: string; name
     close: plainText('Cancel', 24),
     blocks,
   };
+}
+
+/** What the Hold modal submitted, read from its state. */
+export interface HoldModalInput {
+  reason: string;
+  scope: string;
+  chosen: readonly string[];
+  /** Whether the modal had a client picker (no clients in the inventory: none). */
+  hasPicker: boolean;
+}
+
+/**
+ * Field errors for a Hold modal submission, by block id (empty: fine). Clients picked while "All clients" is
+ * selected are refused rather than read as "all": the engineer meant those clients, and holding everyone
+ * silently is the worse mistake.
+ */
+export function holdModalErrors(input: HoldModalInput): Record<string, string> {
+  const errors: Record<string, string> = {};
+  const problem = validateReason(input.reason);
+  if (problem) errors.reason = problem.message;
+  if (input.scope === 'chosen' && input.chosen.length === 0) errors[input.hasPicker ? CLIENTS_ACTION : 'scope'] = 'Choose at least one client, or hold for all clients.';
+  if (input.scope !== 'chosen' && input.chosen.length > 0) {
+    errors.scope = `You picked ${input.chosen.length === 1 ? 'a client' : `${input.chosen.length} clients`} but "All clients" is selected. Choose "Chosen clients" to hold only them, or clear the picker to hold every client.`;
+  }
+  return errors;
 }
 
 export function noteModal(target: ModalTarget & { kb: string }): Json {
