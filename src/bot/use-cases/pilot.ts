@@ -15,6 +15,8 @@ import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent
 import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { windowsFrom } from '../../domain/windows.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
+import { championConversations } from '../../db/audience-repo.ts';
+import { broadWorkByClass } from './audience.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
 
@@ -165,11 +167,9 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
   };
 }
 
-/** The client's linked Teams conversations (channel, group chat, champions' personal chats). */
+/** The client's conversations for champion traffic (channel, group chat, champions' personal chats; no user's chat). */
 export async function clientConversations(db: AppDatabase, clientId: string): Promise<string[]> {
-  return rowsOf<{ conversation_id: string }>(
-    await db.execute(sql`select conversation_id from teams_conversations where client_id = ${clientId} and removed_at is null order by id`),
-  ).map((r) => r.conversation_id);
+  return championConversations(db, clientId);
 }
 
 /** The sign-off card for each of the client's conversations: a post the first time, an edit after an answer. */
@@ -192,9 +192,9 @@ export async function planItems(db: AppDatabase, releaseId: string, clientId: st
     await db.execute(sql`select name, timezone, windows from clients where id = ${clientId}`),
   );
   if (!client) return [];
-  const classes = rowsOf<{ class: string; n: number }>(
-    await db.execute(sql`select class, count(*)::int as n from devices where client_id = ${clientId} and ring = 'broad' and retired_at is null group by class order by class`),
-  );
+  // Only machines with something to install: no plan (no "save your work") for a broad ring with nothing to do.
+  const classes = [...(await broadWorkByClass(db, releaseId, clientId))].sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => ({ class: c, n }));
+  if (classes.length === 0) return [];
   const from = DateTime.fromJSDate(now, { zone: client.timezone });
   const groups = classes.flatMap((c) => {
     const spec = client.windows[c.class];
