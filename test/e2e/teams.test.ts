@@ -332,6 +332,10 @@ describe('pilot sign-off', () => {
     expect(JSON.stringify(signoff.activity)).toContain('said everything works');
     const plan = posted.find((a) => JSON.stringify(a.activity).includes('save your work'));
     expect(plan, 'the plan reached the client').toBeDefined();
+    // Issue 13 finding 8: the engineers' thread hears who confirmed, by name.
+    const [digestRow] = rowsOf<{ message_id: string }>(await db.execute(sql`select message_id from chat_messages where platform = 'slack' and subject = 'digest:2024-Feb'`));
+    const confirmed = slack.replies('C_ENG', digestRow!.message_id).filter((m) => m.text?.includes('confirmed the pilot'));
+    expect(confirmed.map((m) => m.text)).toEqual([expect.stringContaining("acme's champion acme champion one confirmed the pilot of 2024-Feb")]);
   });
 
   it('Report a problem holds the client and posts the champion’s words, escaped, into the engineers’ thread with a reply button', async () => {

@@ -17,6 +17,7 @@ import { windowsFrom } from '../../domain/windows.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { championConversations } from '../../db/audience-repo.ts';
 import { broadWorkByClass } from './audience.ts';
+import { confirmationNotice } from './thread-notices.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
 
@@ -284,7 +285,10 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
         });
         const view = (await loadSignoff(tx, input.releaseId, input.clientId))!;
         const items = await signoffItems(tx, view, 'update', kind);
-        if (event.type === 'confirm_pilot') items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
+        if (event.type === 'confirm_pilot') {
+          items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
+          items.push(...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name })));
+        }
         else items.push(...(await problemAlert(tx, view, asker, event.text)));
         outboxIds = await enqueueOutbox(tx, items, now);
         return { outcome: 'applied', message: kind === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.', view };
