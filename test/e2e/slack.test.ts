@@ -325,7 +325,7 @@ describe('Slack: /patch and App Home', () => {
 
     const status = await ask('U0PAT', 'status');
     expect(status).toContain(`*${id}*`);
-    expect(status).toMatch(/KB5099002: held by <@U0PAT>: Waiting on &lt;vendor&gt; &amp; co/);
+    expect(status).toMatch(/KB5099002: held for all clients by <@U0PAT>: Waiting on &lt;vendor&gt; &amp; co/);
     expect(status).toMatch(/Updates: 0 approved, 1 held, 4 waiting/);
 
     const unknown = await ask('U0PAT', 'frobnicate <!here>');

@@ -32,7 +32,7 @@ import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../use-cases/pilot.ts
 import { holdClientFromWindow, promoteRelease, retryFailed } from '../use-cases/rollout-actions.ts';
 import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
-import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients } from '../use-cases/status.ts';
+import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients, statusNames } from '../use-cases/status.ts';
 import { escapeMrkdwn, escapeMrkdwnControls } from './block-kit.ts';
 import { registerUserDmActions } from './user-dm-actions.ts';
 import { unmatchedLine, unmatchedUsers } from '../../db/directory-repo.ts';
@@ -318,7 +318,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         const ids = await recentReleaseIds(db, 3);
         const statuses = (await Promise.all(ids.map((id) => releaseStatus(db, id)))).filter((s) => s !== undefined);
         const unmatched = unmatchedLine(await unmatchedUsers(db));
-        return void (await say(`${statusText(statuses, engineer.zone, now)}${unmatched ? `\n\n${escapeMrkdwn(unmatched)}` : ''}`));
+        return void (await say(`${statusText(statuses, engineer.zone, now, await statusNames(db))}${unmatched ? `\n\n${escapeMrkdwn(unmatched)}` : ''}`));
       }
       case 'windows': {
         const w = await clientWindows(db, parsed.client, now);
@@ -399,7 +399,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     const engineer = await findEngineer(db, slackActor(event.user));
     const release = engineer ? await currentReleaseId(db) : undefined;
     const status = release ? await releaseStatus(db, release) : undefined;
-    await client.views.publish({ user_id: event.user, view: homeView(status, engineer !== undefined, engineer?.zone ?? (await mspZone(db)), options.now()) as never });
+    await client.views.publish({ user_id: event.user, view: homeView(status, engineer !== undefined, engineer?.zone ?? (await mspZone(db)), options.now(), await statusNames(db)) as never });
   });
 
   app.error(async (error) => {
