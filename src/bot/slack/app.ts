@@ -227,7 +227,8 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     const refused = await checkEngineer(ctx, slackActor(body.user.id));
     if (refused) return reply(respond, refused);
     const target: HoldClientTarget = { clientId: value.clientId, windowStart: value.windowStart, channel: (body as { channel?: { id: string } }).channel?.id };
-    await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: holdClientModal(target) as never });
+    const name = (await clientIds(db)).find((c) => c.id === value.clientId)?.name;
+    await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: holdClientModal({ ...target, ...(name ? { clientName: name } : {}) }) as never });
   });
 
   app.action(RETRY_FAILED_ACTION, async ({ ack, body, action, respond }) => {

@@ -142,6 +142,8 @@ export function promotionOffer(releaseId: string): SlackMessage {
 
 export interface HoldClientTarget {
   clientId: string;
+  /** The client's name, for the modal's text (the id stands in when absent). */
+  clientName?: string;
   windowStart: string;
   channel: string | undefined;
 }
@@ -156,7 +158,7 @@ export function holdClientModal(target: HoldClientTarget): Record<string, unknow
     submit: plain('Hold'),
     close: plain('Cancel'),
     blocks: [
-      { type: 'context', elements: [plain(`Hold ${target.clientId.slice(0, 100)}: nothing new starts for it until the hold is released.`)] },
+      { type: 'context', elements: [plain(`Hold ${(target.clientName ?? target.clientId).slice(0, 100)}: nothing new starts for it until the hold is released.`)] },
       {
         type: 'input',
         block_id: 'reason',
