@@ -65,5 +65,10 @@ describe('the audience of a client’s Teams conversations', () => {
     const acme = await planItems(database.db, '2024-Feb', 'acme', now());
     expect(acme.map((i) => i.channel)).toEqual(['a:personal-ana', '19:acme-general', 'a:personal-office-manager']);
     expect(JSON.stringify(acme[0]!.payload)).toMatch(/save your work/i);
+    // Issue 13 finding 8: nights in the client's zone by its abbreviation or city, never "GMT+13".
+    await database.db.execute(sql`update clients set timezone = 'Pacific/Auckland' where id = 'acme'`);
+    const auckland = JSON.stringify((await planItems(database.db, '2024-Feb', 'acme', now()))[0]!.payload);
+    expect(auckland).toMatch(/NZDT|Auckland time/);
+    expect(auckland).not.toMatch(/GMT[+-]/);
   });
 });

@@ -75,4 +75,23 @@ describe('A scoped hold in the digest thread', () => {
     expect(text).toContain('*Held* (Acme Dental) by <@U0PAT>');
     expect(text).not.toContain('acme-dental');
   });
+
+  it('names a champion whose problem report placed the hold by display name, not their Teams GUID', () => {
+    const guid = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
+    const button = { type: 'button', action_id: 'release.approve', text: { type: 'plain_text', text: 'Approve release' }, value: JSON.stringify({ release: '2024-Feb' }) };
+    const original = { text: 'x', blocks: [{ type: 'actions', block_id: 'release:2024-Feb', elements: [button] }] };
+    const hold = { id: 'h1', updateKey: null, clientId: 'acme-dental', ring: null, reason: 'Pilot problem: printers', by: guid, at: '2024-02-13T20:00:00.000Z' };
+    const out = renderDigestStatus(original as never, {
+      releaseId: '2024-Feb',
+      release: { approval: null, viaRelease: false, holds: [hold] as never },
+      updates: new Map(),
+      zone: 'America/Chicago',
+      now: new Date('2024-02-13T21:00:00Z'),
+      clientNames: new Map([['acme-dental', 'Acme Dental']]),
+      personNames: new Map([[guid, 'Ana Silva']]),
+    });
+    const text = JSON.stringify(out.blocks);
+    expect(text).toContain('*Held* (Acme Dental) by Ana Silva');
+    expect(text).not.toContain(guid);
+  });
 });

@@ -22,6 +22,8 @@ export interface DigestStatus {
   now: Date;
   /** Client names by id: a scoped hold names the client as people know it. */
   clientNames?: ReadonlyMap<string, string>;
+  /** Display names by chat id: a hold a champion's problem report placed names them, not their Teams GUID. */
+  personNames?: ReadonlyMap<string, string>;
 }
 
 /** A Slack user id we stored ourselves is safe to turn into a mention; anything else is shown as text. */
@@ -33,7 +35,8 @@ function holdLine(h: ActiveHold, status: DigestStatus, compact: boolean): string
   const clients = h.clientId === null ? (h.updateKey === null ? 'whole release, all clients' : 'all clients') : escapeMrkdwn(status.clientNames?.get(h.clientId) ?? h.clientId);
   const scope = h.ring === null ? clients : h.ring === 'msp' ? `${h.updateKey === null ? 'whole release, ' : ''}ring msp` : `ring ${h.ring}, ${clients}`;
   const reason = compact ? '' : `: ${escapeMrkdwn(h.reason)}`;
-  return `:no_entry: *Held* (${scope}) by ${who(h.by)} at ${formatDecisionTime(h.at, status.zone, status.now)}${reason}`;
+  const by = /^[UW][A-Z0-9]{2,20}$/.test(h.by) ? who(h.by) : escapeMrkdwn(status.personNames?.get(h.by) ?? h.by);
+  return `:no_entry: *Held* (${scope}) by ${by} at ${formatDecisionTime(h.at, status.zone, status.now)}${reason}`;
 }
 
 export function standingLines(standing: UpdateStanding, status: DigestStatus, compact = false): string[] {

@@ -18,6 +18,7 @@ import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { championConversations } from '../../db/audience-repo.ts';
 import { broadWorkByClass } from './audience.ts';
 import { confirmationNotice } from './thread-notices.ts';
+import { zoneShort } from '../../domain/zone-label.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
 
@@ -203,7 +204,7 @@ export async function planItems(db: AppDatabase, releaseId: string, clientId: st
     if (!parsed?.ok) return [];
     const nights = windowsFrom(parsed.value, client.timezone, from, 3)
       .filter((w) => w.end.toMillis() > w.start.toMillis())
-      .map((w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm ZZZZ')}`);
+      .map((w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm')} ${zoneShort(w.end.setZone(client.timezone))}`);
     return [{ deviceClass: c.class, count: Number(c.n), nights }];
   });
   const card = renderPlanCard({ releaseId, clientName: client.name, groups });
