@@ -12,7 +12,7 @@ import type { Book, Gate, RolloutEffect } from '../domain/rollout.ts';
 import { gateKey } from '../domain/rollout.ts';
 import type { Run, RunStatus, RunStep, Operation } from '../domain/run.ts';
 import type { Ring } from '../domain/inventory.ts';
-import type { WindowTally } from '../domain/window-report.ts';
+import { rollReason, type WindowTally } from '../domain/window-report.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
 
 export class ConflictError extends Error {
@@ -443,32 +443,46 @@ export async function windowTallies(db: AppDatabase, now: Date): Promise<WindowT
     window_start: unknown;
     window_end: unknown;
     counts: Record<string, number>;
-    failed: Array<{ device: string; error: string | null }> | null;
-    rolled: Array<{ device: string; rolledTo: string | null; offline: boolean }> | null;
+    updated: Array<{ device: string; updates: string[] }> | null;
+    failed: Array<{ device: string; error: string | null; updates: string[] }> | null;
+    rolled: Array<{ device: string; rolledTo: string | null; offline: boolean; state: string; result: string | null }> | null;
+    roll_results: Array<{ state: string; result: string | null; n: number }> | null;
     twice: string[] | null;
   }>(
     await db.execute(sql`with w as (
-        select coalesce(d.client_id, 'msp') as who, r.window_start, r.window_end, r.state, r.error, r.rolled_to, r.reboots, d.name
+        select coalesce(d.client_id, 'msp') as who, r.window_start, r.window_end, r.state, r.result, r.error, r.rolled_to, r.reboots, r.updates, d.name
         from runs r join devices d on d.id = r.device_id
         where r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz
           and (r.result is null or r.result not in ('nothing_applies', 'no_os')))
       select who, window_start, max(window_end) as window_end,
         (select jsonb_object_agg(state, n) from (select state, count(*) as n from w w2 where w2.who = w.who and w2.window_start = w.window_start group by state) s) as counts,
-        (array_agg(jsonb_build_object('device', name, 'error', error) order by name) filter (where state = 'failed'))[1:20] as failed,
-        (array_agg(jsonb_build_object('device', name, 'rolledTo', rolled_to, 'offline', state = 'offline') order by name)
+        (array_agg(jsonb_build_object('device', name, 'updates', updates) order by name) filter (where state = 'succeeded'))[1:20] as updated,
+        (array_agg(jsonb_build_object('device', name, 'error', error, 'updates', updates) order by name) filter (where state = 'failed'))[1:20] as failed,
+        (array_agg(jsonb_build_object('device', name, 'rolledTo', rolled_to, 'offline', state = 'offline', 'state', state, 'result', result) order by name)
           filter (where state in ('rolled', 'offline')))[1:20] as rolled,
+        (select jsonb_agg(jsonb_build_object('state', state, 'result', result, 'n', n)) from (select state, result, count(*) as n from w w3
+          where w3.who = w.who and w3.window_start = w.window_start and w3.state in ('rolled', 'offline') group by state, result) x) as roll_results,
         (array_agg(name order by name) filter (where reboots >= 2))[1:20] as twice
       from w group by who, window_start order by window_start, who`),
   );
-  return rows.map((r) => ({
-    who: r.who,
-    windowStart: iso(r.window_start)!,
-    windowEnd: iso(r.window_end)!,
-    counts: Object.fromEntries(Object.entries(r.counts ?? {}).map(([k, v]) => [k, Number(v)])),
-    failed: r.failed ?? [],
-    rolled: (r.rolled ?? []).map((x) => ({ ...x, rolledTo: x.rolledTo === null ? null : iso(x.rolledTo) })),
-    rebootedTwice: r.twice ?? [],
-  }));
+  return rows.map((r) => {
+    const rollReasons: WindowTally['rollReasons'] = {};
+    for (const x of r.roll_results ?? []) {
+      const reason = rollReason(x.state, x.result);
+      rollReasons[reason] = (rollReasons[reason] ?? 0) + Number(x.n);
+    }
+    return {
+      who: r.who,
+      windowStart: iso(r.window_start)!,
+      windowEnd: iso(r.window_end)!,
+      counts: Object.fromEntries(Object.entries(r.counts ?? {}).map(([k, v]) => [k, Number(v)])),
+      updated: r.updated ?? [],
+      failed: r.failed ?? [],
+      rolled: (r.rolled ?? []).map((x) => ({ device: x.device, offline: x.offline, reason: rollReason(x.state, x.result), rolledTo: x.rolledTo === null ? null : iso(x.rolledTo) })),
+      rollReasons,
+      rebootedTwice: r.twice ?? [],
+    };
+  });
 }
 
 /** When each window message was last queued (post or edit), by `channel subject`. */

@@ -13,9 +13,34 @@ export interface WindowTally {
   windowStart: string;
   windowEnd: string;
   counts: Partial<Record<'scheduled' | 'running' | 'succeeded' | 'failed' | 'offline' | 'rolled' | 'skipped' | 'cancelled', number>>;
-  failed: Array<{ device: string; error: string | null }>;
-  rolled: Array<{ device: string; rolledTo: string | null; offline: boolean }>;
+  /** Devices that installed, with the update keys they installed (the first few; counts.succeeded has them all). */
+  updated: Array<{ device: string; updates: string[] }>;
+  failed: Array<{ device: string; error: string | null; updates?: string[] }>;
+  rolled: Array<{ device: string; rolledTo: string | null; offline: boolean; reason?: RollReason }>;
+  /** Rolled and offline runs by why they rolled: each reason asks something different of the reader. */
+  rollReasons: Partial<Record<RollReason, number>>;
   rebootedTwice: string[];
+}
+
+/** Why a run moved to a later window. */
+export type RollReason = 'offline' | 'window_ended' | 'deferred' | 'other';
+
+/** A rolled or offline run's reason, from its state and stored result (see domain/run.ts and the user's DM). */
+export function rollReason(state: string, result: string | null): RollReason {
+  if (state === 'offline' || result === 'offline') return 'offline';
+  if (result === 'window_ended' || result === 'window_short') return 'window_ended';
+  if (result === 'deferred') return 'deferred';
+  return 'other';
+}
+
+/** `KB5034765` for a bare KB number; other keys (e.g. a product's update id) as they are. */
+export function kbLabel(key: string): string {
+  return /^\d+$/.test(key) ? `KB${key}` : key;
+}
+
+/** The bar's share: work that succeeded out of all planned; rolled, failed and held runs are not done. */
+export function succeeded(tally: WindowTally): number {
+  return tally.counts.succeeded ?? 0;
 }
 
 /** `window:acme-dental:2024-02-14T07:00Z`, the subject the chat contract names. */

@@ -54,6 +54,7 @@ import type { Product } from '../domain/release.ts';
 import type { Ring } from '../domain/inventory.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { progressMessage, promotionOffer, summaryMessage } from '../bot/slack/window-blocks.ts';
+import { autoConfirmNotices } from '../bot/use-cases/thread-notices.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -193,7 +194,7 @@ export class RolloutEngine {
           // Versions went up once per transition; the stored row is compared with the version read above.
           await saveGates(tx, before, book, [...changed], now);
           await persistRowEffects(tx, releaseId, effects, now);
-          await enqueueOutbox(tx, await this.chatFor(tx, releaseId, effects), now);
+          await enqueueOutbox(tx, [...(await this.chatFor(tx, releaseId, effects)), ...(await autoConfirmNotices(tx, releaseId, effects))], now);
           return results;
         });
       } catch (error) {

@@ -9,11 +9,12 @@
  */
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
+import { clientsWithChampionChats } from '../db/audience-repo.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { windowTallies } from '../db/rollout-repo.ts';
 import { reportFor } from '../domain/window-report.ts';
 import { clientConversations, loadSignoff, planItems, signoffItems } from '../bot/use-cases/pilot.ts';
-import { renderWindowSummaryCard } from '../bot/teams/signoff-card.ts';
+import { renderWindowSummaryCard } from '../bot/teams/window-card.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -22,11 +23,8 @@ export const TEAMS_QUEUE = 'teams-clients';
 
 /** Queues whatever the client conversations have not been told yet; returns the new outbox row ids. */
 export async function queueClientMessages(db: AppDatabase, now: Date): Promise<number[]> {
-  const linked = new Set(
-    rowsOf<{ client_id: string }>(await db.execute(sql`select distinct client_id from teams_conversations where removed_at is null and client_id is not null`)).map(
-      (r) => r.client_id,
-    ),
-  );
+  // Clients a champion can be told in: a client reached only through its users' personal chats gets nothing here.
+  const linked = await clientsWithChampionChats(db);
   if (linked.size === 0) return [];
   const items: OutboxItem[] = [];
   const gates = rowsOf<{ release_id: string; ring: string; client_id: string; state: string }>(

@@ -8,6 +8,8 @@
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { DateTime } from 'luxon';
+import { currentRelease, nextRelease } from '../domain/calendar.ts';
 
 export interface SandboxClockOptions {
   /** Where the reading is kept between starts; none keeps it in memory only (tests, the demo). */
@@ -26,6 +28,23 @@ interface Saved {
 }
 
 export const MAX_RATE = 3600;
+
+/** How long after Microsoft publishes a fresh sandbox starts: the watcher finds the month on its first look. */
+export const FRESH_START_AFTER_PUBLICATION_MINUTES = 5;
+
+/**
+ * Where a new sandbox's clock starts: on the next Patch Tuesday, just after Microsoft publishes (or now, when
+ * that month came out less than a day ago). Starting on
+ * today's date showed last month's release, weeks old, as the one waiting for a decision with its KEV due dates
+ * already past; from here the month in front of the engineers is the one just published, with the whole cycle
+ * (ring msp, pilots, sign-off, broad) ahead of it.
+ */
+export function freshSandboxStart(realNow: Date): Date {
+  const now = DateTime.fromJSDate(realNow);
+  // Started on Patch Tuesday itself, after publication: today's month is the fresh one already.
+  if (now.diff(currentRelease(now).publishedAt, 'hours').hours < 24) return realNow;
+  return nextRelease(now).publishedAt.plus({ minutes: FRESH_START_AFTER_PUBLICATION_MINUTES }).toJSDate();
+}
 
 /** Where a sandbox on `dataDir` keeps its clock's reading. */
 export function sandboxClockFile(dataDir: string): string {

@@ -19,7 +19,7 @@ import type { Sandbox } from './sandbox.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState, SandboxTeamsConversation } from './api-types.ts';
 import type { StoredMessage } from './emulators/slack-emulator.ts';
 import { createPageGuard, guardHandlers, PAGE_HEADERS, pageWithToken } from './page-guard.ts';
-import { buildBlockActions, buildSlashCommand, buildViewBlockActions, buildViewSubmission, postSigned } from './emulators/slack-signing.ts';
+import { buildAppHomeOpened, buildBlockActions, buildSlashCommand, buildViewBlockActions, buildViewSubmission, postSigned } from './emulators/slack-signing.ts';
 
 const require = createRequire(import.meta.url);
 const PAGE_DIR = new URL('./page/', import.meta.url);
@@ -36,6 +36,7 @@ const slackAction = z.object({ user: z.string().min(1), channel: z.string().min(
 const slackViewAction = z.object({ user: z.string().min(1), viewId: z.string().min(1), actionId: z.string().min(1), blockId: z.string().optional(), selectedValue: z.string().optional() });
 const slackViewSubmit = z.object({ user: z.string().min(1), viewId: z.string().min(1), values: z.record(z.string(), z.union([z.string(), z.array(z.string()), z.null()])) });
 const slackViewClose = z.object({ user: z.string().min(1), viewId: z.string().min(1) });
+const slackHomeOpened = z.object({ user: z.string().min(1) });
 const slackCommand = z.object({ user: z.string().min(1), channel: z.string().min(1), text: z.string().min(1).max(4000) });
 const teamsAction = z.object({ user: z.string().min(1), conversationId: z.string().min(1), activityId: z.string().min(1), verb: z.string().min(1), data: z.record(z.string(), z.unknown()) });
 const teamsMessage = z.object({ user: z.string().min(1), conversationId: z.string().min(1), text: z.string().min(1).max(4000) });
@@ -325,6 +326,11 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
       closedViews.add(input.viewId);
       return { ok: true };
     }),
+  );
+  // The Home tab was opened on the page: the event Slack sends then, signed like the others, so the bot publishes it.
+  handlers.set(
+    '/sandbox/api/slack/home-opened',
+    post(slackHomeOpened, async (input) => clickToSlack(buildAppHomeOpened(slack, input.user).body)),
   );
   handlers.set(
     '/sandbox/api/slack/command',

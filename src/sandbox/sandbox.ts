@@ -24,7 +24,7 @@ import type { HttpServer } from '../runtime/http.ts';
 import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/simulated.ts';
 import { importInventoryFile } from '../commands/import.ts';
 import { RUN_QUEUE } from '../jobs/rollout.ts';
-import { SandboxClock, sandboxClockFile } from './clock.ts';
+import { freshSandboxStart, SandboxClock, sandboxClockFile } from './clock.ts';
 import { startSlackEmulator, type SlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
 import { startBotConnectorEmulator, type BotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';
 import { startSampleMsrc, type SampleMsrc } from './sample-msrc.ts';
@@ -100,7 +100,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   };
   try {
     await mkdir(path.join(config.dataDir, 'sandbox'), { recursive: true });
-    const clock = options.clock ?? new SandboxClock({ file: sandboxClockFile(config.dataDir), rate: DEFAULT_SANDBOX_RATE });
+    const clock = options.clock ?? new SandboxClock({ file: sandboxClockFile(config.dataDir), rate: DEFAULT_SANDBOX_RATE, start: freshSandboxStart(new Date()) });
     stops.push(async () => clock.save());
     const saver = setInterval(() => clock.save(), 5_000);
     saver.unref();

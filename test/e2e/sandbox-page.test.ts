@@ -100,6 +100,15 @@ describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
     const decisions = rowsOf<{ actor: string; source: string }>(await app.database.db.execute(sql`select actor, source from decisions`));
     expect(decisions).toContainEqual(expect.objectContaining({ actor: 'U0ENG1', source: 'slack' }));
   }, 120_000);
+
+  // Issue 13 finding 10: the page never sent app_home_opened, so the bot never published the Home tab.
+  it('opening the Home tab asks the bot for it, as Slack does, and shows what it published', async () => {
+    await page.getByTestId('nav-slack-home').click();
+    const home = page.getByTestId('slack-home');
+    await home.waitFor({ timeout: 30_000 });
+    expect(await home.innerText()).toContain(`Current release: ${RELEASE}`);
+    expect((await state()).slack.home.U0ENG1).toBeDefined();
+  }, 60_000);
 });
 
 describe.skipIf(!haveChromium)('a champion in the sandbox page', () => {

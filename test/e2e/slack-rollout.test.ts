@@ -166,9 +166,12 @@ describe('Slack: rollout buttons', () => {
     expect(summary).toBeDefined();
     expect(JSON.stringify(summary.blocks)).toContain(HOLD_CLIENT_ACTION);
 
-    // Hold this client: a reason modal, then the engineers' hold use-case scoped to acme.
+    // Hold this client: a reason modal, then the engineers' hold use-case scoped to acme. Issue 13 finding 6: the
+    // modal and the hold line name the client as people know it, not by its inventory id.
+    await database.db.execute(sql`update clients set name = 'Acme Dental' where id = 'acme'`);
     await click('U0PAT', HOLD_CLIENT_ACTION, summary.ts);
     await expect.poll(() => emu.views({ user: 'U0PAT', type: 'modal' }).filter((v) => v.view.callback_id === 'rollout.hold_client').length).toBe(1);
+    expect(JSON.stringify(emu.views({ user: 'U0PAT', type: 'modal' }).find((v) => v.view.callback_id === 'rollout.hold_client')!.view)).toContain('Hold Acme Dental: nothing new starts');
     const empty = buildViewSubmission(emu, { user: 'U0PAT', callbackId: 'rollout.hold_client', values: { reason: '' }, unchecked: true });
     expect(((await (await postSigned(eventsUrl, empty.body, { secret: SECRET })).json()) as { errors: Record<string, string> }).errors.reason).toMatch(/reason/);
     const submit = buildViewSubmission(emu, { user: 'U0PAT', callbackId: 'rollout.hold_client', values: { reason: 'EMR prints blank <@U123>' } });
@@ -180,7 +183,7 @@ describe('Slack: rollout buttons', () => {
     await delivered();
     expect(emu.message(CH, summary.ts)?.edits).toBe(1);
     let text = JSON.stringify(emu.message(CH, summary.ts)?.blocks);
-    expect(text).toMatch(/acme held\* by <@U0PAT>/);
+    expect(text).toMatch(/Acme Dental held\* by <@U0PAT>/);
     expect(text).toContain('EMR prints blank &lt;@U123&gt;');
     expect(text).not.toContain(HOLD_CLIENT_ACTION);
     expect(text, 'Retry failed is still offered').toContain(RETRY_FAILED_ACTION);
@@ -204,7 +207,7 @@ describe('Slack: rollout buttons', () => {
     await delivered();
     expect(emu.message(CH, summary.ts)?.edits).toBe(2);
     text = JSON.stringify(emu.message(CH, summary.ts)?.blocks);
-    expect(text, 'the hold line is kept').toMatch(/acme held\*/);
+    expect(text, 'the hold line is kept').toMatch(/Acme Dental held\*/);
     expect(text).toMatch(/Retry\* by <@U0(PAT|SAM)>.*2 in the next window/);
     expect(text).not.toContain(RETRY_FAILED_ACTION);
   });

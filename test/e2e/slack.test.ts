@@ -246,6 +246,11 @@ describe('Slack: hold and note modals', () => {
     expect(longAnswer.errors.reason).toMatch(/501 characters; keep it to 500/);
     const noClients = buildViewSubmission(emu, { user: 'U0PAT', callbackId: 'patchbay.hold', values: { reason: 'x', scope: 'chosen' } });
     expect(((await (await postSigned(eventsUrl, noClients.body, { secret: SECRET })).json()) as { errors: Record<string, string> }).errors.clients).toMatch(/Choose at least one client/);
+    // Issue 13 finding 6: a client picked while "All clients" stayed selected is refused next to the choice,
+    // never read as a hold on every client.
+    const mixed = buildViewSubmission(emu, { user: 'U0PAT', callbackId: 'patchbay.hold', values: { reason: 'x', scope: 'all', clients: ['acme-dental'] } });
+    const mixedAnswer = (await (await postSigned(eventsUrl, mixed.body, { secret: SECRET })).json()) as { response_action: string; errors: Record<string, string> };
+    expect(mixedAnswer).toMatchObject({ response_action: 'errors', errors: { scope: expect.stringMatching(/"All clients" is selected/) } });
     expect(await count(sql`select count(*) as n from holds where release_id = ${id}`)).toBe(0);
 
     const reason = 'Breaks the <!channel> EMR *print* & <@U123> said so';
@@ -257,7 +262,8 @@ describe('Slack: hold and note modals', () => {
     const holds = rowsOf<{ reason: string; client_id: string; scope: string; placed_by: string }>(await database.db.execute(sql`select reason, client_id, scope, placed_by from holds where release_id = ${id}`));
     expect(holds).toEqual([{ reason, client_id: 'acme-dental', scope: 'update', placed_by: 'U0PAT' }]);
     const text = textOf(emu.message(CH, ts)?.blocks);
-    expect(text).toContain('Held* (acme-dental) by <@U0PAT>');
+    // The client by its name, not its inventory id.
+    expect(text).toContain('Held* (Acme Dental) by <@U0PAT>');
     // Shown as typed: no ping, no mention, and the stars stay stars (a zero-width space keeps them from pairing).
     expect(text).toContain(`&lt;!channel&gt; EMR ${Z}*${Z}print${Z}*${Z} &amp; &lt;@U123&gt;`);
     expect(text).not.toContain('*print*');
@@ -319,7 +325,7 @@ describe('Slack: /patch and App Home', () => {
 
     const status = await ask('U0PAT', 'status');
     expect(status).toContain(`*${id}*`);
-    expect(status).toMatch(/KB5099002: held by <@U0PAT>: Waiting on &lt;vendor&gt; &amp; co/);
+    expect(status).toMatch(/KB5099002: held for all clients by <@U0PAT>: Waiting on &lt;vendor&gt; &amp; co/);
     expect(status).toMatch(/Updates: 0 approved, 1 held, 4 waiting/);
 
     const unknown = await ask('U0PAT', 'frobnicate <!here>');

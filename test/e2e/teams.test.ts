@@ -256,6 +256,15 @@ describe('install capture', () => {
     // The conversation now belongs to gamma; unlink it again so the rest of the file counts only personal chats.
     await db.execute(sql`update teams_conversations set removed_at = now() where conversation_id = '19:stranger-chat'`);
   });
+
+  // Issue 13 finding 7: a staff member's personal chat, matched to the client by tenant alone, got the champion welcome.
+  it('welcomes an end user in their personal chat as a user, not as a champion', async () => {
+    await db.execute(sql`update clients set settings = settings || '{"teamsTenantId": "tenant-gamma"}'::jsonb where id = 'gamma'`);
+    const sent = await turn(installActivity('a:personal-gamma-user', 'personal', 'tenant-gamma', 'aad-gamma-user'));
+    const text = sent.map((a) => a.text).join(' ');
+    expect(text).toMatch(/save your work/);
+    expect(text).not.toMatch(/whether everything works/);
+  });
 });
 
 describe('pilot sign-off', () => {
@@ -323,6 +332,10 @@ describe('pilot sign-off', () => {
     expect(JSON.stringify(signoff.activity)).toContain('said everything works');
     const plan = posted.find((a) => JSON.stringify(a.activity).includes('save your work'));
     expect(plan, 'the plan reached the client').toBeDefined();
+    // Issue 13 finding 8: the engineers' thread hears who confirmed, by name.
+    const [digestRow] = rowsOf<{ message_id: string }>(await db.execute(sql`select message_id from chat_messages where platform = 'slack' and subject = 'digest:2024-Feb'`));
+    const confirmed = slack.replies('C_ENG', digestRow!.message_id).filter((m) => m.text?.includes('confirmed the pilot'));
+    expect(confirmed.map((m) => m.text)).toEqual([expect.stringContaining("acme's champion acme champion one confirmed the pilot of 2024-Feb")]);
   });
 
   it('Report a problem holds the client and posts the champion’s words, escaped, into the engineers’ thread with a reply button', async () => {
@@ -371,6 +384,15 @@ describe('pilot sign-off', () => {
     expect(card.actions).toBeUndefined();
     expect(await gateState('beta')).toBe('awaiting_confirmation');
     expect(await gateState('beta', 'broad')).toBeUndefined();
+  });
+
+  // Issue 13 finding 7: users' personal chats got sign-off cards, summaries and another person's problem report.
+  it('sends an end user’s personal chat none of the champions’ traffic', async () => {
+    await deliverer.notifier.notify(await queueClientMessages(db, now()));
+    await outboxSettled();
+    expect(connector.activities('a:personal-gamma').some((a) => JSON.stringify(a.activity).includes('reported a problem')), 'gamma’s champions saw it').toBe(true);
+    expect(connector.activities('a:personal-gamma-user')).toEqual([]);
+    expect(rowsOf(await db.execute(sql`select subject from chat_outbox where channel = 'a:personal-gamma-user'`))).toEqual([]);
   });
 });
 

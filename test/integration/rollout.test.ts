@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readLedger, SimulatedFleet } from '../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
-import { loadBook, runCounts } from '../../src/db/rollout-repo.ts';
+import { loadBook, runCounts, saveGates } from '../../src/db/rollout-repo.ts';
 import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout.ts';
@@ -186,9 +186,13 @@ describe('rollout engine', { timeout: 120_000 }, () => {
     const [post, final, summary] = await outbox();
     expect(post!.action).toBe('post');
     expect(final).toMatchObject({ action: 'update', subject: 'window:msp:2024-03-10T07:00Z' });
-    expect(final!.text).toContain('6/6 finished. Window closed.');
+    // Issue 13 finding 8: the bar counts what installed (the rolled machine is not "done"), the summary names each
+    // machine with its KBs, and says why the sixth rolled (the window ended before it was reached, not "offline").
+    expect(final!.text).toContain('5/6 updated. Window closed.');
     expect(summary).toMatchObject({ action: 'post', subject: 'window-summary:msp:2024-03-10T07:00Z' });
-    expect(summary!.blocks).toContain('MSP-PC-006 → Mon 11 Mar 01:00 CDT');
+    expect(summary!.blocks).toContain('MSP-PC-006 (window ended first) → Mon 11 Mar 01:00 CDT');
+    expect(summary!.blocks).toContain('MSP-PC-001: KB5034765, KB5034439');
+    expect(summary!.blocks).toContain('1 window ended first (next window)');
     expect(await engine.sweep()).toMatchObject({ messages: 0 });
     // The next night the offline device comes back and gets its run in the new window.
     fleet.setOnline('MSP-PC-006', true);
@@ -603,3 +607,24 @@ describe('rollout engine', { timeout: 120_000 }, () => {
   });
 });
 
+
+// Issue 13 finding 8: nothing reached the release thread when auto-confirm fired.
+describe.skipIf(testBackend() !== 'postgres')('the release thread hears about confirmations', () => {
+  it('says in the thread that a pilot was auto-confirmed, naming the client and the period, once', async () => {
+    const h = await harness('2024-02-20T15:00:00Z');
+    await seedWorld(h.database.db, { clients: [{ id: 'harbour' }] }, h.clock.now);
+    await h.database.db.execute(sql`update clients set name = 'Harbour Accounting', settings = settings || '{"autoConfirmHours": 48}'::jsonb where id = 'harbour'`);
+    const book = await loadBook(h.database.db, '2024-Feb');
+    const pilot = { ring: 'pilot' as const, clientId: 'harbour', state: 'awaiting_confirmation' as const, version: 0, lastWindowStart: null, finishedAt: '2024-02-18T11:00:00.000Z', soakUntil: null, promotedAt: null, promotedBy: null, autoConfirmAt: '2024-02-20T11:00:00.000Z', confirmation: null, problem: null, applied: [] };
+    await saveGates(h.database.db, book, { ...book, gates: { ...book.gates, 'pilot/harbour': pilot } }, ['pilot/harbour'], h.clock.now);
+    const engine = h.engine({ deployer: new SimulatedFleet({ clock: () => h.clock.now }) });
+    expect((await engine.applyEvent('2024-Feb', { type: 'tick' })).outcome).toBe('applied');
+    expect((await engine.applyEvent('2024-Feb', { type: 'tick' })).outcome).toBe('noop');
+    const lines = rowsOf<{ channel: string; text: string; thread: string }>(
+      await h.database.db.execute(sql`select channel, payload ->> 'text' as text, payload ->> 'threadSubject' as thread from chat_outbox where subject like 'pilot-confirmed:%'`),
+    );
+    expect(lines).toEqual([
+      { channel: 'C_ENG', thread: 'digest:2024-Feb', text: expect.stringContaining("Harbour Accounting's pilot of 2024-Feb was auto-confirmed after 48 h") },
+    ]);
+  });
+});

@@ -241,6 +241,18 @@ describe('the sandbox', () => {
     await until('the /patch help answer', async () => ((await state()).slack.ephemerals.some((e) => e.user === engineer.id && /\/patch/.test(e.text + JSON.stringify(e.blocks))) ? true : undefined));
   });
 
+  // Issue 13 finding 10: the page never sent app_home_opened, so the Home tab stayed empty.
+  it('publishes App Home when the page opens the Home tab, through a signed app_home_opened', async () => {
+    const engineer = (await state()).slack.people.find((p) => p.role === 'engineer')!;
+    expect((await state()).slack.home[engineer.id]).toBeUndefined();
+    const { status, answer } = await send('slack/home-opened', { user: engineer.id });
+    expect(status).toBe(200);
+    expect(answer.ok).toBe(true);
+    const home = await until('the Home tab', async () => (await state()).slack.home[engineer.id]);
+    expect(JSON.stringify(home)).toContain('Current release: 2026-Nov');
+    expect((await send('slack/home-opened', { user: '' })).status).toBe(400);
+  });
+
   it('jumps the clock to the next Patch Tuesday, where the watcher finds the new month', async () => {
     const { answer } = await send('clock', { jump: 'next-patch-tuesday' });
     expect(answer.ok).toBe(true);
@@ -256,10 +268,16 @@ describe('the sandbox', () => {
     const before = await state();
     const posted = before.slack.channels.find((c) => c.id === before.msp.channel)!.messages.map((m) => m.ts);
     expect(posted.length).toBeGreaterThan(0);
+    // Issue 13 finding 10: a modal open when the sandbox stops is not reopened after the restart.
+    const engineer = before.slack.people.find((p) => p.role === 'engineer')!;
+    const digest = digestOf(before, '2026-Dec')!;
+    expect((await send('slack/action', { user: engineer.id, channel: before.msp.channel, ts: digest.ts, actionId: 'release.hold', blockId: 'release:2026-Dec' })).answer.ok).toBe(true);
+    await until('the Hold modal', async () => ((await state()).slack.modals.some((m) => m.user === engineer.id) ? true : undefined));
     await app.stop();
     await start();
     const after = await state();
     expect(after.slack.channels.find((c) => c.id === after.msp.channel)!.messages.map((m) => m.ts)).toEqual(posted);
+    expect(after.slack.modals).toEqual([]);
     // The bot is installed once per conversation, as in a real tenant: no second round of welcome messages.
     expect(after.teams.conversations.flatMap((c) => c.activities).length).toBe(before.teams.conversations.flatMap((c) => c.activities).length);
   }, 90_000);

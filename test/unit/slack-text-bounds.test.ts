@@ -104,6 +104,8 @@ describe('other messages the bot posts', () => {
     windowEnd: '2024-03-12T10:00:00Z',
     counts: { succeeded: 3, failed: 1 },
     failed: [{ device: 'PC-1', error: 'boom' }],
+    updated: [],
+    rollReasons: {},
     rolled: [],
     rebootedTwice: [],
   };

@@ -32,7 +32,7 @@ import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../use-cases/pilot.ts
 import { holdClientFromWindow, promoteRelease, retryFailed } from '../use-cases/rollout-actions.ts';
 import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
-import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients } from '../use-cases/status.ts';
+import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients, statusNames } from '../use-cases/status.ts';
 import { escapeMrkdwn, escapeMrkdwnControls } from './block-kit.ts';
 import { registerUserDmActions } from './user-dm-actions.ts';
 import { unmatchedLine, unmatchedUsers } from '../../db/directory-repo.ts';
@@ -43,6 +43,7 @@ import {
   NOTE_CALLBACK,
   clientOption,
   holdModal,
+  holdModalErrors,
   homeView,
   noteModal,
   notesText,
@@ -226,7 +227,8 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     const refused = await checkEngineer(ctx, slackActor(body.user.id));
     if (refused) return reply(respond, refused);
     const target: HoldClientTarget = { clientId: value.clientId, windowStart: value.windowStart, channel: (body as { channel?: { id: string } }).channel?.id };
-    await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: holdClientModal(target) as never });
+    const name = (await clientIds(db)).find((c) => c.id === value.clientId)?.name;
+    await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: holdClientModal({ ...target, ...(name ? { clientName: name } : {}) }) as never });
   });
 
   app.action(RETRY_FAILED_ACTION, async ({ ack, body, action, respond }) => {
@@ -253,10 +255,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     const scope = values.scope?.scope?.selected_option?.value ?? 'all';
     const chosen = (values.clients?.clients?.selected_options ?? []).map((o) => o.value);
     // Checked before the ack so the problem shows next to the field, and the modal stays open to fix it.
-    const errors: Record<string, string> = {};
-    const problem = validateReason(reason);
-    if (problem) errors.reason = problem.message;
-    if (scope === 'chosen' && chosen.length === 0) errors[values.clients ? 'clients' : 'scope'] = 'Choose at least one client, or hold for all clients.';
+    const errors = holdModalErrors({ reason, scope, chosen, hasPicker: values.clients !== undefined });
     if (Object.keys(errors).length > 0) {
       await ack({ response_action: 'errors', errors });
       return;
@@ -320,7 +319,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         const ids = await recentReleaseIds(db, 3);
         const statuses = (await Promise.all(ids.map((id) => releaseStatus(db, id)))).filter((s) => s !== undefined);
         const unmatched = unmatchedLine(await unmatchedUsers(db));
-        return void (await say(`${statusText(statuses, engineer.zone, now)}${unmatched ? `\n\n${escapeMrkdwn(unmatched)}` : ''}`));
+        return void (await say(`${statusText(statuses, engineer.zone, now, await statusNames(db))}${unmatched ? `\n\n${escapeMrkdwn(unmatched)}` : ''}`));
       }
       case 'windows': {
         const w = await clientWindows(db, parsed.client, now);
@@ -401,7 +400,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     const engineer = await findEngineer(db, slackActor(event.user));
     const release = engineer ? await currentReleaseId(db) : undefined;
     const status = release ? await releaseStatus(db, release) : undefined;
-    await client.views.publish({ user_id: event.user, view: homeView(status, engineer !== undefined, engineer?.zone ?? (await mspZone(db)), options.now()) as never });
+    await client.views.publish({ user_id: event.user, view: homeView(status, engineer !== undefined, engineer?.zone ?? (await mspZone(db)), options.now(), await statusNames(db)) as never });
   });
 
   app.error(async (error) => {

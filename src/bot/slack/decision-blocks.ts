@@ -20,6 +20,10 @@ export interface DigestStatus {
   /** The zone the times are shown in (the MSP's: a channel message is read by everyone). */
   zone: string;
   now: Date;
+  /** Client names by id: a scoped hold names the client as people know it. */
+  clientNames?: ReadonlyMap<string, string>;
+  /** Display names by chat id: a hold a champion's problem report placed names them, not their Teams GUID. */
+  personNames?: ReadonlyMap<string, string>;
 }
 
 /** A Slack user id we stored ourselves is safe to turn into a mention; anything else is shown as text. */
@@ -28,10 +32,11 @@ export function who(actor: string): string {
 }
 
 function holdLine(h: ActiveHold, status: DigestStatus, compact: boolean): string {
-  const clients = h.clientId === null ? (h.updateKey === null ? 'whole release, all clients' : 'all clients') : escapeMrkdwn(h.clientId);
+  const clients = h.clientId === null ? (h.updateKey === null ? 'whole release, all clients' : 'all clients') : escapeMrkdwn(status.clientNames?.get(h.clientId) ?? h.clientId);
   const scope = h.ring === null ? clients : h.ring === 'msp' ? `${h.updateKey === null ? 'whole release, ' : ''}ring msp` : `ring ${h.ring}, ${clients}`;
   const reason = compact ? '' : `: ${escapeMrkdwn(h.reason)}`;
-  return `:no_entry: *Held* (${scope}) by ${who(h.by)} at ${formatDecisionTime(h.at, status.zone, status.now)}${reason}`;
+  const by = /^[UW][A-Z0-9]{2,20}$/.test(h.by) ? who(h.by) : escapeMrkdwn(status.personNames?.get(h.by) ?? h.by);
+  return `:no_entry: *Held* (${scope}) by ${by} at ${formatDecisionTime(h.at, status.zone, status.now)}${reason}`;
 }
 
 export function standingLines(standing: UpdateStanding, status: DigestStatus, compact = false): string[] {

@@ -3,7 +3,8 @@
  * only; every piece of text a person or a feed wrote is escaped (mrkdwn) or put in plain_text.
  */
 import { DateTime } from 'luxon';
-import { MAX_NOTE_CHARS, MAX_REASON_CHARS, formatDecisionTime, type UpdateStanding } from '../../domain/approval.ts';
+import { MAX_NOTE_CHARS, MAX_REASON_CHARS, formatDecisionTime, validateReason } from '../../domain/approval.ts';
+import { statusModel, type StatusNames, type StatusUpdateLine, type StatusView, type Who } from '../../domain/status.ts';
 import { KNOWN_NOTE_TAGS, type StoredNote } from '../../db/notes-repo.ts';
 import type { DecisionResult } from '../use-cases/decisions.ts';
 import type { ClientWindows, ReleaseStatus } from '../use-cases/status.ts';
@@ -90,6 +91,31 @@ export function holdModal(target: ModalTarget, clients: Array<{ id: string; name
   };
 }
 
+/** What the Hold modal submitted, read from its state. */
+export interface HoldModalInput {
+  reason: string;
+  scope: string;
+  chosen: readonly string[];
+  /** Whether the modal had a client picker (no clients in the inventory: none). */
+  hasPicker: boolean;
+}
+
+/**
+ * Field errors for a Hold modal submission, by block id (empty: fine). Clients picked while "All clients" is
+ * selected are refused rather than read as "all": the engineer meant those clients, and holding everyone
+ * silently is the worse mistake.
+ */
+export function holdModalErrors(input: HoldModalInput): Record<string, string> {
+  const errors: Record<string, string> = {};
+  const problem = validateReason(input.reason);
+  if (problem) errors.reason = problem.message;
+  if (input.scope === 'chosen' && input.chosen.length === 0) errors[input.hasPicker ? CLIENTS_ACTION : 'scope'] = 'Choose at least one client, or hold for all clients.';
+  if (input.scope !== 'chosen' && input.chosen.length > 0) {
+    errors.scope = `You picked ${input.chosen.length === 1 ? 'a client' : `${input.chosen.length} clients`} but "All clients" is selected. Choose "Chosen clients" to hold only them, or clear the picker to hold every client.`;
+  }
+  return errors;
+}
+
 export function noteModal(target: ModalTarget & { kb: string }): Json {
   return {
     type: 'modal',
@@ -125,32 +151,46 @@ export function resultText(result: DecisionResult): string {
   return message;
 }
 
-function standingText(s: UpdateStanding, zone: string, now: Date): string {
-  const bits: string[] = [];
-  if (s.approval) bits.push(`approved${s.viaRelease ? ' (release)' : ''} by ${who(s.approval.by)} ${formatDecisionTime(s.approval.at, zone, now)}`);
-  for (const h of s.holds) bits.push(`held${h.ring ? ` in ring ${h.ring}` : ''}${h.clientId ? ` for ${escapeMrkdwn(h.clientId)}` : ''} by ${who(h.by)}: ${escapeMrkdwn(h.reason)}`);
-  return bits.length ? bits.join('; ') : 'waiting for a decision';
+const NO_NAMES: StatusNames = { clients: new Map(), people: new Map() };
+
+/** A person: a Slack mention for a Slack user (Slack shows their name), else their display name, else the id. */
+function person(w: Who): string {
+  if (/^[UW][A-Z0-9]{2,20}$/.test(w.id) || w.name === undefined) return who(w.id);
+  return escapeMrkdwn(w.name);
 }
 
-export function statusText(statuses: ReleaseStatus[], zone: string, now: Date): string {
+/** "approved by Sam Feb 13 14:02 CST; held for Harbour Accounting by Ana Silva: printers stopped". */
+function decisionText(line: StatusUpdateLine, zone: string, now: Date): string {
+  const bits: string[] = [];
+  if (line.approval) bits.push(`approved${line.approval.viaRelease ? ' (release)' : ''} by ${person(line.approval.by)} ${formatDecisionTime(line.approval.at, zone, now)}`);
+  for (const h of line.holds) bits.push(`held ${escapeMrkdwn(h.scope)} by ${person(h.by)}: ${escapeMrkdwn(h.reason)}`);
+  return bits.join('; ');
+}
+
+function releaseLines(v: StatusView, zone: string, now: Date): string[] {
+  const lines = [`*${escapeMrkdwn(v.releaseId)}*${v.title ? ` ${escapeMrkdwn(v.title)}` : ''}: ${escapeMrkdwn(v.summary)}`];
+  if (v.supersededBy === null && (v.release.approval || v.release.holds.length > 0)) lines.push(`Whole release: ${decisionText(v.release, zone, now)}`);
+  if (v.supersededBy === null) for (const u of v.decided) lines.push(`• ${escapeMrkdwn(u.label)}: ${decisionText(u, zone, now)}`);
+  return lines;
+}
+
+function clientHoldLines(v: StatusView): string[] {
+  return v.clientHolds.map((h) => `• ${escapeMrkdwn(h.client)}${h.ring ? ` (ring ${h.ring})` : ''}, held by ${person(h.by)}: ${escapeMrkdwn(h.reason)}`);
+}
+
+function ringLine(r: StatusView['rings'][number]): string {
+  return `${r.ring}${r.client ? ` / ${escapeMrkdwn(r.client)}` : ''}: ${escapeMrkdwn(r.state)}`;
+}
+
+export function statusText(statuses: ReleaseStatus[], zone: string, now: Date, names: StatusNames = NO_NAMES): string {
   if (statuses.length === 0) return 'No release is stored yet. `patchbay digest --cvrf FILE --post` brings one in.';
   const parts = statuses.map((s) => {
-    const lines = [`*${escapeMrkdwn(s.releaseId)}*${s.title ? ` ${escapeMrkdwn(s.title)}` : ''}: ${standingText(s.release, zone, now)}`];
-    const approved = s.updates.filter((u) => u.standing.approval && u.standing.holds.length === 0).length;
-    const held = s.updates.filter((u) => u.standing.holds.length > 0).length;
-    lines.push(`Updates: ${approved} approved, ${held} held, ${s.updates.length - approved - held} waiting`);
-    for (const u of s.updates) {
-      if (!u.standing.approval && u.standing.holds.length === 0) continue;
-      lines.push(`• ${escapeMrkdwn(targetLabel({ release: s.releaseId, kb: u.key }))}: ${standingText(u.standing, zone, now)}`);
-    }
-    lines.push(
-      s.rings.length
-        ? `Rings: ${s.rings.map((r) => `${r.ring}${r.clientId ? `/${escapeMrkdwn(r.clientId)}` : ''} ${escapeMrkdwn(r.state)}`).join(' · ')}`
-        : 'Rings: nothing rolled out yet',
-    );
-    if (s.clientHolds.length) {
-      lines.push(`Clients held: ${s.clientHolds.map((h) => `${escapeMrkdwn(h.clientId ?? '')}${h.ring ? ` in ring ${h.ring}` : ''} (${escapeMrkdwn(h.reason)})`).join(', ')}`);
-    }
+    const v = statusModel(s, names);
+    const lines = releaseLines(v, zone, now);
+    if (v.supersededBy === null) lines.push(`Updates: ${v.counts.approved} approved, ${v.counts.held} held, ${v.counts.waiting} waiting for a decision`);
+    if (v.rings.length) lines.push(`Rings: ${v.rings.map(ringLine).join(' · ')}`);
+    else if (v.supersededBy === null) lines.push('Rings: nothing rolled out yet');
+    if (v.clientHolds.length) lines.push('Clients held:', ...clientHoldLines(v));
     return lines.join('\n');
   });
   const text = parts.join('\n\n');
@@ -185,7 +225,7 @@ export function notesText(releaseId: string, kb: string, notes: StoredNote[], zo
   return text.length <= 3900 ? text : `${cutMrkdwn(text, 3860)}\n… (more in the digest thread)`;
 }
 
-export function homeView(status: ReleaseStatus | undefined, isEngineer: boolean, zone: string, now: Date): Json {
+export function homeView(status: ReleaseStatus | undefined, isEngineer: boolean, zone: string, now: Date, names: StatusNames = NO_NAMES): Json {
   const section = (text: string): Json => ({ type: 'section', text: { type: 'mrkdwn', text: truncateMrkdwn(text, 3000) } });
   const blocks: Json[] = [{ type: 'header', text: plainText('patchbay', 150) }];
   if (!isEngineer) {
@@ -193,28 +233,21 @@ export function homeView(status: ReleaseStatus | undefined, isEngineer: boolean,
   } else if (!status) {
     blocks.push(section('No release is stored yet.'));
   } else {
-    blocks.push(section(`*Current release: ${escapeMrkdwn(status.releaseId)}*${status.title ? `\n${escapeMrkdwn(status.title)}` : ''}`));
-    blocks.push(section(`Release: ${standingText(status.release, zone, now)}`));
-    const approved = status.updates.filter((u) => u.standing.approval && u.standing.holds.length === 0);
-    const held = status.updates.filter((u) => u.standing.holds.length > 0);
-    const waiting = status.updates.filter((u) => !u.standing.approval && u.standing.holds.length === 0);
-    const names = (list: typeof approved) => list.slice(0, 40).map((u) => escapeMrkdwn(targetLabel({ release: status.releaseId, kb: u.key }))).join(', ') + (list.length > 40 ? ', …' : '');
+    const v = statusModel(status, names);
+    blocks.push(section(`*Current release: ${escapeMrkdwn(v.releaseId)}*${v.title ? `\n${escapeMrkdwn(v.title)}` : ''}`));
+    blocks.push(section(`Release: ${escapeMrkdwn(v.summary)}${v.release.approval || v.release.holds.length ? `\n${decisionText(v.release, zone, now)}` : ''}`));
+    const listed = (list: string[]) => list.slice(0, 40).map(escapeMrkdwn).join(', ') + (list.length > 40 ? ', …' : '');
     blocks.push({
       type: 'section',
       fields: [
-        { type: 'mrkdwn', text: `*Approved (${approved.length})*\n${names(approved) || '—'}` },
-        { type: 'mrkdwn', text: `*Held (${held.length})*\n${names(held) || '—'}` },
-        { type: 'mrkdwn', text: `*Waiting (${waiting.length})*\n${names(waiting) || '—'}` },
+        { type: 'mrkdwn', text: truncateMrkdwn(`*Approved (${v.counts.approved})*\n${listed(v.approved) || '—'}`, 2000) },
+        { type: 'mrkdwn', text: truncateMrkdwn(`*Held (${v.counts.held})*\n${listed(v.held) || '—'}`, 2000) },
+        { type: 'mrkdwn', text: truncateMrkdwn(`*Waiting (${v.counts.waiting})*\n${listed(v.waiting) || '—'}`, 2000) },
       ],
     });
-    for (const u of held.slice(0, 20)) blocks.push(section(`• ${escapeMrkdwn(targetLabel({ release: status.releaseId, kb: u.key }))}: ${standingText(u.standing, zone, now)}`));
-    blocks.push(
-      section(
-        status.rings.length
-          ? `*Rings*\n${status.rings.map((r) => `• ${r.ring}${r.clientId ? ` / ${escapeMrkdwn(r.clientId)}` : ''}: ${escapeMrkdwn(r.state)}`).join('\n')}`
-          : '*Rings*\nNothing rolled out yet.',
-      ),
-    );
+    for (const u of v.decided.filter((d) => d.holds.length > 0).slice(0, 20)) blocks.push(section(`• ${escapeMrkdwn(u.label)}: ${decisionText(u, zone, now)}`));
+    if (v.clientHolds.length) blocks.push(section(`*Clients held*\n${clientHoldLines(v).join('\n')}`));
+    blocks.push(section(v.rings.length ? `*Rings*\n${v.rings.map((r) => `• ${ringLine(r)}`).join('\n')}` : '*Rings*\nNothing rolled out yet.'));
   }
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Updated ${DateTime.fromJSDate(now).setZone(zone).toFormat('d LLL HH:mm ZZZZ')} · /patch help` }] });
   return { type: 'home', blocks: blocks.slice(0, 100) };

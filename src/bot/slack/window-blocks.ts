@@ -3,8 +3,8 @@
  * from devices and device managers: they are escaped like anything else we did not write. Lists are cut to what
  * fits one message, with a count of the rest, so the summary never breaks a Block Kit limit.
  */
-import { DateTime } from 'luxon';
-import { minutesLeft, progressBar, total, unfinished, type WindowTally } from '../../domain/window-report.ts';
+import { kbLabel, minutesLeft, progressBar, succeeded, total, type RollReason, type WindowTally } from '../../domain/window-report.ts';
+import { formatWithZone } from '../../domain/zone-label.ts';
 import { BLOCK_KIT_LIMITS, boundText, escapeMrkdwn, mrkdwn, plain, truncateMrkdwn, type Block, type SlackMessage } from './block-kit.ts';
 
 /** Action ids the Slack app answers (the handlers live with the other engineers' actions). */
@@ -14,39 +14,52 @@ export const PROMOTE_ACTION = 'rollout_promote';
 /** The modal "Hold this client" opens: a hold needs a reason, as every hold does. */
 export const HOLD_CLIENT_CALLBACK = 'rollout.hold_client';
 
-const LIST_LIMIT = 15;
+/** Lists show this many devices, then "…and N more": a summary is read, not searched. */
+export const LIST_LIMIT = 10;
 
 function ownerLabel(tally: WindowTally): string {
   return tally.who === 'msp' ? 'Our machines (ring msp)' : (tally.name ?? tally.who);
 }
 
 function when(iso: string, zone: string): string {
-  return DateTime.fromISO(iso, { zone: 'utc' }).setZone(zone).toFormat('ccc d LLL HH:mm ZZZZ');
+  return formatWithZone(iso, zone, 'ccc d LLL HH:mm');
 }
 
-function countsLine(tally: WindowTally): string {
+const ROLL_WORDS: Record<RollReason, string> = {
+  offline: 'off',
+  window_ended: 'window ended first',
+  deferred: 'put off by the user',
+  other: 'rolled',
+};
+
+/** What the window did, in words: rolled runs are told apart by why, and none of them is "done". */
+export function countsLine(tally: WindowTally): string {
   const c = tally.counts;
-  const parts = [
-    `${c.succeeded ?? 0} done`,
-    `${c.running ?? 0} running`,
-    `${c.scheduled ?? 0} waiting`,
-    `${c.failed ?? 0} failed`,
-    `${(c.offline ?? 0) + (c.rolled ?? 0)} rolled to next window`,
-  ];
-  if (c.skipped) parts.push(`${c.skipped} skipped (held)`);
+  const parts = [`${c.succeeded ?? 0} updated`];
+  if (c.running) parts.push(`${c.running} running`);
+  if (c.scheduled) parts.push(`${c.scheduled} waiting`);
+  parts.push(`${c.failed ?? 0} failed`);
+  const reasons = Object.entries(tally.rollReasons) as Array<[RollReason, number]>;
+  const told = reasons.reduce((sum, [, n]) => sum + n, 0);
+  const rolled = (c.offline ?? 0) + (c.rolled ?? 0);
+  for (const reason of ['offline', 'window_ended', 'deferred', 'other'] as const) {
+    const n = (tally.rollReasons[reason] ?? 0) + (reason === 'other' ? Math.max(0, rolled - told) : 0);
+    if (n > 0) parts.push(`${n} ${ROLL_WORDS[reason]} (next window)`);
+  }
+  if (c.skipped) parts.push(`${c.skipped} held`);
   return parts.join(' · ');
 }
 
 export function progressMessage(tally: WindowTally, now: Date, zone: string, closing: boolean): SlackMessage {
   const all = total(tally);
-  const done = all - unfinished(tally);
+  const done = succeeded(tally);
   const title = `${ownerLabel(tally)}: window ${when(tally.windowStart, zone)}`;
   const state = closing ? 'Window closed.' : `${minutesLeft(tally, now)} min left in the window.`;
   return {
-    text: boundText(escapeMrkdwn(`${title}: ${done}/${all} finished. ${state}`)),
+    text: boundText(escapeMrkdwn(`${title}: ${done}/${all} updated. ${state}`)),
     blocks: [
       { type: 'section', text: mrkdwn(`*${escapeMrkdwn(title)}*\n\`${progressBar(done, all)}\``) },
-      { type: 'context', elements: [mrkdwn(`${countsLine(tally)}. ${state}`)] },
+      { type: 'context', elements: [mrkdwn(`${escapeMrkdwn(countsLine(tally))}. ${state}`)] },
     ],
   };
 }
@@ -58,37 +71,52 @@ function list<T>(items: T[], shown: number, line: (item: T) => string, more: num
   return lines.join('\n');
 }
 
+const kbs = (updates: readonly string[] | undefined): string => (updates && updates.length > 0 ? updates.map(kbLabel).join(', ') : '');
+
+function section(text: string): Block {
+  return { type: 'section', text: mrkdwn(truncateMrkdwn(text, BLOCK_KIT_LIMITS.sectionText)) };
+}
+
+function deviceSections(tally: WindowTally, zone: string): Block[] {
+  const c = tally.counts;
+  const blocks: Block[] = [];
+  const updatedCount = c.succeeded ?? 0;
+  if (updatedCount > 0) {
+    const text = list(tally.updated, LIST_LIMIT, (u) => `• ${escapeMrkdwn(u.device)}: ${escapeMrkdwn(kbs(u.updates))}`, updatedCount);
+    blocks.push(section(`*Updated (${updatedCount})*\n${text}`));
+  }
+  const failedCount = c.failed ?? 0;
+  if (failedCount > 0) {
+    // Error text is cut after escaping (which lengthens it), and the list as a whole still has to fit a section.
+    const line = (f: WindowTally['failed'][number]) =>
+      `• ${escapeMrkdwn(f.device)}${f.updates?.length ? ` (${escapeMrkdwn(kbs(f.updates))})` : ''}: ${truncateMrkdwn(escapeMrkdwn(f.error ?? 'no error text'), 150)}`;
+    blocks.push(section(`*Failed (${failedCount})*\n${list(tally.failed, LIST_LIMIT, line, failedCount)}`));
+  }
+  const rolledCount = (c.offline ?? 0) + (c.rolled ?? 0);
+  if (rolledCount > 0) {
+    const line = (r: WindowTally['rolled'][number]) =>
+      `• ${escapeMrkdwn(r.device)} (${ROLL_WORDS[r.reason ?? (r.offline ? 'offline' : 'other')]}) → ${r.rolledTo ? when(r.rolledTo, zone) : 'next window'}`;
+    blocks.push(section(`*Rolled to the next window (${rolledCount})*\n${list(tally.rolled, LIST_LIMIT, line, rolledCount)}`));
+  }
+  if (tally.rebootedTwice.length > 0) {
+    blocks.push(section(`*Rebooted twice*\n${list(tally.rebootedTwice, LIST_LIMIT, (d) => `• ${escapeMrkdwn(d)}`, tally.rebootedTwice.length)}`));
+  }
+  return blocks;
+}
+
 export function summaryMessage(tally: WindowTally, zone: string): SlackMessage {
   const c = tally.counts;
   const title = `${ownerLabel(tally)}: window ${when(tally.windowStart, zone)} finished`;
   const blocks: Block[] = [
     { type: 'header', text: plain(title.slice(0, 150)) },
-    { type: 'section', text: mrkdwn(countsLine(tally)) },
+    { type: 'section', text: mrkdwn(`\`${progressBar(succeeded(tally), total(tally))}\`\n${escapeMrkdwn(countsLine(tally))}`) },
+    ...deviceSections(tally, zone),
   ];
-  const failedCount = c.failed ?? 0;
-  if (failedCount > 0) {
-    // Error text is cut after escaping (which lengthens it), and the list as a whole still has to fit a section.
-    const text = list(tally.failed, LIST_LIMIT, (f) => `• ${escapeMrkdwn(f.device)}: ${truncateMrkdwn(escapeMrkdwn(f.error ?? 'no error text'), 150)}`, failedCount);
-    blocks.push({ type: 'section', text: mrkdwn(truncateMrkdwn(`*Failed*\n${text}`, BLOCK_KIT_LIMITS.sectionText)) });
-  }
-  const rolledCount = (c.offline ?? 0) + (c.rolled ?? 0);
-  if (rolledCount > 0) {
-    const text = list(
-      tally.rolled,
-      LIST_LIMIT,
-      (r) => `• ${escapeMrkdwn(r.device)}${r.offline ? ' (offline)' : ''} → ${r.rolledTo ? when(r.rolledTo, zone) : 'next window'}`,
-      rolledCount,
-    );
-    blocks.push({ type: 'section', text: mrkdwn(`*Rolled to the next window*\n${text}`) });
-  }
-  if (tally.rebootedTwice.length > 0) {
-    blocks.push({ type: 'section', text: mrkdwn(`*Rebooted twice*\n${list(tally.rebootedTwice, LIST_LIMIT, (d) => `• ${escapeMrkdwn(d)}`, tally.rebootedTwice.length)}`) });
-  }
   const buttons = [];
   if (tally.who !== 'msp') {
     buttons.push({ type: 'button' as const, text: plain('Hold this client'), action_id: HOLD_CLIENT_ACTION, value: JSON.stringify({ clientId: tally.who, windowStart: tally.windowStart }), style: 'danger' as const });
   }
-  if (failedCount > 0) {
+  if ((c.failed ?? 0) > 0) {
     buttons.push({
       type: 'button' as const,
       text: plain('Retry failed'),
@@ -114,6 +142,8 @@ export function promotionOffer(releaseId: string): SlackMessage {
 
 export interface HoldClientTarget {
   clientId: string;
+  /** The client's name, for the modal's text (the id stands in when absent). */
+  clientName?: string;
   windowStart: string;
   channel: string | undefined;
 }
@@ -128,7 +158,7 @@ export function holdClientModal(target: HoldClientTarget): Record<string, unknow
     submit: plain('Hold'),
     close: plain('Cancel'),
     blocks: [
-      { type: 'context', elements: [plain(`Hold ${target.clientId.slice(0, 100)}: nothing new starts for it until the hold is released.`)] },
+      { type: 'context', elements: [plain(`Hold ${(target.clientName ?? target.clientId).slice(0, 100)}: nothing new starts for it until the hold is released.`)] },
       {
         type: 'input',
         block_id: 'reason',

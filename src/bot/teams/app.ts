@@ -87,6 +87,8 @@ export interface TeamsBotOptions {
 
 const WELCOME_LINKED = (client: string) =>
   `Hello! This chat is linked to ${client}. After each month's updates reach your test machines, I'll ask here whether everything works, and I'll post how each night's updates went.`;
+const WELCOME_USER = (client: string) =>
+  `Hello! I'm the patch assistant of ${client}'s IT provider. Before updates restart your computer, I'll tell you here so you can save your work.`;
 const WELCOME_UNKNOWN =
   'Hello! I don’t know which organisation this chat belongs to yet, so I won’t post anything here. If your IT provider gave you a code (it looks like PB-ABCD-EFGH), send it to me here.';
 const HELP =
@@ -135,7 +137,7 @@ function installInput(context: TurnContext, by: InstallInput['by']): InstallInpu
 }
 
 function linkReply(result: LinkResult): string {
-  if (result.outcome === 'linked') return WELCOME_LINKED(result.clientName);
+  if (result.outcome === 'linked') return result.audience === 'user' ? WELCOME_USER(result.clientName) : WELCOME_LINKED(result.clientName);
   if (result.outcome === 'refused') return result.message;
   return WELCOME_UNKNOWN;
 }

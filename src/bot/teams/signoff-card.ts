@@ -1,11 +1,10 @@
 /**
- * Cards for a client's people, in Adaptive Card 1.5: the pilot sign-off (Universal Actions), the broad plan and
- * a window's summary. Plain words for non-technical readers; anything a person or a feed wrote is escaped.
+ * Cards for a client's people, in Adaptive Card 1.5: the pilot sign-off (Universal Actions) and the broad plan
+ * (a window's summary is in window-card.ts). Plain words for non-technical readers; anything a person or a feed wrote is escaped.
  * Lists are capped so a card stays far under Teams' ~28 KB whatever the fleet.
  */
 import { DateTime } from 'luxon';
 import type { SignoffView } from '../use-cases/pilot.ts';
-import type { WindowTally } from '../../domain/window-report.ts';
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
 
 type El = Record<string, unknown>;
@@ -160,30 +159,5 @@ export function renderPlanCard(input: PlanCardInput): El {
       ],
     })),
     text('Please save your work and leave your computer on (and plugged in) at the end of the day. It may restart during the night.', { weight: 'Bolder', spacing: 'Medium' }),
-  ]);
-}
-
-export function renderWindowSummaryCard(tally: WindowTally, clientName: string, zone: string): El {
-  const c = tally.counts;
-  const done = c.succeeded ?? 0;
-  const failed = c.failed ?? 0;
-  const missed = (c.offline ?? 0) + (c.rolled ?? 0);
-  return card([
-    text(`Last night’s updates`, { size: 'Large', weight: 'Bolder' }),
-    text(`${escapeCardText(clientName)}, ${when(tally.windowStart, zone)} to ${DateTime.fromISO(tally.windowEnd).setZone(zone).toFormat('HH:mm')}`, { isSubtle: true }),
-    {
-      type: 'FactSet',
-      facts: [
-        { title: 'Updated', value: String(done) },
-        { title: 'Did not update', value: String(failed) },
-        { title: 'Off or busy (next window)', value: String(missed) },
-      ],
-    },
-    ...(tally.failed.length > 0
-      ? [text('Needs a look from us', { weight: 'Bolder' }), ...capped(tally.failed, (f) => text(`• ${escapeCardText(f.device)}`, { spacing: 'None' }))]
-      : []),
-    ...(tally.rolled.length > 0
-      ? [text('Will try again next window', { weight: 'Bolder' }), ...capped(tally.rolled, (r) => text(`• ${escapeCardText(r.device)}`, { spacing: 'None' }))]
-      : []),
   ]);
 }

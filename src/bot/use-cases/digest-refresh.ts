@@ -7,6 +7,7 @@
 import { sql } from 'drizzle-orm';
 import { standingOf, type ReleaseDecisionState } from '../../domain/approval.ts';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
+import { chatDisplayNames, clientNames } from '../../db/names-repo.ts';
 import { listNotes } from '../../db/notes-repo.ts';
 import { enqueueOutbox, type OutboxItem } from '../../db/outbox-repo.ts';
 import type { SlackMessage } from '../slack/block-kit.ts';
@@ -48,6 +49,8 @@ export async function queueDigestRefresh(
   const wanted = new Set(keys.filter((k): k is string => k !== null));
   const zone = await mspZone(tx);
   const notes = await listNotes(tx, releaseId);
+  const names = await clientNames(tx);
+  const people = await chatDisplayNames(tx);
 
   const items: OutboxItem[] = [];
   for (const post of posts) {
@@ -64,7 +67,7 @@ export async function queueDigestRefresh(
         .map((n) => ({ author: n.author, text: n.text, tags: n.tags }));
       updates.set(key, { standing: standingOf(state, key), notes: later });
     }
-    const status: DigestStatus = { releaseId, release: standingOf(state, null), updates, zone, now };
+    const status: DigestStatus = { releaseId, release: standingOf(state, null), updates, zone, now, clientNames: names, personNames: people };
     const message = renderDigestStatus(payload, status);
     items.push({
       key: `refresh:${cause}:${post.id}`,

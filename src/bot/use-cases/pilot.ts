@@ -15,6 +15,10 @@ import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { noticeHoursOf, plannedWindows } from '../../domain/notice.ts';
 import { broadNightItems } from './broad-night.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
+import { championConversations } from '../../db/audience-repo.ts';
+import { broadWorkByClass } from './audience.ts';
+import { confirmationNotice } from './thread-notices.ts';
+import { zoneShort } from '../../domain/zone-label.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
 
@@ -165,11 +169,9 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
   };
 }
 
-/** The client's linked Teams conversations (channel, group chat, champions' personal chats). */
+/** The client's conversations for champion traffic (channel, group chat, champions' personal chats; no user's chat). */
 export async function clientConversations(db: AppDatabase, clientId: string): Promise<string[]> {
-  return rowsOf<{ conversation_id: string }>(
-    await db.execute(sql`select conversation_id from teams_conversations where client_id = ${clientId} and removed_at is null order by id`),
-  ).map((r) => r.conversation_id);
+  return championConversations(db, clientId);
 }
 
 /** The sign-off card for each of the client's conversations: a post the first time, an edit after an answer. */
@@ -192,17 +194,24 @@ export async function planItems(db: AppDatabase, releaseId: string, clientId: st
     await db.execute(sql`select name, timezone, windows, settings ->> 'noticeHours' as notice_hours from clients where id = ${clientId}`),
   );
   if (!client) return [];
-  const classes = rowsOf<{ class: string; n: number; users: boolean }>(
-    await db.execute(sql`select class, count(*)::int as n, bool_or(user_email is not null) as users from devices
-      where client_id = ${clientId} and ring = 'broad' and retired_at is null group by class order by class`),
+  // Only machines with something to install: no plan (no "save your work") for a broad ring with nothing to do.
+  const work = await broadWorkByClass(db, releaseId, clientId);
+  if (work.size === 0) return [];
+  const withUsers = new Set(
+    rowsOf<{ class: string }>(
+      await db.execute(sql`select distinct class from devices where client_id = ${clientId} and ring = 'broad' and retired_at is null and user_email is not null`),
+    ).map((r) => r.class),
   );
+  const classes = [...work].sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => ({ class: c, n, users: withUsers.has(c) }));
   const notice = noticeHoursOf({ noticeHours: client.notice_hours === null ? undefined : Number(client.notice_hours) });
   const groups = classes.flatMap((c) => {
     const spec = client.windows[c.class];
     const parsed = spec ? parseWindowSpec(spec) : undefined;
     if (!parsed?.ok) return [];
     // A class with users starts only in a window they can still be told about (no unwarned reboot).
-    const nights = plannedWindows(parsed.value, client.timezone, now, c.users ? notice : null, 3).map((w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm ZZZZ')}`);
+    const nights = plannedWindows(parsed.value, client.timezone, now, c.users ? notice : null, 3).map(
+      (w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm')} ${zoneShort(w.end.setZone(client.timezone))}`,
+    );
     return [{ deviceClass: c.class, count: Number(c.n), nights }];
   });
   const card = renderPlanCard({ releaseId, clientName: client.name, groups });
@@ -287,6 +296,7 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
         if (event.type === 'confirm_pilot') {
           items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
           items.push(...(await broadNightItems(tx, input.releaseId, input.clientId, view.clientName, now)));
+          items.push(...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name })));
         }
         else items.push(...(await problemAlert(tx, view, asker, event.text)));
         outboxIds = await enqueueOutbox(tx, items, now);

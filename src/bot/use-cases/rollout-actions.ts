@@ -10,6 +10,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
+import { clientNames } from '../../db/names-repo.ts';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { enqueueOutbox, type OutboxItem, type OutboxPayload } from '../../db/outbox-repo.ts';
 import { ConflictError, insertRuns, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
@@ -182,7 +183,8 @@ export async function holdClientFromWindow(ctx: UseCaseContext, input: HoldClien
     requestId: input.requestId,
     andThen: async (tx, now) => {
       const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
-      const line = `:octagonal_sign: *${escapeMrkdwn(input.clientId)} held* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(input.reason)}`;
+      const name = (await clientNames(tx)).get(input.clientId) ?? input.clientId;
+      const line = `:octagonal_sign: *${escapeMrkdwn(name)} held* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(input.reason)}`;
       return annotate(tx, summarySubject(input.clientId, input.windowStart), line, [HOLD_CLIENT_ACTION], `hold:${input.requestId}`, now);
     },
   });

@@ -4,22 +4,17 @@
  */
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
-import { standingOf, type UpdateStanding } from '../../domain/approval.ts';
+import { standingOf } from '../../domain/approval.ts';
+import type { StatusFacts, StatusNames } from '../../domain/status.ts';
+import { chatDisplayNames, clientNames } from '../../db/names-repo.ts';
 import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { windowsFrom, type MaintenanceWindow } from '../../domain/windows.ts';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { loadDecisionState } from '../../db/decisions-repo.ts';
 import { listNotes, type StoredNote } from '../../db/notes-repo.ts';
 
-export interface ReleaseStatus {
-  releaseId: string;
-  title: string | null;
-  release: UpdateStanding;
-  updates: Array<{ key: string; kb: string | null; title: string | null; standing: UpdateStanding }>;
-  rings: Array<{ ring: string; clientId: string | null; state: string }>;
-  /** Holds on a client (no update named) in this release. */
-  clientHolds: UpdateStanding['holds'];
-}
+/** The facts status is drawn from (see domain/status.ts for the words). */
+export type ReleaseStatus = StatusFacts;
 
 export async function recentReleaseIds(db: AppDatabase, limit: number): Promise<string[]> {
   return rowsOf<{ id: string }>(await db.execute(sql`select id from releases order by initial_release_date desc, id desc limit ${limit}`)).map((r) => r.id);
@@ -37,9 +32,14 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
     await db.execute(sql`select ring, client_id, state from rollouts where release_id = ${releaseId}
       order by case ring when 'msp' then 0 when 'pilot' then 1 else 2 end, client_id nulls first`),
   );
+  const [newer] = rowsOf<{ id: string }>(
+    await db.execute(sql`select n.id from releases n join releases r on r.id = ${releaseId}
+      where n.initial_release_date > r.initial_release_date order by n.initial_release_date, n.id limit 1`),
+  );
   return {
     releaseId,
     title: release?.title ?? null,
+    supersededBy: newer?.id ?? null,
     release: standingOf(state, null),
     updates: updates.map((u) => ({ key: u.update_key, kb: u.kb, title: u.title, standing: standingOf(state, u.update_key) })),
     rings: rings.map((r) => ({ ring: r.ring, clientId: r.client_id, state: r.state })),
@@ -92,4 +92,10 @@ export async function searchClients(db: AppDatabase, query: string, limit: numbe
     await db.execute(sql`select id, name from clients where retired_at is null and (lower(id) like ${pattern} or lower(name) like ${pattern})
       order by name, id limit ${limit}`),
   );
+}
+
+/** Client and people names for status: whoever reads it sees "Harbour Accounting" and "Ana Silva", not ids. */
+export async function statusNames(db: AppDatabase): Promise<StatusNames> {
+  const [clients, people] = await Promise.all([clientNames(db), chatDisplayNames(db)]);
+  return { clients, people };
 }

@@ -22,7 +22,14 @@ export interface InstallInput {
 }
 
 export type LinkResult =
-  | { outcome: 'linked'; clientId: string; clientName: string; via: 'champion' | 'tenant' | 'code' }
+  | {
+      outcome: 'linked';
+      clientId: string;
+      clientName: string;
+      via: 'champion' | 'tenant' | 'code';
+      /** `user`: an end user's own personal chat (their DMs only); `champions`: the client's champion traffic. */
+      audience: 'champions' | 'user';
+    }
   | { outcome: 'unknown' }
   | { outcome: 'refused'; message: string };
 
@@ -104,7 +111,10 @@ export async function captureInstall(ctx: UseCaseContext, input: InstallInput): 
       source: 'teams',
       detail: { kind: input.kind, tenantId: input.tenantId ?? null, ...(found ? { clientId: found.clientId, via: found.via } : {}) },
     });
-    return found ? { outcome: 'linked' as const, clientId: found.clientId, clientName: found.clientName, via: found.via } : { outcome: 'unknown' as const };
+    if (!found) return { outcome: 'unknown' as const };
+    // Matched by tenant alone, a personal chat is some staff member's, not a champion's.
+    const audience = personal && found.via === 'tenant' ? ('user' as const) : ('champions' as const);
+    return { outcome: 'linked' as const, clientId: found.clientId, clientName: found.clientName, via: found.via, audience };
   });
 }
 
@@ -179,6 +189,6 @@ export async function redeemLinkCode(ctx: UseCaseContext, code: string, input: I
     });
     if (!used) return { outcome: 'refused' as const, message: 'That code is not valid: it may have expired or been used already. Please ask your IT team for a new one.' };
     await storeConversation(tx, input, used.client_id, null, now);
-    return { outcome: 'linked' as const, clientId: used.client_id, clientName: used.name, via: 'code' as const };
+    return { outcome: 'linked' as const, clientId: used.client_id, clientName: used.name, via: 'code' as const, audience: 'champions' as const };
   });
 }

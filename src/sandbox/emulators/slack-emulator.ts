@@ -379,7 +379,9 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
   if (options.restore) {
     messages.push(...options.restore.messages);
     ephemerals.push(...options.restore.ephemerals);
-    for (const v of options.restore.views) views.set(v.id, v);
+    // Home tabs come back; modals do not: a restart ends the session they were open in, and Slack would have
+    // closed them (a submit to the restarted bot would land on a view it never opened).
+    for (const v of options.restore.views) if (v.type !== 'modal') views.set(v.id, v);
     tsCounter = options.restore.tsCounter;
     viewCounter = options.restore.viewCounter;
   }

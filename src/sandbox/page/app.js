@@ -17,6 +17,7 @@ const API = {
   slackViewSubmit: '/sandbox/api/slack/view-submit',
   slackViewClose: '/sandbox/api/slack/view-close',
   slackCommand: '/sandbox/api/slack/command',
+  slackHomeOpened: '/sandbox/api/slack/home-opened',
   teamsAction: '/sandbox/api/teams/action',
   teamsMessage: '/sandbox/api/teams/message',
   clock: '/sandbox/api/clock',
@@ -1063,9 +1064,20 @@ function slackSurface() {
   return undefined;
 }
 
+/**
+ * Slack sends `app_home_opened` each time a person opens the app's Home tab; the bot publishes the tab in answer.
+ * Sent once per opening: on navigating to Home, and again when the person acting changes while it is open.
+ */
+function openHome(actor) {
+  if (!actor || ui.homeOpenedFor === actor) return;
+  ui.homeOpenedFor = actor;
+  void post(API.slackHomeOpened, { user: actor });
+}
+
 function slackFeedItems() {
   const actor = currentSlackActor();
   if (ui.view.kind === 'home') {
+    openHome(actor);
     const home = ui.state.slack.home?.[actor];
     const sig = JSON.stringify(home ?? null) + actor;
     return [
@@ -1370,6 +1382,8 @@ function go(view) {
     ui.drafts.set(viewKey(ui.view), input.value);
   }
   ui.view = view;
+  // Leaving Home (or arriving at it) is a new opening: Slack sends app_home_opened every time the tab is shown.
+  ui.homeOpenedFor = undefined;
   const hash = `#${view.surface}/${encodeURIComponent(view.surface === 'slack' && view.kind === 'home' ? 'home' : view.id)}`;
   if (location.hash !== hash) history.replaceState(null, '', hash);
   input.value = ui.drafts.get(viewKey(view)) ?? '';

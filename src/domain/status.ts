@@ -1,0 +1,155 @@
+/**
+ * Where a release stands, in words people read: what `/patch status` and App Home say. Pure: the facts come from
+ * the same tables the gates read (decisions, holds, rollouts), names from the inventory; renderers only escape
+ * and lay out what this returns.
+ *
+ * The rules that made status lie before (issue 13):
+ * - an update is *held* only when a hold stops it for every client; a hold on one client is that client's, shown
+ *   once under the client's name with its reason once, and the update still counts as approved;
+ * - the release line counts its updates; it says "waiting for a decision" only when nothing was decided;
+ * - update keys and gate states are never shown: an update is its KB (or its title), a gate state is words;
+ * - a release a newer one replaced is superseded, not pending.
+ * Per-update ring lines (once the gates track each update through each ring) belong in `rings` and `updates`.
+ */
+import type { ActiveHold, Approval, UpdateStanding } from './approval.ts';
+
+export interface StatusFacts {
+  releaseId: string;
+  title: string | null;
+  /** The newer release that replaced this one, when there is one. */
+  supersededBy: string | null;
+  release: UpdateStanding;
+  updates: Array<{ key: string; kb: string | null; title: string | null; standing: UpdateStanding }>;
+  rings: Array<{ ring: string; clientId: string | null; state: string }>;
+  /** Holds on a client (no update named) in this release. */
+  clientHolds: ActiveHold[];
+}
+
+export interface StatusNames {
+  /** Client names by id. */
+  clients: ReadonlyMap<string, string>;
+  /** Display names by chat id (Slack user id, Teams AAD id). */
+  people: ReadonlyMap<string, string>;
+}
+
+/** Who did something: the chat id (a renderer may mention it) and the person's display name when known. */
+export interface Who {
+  id: string;
+  name?: string;
+}
+
+export interface StatusUpdateLine {
+  label: string;
+  approval: { by: Who; at: string; viaRelease: boolean } | null;
+  holds: Array<{ scope: string; by: Who; reason: string }>;
+}
+
+export interface StatusView {
+  releaseId: string;
+  title: string | null;
+  supersededBy: string | null;
+  /** One line on the release as a whole ("3 of 9 approved, 1 held, 5 waiting for a decision"). */
+  summary: string;
+  counts: { approved: number; held: number; waiting: number; total: number };
+  approved: string[];
+  held: string[];
+  waiting: string[];
+  /** The release-wide decision: who approved the whole release, and holds on it for every client. */
+  release: StatusUpdateLine;
+  /** Updates someone decided on (approved or held somewhere), in key order. */
+  decided: StatusUpdateLine[];
+  /** "Harbour Accounting: held by Ana Silva: printers stopped". One per client, whatever the update count. */
+  clientHolds: Array<{ client: string; ring: string | null; by: Who; reason: string }>;
+  rings: Array<{ ring: string; client: string | null; state: string }>;
+}
+
+const GATE_WORDS: Record<string, string> = {
+  scheduled: 'scheduled for its next window',
+  running: 'installing',
+  soaking: 'soaking (watching for problems)',
+  ready: 'ready to promote',
+  promoted: 'promoted',
+  awaiting_confirmation: 'waiting for the champion',
+  confirmed: 'confirmed by the client',
+  problem: 'problem reported: on hold',
+  finished: 'finished',
+};
+
+/** A gate state in words; an unknown state reads as itself with underscores as spaces, never as a key. */
+export function gateWords(state: string): string {
+  return GATE_WORDS[state] ?? state.replace(/_/g, ' ');
+}
+
+/** "KB5034765", else the update's title, else its key with dots and dashes as spaces. */
+export function updateLabel(u: { key: string; kb: string | null; title: string | null }): string {
+  if (u.kb) return /^\d+$/.test(u.kb) ? `KB${u.kb}` : u.kb;
+  if (u.title) return u.title;
+  return /^\d+$/.test(u.key) ? `KB${u.key}` : u.key.replace(/[._-]+/g, ' ');
+}
+
+export function whoIs(actor: string, names: StatusNames): Who {
+  const name = names.people.get(actor) ?? (actor === 'system' ? 'patchbay' : undefined);
+  return name === undefined ? { id: actor } : { id: actor, name };
+}
+
+/** A hold that stops the update for every client in every ring: the only kind that makes it "held". */
+const everywhere = (h: ActiveHold) => h.clientId === null && h.ring === null;
+
+function holdScope(h: ActiveHold, names: StatusNames): string {
+  const client = h.clientId === null ? null : (names.clients.get(h.clientId) ?? h.clientId);
+  if (h.ring !== null) return client ? `in ring ${h.ring} for ${client}` : `in ring ${h.ring}`;
+  return client ? `for ${client}` : 'for all clients';
+}
+
+function approvalOf(a: Approval | null, viaRelease: boolean, names: StatusNames): StatusUpdateLine['approval'] {
+  return a ? { by: whoIs(a.by, names), at: a.at, viaRelease } : null;
+}
+
+export function statusModel(facts: StatusFacts, names: StatusNames): StatusView {
+  const approved: string[] = [];
+  const held: string[] = [];
+  const waiting: string[] = [];
+  const decided: StatusUpdateLine[] = [];
+  for (const u of facts.updates) {
+    const label = updateLabel(u);
+    // Release-wide holds are told once (on the release line, or under "clients held"), not under every update.
+    const own = u.standing.holds.filter((h) => h.updateKey !== null);
+    if (u.standing.holds.some(everywhere)) held.push(label);
+    else if (u.standing.approval) approved.push(label);
+    else waiting.push(label);
+    if (u.standing.approval || own.length > 0) {
+      decided.push({
+        label,
+        approval: approvalOf(u.standing.approval, u.standing.viaRelease, names),
+        holds: own.map((h) => ({ scope: holdScope(h, names), by: whoIs(h.by, names), reason: h.reason })),
+      });
+    }
+  }
+  const total = facts.updates.length;
+  return {
+    releaseId: facts.releaseId,
+    title: facts.title,
+    supersededBy: facts.supersededBy,
+    summary: summaryLine(facts, { approved: approved.length, held: held.length, waiting: waiting.length, total }),
+    counts: { approved: approved.length, held: held.length, waiting: waiting.length, total },
+    approved,
+    held,
+    waiting,
+    release: {
+      label: facts.releaseId,
+      approval: approvalOf(facts.release.approval, false, names),
+      holds: facts.release.holds.filter((h) => h.clientId === null).map((h) => ({ scope: holdScope(h, names), by: whoIs(h.by, names), reason: h.reason })),
+    },
+    decided,
+    clientHolds: facts.clientHolds.map((h) => ({ client: names.clients.get(h.clientId!) ?? h.clientId!, ring: h.ring, by: whoIs(h.by, names), reason: h.reason })),
+    rings: facts.rings.map((r) => ({ ring: r.ring, client: r.clientId === null ? null : (names.clients.get(r.clientId) ?? r.clientId), state: gateWords(r.state) })),
+  };
+}
+
+function summaryLine(facts: StatusFacts, c: StatusView['counts']): string {
+  if (facts.supersededBy) return `superseded by ${facts.supersededBy}: nothing here waits for a decision`;
+  if (facts.release.holds.some(everywhere)) return `the whole release is held (${c.total} updates)`;
+  if (facts.release.approval) return `the whole release is approved (${c.total} updates${c.held ? `, ${c.held} held` : ''})`;
+  if (c.approved + c.held === 0) return `waiting for a decision on ${c.total === 1 ? 'its update' : `all ${c.total} updates`}`;
+  return `${c.approved} of ${c.total} updates approved, ${c.held} held, ${c.waiting} waiting for a decision`;
+}

@@ -1,0 +1,98 @@
+// Issue 13 finding 5: `/patch status` and App Home said "waiting for a decision" after an approval, "0 approved,
+// 9 held" when one client was held (her reason 9 times, under a GUID), showed internal keys, and kept last month's
+// release pending forever. Status is drawn by one pure model (domain/status.ts); these check what people read.
+import { describe, expect, it } from 'vitest';
+import type { ActiveHold, UpdateStanding } from '../../src/domain/approval.ts';
+import { statusModel, type StatusFacts, type StatusNames } from '../../src/domain/status.ts';
+import { homeView, statusText } from '../../src/bot/slack/views.ts';
+
+const NOW = new Date('2024-02-20T15:00:00Z');
+const AT = '2024-02-14T15:00:00.000Z';
+const GUID = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
+const names: StatusNames = { clients: new Map([['harbour', 'Harbour Accounting']]), people: new Map([[GUID, 'Ana Silva'], ['U0PAT', 'Pat Engineer']]) };
+const none: UpdateStanding = { approval: null, viaRelease: false, holds: [] };
+
+function facts(over: Partial<StatusFacts> & { holds?: ActiveHold[]; approved?: string[]; releaseApproved?: boolean } = {}): StatusFacts {
+  const keys = ['5034765', '5034439', 'click-to-run.microsoft-office'];
+  const releaseApproval = over.releaseApproved ? { by: 'U0PAT', at: AT } : null;
+  const holds = over.holds ?? [];
+  return {
+    releaseId: '2024-Feb',
+    title: 'February 2024 Security Updates',
+    supersededBy: null,
+    release: { approval: releaseApproval, viaRelease: false, holds: holds.filter((h) => h.updateKey === null) },
+    updates: keys.map((key) => {
+      const own = over.approved?.includes(key) ? { by: 'U0PAT', at: AT } : null;
+      return {
+        key,
+        kb: /^\d+$/.test(key) ? key : null,
+        title: key.startsWith('click') ? 'Microsoft Office Click-to-Run' : `Update ${key}`,
+        standing: { approval: own ?? releaseApproval, viaRelease: own === null && releaseApproval !== null, holds: holds.filter((h) => h.updateKey === key || h.updateKey === null) },
+      };
+    }),
+    rings: [],
+    clientHolds: holds.filter((h) => h.updateKey === null && h.clientId !== null),
+    ...over,
+  };
+}
+
+const clientHold: ActiveHold = { id: 'h1', updateKey: null, clientId: 'harbour', ring: null, reason: 'Pilot problem: printers stopped', by: GUID, at: AT };
+
+describe('status tells the truth', () => {
+  it('after one approval the release is not "waiting for a decision"', () => {
+    const text = statusText([facts({ approved: ['5034765'] })], 'America/Chicago', NOW, names);
+    const first = text.split('\n')[0]!;
+    expect(first).toContain('1 of 3 updates approved, 0 held, 2 waiting for a decision');
+    expect(first).not.toMatch(/: waiting for a decision/);
+    expect(statusModel(facts(), names).summary).toBe('waiting for a decision on all 3 updates');
+  });
+
+  it('a client held after its champion reported a problem is one line, by name, reason once; its updates stay approved', () => {
+    const f = facts({ releaseApproved: true, holds: [clientHold], rings: [{ ring: 'broad', clientId: 'acme', state: 'running' }] });
+    const model = statusModel(f, names);
+    expect(model.counts).toEqual({ approved: 3, held: 0, waiting: 0, total: 3 });
+    const text = statusText([f], 'America/Chicago', NOW, names);
+    expect(text).toContain('Updates: 3 approved, 0 held, 0 waiting');
+    expect(text.match(/printers stopped/g)).toHaveLength(1);
+    expect(text).toContain('Harbour Accounting, held by Ana Silva: Pilot problem: printers stopped');
+    expect(text).not.toContain(GUID);
+    expect(text).not.toMatch(/\bharbour\b/);
+    const home = JSON.stringify(homeView(f, true, 'America/Chicago', NOW, names));
+    expect(home).toContain('*Held (0)*');
+    expect(home.match(/printers stopped/g)).toHaveLength(1);
+    expect(home).not.toContain(GUID);
+  });
+
+  it('shows no internal keys: updates by KB or title, gate states in words', () => {
+    const f = facts({
+      approved: ['click-to-run.microsoft-office'],
+      rings: [
+        { ring: 'msp', clientId: null, state: 'finished' },
+        { ring: 'pilot', clientId: 'harbour', state: 'awaiting_confirmation' },
+      ],
+    });
+    for (const text of [statusText([f], 'America/Chicago', NOW, names), JSON.stringify(homeView(f, true, 'America/Chicago', NOW, names))]) {
+      expect(text).toContain('Microsoft Office Click-to-Run');
+      expect(text).toContain('Harbour Accounting: waiting for the champion');
+      expect(text).not.toContain('click-to-run.microsoft-office');
+      expect(text).not.toContain('awaiting_confirmation');
+    }
+  });
+
+  it('a release a newer one replaced is superseded, not pending', () => {
+    const old = facts({ releaseId: '2024-Jan', supersededBy: '2024-Feb' });
+    const text = statusText([facts(), old], 'America/Chicago', NOW, names);
+    const jan = text.split('\n\n')[1]!;
+    expect(jan).toContain('superseded by 2024-Feb');
+    expect(jan).not.toMatch(/waiting for a decision|\nUpdates: /);
+  });
+
+  it('an update held for every client counts as held; held for one client it does not', () => {
+    const everyone: ActiveHold = { id: 'h2', updateKey: '5034439', clientId: null, ring: null, reason: 'breaks EMR', by: 'U0PAT', at: AT };
+    const oneClient: ActiveHold = { ...everyone, id: 'h3', updateKey: '5034765', clientId: 'harbour' };
+    const model = statusModel(facts({ releaseApproved: true, holds: [everyone, oneClient] }), names);
+    expect(model.counts).toMatchObject({ approved: 2, held: 1 });
+    expect(model.decided.find((d) => d.label === 'KB5034765')!.holds).toEqual([{ scope: 'for Harbour Accounting', by: { id: 'U0PAT', name: 'Pat Engineer' }, reason: 'breaks EMR' }]);
+    void none;
+  });
+});
