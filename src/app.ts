@@ -11,7 +11,7 @@ import { createSlackApp } from './bot/slack/app.ts';
 import { createTeamsAdapter, createTeamsBot, teamsRequestHandler } from './bot/teams/app.ts';
 import type { Logger } from './log.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
-import { createHttpServer, type HttpServer } from './runtime/http.ts';
+import { createHttpServer, createMetricsRegistry, createMetricsServer, type HttpServer } from './runtime/http.ts';
 import { startPrivateRedis, type PrivateRedis } from './runtime/redis-server.ts';
 
 export interface StartOptions {
@@ -112,11 +112,21 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
     });
     cleanups.push({ name: 'jobs', run: () => jobs.close() });
 
+    const metrics = createMetricsRegistry();
+    if (config.metrics) {
+      const metricsServer = createMetricsServer({ log, metrics });
+      const metricsPort = await metricsServer.listen(config.metrics.port, config.metrics.host);
+      cleanups.push({ name: 'metrics http', run: () => metricsServer.close() });
+      log.info({ port: metricsPort, host: config.metrics.host }, `metrics on http://${config.metrics.host}:${metricsPort}/metrics`);
+    }
+
     let http: HttpServer | undefined;
     let port: number | undefined;
     if (options.roles.has('web')) {
       http = createHttpServer({
         log,
+        metrics,
+        serveMetrics: !config.metrics,
         readiness: [
           { name: 'database', check: () => database.ping() },
           { name: 'redis', check: () => redis.ping() },
@@ -156,7 +166,7 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
         await sandbox.attach({ http: server, port, redis, prefix: config.redisPrefix });
         log.info({ port }, `sandbox: no Slack or Teams credentials, so both are emulated here; open http://localhost:${port}/`);
       }
-      log.info({ port }, `listening on http://localhost:${port} (/healthz, /readyz, /metrics)`);
+      log.info({ port }, `listening on http://localhost:${port} (/healthz, /readyz${config.metrics ? '' : ', /metrics'})`);
     }
     if (!config.slack.botToken && !config.teams.appId) {
       log.info('no Slack or Teams credentials configured: chat is off until SLACK_* or TEAMS_* are set');
