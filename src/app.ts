@@ -43,15 +43,20 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
   let config = configured;
   let now = options.now ?? (() => new Date());
   const cleanups: Array<{ name: string; run: () => Promise<void> }> = [];
+  // Run before anything that could wait on Redis or a client, so they happen even if a later step hangs.
+  const firsts: typeof cleanups = [];
+  let stopping = false;
+  let privateRedis: PrivateRedis | undefined;
   const stop = async () => {
-    for (const { name, run } of cleanups.reverse()) {
+    stopping = true;
+    for (const { name, run } of [...firsts.splice(0), ...cleanups.splice(0).reverse()]) {
+      log.debug(`shutdown: ${name}`);
       try {
         await run();
       } catch (error) {
         log.error({ err: error }, `shutdown: ${name} failed`);
       }
     }
-    cleanups.length = 0;
   };
 
   try {
@@ -60,6 +65,8 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       const lock = await lockDataDir(config.dataDir);
       cleanups.push({ name: 'data dir lock', run: () => lock.release() });
     }
+    // Stopped last: until then the jobs, queues and the sandbox still talk to it.
+    cleanups.push({ name: 'private redis-server', run: async () => privateRedis?.stop() });
 
     const database = await openDatabase(config.database);
     cleanups.push({ name: 'database', run: () => database.close() });
@@ -80,6 +87,7 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
         });
         const running = sandbox;
         cleanups.push({ name: 'sandbox', run: () => running.stop() });
+        firsts.push({ name: 'sandbox state', run: () => running.save() });
         config = sandbox.config;
         now = sandbox.clock.now;
       } else {
@@ -89,15 +97,24 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
 
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
-      const privateRedis: PrivateRedis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true });
-      cleanups.push({ name: 'private redis-server', run: () => privateRedis.stop() });
+      privateRedis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true, ownProcessGroup: true });
+      if (privateRedis.stoppedLeftover) log.warn({ pid: privateRedis.stoppedLeftover }, 'stopped a redis-server a killed patchbay left running on this data dir');
       redisUrl = privateRedis.url;
       log.info({ url: redisUrl, pid: privateRedis.pid }, 'started a private redis-server (set REDIS_URL to use your own)');
     }
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-    redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+    // Once stopping, a Redis that went away is not waited for: BullMQ's duplicates share this strategy.
+    const retryStrategy = (times: number) => (stopping ? null : Math.min(times * 50, 2_000));
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true, retryStrategy });
+    redis.on('error', (error) => (stopping ? log.debug({ err: error }, 'redis connection error while stopping') : log.warn({ err: error }, 'redis connection error')));
+    // Ends only once stopping found Redis gone (see retryStrategy): then nothing waits on it any more.
+    const redisGone = new Promise<void>((resolve) => redis.once('end', resolve));
     await redis.connect();
-    cleanups.push({ name: 'redis connection', run: async () => void (await redis.quit()) });
+    cleanups.push({
+      name: 'redis connection',
+      run: async () => {
+        if (redis.status !== 'end') await redis.quit();
+      },
+    });
     await warnUnlessNoEviction(redis, log);
 
     const jobs: RunningJobs = await startJobs({
@@ -110,7 +127,15 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       now,
       ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.deployer } : {}),
     });
-    cleanups.push({ name: 'jobs', run: () => jobs.close() });
+    cleanups.push({
+      name: 'jobs',
+      // A worker closing while its connection waits to reconnect would wait for ever (BullMQ waits for an 'end' that
+      // never comes). With Redis gone no job can record its end anyway: it is redone after the next start.
+      run: async () => {
+        const closed = await Promise.race([jobs.close().then(() => true), redisGone.then(() => false)]);
+        if (!closed) log.warn('Redis went away during the stop: jobs in flight will be redone after the next start');
+      },
+    });
 
     const metrics = createMetricsRegistry();
     if (config.metrics) {

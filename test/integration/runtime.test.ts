@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -10,9 +11,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.ts';
 import { lockDataDir } from '../../src/runtime/data-dir-lock.ts';
 import { createHttpServer, createMetricsRegistry, createMetricsServer, DEFAULT_HTTP_LIMITS } from '../../src/runtime/http.ts';
-import { RedisServerUnavailableError, startPrivateRedis } from '../../src/runtime/redis-server.ts';
+import { isRunning, RedisServerUnavailableError, startPrivateRedis } from '../../src/runtime/redis-server.ts';
 
 const log = createLogger('silent');
+const repo = path.resolve(import.meta.dirname, '../..');
 
 /** A logger whose lines the test can read. */
 function capturingLogger() {
@@ -51,6 +53,46 @@ describe('private redis-server', () => {
     expect(() => process.kill(server.pid, 0)).toThrow();
   });
 
+  it('stops when the process that started it dies of an uncaught error', async () => {
+    const dir = await tempDir();
+    // A separate Node process: its crash must not be this test runner's.
+    const script = `import { startPrivateRedis } from ${JSON.stringify(path.join(repo, 'src/runtime/redis-server.ts'))};
+      const server = await startPrivateRedis({ dir: ${JSON.stringify(dir)}, appendOnly: false, ownProcessGroup: true });
+      console.log(server.pid);
+      setTimeout(() => { throw new Error('boom'); }, 50);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const [code] = await once(child, 'exit');
+    expect(code).not.toBe(0);
+    const pid = Number(out.trim());
+    expect(pid).toBeGreaterThan(0);
+    await expect.poll(() => isRunning(pid), { timeout: 15_000 }).toBe(false);
+  });
+
+  it('leaves alone a live process that its pid file names but that is not its Redis', async () => {
+    const dir = await tempDir();
+    // Alive, and not a redis-server on this directory: a pid reused after a reboot, say.
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const other = await startPrivateRedis({ dir: await tempDir(), appendOnly: false });
+    try {
+      for (const record of [{ pid: stranger.pid, port: 1 }, { pid: stranger.pid, port: other.port }, { pid: other.pid, port: other.port }]) {
+        await fs.writeFile(path.join(dir, 'redis-server.pid'), JSON.stringify(record));
+        const server = await startPrivateRedis({ dir, appendOnly: false });
+        expect(server.stoppedLeftover).toBeUndefined();
+        expect(JSON.parse(await fs.readFile(path.join(dir, 'redis-server.pid'), 'utf8'))).toEqual({ pid: server.pid, port: server.port });
+        await server.stop();
+        await expect(fs.access(path.join(dir, 'redis-server.pid'))).rejects.toThrow();
+      }
+      // Neither the stranger nor another directory's Redis was touched.
+      expect(isRunning(stranger.pid!)).toBe(true);
+      expect(isRunning(other.pid)).toBe(true);
+    } finally {
+      stranger.kill('SIGKILL');
+      await other.stop();
+    }
+  });
+
   it('says how to install it or set REDIS_URL when redis-server is missing', async () => {
     const dir = await tempDir();
     const failure = startPrivateRedis({ dir, appendOnly: false, binary: 'redis-server-that-does-not-exist' });
@@ -69,6 +111,21 @@ describe('data dir lock', () => {
     await first.release();
     const second = await lockDataDir(dir);
     await second.release();
+  });
+
+  it('is freed when the process holding it dies of an uncaught error', async () => {
+    const dir = await tempDir();
+    const script = `import { lockDataDir } from ${JSON.stringify(path.join(repo, 'src/runtime/data-dir-lock.ts'))};
+      await lockDataDir(${JSON.stringify(dir)});
+      console.log('locked');
+      setTimeout(() => { throw new Error('boom'); }, 50);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const [code] = await once(child, 'exit');
+    expect(out).toContain('locked');
+    expect(code).not.toBe(0);
+    await expect(fs.access(path.join(dir, 'patchbay.pid'))).rejects.toThrow();
   });
 
   it('takes over a lock left by a dead process', async () => {
