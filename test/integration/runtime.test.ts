@@ -79,9 +79,12 @@ describe('private redis-server', () => {
       for (const record of [{ pid: stranger.pid, port: 1 }, { pid: stranger.pid, port: other.port }, { pid: other.pid, port: other.port }]) {
         await fs.writeFile(path.join(dir, 'redis-server.pid'), JSON.stringify(record));
         const server = await startPrivateRedis({ dir, appendOnly: false });
-        expect(server.stoppedLeftover).toBeUndefined();
-        expect(JSON.parse(await fs.readFile(path.join(dir, 'redis-server.pid'), 'utf8'))).toEqual({ pid: server.pid, port: server.port });
-        await server.stop();
+        try {
+          expect(server.stoppedLeftover).toBeUndefined();
+          expect(JSON.parse(await fs.readFile(path.join(dir, 'redis-server.pid'), 'utf8'))).toEqual({ pid: server.pid, port: server.port });
+        } finally {
+          await server.stop();
+        }
         await expect(fs.access(path.join(dir, 'redis-server.pid'))).rejects.toThrow();
       }
       // Neither the stranger nor another directory's Redis was touched.

@@ -151,12 +151,15 @@ describe('patchbay start over HTTP: what it does not serve costs a 405, not the 
     }
   }, 400_000);
   afterAll(async () => {
-    if (started) {
-      started.child.kill('SIGTERM');
-      expect(await exitOf(started.child)).toBe(0);
+    try {
+      if (started) {
+        started.child.kill('SIGTERM');
+        expect(await exitOf(started.child)).toBe(0);
+      }
+    } finally {
+      for (const pid of await redisServersOn(dataDir)) process.kill(pid, 'SIGKILL');
+      await fs.rm(dataDir, { recursive: true, force: true });
     }
-    for (const pid of await redisServersOn(dataDir)) process.kill(pid, 'SIGKILL');
-    await fs.rm(dataDir, { recursive: true, force: true });
   }, 120_000);
 
   it('answers a GET and a CORS preflight to /slack/events with 405 (Allow: POST) and keeps serving', async () => {
