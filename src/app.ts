@@ -13,7 +13,7 @@ import type { Logger } from './log.ts';
 import { recordLiveChat } from './db/sandbox-repo.ts';
 import { checkSandboxDatabase } from './sandbox/database-check.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
-import { createHttpServer, type HttpServer } from './runtime/http.ts';
+import { createHttpServer, createMetricsRegistry, createMetricsServer, type HttpServer } from './runtime/http.ts';
 import { startPrivateRedis, type PrivateRedis } from './runtime/redis-server.ts';
 
 export interface StartOptions {
@@ -49,15 +49,20 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
   let config = configured;
   let now = options.now ?? (() => new Date());
   const cleanups: Array<{ name: string; run: () => Promise<void> }> = [];
+  // Run before anything that could wait on Redis or a client, so they happen even if a later step hangs.
+  const firsts: typeof cleanups = [];
+  let stopping = false;
+  let privateRedis: PrivateRedis | undefined;
   const stop = async () => {
-    for (const { name, run } of cleanups.reverse()) {
+    stopping = true;
+    for (const { name, run } of [...firsts.splice(0), ...cleanups.splice(0).reverse()]) {
+      log.debug(`shutdown: ${name}`);
       try {
         await run();
       } catch (error) {
         log.error({ err: error }, `shutdown: ${name} failed`);
       }
     }
-    cleanups.length = 0;
   };
 
   try {
@@ -66,6 +71,8 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       const lock = await lockDataDir(config.dataDir);
       cleanups.push({ name: 'data dir lock', run: () => lock.release() });
     }
+    // Stopped last: until then the jobs, queues and the sandbox still talk to it.
+    cleanups.push({ name: 'private redis-server', run: async () => privateRedis?.stop() });
 
     const database = await openDatabase(config.database);
     cleanups.push({ name: 'database', run: () => database.close() });
@@ -87,21 +94,31 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       });
       const running = sandbox;
       cleanups.push({ name: 'sandbox', run: () => running.stop() });
+      firsts.push({ name: 'sandbox state', run: () => running.save() });
       config = sandbox.config;
       now = sandbox.clock.now;
     }
 
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
-      const privateRedis: PrivateRedis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true });
-      cleanups.push({ name: 'private redis-server', run: () => privateRedis.stop() });
+      privateRedis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true, ownProcessGroup: true });
+      if (privateRedis.stoppedLeftover) log.warn({ pid: privateRedis.stoppedLeftover }, 'stopped a redis-server a killed patchbay left running on this data dir');
       redisUrl = privateRedis.url;
       log.info({ url: redisUrl, pid: privateRedis.pid }, 'started a private redis-server (set REDIS_URL to use your own)');
     }
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-    redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+    // Once stopping, a Redis that went away is not waited for: BullMQ's duplicates share this strategy.
+    const retryStrategy = (times: number) => (stopping ? null : Math.min(times * 50, 2_000));
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true, retryStrategy });
+    redis.on('error', (error) => (stopping ? log.debug({ err: error }, 'redis connection error while stopping') : log.warn({ err: error }, 'redis connection error')));
+    // Ends only once stopping found Redis gone (see retryStrategy): then nothing waits on it any more.
+    const redisGone = new Promise<void>((resolve) => redis.once('end', resolve));
     await redis.connect();
-    cleanups.push({ name: 'redis connection', run: async () => void (await redis.quit()) });
+    cleanups.push({
+      name: 'redis connection',
+      run: async () => {
+        if (redis.status !== 'end') await redis.quit();
+      },
+    });
     await warnUnlessNoEviction(redis, log);
 
     const jobs: RunningJobs = await startJobs({
@@ -114,7 +131,23 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       now,
       ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.deployer } : {}),
     });
-    cleanups.push({ name: 'jobs', run: () => jobs.close() });
+    cleanups.push({
+      name: 'jobs',
+      // A worker closing while its connection waits to reconnect would wait for ever (BullMQ waits for an 'end' that
+      // never comes). With Redis gone no job can record its end anyway: it is redone after the next start.
+      run: async () => {
+        const closed = await Promise.race([jobs.close().then(() => true), redisGone.then(() => false)]);
+        if (!closed) log.warn('Redis went away during the stop: jobs in flight will be redone after the next start');
+      },
+    });
+
+    const metrics = createMetricsRegistry();
+    if (config.metrics) {
+      const metricsServer = createMetricsServer({ log, metrics });
+      const metricsPort = await metricsServer.listen(config.metrics.port, config.metrics.host);
+      cleanups.push({ name: 'metrics http', run: () => metricsServer.close() });
+      log.info({ port: metricsPort, host: config.metrics.host }, `metrics on http://${config.metrics.host}:${metricsPort}/metrics`);
+    }
 
     let http: HttpServer | undefined;
     let port: number | undefined;
@@ -122,6 +155,8 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
     if (options.roles.has('web')) {
       http = createHttpServer({
         log,
+        metrics,
+        serveMetrics: !config.metrics,
         readiness: [
           { name: 'database', check: () => database.ping() },
           { name: 'redis', check: () => redis.ping() },
@@ -163,7 +198,7 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
         await sandbox.attach({ http: server, host, port, redis, prefix: config.redisPrefix });
         log.info({ port }, `sandbox: no Slack or Teams credentials, so both are emulated here; open http://localhost:${port}/`);
       }
-      log.info({ host, port }, `listening on ${host}:${port} (/healthz, /readyz, /metrics)`);
+      log.info({ host, port }, `listening on ${host}:${port} (/healthz, /readyz${config.metrics ? '' : ', /metrics'})`);
     }
     return { port, host, redisUrl, database, http, sandbox, chat, stop };
   } catch (error) {

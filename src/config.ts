@@ -25,6 +25,16 @@ const url = (protocols: string[], example: string) =>
     { message: `expected a URL such as ${example}` },
   );
 
+const portNumber = optionalString.transform((value, ctx) => {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: 'expected a port number from 0 to 65535' });
+    return z.NEVER;
+  }
+  return port;
+});
+
 const envSchema = z.object({
   NODE_ENV: optionalString,
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:pass@localhost:5432/patchbay'),
@@ -33,16 +43,10 @@ const envSchema = z.object({
   REDIS_PREFIX: optionalString.refine((v) => v === undefined || !v.includes(':'), {
     message: 'expected a name without ":" (BullMQ forbids it), e.g. patchbay',
   }),
-  PORT: optionalString.transform((value, ctx) => {
-    if (value === undefined) return undefined;
-    const port = Number(value);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      ctx.addIssue({ code: 'custom', message: 'expected a port number from 0 to 65535' });
-      return z.NEVER;
-    }
-    return port;
-  }),
+  PORT: portNumber,
   HOST: optionalString,
+  METRICS_PORT: portNumber,
+  METRICS_HOST: optionalString,
   LOG_LEVEL: optionalString.pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional()),
   SLACK_BOT_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xoxb-'), {
     message: 'expected a bot token starting with xoxb-',
@@ -72,6 +76,8 @@ export interface Config {
   port: number;
   /** Unset: every interface, but loopback only in sandbox mode (its page acts as anyone in the directory). */
   host: string | undefined;
+  /** Set: /metrics is served only on this port and host, not on the public `port` beside /slack/events. */
+  metrics: { port: number; host: string } | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   slack: {
     botToken: string | undefined;
@@ -112,6 +118,8 @@ export class ConfigError extends Error {
 
 export const DEFAULTS = {
   port: 3000,
+  // Metrics say a lot about the install; only this machine sees them unless METRICS_HOST says otherwise.
+  metricsHost: '127.0.0.1',
   dataDir: './.data',
   redisPrefix: 'patchbay',
   slackApiUrl: 'https://slack.com/api/',
@@ -145,6 +153,12 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   if (e.PATCHBAY_SANDBOX === 'on' && (e.SLACK_BOT_TOKEN || e.TEAMS_APP_ID)) {
     problems.push('PATCHBAY_SANDBOX: "on" emulates Slack and Teams; unset it to connect the configured SLACK_*/TEAMS_* credentials');
   }
+  if (e.METRICS_HOST && e.METRICS_PORT === undefined) {
+    problems.push('METRICS_HOST: also set METRICS_PORT (the port /metrics moves to)');
+  }
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === (e.PORT ?? DEFAULTS.port)) {
+    problems.push(`METRICS_PORT: expected a port other than PORT (${e.METRICS_PORT}); /metrics moves off the public port`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.PATCHBAY_DATA_DIR ?? DEFAULTS.dataDir);
@@ -155,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     redisPrefix: e.REDIS_PREFIX ?? DEFAULTS.redisPrefix,
     port: e.PORT ?? DEFAULTS.port,
     host: e.HOST,
+    metrics: e.METRICS_PORT === undefined ? undefined : { port: e.METRICS_PORT, host: e.METRICS_HOST ?? DEFAULTS.metricsHost },
     logLevel: e.LOG_LEVEL ?? 'info',
     slack: {
       botToken: e.SLACK_BOT_TOKEN,

@@ -49,20 +49,33 @@ export function register(program: Command): void {
         );
       }
       await new Promise<void>((resolve) => {
-        let stopping = false;
+        let stoppingSince: number | undefined;
         const shutdown = (signal: NodeJS.Signals) => {
-          if (stopping) return;
-          stopping = true;
+          if (stoppingSince !== undefined) {
+            // Ctrl-C under `npm start` arrives twice (from the terminal and forwarded by npm): ignore the echo. A
+            // later one means now; the exit hook still stops the private Redis.
+            if (Date.now() - stoppingSince < 2_000) return;
+            log.warn({ signal }, 'signalled again while stopping: exiting now');
+            process.exit(1);
+          }
+          stoppingSince = Date.now();
           log.info({ signal }, 'shutting down');
           const forced = setTimeout(() => {
             log.error('shutdown took longer than 30 s; exiting');
             process.exit(1);
           }, 30_000);
           forced.unref();
-          void app.stop().finally(resolve);
+          void app.stop().finally(() => {
+            clearTimeout(forced);
+            log.info('stopped');
+            resolve();
+          });
         };
-        process.once('SIGTERM', shutdown);
-        process.once('SIGINT', shutdown);
+        process.on('SIGTERM', shutdown);
+        process.on('SIGINT', shutdown);
       });
+      // Everything that matters is closed and saved; what a library left waiting (a worker that gave up on a Redis
+      // that went away) must not keep the process alive.
+      process.exit(process.exitCode ?? 0);
     });
 }

@@ -1,3 +1,4 @@
+import { readFileSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -32,8 +33,18 @@ export async function lockDataDir(dataDir: string): Promise<{ release(): Promise
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await fs.writeFile(lockFile, String(process.pid), { flag: 'wx' });
+      // A process that dies of an uncaught error or exits early still frees the directory.
+      const onExit = () => {
+        try {
+          if (readFileSync(lockFile, 'utf8').trim() === String(process.pid)) rmSync(lockFile, { force: true });
+        } catch {
+          // Already gone.
+        }
+      };
+      process.on('exit', onExit);
       return {
         async release() {
+          process.off('exit', onExit);
           await fs.rm(lockFile, { force: true });
         },
       };

@@ -88,6 +88,8 @@ export interface Sandbox {
   attach(options: AttachOptions): Promise<void>;
   /** Promotes run jobs delayed in real time so they look at the clock again (after a jump). */
   wakeDelayedRuns(): Promise<void>;
+  /** Writes the clock and the emulated chats now: the first step of a stop, before anything that may wait. */
+  save(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -187,11 +189,17 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         stops.push(async () => void (await runQueue?.close()));
         const routes = sandboxRoutes({ sandbox, database, log, appUrl: `http://${selfAddress(host)}:${port}`, signingSecret, appId: SANDBOX_TEAMS_APP_ID, pageToken, listenHost: config.host });
         for (const [route, handler] of routes.handlers) http.mount(route, handler);
+        // The page's event streams never end by themselves; the server's stop would wait on them.
+        http.beforeClose(() => routes.close());
         stops.push(() => routes.close());
         await routes.installTeams();
       },
       async wakeDelayedRuns() {
         await runQueue?.promoteJobs();
+      },
+      async save() {
+        clock.save();
+        await saveChat();
       },
       stop,
     };

@@ -24,6 +24,7 @@ import {
   buildBlockActions,
   buildSlashCommand,
   buildViewSubmission,
+  nowSeconds,
   postSigned,
   staleTimestamp,
 } from '../support/slack-signing.ts';
@@ -150,6 +151,22 @@ describe('Slack: signatures', () => {
     expect(await count(sql`select count(*) as n from audit_log where subject like ${`update:${id}:%`}`)).toBe(0);
     expect(emu.message(CH, ts)?.edits).toBe(0);
     expect(emu.message(CH, parentTs)?.edits).toBe(0);
+  });
+
+  it('refuses a correctly signed request stamped 10 minutes ahead with 401, and records nothing', async () => {
+    const { id, parentTs } = await postedRelease();
+    const ts = await messageOf(id, '5099001');
+    const body = click('U0PAT', 'update.approve', ts, '5099001').body;
+    // Signed with the right secret: only the time is wrong (Bolt itself refuses only old timestamps).
+    expect((await postSigned(eventsUrl, body, { secret: SECRET, timestamp: nowSeconds() + 10 * 60 })).status).toBe(401);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await count(sql`select count(*) as n from decisions where release_id = ${id}`)).toBe(0);
+    expect(await count(sql`select count(*) as n from audit_log where subject like ${`update:${id}:%`}`)).toBe(0);
+    expect(emu.message(CH, ts)?.edits).toBe(0);
+    expect(emu.message(CH, parentTs)?.edits).toBe(0);
+    // The same click stamped now is taken: the refusal was the timestamp's alone.
+    expect((await postSigned(eventsUrl, body, { secret: SECRET })).status).toBe(200);
+    await expect.poll(() => count(sql`select count(*) as n from decisions where release_id = ${id}`), { timeout: 15_000 }).toBe(1);
   });
 });
 

@@ -4,11 +4,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { openDatabase, rowsOf } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
 import { importInventoryFile } from '../../src/commands/import.ts';
+import { freePort, isRunning } from '../../src/runtime/redis-server.ts';
+import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
 import { createScratchDatabase, testBackend, type ScratchDatabase } from '../support/db.ts';
 import { CLI_TEST_TIMEOUT_MS, cliTestTimeout } from '../support/cli.ts';
 
@@ -23,22 +25,61 @@ afterEach(async () => {
     child.kill('SIGKILL');
     await once(child, 'exit');
   }
+  // A test that failed half-way may leave a private Redis (its own process group) behind: stop it by its directory.
+  for (const dir of dirs) for (const pid of await redisServersOn(dir)) process.kill(pid, 'SIGKILL');
   await Promise.all(dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
   await Promise.all(scratches.splice(0).map((s) => s.drop()));
 });
 
+/** The redis-servers running with their working directory (redis chdirs to --dir) under a data dir. Linux /proc. */
+async function redisServersOn(dataDir: string): Promise<number[]> {
+  const want = path.join(await fs.realpath(dataDir).catch(() => dataDir), 'redis');
+  const found: number[] = [];
+  for (const entry of await fs.readdir('/proc').catch(() => [] as string[])) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const [comm, cwd] = await Promise.all([fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => ''), fs.readlink(`/proc/${pid}/cwd`).catch(() => '')]);
+    if (comm.startsWith('redis-server') && cwd === want && isRunning(pid)) found.push(pid);
+  }
+  return found;
+}
+
+async function tempDataDir(): Promise<string> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-start-'));
+  dirs.push(dataDir);
+  return dataDir;
+}
+
+/** The release watcher starts with the app: keep it off the network (these machines have none). */
+function offlineFeeds(dataDir: string): Record<string, string> {
+  const offline = pathToFileURL(path.join(dataDir, 'no-feeds')).href;
+  return { PATCHBAY_DATA_DIR: dataDir, MSRC_API_URL: `${offline}/`, KEV_URL: `${offline}/kev.json` };
+}
+
+const redisPidIn = (logs: string): number => Number(/"pid":(\d+),"msg":"started a private redis-server/.exec(logs)?.[1]);
+
+/** Waits for the exit; a stop that hangs until the 30 s forced exit fails here rather than timing the test out. */
+async function exitOf(child: ChildProcessWithoutNullStreams): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
+
 /** Runs `patchbay start` as a user would, with a clean environment but for what the test sets. */
-async function startPatchbay(env: Record<string, string>) {
+async function startPatchbay(env: Record<string, string>, options: { detached?: boolean } = {}) {
   const child = spawn(process.execPath, ['bin/patchbay.mjs', 'start', '--port', '0'], {
     cwd: repo,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...env },
+    // Its own process group, as a shell gives a foreground job, so the test can signal the group as Ctrl-C does.
+    detached: options.detached ?? false,
   });
   children.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
   child.stderr.on('data', (chunk) => (stderr += chunk));
-  const deadline = Date.now() + CLI_TEST_TIMEOUT_MS;
+  // Migrating PGlite and starting the sandbox takes long on a busy machine.
+  const deadline = Date.now() + Math.max(CLI_TEST_TIMEOUT_MS, 240_000);
   while (!/http:\/\/localhost:(\d+)/.test(stdout)) {
     if (child.exitCode !== null) throw new Error(`patchbay exited ${child.exitCode}:\n${stderr}`);
     if (Date.now() > deadline) throw new Error(`patchbay did not start:\n${stderr}`);
@@ -91,7 +132,7 @@ describe('patchbay start on the embedded defaults', () => {
     await expect(fs.access(path.join(dataDir, 'patchbay.pid'))).rejects.toThrow();
     // The database survived: a restart finds it migrated and the Redis AOF where it left it.
     await expect(fs.access(path.join(dataDir, 'redis', 'appendonlydir'))).resolves.toBeUndefined();
-  }, cliTestTimeout(3));
+  }, cliTestTimeout(7));
 
   it('refuses bad configuration with a line naming the variable', { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const child = spawn(process.execPath, ['bin/patchbay.mjs', 'start'], {
@@ -103,6 +144,58 @@ describe('patchbay start on the embedded defaults', () => {
     const [code] = await once(child, 'exit');
     expect(code).toBe(2);
     expect(stderr).toContain('PORT: expected a port number from 0 to 65535 (got "eighty")');
+  });
+});
+
+describe('patchbay start over HTTP: what it does not serve costs a 405, not the process', () => {
+  let started: Awaited<ReturnType<typeof startPatchbay>> | undefined;
+  let dataDir: string;
+  let metricsPort: number;
+  beforeAll(async () => {
+    // Shared by the tests below: neither the directory nor the process is afterEach's to remove.
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-start-'));
+    metricsPort = await freePort();
+    const starting = startPatchbay({ ...offlineFeeds(dataDir), METRICS_PORT: String(metricsPort) });
+    const child = children.pop()!;
+    try {
+      started = await starting;
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw error;
+    }
+  }, cliTestTimeout(7));
+  afterAll(async () => {
+    try {
+      if (started) {
+        started.child.kill('SIGTERM');
+        expect(await exitOf(started.child)).toBe(0);
+      }
+    } finally {
+      for (const pid of await redisServersOn(dataDir)) process.kill(pid, 'SIGKILL');
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('answers a GET and a CORS preflight to /slack/events with 405 (Allow: POST) and keeps serving', async () => {
+    const { port, child, logs } = started!;
+    const base = `http://127.0.0.1:${port}`;
+    const get = await fetch(`${base}/slack/events`);
+    expect(get.status).toBe(405);
+    expect(get.headers.get('allow')).toBe('POST');
+    const preflight = await fetch(`${base}/slack/events`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.status).toBe(405);
+    expect(preflight.headers.get('allow')).toBe('POST');
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect(child.exitCode).toBeNull();
+    expect(logs()).not.toContain('HTTPReceiverDeferredRequestError');
+  });
+
+  it('with METRICS_PORT set, serves /metrics there and not on the public port', async () => {
+    expect((await fetch(`http://127.0.0.1:${started!.port}/metrics`)).status).toBe(404);
+    expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).toContain('patchbay_nodejs_heap_size_total_bytes');
   });
 });
 
@@ -168,4 +261,110 @@ describe.skipIf(testBackend() === 'pglite')('patchbay start on an external Postg
     expect(stderr).toMatch(/PATCHBAY_SANDBOX=on, but the sandbox will not run: this database has history the sandbox did not write \(.*clients/);
     expect(await historyRows(scratch.url)).toEqual(before);
   }, cliTestTimeout(1));
+});
+
+describe('patchbay start: stopping', () => {
+  /** What a clean stop leaves: exit 0, no forced exit, no Redis on the dir, no lock. */
+  async function expectCleanStop(child: ChildProcessWithoutNullStreams, dataDir: string, logs: () => string) {
+    expect(await exitOf(child)).toBe(0);
+    expect(logs()).toContain('"msg":"stopped"');
+    expect(logs()).not.toContain('shutdown took longer than 30 s');
+    expect(await redisServersOn(dataDir)).toEqual([]);
+    await expect(fs.access(path.join(dataDir, 'patchbay.pid'))).rejects.toThrow();
+  }
+
+  /** The per-start token the served page carries, as the page itself reads it. */
+  async function pageToken(base: string): Promise<string> {
+    const html = await (await fetch(`${base}/`)).text();
+    return /<meta name="patchbay-sandbox-token" content="([^"]+)">/.exec(html)![1]!;
+  }
+
+  /** The page's state, and a Teams message written just before the stop: the saved chats must hold it. */
+  async function touchSandbox(base: string): Promise<{ clockMs: number; text: string }> {
+    const token = { [PAGE_TOKEN_HEADER]: await pageToken(base) };
+    const state = (await (await fetch(`${base}/sandbox/api/state`, { headers: token })).json()) as {
+      clock: { now: string };
+      teams: { conversations: Array<{ id: string; defaultActor?: string }> };
+    };
+    const conversation = state.teams.conversations.find((c) => c.defaultActor)!;
+    const text = `written right before the stop ${Math.random().toString(36).slice(2)}`;
+    await fetch(`${base}/sandbox/api/teams/message`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: base, ...token },
+      body: JSON.stringify({ user: conversation.defaultActor, conversationId: conversation.id, text }),
+    });
+    return { clockMs: Date.parse(state.clock.now), text };
+  }
+
+  async function expectSandboxSaved(dataDir: string, before: { clockMs: number; text: string }) {
+    const clock = JSON.parse(await fs.readFile(path.join(dataDir, 'sandbox', 'clock.json'), 'utf8')) as { clockMs: number };
+    expect(clock.clockMs).toBeGreaterThanOrEqual(before.clockMs);
+    expect(await fs.readFile(path.join(dataDir, 'sandbox', 'chat.json'), 'utf8')).toContain(before.text);
+  }
+
+  it('exits 0 within seconds on SIGTERM while the sandbox page holds its event stream open', async () => {
+    const dataDir = await tempDataDir();
+    const { child, port, logs } = await startPatchbay(offlineFeeds(dataDir));
+    const base = `http://127.0.0.1:${port}`;
+    const stream = await fetch(`${base}/sandbox/events?token=${await pageToken(base)}`);
+    expect(stream.status).toBe(200);
+    const reader = stream.body!.getReader();
+    await reader.read();
+    child.kill('SIGTERM');
+    await expectCleanStop(child, dataDir, logs);
+    // The page saw its stream end (and will reconnect), rather than the connection being cut.
+    expect((await reader.read()).done).toBe(true);
+  }, cliTestTimeout(7));
+
+  it('exits 0 when Ctrl-C signals the whole process group (twice, as under npm start): Redis stopped last, lock released, sandbox saved', async () => {
+    const dataDir = await tempDataDir();
+    const { child, port, logs } = await startPatchbay(offlineFeeds(dataDir), { detached: true });
+    const redisPid = redisPidIn(logs());
+    expect(await redisServersOn(dataDir)).toEqual([redisPid]);
+    const before = await touchSandbox(`http://127.0.0.1:${port}`);
+    process.kill(-child.pid!, 'SIGINT');
+    process.kill(child.pid!, 'SIGINT');
+    await expectCleanStop(child, dataDir, logs);
+    expect(isRunning(redisPid)).toBe(false);
+    // Redis, in a group of its own, did not get the Ctrl-C: patchbay stopped it (SIGTERM) once the jobs had closed.
+    const redisLog = await fs.readFile(path.join(dataDir, 'redis', 'redis.log'), 'utf8');
+    expect(redisLog).not.toContain('Received SIGINT');
+    expect(redisLog).toContain('Received SIGTERM');
+    expect(logs()).not.toContain('Redis went away during the stop');
+    expect(logs()).not.toMatch(/shutdown: .* failed/);
+    await expectSandboxSaved(dataDir, before);
+  }, cliTestTimeout(7));
+
+  it('exits 0 without a flood of connection errors when its private Redis died first, and saves the sandbox', async () => {
+    const dataDir = await tempDataDir();
+    const { child, port, logs } = await startPatchbay(offlineFeeds(dataDir));
+    const before = await touchSandbox(`http://127.0.0.1:${port}`);
+    // What a service manager that signals every process of the service does, Redis first.
+    process.kill(redisPidIn(logs()), 'SIGKILL');
+    child.kill('SIGTERM');
+    await expectCleanStop(child, dataDir, logs);
+    // One burst as each connection notices (a few dozen mentions); retrying until the forced exit made hundreds.
+    expect(logs().match(/ECONNREFUSED/g)?.length ?? 0).toBeLessThan(100);
+    await expectSandboxSaved(dataDir, before);
+  }, cliTestTimeout(7));
+
+  it('stops the redis-server a killed patchbay left on its data dir before starting its own', async () => {
+    const dataDir = await tempDataDir();
+    const first = await startPatchbay(offlineFeeds(dataDir));
+    const orphan = redisPidIn(first.logs());
+    first.child.kill('SIGKILL');
+    await exitOf(first.child);
+    // kill -9 cannot be caught: the Redis outlives it.
+    expect(await redisServersOn(dataDir)).toEqual([orphan]);
+
+    const second = await startPatchbay(offlineFeeds(dataDir));
+    const fresh = redisPidIn(second.logs());
+    expect(fresh).not.toBe(orphan);
+    expect(isRunning(orphan)).toBe(false);
+    expect(await redisServersOn(dataDir)).toEqual([fresh]);
+    expect(second.logs()).toContain(`"pid":${orphan},"msg":"stopped a redis-server a killed patchbay left running on this data dir"`);
+    expect((await fetch(`http://127.0.0.1:${second.port}/readyz`)).status).toBe(200);
+    second.child.kill('SIGTERM');
+    await expectCleanStop(second.child, dataDir, second.logs);
+  }, cliTestTimeout(10));
 });

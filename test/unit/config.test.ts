@@ -62,6 +62,15 @@ describe('loadConfig', () => {
     expect(problemsOf({ REDIS_PREFIX: 'a:b' })[0]).toMatch(/^REDIS_PREFIX: .*":"/);
   });
 
+  it('moves /metrics to METRICS_PORT (loopback unless METRICS_HOST says otherwise) only when it is set', () => {
+    expect(loadConfig({}).metrics).toBeUndefined();
+    expect(loadConfig({ METRICS_PORT: '9464' }).metrics).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({ port: 9464, host: '0.0.0.0' });
+    expect(problemsOf({ METRICS_PORT: 'x' })[0]).toMatch(/^METRICS_PORT: expected a port number/);
+    expect(problemsOf({ METRICS_HOST: '0.0.0.0' })[0]).toMatch(/^METRICS_HOST: also set METRICS_PORT/);
+    expect(problemsOf({ METRICS_PORT: '3000' })[0]).toMatch(/^METRICS_PORT: expected a port other than PORT/);
+  });
+
   it('refuses half a Slack or Teams configuration', () => {
     expect(problemsOf({ SLACK_BOT_TOKEN: 'xoxb-1' })[0]).toMatch(/SLACK_SIGNING_SECRET/);
     expect(problemsOf({ TEAMS_APP_ID: 'id' })[0]).toMatch(/TEAMS_APP_PASSWORD/);

@@ -89,6 +89,32 @@ function boltLogger(log: Logger): BoltLogger {
   };
 }
 
+/** Slack's tolerance; Bolt refuses only stale timestamps, not ones ahead of the clock (a replay kept for later). */
+const MAX_REQUEST_SKEW_S = 5 * 60;
+
+/**
+ * What reaches Bolt's receiver: only POSTs (it throws on anything else, and a browser's GET or CORS preflight
+ * must not cost more than a 405) with a timestamp within five minutes either way of real time. Real time, not the
+ * sandbox's clock: Slack (and the sandbox page) sign with the wall clock.
+ */
+function receiverGate(receiver: HTTPReceiver, log: Logger): RequestHandler {
+  return (req, res) => {
+    if (req.method !== 'POST') {
+      res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain; charset=utf-8' });
+      res.end('POST only');
+      return;
+    }
+    const stamp = Number(req.headers['x-slack-request-timestamp']);
+    if (Number.isFinite(stamp) && Math.abs(Date.now() / 1000 - stamp) > MAX_REQUEST_SKEW_S) {
+      log.warn({ timestamp: stamp }, 'slack request refused: its timestamp is more than 5 minutes from now');
+      res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end();
+      return;
+    }
+    receiver.requestListener(req, res);
+  };
+}
+
 interface ButtonValue {
   release: string;
   kb?: string;
@@ -409,7 +435,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
 
   return {
     app,
-    handler: receiver ? (req, res) => receiver.requestListener(req, res) : undefined,
+    handler: receiver ? receiverGate(receiver, log) : undefined,
     async start() {
       if (options.appToken) await app.start();
     },
