@@ -16,7 +16,7 @@ import * as rolloutActions from '../../../src/bot/use-cases/rollout-actions.ts';
 import { confirmPilot, reportPilotProblem } from '../../../src/bot/use-cases/pilot.ts';
 import { answerUserDm } from '../../../src/bot/use-cases/user-dm.ts';
 import type { Ring } from '../../../src/domain/inventory.ts';
-import type { ModelHarness } from './harness.ts';
+import { OWNERS as HARNESS_OWNERS, type ModelHarness } from './harness.ts';
 import { CLIENTS, ENGINEER, EXTRA_DEVICES, MSP, refreshDirectory, RELEASE_ID, UPDATE_KEYS, worldInventory } from './world.ts';
 import { windowsAfter } from './windows.ts';
 
@@ -56,7 +56,7 @@ abstract class Step implements Cmd {
   abstract toString(): string;
 }
 
-class Approve extends Step {
+export class Approve extends Step {
   constructor(readonly update: string | null) {
     super();
   }
@@ -68,7 +68,7 @@ class Approve extends Step {
   }
 }
 
-class Hold extends Step {
+export class Hold extends Step {
   constructor(
     readonly update: string | null,
     readonly client: string | null,
@@ -93,7 +93,7 @@ class Hold extends Step {
   }
 }
 
-class ReleaseHold extends Step {
+export class ReleaseHold extends Step {
   constructor(readonly index: number) {
     super();
   }
@@ -109,7 +109,7 @@ class ReleaseHold extends Step {
   }
 }
 
-class Promote extends Step {
+export class Promote extends Step {
   async act(h: ModelHarness) {
     const result = await rolloutActions.promoteRelease(h.ctx, { actor: engineer, releaseId: RELEASE_ID });
     return result.outcome;
@@ -129,7 +129,7 @@ type SkipRing = (ctx: unknown, input: Record<string, unknown>) => Promise<{ outc
 const skipRingUseCase: SkipRing | undefined =
   ((rolloutActions as Record<string, unknown>).skipRing as SkipRing | undefined) ?? ((decisions as Record<string, unknown>).skipRing as SkipRing | undefined);
 
-class Skip extends Step {
+export class Skip extends Step {
   constructor(
     readonly update: string,
     readonly ring: 'msp' | 'pilot',
@@ -154,7 +154,7 @@ class Skip extends Step {
   }
 }
 
-class Answer extends Step {
+export class Answer extends Step {
   constructor(
     readonly client: string,
     readonly kind: 'champion-ok' | 'engineer-ok' | 'problem',
@@ -173,7 +173,7 @@ class Answer extends Step {
   }
 }
 
-class UserAnswer extends Step {
+export class UserAnswer extends Step {
   constructor(
     readonly index: number,
     readonly answer: 'ok' | 'defer',
@@ -196,19 +196,26 @@ class UserAnswer extends Step {
 
 const OWNERS = [{ zone: MSP.timezone, spec: MSP.desktop, name: 'msp' }, ...CLIENTS.map((c) => ({ zone: c.timezone, spec: c.desktop, name: c.id }))];
 
-class Clock extends Step {
+export class Clock extends Step {
   protected override moves = true;
   constructor(
-    readonly kind: 'hours' | 'nextWindow' | 'intoWindow' | 'dmTime',
+    readonly kind: 'hours' | 'nextWindow' | 'intoWindow' | 'dmTime' | 'nextBusyWindow',
     readonly n: number,
     readonly owner: number,
   ) {
     super();
   }
-  target(h: ModelHarness): Date {
+  async target(h: ModelHarness): Promise<Date> {
     const now = h.clock.now;
     const owner = OWNERS[this.owner % OWNERS.length]!;
     switch (this.kind) {
+      case 'nextBusyWindow': {
+        // The next window in which something is due: what an engineer waiting on the rollout skips ahead to.
+        const busy = await h.busyOwners();
+        const owners = HARNESS_OWNERS.filter((o) => busy.has(o.id));
+        const starts = (owners.length > 0 ? owners : HARNESS_OWNERS).flatMap((o) => o.specs.map((spec) => windowsAfter(spec, o.zone, now, 1)[0]!.start.getTime()));
+        return new Date(Math.min(...starts) + (this.n % 30) * 60_000);
+      }
       case 'hours':
         return new Date(now.getTime() + this.n * 3_600_000);
       case 'nextWindow':
@@ -230,7 +237,7 @@ class Clock extends Step {
     }
   }
   async act(h: ModelHarness) {
-    await h.advanceTo(this.target(h));
+    await h.advanceTo(await this.target(h));
     return 'ok';
   }
   toString() {
@@ -238,6 +245,8 @@ class Clock extends Step {
     switch (this.kind) {
       case 'hours':
         return `clock(+${this.n}h)`;
+      case 'nextBusyWindow':
+        return `clock(next window with work +${this.n % 30}min)`;
       case 'nextWindow':
         return `clock(next ${owner} window +${this.n % 30}min)`;
       case 'intoWindow':
@@ -248,7 +257,7 @@ class Clock extends Step {
   }
 }
 
-class Reimport extends Step {
+export class Reimport extends Step {
   constructor(
     readonly kind: 'add' | 'retire',
     readonly index: number,
@@ -274,7 +283,7 @@ class Reimport extends Step {
   }
 }
 
-class Restart extends Step {
+export class Restart extends Step {
   protected override moves = true;
   async act(h: ModelHarness) {
     await h.restartWorker();
@@ -291,6 +300,7 @@ const client = fc.constantFrom(...CLIENTS.map((c) => c.id));
 export function commandArbitraries(): Array<fc.Arbitrary<Cmd>> {
   const clock = fc.oneof(
     { weight: 3, arbitrary: fc.integer({ min: 1, max: 30 }).map((n) => new Clock('hours', n, 0)) },
+    { weight: 4, arbitrary: fc.nat(59).map((n) => new Clock('nextBusyWindow', n, 0)) },
     { weight: 3, arbitrary: fc.tuple(fc.nat(59), fc.nat(OWNERS.length - 1)).map(([n, o]) => new Clock('nextWindow', n, o)) },
     { weight: 2, arbitrary: fc.tuple(fc.nat(99), fc.nat(OWNERS.length - 1)).map(([n, o]) => new Clock('intoWindow', n, o)) },
     { weight: 1, arbitrary: fc.nat(OWNERS.length - 1).map((o) => new Clock('dmTime', 0, o)) },

@@ -30,7 +30,7 @@ import { windowsAfter } from './windows.ts';
 
 /** The notice hours every client has in the model's world (the default; none sets its own). */
 const NOTICE_HOURS = 4;
-const OWNERS = [
+export const OWNERS = [
   { id: 'msp', zone: MSP.timezone, specs: [MSP.desktop, MSP.server] },
   ...CLIENTS.map((c) => ({ id: c.id, zone: c.timezone, specs: [c.desktop, 'sun 01:00-05:00'] })),
 ];
@@ -243,7 +243,8 @@ export class ModelHarness {
     await this.settle();
   }
 
-  private async busyOwners(): Promise<Set<string>> {
+  /** Owners ('msp' or a client id) with an open gate or an unfinished run. */
+  async busyOwners(): Promise<Set<string>> {
     return new Set(
       rowsOf<{ owner: string }>(
         await this.db.execute(sql`select coalesce(client_id, 'msp') as owner from rollouts where state in ('scheduled', 'running')

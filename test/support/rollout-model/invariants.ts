@@ -322,12 +322,14 @@ export function checkI5(facts: Facts): Violation[] {
 
 /**
  * I6: the counts `/patch status` gives for the release equal the tables'. Held: an active hold that stops the
- * update everywhere (no client, no ring: the update's own hold or a release-wide one). Approved: not held, and
- * approved (the update or the whole release). Waiting: the rest.
+ * update for every client: one naming no client, on every ring or on ring msp (which every update passes
+ * first), on the update or the whole release. A hold for one client, or on ring pilot or broad only, leaves the
+ * update approved (or waiting) in the counts; status tells those apart per client and ring. Approved: not held,
+ * and approved (the update or the whole release). Waiting: the rest.
  */
 export function checkI6(facts: Facts, now: number): Violation[] {
   const active = facts.holds.filter((h) => h.placedAt <= now && (h.releasedAt === null || h.releasedAt > now) && (h.releaseId === null || h.releaseId === RELEASE_ID));
-  const heldEverywhere = (u: string) => active.some((h) => h.clientId === null && h.ring === null && (h.updateKey === null || h.updateKey === u));
+  const heldEverywhere = (u: string) => active.some((h) => h.clientId === null && (h.ring === null || h.ring === 'msp') && (h.updateKey === null || h.updateKey === u));
   const approved = (u: string) => facts.approvals.some((a) => a.updateKey === null || a.updateKey === u);
   const truth = { approved: 0, held: 0, waiting: 0 };
   for (const u of UPDATE_KEYS) {
