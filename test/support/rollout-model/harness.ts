@@ -14,7 +14,7 @@ import { DateTime } from 'luxon';
 import pino from 'pino';
 import { sql } from 'drizzle-orm';
 import type { Worker } from 'bullmq';
-import { SimulatedFleet } from '../../../src/adapters/deployers/simulated.ts';
+import { SimulatedFleet, type SimulatedFleetOptions } from '../../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../../src/config.ts';
 import { rowsOf, type AppDatabase, type Database } from '../../../src/db/client.ts';
 import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../../src/jobs/rollout.ts';
@@ -84,6 +84,8 @@ export class ModelHarness {
   constructor(
     private readonly shared: Shared,
     private readonly which: ReadonlySet<InvariantId>,
+    /** Per-device behaviour on top of the model's fleet, for a scripted case (a device whose installs fail). */
+    private readonly devices: SimulatedFleetOptions['devices'] = {},
   ) {}
 
   get db(): AppDatabase {
@@ -112,7 +114,12 @@ export class ModelHarness {
     this.journal.length = 0;
     await this.timed('reset', () => resetDatabase(this.db));
     await this.timed('seed', () => seedWorld(this.db, this.clock.now));
-    this.fleet = new SimulatedFleet({ seed: 7, clock: () => this.clock.now, fleet: { installFailureRate: 0.1, offlineRate: 0.1, rebootTwiceRate: 0.3 } });
+    this.fleet = new SimulatedFleet({
+      seed: 7,
+      clock: () => this.clock.now,
+      fleet: { installFailureRate: 0.1, offlineRate: 0.1, rebootTwiceRate: 0.3 },
+      devices: this.devices,
+    });
     this.redis = new Redis(this.shared.redisUrl, { maxRetriesPerRequest: null });
     this.prefix = `${this.shared.prefix}s${this.sequence}`;
     this.startWorker();
