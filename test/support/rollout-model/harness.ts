@@ -5,9 +5,9 @@
  *
  * Time is a clock the model moves. Between commands the system is "settled" the way the scheduler would leave it:
  * sweeps until the gates and runs stop changing (each sweep enqueues run jobs the worker drains), then the DM
- * planner's tick and the Teams client tick. A clock jump is walked through every hour and every window opening
- * on the way, settling at each, because production sweeps every few seconds and DMs go out on the hour: a jump
- * must not skip the work the system would have done meanwhile.
+ * planner's tick and the Teams client tick. A clock jump stops, and settles, wherever work could fall due on the
+ * way (see stopsBetween): production sweeps every few seconds and ticks DMs every minute, and a jump must not skip
+ * what the system would have done meanwhile, or a DM would look late only because the model did not wait for it.
  */
 import { Redis } from 'ioredis';
 import { DateTime } from 'luxon';
