@@ -154,6 +154,14 @@ function untouched(run: Run): boolean {
   return run.installs === 0 && run.reboots === 0 && run.operation === null;
 }
 
+/**
+ * A hold stops every install that has not started: the first, and a retry after a failed one (that is a new
+ * install of the held update). Work already on the device (an install to follow, a reboot it asked for) goes on.
+ */
+function stoppedByHold(run: Run): boolean {
+  return untouched(run) || (run.step === 'install' && run.operation === null);
+}
+
 export function decide(run: Run, env: RunEnv): Decision {
   if (TERMINAL.has(run.status) || run.step === 'done') return { type: 'done' };
   const { now, window, policy } = env;
@@ -170,7 +178,7 @@ export function decide(run: Run, env: RunEnv): Decision {
     return { type: 'act', action: { type: 'poll', operation: run.operation }, run };
   }
 
-  if (env.held && untouched(run)) return { type: 'become', run: finish(run, env, 'skipped', 'held') };
+  if (env.held && stoppedByHold(run)) return { type: 'become', run: finish(run, env, 'skipped', 'held') };
   if (nowMs < window.start.toMillis()) return { type: 'wait', until: window.start };
   if (run.notBefore !== null && nowMs < Date.parse(run.notBefore)) {
     const until = DateTime.fromISO(run.notBefore, { zone: 'utc' });

@@ -177,6 +177,24 @@ describe('run step machine, by example', () => {
     expect(h2.drive()).toMatchObject({ status: 'succeeded', reboots: 1 });
   });
 
+  it('a hold placed after a failed install stops the retry: a retry is a new install of the held update', () => {
+    let held = false;
+    const h = new Harness(FALL, { online: [true], installFails: 5, rebootsWanted: 0 }, DEFAULT_RUN_POLICY, 1, () => held);
+    for (;;) {
+      const d = decide(h.run, h.env());
+      if (d.type === 'wait') h.now = d.until;
+      if (d.type === 'become') h.run = d.run;
+      if (d.type !== 'act') continue;
+      h.run = d.run;
+      h.run = observe(h.run, d.action, h.call(d.action), h.env());
+      h.now = h.now.plus({ minutes: 1 });
+      if (h.run.attempts > 0) break;
+    }
+    held = true;
+    expect(h.drive()).toMatchObject({ status: 'skipped', reason: 'held', error: '0x80070005 access denied' });
+    expect(h.started.filter((s) => s.kind === 'install')).toHaveLength(1);
+  });
+
   it('a device that never comes back from a reboot fails the run instead of holding it forever', () => {
     const h = new Harness(FALL, { online: [true], installFails: 0, rebootsWanted: 1 });
     const call = h.call.bind(h);
