@@ -27,7 +27,6 @@ import {
   insertRuns,
   loadBook,
   loadReleaseFacts,
-  mspDevices,
   loadRunContext,
   lastWindowMessages,
   openGateDevices,
@@ -46,8 +45,9 @@ import {
 } from '../db/rollout-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
-import { mspStandings, nextSoakEnd, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
-import { DEFAULT_SOAK_HOURS, gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
+import { nextSoakEnd, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
+import { loadMspPicture } from '../db/eligibility-repo.ts';
+import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { canStartStep, nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
@@ -498,7 +498,7 @@ export class RolloutEngine {
       const settings = await this.settingsFor(gate.clientId);
       let soakUntil: string | null | undefined;
       if (gate.ring === 'msp') {
-        if (!standings.has(gate.releaseId)) standings.set(gate.releaseId, await this.mspStandingsFor(gate.releaseId, releaseFacts, approvals.get(gate.releaseId)!, holds, now));
+        if (!standings.has(gate.releaseId)) standings.set(gate.releaseId, (await loadMspPicture(this.db, gate.releaseId, now, holds))?.standings ?? []);
         soakUntil = nextSoakEnd(standings.get(gate.releaseId)!);
       }
       const result = await this.applyEvent(gate.releaseId, {
@@ -515,16 +515,6 @@ export class RolloutEngine {
     return finished;
   }
 
-  /** Where each approved, not-held update stands in ring msp (installed where, soaking until when, ready). */
-  async mspStandingsFor(releaseId: string, facts: ReleaseFacts, approved: ReadonlySet<string> | 'all', holds: readonly Hold[], now: Date): Promise<MspStanding[]> {
-    const catalog = await this.catalog(releaseId);
-    if (!catalog) return [];
-    const target = { releaseId, ring: 'msp' as const, clientId: null };
-    const updates = catalog.updates.filter((u) => (approved === 'all' || approved.has(u.key)) && !isHeld(holds, { ...target, updateKey: u.key }));
-    const settings = await this.settingsFor(null);
-    return mspStandings({ facts, devices: await mspDevices(this.db), products: catalog.products, updates, soakHours: settings.soakHours ?? DEFAULT_SOAK_HOURS }, now);
-  }
-
   /** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */
   private async tickReleases(now: Date): Promise<void> {
     const rows = rowsOf<{ release_id: string; ring: Ring; state: string; offered: string[] | null }>(
@@ -534,11 +524,10 @@ export class RolloutEngine {
     const releaseIds = [...new Set(rows.map((r) => r.release_id))];
     if (releaseIds.length === 0) return;
     const holds = await this.holds(true);
-    const [approvals, facts] = await Promise.all([this.approvals(releaseIds), loadReleaseFacts(this.db, releaseIds)]);
     for (const releaseId of releaseIds) {
       const gates = rows.filter((r) => r.release_id === releaseId);
       const msp = gates.find((r) => r.ring === 'msp');
-      const ready = msp ? readyToPromote(await this.mspStandingsFor(releaseId, facts.get(releaseId)!, approvals.get(releaseId)!, holds, now)) : [];
+      const ready = msp ? readyToPromote((await loadMspPicture(this.db, releaseId, now, holds))?.standings ?? []) : [];
       const fresh = ready.some((k) => !(msp?.offered ?? []).includes(k));
       if (!fresh && !gates.some((r) => r.state === 'awaiting_confirmation')) continue;
       await this.applyEvent(releaseId, { type: 'tick', ...(msp ? { mspReady: ready } : {}) });

@@ -249,15 +249,15 @@ describe.skipIf(testBackend() !== 'postgres')('rollout engine', () => {
     h.clock.now = new Date('2024-02-14T07:30:00Z');
     expect(await engine.sweep()).toMatchObject({ runsPlanned: 1 });
     for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) await engine.processRun(Number(id));
-    h.clock.now = new Date('2024-02-14T12:00:00Z');
+    h.clock.now = new Date('2024-02-14T07:45:00Z');
     expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
-    // Two hours, not the default 24.
-    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-14T14:00:00.000Z' });
+    // Two hours, not the default 24, from when the update installed on ring msp (07:30).
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-14T09:30:00.000Z' });
     const offers = async () => rowsOf(await h.database.db.execute(sql`select 1 from chat_outbox where subject = 'rollout:2024-Feb:promote'`)).length;
-    h.clock.now = new Date('2024-02-14T13:59:00Z');
+    h.clock.now = new Date('2024-02-14T09:29:00Z');
     await engine.sweep();
     expect(await offers()).toBe(0);
-    h.clock.now = new Date('2024-02-14T14:00:00Z');
+    h.clock.now = new Date('2024-02-14T09:30:00Z');
     await engine.sweep();
     expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('ready');
     expect(await offers()).toBe(1);

@@ -8,8 +8,11 @@
  * a hold is one per request (the existing hold use-case); a retry takes a lock on its window and only ever moves
  * runs still marked failed, so a double click finds nothing left to retry and says who did it.
  */
+import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
+import { loadMspPicture } from '../../db/eligibility-repo.ts';
+import { readyToPromote, type MspStanding } from '../../domain/eligibility.ts';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { enqueueOutbox, type OutboxItem, type OutboxPayload } from '../../db/outbox-repo.ts';
 import { ConflictError, insertRuns, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
@@ -112,13 +115,21 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
           and exists (select 1 from devices d where d.client_id = c.id and d.retired_at is null) order by c.id`),
       ).map((r) => r.id);
       const before = await loadBook(tx, input.releaseId, true);
-      const event = { type: 'promote' as const, id: `promote:${input.releaseId}`, actor: { kind: 'engineer' as const, id: input.actor.id }, clients };
+      // A promotion covers the updates ready now (installed on ring msp and soaked, or skipped), and no others.
+      const picture = await loadMspPicture(tx, input.releaseId, now);
+      const ready = readyToPromote(picture?.standings ?? []);
+      const msp = before.gates.msp;
+      const already = { ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) };
+      if (ready.length === 0) {
+        const waiting = (picture?.standings ?? []).filter((st) => st.state !== 'promoted');
+        if (msp && waiting.length === 0 && (msp.promotions ?? []).length > 0) return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...already };
+        if (!msp) return { outcome: 'refused', message: `${input.releaseId} has not been approved.`, zone };
+        return { outcome: 'refused', message: notReadyMessage(waiting, picture!.names, zone), zone };
+      }
+      const event = { type: 'promote' as const, id: promoteId(input.releaseId, ready), actor: { kind: 'engineer' as const, id: input.actor.id }, clients, updates: ready };
       const t = transition(before, event, now);
       if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
-      if (t.outcome === 'noop') {
-        const msp = before.gates.msp;
-        return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) };
-      }
+      if (t.outcome === 'noop') return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...already };
       await saveGates(tx, before, t.book, t.changed, now);
       await persistRowEffects(tx, input.releaseId, t.effects, now);
       const scheduled = t.effects.filter((e) => e.type === 'schedule').length;
@@ -129,7 +140,7 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
         actor: input.actor.id,
         actorPersonId: engineer.personId > 0 ? engineer.personId : null,
         source: input.actor.platform,
-        detail: { clients: scheduled },
+        detail: { clients: scheduled, updates: ready },
         idempotencyKey: event.id,
         createdAt: now,
       });
@@ -139,16 +150,51 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
         action: 'decision.promote',
         subject: `release:${input.releaseId}`,
         source: input.actor.platform,
-        detail: { clients: scheduled, via: input.actor.platform },
+        detail: { clients: scheduled, via: input.actor.platform, updates: ready },
       });
       const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
-      const line = `:rocket: *Promoted to pilot* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${scheduled} client pilot${scheduled === 1 ? '' : 's'} scheduled for their next windows.`;
-      outboxIds = await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], 'promoted', now);
+      const kbs = ready.map((k) => kbLabel(k, picture!.names)).join(', ');
+      const line = `:rocket: *Promoted to pilot* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(kbs)}; ${scheduled} client pilot${scheduled === 1 ? '' : 's'} scheduled for their next windows.`;
+      outboxIds = await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], event.id, now);
       return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
     }),
   );
   await afterCommit(ctx, outboxIds);
   return result;
+}
+
+/** One promotion per set of ready updates: a double click is one decision, a late update's promotion another. */
+function promoteId(releaseId: string, updates: readonly string[]): string {
+  return `promote:${releaseId}:${createHash('sha1').update(updates.join(' ')).digest('hex').slice(0, 12)}`;
+}
+
+const kbLabel = (key: string, names: ReadonlyMap<string, { kb: string | null }>) => {
+  const kb = names.get(key)?.kb ?? key;
+  return /^\d+$/.test(kb) ? `KB${kb}` : kb;
+};
+
+/** A time people read: the MSP's zone, weekday and abbreviation ("Mon 14 Dec 01:01 CST"), never raw UTC. */
+export function mspTime(at: string, zone: string): string {
+  return DateTime.fromISO(at).setZone(zone).toFormat('ccc d LLL HH:mm ZZZZ');
+}
+
+/** Why Promote has nothing to cover yet, update by update. */
+function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<string, { kb: string | null }>, zone: string): string {
+  if (waiting.length === 0) return 'No update is approved for ring msp yet.';
+  const lines = waiting.map((st) => {
+    const kb = kbLabel(st.key, names);
+    switch (st.state) {
+      case 'soaking':
+        return `${kb}: soaking until ${mspTime(st.soakUntil!, zone)}`;
+      case 'testing':
+        return `${kb}: still installing on our own machines`;
+      default:
+        return st.needing.length === 0
+          ? `${kb}: none of our machines runs it; \`/patch skip msp ${kb}\` lets it go on untested`
+          : `${kb}: it did not install on any of our machines (failed); retry it, or \`/patch skip msp ${kb}\``;
+    }
+  });
+  return `Nothing is ready to promote yet:\n${lines.join('\n')}`;
 }
 
 export interface HoldClientInput {
