@@ -45,7 +45,7 @@ import {
 } from '../db/rollout-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
-import { nextSoakEnd, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
+import { nextSoakEnd, passedMsp, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
@@ -208,7 +208,7 @@ export class RolloutEngine {
   /** Plain messages to the engineers' channel for the gate effects people act on; rich cards come later. */
   private async chatFor(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[]): Promise<OutboxItem[]> {
     const wanted = effects.filter(
-      (e) => e.type === 'offer_promotion' || e.type === 'alert_engineers' || e.type === 'ask_confirmation' || e.type === 'pilot_waiting' || e.type === 'ring_skipped',
+      (e) => e.type === 'offer_promotion' || e.type === 'alert_engineers' || e.type === 'ask_confirmation' || e.type === 'pilot_waiting',
     );
     if (wanted.length === 0) return [];
     const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
@@ -240,17 +240,6 @@ export class RolloutEngine {
             subject: `rollout:${releaseId}:pilot:${effect.clientId}`,
             payload: {
               text: `${releaseId}: nothing installed on ${escapeMrkdwn(effect.clientId)}'s pilot machines, so there is nothing to sign off and ${escapeMrkdwn(effect.clientId)} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(effect.clientId)}\`).`,
-              threadSubject: `digest:${releaseId}`,
-            },
-          };
-        case 'ring_skipped':
-          return {
-            key: `rollout:${releaseId}:skip:${effect.ring}:${effect.clientId ?? 'msp'}:${effect.updateKey}`,
-            channel,
-            action: 'post',
-            subject: `rollout:${releaseId}:skip:${effect.ring}:${effect.clientId ?? 'msp'}:${effect.updateKey}`,
-            payload: {
-              text: `${releaseId}: ${escapeMrkdwn(effect.by)} skipped ring ${effect.ring}${effect.clientId ? ` for ${escapeMrkdwn(effect.clientId)}` : ''} for KB${escapeMrkdwn(effect.updateKey.replace(/^KB/i, ''))} (no test machine): ${escapeMrkdwn(effect.reason)}. It goes on untested there.`,
               threadSubject: `digest:${releaseId}`,
             },
           };
@@ -510,9 +499,38 @@ export class RolloutEngine {
         ...(gate.ring === 'pilot' ? { asked: pilotAsk(releaseFacts, gate.clientId!, holds) } : {}),
         ...(soakUntil !== undefined ? { soakUntil } : {}),
       });
-      if (result.outcome === 'applied') finished++;
+      if (result.outcome !== 'applied') continue;
+      finished++;
+      await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now);
     }
     return finished;
+  }
+
+  /**
+   * Updates a finished ring could not test (no device there runs them, or none installed them) wait for an
+   * engineer's skip: the release's thread says which, once per ring, client and set of updates. Never silent.
+   */
+  private async tellUntested(gate: { releaseId: string; ring: Ring; clientId: string | null }, facts: ReleaseFacts, standings: MspStanding[] | undefined, holds: readonly Hold[], now: Date): Promise<void> {
+    let keys: string[] = [];
+    if (gate.ring === 'msp') keys = (standings ?? []).filter((st) => st.state === 'untested').map((st) => st.key);
+    else if (gate.ring === 'pilot') {
+      const installed = facts.installedPilot.get(gate.clientId!);
+      const target = { releaseId: gate.releaseId, ring: 'pilot' as const, clientId: gate.clientId };
+      keys = [...facts.promoted].filter(
+        (k) => passedMsp(facts, k) && !installed?.has(k) && !facts.skippedPilot.get(gate.clientId!)?.has(k) && !isHeld(holds, { ...target, updateKey: k }),
+      );
+    }
+    if (keys.length === 0) return;
+    const channel = rowsOf<{ channel: string }>(await this.db.execute(sql`select channel from msp where id = 1`))[0]?.channel;
+    const catalog = await this.catalog(gate.releaseId);
+    if (!channel || !catalog) return;
+    const kbOf = (key: string) => catalog.byKey.get(key)?.kb;
+    const kbs = keys.sort().map((k) => (kbOf(k) ? `KB${kbOf(k)}` : k));
+    const where = gate.ring === 'msp' ? 'our own machines (ring msp)' : `${escapeMrkdwn(gate.clientId!)}'s pilot machines`;
+    const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
+    const subject = `rollout:${gate.releaseId}:untested:${gate.ring}:${gate.clientId ?? 'msp'}:${keys.join('+')}`;
+    const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;
+    await enqueueOutbox(this.db, [{ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: `digest:${gate.releaseId}` } }], now);
   }
 
   /** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */

@@ -13,7 +13,8 @@ import { rowsOf } from '../../src/db/client.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
 import { approve, hold } from '../../src/bot/use-cases/decisions.ts';
 import { loadSignoff } from '../../src/bot/use-cases/pilot.ts';
-import { promoteRelease } from '../../src/bot/use-cases/rollout-actions.ts';
+import { promoteRelease, skipRing } from '../../src/bot/use-cases/rollout-actions.ts';
+import { releaseStatus } from '../../src/bot/use-cases/status.ts';
 import { queueClientMessages } from '../../src/jobs/teams.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -134,5 +135,44 @@ describe('each update through every ring', () => {
     await w.engine.sweep();
     expect(await offers()).toBe(1);
     expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+  });
+
+  it('an update no test machine runs waits at each ring for an engineer\u2019s skip: audited, told in the thread, shown in status', async () => {
+    // The server KB: the MSP has no server, and acme's pilot is a desktop; acme's broad ring has a server.
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, clients: [{ id: 'acme', pilot: 1, broad: 0 }] }, ['5034770']);
+    await w.db.execute(sql`insert into devices (name, class, ring, os, client_id, location_id, created_at, updated_at)
+      select 'ACME-SRV-01', 'server', 'broad', ${SERVER}, 'acme', location_id, now(), now() from devices where name = 'ACME-PILOT-1'`);
+    await w.night('2024-02-14T07:30:00Z');
+    const thread = async () =>
+      rowsOf<{ text: string }>(await w.db.execute(sql`select payload ->> 'text' as text from chat_outbox where payload ->> 'threadSubject' = 'digest:2024-Feb' order by id`)).map((r) => r.text);
+    expect((await thread()).filter((t) => t.includes('KB5034770'))).toEqual([expect.stringContaining('KB5034770 did not install on our own machines (ring msp)')]);
+    const refused = await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' });
+    expect(refused).toMatchObject({ outcome: 'refused' });
+    expect(refused.message).toContain('/patch skip msp KB5034770');
+    // Only engineers skip; a champion or a stranger on Slack is refused.
+    expect(await skipRing(w.ctx, { actor: { platform: 'slack', id: 'U_STRANGER' }, releaseId: '2024-Feb', ring: 'msp', update: 'KB5034770', clientId: null, reason: 'x' })).toMatchObject({ outcome: 'refused' });
+    expect(await skipRing(w.ctx, { actor: cli, releaseId: '2024-Feb', ring: 'msp', update: 'KB5034770', clientId: null, reason: 'no server of ours' })).toMatchObject({ outcome: 'applied' });
+    expect(await skipRing(w.ctx, { actor: cli, releaseId: '2024-Feb', ring: 'msp', update: 'KB5034770', clientId: null, reason: 'again' })).toMatchObject({ outcome: 'noop', by: 'pat' });
+    expect((await thread()).at(-1)).toContain('skipped ring msp for KB5034770 (no test machine): no server of ours');
+    w.clock.now = new Date('2024-02-14T09:00:00Z');
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z'); // acme's pilot desktop has nothing to install
+    expect((await w.gate('pilot/acme'))?.state).toBe('waiting');
+    expect((await thread()).some((t) => t.includes("KB5034770 did not install on acme's pilot machines"))).toBe(true);
+    expect(await skipRing(w.ctx, { actor: cli, releaseId: '2024-Feb', ring: 'pilot', update: '5034770', clientId: 'acme', reason: 'no server pilot' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-18T07:30:00Z'); // Sunday: acme's server
+    expect(await w.runsOf('ACME-SRV')).toEqual([{ name: 'ACME-SRV-01', updates: ['5034770'], state: 'succeeded' }]);
+    const audit = rowsOf<{ action: string; reason: string }>(
+      await w.db.execute(sql`select action, detail ->> 'reason' as reason from audit_log where action = 'decision.skip_ring' order by id`),
+    );
+    expect(audit).toEqual([
+      { action: 'decision.skip_ring', reason: 'no server of ours' },
+      { action: 'decision.skip_ring', reason: 'no server pilot' },
+    ]);
+    const status = await releaseStatus(w.db, '2024-Feb');
+    expect(status?.skips.map((k) => [k.ring, k.clientId, k.updateKey, k.by])).toEqual([
+      ['msp', null, '5034770', 'pat'],
+      ['pilot', 'acme', '5034770', 'pat'],
+    ]);
   });
 });

@@ -151,6 +151,10 @@ export function statusText(statuses: ReleaseStatus[], zone: string, now: Date): 
     if (s.clientHolds.length) {
       lines.push(`Clients held: ${s.clientHolds.map((h) => `${escapeMrkdwn(h.clientId ?? '')}${h.ring ? ` in ring ${h.ring}` : ''} (${escapeMrkdwn(h.reason)})`).join(', ')}`);
     }
+    for (const k of s.skips ?? []) {
+      const where = k.ring === 'msp' ? 'ring msp' : `${escapeMrkdwn(k.clientId ?? '')}'s pilot`;
+      lines.push(`Skipped ${where} for ${escapeMrkdwn(targetLabel({ release: s.releaseId, kb: k.updateKey }))} (no test machine) by ${who(k.by)} ${formatDecisionTime(k.at, zone, now)}: ${escapeMrkdwn(k.reason)}`);
+    }
     return lines.join('\n');
   });
   const text = parts.join('\n\n');

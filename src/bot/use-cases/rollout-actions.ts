@@ -19,7 +19,7 @@ import { ConflictError, insertRuns, loadBook, persistRowEffects, saveGates } fro
 import { auditLog, decisions } from '../../db/schema.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
 import { retryTarget } from '../../domain/retry.ts';
-import { transition } from '../../domain/rollout.ts';
+import { gatesTouched, transition } from '../../domain/rollout.ts';
 import { DEFAULT_RUN_POLICY } from '../../domain/run.ts';
 import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { windowSubject } from '../../domain/window-report.ts';
@@ -357,6 +357,84 @@ export async function retryFailed(ctx: UseCaseContext, input: RetryInput): Promi
       const line = `:repeat: *Retry* by ${who} at ${formatDecisionTime(now.toISOString(), mspTz)}: ${parts.join(', ')}.`;
       outboxIds = await annotate(tx, summarySubject(input.who, windowStart.toISO()!), line, [RETRY_FAILED_ACTION], key, now);
       return { outcome: 'applied', message: `Retrying ${failed.length} failed run(s): ${parts.join(', ')}.`, zone, by: input.actor.id, at: now.toISOString(), again: again.length, later: later.length };
+    }),
+  );
+  await afterCommit(ctx, outboxIds);
+  return result;
+}
+
+export interface SkipRingInput {
+  actor: Actor;
+  releaseId: string;
+  ring: 'msp' | 'pilot';
+  /** As typed: KB5036893, 5036893, or the update's key. */
+  update: string;
+  clientId: string | null;
+  reason: string;
+}
+
+/**
+ * "Skip ring msp/pilot for KB… (no test machine)": an engineer lets one update past a ring where no device runs
+ * it, so it is not stuck waiting for an install that cannot happen. Never implied: audited with who and why, told
+ * in the release's thread, and shown in status. Once per (ring, client, update): a repeat says who did it.
+ */
+export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promise<RolloutActionResult> {
+  let outboxIds: number[] = [];
+  const result = await retrying(() =>
+    ctx.db.transaction(async (tx): Promise<RolloutActionResult> => {
+      const now = ctx.now();
+      const engineer = await findEngineer(tx, input.actor);
+      if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
+      const zone = engineer.zone;
+      if (rowsOf(await tx.execute(sql`select id from releases where id = ${input.releaseId} for update`)).length === 0) {
+        return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
+      }
+      const bare = input.update.trim().replace(/^KB/i, '');
+      const [update] = rowsOf<{ update_key: string; kb: string | null }>(
+        await tx.execute(sql`select update_key, kb from updates where release_id = ${input.releaseId} and removed_at is null
+          and (update_key = ${input.update.trim()} or update_key = ${bare} or kb = ${bare}) order by id limit 1`),
+      );
+      if (!update) return { outcome: 'refused', message: `${input.releaseId} has no update ${input.update}.`, zone };
+      if (input.ring === 'pilot' && rowsOf(await tx.execute(sql`select 1 from clients where id = ${input.clientId} and retired_at is null`)).length === 0) {
+        return { outcome: 'refused', message: `No client ${input.clientId ?? ''} is known.`, zone };
+      }
+      const clientId = input.ring === 'pilot' ? input.clientId : null;
+      const event = {
+        type: 'skip_ring' as const,
+        id: `skip:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}:${update.update_key}`,
+        actor: { kind: 'engineer' as const, id: input.actor.id },
+        ring: input.ring,
+        clientId,
+        updateKey: update.update_key,
+        reason: input.reason,
+      };
+      const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
+      const t = transition(before, event, now);
+      if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
+      const kb = update.kb ? `KB${update.kb}` : update.update_key;
+      if (t.outcome === 'noop') {
+        const gate = before.gates[input.ring === 'msp' ? 'msp' : `pilot/${clientId}`];
+        const skip = gate?.skips?.find((x) => x.updateKey === update.update_key);
+        return { outcome: 'noop', message: `Ring ${input.ring} is already skipped for ${kb}.`, zone, ...(skip ? { by: skip.by, at: skip.at } : {}) };
+      }
+      await saveGates(tx, before, t.book, t.changed, now);
+      await persistRowEffects(tx, input.releaseId, t.effects, now);
+      await tx.insert(auditLog).values({
+        at: now,
+        actor: input.actor.id,
+        action: 'decision.skip_ring',
+        subject: `rollout:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}`,
+        source: input.actor.platform,
+        detail: { updateKey: update.update_key, kb, ring: input.ring, clientId, reason: input.reason },
+      });
+      const where = input.ring === 'msp' ? 'ring msp' : `${clientId}'s pilot`;
+      const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
+      if (channel) {
+        const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
+        const text = `:fast_forward: ${who} skipped ${escapeMrkdwn(where)} for ${escapeMrkdwn(kb)} (no test machine): ${escapeMrkdwn(input.reason)}. It goes on untested there.`;
+        outboxIds = await enqueueOutbox(tx, [{ key: event.id, channel, action: 'post', subject: event.id, payload: { text, threadSubject: `digest:${input.releaseId}` } }], now);
+      }
+      return { outcome: 'applied', message: `Skipped ${where} for ${kb}: it goes on untested there (audited).`, zone, by: input.actor.id, at: now.toISOString() };
     }),
   );
   await afterCommit(ctx, outboxIds);
