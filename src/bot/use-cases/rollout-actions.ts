@@ -122,8 +122,11 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
       const already = { ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) };
       if (ready.length === 0) {
         const waiting = (picture?.standings ?? []).filter((st) => st.state !== 'promoted');
-        if (msp && waiting.length === 0 && (msp.promotions ?? []).length > 0) return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...already };
         if (!msp) return { outcome: 'refused', message: `${input.releaseId} has not been approved.`, zone };
+        if ((msp.promotions ?? []).length > 0) {
+          const rest = waiting.length === 0 ? '' : ` ${notReadyMessage(waiting, picture!.names, zone)}`;
+          return { outcome: 'noop', message: `Already promoted to pilot.${rest}`, zone, ...already };
+        }
         return { outcome: 'refused', message: notReadyMessage(waiting, picture!.names, zone), zone };
       }
       const event = { type: 'promote' as const, id: promoteId(input.releaseId, ready), actor: { kind: 'engineer' as const, id: input.actor.id }, clients, updates: ready };
