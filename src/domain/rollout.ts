@@ -318,11 +318,10 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
         if (gate.ring === 'msp' && event.mspReady !== undefined) {
           // Each update is offered once, when its own soak ends; a late update gets an offer of its own.
           const fresh = event.mspReady.filter((k) => !(gate.offered ?? []).includes(k));
-          if (fresh.length > 0) {
-            const state = gate.state === 'soaking' || gate.state === 'promoted' ? 'ready' : gate.state;
-            gates.push({ ...gate, state, offered: union(gate.offered, fresh) });
-            effects.push({ type: 'offer_promotion', releaseId: book.releaseId, updates: [...event.mspReady].sort() });
-          }
+          // At rest with something to promote, the gate reads `ready` (offered already or not).
+          const state = event.mspReady.length > 0 && (gate.state === 'soaking' || gate.state === 'promoted') ? 'ready' : gate.state;
+          if (fresh.length > 0 || state !== gate.state) gates.push({ ...gate, state, offered: union(gate.offered, fresh) });
+          if (fresh.length > 0) effects.push({ type: 'offer_promotion', releaseId: book.releaseId, updates: [...event.mspReady].sort() });
         } else if (gate.state === 'soaking' && gate.soakUntil !== null && Date.parse(gate.soakUntil) <= now.getTime()) {
           gates.push({ ...gate, state: 'ready' });
           effects.push({ type: 'offer_promotion', releaseId: book.releaseId });

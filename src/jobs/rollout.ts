@@ -537,7 +537,8 @@ export class RolloutEngine {
   private async tickReleases(now: Date): Promise<void> {
     const rows = rowsOf<{ release_id: string; ring: Ring; state: string; offered: string[] | null }>(
       await this.db.execute(sql`select release_id, ring, state, state_detail -> 'offered' as offered from rollouts
-        where state in ('soaking', 'awaiting_confirmation') or (ring = 'msp' and state in ('running', 'ready', 'promoted', 'scheduled'))`),
+        where state in ('soaking', 'awaiting_confirmation')
+          or (ring = 'msp' and state in ('running', 'ready', 'promoted', 'scheduled') and updated_at > ${now.toISOString()}::timestamptz - interval '60 days')`),
     );
     const releaseIds = [...new Set(rows.map((r) => r.release_id))];
     if (releaseIds.length === 0) return;
@@ -547,7 +548,8 @@ export class RolloutEngine {
       const msp = gates.find((r) => r.ring === 'msp');
       const ready = msp ? readyToPromote((await loadMspPicture(this.db, releaseId, now, holds))?.standings ?? []) : [];
       const fresh = ready.some((k) => !(msp?.offered ?? []).includes(k));
-      if (!fresh && !gates.some((r) => r.state === 'awaiting_confirmation')) continue;
+      const resting = ready.length > 0 && (msp?.state === 'soaking' || msp?.state === 'promoted');
+      if (!fresh && !resting && !gates.some((r) => r.state === 'awaiting_confirmation')) continue;
       await this.applyEvent(releaseId, { type: 'tick', ...(msp ? { mspReady: ready } : {}) });
     }
   }
