@@ -12,6 +12,8 @@ import { DateTime } from 'luxon';
 import type { RunningApp } from '../../src/app.ts';
 import { DEMO_TICK_MS, readCvrfRelease, startDemoApp } from '../../src/commands/demo.ts';
 import { rowsOf } from '../../src/db/client.ts';
+import { loadRelease } from '../../src/db/release-repo.ts';
+import { matchOsToProducts } from '../../src/domain/product-match.ts';
 import { DEFAULT_RUN_POLICY } from '../../src/domain/run.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { windowContaining } from '../../src/domain/windows.ts';
@@ -165,6 +167,7 @@ describe('patchbay demo: a month in minutes', () => {
   });
 
   it('prints a summary whose numbers are those in the database and the emulators', async () => {
+    const release = await loadRelease(app.database.db, RELEASE);
     const runs = await q<{ ring: string; client: string; device: string; state: string; result: string | null; reboots: number }>(
       sql`select g.ring, coalesce(g.client_id, 'msp') as client, d.name as device, r.state, r.result, r.reboots
         from runs r join rollouts g on g.id = r.rollout_id join devices d on d.id = r.device_id where r.release_id = ${RELEASE}`,
@@ -180,9 +183,16 @@ describe('patchbay demo: a month in minutes', () => {
       expect(row.devices, `${row.ring}/${row.client} devices`).toBe(Number(devices!.n));
       // Every device of a finished ring is accounted for: a device with nothing to install may never have had a
       // window while the ring ran (a server on a weekday), and holds no ring up.
-      const [quiet] = await q<{ n: number }>(sql`select count(*)::int as n from devices d where d.ring = ${row.ring} and coalesce(d.client_id, 'msp') = ${row.client}
-        and d.retired_at is null and not exists (select 1 from runs r where r.device_id = d.id and r.release_id = ${RELEASE} and jsonb_array_length(r.updates) > 0)`);
-      if (row.gate === 'finished' || row.gate === 'promoted') expect(row.succeeded + row.failed.length + Math.max(row.nothingToInstall, Number(quiet!.n))).toBeGreaterThanOrEqual(row.devices);
+      const quiet = await q<{ name: string; os: string | null; flagged: boolean }>(sql`select d.name, d.os, d.flagged_at is not null as flagged from devices d
+        where d.ring = ${row.ring} and coalesce(d.client_id, 'msp') = ${row.client} and d.retired_at is null
+          and not exists (select 1 from runs r where r.device_id = d.id and r.release_id = ${RELEASE} and jsonb_array_length(r.updates) > 0)`);
+      if (row.gate === 'finished' || row.gate === 'promoted') {
+        expect(row.succeeded + row.failed.length + Math.max(row.nothingToInstall, quiet.length)).toBeGreaterThanOrEqual(row.devices);
+        for (const d of quiet.filter((x) => !x.flagged && x.os !== null)) {
+          const runs = new Set(matchOsToProducts(d.os!, release!.products).productIds);
+          expect(release!.updates.filter((u) => u.productIds.some((id) => runs.has(id))).map((u) => u.id), `${d.name} had nothing to install`).toEqual([]);
+        }
+      }
     }
     const [counts] = await q<{ decisions: number; audit: number; dms: number; answered: number }>(
       sql`select (select count(*)::int from decisions) as decisions, (select count(*)::int from audit_log) as audit,
