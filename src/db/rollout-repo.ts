@@ -452,25 +452,6 @@ export async function unfinishedRunIds(db: AppDatabase, except: readonly number[
   return rows.map((r) => Number(r.id));
 }
 
-/**
- * Gates running whose every live device is settled for the release: its run under this gate succeeded, failed
- * for good, or found nothing to install; or the device is flagged after missing too many windows. A device
- * whose window has not come yet has no run and so keeps the gate open (servers on Sunday, desktops nightly).
- */
-export async function finishedGates(db: AppDatabase): Promise<GateRow[]> {
-  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
-    await db.execute(sql`select g.id, g.release_id, g.ring, g.client_id, g.state from rollouts g
-      where g.state = 'running'
-        and not exists (select 1 from runs r where r.rollout_id = g.id and r.state in ('scheduled', 'running'))
-        and not exists (
-          select 1 from devices d
-          where d.retired_at is null and d.ring = g.ring and coalesce(d.client_id, '') = coalesce(g.client_id, '') and d.flagged_at is null
-            and not exists (select 1 from runs r where r.device_id = d.id and r.rollout_id = g.id
-              and (r.state in ('succeeded', 'failed') or (r.state = 'skipped' and r.result in ('nothing_applies', 'no_os')))))`),
-  );
-  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
-}
-
 export interface RunCounts {
   [state: string]: number;
 }
