@@ -18,6 +18,8 @@ export type PatchCommand =
   | { kind: 'link'; client: string }
   | { kind: 'promote'; release: string }
   | { kind: 'confirm'; client: string }
+  /** Let one update past ring msp, or one client's pilot, untested: no device there runs it. Audited, shown. */
+  | { kind: 'skip'; ring: 'msp' | 'pilot'; update: string; client: string | null; reason: string }
   | { kind: 'unknown'; problem: string };
 
 export const PATCH_USAGE = [
@@ -32,6 +34,7 @@ export const PATCH_USAGE = [
   '• `/patch link CLIENT`: a one-time code the client\u2019s champion sends the Teams bot to link their chat',
   '• `/patch promote RELEASE`: promote a release to pilot once ring msp has finished and soaked',
   '• `/patch confirm CLIENT`: confirm the client\u2019s pilot on its champion\u2019s behalf (audited)',
+  '• `/patch skip msp KB [REASON]` / `/patch skip pilot KB CLIENT [REASON]`: let an update past a ring no machine of which runs it (audited, shown)',
   '• `/patch help`: this list',
 ].join('\n');
 
@@ -94,7 +97,21 @@ export function parsePatchCommand(text: string): PatchCommand {
     case 'confirm':
       if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`confirm` takes one client id' };
       return { kind: 'confirm', client: arg };
+    case 'skip':
+      return parseSkip(rest);
     default:
       return { kind: 'unknown', problem: `I don't know \`${word.slice(0, 40).replace(/`/g, "'")}\`` };
   }
+}
+
+const SKIP_USAGE = '`skip` takes a ring and a KB, and for the pilot a client: `/patch skip msp KB [REASON]` or `/patch skip pilot KB CLIENT [REASON]`';
+
+function parseSkip(args: readonly string[]): PatchCommand {
+  const [ringWord = '', update, ...more] = args;
+  const ring = ringWord.toLowerCase().replace(/^ring:/, '');
+  if ((ring !== 'msp' && ring !== 'pilot') || !update) return { kind: 'unknown', problem: SKIP_USAGE };
+  const client = ring === 'pilot' ? (more.shift() ?? null) : null;
+  if (ring === 'pilot' && client === null) return { kind: 'unknown', problem: SKIP_USAGE };
+  const reason = more.join(' ').trim();
+  return { kind: 'skip', ring, update, client, reason: reason === '' ? 'no test machine' : reason };
 }

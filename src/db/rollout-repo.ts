@@ -13,6 +13,7 @@ import { gateKey } from '../domain/rollout.ts';
 import type { Run, RunStatus, RunStep, Operation } from '../domain/run.ts';
 import type { Ring } from '../domain/inventory.ts';
 import { rollReason, type WindowTally } from '../domain/window-report.ts';
+import { releaseFacts, type MspDevice, type ReleaseFacts, type UpdateOutcome } from '../domain/eligibility.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
 
 export class ConflictError extends Error {
@@ -313,6 +314,8 @@ export interface OpenGateDevice {
   /** The owner's window spec for the device's class, and the owner's zone. */
   spec: string | null;
   timezone: string;
+  /** Missed too many windows in a row: it no longer holds its ring up. */
+  flagged: boolean;
 }
 
 /** Every live device of every gate that may get runs now, with its owner's window: one query for a whole sweep. */
@@ -328,16 +331,17 @@ export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]
     os: string | null;
     spec: string | null;
     timezone: string;
+    flagged: boolean;
   }>(
     // Client gates and the MSP's gate joined separately, each on an equality devices_client_idx answers: one
     // join with IS NOT DISTINCT FROM (or an OR) leaves the planner a nested loop over every device per gate.
     await db.execute(sql`with g as (select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running'))
       select g.id as gate_id, g.release_id, g.ring, g.client_id, g.state as gate_state, d.id, d.name, d.os,
-          c.windows ->> d.class as spec, c.timezone
+          c.windows ->> d.class as spec, c.timezone, d.flagged_at is not null as flagged
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null
       union all
-      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, m.timezone
+      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, m.timezone, d.flagged_at is not null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null
         where g.client_id is null
@@ -354,6 +358,7 @@ export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]
     os: r.os,
     spec: r.spec,
     timezone: r.timezone,
+    flagged: Boolean(r.flagged),
   }));
 }
 
@@ -378,6 +383,51 @@ export async function settledDevices(db: AppDatabase, releaseIds: readonly strin
   return { done, planned };
 }
 
+/**
+ * Per (device, update) of the releases: installed when a run carrying it succeeded, else failed when the latest
+ * run carrying it failed (a Retry moves that run on, so the failure no longer counts). The ring is the gate's.
+ */
+export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, UpdateOutcome[]>> {
+  const out = new Map<string, UpdateOutcome[]>(releaseIds.map((id) => [id, []]));
+  if (releaseIds.length === 0) return out;
+  const rows = rowsOf<{ release_id: string; device_id: number; ring: Ring; client_id: string | null; update_key: string; outcome: 'installed' | 'failed'; at: unknown }>(
+    await db.execute(sql`select distinct on (r.release_id, r.device_id, u.key) r.release_id, r.device_id, g.ring, g.client_id, u.key as update_key,
+        case when r.state = 'succeeded' then 'installed' else 'failed' end as outcome, coalesce(r.finished_at, r.updated_at) as at
+      from runs r join rollouts g on g.id = r.rollout_id cross join lateral jsonb_array_elements_text(r.updates) as u(key)
+      where r.state in ('succeeded', 'failed') and r.release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb))
+      order by r.release_id, r.device_id, u.key, (r.state = 'succeeded') desc, r.window_start desc, r.id desc`),
+  );
+  for (const r of rows) {
+    out.get(r.release_id)?.push({ deviceId: Number(r.device_id), ring: r.ring, clientId: r.client_id, updateKey: r.update_key, outcome: r.outcome, at: iso(r.at)! });
+  }
+  return out;
+}
+
+/** The facts src/domain/eligibility.ts reads, per release: its gates and what its runs installed. */
+export async function loadReleaseFacts(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, ReleaseFacts>> {
+  const outcomes = await updateOutcomes(db, releaseIds);
+  const facts = new Map<string, ReleaseFacts>();
+  for (const releaseId of releaseIds) facts.set(releaseId, releaseFacts(await loadBook(db, releaseId), outcomes.get(releaseId) ?? []));
+  return facts;
+}
+
+/** The MSP's own live ring-msp devices: where each update is tested first. */
+export async function mspDevices(db: AppDatabase): Promise<MspDevice[]> {
+  const rows = rowsOf<{ id: number; os: string | null; flagged: boolean }>(
+    await db.execute(sql`select id, os, flagged_at is not null as flagged from devices where client_id is null and ring = 'msp' and retired_at is null order by id`),
+  );
+  return rows.map((r) => ({ id: Number(r.id), os: r.os, flagged: Boolean(r.flagged) }));
+}
+
+/** Running gates with no run still in flight: candidates for ring_finished, once the planner finds nothing left. */
+export async function idleRunningGates(db: AppDatabase): Promise<GateRow[]> {
+  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
+    await db.execute(sql`select g.id, g.release_id, g.ring, g.client_id, g.state from rollouts g
+      where g.state = 'running' and not exists (select 1 from runs r where r.rollout_id = g.id and r.state in ('scheduled', 'running'))`),
+  );
+  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
+}
+
 export interface UnfinishedRun {
   id: number;
   clientId: string | null;
@@ -400,25 +450,6 @@ export async function unfinishedRunIds(db: AppDatabase, except: readonly number[
       and id <> all(${`{${except.join(',')}}`}::bigint[]) order by id`),
   );
   return rows.map((r) => Number(r.id));
-}
-
-/**
- * Gates running whose every live device is settled for the release: its run under this gate succeeded, failed
- * for good, or found nothing to install; or the device is flagged after missing too many windows. A device
- * whose window has not come yet has no run and so keeps the gate open (servers on Sunday, desktops nightly).
- */
-export async function finishedGates(db: AppDatabase): Promise<GateRow[]> {
-  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
-    await db.execute(sql`select g.id, g.release_id, g.ring, g.client_id, g.state from rollouts g
-      where g.state = 'running'
-        and not exists (select 1 from runs r where r.rollout_id = g.id and r.state in ('scheduled', 'running'))
-        and not exists (
-          select 1 from devices d
-          where d.retired_at is null and d.ring = g.ring and coalesce(d.client_id, '') = coalesce(g.client_id, '') and d.flagged_at is null
-            and not exists (select 1 from runs r where r.device_id = d.id and r.rollout_id = g.id
-              and (r.state in ('succeeded', 'failed') or (r.state = 'skipped' and r.result in ('nothing_applies', 'no_os')))))`),
-  );
-  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
 }
 
 export interface RunCounts {

@@ -3,8 +3,10 @@
  * release's products and updates, approvals and holds, and stores what this returns.
  *
  * A device gets the approved, not-held updates whose products match its OS (matchOsToProducts, the same
- * matching the digest uses, so "touches your fleet" and "gets installed" agree). A device with nothing that
- * applies, or already patched for this release, gets no run. Concurrency is not decided here but by `admit`:
+ * matching the digest uses, so "touches your fleet" and "gets installed" agree), that have passed the earlier
+ * rings for this ring and client (`passed`, from src/domain/eligibility.ts), and that the device is not done with.
+ * "Done" is per device per update: an update approved after a device's earlier run succeeded still reaches it.
+ * A device with nothing that applies, or done with everything that does, gets no run. Concurrency is not decided here but by `admit`:
  * the first `limit` unfinished runs of a client, in plan order, are the ones allowed to be in flight.
  */
 import { matchOsToProducts } from './product-match.ts';
@@ -35,8 +37,13 @@ export interface PlanInput {
   /** Approved update keys; `all` when the whole release is approved. */
   approved: ReadonlySet<string> | 'all';
   holds: readonly Hold[];
-  /** Devices whose run for this release already succeeded. */
-  done: ReadonlySet<number>;
+  /**
+   * The updates that passed the earlier rings for this ring and client (eligibility.ts `passedUpdates`); absent:
+   * no ring gate applies (ring msp, or a caller that checked already).
+   */
+  passed?: ReadonlySet<string>;
+  /** Per device, the updates of this release it is done with (installed, or failed for good). */
+  done: ReadonlyMap<number, ReadonlySet<string>>;
 }
 
 export interface PlannedRun {
@@ -57,7 +64,10 @@ export function planWindow(input: PlanInput): Plan {
     return plan;
   }
   const wanted = input.updates.filter(
-    (u) => (input.approved === 'all' || input.approved.has(u.key)) && !isHeld(input.holds, { ...target, updateKey: u.key }),
+    (u) =>
+      (input.approved === 'all' || input.approved.has(u.key)) &&
+      (input.passed === undefined || input.passed.has(u.key)) &&
+      !isHeld(input.holds, { ...target, updateKey: u.key }),
   );
   // A fleet has a handful of OS names and thousands of devices: match each name once.
   const byOs = new Map<string, string[]>();
@@ -71,13 +81,16 @@ export function planWindow(input: PlanInput): Plan {
     return keys;
   };
   for (const device of input.devices) {
-    if (input.done.has(device.id)) plan.skipped.push({ deviceId: device.id, reason: 'done' });
-    else if (!device.os) plan.skipped.push({ deviceId: device.id, reason: 'no_os' });
-    else {
-      const updates = updatesFor(device.os);
-      if (updates.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'nothing_applies' });
-      else plan.runs.push({ deviceId: device.id, updates });
+    if (!device.os) {
+      plan.skipped.push({ deviceId: device.id, reason: 'no_os' });
+      continue;
     }
+    const applies = updatesFor(device.os);
+    const done = input.done.get(device.id);
+    const updates = done === undefined ? applies : applies.filter((key) => !done.has(key));
+    if (applies.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'nothing_applies' });
+    else if (updates.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'done' });
+    else plan.runs.push({ deviceId: device.id, updates });
   }
   return plan;
 }

@@ -6,9 +6,14 @@
  *                                                         └─► problem (client held, engineers alerted)
  *
  * A "book" is every gate of one release (one `rollouts` row each). Gates are only ever created by the effects
- * of a transition here, and the only transition that creates a client's `broad` gate is that client's pilot
- * being confirmed, by one of its own champions, an engineer on its behalf, or auto-confirm when the client opted
- * in. That is the rule the property test attacks.
+ * of a transition here, and the only transitions that create a client's `broad` gate are that client's pilot
+ * being confirmed (by one of its own champions, an engineer on its behalf, or auto-confirm when the client opted
+ * in) and an engineer's audited skip of the pilot for one update.
+ *
+ * Gates carry the human steps; each update moves through the rings on its own (src/domain/eligibility.ts): a
+ * promotion covers the updates ready at that moment (`promotions`), a confirmation exactly the updates its card
+ * asked about (`asked` → `confirmed`), and a gate that rested reopens when a late update needs its ring again
+ * (a late approval reopens ring msp, a later promotion the pilots, a later confirmation or skip the broad ring).
  *
  * Exactly once: each gate carries a version bumped by every change it undergoes (the repository compares and
  * sets on it), and the ids of the people-driven events it has applied, so a retried click is a no-op. Window
@@ -29,6 +34,8 @@ export type GateState =
   | 'awaiting_confirmation'
   | 'confirmed'
   | 'problem'
+  /** A pilot finished with nothing installed: nothing to ask, so the client waits (never a pass). */
+  | 'waiting'
   | 'finished';
 
 export const DEFAULT_SOAK_HOURS = 24;
@@ -38,6 +45,24 @@ export interface Confirmation {
   /** champion: one of the client's own; engineer: on the client's behalf (audited); auto: the client opted in. */
   as: 'champion' | 'engineer' | 'auto';
   at: string;
+  /** Exactly the updates the sign-off asked about: what this confirmation lets into the broad ring. */
+  updates?: string[];
+}
+
+/** One Promote: the updates ready (installed on ring msp and soaked, or skipped) when it was clicked. */
+export interface Promotion {
+  id: string;
+  by: string;
+  at: string;
+  updates: string[];
+}
+
+/** An engineer let one update past a ring untested, because no device in the ring runs it. Audited. */
+export interface RingSkip {
+  updateKey: string;
+  by: string;
+  at: string;
+  reason: string;
 }
 
 export interface Gate {
@@ -58,6 +83,18 @@ export interface Gate {
   problem: { by: string; at: string; text: string } | null;
   /** Ids of the people-driven events applied to this gate. */
   applied: string[];
+  /** msp: every promotion, with the updates it covered. */
+  promotions?: Promotion[];
+  /** msp: updates already offered for promotion (each offer is made once). */
+  offered?: string[];
+  /** msp: updates let past ring msp untested; pilot: updates let past this client's pilot untested. */
+  skips?: RingSkip[];
+  /** pilot: the updates the open sign-off asks about (installed on this client's pilots, not yet confirmed). */
+  asked?: string[];
+  /** pilot: every update a confirmation of this client covered. */
+  confirmed?: string[];
+  /** pilot: a promotion came while the gate waited for an answer; it runs again once answered. */
+  reopen?: boolean;
 }
 
 export interface Book {
@@ -91,9 +128,22 @@ export interface ClientPolicy {
 export type RolloutEvent =
   | { type: 'approved'; id: string }
   | { type: 'window_opened'; ring: Ring; clientId: string | null; windowStart: string; holds: readonly Hold[] }
-  | { type: 'ring_finished'; ring: Ring; clientId: string | null; soakHours?: number; autoConfirmHours?: number | undefined }
-  | { type: 'tick' }
-  | { type: 'promote'; id: string; actor: Actor; clients: readonly string[] }
+  | {
+      type: 'ring_finished';
+      ring: Ring;
+      clientId: string | null;
+      soakHours?: number;
+      autoConfirmHours?: number | undefined;
+      /** pilot: the updates installed on the client's pilots and not yet confirmed (eligibility.ts `pilotAsk`). */
+      asked?: readonly string[];
+      /** msp: when the earliest unpromoted update's soak ends (eligibility.ts `mspStandings`). */
+      soakUntil?: string | null;
+    }
+  /** `mspReady`: updates ready to promote now (eligibility.ts); absent: the gate's own soak deadline decides. */
+  | { type: 'tick'; mspReady?: readonly string[] }
+  /** `updates`: the updates ready when Promote was clicked; the promotion covers those and no others. */
+  | { type: 'promote'; id: string; actor: Actor; clients: readonly string[]; updates?: readonly string[] }
+  | { type: 'skip_ring'; id: string; actor: Actor; ring: 'msp' | 'pilot'; clientId: string | null; updateKey: string; reason: string }
   | { type: 'confirm_pilot'; id: string; actor: Actor; clientId: string }
   | { type: 'report_problem'; id: string; actor: Actor; clientId: string; text: string };
 
@@ -101,8 +151,11 @@ export type RolloutEffect =
   /** Runs for this gate's devices start in their next windows. */
   | { type: 'schedule'; ring: Ring; clientId: string | null }
   | { type: 'start_runs'; ring: Ring; clientId: string | null; windowStart: string }
-  | { type: 'offer_promotion'; releaseId: string }
-  | { type: 'ask_confirmation'; clientId: string; autoConfirmAt: string | null }
+  | { type: 'offer_promotion'; releaseId: string; updates?: string[] }
+  | { type: 'ask_confirmation'; clientId: string; autoConfirmAt: string | null; updates?: string[] }
+  /** A pilot finished with nothing installed: the engineers' thread says why the client waits. */
+  | { type: 'pilot_waiting'; clientId: string; at: string }
+  | { type: 'ring_skipped'; ring: 'msp' | 'pilot'; clientId: string | null; updateKey: string; by: string; reason: string }
   | { type: 'audit'; action: string; actor: string; subject: string; detail: Record<string, unknown> }
   | { type: 'hold_client'; clientId: string; reason: string; by: string }
   | { type: 'alert_engineers'; clientId: string; text: string };
@@ -126,6 +179,8 @@ export function gatesTouched(event: RolloutEvent): string[] | undefined {
       return [gateKey('pilot', event.clientId)];
     case 'approved':
       return ['msp'];
+    case 'skip_ring':
+      return event.ring === 'msp' ? ['msp'] : [gateKey('pilot', event.clientId), gateKey('broad', event.clientId)];
     default:
       return undefined;
   }
@@ -150,8 +205,19 @@ function newGate(ring: Ring, clientId: string | null): Gate {
     confirmation: null,
     problem: null,
     applied: [],
+    ...(ring === 'msp' ? { promotions: [], offered: [], skips: [] } : ring === 'pilot' ? { skips: [], asked: [], confirmed: [] } : {}),
   };
 }
+
+/** The updates every promotion of ring msp covered. */
+export function promotedUpdates(msp: Gate | undefined): Set<string> {
+  return new Set((msp?.promotions ?? []).flatMap((p) => p.updates));
+}
+
+/** States a gate rests in; a late update that needs the ring again moves it back to scheduled. */
+const RESTING: ReadonlySet<GateState> = new Set(['soaking', 'ready', 'promoted', 'confirmed', 'waiting', 'finished']);
+
+const union = (a: readonly string[] | undefined, b: readonly string[]) => [...new Set([...(a ?? []), ...b])].sort();
 
 /** Does any active hold stop this gate (or, with `updateKey`, this update within it)? */
 export function isHeld(holds: readonly Hold[], target: { releaseId: string; ring: Ring; clientId: string | null; updateKey?: string }): boolean {
@@ -196,9 +262,12 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
 
   switch (event.type) {
     case 'approved': {
-      if (book.gates.msp) return { outcome: 'noop', book, reason: 'ring msp is already under way for this release' };
-      const gate = { ...newGate('msp', null), applied: [event.id] };
-      return put([gate], [{ type: 'schedule', ring: 'msp', clientId: null }]);
+      const msp = book.gates.msp;
+      if (!msp) return put([{ ...newGate('msp', null), applied: [event.id] }], [{ type: 'schedule', ring: 'msp', clientId: null }]);
+      if (seen(msp, event.id)) return { outcome: 'noop', book, reason: 'this approval was already applied' };
+      // A late approval starts at ring msp whatever the rest of the release has reached: the ring runs again.
+      if (!RESTING.has(msp.state)) return { outcome: 'noop', book, reason: `ring msp is ${msp.state}; its next window carries the update` };
+      return put([{ ...msp, state: 'scheduled', applied: [...msp.applied, event.id] }], [{ type: 'schedule', ring: 'msp', clientId: null }]);
     }
 
     case 'window_opened': {
@@ -224,13 +293,19 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
       if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${key} has not been scheduled for ${book.releaseId}` };
       if (gate.state !== 'running') return { outcome: 'noop', book, reason: `${key} is ${gate.state}` };
       if (gate.ring === 'msp') {
-        return put([{ ...gate, state: 'soaking', finishedAt: at, soakUntil: addHours(now, event.soakHours ?? DEFAULT_SOAK_HOURS) }], []);
+        const soakUntil = event.soakUntil !== undefined ? event.soakUntil : addHours(now, event.soakHours ?? DEFAULT_SOAK_HOURS);
+        return put([{ ...gate, state: (gate.promotions ?? []).length > 0 && soakUntil === null ? 'promoted' : 'soaking', finishedAt: at, soakUntil }], []);
       }
       if (gate.ring === 'pilot') {
+        // Tested means installed: a pilot where nothing installed asks nothing and passes nothing.
+        const asked = [...new Set(event.asked ?? [])].filter((k) => !(gate.confirmed ?? []).includes(k)).sort();
+        if (event.asked !== undefined && asked.length === 0) {
+          return put([{ ...gate, state: 'waiting', finishedAt: at, asked: [], autoConfirmAt: null }], [{ type: 'pilot_waiting', clientId: gate.clientId!, at }]);
+        }
         const autoConfirmAt = event.autoConfirmHours !== undefined ? addHours(now, event.autoConfirmHours) : null;
         return put(
-          [{ ...gate, state: 'awaiting_confirmation', finishedAt: at, autoConfirmAt }],
-          [{ type: 'ask_confirmation', clientId: gate.clientId!, autoConfirmAt }],
+          [{ ...gate, state: 'awaiting_confirmation', finishedAt: at, autoConfirmAt, asked, confirmation: null, problem: null }],
+          [{ type: 'ask_confirmation', clientId: gate.clientId!, autoConfirmAt, updates: asked }],
         );
       }
       return put([{ ...gate, state: 'finished', finishedAt: at }], []);
@@ -240,17 +315,23 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
       const gates: Gate[] = [];
       const effects: RolloutEffect[] = [];
       for (const gate of Object.values(book.gates)) {
-        if (gate.state === 'soaking' && gate.soakUntil !== null && Date.parse(gate.soakUntil) <= now.getTime()) {
+        if (gate.ring === 'msp' && event.mspReady !== undefined) {
+          // Each update is offered once, when its own soak ends; a late update gets an offer of its own.
+          const fresh = event.mspReady.filter((k) => !(gate.offered ?? []).includes(k));
+          // At rest with something to promote, the gate reads `ready` (offered already or not).
+          const state = event.mspReady.length > 0 && (gate.state === 'soaking' || gate.state === 'promoted') ? 'ready' : gate.state;
+          if (fresh.length > 0 || state !== gate.state) gates.push({ ...gate, state, offered: union(gate.offered, fresh) });
+          if (fresh.length > 0) effects.push({ type: 'offer_promotion', releaseId: book.releaseId, updates: [...event.mspReady].sort() });
+        } else if (gate.state === 'soaking' && gate.soakUntil !== null && Date.parse(gate.soakUntil) <= now.getTime()) {
           gates.push({ ...gate, state: 'ready' });
           effects.push({ type: 'offer_promotion', releaseId: book.releaseId });
         }
         if (gate.state === 'awaiting_confirmation' && gate.autoConfirmAt !== null && Date.parse(gate.autoConfirmAt) <= now.getTime()) {
           const clientId = gate.clientId!;
-          gates.push({ ...gate, state: 'confirmed', confirmation: { by: 'system', as: 'auto', at } });
-          const broadKey = gateKey('broad', clientId);
-          if (!book.gates[broadKey]) gates.push(newGate('broad', clientId));
+          const confirmed = confirmedGates(book, gate, { by: 'system', as: 'auto', at }, null);
+          gates.push(...confirmed);
           effects.push(
-            { type: 'audit', action: 'confirm_pilot', actor: 'system', subject: `${book.releaseId}/${clientId}`, detail: { as: 'auto' } },
+            { type: 'audit', action: 'confirm_pilot', actor: 'system', subject: `${book.releaseId}/${clientId}`, detail: { as: 'auto', updates: gate.asked ?? [] } },
             { type: 'schedule', ring: 'broad', clientId },
           );
         }
@@ -259,24 +340,11 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
       return put(gates, effects);
     }
 
-    case 'promote': {
-      const gate = book.gates.msp;
-      if (!gate) return { outcome: 'refused', code: 'not_approved', message: `${book.releaseId} has not been approved` };
-      if (seen(gate, event.id) || gate.state === 'promoted') return { outcome: 'noop', book, reason: `already promoted by ${gate.promotedBy ?? 'someone'}` };
-      if (event.actor.kind !== 'engineer') return { outcome: 'refused', code: 'not_allowed', message: 'Only engineers promote a release to pilot.' };
-      if (gate.state === 'soaking') {
-        return { outcome: 'refused', code: 'soak_not_elapsed', message: `Ring msp is soaking until ${gate.soakUntil}; promote after that.` };
-      }
-      if (gate.state !== 'ready') return { outcome: 'refused', code: 'not_ready', message: `Ring msp has not finished (${gate.state}).` };
-      const gates: Gate[] = [{ ...gate, state: 'promoted', promotedAt: at, promotedBy: event.actor.id, applied: [...gate.applied, event.id] }];
-      const effects: RolloutEffect[] = [{ type: 'audit', action: 'promote', actor: event.actor.id, subject: book.releaseId, detail: { clients: event.clients.length } }];
-      for (const clientId of [...new Set(event.clients)].sort()) {
-        if (book.gates[gateKey('pilot', clientId)]) continue;
-        gates.push(newGate('pilot', clientId));
-        effects.push({ type: 'schedule', ring: 'pilot', clientId });
-      }
-      return put(gates, effects);
-    }
+    case 'promote':
+      return promote(book, event, now, put);
+
+    case 'skip_ring':
+      return skipRing(book, event, now, put);
 
     case 'confirm_pilot': {
       const gate = book.gates[gateKey('pilot', event.clientId)];
@@ -291,11 +359,9 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
       const confirmable = gate.state === 'awaiting_confirmation' || (gate.state === 'problem' && actor.kind === 'engineer');
       if (!confirmable) return { outcome: 'refused', code: 'pilot_not_finished', message: `The pilot for ${event.clientId} is ${gate.state}.` };
       const as = actor.kind === 'engineer' ? 'engineer' : 'champion';
-      const gates: Gate[] = [{ ...gate, state: 'confirmed', confirmation: { by: actorId(actor), as, at }, applied: [...gate.applied, event.id] }];
-      const broadKey = gateKey('broad', event.clientId);
-      if (!book.gates[broadKey]) gates.push(newGate('broad', event.clientId));
+      const gates = confirmedGates(book, gate, { by: actorId(actor), as, at }, event.id);
       return put(gates, [
-        { type: 'audit', action: 'confirm_pilot', actor: actorId(actor), subject: `${book.releaseId}/${event.clientId}`, detail: { as } },
+        { type: 'audit', action: 'confirm_pilot', actor: actorId(actor), subject: `${book.releaseId}/${event.clientId}`, detail: { as, updates: gate.asked ?? [] } },
         { type: 'schedule', ring: 'broad', clientId: event.clientId },
       ]);
     }
@@ -320,4 +386,97 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
       );
     }
   }
+}
+
+type Put = (gates: Gate[], effects: RolloutEffect[]) => RolloutTransition;
+
+/**
+ * A confirmation covers exactly the updates its sign-off asked about. The client's broad ring is created, or
+ * reopened when it had finished with earlier updates; a pilot a later promotion is waiting on runs again.
+ */
+function confirmedGates(book: Book, pilot: Gate, confirmation: Omit<Confirmation, 'updates'>, id: string | null): Gate[] {
+  const clientId = pilot.clientId!;
+  const asked = pilot.asked ?? [];
+  const next: Gate = {
+    ...pilot,
+    state: pilot.reopen ? 'scheduled' : 'confirmed',
+    reopen: false,
+    confirmation: { ...confirmation, updates: asked },
+    confirmed: union(pilot.confirmed, asked),
+    asked: [],
+    applied: id === null ? pilot.applied : [...pilot.applied, id],
+  };
+  return [next, ...broadFor(book, clientId)];
+}
+
+/** The client's broad gate, new or moved back to scheduled from rest; none when it is already at work. */
+function broadFor(book: Book, clientId: string): Gate[] {
+  const broad = book.gates[gateKey('broad', clientId)];
+  if (!broad) return [newGate('broad', clientId)];
+  return RESTING.has(broad.state) ? [{ ...broad, state: 'scheduled' }] : [];
+}
+
+function promote(book: Book, event: Extract<RolloutEvent, { type: 'promote' }>, now: Date, put: Put): RolloutTransition {
+  const at = now.toISOString();
+  const gate = book.gates.msp;
+  if (!gate) return { outcome: 'refused', code: 'not_approved', message: `${book.releaseId} has not been approved` };
+  const promoted = promotedUpdates(gate);
+  if (gate.applied.includes(event.id)) return { outcome: 'noop', book, reason: `already promoted by ${gate.promotedBy ?? 'someone'}` };
+  if (event.actor.kind !== 'engineer') return { outcome: 'refused', code: 'not_allowed', message: 'Only engineers promote a release to pilot.' };
+  let updates: string[];
+  if (event.updates === undefined) {
+    // The release as a whole (no per-update facts given): the gate's own soak decides, once.
+    if (gate.state === 'promoted') return { outcome: 'noop', book, reason: `already promoted by ${gate.promotedBy ?? 'someone'}` };
+    if (gate.state === 'soaking') return { outcome: 'refused', code: 'soak_not_elapsed', message: `Ring msp is soaking until ${gate.soakUntil}; promote after that.` };
+    if (gate.state !== 'ready') return { outcome: 'refused', code: 'not_ready', message: `Ring msp has not finished (${gate.state}).` };
+    updates = [];
+  } else {
+    updates = [...new Set(event.updates)].filter((k) => !promoted.has(k)).sort();
+    if (updates.length === 0) {
+      if (event.updates.length > 0 || promoted.size > 0) return { outcome: 'noop', book, reason: `already promoted by ${gate.promotedBy ?? 'someone'}` };
+      return { outcome: 'refused', code: 'not_ready', message: 'No update has finished ring msp and soaked yet.' };
+    }
+  }
+  const by = event.actor.id;
+  const promotions = [...(gate.promotions ?? []), { id: event.id, by, at, updates }];
+  const state: GateState = gate.state === 'scheduled' || gate.state === 'running' ? gate.state : 'promoted';
+  const gates: Gate[] = [{ ...gate, state, promotedAt: gate.promotedAt ?? at, promotedBy: gate.promotedBy ?? by, promotions, applied: [...gate.applied, event.id] }];
+  const effects: RolloutEffect[] = [{ type: 'audit', action: 'promote', actor: by, subject: book.releaseId, detail: { clients: event.clients.length, updates } }];
+  for (const clientId of [...new Set(event.clients)].sort()) {
+    const pilot = book.gates[gateKey('pilot', clientId)];
+    if (!pilot) gates.push(newGate('pilot', clientId));
+    else if (RESTING.has(pilot.state)) gates.push({ ...pilot, state: 'scheduled' });
+    else if (pilot.state === 'awaiting_confirmation' || pilot.state === 'problem') gates.push({ ...pilot, reopen: true });
+    else continue;
+    effects.push({ type: 'schedule', ring: 'pilot', clientId });
+  }
+  return put(gates, effects);
+}
+
+/** "Skip ring msp/pilot for KB… (no test machine)": engineers only, audited, shown; never implied. */
+function skipRing(book: Book, event: Extract<RolloutEvent, { type: 'skip_ring' }>, now: Date, put: Put): RolloutTransition {
+  const at = now.toISOString();
+  if (event.actor.kind !== 'engineer') return { outcome: 'refused', code: 'not_allowed', message: 'Only engineers skip a ring for an update.' };
+  if (event.reason.trim() === '') return { outcome: 'refused', code: 'text_required', message: 'Say why the ring is skipped.' };
+  const key = event.ring === 'msp' ? 'msp' : gateKey('pilot', event.clientId);
+  const gate = book.gates[key];
+  if (!gate) {
+    const message = event.ring === 'msp' ? `${book.releaseId} has not been approved` : `${event.clientId} has no pilot for ${book.releaseId}: promote first`;
+    return { outcome: 'refused', code: event.ring === 'msp' ? 'not_approved' : 'no_such_gate', message };
+  }
+  if (gate.applied.includes(event.id) || (gate.skips ?? []).some((s) => s.updateKey === event.updateKey)) {
+    return { outcome: 'noop', book, reason: `ring ${event.ring} is already skipped for ${event.updateKey}` };
+  }
+  const by = event.actor.id;
+  const skip: RingSkip = { updateKey: event.updateKey, by, at, reason: event.reason };
+  const gates: Gate[] = [{ ...gate, skips: [...(gate.skips ?? []), skip], applied: [...gate.applied, event.id] }];
+  const effects: RolloutEffect[] = [
+    { type: 'audit', action: `skip_ring_${event.ring}`, actor: by, subject: `${book.releaseId}/${event.clientId ?? 'msp'}`, detail: { updateKey: event.updateKey, reason: event.reason } },
+    { type: 'ring_skipped', ring: event.ring, clientId: event.clientId, updateKey: event.updateKey, by, reason: event.reason },
+  ];
+  if (event.ring === 'pilot') {
+    gates.push(...broadFor(book, event.clientId!));
+    effects.push({ type: 'schedule', ring: 'broad', clientId: event.clientId! });
+  }
+  return put(gates, effects);
 }

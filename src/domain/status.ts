@@ -23,6 +23,8 @@ export interface StatusFacts {
   rings: Array<{ ring: string; clientId: string | null; state: string }>;
   /** Holds on a client (no update named) in this release. */
   clientHolds: ActiveHold[];
+  /** Rings an engineer let an update past untested (no test machine): never silent. */
+  skips?: Array<{ ring: string; clientId: string | null; updateKey: string; by: string; at: string; reason: string }>;
 }
 
 export interface StatusNames {
@@ -72,6 +74,7 @@ const GATE_WORDS: Record<string, string> = {
   awaiting_confirmation: 'waiting for the champion',
   confirmed: 'confirmed by the client',
   problem: 'problem reported: on hold',
+  waiting: 'waiting: nothing installed on its pilot machines yet',
   finished: 'finished',
 };
 

@@ -23,9 +23,10 @@ import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadRelease } from '../db/release-repo.ts';
 import {
   ConflictError,
-  finishedGates,
+  idleRunningGates,
   insertRuns,
   loadBook,
+  loadReleaseFacts,
   loadRunContext,
   lastWindowMessages,
   openGateDevices,
@@ -45,7 +46,9 @@ import {
 import { noticeEvidence, noticeKey, userDevices } from '../db/notice-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admitWarned, noticeHoursOf, type NoticeEvidence } from '../domain/notice.ts';
-import { admit, planWindow, type PlanUpdate } from '../domain/plan.ts';
+import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
+import { nextSoakEnd, passedMsp, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
+import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
@@ -207,7 +210,9 @@ export class RolloutEngine {
 
   /** Plain messages to the engineers' channel for the gate effects people act on; rich cards come later. */
   private async chatFor(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[]): Promise<OutboxItem[]> {
-    const wanted = effects.filter((e) => e.type === 'offer_promotion' || e.type === 'alert_engineers' || e.type === 'ask_confirmation');
+    const wanted = effects.filter(
+      (e) => e.type === 'offer_promotion' || e.type === 'alert_engineers' || e.type === 'ask_confirmation' || e.type === 'pilot_waiting',
+    );
     if (wanted.length === 0) return [];
     const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
     if (!channel) return [];
@@ -215,7 +220,8 @@ export class RolloutEngine {
       switch (effect.type) {
         case 'offer_promotion':
           return {
-            key: `rollout:${releaseId}:offer-promotion`,
+            // Each update is offered once; a late update's offer is a message of its own.
+            key: `rollout:${releaseId}:offer-promotion${effect.updates ? `:${createHash('sha1').update(effect.updates.join(' ')).digest('hex').slice(0, 12)}` : ''}`,
             channel,
             action: 'post',
             subject: `rollout:${releaseId}:promote`,
@@ -228,6 +234,17 @@ export class RolloutEngine {
             action: 'post',
             subject: `rollout:${releaseId}:problem:${effect.clientId}`,
             payload: { text: `${releaseId}: ${effect.clientId} reported a pilot problem; the client is held.`, threadSubject: `digest:${releaseId}` },
+          };
+        case 'pilot_waiting':
+          return {
+            key: `rollout:${releaseId}:pilot-waiting:${effect.clientId}:${effect.at}`,
+            channel,
+            action: 'post',
+            subject: `rollout:${releaseId}:pilot:${effect.clientId}`,
+            payload: {
+              text: `${releaseId}: nothing installed on ${escapeMrkdwn(effect.clientId)}'s pilot machines, so there is nothing to sign off and ${escapeMrkdwn(effect.clientId)} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(effect.clientId)}\`).`,
+              threadSubject: `digest:${releaseId}`,
+            },
           };
         default:
           return {
@@ -343,32 +360,19 @@ export class RolloutEngine {
     })();
 
     const releaseIds = [...new Set(open.map((g) => g.gate.releaseId))];
-    const [settled, approvalLists] = await Promise.all([
-      settledDevices(this.db, releaseIds, [...new Set(open.map((g) => g.windowStart))]),
-      Promise.all(releaseIds.map((releaseId) => effectiveApprovals(this.db, releaseId))),
+    const [settled, approvals, facts] = await Promise.all([
+      settledDevices(this.db, [], [...new Set(open.map((g) => g.windowStart))]),
+      this.approvals(releaseIds),
+      loadReleaseFacts(this.db, releaseIds),
     ]);
-    const approvals = new Map<string, ReadonlySet<string> | 'all'>();
-    releaseIds.forEach((releaseId, i) => {
-      const list = approvalLists[i]!;
-      approvals.set(releaseId, list.some((a) => a.updateKey === null) ? 'all' : new Set(list.map((a) => a.updateKey!)));
-    });
     const rows: NewRun[] = [];
     const passedOver: NewRun[] = [];
     for (const group of open) {
       const { gate } = group;
       const catalog = await this.catalog(gate.releaseId);
       if (!catalog) continue;
-      const plan = planWindow({
-        releaseId: gate.releaseId,
-        ring: gate.ring,
-        clientId: gate.clientId,
-        devices: settled.planned.size === 0 ? group.devices : group.devices.filter((d) => !settled.planned.has(`${d.id}/${group.windowStart}`)),
-        products: catalog.products,
-        updates: catalog.updates,
-        approved: approvals.get(gate.releaseId)!,
-        holds,
-        done: settled.done.size === 0 ? new Set() : new Set(group.devices.filter((d) => settled.done.has(`${gate.releaseId}/${d.id}`)).map((d) => d.id)),
-      });
+      const devices = settled.planned.size === 0 ? group.devices : group.devices.filter((d) => !settled.planned.has(`${d.id}/${group.windowStart}`));
+      const plan = planWindow(gatePlanInput(gate, devices, catalog, approvals.get(gate.releaseId)!, holds, facts.get(gate.releaseId)!));
       const { windowEnd } = group;
       for (const r of plan.runs) {
         rows.push({ deviceId: r.deviceId, releaseId: gate.releaseId, rolloutId: gate.id, windowStart: group.windowStart, windowEnd, updates: r.updates });
@@ -426,21 +430,8 @@ export class RolloutEngine {
     report.jobsAdded = enqueued.size + (await this.enqueueUnfinished(enqueued, limits));
     const t2 = performance.now();
 
-    for (const gate of await finishedGates(this.db)) {
-      const settings = await this.settingsFor(gate.clientId);
-      const result = await this.applyEvent(gate.releaseId, {
-        type: 'ring_finished',
-        ring: gate.ring,
-        clientId: gate.clientId,
-        soakHours: settings.soakHours,
-        autoConfirmHours: settings.autoConfirmHours,
-      });
-      if (result.outcome === 'applied') report.gatesFinished++;
-    }
-    const waiting = rowsOf<{ release_id: string }>(
-      await this.db.execute(sql`select distinct release_id from rollouts where state in ('soaking', 'awaiting_confirmation')`),
-    );
-    for (const { release_id } of waiting) await this.applyEvent(release_id, { type: 'tick' });
+    report.gatesFinished = await this.finishRings(devices, nowDate);
+    await this.tickReleases(nowDate);
     report.messages = await this.reportWindows(nowDate);
     report.ms = { open: t1 - t0, enqueue: t2 - t1, advance: performance.now() - t2 };
     return report;
@@ -491,6 +482,104 @@ export class RolloutEngine {
     }
     if (items.length === 0) return 0;
     return (await enqueueOutbox(this.db, items, now)).length;
+  }
+
+  private async approvals(releaseIds: readonly string[]): Promise<Map<string, ReadonlySet<string> | 'all'>> {
+    const lists = await Promise.all(releaseIds.map((releaseId) => effectiveApprovals(this.db, releaseId)));
+    return new Map(releaseIds.map((releaseId, i) => [releaseId, lists[i]!.some((a) => a.updateKey === null) ? 'all' : new Set(lists[i]!.map((a) => a.updateKey!))]));
+  }
+
+  /**
+   * A running gate is finished when no run of it is in flight and the planner finds nothing left for its devices:
+   * every device that needs an update that passed the earlier rings is done with it (installed, failed for good)
+   * or flagged. Devices with nothing to install never hold a ring up, so ring msp does not wait for Sunday's
+   * server window when the servers need nothing. A gate held as a whole keeps running until the hold is released.
+   */
+  private async finishRings(devices: readonly OpenGateDevice[], now: Date): Promise<number> {
+    const candidates = await idleRunningGates(this.db);
+    if (candidates.length === 0) return 0;
+    const holds = await this.holds(true);
+    const releaseIds = [...new Set(candidates.map((g) => g.releaseId))];
+    const [approvals, facts] = await Promise.all([this.approvals(releaseIds), loadReleaseFacts(this.db, releaseIds)]);
+    const byGate = new Map<number, OpenGateDevice[]>();
+    for (const d of devices) if (!d.flagged) byGate.set(d.gateId, [...(byGate.get(d.gateId) ?? []), d]);
+    const standings = new Map<string, MspStanding[]>();
+    let finished = 0;
+    for (const gate of candidates) {
+      if (isHeld(holds, { releaseId: gate.releaseId, ring: gate.ring, clientId: gate.clientId })) continue;
+      const catalog = await this.catalog(gate.releaseId);
+      const releaseFacts = facts.get(gate.releaseId)!;
+      if (!catalog) continue;
+      const plan = planWindow(gatePlanInput(gate, byGate.get(gate.id) ?? [], catalog, approvals.get(gate.releaseId)!, holds, releaseFacts));
+      if (plan.runs.length > 0) continue;
+      const settings = await this.settingsFor(gate.clientId);
+      let soakUntil: string | null | undefined;
+      if (gate.ring === 'msp') {
+        if (!standings.has(gate.releaseId)) standings.set(gate.releaseId, (await loadMspPicture(this.db, gate.releaseId, now, holds))?.standings ?? []);
+        soakUntil = nextSoakEnd(standings.get(gate.releaseId)!);
+      }
+      const result = await this.applyEvent(gate.releaseId, {
+        type: 'ring_finished',
+        ring: gate.ring,
+        clientId: gate.clientId,
+        soakHours: settings.soakHours,
+        autoConfirmHours: settings.autoConfirmHours,
+        ...(gate.ring === 'pilot' ? { asked: pilotAsk(releaseFacts, gate.clientId!, holds) } : {}),
+        ...(soakUntil !== undefined ? { soakUntil } : {}),
+      });
+      if (result.outcome !== 'applied') continue;
+      finished++;
+      await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now);
+    }
+    return finished;
+  }
+
+  /**
+   * Updates a finished ring could not test (no device there runs them, or none installed them) wait for an
+   * engineer's skip: the release's thread says which, once per ring, client and set of updates. Never silent.
+   */
+  private async tellUntested(gate: { releaseId: string; ring: Ring; clientId: string | null }, facts: ReleaseFacts, standings: MspStanding[] | undefined, holds: readonly Hold[], now: Date): Promise<void> {
+    let keys: string[] = [];
+    if (gate.ring === 'msp') keys = (standings ?? []).filter((st) => st.state === 'untested').map((st) => st.key);
+    else if (gate.ring === 'pilot') {
+      const installed = facts.installedPilot.get(gate.clientId!);
+      const target = { releaseId: gate.releaseId, ring: 'pilot' as const, clientId: gate.clientId };
+      keys = [...facts.promoted].filter(
+        (k) => passedMsp(facts, k) && !installed?.has(k) && !facts.skippedPilot.get(gate.clientId!)?.has(k) && !isHeld(holds, { ...target, updateKey: k }),
+      );
+    }
+    if (keys.length === 0) return;
+    const channel = rowsOf<{ channel: string }>(await this.db.execute(sql`select channel from msp where id = 1`))[0]?.channel;
+    const catalog = await this.catalog(gate.releaseId);
+    if (!channel || !catalog) return;
+    const kbOf = (key: string) => catalog.byKey.get(key)?.kb;
+    const kbs = keys.sort().map((k) => (kbOf(k) ? `KB${kbOf(k)}` : k));
+    const where = gate.ring === 'msp' ? 'our own machines (ring msp)' : `${escapeMrkdwn(gate.clientId!)}'s pilot machines`;
+    const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
+    const subject = `rollout:${gate.releaseId}:untested:${gate.ring}:${gate.clientId ?? 'msp'}:${keys.join('+')}`;
+    const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;
+    await enqueueOutbox(this.db, [{ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: `digest:${gate.releaseId}` } }], now);
+  }
+
+  /** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */
+  private async tickReleases(now: Date): Promise<void> {
+    const rows = rowsOf<{ release_id: string; ring: Ring; state: string; offered: string[] | null }>(
+      await this.db.execute(sql`select release_id, ring, state, state_detail -> 'offered' as offered from rollouts
+        where state in ('soaking', 'awaiting_confirmation')
+          or (ring = 'msp' and state in ('running', 'ready', 'promoted', 'scheduled') and updated_at > ${now.toISOString()}::timestamptz - interval '60 days')`),
+    );
+    const releaseIds = [...new Set(rows.map((r) => r.release_id))];
+    if (releaseIds.length === 0) return;
+    const holds = await this.holds(true);
+    for (const releaseId of releaseIds) {
+      const gates = rows.filter((r) => r.release_id === releaseId);
+      const msp = gates.find((r) => r.ring === 'msp');
+      const ready = msp ? readyToPromote((await loadMspPicture(this.db, releaseId, now, holds))?.standings ?? []) : [];
+      const fresh = ready.some((k) => !(msp?.offered ?? []).includes(k));
+      const resting = ready.length > 0 && (msp?.state === 'soaking' || msp?.state === 'promoted');
+      if (!fresh && !resting && !gates.some((r) => r.state === 'awaiting_confirmation')) continue;
+      await this.applyEvent(releaseId, { type: 'tick', ...(msp ? { mspReady: ready } : {}) });
+    }
   }
 
   private async settingsFor(clientId: string | null): Promise<{ soakHours?: number; autoConfirmHours?: number }> {
@@ -694,6 +783,29 @@ export class RolloutEngine {
       now,
     );
   }
+}
+
+/** The planner's input for a gate's devices: the updates that passed the earlier rings, per device per update done. */
+export function gatePlanInput(
+  gate: { releaseId: string; ring: Ring; clientId: string | null },
+  devices: readonly OpenGateDevice[],
+  catalog: { products: Product[]; updates: PlanUpdate[] },
+  approved: ReadonlySet<string> | 'all',
+  holds: readonly Hold[],
+  facts: ReleaseFacts,
+): PlanInput {
+  return {
+    releaseId: gate.releaseId,
+    ring: gate.ring,
+    clientId: gate.clientId,
+    devices,
+    products: catalog.products,
+    updates: catalog.updates,
+    approved,
+    holds,
+    passed: passedUpdates(facts, gate.ring, gate.clientId, catalog.updates.map((u) => u.key)),
+    done: facts.done,
+  };
 }
 
 export function runWorkerOptions(options: RolloutOptions): { concurrency: number; lockDuration?: number; stalledInterval?: number } {

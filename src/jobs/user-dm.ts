@@ -19,6 +19,8 @@ import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadRelease } from '../db/release-repo.ts';
 import { candidateDevices, clientSettings, engineersChannel, type CandidateDevice } from '../db/user-dm-repo.ts';
 import { planWindow } from '../domain/plan.ts';
+import { passedUpdates } from '../domain/eligibility.ts';
+import { loadReleaseFacts } from '../db/rollout-repo.ts';
 import type { Product } from '../domain/release.ts';
 import { listNames, nightOf, offlineKey, planNight, type NightDevice, type PlannedDm } from '../domain/user-dm.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
@@ -76,12 +78,8 @@ async function tonightsDevices(db: AppDatabase, now: Date): Promise<Map<string |
     byGate.set(d.gateId, groups);
   }
   const releaseIds = [...new Set(candidates.map((d) => d.releaseId))];
-  const done = new Set(
-    rowsOf<{ k: string }>(
-      await db.execute(sql`select distinct release_id || '/' || device_id as k from runs where state = 'succeeded'
-        and release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb))`),
-    ).map((r) => r.k),
-  );
+  // The same facts the sweep plans with: an update the rings have not passed yet is no reason to warn anyone.
+  const facts = await loadReleaseFacts(db, releaseIds);
   // A (device, window) that already has a run (deferred by its user, or planned by the sweep) needs no warning now.
   const starts = [...new Set([...windows.values()].filter((w) => w !== undefined).map((w) => w.start.toUTC().toISO()!))];
   const planned = new Set(
@@ -112,7 +110,8 @@ async function tonightsDevices(db: AppDatabase, now: Date): Promise<Map<string |
         updates: catalog.updates,
         approved: approvals.get(g.sample.releaseId)!,
         holds,
-        done: new Set(g.devices.filter((d) => done.has(`${d.releaseId}/${d.id}`)).map((d) => d.id)),
+        passed: passedUpdates(facts.get(g.sample.releaseId)!, g.sample.ring, g.sample.clientId, catalog.updates.map((u) => u.key)),
+        done: facts.get(g.sample.releaseId)!.done,
       });
       const byId = new Map(g.devices.map((d) => [d.id, d]));
       const list = out.get(g.sample.clientId) ?? [];

@@ -156,7 +156,7 @@ interface GateRow {
   ring: 'msp' | 'pilot' | 'broad';
   client_id: string | null;
   state: string;
-  state_detail: { soakUntil?: string | null; problem?: { text: string } | null };
+  state_detail: { soakUntil?: string | null; problem?: { text: string } | null; asked?: string[]; promotions?: unknown[] };
 }
 
 interface Stop {
@@ -329,7 +329,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
       stops.push({ at, kind: 'dm-time', detail: `${client}'s users hear about tonight` });
     }
     for (const gate of await gates()) {
-      if (gate.ring === 'pilot' && gate.state === 'awaiting_confirmation' && !signedOff.has(gate.client_id!)) {
+      if (gate.ring === 'pilot' && gate.state === 'awaiting_confirmation' && !signedOff.has(signoffKey(gate))) {
         const zone = directory.clients.find((c) => c.id === gate.client_id)?.timezone ?? directory.msp.timezone;
         if (!workingHours(now.toJSDate(), zone)) stops.push({ at: nextMorning(now, zone), kind: 'morning', detail: `morning at ${gate.client_id}: its champion looks at the pilot` });
       }
@@ -343,7 +343,9 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
 
   // --- reactions: what people do when something reaches them ---------------------------------------------------
 
+  // Each sign-off asks about the updates installed on the pilot since the last: a late update gets its own.
   const signedOff = new Set<string>();
+  const signoffKey = (gate: GateRow) => `${gate.client_id} ${(gate.state_detail.asked ?? []).join('+')}`;
   let problemClient = options.problemClient;
   const answeredDms = new Set<number>();
   let deferredBy: string | undefined;
@@ -359,7 +361,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   };
 
   const signOff = async (): Promise<void> => {
-    const awaiting = (await gates()).filter((g) => g.ring === 'pilot' && g.state === 'awaiting_confirmation' && !signedOff.has(g.client_id!));
+    const awaiting = (await gates()).filter((g) => g.ring === 'pilot' && g.state === 'awaiting_confirmation' && !signedOff.has(signoffKey(g)));
     if (awaiting.length === 0) return;
     const linked = new Set((await query<{ client_id: string }>(sql`select distinct client_id from teams_conversations where removed_at is null and client_id is not null`)).map((r) => r.client_id));
     if (problemClient === undefined) {
@@ -397,7 +399,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
         const gate = (await gates()).find((g) => g.ring === 'pilot' && g.client_id === clientId);
         return gate && gate.state !== 'awaiting_confirmation' ? gate : undefined;
       });
-      signedOff.add(clientId);
+      signedOff.add(signoffKey(gate));
     }
   };
 
@@ -435,7 +437,22 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
     if (answeredDms.size > 0) report('update', `${answeredDms.size} user DM(s) answered`);
   };
 
+  // Each update is promoted on its own once it has soaked on ring msp: after the first promotion the engineer
+  // promotes each later offer (an update that installed on ring msp later) as it comes.
+  let promotedOnce = false;
+  const clickedOffers = new Set<string>();
+  const promoteLater = async (): Promise<void> => {
+    if (!promotedOnce || (await gates()).find((g) => g.ring === 'msp')?.state !== 'ready') return;
+    const d = digestOf(await api.state(), mspChannel, releaseId);
+    const offer = d?.replies.find((r) => hasAction(r, 'rollout_promote') && !clickedOffers.has(r.ts));
+    if (!offer) return;
+    clickedOffers.add(offer.ts);
+    await api.post('slack/action', { user: engineer.slackId, channel: mspChannel, ts: offer.ts, actionId: 'rollout_promote' });
+    report('update', `${engineer.name} promotes the updates that finished ring msp since`);
+  };
+
   const react = async () => {
+    await promoteLater();
     await signOff();
     await answerDms();
   };
@@ -521,8 +538,10 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
     const d = digestOf(state, mspChannel, releaseId);
     return d?.replies.find((r) => hasAction(r, 'rollout_promote'));
   });
+  clickedOffers.add(offer.ts);
   await api.post('slack/action', { user: engineer.slackId, channel: mspChannel, ts: offer.ts, actionId: 'rollout_promote' });
-  await until('the pilot gates', async () => ((await gates()).find((g) => g.ring === 'msp')?.state === 'promoted' ? true : undefined));
+  await until('the pilot gates', async () => ((await gates()).find((g) => g.ring === 'msp')?.state_detail.promotions?.length ? true : undefined));
+  promotedOnce = true;
   const pilots = (await gates()).filter((g) => g.ring === 'pilot').length;
   finish(`promoted to pilot by ${engineer.name}: ${pilots} client pilot(s) scheduled`);
 

@@ -65,7 +65,7 @@ const command = async (user: string, text: string): Promise<string> => {
 beforeAll(async () => {
   [database, redis, emu] = await Promise.all([openTestDatabase(), startTestRedis(), startSlackEmulator({ rateLimits: false })]);
   const db = database.db;
-  const inventory = worldInventory({ mspDevices: 2, clients: [{ id: 'acme', pilot: 1, broad: 4 }, { id: 'cedar', pilot: 1, broad: 2 }] });
+  const inventory = worldInventory({ mspDevices: 2, mspSettings: { soakHours: 1 }, clients: [{ id: 'acme', pilot: 1, broad: 4 }, { id: 'cedar', pilot: 1, broad: 2 }] });
   inventory.msp.engineers = ['U0PAT', 'U0SAM'];
   inventory.msp.channel = CH;
   inventory.clients[1]!.champions = [{ email: 'dana@cedar.example', teamsId: '29:dana', name: 'Dana' }];
@@ -99,6 +99,11 @@ describe('Slack: rollout buttons', () => {
     // Ring msp through the engine's own events: approved, its window, finished; then the soak runs out.
     expect((await engine.applyEvent('2024-Feb', { type: 'approved', id: 'a1' })).outcome).toBe('applied');
     expect((await engine.applyEvent('2024-Feb', { type: 'window_opened', ring: 'msp', clientId: null, windowStart: '2024-02-14T07:00:00.000Z', holds: [] })).outcome).toBe('applied');
+    // What the MSP's desktops installed that night, recorded as the run worker records it: promotion covers installs.
+    await database.db.execute(sql`insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, state, step, scheduled_at, finished_at, detail, updated_at)
+      select d.id, '2024-Feb', g.id, '2024-02-14T07:00:00Z'::timestamptz, '2024-02-14T11:00:00Z'::timestamptz, '["5034765", "5034439"]'::jsonb, 'succeeded', 'done',
+        '2024-02-14T07:00:00Z'::timestamptz, '2024-02-14T08:30:00Z'::timestamptz, '{"seq":3}'::jsonb, now()
+      from devices d join rollouts g on g.release_id = '2024-Feb' and g.ring = 'msp' where d.ring = 'msp'`);
     expect((await engine.applyEvent('2024-Feb', { type: 'ring_finished', ring: 'msp', clientId: null, soakHours: 1 })).outcome).toBe('applied');
     // Too early: a /patch promote is refused by the gate machine, and nothing is offered yet.
     expect(await command('U0PAT', 'promote 2024-Feb')).toMatch(/soaking until/);

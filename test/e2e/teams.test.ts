@@ -183,7 +183,8 @@ beforeAll(async () => {
     void promoted;
     await saveGates(db, before, { ...before, gates: { ...before.gates, [`pilot/${client}`]: gate } }, [`pilot/${client}`], now());
     await applyGate(client, { type: 'window_opened', ring: 'pilot', clientId: client, windowStart, holds: [] });
-    await applyGate(client, { type: 'ring_finished', ring: 'pilot', clientId: client });
+    // The sweep asks about what installed on the pilot (the run below): eligibility.ts pilotAsk.
+    await applyGate(client, { type: 'ring_finished', ring: 'pilot', clientId: client, asked: ['5034439', '5034765'] });
     const [device] = rowsOf<{ id: number }>(await db.execute(sql`select id from devices where client_id = ${client} and ring = 'pilot'`));
     const [rollout] = rowsOf<{ id: number }>(await db.execute(sql`select id from rollouts where client_id = ${client} and ring = 'pilot'`));
     await insertRuns(db, [{ deviceId: device!.id, releaseId: '2024-Feb', rolloutId: rollout!.id, windowStart, windowEnd: new Date(Date.now() - 4 * 3_600_000).toISOString(), updates: ['5034765', '5034439'] }], now());

@@ -245,12 +245,18 @@ describe('rollout engine', { timeout: 120_000 }, () => {
       await h.database.db.execute(sql`select r.state, r.result from runs r join devices d on d.id = r.device_id where d.name = 'MSP-MAC-01'`),
     );
     expect(mac).toEqual([{ state: 'skipped', result: 'nothing_applies' }]);
+    // The desktop-only KB does not wait for Sunday: it finished on the desktops and is offered once it soaked.
+    h.clock.now = new Date('2024-02-15T07:31:00Z');
+    await engine.sweep();
+    const offers = rowsOf<{ key: string }>(await h.database.db.execute(sql`select idempotency_key as key from chat_outbox where subject = 'rollout:2024-Feb:promote'`));
+    expect(offers).toHaveLength(1);
     h.clock.now = new Date('2024-02-18T07:30:00Z'); // 01:30 CST Sunday: desktops and the server
     expect(await engine.sweep()).toMatchObject({ runsPlanned: 1 });
     await drive();
     expect(fleet.installsOf('MSP-SRV-01').map((e) => e.updates)).toEqual([['5034770', '5034439']]);
     expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
-    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-19T07:30:00.000Z' });
+    // The server's KBs soak from Sunday; the desktop KB has been ready since Thursday, so the gate reads ready.
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'ready', soakUntil: '2024-02-19T07:30:00.000Z' });
   });
 
   it('the inventory\u2019s msp.soak_hours decides when Promote to pilot is offered', async () => {
@@ -261,15 +267,15 @@ describe('rollout engine', { timeout: 120_000 }, () => {
     h.clock.now = new Date('2024-02-14T07:30:00Z');
     expect(await engine.sweep()).toMatchObject({ runsPlanned: 1 });
     for (const { id } of rowsOf<{ id: number }>(await h.database.db.execute(sql`select id from runs where state = 'scheduled'`))) await engine.processRun(Number(id));
-    h.clock.now = new Date('2024-02-14T12:00:00Z');
+    h.clock.now = new Date('2024-02-14T07:45:00Z');
     expect(await engine.sweep()).toMatchObject({ gatesFinished: 1 });
-    // Two hours, not the default 24.
-    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-14T14:00:00.000Z' });
+    // Two hours, not the default 24, from when the update installed on ring msp (07:30).
+    expect((await loadBook(h.database.db, '2024-Feb')).gates.msp).toMatchObject({ state: 'soaking', soakUntil: '2024-02-14T09:30:00.000Z' });
     const offers = async () => rowsOf(await h.database.db.execute(sql`select 1 from chat_outbox where subject = 'rollout:2024-Feb:promote'`)).length;
-    h.clock.now = new Date('2024-02-14T13:59:00Z');
+    h.clock.now = new Date('2024-02-14T09:29:00Z');
     await engine.sweep();
     expect(await offers()).toBe(0);
-    h.clock.now = new Date('2024-02-14T14:00:00Z');
+    h.clock.now = new Date('2024-02-14T09:30:00Z');
     await engine.sweep();
     expect((await loadBook(h.database.db, '2024-Feb')).gates.msp?.state).toBe('ready');
     expect(await offers()).toBe(1);

@@ -107,10 +107,29 @@ export async function seedWorld(db: AppDatabase, options: WorldOptions, now: Dat
     values ('approve', '2024-Feb', 'U_ENG', 'slack', 'test-approve-release', ${now.toISOString()}::timestamptz)`);
 }
 
-/** Puts a gate in `scheduled` directly, for tests that start past the earlier gates. */
+/**
+ * Puts a gate in `scheduled` directly, for tests that start past the earlier gates. Each update goes through every
+ * ring on its own, so the earlier rings are passed the only way that needs no install: every update of the world
+ * promoted with ring msp skipped (and, for a broad gate, the client's pilot skipped), as an engineer would record.
+ */
 export async function scheduleGate(db: AppDatabase, ring: Ring, clientId: string | null, now: Date): Promise<void> {
   const book = await loadBook(db, '2024-Feb');
-  const gate: Gate = {
+  const at = now.toISOString();
+  const keys = worldRelease().updates.map((u) => u.id);
+  const skips = keys.map((updateKey) => ({ updateKey, by: 'U_ENG', at, reason: 'test starts past this ring' }));
+  const passed: Gate[] = [];
+  const earlier = (r: Ring, c: string | null): Gate => ({ ...blankGate(r, c), state: r === 'msp' ? 'promoted' : 'confirmed', skips });
+  if (ring !== 'msp' && !book.gates.msp) passed.push({ ...earlier('msp', null), promotions: [{ id: 'test-promote', by: 'U_ENG', at, updates: keys }] });
+  const pilot = book.gates[gateKey('pilot', clientId)];
+  if (ring === 'broad') passed.push(pilot ? { ...pilot, skips } : earlier('pilot', clientId));
+  const gates = [...passed, { ...blankGate(ring, clientId), state: 'scheduled' as const }];
+  const next = { ...book, gates: { ...book.gates } };
+  for (const gate of gates) next.gates[gateKey(gate.ring, gate.clientId)] = gate;
+  await saveGates(db, book, next, gates.map((g) => gateKey(g.ring, g.clientId)), now);
+}
+
+function blankGate(ring: Ring, clientId: string | null): Gate {
+  return {
     ring,
     clientId,
     state: 'scheduled',
@@ -125,6 +144,4 @@ export async function scheduleGate(db: AppDatabase, ring: Ring, clientId: string
     problem: null,
     applied: [],
   };
-  const key = gateKey(ring, clientId);
-  await saveGates(db, book, { ...book, gates: { ...book.gates, [key]: gate } }, [key], now);
 }

@@ -21,6 +21,20 @@ describe('/patch grammar', () => {
     expect(parsePatchCommand('release ring:pilot extra')).toMatchObject({ kind: 'unknown' });
   });
 
+  it('reads a ring skip: msp with a KB, pilot with a KB and a client; the reason defaults to "no test machine"', () => {
+    expect(parsePatchCommand('skip msp KB5036893')).toEqual({ kind: 'skip', ring: 'msp', update: 'KB5036893', client: null, reason: 'no test machine' });
+    expect(parsePatchCommand('skip pilot KB5036893 acme-dental no Windows Server pilot')).toEqual({
+      kind: 'skip',
+      ring: 'pilot',
+      update: 'KB5036893',
+      client: 'acme-dental',
+      reason: 'no Windows Server pilot',
+    });
+    expect(parsePatchCommand('skip pilot KB5036893').kind).toBe('unknown');
+    expect(parsePatchCommand('skip broad KB5036893 acme').kind).toBe('unknown');
+    expect(PATCH_USAGE).toContain('/patch skip pilot KB CLIENT');
+  });
+
   it('names ring holds in its usage', () => {
     expect(PATCH_USAGE).toContain('/patch hold ring:msp|ring:pilot|ring:broad REASON');
     expect(PATCH_USAGE).toContain('/patch release KB|CLIENT|ring:RING|all');

@@ -27,7 +27,7 @@ const base: PlanInput = {
   ],
   approved: 'all',
   holds: [],
-  done: new Set(),
+  done: new Map(),
 };
 
 describe('planWindow', () => {
@@ -49,11 +49,23 @@ describe('planWindow', () => {
       ...base,
       approved: new Set(['5034765', '5034763', '5034439']),
       holds: [{ scope: 'update', releaseId: '2024-Feb', updateKey: '5034439', clientId: null, ring: null }],
-      done: new Set([2]),
+      done: new Map([[2, new Set(['5034763', '5034439'])]]),
     });
     expect(plan.runs).toEqual([{ deviceId: 1, updates: ['5034765'] }]);
     expect(plan.skipped.find((s) => s.deviceId === 2)?.reason).toBe('done');
     expect(plan.skipped.find((s) => s.deviceId === 3)?.reason).toBe('nothing_applies');
+  });
+
+  it('done is per device per update: an update approved after a device succeeded still reaches it', () => {
+    // Device 1 already installed the Windows 11 cumulative update; the late-approved servicing stack is new to it.
+    const plan = planWindow({ ...base, devices: base.devices.slice(0, 1), done: new Map([[1, new Set(['5034765'])]]) });
+    expect(plan.runs).toEqual([{ deviceId: 1, updates: ['5034439'] }]);
+  });
+
+  it('carries only the updates that passed the earlier rings for this ring and client', () => {
+    const plan = planWindow({ ...base, passed: new Set(['5034763']) });
+    expect(plan.runs).toEqual([{ deviceId: 2, updates: ['5034763'] }]);
+    expect(plan.skipped.find((s) => s.deviceId === 1)?.reason).toBe('nothing_applies');
   });
 
   it('a client hold plans nothing', () => {

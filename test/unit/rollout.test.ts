@@ -231,7 +231,7 @@ describe('rollout gates, by property', () => {
           for (const gate of Object.values(book.gates)) {
             if (gate.ring !== 'broad') continue;
             const pilot = book.gates[gateKey('pilot', gate.clientId)];
-            expect(pilot?.state).toBe('confirmed');
+            // Once confirmed, a pilot may run again for a later promotion; the confirmation it gave stays.
             expect(pilot?.confirmation).not.toBeNull();
             const who = confirmedBy.get(gate.clientId!);
             expect(who).toBeDefined();
@@ -241,8 +241,8 @@ describe('rollout gates, by property', () => {
               expect(who!.kind === 'engineer' || (who!.kind === 'champion' && who!.clientId === gate.clientId)).toBe(true);
             }
           }
-          // Pilot never exists without a promotion, promotion never without ring msp having soaked.
-          if (Object.values(book.gates).some((g) => g.ring === 'pilot')) expect(book.gates.msp?.state).toBe('promoted');
+          // Pilot never exists without a promotion (a late approval may send ring msp round again meanwhile).
+          if (Object.values(book.gates).some((g) => g.ring === 'pilot')) expect(book.gates.msp?.promotions?.length).toBeGreaterThan(0);
         });
       }),
       { numRuns: 2000 },

@@ -29,7 +29,7 @@ import {
 import { mspZone } from '../use-cases/digest-refresh.ts';
 import { createLinkCode } from '../use-cases/teams-link.ts';
 import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../use-cases/pilot.ts';
-import { holdClientFromWindow, promoteRelease, retryFailed } from '../use-cases/rollout-actions.ts';
+import { holdClientFromWindow, promoteRelease, retryFailed, skipRing } from '../use-cases/rollout-actions.ts';
 import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients, statusNames } from '../use-cases/status.ts';
@@ -374,6 +374,12 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         const result = await confirmPilot(ctx, { actor, releaseId: release, clientId: parsed.client, requestId: command.trigger_id });
         const text = result.outcome === 'applied' ? `Pilot for ${parsed.client} confirmed on the champion\u2019s behalf; its broad ring is scheduled.` : result.message;
         return void (await say(`${result.outcome === 'refused' ? ':no_entry_sign: ' : ''}${escapeMrkdwn(text)}`));
+      }
+      case 'skip': {
+        const release = await currentReleaseId(db);
+        if (!release) return void (await say('No release is stored yet.'));
+        const result = await skipRing(ctx, { actor, releaseId: release, ring: parsed.ring, update: parsed.update, clientId: parsed.client, reason: parsed.reason });
+        return void (await say(resultText(result)));
       }
       case 'withdraw': {
         const release = await currentReleaseId(db);

@@ -191,6 +191,10 @@ export function statusText(statuses: ReleaseStatus[], zone: string, now: Date, n
     if (v.rings.length) lines.push(`Rings: ${v.rings.map(ringLine).join(' · ')}`);
     else if (v.supersededBy === null) lines.push('Rings: nothing rolled out yet');
     if (v.clientHolds.length) lines.push('Clients held:', ...clientHoldLines(v));
+    for (const k of s.skips ?? []) {
+      const where = k.ring === 'msp' ? 'ring msp' : `${escapeMrkdwn(k.clientId ?? '')}'s pilot`;
+      lines.push(`Skipped ${where} for ${escapeMrkdwn(targetLabel({ release: s.releaseId, kb: k.updateKey }))} (no test machine) by ${who(k.by)} ${formatDecisionTime(k.at, zone, now)}: ${escapeMrkdwn(k.reason)}`);
+    }
     return lines.join('\n');
   });
   const text = parts.join('\n\n');

@@ -6,13 +6,25 @@ import { activeHolds, effectiveApprovals } from '../../db/decisions-repo.ts';
 import { broadDevices } from '../../db/audience-repo.ts';
 import type { AppDatabase } from '../../db/client.ts';
 import { loadRelease } from '../../db/release-repo.ts';
+import { loadReleaseFacts } from '../../db/rollout-repo.ts';
+import { passedUpdates } from '../../domain/eligibility.ts';
 import { planWindow } from '../../domain/plan.ts';
 
-/** Broad devices with something to install, counted by device class (empty: nothing to install anywhere). */
+/**
+ * Broad devices with something to install, counted by device class (empty: nothing to install anywhere). The same
+ * eligibility as the sweep: only updates that passed this client's pilot and its confirmation, none already done.
+ */
 export async function broadWorkByClass(db: AppDatabase, releaseId: string, clientId: string): Promise<Map<string, number>> {
-  const [release, devices, approvals, holds] = await Promise.all([loadRelease(db, releaseId), broadDevices(db, clientId), effectiveApprovals(db, releaseId), activeHolds(db)]);
+  const [release, devices, approvals, holds, facts] = await Promise.all([
+    loadRelease(db, releaseId),
+    broadDevices(db, clientId),
+    effectiveApprovals(db, releaseId),
+    activeHolds(db),
+    loadReleaseFacts(db, [releaseId]),
+  ]);
   const counts = new Map<string, number>();
-  if (!release || devices.length === 0) return counts;
+  const releaseFacts = facts.get(releaseId);
+  if (!release || !releaseFacts || devices.length === 0) return counts;
   const plan = planWindow({
     releaseId,
     ring: 'broad',
@@ -22,7 +34,8 @@ export async function broadWorkByClass(db: AppDatabase, releaseId: string, clien
     updates: release.updates.map((u) => ({ key: u.id, productIds: u.productIds, restartRequired: u.restartRequired })),
     approved: approvals.some((a) => a.updateKey === null) ? 'all' : new Set(approvals.map((a) => a.updateKey!)),
     holds: holds.map((h) => ({ scope: h.scope, releaseId: h.releaseId, updateKey: h.updateKey, clientId: h.clientId, ring: h.ring })),
-    done: new Set(),
+    passed: passedUpdates(releaseFacts, 'broad', clientId, release.updates.map((u) => u.id)),
+    done: releaseFacts.done,
   });
   const classOf = new Map(devices.map((d) => [d.id, d.deviceClass]));
   for (const run of plan.runs) {

@@ -42,6 +42,8 @@ export interface SignoffView {
   hold: { by: string; at: string; reason: string } | undefined;
   /** Teams ids of the client's champions: who the card refreshes for (Teams allows 60). */
   championIds: string[];
+  /** '' for the release's first sign-off; for a later one (late updates), what it asks about: a card of its own. */
+  round: string;
 }
 
 export interface PilotResult {
@@ -126,16 +128,13 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
       where d.client_id = ${clientId} and d.ring = 'pilot' and d.retired_at is null
       order by d.id, r.window_start desc nulls last`),
   ).sort((a, b) => a.name.localeCompare(b.name));
-  const updateKbs = new Set(
-    rowsOf<{ kb: string }>(
-      await db.execute(sql`select distinct jsonb_array_elements_text(r.updates) as kb from runs r join devices d on d.id = r.device_id
-        where r.release_id = ${releaseId} and d.client_id = ${clientId} and d.ring = 'pilot'`),
-    ).map((r) => r.kb),
-  );
+  // Exactly what the sign-off asks about (installed on this client's pilots, never a held update), or what the
+  // answer covered; never the release as a whole. Nothing installed: nothing listed, and no card is sent.
+  const asked = new Set(gate?.state === 'confirmed' || gate?.state === 'waiting' ? (gate.confirmation?.updates ?? []) : (gate?.asked ?? []));
   const updates = rowsOf<{ update_key: string; kb: string | null; title: string | null; family: string | null; restart: string | null }>(
     await db.execute(sql`select update_key, kb, title, family, restart_required as restart from updates
       where release_id = ${releaseId} and removed_at is null order by update_key`),
-  ).filter((u) => updateKbs.size === 0 || updateKbs.has(u.update_key) || (u.kb !== null && updateKbs.has(u.kb)));
+  ).filter((u) => asked.has(u.update_key));
   const notes = rowsOf<{ kb: string | null; update_key: string; body: string }>(
     await db.execute(sql`select u.kb, u.update_key, n.body from research_notes n join updates u on u.id = n.update_id
       where u.release_id = ${releaseId} and n.deleted_at is null and n.tags ? 'client-visible' order by n.id`),
@@ -166,6 +165,7 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
     answer,
     hold: hold ? { by: await nameOf(db, hold.placed_by), at: toIso(hold.placed_at), reason: hold.reason } : undefined,
     championIds,
+    round: (gate?.confirmed ?? []).length > 0 ? [...asked].sort().join('+') : '',
   };
 }
 
@@ -179,7 +179,7 @@ export async function signoffItems(db: AppDatabase, view: SignoffView, action: '
   const card = renderSignoffCard(view);
   const text = signoffText(view);
   return (await clientConversations(db, view.clientId)).map((channel) => ({
-    key: `teams:${signoffSubject(view.releaseId, view.clientId)}:${channel}:${action === 'post' ? 'post' : version}`,
+    key: `teams:${signoffSubject(view.releaseId, view.clientId)}:${channel}:${action === 'post' ? 'post' : version}${view.round ? `:${view.round}` : ''}`,
     platform: 'teams' as const,
     channel,
     action,

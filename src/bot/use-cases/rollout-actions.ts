@@ -8,16 +8,19 @@
  * a hold is one per request (the existing hold use-case); a retry takes a lock on its window and only ever moves
  * runs still marked failed, so a double click finds nothing left to retry and says who did it.
  */
+import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
 import { clientNames } from '../../db/names-repo.ts';
+import { loadMspPicture } from '../../db/eligibility-repo.ts';
+import { readyToPromote, type MspStanding } from '../../domain/eligibility.ts';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { enqueueOutbox, type OutboxItem, type OutboxPayload } from '../../db/outbox-repo.ts';
 import { ConflictError, insertRuns, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
 import { auditLog, decisions } from '../../db/schema.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
 import { retryTarget } from '../../domain/retry.ts';
-import { transition } from '../../domain/rollout.ts';
+import { gatesTouched, transition } from '../../domain/rollout.ts';
 import { DEFAULT_RUN_POLICY } from '../../domain/run.ts';
 import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { windowSubject } from '../../domain/window-report.ts';
@@ -113,13 +116,24 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
           and exists (select 1 from devices d where d.client_id = c.id and d.retired_at is null) order by c.id`),
       ).map((r) => r.id);
       const before = await loadBook(tx, input.releaseId, true);
-      const event = { type: 'promote' as const, id: `promote:${input.releaseId}`, actor: { kind: 'engineer' as const, id: input.actor.id }, clients };
+      // A promotion covers the updates ready now (installed on ring msp and soaked, or skipped), and no others.
+      const picture = await loadMspPicture(tx, input.releaseId, now);
+      const ready = readyToPromote(picture?.standings ?? []);
+      const msp = before.gates.msp;
+      const already = { ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) };
+      if (ready.length === 0) {
+        const waiting = (picture?.standings ?? []).filter((st) => st.state !== 'promoted');
+        if (!msp) return { outcome: 'refused', message: `${input.releaseId} has not been approved.`, zone };
+        if ((msp.promotions ?? []).length > 0) {
+          const rest = waiting.length === 0 ? '' : ` ${notReadyMessage(waiting, picture!.names, zone)}`;
+          return { outcome: 'noop', message: `Already promoted to pilot.${rest}`, zone, ...already };
+        }
+        return { outcome: 'refused', message: notReadyMessage(waiting, picture!.names, zone), zone };
+      }
+      const event = { type: 'promote' as const, id: promoteId(input.releaseId, ready), actor: { kind: 'engineer' as const, id: input.actor.id }, clients, updates: ready };
       const t = transition(before, event, now);
       if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
-      if (t.outcome === 'noop') {
-        const msp = before.gates.msp;
-        return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) };
-      }
+      if (t.outcome === 'noop') return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...already };
       await saveGates(tx, before, t.book, t.changed, now);
       await persistRowEffects(tx, input.releaseId, t.effects, now);
       const scheduled = t.effects.filter((e) => e.type === 'schedule').length;
@@ -130,7 +144,7 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
         actor: input.actor.id,
         actorPersonId: engineer.personId > 0 ? engineer.personId : null,
         source: input.actor.platform,
-        detail: { clients: scheduled },
+        detail: { clients: scheduled, updates: ready },
         idempotencyKey: event.id,
         createdAt: now,
       });
@@ -140,16 +154,51 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
         action: 'decision.promote',
         subject: `release:${input.releaseId}`,
         source: input.actor.platform,
-        detail: { clients: scheduled, via: input.actor.platform },
+        detail: { clients: scheduled, via: input.actor.platform, updates: ready },
       });
       const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
-      const line = `:rocket: *Promoted to pilot* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${scheduled} client pilot${scheduled === 1 ? '' : 's'} scheduled for their next windows.`;
-      outboxIds = await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], 'promoted', now);
+      const kbs = ready.map((k) => kbLabel(k, picture!.names)).join(', ');
+      const line = `:rocket: *Promoted to pilot* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(kbs)}; ${scheduled} client pilot${scheduled === 1 ? '' : 's'} scheduled for their next windows.`;
+      outboxIds = await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], event.id, now);
       return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
     }),
   );
   await afterCommit(ctx, outboxIds);
   return result;
+}
+
+/** One promotion per set of ready updates: a double click is one decision, a late update's promotion another. */
+function promoteId(releaseId: string, updates: readonly string[]): string {
+  return `promote:${releaseId}:${createHash('sha1').update(updates.join(' ')).digest('hex').slice(0, 12)}`;
+}
+
+const kbLabel = (key: string, names: ReadonlyMap<string, { kb: string | null }>) => {
+  const kb = names.get(key)?.kb ?? key;
+  return /^\d+$/.test(kb) ? `KB${kb}` : kb;
+};
+
+/** A time people read: the MSP's zone, weekday and abbreviation ("Mon 14 Dec 01:01 CST"), never raw UTC. */
+export function mspTime(at: string, zone: string): string {
+  return DateTime.fromISO(at).setZone(zone).toFormat('ccc d LLL HH:mm ZZZZ');
+}
+
+/** Why Promote has nothing to cover yet, update by update. */
+function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<string, { kb: string | null }>, zone: string): string {
+  if (waiting.length === 0) return 'No update is approved for ring msp yet.';
+  const lines = waiting.map((st) => {
+    const kb = kbLabel(st.key, names);
+    switch (st.state) {
+      case 'soaking':
+        return `${kb}: soaking until ${mspTime(st.soakUntil!, zone)}`;
+      case 'testing':
+        return `${kb}: still installing on our own machines`;
+      default:
+        return st.needing.length === 0
+          ? `${kb}: none of our machines runs it; \`/patch skip msp ${kb}\` lets it go on untested`
+          : `${kb}: it did not install on any of our machines (failed); retry it, or \`/patch skip msp ${kb}\``;
+    }
+  });
+  return `Nothing is ready to promote yet:\n${lines.join('\n')}`;
 }
 
 export interface HoldClientInput {
@@ -313,6 +362,84 @@ export async function retryFailed(ctx: UseCaseContext, input: RetryInput): Promi
       const line = `:repeat: *Retry* by ${who} at ${formatDecisionTime(now.toISOString(), mspTz)}: ${parts.join(', ')}.`;
       outboxIds = await annotate(tx, summarySubject(input.who, windowStart.toISO()!), line, [RETRY_FAILED_ACTION], key, now);
       return { outcome: 'applied', message: `Retrying ${failed.length} failed run(s): ${parts.join(', ')}.`, zone, by: input.actor.id, at: now.toISOString(), again: again.length, later: later.length };
+    }),
+  );
+  await afterCommit(ctx, outboxIds);
+  return result;
+}
+
+export interface SkipRingInput {
+  actor: Actor;
+  releaseId: string;
+  ring: 'msp' | 'pilot';
+  /** As typed: KB5036893, 5036893, or the update's key. */
+  update: string;
+  clientId: string | null;
+  reason: string;
+}
+
+/**
+ * "Skip ring msp/pilot for KB… (no test machine)": an engineer lets one update past a ring where no device runs
+ * it, so it is not stuck waiting for an install that cannot happen. Never implied: audited with who and why, told
+ * in the release's thread, and shown in status. Once per (ring, client, update): a repeat says who did it.
+ */
+export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promise<RolloutActionResult> {
+  let outboxIds: number[] = [];
+  const result = await retrying(() =>
+    ctx.db.transaction(async (tx): Promise<RolloutActionResult> => {
+      const now = ctx.now();
+      const engineer = await findEngineer(tx, input.actor);
+      if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
+      const zone = engineer.zone;
+      if (rowsOf(await tx.execute(sql`select id from releases where id = ${input.releaseId} for update`)).length === 0) {
+        return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
+      }
+      const bare = input.update.trim().replace(/^KB/i, '');
+      const [update] = rowsOf<{ update_key: string; kb: string | null }>(
+        await tx.execute(sql`select update_key, kb from updates where release_id = ${input.releaseId} and removed_at is null
+          and (update_key = ${input.update.trim()} or update_key = ${bare} or kb = ${bare}) order by id limit 1`),
+      );
+      if (!update) return { outcome: 'refused', message: `${input.releaseId} has no update ${input.update}.`, zone };
+      if (input.ring === 'pilot' && rowsOf(await tx.execute(sql`select 1 from clients where id = ${input.clientId} and retired_at is null`)).length === 0) {
+        return { outcome: 'refused', message: `No client ${input.clientId ?? ''} is known.`, zone };
+      }
+      const clientId = input.ring === 'pilot' ? input.clientId : null;
+      const event = {
+        type: 'skip_ring' as const,
+        id: `skip:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}:${update.update_key}`,
+        actor: { kind: 'engineer' as const, id: input.actor.id },
+        ring: input.ring,
+        clientId,
+        updateKey: update.update_key,
+        reason: input.reason,
+      };
+      const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
+      const t = transition(before, event, now);
+      if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
+      const kb = update.kb ? `KB${update.kb}` : update.update_key;
+      if (t.outcome === 'noop') {
+        const gate = before.gates[input.ring === 'msp' ? 'msp' : `pilot/${clientId}`];
+        const skip = gate?.skips?.find((x) => x.updateKey === update.update_key);
+        return { outcome: 'noop', message: `Ring ${input.ring} is already skipped for ${kb}.`, zone, ...(skip ? { by: skip.by, at: skip.at } : {}) };
+      }
+      await saveGates(tx, before, t.book, t.changed, now);
+      await persistRowEffects(tx, input.releaseId, t.effects, now);
+      await tx.insert(auditLog).values({
+        at: now,
+        actor: input.actor.id,
+        action: 'decision.skip_ring',
+        subject: `rollout:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}`,
+        source: input.actor.platform,
+        detail: { updateKey: update.update_key, kb, ring: input.ring, clientId, reason: input.reason },
+      });
+      const where = input.ring === 'msp' ? 'ring msp' : `${clientId}'s pilot`;
+      const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
+      if (channel) {
+        const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
+        const text = `:fast_forward: ${who} skipped ${escapeMrkdwn(where)} for ${escapeMrkdwn(kb)} (no test machine): ${escapeMrkdwn(input.reason)}. It goes on untested there.`;
+        outboxIds = await enqueueOutbox(tx, [{ key: event.id, channel, action: 'post', subject: event.id, payload: { text, threadSubject: `digest:${input.releaseId}` } }], now);
+      }
+      return { outcome: 'applied', message: `Skipped ${where} for ${kb}: it goes on untested there (audited).`, zone, by: input.actor.id, at: now.toISOString() };
     }),
   );
   await afterCommit(ctx, outboxIds);

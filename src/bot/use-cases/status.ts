@@ -28,8 +28,8 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
   const updates = rowsOf<{ update_key: string; kb: string | null; title: string | null }>(
     await db.execute(sql`select update_key, kb, title from updates where release_id = ${releaseId} and removed_at is null order by update_key`),
   );
-  const rings = rowsOf<{ ring: string; client_id: string | null; state: string }>(
-    await db.execute(sql`select ring, client_id, state from rollouts where release_id = ${releaseId}
+  const rings = rowsOf<{ ring: string; client_id: string | null; state: string; skips: Array<{ updateKey: string; by: string; at: string; reason: string }> | null }>(
+    await db.execute(sql`select ring, client_id, state, state_detail -> 'skips' as skips from rollouts where release_id = ${releaseId}
       order by case ring when 'msp' then 0 when 'pilot' then 1 else 2 end, client_id nulls first`),
   );
   const [newer] = rowsOf<{ id: string }>(
@@ -44,6 +44,7 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
     updates: updates.map((u) => ({ key: u.update_key, kb: u.kb, title: u.title, standing: standingOf(state, u.update_key) })),
     rings: rings.map((r) => ({ ring: r.ring, clientId: r.client_id, state: r.state })),
     clientHolds: state.holds.filter((h) => h.updateKey === null && h.clientId !== null),
+    skips: rings.flatMap((r) => (r.skips ?? []).map((x) => ({ ring: r.ring, clientId: r.client_id, ...x }))),
   };
 }
 
