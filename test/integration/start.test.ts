@@ -21,7 +21,8 @@ const scratches: ScratchDatabase[] = [];
 
 afterEach(async () => {
   for (const child of children.splice(0)) {
-    if (child.exitCode !== null) continue;
+    // A child killed by a signal has no exit code, only a signal code: it has exited all the same.
+    if (child.exitCode !== null || child.signalCode !== null) continue;
     child.kill('SIGKILL');
     await once(child, 'exit');
   }
