@@ -12,7 +12,7 @@ import { sql } from 'drizzle-orm';
 import { rowsOf } from '../../../src/db/client.ts';
 import { applyInventory } from '../../../src/db/inventory-repo.ts';
 import * as decisions from '../../../src/bot/use-cases/decisions.ts';
-import * as rolloutActions from '../../../src/bot/use-cases/rollout-actions.ts';
+import { promoteRelease, skipRing } from '../../../src/bot/use-cases/rollout-actions.ts';
 import { confirmPilot, reportPilotProblem } from '../../../src/bot/use-cases/pilot.ts';
 import { answerUserDm } from '../../../src/bot/use-cases/user-dm.ts';
 import type { Ring } from '../../../src/domain/inventory.ts';
@@ -111,23 +111,13 @@ export class ReleaseHold extends Step {
 
 export class Promote extends Step {
   async act(h: ModelHarness) {
-    const result = await rolloutActions.promoteRelease(h.ctx, { actor: engineer, releaseId: RELEASE_ID });
+    const result = await promoteRelease(h.ctx, { actor: engineer, releaseId: RELEASE_ID });
     return result.outcome;
   }
   toString() {
     return 'promote';
   }
 }
-
-/**
- * TODO(lead, after merging i13-gates): the skip-ring use-case. It is generated only when a module exports
- * `skipRing`; the call below guesses its input (actor, release, update, ring, reason, request id) and must be
- * checked against the real signature once it exists. I1/I2 accept a skip only when an audit_log row whose
- * action says "skip" names the update and the ring.
- */
-type SkipRing = (ctx: unknown, input: Record<string, unknown>) => Promise<{ outcome: string }>;
-const skipRingUseCase: SkipRing | undefined =
-  ((rolloutActions as Record<string, unknown>).skipRing as SkipRing | undefined) ?? ((decisions as Record<string, unknown>).skipRing as SkipRing | undefined);
 
 export class Skip extends Step {
   constructor(
@@ -138,14 +128,14 @@ export class Skip extends Step {
     super();
   }
   async act(h: ModelHarness) {
-    const result = await skipRingUseCase!(h.ctx, {
+    // I1/I2 accept a skip only when an audit_log row whose action says "skip" names the update and the ring.
+    const result = await skipRing(h.ctx, {
       actor: engineer,
       releaseId: RELEASE_ID,
-      updateKey: this.update,
+      update: this.update,
       ring: this.ring,
-      ...(this.client ? { clientId: this.client } : {}),
+      clientId: this.client,
       reason: 'model: no test machine runs it',
-      requestId: requestId(),
     });
     return result.outcome;
   }
@@ -326,8 +316,6 @@ export function commandArbitraries(): Array<fc.Arbitrary<Cmd>> {
     fc.tuple(fc.constantFrom<'add' | 'retire'>('add', 'retire'), fc.nat(20)).map(([k, i]) => new Reimport(k, i)),
     fc.constant(new Restart()),
   ];
-  if (skipRingUseCase) {
-    list.push(fc.tuple(update, fc.constantFrom<'msp' | 'pilot'>('msp', 'pilot'), fc.option(client, { nil: null })).map(([u, r, c]) => new Skip(u, r, r === 'pilot' ? c : null)));
-  }
+  list.push(fc.tuple(update, fc.constantFrom<'msp' | 'pilot'>('msp', 'pilot'), client).map(([u, r, c]) => new Skip(u, r, r === 'pilot' ? c : null)));
   return list;
 }
