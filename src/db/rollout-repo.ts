@@ -274,6 +274,7 @@ export async function saveRun(db: AppDatabase, runId: number, seq: number, run: 
   };
   const rows = rowsOf<{ id: number }>(
     await db.execute(sql`update runs set state = ${run.status}, step = ${run.step}, attempts = ${run.attempts}, reboots = ${run.reboots},
+        updates = ${JSON.stringify(run.updates)}::jsonb,
         error = ${run.error}, result = ${run.reason}, detail = coalesce(detail, '{}'::jsonb) || ${JSON.stringify(detail)}::jsonb, rolled_to = ${run.rolledTo}::timestamptz,
         started_at = ${run.startedAt}::timestamptz, finished_at = ${run.finishedAt}::timestamptz,
         step_started_at = ${run.operation?.startedAt ?? null}::timestamptz, updated_at = ${now.toISOString()}::timestamptz

@@ -82,6 +82,8 @@ export interface RunEnv {
   nextWindowStart: string | null;
   /** A hold covers this run (its client, ring, release, or every update it carries). */
   held: boolean;
+  /** Updates of this run a hold now covers: an install not yet started leaves them out. */
+  heldUpdates?: ReadonlySet<string>;
   policy: RunPolicy;
 }
 
@@ -194,13 +196,16 @@ export function decide(run: Run, env: RunEnv): Decision {
       return { type: 'act', action: { type: 'check_online' }, run: { ...run, notBefore: null } };
     case 'install': {
       if (run.updates.length === 0) return { type: 'become', run: { ...run, step: 'verify', notBefore: null } };
+      // A hold on some of its updates, placed after the run was planned, drops them from the install.
+      const updates = env.heldUpdates?.size ? run.updates.filter((key) => !env.heldUpdates!.has(key)) : run.updates;
+      if (updates.length === 0) return { type: 'become', run: finish(run, env, 'skipped', 'held') };
       if (!canStartStep(window, now, policy.installBudgetMinutes)) return { type: 'become', run: finish(run, env, 'rolled', 'window_short') };
       const key = `${run.id}-install-${run.installs + 1}`;
       const operation: Operation = { kind: 'install', key, handle: null, startedAt: now.toUTC().toISO()! };
       return {
         type: 'act',
-        action: { type: 'install', key, updates: run.updates },
-        run: { ...run, status: 'running', startedAt: started, operation, installs: run.installs + 1, notBefore: null },
+        action: { type: 'install', key, updates },
+        run: { ...run, updates, status: 'running', startedAt: started, operation, installs: run.installs + 1, notBefore: null },
       };
     }
     case 'reboot': {

@@ -636,15 +636,17 @@ export class RolloutEngine {
     const nextWindowStart = this.nextWindowStart(rule, loaded.timezone, loaded.windowStart, window);
     const device: DeviceRef = { id: loaded.device.id, name: loaded.device.name, os: loaded.device.os ?? undefined };
     const catalog = loaded.releaseId ? await this.catalog(loaded.releaseId) : undefined;
-    const updates: UpdateRef[] = loaded.run.updates.map((key) => catalog?.byKey.get(key) ?? { key });
+    const refsOf = (keys: readonly string[]): UpdateRef[] => keys.map((key) => catalog?.byKey.get(key) ?? { key });
     let run = loaded.run;
     let seq = loaded.seq;
 
-    const env = async (): Promise<RunEnv> => {
-      const holds = await this.holds();
+    // `fresh`: read the holds from Postgres, not the worker's short-lived copy (before an install starts).
+    const env = async (fresh = false): Promise<RunEnv> => {
+      const holds = await this.holds(fresh);
       const target = { releaseId: loaded.releaseId ?? '', ring: loaded.ring, clientId: loaded.clientId };
-      const held = isHeld(holds, target) || (run.updates.length > 0 && run.updates.every((key) => isHeld(holds, { ...target, updateKey: key })));
-      return { now: DateTime.fromJSDate(this.context.now(), { zone: 'utc' }), window, nextWindowStart, held, policy: this.policyFor(loaded) };
+      const heldUpdates = new Set(current.updates.filter((key) => isHeld(holds, { ...target, updateKey: key })));
+      const held = isHeld(holds, target) || (current.updates.length > 0 && heldUpdates.size === current.updates.length);
+      return { now: DateTime.fromJSDate(this.context.now(), { zone: 'utc' }), window, nextWindowStart, held, heldUpdates, policy: this.policyFor(loaded) };
     };
     const store = async (next: Run): Promise<boolean> => {
       const now = this.context.now();
@@ -678,7 +680,9 @@ export class RolloutEngine {
       return store(current);
     };
     for (let guard = 0; guard < 10_000; guard++) {
-      const decision = decide(current, await env());
+      let decision = decide(current, await env());
+      // Nothing held installs once the hold has committed: a new install is decided again on the holds as stored.
+      if (decision.type === 'act' && decision.action.type === 'install' && current.operation === null) decision = decide(current, await env(true));
       if (decision.type === 'done') return (await flush()) ? current : undefined;
       if (decision.type === 'become') {
         current = decision.run;
@@ -713,7 +717,7 @@ export class RolloutEngine {
         dirty = true;
       }
       const before = current;
-      const outcome = await this.call(device, updates, decision.action);
+      const outcome = await this.call(device, refsOf(decision.action.type === 'install' ? decision.action.updates : current.updates), decision.action);
       current = observe(current, decision.action, outcome, await env());
       if (current !== before) dirty = true;
       if (current.attempts !== before.attempts || TERMINAL.has(current.status)) {

@@ -195,6 +195,17 @@ describe('run step machine, by example', () => {
     expect(h.started.filter((s) => s.kind === 'install')).toHaveLength(1);
   });
 
+  it('a hold on one of its updates, placed after planning, leaves that update out of the install; on all of them, stops the run', () => {
+    const h = new Harness(SPRING, { online: [true], installFails: 0, rebootsWanted: 0 });
+    const partly = { ...h.env(), heldUpdates: new Set(['5034765']) };
+    let d = decide(h.run, partly);
+    expect(d).toMatchObject({ type: 'act', action: { type: 'check_online' } });
+    h.run = observe(d.run, (d as { action: Action }).action, { type: 'online', online: true }, partly);
+    d = decide(h.run, partly);
+    expect(d).toMatchObject({ type: 'act', action: { type: 'install', updates: ['5034763'] }, run: { updates: ['5034763'] } });
+    expect(decide(h.run, { ...h.env(), heldUpdates: new Set(['5034763', '5034765']) })).toMatchObject({ type: 'become', run: { status: 'skipped', reason: 'held' } });
+  });
+
   it('a device that never comes back from a reboot fails the run instead of holding it forever', () => {
     const h = new Harness(FALL, { online: [true], installFails: 0, rebootsWanted: 1 });
     const call = h.call.bind(h);
