@@ -95,8 +95,11 @@ export function whoIs(actor: string, names: StatusNames): Who {
   return name === undefined ? { id: actor } : { id: actor, name };
 }
 
-/** A hold that stops the update for every client in every ring: the only kind that makes it "held". */
-const everywhere = (h: ActiveHold) => h.clientId === null && h.ring === null;
+/**
+ * A hold that stops the update for every client: the only kind that makes it "held". A hold on ring msp is one,
+ * since every update must install there before it goes anywhere else.
+ */
+const everywhere = (h: ActiveHold) => h.clientId === null && (h.ring === null || h.ring === 'msp');
 
 function holdScope(h: ActiveHold, names: StatusNames): string {
   const client = h.clientId === null ? null : (names.clients.get(h.clientId) ?? h.clientId);

@@ -47,6 +47,12 @@ describe('status tells the truth', () => {
     expect(statusModel(facts(), names).summary).toBe('waiting for a decision on all 3 updates');
   });
 
+  it('a hold on ring msp for every client holds every update (each must install there first); one on ring broad does not', () => {
+    const ringHold = (ring: 'msp' | 'broad'): ActiveHold => ({ id: `h-${ring}`, updateKey: null, clientId: null, ring, reason: 'wait for the vendor', by: GUID, at: AT });
+    expect(statusModel(facts({ holds: [ringHold('msp')] }), names).counts).toEqual({ approved: 0, held: 3, waiting: 0, total: 3 });
+    expect(statusModel(facts({ releaseApproved: true, holds: [ringHold('broad')] }), names).counts).toEqual({ approved: 3, held: 0, waiting: 0, total: 3 });
+  });
+
   it('a client held after its champion reported a problem is one line, by name, reason once; its updates stay approved', () => {
     const f = facts({ releaseApproved: true, holds: [clientHold], rings: [{ ring: 'broad', clientId: 'acme', state: 'running' }] });
     const model = statusModel(f, names);
