@@ -75,6 +75,16 @@ async function applyGate(clientId: string, event: RolloutEvent) {
   await saveGates(db, before, t.book, t.changed, now());
 }
 
+/** The ring's devices (a client's, or the MSP's own) ran a window that began at `windowStart` and installed `updates`. */
+async function installed(ring: 'msp' | 'pilot', clientId: string | null, windowStart: string, updates: string[]) {
+  const devices = rowsOf<{ id: number }>(await db.execute(sql`select id from devices where ring = ${ring} and client_id is not distinct from ${clientId} and os is not null`));
+  const [rollout] = rowsOf<{ id: number }>(await db.execute(sql`select id from rollouts where ring = ${ring} and client_id is not distinct from ${clientId}`));
+  const windowEnd = new Date(Date.parse(windowStart) + 4 * 3_600_000).toISOString();
+  const ids = await insertRuns(db, devices.map((d) => ({ deviceId: d.id, releaseId: '2024-Feb', rolloutId: rollout!.id, windowStart, windowEnd, updates })), now());
+  await db.execute(sql`update runs set state = 'succeeded', reboots = 2, finished_at = ${windowEnd}::timestamptz
+    where id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::bigint)`);
+}
+
 /** One inbound turn through the real teams-ai Application; returns what the bot sent back in that turn. */
 async function turn(activity: Partial<Activity>): Promise<Array<Partial<Activity>>> {
   const queue = (inbound as unknown as { activeQueue: Array<Partial<Activity>> }).activeQueue;
@@ -171,24 +181,22 @@ beforeAll(async () => {
     select id, 'Printers may need *re-adding* <b>after</b> the restart', '["client-visible"]'::jsonb, 'U_ENG', 'slack' from updates where update_key = '5034765'`);
   await db.execute(sql`insert into research_notes (update_id, body, tags, author, source)
     select id, 'internal only: EMR vendor ticket 4411', '[]'::jsonb, 'U_ENG', 'slack' from updates where update_key = '5034765'`);
-  // Each client's pilot has run its window and waits for its champions.
-  await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
-    values ('2024-Feb', 'msp', null, 'promoted', ${JSON.stringify({ ring: 'msp', clientId: null, state: 'promoted', version: 0, lastWindowStart: null, finishedAt: null, soakUntil: null, promotedAt: now().toISOString(), promotedBy: 'U_ENG', autoConfirmAt: null, confirmation: null, problem: null, applied: [] })}::jsonb, 0)`);
+  // Ring msp installed the desktop updates on the MSP's own machines and an engineer promoted them to every
+  // client's pilot; each pilot has since run its window, installed them, and waits for its champions.
+  const desktopUpdates = ['5034439', '5034765'];
+  const engineer = { kind: 'engineer' as const, id: 'U_ENG' };
+  const mspWindowStart = new Date(Date.now() - 3 * 86_400_000).toISOString();
+  await applyGate('msp', { type: 'approved', id: 'test-approve-release' });
+  await applyGate('msp', { type: 'window_opened', ring: 'msp', clientId: null, windowStart: mspWindowStart, holds: [] });
+  await installed('msp', null, mspWindowStart, desktopUpdates);
+  await applyGate('msp', { type: 'ring_finished', ring: 'msp', clientId: null, soakUntil: new Date(Date.now() - 86_400_000).toISOString() });
+  await applyGate('msp', { type: 'promote', id: 'test-promote', actor: engineer, clients: [...CLIENTS], updates: desktopUpdates });
   const windowStart = new Date(Date.now() - 8 * 3_600_000).toISOString();
   for (const client of CLIENTS) {
-    const before = await loadBook(db, '2024-Feb');
-    const promoted = transition(before, { type: 'promote', id: `p-${client}`, actor: { kind: 'engineer', id: 'U_ENG' }, clients: [client] }, now());
-    // The msp gate is already promoted: put the pilot gate in directly, then run it through the domain.
-    const gate = { ring: 'pilot' as const, clientId: client, state: 'scheduled' as const, version: 0, lastWindowStart: null, finishedAt: null, soakUntil: null, promotedAt: null, promotedBy: null, autoConfirmAt: null, confirmation: null, problem: null, applied: [] };
-    void promoted;
-    await saveGates(db, before, { ...before, gates: { ...before.gates, [`pilot/${client}`]: gate } }, [`pilot/${client}`], now());
     await applyGate(client, { type: 'window_opened', ring: 'pilot', clientId: client, windowStart, holds: [] });
-    // The sweep asks about what installed on the pilot (the run below): eligibility.ts pilotAsk.
-    await applyGate(client, { type: 'ring_finished', ring: 'pilot', clientId: client, asked: ['5034439', '5034765'] });
-    const [device] = rowsOf<{ id: number }>(await db.execute(sql`select id from devices where client_id = ${client} and ring = 'pilot'`));
-    const [rollout] = rowsOf<{ id: number }>(await db.execute(sql`select id from rollouts where client_id = ${client} and ring = 'pilot'`));
-    await insertRuns(db, [{ deviceId: device!.id, releaseId: '2024-Feb', rolloutId: rollout!.id, windowStart, windowEnd: new Date(Date.now() - 4 * 3_600_000).toISOString(), updates: ['5034765', '5034439'] }], now());
-    await db.execute(sql`update runs set state = 'succeeded', reboots = 2, finished_at = now() where device_id = ${device!.id}`);
+    await installed('pilot', client, windowStart, desktopUpdates);
+    // The sweep asks about what installed on the pilot (eligibility.ts pilotAsk).
+    await applyGate(client, { type: 'ring_finished', ring: 'pilot', clientId: client, asked: desktopUpdates });
   }
   await db.execute(sql`update clients set settings = settings || '{"teamsTenantId": "tenant-beta"}'::jsonb where id = 'beta'`);
 

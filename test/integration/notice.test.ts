@@ -16,9 +16,10 @@ import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { answerUserDm } from '../../src/bot/use-cases/user-dm.ts';
 import { confirmPilot, planItems } from '../../src/bot/use-cases/pilot.ts';
-import { loadBook, saveGates } from '../../src/db/rollout-repo.ts';
+import { insertRuns, loadBook, loadReleaseFacts, saveGates } from '../../src/db/rollout-repo.ts';
 import { unwarnedRuns } from '../../src/db/notice-repo.ts';
-import { gateKey, type Gate } from '../../src/domain/rollout.ts';
+import { pilotAsk } from '../../src/domain/eligibility.ts';
+import { transition, type RolloutEvent } from '../../src/domain/rollout.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -32,22 +33,28 @@ let redis: Redis;
 let engine: RolloutEngine;
 const clock = { now: new Date('2024-03-12T04:08:00Z') };
 
-function emptyGate(ring: Gate['ring'], clientId: string | null): Gate {
-  return {
-    ring,
-    clientId,
-    state: 'scheduled',
-    version: 0,
-    lastWindowStart: null,
-    finishedAt: null,
-    soakUntil: null,
-    promotedAt: null,
-    promotedBy: null,
-    autoConfirmAt: null,
-    confirmation: null,
-    problem: null,
-    applied: [],
-  };
+/** One gate event through the domain, saved the way the engine saves it. */
+async function step(event: RolloutEvent, at: string): Promise<void> {
+  const before = await loadBook(database.db, '2024-Feb');
+  const t = transition(before, event, new Date(at));
+  if (t.outcome !== 'applied') throw new Error(`${event.type}: ${t.outcome}`);
+  await saveGates(database.db, before, t.book, t.changed, new Date(at));
+}
+
+/** The ring's desktops (the client's, or the MSP's own) ran the gate's window and installed `updates`: a succeeded run carries each. */
+async function installed(ring: 'msp' | 'pilot', clientId: string | null, window: { start: string; end: string }, updates: string[]): Promise<void> {
+  const db = database.db;
+  const devices = rowsOf<{ id: number }>(
+    await db.execute(sql`select id from devices where ring = ${ring} and client_id is not distinct from ${clientId} and class = 'desktop' order by id`),
+  );
+  const [rollout] = rowsOf<{ id: number }>(await db.execute(sql`select id from rollouts where release_id = '2024-Feb' and ring = ${ring} and client_id is not distinct from ${clientId}`));
+  const ids = await insertRuns(
+    db,
+    devices.map((d) => ({ deviceId: Number(d.id), releaseId: '2024-Feb', rolloutId: Number(rollout!.id), windowStart: window.start, windowEnd: window.end, updates })),
+    new Date(window.start),
+  );
+  await db.execute(sql`update runs set state = 'succeeded', finished_at = ${window.end}::timestamptz
+    where id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::bigint)`);
 }
 
 async function runsOf(name: string): Promise<string[]> {
@@ -68,12 +75,14 @@ beforeAll(async () => {
   redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const db = database.db;
   const at = new Date('2024-03-01T12:00:00Z');
-  const inventory = worldInventory({ clients: [{ id: 'acme', desktopWindow: 'daily 22:00-02:00', pilot: 0, broad: 0 }] });
+  const inventory = worldInventory({ clients: [{ id: 'acme', desktopWindow: 'daily 22:00-02:00', broad: 0 }] });
   inventory.clients[0]!.locations[0]!.devices = [
     { name: 'ANN-PC', class: 'desktop', ring: 'broad', os: WIN11, user: 'ann@acme.example' },
     { name: 'BOB-PC', class: 'desktop', ring: 'broad', os: WIN11, user: 'bob@acme.example' },
     // A kiosk has no user to warn: it follows its window alone.
     { name: 'KIOSK-1', class: 'desktop', ring: 'broad', os: WIN11, user: undefined },
+    // Where acme tries the release first.
+    { name: 'ACME-PILOT-1', class: 'desktop', ring: 'pilot', os: WIN11, user: undefined },
   ];
   await applyInventory(db, inventory, at);
   await storeRelease(db, worldRelease(), { fetchedAt: at, now: at });
@@ -88,10 +97,23 @@ beforeAll(async () => {
     at,
   );
   await db.execute(sql`insert into teams_conversations (conversation_id, kind, client_id, reference) values ('19:acme@thread', 'channel', 'acme', '{}'::jsonb)`);
-  // The pilot finished and waits for its confirmation; the msp and pilot rings are past.
-  const book = await loadBook(db, '2024-Feb');
-  const pilot = { ...emptyGate('pilot', 'acme'), state: 'awaiting_confirmation' as const, finishedAt: at.toISOString() };
-  await saveGates(db, book, { ...book, gates: { ...book.gates, [gateKey('pilot', 'acme')]: pilot } }, [gateKey('pilot', 'acme')], at);
+  // The release reached acme's pilot the way the engine takes it there: ring msp installed it on the MSP's own
+  // machines, an engineer promoted what installed, acme's pilot machine installed it, and its sign-off asks about
+  // what installed there. The pilot finished and waits for its confirmation.
+  const desktopUpdates = ['5034439', '5034765'];
+  const engineer = { kind: 'engineer' as const, id: 'U_ENG' };
+  const mspWindow = { start: '2024-03-02T07:00:00Z', end: '2024-03-02T11:00:00Z' };
+  await step({ type: 'approved', id: 'notice-approve' }, at.toISOString());
+  await step({ type: 'window_opened', ring: 'msp', clientId: null, windowStart: mspWindow.start, holds: [] }, mspWindow.start);
+  await installed('msp', null, mspWindow, desktopUpdates);
+  await step({ type: 'ring_finished', ring: 'msp', clientId: null, soakUntil: '2024-03-03T11:00:00Z' }, mspWindow.end);
+  await step({ type: 'promote', id: 'notice-promote', actor: engineer, clients: ['acme'], updates: desktopUpdates }, '2024-03-03T15:00:00Z');
+  const pilotWindow = { start: '2024-03-05T04:00:00Z', end: '2024-03-05T08:00:00Z' };
+  await step({ type: 'window_opened', ring: 'pilot', clientId: 'acme', windowStart: pilotWindow.start, holds: [] }, pilotWindow.start);
+  await installed('pilot', 'acme', pilotWindow, desktopUpdates);
+  const asked = pilotAsk((await loadReleaseFacts(db, ['2024-Feb'])).get('2024-Feb')!, 'acme', []);
+  expect(asked).toEqual(desktopUpdates);
+  await step({ type: 'ring_finished', ring: 'pilot', clientId: 'acme', asked }, pilotWindow.end);
   engine = new RolloutEngine({ config: {} as Config, database, redis, prefix: `${redisServer.prefix}notice`, log, roles: new Set(['worker']), now: () => clock.now });
 });
 

@@ -11,7 +11,7 @@ import { storeRelease } from '../../src/db/release-repo.ts';
 import { captureInstall, createLinkCode, redeemLinkCode, type InstallInput } from '../../src/bot/use-cases/teams-link.ts';
 import { clientConversations, planItems } from '../../src/bot/use-cases/pilot.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
-import { worldInventory, worldRelease } from '../support/rollout-world.ts';
+import { scheduleGate, worldInventory, worldRelease } from '../support/rollout-world.ts';
 
 let database: TestDatabase;
 const now = () => new Date('2024-02-20T15:00:00Z');
@@ -27,6 +27,9 @@ beforeAll(async () => {
   await storeRelease(database.db, worldRelease(), { fetchedAt: now(), now: now() });
   await database.db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
     values ('approve', '2024-Feb', 'U_ENG', 'slack', 'test-approve-release', now())`);
+  // Both clients' broad rings are next: every update got past ring msp and their pilots (audited skips), so what
+  // a broad plan holds depends only on what their broad machines run.
+  for (const client of ['acme', 'kiosk']) await scheduleGate(database.db, 'broad', client, now());
   await database.db.execute(sql`update clients set settings = settings || '{"teamsTenantId": "tenant-acme"}'::jsonb where id = 'acme'`);
   await database.db.execute(sql`update clients set settings = settings || '{"teamsTenantId": "tenant-kiosk"}'::jsonb where id = 'kiosk'`);
 }, 60_000);
