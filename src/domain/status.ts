@@ -12,6 +12,7 @@
  * Per-update ring lines (once the gates track each update through each ring) belong in `rings` and `updates`.
  */
 import type { ActiveHold, Approval, UpdateStanding } from './approval.ts';
+import type { ReleaseFacts } from './eligibility.ts';
 
 export interface StatusFacts {
   releaseId: string;
@@ -25,6 +26,8 @@ export interface StatusFacts {
   clientHolds: ActiveHold[];
   /** Rings an engineer let an update past untested (no test machine): never silent. */
   skips?: Array<{ ring: string; clientId: string | null; updateKey: string; by: string; at: string; reason: string }>;
+  /** What each update installed where, promotions and confirmations: the facts the gates decide on. */
+  progress?: ReleaseFacts;
 }
 
 export interface StatusNames {
@@ -44,6 +47,8 @@ export interface StatusUpdateLine {
   label: string;
   approval: { by: Who; at: string; viaRelease: boolean } | null;
   holds: Array<{ scope: string; by: Who; reason: string }>;
+  /** Where the update stands in the rings ("installed on 2 MSP machines · promoted · pilot: Acme Dental confirmed"). */
+  rings?: string;
 }
 
 export interface StatusView {
@@ -124,10 +129,12 @@ export function statusModel(facts: StatusFacts, names: StatusNames): StatusView 
     else if (u.standing.approval) approved.push(label);
     else waiting.push(label);
     if (u.standing.approval || own.length > 0) {
+      const rings = facts.progress ? ringProgress(facts.progress, u.key, names) : null;
       decided.push({
         label,
         approval: approvalOf(u.standing.approval, u.standing.viaRelease, names),
         holds: own.map((h) => ({ scope: holdScope(h, names), by: whoIs(h.by, names), reason: h.reason })),
+        ...(rings ? { rings } : {}),
       });
     }
   }
@@ -150,6 +157,33 @@ export function statusModel(facts: StatusFacts, names: StatusNames): StatusView 
     clientHolds: facts.clientHolds.map((h) => ({ client: names.clients.get(h.clientId!) ?? h.clientId!, ring: h.ring, by: whoIs(h.by, names), reason: h.reason })),
     rings: facts.rings.map((r) => ({ ring: r.ring, client: r.clientId === null ? null : (names.clients.get(r.clientId) ?? r.clientId), state: gateWords(r.state) })),
   };
+}
+
+const machines = (n: number) => `${n} machine${n === 1 ? '' : 's'}`;
+
+/**
+ * One update's way through the rings, from the same facts the gates read: where it installed (ring msp, each
+ * client's pilot, broad), whether it was promoted, which clients confirmed it, and every ring skipped for it.
+ * Null when it has not reached any machine yet.
+ */
+export function ringProgress(facts: ReleaseFacts, key: string, names: StatusNames): string | null {
+  const client = (id: string) => names.clients.get(id) ?? id;
+  const parts: string[] = [];
+  const onMsp = facts.installedMsp.get(key)?.size ?? 0;
+  if (facts.skippedMsp.has(key)) parts.push('ring msp skipped (no test machine)');
+  else if (onMsp > 0) parts.push(`ring msp: installed on ${machines(onMsp)}`);
+  if (facts.promoted.has(key)) parts.push('promoted');
+  const pilots = new Set<string>();
+  for (const [id, byUpdate] of facts.installedPilot) if (byUpdate.get(key)?.size) pilots.add(id);
+  for (const [id, keys] of facts.skippedPilot) if (keys.has(key)) pilots.add(id);
+  const pilotWords = [...pilots].sort().map((id) => {
+    if (facts.skippedPilot.get(id)?.has(key)) return `${client(id)} skipped (no test machine)`;
+    return facts.confirmed.get(id)?.has(key) ? `${client(id)} confirmed` : `${client(id)} installed, waiting for the champion`;
+  });
+  if (pilotWords.length > 0) parts.push(`pilot: ${pilotWords.join(', ')}`);
+  const broad = new Set(facts.outcomes.filter((o) => o.ring === 'broad' && o.updateKey === key && o.outcome === 'installed').map((o) => o.deviceId)).size;
+  if (broad > 0) parts.push(`broad: installed on ${machines(broad)}`);
+  return parts.length > 0 ? parts.join(' · ') : null;
 }
 
 function summaryLine(facts: StatusFacts, c: StatusView['counts']): string {

@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ActiveHold, UpdateStanding } from '../../src/domain/approval.ts';
 import { statusModel, type StatusFacts, type StatusNames } from '../../src/domain/status.ts';
+import { releaseFacts } from '../../src/domain/eligibility.ts';
+import { emptyBook } from '../../src/domain/rollout.ts';
 import { homeView, statusText } from '../../src/bot/slack/views.ts';
 
 const NOW = new Date('2024-02-20T15:00:00Z');
@@ -51,6 +53,26 @@ describe('status tells the truth', () => {
     const ringHold = (ring: 'msp' | 'broad'): ActiveHold => ({ id: `h-${ring}`, updateKey: null, clientId: null, ring, reason: 'wait for the vendor', by: GUID, at: AT });
     expect(statusModel(facts({ holds: [ringHold('msp')] }), names).counts).toEqual({ approved: 0, held: 3, waiting: 0, total: 3 });
     expect(statusModel(facts({ releaseApproved: true, holds: [ringHold('broad')] }), names).counts).toEqual({ approved: 3, held: 0, waiting: 0, total: 3 });
+  });
+
+  it('says per update where it stands in the rings, from the installs, promotions and confirmations the gates read', () => {
+    const book = emptyBook('2024-Feb');
+    const at = AT;
+    book.gates.msp = { ...blank('msp', null), state: 'promoted', promotions: [{ id: 'p1', by: 'U0PAT', at, updates: ['5034765'] }] };
+    book.gates['pilot/harbour'] = { ...blank('pilot', 'harbour'), state: 'confirmed', confirmed: ['5034765'] };
+    book.gates['pilot/acme'] = { ...blank('pilot', 'acme'), state: 'awaiting_confirmation' };
+    const progress = releaseFacts(book, [
+      { deviceId: 1, ring: 'msp', clientId: null, updateKey: '5034765', outcome: 'installed', at },
+      { deviceId: 2, ring: 'msp', clientId: null, updateKey: '5034765', outcome: 'installed', at },
+      { deviceId: 1, ring: 'msp', clientId: null, updateKey: '5034439', outcome: 'installed', at },
+      { deviceId: 10, ring: 'pilot', clientId: 'harbour', updateKey: '5034765', outcome: 'installed', at },
+      { deviceId: 20, ring: 'pilot', clientId: 'acme', updateKey: '5034765', outcome: 'installed', at },
+      { deviceId: 11, ring: 'broad', clientId: 'harbour', updateKey: '5034765', outcome: 'installed', at },
+    ]);
+    const text = statusText([facts({ releaseApproved: true, progress })], 'America/Chicago', NOW, names);
+    expect(text).toContain('ring msp: installed on 2 machines · promoted · pilot: acme installed, waiting for the champion, Harbour Accounting confirmed · broad: installed on 1 machine');
+    expect(text).toMatch(/KB5034439: approved \(release\) by .*; ring msp: installed on 1 machine$/m);
+    expect(text).not.toMatch(/Microsoft Office Click-to-Run: .*ring msp/);
   });
 
   it('a client held after its champion reported a problem is one line, by name, reason once; its updates stay approved', () => {
@@ -102,3 +124,21 @@ describe('status tells the truth', () => {
     void none;
   });
 });
+
+function blank(ring: 'msp' | 'pilot' | 'broad', clientId: string | null) {
+  return {
+    ring,
+    clientId,
+    state: 'scheduled' as const,
+    version: 0,
+    lastWindowStart: null,
+    finishedAt: null,
+    soakUntil: null,
+    promotedAt: null,
+    promotedBy: null,
+    autoConfirmAt: null,
+    confirmation: null,
+    problem: null,
+    applied: [],
+  };
+}

@@ -164,6 +164,7 @@ function decisionText(line: StatusUpdateLine, zone: string, now: Date): string {
   const bits: string[] = [];
   if (line.approval) bits.push(`approved${line.approval.viaRelease ? ' (release)' : ''} by ${person(line.approval.by)} ${formatDecisionTime(line.approval.at, zone, now)}`);
   for (const h of line.holds) bits.push(`held ${escapeMrkdwn(h.scope)} by ${person(h.by)}: ${escapeMrkdwn(h.reason)}`);
+  if (line.rings) bits.push(escapeMrkdwn(line.rings));
   return bits.join('; ');
 }
 

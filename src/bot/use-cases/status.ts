@@ -12,6 +12,7 @@ import { windowsFrom, type MaintenanceWindow } from '../../domain/windows.ts';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { loadDecisionState } from '../../db/decisions-repo.ts';
 import { listNotes, type StoredNote } from '../../db/notes-repo.ts';
+import { loadReleaseFacts } from '../../db/rollout-repo.ts';
 
 /** The facts status is drawn from (see domain/status.ts for the words). */
 export type ReleaseStatus = StatusFacts;
@@ -32,6 +33,7 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
     await db.execute(sql`select ring, client_id, state, state_detail -> 'skips' as skips from rollouts where release_id = ${releaseId}
       order by case ring when 'msp' then 0 when 'pilot' then 1 else 2 end, client_id nulls first`),
   );
+  const progress = (await loadReleaseFacts(db, [releaseId])).get(releaseId);
   const [newer] = rowsOf<{ id: string }>(
     await db.execute(sql`select n.id from releases n join releases r on r.id = ${releaseId}
       where n.initial_release_date > r.initial_release_date order by n.initial_release_date, n.id limit 1`),
@@ -45,6 +47,7 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
     rings: rings.map((r) => ({ ring: r.ring, clientId: r.client_id, state: r.state })),
     clientHolds: state.holds.filter((h) => h.updateKey === null && h.clientId !== null),
     skips: rings.flatMap((r) => (r.skips ?? []).map((x) => ({ ring: r.ring, clientId: r.client_id, ...x }))),
+    ...(progress ? { progress } : {}),
   };
 }
 
