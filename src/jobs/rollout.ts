@@ -44,6 +44,7 @@ import {
   RUNS_PER_STATEMENT,
 } from '../db/rollout-repo.ts';
 import { noticeEvidence, noticeKey, userDevices } from '../db/notice-repo.ts';
+import { clientNames } from '../db/names-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admitWarned, noticeHoursOf, type NoticeEvidence } from '../domain/notice.ts';
 import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
@@ -216,6 +217,9 @@ export class RolloutEngine {
     if (wanted.length === 0) return [];
     const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
     if (!channel) return [];
+    const names = await clientNames(tx);
+    // People read the client's name, never its id (the id stays in the /patch command they may copy).
+    const nameOf = (clientId: string) => escapeMrkdwn(names.get(clientId) ?? clientId);
     return wanted.map((effect): OutboxItem => {
       switch (effect.type) {
         case 'offer_promotion':
@@ -233,7 +237,7 @@ export class RolloutEngine {
             channel,
             action: 'post',
             subject: `rollout:${releaseId}:problem:${effect.clientId}`,
-            payload: { text: `${releaseId}: ${effect.clientId} reported a pilot problem; the client is held.`, threadSubject: `digest:${releaseId}` },
+            payload: { text: `${releaseId}: ${nameOf(effect.clientId)} reported a pilot problem; the client is held.`, threadSubject: `digest:${releaseId}` },
           };
         case 'pilot_waiting':
           return {
@@ -242,7 +246,7 @@ export class RolloutEngine {
             action: 'post',
             subject: `rollout:${releaseId}:pilot:${effect.clientId}`,
             payload: {
-              text: `${releaseId}: nothing installed on ${escapeMrkdwn(effect.clientId)}'s pilot machines, so there is nothing to sign off and ${escapeMrkdwn(effect.clientId)} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(effect.clientId)}\`).`,
+              text: `${releaseId}: nothing installed on ${nameOf(effect.clientId)}'s pilot machines, so there is nothing to sign off and ${nameOf(effect.clientId)} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(effect.clientId)}\`).`,
               threadSubject: `digest:${releaseId}`,
             },
           };
@@ -252,7 +256,7 @@ export class RolloutEngine {
             channel,
             action: 'post',
             subject: `rollout:${releaseId}:pilot:${(effect as { clientId: string }).clientId}`,
-            payload: { text: `${releaseId}: pilot finished for ${(effect as { clientId: string }).clientId}; waiting for the champion.`, threadSubject: `digest:${releaseId}` },
+            payload: { text: `${releaseId}: pilot finished for ${nameOf((effect as { clientId: string }).clientId)}; waiting for the champion.`, threadSubject: `digest:${releaseId}` },
           };
       }
     });
@@ -554,7 +558,8 @@ export class RolloutEngine {
     if (!channel || !catalog) return;
     const kbOf = (key: string) => catalog.byKey.get(key)?.kb;
     const kbs = keys.sort().map((k) => (kbOf(k) ? `KB${kbOf(k)}` : k));
-    const where = gate.ring === 'msp' ? 'our own machines (ring msp)' : `${escapeMrkdwn(gate.clientId!)}'s pilot machines`;
+    const clientName = gate.clientId === null ? null : ((await clientNames(this.db)).get(gate.clientId) ?? gate.clientId);
+    const where = clientName === null ? 'our own machines (ring msp)' : `${escapeMrkdwn(clientName)}'s pilot machines`;
     const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
     const subject = `rollout:${gate.releaseId}:untested:${gate.ring}:${gate.clientId ?? 'msp'}:${keys.join('+')}`;
     const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;

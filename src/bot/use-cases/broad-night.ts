@@ -4,6 +4,7 @@
  * unwarned reboot), so a confirmation inside an open window, or too close to one, names the next night; one
  * without users (servers, kiosks) starts in its window as the sweep plans it.
  */
+import { zoneShort } from '../../domain/zone-label.ts';
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import type { OutboxItem } from '../../db/outbox-repo.ts';
@@ -26,7 +27,7 @@ export async function broadFirstNights(db: AppDatabase, clientId: string, now: D
     const parsed = client.windows[c.class] ? parseWindowSpec(client.windows[c.class]!) : undefined;
     if (!parsed?.ok) return [];
     const [first] = plannedWindows(parsed.value, client.timezone, now, c.users ? notice : null, 1);
-    const night = `${first!.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${first!.end.setZone(client.timezone).toFormat('HH:mm ZZZZ')}`;
+    const night = `${first!.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${first!.end.setZone(client.timezone).toFormat('HH:mm')} ${zoneShort(first!.end.setZone(client.timezone))}`;
     return [{ deviceClass: c.class, count: Number(c.n), users: Boolean(c.users), night }];
   });
 }
