@@ -190,7 +190,7 @@ export function emptyBook(releaseId: string): Book {
   return { releaseId, gates: {} };
 }
 
-function newGate(ring: Ring, clientId: string | null): Gate {
+export function newGate(ring: Ring, clientId: string | null): Gate {
   return {
     ring,
     clientId,

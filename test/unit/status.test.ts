@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { ActiveHold, UpdateStanding } from '../../src/domain/approval.ts';
 import { statusModel, type StatusFacts, type StatusNames } from '../../src/domain/status.ts';
 import { releaseFacts } from '../../src/domain/eligibility.ts';
-import { emptyBook } from '../../src/domain/rollout.ts';
+import { emptyBook, newGate as blank } from '../../src/domain/rollout.ts';
 import { homeView, statusText } from '../../src/bot/slack/views.ts';
 
 const NOW = new Date('2024-02-20T15:00:00Z');
@@ -125,20 +125,3 @@ describe('status tells the truth', () => {
   });
 });
 
-function blank(ring: 'msp' | 'pilot' | 'broad', clientId: string | null) {
-  return {
-    ring,
-    clientId,
-    state: 'scheduled' as const,
-    version: 0,
-    lastWindowStart: null,
-    finishedAt: null,
-    soakUntil: null,
-    promotedAt: null,
-    promotedBy: null,
-    autoConfirmAt: null,
-    confirmation: null,
-    problem: null,
-    applied: [],
-  };
-}
