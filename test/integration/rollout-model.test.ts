@@ -63,7 +63,7 @@ describe('the rollout model', () => {
       });
       const started = Date.now();
       const details = await fc.check(property, {
-        numRuns: RUNS,
+        numRuns: RUNS, endOnFailure: process.env.PATCHBAY_MODEL_NO_SHRINK === '1',
         ...(SEED !== undefined ? { seed: SEED } : {}),
         ...(PATH !== undefined ? { path: PATH } : {}),
         verbose: 0,
