@@ -100,6 +100,19 @@ describe('the rollout model invariants', () => {
     expect(checkI5(facts({ ledger: [], cards: cards([]) }))[0]?.text).toMatch(/nothing installed/);
   });
 
+  it('I5: a card after a confirmation asks only about what installed since; asking again about the confirmed update, or leaving the new one out, is flagged', () => {
+    const card = (kbs: string[]) => ({ body: [{ type: 'TextBlock', text: 'What was installed', weight: 'Bolder' }, ...kbs.map((kb) => ({ type: 'TextBlock', text: `• Update (KB${kb}).` }))] });
+    const ledger = [install('P-1', NIGHT1, ['1000001']), install('P-1', NIGHT2, ['1000002'])];
+    const first = { clientId: 'c', at: at(NIGHT1) + 6 * 3_600_000, action: 'post', card: card(['1000001']) };
+    const confirmations = [{ clientId: 'c', at: at(NIGHT1) + 7 * 3_600_000 }];
+    const second = (kbs: string[]) => ({ clientId: 'c', at: at(NIGHT2) + 6 * 3_600_000, action: 'post', card: card(kbs) });
+    expect(checkI5(facts({ ledger, confirmations, cards: [first, second(['1000002'])] }))).toEqual([]);
+    expect(checkI5(facts({ ledger, confirmations, cards: [first, second(['1000001', '1000002'])] }))).toHaveLength(1);
+    expect(checkI5(facts({ ledger, confirmations, cards: [first, second([])] }))).toHaveLength(1);
+    // Not confirmed in between: the second card must ask about both.
+    expect(checkI5(facts({ ledger, confirmations: [], cards: [first, second(['1000002'])] }))).toHaveLength(1);
+  });
+
   it('I6 counts a client\u2019s hold as no release-wide hold, and compares with the status text', () => {
     const clientHold = { scope: 'client', releaseId: '2024-Feb', updateKey: null, clientId: 'c', ring: null, placedAt: at(NIGHT1), releasedAt: null };
     const approvals = [{ updateKey: null, at: at(NIGHT1) }];

@@ -5,7 +5,7 @@
  *
  * Time is a clock the model moves. Between commands the system is "settled" the way the scheduler would leave it:
  * sweeps until the gates and runs stop changing (each sweep enqueues run jobs the worker drains), then the DM
- * planner's tick and the Teams client tick. A clock jump stops, and settles, wherever work could fall due on the
+ * planner's tick, the Teams client tick and the outbox's delivery of what is due (see deliver). A clock jump stops, and settles, wherever work could fall due on the
  * way (see stopsBetween): production sweeps every few seconds and ticks DMs every minute, and a jump must not skip
  * what the system would have done meanwhile, or a DM would look late only because the model did not wait for it.
  */
@@ -20,12 +20,13 @@ import { rowsOf, type AppDatabase, type Database } from '../../../src/db/client.
 import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../../src/jobs/rollout.ts';
 import { queueUserDms } from '../../../src/jobs/user-dm.ts';
 import { queueClientMessages } from '../../../src/jobs/teams.ts';
+import { dueOutboxIds, loadOutboxRow, markSending, markSent } from '../../../src/db/outbox-repo.ts';
 import type { JobContext } from '../../../src/jobs/index.ts';
 import { recentReleaseIds, releaseStatus } from '../../../src/bot/use-cases/status.ts';
 import { statusText } from '../../../src/bot/slack/views.ts';
 import type { UseCaseContext } from '../../../src/bot/use-cases/decisions.ts';
 import { checkAll, loadFacts, type InvariantId, type Violation } from './invariants.ts';
-import { CLIENTS, END, INITIAL_DEVICES, MSP, resetDatabase, seedWorld, START, type WorldDevice } from './world.ts';
+import { CLIENTS, END, EXTRA_DEVICES, INITIAL_DEVICES, MSP, resetDatabase, seedWorld, START, type WorldDevice } from './world.ts';
 import { windowsAfter } from './windows.ts';
 
 /** The notice hours every client has in the model's world (the default; none sets its own). */
@@ -36,6 +37,8 @@ export const OWNERS = [
 ];
 
 const log = pino({ level: 'silent' });
+/** Every device's ring by name (names are unique across the world), so a device retired mid-sequence still counts. */
+const WORLD_RING = new Map([...INITIAL_DEVICES, ...EXTRA_DEVICES].map((d) => [d.name, d.ring]));
 const HOUR = 3_600_000;
 
 export interface Shared {
@@ -68,6 +71,8 @@ export class ModelHarness {
     gates: { msp: 0, pilot: 0, broad: 0 },
     cards: 0,
     dms: 0,
+    /** Sequences that got an install onto ring pilot / broad, or wrote a sign-off card: how much I2, I3 and I5 saw. */
+    reached: { pilot: 0, broad: 0, cards: 0 },
     /** Real milliseconds spent per part, to see where a slow run went. */
     ms: {} as Record<string, number>,
   };
@@ -155,13 +160,21 @@ export class ModelHarness {
     const s = this.stats;
     s.sequences++;
     s.commands += this.journal.length;
-    const ring = new Map(this.live.map((d) => [d.name, d.ring]));
-    for (const e of this.fleet.ledger) if (e.kind === 'install' && ring.get(e.device)) s.installs[ring.get(e.device)!]++;
+    const rings = new Set<string>();
+    for (const e of this.fleet.ledger) {
+      const r = WORLD_RING.get(e.device);
+      if (e.kind !== 'install' || !r) continue;
+      s.installs[r]++;
+      if (!e.fails) rings.add(r);
+    }
+    if (rings.has('pilot')) s.reached.pilot++;
+    if (rings.has('broad')) s.reached.broad++;
     for (const r of rowsOf<{ ring: 'msp' | 'pilot' | 'broad'; n: number }>(await this.db.execute(sql`select ring, count(*)::int as n from rollouts group by ring`))) s.gates[r.ring] += Number(r.n);
     const [c] = rowsOf<{ cards: number; dms: number }>(
       await this.db.execute(sql`select (select count(*)::int from chat_outbox where subject like 'signoff:%') as cards, (select count(*)::int from user_dms) as dms`),
     );
     s.cards += Number(c?.cards ?? 0);
+    if (Number(c?.cards ?? 0) > 0) s.reached.cards++;
     s.dms += Number(c?.dms ?? 0);
   }
 
@@ -185,7 +198,7 @@ export class ModelHarness {
     return row?.f ?? '';
   }
 
-  /** What the scheduler would have done by now: sweeps until nothing moves, the DM tick, the Teams tick. */
+  /** What the scheduler would have done by now: sweeps until nothing moves, the DM tick, the Teams tick, delivery. */
   async settle(): Promise<void> {
     this.stats.settles++;
     const time = <T>(part: string, work: () => Promise<T>) => this.timed(part, work);
@@ -200,6 +213,23 @@ export class ModelHarness {
     if (this.jobErrors.length > 0) throw new Error(`a run job failed: ${this.jobErrors.join('; ')}`);
     await time('dm', () => queueUserDms(this.db, this.clock.now));
     await time('teams', () => queueClientMessages(this.db, this.clock.now));
+    await time('outbox', () => this.deliver());
+  }
+
+  /**
+   * The outbox deliverer with a chat platform that accepts every call at once, at the model's clock: rows due
+   * now are marked sending then sent, through the product's own outbox repository. A user's run waits for its
+   * "save your work" DM to be *sent* (src/db/notice-repo.ts); without delivery no device with a user ever
+   * installed, and every rollout stalled in ring msp on MSP-PC-001.
+   */
+  private async deliver(): Promise<void> {
+    const now = this.clock.now;
+    for (const id of await dueOutboxIds(this.db, now, ['slack', 'teams'])) {
+      const row = await loadOutboxRow(this.db, id);
+      if (!row) continue;
+      await markSending(this.db, id, now);
+      await markSent(this.db, row, { messageId: `model-${id}`, threadId: undefined }, now);
+    }
   }
 
   /**

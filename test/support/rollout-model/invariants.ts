@@ -300,13 +300,27 @@ export function cardUpdates(card: unknown): Set<string> {
   return keys;
 }
 
-/** I5: every sign-off card names exactly the updates installed on that client's pilot machines when it was written; nothing installed, no card. */
+/**
+ * I5: every sign-off card names exactly the updates installed on that client's pilot machines when it was posted,
+ * less those an earlier card asked about and the client then confirmed (a late update gets a card of its own);
+ * nothing installed, no card.
+ */
 export function checkI5(facts: Facts): Violation[] {
   const out: Violation[] = [];
   const all = installed(facts);
   for (const card of facts.cards) {
+    // A confirmation covers what the card it answered listed; a later card asks only about what came since (a late
+    // update gets its own sign-off), so what earlier answered cards listed is not asked again.
+    // An edit (the card refreshed with its answer) still lists what its post asked: judge it as of that post.
+    const posts = facts.cards.filter((c) => c.clientId === card.clientId && c.action === 'post');
+    const asOf = card.action === 'post' ? card.at : Math.max(...posts.filter((c) => c.at <= card.at).map((c) => c.at), -Infinity);
+    const confirmedBefore = facts.confirmations.filter((c) => c.clientId === card.clientId && c.at < asOf).map((c) => c.at);
+    const covered = new Set(posts.filter((c) => c.at < asOf && confirmedBefore.some((at) => at >= c.at)).flatMap((c) => [...cardUpdates(c.card)]));
     const truth = new Set(
-      all.filter((e) => e.t <= card.at && facts.devices.get(e.device)?.ring === 'pilot' && facts.devices.get(e.device)?.clientId === card.clientId).flatMap((e) => e.updates),
+      all
+        .filter((e) => e.t <= asOf && facts.devices.get(e.device)?.ring === 'pilot' && facts.devices.get(e.device)?.clientId === card.clientId)
+        .flatMap((e) => e.updates)
+        .filter((k) => !covered.has(k)),
     );
     const listed = cardUpdates(card.card);
     const fmt = (s: Set<string>) => (s.size === 0 ? 'nothing' : [...s].sort().map((k) => `KB${k}`).join(', '));

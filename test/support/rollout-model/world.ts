@@ -121,7 +121,8 @@ export function worldInventory(devices: readonly WorldDevice[]): Inventory {
       timezone: MSP.timezone,
       windows: { desktop: rule(MSP.desktop), server: rule(MSP.server) },
       devices: devices.filter((d) => d.clientId === null).map(inventoryDevice),
-      settings: { soakHours: 6 },
+      // A short soak (the product's default is longer) so a promotion can follow the same night's MSP installs.
+      settings: { soakHours: 2 },
     },
     clients,
   };
