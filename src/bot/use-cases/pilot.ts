@@ -130,7 +130,9 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
   ).sort((a, b) => a.name.localeCompare(b.name));
   // Exactly what the sign-off asks about (installed on this client's pilots, never a held update), or what the
   // answer covered; never the release as a whole. Nothing installed: nothing listed, and no card is sent.
-  const asked = new Set(gate?.state === 'confirmed' || gate?.state === 'waiting' ? (gate.confirmation?.updates ?? []) : (gate?.asked ?? []));
+  // What the card asks about; once answered, what the answer covered. A confirmation on a pilot that a later
+  // promotion reopened leaves the gate scheduled, not confirmed: its card must still show what was confirmed.
+  const asked = new Set(gate?.asked?.length ? gate.asked : (gate?.confirmation?.updates ?? []));
   const updates = rowsOf<{ update_key: string; kb: string | null; title: string | null; family: string | null; restart: string | null }>(
     await db.execute(sql`select update_key, kb, title, family, restart_required as restart from updates
       where release_id = ${releaseId} and removed_at is null order by update_key`),
