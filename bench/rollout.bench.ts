@@ -53,6 +53,8 @@ export default async function rolloutBench(): Promise<void> {
     for (const client of inventory.clients) {
       client.timezone = 'UTC';
       for (const deviceClass of Object.keys(client.windows)) client.windows[deviceClass] = nightly.value;
+      // Planning throughput, not the notice rule: a machine with a user waits for its DM (measured by user-dm.bench).
+      for (const location of client.locations) for (const device of location.devices) device.user = undefined;
     }
     await applyInventory(db, inventory, NOW);
     const osNames = [...new Set(inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => d.os ?? ''))))].filter(Boolean);
@@ -74,12 +76,20 @@ export default async function rolloutBench(): Promise<void> {
     await storeRelease(db, release, { fetchedAt: NOW, now: NOW });
     await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
       values ('approve', '2024-Feb', 'bench', 'cli', 'bench-approve', now())`);
-    // Both client rings open at once: pilot and broad gates for every client.
+    // Both client rings open at once: pilot and broad gates for every client. Each update has passed the rings
+    // before (an audited skip, as an engineer's /patch skip records it), so every device has work.
+    const keys = release.updates.map((u) => u.id);
+    const skips = JSON.stringify(keys.map((updateKey) => ({ updateKey, by: 'bench', at: NOW.toISOString(), reason: 'bench starts past this ring' })));
+    const promotions = JSON.stringify([{ id: 'bench-promote', by: 'bench', at: NOW.toISOString(), updates: keys }]);
+    await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
+      values ('2024-Feb', 'msp', null, 'promoted', jsonb_build_object('ring', 'msp', 'clientId', null, 'state', 'promoted', 'version', 0,
+        'lastWindowStart', null, 'finishedAt', null, 'soakUntil', null, 'promotedAt', null, 'promotedBy', null, 'autoConfirmAt', null,
+        'confirmation', null, 'problem', null, 'applied', '[]'::jsonb, 'skips', ${skips}::jsonb, 'promotions', ${promotions}::jsonb), 0)`);
     await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
       select '2024-Feb', ring, id, 'scheduled',
         jsonb_build_object('ring', ring, 'clientId', id, 'state', 'scheduled', 'version', 0, 'lastWindowStart', null, 'finishedAt', null,
           'soakUntil', null, 'promotedAt', null, 'promotedBy', null, 'autoConfirmAt', null, 'confirmation', null, 'problem', null,
-          'applied', '[]'::jsonb), 0
+          'applied', '[]'::jsonb, 'skips', case when ring = 'pilot' then ${skips}::jsonb else '[]'::jsonb end), 0
       from clients cross join (values ('pilot'), ('broad')) as r(ring)`);
 
     const log = pino({ level: 'silent' });
