@@ -363,25 +363,16 @@ export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]
   }));
 }
 
-/** Devices patched for the release, and (device, window) pairs that already have a run. */
-export async function settledDevices(db: AppDatabase, releaseIds: readonly string[], windowStarts: readonly string[]): Promise<{ done: Set<string>; planned: Set<string> }> {
-  const done = new Set<string>();
+/** The (device, window start) pairs that already have a run, as `deviceId/ISO start`: a window plans each device once. */
+export async function plannedDevices(db: AppDatabase, windowStarts: readonly string[]): Promise<Set<string>> {
   const planned = new Set<string>();
-  if (releaseIds.length > 0) {
-    const rows = rowsOf<{ release_id: string; device_id: number }>(
-      await db.execute(sql`select distinct release_id, device_id from runs
-        where state = 'succeeded' and release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb))`),
-    );
-    for (const r of rows) done.add(`${r.release_id}/${r.device_id}`);
-  }
-  if (windowStarts.length > 0) {
-    const rows = rowsOf<{ device_id: number; window_start: unknown }>(
-      await db.execute(sql`select device_id, window_start from runs
-        where window_start in (select jsonb_array_elements_text(${JSON.stringify(windowStarts)}::jsonb)::timestamptz)`),
-    );
-    for (const r of rows) planned.add(`${r.device_id}/${iso(r.window_start)}`);
-  }
-  return { done, planned };
+  if (windowStarts.length === 0) return planned;
+  const rows = rowsOf<{ device_id: number; window_start: unknown }>(
+    await db.execute(sql`select device_id, window_start from runs
+      where window_start in (select jsonb_array_elements_text(${JSON.stringify(windowStarts)}::jsonb)::timestamptz)`),
+  );
+  for (const r of rows) planned.add(`${r.device_id}/${iso(r.window_start)}`);
+  return planned;
 }
 
 /**

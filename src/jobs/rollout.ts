@@ -31,7 +31,7 @@ import {
   lastWindowMessages,
   openGateDevices,
   persistRowEffects,
-  settledDevices,
+  plannedDevices,
   saveGates,
   saveRun,
   unfinishedRuns,
@@ -364,8 +364,8 @@ export class RolloutEngine {
     })();
 
     const releaseIds = [...new Set(open.map((g) => g.gate.releaseId))];
-    const [settled, approvals, facts] = await Promise.all([
-      settledDevices(this.db, [], [...new Set(open.map((g) => g.windowStart))]),
+    const [planned, approvals, facts] = await Promise.all([
+      plannedDevices(this.db, [...new Set(open.map((g) => g.windowStart))]),
       this.approvals(releaseIds),
       loadReleaseFacts(this.db, releaseIds),
     ]);
@@ -375,7 +375,7 @@ export class RolloutEngine {
       const { gate } = group;
       const catalog = await this.catalog(gate.releaseId);
       if (!catalog) continue;
-      const devices = settled.planned.size === 0 ? group.devices : group.devices.filter((d) => !settled.planned.has(`${d.id}/${group.windowStart}`));
+      const devices = planned.size === 0 ? group.devices : group.devices.filter((d) => !planned.has(`${d.id}/${group.windowStart}`));
       const plan = planWindow(gatePlanInput(gate, devices, catalog, approvals.get(gate.releaseId)!, holds, facts.get(gate.releaseId)!));
       const { windowEnd } = group;
       for (const r of plan.runs) {
