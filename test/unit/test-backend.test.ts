@@ -18,7 +18,11 @@ afterEach(async () => {
 
 /** Something on the port that is not PostgreSQL: it answers the startup message with junk. */
 async function notPostgres(): Promise<number> {
-  const server = net.createServer((socket) => socket.on('data', () => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')));
+  // once: the client may send more after the junk answer (or reset), and a second end would throw in the test process
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  });
   servers.push(server);
   server.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
