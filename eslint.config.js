@@ -23,7 +23,7 @@ export default tseslint.config(
     files: ['src/domain/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: ['**/db/**', '**/jobs/**', '**/bot/**', '**/adapters/**', '**/config*', 'node:fs*', 'node:net', 'node:http*', 'bullmq', 'ioredis', 'postgres', 'drizzle-orm*', '@slack/*', '@microsoft/*'],
+        patterns: ['**/db/**', '**/jobs/**', '**/bot/**', '**/use-cases/**', '**/adapters/**', '**/config*', 'node:fs*', 'node:net', 'node:http*', 'bullmq', 'ioredis', 'postgres', 'drizzle-orm*', '@slack/*', '@microsoft/*'],
       }],
       'no-restricted-globals': ['error', { name: 'process', message: 'The domain takes what it needs as arguments.' }],
     },

@@ -1,6 +1,6 @@
 /**
  * Stored Teams conversation references (teams_conversations), beyond the install and removal the Teams
- * use-cases write (src/bot/use-cases/teams-link.ts).
+ * use-cases write (src/use-cases/teams-link.ts).
  */
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from './client.ts';

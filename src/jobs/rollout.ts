@@ -58,7 +58,7 @@ import type { Product } from '../domain/release.ts';
 import type { Ring } from '../domain/inventory.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { progressMessage, promotionOffer, summaryMessage } from '../bot/slack/window-blocks.ts';
-import { autoConfirmNotices } from '../bot/use-cases/thread-notices.ts';
+import { autoConfirmNotices } from '../use-cases/thread-notices.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';

@@ -13,7 +13,7 @@ import { clientsWithChampionChats } from '../db/audience-repo.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { windowTallies } from '../db/rollout-repo.ts';
 import { reportFor } from '../domain/window-report.ts';
-import { clientConversations, loadSignoff, planItems, signoffItems } from '../bot/use-cases/pilot.ts';
+import { clientConversations, loadSignoff, planItems, signoffItems } from '../use-cases/pilot.ts';
 import { renderWindowSummaryCard } from '../bot/teams/window-card.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './index.ts';

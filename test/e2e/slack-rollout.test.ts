@@ -12,7 +12,7 @@ import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
-import { PILOT_REPLY_CHAMPION_ACTION, reportPilotProblem } from '../../src/bot/use-cases/pilot.ts';
+import { PILOT_REPLY_CHAMPION_ACTION, reportPilotProblem } from '../../src/use-cases/pilot.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';

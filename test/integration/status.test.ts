@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
-import { releaseStatus, statusNames } from '../../src/bot/use-cases/status.ts';
+import { releaseStatus, statusNames } from '../../src/use-cases/status.ts';
 import { statusText } from '../../src/bot/slack/views.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { worldInventory, worldRelease } from '../support/rollout-world.ts';

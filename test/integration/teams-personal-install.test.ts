@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { loadRecipients } from '../../src/db/directory-repo.ts';
-import { captureInstall, type InstallInput } from '../../src/bot/use-cases/teams-link.ts';
+import { captureInstall, type InstallInput } from '../../src/use-cases/teams-link.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { worldInventory } from '../support/rollout-world.ts';
 

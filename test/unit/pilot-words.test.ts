@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { plainWords } from '../../src/bot/use-cases/pilot.ts';
+import { plainWords } from '../../src/use-cases/pilot.ts';
 
 describe("the sign-off card's plain words for an update", () => {
   it('says what an update is for when MSRC named it only by its KB number', () => {

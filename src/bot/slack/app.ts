@@ -25,14 +25,14 @@ import {
   type Actor,
   type DecisionResult,
   type UseCaseContext,
-} from '../use-cases/decisions.ts';
-import { mspZone } from '../use-cases/digest-refresh.ts';
-import { createLinkCode } from '../use-cases/teams-link.ts';
-import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../use-cases/pilot.ts';
-import { holdClientFromWindow, promoteRelease, retryFailed, skipRing } from '../use-cases/rollout-actions.ts';
+} from '../../use-cases/decisions.ts';
+import { mspZone } from '../../use-cases/digest-refresh.ts';
+import { createLinkCode } from '../../use-cases/teams-link.ts';
+import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../../use-cases/pilot.ts';
+import { holdClientFromWindow, promoteRelease, retryFailed, skipRing } from '../../use-cases/rollout-actions.ts';
 import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
-import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients, statusNames } from '../use-cases/status.ts';
+import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients, statusNames } from '../../use-cases/status.ts';
 import { escapeMrkdwn, escapeMrkdwnControls } from './block-kit.ts';
 import { registerUserDmActions } from './user-dm-actions.ts';
 import { unmatchedLine, unmatchedUsers } from '../../db/directory-repo.ts';

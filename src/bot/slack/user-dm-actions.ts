@@ -4,8 +4,8 @@
  */
 import type { App } from '@slack/bolt';
 import type { Logger } from '../../log.ts';
-import { answerUserDm, type DmAnswer } from '../use-cases/user-dm.ts';
-import type { UseCaseContext } from '../use-cases/decisions.ts';
+import { answerUserDm, type DmAnswer } from '../../use-cases/user-dm.ts';
+import type { UseCaseContext } from '../../use-cases/decisions.ts';
 import { DM_DEFER_ACTION, DM_OK_ACTION } from './user-dm-blocks.ts';
 
 export function registerUserDmActions(app: App, ctx: UseCaseContext, log: Logger): void {

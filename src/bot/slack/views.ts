@@ -6,8 +6,8 @@ import { DateTime } from 'luxon';
 import { MAX_NOTE_CHARS, MAX_REASON_CHARS, formatDecisionTime, validateReason } from '../../domain/approval.ts';
 import { statusModel, type StatusNames, type StatusUpdateLine, type StatusView, type Who } from '../../domain/status.ts';
 import { KNOWN_NOTE_TAGS, type StoredNote } from '../../db/notes-repo.ts';
-import type { DecisionResult } from '../use-cases/decisions.ts';
-import type { ClientWindows, ReleaseStatus } from '../use-cases/status.ts';
+import type { DecisionResult } from '../../use-cases/decisions.ts';
+import type { ClientWindows, ReleaseStatus } from '../../use-cases/status.ts';
 import { cutMrkdwn, escapeMrkdwn, truncateMrkdwn } from './block-kit.ts';
 import { who } from './decision-blocks.ts';
 

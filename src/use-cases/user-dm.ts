@@ -9,14 +9,14 @@
  */
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
-import { latestDmQueueTime, noticeHoursOf } from '../../domain/notice.ts';
-import { answerLine, deferral, listNames } from '../../domain/user-dm.ts';
-import { parseWindowSpec } from '../../domain/window-spec.ts';
-import { nextWindow } from '../../domain/windows.ts';
-import { rowsOf } from '../../db/client.ts';
-import { enqueueOutbox, type OutboxItem } from '../../db/outbox-repo.ts';
-import { clientSettings, deferralsUsed, deviceWindows, engineersChannel, loadDm, type StoredDm } from '../../db/user-dm-repo.ts';
-import { userDmPayload } from '../user-dm-render.ts';
+import { latestDmQueueTime, noticeHoursOf } from '../domain/notice.ts';
+import { answerLine, deferral, listNames } from '../domain/user-dm.ts';
+import { parseWindowSpec } from '../domain/window-spec.ts';
+import { nextWindow } from '../domain/windows.ts';
+import { rowsOf } from '../db/client.ts';
+import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
+import { clientSettings, deferralsUsed, deviceWindows, engineersChannel, loadDm, type StoredDm } from '../db/user-dm-repo.ts';
+import { userDmPayload } from '../bot/user-dm-render.ts';
 import type { UseCaseContext } from './decisions.ts';
 
 export type DmAnswer = 'ok' | 'defer';

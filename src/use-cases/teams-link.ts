@@ -7,8 +7,8 @@
  */
 import { randomInt } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import { auditLog } from '../../db/schema.ts';
+import { rowsOf, type AppDatabase } from '../db/client.ts';
+import { auditLog } from '../db/schema.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 
 export interface InstallInput {

@@ -2,13 +2,13 @@
  * What a client's broad ring will actually install: the broad plan card promises nights only to machines the
  * planner would give a run, so a client whose broad machines have nothing to install gets no plan at all.
  */
-import { activeHolds, effectiveApprovals } from '../../db/decisions-repo.ts';
-import { broadDevices } from '../../db/audience-repo.ts';
-import type { AppDatabase } from '../../db/client.ts';
-import { loadRelease } from '../../db/release-repo.ts';
-import { loadReleaseFacts } from '../../db/rollout-repo.ts';
-import { passedUpdates } from '../../domain/eligibility.ts';
-import { planWindow } from '../../domain/plan.ts';
+import { activeHolds, effectiveApprovals } from '../db/decisions-repo.ts';
+import { broadDevices } from '../db/audience-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { loadRelease } from '../db/release-repo.ts';
+import { loadReleaseFacts } from '../db/rollout-repo.ts';
+import { passedUpdates } from '../domain/eligibility.ts';
+import { planWindow } from '../domain/plan.ts';
 
 /**
  * Broad devices with something to install, counted by device class (empty: nothing to install anywhere). The same

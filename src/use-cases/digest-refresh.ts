@@ -5,13 +5,13 @@
  * orders them) end on the latest state whatever happens to the ones in between.
  */
 import { sql } from 'drizzle-orm';
-import { standingOf, type ReleaseDecisionState } from '../../domain/approval.ts';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import { chatDisplayNames, clientNames } from '../../db/names-repo.ts';
-import { listNotes } from '../../db/notes-repo.ts';
-import { enqueueOutbox, type OutboxItem } from '../../db/outbox-repo.ts';
-import type { SlackMessage } from '../slack/block-kit.ts';
-import { hasReleaseActions, renderDigestStatus, updateKeysIn, type DigestStatus, type NoteLine } from '../slack/decision-blocks.ts';
+import { standingOf, type ReleaseDecisionState } from '../domain/approval.ts';
+import { rowsOf, type AppDatabase } from '../db/client.ts';
+import { chatDisplayNames, clientNames } from '../db/names-repo.ts';
+import { listNotes } from '../db/notes-repo.ts';
+import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
+import type { SlackMessage } from '../bot/slack/block-kit.ts';
+import { hasReleaseActions, renderDigestStatus, updateKeysIn, type DigestStatus, type NoteLine } from '../bot/slack/decision-blocks.ts';
 
 interface PostRow {
   id: number;

@@ -6,21 +6,21 @@
  * (`confirm_pilot`, `report_problem`); this module finds out who is asking and writes what follows.
  */
 import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import { enqueueOutbox, type OutboxItem } from '../../db/outbox-repo.ts';
-import { ConflictError, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
-import { auditLog, decisions } from '../../db/schema.ts';
-import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../../domain/rollout.ts';
-import { parseWindowSpec } from '../../domain/window-spec.ts';
-import { noticeHoursOf, plannedWindows } from '../../domain/notice.ts';
+import { rowsOf, type AppDatabase } from '../db/client.ts';
+import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
+import { ConflictError, loadBook, persistRowEffects, saveGates } from '../db/rollout-repo.ts';
+import { auditLog, decisions } from '../db/schema.ts';
+import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
+import { parseWindowSpec } from '../domain/window-spec.ts';
+import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
 import { broadNightItems } from './broad-night.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
-import { championConversations } from '../../db/audience-repo.ts';
+import { championConversations } from '../db/audience-repo.ts';
 import { broadWorkByClass } from './audience.ts';
 import { confirmationNotice } from './thread-notices.ts';
-import { zoneShort } from '../../domain/zone-label.ts';
-import { renderPlanCard, renderSignoffCard, signoffText } from '../teams/signoff-card.ts';
-import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
+import { zoneShort } from '../domain/zone-label.ts';
+import { renderPlanCard, renderSignoffCard, signoffText } from '../bot/teams/signoff-card.ts';
+import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../bot/slack/block-kit.ts';
 
 export type DeviceOutcome = 'updated' | 'failed' | 'missed' | 'nothing' | 'in_progress' | 'waiting';
 

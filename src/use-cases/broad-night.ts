@@ -4,13 +4,13 @@
  * unwarned reboot), so a confirmation inside an open window, or too close to one, names the next night; one
  * without users (servers, kiosks) starts in its window as the sweep plans it.
  */
-import { zoneShort } from '../../domain/zone-label.ts';
+import { zoneShort } from '../domain/zone-label.ts';
 import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import type { OutboxItem } from '../../db/outbox-repo.ts';
-import { noticeHoursOf, plannedWindows } from '../../domain/notice.ts';
-import { parseWindowSpec } from '../../domain/window-spec.ts';
-import { escapeMrkdwn } from '../slack/block-kit.ts';
+import { rowsOf, type AppDatabase } from '../db/client.ts';
+import type { OutboxItem } from '../db/outbox-repo.ts';
+import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
+import { parseWindowSpec } from '../domain/window-spec.ts';
+import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 
 /** Per device class of the client's broad ring: how many, whether any has a user, and the first window it gets. */
 export async function broadFirstNights(db: AppDatabase, clientId: string, now: Date): Promise<Array<{ deviceClass: string; count: number; users: boolean; night: string }>> {

@@ -4,15 +4,15 @@
  */
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
-import { standingOf } from '../../domain/approval.ts';
-import type { StatusFacts, StatusNames } from '../../domain/status.ts';
-import { chatDisplayNames, clientNames } from '../../db/names-repo.ts';
-import { parseWindowSpec } from '../../domain/window-spec.ts';
-import { windowsFrom, type MaintenanceWindow } from '../../domain/windows.ts';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import { loadDecisionState } from '../../db/decisions-repo.ts';
-import { listNotes, type StoredNote } from '../../db/notes-repo.ts';
-import { loadReleaseFacts } from '../../db/rollout-repo.ts';
+import { standingOf } from '../domain/approval.ts';
+import type { StatusFacts, StatusNames } from '../domain/status.ts';
+import { chatDisplayNames, clientNames } from '../db/names-repo.ts';
+import { parseWindowSpec } from '../domain/window-spec.ts';
+import { windowsFrom, type MaintenanceWindow } from '../domain/windows.ts';
+import { rowsOf, type AppDatabase } from '../db/client.ts';
+import { loadDecisionState } from '../db/decisions-repo.ts';
+import { listNotes, type StoredNote } from '../db/notes-repo.ts';
+import { loadReleaseFacts } from '../db/rollout-repo.ts';
 
 /** The facts status is drawn from (see domain/status.ts for the words). */
 export type ReleaseStatus = StatusFacts;

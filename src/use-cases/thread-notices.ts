@@ -4,10 +4,10 @@
  * Written in the same transaction as the confirmation; the key makes each line once.
  */
 import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import type { OutboxItem } from '../../db/outbox-repo.ts';
-import type { RolloutEffect } from '../../domain/rollout.ts';
-import { escapeMrkdwn } from '../slack/block-kit.ts';
+import { rowsOf, type AppDatabase } from '../db/client.ts';
+import type { OutboxItem } from '../db/outbox-repo.ts';
+import type { RolloutEffect } from '../domain/rollout.ts';
+import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 
 export interface Confirmation {
   releaseId: string;

@@ -14,14 +14,14 @@ import {
   type ReleaseDecisionState,
   type ReleaseTarget,
   type Transition,
-} from '../../domain/approval.ts';
-import type { Ring } from '../../domain/inventory.ts';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import { decisionCount, loadDecisionState } from '../../db/decisions-repo.ts';
-import { ConflictError, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
-import { transition } from '../../domain/rollout.ts';
-import { addNote, NoteError } from '../../db/notes-repo.ts';
-import { auditLog, decisions, holds } from '../../db/schema.ts';
+} from '../domain/approval.ts';
+import type { Ring } from '../domain/inventory.ts';
+import { rowsOf, type AppDatabase } from '../db/client.ts';
+import { decisionCount, loadDecisionState } from '../db/decisions-repo.ts';
+import { ConflictError, loadBook, persistRowEffects, saveGates } from '../db/rollout-repo.ts';
+import { transition } from '../domain/rollout.ts';
+import { addNote, NoteError } from '../db/notes-repo.ts';
+import { auditLog, decisions, holds } from '../db/schema.ts';
 import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
 
 export interface UseCaseContext {
