@@ -85,6 +85,14 @@ export interface LoadedRelease {
 }
 
 /**
+ * Locks the release row FOR UPDATE: the first lock of every decision on a release (the lock order is in
+ * src/use-cases/transaction.ts). False when the release is not stored.
+ */
+export async function lockRelease(tx: AppDatabase, releaseId: string): Promise<boolean> {
+  return rowsOf(await tx.execute(sql`select id from releases where id = ${releaseId} for update`)).length > 0;
+}
+
+/**
  * The decision state of one release. With `lock`, the release row is locked FOR UPDATE first, so every
  * decision on one release is taken one at a time: the second of two simultaneous clicks sees the first.
  * Returns undefined when the release is not stored.
@@ -94,10 +102,8 @@ export async function loadDecisionState(
   releaseId: string,
   options: { lock: boolean; eventId?: string },
 ): Promise<LoadedRelease | undefined> {
-  const found = rowsOf<{ id: string }>(
-    await tx.execute(options.lock ? sql`select id from releases where id = ${releaseId} for update` : sql`select id from releases where id = ${releaseId}`),
-  );
-  if (found.length === 0) return undefined;
+  const found = options.lock ? await lockRelease(tx, releaseId) : rowsOf(await tx.execute(sql`select id from releases where id = ${releaseId}`)).length > 0;
+  if (!found) return undefined;
 
   // Updates a revision dropped keep their past decisions but take no new ones.
   const updates = rowsOf<{ id: number; update_key: string }>(

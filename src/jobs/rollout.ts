@@ -22,17 +22,13 @@ import { activeHolds, effectiveApprovals } from '../db/decisions-repo.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadRelease } from '../db/release-repo.ts';
 import {
-  ConflictError,
   idleRunningGates,
   insertRuns,
-  loadBook,
   loadReleaseFacts,
   loadRunContext,
   lastWindowMessages,
   openGateDevices,
-  persistRowEffects,
   plannedDevices,
-  saveGates,
   saveRun,
   unfinishedRuns,
   unfinishedRunIds,
@@ -50,15 +46,16 @@ import { admitWarned, noticeHoursOf, type NoticeEvidence } from '../domain/notic
 import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
 import { nextSoakEnd, passedMsp, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
-import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
+import { isHeld, type Hold, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { canStartStep, nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
 import type { Product } from '../domain/release.ts';
 import type { Ring } from '../domain/inventory.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
-import { progressMessage, promotionOffer, summaryMessage } from '../bot/slack/window-blocks.ts';
-import { autoConfirmNotices } from '../use-cases/thread-notices.ts';
+import { progressMessage, summaryMessage } from '../bot/slack/window-blocks.ts';
+import { applyGateEvents } from '../use-cases/gates.ts';
+import { withTransaction } from '../use-cases/transaction.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -176,90 +173,8 @@ export class RolloutEngine {
   /** Applies events to one release's gates in order, in one transaction: a window opening for 400 clients at once. */
   async applyEvents(releaseId: string, events: readonly RolloutEvent[]): Promise<RolloutTransition[]> {
     const now = this.context.now();
-    const touched = events.map(gatesTouched);
-    const keys = touched.some((k) => k === undefined) ? undefined : [...new Set(touched.flat() as string[])];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.db.transaction(async (tx) => {
-          const before = await loadBook(tx, releaseId, true, keys);
-          let book: Book = before;
-          const changed = new Set<string>();
-          const effects: RolloutEffect[] = [];
-          const results: RolloutTransition[] = [];
-          for (const event of events) {
-            const result = transition(book, event, now);
-            results.push(result);
-            if (result.outcome !== 'applied') continue;
-            book = result.book;
-            for (const key of result.changed) changed.add(key);
-            effects.push(...result.effects);
-          }
-          if (changed.size === 0) return results;
-          // Versions went up once per transition; the stored row is compared with the version read above.
-          await saveGates(tx, before, book, [...changed], now);
-          await persistRowEffects(tx, releaseId, effects, now);
-          await enqueueOutbox(tx, [...(await this.chatFor(tx, releaseId, effects)), ...(await autoConfirmNotices(tx, releaseId, effects))], now);
-          return results;
-        });
-      } catch (error) {
-        // Another worker moved a gate between our read and write: read again and decide afresh.
-        if (error instanceof ConflictError && attempt < 3) continue;
-        throw error;
-      }
-    }
-  }
-
-  /** Plain messages to the engineers' channel for the gate effects people act on; rich cards come later. */
-  private async chatFor(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[]): Promise<OutboxItem[]> {
-    const wanted = effects.filter(
-      (e) => e.type === 'offer_promotion' || e.type === 'alert_engineers' || e.type === 'ask_confirmation' || e.type === 'pilot_waiting',
-    );
-    if (wanted.length === 0) return [];
-    const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-    if (!channel) return [];
-    const names = await clientNames(tx);
-    // People read the client's name, never its id (the id stays in the /patch command they may copy).
-    const nameOf = (clientId: string) => escapeMrkdwn(names.get(clientId) ?? clientId);
-    return wanted.map((effect): OutboxItem => {
-      switch (effect.type) {
-        case 'offer_promotion':
-          return {
-            // Each update is offered once; a late update's offer is a message of its own.
-            key: `rollout:${releaseId}:offer-promotion${effect.updates ? `:${createHash('sha1').update(effect.updates.join(' ')).digest('hex').slice(0, 12)}` : ''}`,
-            channel,
-            action: 'post',
-            subject: `rollout:${releaseId}:promote`,
-            payload: { ...promotionOffer(releaseId), threadSubject: `digest:${releaseId}` },
-          };
-        case 'alert_engineers':
-          return {
-            key: `rollout:${releaseId}:problem:${effect.clientId}`,
-            channel,
-            action: 'post',
-            subject: `rollout:${releaseId}:problem:${effect.clientId}`,
-            payload: { text: `${releaseId}: ${nameOf(effect.clientId)} reported a pilot problem; the client is held.`, threadSubject: `digest:${releaseId}` },
-          };
-        case 'pilot_waiting':
-          return {
-            key: `rollout:${releaseId}:pilot-waiting:${effect.clientId}:${effect.at}`,
-            channel,
-            action: 'post',
-            subject: `rollout:${releaseId}:pilot:${effect.clientId}`,
-            payload: {
-              text: `${releaseId}: nothing installed on ${nameOf(effect.clientId)}'s pilot machines, so there is nothing to sign off and ${nameOf(effect.clientId)} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(effect.clientId)}\`).`,
-              threadSubject: `digest:${releaseId}`,
-            },
-          };
-        default:
-          return {
-            key: `rollout:${releaseId}:pilot-finished:${(effect as { clientId: string }).clientId}`,
-            channel,
-            action: 'post',
-            subject: `rollout:${releaseId}:pilot:${(effect as { clientId: string }).clientId}`,
-            payload: { text: `${releaseId}: pilot finished for ${nameOf((effect as { clientId: string }).clientId)}; waiting for the champion.`, threadSubject: `digest:${releaseId}` },
-          };
-      }
-    });
+    // Another worker moving a gate between our read and write makes withTransaction read again and decide afresh.
+    return withTransaction({ db: this.db }, async (tx) => (await applyGateEvents(tx, releaseId, events, now)).results);
   }
 
   /**

@@ -8,9 +8,10 @@
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
-import { ConflictError, loadBook, persistRowEffects, saveGates } from '../db/rollout-repo.ts';
+import { loadBook } from '../db/rollout-repo.ts';
+import { lockRelease } from '../db/decisions-repo.ts';
 import { auditLog, decisions } from '../db/schema.ts';
-import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
+import { gatesTouched, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
 import { broadNightItems } from './broad-night.ts';
@@ -18,6 +19,8 @@ import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { championConversations } from '../db/audience-repo.ts';
 import { broadWorkByClass } from './audience.ts';
 import { confirmationNotice } from './thread-notices.ts';
+import { applyGateEvents } from './gates.ts';
+import { isUniqueViolation, withTransaction } from './transaction.ts';
 import { zoneShort } from '../domain/zone-label.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../bot/teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../bot/slack/block-kit.ts';
@@ -240,89 +243,85 @@ const NOT_CHAMPION = 'Only this client\u2019s champions can answer its pilot. No
 
 type AnswerEvent = Extract<RolloutEvent, { type: 'confirm_pilot' | 'report_problem' }>;
 
+/**
+ * One answer, one transaction. The release row first: the engineers' hold and decisions lock it too, so their order
+ * is one order (src/use-cases/transaction.ts). Two champions racing for the one confirmation key retry too: the
+ * second then finds the gate answered.
+ */
 async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: Asker) => AnswerEvent | PilotResult): Promise<PilotResult> {
-  let outboxIds: number[] = [];
-  let result: PilotResult | undefined;
-  for (let attempt = 0; attempt < 4 && result === undefined; attempt++) {
-    try {
-      result = await ctx.db.transaction(async (tx): Promise<PilotResult> => {
-        const now = ctx.now();
-        const asker = await whoIsAsking(tx, input.actor, input.clientId);
-        if (!asker) return { outcome: 'refused', code: 'not_champion', message: NOT_CHAMPION, view: undefined };
-        // The release row first: the engineers' hold and decisions lock it too, so their order is one order.
-        const release = rowsOf(await tx.execute(sql`select id from releases where id = ${input.releaseId} for update`));
-        if (release.length === 0) return { outcome: 'refused', code: 'no_pilot', message: `No release ${input.releaseId} is stored.`, view: undefined };
-        const built = build(asker);
-        if ('outcome' in built) return { ...built, view: await loadSignoff(tx, input.releaseId, input.clientId) };
-        const event = built;
-        const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
-        const pilot = before.gates[`pilot/${input.clientId}`];
-        if (!pilot) return { outcome: 'refused', code: 'no_pilot', message: `${input.clientId} has no pilot for ${input.releaseId}.`, view: undefined };
-        const viewBefore = await loadSignoff(tx, input.releaseId, input.clientId);
-        if (event.type === 'confirm_pilot' && viewBefore?.hold && pilot.state === 'awaiting_confirmation') {
-          return { outcome: 'refused', code: 'held', message: `The engineers put ${viewBefore.clientName} on hold, so nothing was confirmed.`, view: viewBefore };
-        }
-        const t = transition(before, event, now);
-        if (t.outcome === 'noop') return { outcome: 'noop', message: t.reason, view: viewBefore };
-        if (t.outcome === 'refused') {
-          const code = t.code === 'not_allowed' ? 'not_champion' : t.code === 'text_required' ? 'text_required' : 'not_ready';
-          return { outcome: 'refused', code, message: code === 'not_champion' ? NOT_CHAMPION : t.message, view: viewBefore };
-        }
-        await saveGates(tx, before, t.book, t.changed, now);
-        await persistRowEffects(tx, input.releaseId, t.effects, now);
-        const kind = event.type === 'confirm_pilot' ? 'confirm_pilot' : 'report_problem';
-        const text = event.type === 'report_problem' ? event.text : null;
-        await tx.insert(decisions).values({
-          kind,
-          releaseId: input.releaseId,
-          clientId: input.clientId,
-          ring: 'pilot',
-          actor: input.actor.id,
-          actorPersonId: asker.personId > 0 ? asker.personId : null,
-          source: input.actor.platform,
-          reason: text,
-          detail: { as: asker.kind },
-          idempotencyKey: event.id,
-          createdAt: now,
-        });
-        await tx.insert(auditLog).values({
-          at: now,
-          actor: input.actor.id,
-          action: `decision.${kind}`,
-          subject: `rollout:${input.releaseId}:${input.clientId}`,
-          source: input.actor.platform,
-          detail: { as: asker.kind, ...(text !== null ? { text } : {}) },
-        });
-        const view = (await loadSignoff(tx, input.releaseId, input.clientId))!;
-        const items = await signoffItems(tx, view, 'update', kind);
-        if (event.type === 'confirm_pilot') {
-          items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
-          items.push(...(await broadNightItems(tx, input.releaseId, input.clientId, view.clientName, now)));
-          items.push(...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name })));
-        }
-        else items.push(...(await problemAlert(tx, view, asker, event.text)));
-        outboxIds = await enqueueOutbox(tx, items, now);
-        return { outcome: 'applied', message: kind === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.', view };
-      });
-    } catch (error) {
-      // Another writer moved the gate between our read and write: read again and decide afresh.
-      if (!(error instanceof ConflictError) && !isSerialization(error)) throw error;
-    }
-  }
-  if (result === undefined) throw new Error('pilot answer: the gate kept changing underneath');
-  if (outboxIds.length > 0 && ctx.onCommitted) {
-    try {
-      await ctx.onCommitted(outboxIds);
-    } catch {
-      /* the deliverer's sweep finds the rows */
-    }
-  }
-  return result;
+  return withTransaction(
+    ctx,
+    async (tx, after): Promise<PilotResult> => {
+      const now = ctx.now();
+      const asker = await whoIsAsking(tx, input.actor, input.clientId);
+      if (!asker) return { outcome: 'refused', code: 'not_champion', message: NOT_CHAMPION, view: undefined };
+      if (!(await lockRelease(tx, input.releaseId))) return { outcome: 'refused', code: 'no_pilot', message: `No release ${input.releaseId} is stored.`, view: undefined };
+      const built = build(asker);
+      if ('outcome' in built) return { ...built, view: await loadSignoff(tx, input.releaseId, input.clientId) };
+      const event = built;
+      const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
+      const pilot = before.gates[`pilot/${input.clientId}`];
+      if (!pilot) return { outcome: 'refused', code: 'no_pilot', message: `${input.clientId} has no pilot for ${input.releaseId}.`, view: undefined };
+      const viewBefore = await loadSignoff(tx, input.releaseId, input.clientId);
+      if (event.type === 'confirm_pilot' && viewBefore?.hold && pilot.state === 'awaiting_confirmation') {
+        return { outcome: 'refused', code: 'held', message: `The engineers put ${viewBefore.clientName} on hold, so nothing was confirmed.`, view: viewBefore };
+      }
+      // The problem alert is this module's own (the champion's words, a reply button), not the engine's plain line.
+      const gates = await applyGateEvents(tx, input.releaseId, [event], now, { book: before, told: ['alert_engineers'] });
+      const t = gates.results[0]!;
+      if (t.outcome === 'noop') return { outcome: 'noop', message: t.reason, view: viewBefore };
+      if (t.outcome === 'refused') {
+        const code = t.code === 'not_allowed' ? 'not_champion' : t.code === 'text_required' ? 'text_required' : 'not_ready';
+        return { outcome: 'refused', code, message: code === 'not_champion' ? NOT_CHAMPION : t.message, view: viewBefore };
+      }
+      after.outbox(gates.outboxIds);
+      const view = await recordAnswer(tx, input, asker, event, now);
+      after.outbox(await enqueueOutbox(tx, await answerItems(tx, input, asker, event, view, now), now));
+      const thanks = event.type === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.';
+      return { outcome: 'applied', message: thanks, view };
+    },
+    { alsoRetry: isUniqueViolation },
+  );
 }
 
-function isSerialization(error: unknown): boolean {
-  const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-  return code === '40001' || code === '40P01' || code === '23505';
+/** The answer's decision and audit rows; returns the card as it now reads. */
+async function recordAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, now: Date): Promise<SignoffView> {
+  const kind = event.type === 'confirm_pilot' ? 'confirm_pilot' : 'report_problem';
+  const text = event.type === 'report_problem' ? event.text : null;
+  await tx.insert(decisions).values({
+    kind,
+    releaseId: input.releaseId,
+    clientId: input.clientId,
+    ring: 'pilot',
+    actor: input.actor.id,
+    actorPersonId: asker.personId > 0 ? asker.personId : null,
+    source: input.actor.platform,
+    reason: text,
+    detail: { as: asker.kind },
+    idempotencyKey: event.id,
+    createdAt: now,
+  });
+  await tx.insert(auditLog).values({
+    at: now,
+    actor: input.actor.id,
+    action: `decision.${kind}`,
+    subject: `rollout:${input.releaseId}:${input.clientId}`,
+    source: input.actor.platform,
+    detail: { as: asker.kind, ...(text !== null ? { text } : {}) },
+  });
+  return (await loadSignoff(tx, input.releaseId, input.clientId))!;
+}
+
+/** The card edited in the client's conversations, and what follows the answer for the client and the engineers. */
+async function answerItems(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, view: SignoffView, now: Date): Promise<OutboxItem[]> {
+  const items = await signoffItems(tx, view, 'update', event.type);
+  if (event.type === 'report_problem') return [...items, ...(await problemAlert(tx, view, asker, event.text))];
+  return [
+    ...items,
+    ...(await planItems(tx, input.releaseId, input.clientId, now)),
+    ...(await broadNightItems(tx, input.releaseId, input.clientId, view.clientName, now)),
+    ...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name })),
+  ];
 }
 
 /** A link button; the Slack app only acks its click (Slack sends one even for a `url` button). */

@@ -16,18 +16,21 @@ import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { readyToPromote, type MspStanding } from '../domain/eligibility.ts';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import { enqueueOutbox, type OutboxItem, type OutboxPayload } from '../db/outbox-repo.ts';
-import { ConflictError, insertRuns, loadBook, persistRowEffects, saveGates } from '../db/rollout-repo.ts';
+import { insertRuns, loadBook } from '../db/rollout-repo.ts';
+import { lockRelease } from '../db/decisions-repo.ts';
 import { auditLog, decisions } from '../db/schema.ts';
 import { formatDecisionTime } from '../domain/approval.ts';
 import { retryTarget } from '../domain/retry.ts';
-import { gatesTouched, transition } from '../domain/rollout.ts';
+import { gatesTouched } from '../domain/rollout.ts';
 import { DEFAULT_RUN_POLICY } from '../domain/run.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { windowSubject } from '../domain/window-report.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION } from '../bot/slack/window-blocks.ts';
 import { mspZone } from './digest-refresh.ts';
-import { findEngineer, hold, type Actor, type DecisionResult, type UseCaseContext } from './decisions.ts';
+import { findEngineer, hold, type Actor, type DecisionResult } from './decisions.ts';
+import { applyGateEvents } from './gates.ts';
+import { isUniqueViolation, withTransaction, type UseCaseContext } from './transaction.ts';
 
 const NOT_ENGINEER = 'Only the MSP\u2019s engineers can promote, hold or retry a rollout. Nothing was changed.';
 
@@ -35,32 +38,6 @@ const NOT_ENGINEER = 'Only the MSP\u2019s engineers can promote, hold or retry a
 export const promoteSubject = (releaseId: string) => `rollout:${releaseId}:promote`;
 /** A window's end-of-window summary (the engine posts it under this subject). */
 export const summarySubject = (who: string, windowStart: string) => windowSubject(who, windowStart).replace(/^window:/, 'window-summary:');
-
-async function afterCommit(ctx: UseCaseContext, ids: number[]): Promise<void> {
-  if (ids.length === 0 || !ctx.onCommitted) return;
-  try {
-    await ctx.onCommitted(ids);
-  } catch {
-    /* the deliverer's sweep finds the rows */
-  }
-}
-
-function retriable(error: unknown): boolean {
-  if (error instanceof ConflictError) return true;
-  const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-  return code === '40001' || code === '40P01' || code === '23505';
-}
-
-async function retrying<T>(work: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      // Another writer moved a gate (or took the key) between our read and write: read again, decide afresh.
-      if (!retriable(error) || attempt >= 3) throw error;
-    }
-  }
-}
 
 /** The message's latest content per channel (the post, or its latest edit), for an edit that adds a line. */
 async function latestPayloads(tx: AppDatabase, subject: string): Promise<Array<{ channel: string; payload: OutboxPayload }>> {
@@ -100,17 +77,15 @@ export interface RolloutActionResult extends DecisionResult {
 
 /** Promote to pilot: the gate machine's `promote` event, for every client with live devices. */
 export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): Promise<RolloutActionResult> {
-  let outboxIds: number[] = [];
-  const result = await retrying(() =>
-    ctx.db.transaction(async (tx): Promise<RolloutActionResult> => {
+  return withTransaction(
+    ctx,
+    async (tx, after): Promise<RolloutActionResult> => {
       const now = ctx.now();
       const engineer = await findEngineer(tx, input.actor);
       if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
       const zone = engineer.zone;
       // The release row first, as every other decision on the release takes it: one order, no deadlock.
-      if (rowsOf(await tx.execute(sql`select id from releases where id = ${input.releaseId} for update`)).length === 0) {
-        return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
-      }
+      if (!(await lockRelease(tx, input.releaseId))) return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
       const clients = rowsOf<{ id: string }>(
         await tx.execute(sql`select c.id from clients c where c.retired_at is null
           and exists (select 1 from devices d where d.client_id = c.id and d.retired_at is null) order by c.id`),
@@ -131,11 +106,11 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
         return { outcome: 'refused', message: notReadyMessage(waiting, picture!.names, zone), zone };
       }
       const event = { type: 'promote' as const, id: promoteId(input.releaseId, ready), actor: { kind: 'engineer' as const, id: input.actor.id }, clients, updates: ready };
-      const t = transition(before, event, now);
+      const gates = await applyGateEvents(tx, input.releaseId, [event], now, { book: before });
+      const t = gates.results[0]!;
       if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
       if (t.outcome === 'noop') return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...already };
-      await saveGates(tx, before, t.book, t.changed, now);
-      await persistRowEffects(tx, input.releaseId, t.effects, now);
+      after.outbox(gates.outboxIds);
       const scheduled = t.effects.filter((e) => e.type === 'schedule').length;
       await tx.insert(decisions).values({
         kind: 'promote',
@@ -159,12 +134,11 @@ export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): 
       const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
       const kbs = ready.map((k) => kbLabel(k, picture!.names)).join(', ');
       const line = `:rocket: *Promoted to pilot* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(kbs)}; ${scheduled} client pilot${scheduled === 1 ? '' : 's'} scheduled for their next windows.`;
-      outboxIds = await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], event.id, now);
+      after.outbox(await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], event.id, now));
       return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
-    }),
+    },
+    { alsoRetry: isUniqueViolation },
   );
-  await afterCommit(ctx, outboxIds);
-  return result;
 }
 
 /** One promotion per set of ready updates: a double click is one decision, a late update's promotion another. */
@@ -248,9 +222,9 @@ export interface RetryInput {
 
 /** "Retry failed": each failed run of the window runs again, now if there is room, else in the device's next window. */
 export async function retryFailed(ctx: UseCaseContext, input: RetryInput): Promise<RolloutActionResult> {
-  let outboxIds: number[] = [];
-  const result = await retrying(() =>
-    ctx.db.transaction(async (tx): Promise<RolloutActionResult> => {
+  return withTransaction(
+    ctx,
+    async (tx, after): Promise<RolloutActionResult> => {
       const now = ctx.now();
       const engineer = await findEngineer(tx, input.actor);
       if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
@@ -360,12 +334,11 @@ export async function retryFailed(ctx: UseCaseContext, input: RetryInput): Promi
         ...(later.length > 0 ? [`${later.length} in the next window${next ? ` (from ${formatDecisionTime(next, mspTz)})` : ''}`] : []),
       ];
       const line = `:repeat: *Retry* by ${who} at ${formatDecisionTime(now.toISOString(), mspTz)}: ${parts.join(', ')}.`;
-      outboxIds = await annotate(tx, summarySubject(input.who, windowStart.toISO()!), line, [RETRY_FAILED_ACTION], key, now);
+      after.outbox(await annotate(tx, summarySubject(input.who, windowStart.toISO()!), line, [RETRY_FAILED_ACTION], key, now));
       return { outcome: 'applied', message: `Retrying ${failed.length} failed run(s): ${parts.join(', ')}.`, zone, by: input.actor.id, at: now.toISOString(), again: again.length, later: later.length };
-    }),
+    },
+    { alsoRetry: isUniqueViolation },
   );
-  await afterCommit(ctx, outboxIds);
-  return result;
 }
 
 export interface SkipRingInput {
@@ -384,16 +357,14 @@ export interface SkipRingInput {
  * in the release's thread, and shown in status. Once per (ring, client, update): a repeat says who did it.
  */
 export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promise<RolloutActionResult> {
-  let outboxIds: number[] = [];
-  const result = await retrying(() =>
-    ctx.db.transaction(async (tx): Promise<RolloutActionResult> => {
+  return withTransaction(
+    ctx,
+    async (tx, after): Promise<RolloutActionResult> => {
       const now = ctx.now();
       const engineer = await findEngineer(tx, input.actor);
       if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
       const zone = engineer.zone;
-      if (rowsOf(await tx.execute(sql`select id from releases where id = ${input.releaseId} for update`)).length === 0) {
-        return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
-      }
+      if (!(await lockRelease(tx, input.releaseId))) return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
       const bare = input.update.trim().replace(/^KB/i, '');
       const [update] = rowsOf<{ update_key: string; kb: string | null }>(
         await tx.execute(sql`select update_key, kb from updates where release_id = ${input.releaseId} and removed_at is null
@@ -414,7 +385,8 @@ export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promi
         reason: input.reason,
       };
       const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
-      const t = transition(before, event, now);
+      const gates = await applyGateEvents(tx, input.releaseId, [event], now, { book: before });
+      const t = gates.results[0]!;
       if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
       const kb = update.kb ? `KB${update.kb}` : update.update_key;
       if (t.outcome === 'noop') {
@@ -422,8 +394,7 @@ export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promi
         const skip = gate?.skips?.find((x) => x.updateKey === update.update_key);
         return { outcome: 'noop', message: `Ring ${input.ring} is already skipped for ${kb}.`, zone, ...(skip ? { by: skip.by, at: skip.at } : {}) };
       }
-      await saveGates(tx, before, t.book, t.changed, now);
-      await persistRowEffects(tx, input.releaseId, t.effects, now);
+      after.outbox(gates.outboxIds);
       await tx.insert(auditLog).values({
         at: now,
         actor: input.actor.id,
@@ -437,11 +408,10 @@ export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promi
       if (channel) {
         const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
         const text = `:fast_forward: ${who} skipped ${escapeMrkdwn(where)} for ${escapeMrkdwn(kb)} (no test machine): ${escapeMrkdwn(input.reason)}. It goes on untested there.`;
-        outboxIds = await enqueueOutbox(tx, [{ key: event.id, channel, action: 'post', subject: event.id, payload: { text, threadSubject: `digest:${input.releaseId}` } }], now);
+        after.outbox(await enqueueOutbox(tx, [{ key: event.id, channel, action: 'post', subject: event.id, payload: { text, threadSubject: `digest:${input.releaseId}` } }], now));
       }
       return { outcome: 'applied', message: `Skipped ${where} for ${kb}: it goes on untested there (audited).`, zone, by: input.actor.id, at: now.toISOString() };
-    }),
+    },
+    { alsoRetry: isUniqueViolation },
   );
-  await afterCommit(ctx, outboxIds);
-  return result;
 }

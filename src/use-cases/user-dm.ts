@@ -17,7 +17,7 @@ import { rowsOf } from '../db/client.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { clientSettings, deferralsUsed, deviceWindows, engineersChannel, loadDm, type StoredDm } from '../db/user-dm-repo.ts';
 import { userDmPayload } from '../bot/user-dm-render.ts';
-import type { UseCaseContext } from './decisions.ts';
+import { withTransaction, type UseCaseContext } from './transaction.ts';
 
 export type DmAnswer = 'ok' | 'defer';
 
@@ -42,8 +42,7 @@ export async function answerUserDm(
   },
 ): Promise<DmAnswerResult> {
   const now = ctx.now();
-  let outboxIds: number[] = [];
-  const result = await ctx.db.transaction(async (tx): Promise<DmAnswerResult> => {
+  return withTransaction(ctx, async (tx, after): Promise<DmAnswerResult> => {
     const dm = await loadDm(tx, input.dmId, true);
     if (!dm || dm.kind !== 'tonight') return { outcome: 'refused', code: 'no_such_dm', message: 'This message is no longer known to patchbay. Nothing was changed.' };
     // The only check that matters: the platform's id of who pressed against who the DM was sent to.
@@ -135,7 +134,7 @@ export async function answerUserDm(
       await tx.execute(sql`insert into chat_messages (platform, channel, message_id, subject, created_at, updated_at)
         values ('slack', ${channel}, ${input.messageRef.ts}, ${dmSubject(dm)}, ${at}::timestamptz, ${at}::timestamptz) on conflict do nothing`);
     }
-    outboxIds = await enqueueOutbox(
+    const outboxIds = await enqueueOutbox(
       tx,
       [
         { key: `userdm:${dm.id}:answered`, platform: dm.platform, channel, action: 'update', subject: dmSubject(dm), payload: userDmPayload(dm.platform, { dmId: dm.id, text: dm.text, answerLine: line }) },
@@ -143,10 +142,9 @@ export async function answerUserDm(
       ],
       now,
     );
+    after.outbox(outboxIds);
     return { outcome: 'applied', message: line, answer };
   });
-  if (outboxIds.length > 0) await ctx.onCommitted?.(outboxIds);
-  return result;
 }
 
 function escapeForEngineers(text: string): string {
