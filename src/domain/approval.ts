@@ -74,7 +74,12 @@ export type Effect =
   | { type: 'release_holds'; holdIds: string[] }
   | { type: 'note'; updateKey: UpdateKey; text: string; tags: string[] }
   /** The chat messages showing these updates (null = the release summary) need redrawing. */
-  | { type: 'rerender'; updateKeys: Array<UpdateKey | null> };
+  | { type: 'rerender'; updateKeys: Array<UpdateKey | null> }
+  /**
+   * An approval starts the rollout: ring msp is scheduled, or reopened for a late update (the rollout machine's
+   * `approved` event, src/domain/rollout.ts), in the decision's own transaction.
+   */
+  | { type: 'start_rollout'; releaseId: string };
 
 export type RefusalCode =
   | 'unknown_update'
@@ -175,6 +180,7 @@ export function decide(state: ReleaseDecisionState, event: DecisionEvent, now: D
         state: withApplied(next, event.id),
         effects: [
           { type: 'decision', kind: 'approve', updateKey: key, reason: null, holdIds: [] },
+          { type: 'start_rollout', releaseId: state.releaseId },
           { type: 'rerender', updateKeys: [key] },
         ],
         message: `${what(key)} approved.`,

@@ -18,18 +18,13 @@ import {
 import type { Ring } from '../domain/inventory.ts';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import { decisionCount, loadDecisionState } from '../db/decisions-repo.ts';
-import { ConflictError, loadBook, persistRowEffects, saveGates } from '../db/rollout-repo.ts';
-import { transition } from '../domain/rollout.ts';
 import { addNote, NoteError } from '../db/notes-repo.ts';
 import { auditLog, decisions, holds } from '../db/schema.ts';
 import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
+import { applyGateEvents } from './gates.ts';
+import { withTransaction, type UseCaseContext } from './transaction.ts';
 
-export interface UseCaseContext {
-  db: AppDatabase;
-  now: () => Date;
-  /** Called after the transaction committed, with the outbox rows it wrote (the deliverer is told at once). */
-  onCommitted?: (outboxIds: number[]) => void | Promise<void>;
-}
+export type { UseCaseContext };
 
 export interface Actor {
   platform: 'slack' | 'teams' | 'cli';
@@ -108,10 +103,18 @@ interface Plan {
   after?: (tx: AppDatabase, now: Date) => Promise<number[]>;
 }
 
+/**
+ * One decision, one transaction (withTransaction: lock order, retries, the deliverer told after commit).
+ *
+ * An approval's ring msp write used to swallow the repository's ConflictError ("another approval created it"). That
+ * was a bug: a ConflictError also means a resting ring msp changed between our read and our write, and swallowing it
+ * committed the approval while its gate write was lost, so a late update was approved and never reached a device.
+ * The locks (the release row, then the gate row) keep that race out today; should it happen, the whole decision is
+ * read again and applied (test/integration/decisions-concurrency.test.ts).
+ */
 async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): Promise<DecisionResult> {
   const now = ctx.now();
-  let outboxIds: number[] = [];
-  const result = await ctx.db.transaction(async (tx): Promise<DecisionResult> => {
+  return withTransaction(ctx, async (tx, after): Promise<DecisionResult> => {
     const engineer = await findEngineer(tx, actor);
     if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
     const loaded = await loadDecisionState(tx, releaseId, { lock: true });
@@ -124,38 +127,69 @@ async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: P
     }
     const t = decide(loaded.state, event, now);
     const updateKey = 'updateKey' in event ? event.updateKey : undefined;
-    if (t.outcome === 'refused') return { outcome: 'refused', code: t.code, message: t.message, zone: engineer.zone, ...(updateKey !== undefined ? { updateKey } : {}) };
+    const target = updateKey !== undefined ? { updateKey } : {};
+    if (t.outcome === 'refused') return { outcome: 'refused', code: t.code, message: t.message, zone: engineer.zone, ...target };
     if (t.outcome === 'noop') {
-      return { outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...(updateKey !== undefined ? { updateKey } : {}) };
+      return { outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...target };
     }
-    outboxIds = await persist(tx, actor, engineer, releaseId, loaded.updateIds, event, t.effects, t.state, now);
-    if (plan.after) outboxIds = [...outboxIds, ...(await plan.after(tx, now))];
-    return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...(updateKey !== undefined ? { updateKey } : {}) };
+    after.outbox(await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects, t.state));
+    if (plan.after) after.outbox(await plan.after(tx, now));
+    return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...target };
   });
-  if (outboxIds.length > 0 && ctx.onCommitted) {
-    // The decision is committed whatever happens here: a lost notice only waits for the deliverer's sweep.
-    try {
-      await ctx.onCommitted(outboxIds);
-    } catch {
-      /* swept later */
-    }
-  }
-  return result;
 }
 
-async function persist(
-  tx: AppDatabase,
-  actor: Actor,
-  engineer: Engineer,
-  releaseId: string,
-  updateIds: Map<string, number>,
-  event: DecisionEvent,
-  effects: Effect[],
-  state: ReleaseDecisionState,
-  now: Date,
-): Promise<number[]> {
-  const source = actor.platform;
-  const idOf = (key: string | null) => (key === null ? null : (updateIds.get(key) ?? null));
+/** Who decided what, on which release: what every write of one decision needs. */
+interface Decided {
+  actor: Actor;
+  engineer: Engineer;
+  releaseId: string;
+  updateIds: Map<string, number>;
+  event: DecisionEvent;
+  now: Date;
+}
+
+/** Writes the decision's effects in order; returns the outbox rows written. */
+async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: ReleaseDecisionState): Promise<number[]> {
+  const placedIds = await placeHolds(tx, d, effects);
+  const outboxIds: number[] = [];
+  let refresh: Array<string | null> = [];
+  for (const effect of effects) {
+    switch (effect.type) {
+      case 'release_holds': {
+        const ids = JSON.stringify(effect.holdIds.map(Number));
+        await tx.execute(sql`update holds set released_at = ${d.now.toISOString()}::timestamptz, released_by = ${d.actor.id}
+          where released_at is null and id in (select (jsonb_array_elements_text(${ids}::jsonb))::int)`);
+        break;
+      }
+      case 'decision':
+        await recordDecision(tx, d, effect, placedIds);
+        break;
+      case 'start_rollout': {
+        // Ring msp is scheduled (or reopened for a late update) here, so the sweep plans its runs in the MSP's next
+        // window; once ring msp is at work this changes nothing.
+        const gates = await applyGateEvents(tx, effect.releaseId, [{ type: 'approved', id: d.event.id }], d.now);
+        outboxIds.push(...gates.outboxIds);
+        break;
+      }
+      case 'note':
+        // The notes repository keeps the revision history and writes the note's own audit row.
+        await addNote(tx, { releaseId: d.releaseId, updateKey: effect.updateKey, body: effect.text, tags: effect.tags, author: d.actor.id, source: d.actor.platform, now: d.now });
+        break;
+      case 'rerender':
+        refresh = [...refresh, ...effect.updateKeys];
+        break;
+      case 'place_hold':
+        break;
+    }
+  }
+  if (refresh.length > 0) outboxIds.push(...(await queueDigestRefresh(tx, state, refresh, d.now, d.event.id)));
+  return outboxIds;
+}
+
+const idOf = (d: Decided, key: string | null) => (key === null ? null : (d.updateIds.get(key) ?? null));
+
+/** The holds the decision places, first: the decision row names them. Returns the domain's hold id -> row id. */
+async function placeHolds(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<Map<string, number>> {
   const placedIds = new Map<string, number>();
   for (const effect of effects) {
     if (effect.type !== 'place_hold') continue;
@@ -165,99 +199,63 @@ async function persist(
       .values({
         // A ring hold keeps its update and client: the rollout reads them to narrow what the ring drops.
         scope: h.ring !== null ? 'ring' : h.updateKey !== null ? 'update' : h.clientId !== null ? 'client' : 'all',
-        releaseId,
-        updateId: idOf(h.updateKey),
+        releaseId: d.releaseId,
+        updateId: idOf(d, h.updateKey),
         clientId: h.clientId,
         ring: h.ring,
         reason: h.reason,
         placedBy: h.by,
-        placedVia: source,
-        placedAt: now,
+        placedVia: d.actor.platform,
+        placedAt: d.now,
       })
       .returning({ id: holds.id });
     placedIds.set(h.id, row!.id);
   }
-  let refresh: Array<string | null> = [];
-  for (const effect of effects) {
-    switch (effect.type) {
-      case 'release_holds': {
-        const ids = JSON.stringify(effect.holdIds.map(Number));
-        await tx.execute(sql`update holds set released_at = ${now.toISOString()}::timestamptz, released_by = ${actor.id}
-          where released_at is null and id in (select (jsonb_array_elements_text(${ids}::jsonb))::int)`);
-        break;
-      }
-      case 'decision': {
-        const holdIds = effect.holdIds.map((id) => placedIds.get(id) ?? Number(id));
-        const [decision] = await tx
-          .insert(decisions)
-          .values({
-            kind: effect.kind,
-            releaseId,
-            updateId: idOf(effect.updateKey),
-            holdId: holdIds[0] ?? null,
-            actor: actor.id,
-            actorPersonId: engineer.personId > 0 ? engineer.personId : null,
-            source,
-            reason: effect.reason,
-            detail: {
-              updateKey: effect.updateKey,
-              holdIds,
-              ...(event.type === 'hold' ? { clients: event.clients } : {}),
-              ...(effect.ring ? { ring: effect.ring } : {}),
-              ...(event.type === 'release_hold' ? { target: event.target } : {}),
-            },
-            idempotencyKey: event.id,
-            createdAt: now,
-          })
-          .returning({ id: decisions.id });
-        await tx.insert(auditLog).values({
-          at: now,
-          actor: actor.id,
-          action: `decision.${effect.kind}`,
-          subject: effect.updateKey === null ? `release:${releaseId}` : `update:${releaseId}:${effect.updateKey}`,
-          source,
-          detail: {
-            decisionId: decision!.id,
-            reason: effect.reason,
-            holdIds,
-            via: actor.platform,
-            ...(event.type === 'hold' ? { clients: event.clients } : {}),
-            ...(effect.ring ? { ring: effect.ring } : {}),
-          },
-        });
-        if (effect.kind === 'approve') await startRingMsp(tx, releaseId, event.id, now);
-        break;
-      }
-      case 'note':
-        // The notes repository keeps the revision history and writes the note's own audit row.
-        await addNote(tx, { releaseId, updateKey: effect.updateKey, body: effect.text, tags: effect.tags, author: actor.id, source, now });
-        break;
-      case 'rerender':
-        refresh = [...refresh, ...effect.updateKeys];
-        break;
-      case 'place_hold':
-        break;
-    }
-  }
-  return refresh.length > 0 ? queueDigestRefresh(tx, state, refresh, now, event.id) : [];
+  return placedIds;
 }
 
-/**
- * An approval (of the release or of one update) starts the rollout: ring msp is scheduled in the decision's own
- * transaction, so the sweep plans its runs in the MSP's next window. Once ring msp exists this changes nothing.
- */
-async function startRingMsp(tx: AppDatabase, releaseId: string, id: string, now: Date): Promise<void> {
-  const book = await loadBook(tx, releaseId, true, ['msp']);
-  const result = transition(book, { type: 'approved', id }, now);
-  if (result.outcome !== 'applied') return;
-  try {
-    await saveGates(tx, book, result.book, result.changed, now);
-  } catch (error) {
-    // Another approval created it between our read and write (its insert did nothing): what we wanted exists.
-    if (error instanceof ConflictError) return;
-    throw error;
-  }
-  await persistRowEffects(tx, releaseId, result.effects, now);
+/** The decision row and its audit row. */
+async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effect, { type: 'decision' }>, placedIds: Map<string, number>): Promise<void> {
+  const { actor, event, now } = d;
+  const source = actor.platform;
+  const holdIds = effect.holdIds.map((id) => placedIds.get(id) ?? Number(id));
+  const [decision] = await tx
+    .insert(decisions)
+    .values({
+      kind: effect.kind,
+      releaseId: d.releaseId,
+      updateId: idOf(d, effect.updateKey),
+      holdId: holdIds[0] ?? null,
+      actor: actor.id,
+      actorPersonId: d.engineer.personId > 0 ? d.engineer.personId : null,
+      source,
+      reason: effect.reason,
+      detail: {
+        updateKey: effect.updateKey,
+        holdIds,
+        ...(event.type === 'hold' ? { clients: event.clients } : {}),
+        ...(effect.ring ? { ring: effect.ring } : {}),
+        ...(event.type === 'release_hold' ? { target: event.target } : {}),
+      },
+      idempotencyKey: event.id,
+      createdAt: now,
+    })
+    .returning({ id: decisions.id });
+  await tx.insert(auditLog).values({
+    at: now,
+    actor: actor.id,
+    action: `decision.${effect.kind}`,
+    subject: effect.updateKey === null ? `release:${d.releaseId}` : `update:${d.releaseId}:${effect.updateKey}`,
+    source,
+    detail: {
+      decisionId: decision!.id,
+      reason: effect.reason,
+      holdIds,
+      via: actor.platform,
+      ...(event.type === 'hold' ? { clients: event.clients } : {}),
+      ...(effect.ring ? { ring: effect.ring } : {}),
+    },
+  });
 }
 
 /** Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws. */

@@ -150,6 +150,19 @@ describe('decision state machine (properties)', () => {
     );
   });
 
+  it('an applied approval, and nothing else, starts the rollout of its release (the use-case applies it with the decision)', () => {
+    fc.assert(
+      fc.property(sequence, deployed, (events, facts) => {
+        const { outcomes } = run(events, facts);
+        events.forEach((event, i) => {
+          const t = outcomes[i]!;
+          const starts = t.outcome === 'applied' ? t.effects.filter((e) => e.type === 'start_rollout') : [];
+          expect(starts).toEqual(t.outcome === 'applied' && event.type === 'approve' ? [{ type: 'start_rollout', releaseId: '2024-Jun' }] : []);
+        });
+      }),
+    );
+  });
+
   it('the effects of every applied decision include its rerender, and a refusal changes nothing', () => {
     fc.assert(
       fc.property(sequence, deployed, (events, facts) => {
