@@ -4,8 +4,8 @@
  * outbox key names the message and the conversation, so a tick that finds nothing new queues nothing and two
  * schedulers never post twice; a conversation linked late still gets what is current.
  *
- * Why a tick and not the rollout engine's transaction: the engine (src/jobs/rollout.ts) is another module's; a
- * hook there (its chatFor) could queue these in the gate's own transaction. Until then this lags by one tick.
+ * Why a tick and not the gate's own transaction: the gates' thread messages (src/use-cases/gates.ts, `gateNotices`)
+ * could queue these there, in applyGateEvents' transaction. Until then this lags by one tick.
  */
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
