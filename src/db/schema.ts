@@ -615,7 +615,7 @@ export const auditLog = pgTable(
 );
 
 /**
- * Direct messages to end users about their own devices: "save your work tonight" (one per person per night) and
+ * Direct messages to end users about their own devices: "save your work tonight" (one per person per window) and
  * "your computer was off last night" (one per person per release). The row is what a button press is checked
  * against (only `recipient` may answer) and what a deferral acts on (the devices and windows the DM named), so
  * the answer never depends on re-planning. `key` is the exactly-once guarantee; the outbox row shares it.
@@ -624,7 +624,7 @@ export const userDms = pgTable(
   'user_dms',
   {
     id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
-    /** `tonight:<person>:<night>` or `offline:<person>:<release>`. */
+    /** `tonight:<person>:<window start, UTC ISO>` (one per person per window) or `offline:<person>:<release>`. */
     key: text('key').notNull(),
     kind: text('kind', { enum: ['tonight', 'offline'] }).notNull(),
     personId: integer('person_id')

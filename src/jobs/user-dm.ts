@@ -2,7 +2,7 @@
  * "Save your work tonight" on a tick. Each minute: refresh the Slack directory when it is a day old, work out for
  * every device with a user which window comes next and what it would install (the rollout's own planWindow, same
  * approvals and holds), ask the domain which DMs are due now, and write each DM row and its outbox post in ONE
- * transaction keyed user x night (ON CONFLICT DO NOTHING). A retried tick, a second scheduler or a worker killed
+ * transaction keyed user x window (ON CONFLICT DO NOTHING). A retried tick, a second scheduler or a worker killed
  * mid fan-out writes nothing twice; the outbox deliverer sends each row once and paces them to the platform.
  *
  * Also each tick: the morning after a window, one "your computer was off last night" per person per release for
@@ -194,7 +194,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
 /** A batch of DMs per transaction: a crash loses none of a batch's rows without its posts, and none twice. */
 const DMS_PER_TRANSACTION = 500;
 
-/** DM rows and their outbox posts in one transaction, both keyed user x night; a DM already written is skipped. */
+/** DM rows and their outbox posts in one transaction, both keyed user x window; a DM already written is skipped. */
 async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date): Promise<number[]> {
   if (dms.length === 0) return [];
   return db.transaction(async (tx) => {
