@@ -27,6 +27,8 @@ import { parseWindowSpec } from '../domain/window-spec.ts';
 import { type MaintenanceWindow } from '../domain/windows.ts';
 import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
 import { offlineNoticePayload, userDmPayload } from '../bot/user-dm-render.ts';
+import { unmatchedWaived, WAIVE_HINT } from '../bot/notice-status.ts';
+import { noticeWaivers } from '../db/notice-repo.ts';
 import { boundText, escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './index.ts';
@@ -155,9 +157,12 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
       report.dms += ids.length;
       report.outboxIds.push(...ids);
     }
-    if (plan.unmatched.length > 0 && channel) {
-      const byNight = new Map<string, typeof plan.unmatched>();
-      for (const u of plan.unmatched) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
+    // A user whose every device an engineer's waiver covers is patched anyway: listing them as waiting would be false.
+    const waivers = plan.unmatched.length > 0 ? await noticeWaivers(db, now) : [];
+    const waiting = plan.unmatched.filter((u) => !unmatchedWaived({ clientId, email: u.email, platform, devices: u.devices }, waivers, now));
+    if (waiting.length > 0 && channel) {
+      const byNight = new Map<string, typeof waiting>();
+      for (const u of waiting) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
       for (const [night, users] of byNight) {
         const releaseId = devices[0]!.releaseId;
         const lines = users.slice(0, 40).map((u) => `• ${escapeMrkdwn(u.email)}: ${escapeMrkdwn(listNames(u.devices))}`);
@@ -171,7 +176,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
               subject: `userdm-unmatched:${clientId ?? 'msp'}:${night}`,
               payload: {
                 text: boundText(
-                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message and those machines are not updated until they can be told:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}`,
+                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message and those machines are not updated until they can be told:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}\nTo patch them without the message: ${WAIVE_HINT} (audited).`,
                 ),
                 threadSubject: `digest:${releaseId}`,
               },
