@@ -3,7 +3,7 @@
  * whether that user was sent a "save your work" DM naming that window (and when the platform took it), or
  * answered one. The rule itself (how many hours is enough) is src/domain/notice.ts.
  */
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { noticeHoursOf, waiverFor, warnedInTime, type NoticeEvidence, type NoticeWaiver, type WaiverScope } from '../domain/notice.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
 
@@ -209,4 +209,17 @@ export async function revokeWaiver(db: AppDatabase, scope: WaiverScope, target: 
       where scope = ${scope} and target = ${target} and revoked_at is null returning id, reason, actor, created_at`),
   );
   return row ? { id: Number(row.id), scope, target, reason: row.reason, by: row.actor, at: toDate(row.created_at)!, revokedAt: now } : undefined;
+}
+
+/**
+ * SQL condition on a device row aliased `d`: it has a user whom no waiver standing at `now` covers, i.e. one the
+ * notice rule waits for. What the plan card and the thread's "which night" count as "machines with users" (a
+ * waived machine starts in its window as the sweep plans it, like one without a user). Mirrors waiverFor.
+ */
+export function needsNoticeSql(now: Date): SQL {
+  const at = now.toISOString();
+  return sql`(d.user_email is not null and not exists (select 1 from notice_waivers w
+    where w.created_at <= ${at}::timestamptz and (w.revoked_at is null or w.revoked_at > ${at}::timestamptz)
+      and ((w.scope = 'device' and w.target = d.name) or (w.scope = 'user' and w.target = lower(d.user_email))
+        or (w.scope = 'client' and w.target = coalesce(d.client_id, 'msp')))))`;
 }

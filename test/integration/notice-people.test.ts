@@ -20,6 +20,7 @@ import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { noticeWaivers, unwarnedRuns } from '../../src/db/notice-repo.ts';
 import { storeRelease } from '../../src/db/release-repo.ts';
 import { noticeStatusText } from '../../src/bot/notice-status.ts';
+import { broadFirstNights } from '../../src/bot/use-cases/broad-night.ts';
 import { revokeNoticeWaiver, waiveNotice } from '../../src/bot/use-cases/notice-waiver.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import type { Inventory } from '../../src/domain/inventory.ts';
@@ -38,7 +39,7 @@ const clock = { now: new Date('2024-03-01T12:00:00Z') };
 const engineer = { platform: 'slack' as const, id: 'U_ENG' };
 const ctx = () => ({ db: database.db, now: () => clock.now });
 
-function inventory(withLaptop: boolean): Inventory {
+function inventory(withLaptop: boolean, withEve = false): Inventory {
   const inv = worldInventory({ clients: [{ id: 'acme', desktopWindow: 'daily 22:00-02:00', pilot: 0, broad: 0 }] });
   const laptop = parseWindowSpec('daily 12:00-14:00');
   if (!laptop.ok) throw new Error(laptop.error);
@@ -49,6 +50,8 @@ function inventory(withLaptop: boolean): Inventory {
     ...(withLaptop ? [{ name: 'ANN-LAPTOP', class: 'laptop', ring: 'broad' as const, os: WIN11, user: 'ann@acme.example' }] : []),
     // Dan is in no chat directory.
     { name: 'DAN-PC', class: 'desktop', ring: 'broad', os: WIN11, user: 'dan@acme.example' },
+    // Eve joins later, in no directory either.
+    ...(withEve ? [{ name: 'EVE-PC', class: 'desktop', ring: 'broad' as const, os: WIN11, user: 'eve@acme.example' }] : []),
   ];
   return inv;
 }
@@ -189,5 +192,22 @@ describe('a user no chat can reach, waived by an engineer (issue 13)', () => {
     const status = noticeStatusText(await unmatchedUsers(db), await noticeWaivers(db, clock.now), 'America/Chicago', clock.now)!;
     expect(status).toContain('their machines wait (1): dan@acme.example');
     expect(rowsOf(await db.execute(sql`select 1 from audit_log where action = 'notice.revoke_waiver'`))).toHaveLength(1);
+  });
+
+  it('a whole client waived (its users are in no chat it has): its machines start in the window open now, and the thread\u2019s night says so', async () => {
+    const db = database.db;
+    clock.now = new Date('2024-03-15T03:30:00Z'); // Thu 22:30 CDT, inside acme's desktop window
+    await applyInventory(db, inventory(true, true), clock.now);
+    const desktop = async () => (await broadFirstNights(db, 'acme', clock.now)).find((n) => n.deviceClass === 'desktop');
+    expect(await desktop()).toMatchObject({ users: true, night: 'Fri 15 Mar, 22:00–02:00 CDT' });
+    await engine.sweep();
+    expect(await runsOf('EVE-PC')).toEqual([]);
+
+    expect(await waiveNotice(ctx(), { actor: engineer, target: 'acme', reason: 'acme has no chat for its staff' })).toMatchObject({ outcome: 'applied' });
+    expect(await desktop()).toMatchObject({ users: false, night: 'Thu 14 Mar, 22:00–02:00 CDT' });
+    await engine.sweep();
+    expect(await runsOf('EVE-PC')).toEqual(['2024-03-15T03:00']);
+    expect(await unwarnedRuns(db)).toEqual([]);
+    expect(await revokeNoticeWaiver(ctx(), { actor: engineer, target: 'acme' })).toMatchObject({ outcome: 'applied' });
   });
 });
