@@ -14,6 +14,7 @@ import {
   latestDmQueueTime,
   latestDmSendTime,
   noticeDeadline,
+  noticeHoursOf,
   plannedWindows,
   waiverFor,
   warnedInTime,
@@ -180,6 +181,14 @@ describe('an engineer\u2019s waiver (issue 13: users no chat can reach)', () => 
     expect(admitWarned(subjects, start, () => 4, new Map())).toEqual([]);
     expect(admitWarned(subjects, start, () => 4, new Map([[1, { sentAt: null, answered: false, waived: true }]]))).toEqual(subjects);
     expect(warnedInTime({ sentAt: null, answered: false, waived: false }, start, 4)).toBe(false);
+  });
+
+  it('notice_hours 0 does not turn the notice off: a DM must still have gone before the window opens (a client that must not wait is waived)', () => {
+    const start = new Date('2024-03-14T03:00:00Z');
+    expect(noticeHoursOf({ noticeHours: 0 })).toBe(0);
+    expect(admitWarned([{ id: 1, userEmail: 'dan@acme.example' }], start, () => 0, new Map())).toEqual([]);
+    expect(warnedInTime({ sentAt: new Date(start.getTime() + 60_000), answered: false }, start, 0)).toBe(false);
+    expect(warnedInTime({ sentAt: start, answered: false }, start, 0)).toBe(true);
   });
 });
 
