@@ -146,6 +146,18 @@ describe('a user no chat can reach, waived by an engineer (issue 13)', () => {
     expect(await noticeWaivers(database.db)).toEqual([]);
   });
 
+  it('names a device as the inventory spells it, and the MSP\u2019s own machines as msp', async () => {
+    expect(await waiveNotice(ctx(), { actor: engineer, target: 'dan-pc', reason: '' })).toMatchObject({ outcome: 'applied', message: expect.stringContaining('device DAN-PC (1 machine with a user)') });
+    expect(await waiveNotice(ctx(), { actor: engineer, target: 'msp', reason: '' })).toMatchObject({ outcome: 'applied', message: expect.stringContaining('client Example IT (0 machines with a user)') });
+    expect((await noticeWaivers(database.db)).map((w) => [w.scope, w.target, w.reason])).toEqual([
+      ['device', 'DAN-PC', 'cannot be reached in chat'],
+      ['client', 'msp', 'cannot be reached in chat'],
+    ]);
+    expect(await revokeNoticeWaiver(ctx(), { actor: engineer, target: 'DAN-PC' })).toMatchObject({ outcome: 'applied' });
+    expect(await revokeNoticeWaiver(ctx(), { actor: engineer, target: 'msp' })).toMatchObject({ outcome: 'applied' });
+    expect(await noticeWaivers(database.db, clock.now)).toEqual([]);
+  });
+
   it('the waiver is audited, told in the thread, shown in status, and Dan\u2019s machine is patched in its next window, not outside it', async () => {
     const db = database.db;
     const result = await waiveNotice(ctx(), { actor: engineer, target: 'Dan@Acme.example', reason: 'not in Slack; told by phone' });
@@ -154,11 +166,11 @@ describe('a user no chat can reach, waived by an engineer (issue 13)', () => {
     // A second waive changes nothing and says who did it.
     expect(await waiveNotice(ctx(), { actor: engineer, target: 'dan@acme.example', reason: 'again' })).toMatchObject({ outcome: 'noop', by: 'U_ENG' });
     const [audit] = rowsOf<{ actor: string; detail: { scope: string; target: string; reason: string } }>(
-      await db.execute(sql`select actor, detail from audit_log where action = 'notice.waive'`),
+      await db.execute(sql`select actor, detail from audit_log where action = 'notice.waive' and subject = 'notice:user:dan@acme.example'`),
     );
     expect(audit).toMatchObject({ actor: 'U_ENG', detail: { scope: 'user', target: 'dan@acme.example', reason: 'not in Slack; told by phone' } });
     const [thread] = rowsOf<{ text: string; thread: string }>(
-      await db.execute(sql`select payload ->> 'text' as text, payload ->> 'threadSubject' as thread from chat_outbox where idempotency_key like 'notice-waive:%'`),
+      await db.execute(sql`select payload ->> 'text' as text, payload ->> 'threadSubject' as thread from chat_outbox where idempotency_key like 'notice-waive:user:%'`),
     );
     expect(thread).toMatchObject({ thread: 'digest:2024-Feb', text: expect.stringContaining('waived the \u201csave your work\u201d notice for user dan@acme.example') });
     const status = noticeStatusText(await unmatchedUsers(db), await noticeWaivers(db, clock.now), 'America/Chicago', clock.now)!;
@@ -187,11 +199,11 @@ describe('a user no chat can reach, waived by an engineer (issue 13)', () => {
     expect(await revokeNoticeWaiver(ctx(), { actor: engineer, target: 'dan@acme.example' })).toMatchObject({ outcome: 'applied' });
     expect(await revokeNoticeWaiver(ctx(), { actor: engineer, target: 'dan@acme.example' })).toMatchObject({ outcome: 'noop' });
     expect(await noticeWaivers(db, clock.now)).toEqual([]);
-    expect(await noticeWaivers(db)).toEqual([expect.objectContaining({ scope: 'user', target: 'dan@acme.example', revokedAt: clock.now })]);
+    expect((await noticeWaivers(db)).filter((w) => w.scope === 'user')).toEqual([expect.objectContaining({ target: 'dan@acme.example', revokedAt: clock.now })]);
     expect(await unwarnedRuns(db)).toEqual([]);
     const status = noticeStatusText(await unmatchedUsers(db), await noticeWaivers(db, clock.now), 'America/Chicago', clock.now)!;
     expect(status).toContain('their machines wait (1): dan@acme.example');
-    expect(rowsOf(await db.execute(sql`select 1 from audit_log where action = 'notice.revoke_waiver'`))).toHaveLength(1);
+    expect(rowsOf(await db.execute(sql`select 1 from audit_log where action = 'notice.revoke_waiver' and subject = 'notice:user:dan@acme.example'`))).toHaveLength(1);
   });
 
   it('a whole client waived (its users are in no chat it has): its machines start in the window open now, and the thread\u2019s night says so', async () => {
