@@ -22,6 +22,7 @@ import { storeRelease } from '../../src/db/release-repo.ts';
 import { noticeStatusText } from '../../src/bot/notice-status.ts';
 import { broadFirstNights } from '../../src/bot/use-cases/broad-night.ts';
 import { revokeNoticeWaiver, waiveNotice } from '../../src/bot/use-cases/notice-waiver.ts';
+import { answerUserDm } from '../../src/bot/use-cases/user-dm.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import type { Inventory } from '../../src/domain/inventory.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
@@ -221,5 +222,36 @@ describe('a user no chat can reach, waived by an engineer (issue 13)', () => {
     expect(await runsOf('EVE-PC')).toEqual(['2024-03-15T03:00']);
     expect(await unwarnedRuns(db)).toEqual([]);
     expect(await revokeNoticeWaiver(ctx(), { actor: engineer, target: 'acme' })).toMatchObject({ outcome: 'applied' });
+  });
+});
+
+describe('deferrals with a DM per window', () => {
+  /** A "save your work" DM to Ann for ANN-PC in the window opening at `windowStart`, sent the afternoon of `night`. */
+  async function dmToAnn(night: string, windowStart: string, device: string): Promise<number> {
+    const db = database.db;
+    const [d] = rowsOf<{ id: number }>(await db.execute(sql`select id from devices where name = ${device}`));
+    const [gate] = rowsOf<{ id: number }>(await db.execute(sql`select id from rollouts where release_id = '2024-Feb' and ring = 'broad' and client_id = 'acme'`));
+    const end = new Date(Date.parse(windowStart) + 2 * 3_600_000).toISOString();
+    const devices = [{ deviceId: Number(d!.id), name: device, releaseId: '2024-Feb', rolloutId: Number(gate!.id), windowStart, windowEnd: end, updates: ['5034765'] }];
+    const [row] = rowsOf<{ id: number }>(
+      await db.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at)
+        select ${`tonight:test:${device}:${windowStart}`}, 'tonight', p.id, 'acme', '2024-Feb', ${night}::date, 'slack', 'U0ANN', 'U0ANN', 'America/Chicago',
+          ${JSON.stringify(devices)}::jsonb, ${night}::date + interval '20 hours' from people p where p.email = 'ann@acme.example' returning id`),
+    );
+    return Number(row!.id);
+  }
+  const defer = (dmId: number) => answerUserDm(ctx(), { actor: { platform: 'slack', id: 'U0ANN' }, dmId, answer: 'defer' });
+
+  it('putting off both of one afternoon\u2019s DMs (two windows) is one night\u2019s deferral, as when they shared a DM', async () => {
+    await database.db.execute(sql`update clients set settings = settings || '{"maxDeferralsPerRelease": 1}'::jsonb where id = 'acme'`);
+    clock.now = new Date('2024-03-20T21:00:00Z'); // Wed 16:00 CDT
+    const desktop = await dmToAnn('2024-03-20', '2024-03-21T03:00:00.000Z', 'ANN-PC');
+    const laptop = await dmToAnn('2024-03-20', '2024-03-21T17:00:00.000Z', 'ANN-LAPTOP');
+    expect(await defer(desktop)).toMatchObject({ outcome: 'applied', answer: 'defer' });
+    expect(await defer(laptop)).toMatchObject({ outcome: 'applied', answer: 'defer' });
+    // The next afternoon is a second night: past the limit of one, the engineers decide.
+    clock.now = new Date('2024-03-21T21:00:00Z');
+    const next = await dmToAnn('2024-03-21', '2024-03-22T03:00:00.000Z', 'ANN-PC2');
+    expect(await defer(next)).toMatchObject({ outcome: 'applied', answer: 'escalated' });
   });
 });
