@@ -1,4 +1,4 @@
-// When "save your work tonight" goes out, across zones, DM times and DST days; one DM per person per night; the
+// When "save your work tonight" goes out, across zones, DM times and DST days; one DM per person per window; the
 // deferral limit. Windows come from the product's own window expansion (DST-exact), so these are the real
 // instants the rollout will use.
 import { describe, expect, it } from 'vitest';
@@ -113,7 +113,7 @@ describe('planNight', () => {
     { personId: id, email, displayName: null, zone, address: matched ? { platform: 'slack', channel: `U${id}`, recipient: `U${id}` } : undefined },
   ];
 
-  it('gives each person ONE DM per night however many devices, nothing to devices with nothing to install, and lists the unmatched', () => {
+  it('gives each person ONE DM per window however many devices, nothing to devices with nothing to install, and lists the unmatched', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.boolean()), { minLength: 1, maxLength: 40 }),
