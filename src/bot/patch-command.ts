@@ -20,6 +20,10 @@ export type PatchCommand =
   | { kind: 'confirm'; client: string }
   /** Let one update past ring msp, or one client's pilot, untested: no device there runs it. Audited, shown. */
   | { kind: 'skip'; ring: 'msp' | 'pilot'; update: string; client: string | null; reason: string }
+  /** Patch a device, a user's devices or a client's without waiting for the "save your work" DM (a user no chat
+   * can reach). Audited, shown; `target` is an email, a client id or a device name, resolved by the use-case. */
+  | { kind: 'notice_waive'; target: string; reason: string }
+  | { kind: 'notice_revoke'; target: string }
   | { kind: 'unknown'; problem: string };
 
 export const PATCH_USAGE = [
@@ -35,6 +39,7 @@ export const PATCH_USAGE = [
   '• `/patch promote RELEASE`: promote a release to pilot once ring msp has finished and soaked',
   '• `/patch confirm CLIENT`: confirm the client\u2019s pilot on its champion\u2019s behalf (audited)',
   '• `/patch skip msp KB [REASON]` / `/patch skip pilot KB CLIENT [REASON]`: let an update past a ring no machine of which runs it (audited, shown)',
+  '• `/patch notice waive USER-EMAIL|DEVICE|CLIENT [REASON]`: patch those machines in their windows without waiting for the \u201csave your work\u201d message, for users no chat can reach (audited, shown); `/patch notice revoke \u2026` undoes it',
   '• `/patch help`: this list',
 ].join('\n');
 
@@ -99,6 +104,8 @@ export function parsePatchCommand(text: string): PatchCommand {
       return { kind: 'confirm', client: arg };
     case 'skip':
       return parseSkip(rest);
+    case 'notice':
+      return parseNotice(trimmed, rest);
     default:
       return { kind: 'unknown', problem: `I don't know \`${word.slice(0, 40).replace(/`/g, "'")}\`` };
   }
@@ -114,4 +121,17 @@ function parseSkip(args: readonly string[]): PatchCommand {
   if (ring === 'pilot' && client === null) return { kind: 'unknown', problem: SKIP_USAGE };
   const reason = more.join(' ').trim();
   return { kind: 'skip', ring, update, client, reason: reason === '' ? 'no test machine' : reason };
+}
+
+const NOTICE_USAGE = '`notice` takes `waive` or `revoke` and a user\u2019s email, a device or a client id: `/patch notice waive USER-EMAIL|DEVICE|CLIENT [REASON]` or `/patch notice revoke USER-EMAIL|DEVICE|CLIENT`';
+
+function parseNotice(text: string, args: readonly string[]): PatchCommand {
+  const [action = '', target, ...more] = args;
+  const verb = action.toLowerCase();
+  if (!target || (verb !== 'waive' && verb !== 'revoke')) return { kind: 'unknown', problem: NOTICE_USAGE };
+  if (verb === 'revoke') return more.length === 0 ? { kind: 'notice_revoke', target } : { kind: 'unknown', problem: NOTICE_USAGE };
+  // The reason is everything after the target, as typed (the use-case supplies a default when there is none).
+  const afterAction = text.indexOf(action, 'notice'.length) + action.length;
+  const reason = text.slice(text.indexOf(target, afterAction) + target.length).trim();
+  return { kind: 'notice_waive', target, reason };
 }

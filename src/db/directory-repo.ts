@@ -93,12 +93,14 @@ export interface UnmatchedUser {
   clientId: string | null;
   email: string;
   platform: 'slack' | 'teams';
+  /** Their live devices' names: a waiver may name a device rather than the user. */
+  devices: string[];
 }
 
 /** Device users the bot cannot reach on their client's chat, for `/patch status` and the release thread. */
 export async function unmatchedUsers(db: AppDatabase): Promise<UnmatchedUser[]> {
-  const rows = rowsOf<{ client_id: string | null; email: string; platform: 'slack' | 'teams' }>(
-    await db.execute(sql`select distinct d.client_id, p.email, coalesce(c.settings->>'chatPlatform', 'slack') as platform
+  const rows = rowsOf<{ client_id: string | null; email: string; platform: 'slack' | 'teams'; devices: string[] | string }>(
+    await db.execute(sql`select d.client_id, p.email, coalesce(c.settings->>'chatPlatform', 'slack') as platform, jsonb_agg(d.name order by d.name) as devices
       from devices d join people p on p.email = d.user_email and p.retired_at is null
       left join clients c on c.id = d.client_id
       where d.retired_at is null and d.user_email is not null and (
@@ -106,14 +108,8 @@ export async function unmatchedUsers(db: AppDatabase): Promise<UnmatchedUser[]> 
           and not exists (select 1 from chat_identities ci where ci.person_id = p.id and ci.platform = 'slack'))
         or (c.settings->>'chatPlatform' = 'teams'
           and not exists (select 1 from teams_conversations t where t.person_id = p.id and t.kind = 'personal' and t.removed_at is null)))
+      group by d.client_id, p.email, coalesce(c.settings->>'chatPlatform', 'slack')
       order by 1 nulls first, 2`),
   );
-  return rows.map((r) => ({ clientId: r.client_id, email: r.email, platform: r.platform }));
-}
-
-/** One line for `/patch status`: how many users cannot be reached, naming the first few. */
-export function unmatchedLine(users: readonly UnmatchedUser[], first = 10): string | undefined {
-  if (users.length === 0) return undefined;
-  const names = users.slice(0, first).map((u) => `${u.email} (${u.clientId ?? 'MSP'}, ${u.platform})`);
-  return `Not in the chat directory, so no "save your work" DM reaches them (${users.length}): ${names.join(', ')}${users.length > first ? ', …' : ''}`;
+  return rows.map((r) => ({ clientId: r.client_id, email: r.email, platform: r.platform, devices: typeof r.devices === 'string' ? (JSON.parse(r.devices) as string[]) : r.devices }));
 }

@@ -23,6 +23,7 @@ import {
   text,
   timestamp,
   unique,
+  uniqueIndex,
 } from 'drizzle-orm/pg-core';
 
 const instant = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -45,6 +46,7 @@ export const DECISION_KINDS = [
 export const SOURCES = ['slack', 'teams', 'cli', 'system'] as const;
 export const HOLD_SCOPES = ['update', 'client', 'ring', 'all'] as const;
 export const CHAT_PLATFORMS = ['slack', 'teams'] as const;
+export const WAIVER_SCOPES = ['device', 'user', 'client'] as const;
 export const RUN_STATES = ['scheduled', 'running', 'succeeded', 'failed', 'offline', 'rolled', 'skipped', 'cancelled'] as const;
 export const OUTBOX_STATES = ['pending', 'sending', 'sent', 'failed', 'dead'] as const;
 
@@ -615,7 +617,7 @@ export const auditLog = pgTable(
 );
 
 /**
- * Direct messages to end users about their own devices: "save your work tonight" (one per person per night) and
+ * Direct messages to end users about their own devices: "save your work tonight" (one per person per window) and
  * "your computer was off last night" (one per person per release). The row is what a button press is checked
  * against (only `recipient` may answer) and what a deferral acts on (the devices and windows the DM named), so
  * the answer never depends on re-planning. `key` is the exactly-once guarantee; the outbox row shares it.
@@ -624,7 +626,7 @@ export const userDms = pgTable(
   'user_dms',
   {
     id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
-    /** `tonight:<person>:<night>` or `offline:<person>:<release>`. */
+    /** `tonight:<person>:<window start, UTC ISO>` (one per person per window) or `offline:<person>:<release>`. */
     key: text('key').notNull(),
     kind: text('kind', { enum: ['tonight', 'offline'] }).notNull(),
     personId: integer('person_id')
@@ -650,5 +652,32 @@ export const userDms = pgTable(
   (t) => [
     unique('user_dms_key').on(t.key),
     index('user_dms_person_release_idx').on(t.personId, t.releaseId),
+  ],
+);
+
+/**
+ * An engineer's explicit, audited "patch these without the save-your-work DM": for a user no chat can reach (or a
+ * client with no chat at all), whose devices the notice rule would otherwise keep out of every window. One more
+ * kind of notice evidence (src/domain/notice.ts); the device still waits for its window. Standing until revoked,
+ * so an unreachable user is not re-waived every month; revoked rows stay as history.
+ */
+export const noticeWaivers = pgTable(
+  'notice_waivers',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    scope: text('scope', { enum: WAIVER_SCOPES }).notNull(),
+    /** A device name, a user's email (lower-cased) or a client id (`msp` for the MSP's own machines). */
+    target: text('target').notNull(),
+    reason: text('reason').notNull(),
+    actor: text('actor').notNull(),
+    source: text('source', { enum: SOURCES }).notNull(),
+    createdAt: createdAt(),
+    revokedAt: instant('revoked_at'),
+    revokedBy: text('revoked_by'),
+  },
+  (t) => [
+    // One standing waiver per target: a second /patch notice waive is a no-op, not a second row.
+    uniqueIndex('notice_waivers_active_key').on(t.scope, t.target).where(sql`${t.revokedAt} is null`),
+    check('notice_waivers_scope_check', inList('scope', WAIVER_SCOPES)),
   ],
 );

@@ -109,10 +109,16 @@ export async function loadDm(db: AppDatabase, id: number, lock = false): Promise
   };
 }
 
-/** How many nights this person put their machines off in this release. */
-export async function deferralsUsed(db: AppDatabase, personId: number, releaseId: string | null): Promise<number> {
+/**
+ * How many nights this person put their machines off in this release, not counting the night of `answering` (the
+ * DM being answered). Nights, not DMs: since each window has its own DM, a person with a desktop at 22:00 and a laptop at
+ * 12:00 the next day gets two the same afternoon, and putting both off is one night's deferral, as it was when
+ * they shared a DM.
+ */
+export async function deferralsUsed(db: AppDatabase, personId: number, releaseId: string | null, answering?: number): Promise<number> {
   const [r] = rowsOf<{ n: string | number }>(
-    await db.execute(sql`select count(*) as n from user_dms where person_id = ${personId} and release_id is not distinct from ${releaseId} and answer = 'defer'`),
+    await db.execute(sql`select count(distinct night) as n from user_dms where person_id = ${personId} and release_id is not distinct from ${releaseId}
+      and answer = 'defer' ${answering === undefined ? sql`` : sql`and night <> (select night from user_dms where id = ${answering})`}`),
   );
   return Number(r?.n ?? 0);
 }

@@ -55,13 +55,58 @@ export interface NoticeEvidence {
   /** The user answered such a DM: OK, a deferral (the device already has its window's run, rolled), or one past
    * the deferral limit (escalated: they read it, and the engineers decide whether to hold). */
   answered: boolean;
+  /** An engineer waived the notice for this device, its user or its client (see waiverFor): audited, so the
+   * device follows its window alone, as one without a user does. */
+  waived?: boolean;
 }
 
 /** Whether the user of a device was warned in time for the window that opens at `windowStart`. */
 export function warnedInTime(evidence: NoticeEvidence | undefined, windowStart: Date, noticeHours: number): boolean {
   if (!evidence) return false;
-  if (evidence.answered) return true;
+  if (evidence.answered || evidence.waived === true) return true;
   return evidence.sentAt !== null && evidence.sentAt.getTime() <= noticeDeadline(windowStart, noticeHours).getTime();
+}
+
+export type WaiverScope = 'device' | 'user' | 'client';
+
+/**
+ * An engineer's "patch these without the DM" (`/patch notice waive`): the way out for a user no chat directory
+ * matches, or a client with no chat, whose devices would otherwise never be admitted. Who, when, why, for what.
+ */
+export interface NoticeWaiver {
+  id: number;
+  scope: WaiverScope;
+  /** A device name, a user's email (lower-cased) or a client id; MSP_WAIVER_TARGET for the MSP's own machines. */
+  target: string;
+  reason: string;
+  by: string;
+  at: Date;
+  revokedAt: Date | null;
+}
+
+/** The client-scope target naming the MSP's own machines (they belong to no client). */
+export const MSP_WAIVER_TARGET = 'msp';
+
+/** What a waiver is matched against: the device's name, its user and its owner. */
+export interface WaiverSubject {
+  name: string;
+  userEmail: string | null | undefined;
+  clientId: string | null;
+}
+
+/**
+ * The waiver in force at `at` that covers this device, if any: one naming the device, its user (by email, any
+ * case) or its client, made at or before `at` and not revoked by then. The narrowest wins, so status can say why.
+ */
+export function waiverFor(waivers: readonly NoticeWaiver[], subject: WaiverSubject, at: Date): NoticeWaiver | undefined {
+  const t = at.getTime();
+  const inForce = waivers.filter((w) => w.at.getTime() <= t && (w.revokedAt === null || w.revokedAt.getTime() > t));
+  const email = subject.userEmail?.toLowerCase();
+  return (
+    inForce.find((w) => w.scope === 'device' && w.target === subject.name) ??
+    inForce.find((w) => w.scope === 'user' && email !== undefined && w.target.toLowerCase() === email) ??
+    inForce.find((w) => w.scope === 'client' && w.target === (subject.clientId ?? MSP_WAIVER_TARGET))
+  );
 }
 
 export interface NoticeSubject {

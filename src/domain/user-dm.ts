@@ -161,18 +161,23 @@ export interface NightPlan {
   unmatched: Array<{ email: string; devices: string[]; night: string }>;
 }
 
-export const tonightKey = (personId: number, night: string): string => `tonight:${personId}:${night}`;
+/**
+ * One DM per person per window: the key names the window's start (UTC ISO), not the local date. Keyed by date, a
+ * second window whose DM fell on the same date (a 12:00 window and a 22:00 one, or work that became due after the
+ * first DM went) was deduplicated away, and that window's devices, never warned, were never admitted.
+ */
+export const tonightKey = (personId: number, windowStart: Date): string => `tonight:${personId}:${windowStart.toISOString()}`;
 export const offlineKey = (personId: number, releaseId: string): string => `offline:${personId}:${releaseId}`;
 
 /**
- * The DMs due at `now` for one client: one per person per night, for devices whose run tonight will install (a
+ * The DMs due at `now` for one client: one per person per window, for devices whose run in it will install (a
  * planned run always carries updates; a device with nothing to install is not passed in or is dropped here).
  * Due means the send time has come and the DM can still reach the person the client's notice hours before the
  * window; a window too close for that is left to pass (its devices get no run there) and the next one is told.
  */
 export function planNight(input: { client: DmClient; devices: readonly NightDevice[]; people: ReadonlyMap<string, DmRecipient>; now: Date }): NightPlan {
   const { client, now } = input;
-  const groups = new Map<string, { person: DmRecipient | undefined; email: string; zone: string; night: string; sendAt: Date; devices: DmDevice[] }>();
+  const groups = new Map<string, { person: DmRecipient | undefined; email: string; zone: string; night: string; sendAt: Date; windowStart: Date; devices: DmDevice[] }>();
   for (const device of input.devices) {
     if (device.updates.length === 0) continue;
     const person = input.people.get(device.userEmail.toLowerCase());
@@ -181,10 +186,11 @@ export function planNight(input: { client: DmClient; devices: readonly NightDevi
     const sendAt = dmSendTime(device.windowStart, zone, client.dmTime, notice);
     if (!dmDue(sendAt, device.windowStart, notice, now)) continue;
     const night = nightOf(sendAt, zone);
-    const key = `${device.userEmail.toLowerCase()}|${night}`;
+    // Per window, not per date: each window's devices need a warning naming that window (see tonightKey).
+    const key = `${device.userEmail.toLowerCase()}|${device.windowStart.getTime()}`;
     let group = groups.get(key);
     if (!group) {
-      group = { person, email: device.userEmail.toLowerCase(), zone, night, sendAt, devices: [] };
+      group = { person, email: device.userEmail.toLowerCase(), zone, night, sendAt, windowStart: device.windowStart, devices: [] };
       groups.set(key, group);
     }
     group.devices.push(device);
@@ -194,12 +200,15 @@ export function planNight(input: { client: DmClient; devices: readonly NightDevi
   for (const g of groups.values()) {
     g.devices.sort((a, b) => a.windowStart.getTime() - b.windowStart.getTime() || a.name.localeCompare(b.name));
     if (!g.person?.address) {
-      plan.unmatched.push({ email: g.email, devices: g.devices.map((d) => d.name), night: g.night });
+      // Listed once per person and night for the engineers, whatever windows their devices are in.
+      const listed = plan.unmatched.find((u) => u.email === g.email && u.night === g.night);
+      if (listed) listed.devices.push(...g.devices.map((d) => d.name).filter((n) => !listed.devices.includes(n)));
+      else plan.unmatched.push({ email: g.email, devices: g.devices.map((d) => d.name), night: g.night });
       continue;
     }
     const { address } = g.person;
     plan.due.push({
-      key: tonightKey(g.person.personId, g.night),
+      key: tonightKey(g.person.personId, g.windowStart),
       personId: g.person.personId,
       clientId: client.id,
       releaseId: g.devices[0]!.releaseId,

@@ -179,14 +179,15 @@ export class RolloutEngine {
 
   /**
    * No unwarned reboot: each window's group keeps its devices without a user and those whose user was sent the
-   * "save your work" DM for that window in time, or answered it (src/domain/notice.ts). A group left with no
-   * device opens nothing: its gate waits for a window its users can be told about.
+   * "save your work" DM for that window in time, or answered it, or whom an engineer's waiver in force at `now`
+   * covers (src/domain/notice.ts). A group left with no device opens nothing: its gate waits for a window its
+   * users can be told about.
    */
-  private async warnedOnly<G extends { windowStart: string; devices: OpenGateDevice[] }>(groups: G[]): Promise<G[]> {
+  private async warnedOnly<G extends { windowStart: string; devices: OpenGateDevice[] }>(groups: G[], now: Date): Promise<G[]> {
     const users = await userDevices(this.db, [...new Set(groups.flatMap((g) => g.devices.map((d) => d.id)))]);
     if (users.size === 0) return groups;
     const pairs = groups.flatMap((g) => g.devices.filter((d) => users.has(d.id)).map((d) => ({ deviceId: d.id, windowStart: g.windowStart })));
-    const evidence = await noticeEvidence(this.db, pairs);
+    const evidence = await noticeEvidence(this.db, pairs, now);
     const kept: G[] = [];
     for (const g of groups) {
       const told = new Map<number, NoticeEvidence>();
@@ -256,7 +257,7 @@ export class RolloutEngine {
       if (isHeld(holds, { releaseId: gate.releaseId, ring: gate.ring, clientId: gate.clientId })) report.held++;
       else unheld.push(group);
     }
-    const open = await this.warnedOnly(unheld);
+    const open = await this.warnedOnly(unheld, nowDate);
 
     // Gates opening their first window move to running, a release's gates in one transaction.
     const opening = new Map<string, Group[]>();

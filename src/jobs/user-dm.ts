@@ -2,7 +2,7 @@
  * "Save your work tonight" on a tick. Each minute: refresh the Slack directory when it is a day old, work out for
  * every device with a user which window comes next and what it would install (the rollout's own planWindow, same
  * approvals and holds), ask the domain which DMs are due now, and write each DM row and its outbox post in ONE
- * transaction keyed user x night (ON CONFLICT DO NOTHING). A retried tick, a second scheduler or a worker killed
+ * transaction keyed user x window (ON CONFLICT DO NOTHING). A retried tick, a second scheduler or a worker killed
  * mid fan-out writes nothing twice; the outbox deliverer sends each row once and paces them to the platform.
  *
  * Also each tick: the morning after a window, one "your computer was off last night" per person per release for
@@ -27,6 +27,8 @@ import { parseWindowSpec } from '../domain/window-spec.ts';
 import { type MaintenanceWindow } from '../domain/windows.ts';
 import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
 import { offlineNoticePayload, userDmPayload } from '../bot/user-dm-render.ts';
+import { unmatchedWaived, WAIVE_HINT } from '../bot/notice-status.ts';
+import { noticeWaivers } from '../db/notice-repo.ts';
 import { boundText, escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './index.ts';
@@ -155,9 +157,12 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
       report.dms += ids.length;
       report.outboxIds.push(...ids);
     }
-    if (plan.unmatched.length > 0 && channel) {
-      const byNight = new Map<string, typeof plan.unmatched>();
-      for (const u of plan.unmatched) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
+    // A user whose every device an engineer's waiver covers is patched anyway: listing them as waiting would be false.
+    const waivers = plan.unmatched.length > 0 ? await noticeWaivers(db, now) : [];
+    const waiting = plan.unmatched.filter((u) => !unmatchedWaived({ clientId, email: u.email, platform, devices: u.devices }, waivers, now));
+    if (waiting.length > 0 && channel) {
+      const byNight = new Map<string, typeof waiting>();
+      for (const u of waiting) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
       for (const [night, users] of byNight) {
         const releaseId = devices[0]!.releaseId;
         const lines = users.slice(0, 40).map((u) => `• ${escapeMrkdwn(u.email)}: ${escapeMrkdwn(listNames(u.devices))}`);
@@ -171,7 +176,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
               subject: `userdm-unmatched:${clientId ?? 'msp'}:${night}`,
               payload: {
                 text: boundText(
-                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message and those machines are not updated until they can be told:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}`,
+                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message and those machines are not updated until they can be told:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}\nTo patch them without the message: ${WAIVE_HINT} (audited).`,
                 ),
                 threadSubject: `digest:${releaseId}`,
               },
@@ -194,7 +199,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
 /** A batch of DMs per transaction: a crash loses none of a batch's rows without its posts, and none twice. */
 const DMS_PER_TRANSACTION = 500;
 
-/** DM rows and their outbox posts in one transaction, both keyed user x night; a DM already written is skipped. */
+/** DM rows and their outbox posts in one transaction, both keyed user x window; a DM already written is skipped. */
 async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date): Promise<number[]> {
   if (dms.length === 0) return [];
   return db.transaction(async (tx) => {

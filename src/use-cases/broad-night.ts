@@ -8,11 +8,15 @@ import { zoneShort } from '../domain/zone-label.ts';
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import type { OutboxItem } from '../db/outbox-repo.ts';
+import { needsNoticeSql } from '../db/notice-repo.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 
-/** Per device class of the client's broad ring: how many, whether any has a user, and the first window it gets. */
+/**
+ * Per device class of the client's broad ring: how many, whether any has a user the notice rule waits for (an
+ * engineer's waiver lifts that), and the first window it gets.
+ */
 export async function broadFirstNights(db: AppDatabase, clientId: string, now: Date): Promise<Array<{ deviceClass: string; count: number; users: boolean; night: string }>> {
   const [client] = rowsOf<{ timezone: string; windows: Record<string, string>; notice_hours: string | null }>(
     await db.execute(sql`select timezone, windows, settings ->> 'noticeHours' as notice_hours from clients where id = ${clientId}`),
@@ -20,8 +24,8 @@ export async function broadFirstNights(db: AppDatabase, clientId: string, now: D
   if (!client) return [];
   const notice = noticeHoursOf({ noticeHours: client.notice_hours === null ? undefined : Number(client.notice_hours) });
   const classes = rowsOf<{ class: string; n: number; users: boolean }>(
-    await db.execute(sql`select class, count(*)::int as n, bool_or(user_email is not null) as users from devices
-      where client_id = ${clientId} and ring = 'broad' and retired_at is null group by class order by class`),
+    await db.execute(sql`select d.class, count(*)::int as n, bool_or(${needsNoticeSql(now)}) as users from devices d
+      where d.client_id = ${clientId} and d.ring = 'broad' and d.retired_at is null group by d.class order by d.class`),
   );
   return classes.flatMap((c) => {
     const parsed = client.windows[c.class] ? parseWindowSpec(client.windows[c.class]!) : undefined;

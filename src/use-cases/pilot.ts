@@ -11,6 +11,7 @@ import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadBook } from '../db/rollout-repo.ts';
 import { lockRelease } from '../db/decisions-repo.ts';
 import { auditLog, decisions } from '../db/schema.ts';
+import { needsNoticeSql } from '../db/notice-repo.ts';
 import { gatesTouched, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
@@ -204,7 +205,8 @@ export async function planItems(db: AppDatabase, releaseId: string, clientId: st
   if (work.size === 0) return [];
   const withUsers = new Set(
     rowsOf<{ class: string }>(
-      await db.execute(sql`select distinct class from devices where client_id = ${clientId} and ring = 'broad' and retired_at is null and user_email is not null`),
+      // Users a standing waiver covers are not waited for: their machines start in their windows like servers.
+      await db.execute(sql`select distinct d.class from devices d where d.client_id = ${clientId} and d.ring = 'broad' and d.retired_at is null and ${needsNoticeSql(now)}`),
     ).map((r) => r.class),
   );
   const classes = [...work].sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => ({ class: c, n, users: withUsers.has(c) }));

@@ -82,7 +82,7 @@ export async function answerUserDm(
       await audit('user_dm.ok', { dmId: dm.id, devices: dm.devices.map((d) => d.name) });
     } else {
       const settings = (await clientSettings(tx)).get(dm.clientId);
-      const verdict = deferral(await deferralsUsed(tx, dm.personId, dm.releaseId), settings?.settings.maxDeferralsPerRelease);
+      const verdict = deferral(await deferralsUsed(tx, dm.personId, dm.releaseId, dm.id), settings?.settings.maxDeferralsPerRelease);
       if (verdict.allowed) {
         answer = 'defer';
         const notice = noticeHoursOf(settings?.settings);

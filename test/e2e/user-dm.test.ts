@@ -20,7 +20,7 @@ import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { scheduleGate, worldInventory, worldRelease, WIN11 } from '../support/rollout-world.ts';
 import { DEFAULT_USERS, startSlackEmulator, type SeedUser, type SlackEmulator } from '../support/slack-emulator.ts';
-import { buildBlockActions, postSigned } from '../support/slack-signing.ts';
+import { buildBlockActions, buildSlashCommand, postSigned } from '../support/slack-signing.ts';
 
 const SECRET = 'user-dm-signing-secret';
 const CH = 'C0ENGINEERS';
@@ -289,5 +289,38 @@ describe('a device named with mrkdwn in it', () => {
     expect(text).toContain('&lt;!channel&gt;');
     expect(text).not.toMatch(/[^\u200B][*_]|[*_][^\u200B]/);
     expect(text.replaceAll('\u200B', '')).toContain('ANN_*LAPTOP*_&lt;!channel&gt;');
+  });
+});
+
+describe('/patch notice: a user Slack cannot reach (issue 13)', () => {
+  const ask = async (user: string, text: string): Promise<string> => {
+    const before = emu.responses().length;
+    expect((await postSigned(eventsUrl, buildSlashCommand(emu, { user, text }).body, { secret: SECRET })).status).toBe(200);
+    await expect.poll(() => emu.responses().length).toBe(before + 1);
+    return String((emu.responses().at(-1)!.body as { text: string }).text);
+  };
+
+  it('status names who waits and the command; an engineer’s waiver is answered, told in the thread, and shown in status', async () => {
+    const before = await ask('U0PAT', 'status');
+    expect(before).toContain('their machines wait (2): dan@acme.example (acme, slack), mo@acme.example (acme, slack)');
+    expect(before).toContain('/patch notice waive USER-EMAIL|DEVICE|CLIENT [REASON]');
+
+    expect(await ask('U0ANN', 'notice waive dan@acme.example')).toMatch(/for the MSP.s engineers/);
+    const answer = await ask('U0PAT', 'notice waive dan@acme.example temp <!channel> *staff*');
+    expect(answer).toContain('Notice waived for user dan@acme.example (1 machine with a user)');
+    expect(await count(sql`select count(*) as n from audit_log where action = 'notice.waive' and actor = 'U0PAT'`)).toBe(1);
+
+    const thread = () =>
+      emu.replies(CH, emu.messages(CH).find((m) => m.text === '2024-Feb digest')!.ts).filter((m) => m.text?.includes('waived the “save your work” notice'));
+    await expect.poll(() => thread().length, { timeout: 15_000 }).toBe(1);
+    // The reason is shown as typed: no ping, no bold.
+    expect(thread()[0]!.text).toContain('<@U0PAT> waived');
+    expect(thread()[0]!.text).not.toContain('<!channel>');
+
+    const after = await ask('U0PAT', 'status');
+    expect(after).toContain('their machines wait (1): mo@acme.example');
+    expect(after).toMatch(/Notice waived, patched unwarned in their windows \(1\): user dan@acme\.example by <@U0PAT> .*: temp &lt;!channel&gt;/);
+    expect(await ask('U0PAT', 'notice revoke dan@acme.example')).toContain('Notice required again for user dan@acme.example');
+    expect(await ask('U0PAT', 'notice revoke dan@acme.example')).toContain('The notice is not waived for user dan@acme.example');
   });
 });

@@ -14,9 +14,12 @@ import {
   latestDmQueueTime,
   latestDmSendTime,
   noticeDeadline,
+  noticeHoursOf,
   plannedWindows,
+  waiverFor,
   warnedInTime,
   type NoticeEvidence,
+  type NoticeWaiver,
 } from '../../src/domain/notice.ts';
 import { answerLine, dmSendTime, planNight, renderDmText, type DmRecipient, type NightDevice } from '../../src/domain/user-dm.ts';
 
@@ -143,6 +146,49 @@ describe('the sweep\u2019s filter', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('an engineer\u2019s waiver (issue 13: users no chat can reach)', () => {
+  const waiver = (id: number, scope: NoticeWaiver['scope'], target: string, at: string, revokedAt: string | null = null): NoticeWaiver => ({
+    id,
+    scope,
+    target,
+    reason: 'not in Slack',
+    by: 'U0PAT',
+    at: new Date(at),
+    revokedAt: revokedAt === null ? null : new Date(revokedAt),
+  });
+  const dan = { name: 'DAN-PC', userEmail: 'Dan@Acme.example', clientId: 'acme' };
+
+  it('covers the device it names, its user (any case) or its client, only while in force; the narrowest is named', () => {
+    const at = new Date('2024-03-13T12:00:00Z');
+    expect(waiverFor([], dan, at)).toBeUndefined();
+    expect(waiverFor([waiver(1, 'user', 'dan@acme.example', '2024-03-13T11:00:00Z')], dan, at)?.id).toBe(1);
+    expect(waiverFor([waiver(1, 'client', 'acme', '2024-03-13T11:00:00Z'), waiver(2, 'device', 'DAN-PC', '2024-03-13T11:00:00Z')], dan, at)?.id).toBe(2);
+    // Made after the moment judged, revoked by it, or naming something else: not in force for this device.
+    expect(waiverFor([waiver(1, 'user', 'dan@acme.example', '2024-03-13T13:00:00Z')], dan, at)).toBeUndefined();
+    expect(waiverFor([waiver(1, 'user', 'dan@acme.example', '2024-03-12T11:00:00Z', '2024-03-13T11:00:00Z')], dan, at)).toBeUndefined();
+    expect(waiverFor([waiver(1, 'client', 'globex', '2024-03-13T11:00:00Z'), waiver(2, 'device', 'ANN-PC', '2024-03-13T11:00:00Z')], dan, at)).toBeUndefined();
+    // The MSP's own machines belong to no client: `msp` names them.
+    expect(waiverFor([waiver(1, 'client', 'msp', '2024-03-13T11:00:00Z')], { ...dan, clientId: null }, at)?.id).toBe(1);
+    expect(waiverFor([waiver(1, 'client', 'msp', '2024-03-13T11:00:00Z')], dan, at)).toBeUndefined();
+  });
+
+  it('is evidence the filter admits a user\u2019s device on, with no DM sent; without it the device waits', () => {
+    const start = new Date('2024-03-14T03:00:00Z');
+    const subjects = [{ id: 1, userEmail: 'dan@acme.example' }];
+    expect(admitWarned(subjects, start, () => 4, new Map())).toEqual([]);
+    expect(admitWarned(subjects, start, () => 4, new Map([[1, { sentAt: null, answered: false, waived: true }]]))).toEqual(subjects);
+    expect(warnedInTime({ sentAt: null, answered: false, waived: false }, start, 4)).toBe(false);
+  });
+
+  it('notice_hours 0 does not turn the notice off: a DM must still have gone before the window opens (a client that must not wait is waived)', () => {
+    const start = new Date('2024-03-14T03:00:00Z');
+    expect(noticeHoursOf({ noticeHours: 0 })).toBe(0);
+    expect(admitWarned([{ id: 1, userEmail: 'dan@acme.example' }], start, () => 0, new Map())).toEqual([]);
+    expect(warnedInTime({ sentAt: new Date(start.getTime() + 60_000), answered: false }, start, 0)).toBe(false);
+    expect(warnedInTime({ sentAt: start, answered: false }, start, 0)).toBe(true);
   });
 });
 

@@ -35,6 +35,17 @@ describe('/patch grammar', () => {
     expect(PATCH_USAGE).toContain('/patch skip pilot KB CLIENT');
   });
 
+  it('reads a notice waiver for a user, a device or a client, with the reason as typed, and its revocation (issue 13)', () => {
+    expect(parsePatchCommand('notice waive ann@acme.example  not in Slack,\nworks nights')).toEqual({ kind: 'notice_waive', target: 'ann@acme.example', reason: 'not in Slack,\nworks nights' });
+    expect(parsePatchCommand('NOTICE Waive ACME-FD-01')).toEqual({ kind: 'notice_waive', target: 'ACME-FD-01', reason: '' });
+    expect(parsePatchCommand('notice waive waive waive')).toEqual({ kind: 'notice_waive', target: 'waive', reason: 'waive' });
+    expect(parsePatchCommand('notice revoke acme-dental')).toEqual({ kind: 'notice_revoke', target: 'acme-dental' });
+    expect(parsePatchCommand('notice revoke acme-dental now').kind).toBe('unknown');
+    expect(parsePatchCommand('notice waive')).toMatchObject({ kind: 'unknown', problem: expect.stringContaining('/patch notice waive') });
+    expect(parsePatchCommand('notice skip ann@acme.example').kind).toBe('unknown');
+    expect(PATCH_USAGE).toContain('/patch notice waive USER-EMAIL|DEVICE|CLIENT [REASON]');
+  });
+
   it('names ring holds in its usage', () => {
     expect(PATCH_USAGE).toContain('/patch hold ring:msp|ring:pilot|ring:broad REASON');
     expect(PATCH_USAGE).toContain('/patch release KB|CLIENT|ring:RING|all');

@@ -1,4 +1,4 @@
-// When "save your work tonight" goes out, across zones, DM times and DST days; one DM per person per night; the
+// When "save your work tonight" goes out, across zones, DM times and DST days; one DM per person per window; the
 // deferral limit. Windows come from the product's own window expansion (DST-exact), so these are the real
 // instants the rollout will use.
 import { describe, expect, it } from 'vitest';
@@ -113,7 +113,7 @@ describe('planNight', () => {
     { personId: id, email, displayName: null, zone, address: matched ? { platform: 'slack', channel: `U${id}`, recipient: `U${id}` } : undefined },
   ];
 
-  it('gives each person ONE DM per night however many devices, nothing to devices with nothing to install, and lists the unmatched', () => {
+  it('gives each person ONE DM per window however many devices, nothing to devices with nothing to install, and lists the unmatched', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.boolean()), { minLength: 1, maxLength: 40 }),
@@ -161,6 +161,42 @@ describe('planNight', () => {
     expect(at22.due[0]!.text).toContain('tonight between 1:00 and 5:00 AM CDT');
     // Once the window has opened it is too late to warn: nothing is due.
     expect(planNight({ client: { id: 'acme', zone: 'America/Chicago', platform: 'slack' }, devices, people, now: new Date('2024-06-12T06:00:00Z') }).due).toEqual([]);
+  });
+
+  it('a second window on the same local date gets its own DM: the key is per person and window, not per date (issue 13)', () => {
+    const people = new Map([person(1, 'a@x.com', null)]);
+    const client = { id: 'acme', zone: 'America/Chicago', platform: 'slack' as const };
+    // Ann's desktop is patched in Tuesday's 22:00-02:00 window (03:00Z), her laptop in Wednesday's 12:00-14:00
+    // (17:00Z); both DMs go at 15:00 CDT on Tuesday 11 June. At 15:00 only the desktop has work; the laptop's
+    // update comes due at 16:00 (a late approval), when its DM is still in time.
+    const desktop = { ...device(1, 'a@x.com', '2024-06-12T03:00:00Z', 'ANN-PC'), windowEnd: new Date('2024-06-12T07:00:00Z') };
+    const laptop = { ...device(2, 'a@x.com', '2024-06-12T17:00:00Z', 'ANN-LAPTOP'), windowEnd: new Date('2024-06-12T19:00:00Z') };
+    const first = planNight({ client, devices: [desktop], people, now: new Date('2024-06-11T20:00:00Z') });
+    const second = planNight({ client, devices: [desktop, laptop], people, now: new Date('2024-06-11T21:00:00Z') });
+    expect(first.due.map((d) => d.night)).toEqual(['2024-06-11']);
+    // The tick writes each key once (ON CONFLICT DO NOTHING): the laptop's DM must not share the desktop's key.
+    const laptopDm = second.due.find((d) => d.devices.some((x) => x.name === 'ANN-LAPTOP'));
+    expect(laptopDm?.night).toBe('2024-06-11');
+    expect(laptopDm?.key).not.toBe(first.due[0]!.key);
+    expect(laptopDm?.devices.map((d) => d.name)).toEqual(['ANN-LAPTOP']);
+    expect(laptopDm?.text).toContain('tomorrow between 12:00 and 2:00 PM CDT');
+    // Re-planning the desktop's window gives the same key as before: still one DM for that window.
+    expect(second.due.map((d) => d.key)).toContain(first.due[0]!.key);
+  });
+
+  it('one window with several devices of one person is one DM; two windows are two, each naming its own', () => {
+    const people = new Map([person(1, 'a@x.com', null)]);
+    const devices = [
+      device(1, 'a@x.com', '2024-06-12T03:00:00Z', 'ANN-PC'),
+      device(2, 'a@x.com', '2024-06-12T03:00:00Z', 'ANN-PC2'),
+      { ...device(3, 'a@x.com', '2024-06-12T17:00:00Z', 'ANN-LAPTOP'), windowEnd: new Date('2024-06-12T19:00:00Z') },
+    ];
+    const plan = planNight({ client: { id: 'acme', zone: 'America/Chicago', platform: 'slack' }, devices, people, now: new Date('2024-06-11T20:00:00Z') });
+    expect(plan.due.map((d) => d.devices.map((x) => x.name))).toEqual([['ANN-PC', 'ANN-PC2'], ['ANN-LAPTOP']]);
+    expect(plan.due.map((d) => d.key)).toEqual(['tonight:1:2024-06-12T03:00:00.000Z', 'tonight:1:2024-06-12T17:00:00.000Z']);
+    // An unreachable person is listed once for the night, with every device.
+    const unmatched = planNight({ client: { id: 'acme', zone: 'America/Chicago', platform: 'slack' }, devices, people: new Map([person(1, 'a@x.com', null, false)]), now: new Date('2024-06-11T20:00:00Z') });
+    expect(unmatched.unmatched).toEqual([{ email: 'a@x.com', devices: ['ANN-PC', 'ANN-PC2', 'ANN-LAPTOP'], night: '2024-06-11' }]);
   });
 
   it('fills a client template and leaves unknown fields visible', () => {

@@ -30,12 +30,15 @@ import { mspZone } from '../../use-cases/digest-refresh.ts';
 import { createLinkCode } from '../../use-cases/teams-link.ts';
 import { confirmPilot, PILOT_REPLY_CHAMPION_ACTION } from '../../use-cases/pilot.ts';
 import { holdClientFromWindow, promoteRelease, retryFailed, skipRing } from '../../use-cases/rollout-actions.ts';
+import { revokeNoticeWaiver, waiveNotice } from '../../use-cases/notice-waiver.ts';
 import { HOLD_CLIENT_ACTION, HOLD_CLIENT_CALLBACK, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from './window-blocks.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, searchClients, statusNames } from '../../use-cases/status.ts';
 import { escapeMrkdwn, escapeMrkdwnControls } from './block-kit.ts';
 import { registerUserDmActions } from './user-dm-actions.ts';
-import { unmatchedLine, unmatchedUsers } from '../../db/directory-repo.ts';
+import { unmatchedUsers } from '../../db/directory-repo.ts';
+import { noticeWaivers } from '../../db/notice-repo.ts';
+import { noticeStatusText } from '../notice-status.ts';
 import {
   CLIENTS_ACTION,
   HOLD_CALLBACK,
@@ -344,8 +347,8 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
       case 'status': {
         const ids = await recentReleaseIds(db, 3);
         const statuses = (await Promise.all(ids.map((id) => releaseStatus(db, id)))).filter((s) => s !== undefined);
-        const unmatched = unmatchedLine(await unmatchedUsers(db));
-        return void (await say(`${statusText(statuses, engineer.zone, now, await statusNames(db))}${unmatched ? `\n\n${escapeMrkdwn(unmatched)}` : ''}`));
+        const notice = noticeStatusText(await unmatchedUsers(db), await noticeWaivers(db, now), engineer.zone, now);
+        return void (await say(`${statusText(statuses, engineer.zone, now, await statusNames(db))}${notice ? `\n\n${notice}` : ''}`));
       }
       case 'windows': {
         const w = await clientWindows(db, parsed.client, now);
@@ -381,6 +384,10 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
         const result = await skipRing(ctx, { actor, releaseId: release, ring: parsed.ring, update: parsed.update, clientId: parsed.client, reason: parsed.reason });
         return void (await say(resultText(result)));
       }
+      case 'notice_waive':
+        return void (await say(resultText(await waiveNotice(ctx, { actor, target: parsed.target, reason: parsed.reason }))));
+      case 'notice_revoke':
+        return void (await say(resultText(await revokeNoticeWaiver(ctx, { actor, target: parsed.target }))));
       case 'withdraw': {
         const release = await currentReleaseId(db);
         if (!release) return void (await say('No release is stored yet.'));
