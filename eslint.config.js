@@ -28,4 +28,13 @@ export default tseslint.config(
       'no-restricted-globals': ['error', { name: 'process', message: 'The domain takes what it needs as arguments.' }],
     },
   },
+  {
+    // Repositories are below the use-cases and the chat: they take rendered payloads or return data, never import up.
+    files: ['src/db/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: ['**/bot/**', '**/chat/**', '**/use-cases/**', '**/jobs/**', '**/sandbox/**', '**/commands/**', '@slack/*', '@microsoft/*'],
+      }],
+    },
+  },
 );

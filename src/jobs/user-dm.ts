@@ -29,7 +29,7 @@ import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
 import { offlineNoticePayload, userDmPayload } from '../bot/user-dm-render.ts';
 import { boundText, escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { OutboxNotifier } from './outbox.ts';
-import type { JobContext, JobModule } from './index.ts';
+import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 import { WebClient } from '@slack/web-api';
 

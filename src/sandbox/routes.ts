@@ -15,7 +15,7 @@ import type { Logger } from '../log.ts';
 import type { RequestHandler } from '../runtime/http.ts';
 import { JUMPS, jumpTarget, type Jump } from '../domain/sandbox-jumps.ts';
 import { loadDirectory } from './directory.ts';
-import type { Sandbox } from './sandbox.ts';
+import type { Sandbox } from './sandbox-types.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState, SandboxTeamsConversation } from './api-types.ts';
 import type { StoredMessage } from './emulators/slack-emulator.ts';
 import { createPageGuard, guardHandlers, PAGE_HEADERS, pageWithToken } from './page-guard.ts';
