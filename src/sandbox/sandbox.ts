@@ -13,9 +13,9 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import { sql } from 'drizzle-orm';
 import { DEFAULTS, type Config } from '../config.ts';
-import { rowsOf, type Database } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
+import { hasMsp } from '../db/msp-repo.ts';
 import { retryUnsentNow } from '../db/outbox-repo.ts';
 import { repointServiceUrls } from '../db/teams-conversations-repo.ts';
 import type { Logger } from '../log.ts';
@@ -223,6 +223,5 @@ async function readChatHistory(file: string, log: Logger): Promise<ChatHistory |
 }
 
 async function inventoryImported(database: Database): Promise<boolean> {
-  const [row] = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from msp`));
-  return Number(row?.n ?? 0) > 0;
+  return hasMsp(database.db);
 }
