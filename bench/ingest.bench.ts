@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseCvrf } from '../src/adapters/msrc/to-release.ts';
 import { openDatabase, type Database } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
-import { storeRelease } from '../src/db/release-repo.ts';
+import { storeRelease } from '../src/use-cases/store-release.ts';
 import { msp } from '../src/db/schema.ts';
 import type { Release } from '../src/domain/release.ts';
 import { bestOf, collectGarbage, measure, report, scratchPostgres } from './lib.ts';

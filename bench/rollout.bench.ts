@@ -21,7 +21,7 @@ import type { Config } from '../src/config.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
-import { storeRelease } from '../src/db/release-repo.ts';
+import { storeRelease } from '../src/use-cases/store-release.ts';
 import { runCounts } from '../src/db/rollout-repo.ts';
 import { parseWindowSpec } from '../src/domain/window-spec.ts';
 import type { Release } from '../src/domain/release.ts';

@@ -17,7 +17,7 @@ import { parseCvrf } from '../src/adapters/msrc/to-release.ts';
 import { createSlackApp } from '../src/bot/slack/app.ts';
 import { openDatabase, rowsOf } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
-import { storeRelease } from '../src/db/release-repo.ts';
+import { storeRelease } from '../src/use-cases/store-release.ts';
 import { chatIdentities, clients, devices, locations, msp, people, personRoles } from '../src/db/schema.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer } from '../src/jobs/outbox.ts';
 import { createHttpServer } from '../src/runtime/http.ts';

@@ -26,7 +26,7 @@ import { openDatabase, rowsOf } from '../src/db/client.ts';
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { storeSlackDirectory } from '../src/db/directory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
-import { storeRelease } from '../src/db/release-repo.ts';
+import { storeRelease } from '../src/use-cases/store-release.ts';
 import { deliveryClient, startOutboxDeliverer } from '../src/jobs/outbox.ts';
 import { queueUserDms } from '../src/jobs/user-dm.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';

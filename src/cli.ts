@@ -1,17 +1,10 @@
 import { inspect } from 'node:util';
 import { Command, CommanderError } from 'commander';
+import { CliError } from './commands/cli-error.ts';
 import { registerCommands } from './commands/index.ts';
 
-/** Thrown by a command to end with a message and an exit code, without a stack trace. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
+// Its own module, so the commands can throw it without importing the program that registers them (a cycle).
+export { CliError };
 
 export function buildProgram(): Command {
   const program = new Command('patchbay')

@@ -26,23 +26,6 @@ export type PatchCommand =
   | { kind: 'notice_revoke'; target: string }
   | { kind: 'unknown'; problem: string };
 
-export const PATCH_USAGE = [
-  '*/patch* commands:',
-  '• `/patch status`: each release, per update, per ring, per client',
-  '• `/patch hold KB|CLIENT|all REASON`: hold an update, a client, or the whole current release',
-  '• `/patch hold ring:msp|ring:pilot|ring:broad REASON`: hold one ring of the current release, for every client',
-  '• `/patch release KB|CLIENT|ring:RING|all`: release the matching holds',
-  '• `/patch withdraw KB|all`: withdraw an approval (only before anything was deployed)',
-  '• `/patch windows CLIENT`: the client\u2019s next maintenance windows, in its time and yours',
-  '• `/patch notes KB`: the research notes on an update',
-  '• `/patch link CLIENT`: a one-time code the client\u2019s champion sends the Teams bot to link their chat',
-  '• `/patch promote RELEASE`: promote a release to pilot once ring msp has finished and soaked',
-  '• `/patch confirm CLIENT`: confirm the client\u2019s pilot on its champion\u2019s behalf (audited)',
-  '• `/patch skip msp KB [REASON]` / `/patch skip pilot KB CLIENT [REASON]`: let an update past a ring no machine of which runs it (audited, shown)',
-  '• `/patch notice waive USER-EMAIL|DEVICE|CLIENT [REASON]`: patch those machines in their windows without waiting for the \u201csave your work\u201d message, for users no chat can reach (audited, shown); `/patch notice revoke \u2026` undoes it',
-  '• `/patch help`: this list',
-].join('\n');
-
 const RINGS: readonly Ring[] = ['msp', 'pilot', 'broad'];
 
 /**
@@ -58,57 +41,115 @@ function ringOf(arg: string): Ring | string | undefined {
 
 const isRing = (r: Ring | string | undefined): r is Ring => r !== undefined && (RINGS as readonly string[]).includes(r);
 
+/** What one subcommand reads: the words after the verb, and the whole text for a free-text reason. */
+interface Words {
+  /** The verb as typed. */
+  word: string;
+  /** The words after the verb. */
+  args: readonly string[];
+  /** The whole command text, trimmed: a reason keeps its spacing and line breaks. */
+  text: string;
+}
+
+interface Subcommand {
+  /** Its lines in `/patch help`, in the order of the table. */
+  usage: readonly string[];
+  parse(words: Words): PatchCommand;
+}
+
+const unknown = (problem: string): PatchCommand => ({ kind: 'unknown', problem });
+
+/** A subcommand that takes exactly one word. */
+const oneWord = (problem: string, build: (arg: string) => PatchCommand) => ({ args }: Words): PatchCommand =>
+  args.length === 1 ? build(args[0]!) : unknown(problem);
+
+/**
+ * The grammar, one entry per subcommand: a new subcommand is one entry here (its usage lines and its parse) and
+ * one kind in PatchCommand. The order is the order of `/patch help`.
+ */
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  status: {
+    usage: ['`/patch status`: each release, per update, per ring, per client'],
+    parse: ({ args }) => (args.length === 0 ? { kind: 'status' } : unknown('`status` takes nothing after it')),
+  },
+  hold: {
+    usage: [
+      '`/patch hold KB|CLIENT|all REASON`: hold an update, a client, or the whole current release',
+      '`/patch hold ring:msp|ring:pilot|ring:broad REASON`: hold one ring of the current release, for every client',
+    ],
+    parse: parseHold,
+  },
+  release: {
+    usage: ['`/patch release KB|CLIENT|ring:RING|all`: release the matching holds'],
+    parse: ({ args }) => {
+      const arg = args[0];
+      if (!arg || args.length > 1) return unknown('`release` takes one thing: a KB, a client id, ring:RING, or all');
+      const ring = ringOf(arg);
+      if (ring !== undefined && !isRing(ring)) return unknown(ring);
+      return ring !== undefined ? { kind: 'release_ring', ring } : { kind: 'release', target: arg };
+    },
+  },
+  withdraw: {
+    usage: ['`/patch withdraw KB|all`: withdraw an approval (only before anything was deployed)'],
+    parse: oneWord('`withdraw` takes one thing: a KB, or all for the release approval', (target) => ({ kind: 'withdraw', target })),
+  },
+  windows: {
+    usage: ['`/patch windows CLIENT`: the client\u2019s next maintenance windows, in its time and yours'],
+    parse: oneWord('`windows` takes one client id', (client) => ({ kind: 'windows', client })),
+  },
+  notes: {
+    usage: ['`/patch notes KB`: the research notes on an update'],
+    parse: oneWord('`notes` takes one KB', (update) => ({ kind: 'notes', update })),
+  },
+  link: {
+    usage: ['`/patch link CLIENT`: a one-time code the client\u2019s champion sends the Teams bot to link their chat'],
+    parse: oneWord('`link` takes one client id', (client) => ({ kind: 'link', client })),
+  },
+  promote: {
+    usage: ['`/patch promote RELEASE`: promote a release to pilot once ring msp has finished and soaked'],
+    parse: oneWord('`promote` takes one release, e.g. 2024-Feb', (release) => ({ kind: 'promote', release })),
+  },
+  confirm: {
+    usage: ['`/patch confirm CLIENT`: confirm the client\u2019s pilot on its champion\u2019s behalf (audited)'],
+    parse: oneWord('`confirm` takes one client id', (client) => ({ kind: 'confirm', client })),
+  },
+  skip: {
+    usage: ['`/patch skip msp KB [REASON]` / `/patch skip pilot KB CLIENT [REASON]`: let an update past a ring no machine of which runs it (audited, shown)'],
+    parse: ({ args }) => parseSkip(args),
+  },
+  notice: {
+    usage: [
+      '`/patch notice waive USER-EMAIL|DEVICE|CLIENT [REASON]`: patch those machines in their windows without waiting for the \u201csave your work\u201d message, for users no chat can reach (audited, shown); `/patch notice revoke \u2026` undoes it',
+    ],
+    parse: ({ args, text }) => parseNotice(text, args),
+  },
+  help: {
+    usage: ['`/patch help`: this list'],
+    parse: () => ({ kind: 'help' }),
+  },
+};
+
+export const PATCH_USAGE = ['*/patch* commands:', ...Object.values(SUBCOMMANDS).flatMap((s) => s.usage.map((line) => `\u2022 ${line}`))].join('\n');
+
+/** Pure: the text after `/patch` to a command, or to what is wrong with it (`unknown`, answered with the usage). */
 export function parsePatchCommand(text: string): PatchCommand {
   const trimmed = text.trim();
   if (trimmed === '') return { kind: 'help' };
-  const [word = '', ...rest] = trimmed.split(/\s+/);
-  const verb = word.toLowerCase();
-  const arg = rest[0];
-  switch (verb) {
-    case 'status':
-      return rest.length === 0 ? { kind: 'status' } : { kind: 'unknown', problem: '`status` takes nothing after it' };
-    case 'help':
-      return { kind: 'help' };
-    case 'hold': {
-      if (!arg) return { kind: 'unknown', problem: '`hold` needs what to hold (a KB, a client id, ring:RING, or all) and a reason' };
-      // The reason is everything after the target, exactly as typed (spacing and line breaks kept).
-      const reason = trimmed.slice(trimmed.indexOf(arg, word.length) + arg.length).trim();
-      const ring = ringOf(arg);
-      if (ring !== undefined && !isRing(ring)) return { kind: 'unknown', problem: ring };
-      if (reason === '') return { kind: 'unknown', problem: `a hold needs a reason: \`/patch hold ${arg.replace(/`/g, "'")} REASON\`` };
-      return ring !== undefined ? { kind: 'hold_ring', ring, reason } : { kind: 'hold', target: arg, reason };
-    }
-    case 'release': {
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`release` takes one thing: a KB, a client id, ring:RING, or all' };
-      const ring = ringOf(arg);
-      if (ring !== undefined && !isRing(ring)) return { kind: 'unknown', problem: ring };
-      return ring !== undefined ? { kind: 'release_ring', ring } : { kind: 'release', target: arg };
-    }
-    case 'withdraw':
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`withdraw` takes one thing: a KB, or all for the release approval' };
-      return { kind: 'withdraw', target: arg };
-    case 'windows':
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`windows` takes one client id' };
-      return { kind: 'windows', client: arg };
-    case 'notes':
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`notes` takes one KB' };
-      return { kind: 'notes', update: arg };
-    case 'link':
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`link` takes one client id' };
-      return { kind: 'link', client: arg };
-    case 'promote':
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`promote` takes one release, e.g. 2024-Feb' };
-      return { kind: 'promote', release: arg };
-    case 'confirm':
-      if (!arg || rest.length > 1) return { kind: 'unknown', problem: '`confirm` takes one client id' };
-      return { kind: 'confirm', client: arg };
-    case 'skip':
-      return parseSkip(rest);
-    case 'notice':
-      return parseNotice(trimmed, rest);
-    default:
-      return { kind: 'unknown', problem: `I don't know \`${word.slice(0, 40).replace(/`/g, "'")}\`` };
-  }
+  const [word = '', ...args] = trimmed.split(/\s+/);
+  const subcommand = Object.hasOwn(SUBCOMMANDS, word.toLowerCase()) ? SUBCOMMANDS[word.toLowerCase()] : undefined;
+  if (!subcommand) return unknown(`I don't know \`${word.slice(0, 40).replace(/`/g, "'")}\``);
+  return subcommand.parse({ word, args, text: trimmed });
+}
+
+function parseHold({ word, args, text }: Words): PatchCommand {
+  const arg = args[0];
+  if (!arg) return unknown('`hold` needs what to hold (a KB, a client id, ring:RING, or all) and a reason');
+  // The reason is everything after the target, exactly as typed (spacing and line breaks kept).
+  const reason = text.slice(text.indexOf(arg, word.length) + arg.length).trim();
+  const ring = ringOf(arg);
+  if (ring !== undefined && !isRing(ring)) return unknown(ring);
+  if (reason === '') return unknown(`a hold needs a reason: \`/patch hold ${arg.replace(/`/g, "'")} REASON\``);
+  return ring !== undefined ? { kind: 'hold_ring', ring, reason } : { kind: 'hold', target: arg, reason };
 }
 
 const SKIP_USAGE = '`skip` takes a ring and a KB, and for the pilot a client: `/patch skip msp KB [REASON]` or `/patch skip pilot KB CLIENT [REASON]`';

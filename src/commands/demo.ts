@@ -11,7 +11,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { Command } from 'commander';
-import { CliError } from '../cli.ts';
+import { CliError } from './cli-error.ts';
 import type { RunningApp } from '../app.ts';
 import type { Logger } from '../log.ts';
 import type { DemoProgress, DemoSummary } from '../sandbox/demo-script.ts';
@@ -73,7 +73,7 @@ export interface StartDemoOptions {
 export async function startDemoApp(options: StartDemoOptions): Promise<RunningApp> {
   const { loadConfig } = await import('../config.ts');
   const { startApp } = await import('../app.ts');
-  const { ROLES } = await import('../jobs/index.ts');
+  const { ROLES } = await import('../jobs/context.ts');
   const { SandboxClock, sandboxClockFile } = await import('../sandbox/clock.ts');
   const { demoClockStart } = await import('../sandbox/demo-script.ts');
   // Only what the demo needs from the environment; see the module comment for why the rest is left out.

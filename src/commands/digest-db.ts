@@ -7,10 +7,10 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { DateTime } from 'luxon';
-import { CliError } from '../cli.ts';
+import { CliError } from './cli-error.ts';
 import type { KevIndex } from '../domain/digest.ts';
 import type { Release } from '../domain/release.ts';
-import { renderDigest, type DigestFormat, type DigestOptions } from './digest.ts';
+import { renderDigest, type DigestFormat, type DigestOptions } from './digest-format.ts';
 
 interface Context extends Omit<DigestOptions, 'now'> {
   format: DigestFormat;
@@ -84,7 +84,7 @@ export async function fromDatabase(context: Context): Promise<string> {
   const outcome = await withCommandDatabase(config, async (database) => {
     const { migrateDatabase } = await import('../db/migrate.ts');
     const { replaceKevCatalog } = await import('../db/kev-repo.ts');
-    const { storeRelease } = await import('../db/release-repo.ts');
+    const { storeRelease } = await import('../use-cases/store-release.ts');
     await migrateDatabase(database);
     const kevResult = kev ? await replaceKevCatalog(database.db, kev, { now: storedAt, actor, source: 'cli' }) : undefined;
     const result = await storeRelease(database.db, release, { fetchedAt: storedAt, now: storedAt, actor, source: 'cli' });

@@ -1,21 +1,9 @@
 import type { Command } from 'commander';
-import { CliError } from '../cli.ts';
+import { CliError } from './cli-error.ts';
+import { renderDigest, type DigestOptions } from './digest-format.ts';
 
-export interface DigestOptions {
-  cvrf?: string;
-  release?: string;
-  post?: boolean;
-  fetch?: string | boolean;
-  kev?: string;
-  inventory?: string;
-  notes?: string;
-  json?: boolean;
-  text?: boolean;
-  blocks?: boolean;
-  card?: boolean;
-  interactive?: boolean;
-  now?: string;
-}
+export { renderDigest, type DigestFormat, type DigestOptions } from './digest-format.ts';
+
 
 export function register(program: Command): void {
   program
@@ -87,18 +75,6 @@ export function register(program: Command): void {
       const out = await renderDigest(digest, format, options.interactive === true);
       await new Promise<void>((resolve, reject) => process.stdout.write(out, (error) => (error ? reject(error) : resolve())));
     });
-}
-
-export type DigestFormat = 'json' | 'text' | 'blocks' | 'card';
-
-export async function renderDigest(digest: import('../domain/digest.ts').Digest, format: DigestFormat, interactive: boolean): Promise<string> {
-  if (format === 'json') return (await import('../render/digest-json.ts')).renderDigestJson(digest);
-  if (format === 'blocks') {
-    const messages = (await import('../bot/slack/digest-blocks.ts')).renderDigestBlocks(digest, { interactive });
-    return `${JSON.stringify(messages, null, 2)}\n`;
-  }
-  if (format === 'card') return `${JSON.stringify((await import('../bot/teams/digest-card.ts')).renderDigestCard(digest), null, 2)}\n`;
-  return (await import('../render/digest-text.ts')).renderDigestText(digest);
 }
 
 async function readNotes(file: string) {

@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .option('--json', 'print the outcome as JSON')
     .action(async (options: { json?: boolean }) => {
       const { loadConfig } = await import('../config.ts');
-      const { CliError } = await import('../cli.ts');
+      const { CliError } = await import('./cli-error.ts');
       const { withCommandDatabase, describeDatabase } = await import('../db/for-command.ts');
       const { describeDatabaseError } = await import('../db/errors.ts');
       const { migrateDatabase } = await import('../db/migrate.ts');

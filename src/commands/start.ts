@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { CliError } from '../cli.ts';
-import { ROLES, type Role } from '../jobs/index.ts';
+import { CliError } from './cli-error.ts';
+import { ROLES, type Role } from '../jobs/context.ts';
 
 function parseRoles(value: string): Set<Role> {
   if (value === 'all') return new Set(ROLES);

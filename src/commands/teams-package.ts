@@ -12,7 +12,7 @@ export function register(program: Command): void {
       const fs = await import('node:fs/promises');
       const path = await import('node:path');
       const { loadConfig } = await import('../config.ts');
-      const { CliError } = await import('../cli.ts');
+      const { CliError } = await import('./cli-error.ts');
       const { teamsPackage, teamsManifest } = await import('../bot/teams/package.ts');
       const config = loadConfig(process.env);
       if (!config.teams.appId) throw new CliError('TEAMS_APP_ID is not set: register the bot first (README: "Connecting Teams") and set TEAMS_APP_ID');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliError } from '../cli.ts';
+import { CliError } from './cli-error.ts';
 
 interface WindowsOptions {
   tz?: string;

@@ -10,11 +10,9 @@
 import { createHash } from 'node:crypto';
 import { asc, eq, isNull, sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
-import { BLOCK_KIT_LIMITS, cutMrkdwn, escapeMrkdwn, mrkdwn, splitText, type SlackMessage } from '../bot/slack/block-kit.ts';
-import { renderDigestBlocks } from '../bot/slack/digest-blocks.ts';
-import { buildDigest, type DigestInput } from '../domain/digest.ts';
+import type { DigestInput } from '../domain/digest.ts';
 import type { Inventory, InventoryClient, InventoryDevice } from '../domain/inventory.ts';
-import { classifyCve, diffReleases, type Release, type ReleaseChange } from '../domain/release.ts';
+import { classifyCve, diffReleases, latestRevision, type Release, type ReleaseChange } from '../domain/release.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import type { AppDatabase } from './client.ts';
 import { loadKevIndex } from './kev-repo.ts';
@@ -32,6 +30,8 @@ export interface StoreOptions {
   now: Date;
   actor?: string;
   source?: 'cli' | 'system';
+  /** Renders the digest or the revision's changes, queued in the same transaction. */
+  messages: ReleaseMessages;
 }
 
 export interface StoreResult {
@@ -62,7 +62,7 @@ export function releaseHash(release: Release): string {
   return createHash('sha256').update(JSON.stringify(release)).digest('hex');
 }
 
-export async function storeRelease(db: AppDatabase, release: Release, options: StoreOptions): Promise<StoreResult> {
+export async function saveRelease(db: AppDatabase, release: Release, options: StoreOptions): Promise<StoreResult> {
   assertStorable(release);
   const documentHash = options.documentHash ?? releaseHash(release);
   const actor = options.actor ?? 'system';
@@ -102,8 +102,8 @@ export async function storeRelease(db: AppDatabase, release: Release, options: S
       } else {
         const messages =
           outcome === 'new'
-            ? digestMessages(release.id, await loadDigestInput(tx, release.id, options.now))
-            : changeMessages(release, documentHash, changes);
+            ? options.messages.digest(release.id, await loadDigestInput(tx, release.id, options.now))
+            : options.messages.changes(release, documentHash, changes);
         queued = await enqueue(tx, mspRow.channel, messages, options.now);
       }
     }
@@ -143,12 +143,6 @@ function assertStorable(release: Release): void {
   const updateDupes = repeated(release.updates.map((u) => u.id));
   if (updateDupes.length) problems.push(`updates listed twice: ${[...new Set(updateDupes)].slice(0, 5).join(', ')}`);
   if (problems.length) throw new Error(`release ${release.id} cannot be stored: ${problems.join('; ')}`);
-}
-
-function latestRevision(release: Release): string {
-  // MSRC's revision history is not in date order; the highest number is the current one.
-  const numbers = release.revisions.map((r) => r.number).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  return numbers.at(-1) ?? '1.0';
 }
 
 async function writeRows(tx: AppDatabase, release: Release, documentHash: string, options: StoreOptions): Promise<void> {
@@ -263,48 +257,26 @@ function categoryOf(bucket: ReturnType<typeof classifyCve>): string {
   return bucket === 'headline' ? 'microsoft' : bucket === 'otherVendors' ? 'otherVendor' : bucket;
 }
 
-interface OutboxMessage {
+/**
+ * One chat message to queue for the MSP channel, already rendered by the caller: the repository stores it and
+ * knows no chat platform.
+ */
+export interface QueuedMessage {
   key: string;
   subject: string;
-  message: SlackMessage;
+  message: { text: string; blocks: unknown[] };
   threadSubject?: string;
 }
 
-function digestMessages(releaseId: string, input: DigestInput): OutboxMessage[] {
-  const messages = renderDigestBlocks(buildDigest(input), { interactive: true });
-  const parent = `digest:${releaseId}`;
-  return messages.map((message, n) =>
-    n === 0
-      ? { key: parent, subject: parent, message }
-      : { key: `${parent}:thread:${n}`, subject: `${parent}:thread:${n}`, message, threadSubject: parent },
-  );
+/** How a stored release is announced: passed in by the caller (the Slack renderers), called inside the transaction. */
+export interface ReleaseMessages {
+  /** The digest of a release stored for the first time. */
+  digest(releaseId: string, input: DigestInput): QueuedMessage[];
+  /** A thread reply listing what a revision changed. */
+  changes(release: Release, documentHash: string, changes: ReleaseChange[]): QueuedMessage[];
 }
 
-/** One thread reply under the digest listing what the revision changed (more replies only if it is very long). */
-export function changeMessages(release: Release, documentHash: string, changes: ReleaseChange[]): OutboxMessage[] {
-  const intro = `Microsoft revised ${release.id} (revision ${latestRevision(release)}, ${release.currentReleaseDate.slice(0, 10)}): ${changes.length} change${changes.length === 1 ? '' : 's'}`;
-  const lines = changes.map((change) => `• ${escapeMrkdwn(change.message)}`);
-  // Each message stays far below Block Kit's per-message size; the text is split, never cut.
-  const bodies = splitText(lines.join('\n'), 6000);
-  const subject = `release-changes:${release.id}:${documentHash.slice(0, 16)}`;
-  return bodies.map((body, n) => {
-    const sections = splitText(body, BLOCK_KIT_LIMITS.sectionText - 100).map((text) => ({ type: 'section' as const, text: mrkdwn(text) }));
-    const heading = n === 0 ? escapeMrkdwn(intro) : `${escapeMrkdwn(intro)} (continued)`;
-    const fallback = n === 0 ? `${heading}: ${changes.slice(0, 3).map((c) => escapeMrkdwn(c.message)).join('; ')}${changes.length > 3 ? '; …' : ''}` : heading;
-    const id = n === 0 ? subject : `${subject}:${n}`;
-    return {
-      key: id,
-      subject: id,
-      threadSubject: `digest:${release.id}`,
-      message: {
-        text: cutMrkdwn(fallback, BLOCK_KIT_LIMITS.fallbackText),
-        blocks: [{ type: 'section' as const, text: mrkdwn(`*${heading}*`) }, ...sections],
-      },
-    };
-  });
-}
-
-async function enqueue(tx: AppDatabase, channel: string, messages: OutboxMessage[], now: Date): Promise<number> {
+async function enqueue(tx: AppDatabase, channel: string, messages: QueuedMessage[], now: Date): Promise<number> {
   if (messages.length === 0) return 0;
   const inserted = await tx
     .insert(chatOutbox)

@@ -20,3 +20,16 @@ export async function repointServiceUrls(db: AppDatabase, oldPrefix: string, ser
   );
   return changed.length;
 }
+
+/** The conversation's stored reference and tenant, unless it was removed. */
+export async function liveConversationReference(db: AppDatabase, conversationId: string): Promise<{ reference: unknown; tenantId: string | null } | undefined> {
+  const [row] = rowsOf<{ reference: unknown; tenant_id: string | null }>(
+    await db.execute(sql`select reference, tenant_id from teams_conversations where conversation_id = ${conversationId} and removed_at is null`),
+  );
+  return row ? { reference: row.reference, tenantId: row.tenant_id } : undefined;
+}
+
+/** Ids of every conversation the bot is installed in now. */
+export async function liveConversationIds(db: AppDatabase): Promise<string[]> {
+  return rowsOf<{ conversation_id: string }>(await db.execute(sql`select conversation_id from teams_conversations where removed_at is null`)).map((r) => r.conversation_id);
+}

@@ -297,3 +297,10 @@ export function diffReleases(previous: Release, current: Release): ReleaseChange
   }
   return changes;
 }
+
+/** The release's current revision number, e.g. '1.2'. */
+export function latestRevision(release: Release): string {
+  // MSRC's revision history is not in date order; the highest number is the current one.
+  const numbers = release.revisions.map((r) => r.number).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  return numbers.at(-1) ?? '1.0';
+}

@@ -39,7 +39,7 @@ import { ChatSendError, type ChatSender } from '../bot/chat-port.ts';
 import { createTeamsAdapter } from '../bot/teams/app.ts';
 import { TeamsSender } from '../bot/teams/sender.ts';
 import { longestWindowMs, retryDelayMs, TEAMS_CONVERSATION_LIMITS, TEAMS_TENANT_LIMITS, waitBeforeSend, type RateWindow } from '../domain/teams-pacing.ts';
-import type { JobContext, JobModule, RunningJobs } from './index.ts';
+import type { JobContext, JobModule, RunningJobs } from './context.ts';
 
 export const OUTBOX_QUEUE = 'outbox';
 const DELIVER = 'deliver';

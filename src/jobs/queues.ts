@@ -4,7 +4,7 @@
  * own job defaults and processor.
  */
 import { Queue, Worker, type DefaultJobOptions, type Processor, type WorkerOptions } from 'bullmq';
-import type { JobContext } from './index.ts';
+import type { JobContext } from './context.ts';
 
 /** Finished jobs are not history (Postgres is): keep a few for inspection, then let Redis drop them. */
 export const KEEP_FEW: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFail'> = {

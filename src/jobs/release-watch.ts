@@ -16,11 +16,12 @@ import type { FetchOptions } from '../adapters/msrc/http.ts';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import { kevRefreshedAt, replaceKevCatalog, type KevReplaceResult } from '../db/kev-repo.ts';
-import { listReleases, storeRelease, type StoreOutcome } from '../db/release-repo.ts';
+import { listReleases, type StoreOutcome } from '../db/release-repo.ts';
+import { storeRelease } from '../use-cases/store-release.ts';
 import { DEFAULT_WATCH_SETTINGS, planWatch, type WatchPlan, type WatchSettings } from '../domain/release-watch.ts';
 import type { ReleaseChange } from '../domain/release.ts';
 import type { Logger } from '../log.ts';
-import type { JobModule } from './index.ts';
+import type { JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 
 export const RELEASE_WATCH_QUEUE = 'release-watch';

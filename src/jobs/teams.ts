@@ -16,7 +16,7 @@ import { reportFor } from '../domain/window-report.ts';
 import { clientConversations, loadSignoff, planItems, signoffItems } from '../use-cases/pilot.ts';
 import { renderWindowSummaryCard } from '../bot/teams/window-card.ts';
 import { OutboxNotifier } from './outbox.ts';
-import type { JobContext, JobModule } from './index.ts';
+import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 
 export const TEAMS_QUEUE = 'teams-clients';

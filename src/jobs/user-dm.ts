@@ -31,7 +31,7 @@ import { unmatchedWaived, WAIVE_HINT } from '../bot/notice-status.ts';
 import { noticeWaivers } from '../db/notice-repo.ts';
 import { boundText, escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { OutboxNotifier } from './outbox.ts';
-import type { JobContext, JobModule } from './index.ts';
+import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 import { WebClient } from '@slack/web-api';
 

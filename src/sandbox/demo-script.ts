@@ -10,9 +10,10 @@
  * window of a device that still needs one, a client's afternoon DM time, the end of ring msp's soak. Never
  * jumping past any of them is what keeps every run inside its window and every "save your work" DM on time.
  */
-import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
+import type { AppDatabase } from '../db/client.ts';
+import * as demoRepo from '../db/demo-repo.ts';
+import type { DemoGateRow } from '../db/demo-repo.ts';
 import { patchTuesday, parseReleaseId } from '../domain/calendar.ts';
 import { isHeld, type Hold } from '../domain/rollout.ts';
 import { DEFAULT_DM_TIME, dmSendTime, parseDmTime } from '../domain/user-dm.ts';
@@ -151,13 +152,7 @@ export interface DemoSummary {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface GateRow {
-  id: number;
-  ring: 'msp' | 'pilot' | 'broad';
-  client_id: string | null;
-  state: string;
-  state_detail: { soakUntil?: string | null; problem?: { text: string } | null; asked?: string[]; confirmed?: string[]; promotions?: unknown[] };
-}
+type GateRow = DemoGateRow;
 
 interface Stop {
   at: DateTime;
@@ -212,8 +207,6 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
     }
   };
 
-  const query = async <T>(statement: ReturnType<typeof sql>): Promise<T[]> => rowsOf<T>(await db.execute(statement));
-
   // The page API: the same requests the sandbox page sends, with the token the page carries.
   const pageToken = { [PAGE_TOKEN_HEADER]: sandbox.pageToken };
   const api = {
@@ -238,28 +231,13 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
     await sandbox.wakeDelayedRuns();
   };
 
-  const gates = () => query<GateRow>(sql`select id, ring, client_id, state, state_detail from rollouts where release_id = ${releaseId} order by id`);
-  const holds = async (): Promise<Hold[]> =>
-    (
-      await query<{ scope: Hold['scope']; release_id: string | null; client_id: string | null; ring: Hold['ring'] }>(
-        sql`select scope, release_id, client_id, ring from holds where released_at is null`,
-      )
-    ).map((h) => ({ scope: h.scope, releaseId: h.release_id, updateKey: null, clientId: h.client_id, ring: h.ring }));
+  const gates = () => demoRepo.demoGates(db, releaseId);
+  const holds = (): Promise<Hold[]> => demoRepo.activeHolds(db);
 
-  const nowIso = () => clock.now().toISOString();
   /** Runs still to settle now: work in flight, not yet looked at, or left behind by a window that has closed. */
-  const busyRuns = async (): Promise<number> => {
-    const [row] = await query<{ n: number }>(sql`select count(*)::int as n from runs where release_id = ${releaseId}
-      and (state = 'running' or (state = 'scheduled' and (coalesce((detail ->> 'offlineChecks')::int, 0) = 0 or window_end <= ${nowIso()}::timestamptz)))`);
-    return Number(row?.n ?? 0);
-  };
-  const pendingOutbox = async (): Promise<number> => {
-    // Only what is due: a row paced or backed off to a later instant is not something a stop should wait for.
-    const [row] = await query<{ n: number }>(
-      sql`select count(*)::int as n from chat_outbox where state in ('pending', 'sending') and next_attempt_at <= ${nowIso()}::timestamptz`,
-    );
-    return Number(row?.n ?? 0);
-  };
+  const busyRuns = (): Promise<number> => demoRepo.busyRunCount(db, releaseId, clock.now());
+  // Only what is due: a row paced or backed off to a later instant is not something a stop should wait for.
+  const pendingOutbox = (): Promise<number> => demoRepo.dueOutboxCount(db, clock.now());
   /** Lets the schedulers notice a jump: a couple of ticks, then the outbox drained. */
   const settle = async () => {
     await sleep(world.tickMs * 2.5);
@@ -280,27 +258,12 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   const nextStop = async (): Promise<Stop | undefined> => {
     const now = DateTime.fromJSDate(clock.now(), { zone: 'utc' });
     const stops: Stop[] = [];
-    for (const row of await query<{ window_end: unknown; who: string }>(sql`select distinct r.window_end, coalesce(d.client_id, 'msp') as who
-        from runs r join devices d on d.id = r.device_id
-        where r.release_id = ${releaseId} and r.window_start <= ${nowIso()}::timestamptz and r.window_end > ${nowIso()}::timestamptz`)) {
+    for (const row of await demoRepo.openWindowEnds(db, releaseId, clock.now())) {
       stops.push({ at: toDateTime(row.window_end), kind: 'window-end', detail: `${row.who}'s window closes` });
     }
     const activeHolds = await holds();
-    const unsettled = await query<{ device_id: number; name: string; ring: GateRow['ring']; client_id: string | null; spec: string | null; tz: string; user_email: string | null; dm_time: string | null; notice_hours: string | null }>(
-      sql`select d.id as device_id, d.name, g.ring, g.client_id, coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as tz,
-          d.user_email, c.settings ->> 'dmTime' as dm_time, c.settings ->> 'noticeHours' as notice_hours
-        from rollouts g
-          join devices d on d.ring = g.ring and coalesce(d.client_id, '') = coalesce(g.client_id, '') and d.retired_at is null and d.flagged_at is null
-          left join clients c on c.id = g.client_id
-          join msp m on m.id = 1
-        where g.release_id = ${releaseId} and g.state in ('scheduled', 'running')
-          and not exists (select 1 from runs r where r.device_id = d.id and r.rollout_id = g.id
-            and (r.state in ('succeeded', 'failed') or (r.state = 'skipped' and r.result in ('nothing_applies', 'no_os'))))
-        order by d.id`,
-    );
-    const planned = new Set(
-      (await query<{ k: string }>(sql`select device_id || ' ' || (extract(epoch from window_start) * 1000)::bigint as k from runs where release_id = ${releaseId}`)).map((r) => r.k),
-    );
+    const unsettled = await demoRepo.unsettledDevices(db, releaseId);
+    const planned = new Set(await demoRepo.plannedRunKeys(db, releaseId));
     const dmClients = new Map<string, { tz: string; dmTime: string }>();
     for (const d of unsettled) {
       if (isHeld(activeHolds, { releaseId, ring: d.ring, clientId: d.client_id })) continue;
@@ -363,7 +326,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   const signOff = async (): Promise<void> => {
     const awaiting = (await gates()).filter((g) => g.ring === 'pilot' && g.state === 'awaiting_confirmation' && !signedOff.has(signoffKey(g)));
     if (awaiting.length === 0) return;
-    const linked = new Set((await query<{ client_id: string }>(sql`select distinct client_id from teams_conversations where removed_at is null and client_id is not null`)).map((r) => r.client_id));
+    const linked = new Set(await demoRepo.linkedTeamsClients(db));
     if (problemClient === undefined) {
       problemClient = directory.clients.find((c) => linked.has(c.id) && directory.people.some((p) => p.role === 'champion' && p.client === c.id && p.aadId))?.id;
     }
@@ -373,9 +336,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
       // Champions look at their test machines in their working day, not the moment the night's runs end; an
       // answer in the small hours would start the broad ring in the very window the pilot ran in, unannounced.
       if (!workingHours(clock.now(), client?.timezone ?? directory.msp.timezone)) continue;
-      const [open] = await query<{ n: number }>(sql`select count(*)::int as n from runs r join devices d on d.id = r.device_id
-        where d.client_id = ${clientId} and r.window_start <= ${nowIso()}::timestamptz and r.window_end > ${nowIso()}::timestamptz`);
-      if (Number(open?.n ?? 0) > 0) continue;
+      if ((await demoRepo.openClientRunCount(db, clientId, clock.now())) > 0) continue;
       const champion = directory.people.find((p) => p.role === 'champion' && p.client === clientId && p.aadId);
       if (linked.has(clientId) && champion) {
         const found = await until(`the pilot sign-off card in ${client?.name ?? clientId}'s Teams`, async () => signoffCard(await api.state(), clientId));
@@ -404,12 +365,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   };
 
   const answerDms = async (): Promise<void> => {
-    const open = await query<{ id: number; platform: 'slack' | 'teams'; recipient: string; client_id: string | null; ring: string | null; name: string | null }>(
-      sql`select u.id, u.platform, u.recipient, u.client_id,
-          (select g.ring from rollouts g where g.id = (u.devices -> 0 ->> 'rolloutId')::int) as ring,
-          (select p.display_name from people p where p.id = u.person_id) as name
-        from user_dms u where u.kind = 'tonight' and u.answer is null and u.release_id = ${releaseId} order by u.id`,
-    );
+    const open = await demoRepo.unansweredTonightDms(db, releaseId);
     const todo = open.filter((dm) => !answeredDms.has(dm.id));
     if (todo.length === 0) return;
     const state = await api.state();
@@ -485,9 +441,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
         // Bounded: a window may rightly plan nothing for these devices (its users' DM went out too late, nothing
         // has passed the earlier rings yet); the next stop then looks past it.
         for (let tick = 0; tick < 20; tick++) {
-          const [row] = await query<{ n: number }>(sql`select count(*)::int as n from runs where window_start = ${startIso}::timestamptz
-            and device_id in (select jsonb_array_elements_text(${JSON.stringify(devices.map(String))}::jsonb)::int)`);
-          if (Number(row?.n ?? 0) > 0) break;
+          if ((await demoRepo.runsPlannedAt(db, startIso, devices)) > 0) break;
           checkDeadline(`runs planned for the window opening ${startIso}`);
           await sleep(world.tickMs);
         }
@@ -525,13 +479,10 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   });
   // Its last window's summary is posted once the window has closed: go there before moving on.
   await drive(async () => {
-    const open = await query<{ n: number }>(sql`select count(*)::int as n from runs r join devices d on d.id = r.device_id
-      where r.release_id = ${releaseId} and d.client_id is null and r.window_end > ${nowIso()}::timestamptz`);
-    return Number(open[0]?.n ?? 0) === 0 ? 'closed' : undefined;
+    return (await demoRepo.openMspRunCount(db, releaseId, clock.now())) === 0 ? 'closed' : undefined;
   });
   await settle();
-  const mspCounts = await query<{ state: string; n: number }>(sql`select r.state, count(*)::int as n from runs r join devices d on d.id = r.device_id
-    where r.release_id = ${releaseId} and d.client_id is null group by r.state order by r.state`);
+  const mspCounts = await demoRepo.mspRunStates(db, releaseId);
   finish(`ring msp finished: ${mspCounts.map((c) => `${c.n} ${c.state}`).join(', ')}`);
 
   // (d) soak and promotion -------------------------------------------------------------------------------------
@@ -573,8 +524,7 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   });
   // The last windows' summaries come once they close.
   await drive(async () => {
-    const [row] = await query<{ n: number }>(sql`select count(*)::int as n from runs where release_id = ${releaseId} and window_end > ${nowIso()}::timestamptz`);
-    return Number(row?.n ?? 0) === 0 ? 'closed' : undefined;
+    return (await demoRepo.openRunCount(db, releaseId, clock.now())) === 0 ? 'closed' : undefined;
   });
   await settle();
   setRate(idleRate);
@@ -650,18 +600,7 @@ export async function collectSummary(
   context: { steps: DemoSummary['steps']; realMs: number; clockFrom: Date; deferredBy: string | undefined },
 ): Promise<DemoSummary> {
   const { db, sandbox, releaseId } = world;
-  const query = async <T>(statement: ReturnType<typeof sql>): Promise<T[]> => rowsOf<T>(await db.execute(statement));
-  const gates = await query<{ ring: RingRow['ring']; client_id: string | null; state: string; confirmed_by: string | null }>(
-    sql`select ring, client_id, state, confirmed_by from rollouts where release_id = ${releaseId} order by case ring when 'msp' then 0 when 'pilot' then 1 else 2 end, client_id nulls first`,
-  );
-  const runs = await query<{ ring: RingRow['ring']; client_id: string | null; device: string; state: string; result: string | null; error: string | null; reboots: number; window_start: unknown }>(
-    sql`select g.ring, g.client_id, d.name as device, r.state, r.result, r.error, r.reboots, r.window_start
-      from runs r join rollouts g on g.id = r.rollout_id join devices d on d.id = r.device_id
-      where r.release_id = ${releaseId} order by r.id`,
-  );
-  const deviceCounts = await query<{ ring: RingRow['ring']; client_id: string | null; n: number }>(
-    sql`select ring, client_id, count(*)::int as n from devices where retired_at is null group by ring, client_id`,
-  );
+  const { gates, runs, deviceCounts, holds, dms, counts } = await demoRepo.demoSummaryRows(db, releaseId);
   const rings: RingRow[] = gates.map((g) => {
     const mine = runs.filter((r) => r.ring === g.ring && r.client_id === g.client_id);
     const succeeded = new Set(mine.filter((r) => r.state === 'succeeded').map((r) => r.device));
@@ -678,11 +617,7 @@ export async function collectSummary(
       windows: new Set(mine.map((r) => String(toDateTime(r.window_start).toMillis()))).size,
     };
   });
-  const held = (
-    await query<{ client_id: string; reason: string; placed_by: string }>(
-      sql`select client_id, reason, placed_by from holds where released_at is null and client_id is not null order by id`,
-    )
-  ).map((h) => ({ client: h.client_id, reason: h.reason, by: sandbox.directory.people.find((p) => p.aadId === h.placed_by || p.slackId === h.placed_by)?.name ?? h.placed_by }));
+  const held = holds.map((h) => ({ client: h.client_id, reason: h.reason, by: sandbox.directory.people.find((p) => p.aadId === h.placed_by || p.slackId === h.placed_by)?.name ?? h.placed_by }));
   const confirmations = gates
     .filter((g) => g.ring === 'pilot' && g.confirmed_by)
     .map((g) => {
@@ -690,16 +625,6 @@ export async function collectSummary(
       const id = rest.join(':');
       return { client: g.client_id!, as: as!, by: sandbox.directory.people.find((p) => p.aadId === id || p.slackId === id)?.name ?? id };
     });
-  const [dms] = await query<{ sent: number; answered: number; ok: number; deferred: number; offline: number }>(
-    sql`select count(*) filter (where kind = 'tonight')::int as sent, count(*) filter (where kind = 'tonight' and answer is not null)::int as answered,
-        count(*) filter (where answer = 'ok')::int as ok, count(*) filter (where answer = 'defer')::int as deferred,
-        count(*) filter (where kind = 'offline')::int as offline
-      from user_dms where release_id = ${releaseId}`,
-  );
-  const [counts] = await query<{ decisions: number; audit: number; runs: number }>(
-    sql`select (select count(*)::int from decisions) as decisions, (select count(*)::int from audit_log) as audit,
-        (select count(*)::int from runs where release_id = ${releaseId}) as runs`,
-  );
   const botId = sandbox.slack.bot.userId;
   const slackMessages = sandbox.slack.messages().filter((m) => m.user === botId);
   const teamsActivities = sandbox.connector.activities().filter((a) => !a.id.startsWith('in:'));

@@ -6,8 +6,9 @@
  * hear from the bot in Teams, for those users.
  */
 import { createHash } from 'node:crypto';
-import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { loadMsp } from '../db/msp-repo.ts';
+import { directoryClients, directoryPeople, type DirectoryClientRow } from '../db/page-repo.ts';
 import type { SandboxPerson } from './api-types.ts';
 import type { SeedChannel, SeedUser } from './emulators/slack-emulator.ts';
 import type { JumpOwner } from '../domain/sandbox-jumps.ts';
@@ -22,23 +23,7 @@ function aadIdFor(email: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-interface PersonRow {
-  id: number;
-  email: string | null;
-  display_name: string | null;
-  role: 'engineer' | 'champion' | 'user';
-  client_id: string | null;
-  slack_id: string | null;
-  teams_id: string | null;
-}
-
-interface ClientRow {
-  id: string;
-  name: string;
-  timezone: string;
-  windows: Record<string, string>;
-  settings: { slackChannel?: string; teamsTenantId?: string; chatPlatform?: 'slack' | 'teams'; dmTime?: string };
-}
+type ClientRow = DirectoryClientRow;
 
 export interface TeamsInstall {
   conversationId: string;
@@ -113,19 +98,10 @@ export class SandboxDirectory {
 }
 
 export async function loadDirectory(db: AppDatabase): Promise<SandboxDirectory> {
-  const [msp] = rowsOf<{ name: string; timezone: string; channel: string; windows: Record<string, string> }>(
-    await db.execute(sql`select name, timezone, channel, windows from msp where id = 1`),
-  );
+  const msp = await loadMsp(db);
   if (!msp) throw new Error('no inventory is imported');
-  const clients = rowsOf<ClientRow>(await db.execute(sql`select id, name, timezone, windows, settings from clients where retired_at is null order by name`));
-  const rows = rowsOf<PersonRow>(
-    await db.execute(sql`select p.id, p.email, p.display_name, r.role, r.client_id,
-        (select ci.external_id from chat_identities ci where ci.person_id = p.id and ci.platform = 'slack' and ci.source <> 'directory' order by ci.id limit 1) as slack_id,
-        (select ci.external_id from chat_identities ci where ci.person_id = p.id and ci.platform = 'teams' order by ci.id limit 1) as teams_id
-      from people p join person_roles r on r.person_id = p.id
-      where p.retired_at is null
-      order by case r.role when 'engineer' then 0 when 'champion' then 1 else 2 end, p.display_name, p.email, p.id`),
-  );
+  const clients = await directoryClients(db);
+  const rows = await directoryPeople(db);
   const seen = new Set<string>();
   const people: SandboxPersonEntry[] = [];
   let engineers = 0;

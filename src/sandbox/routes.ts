@@ -9,13 +9,14 @@ import { createRequire } from 'node:module';
 import type http from 'node:http';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
-import { sql } from 'drizzle-orm';
-import { rowsOf, type Database } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
+import { ownersWithActiveRollouts } from '../db/page-repo.ts';
+import { liveConversationIds } from '../db/teams-conversations-repo.ts';
 import type { Logger } from '../log.ts';
 import type { RequestHandler } from '../runtime/http.ts';
 import { JUMPS, jumpTarget, type Jump } from '../domain/sandbox-jumps.ts';
 import { loadDirectory } from './directory.ts';
-import type { Sandbox } from './sandbox.ts';
+import type { Sandbox } from './sandbox-types.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState, SandboxTeamsConversation } from './api-types.ts';
 import type { StoredMessage } from './emulators/slack-emulator.ts';
 import { createPageGuard, guardHandlers, PAGE_HEADERS, pageWithToken } from './page-guard.ts';
@@ -250,10 +251,8 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
   const ownersWithWork = async (jump: Jump) => {
     const owners = directory.jumpOwners();
     if (jump !== 'next-window' && jump !== 'window-end') return owners;
-    const active = rowsOf<{ client_id: string | null }>(
-      await options.database.db.execute(sql`select distinct client_id from rollouts where state in ('scheduled', 'running')`),
-    );
-    const busy = owners.filter((o) => active.some((a) => a.client_id === o.id));
+    const active = await ownersWithActiveRollouts(options.database.db);
+    const busy = owners.filter((o) => active.includes(o.id));
     return busy.length > 0 ? busy : owners;
   };
 
@@ -414,7 +413,7 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
     async installTeams() {
       // Once per conversation, as a real install happens once: a restarted sandbox already has its references.
       const known = new Set(
-        rowsOf<{ conversation_id: string }>(await options.database.db.execute(sql`select conversation_id from teams_conversations where removed_at is null`)).map((r) => r.conversation_id),
+        await liveConversationIds(options.database.db),
       );
       for (const install of installs.filter((i) => !known.has(i.conversationId))) {
         const bot = { id: `28:${appId}`, name: 'patchbay' };

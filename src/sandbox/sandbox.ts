@@ -13,22 +13,20 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { sql } from 'drizzle-orm';
 import { DEFAULTS, type Config } from '../config.ts';
-import { rowsOf, type Database } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
+import { hasMsp } from '../db/msp-repo.ts';
 import { retryUnsentNow } from '../db/outbox-repo.ts';
 import { repointServiceUrls } from '../db/teams-conversations-repo.ts';
 import type { Logger } from '../log.ts';
-import type { HttpServer } from '../runtime/http.ts';
 import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/simulated.ts';
 import { importInventoryFile } from '../commands/import.ts';
 import { RUN_QUEUE } from '../jobs/rollout.ts';
 import { freshSandboxStart, SandboxClock, sandboxClockFile } from './clock.ts';
-import { startSlackEmulator, type SlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
-import { startBotConnectorEmulator, type BotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';
+import { startSlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
+import { startBotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';
 import { startSampleMsrc, type SampleMsrc } from './sample-msrc.ts';
-import { SandboxDirectory, loadDirectory } from './directory.ts';
+import { loadDirectory } from './directory.ts';
 import { sandboxRoutes } from './routes.ts';
 
 export const SANDBOX_TEAMS_APP_ID = '00000000-5a4d-4b0c-8000-70a7c4ba5e00';
@@ -64,34 +62,8 @@ export interface SandboxOptions {
   release?: { id: string; document?: unknown };
 }
 
-export interface AttachOptions {
-  http: HttpServer;
-  /** The address HTTP listens on: the page API calls this process's own /slack/events and /api/messages there. */
-  host: string;
-  port: number;
-  redis: Redis;
-  prefix: string;
-}
-
-export interface Sandbox {
-  /** The configuration with chat and feeds pointed at the emulators: what the app runs on. */
-  config: Config;
-  clock: SandboxClock;
-  pace: { tickMs: number; realDelayMs: (until: Date, now: Date) => number };
-  deployer: SimulatedFleet;
-  slack: SlackEmulator;
-  connector: BotConnectorEmulator;
-  directory: SandboxDirectory;
-  /** Minted at each start; the served page carries it and every page-API call must send it (page-guard.ts). */
-  pageToken: string;
-  /** Mounts the page and its API, and installs the bot in each client's Teams (once HTTP is up). */
-  attach(options: AttachOptions): Promise<void>;
-  /** Promotes run jobs delayed in real time so they look at the clock again (after a jump). */
-  wakeDelayedRuns(): Promise<void>;
-  /** Writes the clock and the emulated chats now: the first step of a stop, before anything that may wait. */
-  save(): Promise<void>;
-  stop(): Promise<void>;
-}
+import type { Sandbox } from './sandbox-types.ts';
+export type { AttachOptions, Sandbox } from './sandbox-types.ts';
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const { config, database, log } = options;
@@ -251,6 +223,5 @@ async function readChatHistory(file: string, log: Logger): Promise<ChatHistory |
 }
 
 async function inventoryImported(database: Database): Promise<boolean> {
-  const [row] = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from msp`));
-  return Number(row?.n ?? 0) > 0;
+  return hasMsp(database.db);
 }

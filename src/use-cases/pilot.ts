@@ -26,29 +26,9 @@ import { zoneShort } from '../domain/zone-label.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../bot/teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../bot/slack/block-kit.ts';
 
-export type DeviceOutcome = 'updated' | 'failed' | 'missed' | 'nothing' | 'in_progress' | 'waiting';
-
-export interface SignoffView {
-  releaseId: string;
-  clientId: string;
-  clientName: string;
-  zone: string;
-  /** The pilot gate's state; `none` when the client has no pilot for this release. */
-  gate: 'none' | 'scheduled' | 'running' | 'awaiting_confirmation' | 'confirmed' | 'problem' | 'finished';
-  devices: Array<{ name: string; outcome: DeviceOutcome; reboots: number; error: string | null }>;
-  updates: Array<{ kb: string | null; words: string }>;
-  notes: Array<{ kb: string | null; body: string }>;
-  answer:
-    | { kind: 'confirmed'; by: string; as: 'champion' | 'engineer' | 'auto'; at: string }
-    | { kind: 'problem'; by: string; at: string; text: string }
-    | undefined;
-  /** An active hold on the client (placed by an engineer, or by a reported problem). */
-  hold: { by: string; at: string; reason: string } | undefined;
-  /** Teams ids of the client's champions: who the card refreshes for (Teams allows 60). */
-  championIds: string[];
-  /** '' for the release's first sign-off; for a later one (late updates), what it asks about: a card of its own. */
-  round: string;
-}
+// The view is data the sign-off card renders: its own module, so the card does not import this use-case.
+import type { DeviceOutcome, SignoffView } from '../domain/signoff-view.ts';
+export type { DeviceOutcome, SignoffView } from '../domain/signoff-view.ts';
 
 export interface PilotResult {
   outcome: 'applied' | 'noop' | 'refused';

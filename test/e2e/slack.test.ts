@@ -11,7 +11,7 @@ import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
 import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
 import { MRKDWN_BREAK } from '../../src/bot/slack/block-kit.ts';
 import { rowsOf } from '../../src/db/client.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { chatIdentities, clients, devices, locations, msp, people, personRoles } from '../../src/db/schema.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';

@@ -15,7 +15,7 @@ import { ServiceClientCredentialsFactory, type ServiceClientCredentials } from '
 import { Redis } from 'ioredis';
 import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { enqueueOutbox } from '../../src/db/outbox-repo.ts';
 import { userDmPayload } from '../../src/bot/user-dm-render.ts';
 import { loadBook, saveGates, insertRuns } from '../../src/db/rollout-repo.ts';

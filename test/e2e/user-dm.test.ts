@@ -12,7 +12,7 @@ import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeSlackDirectory, unmatchedUsers } from '../../src/db/directory-repo.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';

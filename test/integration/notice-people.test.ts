@@ -18,7 +18,7 @@ import { rowsOf } from '../../src/db/client.ts';
 import { storeSlackDirectory, unmatchedUsers } from '../../src/db/directory-repo.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { noticeWaivers, unwarnedRuns } from '../../src/db/notice-repo.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { noticeStatusText } from '../../src/bot/notice-status.ts';
 import { broadFirstNights } from '../../src/use-cases/broad-night.ts';
 import { revokeNoticeWaiver, waiveNotice } from '../../src/use-cases/notice-waiver.ts';

@@ -13,7 +13,7 @@ import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { storeSlackDirectory } from '../../src/db/directory-repo.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { answerUserDm } from '../../src/use-cases/user-dm.ts';
 import { confirmPilot, planItems } from '../../src/use-cases/pilot.ts';
 import { insertRuns, loadBook, loadReleaseFacts, saveGates } from '../../src/db/rollout-repo.ts';

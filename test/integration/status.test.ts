@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { releaseStatus, statusNames } from '../../src/use-cases/status.ts';
 import { statusText } from '../../src/bot/slack/views.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { captureInstall, createLinkCode, redeemLinkCode, type InstallInput } from '../../src/use-cases/teams-link.ts';
 import { clientConversations, planItems } from '../../src/use-cases/pilot.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';

@@ -6,7 +6,7 @@
 import { sql } from 'drizzle-orm';
 import type { AppDatabase } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
-import { storeRelease } from '../../src/db/release-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { loadBook, saveGates } from '../../src/db/rollout-repo.ts';
 import type { Inventory, InventoryDevice, MspInventorySettings } from '../../src/domain/inventory.ts';
 import type { Release } from '../../src/domain/release.ts';

@@ -51,3 +51,68 @@ describe('/patch grammar', () => {
     expect(PATCH_USAGE).toContain('/patch release KB|CLIENT|ring:RING|all');
   });
 });
+
+// Every subcommand, as typed, and what it reads: the parser is pure, so the grammar is one table.
+describe('/patch grammar, table', () => {
+  it.each([
+    ['', { kind: 'help' }],
+    ['   ', { kind: 'help' }],
+    ['help', { kind: 'help' }],
+    ['HELP me', { kind: 'help' }],
+    ['status', { kind: 'status' }],
+    ['Status', { kind: 'status' }],
+    ['hold KB5034441 EMR vendor says wait', { kind: 'hold', target: 'KB5034441', reason: 'EMR vendor says wait' }],
+    ['hold acme-dental closed this week', { kind: 'hold', target: 'acme-dental', reason: 'closed this week' }],
+    ['hold all  Microsoft pulled it', { kind: 'hold', target: 'all', reason: 'Microsoft pulled it' }],
+    ['hold ring:msp lab down', { kind: 'hold_ring', ring: 'msp', reason: 'lab down' }],
+    ['release KB5034441', { kind: 'release', target: 'KB5034441' }],
+    ['release all', { kind: 'release', target: 'all' }],
+    ['release ring:broad', { kind: 'release_ring', ring: 'broad' }],
+    ['withdraw KB5034441', { kind: 'withdraw', target: 'KB5034441' }],
+    ['withdraw all', { kind: 'withdraw', target: 'all' }],
+    ['windows acme-dental', { kind: 'windows', client: 'acme-dental' }],
+    ['notes KB5034441', { kind: 'notes', update: 'KB5034441' }],
+    ['link acme-dental', { kind: 'link', client: 'acme-dental' }],
+    ['promote 2024-Feb', { kind: 'promote', release: '2024-Feb' }],
+    ['confirm acme-dental', { kind: 'confirm', client: 'acme-dental' }],
+    ['skip ring:msp KB5034441 lab has no Server 2019', { kind: 'skip', ring: 'msp', update: 'KB5034441', client: null, reason: 'lab has no Server 2019' }],
+    ['skip PILOT KB5034441 acme-dental', { kind: 'skip', ring: 'pilot', update: 'KB5034441', client: 'acme-dental', reason: 'no test machine' }],
+  ])('%j reads as %j', (text, command) => {
+    expect(parsePatchCommand(text)).toEqual(command);
+  });
+
+  it.each([
+    ['status now', '`status` takes nothing after it'],
+    ['hold', '`hold` needs what to hold'],
+    ['hold KB5034441', 'a hold needs a reason: `/patch hold KB5034441 REASON`'],
+    ['hold ring:canary because', '`ring:canary` is not a ring'],
+    ['release', '`release` takes one thing'],
+    ['release KB1 KB2', '`release` takes one thing'],
+    ['withdraw', '`withdraw` takes one thing'],
+    ['withdraw KB1 KB2', '`withdraw` takes one thing'],
+    ['windows', '`windows` takes one client id'],
+    ['windows acme extra', '`windows` takes one client id'],
+    ['notes', '`notes` takes one KB'],
+    ['link', '`link` takes one client id'],
+    ['promote', '`promote` takes one release'],
+    ['promote 2024-Feb 2024-Mar', '`promote` takes one release'],
+    ['confirm', '`confirm` takes one client id'],
+    ['skip', '`skip` takes a ring and a KB'],
+    ['skip msp', '`skip` takes a ring and a KB'],
+    ['skip broad KB1', '`skip` takes a ring and a KB'],
+    ['frobnicate now', "I don't know `frobnicate`"],
+    ['constructor', "I don't know `constructor`"],
+    ['__proto__', "I don't know `__proto__`"],
+    ['ho`ld x', "I don't know `ho'ld`"],
+  ])('%j is a usage error: %s', (text, problem) => {
+    const parsed = parsePatchCommand(text);
+    expect(parsed.kind).toBe('unknown');
+    expect(parsed.kind === 'unknown' && parsed.problem).toContain(problem);
+  });
+
+  it('lists every subcommand in its usage, in one line or more each', () => {
+    for (const verb of ['status', 'hold', 'release', 'withdraw', 'windows', 'notes', 'link', 'promote', 'confirm', 'skip', 'help']) {
+      expect(PATCH_USAGE).toContain(`\`/patch ${verb}`);
+    }
+  });
+});

@@ -4,10 +4,10 @@
  * network errors) come back as ChatSendError('retry') with Teams' Retry-After when it sent one; a refusal no
  * retry can fix (the bot was removed, the card rejected) as ChatSendError('refused').
  */
-import { sql } from 'drizzle-orm';
 import { CardFactory, MessageFactory, type ConversationReference } from 'botbuilder';
 import type { TeamsAdapter } from '@microsoft/teams-ai';
-import { rowsOf, type AppDatabase } from '../../db/client.ts';
+import type { AppDatabase } from '../../db/client.ts';
+import { liveConversationReference } from '../../db/teams-conversations-repo.ts';
 import { ChatSendError, type ChatDelivery, type ChatSender } from '../chat-port.ts';
 
 const RETRYABLE = new Set([408, 412, 429, 500, 502, 503, 504]);
@@ -41,12 +41,10 @@ export class TeamsSender implements ChatSender {
   ) {}
 
   private async reference(conversationId: string): Promise<{ reference: Partial<ConversationReference>; tenantId: string | null } | undefined> {
-    const [row] = rowsOf<{ reference: unknown; tenant_id: string | null }>(
-      await this.db.execute(sql`select reference, tenant_id from teams_conversations where conversation_id = ${conversationId} and removed_at is null`),
-    );
+    const row = await liveConversationReference(this.db, conversationId);
     if (!row) return undefined;
     const reference = (typeof row.reference === 'string' ? JSON.parse(row.reference) : row.reference) as Partial<ConversationReference>;
-    return { reference, tenantId: row.tenant_id };
+    return { reference, tenantId: row.tenantId };
   }
 
   async scopeOf(channel: string): Promise<string | undefined> {

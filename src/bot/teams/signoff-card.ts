@@ -4,7 +4,7 @@
  * Lists are capped so a card stays far under Teams' ~28 KB whatever the fleet.
  */
 import { DateTime } from 'luxon';
-import type { SignoffView } from '../../use-cases/pilot.ts';
+import type { SignoffView } from '../../domain/signoff-view.ts';
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
 
 type El = Record<string, unknown>;

@@ -7,7 +7,47 @@
  * Text safety: everything the bot relays (MSRC titles, people's notes and hold reasons) is treated as hostile.
  * Strings reach innerHTML only through mrkdwnToHtml / plainToHtml / markdownToHtml, which escape first and then
  * add a fixed set of tags; everything else is set with textContent.
+ *
+ * Type-checked (checkJs, src/sandbox/page/tsconfig.json, run by `npm run typecheck`): the shapes come from
+ * ../api-types.ts through the typedefs below; Block Kit and Adaptive Card JSON is the bot's, relayed unchecked,
+ * and typed as BotJson: each renderer tests a field before it draws it.
  */
+
+/** @typedef {import('../api-types.ts').SandboxState} SandboxState */
+/** @typedef {import('../api-types.ts').SandboxAnswer} SandboxAnswer */
+/** @typedef {import('../api-types.ts').SandboxSlackMessage} SandboxSlackMessage */
+/** @typedef {import('../api-types.ts').SandboxSlackEphemeral} SandboxSlackEphemeral */
+/** @typedef {import('../api-types.ts').SandboxPerson} SandboxPerson */
+/** @typedef {import('../api-types.ts').SandboxTeamsActivity} SandboxTeamsActivity */
+/** @typedef {import('../api-types.ts').SandboxTeamsConversation} SandboxTeamsConversation */
+/** @typedef {import('../api-types.ts').SandboxJump} SandboxJump */
+/** @typedef {import('../api-types.ts').SandboxSlackActionRequest} SandboxSlackActionRequest */
+/** @typedef {import('../api-types.ts').SandboxSlackViewActionRequest} SandboxSlackViewActionRequest */
+/** @typedef {import('../api-types.ts').SandboxSlackViewSubmitRequest} SandboxSlackViewSubmitRequest */
+/** @typedef {import('../api-types.ts').SandboxSlackViewCloseRequest} SandboxSlackViewCloseRequest */
+/** @typedef {import('../api-types.ts').SandboxSlackCommandRequest} SandboxSlackCommandRequest */
+/** @typedef {import('../api-types.ts').SandboxTeamsActionRequest} SandboxTeamsActionRequest */
+/** @typedef {import('../api-types.ts').SandboxTeamsMessageRequest} SandboxTeamsMessageRequest */
+/** @typedef {import('../api-types.ts').SandboxClockRequest} SandboxClockRequest */
+/**
+ * Block Kit or Adaptive Card JSON as the bot sent it (api-types.ts: `unknown`). Open on purpose: Slack's and
+ * Teams' schemas are not the sandbox's to restate, and every renderer below checks a field before using it.
+ * @typedef {Record<string, any>} BotJson
+ */
+/**
+ * Which conversation the main pane shows. Teams views have no `kind`, so `view.kind === 'dm'` reads on either.
+ * @typedef {{ surface: 'slack', kind: 'channel' | 'dm' | 'home', id: string } | { surface: 'teams', kind?: undefined, id: string }} View
+ */
+/** @typedef {Node | string | number | null | undefined | false | ChildList} Child */
+/** @typedef {Child[]} ChildList */
+/** A control that reports its value, and how to read it: [element, read]. @typedef {[HTMLElement, () => string | string[] | null]} Control */
+/** @typedef {HTMLElement & { value: string }} ValueControl */
+/**
+ * One item of a feed, kept across redraws while `sig` is unchanged (reconcile).
+ * @typedef {{ key: string, sig: string, content?: string, build: () => HTMLElement }} FeedItem
+ */
+/** @typedef {HTMLElement & { sandboxSig?: string, sandboxContent?: string }} FeedEl */
+/** @typedef {HTMLElement & { sandboxTimer?: ReturnType<typeof setTimeout>, sandboxRemove?: () => void }} ToastEl */
 
 const API = {
   state: '/sandbox/api/state',
@@ -33,8 +73,33 @@ const POLL_MS = 3000;
 /** A clicked button stays disabled at least this long, so a double-click is one click even before the answer. */
 const CLICK_GUARD_MS = 700;
 
+/**
+ * @typedef {object} Ui
+ * @property {SandboxState | null} state the last state drawn
+ * @property {number} stateAt
+ * @property {View | null} view
+ * @property {string | null} slackActor
+ * @property {Map<string, string>} dmActors
+ * @property {Map<string, string>} teamsActors
+ * @property {Set<string>} openThreads
+ * @property {Map<string, string>} seen
+ * @property {Map<string, string>} drafts
+ * @property {Map<string, number | 'bottom'>} scrolls
+ * @property {string[]} history
+ * @property {Set<string>} dismissedViews
+ * @property {string} paneKey
+ * @property {string} modalKey
+ * @property {string} actorKey
+ * @property {Map<string, string>} [names] person id -> name, from the last state
+ * @property {Map<string, string>} [channelNames]
+ * @property {string} [namesSig]
+ * @property {string} [botId]
+ * @property {string} [homeOpenedFor] who the Home tab was last opened for
+ */
+
+/** @type {Ui} */
 const ui = {
-  /** @type {any} the last SandboxState drawn */
+  /** the last SandboxState drawn */
   state: null,
   /** performance.now() when `state` arrived: the clock ticks on from there at state.clock.rate. */
   stateAt: 0,
@@ -58,71 +123,110 @@ const ui = {
   actorKey: '',
 };
 
+/** The state being drawn: every draw function runs after the first state arrived (render checks). */
+function drawn() {
+  if (!ui.state) throw new Error('nothing to draw before the first state');
+  return ui.state;
+}
+
+/** The view being drawn (render picks one before drawing). */
+function shown() {
+  if (!ui.view) throw new Error('no view chosen yet');
+  return ui.view;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Small DOM and network helpers
 
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, unknown>} [props]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') el.className = value;
+    if (key === 'class') el.className = String(value);
     // Only ever given strings from the escaping renderers in this file.
-    else if (key === 'html') el.innerHTML = value;
-    else if (key === 'text') el.textContent = value;
-    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (key === 'html') el.innerHTML = String(value);
+    else if (key === 'text') el.textContent = String(value);
+    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), /** @type {EventListener} */ (value));
     else if (value === true) el.setAttribute(key, '');
     else el.setAttribute(key, String(value));
   }
-  for (const child of children.flat(Infinity)) {
+  for (const child of /** @type {unknown[]} */ (children).flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }
   return el;
 }
 
-const $ = (selector, root = document) => root.querySelector(selector);
+/**
+ * One element of the page's own markup (index.html), which is always there.
+ * @param {string} selector
+ * @param {ParentNode} [root]
+ * @returns {HTMLElement}
+ */
+const $ = (selector, root = document) => /** @type {HTMLElement} */ (root.querySelector(selector));
 
+/** @type {Record<string, string>} */
 const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-const escapeHtml = (text) => String(text ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c]);
+/** @param {unknown} text */
+const escapeHtml = (text) => String(text ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
 
 /** Slack sends mrkdwn with &, < and > escaped; only those three are entities in Slack text. */
-const decodeSlackEntities = (text) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const decodeSlackEntities = (/** @type {string} */ text) => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
-const isSafeUrl = (url) => /^(https?:|mailto:)/i.test(url.trim());
+const isSafeUrl = (/** @type {string} */ url) => /^(https?:|mailto:)/i.test(url.trim());
 
+/**
+ * @param {string} message
+ * @param {'info' | 'error'} [kind]
+ */
 function toast(message, kind = 'info') {
   const host = $('.toasts');
   const ttl = kind === 'error' ? 9000 : 5000;
   // The same words again (e.g. a burst of clicks) count up on one toast instead of stacking copies.
-  const last = host.lastElementChild;
+  const last = /** @type {ToastEl | null} */ (host.lastElementChild);
   if (last && !last.classList.contains('leaving') && last.dataset.kind === kind && last.dataset.message === message) {
     last.dataset.count = String(Number(last.dataset.count) + 1);
-    last.querySelector('.toast-count').textContent = `×${last.dataset.count}`;
+    $('.toast-count', last).textContent = `×${last.dataset.count}`;
     clearTimeout(last.sandboxTimer);
-    last.sandboxTimer = setTimeout(last.sandboxRemove, ttl);
+    const remove = last.sandboxRemove;
+    if (remove) last.sandboxTimer = setTimeout(remove, ttl);
     return;
   }
+  /** @type {ToastEl} */
   const el = h(
     'div',
     { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status', 'data-testid': 'toast', 'data-kind': kind, 'data-message': message, 'data-count': '1' },
     h('span', { class: 'toast-text', text: message }),
     h('span', { class: 'toast-count' }),
   );
-  el.sandboxRemove = () => {
+  const remove = () => {
     el.classList.add('leaving');
     setTimeout(() => el.remove(), 200);
   };
-  el.addEventListener('click', el.sandboxRemove);
+  el.sandboxRemove = remove;
+  el.addEventListener('click', remove);
   host.append(el);
-  while (host.children.length > 4) host.firstElementChild.remove();
-  el.sandboxTimer = setTimeout(el.sandboxRemove, ttl);
+  while (host.children.length > 4) host.firstElementChild?.remove();
+  el.sandboxTimer = setTimeout(remove, ttl);
 }
 
 /**
  * Every POST answers a SandboxAnswer. Errors are always shown (never swallowed); a `detail` is shown as a note.
  * The state is refetched afterwards even if the event stream is slow to announce the change.
+ * @param {string} url
+ * @param {SandboxSlackActionRequest | SandboxSlackViewActionRequest | SandboxSlackViewSubmitRequest | SandboxSlackViewCloseRequest | SandboxSlackCommandRequest | SandboxTeamsActionRequest | SandboxTeamsMessageRequest | SandboxClockRequest | { user: string }} body
+ * @param {{ quietErrors?: boolean }} [options]
+ * @returns {Promise<SandboxAnswer>}
  */
 async function post(url, body, { quietErrors = false } = {}) {
+  /** @type {SandboxAnswer} */
   let answer;
   try {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', [TOKEN_HEADER]: TOKEN }, body: JSON.stringify(body) });
@@ -142,7 +246,14 @@ async function post(url, body, { quietErrors = false } = {}) {
   return answer;
 }
 
-/** Disables a control while its request is in flight, and for at least `minMs`. */
+/**
+ * Disables a control while its request is in flight, and for at least `minMs`.
+ * @template T
+ * @param {(HTMLElement & { disabled?: boolean }) | null | undefined} control
+ * @param {() => Promise<T>} work
+ * @param {number} [minMs]
+ * @returns {Promise<T | undefined>}
+ */
 async function guarded(control, work, minMs = CLICK_GUARD_MS) {
   if (!control) return work();
   if (control.disabled) return undefined;
@@ -160,6 +271,9 @@ async function guarded(control, work, minMs = CLICK_GUARD_MS) {
   }
 }
 
+/**
+ * @param {string} url
+ */
 function openLink(url) {
   if (isSafeUrl(url)) window.open(url, '_blank', 'noopener,noreferrer');
 }
@@ -167,25 +281,46 @@ function openLink(url) {
 // ---------------------------------------------------------------------------------------------------------------
 // Time
 
+/** @type {Map<string, Intl.DateTimeFormat>} */
 const formatters = new Map();
 
+/**
+ * @param {string} locale
+ * @param {Intl.DateTimeFormatOptions} options
+ * @returns {Intl.DateTimeFormat}
+ */
 function formatter(locale, options) {
   const key = locale + JSON.stringify(options);
-  if (!formatters.has(key)) formatters.set(key, new Intl.DateTimeFormat(locale, options));
-  return formatters.get(key);
+  let made = formatters.get(key);
+  if (!made) formatters.set(key, (made = new Intl.DateTimeFormat(locale, options)));
+  return made;
 }
 
+/**
+ * @param {number} ms
+ * @param {string} zone
+ * @param {Intl.DateTimeFormatOptions} options
+ * @returns {Partial<Record<Intl.DateTimeFormatPartTypes, string>>}
+ */
 function zoneParts(ms, zone, options) {
   return Object.fromEntries(formatter('en-GB', { timeZone: zone, ...options }).formatToParts(ms).map((p) => [p.type, p.value]));
 }
 
+/**
+ * @param {number} ms
+ * @param {string} zone
+ */
 function zoneAbbrev(ms, zone) {
   // en-US knows the US abbreviations (CST, PDT); elsewhere it gives GMT+11, which is still unambiguous.
   const part = formatter('en-US', { timeZone: zone, timeZoneName: 'short' }).formatToParts(ms).find((p) => p.type === 'timeZoneName');
   return part ? part.value : zone;
 }
 
-/** "Tue 8 Dec 2026 10:05 CST" */
+/**
+ * "Tue 8 Dec 2026 10:05 CST"
+ * @param {number} ms
+ * @param {string} zone
+ */
 function formatClock(ms, zone) {
   try {
     const p = zoneParts(ms, zone, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
@@ -195,7 +330,11 @@ function formatClock(ms, zone) {
   }
 }
 
-/** A message's time: "10:05", or "7 Dec 10:05" when it is not the sandbox clock's day. */
+/**
+ * A message's time: "10:05", or "7 Dec 10:05" when it is not the sandbox clock's day.
+ * @param {number} ms
+ * @param {string} zone
+ */
 function formatStamp(ms, zone) {
   try {
     const p = zoneParts(ms, zone, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
@@ -215,6 +354,7 @@ function clockNow() {
 }
 
 /** Offered when the state does not list its jumps (an older server). */
+/** @type {Array<{ jump: SandboxJump, label: string }>} */
 const DEFAULT_JUMPS = [
   { jump: 'next-window', label: 'Next window' },
   { jump: 'next-dm', label: 'Next DM time' },
@@ -224,7 +364,7 @@ const DEFAULT_JUMPS = [
 ];
 
 function drawJumps() {
-  const jumps = Array.isArray(ui.state?.clock?.jumps) && ui.state.clock.jumps.length ? ui.state.clock.jumps : DEFAULT_JUMPS;
+  const jumps = Array.isArray(ui.state?.clock?.jumps) && drawn().clock.jumps.length ? drawn().clock.jumps : DEFAULT_JUMPS;
   const key = JSON.stringify(jumps);
   const nav = $('.jumps');
   if (nav.dataset.key === key) return;
@@ -264,6 +404,7 @@ function drawClock() {
 // Text: Slack mrkdwn, Slack plain_text, Teams markdown
 
 /** The shortcodes the bot and people commonly use; any other :name: is left as written. */
+/** @type {Record<string, string>} */
 const EMOJI = {
   white_check_mark: '✅', heavy_check_mark: '✔️', ballot_box_with_check: '☑️', x: '❌', warning: '⚠️', no_entry: '⛔',
   no_entry_sign: '🚫', octagonal_sign: '🛑', red_circle: '🔴', large_green_circle: '🟢', large_yellow_circle: '🟡',
@@ -277,12 +418,18 @@ const EMOJI = {
   raised_hands: '🙌', pray: '🙏', bangbang: '‼️', recycle: '♻️', clipboard: '📋', bar_chart: '📊', gear: '⚙️',
 };
 
-const emojify = (escaped) => escaped.replace(/:([a-z0-9_+-]+):/g, (whole, name) => EMOJI[name] ?? whole);
+const emojify = (/** @type {string} */ escaped) => escaped.replace(/:([a-z0-9_+-]+):/g, (whole, name) => EMOJI[name] ?? whole);
 
+/**
+ * @param {string} id
+ */
 function personName(id) {
   return ui.names?.get(id);
 }
 
+/**
+ * @param {string} id
+ */
 function channelName(id) {
   return ui.channelNames?.get(id);
 }
@@ -294,10 +441,11 @@ const SLOT = /\uE000(\d+)\uE001/g;
 const HAS_SLOT = /\uE000\d+\uE001/;
 
 function slotter() {
+  /** @type {string[]} */
   const slots = [];
   return {
-    put: (html) => `\uE000${slots.push(html) - 1}\uE001`,
-    fill: (html) => {
+    put: (/** @type {string} */ html) => `\uE000${slots.push(html) - 1}\uE001`,
+    fill: (/** @type {string} */ html) => {
       let out = html;
       // Slots can hold slots (a link inside a code span is flattened first, but be safe for two levels).
       for (let i = 0; i < 3 && HAS_SLOT.test(out); i++) out = out.replace(SLOT, (_, n) => slots[Number(n)] ?? '');
@@ -309,6 +457,8 @@ function slotter() {
 /**
  * A Slack `<...>` control sequence (`inner` still entity-escaped) read as a person would see it:
  * { kind: 'mention' | 'channel' | 'broadcast' | 'link' | 'text', text, url? }.
+ * @param {string} inner
+ * @returns {{ kind: 'mention' | 'channel' | 'broadcast' | 'link' | 'text', text: string, url?: string }}
  */
 function readToken(inner) {
   const bar = inner.indexOf('|');
@@ -326,8 +476,12 @@ function readToken(inner) {
   return isSafeUrl(url) ? { kind: 'link', text: label ?? url, url } : { kind: 'text', text: label ?? url };
 }
 
+/** @type {Partial<Record<string, string>>} */
 const TOKEN_CLASS = { mention: 'mk-mention', channel: 'mk-channel', broadcast: 'mk-mention mk-broadcast' };
 
+/**
+ * @param {string} inner
+ */
 function slackToken(inner) {
   const token = readToken(inner);
   const text = escapeHtml(token.text);
@@ -335,13 +489,20 @@ function slackToken(inner) {
   return TOKEN_CLASS[token.kind] ? `<span class="${TOKEN_CLASS[token.kind]}">${text}</span>` : text;
 }
 
-/** Code keeps its characters: tokens show their label, entities are decoded once, nothing is formatted. */
+/**
+ * Code keeps its characters: tokens show their label, entities are decoded once, nothing is formatted.
+ * @param {string} body
+ */
 function codeText(body) {
   return escapeHtml(body.replace(/<([^<>\n]*)>|&lt;|&gt;|&amp;/g, (whole, inner) => (inner !== undefined ? readToken(inner).text : decodeSlackEntities(whole))));
 }
 
-/** Slack's inline rules: a marker opens after a non-word character and closes before one, on one line. */
+/**
+ * Slack's inline rules: a marker opens after a non-word character and closes before one, on one line.
+ * @param {string} escaped
+ */
 function slackInline(escaped) {
+  /** @type {(marker: string, tag: string) => [RegExp, string]} */
   const span = (marker, tag) => [
     new RegExp(`(^|[^\\w${marker}])\\${marker}([^\\s${marker}](?:[^\\n]*?[^\\s${marker}])?)\\${marker}(?![\\w${marker}])`, 'g'),
     `$1<${tag}>$2</${tag}>`,
@@ -354,7 +515,11 @@ function slackInline(escaped) {
   );
 }
 
-/** Slack mrkdwn to HTML. `verbatim` texts keep their text as written but still get links and entities. */
+/**
+ * Slack mrkdwn to HTML. `verbatim` texts keep their text as written but still get links and entities.
+ * @param {unknown} text
+ * @param {{ verbatim?: boolean }} [options]
+ */
 function mrkdwnToHtml(text, { verbatim = false } = {}) {
   const slots = slotter();
   let src = String(text ?? '').replace(/[\uE000\uE001]/g, '');
@@ -363,12 +528,13 @@ function mrkdwnToHtml(text, { verbatim = false } = {}) {
     src = src.replace(/`([^`\n]+)`/g, (_, body) => slots.put(`<code class="mk-code">${codeText(body)}</code>`));
   }
   src = src.replace(/<([^<>\n]*)>/g, (_, inner) => slots.put(slackToken(inner)));
-  const line = (raw) => {
+  const line = (/** @type {string} */ raw) => {
     const escaped = escapeHtml(decodeSlackEntities(raw));
     return verbatim ? emojify(escaped) : slackInline(escaped);
   };
   let html = '';
   let prevInline = false;
+  /** @type {string[]} */
   let quote = [];
   const flushQuote = () => {
     if (quote.length === 0) return;
@@ -391,13 +557,19 @@ function mrkdwnToHtml(text, { verbatim = false } = {}) {
   return slots.fill(html);
 }
 
-/** plain_text is shown literally; with emoji: true (Slack's default) shortcodes become emoji. */
+/**
+ * plain_text is shown literally; with emoji: true (Slack's default) shortcodes become emoji.
+ * @param {BotJson | string | undefined} obj
+ */
 function plainToHtml(obj) {
   const text = typeof obj === 'string' ? obj : obj?.text;
   const escaped = escapeHtml(text ?? '');
-  return obj?.emoji === false ? escaped : emojify(escaped);
+  return typeof obj === 'object' && obj?.emoji === false ? escaped : emojify(escaped);
 }
 
+/**
+ * @param {BotJson | undefined} obj
+ */
 function textObjectHtml(obj) {
   if (!obj) return '';
   return obj.type === 'mrkdwn' ? mrkdwnToHtml(obj.text, { verbatim: obj.verbatim === true }) : plainToHtml(obj);
@@ -406,6 +578,7 @@ function textObjectHtml(obj) {
 /**
  * The markdown Teams renders in message text and TextBlocks: **bold**, _italic_, ~~strike~~, `code`, [links](url),
  * bullet and numbered lists, and backslash escapes (which the bot uses to show people's text as written).
+ * @param {unknown} text
  */
 function markdownToHtml(text) {
   const slots = slotter();
@@ -416,22 +589,26 @@ function markdownToHtml(text) {
     isSafeUrl(url) ? slots.put(`<a href="${escapeHtml(url)}" target="_blank" rel="noopener noreferrer">${escapeHtml(label)}</a>`) : whole,
   );
   src = src.replace(/\bhttps?:\/\/[^\s<>()]+[^\s<>().,;:!?'"]/g, (url) => slots.put(`<a href="${escapeHtml(url)}" target="_blank" rel="noopener noreferrer">${escapeHtml(url)}</a>`));
-  const inline = (raw) =>
+  const inline = (/** @type {string} */ raw) =>
     escapeHtml(raw)
       .replace(/\*\*(?=\S)([\s\S]*?\S)\*\*/g, '<strong>$1</strong>')
       .replace(/__(?=\S)([\s\S]*?\S)__/g, '<strong>$1</strong>')
       .replace(/(^|[^\w*])\*(?=\S)([^*]*?\S)\*(?![\w*])/g, '$1<em>$2</em>')
       .replace(/(^|[^\w_])_(?=\S)([^_]*?\S)_(?![\w_])/g, '$1<em>$2</em>')
       .replace(/~~(?=\S)([\s\S]*?\S)~~/g, '<del>$1</del>');
+  /** @type {string[]} */
   const out = [];
+  /** @type {{ tag: 'ul' | 'ol', items: string[] } | null} */
   let list = null;
+  /** @type {string[]} */
   let para = [];
   const flushPara = () => {
     if (para.length) out.push(`<p>${para.map(inline).join('<br>')}</p>`);
     para = [];
   };
   const flushList = () => {
-    if (list) out.push(`<${list.tag}>${list.items.map((i) => `<li>${inline(i)}</li>`).join('')}</${list.tag}>`);
+    const open = /** @type {{ tag: 'ul' | 'ol', items: string[] } | null} */ (list);
+    if (open) out.push(`<${open.tag}>${open.items.map((i) => `<li>${inline(i)}</li>`).join('')}</${open.tag}>`);
     list = null;
   };
   for (const raw of src.split('\n')) {
@@ -442,7 +619,7 @@ function markdownToHtml(text) {
       const tag = bullet ? 'ul' : 'ol';
       if (list && list.tag !== tag) flushList();
       list ??= { tag, items: [] };
-      list.items.push((bullet ?? numbered)[1]);
+      list.items.push((bullet ?? numbered)?.[1] ?? '');
     } else if (raw.trim() === '') {
       flushList();
       flushPara();
@@ -465,7 +642,14 @@ function markdownToHtml(text) {
  *   viewId?: string, carry?: Map<string, unknown> }} BlockContext
  */
 
-/** Sends an element's interaction the way its surface would. */
+/**
+ * Sends an element's interaction the way its surface would.
+ * @param {BlockContext} ctx
+ * @param {BotJson} element
+ * @param {string} [blockId]
+ * @param {string} [selectedValue]
+ * @returns {Promise<SandboxAnswer>}
+ */
 function sendAction(ctx, element, blockId, selectedValue) {
   const actionId = element.action_id ?? '';
   // Read at click time: messages are not redrawn when the reader switches who they act as.
@@ -477,14 +661,18 @@ function sendAction(ctx, element, blockId, selectedValue) {
   if (ctx.kind === 'modal' || ctx.kind === 'home') {
     return post(API.slackViewAction, { user, viewId: ctx.viewId ?? '', actionId, blockId, selectedValue });
   }
-  return post(API.slackAction, { user, channel: ctx.channel, ts: ctx.ts, actionId, blockId, selectedValue });
+  return post(API.slackAction, { user, channel: ctx.channel ?? '', ts: ctx.ts ?? '', actionId, blockId, selectedValue });
 }
 
-/** Slack's confirm dialog ("Are you sure?") on a button, select or overflow option that carries `confirm`. */
+/**
+ * Slack's confirm dialog ("Are you sure?") on a button, select or overflow option that carries `confirm`.
+ * @param {BotJson | undefined} confirm
+ * @returns {Promise<boolean>}
+ */
 function confirmFirst(confirm) {
   if (!confirm) return Promise.resolve(true);
   return new Promise((resolve) => {
-    const done = (yes) => {
+    const done = (/** @type {boolean} */ yes) => {
       layer.remove();
       resolve(yes);
     };
@@ -505,10 +693,15 @@ function confirmFirst(confirm) {
       ),
     );
     document.body.append(layer);
-    layer.querySelector('.btn-primary, .btn-danger')?.focus();
+    layer.querySelector(/** @type {'button'} */ ('.btn-primary, .btn-danger'))?.focus();
   });
 }
 
+/**
+ * @param {BotJson} element
+ * @param {BlockContext} ctx
+ * @param {string} [blockId]
+ */
 function renderButton(element, ctx, blockId) {
   const style = element.style === 'primary' || element.style === 'danger' ? ` btn-${element.style}` : '';
   const button = h('button', {
@@ -531,6 +724,11 @@ function renderButton(element, ctx, blockId) {
   return button;
 }
 
+/**
+ * @param {BotJson} element
+ * @param {BlockContext} ctx
+ * @param {string} [blockId]
+ */
 function renderOverflow(element, ctx, blockId) {
   const wrap = h('div', { class: 'bk-overflow' });
   const toggle = h('button', { type: 'button', class: 'btn bk-overflow-toggle', 'aria-label': 'More actions', 'aria-haspopup': 'menu', text: '⋯' });
@@ -539,8 +737,8 @@ function renderOverflow(element, ctx, blockId) {
     menu.hidden = true;
     document.removeEventListener('click', outside, true);
   };
-  const outside = (event) => {
-    if (!wrap.contains(event.target)) close();
+  const outside = (/** @type {Event} */ event) => {
+    if (!wrap.contains(/** @type {Node | null} */ (event.target))) close();
   };
   for (const option of element.options ?? []) {
     menu.append(
@@ -568,6 +766,10 @@ function renderOverflow(element, ctx, blockId) {
   return wrap;
 }
 
+/**
+ * @param {BotJson} element
+ * @returns {BotJson[]}
+ */
 function optionsOf(element) {
   if (element.type === 'users_select' || element.type === 'multi_users_select') {
     return (ui.state?.slack.people ?? []).map((p) => ({ text: { type: 'plain_text', text: p.name }, value: p.id }));
@@ -578,27 +780,42 @@ function optionsOf(element) {
     const dms = element.type.includes('channels') ? [] : (slack?.dms ?? []).map((d) => ({ text: { type: 'plain_text', text: d.userName }, value: d.channel }));
     return [...channels, ...dms];
   }
-  return [...(element.options ?? []), ...(element.option_groups ?? []).flatMap((g) => g.options ?? [])];
+  return [...(element.options ?? []), ...(element.option_groups ?? []).flatMap((/** @type {BotJson} */ g) => g.options ?? [])];
 }
 
+/**
+ * @param {BotJson} element
+ * @returns {unknown[]}
+ */
 function initialValues(element) {
-  if (Array.isArray(element.initial_options)) return element.initial_options.map((o) => o.value);
+  if (Array.isArray(element.initial_options)) return element.initial_options.map((/** @type {BotJson} */ o) => o.value);
   if (element.initial_option) return [element.initial_option.value];
   const initial = element.initial_user ?? element.initial_conversation ?? element.initial_channel;
   if (initial) return [initial];
   return [...(element.initial_users ?? []), ...(element.initial_conversations ?? []), ...(element.initial_channels ?? [])];
 }
 
+/**
+ * @param {BotJson | undefined} option
+ * @returns {string}
+ */
 function optionLabel(option) {
   return option?.text?.text ?? option?.value ?? '';
 }
 
-/** One control for a select; `onPick` is called with the chosen value. Returns [element, read]. */
+/**
+ * One control for a select; `onPick` is called with the chosen value. Returns [element, read].
+ * @param {BotJson} element
+ * @param {string | undefined} id
+ * @param {unknown} carried
+ * @param {((value: string, control: HTMLSelectElement) => void) | undefined} onPick
+ * @returns {Control}
+ */
 function renderSelect(element, id, carried, onPick) {
   const select = h('select', { class: 'bk-select', id, 'data-action-id': element.action_id });
   const chosen = carried !== undefined ? carried : initialValues(element)[0];
   select.append(h('option', { value: '', disabled: true, selected: chosen === undefined || chosen === null }, optionLabel({ text: element.placeholder }) || 'Select an item'));
-  const add = (parent, option) => parent.append(h('option', { value: option.value, selected: option.value === chosen }, optionLabel(option)));
+  const add = (/** @type {HTMLElement} */ parent, /** @type {BotJson} */ option) => parent.append(h('option', { value: option.value, selected: option.value === chosen }, optionLabel(option)));
   const grouped = Array.isArray(element.option_groups) && !/(users|conversations|channels)/.test(element.type);
   if (grouped) {
     for (const group of element.option_groups) {
@@ -613,7 +830,14 @@ function renderSelect(element, id, carried, onPick) {
   return [select, () => (select.value === '' ? null : select.value)];
 }
 
-/** Slack's multi-select: chosen items as removable chips, a select to add more. */
+/**
+ * Slack's multi-select: chosen items as removable chips, a select to add more.
+ * @param {BotJson} element
+ * @param {string | undefined} id
+ * @param {unknown} carried
+ * @param {(() => void) | undefined} onChange
+ * @returns {[HTMLElement, () => string[]]}
+ */
 function renderMultiSelect(element, id, carried, onChange) {
   const options = optionsOf(element);
   const chosen = new Set(Array.isArray(carried) ? carried : initialValues(element));
@@ -663,11 +887,18 @@ function renderMultiSelect(element, id, carried, onChange) {
 
 let uid = 0;
 
-/** Checkboxes and radio buttons. Returns [element, read]. */
+/**
+ * Checkboxes and radio buttons. Returns [element, read].
+ * @param {BotJson} element
+ * @param {unknown} carried
+ * @param {((value: string) => void) | undefined} onChange
+ * @returns {Control}
+ */
 function renderChoices(element, carried, onChange) {
   const radio = element.type === 'radio_buttons';
   const name = `choice-${++uid}`;
   const initial = new Set(carried !== undefined ? [carried].flat().filter((v) => v !== null) : initialValues(element));
+  /** @type {HTMLInputElement[]} */
   const inputs = [];
   const group = h('div', { class: 'bk-choices', role: radio ? 'radiogroup' : 'group', 'data-action-id': element.action_id });
   for (const option of element.options ?? []) {
@@ -690,6 +921,7 @@ function renderChoices(element, carried, onChange) {
   return [group, read];
 }
 
+/** @type {Record<string, string>} */
 const TEXTUAL = {
   plain_text_input: 'text',
   number_input: 'number',
@@ -700,11 +932,19 @@ const TEXTUAL = {
   datetimepicker: 'datetime-local',
 };
 
-/** A text-like input. Returns [element, read]. */
+/**
+ * A text-like input. Returns [element, read].
+ * @param {BotJson} element
+ * @param {string | undefined} id
+ * @param {unknown} carried
+ * @param {(value: string) => void} [onEnter]
+ * @returns {[HTMLInputElement | HTMLTextAreaElement, () => string | null]}
+ */
 function renderTextual(element, id, carried, onEnter) {
   const type = TEXTUAL[element.type] ?? 'text';
   const initial = carried !== undefined ? (carried ?? '') : (element.initial_value ?? element.initial_date ?? element.initial_time ?? '');
   const placeholder = element.placeholder ? optionLabel({ text: element.placeholder }) : undefined;
+  /** @type {HTMLInputElement | HTMLTextAreaElement} */
   let control;
   if (element.type === 'plain_text_input' && element.multiline) {
     control = h('textarea', { class: 'bk-text', id, rows: 4, placeholder, 'data-action-id': element.action_id });
@@ -712,11 +952,12 @@ function renderTextual(element, id, carried, onEnter) {
   } else {
     control = h('input', { class: 'bk-text', id, type, placeholder, 'data-action-id': element.action_id, step: type === 'number' && element.is_decimal_allowed ? 'any' : undefined });
     control.value = initial;
+    const input = control;
     if (onEnter) {
-      control.addEventListener('keydown', (event) => {
+      input.addEventListener('keydown', (event) => {
         if (event.key === 'Enter') {
           event.preventDefault();
-          onEnter(control.value);
+          onEnter(input.value);
         }
       });
     }
@@ -728,9 +969,14 @@ function renderTextual(element, id, carried, onEnter) {
 /**
  * An interactive element outside an input block (a section accessory, an actions element): every change is
  * sent as an action, as in Slack.
+ * @param {BotJson | undefined} element
+ * @param {BlockContext} ctx
+ * @param {string} [blockId]
+ * @returns {HTMLElement | null}
  */
 function renderElement(element, ctx, blockId) {
   if (!element || typeof element !== 'object') return null;
+  /** @type {(value: string, control?: HTMLElement) => void} */
   const send = (value, control) =>
     void guarded(control, async () => {
       if (await confirmFirst(element.confirm)) await sendAction(ctx, element, blockId, value);
@@ -771,6 +1017,11 @@ function renderElement(element, ctx, blockId) {
   }
 }
 
+/**
+ * @param {unknown} url
+ * @param {string | undefined} alt
+ * @param {string} cls
+ */
 function renderImage(url, alt, cls) {
   const img = h('img', { class: cls, src: isSafeUrl(String(url ?? '')) ? url : undefined, alt: alt ?? '', loading: 'lazy' });
   // The sandbox usually has no internet: show the alt text where the picture would be.
@@ -778,9 +1029,15 @@ function renderImage(url, alt, cls) {
   return img;
 }
 
+/**
+ * @param {BotJson[] | undefined} elements
+ * @returns {Node[]}
+ */
 function renderRichInline(elements) {
+  /** @type {Node[]} */
   const out = [];
   for (const e of elements ?? []) {
+    /** @type {Node} */
     let node;
     switch (e.type) {
       case 'text':
@@ -803,7 +1060,7 @@ function renderRichInline(elements) {
         break;
       case 'emoji':
         node = document.createTextNode(
-          e.unicode ? String.fromCodePoint(...String(e.unicode).split('-').map((x) => parseInt(x, 16))) : (EMOJI[e.name] ?? `:${e.name}:`),
+          e.unicode ? String.fromCodePoint(...String(e.unicode).split('-').map((/** @type {string} */ x) => parseInt(x, 16))) : (EMOJI[e.name] ?? `:${e.name}:`),
         );
         break;
       case 'date':
@@ -822,6 +1079,9 @@ function renderRichInline(elements) {
   return out;
 }
 
+/**
+ * @param {BotJson} block
+ */
 function renderRichText(block) {
   const root = h('div', { class: 'bk-rich' });
   for (const el of block.elements ?? []) {
@@ -848,17 +1108,23 @@ function renderRichText(block) {
   return root;
 }
 
-/** An input block in a modal. Registers how to read its value for Submit. */
+/**
+ * An input block in a modal. Registers how to read its value for Submit.
+ * @param {BotJson} block
+ * @param {BlockContext} ctx
+ */
 function renderInputBlock(block, ctx) {
   const element = block.element ?? {};
   const id = `in-${++uid}`;
   const key = `${block.block_id}/${element.action_id}`;
   const carried = ctx.carry?.get(key);
   // dispatch_action: the input reports each change to the app at once (e.g. a select that redraws the modal).
-  const dispatch = block.dispatch_action === true ? (value) => void sendAction(ctx, element, block.block_id, value) : undefined;
+  const dispatch = block.dispatch_action === true ? (/** @type {string} */ value) => void sendAction(ctx, element, block.block_id, value) : undefined;
+  /** @type {HTMLElement} */
   let control;
+  /** @type {() => string | string[] | null} */
   let read;
-  if (element.type?.startsWith('multi_')) [control, read] = renderMultiSelect(element, id, carried, dispatch && (() => dispatch(read().join(','))));
+  if (element.type?.startsWith('multi_')) [control, read] = renderMultiSelect(element, id, carried, dispatch && (() => dispatch(/** @type {string[]} */ (read()).join(','))));
   else if (/_select$/.test(element.type ?? '')) [control, read] = renderSelect(element, id, carried, dispatch);
   else if (element.type === 'checkboxes' || element.type === 'radio_buttons') [control, read] = renderChoices(element, carried, dispatch);
   else [control, read] = renderTextual(element, id, carried, dispatch);
@@ -874,7 +1140,7 @@ function renderInputBlock(block, ctx) {
   const counter = element.max_length ? h('span', { class: 'bk-counter' }) : null;
   if (counter) {
     const count = () => {
-      const length = (control.value ?? '').length;
+      const length = (/** @type {ValueControl} */ (control).value ?? '').length;
       counter.textContent = `${length} / ${element.max_length}`;
       counter.classList.toggle('over', length > element.max_length);
       counter.hidden = length < element.max_length * 0.8;
@@ -891,17 +1157,26 @@ function renderInputBlock(block, ctx) {
   return wrap;
 }
 
-/** @type {WeakMap<Element, { block: any, element: any, key: string, read: () => unknown }>} */
+/** @type {WeakMap<Element, { block: BotJson, element: BotJson, key: string, read: () => string | string[] | null }>} */
 const inputReaders = new WeakMap();
 
+/**
+ * @param {Element} wrap
+ * @param {string | undefined} message
+ */
 function setBlockError(wrap, message) {
-  const slot = wrap.querySelector(':scope > .bk-error');
+  const slot = /** @type {HTMLElement | null} */ (wrap.querySelector(':scope > .bk-error'));
   if (!slot) return;
   slot.hidden = !message;
   slot.textContent = message ?? '';
   wrap.classList.toggle('has-error', Boolean(message));
 }
 
+/**
+ * @param {BotJson | undefined} block
+ * @param {BlockContext} ctx
+ * @returns {HTMLElement}
+ */
 function renderBlock(block, ctx) {
   switch (block?.type) {
     case 'header':
@@ -910,7 +1185,7 @@ function renderBlock(block, ctx) {
       const main = h('div', { class: 'bk-section-main' });
       if (block.text) main.append(h('div', { class: 'bk-text-body', html: textObjectHtml(block.text) }));
       if (Array.isArray(block.fields) && block.fields.length) {
-        main.append(h('div', { class: 'bk-fields' }, block.fields.map((f) => h('div', { class: 'bk-field', html: textObjectHtml(f) }))));
+        main.append(h('div', { class: 'bk-fields' }, block.fields.map((/** @type {BotJson} */ f) => h('div', { class: 'bk-field', html: textObjectHtml(f) }))));
       }
       const accessory = block.accessory ? h('div', { class: 'bk-accessory' }, renderElement(block.accessory, ctx, block.block_id)) : null;
       return h('div', { class: `bk-section${accessory ? ' has-accessory' : ''}` }, main, accessory);
@@ -921,10 +1196,10 @@ function renderBlock(block, ctx) {
       return h(
         'div',
         { class: 'bk-context' },
-        (block.elements ?? []).map((e) => (e.type === 'image' ? renderImage(e.image_url, e.alt_text, 'bk-context-img') : h('span', { class: 'bk-context-text', html: textObjectHtml(e) }))),
+        (block.elements ?? []).map((/** @type {BotJson} */ e) => (e.type === 'image' ? renderImage(e.image_url, e.alt_text, 'bk-context-img') : h('span', { class: 'bk-context-text', html: textObjectHtml(e) }))),
       );
     case 'actions':
-      return h('div', { class: 'bk-actions' }, (block.elements ?? []).map((e) => renderElement(e, ctx, block.block_id)));
+      return h('div', { class: 'bk-actions' }, (block.elements ?? []).map((/** @type {BotJson} */ e) => renderElement(e, ctx, block.block_id)));
     case 'image':
       return h(
         'figure',
@@ -943,11 +1218,15 @@ function renderBlock(block, ctx) {
   }
 }
 
+/**
+ * @param {unknown[] | undefined} blocks
+ * @param {BlockContext} ctx
+ */
 function renderBlocks(blocks, ctx) {
   const root = h('div', { class: 'blocks' });
-  for (const block of blocks ?? []) {
+  for (const block of /** @type {BotJson[]} */ (blocks ?? [])) {
     const el = renderBlock(block, ctx);
-    if (block?.block_id && el instanceof Element) el.dataset.blockId = block.block_id;
+    if (block?.block_id && el instanceof HTMLElement) el.dataset.blockId = block.block_id;
     root.append(el);
   }
   return root;
@@ -956,11 +1235,17 @@ function renderBlocks(blocks, ctx) {
 // ---------------------------------------------------------------------------------------------------------------
 // Slack pane
 
+/**
+ * @param {string | undefined} name
+ */
 function initials(name) {
   const words = String(name ?? '?').trim().split(/\s+/);
   return ((words[0]?.[0] ?? '?') + (words.length > 1 ? (words.at(-1)?.[0] ?? '') : '')).toUpperCase();
 }
 
+/**
+ * @param {string} id
+ */
 function hue(id) {
   let n = 0;
   for (const c of String(id)) n = (n * 31 + c.charCodeAt(0)) % 360;
@@ -969,13 +1254,24 @@ function hue(id) {
 
 const BOT_NAMES = new Set(['patchbay']);
 
+/**
+ * @param {string} id
+ * @param {string} name
+ * @param {string} cls
+ */
 function avatar(id, name, cls) {
   const bot = BOT_NAMES.has(String(name).toLowerCase());
   return h('div', { class: `${cls}${bot ? ' is-bot' : ''}`, style: bot ? undefined : `--avatar-hue:${hue(id)}`, 'aria-hidden': 'true', text: bot ? 'pb' : initials(name) });
 }
 
+/**
+ * @param {SandboxSlackMessage} message
+ * @param {BlockContext} ctx
+ * @param {{ reply?: boolean }} [options]
+ * @returns {HTMLElement}
+ */
 function slackMessageEl(message, ctx, { reply = false } = {}) {
-  const zone = ui.state.clock.zone;
+  const zone = drawn().clock.zone;
   const bot = BOT_NAMES.has(String(message.userName).toLowerCase()) || message.user === ui.botId;
   const key = `${message.channel}:${message.ts}`;
   const stamp = new Date(message.updatedAt);
@@ -1016,9 +1312,9 @@ function slackMessageEl(message, ctx, { reply = false } = {}) {
       else ui.openThreads.add(key);
       drawFeed();
     });
-    el.querySelector('.msg-body').append(toggle);
+    $('.msg-body', el).append(toggle);
     if (open) {
-      el.querySelector('.msg-body').append(h('div', { class: 'thread', 'data-testid': 'thread' }, replies.map((r) => slackMessageEl(r, ctx, { reply: true }))));
+      $('.msg-body', el).append(h('div', { class: 'thread', 'data-testid': 'thread' }, replies.map((r) => slackMessageEl(r, ctx, { reply: true }))));
     }
   }
   return el;
@@ -1026,8 +1322,12 @@ function slackMessageEl(message, ctx, { reply = false } = {}) {
 
 const EYE_ICON = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M1 12s4-7 11-7 11 7 11 7-4 7-11 7S1 12 1 12z"/><circle cx="12" cy="12" r="3"/></svg>';
 
+/**
+ * @param {SandboxSlackEphemeral} ephemeral
+ * @param {BlockContext} ctx
+ */
 function ephemeralEl(ephemeral, ctx) {
-  const zone = ui.state.clock.zone;
+  const zone = drawn().clock.zone;
   return h(
     'article',
     { class: 'msg ephemeral', 'data-testid': 'slack-ephemeral', 'data-channel': ephemeral.channel },
@@ -1051,8 +1351,8 @@ function ephemeralEl(ephemeral, ctx) {
 }
 
 function slackSurface() {
-  const slack = ui.state.slack;
-  const view = ui.view;
+  const slack = drawn().slack;
+  const view = shown();
   if (view.kind === 'channel') {
     const channel = slack.channels.find((c) => c.id === view.id);
     return channel && { channel: channel.id, messages: channel.messages ?? [] };
@@ -1067,6 +1367,7 @@ function slackSurface() {
 /**
  * Slack sends `app_home_opened` each time a person opens the app's Home tab; the bot publishes the tab in answer.
  * Sent once per opening: on navigating to Home, and again when the person acting changes while it is open.
+ * @param {string} actor
  */
 function openHome(actor) {
   if (!actor || ui.homeOpenedFor === actor) return;
@@ -1074,11 +1375,14 @@ function openHome(actor) {
   void post(API.slackHomeOpened, { user: actor });
 }
 
+/**
+ * @returns {FeedItem[]}
+ */
 function slackFeedItems() {
   const actor = currentSlackActor();
-  if (ui.view.kind === 'home') {
+  if (shown().kind === 'home') {
     openHome(actor);
-    const home = ui.state.slack.home?.[actor];
+    const home = drawn().slack.home?.[actor];
     const sig = JSON.stringify(home ?? null) + actor;
     return [
       {
@@ -1086,28 +1390,33 @@ function slackFeedItems() {
         sig,
         build: () =>
           home
-            ? h('div', { class: 'home', 'data-testid': 'slack-home' }, renderBlocks(home.blocks, { kind: 'home', user: actor, viewId: typeof home.id === 'string' ? home.id : '' }))
+            ? h('div', { class: 'home', 'data-testid': 'slack-home' }, renderBlocks(/** @type {unknown[] | undefined} */ (home.blocks), { kind: 'home', user: actor, viewId: typeof home.id === 'string' ? home.id : '' }))
             : empty(`The bot has not published a Home tab for ${personName(actor) ?? actor} yet.`),
       },
     ];
   }
   const surface = slackSurface();
   if (!surface) return [{ key: 'missing', sig: 'missing', build: () => empty('This conversation is gone from the sandbox.') }];
+  /** @type {BlockContext} */
   const ctx = { kind: 'message', user: actor, channel: surface.channel };
+  /** @type {FeedItem[]} */
   const items = surface.messages.map((m) => {
     const key = `${m.channel}:${m.ts}`;
     const content = JSON.stringify(m);
     return { key, content, sig: `${content}|${ui.openThreads.has(key)}|${ui.namesSig}`, build: () => slackMessageEl(m, ctx) };
   });
-  const ephemerals = (ui.state.slack.ephemerals ?? []).filter((e) => e.channel === surface.channel && e.user === actor).sort((a, b) => a.at - b.at);
+  const ephemerals = (drawn().slack.ephemerals ?? []).filter((e) => e.channel === surface.channel && e.user === actor).sort((a, b) => a.at - b.at);
   ephemerals.forEach((e, i) => items.push({ key: `eph:${e.at}:${i}`, sig: JSON.stringify(e) + ui.namesSig, build: () => ephemeralEl(e, ctx) }));
   if (items.length === 0) {
-    const name = ui.view.kind === 'channel' ? `#${channelName(surface.channel)}` : 'this conversation';
+    const name = shown().kind === 'channel' ? `#${channelName(surface.channel)}` : 'this conversation';
     items.push({ key: 'empty', sig: 'empty', build: () => empty(`Nothing posted in ${name} yet.`) });
   }
   return items;
 }
 
+/**
+ * @param {string} text
+ */
 function empty(text) {
   return h('div', { class: 'empty', 'data-testid': 'empty', text });
 }
@@ -1159,14 +1468,19 @@ const TEAMS_HOST_CONFIG = {
   inputs: { label: { requiredInputs: { weight: 'bolder', suffix: ' *', suffixColor: 'attention' }, optionalInputs: { weight: 'bolder' } }, errorMessage: { color: 'attention' } },
 };
 
+/** @type {any} the Adaptive Cards library's HostConfig (the library is loaded as a global script, untyped here) */
 let hostConfig;
 let markdownHooked = false;
 
+/**
+ * @param {Record<string, unknown>} card
+ * @param {(action: any) => void} onAction an Adaptive Cards Action
+ */
 function renderCard(card, onAction) {
-  const AC = window.AdaptiveCards;
+  const AC = /** @type {any} */ (window).AdaptiveCards;
   if (!AC) return h('div', { class: 'card-error', text: 'The Adaptive Cards renderer did not load (/sandbox/assets/adaptivecards.js).' });
   if (!markdownHooked) {
-    AC.AdaptiveCard.onProcessMarkdown = (text, result) => {
+    AC.AdaptiveCard.onProcessMarkdown = (/** @type {string} */ text, /** @type {{ outputHtml?: string, didProcess?: boolean }} */ result) => {
       result.outputHtml = markdownToHtml(text);
       result.didProcess = true;
     };
@@ -1195,6 +1509,10 @@ function renderCard(card, onAction) {
  * What Teams sends for a press. Action.Execute: its verb and data (the library has already merged the card's
  * input values into action.data). Action.Submit: the verb rides in data (the bot's fallback puts it there),
  * and an imBack is a plain message from the person.
+ * @param {any} action an Adaptive Cards Action (Action.Execute, Action.Submit, Action.OpenUrl)
+ * @param {SandboxTeamsConversation} conversation
+ * @param {SandboxTeamsActivity} activity
+ * @param {HTMLElement} holder
  */
 async function cardAction(action, conversation, activity, holder) {
   const type = action.getJsonTypeName();
@@ -1215,7 +1533,7 @@ async function cardAction(action, conversation, activity, holder) {
     type === 'Action.Execute'
       ? String(action.verb ?? '')
       : String(data.verb ?? (msteams && typeof msteams.value === 'object' ? (msteams.value?.verb ?? '') : ''));
-  const errorSlot = holder.querySelector('.tm-error');
+  const errorSlot = $('.tm-error', holder);
   errorSlot.hidden = true;
   if (holder.classList.contains('busy')) return;
   holder.classList.add('busy');
@@ -1229,9 +1547,12 @@ async function cardAction(action, conversation, activity, holder) {
   }
 }
 
-/** A message a person typed (activity.from set): on the right, like one's own message in Teams. */
+/**
+ * A message a person typed (activity.from set): on the right, like one's own message in Teams.
+ * @param {SandboxTeamsActivity & { from: string }} activity
+ */
 function teamsOwnEl(activity) {
-  const zone = ui.state.clock.zone;
+  const zone = drawn().clock.zone;
   const name = personName(activity.from) ?? activity.from;
   return h(
     'article',
@@ -1245,9 +1566,13 @@ function teamsOwnEl(activity) {
   );
 }
 
+/**
+ * @param {SandboxTeamsActivity} activity
+ * @param {SandboxTeamsConversation} conversation
+ */
 function teamsActivityEl(activity, conversation) {
-  if (activity.from) return teamsOwnEl(activity);
-  const zone = ui.state.clock.zone;
+  if (activity.from) return teamsOwnEl({ ...activity, from: activity.from });
+  const zone = drawn().clock.zone;
   const bubble = h(
     'div',
     { class: 'tm-bubble' },
@@ -1267,9 +1592,13 @@ function teamsActivityEl(activity, conversation) {
   return el;
 }
 
+/**
+ * @returns {FeedItem[]}
+ */
 function teamsFeedItems() {
-  const conversation = ui.state.teams.conversations.find((c) => c.id === ui.view.id);
+  const conversation = drawn().teams.conversations.find((c) => c.id === shown().id);
   if (!conversation) return [{ key: 'missing', sig: 'missing', build: () => empty('This conversation is gone from the sandbox.') }];
+  /** @type {FeedItem[]} */
   const items = conversation.activities.map((a) => ({
     key: `act:${a.id}`,
     // The actor is read at click time, so switching it keeps drawn cards (and anything typed into them).
@@ -1285,42 +1614,49 @@ function teamsFeedItems() {
 // Who is acting
 
 function currentSlackActor() {
-  const slack = ui.state.slack;
-  if (ui.view?.surface === 'slack' && ui.view.kind === 'dm') {
-    const dm = slack.dms.find((d) => d.channel === ui.view.id);
-    return ui.dmActors.get(ui.view.id) ?? dm?.user ?? defaultSlackActor();
+  const slack = drawn().slack;
+  if (ui.view?.surface === 'slack' && shown().kind === 'dm') {
+    const dm = slack.dms.find((d) => d.channel === shown().id);
+    return ui.dmActors.get(shown().id) ?? dm?.user ?? defaultSlackActor();
   }
   return ui.slackActor ?? defaultSlackActor();
 }
 
 function defaultSlackActor() {
-  const people = ui.state.slack.people ?? [];
+  const people = drawn().slack.people ?? [];
   return (people.find((p) => p.role === 'engineer') ?? people.find((p) => p.id !== ui.botId) ?? people[0])?.id ?? '';
 }
 
+/**
+ * @param {SandboxTeamsConversation} conversation
+ * @returns {string}
+ */
 function currentTeamsActor(conversation) {
-  return ui.teamsActors.get(conversation.id) ?? conversation.defaultActor ?? ui.state.teams.people?.[0]?.id ?? '';
+  return ui.teamsActors.get(conversation.id) ?? conversation.defaultActor ?? drawn().teams.people?.[0]?.id ?? '';
 }
 
+/** @type {Record<string, string>} */
 const ROLE_LABEL = { engineer: 'Engineers', champion: 'Champions', user: 'Users', other: 'Others' };
 
 function drawActorSelect() {
-  const select = $('[data-testid$="actor"]');
-  const slack = ui.view.surface === 'slack';
-  const conversation = slack ? undefined : ui.state.teams.conversations.find((c) => c.id === ui.view.id);
-  let people = slack ? ui.state.slack.people : ui.state.teams.people;
+  const select = /** @type {HTMLSelectElement} */ ($('[data-testid$="actor"]'));
+  const slack = shown().surface === 'slack';
+  const conversation = slack ? undefined : drawn().teams.conversations.find((c) => c.id === shown().id);
+  let people = slack ? drawn().slack.people : drawn().teams.people;
   if (slack) people = people.filter((p) => p.id !== ui.botId);
   const current = slack ? currentSlackActor() : conversation ? currentTeamsActor(conversation) : '';
   select.dataset.testid = slack ? 'slack-actor' : 'teams-actor';
-  const key = JSON.stringify([ui.view.surface, people, current]);
+  const key = JSON.stringify([shown().surface, people, current]);
   if (key === ui.actorKey) return;
   ui.actorKey = key;
+  /** @type {Map<string, SandboxPerson[]>} */
   const groups = new Map();
   for (const p of people) {
     const role = ROLE_LABEL[p.role] ? p.role : 'other';
     if (!groups.has(role)) groups.set(role, []);
-    groups.get(role).push(p);
+    groups.get(role)?.push(p);
   }
+  /** @type {HTMLElement[]} */
   const options = [];
   for (const role of Object.keys(ROLE_LABEL)) {
     const list = groups.get(role);
@@ -1332,13 +1668,16 @@ function drawActorSelect() {
   select.value = current;
 }
 
+/**
+ * @param {Event} event
+ */
 function onActorChange(event) {
-  const value = event.target.value;
-  if (ui.view.surface === 'slack') {
-    if (ui.view.kind === 'dm') ui.dmActors.set(ui.view.id, value);
+  const value = /** @type {HTMLSelectElement} */ (event.target).value;
+  if (shown().surface === 'slack') {
+    if (shown().kind === 'dm') ui.dmActors.set(shown().id, value);
     else ui.slackActor = value;
   } else {
-    ui.teamsActors.set(ui.view.id, value);
+    ui.teamsActors.set(shown().id, value);
   }
   render();
 }
@@ -1346,27 +1685,36 @@ function onActorChange(event) {
 // ---------------------------------------------------------------------------------------------------------------
 // Navigation
 
+/**
+ * @param {View | null | undefined} view
+ */
 function viewKey(view) {
   if (!view) return '';
   return view.surface === 'slack' ? `slack:${view.kind === 'home' ? 'home' : view.id}` : `teams:${view.id}`;
 }
 
+/**
+ * @returns {View | undefined}
+ */
 function viewFromHash() {
   const hash = decodeURIComponent(location.hash.slice(1));
   const [surface, ...rest] = hash.split('/');
   const id = rest.join('/');
-  const slack = ui.state.slack;
+  const slack = drawn().slack;
   if (surface === 'slack') {
     if (id === 'home') return { surface, kind: 'home', id: 'home' };
     if (slack.channels.some((c) => c.id === id)) return { surface, kind: 'channel', id };
     if (slack.dms.some((d) => d.channel === id)) return { surface, kind: 'dm', id };
   }
-  if (surface === 'teams' && ui.state.teams.conversations.some((c) => c.id === id)) return { surface, id };
+  if (surface === 'teams' && drawn().teams.conversations.some((c) => c.id === id)) return { surface, id };
   return undefined;
 }
 
+/**
+ * @returns {View}
+ */
 function defaultView() {
-  const { slack, teams, msp } = ui.state;
+  const { slack, teams, msp } = drawn();
   const channel = slack.channels.find((c) => c.id === msp?.channel) ?? slack.channels[0];
   if (channel) return { surface: 'slack', kind: 'channel', id: channel.id };
   if (slack.dms[0]) return { surface: 'slack', kind: 'dm', id: slack.dms[0].channel };
@@ -1374,9 +1722,12 @@ function defaultView() {
   return { surface: 'slack', kind: 'home', id: 'home' };
 }
 
+/**
+ * @param {View} view
+ */
 function go(view) {
   const feed = $('.feed');
-  const input = $('.composer input');
+  const input = /** @type {HTMLInputElement} */ ($('.composer input'));
   if (ui.view) {
     ui.scrolls.set(viewKey(ui.view), feed.scrollHeight - feed.scrollTop - feed.clientHeight < 48 ? 'bottom' : feed.scrollTop);
     ui.drafts.set(viewKey(ui.view), input.value);
@@ -1391,14 +1742,29 @@ function go(view) {
   render();
 }
 
-/** What the reader would notice changing: new messages or replies, edits, ephemerals. */
+/**
+ * What the reader would notice changing: new messages or replies, edits, ephemerals.
+ * @param {'teams' | 'home' | 'slack'} kind
+ * @param {SandboxTeamsConversation | { messages?: SandboxSlackMessage[] } | Record<string, unknown> | undefined} item a Teams
+ *   conversation, a Home view (or nothing), a Slack channel or DM: as `kind` says
+ * @returns {string}
+ */
 function navSignature(kind, item) {
-  if (kind === 'teams') return item.activities.map((a) => `${a.id}@${a.updatedAt}`).join(',');
+  if (kind === 'teams') return /** @type {SandboxTeamsConversation} */ (item).activities.map((a) => `${a.id}@${a.updatedAt}`).join(',');
   if (kind === 'home') return JSON.stringify(item ?? null);
-  const parts = (item.messages ?? []).map((m) => `${m.ts}@${m.updatedAt}#${m.edits}:${(m.replies ?? []).map((r) => `${r.ts}@${r.updatedAt}`).join('.')}`);
+  const parts = (/** @type {{ messages?: SandboxSlackMessage[] }} */ (item).messages ?? []).map((m) => `${m.ts}@${m.updatedAt}#${m.edits}:${(m.replies ?? []).map((r) => `${r.ts}@${r.updatedAt}`).join('.')}`);
   return parts.join(',');
 }
 
+/**
+ * @param {string} testid
+ * @param {string} key
+ * @param {string} label
+ * @param {string} icon
+ * @param {string} sig
+ * @param {() => void} onClick
+ * @param {{ title?: string, iconClass?: string }} [extra]
+ */
 function navItem(testid, key, label, icon, sig, onClick, extra = {}) {
   const current = viewKey(ui.view) === key;
   if (current) ui.seen.set(key, sig);
@@ -1417,7 +1783,7 @@ function navItem(testid, key, label, icon, sig, onClick, extra = {}) {
 }
 
 function drawNav() {
-  const { slack, teams, msp } = ui.state;
+  const { slack, teams, msp } = drawn();
   const slackList = $('[data-testid="nav-slack"]');
   const actor = ui.slackActor ?? defaultSlackActor();
   const items = [];
@@ -1446,14 +1812,16 @@ function drawNav() {
   slackList.replaceChildren(...items);
 
   const teamsList = $('[data-testid="nav-teams"]');
+  /** @type {Partial<Record<string, string>>} */
   const KIND_ICON = { groupChat: '◆', channel: '#' };
   const teamsItems = [];
   // Every client brings a team and a personal chat per person: grouped under the client, the list stays readable.
+  /** @type {Map<string, SandboxTeamsConversation[]>} */
   const groups = new Map();
   for (const c of teams.conversations) {
     const key = c.clientId ?? '';
     if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(c);
+    groups.get(key)?.push(c);
   }
   for (const [clientId, conversations] of groups) {
     const client = clientLabel(clientId, conversations);
@@ -1471,7 +1839,11 @@ function drawNav() {
   teamsList.replaceChildren(...(teamsItems.length ? teamsItems : [h('li', { class: 'nav-empty', text: 'No conversations yet' })]));
 }
 
-/** A client's name as its conversations spell it ("Acme Dental · Patching", "Jane Roe (Acme Dental)"). */
+/**
+ * A client's name as its conversations spell it ("Acme Dental · Patching", "Jane Roe (Acme Dental)").
+ * @param {string} clientId
+ * @param {SandboxTeamsConversation[]} conversations
+ */
 function clientLabel(clientId, conversations) {
   for (const c of conversations) {
     const prefix = /^(.+?)\s+[·—–-]\s+/.exec(c.title);
@@ -1484,6 +1856,10 @@ function clientLabel(clientId, conversations) {
   return clientId;
 }
 
+/**
+ * @param {string} title
+ * @param {string | undefined} client
+ */
 function shortTitle(title, client) {
   let short = title.replace(/\s*\(personal\)\s*$/, '');
   if (client) {
@@ -1496,31 +1872,32 @@ function shortTitle(title, client) {
 // ---------------------------------------------------------------------------------------------------------------
 // Main pane
 
+/** @type {Partial<Record<string, string>>} */
 const KIND_LABEL = { personal: 'Personal chat', groupChat: 'Group chat', channel: 'Team channel' };
 
 function drawHead() {
-  const { slack, teams, msp } = ui.state;
+  const { slack, teams, msp } = drawn();
   const title = $('[data-testid="pane-title"]');
   const sub = $('[data-testid="pane-sub"]');
   const main = $('.main');
-  main.dataset.surface = ui.view.surface;
-  if (ui.view.surface === 'slack') {
-    if (ui.view.kind === 'home') {
+  main.dataset.surface = shown().surface;
+  if (shown().surface === 'slack') {
+    if (shown().kind === 'home') {
       title.textContent = 'Home';
       sub.textContent = `patchbay's App Home, as ${personName(currentSlackActor()) ?? 'this person'} sees it`;
-    } else if (ui.view.kind === 'dm') {
-      const dm = slack.dms.find((d) => d.channel === ui.view.id);
-      title.textContent = dm?.userName ?? ui.view.id;
+    } else if (shown().kind === 'dm') {
+      const dm = slack.dms.find((d) => d.channel === shown().id);
+      title.textContent = dm?.userName ?? shown().id;
       sub.textContent = 'Direct messages with patchbay';
     } else {
-      const channel = slack.channels.find((c) => c.id === ui.view.id);
-      title.textContent = `# ${channel?.name ?? ui.view.id}`;
-      sub.textContent = ui.view.id === msp?.channel ? `${msp.name} engineers: digests, approvals and results` : 'Slack channel';
+      const channel = slack.channels.find((c) => c.id === shown().id);
+      title.textContent = `# ${channel?.name ?? shown().id}`;
+      sub.textContent = shown().id === msp?.channel ? `${msp.name} engineers: digests, approvals and results` : 'Slack channel';
     }
   } else {
-    const conversation = teams.conversations.find((c) => c.id === ui.view.id);
-    title.textContent = conversation?.title ?? ui.view.id;
-    sub.textContent = [KIND_LABEL[conversation?.kind] ?? 'Teams', conversation?.clientId].filter(Boolean).join(' · ');
+    const conversation = teams.conversations.find((c) => c.id === shown().id);
+    title.textContent = conversation?.title ?? shown().id;
+    sub.textContent = [KIND_LABEL[conversation?.kind ?? ''] ?? 'Teams', conversation?.clientId].filter(Boolean).join(' · ');
   }
   drawActorSelect();
   drawModalHint();
@@ -1530,10 +1907,10 @@ function drawHead() {
 function drawModalHint() {
   const hint = $('[data-testid="modal-hint"]');
   const actor = currentSlackActor();
-  const others = ui.view.surface === 'slack' ? (ui.state.slack.modals ?? []).filter((m) => m.user !== actor && !ui.dismissedViews.has(m.id)) : [];
+  const others = shown().surface === 'slack' ? (drawn().slack.modals ?? []).filter((m) => m.user !== actor && !ui.dismissedViews.has(m.id)) : [];
   hint.hidden = others.length === 0;
   if (others.length === 0) return hint.replaceChildren();
-  const who = others.at(-1).user;
+  const who = others[others.length - 1]?.user ?? '';
   hint.replaceChildren(
     h('span', { text: `A modal is open for ${personName(who) ?? who}` }),
     h('button', {
@@ -1541,7 +1918,7 @@ function drawModalHint() {
       class: 'linkish',
       text: 'Act as them',
       onclick: () => {
-        if (ui.view.kind === 'dm') ui.dmActors.set(ui.view.id, who);
+        if (shown().kind === 'dm') ui.dmActors.set(shown().id, who);
         else ui.slackActor = who;
         render();
       },
@@ -1551,17 +1928,17 @@ function drawModalHint() {
 
 function drawComposer() {
   const form = $('.composer');
-  const input = form.querySelector('input');
-  const slack = ui.view.surface === 'slack';
-  form.hidden = slack && ui.view.kind === 'home';
+  const input = /** @type {HTMLInputElement} */ ($('input', form));
+  const slack = shown().surface === 'slack';
+  form.hidden = slack && shown().kind === 'home';
   form.dataset.testid = slack ? 'slack-composer' : 'teams-composer';
   if (slack) {
-    const where = ui.view.kind === 'dm' ? 'this DM' : `#${channelName(ui.view.id) ?? ui.view.id}`;
+    const where = shown().kind === 'dm' ? 'this DM' : `#${channelName(shown().id) ?? shown().id}`;
     input.placeholder = `Slash command in ${where} as ${personName(currentSlackActor()) ?? 'you'}, e.g. /patch status`;
   } else {
-    const conversation = ui.state.teams.conversations.find((c) => c.id === ui.view.id);
+    const conversation = drawn().teams.conversations.find((c) => c.id === shown().id);
     const actor = conversation ? currentTeamsActor(conversation) : '';
-    const name = ui.state.teams.people.find((p) => p.id === actor)?.name ?? actor;
+    const name = drawn().teams.people.find((p) => p.id === actor)?.name ?? actor;
     input.placeholder = `Type a message as ${name || 'you'}`;
   }
 }
@@ -1570,10 +1947,15 @@ function drawComposer() {
  * Reuses the DOM of items whose signature did not change, so open menus, expanded cards, typed text and the
  * reader's place survive a redraw. Returns the elements redrawn because their content (not just how they are
  * shown, e.g. a thread opened) changed.
+ * @param {HTMLElement} container
+ * @param {FeedItem[]} items
+ * @returns {HTMLElement[]}
  */
 function reconcile(container, items) {
+  /** @type {Map<string, FeedEl>} */
   const old = new Map();
-  for (const child of container.children) if (child.dataset.key) old.set(child.dataset.key, child);
+  for (const child of /** @type {HTMLCollectionOf<FeedEl>} */ (container.children)) if (child.dataset.key) old.set(child.dataset.key, child);
+  /** @type {HTMLElement[]} */
   const changed = [];
   const nodes = items.map((item) => {
     const prev = old.get(item.key);
@@ -1581,6 +1963,7 @@ function reconcile(container, items) {
       old.delete(item.key);
       return prev;
     }
+    /** @type {FeedEl} */
     const el = item.build();
     el.dataset.key = item.key;
     el.sandboxSig = item.sig;
@@ -1602,8 +1985,8 @@ function drawFeed() {
   const switched = ui.paneKey !== key;
   const nearBottom = feed.scrollHeight - feed.scrollTop - feed.clientHeight < 48;
   if (switched) feed.replaceChildren();
-  feed.dataset.surface = ui.view.surface;
-  const items = ui.view.surface === 'slack' ? slackFeedItems() : teamsFeedItems();
+  feed.dataset.surface = shown().surface;
+  const items = shown().surface === 'slack' ? slackFeedItems() : teamsFeedItems();
   const changed = reconcile(feed, items);
   if (switched) {
     ui.paneKey = key;
@@ -1625,12 +2008,18 @@ function drawFeed() {
 function topModal() {
   if (ui.view?.surface !== 'slack') return undefined;
   const actor = currentSlackActor();
-  return (ui.state.slack.modals ?? []).filter((m) => m.user === actor && !ui.dismissedViews.has(m.id)).at(-1);
+  return (drawn().slack.modals ?? []).filter((m) => m.user === actor && !ui.dismissedViews.has(m.id)).at(-1);
 }
 
+/**
+ * @param {Element} root
+ */
 function readModal(root) {
+  /** @type {Record<string, string | string[] | null>} */
   const values = {};
+  /** @type {Map<string, unknown>} */
   const carry = new Map();
+  /** @type {Record<string, string>} */
   const errors = {};
   for (const wrap of root.querySelectorAll('.bk-input')) {
     const reader = inputReaders.get(wrap);
@@ -1651,22 +2040,27 @@ function readModal(root) {
   return { values, carry, errors };
 }
 
+/**
+ * @param {Element} root
+ * @param {Record<string, string> | undefined} errors
+ */
 function showModalErrors(root, errors) {
+  /** @type {HTMLElement | undefined} */
   let first;
-  for (const wrap of root.querySelectorAll('.bk-input')) {
-    const message = errors?.[wrap.dataset.blockId];
+  for (const wrap of /** @type {NodeListOf<HTMLElement>} */ (root.querySelectorAll('.bk-input'))) {
+    const message = errors?.[wrap.dataset.blockId ?? ''];
     setBlockError(wrap, message);
     if (message && !first) first = wrap;
   }
   const unplaced = Object.entries(errors ?? {}).filter(([blockId]) => !root.querySelector(`.bk-input[data-block-id="${CSS.escape(blockId)}"]`));
   for (const [blockId, message] of unplaced) toast(`${blockId}: ${message}`, 'error');
-  first?.querySelector('input, textarea, select')?.focus();
+  /** @type {HTMLElement | null | undefined} */ (first?.querySelector('input, textarea, select'))?.focus();
 }
 
 function drawModal() {
   const layer = $('.modal-layer');
   const modal = topModal();
-  const stale = new Set((ui.state.slack.modals ?? []).map((m) => m.id));
+  const stale = new Set((drawn().slack.modals ?? []).map((m) => m.id));
   for (const id of ui.dismissedViews) if (!stale.has(id)) ui.dismissedViews.delete(id);
   if (!modal) {
     layer.hidden = true;
@@ -1677,12 +2071,14 @@ function drawModal() {
   const key = `${modal.id}\n${JSON.stringify(modal.view)}`;
   if (key === ui.modalKey) return;
   // views.update keeps what the person typed in inputs whose block_id and action_id survive, as Slack does.
-  const previous = layer.querySelector('[data-testid="modal"]');
+  const previous = /** @type {HTMLElement | null} */ (layer.querySelector('[data-testid="modal"]'));
   const carry = previous && previous.dataset.viewId === modal.id ? readModal(previous).carry : new Map();
   ui.modalKey = key;
 
+  /** @type {BotJson} */
   const view = modal.view ?? {};
   const actor = modal.user;
+  /** @type {BlockContext} */
   const ctx = { kind: 'modal', user: actor, viewId: modal.id, carry };
   const close = () => {
     ui.dismissedViews.add(modal.id);
@@ -1727,11 +2123,12 @@ function drawModal() {
       close();
     }
   });
-  const focusedAction = layer.contains(document.activeElement) ? document.activeElement.dataset?.actionId : undefined;
+  const active = /** @type {HTMLElement | null} */ (document.activeElement);
+  const focusedAction = active && layer.contains(active) ? active.dataset?.actionId : undefined;
   layer.replaceChildren(h('div', { class: 'modal-backdrop' }, form));
   layer.hidden = false;
   const refocus = focusedAction ? form.querySelector(`[data-action-id="${CSS.escape(focusedAction)}"]`) : null;
-  (refocus ?? form.querySelector('.modal-body input, .modal-body textarea, .modal-body select') ?? form.querySelector('.modal-x'))?.focus();
+  /** @type {HTMLElement | null} */ (refocus ?? form.querySelector('.modal-body input, .modal-body textarea, .modal-body select') ?? form.querySelector('.modal-x'))?.focus();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1740,7 +2137,7 @@ function drawModal() {
 function indexNames() {
   const names = new Map();
   const channels = new Map();
-  const { slack, teams } = ui.state;
+  const { slack, teams } = drawn();
   for (const p of [...(teams.people ?? []), ...(slack.people ?? [])]) names.set(p.id, p.name);
   for (const dm of slack.dms ?? []) if (!names.has(dm.user)) names.set(dm.user, dm.userName);
   for (const c of slack.channels ?? []) channels.set(c.id, c.name);
@@ -1762,14 +2159,20 @@ function render() {
   drawModal();
 }
 
+/**
+ * @param {View} view
+ */
 function stillExists(view) {
-  const { slack, teams } = ui.state;
+  const { slack, teams } = drawn();
   if (view.surface === 'teams') return teams.conversations.some((c) => c.id === view.id);
   if (view.kind === 'home') return true;
   if (view.kind === 'dm') return slack.dms.some((d) => d.channel === view.id);
   return slack.channels.some((c) => c.id === view.id);
 }
 
+/**
+ * @param {SandboxState} state
+ */
 function applyState(state) {
   ui.state = state;
   ui.stateAt = performance.now();
@@ -1780,8 +2183,13 @@ function applyState(state) {
 // ---------------------------------------------------------------------------------------------------------------
 // Live updates: SSE announces, a coalesced fetch follows; polling when the stream is down
 
+/** @type {{ fetching: boolean, pending: boolean, lastFetch: number, timer: ReturnType<typeof setTimeout> | 0, poll: ReturnType<typeof setInterval> | 0, streamOpen: boolean }} */
 const live = { fetching: false, pending: false, lastFetch: 0, timer: 0, poll: 0, streamOpen: false };
 
+/**
+ * @param {'live' | 'polling' | 'offline' | 'connecting'} mode
+ * @param {string} title
+ */
 function setConnection(mode, title) {
   const el = $('.connection');
   el.dataset.mode = mode;
@@ -1882,7 +2290,7 @@ function wire() {
   $('[data-testid$="actor"]').addEventListener('change', onActorChange);
 
   const form = $('.composer');
-  const input = form.querySelector('input');
+  const input = /** @type {HTMLInputElement} */ ($('input', form));
   let back = 0;
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -1894,15 +2302,15 @@ function wire() {
     feed.scrollTop = feed.scrollHeight;
     void guarded(send, async () => {
       let answer;
-      if (ui.view.surface === 'slack') {
+      if (shown().surface === 'slack') {
         if (!text.startsWith('/')) {
           toast('The bot reads slash commands here, not chat: try /patch help.', 'error');
           return;
         }
         const surface = slackSurface();
-        answer = await post(API.slackCommand, { user: currentSlackActor(), channel: surface?.channel ?? ui.view.id, text });
+        answer = await post(API.slackCommand, { user: currentSlackActor(), channel: surface?.channel ?? shown().id, text });
       } else {
-        const conversation = ui.state.teams.conversations.find((c) => c.id === ui.view.id);
+        const conversation = drawn().teams.conversations.find((c) => c.id === shown().id);
         if (!conversation) return;
         answer = await post(API.teamsMessage, { user: currentTeamsActor(conversation), conversationId: conversation.id, text });
       }
@@ -1920,7 +2328,7 @@ function wire() {
     if ((event.key === 'ArrowUp' || event.key === 'ArrowDown') && ui.history.length) {
       event.preventDefault();
       back = Math.max(0, Math.min(ui.history.length, back + (event.key === 'ArrowUp' ? 1 : -1)));
-      input.value = back === 0 ? '' : ui.history[ui.history.length - back];
+      input.value = back === 0 ? '' : (ui.history[ui.history.length - back] ?? '');
     }
   });
 

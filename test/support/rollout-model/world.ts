@@ -12,7 +12,7 @@ import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../../../src/db/client.ts';
 import { storeSlackDirectory } from '../../../src/db/directory-repo.ts';
 import { applyInventory } from '../../../src/db/inventory-repo.ts';
-import { storeRelease } from '../../../src/db/release-repo.ts';
+import { storeRelease } from '../../../src/use-cases/store-release.ts';
 import type { Inventory, InventoryClient, InventoryDevice, Ring } from '../../../src/domain/inventory.ts';
 import type { Release } from '../../../src/domain/release.ts';
 import { parseWindowSpec, type WindowRule } from '../../../src/domain/window-spec.ts';

@@ -1,0 +1,46 @@
+/**
+ * The sandbox's read-only queries: who is in its directory (people and their chat ids, clients), which owners have
+ * a ring under way (the page's "next window" jump), which Teams conversations the bot is already installed in.
+ */
+import { sql } from 'drizzle-orm';
+import { rowsOf, type AppDatabase } from './client.ts';
+
+export interface DirectoryPersonRow {
+  id: number;
+  email: string | null;
+  display_name: string | null;
+  role: 'engineer' | 'champion' | 'user';
+  client_id: string | null;
+  slack_id: string | null;
+  teams_id: string | null;
+}
+
+export interface DirectoryClientRow {
+  id: string;
+  name: string;
+  timezone: string;
+  windows: Record<string, string>;
+  settings: { slackChannel?: string; teamsTenantId?: string; chatPlatform?: 'slack' | 'teams'; dmTime?: string };
+}
+
+export async function directoryClients(db: AppDatabase): Promise<DirectoryClientRow[]> {
+  return rowsOf<DirectoryClientRow>(await db.execute(sql`select id, name, timezone, windows, settings from clients where retired_at is null order by name`));
+}
+
+/** Every live person with each of their roles (engineers first), and their first Slack and Teams ids. */
+export async function directoryPeople(db: AppDatabase): Promise<DirectoryPersonRow[]> {
+  return rowsOf<DirectoryPersonRow>(
+    await db.execute(sql`select p.id, p.email, p.display_name, r.role, r.client_id,
+        (select ci.external_id from chat_identities ci where ci.person_id = p.id and ci.platform = 'slack' and ci.source <> 'directory' order by ci.id limit 1) as slack_id,
+        (select ci.external_id from chat_identities ci where ci.person_id = p.id and ci.platform = 'teams' order by ci.id limit 1) as teams_id
+      from people p join person_roles r on r.person_id = p.id
+      where p.retired_at is null
+      order by case r.role when 'engineer' then 0 when 'champion' then 1 else 2 end, p.display_name, p.email, p.id`),
+  );
+}
+
+/** The owners (null: the MSP; else a client id) with a ring scheduled or running. */
+export async function ownersWithActiveRollouts(db: AppDatabase): Promise<Array<string | null>> {
+  const rows = rowsOf<{ client_id: string | null }>(await db.execute(sql`select distinct client_id from rollouts where state in ('scheduled', 'running')`));
+  return rows.map((r) => r.client_id);
+}
