@@ -28,6 +28,11 @@ export interface UpdateRef {
   kb?: string | undefined;
   /** MSRC's `Yes` / `No` / `Maybe` / `unknown`: whether the device will want a restart. */
   restartRequired?: string | undefined;
+  /**
+   * KBs of later updates that replace this one (MSRC's supersedence, from the release model): a device manager
+   * that stops listing a superseded update (Tactical deletes its row) counts it installed when one of these is.
+   */
+  supersededBy?: readonly string[] | undefined;
 }
 
 export type OperationState = 'queued' | 'running' | 'succeeded' | 'failed';

@@ -131,9 +131,12 @@ export class TacticalDeployer implements Deployer {
     const agent = await this.agent(agentId);
     // A scan refreshes what Windows Update offers for the next look; results of installs are already in the rows.
     if (agent.status === 'online') await this.client.post(`winupdate/${agentId}/scan/`, 'safe');
-    const progress = progressOf(await this.rows(agentId), updates.map((u) => u.kb ?? u.key));
-    const missing = updates.filter((u) => progress.get(kbOf(u.kb ?? u.key)) !== 'installed').map((u) => u.key);
-    return { missing, rebootPending: agent.needs_reboot };
+    const rows = await this.rows(agentId);
+    const progress = progressOf(rows, updates.flatMap((u) => [u.kb ?? u.key, ...(u.supersededBy ?? [])]));
+    const installed = (kb: string) => progress.get(kbOf(kb)) === 'installed';
+    // Tactical deletes the row of an update Windows Update stopped offering: installed if a successor is.
+    const missing = updates.filter((u) => !installed(u.kb ?? u.key) && !(progress.get(kbOf(u.kb ?? u.key)) === 'absent' && (u.supersededBy ?? []).some(installed)));
+    return { missing: missing.map((u) => u.key), rebootPending: agent.needs_reboot };
   }
 
   // ---- install ----
