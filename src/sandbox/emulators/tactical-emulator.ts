@@ -200,6 +200,7 @@ export class TacticalEmulator {
   private events: Array<{ at: number; seq: number; run: () => void }> = [];
   private faults: Array<Fault & { left: number }> = [];
   private seq = 0;
+  private eventAt: number | undefined;
   private nextPk = 1;
   private readonly secondsPerUpdate: number;
   private readonly rebootSeconds: number;
@@ -341,7 +342,13 @@ export class TacticalEmulator {
       const next = this.events[0];
       if (!next || next.at > nowMs) break;
       this.events.shift();
-      next.run();
+      // While an event runs, "now" is its instant: what it schedules follows from when it happened.
+      this.eventAt = next.at;
+      try {
+        next.run();
+      } finally {
+        this.eventAt = undefined;
+      }
     }
     // A connected agent says hello every 30–60 s: between requests that is "just now".
     for (const agent of this.agents.values()) if (agent.connected) agent.lastSeen = nowMs;
@@ -350,7 +357,11 @@ export class TacticalEmulator {
   // ---- the agent side ----
 
   private nowMs(): number {
-    return this.now().getTime();
+    return this.eventAt ?? this.now().getTime();
+  }
+
+  private nowIso(): string {
+    return new Date(this.nowMs()).toISOString();
   }
 
   private at(ms: number, run: () => void): void {
@@ -366,6 +377,8 @@ export class TacticalEmulator {
   }
 
   private endLife(agent: Agent): void {
+    // It said hello until the moment it went away.
+    if (agent.connected) agent.lastSeen = this.nowMs();
     agent.connected = false;
     agent.life++;
     agent.installing = false;
@@ -382,7 +395,7 @@ export class TacticalEmulator {
   }
 
   private rebootNow(agent: Agent, by: 'api' | 'policy'): void {
-    this.delivered.push({ at: this.now().toISOString(), agentId: agent.agentId, func: 'rebootnow', by });
+    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'rebootnow', by });
     // shutdown.exe /r /t 5 /f, after answering.
     this.whileAlive(agent, this.nowMs() + 5_000, () => {
       this.endLife(agent);
@@ -399,7 +412,7 @@ export class TacticalEmulator {
     // installWinUpdateLocker: a second install while one runs is dropped by the agent.
     if (agent.installing) return;
     agent.installing = true;
-    this.delivered.push({ at: this.now().toISOString(), agentId: agent.agentId, func: 'installwinupdates', by: 'api', guids });
+    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'installwinupdates', by: 'api', guids });
     let t = this.nowMs();
     for (const guid of guids) {
       t += this.secondsPerUpdate * 1000;
