@@ -182,7 +182,7 @@ export interface TacticalEmulatorOptions {
   scanSeconds?: number;
 }
 
-export const ALL_PERMISSIONS = ['can_list_agents', 'can_manage_winupdates', 'can_reboot_agents', 'can_edit_agent', 'can_list_clients'] as const;
+export const ALL_PERMISSIONS = ['can_list_agents', 'can_manage_winupdates', 'can_reboot_agents', 'can_edit_agent', 'can_list_clients', 'can_manage_automation_policies'] as const;
 const NO_PERMISSION = { detail: 'You do not have permission to perform this action.' };
 const NOT_FOUND = { detail: 'Not found.' };
 
@@ -628,6 +628,8 @@ export class TacticalEmulator {
         return this.need('can_list_agents') ?? (agent ? { status: 200, body: { name: agent.hostname, status: agent.connected ? 'online' : 'offline' } } : { status: 404, body: NOT_FOUND });
       }
       if (c === 'reboot' && parts.length === 3 && method === 'POST') return this.need('can_reboot_agents') ?? this.reboot(agent);
+      // GetUpdateDeleteAgent.put: agent fields, and `winupdatepolicy[0]` saved onto the agent-level policy row.
+      if (parts.length === 2 && method === 'PUT') return this.need('can_edit_agent') ?? this.editAgent(agent, body);
     }
     if (a === 'winupdate' && b !== undefined) {
       if (/^\d+$/.test(b) && parts.length === 2 && method === 'PUT') return this.need('can_manage_winupdates') ?? this.editRow(Number(b), body);
@@ -641,7 +643,7 @@ export class TacticalEmulator {
       }
     }
     if (a === 'automation' && b === 'patchpolicy' && c !== undefined && /^\d+$/.test(c) && d === undefined && method === 'PUT') {
-      return this.need('can_edit_agent') ?? this.editPolicy(Number(c), body);
+      return this.need('can_manage_automation_policies') ?? this.editPolicy(Number(c), body);
     }
     return { status: 404, body: NOT_FOUND };
   }
@@ -718,6 +720,13 @@ export class TacticalEmulator {
     const result = (body as { result?: unknown } | null)?.result;
     if (result === 'n/a' || result === 'success' || result === 'failed') row.result = result;
     return { status: 200, body: `Windows update ${row.kb} was changed to ${row.action}` };
+  }
+
+  private editAgent(agent: Agent | undefined, body: unknown): Answer {
+    if (!agent) return { status: 404, body: NOT_FOUND };
+    const policies = (body as { winupdatepolicy?: Array<Partial<WinUpdatePolicy>> } | null)?.winupdatepolicy;
+    if (policies?.[0]) agent.policy = { ...agent.policy, ...policies[0], id: agent.policy.id, agent: agent.pk, policy: null };
+    return { status: 200, body: 'The agent was updated successfully' };
   }
 
   private editPolicy(pk: number, body: unknown): Answer {
