@@ -11,6 +11,8 @@ export interface OperationResult {
   state: 'succeeded' | 'failed';
   rebootRequired?: boolean;
   error?: string;
+  /** Failed without reaching the device (see the port's OperationStatus.notStarted). */
+  notStarted?: boolean;
 }
 
 export interface StoredOperation {

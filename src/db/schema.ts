@@ -676,7 +676,7 @@ export const deployerOperations = pgTable(
     /** Back-end facts needed to judge the outcome later, e.g. the agent's boot_time before a reboot. */
     facts: jsonb('facts').$type<Record<string, unknown>>().notNull().default({}),
     /** Once done: the final answer, returned as is to every later ask. */
-    result: jsonb('result').$type<{ state: 'succeeded' | 'failed'; rebootRequired?: boolean; error?: string }>(),
+    result: jsonb('result').$type<{ state: 'succeeded' | 'failed'; rebootRequired?: boolean; error?: string; notStarted?: boolean }>(),
     sentAt: instant('sent_at'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

@@ -97,7 +97,7 @@ describe('Tactical adapter: what Tactical does not say', () => {
     const deployer = world.adapter();
     expect(await deployer.isOnline(device('PC-GONE'))).toBe(true);
     const status = await deployer.install(device('PC-GONE'), updates, 'gone-1');
-    expect(status).toMatchObject({ state: 'failed', error: expect.stringMatching(/^not started/) });
+    expect(status).toMatchObject({ state: 'failed', notStarted: true, error: expect.stringMatching(/^not started/) });
     expect(posts(/install\/$/)).toEqual([]);
   });
 
@@ -113,7 +113,7 @@ describe('Tactical adapter: what Tactical does not say', () => {
     expect((await deployer.status(device('PC-LOST'), 'lost-1')).state).toBe('running');
     world.advance(MINUTE);
     const status = await deployer.status(device('PC-LOST'), 'lost-1');
-    expect(status).toMatchObject({ state: 'failed', error: expect.stringMatching(/^not started: no result from Tactical RMM within 15 minutes/) });
+    expect(status).toMatchObject({ state: 'failed', notStarted: true, error: expect.stringMatching(/^not started: no result from Tactical RMM within 15 minutes/) });
     expect(world.emulator.installsDelivered(agentId)).toBe(0);
     expect(world.emulator.rowsOf(agentId).every((r) => r.action === 'nothing')).toBe(true);
   });
@@ -125,6 +125,7 @@ describe('Tactical adapter: what Tactical does not say', () => {
     const deployer = world.adapter();
     const failed = await settle(deployer, device('PC-FAILS'), await deployer.install(device('PC-FAILS'), updates.slice(0, 1), 'fails-1'));
     expect(failed).toMatchObject({ state: 'failed', error: 'KB5034763 failed (Tactical gives no error code)' });
+    expect(failed.notStarted).toBeUndefined();
     world.emulator.rowsOf(agentId).find((r) => r.id === row)!.hidden.fails = false;
     const retry = await deployer.install(device('PC-FAILS'), updates.slice(0, 1), 'fails-2');
     expect(retry.state).toBe('running');

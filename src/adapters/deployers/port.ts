@@ -45,6 +45,12 @@ export interface OperationStatus {
   rebootRequired?: boolean;
   /** The device's own error text when it failed, e.g. `0x80070643 Fatal error during installation`. */
   error?: string;
+  /**
+   * With `failed`: the operation never reached the device, so nothing was done (an RMM that loses commands to
+   * offline agents, and only says so by silence). The run treats it like finding the device offline: it tries
+   * again inside the window, else rolls to the next, instead of counting a failed install.
+   */
+  notStarted?: boolean;
 }
 
 export interface Verification {
@@ -73,6 +79,6 @@ export function toOutcome(status: OperationStatus, justStarted: boolean): Outcom
     case 'succeeded':
       return { type: 'succeeded', rebootRequired: status.rebootRequired ?? false };
     case 'failed':
-      return { type: 'failed', error: status.error ?? 'failed without an error message' };
+      return { type: 'failed', error: status.error ?? 'failed without an error message', ...(status.notStarted ? { notStarted: true } : {}) };
   }
 }

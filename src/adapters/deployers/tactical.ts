@@ -84,11 +84,11 @@ export class TacticalDeployer implements Deployer {
     if (known) return this.installStatus(known);
     const kbs = updates.map((u) => kbOf(u.kb ?? u.key));
     const agentId = await this.agentFor(device);
-    if (!agentId) return this.refuse(idempotencyKey, 'install', device, '', `not started: no Tactical RMM agent is named ${device.name}`, kbs);
+    if (!agentId) return this.refuse(idempotencyKey, 'install', device, '', `no Tactical RMM agent is named ${device.name}`, kbs);
     const agent = await this.agent(agentId);
     const problems = policyProblems(agent.effective_patch_policy ?? {});
     if (problems.length > 0) return this.refuse(idempotencyKey, 'install', device, agentId, policyRefusal(agent.hostname, problems), kbs);
-    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'install', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`, kbs);
+    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'install', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`, kbs, true);
     const { operation } = await claimOperation(this.db, { key: idempotencyKey, backend: BACKEND, kind: 'install', device: device.name, target: agentId, updates: kbs, phase: 'preparing', at: this.now() });
     return this.installStatus(operation);
   }
@@ -97,9 +97,9 @@ export class TacticalDeployer implements Deployer {
     const known = await findOperation(this.db, idempotencyKey);
     if (known) return this.rebootStatus(known);
     const agentId = await this.agentFor(device);
-    if (!agentId) return this.refuse(idempotencyKey, 'reboot', device, '', `not started: no Tactical RMM agent is named ${device.name}`);
+    if (!agentId) return this.refuse(idempotencyKey, 'reboot', device, '', `no Tactical RMM agent is named ${device.name}`);
     const agent = await this.agent(agentId);
-    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'reboot', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`);
+    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'reboot', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`, [], true);
     // Written before the POST: whatever happens to this worker next, this key never sends a second reboot.
     const now = this.now();
     const { operation, created } = await claimOperation(this.db, {
@@ -112,7 +112,7 @@ export class TacticalDeployer implements Deployer {
     } catch (error) {
       // 400 "Unable to contact the agent": the agent did not answer, so it did not reboot. Anything else (5xx, a
       // timeout) is unclear: the machine may be going down, so boot_time decides, never a second POST.
-      if (error instanceof TacticalHttpError && error.status === 400) return this.finish(operation, { state: 'failed', error: `not started: ${error.detail}` });
+      if (error instanceof TacticalHttpError && error.status === 400) return this.finish(operation, { state: 'failed', error: `not started: ${error.detail}`, notStarted: true });
       if (error instanceof TacticalHttpError) throw error;
     }
     this.crashAt('after-reboot-post');
@@ -160,7 +160,7 @@ export class TacticalDeployer implements Deployer {
     this.crashAt('approved');
     // status comes from last_seen and lags up to 4 minutes; a live ping avoids sending an install that is lost.
     const ping = await this.client.get<{ status?: string }>(`agents/${op.target}/ping/`);
-    if (ping?.status !== 'online') return this.finish(op, { state: 'failed', error: `not started: ${op.device} did not answer Tactical RMM's ping` });
+    if (ping?.status !== 'online') return this.finish(op, { state: 'failed', error: `not started: ${op.device} did not answer Tactical RMM's ping`, notStarted: true });
     await updateOperation(this.db, op.key, { phase: 'sent', sentAt: this.now(), at: this.now() });
     this.crashAt('before-install-post');
     try {
@@ -186,6 +186,7 @@ export class TacticalDeployer implements Deployer {
         return this.finish(op, {
           state: 'failed',
           error: `not started: no result from Tactical RMM within ${Math.round(this.notStartedMs / 60_000)} minutes (an install sent while the agent was away is lost)`,
+          notStarted: true,
         });
       }
       return { handle: op.key, state: 'running' };
@@ -237,10 +238,10 @@ export class TacticalDeployer implements Deployer {
   }
 
   /** A request refused before touching the device, recorded so the same key keeps its answer. */
-  private async refuse(key: string, kind: 'install' | 'reboot', device: DeviceRef, target: string, error: string, kbs: string[] = []): Promise<OperationStatus> {
+  private async refuse(key: string, kind: 'install' | 'reboot', device: DeviceRef, target: string, error: string, kbs: string[] = [], notStarted = false): Promise<OperationStatus> {
     const { operation } = await claimOperation(this.db, { key, backend: BACKEND, kind, device: device.name, target, updates: kbs, phase: 'done', at: this.now() });
     if (operation.result) return toStatus(key, operation.result);
-    return this.finish(operation, { state: 'failed', error });
+    return this.finish(operation, { state: 'failed', error, ...(notStarted ? { notStarted } : {}) });
   }
 
   private async agent(agentId: string): Promise<TacticalAgent> {
@@ -272,5 +273,6 @@ function toStatus(handle: string, result: OperationResult): OperationStatus {
     state: result.state,
     ...(result.rebootRequired !== undefined ? { rebootRequired: result.rebootRequired } : {}),
     ...(result.error !== undefined ? { error: result.error } : {}),
+    ...(result.notStarted ? { notStarted: true } : {}),
   };
 }
