@@ -4,6 +4,7 @@
  * worker killed mid-step. What the emulator's agents were really told (`delivered`) is the truth checked.
  */
 import { createServer } from 'node:http';
+import { inspect } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployer, DeviceRef, OperationStatus, UpdateRef } from '../../src/adapters/deployers/port.ts';
@@ -264,6 +265,13 @@ describe('Tactical client: the key stays secret, requests are paced', () => {
       echo.closeAllConnections();
       await new Promise<void>((resolve) => echo.close(() => resolve()));
     }
+  });
+
+  it('the key is not in the client object as a logger, JSON or inspect would show it', async () => {
+    const client = new TacticalClient({ url: 'http://127.0.0.1:9/', apiKey: TEST_API_KEY });
+    expect(JSON.stringify(client)).not.toContain(TEST_API_KEY);
+    expect(inspect(client, { depth: 5, showHidden: true })).not.toContain(TEST_API_KEY);
+    expect(Object.values(client).map(String).join(' ')).not.toContain(TEST_API_KEY);
   });
 
   it('spaces requests to the configured budget', async () => {

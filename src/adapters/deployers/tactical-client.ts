@@ -70,7 +70,8 @@ export class RequestBudget {
 
 export class TacticalClient {
   readonly base: string;
-  private readonly apiKey: string;
+  // A #private field: not enumerable, so neither JSON.stringify nor util.inspect nor a logger shows the key.
+  readonly #apiKey: string;
   private readonly budget: RequestBudget;
   private readonly timeoutMs: number;
   private readonly retries: number;
@@ -81,7 +82,7 @@ export class TacticalClient {
 
   constructor(options: TacticalClientOptions) {
     this.base = options.url.endsWith('/') ? options.url : `${options.url}/`;
-    this.apiKey = options.apiKey;
+    this.#apiKey = options.apiKey;
     this.sleep = options.sleep ?? realSleep;
     this.budget = new RequestBudget(options.requestsPerSecond ?? 10);
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -91,7 +92,7 @@ export class TacticalClient {
 
   /** Removes the key from any text that may have echoed it (a proxy's error page, an exception's message). */
   redact(text: string): string {
-    return this.apiKey === '' ? text : text.split(this.apiKey).join('[redacted]');
+    return this.#apiKey === '' ? text : text.split(this.#apiKey).join('[redacted]');
   }
 
   async get<T>(path: string): Promise<T> {
@@ -126,7 +127,7 @@ export class TacticalClient {
     try {
       response = await fetch(new URL(path, this.base), {
         method,
-        headers: { 'X-API-KEY': this.apiKey, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { 'X-API-KEY': this.#apiKey, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });

@@ -62,6 +62,8 @@ export class TacticalDeployer implements Deployer {
   private readonly settleMs: number;
   private readonly crashAt: (point: CrashPoint) => void;
   private agentIds = new Map<string, string | 'ambiguous'>();
+  /** When the agent list was last read (real time): a name Tactical does not know must not re-read it per call. */
+  private listedAt = 0;
 
   constructor(options: TacticalDeployerOptions) {
     this.client = options.client instanceof TacticalClient ? options.client : new TacticalClient(options.client);
@@ -255,7 +257,8 @@ export class TacticalDeployer implements Deployer {
   /** Devices are addressed by hostname; the list is read again when a name is not known yet. */
   private async agentFor(device: DeviceRef): Promise<string | undefined> {
     const name = device.name.toLowerCase();
-    if (!this.agentIds.has(name)) {
+    if (!this.agentIds.has(name) && Date.now() - this.listedAt >= 60_000) {
+      this.listedAt = Date.now();
       const agents = await this.client.get<Array<{ hostname: string; agent_id: string }>>('agents/?detail=false');
       const ids = new Map<string, string | 'ambiguous'>();
       for (const a of agents) ids.set(a.hostname.toLowerCase(), ids.has(a.hostname.toLowerCase()) ? 'ambiguous' : a.agent_id);
