@@ -166,6 +166,15 @@ describe('Tactical adapter: faults and a killed worker', () => {
     expect(statuses.filter((s) => s === 'timeout')).toHaveLength(1);
   });
 
+  it('many runs starting at once share one read of the agent list, and each finds its agent', async () => {
+    world = await openTacticalWorld(database);
+    for (let i = 0; i < 20; i++) seed(`PC-MANY-${i}`);
+    const deployer = world.adapter();
+    const online = await Promise.all(Array.from({ length: 20 }, (_, i) => deployer.isOnline(device(`PC-MANY-${i}`))));
+    expect(online.every(Boolean)).toBe(true);
+    expect(world.emulator.requests.filter((r) => r.path === '/agents/?detail=false')).toHaveLength(1);
+  });
+
   it('an outage longer than the retries is an error to retry later, never a failed device', async () => {
     world = await openTacticalWorld(database);
     seed('PC-DOWN');

@@ -64,6 +64,7 @@ export class TacticalDeployer implements Deployer {
   private agentIds = new Map<string, string | 'ambiguous'>();
   /** When the agent list was last read (real time): a name Tactical does not know must not re-read it per call. */
   private listedAt = 0;
+  private listing: Promise<void> | undefined;
 
   constructor(options: TacticalDeployerOptions) {
     this.client = options.client instanceof TacticalClient ? options.client : new TacticalClient(options.client);
@@ -257,16 +258,22 @@ export class TacticalDeployer implements Deployer {
   /** Devices are addressed by hostname; the list is read again when a name is not known yet. */
   private async agentFor(device: DeviceRef): Promise<string | undefined> {
     const name = device.name.toLowerCase();
-    if (!this.agentIds.has(name) && Date.now() - this.listedAt >= 60_000) {
+    // Many runs start at once: they share one read of the list rather than each reading (or missing) it.
+    if (!this.agentIds.has(name) && !this.listing && Date.now() - this.listedAt >= 60_000) {
       this.listedAt = Date.now();
-      const agents = await this.client.get<Array<{ hostname: string; agent_id: string }>>('agents/?detail=false');
-      const ids = new Map<string, string | 'ambiguous'>();
-      for (const a of agents) ids.set(a.hostname.toLowerCase(), ids.has(a.hostname.toLowerCase()) ? 'ambiguous' : a.agent_id);
-      this.agentIds = ids;
+      this.listing = this.listAgents().finally(() => (this.listing = undefined));
     }
+    if (!this.agentIds.has(name) && this.listing) await this.listing;
     const id = this.agentIds.get(name);
     if (id === 'ambiguous') throw new Error(`several Tactical RMM agents are named ${device.name}: patchbay cannot tell which machine is meant`);
     return id;
+  }
+
+  private async listAgents(): Promise<void> {
+    const agents = await this.client.get<Array<{ hostname: string; agent_id: string }>>('agents/?detail=false');
+    const ids = new Map<string, string | 'ambiguous'>();
+    for (const a of agents) ids.set(a.hostname.toLowerCase(), ids.has(a.hostname.toLowerCase()) ? 'ambiguous' : a.agent_id);
+    this.agentIds = ids;
   }
 }
 

@@ -749,8 +749,11 @@ export interface RunningTacticalEmulator {
   close(): Promise<void>;
 }
 
-/** Serves an emulator on loopback (port 0 unless given). A timeout fault holds the socket open until close. */
-export async function startTacticalEmulator(emulator: TacticalEmulator, port = 0): Promise<RunningTacticalEmulator> {
+/**
+ * Serves an emulator on loopback (port 0 unless given). A timeout fault holds the socket open until close.
+ * `latencyMs` delays every answer (real time), as a server across the internet would.
+ */
+export async function startTacticalEmulator(emulator: TacticalEmulator, port = 0, latencyMs = 0): Promise<RunningTacticalEmulator> {
   const hanging = new Set<ServerResponse>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -772,8 +775,12 @@ export async function startTacticalEmulator(emulator: TacticalEmulator, port = 0
         return;
       }
       const payload = typeof answer.body === 'string' && answer.body.startsWith('<') ? answer.body : JSON.stringify(answer.body);
-      res.writeHead(answer.status, { 'content-type': payload.startsWith('<') ? 'text/html' : 'application/json' });
-      res.end(payload);
+      const send = () => {
+        res.writeHead(answer.status, { 'content-type': payload.startsWith('<') ? 'text/html' : 'application/json' });
+        res.end(payload);
+      };
+      if (latencyMs > 0) setTimeout(send, latencyMs);
+      else send();
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
