@@ -3,9 +3,11 @@
  * like an import on a real database: new agents as broad, the YAML's pilots kept, devices gone from Tactical retired
  * (never deleted) and restored when they return, unmapped OSes listed.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TacticalClient } from '../../src/adapters/deployers/tactical-client.ts';
@@ -13,7 +15,8 @@ import { mergeTactical, type TacticalAgentRow, type TacticalClientRow } from '..
 import { rowsOf } from '../../src/db/client.ts';
 import { importInventory, readInventory } from '../../src/commands/import.ts';
 import { startTacticalEmulator, TacticalEmulator, type RunningTacticalEmulator } from '../../src/sandbox/emulators/tactical-emulator.ts';
-import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+import { cliTestTimeout } from '../support/cli.ts';
+import { appDatabaseEnv, openTestDatabase, type AppTestDatabase, type TestDatabase } from '../support/db.ts';
 import { TEST_API_KEY } from '../support/tactical-world.ts';
 
 const YAML = `
@@ -119,5 +122,48 @@ describe('devices sync', () => {
     );
     expect(merged.problems).toEqual([expect.stringMatching(/^a: tactical_client "42" is not a client in Tactical RMM/)]);
     expect(merged.inventory.clients[0]!.locations[0]!.devices.map((d) => d.name)).toEqual(['A-1']);
+  });
+});
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+describe('patchbay devices sync (the command)', { timeout: cliTestTimeout(2) }, () => {
+  let server: RunningTacticalEmulator;
+  let database: AppTestDatabase;
+  const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-sync-cli-'));
+  const file = path.join(dir, 'inventory.yaml');
+  beforeAll(async () => {
+    const emu = new TacticalEmulator({ now: () => new Date('2024-02-14T02:00:00Z'), apiKey: TEST_API_KEY });
+    emu.addAgent({ hostname: 'CON-PC-01', client: 'Contoso Ltd', site: 'Main Office' });
+    emu.addAgent({ hostname: 'CON-PC-09', client: 'Contoso Ltd', site: 'Main Office' });
+    server = await startTacticalEmulator(emu);
+    database = await appDatabaseEnv('patchbay_sync');
+    writeFileSync(file, YAML);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = { PATH: process.env.PATH ?? '', PATCHBAY_DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'silent', DEPLOYER: 'tactical', TACTICAL_URL: server.url, TACTICAL_API_KEY: TEST_API_KEY, ...database.env };
+    return new Promise((resolve) => {
+      execFile(process.execPath, [path.join(repoRoot, 'bin/patchbay.mjs'), 'devices', 'sync', ...args], { cwd: repoRoot, env }, (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+  }
+
+  it('imports the merged inventory and lists the new agents', async () => {
+    const synced = await run([file, '--json']);
+    expect(synced.stderr).toBe('');
+    expect(synced.code).toBe(0);
+    const out = JSON.parse(synced.stdout) as { dryRun: boolean; added: string[]; devices: { added: number } };
+    expect(out).toMatchObject({ dryRun: false, added: ['contoso/CON-PC-09'] });
+    expect(out.devices.added).toBe(4);
+    const again = await run([file]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/new agents, ring broad \(1\): contoso\/CON-PC-09/);
   });
 });
