@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { mapTacticalOs } from '../../src/adapters/deployers/tactical-os.ts';
+import { mapTacticalOs, tacticalOsFor } from '../../src/adapters/deployers/tactical-os.ts';
 
 /** osString(): `%s, %s v%s (build %s)`, or without ` v%s` when PlatVer() fails; arch named only for x86_64 and x86. */
 function agentOsString(productName: string, architecture: string, platVer: string | undefined, build: string): string {
@@ -91,5 +91,13 @@ describe('Tactical OS -> MSRC product', () => {
     const mapped = mapTacticalOs(os);
     expect(mapped).toMatchObject({ kind: 'unmapped', os });
     expect(mapped.kind === 'unmapped' && mapped.reason).toMatch(reason);
+  });
+});
+
+describe('the other way, for emulated fleets', () => {
+  it.each(TABLE.filter(([, , , , core]) => !core).map((row) => row[5]))('%s -> an agent string that maps back to it', (product) => {
+    const os = tacticalOsFor(product);
+    expect(os).toBeDefined();
+    expect(mapTacticalOs(os!)).toMatchObject({ kind: 'mapped', product });
   });
 });

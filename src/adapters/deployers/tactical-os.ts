@@ -79,3 +79,23 @@ export function mapTacticalOs(os: string, options: { serverCore?: boolean } = {}
   if (release.startsWith('Windows 11') && arch === '32 bit') return { kind: 'unmapped', os, reason: 'Windows 11 has no 32-bit release' };
   return { kind: 'mapped', product: `${release} ${ARCH_SUFFIX[arch]!}`, release, build };
 }
+
+/**
+ * The string a Tactical agent on a machine running this MSRC product would report (for emulated fleets: the
+ * sandbox gives its inventory's machines to the Tactical emulator). Undefined for products not in the tables.
+ */
+export function tacticalOsFor(product: string): string | undefined {
+  for (const [build, release] of Object.entries(CLIENT_BUILDS)) {
+    for (const [arch, suffix] of Object.entries(ARCH_SUFFIX)) {
+      if (product !== `${release} ${suffix}`) continue;
+      const version = /Version (\S+)$/i.exec(release)?.[1];
+      const name = release.startsWith('Windows 11') ? 'Windows 11 Pro' : 'Windows 10 Pro';
+      return `${name}, ${arch}${version ? ` v${version}` : ''} (build ${build}.1000)`;
+    }
+  }
+  for (const [build, server] of Object.entries(SERVER_BUILDS)) {
+    if (product !== server.product && product !== `${server.product} (Server Core installation)`) continue;
+    return `${server.product.replace(/, .*$/, '')} Standard, 64 bit (build ${build}.1000)`;
+  }
+  return undefined;
+}

@@ -180,6 +180,11 @@ export interface TacticalEmulatorOptions {
   checkinSeconds?: number;
   /** Clock seconds from a scan request to the agent's report. Default 60. */
   scanSeconds?: number;
+  /**
+   * What Windows Update offers an agent, asked whenever its rows are read: KBs it has no row for yet appear (as a
+   * scan would report them). The sandbox offers each month's KBs as its releases come out.
+   */
+  offers?: (agentId: string) => readonly UpdateSeed[];
 }
 
 export const ALL_PERMISSIONS = ['can_list_agents', 'can_manage_winupdates', 'can_reboot_agents', 'can_edit_agent', 'can_list_clients', 'can_manage_automation_policies'] as const;
@@ -206,6 +211,9 @@ export class TacticalEmulator {
   private readonly rebootSeconds: number;
   private readonly checkinSeconds: number;
   private readonly scanSeconds: number;
+  private readonly offers: ((agentId: string) => readonly UpdateSeed[]) | undefined;
+  /** KBs an agent was offered once (a row that later vanished as superseded is not offered again). */
+  private readonly offered = new Map<string, Set<string>>();
   /** What the agents were told over NATS, for assertions: installs and reboots that reached a machine. */
   readonly delivered: Array<{ at: string; agentId: string; func: 'installwinupdates' | 'rebootnow'; by: 'api' | 'policy'; guids?: string[] }> = [];
 
@@ -218,6 +226,20 @@ export class TacticalEmulator {
     this.rebootSeconds = options.rebootSeconds ?? 150;
     this.checkinSeconds = options.checkinSeconds ?? 20;
     this.scanSeconds = options.scanSeconds ?? 60;
+    this.offers = options.offers;
+  }
+
+  /** Rows for what Windows Update now offers the agent that it has not offered before. */
+  private offer(agent: Agent): void {
+    if (!this.offers) return;
+    let seen = this.offered.get(agent.agentId);
+    if (!seen) this.offered.set(agent.agentId, (seen = new Set()));
+    for (const seed of this.offers(agent.agentId)) {
+      const kb = seed.kb.startsWith('KB') ? seed.kb : `KB${seed.kb}`;
+      if (seen.has(kb)) continue;
+      seen.add(kb);
+      if (!this.rowsOf(agent.agentId).some((r) => r.kb === kb)) this.addUpdate(agent.agentId, seed);
+    }
   }
 
   // ---- seeding and knobs ----
@@ -634,6 +656,7 @@ export class TacticalEmulator {
     if (a === 'winupdate' && b !== undefined) {
       if (/^\d+$/.test(b) && parts.length === 2 && method === 'PUT') return this.need('can_manage_winupdates') ?? this.editRow(Number(b), body);
       const agent = agentPart(b) ? this.agents.get(b) : undefined;
+      if (agent) this.offer(agent);
       if (agentPart(b) && parts.length === 2 && method === 'GET') {
         if (!agent) return this.need('can_manage_winupdates') ?? { status: 404, body: NOT_FOUND };
         return this.need('can_manage_winupdates') ?? { status: 200, body: this.rowsOf(agent.agentId).sort((x, y) => y.id - x.id).map((r) => this.rowJson(r)) };
