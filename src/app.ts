@@ -131,7 +131,7 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       log,
       roles: options.roles,
       now,
-      ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.deployer } : deployerOf(config, database, now, log)),
+      ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.devices } : deployerOf(config, database, now, log)),
     });
     cleanups.push({
       name: 'jobs',

@@ -63,6 +63,7 @@ const envSchema = z.object({
   KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
   PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'on', 'off']).optional()),
   DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical']).optional()),
+  PATCHBAY_SANDBOX_DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical']).optional()),
   TACTICAL_URL: url(['http:', 'https:'], 'https://api.rmm.example.com/'),
   // Never echoed back in a problem (see SECRETS): a key with a typo is still most of a key.
   TACTICAL_API_KEY: optionalString.refine((v) => v === undefined || /^\S{8,}$/.test(v), { message: 'expected the API key Tactical RMM showed when it was created' }),
@@ -128,6 +129,8 @@ export interface Config {
    * configured), or a Tactical RMM server. The key is only ever sent in its X-API-KEY header.
    */
   deployer: { kind: 'simulated' } | { kind: 'tactical'; url: string; apiKey: string; requestsPerSecond: number };
+  /** In sandbox mode: the simulated fleet, or the Tactical adapter on a Tactical RMM emulator. */
+  sandboxDeployer: 'simulated' | 'tactical';
 }
 
 export class ConfigError extends Error {
@@ -213,6 +216,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       e.DEPLOYER === 'tactical'
         ? { kind: 'tactical', url: e.TACTICAL_URL!, apiKey: e.TACTICAL_API_KEY!, requestsPerSecond: e.TACTICAL_REQUESTS_PER_SECOND ?? DEFAULTS.tacticalRequestsPerSecond }
         : { kind: 'simulated' },
+    sandboxDeployer: e.PATCHBAY_SANDBOX_DEPLOYER ?? 'simulated',
     ...chatMode(e),
   };
 }

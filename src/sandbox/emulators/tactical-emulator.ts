@@ -615,6 +615,8 @@ export class TacticalEmulator {
   handle(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: unknown): Answer {
     this.settle();
     const answer = this.answer(method, url, headers, body);
+    // The newest 20,000: a long sandbox session must not grow without bound.
+    if (this.requests.length >= 20_000) this.requests.splice(0, 1_000);
     if (this.record) this.requests.push({ at: this.now().toISOString(), method, path: url, body, status: answer === 'timeout' ? 'timeout' : answer.status });
     return answer;
   }
