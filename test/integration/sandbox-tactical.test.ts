@@ -14,6 +14,8 @@ import { rowsOf } from '../../src/db/client.ts';
 import { createLogger } from '../../src/log.ts';
 import { ROLES } from '../../src/jobs/index.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
+import type { SandboxState } from '../../src/sandbox/api-types.ts';
+import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
 import { appDatabaseEnv, type AppTestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
@@ -63,5 +65,14 @@ describe('the sandbox on the Tactical RMM emulator', () => {
     const agentId = tactical.emulator.agentIdOf(names[0]!);
     expect(tactical.emulator.rowsOf(agentId)).toHaveLength(kbs);
     expect(tactical.emulator.requests.some((r) => r.path === `/winupdate/${agentId}/`)).toBe(true);
+
+    // The page's state carries the agents and what the emulator was asked.
+    const res = await fetch(`http://127.0.0.1:${app.port}/sandbox/api/state`, { headers: { [PAGE_TOKEN_HEADER]: sandbox.pageToken } });
+    const state = (await res.json()) as SandboxState;
+    expect(state.tactical!.agents).toHaveLength(names.length);
+    expect(state.tactical!.requests.slice(-2)).toMatchObject([
+      { method: 'POST', path: `/winupdate/${agentId}/scan/`, status: 200 },
+      { method: 'GET', path: `/winupdate/${agentId}/`, status: 200 },
+    ]);
   });
 });
