@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
+import type { Deployer } from './adapters/deployers/port.ts';
 import { openDatabase, type Database } from './db/client.ts';
 import { migrateDatabase } from './db/migrate.ts';
 import { ROLES, type Role, type RunningJobs } from './jobs/context.ts';
@@ -16,6 +17,7 @@ import { checkSandboxDatabase } from './sandbox/database-check.ts';
 import { lockDataDir } from './runtime/data-dir-lock.ts';
 import { createHttpServer, createMetricsRegistry, createMetricsServer, type HttpServer } from './runtime/http.ts';
 import { startPrivateRedis, type PrivateRedis } from './runtime/redis-server.ts';
+import { configuredDeployer } from './adapters/deployers/configured.ts';
 
 export interface StartOptions {
   roles: ReadonlySet<Role>;
@@ -130,7 +132,7 @@ export async function startApp(configured: Config, log: Logger, options: StartOp
       log,
       roles: options.roles,
       now,
-      ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.deployer } : {}),
+      ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.devices } : deployerOf(config, database, now, log)),
     });
     cleanups.push({
       name: 'jobs',
@@ -245,4 +247,12 @@ async function warnUnlessNoEviction(redis: Redis, log: Logger): Promise<void> {
   } catch {
     // Managed Redis services often disable CONFIG; nothing to check then.
   }
+}
+
+/** The configured device manager for the jobs, or nothing (the rollout module's simulated fleet). */
+function deployerOf(config: Config, database: Database, now: () => Date, log: Logger): { deployer?: Deployer } {
+  const deployer = configuredDeployer(config, database.db, now);
+  // The URL only: the key stays in the config and the X-API-KEY header.
+  if (config.deployer.kind === 'tactical') log.info({ deployer: 'tactical', url: config.deployer.url }, 'installs and reboots go to Tactical RMM');
+  return deployer ? { deployer } : {};
 }

@@ -62,7 +62,24 @@ const envSchema = z.object({
   MSRC_API_URL: url(['http:', 'https:', 'file:'], 'https://api.msrc.microsoft.com/cvrf/v3.0/'),
   KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
   PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'on', 'off']).optional()),
+  DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical']).optional()),
+  PATCHBAY_SANDBOX_DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical']).optional()),
+  TACTICAL_URL: url(['http:', 'https:'], 'https://api.rmm.example.com/'),
+  // Never echoed back in a problem (see SECRETS): a key with a typo is still most of a key.
+  TACTICAL_API_KEY: optionalString.refine((v) => v === undefined || /^\S{8,}$/.test(v), { message: 'expected the API key Tactical RMM showed when it was created' }),
+  TACTICAL_REQUESTS_PER_SECOND: optionalString.transform((value, ctx) => {
+    if (value === undefined) return undefined;
+    const rate = Number(value);
+    if (!Number.isFinite(rate) || rate <= 0 || rate > 1000) {
+      ctx.addIssue({ code: 'custom', message: 'expected a number of requests per second above 0, at most 1000' });
+      return z.NEVER;
+    }
+    return rate;
+  }),
 });
+
+/** Variables whose values never appear in a configuration problem (or anywhere else patchbay writes). */
+const SECRETS = new Set(['TACTICAL_API_KEY', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'TEAMS_APP_PASSWORD']);
 
 export type Env = z.input<typeof envSchema>;
 
@@ -107,6 +124,13 @@ export interface Config {
   sandboxMode: 'auto' | 'on' | 'off';
   /** Why chat runs as it does (connected, sandbox, off), for the one line said at start. */
   chatReason: string;
+  /**
+   * What installs and reboots go to: the simulated fleet (the demo, and the default until a device manager is
+   * configured), or a Tactical RMM server. The key is only ever sent in its X-API-KEY header.
+   */
+  deployer: { kind: 'simulated' } | { kind: 'tactical'; url: string; apiKey: string; requestsPerSecond: number };
+  /** In sandbox mode: the simulated fleet, or the Tactical adapter on a Tactical RMM emulator. */
+  sandboxDeployer: 'simulated' | 'tactical';
 }
 
 export class ConfigError extends Error {
@@ -125,6 +149,8 @@ export const DEFAULTS = {
   slackApiUrl: 'https://slack.com/api/',
   msrcApiUrl: 'https://api.msrc.microsoft.com/cvrf/v3.0/',
   kevUrl: 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json',
+  // Tactical publishes no limit; its server is the MSP's own, shared with the technicians' web UI.
+  tacticalRequestsPerSecond: 10,
 } as const;
 
 /** Reads and validates the environment; every problem is reported at once, each naming its variable. */
@@ -133,7 +159,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '?');
-      const shown = env[name] === undefined ? '' : ` (got ${JSON.stringify(env[name])})`;
+      const shown = env[name] === undefined || SECRETS.has(name) ? '' : ` (got ${JSON.stringify(env[name])})`;
       return `${name}: ${issue.message}${shown}`;
     });
     throw new ConfigError(problems);
@@ -159,6 +185,12 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === (e.PORT ?? DEFAULTS.port)) {
     problems.push(`METRICS_PORT: expected a port other than PORT (${e.METRICS_PORT}); /metrics moves off the public port`);
   }
+  const tacticalParts = [e.TACTICAL_URL, e.TACTICAL_API_KEY].filter(Boolean).length;
+  if (e.DEPLOYER === 'tactical' && tacticalParts < 2) {
+    problems.push('DEPLOYER: "tactical" also needs TACTICAL_URL and TACTICAL_API_KEY');
+  } else if (e.DEPLOYER !== 'tactical' && tacticalParts > 0) {
+    problems.push('TACTICAL_URL and TACTICAL_API_KEY: set DEPLOYER=tactical to send installs and reboots to Tactical RMM (or unset them)');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.PATCHBAY_DATA_DIR ?? DEFAULTS.dataDir);
@@ -180,6 +212,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     teams: { appId: e.TEAMS_APP_ID, appPassword: e.TEAMS_APP_PASSWORD, tenantId: e.TEAMS_TENANT_ID },
     msrcApiUrl: e.MSRC_API_URL ?? DEFAULTS.msrcApiUrl,
     kevUrl: e.KEV_URL ?? DEFAULTS.kevUrl,
+    deployer:
+      e.DEPLOYER === 'tactical'
+        ? { kind: 'tactical', url: e.TACTICAL_URL!, apiKey: e.TACTICAL_API_KEY!, requestsPerSecond: e.TACTICAL_REQUESTS_PER_SECOND ?? DEFAULTS.tacticalRequestsPerSecond }
+        : { kind: 'simulated' },
+    sandboxDeployer: e.PATCHBAY_SANDBOX_DEPLOYER ?? 'simulated',
     ...chatMode(e),
   };
 }

@@ -7,6 +7,7 @@ import { register as windows } from './windows.ts';
 import { register as generateInventory } from './generate-inventory.ts';
 import { register as teamsPackage } from './teams-package.ts';
 import { register as demo } from './demo.ts';
+import { register as devices } from './devices.ts';
 
 /**
  * Every command registers itself here. A command module keeps its heavy imports inside its action, so
@@ -21,6 +22,7 @@ const registrars: Array<(program: Command) => void> = [
   windows,
   teamsPackage,
   demo,
+  devices,
 ];
 
 export function registerCommands(program: Command): void {

@@ -681,3 +681,34 @@ export const noticeWaivers = pgTable(
     check('notice_waivers_scope_check', inList('scope', WAIVER_SCOPES)),
   ],
 );
+
+/**
+ * What a device manager was asked to do, by the run step's idempotency key. Tactical RMM (and most RMMs) have no
+ * request idempotency, so the key -> operation mapping lives here: a worker killed mid-step finds the row and
+ * polls the operation it had started instead of starting a second install or reboot. The row is written before
+ * the manager is asked (`phase` says how far it got), so a kill between the two never loses the intent.
+ */
+export const deployerOperations = pgTable(
+  'deployer_operations',
+  {
+    key: text('key').primaryKey(),
+    /** Which back end: `tactical`, later others; one key is never shared between back ends. */
+    backend: text('backend').notNull(),
+    kind: text('kind', { enum: ['install', 'reboot'] }).notNull(),
+    device: text('device').notNull(),
+    /** The back end's own id for the device (Tactical's agent_id). */
+    target: text('target').notNull(),
+    /** For installs: the KBs asked for. */
+    updates: jsonb('updates').$type<string[]>().notNull().default([]),
+    /** `preparing` (approving rows), `sent` (the install/reboot request may have reached the manager), `done`. */
+    phase: text('phase', { enum: ['preparing', 'sent', 'done'] }).notNull(),
+    /** Back-end facts needed to judge the outcome later, e.g. the agent's boot_time before a reboot. */
+    facts: jsonb('facts').$type<Record<string, unknown>>().notNull().default({}),
+    /** Once done: the final answer, returned as is to every later ask. */
+    result: jsonb('result').$type<{ state: 'succeeded' | 'failed'; rebootRequired?: boolean; error?: string; notStarted?: boolean }>(),
+    sentAt: instant('sent_at'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('deployer_operations_device_idx').on(t.backend, t.device)],
+);

@@ -93,6 +93,8 @@ export interface InventoryClient {
   locations: InventoryLocation[];
   /** Absent when the file sets none. */
   settings?: ClientSettings;
+  /** The client's Tactical RMM client (its name, or its numeric id): its agents are this client's devices. */
+  tacticalClient?: string;
 }
 
 export interface InventoryMsp {

@@ -107,7 +107,8 @@ export type Outcome =
   | { type: 'started'; handle: string }
   | { type: 'progress'; state: 'running' }
   | { type: 'succeeded'; rebootRequired: boolean }
-  | { type: 'failed'; error: string }
+  /** `notStarted`: it never reached the device (see the port's OperationStatus.notStarted). */
+  | { type: 'failed'; error: string; notStarted?: boolean }
   | { type: 'verified'; missing: string[]; rebootPending: boolean };
 
 export const TERMINAL: ReadonlySet<RunStatus> = new Set(['succeeded', 'failed', 'offline', 'rolled', 'skipped', 'cancelled']);
@@ -235,6 +236,17 @@ function failure(run: Run, env: RunEnv, error: string, retryStep: RunStep): Run 
   return { ...run, attempts, error, operation: null, step: retryStep, notBefore };
 }
 
+/**
+ * An install that never reached the device did nothing: not a failed attempt. The run goes back to checking the
+ * device is online (as if it had been found offline), so it retries inside the window and otherwise rolls. The
+ * next install gets a new key (`installs` counted this one). Reboots are not treated so: a reboot not confirmed
+ * may have happened, and its key must change with each retry (attempts), so it stays a counted failure.
+ */
+function notStarted(run: Run, env: RunEnv, error: string): Run {
+  const notBefore = env.now.plus({ minutes: env.policy.offlineRecheckMinutes }).toUTC().toISO();
+  return { ...run, operation: null, step: 'online_check', error, notBefore };
+}
+
 export function observe(run: Run, action: Action, outcome: Outcome, env: RunEnv): Run {
   switch (action.type) {
     case 'check_online': {
@@ -248,6 +260,7 @@ export function observe(run: Run, action: Action, outcome: Outcome, env: RunEnv)
       const operation = run.operation;
       if (!operation) throw new TypeError('an operation was started without being recorded first');
       if (outcome.type === 'started') return { ...run, operation: { ...operation, handle: outcome.handle } };
+      if (outcome.type === 'failed' && outcome.notStarted && operation.kind === 'install') return notStarted(run, env, outcome.error);
       if (outcome.type === 'failed') return operation.kind === 'install' ? failure(run, env, outcome.error, 'install') : failure(run, env, outcome.error, 'reboot');
       // Some managers finish at once and answer with the result instead of a handle.
       return completed(run, operation, outcome);
@@ -263,6 +276,7 @@ export function observe(run: Run, action: Action, outcome: Outcome, env: RunEnv)
         const error = operation.kind === 'reboot' ? `did not come back within ${budget * 2} minutes of a reboot` : `install still running after ${budget * 2} minutes`;
         return finish({ ...run, attempts: run.attempts + 1 }, env, 'failed', 'timeout', error);
       }
+      if (outcome.type === 'failed' && outcome.notStarted && operation.kind === 'install') return notStarted(run, env, outcome.error);
       if (outcome.type === 'failed') return failure(run, env, outcome.error, operation.kind);
       return completed(run, operation, outcome);
     }

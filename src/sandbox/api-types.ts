@@ -103,6 +103,11 @@ export interface SandboxState {
     conversations: SandboxTeamsConversation[];
     people: SandboxPerson[];
   };
+  /** With PATCHBAY_SANDBOX_DEPLOYER=tactical: the emulator's agents and the newest 50 requests it was asked. */
+  tactical?: {
+    agents: Array<{ hostname: string; status: string; needsReboot: boolean; bootTime: string }>;
+    requests: Array<{ at: string; method: string; path: string; status: number | 'timeout' }>;
+  };
 }
 
 /** POST /sandbox/api/slack/action: a click on an element of a message. */

@@ -200,6 +200,7 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
         conversations: teamsConversations,
         people: directory.people.filter((p) => p.aadId).map((p) => ({ id: p.aadId!, name: p.name, role: p.role, ...(p.client ? { client: p.client } : {}), ...(p.email ? { email: p.email } : {}) })),
       },
+      ...(sandbox.tactical ? { tactical: tacticalState(sandbox.tactical) } : {}),
     };
   };
 
@@ -428,5 +429,13 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
       for (const res of streams) res.end();
       streams.clear();
     },
+  };
+}
+
+/** The Tactical RMM emulator's agents and the newest requests it answered (PATCHBAY_SANDBOX_DEPLOYER=tactical). */
+function tacticalState(tactical: NonNullable<Sandbox['tactical']>): NonNullable<SandboxState['tactical']> {
+  return {
+    agents: tactical.emulator.agentList().map((a) => ({ hostname: a.hostname, status: a.status, needsReboot: a.needsReboot, bootTime: new Date(a.bootTime * 1000).toISOString() })),
+    requests: tactical.emulator.requests.slice(-50).map((r) => ({ at: r.at, method: r.method, path: r.path, status: r.status })),
   };
 }

@@ -7,6 +7,8 @@ import type { SandboxClock } from './clock.ts';
 import type { SlackEmulator } from './emulators/slack-emulator.ts';
 import type { BotConnectorEmulator } from './emulators/bot-connector-emulator.ts';
 import type { SandboxDirectory } from './directory.ts';
+import type { Deployer } from '../adapters/deployers/port.ts';
+import type { SandboxTactical } from './tactical.ts';
 
 export interface AttachOptions {
   http: HttpServer;
@@ -23,6 +25,10 @@ export interface Sandbox {
   clock: SandboxClock;
   pace: { tickMs: number; realDelayMs: (until: Date, now: Date) => number };
   deployer: SimulatedFleet;
+  /** Where the sandbox's runs go: the simulated fleet, or (PATCHBAY_SANDBOX_DEPLOYER=tactical) the Tactical adapter. */
+  devices: Deployer;
+  /** Set when runs go to the Tactical RMM emulator. */
+  tactical: SandboxTactical | undefined;
   slack: SlackEmulator;
   connector: BotConnectorEmulator;
   directory: SandboxDirectory;

@@ -20,6 +20,7 @@ import { retryUnsentNow } from '../db/outbox-repo.ts';
 import { repointServiceUrls } from '../db/teams-conversations-repo.ts';
 import type { Logger } from '../log.ts';
 import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/simulated.ts';
+import { startSandboxTactical } from './tactical.ts';
 import { importInventoryFile } from '../commands/import.ts';
 import { RUN_QUEUE } from '../jobs/rollout.ts';
 import { freshSandboxStart, SandboxClock, sandboxClockFile } from './clock.ts';
@@ -144,6 +145,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     // The fleet's ledger lives beside the database too: after a restart a device still knows what it installed
     // and which reboots it owes, so a run resumed mid-step finds the device where it left it.
     const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7, ledgerPath: path.join(config.dataDir, 'sandbox', 'fleet.jsonl') });
+    const tactical = config.sandboxDeployer === 'tactical' ? await startSandboxTactical({ now: clock.now, database, log, refreshMs: options.tickMs ?? 2_000 }) : undefined;
+    if (tactical) stops.push(() => tactical.close());
 
     let runQueue: Queue | undefined;
     const pageToken = randomBytes(32).toString('base64url');
@@ -152,6 +155,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       clock,
       pace: { tickMs, realDelayMs: clock.realDelayMs },
       deployer,
+      devices: tactical?.deployer ?? deployer,
+      tactical,
       slack,
       connector,
       directory,

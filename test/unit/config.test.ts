@@ -76,4 +76,27 @@ describe('loadConfig', () => {
     expect(problemsOf({ TEAMS_APP_ID: 'id' })[0]).toMatch(/TEAMS_APP_PASSWORD/);
     expect(problemsOf({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's' })).toEqual([]);
   });
+
+  it('sends installs to Tactical RMM only with DEPLOYER=tactical, its URL and key; the simulated fleet otherwise', () => {
+    expect(loadConfig({}).deployer).toEqual({ kind: 'simulated' });
+    const key = 'ZZZ9X8W7V6U5T4S3R2Q1P0ONMLKJIHGF';
+    expect(loadConfig({ DEPLOYER: 'tactical', TACTICAL_URL: 'https://api.rmm.example.com/', TACTICAL_API_KEY: key }).deployer).toEqual({
+      kind: 'tactical',
+      url: 'https://api.rmm.example.com/',
+      apiKey: key,
+      requestsPerSecond: 10,
+    });
+    expect(problemsOf({ DEPLOYER: 'tactical', TACTICAL_URL: 'https://api.rmm.example.com/' })).toEqual(['DEPLOYER: "tactical" also needs TACTICAL_URL and TACTICAL_API_KEY']);
+    expect(problemsOf({ TACTICAL_API_KEY: key })[0]).toMatch(/set DEPLOYER=tactical/);
+    expect(problemsOf({ DEPLOYER: 'ninja' })[0]).toMatch(/^DEPLOYER: /);
+    expect(problemsOf({ DEPLOYER: 'tactical', TACTICAL_URL: 'https://x/', TACTICAL_API_KEY: key, TACTICAL_REQUESTS_PER_SECOND: '0' })[0]).toMatch(/TACTICAL_REQUESTS_PER_SECOND/);
+  });
+
+  it('never shows the Tactical API key in a configuration problem', () => {
+    const almost = 'ab cd-secret-part-of-a-key';
+    const problems = problemsOf({ DEPLOYER: 'tactical', TACTICAL_URL: 'https://x/', TACTICAL_API_KEY: almost });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^TACTICAL_API_KEY: /);
+    expect(problems.join('\n')).not.toContain('secret-part');
+  });
 });

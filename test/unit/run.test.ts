@@ -22,6 +22,8 @@ interface Device {
   online: boolean[];
   installFails: number;
   rebootsWanted: number;
+  /** Installs the device manager lost on the way (it answers `notStarted` after a while). */
+  lostInstalls?: number;
 }
 
 /** A scripted device and a clock the test controls; records every install and reboot with its instant. */
@@ -72,6 +74,10 @@ class Harness {
   private finish(op: { kind: 'install' | 'reboot'; fails: boolean }): Outcome {
     {
       {
+        if (op.kind === 'install' && (this.device.lostInstalls ?? 0) > 0) {
+          this.device.lostInstalls!--;
+          return { type: 'failed', error: 'not started: no result within 15 minutes', notStarted: true };
+        }
         if (op.fails) return { type: 'failed', error: '0x80070005 access denied' };
         if (op.kind === 'install') {
           if (!this.installed) this.rebootsPending = this.device.rebootsWanted;
@@ -118,6 +124,21 @@ describe('run step machine, by example', () => {
     // Backoff: 2 then 4 minutes between the failure and the next try, at least.
     expect(installs[1]!.at.diff(installs[0]!.at, 'minutes').minutes).toBeGreaterThanOrEqual(2);
     expect(installs[2]!.at.diff(installs[1]!.at, 'minutes').minutes).toBeGreaterThanOrEqual(4);
+  });
+
+  it('an install that never reached the device is not a failed attempt: rechecked and retried in the window', () => {
+    const h = new Harness(FALL, { online: [true, true, true, true], installFails: 0, rebootsWanted: 0, lostInstalls: 3 }, DEFAULT_RUN_POLICY, 5);
+    const run = h.drive();
+    expect(run).toMatchObject({ status: 'succeeded', attempts: 0, error: null });
+    const installs = h.started.filter((s) => s.kind === 'install');
+    expect(installs.map((s) => s.key)).toEqual(['r1-install-1', 'r1-install-2', 'r1-install-3', 'r1-install-4']);
+  });
+
+  it('installs lost again and again roll to the next window, never fail the run', () => {
+    const h = new Harness(SPRING, { online: Array(100).fill(true), installFails: 0, rebootsWanted: 0, lostInstalls: 100 }, DEFAULT_RUN_POLICY, 5);
+    const run = h.drive();
+    expect(run).toMatchObject({ status: 'rolled', reason: 'window_short', attempts: 0 });
+    expect(h.started.filter((s) => s.kind === 'install').length).toBeGreaterThan(3);
   });
 
   it('an offline device is rechecked until the window ends, then rolls to its next window', () => {

@@ -28,6 +28,11 @@ export interface UpdateRef {
   kb?: string | undefined;
   /** MSRC's `Yes` / `No` / `Maybe` / `unknown`: whether the device will want a restart. */
   restartRequired?: string | undefined;
+  /**
+   * KBs of later updates that replace this one (MSRC's supersedence, from the release model): a device manager
+   * that stops listing a superseded update (Tactical deletes its row) counts it installed when one of these is.
+   */
+  supersededBy?: readonly string[] | undefined;
 }
 
 export type OperationState = 'queued' | 'running' | 'succeeded' | 'failed';
@@ -40,6 +45,12 @@ export interface OperationStatus {
   rebootRequired?: boolean;
   /** The device's own error text when it failed, e.g. `0x80070643 Fatal error during installation`. */
   error?: string;
+  /**
+   * With `failed`: the operation never reached the device, so nothing was done (an RMM that loses commands to
+   * offline agents, and only says so by silence). The run treats it like finding the device offline: it tries
+   * again inside the window, else rolls to the next, instead of counting a failed install.
+   */
+  notStarted?: boolean;
 }
 
 export interface Verification {
@@ -68,6 +79,6 @@ export function toOutcome(status: OperationStatus, justStarted: boolean): Outcom
     case 'succeeded':
       return { type: 'succeeded', rebootRequired: status.rebootRequired ?? false };
     case 'failed':
-      return { type: 'failed', error: status.error ?? 'failed without an error message' };
+      return { type: 'failed', error: status.error ?? 'failed without an error message', ...(status.notStarted ? { notStarted: true } : {}) };
   }
 }

@@ -39,6 +39,7 @@ const CLIENT_SHAPE = {
   optional: [
     'software', 'champions', 'locations',
     'channel', 'teams_tenant_id', 'chat', 'dm_time', 'dm_template', 'max_deferrals', 'notice_hours', 'auto_confirm_hours', 'run_concurrency',
+    'tactical_client',
   ],
 } as const;
 const CHAMPION_SHAPE = { required: [], optional: ['email', 'teams_id', 'teamsId', 'name'] } as const;
@@ -292,8 +293,18 @@ class InventoryReader {
       champions,
       locations,
       ...(Object.keys(settings).length > 0 ? { settings } : {}),
+      ...this.readTacticalClient(fields.get('tactical_client')),
     };
     return { client, idNode: fields.get('id')?.value ?? null };
+  }
+
+  /** The client's Tactical RMM client, by name or numeric id: `patchbay devices sync` reads its agents. */
+  private readTacticalClient(field: Field | undefined): { tacticalClient?: string } {
+    if (!field) return {};
+    const node = this.r.resolve(field.value);
+    if (isScalar(node) && typeof node.value === 'number' && Number.isInteger(node.value) && node.value > 0) return { tacticalClient: String(node.value) };
+    const name = this.r.text(field, TEXT.name);
+    return name === undefined ? {} : { tacticalClient: name };
   }
 
   private readClientSettings(fields: Map<string, Field>): ClientSettings {

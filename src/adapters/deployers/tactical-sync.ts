@@ -1,0 +1,122 @@
+/**
+ * `patchbay devices sync`: the inventory YAML with the devices of its Tactical-linked clients taken from Tactical
+ * RMM. Pure: the command reads Tactical (`GET /clients/`, `GET /agents/`) and applies the result like an import
+ * (src/db/inventory-repo.ts), so devices no longer in Tactical retire (never deleted) and come back if they return.
+ *
+ * What stays the YAML's: windows, champions, settings, software, and per device the ring (which machines are
+ * pilots), the class and the user when the YAML names the device. What comes from Tactical: which machines exist,
+ * their site (a location) and their OS, as MSRC names it. A new agent appears as `broad`, listed for the thread.
+ * An OS MSRC does not name is listed (the device is kept, its OS left unset, so no update is planned on a guess).
+ */
+import type { Inventory, InventoryClient, InventoryDevice, InventoryLocation } from '../../domain/inventory.ts';
+import { mapTacticalOs } from './tactical-os.ts';
+
+/** `GET /clients/` (clients/views.py GetAddClients): the fields sync reads. */
+export interface TacticalClientRow {
+  id: number;
+  name: string;
+  sites: Array<{ id: number; name: string }>;
+}
+
+/** `GET /agents/` (AgentTableSerializer): the fields sync reads. */
+export interface TacticalAgentRow {
+  agent_id: string;
+  hostname: string;
+  client_name: string;
+  site_name: string;
+  monitoring_type: 'server' | 'workstation' | string;
+  operating_system: string;
+}
+
+export interface SyncResult {
+  inventory: Inventory;
+  /** New agents, added as broad: `client/hostname`. */
+  added: string[];
+  unmapped: Array<{ client: string; device: string; os: string; reason: string }>;
+  /** Things the engineers must fix (a link to a Tactical client that does not exist, a hostname used twice). */
+  problems: string[];
+}
+
+export function siteId(name: string, id: number): string {
+  const slug = name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return /^[a-z0-9]/.test(slug) ? slug.slice(0, 60) : `site-${id}`;
+}
+
+function findTacticalClient(link: string, clients: readonly TacticalClientRow[]): TacticalClientRow | undefined {
+  if (/^\d+$/.test(link)) return clients.find((c) => c.id === Number(link));
+  return clients.find((c) => c.name.toLowerCase() === link.toLowerCase());
+}
+
+/** The class a new agent gets: `server` for servers, else the client's first non-server class with a window. */
+function classFor(agent: TacticalAgentRow, client: InventoryClient): string {
+  const classes = Object.keys(client.windows);
+  if (agent.monitoring_type === 'server') return classes.includes('server') ? 'server' : (classes[0] ?? 'server');
+  return ['workstation', 'desktop', 'laptop'].find((c) => classes.includes(c)) ?? classes.find((c) => c !== 'server') ?? classes[0] ?? 'desktop';
+}
+
+export function mergeTactical(yaml: Inventory, tacticalClients: readonly TacticalClientRow[], agents: readonly TacticalAgentRow[]): SyncResult {
+  const result: SyncResult = { inventory: { ...yaml, clients: [] }, added: [], unmapped: [], problems: [] };
+  // Device names are unique across the MSP (devices_name_key): the YAML's names outside synced clients count too.
+  const taken = new Set(yaml.msp.devices.map((d) => d.name.toLowerCase()));
+  for (const client of yaml.clients) {
+    if (!client.tacticalClient) for (const l of client.locations) for (const d of l.devices) taken.add(d.name.toLowerCase());
+  }
+  for (const client of yaml.clients) {
+    if (!client.tacticalClient) {
+      result.inventory.clients.push(client);
+      continue;
+    }
+    const linked = findTacticalClient(client.tacticalClient, tacticalClients);
+    if (!linked) {
+      result.problems.push(`${client.id}: tactical_client "${client.tacticalClient}" is not a client in Tactical RMM; its devices are left as the YAML has them`);
+      result.inventory.clients.push(client);
+      continue;
+    }
+    result.inventory.clients.push(mergeClient(client, linked, agents, taken, result));
+  }
+  return result;
+}
+
+function mergeClient(client: InventoryClient, linked: TacticalClientRow, agents: readonly TacticalAgentRow[], taken: Set<string>, result: SyncResult): InventoryClient {
+  const known = new Map<string, InventoryDevice>();
+  for (const l of client.locations) for (const d of l.devices) known.set(d.name.toLowerCase(), d);
+  const locations = new Map<string, InventoryLocation>();
+  const ids = new Set<string>();
+  for (const site of linked.sites) {
+    // Two sites whose names slug alike ("Main St" and "Main-St") still get two locations.
+    const slug = siteId(site.name, site.id);
+    const id = ids.has(slug) ? `${slug}-${site.id}` : slug;
+    ids.add(id);
+    const yamlLocation = client.locations.find((l) => l.id === id);
+    locations.set(site.name, { id, name: yamlLocation?.name ?? site.name, devices: [] });
+  }
+  for (const agent of agents.filter((a) => a.client_name === linked.name).sort((a, b) => a.hostname.localeCompare(b.hostname))) {
+    const key = agent.hostname.toLowerCase();
+    if (taken.has(key)) {
+      result.problems.push(`${client.id}: the Tactical agent ${agent.hostname} has the name of another device patchbay manages; it is left out until one is renamed`);
+      continue;
+    }
+    taken.add(key);
+    const mapped = mapTacticalOs(agent.operating_system ?? '');
+    if (mapped.kind === 'unmapped') result.unmapped.push({ client: client.id, device: agent.hostname, os: agent.operating_system, reason: mapped.reason });
+    const yamlDevice = known.get(key);
+    if (!yamlDevice) result.added.push(`${client.id}/${agent.hostname}`);
+    const device: InventoryDevice = {
+      name: agent.hostname,
+      class: yamlDevice?.class ?? classFor(agent, client),
+      ring: yamlDevice?.ring ?? 'broad',
+      os: mapped.kind === 'mapped' ? mapped.product : undefined,
+      user: yamlDevice?.user,
+    };
+    let location = locations.get(agent.site_name);
+    if (!location) {
+      location = { id: siteId(agent.site_name, 0), name: agent.site_name, devices: [] };
+      locations.set(agent.site_name, location);
+    }
+    location.devices.push(device);
+  }
+  return { ...client, locations: [...locations.values()] };
+}

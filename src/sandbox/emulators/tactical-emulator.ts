@@ -1,0 +1,822 @@
+/**
+ * A Tactical RMM emulator: the REST surface patchbay drives, written from Tactical's own source
+ * (amidaware/tacticalrmm @ 2195c3b, `api/tacticalrmm/...`; agent amidaware/rmmagent @ 3a2c23f), as
+ * ../shared/research/device-backends.md §1 and §5 read it. Independent of src/adapters: it is the oracle the
+ * Tactical adapter is tested against, so it copies Tactical's behaviours, traps included:
+ *
+ * - `X-API-KEY` (tacticalrmm/auth.py): none → 401 "Authentication credentials were not provided.", unknown →
+ *   401 "Invalid token."; a missing role permission → 403 (DRF's default text). Errors a view builds itself are
+ *   HTTP 400 with a bare JSON string (helpers.notify_error); unknown agent or row → 404 {"detail":"Not found."}.
+ * - Every route ends in `/`; `<agent:agent_id>` only matches ids of 21+ characters (tacticalrmm/urls.py).
+ * - Online is computed from `last_seen` (agents/models.py Agent.status: online within offline_time=4 min, offline
+ *   until overdue_time=30, then overdue). A connected agent says hello, so its last_seen follows the clock; an
+ *   agent that went away still shows online for up to 4 minutes.
+ * - `POST /winupdate/{agent}/install/` (winupdate/views.py): drops superseded duplicates, auto-approves every
+ *   not-installed row whose severity the effective policy marks `approve`, then publishes `installwinupdates`
+ *   with every approved, not-installed GUID, fire-and-forget: to a disconnected agent it is simply lost, and a
+ *   second one while the agent installs is dropped (rmmagent installWinUpdateLocker). The agent installs one GUID
+ *   after another, each result arriving as it finishes (apiv3 WinUpdates.patch: success → installed, failure →
+ *   result "failed", no error code); a GUID Windows Update no longer offers is deleted (apiv3 SupersededWinUpdate);
+ *   ~5 s after the loop it reports needs_reboot (apiv3 WinUpdates.put), and the server reboots the agent at once
+ *   when the policy's reboot_after_install is `always`, or `required` and a reboot is needed.
+ * - `POST /agents/{agent}/reboot/`: 400 "Unable to contact the agent" when it does not answer, else "ok" and the
+ *   machine goes down 5 s later; when the agent service starts again it checks in (hello + agentinfo after a 7–25 s
+ *   delay, rmmagent agent/svc.go), and only then does the server see the new `boot_time` and `needs_reboot`.
+ *
+ * Time comes from the injected `now()` (the sandbox clock or a test's), and everything the agents do is an event
+ * on that clock, processed whenever a request arrives (or `settle()` is called). Faults on demand: 5xx answers and
+ * timeouts, before or after the request took effect. Every request can be recorded for assertions.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
+
+export type Severity = 'Critical' | 'Important' | 'Moderate' | 'Low' | '';
+type Approval = 'manual' | 'approve' | 'ignore' | 'inherit';
+
+/** winupdate/models.py WinUpdatePolicy, as its serializer answers it (fields="__all__"). */
+export interface WinUpdatePolicy {
+  id: number;
+  agent: number | null;
+  policy: number | null;
+  critical: Approval;
+  important: Approval;
+  moderate: Approval;
+  low: Approval;
+  other: Approval;
+  run_time_hour: number;
+  run_time_frequency: 'daily' | 'monthly' | 'inherit';
+  run_time_days: number[];
+  run_time_day: number;
+  reboot_after_install: 'never' | 'required' | 'always' | 'inherit';
+  reprocess_failed_inherit: boolean;
+  reprocess_failed: boolean;
+  reprocess_failed_times: number;
+  email_if_fail: boolean;
+}
+
+/** What a fresh agent-level policy row holds (every choice `inherit`, model defaults). */
+export function defaultPolicy(id: number, agent: number | null): WinUpdatePolicy {
+  return {
+    id,
+    agent,
+    policy: null,
+    critical: 'inherit',
+    important: 'inherit',
+    moderate: 'inherit',
+    low: 'inherit',
+    other: 'inherit',
+    run_time_hour: 3,
+    run_time_frequency: 'inherit',
+    run_time_days: [],
+    run_time_day: 1,
+    reboot_after_install: 'inherit',
+    reprocess_failed_inherit: true,
+    reprocess_failed: false,
+    reprocess_failed_times: 5,
+    email_if_fail: false,
+  };
+}
+
+export interface AgentSeed {
+  hostname: string;
+  client: string;
+  site?: string;
+  operatingSystem?: string;
+  monitoringType?: 'workstation' | 'server';
+  timeZone?: string | null;
+  loggedInUser?: string;
+  connected?: boolean;
+  /** Agent-level policy fields (the rest stay `inherit`). */
+  agentPolicy?: Partial<Omit<WinUpdatePolicy, 'id' | 'agent' | 'policy'>>;
+  /** An automation policy applied to the agent (the highest-priority active one), merged as Agent.get_patch_policy does. */
+  automationPolicy?: Partial<Omit<WinUpdatePolicy, 'id' | 'agent' | 'policy'>>;
+}
+
+export interface UpdateSeed {
+  kb: string;
+  severity?: Severity;
+  title?: string;
+  installed?: boolean;
+  action?: 'nothing' | 'approve' | 'ignore' | 'inherit';
+  /** Hidden machine truth: the install wants a restart. Default true. */
+  rebootRequired?: boolean;
+  /** Hidden machine truth: installing it fails. */
+  fails?: boolean;
+  /** Hidden machine truth: when the agent tries it, Windows Update no longer offers it (the row is deleted). */
+  supersededOnInstall?: boolean;
+}
+
+export interface RecordedRequest {
+  at: string;
+  method: string;
+  path: string;
+  body: unknown;
+  status: number | 'timeout';
+}
+
+export interface Fault {
+  /** Only requests whose `METHOD path` matches. */
+  match?: RegExp;
+  /** An HTTP status (500, 502, 503…) or a timeout (the answer never comes). */
+  status: number | 'timeout';
+  /** `after`: the request took effect and only its answer is lost or replaced. Default `before`. */
+  when?: 'before' | 'after';
+  /** How many matching requests it hits. Default 1. */
+  times?: number;
+}
+
+interface Agent {
+  pk: number;
+  agentId: string;
+  hostname: string;
+  clientId: number;
+  siteId: number;
+  operatingSystem: string;
+  monitoringType: 'workstation' | 'server';
+  timeZone: string | null;
+  loggedInUser: string;
+  lastSeen: number | null;
+  /** Server's view (agentinfo): epoch seconds. */
+  bootTime: number;
+  needsReboot: boolean;
+  policy: WinUpdatePolicy;
+  automationPolicy: WinUpdatePolicy | null;
+  /** The machine itself. */
+  connected: boolean;
+  /** Bumped when the agent's process ends (reboot, machine off): its pending work is dropped. */
+  life: number;
+  installing: boolean;
+  machineBootTime: number;
+  machineNeedsReboot: boolean;
+}
+
+interface Row {
+  id: number;
+  agent: number;
+  guid: string;
+  kb: string;
+  title: string;
+  installed: boolean;
+  downloaded: boolean;
+  severity: Severity;
+  action: 'nothing' | 'approve' | 'ignore' | 'inherit';
+  result: 'n/a' | 'success' | 'failed';
+  dateInstalled: number | null;
+  hidden: { rebootRequired: boolean; fails: boolean; supersededOnInstall: boolean };
+}
+
+export interface TacticalEmulatorOptions {
+  now: () => Date;
+  apiKey: string;
+  /** Role flags the key's user holds (agents/permissions.py, winupdate/permissions.py). Default: all of them. */
+  permissions?: readonly string[];
+  record?: boolean;
+  /** Clock seconds the agent takes per update. Default 120. */
+  secondsPerUpdate?: number;
+  /** Clock seconds a machine is down for a reboot. Default 150. */
+  rebootSeconds?: number;
+  /** Clock seconds from the agent service starting to its first checkin. Default 20 (rmmagent: 7–25). */
+  checkinSeconds?: number;
+  /** Clock seconds from a scan request to the agent's report. Default 60. */
+  scanSeconds?: number;
+  /**
+   * What Windows Update offers an agent, asked whenever its rows are read: KBs it has no row for yet appear (as a
+   * scan would report them). The sandbox offers each month's KBs as its releases come out.
+   */
+  offers?: (agentId: string) => readonly UpdateSeed[];
+}
+
+export const ALL_PERMISSIONS = ['can_list_agents', 'can_manage_winupdates', 'can_reboot_agents', 'can_edit_agent', 'can_list_clients', 'can_manage_automation_policies'] as const;
+const NO_PERMISSION = { detail: 'You do not have permission to perform this action.' };
+const NOT_FOUND = { detail: 'Not found.' };
+
+type Answer = { status: number; body: unknown } | 'timeout';
+
+export class TacticalEmulator {
+  readonly requests: RecordedRequest[] = [];
+  record: boolean;
+  private readonly now: () => Date;
+  private readonly apiKey: string;
+  private permissions: Set<string>;
+  private readonly clients = new Map<number, { id: number; name: string; sites: Map<number, string> }>();
+  private readonly agents = new Map<string, Agent>();
+  private readonly rows = new Map<number, Row>();
+  private events: Array<{ at: number; seq: number; run: () => void }> = [];
+  private faults: Array<Fault & { left: number }> = [];
+  private seq = 0;
+  private eventAt: number | undefined;
+  private nextPk = 1;
+  private readonly secondsPerUpdate: number;
+  private readonly rebootSeconds: number;
+  private readonly checkinSeconds: number;
+  private readonly scanSeconds: number;
+  private readonly offers: ((agentId: string) => readonly UpdateSeed[]) | undefined;
+  /** KBs an agent was offered once (a row that later vanished as superseded is not offered again). */
+  private readonly offered = new Map<string, Set<string>>();
+  /** What the agents were told over NATS, for assertions: installs and reboots that reached a machine. */
+  readonly delivered: Array<{ at: string; agentId: string; func: 'installwinupdates' | 'rebootnow'; by: 'api' | 'policy'; guids?: string[] }> = [];
+
+  constructor(options: TacticalEmulatorOptions) {
+    this.now = options.now;
+    this.apiKey = options.apiKey;
+    this.permissions = new Set(options.permissions ?? ALL_PERMISSIONS);
+    this.record = options.record ?? true;
+    this.secondsPerUpdate = options.secondsPerUpdate ?? 120;
+    this.rebootSeconds = options.rebootSeconds ?? 150;
+    this.checkinSeconds = options.checkinSeconds ?? 20;
+    this.scanSeconds = options.scanSeconds ?? 60;
+    this.offers = options.offers;
+  }
+
+  /** Rows for what Windows Update now offers the agent that it has not offered before. */
+  private offer(agent: Agent): void {
+    if (!this.offers) return;
+    let seen = this.offered.get(agent.agentId);
+    if (!seen) this.offered.set(agent.agentId, (seen = new Set()));
+    for (const seed of this.offers(agent.agentId)) {
+      const kb = seed.kb.startsWith('KB') ? seed.kb : `KB${seed.kb}`;
+      if (seen.has(kb)) continue;
+      seen.add(kb);
+      if (!this.rowsOf(agent.agentId).some((r) => r.kb === kb)) this.addUpdate(agent.agentId, seed);
+    }
+  }
+
+  // ---- seeding and knobs ----
+
+  addAgent(seed: AgentSeed): string {
+    const client = this.clientNamed(seed.client);
+    const siteName = seed.site ?? 'Main';
+    let siteId = [...client.sites].find(([, name]) => name === siteName)?.[0];
+    if (siteId === undefined) {
+      siteId = this.nextPk++;
+      client.sites.set(siteId, siteName);
+    }
+    const pk = this.nextPk++;
+    // Tactical's agent ids are long random strings; a hash of the hostname keeps them stable for a seed.
+    const agentId = createHash('sha256').update(`${seed.client}/${seed.hostname}`).digest('base64url').slice(0, 40);
+    const nowMs = this.nowMs();
+    const automation = seed.automationPolicy ? { ...defaultPolicy(this.nextPk++, null), policy: 1, ...seed.automationPolicy } : null;
+    this.agents.set(agentId, {
+      pk,
+      agentId,
+      hostname: seed.hostname,
+      clientId: client.id,
+      siteId,
+      operatingSystem: seed.operatingSystem ?? 'Windows 11 Pro, 64 bit v23H2 (build 22631.3007)',
+      monitoringType: seed.monitoringType ?? 'workstation',
+      timeZone: seed.timeZone === undefined ? null : seed.timeZone,
+      loggedInUser: seed.loggedInUser ?? 'None',
+      lastSeen: seed.connected === false ? nowMs - 60 * 60_000 : nowMs,
+      bootTime: Math.floor(nowMs / 1000) - 86_400,
+      needsReboot: false,
+      policy: { ...defaultPolicy(this.nextPk++, pk), ...seed.agentPolicy },
+      automationPolicy: automation,
+      connected: seed.connected ?? true,
+      life: 0,
+      installing: false,
+      machineBootTime: Math.floor(nowMs / 1000) - 86_400,
+      machineNeedsReboot: false,
+    });
+    return agentId;
+  }
+
+  addUpdate(agentId: string, seed: UpdateSeed): number {
+    const agent = this.agentById(agentId);
+    const id = this.nextPk++;
+    const kb = seed.kb.startsWith('KB') ? seed.kb : `KB${seed.kb}`;
+    this.rows.set(id, {
+      id,
+      agent: agent.pk,
+      guid: createHash('sha1').update(`${agentId}/${kb}/${id}`).digest('hex'),
+      kb,
+      title: seed.title ?? `${kb} cumulative update`,
+      installed: seed.installed ?? false,
+      downloaded: seed.installed ?? false,
+      severity: seed.severity ?? 'Important',
+      action: seed.action ?? 'nothing',
+      result: 'n/a',
+      dateInstalled: null,
+      hidden: { rebootRequired: seed.rebootRequired ?? true, fails: seed.fails ?? false, supersededOnInstall: seed.supersededOnInstall ?? false },
+    });
+    return id;
+  }
+
+  /** The agent reports that Windows Update no longer offers this KB (it was superseded): its rows vanish. */
+  supersede(agentId: string, kb: string): void {
+    const agent = this.agentById(agentId);
+    for (const row of this.rows.values()) if (row.agent === agent.pk && row.kb === (kb.startsWith('KB') ? kb : `KB${kb}`)) this.rows.delete(row.id);
+  }
+
+  /** The machine goes off the network (or comes back); work in flight on it is lost. */
+  setConnected(agentId: string, connected: boolean): void {
+    this.settle();
+    const agent = this.agentById(agentId);
+    if (agent.connected === connected) return;
+    if (!connected) this.endLife(agent);
+    else this.startService(agent);
+  }
+
+  setPolicy(agentId: string, fields: Partial<WinUpdatePolicy>, level: 'agent' | 'automation' = 'agent'): void {
+    const agent = this.agentById(agentId);
+    if (level === 'agent') agent.policy = { ...agent.policy, ...fields };
+    else agent.automationPolicy = { ...(agent.automationPolicy ?? { ...defaultPolicy(this.nextPk++, null), policy: 1 }), ...fields };
+  }
+
+  setPermissions(permissions: readonly string[]): void {
+    this.permissions = new Set(permissions);
+  }
+
+  inject(fault: Fault): void {
+    this.faults.push({ ...fault, left: fault.times ?? 1 });
+  }
+
+  agentIdOf(hostname: string): string {
+    const agent = [...this.agents.values()].find((a) => a.hostname === hostname);
+    if (!agent) throw new Error(`no agent ${hostname}`);
+    return agent.agentId;
+  }
+
+  /** Server-side rows of an agent, hidden truth included (for assertions). */
+  rowsOf(agentId: string): Row[] {
+    const agent = this.agentById(agentId);
+    return [...this.rows.values()].filter((r) => r.agent === agent.pk);
+  }
+
+  installsDelivered(agentId: string): number {
+    return this.delivered.filter((d) => d.agentId === agentId && d.func === 'installwinupdates').length;
+  }
+
+  rebootsDelivered(agentId: string, by?: 'api' | 'policy'): number {
+    return this.delivered.filter((d) => d.agentId === agentId && d.func === 'rebootnow' && (by === undefined || d.by === by)).length;
+  }
+
+  agentList(): Array<{ agentId: string; hostname: string; status: string; needsReboot: boolean; bootTime: number }> {
+    this.settle();
+    return [...this.agents.values()].map((a) => ({ agentId: a.agentId, hostname: a.hostname, status: this.status(a), needsReboot: a.needsReboot, bootTime: a.bootTime }));
+  }
+
+  /** Runs everything the agents were due to do up to now(). */
+  settle(): void {
+    const nowMs = this.nowMs();
+    for (;;) {
+      this.events.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const next = this.events[0];
+      if (!next || next.at > nowMs) break;
+      this.events.shift();
+      // While an event runs, "now" is its instant: what it schedules follows from when it happened.
+      this.eventAt = next.at;
+      try {
+        next.run();
+      } finally {
+        this.eventAt = undefined;
+      }
+    }
+    // A connected agent says hello every 30–60 s: between requests that is "just now".
+    for (const agent of this.agents.values()) if (agent.connected) agent.lastSeen = nowMs;
+  }
+
+  // ---- the agent side ----
+
+  private nowMs(): number {
+    return this.eventAt ?? this.now().getTime();
+  }
+
+  private nowIso(): string {
+    return new Date(this.nowMs()).toISOString();
+  }
+
+  private at(ms: number, run: () => void): void {
+    this.events.push({ at: ms, seq: this.seq++, run });
+  }
+
+  /** While the same agent process lives: work scheduled by a process that ended is dropped. */
+  private whileAlive(agent: Agent, ms: number, run: () => void): void {
+    const life = agent.life;
+    this.at(ms, () => {
+      if (agent.life === life && agent.connected) run();
+    });
+  }
+
+  private endLife(agent: Agent): void {
+    // It said hello until the moment it went away.
+    if (agent.connected) agent.lastSeen = this.nowMs();
+    agent.connected = false;
+    agent.life++;
+    agent.installing = false;
+  }
+
+  private startService(agent: Agent): void {
+    agent.connected = true;
+    agent.life++;
+    // The first checkin (hello, agentinfo) after the service's start delay.
+    this.whileAlive(agent, this.nowMs() + this.checkinSeconds * 1000, () => {
+      agent.bootTime = agent.machineBootTime;
+      agent.needsReboot = agent.machineNeedsReboot;
+    });
+  }
+
+  private rebootNow(agent: Agent, by: 'api' | 'policy'): void {
+    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'rebootnow', by });
+    // shutdown.exe /r /t 5 /f, after answering.
+    this.whileAlive(agent, this.nowMs() + 5_000, () => {
+      this.endLife(agent);
+      const upAt = this.nowMs() + this.rebootSeconds * 1000;
+      this.at(upAt, () => {
+        agent.machineBootTime = Math.floor(upAt / 1000) + 0.5;
+        agent.machineNeedsReboot = false;
+        this.startService(agent);
+      });
+    });
+  }
+
+  private installWinUpdates(agent: Agent, guids: string[]): void {
+    // installWinUpdateLocker: a second install while one runs is dropped by the agent.
+    if (agent.installing) return;
+    agent.installing = true;
+    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'installwinupdates', by: 'api', guids });
+    let t = this.nowMs();
+    for (const guid of guids) {
+      t += this.secondsPerUpdate * 1000;
+      this.whileAlive(agent, t, () => this.updateResult(agent, guid));
+    }
+    this.whileAlive(agent, t + 5_000, () => {
+      agent.installing = false;
+      agent.needsReboot = agent.machineNeedsReboot;
+      const reboot = this.effectivePolicy(agent).reboot_after_install;
+      // apiv3 WinUpdates.put: the server reboots the machine the moment the agent says so.
+      if (reboot === 'always' || (reboot === 'required' && agent.needsReboot)) this.rebootNow(agent, 'policy');
+    });
+  }
+
+  private updateResult(agent: Agent, guid: string): void {
+    const row = [...this.rows.values()].find((r) => r.agent === agent.pk && r.guid === guid);
+    if (!row) return;
+    if (row.hidden.supersededOnInstall) {
+      for (const r of this.rows.values()) if (r.agent === agent.pk && r.guid === guid) this.rows.delete(r.id);
+      return;
+    }
+    if (row.hidden.fails) {
+      row.result = 'failed';
+      return;
+    }
+    row.result = 'success';
+    row.installed = true;
+    row.downloaded = true;
+    row.dateInstalled = this.nowMs();
+    if (row.hidden.rebootRequired) agent.machineNeedsReboot = true;
+  }
+
+  // ---- the server side ----
+
+  private status(agent: Agent): 'online' | 'offline' | 'overdue' {
+    if (agent.lastSeen === null) return 'offline';
+    const age = this.nowMs() - agent.lastSeen;
+    if (age <= 4 * 60_000) return 'online';
+    return age <= 30 * 60_000 ? 'offline' : 'overdue';
+  }
+
+  /** Agent.get_patch_policy: the automation policy, with the agent's non-`inherit` fields on top. */
+  effectivePolicy(agent: Agent | string): WinUpdatePolicy {
+    const a = typeof agent === 'string' ? this.agentById(agent) : agent;
+    if (!a.automationPolicy) return a.policy;
+    const merged = { ...a.automationPolicy };
+    for (const field of ['critical', 'important', 'moderate', 'low', 'other'] as const) if (a.policy[field] !== 'inherit') merged[field] = a.policy[field];
+    if (a.policy.run_time_frequency !== 'inherit') {
+      merged.run_time_frequency = a.policy.run_time_frequency;
+      merged.run_time_hour = a.policy.run_time_hour;
+      merged.run_time_days = a.policy.run_time_days;
+    }
+    if (a.policy.reboot_after_install !== 'inherit') merged.reboot_after_install = a.policy.reboot_after_install;
+    return merged;
+  }
+
+  /** Agent.approve_updates: the policy's `approve` severities, on rows not installed. */
+  private approveByPolicy(agent: Agent): void {
+    const policy = this.effectivePolicy(agent);
+    const severities = new Set<Severity>();
+    if (policy.critical === 'approve') severities.add('Critical');
+    if (policy.important === 'approve') severities.add('Important');
+    if (policy.moderate === 'approve') severities.add('Moderate');
+    if (policy.low === 'approve') severities.add('Low');
+    if (policy.other === 'approve') severities.add('');
+    for (const row of this.rows.values()) if (row.agent === agent.pk && !row.installed && severities.has(row.severity)) row.action = 'approve';
+  }
+
+  private clientNamed(name: string) {
+    let client = [...this.clients.values()].find((c) => c.name === name);
+    if (!client) {
+      client = { id: this.nextPk++, name, sites: new Map() };
+      this.clients.set(client.id, client);
+    }
+    return client;
+  }
+
+  private agentById(agentId: string): Agent {
+    const agent = this.agents.get(agentId);
+    if (!agent) throw new Error(`no agent ${agentId}`);
+    return agent;
+  }
+
+  private policyJson(policy: WinUpdatePolicy) {
+    return {
+      ...policy,
+      created_by: 'tactical',
+      created_time: '2026-01-01T00:00:00Z',
+      modified_by: null,
+      modified_time: '2026-01-01T00:00:00Z',
+    };
+  }
+
+  private rowJson(row: Row) {
+    const { hidden: _hidden, dateInstalled, ...rest } = row;
+    void _hidden;
+    const kbNumber = row.kb.replace(/^KB/, '');
+    return {
+      ...rest,
+      description: row.title,
+      categories: ['Security Updates'],
+      category_ids: [],
+      kb_article_ids: [kbNumber],
+      more_info_urls: [`https://support.microsoft.com/help/${kbNumber}`],
+      support_url: `https://support.microsoft.com/help/${kbNumber}`,
+      revision_number: 1,
+      // WinUpdateSerializer: "%m %d %Y %H:%M" in the server's default time zone (UTC here).
+      date_installed: dateInstalled === null ? null : formatInstalled(new Date(dateInstalled)),
+    };
+  }
+
+  private agentTableJson(agent: Agent) {
+    const client = this.clients.get(agent.clientId)!;
+    return {
+      agent_id: agent.agentId,
+      hostname: agent.hostname,
+      site_name: client.sites.get(agent.siteId),
+      client_name: client.name,
+      monitoring_type: agent.monitoringType,
+      description: '',
+      needs_reboot: agent.needsReboot,
+      pending_actions_count: 0,
+      status: this.status(agent),
+      last_seen: agent.lastSeen === null ? null : new Date(agent.lastSeen).toISOString(),
+      boot_time: agent.bootTime,
+      maintenance_mode: false,
+      logged_username: agent.loggedInUser === 'None' ? '' : agent.loggedInUser,
+      plat: 'windows',
+      goarch: 'amd64',
+      has_patches_pending: this.rowsOf(agent.agentId).some((r) => !r.installed && r.action === 'approve'),
+      version: '2.9.1',
+      operating_system: agent.operatingSystem,
+      public_ip: '203.0.113.10',
+      local_ips: '10.0.0.10',
+      make_model: 'Emulated',
+      serial_number: agent.agentId.slice(0, 10),
+      custom_fields: [],
+      policy: null,
+      alert_template: null,
+      checks: { total: 0, passing: 0, failing: 0, warning: 0, info: 0, has_failing_checks: false },
+      italic: false,
+    };
+  }
+
+  private agentDetailJson(agent: Agent) {
+    const client = this.clients.get(agent.clientId)!;
+    return {
+      agent_id: agent.agentId,
+      hostname: agent.hostname,
+      status: this.status(agent),
+      last_seen: agent.lastSeen === null ? null : new Date(agent.lastSeen).toISOString(),
+      boot_time: agent.bootTime,
+      needs_reboot: agent.needsReboot,
+      operating_system: agent.operatingSystem,
+      plat: 'windows',
+      goarch: 'amd64',
+      monitoring_type: agent.monitoringType,
+      logged_in_username: agent.loggedInUser,
+      last_logged_in_user: agent.loggedInUser,
+      time_zone: agent.timeZone,
+      timezone: agent.timeZone ?? 'UTC',
+      offline_time: 4,
+      overdue_time: 30,
+      site: agent.siteId,
+      client: client.name,
+      site_name: client.sites.get(agent.siteId),
+      patches_last_installed: null,
+      winupdatepolicy: [this.policyJson(agent.policy)],
+      effective_patch_policy: this.policyJson(this.effectivePolicy(agent)),
+      applied_policies: {},
+      custom_fields: [],
+    };
+  }
+
+  // ---- HTTP ----
+
+  /** Answers one request as Tactical would. `path` includes the query string. */
+  handle(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: unknown): Answer {
+    this.settle();
+    const answer = this.answer(method, url, headers, body);
+    // The newest 20,000: a long sandbox session must not grow without bound.
+    if (this.requests.length >= 20_000) this.requests.splice(0, 1_000);
+    if (this.record) this.requests.push({ at: this.now().toISOString(), method, path: url, body, status: answer === 'timeout' ? 'timeout' : answer.status });
+    return answer;
+  }
+
+  private answer(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: unknown): Answer {
+    const key = headers['x-api-key'];
+    if (key === undefined || key === '') return { status: 401, body: { detail: 'Authentication credentials were not provided.' } };
+    if (key !== this.apiKey) return { status: 401, body: { detail: 'Invalid token.' } };
+    const fault = this.faults.find((f) => f.left > 0 && (!f.match || f.match.test(`${method} ${url}`)));
+    if (fault) fault.left--;
+    if (fault && (fault.when ?? 'before') === 'before') return fault.status === 'timeout' ? 'timeout' : { status: fault.status, body: '<h1>Server Error</h1>' };
+    const answer = this.route(method, url, body);
+    if (fault) return fault.status === 'timeout' ? 'timeout' : { status: fault.status, body: '<h1>Bad Gateway</h1>' };
+    return answer;
+  }
+
+  private need(permission: string): Answer | undefined {
+    return this.permissions.has(permission) ? undefined : { status: 403, body: NO_PERMISSION };
+  }
+
+  private route(method: string, url: string, body: unknown): Answer {
+    const { pathname, searchParams } = new URL(url, 'http://tactical.invalid');
+    if (!pathname.endsWith('/')) return { status: 404, body: NOT_FOUND };
+    const parts = pathname.split('/').filter(Boolean);
+    const agentPart = (s: string | undefined) => (s !== undefined && /^[^/]{20}[^/]+$/.test(s) ? s : undefined);
+    const [a, b, c, d] = parts;
+    if (method === 'GET' && a === 'clients' && parts.length === 1) return this.need('can_list_clients') ?? { status: 200, body: this.clientsJson() };
+    if (a === 'agents' && parts.length === 1 && method === 'GET') return this.need('can_list_agents') ?? { status: 200, body: this.agentsJson(searchParams) };
+    if (a === 'agents' && agentPart(b)) {
+      const agent = this.agents.get(b!);
+      if (parts.length === 2 && method === 'GET') return this.need('can_list_agents') ?? (agent ? { status: 200, body: this.agentDetailJson(agent) } : { status: 404, body: NOT_FOUND });
+      if (c === 'ping' && parts.length === 3 && method === 'GET') {
+        return this.need('can_list_agents') ?? (agent ? { status: 200, body: { name: agent.hostname, status: agent.connected ? 'online' : 'offline' } } : { status: 404, body: NOT_FOUND });
+      }
+      if (c === 'reboot' && parts.length === 3 && method === 'POST') return this.need('can_reboot_agents') ?? this.reboot(agent);
+      // GetUpdateDeleteAgent.put: agent fields, and `winupdatepolicy[0]` saved onto the agent-level policy row.
+      if (parts.length === 2 && method === 'PUT') return this.need('can_edit_agent') ?? this.editAgent(agent, body);
+    }
+    if (a === 'winupdate' && b !== undefined) {
+      if (/^\d+$/.test(b) && parts.length === 2 && method === 'PUT') return this.need('can_manage_winupdates') ?? this.editRow(Number(b), body);
+      const agent = agentPart(b) ? this.agents.get(b) : undefined;
+      if (agent) this.offer(agent);
+      if (agentPart(b) && parts.length === 2 && method === 'GET') {
+        if (!agent) return this.need('can_manage_winupdates') ?? { status: 404, body: NOT_FOUND };
+        return this.need('can_manage_winupdates') ?? { status: 200, body: this.rowsOf(agent.agentId).sort((x, y) => y.id - x.id).map((r) => this.rowJson(r)) };
+      }
+      if (agentPart(b) && parts.length === 3 && method === 'POST' && (c === 'scan' || c === 'install')) {
+        return this.need('can_manage_winupdates') ?? (c === 'scan' ? this.scan(agent) : this.install(agent));
+      }
+    }
+    if (a === 'automation' && b === 'patchpolicy' && c !== undefined && /^\d+$/.test(c) && d === undefined && method === 'PUT') {
+      return this.need('can_manage_automation_policies') ?? this.editPolicy(Number(c), body);
+    }
+    return { status: 404, body: NOT_FOUND };
+  }
+
+  private clientsJson() {
+    return [...this.clients.values()].map((client) => ({
+      id: client.id,
+      name: client.name,
+      block_policy_inheritance: false,
+      sites: [...client.sites].map(([id, name]) => ({
+        id,
+        name,
+        client: client.id,
+        client_name: client.name,
+        maintenance_mode: false,
+        agent_count: [...this.agents.values()].filter((x) => x.siteId === id).length,
+      })),
+      maintenance_mode: false,
+      agent_count: [...this.agents.values()].filter((x) => x.clientId === client.id).length,
+    }));
+  }
+
+  private agentsJson(query: URLSearchParams) {
+    const client = query.get('client');
+    const site = query.get('site');
+    const list = [...this.agents.values()].filter((x) => (client === null || String(x.clientId) === client) && (site === null || String(x.siteId) === site));
+    if (query.get('detail') === 'false') {
+      return list.map((x) => ({ id: x.pk, hostname: x.hostname, agent_id: x.agentId, client: this.clients.get(x.clientId)!.name, site: this.clients.get(x.clientId)!.sites.get(x.siteId) }));
+    }
+    return list.map((x) => this.agentTableJson(x));
+  }
+
+  private reboot(agent: Agent | undefined): Answer {
+    if (!agent) return { status: 404, body: NOT_FOUND };
+    // nats_cmd rebootnow with a 10 s timeout: a disconnected agent never answers.
+    if (!agent.connected) return { status: 400, body: 'Unable to contact the agent' };
+    this.rebootNow(agent, 'api');
+    return { status: 200, body: 'ok' };
+  }
+
+  private scan(agent: Agent | undefined): Answer {
+    if (!agent) return { status: 404, body: NOT_FOUND };
+    if (agent.connected) {
+      // The agent reports what Windows Update offers: rows it no longer offers (superseded) vanish.
+      this.whileAlive(agent, this.nowMs() + this.scanSeconds * 1000, () => {
+        for (const row of this.rowsOf(agent.agentId)) if (row.hidden.supersededOnInstall && !row.installed) this.rows.delete(row.id);
+      });
+    }
+    return { status: 200, body: `A Windows update scan will be performed on ${agent.hostname}` };
+  }
+
+  private install(agent: Agent | undefined): Answer {
+    if (!agent) return { status: 404, body: NOT_FOUND };
+    this.approveByPolicy(agent);
+    const guids = this.rowsOf(agent.agentId)
+      .filter((r) => r.action === 'approve' && !r.installed)
+      .map((r) => r.guid);
+    // nats publish, wait=False: an agent that is not connected never hears of it.
+    if (agent.connected) this.installWinUpdates(agent, guids);
+    return { status: 200, body: `Approved patches will now be installed on ${agent.hostname}` };
+  }
+
+  private editRow(pk: number, body: unknown): Answer {
+    const row = this.rows.get(pk);
+    if (!row) return { status: 404, body: NOT_FOUND };
+    const action = (body as { action?: unknown } | null)?.action;
+    if (action !== undefined) {
+      if (action !== 'approve' && action !== 'ignore' && action !== 'nothing' && action !== 'inherit') {
+        return { status: 400, body: { action: [`"${String(action)}" is not a valid choice.`] } };
+      }
+      row.action = action;
+    }
+    // WinUpdateSerializer has fields="__all__" and the view saves a partial update: `result` can be set too.
+    const result = (body as { result?: unknown } | null)?.result;
+    if (result === 'n/a' || result === 'success' || result === 'failed') row.result = result;
+    return { status: 200, body: `Windows update ${row.kb} was changed to ${row.action}` };
+  }
+
+  private editAgent(agent: Agent | undefined, body: unknown): Answer {
+    if (!agent) return { status: 404, body: NOT_FOUND };
+    const policies = (body as { winupdatepolicy?: Array<Partial<WinUpdatePolicy>> } | null)?.winupdatepolicy;
+    if (policies?.[0]) agent.policy = { ...agent.policy, ...policies[0], id: agent.policy.id, agent: agent.pk, policy: null };
+    return { status: 200, body: 'The agent was updated successfully' };
+  }
+
+  private editPolicy(pk: number, body: unknown): Answer {
+    const agent = [...this.agents.values()].find((x) => x.policy.id === pk);
+    if (!agent) return { status: 404, body: NOT_FOUND };
+    const fields = (body ?? {}) as Partial<WinUpdatePolicy>;
+    agent.policy = { ...agent.policy, ...fields, id: agent.policy.id, agent: agent.pk, policy: null };
+    return { status: 200, body: 'ok' };
+  }
+}
+
+function formatInstalled(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(date.getUTCMonth() + 1)} ${p(date.getUTCDate())} ${date.getUTCFullYear()} ${p(date.getUTCHours())}:${p(date.getUTCMinutes())}`;
+}
+
+export interface RunningTacticalEmulator {
+  emulator: TacticalEmulator;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves an emulator on loopback (port 0 unless given). A timeout fault holds the socket open until close.
+ * `latencyMs` delays every answer (real time), as a server across the internet would.
+ */
+export async function startTacticalEmulator(emulator: TacticalEmulator, port = 0, latencyMs = 0): Promise<RunningTacticalEmulator> {
+  const hanging = new Set<ServerResponse>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: unknown = null;
+      try {
+        body = text === '' ? null : JSON.parse(text);
+      } catch {
+        body = text;
+      }
+      const method = req.method ?? 'GET';
+      const url = req.url ?? '/';
+      const answer = emulator.handle(method, url, req.headers, body);
+      if (answer === 'timeout') {
+        hanging.add(res);
+        res.on('close', () => hanging.delete(res));
+        return;
+      }
+      const payload = typeof answer.body === 'string' && answer.body.startsWith('<') ? answer.body : JSON.stringify(answer.body);
+      const send = () => {
+        res.writeHead(answer.status, { 'content-type': payload.startsWith('<') ? 'text/html' : 'application/json' });
+        res.end(payload);
+      };
+      if (latencyMs > 0) setTimeout(send, latencyMs);
+      else send();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const address = server.address() as AddressInfo;
+  return {
+    emulator,
+    url: `http://127.0.0.1:${address.port}/`,
+    async close() {
+      for (const res of hanging) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
