@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (options: { fix?: boolean; json?: boolean }) => {
       const { loadConfig } = await import('../config.ts');
-      const { CliError } = await import('../cli.ts');
+      const { CliError } = await import('./cli-error.ts');
       const { TacticalClient, TacticalHttpError } = await import('../adapters/deployers/tactical-client.ts');
       const { checkAgents, renderCheck } = await import('../adapters/deployers/tactical-check.ts');
       const config = loadConfig(process.env);
@@ -74,7 +74,7 @@ export function register(program: Command): void {
     .option('--json', 'print the outcome as JSON')
     .action(async (file: string, options: { dryRun?: boolean; json?: boolean }) => {
       const { loadConfig } = await import('../config.ts');
-      const { CliError } = await import('../cli.ts');
+      const { CliError } = await import('./cli-error.ts');
       const { TacticalClient } = await import('../adapters/deployers/tactical-client.ts');
       const { mergeTactical } = await import('../adapters/deployers/tactical-sync.ts');
       const { readInventory, importInventory, renderChanges } = await import('./import.ts');
