@@ -14,6 +14,7 @@ import { gatesTouched, transition, type Book, type RolloutEffect, type RolloutEv
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { promotionOffer } from '../bot/slack/window-blocks.ts';
 import { autoConfirmNotices } from './thread-notices.ts';
+import { subjects } from '../chat/subjects.ts';
 
 export interface GateOptions {
   /** The book as the caller already loaded it (locked, in this transaction), so it is not read twice. */
@@ -92,26 +93,26 @@ async function chatFor(tx: AppDatabase, releaseId: string, effects: readonly Rol
           key: `rollout:${releaseId}:offer-promotion${effect.updates ? `:${createHash('sha1').update(effect.updates.join(' ')).digest('hex').slice(0, 12)}` : ''}`,
           channel,
           action: 'post',
-          subject: `rollout:${releaseId}:promote`,
-          payload: { ...promotionOffer(releaseId), threadSubject: `digest:${releaseId}` },
+          subject: subjects.promote(releaseId),
+          payload: { ...promotionOffer(releaseId), threadSubject: subjects.digest(releaseId) },
         };
       case 'alert_engineers':
         return {
-          key: `rollout:${releaseId}:problem:${effect.clientId}`,
+          key: subjects.gateProblem(releaseId, effect.clientId),
           channel,
           action: 'post',
-          subject: `rollout:${releaseId}:problem:${effect.clientId}`,
-          payload: { text: `${releaseId}: ${nameOf(effect.clientId)} reported a pilot problem; the client is held.`, threadSubject: `digest:${releaseId}` },
+          subject: subjects.gateProblem(releaseId, effect.clientId),
+          payload: { text: `${releaseId}: ${nameOf(effect.clientId)} reported a pilot problem; the client is held.`, threadSubject: subjects.digest(releaseId) },
         };
       case 'pilot_waiting':
         return {
           key: `rollout:${releaseId}:pilot-waiting:${effect.clientId}:${effect.at}`,
           channel,
           action: 'post',
-          subject: `rollout:${releaseId}:pilot:${effect.clientId}`,
+          subject: subjects.gatePilot(releaseId, effect.clientId),
           payload: {
             text: `${releaseId}: nothing installed on ${nameOf(effect.clientId)}'s pilot machines, so there is nothing to sign off and ${nameOf(effect.clientId)} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(effect.clientId)}\`).`,
-            threadSubject: `digest:${releaseId}`,
+            threadSubject: subjects.digest(releaseId),
           },
         };
       default:
@@ -119,8 +120,8 @@ async function chatFor(tx: AppDatabase, releaseId: string, effects: readonly Rol
           key: `rollout:${releaseId}:pilot-finished:${(effect as { clientId: string }).clientId}`,
           channel,
           action: 'post',
-          subject: `rollout:${releaseId}:pilot:${(effect as { clientId: string }).clientId}`,
-          payload: { text: `${releaseId}: pilot finished for ${nameOf((effect as { clientId: string }).clientId)}; waiting for the champion.`, threadSubject: `digest:${releaseId}` },
+          subject: subjects.gatePilot(releaseId, (effect as { clientId: string }).clientId),
+          payload: { text: `${releaseId}: pilot finished for ${nameOf((effect as { clientId: string }).clientId)}; waiting for the champion.`, threadSubject: subjects.digest(releaseId) },
         };
     }
   });
