@@ -8,7 +8,7 @@ import { sql } from 'drizzle-orm';
 import { CardFactory, MessageFactory, type ConversationReference } from 'botbuilder';
 import type { TeamsAdapter } from '@microsoft/teams-ai';
 import { rowsOf, type AppDatabase } from '../../db/client.ts';
-import { ChatSendError, type ChatDelivery, type ChatSender } from '../chat-port.ts';
+import { ChatSendError, type ChatDelivery, type ChatSender } from '../../chat/port.ts';
 
 const RETRYABLE = new Set([408, 412, 429, 500, 502, 503, 504]);
 
