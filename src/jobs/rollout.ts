@@ -59,6 +59,7 @@ import { withTransaction } from '../use-cases/transaction.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
+import { subjects } from '../chat/subjects.ts';
 
 export const SWEEP_QUEUE = 'rollout-sweep';
 export const RUN_QUEUE = 'rollout-run';
@@ -385,7 +386,7 @@ export class RolloutEngine {
           const base = `${report.subject}:${channel}`;
           if (report.type === 'summary') {
             const payload = { ...summaryMessage(tally, zone), threadSubject: report.subject };
-            items.push({ key: `${base}:summary`, channel, action: 'post', subject: report.subject.replace(/^window:/, 'window-summary:'), payload });
+            items.push({ key: `${base}:summary`, channel, action: 'post', subject: subjects.windowSummary(report.subject), payload });
             continue;
           }
           const message = progressMessage(tally, now, zone, report.closing);
@@ -477,9 +478,9 @@ export class RolloutEngine {
     const clientName = gate.clientId === null ? null : ((await clientNames(this.db)).get(gate.clientId) ?? gate.clientId);
     const where = clientName === null ? 'our own machines (ring msp)' : `${escapeMrkdwn(clientName)}'s pilot machines`;
     const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
-    const subject = `rollout:${gate.releaseId}:untested:${gate.ring}:${gate.clientId ?? 'msp'}:${keys.join('+')}`;
+    const subject = subjects.untested(gate.releaseId, gate.ring, gate.clientId, keys);
     const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;
-    await enqueueOutbox(this.db, [{ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: `digest:${gate.releaseId}` } }], now);
+    await enqueueOutbox(this.db, [{ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: subjects.digest(gate.releaseId) } }], now);
   }
 
   /** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */
@@ -698,10 +699,10 @@ export class RolloutEngine {
       tx,
       [
         {
-          key: `device-flagged:${loaded.device.id}:${loaded.windowStart}`,
+          key: subjects.deviceFlagged(loaded.device.id, loaded.windowStart),
           channel,
           action: 'post',
-          subject: `device-flagged:${loaded.device.id}:${loaded.windowStart}`,
+          subject: subjects.deviceFlagged(loaded.device.id, loaded.windowStart),
           payload: { text: `${name} (${owner}) has missed ${consecutiveMissed} maintenance windows in a row: it needs a look.` },
         },
       ],

@@ -18,6 +18,7 @@ import { renderWindowSummaryCard } from '../bot/teams/window-card.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
+import { subjects } from '../chat/subjects.ts';
 
 export const TEAMS_QUEUE = 'teams-clients';
 
@@ -57,7 +58,7 @@ export async function queueClientMessages(db: AppDatabase, now: Date): Promise<n
           platform: 'teams',
           channel,
           action: 'post',
-          subject: summary.subject.replace(/^window:/, 'window-summary:'),
+          subject: subjects.windowSummary(summary.subject),
           payload: { text, card },
         });
       }

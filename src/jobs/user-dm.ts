@@ -34,6 +34,7 @@ import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 import { WebClient } from '@slack/web-api';
+import { subjects } from '../chat/subjects.ts';
 
 export const USER_DM_QUEUE = 'user-dm';
 export const USER_DM_TICK_MS = 60_000;
@@ -170,15 +171,15 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
           db,
           [
             {
-              key: `userdm-unmatched:${clientId ?? 'msp'}:${night}`,
+              key: subjects.userDmUnmatched(clientId, night),
               channel,
               action: 'post',
-              subject: `userdm-unmatched:${clientId ?? 'msp'}:${night}`,
+              subject: subjects.userDmUnmatched(clientId, night),
               payload: {
                 text: boundText(
                   `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message and those machines are not updated until they can be told:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}\nTo patch them without the message: ${WAIVE_HINT} (audited).`,
                 ),
-                threadSubject: `digest:${releaseId}`,
+                threadSubject: subjects.digest(releaseId),
               },
             },
           ],
@@ -229,11 +230,11 @@ async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date): 
     const items: OutboxItem[] = inserted.map((row) => {
       const dm = byKey.get(row.key)!;
       return {
-        key: `userdm:${dm.key}`,
+        key: subjects.userDm(dm.key),
         platform: dm.platform,
         channel: dm.channel,
         action: 'post',
-        subject: `userdm:${dm.key}`,
+        subject: subjects.userDm(dm.key),
         payload: userDmPayload(dm.platform, { dmId: Number(row.id), text: dm.text }),
       };
     });
@@ -275,7 +276,7 @@ async function queueOfflineNotices(db: AppDatabase, now: Date): Promise<number[]
           on conflict (key) do nothing returning id`),
       );
       if (!row) return [];
-      return enqueueOutbox(tx, [{ key: `userdm:${key}`, platform: person.address!.platform, channel: person.address!.channel, action: 'post', subject: `userdm:${key}`, payload: offlineNoticePayload(person.address!.platform, r.name) }], now);
+      return enqueueOutbox(tx, [{ key: subjects.userDm(key), platform: person.address!.platform, channel: person.address!.channel, action: 'post', subject: subjects.userDm(key), payload: offlineNoticePayload(person.address!.platform, r.name) }], now);
     });
     ids.push(...written);
   }

@@ -12,6 +12,7 @@ import { needsNoticeSql } from '../db/notice-repo.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
+import { subjects } from '../chat/subjects.ts';
 
 /**
  * Per device class of the client's broad ring: how many, whether any has a user the notice rule waits for (an
@@ -44,12 +45,12 @@ export async function broadNightItems(db: AppDatabase, releaseId: string, client
   const lines = nights.map((n) => `• ${escapeMrkdwn(n.deviceClass)} (${n.count}): ${n.night}${n.users ? ', once their users have had the \u201csave your work\u201d message' : ''}`);
   return [
     {
-      key: `rollout:${releaseId}:broad-night:${clientId}`,
+      key: subjects.broadNight(releaseId, clientId),
       platform: 'slack',
       channel,
       action: 'post',
-      subject: `rollout:${releaseId}:broad-night:${clientId}`,
-      payload: { text: `${escapeMrkdwn(clientName)}: the rest of its machines start\n${lines.join('\n')}`, threadSubject: `digest:${releaseId}` },
+      subject: subjects.broadNight(releaseId, clientId),
+      payload: { text: `${escapeMrkdwn(clientName)}: the rest of its machines start\n${lines.join('\n')}`, threadSubject: subjects.digest(releaseId) },
     },
   ];
 }

@@ -12,6 +12,7 @@ import { listNotes } from '../db/notes-repo.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import type { SlackMessage } from '../bot/slack/block-kit.ts';
 import { hasReleaseActions, renderDigestStatus, updateKeysIn, type DigestStatus, type NoteLine } from '../bot/slack/decision-blocks.ts';
+import { subjects } from '../chat/subjects.ts';
 
 interface PostRow {
   id: number;
@@ -39,7 +40,7 @@ export async function queueDigestRefresh(
   cause: string,
 ): Promise<number[]> {
   const releaseId = state.releaseId;
-  const parent = `digest:${releaseId}`;
+  const parent = subjects.digest(releaseId);
   const posts = rowsOf<PostRow>(
     await tx.execute(sql`select id, platform, channel, subject, payload, created_at from chat_outbox
       where action = 'post' and platform = 'slack' and (subject = ${parent} or subject like ${`${parent}:thread:%`}) order by id`),

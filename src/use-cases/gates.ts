@@ -4,16 +4,14 @@
  * ConflictError when another writer got there first: run it inside `withTransaction`, which tries again), and writes
  * what the effects ask for: audit rows and holds, and the engineers' thread messages (outbox rows).
  */
-import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import { clientNames } from '../db/names-repo.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadBook, persistRowEffects, saveGates, type StoredBook } from '../db/rollout-repo.ts';
 import { gatesTouched, transition, type Book, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
-import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
-import { promotionOffer } from '../bot/slack/window-blocks.ts';
 import { autoConfirmNotices } from './thread-notices.ts';
+import { engineersPost, gateEffectNotices } from '../chat/notices.ts';
 
 export interface GateOptions {
   /** The book as the caller already loaded it (locked, in this transaction), so it is not read twice. */
@@ -75,53 +73,10 @@ export async function gateNotices(tx: AppDatabase, releaseId: string, effects: r
 
 /** Plain messages to the engineers' channel for the gate effects people act on; rich cards come later. */
 async function chatFor(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[]): Promise<OutboxItem[]> {
-  const wanted = effects.filter(
-    (e) => e.type === 'offer_promotion' || e.type === 'alert_engineers' || e.type === 'ask_confirmation' || e.type === 'pilot_waiting',
-  );
-  if (wanted.length === 0) return [];
+  const notices = gateEffectNotices(releaseId, effects);
+  if (notices.length === 0) return [];
   const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
   if (!channel) return [];
   const names = await clientNames(tx);
-  // People read the client's name, never its id (the id stays in the /patch command they may copy).
-  const nameOf = (clientId: string) => escapeMrkdwn(names.get(clientId) ?? clientId);
-  return wanted.map((effect): OutboxItem => {
-    switch (effect.type) {
-      case 'offer_promotion':
-        return {
-          // Each update is offered once; a late update's offer is a message of its own.
-          key: `rollout:${releaseId}:offer-promotion${effect.updates ? `:${createHash('sha1').update(effect.updates.join(' ')).digest('hex').slice(0, 12)}` : ''}`,
-          channel,
-          action: 'post',
-          subject: `rollout:${releaseId}:promote`,
-          payload: { ...promotionOffer(releaseId), threadSubject: `digest:${releaseId}` },
-        };
-      case 'alert_engineers':
-        return {
-          key: `rollout:${releaseId}:problem:${effect.clientId}`,
-          channel,
-          action: 'post',
-          subject: `rollout:${releaseId}:problem:${effect.clientId}`,
-          payload: { text: `${releaseId}: ${nameOf(effect.clientId)} reported a pilot problem; the client is held.`, threadSubject: `digest:${releaseId}` },
-        };
-      case 'pilot_waiting':
-        return {
-          key: `rollout:${releaseId}:pilot-waiting:${effect.clientId}:${effect.at}`,
-          channel,
-          action: 'post',
-          subject: `rollout:${releaseId}:pilot:${effect.clientId}`,
-          payload: {
-            text: `${releaseId}: nothing installed on ${nameOf(effect.clientId)}'s pilot machines, so there is nothing to sign off and ${nameOf(effect.clientId)} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(effect.clientId)}\`).`,
-            threadSubject: `digest:${releaseId}`,
-          },
-        };
-      default:
-        return {
-          key: `rollout:${releaseId}:pilot-finished:${(effect as { clientId: string }).clientId}`,
-          channel,
-          action: 'post',
-          subject: `rollout:${releaseId}:pilot:${(effect as { clientId: string }).clientId}`,
-          payload: { text: `${releaseId}: pilot finished for ${nameOf((effect as { clientId: string }).clientId)}; waiting for the champion.`, threadSubject: `digest:${releaseId}` },
-        };
-    }
-  });
+  return notices.map((notice) => engineersPost(notice, { channel, clientName: (clientId) => names.get(clientId) ?? clientId }));
 }

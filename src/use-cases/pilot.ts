@@ -25,6 +25,7 @@ import { isUniqueViolation, withTransaction } from './transaction.ts';
 import { zoneShort } from '../domain/zone-label.ts';
 import { renderPlanCard, renderSignoffCard, signoffText } from '../bot/teams/signoff-card.ts';
 import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../bot/slack/block-kit.ts';
+import { subjects } from '../chat/subjects.ts';
 
 // The view is data the sign-off card renders: its own module, so the card does not import this use-case.
 import type { DeviceOutcome, SignoffView } from '../domain/signoff-view.ts';
@@ -37,7 +38,7 @@ export interface PilotResult {
   view: SignoffView | undefined;
 }
 
-export const signoffSubject = (releaseId: string, clientId: string) => `signoff:${releaseId}:${clientId}`;
+export const signoffSubject = subjects.signoff;
 
 interface Asker {
   kind: 'champion' | 'engineer';
@@ -208,7 +209,7 @@ export async function planItems(db: AppDatabase, releaseId: string, clientId: st
     platform: 'teams' as const,
     channel,
     action: 'post' as const,
-    subject: `plan:${releaseId}:${clientId}`,
+    subject: subjects.plan(releaseId, clientId),
     payload: { text, card },
   }));
 }
@@ -343,12 +344,12 @@ async function problemAlert(tx: AppDatabase, view: SignoffView, asker: Asker, te
   ];
   return [
     {
-      key: `pilot-problem:${view.releaseId}:${view.clientId}`,
+      key: subjects.pilotProblem(view.releaseId, view.clientId),
       platform: 'slack',
       channel,
       action: 'post',
-      subject: `pilot-problem:${view.releaseId}:${view.clientId}`,
-      payload: { text: escapeMrkdwn(`${view.clientName} reported a pilot problem with ${view.releaseId}: ${text.slice(0, 500)}`), blocks, threadSubject: `digest:${view.releaseId}` },
+      subject: subjects.pilotProblem(view.releaseId, view.clientId),
+      payload: { text: escapeMrkdwn(`${view.clientName} reported a pilot problem with ${view.releaseId}: ${text.slice(0, 500)}`), blocks, threadSubject: subjects.digest(view.releaseId) },
     },
   ];
 }

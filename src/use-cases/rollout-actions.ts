@@ -24,20 +24,20 @@ import { retryTarget } from '../domain/retry.ts';
 import { gatesTouched } from '../domain/rollout.ts';
 import { DEFAULT_RUN_POLICY } from '../domain/run.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
-import { windowSubject } from '../domain/window-report.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION } from '../bot/slack/window-blocks.ts';
 import { mspZone } from './digest-refresh.ts';
 import { findEngineer, hold, type Actor, type DecisionResult } from './decisions.ts';
 import { applyGateEvents } from './gates.ts';
 import { isUniqueViolation, withTransaction, type UseCaseContext } from './transaction.ts';
+import { subjects } from '../chat/subjects.ts';
 
 const NOT_ENGINEER = 'Only the MSP\u2019s engineers can promote, hold or retry a rollout. Nothing was changed.';
 
 /** The promotion offer's subject in the engineers' thread (posted by the rollout engine). */
-export const promoteSubject = (releaseId: string) => `rollout:${releaseId}:promote`;
+export const promoteSubject = subjects.promote;
 /** A window's end-of-window summary (the engine posts it under this subject). */
-export const summarySubject = (who: string, windowStart: string) => windowSubject(who, windowStart).replace(/^window:/, 'window-summary:');
+export const summarySubject = (who: string, windowStart: string) => subjects.windowSummary(subjects.window(who, windowStart));
 
 /** The message's latest content per channel (the post, or its latest edit), for an edit that adds a line. */
 async function latestPayloads(tx: AppDatabase, subject: string): Promise<Array<{ channel: string; payload: OutboxPayload }>> {
@@ -408,7 +408,7 @@ export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promi
       if (channel) {
         const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
         const text = `:fast_forward: ${who} skipped ${escapeMrkdwn(where)} for ${escapeMrkdwn(kb)} (no test machine): ${escapeMrkdwn(input.reason)}. It goes on untested there.`;
-        after.outbox(await enqueueOutbox(tx, [{ key: event.id, channel, action: 'post', subject: event.id, payload: { text, threadSubject: `digest:${input.releaseId}` } }], now));
+        after.outbox(await enqueueOutbox(tx, [{ key: event.id, channel, action: 'post', subject: event.id, payload: { text, threadSubject: subjects.digest(input.releaseId) } }], now));
       }
       return { outcome: 'applied', message: `Skipped ${where} for ${kb}: it goes on untested there (audited).`, zone, by: input.actor.id, at: now.toISOString() };
     },

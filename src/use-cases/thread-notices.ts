@@ -8,6 +8,7 @@ import { rowsOf, type AppDatabase } from '../db/client.ts';
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { RolloutEffect } from '../domain/rollout.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
+import { subjects } from '../chat/subjects.ts';
 
 export interface Confirmation {
   releaseId: string;
@@ -37,12 +38,12 @@ export async function confirmationNotice(tx: AppDatabase, c: Confirmation): Prom
   const text = `:white_check_mark: ${escapeMrkdwn(confirmationText(client.name, c, client.hours === null ? undefined : Number(client.hours)))}`;
   return [
     {
-      key: `pilot-confirmed:${c.releaseId}:${c.clientId}`,
+      key: subjects.pilotConfirmed(c.releaseId, c.clientId),
       platform: 'slack',
       channel: msp.channel,
       action: 'post',
-      subject: `pilot-confirmed:${c.releaseId}:${c.clientId}`,
-      payload: { text, threadSubject: `digest:${c.releaseId}` },
+      subject: subjects.pilotConfirmed(c.releaseId, c.clientId),
+      payload: { text, threadSubject: subjects.digest(c.releaseId) },
     },
   ];
 }

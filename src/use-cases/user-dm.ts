@@ -18,6 +18,7 @@ import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { clientSettings, deferralsUsed, deviceWindows, engineersChannel, loadDm, type StoredDm } from '../db/user-dm-repo.ts';
 import { userDmPayload } from '../bot/user-dm-render.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
+import { subjects } from '../chat/subjects.ts';
 
 export type DmAnswer = 'ok' | 'defer';
 
@@ -29,7 +30,7 @@ export interface DmAnswerResult {
   answer?: 'ok' | 'defer' | 'escalated';
 }
 
-export const dmSubject = (dm: Pick<StoredDm, 'key'>): string => `userdm:${dm.key}`;
+export const dmSubject = (dm: Pick<StoredDm, 'key'>): string => subjects.userDm(dm.key);
 
 export async function answerUserDm(
   ctx: UseCaseContext,
@@ -113,10 +114,10 @@ export async function answerUserDm(
           const name = who?.display_name ?? who?.email ?? `person ${dm.personId}`;
           const clientWord = dm.clientId ?? 'the MSP';
           extra.push({
-            key: `userdm:${dm.id}:escalated`,
+            key: subjects.userDmEscalated(dm.id),
             channel,
             action: 'post',
-            subject: `userdm:${dm.id}:escalated`,
+            subject: subjects.userDmEscalated(dm.id),
             payload: {
               text: `${escapeForEngineers(name)} (${escapeForEngineers(clientWord)}) asked to put off ${escapeForEngineers(listNames(dm.devices.map((d) => d.name)))} tonight, past the limit of ${verdict.used} deferrals this release. They stay in tonight\u2019s window unless you hold them (\`/patch hold ${escapeForEngineers(dm.clientId ?? 'KB')} REASON\`).`,
             },

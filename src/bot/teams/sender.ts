@@ -8,7 +8,7 @@ import { CardFactory, MessageFactory, type ConversationReference } from 'botbuil
 import type { TeamsAdapter } from '@microsoft/teams-ai';
 import type { AppDatabase } from '../../db/client.ts';
 import { liveConversationReference } from '../../db/teams-conversations-repo.ts';
-import { ChatSendError, type ChatDelivery, type ChatSender } from '../chat-port.ts';
+import { ChatSendError, type ChatDelivery, type ChatSender } from '../../chat/port.ts';
 
 const RETRYABLE = new Set([408, 412, 429, 500, 502, 503, 504]);
 

@@ -1,0 +1,54 @@
+/**
+ * Slack's side of the ChatSender port: chat.postMessage, chat.update and chat.postEphemeral through a WebClient
+ * that throws 429s to us instead of retrying inside the call, so the deliverer can hand Retry-After to BullMQ.
+ * Slack's answers come back as ChatSendError: `ratelimited` (HTTP 429) as a retry with its Retry-After, errors
+ * that mean "try again later" as a retry, any other refusal (channel gone, blocks refused) as final.
+ */
+import { ErrorCode, WebClient, type WebAPIPlatformError, type WebAPIRateLimitedError } from '@slack/web-api';
+import { ChatSendError, type ChatDelivery, type ChatSender, type ChatSent } from './port.ts';
+
+/** Slack errors that say "try again later"; any other refusal is final for that row. */
+const TRANSIENT_SLACK_ERRORS = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout', 'ratelimited', 'team_added_to_org']);
+
+export function classifySlackError(error: unknown): ChatSendError {
+  if (error instanceof ChatSendError) return error;
+  const code = (error as { code?: string }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === ErrorCode.RateLimitedError) {
+    const seconds = (error as WebAPIRateLimitedError).retryAfter;
+    return new ChatSendError('retry', message, 429, seconds * 1000);
+  }
+  if (code === ErrorCode.PlatformError) {
+    const slackError = (error as WebAPIPlatformError).data.error;
+    if (!TRANSIENT_SLACK_ERRORS.has(slackError)) return new ChatSendError('refused', `slack refused: ${slackError}`);
+  }
+  return new ChatSendError('retry', message);
+}
+
+export class SlackSender implements ChatSender {
+  readonly platform = 'slack' as const;
+
+  constructor(readonly client: WebClient) {}
+
+  async send(delivery: ChatDelivery): Promise<ChatSent> {
+    try {
+      return { messageId: await this.call(delivery), ...(delivery.threadId ? { threadId: delivery.threadId } : {}) };
+    } catch (error) {
+      throw classifySlackError(error);
+    }
+  }
+
+  private async call({ action, channel, messageId, threadId, payload }: ChatDelivery): Promise<string | undefined> {
+    const blocks = payload.blocks as never;
+    const content = { channel, text: payload.text, ...(blocks ? { blocks } : {}) };
+    if (action === 'post') return (await this.client.chat.postMessage({ ...content, ...(threadId ? { thread_ts: threadId } : {}) })).ts;
+    if (action === 'update') return (await this.client.chat.update({ ...content, ts: messageId! })).ts ?? messageId;
+    const user = typeof payload.user === 'string' ? payload.user : '';
+    return (await this.client.chat.postEphemeral({ ...content, user })).message_ts;
+  }
+}
+
+/** A sender for the deliverer: 429s are thrown to us (BullMQ waits), not retried inside the call. */
+export function deliveryClient(token: string, apiUrl: string): SlackSender {
+  return new SlackSender(new WebClient(token, { slackApiUrl: apiUrl, rejectRateLimitedCalls: true, retryConfig: { retries: 0 } }));
+}

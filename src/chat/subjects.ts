@@ -1,0 +1,54 @@
+/**
+ * Every chat subject the bot writes, as one constructor each. A subject names what a message is about
+ * (`digest:2024-Feb`, `window:acme-dental:2024-02-14T07:00Z`): the outbox threads replies under it, edits find
+ * the posted message by it, and chat_messages rows already in databases are keyed by it. So the strings these
+ * functions return are a stored format: test/unit/chat-subjects.test.ts pins each one byte for byte, and a
+ * change here is a data migration, not a refactor.
+ *
+ * Pure and import-free but for the domain's window subject, so any layer that writes the outbox may use it.
+ * (src/db may not import src/chat: release-repo's digest subjects move here when its rendering does.)
+ */
+import { windowSubject } from '../domain/window-report.ts';
+
+/** `msp` stands for "the MSP's own machines" wherever a subject names a client. */
+const clientOrMsp = (clientId: string | null | undefined): string => clientId ?? 'msp';
+
+export const subjects = {
+  /** The release digest in the engineers' channel; most notices thread under it. */
+  digest: (releaseId: string) => `digest:${releaseId}`,
+  /** The digest's nth continuation message (a digest too long for one message). */
+  digestThread: (releaseId: string, n: number) => `digest:${releaseId}:thread:${n}`,
+  /** A maintenance window's progress message: `window:acme-dental:2024-02-14T07:00Z`. */
+  window: (who: string, windowStart: string) => windowSubject(who, windowStart),
+  /** The end-of-window summary that replies under the window's progress message. */
+  windowSummary: (windowSubjectText: string) => windowSubjectText.replace(/^window:/, 'window-summary:'),
+  /** The promotion offer (Promote button) in the engineers' thread. */
+  promote: (releaseId: string) => `rollout:${releaseId}:promote`,
+  /** "A ring is about to get updates no pilot tried" in the engineers' thread. */
+  untested: (releaseId: string, ring: string, clientId: string | null | undefined, updateKeys: readonly string[]) =>
+    `rollout:${releaseId}:untested:${ring}:${clientOrMsp(clientId)}:${updateKeys.join('+')}`,
+  /** The engine's note that a client reported a pilot problem and is held. */
+  gateProblem: (releaseId: string, clientId: string) => `rollout:${releaseId}:problem:${clientId}`,
+  /** The engine's pilot status line for a client (waiting, then finished: the same subject). */
+  gatePilot: (releaseId: string, clientId: string) => `rollout:${releaseId}:pilot:${clientId}`,
+  /** "The rest of a client's machines start tonight". */
+  broadNight: (releaseId: string, clientId: string) => `rollout:${releaseId}:broad-night:${clientId}`,
+  /** A champion confirmed the pilot went well. */
+  pilotConfirmed: (releaseId: string, clientId: string) => `pilot-confirmed:${releaseId}:${clientId}`,
+  /** A champion reported a pilot problem (the champion's own words). */
+  pilotProblem: (releaseId: string, clientId: string) => `pilot-problem:${releaseId}:${clientId}`,
+  /** The champion's sign-off card. */
+  signoff: (releaseId: string, clientId: string) => `signoff:${releaseId}:${clientId}`,
+  /** The Teams card telling a client's users which nights their machines are patched. */
+  plan: (releaseId: string, clientId: string) => `plan:${releaseId}:${clientId}`,
+  /** A device that missed several windows in a row. */
+  deviceFlagged: (deviceId: string | number, windowStart: string) => `device-flagged:${deviceId}:${windowStart}`,
+  /** A DM to one user (its key: the dm's own, or an offline notice's). */
+  userDm: (key: string | number) => `userdm:${key}`,
+  /** A user's DM escalated to the engineers. */
+  userDmEscalated: (dmId: string | number) => `userdm:${dmId}:escalated`,
+  /** Users the night's DMs could not reach, listed for the engineers. */
+  userDmUnmatched: (clientId: string | null | undefined, night: string) => `userdm-unmatched:${clientOrMsp(clientId)}:${night}`,
+} as const;
+
+export type SubjectKind = keyof typeof subjects;
