@@ -382,15 +382,16 @@ export async function plannedDevices(db: AppDatabase, windowStarts: readonly str
 export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, UpdateOutcome[]>> {
   const out = new Map<string, UpdateOutcome[]>(releaseIds.map((id) => [id, []]));
   if (releaseIds.length === 0) return out;
-  const rows = rowsOf<{ release_id: string; device_id: number; ring: Ring; client_id: string | null; update_key: string; outcome: 'installed' | 'failed'; at: unknown }>(
+  const rows = rowsOf<{ release_id: string; device_id: number; ring: Ring; client_id: string | null; update_key: string; outcome: 'installed' | 'failed'; at: unknown; os: string | null }>(
     await db.execute(sql`select distinct on (r.release_id, r.device_id, u.key) r.release_id, r.device_id, g.ring, g.client_id, u.key as update_key,
-        case when r.state = 'succeeded' then 'installed' else 'failed' end as outcome, coalesce(r.finished_at, r.updated_at) as at
-      from runs r join rollouts g on g.id = r.rollout_id cross join lateral jsonb_array_elements_text(r.updates) as u(key)
+        case when r.state = 'succeeded' then 'installed' else 'failed' end as outcome, coalesce(r.finished_at, r.updated_at) as at, d.os
+      from runs r join rollouts g on g.id = r.rollout_id join devices d on d.id = r.device_id
+        cross join lateral jsonb_array_elements_text(r.updates) as u(key)
       where r.state in ('succeeded', 'failed') and r.release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb))
       order by r.release_id, r.device_id, u.key, (r.state = 'succeeded') desc, r.window_start desc, r.id desc`),
   );
   for (const r of rows) {
-    out.get(r.release_id)?.push({ deviceId: Number(r.device_id), ring: r.ring, clientId: r.client_id, updateKey: r.update_key, outcome: r.outcome, at: iso(r.at)! });
+    out.get(r.release_id)?.push({ deviceId: Number(r.device_id), ring: r.ring, clientId: r.client_id, updateKey: r.update_key, outcome: r.outcome, at: iso(r.at)!, os: r.os });
   }
   return out;
 }

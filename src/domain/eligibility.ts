@@ -27,6 +27,8 @@ export interface UpdateOutcome {
   updateKey: string;
   outcome: 'installed' | 'failed';
   at: string;
+  /** The device's OS: which products it runs, so "installed on ring msp" is known per product. */
+  os?: string | null;
 }
 
 export interface ReleaseFacts {
@@ -39,6 +41,8 @@ export interface ReleaseFacts {
   confirmed: ReadonlyMap<string, ReadonlySet<string>>;
   /** By update: MSP devices it installed on. */
   installedMsp: ReadonlyMap<string, ReadonlySet<number>>;
+  /** By update: the OS names of the MSP devices it installed on (for the products it was tested on). */
+  installedMspOs: ReadonlyMap<string, ReadonlySet<string>>;
   /** By client, then update: that client's pilot devices it installed on. */
   installedPilot: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<number>>>;
   /** By device: the updates it is done with (installed, or failed for good; a retry clears the failure). */
@@ -63,12 +67,16 @@ export function releaseFacts(book: Book, outcomes: readonly UpdateOutcome[]): Re
     for (const key of gate.confirmed ?? []) add(confirmed, gate.clientId, key);
   }
   const installedMsp = new Map<string, Set<number>>();
+  const installedMspOs = new Map<string, Set<string>>();
   const installedPilot = new Map<string, Map<string, Set<number>>>();
   const done = new Map<number, Set<string>>();
   for (const o of outcomes) {
     add(done, o.deviceId, o.updateKey);
     if (o.outcome !== 'installed') continue;
-    if (o.ring === 'msp') add(installedMsp, o.updateKey, o.deviceId);
+    if (o.ring === 'msp') {
+      add(installedMsp, o.updateKey, o.deviceId);
+      if (o.os) add(installedMspOs, o.updateKey, o.os);
+    }
     else if (o.ring === 'pilot' && o.clientId !== null) {
       let byUpdate = installedPilot.get(o.clientId);
       if (!byUpdate) installedPilot.set(o.clientId, (byUpdate = new Map()));
@@ -82,6 +90,7 @@ export function releaseFacts(book: Book, outcomes: readonly UpdateOutcome[]): Re
     skippedPilot,
     confirmed,
     installedMsp,
+    installedMspOs,
     installedPilot,
     done,
     outcomes,
@@ -91,6 +100,30 @@ export function releaseFacts(book: Book, outcomes: readonly UpdateOutcome[]): Re
 /** Did this update get past ring msp: installed on an MSP device running its product, or skipped (audited)? */
 export function passedMsp(facts: ReleaseFacts, updateKey: string): boolean {
   return (facts.installedMsp.get(updateKey)?.size ?? 0) > 0 || facts.skippedMsp.has(updateKey);
+}
+
+/**
+ * "Installed on an MSP device that runs that product", per product: for each update that passed ring msp by an
+ * install (not by a skip, which lets it past for every product), the products of its own that the MSP devices it
+ * installed on run. An update key is a KB, and one KB can fix several products (a servicing stack, .NET, Office),
+ * so a KB tested on the MSP's Windows 11 machine has not been tested on Windows 10. For the planner's
+ * `passedProducts`; an update left out of the map passed for all its products.
+ */
+export function mspProducts(facts: ReleaseFacts, products: readonly Product[], updates: readonly MspUpdate[]): Map<string, Set<string>> {
+  const byOs = new Map<string, Set<string>>();
+  const productsOf = (os: string) => {
+    let ids = byOs.get(os);
+    if (!ids) byOs.set(os, (ids = new Set(matchOsToProducts(os, products).productIds)));
+    return ids;
+  };
+  const out = new Map<string, Set<string>>();
+  for (const u of updates) {
+    if (facts.skippedMsp.has(u.key)) continue;
+    const tested = new Set<string>();
+    for (const os of facts.installedMspOs.get(u.key) ?? []) for (const id of productsOf(os)) if (u.productIds.includes(id)) tested.add(id);
+    out.set(u.key, tested);
+  }
+  return out;
 }
 
 /** Did this update get past this client's pilot: installed there and confirmed, or skipped (audited)? */

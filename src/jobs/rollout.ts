@@ -48,7 +48,7 @@ import { clientNames } from '../db/names-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admitWarned, noticeHoursOf, type NoticeEvidence } from '../domain/notice.ts';
 import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
-import { nextSoakEnd, passedMsp, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
+import { mspProducts, nextSoakEnd, passedMsp, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
@@ -387,7 +387,9 @@ export class RolloutEngine {
       }
     }
     // Devices with nothing to install get a finished, skipped run: the ring then knows they are settled. No job
-    // waits on them, so they are written alongside the runs below.
+    // waits on them, so they are written alongside the runs below. A device waiting for an update to pass the
+    // earlier rings, or for a hold, gets no row: it is not "nothing to install", and a row would keep it out of
+    // this window's plan once the update passes or the hold is released.
     const passingOver = insertRuns(this.db, passedOver, nowDate);
     // Insert batches on two connections at once (the unique key keeps them from colliding) and enqueue each batch
     // as it lands, so Postgres and Redis work side by side. With per-client limits the new runs wait for
@@ -813,6 +815,8 @@ export function gatePlanInput(
     approved,
     holds,
     passed: passedUpdates(facts, gate.ring, gate.clientId, catalog.updates.map((u) => u.key)),
+    // Past ring msp only for the products it installed on there (or every product, when skipped).
+    ...(gate.ring === 'msp' ? {} : { passedProducts: mspProducts(facts, catalog.products, catalog.updates) }),
     done: facts.done,
   };
 }

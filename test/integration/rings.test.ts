@@ -121,6 +121,20 @@ describe('each update through every ring', () => {
     expect((await w.runsOf('ACME-PC')).map((r) => r.updates)).toEqual([['5034765']]);
   });
 
+  it('ring msp passes an update per product: a KB installed only on the MSP\u2019s Windows 11 machine does not reach a client\u2019s Server 2022 pilot', async () => {
+    // 5034439 fixes Windows 11 and Server 2022; the MSP has one Windows 11 desktop and no server. Acme's pilot is a server.
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 0, pilotOs: SERVER }] }, ['5034439']);
+    await w.night('2024-02-14T07:30:00Z');
+    expect(await w.runsOf('MSP-PC')).toEqual([{ name: 'MSP-PC-001', updates: ['5034439'], state: 'succeeded' }]);
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    // Untested on Server 2022: no run, and no "nothing to install" row either (it waits for ring msp, or a skip).
+    expect(await w.runsOf('ACME-PILOT')).toEqual([]);
+    expect((await w.gate('pilot/acme'))?.state).toBe('waiting');
+  });
+
   it('finding 4: a desktop KB finished on the MSP desktop Wednesday night is offered Thursday, not after the Sunday server window; times in the MSP zone', async () => {
     const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspExtra: [{ name: 'MSP-SRV-01', class: 'server', ring: 'msp', os: SERVER, user: undefined }] }, ['5034765']);
     await w.night('2024-02-14T07:01:28Z'); // 01:01 CST Wednesday night
