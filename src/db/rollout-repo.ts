@@ -421,6 +421,26 @@ export async function idleRunningGates(db: AppDatabase): Promise<GateRow[]> {
   return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
 }
 
+/** Gates back in `scheduled` after resting once (a later promotion, confirmation or approval reopened them). */
+export async function reopenedScheduledGates(db: AppDatabase): Promise<GateRow[]> {
+  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
+    await db.execute(sql`select id, release_id, ring, client_id, state from rollouts where state = 'scheduled' and finished_at is not null`),
+  );
+  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
+}
+
+/** One release's gates with their live, unflagged devices (any gate state): what a reopen decision plans over. */
+export async function releaseGateDevices(db: AppDatabase, releaseId: string): Promise<Array<{ gateKey: string; id: number; name: string; clientId: string | null; os: string | null }>> {
+  const rows = rowsOf<{ ring: Ring; client_id: string | null; id: number; name: string; os: string | null }>(
+    await db.execute(sql`select g.ring, g.client_id, d.id, d.name, d.os from rollouts g
+        join devices d on d.client_id is not distinct from g.client_id and d.ring = g.ring and d.retired_at is null and d.flagged_at is null
+        left join clients c on c.id = g.client_id
+      where g.release_id = ${releaseId} and (g.client_id is null or c.retired_at is null)
+      order by d.id`),
+  );
+  return rows.map((r) => ({ gateKey: gateKey(r.ring, r.client_id), id: Number(r.id), name: r.name, clientId: r.client_id, os: r.os }));
+}
+
 export interface UnfinishedRun {
   id: number;
   clientId: string | null;

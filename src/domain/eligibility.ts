@@ -15,6 +15,7 @@
  */
 import type { Ring } from './inventory.ts';
 import { matchOsToProducts } from './product-match.ts';
+import { planWindow, type PlanDevice, type PlanInput, type PlanUpdate } from './plan.ts';
 import type { Product } from './release.ts';
 import { isHeld, promotedUpdates, type Book, type Hold } from './rollout.ts';
 
@@ -244,4 +245,53 @@ export function readyToPromote(standings: readonly MspStanding[]): string[] {
 export function nextSoakEnd(standings: readonly MspStanding[]): string | null {
   const ends = standings.filter((s) => s.state === 'soaking').map((s) => s.soakUntil!);
   return ends.length === 0 ? null : ends.sort()[0]!;
+}
+
+/** The planner's input for a gate's devices: the updates that passed the earlier rings, per device per update done. */
+export function gatePlanInput(
+  gate: { releaseId: string; ring: Ring; clientId: string | null },
+  devices: readonly PlanDevice[],
+  catalog: { products: Product[]; updates: PlanUpdate[] },
+  approved: ReadonlySet<string> | 'all',
+  holds: readonly Hold[],
+  facts: ReleaseFacts,
+): PlanInput {
+  return {
+    releaseId: gate.releaseId,
+    ring: gate.ring,
+    clientId: gate.clientId,
+    devices,
+    products: catalog.products,
+    updates: catalog.updates,
+    approved,
+    holds,
+    passed: passedUpdates(facts, gate.ring, gate.clientId, catalog.updates.map((u) => u.key)),
+    // Past ring msp only for the products it installed on there (or every product, when skipped).
+    ...(gate.ring === 'msp' ? {} : { passedProducts: mspProducts(facts, catalog.products, catalog.updates) }),
+    done: facts.done,
+  };
+}
+
+/**
+ * Which of these gates have eligible work: some live, unflagged device of theirs that the planner would give a
+ * run now (an update that passed the earlier rings, applies to it, is not held and not done). Devices with
+ * nothing to install, or flagged (the caller leaves those out), never count, so a gate reopened on this does not
+ * open and finish again with nothing to do. `devices`: by gate key.
+ */
+export function gatesWithWork(
+  book: Book,
+  devices: ReadonlyMap<string, readonly PlanDevice[]>,
+  catalog: { products: Product[]; updates: PlanUpdate[] },
+  approved: ReadonlySet<string> | 'all',
+  holds: readonly Hold[],
+  facts: ReleaseFacts,
+): string[] {
+  return Object.entries(book.gates)
+    .filter(([key, gate]) => {
+      const mine = devices.get(key) ?? [];
+      if (mine.length === 0) return false;
+      return planWindow(gatePlanInput({ releaseId: book.releaseId, ring: gate.ring, clientId: gate.clientId }, mine, catalog, approved, holds, facts)).runs.length > 0;
+    })
+    .map(([key]) => key)
+    .sort();
 }

@@ -32,6 +32,8 @@ import {
   openGateDevices,
   persistRowEffects,
   plannedDevices,
+  reopenedScheduledGates,
+  type GateRow,
   saveGates,
   saveRun,
   unfinishedRuns,
@@ -47,8 +49,11 @@ import { noticeEvidence, noticeKey, userDevices } from '../db/notice-repo.ts';
 import { clientNames } from '../db/names-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admitWarned, noticeHoursOf, type NoticeEvidence } from '../domain/notice.ts';
-import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
-import { mspProducts, nextSoakEnd, passedMsp, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
+import { admit, planWindow, type PlanUpdate } from '../domain/plan.ts';
+
+// The planner's input for a gate moved to the domain (the hold-release use-case plans with it too).
+export { gatePlanInput } from '../domain/eligibility.ts';
+import { gatePlanInput, gatesWithWork, nextSoakEnd, passedMsp, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
@@ -292,7 +297,10 @@ export class RolloutEngine {
     const now = DateTime.fromJSDate(nowDate, { zone: 'utc' });
     const t0 = performance.now();
     const report: SweepReport = { windowsOpened: 0, held: 0, runsPlanned: 0, jobsAdded: 0, gatesFinished: 0, messages: 0, ms: { open: 0, enqueue: 0, advance: 0 } };
-    const [holds, devices, limits] = await Promise.all([this.holds(true), openGateDevices(this.db), this.clientLimits()]);
+    const [holds, allDevices, limits] = await Promise.all([this.holds(true), openGateDevices(this.db), this.clientLimits()]);
+    // Reopened gates with nothing eligible go back to rest first: they must not wait for a window to open.
+    const settled = await this.settleReopened(allDevices, holds, nowDate);
+    const devices = settled.size === 0 ? allDevices : allDevices.filter((d) => !settled.has(d.gateId));
 
     // Which windows are open now, and whether they still have room for an install, worked out once per
     // (zone, spec) rather than per device: 20,000 devices share a few hundred owners' windows.
@@ -538,6 +546,46 @@ export class RolloutEngine {
       await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now);
     }
     return finished;
+  }
+
+  /**
+   * A gate a later promotion, confirmation or approval moved back to scheduled may find nothing eligible for any of
+   * its devices (the new update is for other machines, or not for this client's pilots yet). Such a gate would sit
+   * in "scheduled" forever (its users are never warned of a window with nothing to install, so it never opens), or
+   * open and finish only to post a second "client waits" note. It settles back to its rest instead: a pilot to
+   * confirmed (or waiting), broad to finished, ring msp to soaking. A gate held as a whole stays as it is.
+   */
+  private async settleReopened(devices: readonly OpenGateDevice[], holds: readonly Hold[], now: Date): Promise<Set<number>> {
+    const settled = new Set<number>();
+    const reopened = (await reopenedScheduledGates(this.db)).filter((g) => !isHeld(holds, { releaseId: g.releaseId, ring: g.ring, clientId: g.clientId }));
+    if (reopened.length === 0) return settled;
+    const releaseIds = [...new Set(reopened.map((g) => g.releaseId))];
+    const [approvals, facts] = await Promise.all([this.approvals(releaseIds), loadReleaseFacts(this.db, releaseIds)]);
+    const byGate = new Map<number, OpenGateDevice[]>();
+    for (const d of devices) if (!d.flagged) byGate.set(d.gateId, [...(byGate.get(d.gateId) ?? []), d]);
+    for (const releaseId of releaseIds) {
+      const catalog = await this.catalog(releaseId);
+      const releaseFacts = facts.get(releaseId)!;
+      if (!catalog) continue;
+      const mine = reopened.filter((g) => g.releaseId === releaseId);
+      const stored = await loadBook(this.db, releaseId);
+      const keyOf = (g: GateRow) => (g.ring === 'msp' ? 'msp' : `${g.ring}/${g.clientId}`);
+      const book: Book = { releaseId, gates: Object.fromEntries(mine.filter((g) => stored.gates[keyOf(g)]).map((g) => [keyOf(g), stored.gates[keyOf(g)]!])) };
+      const withWork = new Set(gatesWithWork(book, new Map(mine.map((g) => [keyOf(g), byGate.get(g.id) ?? []])), catalog, approvals.get(releaseId)!, holds, releaseFacts));
+      const idle = mine.filter((g) => book.gates[keyOf(g)] && !withWork.has(keyOf(g)));
+      if (idle.length === 0) continue;
+      let standings: MspStanding[] | undefined;
+      if (idle.some((g) => g.ring === 'msp')) standings = (await loadMspPicture(this.db, releaseId, now, holds))?.standings ?? [];
+      const result = await this.applyEvent(releaseId, { type: 'settle', gates: idle.map(keyOf), ...(standings ? { soakUntil: nextSoakEnd(standings) } : {}) });
+      if (result.outcome !== 'applied') continue;
+      for (const g of idle) {
+        if (!result.changed.includes(keyOf(g))) continue;
+        settled.add(g.id);
+        // Never silent: what ring msp could not test is told, once per set of updates (the key makes it once).
+        if (g.ring === 'msp') await this.tellUntested(g, releaseFacts, standings, holds, now);
+      }
+    }
+    return settled;
   }
 
   /**
@@ -794,31 +842,6 @@ export class RolloutEngine {
       now,
     );
   }
-}
-
-/** The planner's input for a gate's devices: the updates that passed the earlier rings, per device per update done. */
-export function gatePlanInput(
-  gate: { releaseId: string; ring: Ring; clientId: string | null },
-  devices: readonly OpenGateDevice[],
-  catalog: { products: Product[]; updates: PlanUpdate[] },
-  approved: ReadonlySet<string> | 'all',
-  holds: readonly Hold[],
-  facts: ReleaseFacts,
-): PlanInput {
-  return {
-    releaseId: gate.releaseId,
-    ring: gate.ring,
-    clientId: gate.clientId,
-    devices,
-    products: catalog.products,
-    updates: catalog.updates,
-    approved,
-    holds,
-    passed: passedUpdates(facts, gate.ring, gate.clientId, catalog.updates.map((u) => u.key)),
-    // Past ring msp only for the products it installed on there (or every product, when skipped).
-    ...(gate.ring === 'msp' ? {} : { passedProducts: mspProducts(facts, catalog.products, catalog.updates) }),
-    done: facts.done,
-  };
 }
 
 export function runWorkerOptions(options: RolloutOptions): { concurrency: number; lockDuration?: number; stalledInterval?: number } {

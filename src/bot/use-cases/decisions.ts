@@ -23,6 +23,7 @@ import { transition } from '../../domain/rollout.ts';
 import { addNote, NoteError } from '../../db/notes-repo.ts';
 import { auditLog, decisions, holds } from '../../db/schema.ts';
 import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
+import { reopenGatesWithWork } from './reopen.ts';
 
 export interface UseCaseContext {
   db: AppDatabase;
@@ -341,6 +342,11 @@ export interface ReleaseHoldInput {
 
 export function releaseHold(ctx: UseCaseContext, input: ReleaseHoldInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
+    // A ring that finished without the held update runs again for it (in the release's own transaction).
+    async after(tx, now) {
+      await reopenGatesWithWork(tx, input.releaseId, now);
+      return [];
+    },
     async event(state) {
       const target: ReleaseTarget = input.target.kind === 'update' ? { kind: 'update', updateKey: resolveUpdateKey(state, input.target.updateKey)! } : input.target;
       return { type: 'release_hold', id: `release_hold:${input.releaseId}:${input.requestId}`, actor: input.actor.id, target };
