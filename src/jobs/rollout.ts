@@ -203,7 +203,7 @@ export class RolloutEngine {
           // Versions went up once per transition; the stored row is compared with the version read above.
           await saveGates(tx, before, book, [...changed], now);
           await persistRowEffects(tx, releaseId, effects, now);
-          await enqueueOutbox(tx, [...(await this.chatFor(tx, releaseId, effects)), ...(await autoConfirmNotices(tx, releaseId, effects))], now);
+          await enqueueOutbox(tx, [...(await this.chatFor(tx, releaseId, effects)), ...(await autoConfirmNotices(tx, releaseId, effects, now))], now);
           return results;
         });
       } catch (error) {

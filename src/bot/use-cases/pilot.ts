@@ -10,10 +10,9 @@ import { rowsOf, type AppDatabase } from '../../db/client.ts';
 import { enqueueOutbox, type OutboxItem } from '../../db/outbox-repo.ts';
 import { ConflictError, loadBook, persistRowEffects, saveGates } from '../../db/rollout-repo.ts';
 import { auditLog, decisions } from '../../db/schema.ts';
-import { gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../../domain/rollout.ts';
+import { gateKey, gatesTouched, transition, type Actor as RolloutActor, type RolloutEvent } from '../../domain/rollout.ts';
 import { parseWindowSpec } from '../../domain/window-spec.ts';
 import { noticeHoursOf, plannedWindows } from '../../domain/notice.ts';
-import { broadNightItems } from './broad-night.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { championConversations } from '../../db/audience-repo.ts';
 import { broadWorkByClass } from './audience.ts';
@@ -297,8 +296,9 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
         const items = await signoffItems(tx, view, 'update', kind);
         if (event.type === 'confirm_pilot') {
           items.push(...(await planItems(tx, input.releaseId, input.clientId, now)));
-          items.push(...(await broadNightItems(tx, input.releaseId, input.clientId, view.clientName, now)));
-          items.push(...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name })));
+          // One thread note: who confirmed, what, and which night the rest of the client's machines start.
+          const updates = t.book.gates[gateKey('pilot', input.clientId)]?.confirmation?.updates ?? [];
+          items.push(...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name, updates }, now)));
         }
         else items.push(...(await problemAlert(tx, view, asker, event.text)));
         outboxIds = await enqueueOutbox(tx, items, now);
