@@ -429,6 +429,33 @@ export async function reopenedScheduledGates(db: AppDatabase): Promise<GateRow[]
   return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
 }
 
+/**
+ * What a resting gate's work depends on besides the gates themselves: the live, unflagged devices (a re-import adds
+ * one to a ring that already finished), the holds (a release), the decisions (approvals) and the ring skips. The
+ * sweep looks for resting gates with eligible work only when this changes.
+ */
+export async function reopenStamp(db: AppDatabase): Promise<string> {
+  const [row] = rowsOf<{ stamp: string }>(
+    await db.execute(sql`select concat_ws('|',
+        (select count(*) || ':' || coalesce(md5(string_agg(id || ring || coalesce(client_id, '') || coalesce(os, ''), ',' order by id)), '')
+          from devices where retired_at is null and flagged_at is null),
+        (select count(*) filter (where released_at is null) || ':' || coalesce(max(released_at)::text, '') from holds),
+        (select count(*) from decisions),
+        (select coalesce(sum(jsonb_array_length(coalesce(state_detail -> 'skips', '[]'::jsonb))), 0) from rollouts)) as stamp`),
+  );
+  return row?.stamp ?? '';
+}
+
+/** Releases with a gate at rest that changed in the last 60 days: where a reopen could apply. */
+export async function restingReleaseIds(db: AppDatabase, now: Date): Promise<string[]> {
+  const rows = rowsOf<{ release_id: string }>(
+    await db.execute(sql`select distinct release_id from rollouts
+      where state in ('soaking', 'ready', 'promoted', 'confirmed', 'waiting', 'finished', 'awaiting_confirmation', 'problem')
+        and updated_at > ${now.toISOString()}::timestamptz - interval '60 days' order by 1`),
+  );
+  return rows.map((r) => r.release_id);
+}
+
 /** One release's gates with their live, unflagged devices (any gate state): what a reopen decision plans over. */
 export async function releaseGateDevices(db: AppDatabase, releaseId: string): Promise<Array<{ gateKey: string; id: number; name: string; clientId: string | null; os: string | null }>> {
   const rows = rowsOf<{ ring: Ring; client_id: string | null; id: number; name: string; os: string | null }>(

@@ -33,6 +33,8 @@ import {
   persistRowEffects,
   plannedDevices,
   reopenedScheduledGates,
+  reopenStamp,
+  restingReleaseIds,
   type GateRow,
   saveGates,
   saveRun,
@@ -64,6 +66,7 @@ import type { Ring } from '../domain/inventory.ts';
 import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { progressMessage, promotionOffer, summaryMessage } from '../bot/slack/window-blocks.ts';
 import { autoConfirmNotices } from '../bot/use-cases/thread-notices.ts';
+import { reopenGatesWithWork } from '../bot/use-cases/reopen.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
 import type { JobContext, JobModule } from './index.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -128,6 +131,7 @@ export class RolloutEngine {
   private holdsCache: { at: number; holds: Hold[] } | undefined;
   private readonly catalogs = new Map<string, Promise<Catalog | undefined>>();
   private readonly nextWindows = new Map<string, string>();
+  private lastReopenStamp: string | undefined;
 
   constructor(
     private readonly context: JobContext,
@@ -297,6 +301,7 @@ export class RolloutEngine {
     const now = DateTime.fromJSDate(nowDate, { zone: 'utc' });
     const t0 = performance.now();
     const report: SweepReport = { windowsOpened: 0, held: 0, runsPlanned: 0, jobsAdded: 0, gatesFinished: 0, messages: 0, ms: { open: 0, enqueue: 0, advance: 0 } };
+    await this.reopenResting(nowDate);
     const [holds, allDevices, limits] = await Promise.all([this.holds(true), openGateDevices(this.db), this.clientLimits()]);
     // Reopened gates with nothing eligible go back to rest first: they must not wait for a window to open.
     const settled = await this.settleReopened(allDevices, holds, nowDate);
@@ -546,6 +551,21 @@ export class RolloutEngine {
       await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now);
     }
     return finished;
+  }
+
+  /**
+   * A gate at rest reopens when it has eligible work again: a device added by a re-import to a ring that had
+   * finished, a hold released (the use-case reopens at once; this catches any other path), a ring skipped for an
+   * update after its promotion. Checked only when what that depends on changed (reopenStamp), so flagged devices
+   * and devices with nothing to install never make a gate reopen and re-finish on every sweep.
+   */
+  private async reopenResting(now: Date): Promise<void> {
+    const stamp = await reopenStamp(this.db);
+    if (stamp === this.lastReopenStamp) return;
+    for (const releaseId of await restingReleaseIds(this.db, now)) {
+      await this.db.transaction((tx) => reopenGatesWithWork(tx, releaseId, now));
+    }
+    this.lastReopenStamp = stamp;
   }
 
   /**

@@ -19,7 +19,8 @@ import { queueClientMessages } from '../../src/jobs/teams.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-import { seedWorld, SERVER, type WorldOptions } from '../support/rollout-world.ts';
+import { seedWorld, SERVER, worldInventory, type WorldOptions } from '../support/rollout-world.ts';
+import { applyInventory } from '../../src/db/inventory-repo.ts';
 
 const log = pino({ level: 'silent' });
 const cli = { platform: 'cli' as const, id: 'pat' };
@@ -165,6 +166,28 @@ describe('each update through every ring', () => {
     const before = rowsOf<{ v: number }>(await w.db.execute(sql`select sum(version)::int as v from rollouts`))[0]!.v;
     await w.night('2024-02-19T07:30:00Z');
     expect(rowsOf<{ v: number }>(await w.db.execute(sql`select sum(version)::int as v from rollouts`))[0]!.v).toBe(before);
+  });
+
+  it('a machine imported into a ring that already finished gets what passed there; the champion is not asked again about what they confirmed', async () => {
+    const options = { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 1 }] };
+    const w = await world('2024-02-14T03:00:00Z', options, ['5034765']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    const cards = rowsOf(await w.db.execute(sql`select 1 from chat_outbox where subject like 'signoff:%'`)).length;
+    w.clock.now = new Date('2024-02-16T15:00:00Z');
+    await applyInventory(w.db, worldInventory({ ...options, clients: [{ id: 'acme', pilot: 2, broad: 2 }] }), w.clock.now);
+    await w.engine.sweep();
+    expect([(await w.gate('pilot/acme'))?.state, (await w.gate('broad/acme'))?.state]).toEqual(['scheduled', 'scheduled']);
+    await w.night('2024-02-17T07:30:00Z');
+    expect(await w.runsOf('ACME-PILOT-2')).toEqual([{ name: 'ACME-PILOT-2', updates: ['5034765'], state: 'succeeded' }]);
+    expect(await w.runsOf('ACME-PC-00002')).toEqual([{ name: 'ACME-PC-00002', updates: ['5034765'], state: 'succeeded' }]);
+    expect([(await w.gate('pilot/acme'))?.state, (await w.gate('broad/acme'))?.state]).toEqual(['confirmed', 'finished']);
+    expect(rowsOf(await w.db.execute(sql`select 1 from chat_outbox where subject like 'signoff:%'`)).length).toBe(cards);
   });
 
   it('a pilot a later promotion reopened with nothing eligible for its machines goes back to confirmed: no card, no "client waits" note, status says so', async () => {
