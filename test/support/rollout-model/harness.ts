@@ -73,6 +73,8 @@ export class ModelHarness {
     dms: 0,
     /** Sequences that got an install onto ring pilot / broad, or wrote a sign-off card: how much I2, I3 and I5 saw. */
     reached: { pilot: 0, broad: 0, cards: 0 },
+    /** (device, update) deliveries I7 judged at the ends of sequences: how much the liveness check saw. */
+    owed: 0,
     /** Real milliseconds spent per part, to see where a slow run went. */
     ms: {} as Record<string, number>,
   };
@@ -316,7 +318,10 @@ export class ModelHarness {
     await this.advanceTo(new Date(from + 4 * 24 * HOUR));
     const after = await loadFacts(this.db, this.fleet.ledger, '');
     this.journal.push(`${this.clock.now.toISOString()} eventually (the clock ran on; nobody acted)`);
-    return checkI7(before, after, from, this.clock.now.getTime());
+    const judged = { owed: 0 };
+    const late = checkI7(before, after, from, this.clock.now.getTime(), judged);
+    this.stats.owed += judged.owed;
+    return late;
   }
 
   async violations(): Promise<Violation[]> {

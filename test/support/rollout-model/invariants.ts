@@ -390,7 +390,7 @@ export function checkI6(facts: Facts, now: number): Violation[] {
  * skipped). Judged only where the device had three whole windows after `from` (time for the DM, and for an
  * offline machine to roll on or be flagged), and not on a pilot waiting for its champion (a person's step).
  */
-export function checkI7(before: Facts, after: Facts, from: number, to: number): Violation[] {
+export function checkI7(before: Facts, after: Facts, from: number, to: number, judged = { owed: 0 }): Violation[] {
   const out: Violation[] = [];
   const done = installed(before);
   const active = after.holds.filter((h) => h.placedAt <= to && (h.releasedAt === null || h.releasedAt > to));
@@ -413,6 +413,7 @@ export function checkI7(before: Facts, after: Facts, from: number, to: number): 
         const piloted = onRing(u, 'pilot', (d) => d.clientId === device.clientId) && (before.pilotConfirmed?.get(device.clientId!)?.has(u) ?? false);
         if (!piloted && !skipped(before, u, 'pilot', device.clientId, from)) continue;
       }
+      judged.owed++;
       const attempted = after.ledger.some((e) => e.kind === 'install' && e.device === device.name && (e.updates ?? []).includes(u));
       if (attempted) continue;
       out.push({
