@@ -127,6 +127,32 @@ export function mspProducts(facts: ReleaseFacts, products: readonly Product[], u
   return out;
 }
 
+/**
+ * The updates (of those that passed ring msp by an install) that these devices run but were tested on no MSP
+ * machine running their OS: for them the update waits at ring msp, not at their own ring.
+ */
+export function untestedForDevices(facts: ReleaseFacts, catalog: { products: readonly Product[]; updates: readonly MspUpdate[] }, devices: readonly { os: string | null }[]): Set<string> {
+  const tested = mspProducts(facts, catalog.products, catalog.updates);
+  const out = new Set<string>();
+  const productsOf = new Map<string, Set<string>>();
+  for (const u of catalog.updates) {
+    const on = tested.get(u.key);
+    if (on === undefined) continue;
+    let runs = false;
+    let passed = false;
+    for (const d of devices) {
+      if (!d.os) continue;
+      let ids = productsOf.get(d.os);
+      if (!ids) productsOf.set(d.os, (ids = new Set(matchOsToProducts(d.os, catalog.products).productIds)));
+      const mine = u.productIds.filter((id) => ids!.has(id));
+      if (mine.length > 0) runs = true;
+      if (mine.some((id) => on.has(id))) passed = true;
+    }
+    if (runs && !passed) out.add(u.key);
+  }
+  return out;
+}
+
 /** Did this update get past this client's pilot: installed there and confirmed, or skipped (audited)? */
 export function passedPilot(facts: ReleaseFacts, clientId: string, updateKey: string): boolean {
   if (facts.skippedPilot.get(clientId)?.has(updateKey)) return true;

@@ -55,7 +55,7 @@ import { admit, planWindow, type PlanUpdate } from '../domain/plan.ts';
 
 // The planner's input for a gate moved to the domain (the hold-release use-case plans with it too).
 export { gatePlanInput } from '../domain/eligibility.ts';
-import { gatePlanInput, gatesWithWork, nextSoakEnd, passedMsp, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
+import { gatePlanInput, gatesWithWork, nextSoakEnd, untestedForDevices, passedMsp, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { gatesTouched, isHeld, transition, type Book, type Hold, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
@@ -548,7 +548,7 @@ export class RolloutEngine {
       });
       if (result.outcome !== 'applied') continue;
       finished++;
-      await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now);
+      await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now, byGate.get(gate.id) ?? []);
     }
     return finished;
   }
@@ -612,8 +612,18 @@ export class RolloutEngine {
    * Updates a finished ring could not test (no device there runs them, or none installed them) wait for an
    * engineer's skip: the release's thread says which, once per ring, client and set of updates. Never silent.
    */
-  private async tellUntested(gate: { releaseId: string; ring: Ring; clientId: string | null }, facts: ReleaseFacts, standings: MspStanding[] | undefined, holds: readonly Hold[], now: Date): Promise<void> {
+  private async tellUntested(
+    gate: { releaseId: string; ring: Ring; clientId: string | null },
+    facts: ReleaseFacts,
+    standings: MspStanding[] | undefined,
+    holds: readonly Hold[],
+    now: Date,
+    devices: readonly OpenGateDevice[] = [],
+  ): Promise<void> {
+    const catalog = await this.catalog(gate.releaseId);
+    if (!catalog) return;
     let keys: string[] = [];
+    let waitingMsp: string[] = [];
     if (gate.ring === 'msp') keys = (standings ?? []).filter((st) => st.state === 'untested').map((st) => st.key);
     else if (gate.ring === 'pilot') {
       const installed = facts.installedPilot.get(gate.clientId!);
@@ -621,19 +631,35 @@ export class RolloutEngine {
       keys = [...facts.promoted].filter(
         (k) => passedMsp(facts, k) && !installed?.has(k) && !facts.skippedPilot.get(gate.clientId!)?.has(k) && !isHeld(holds, { ...target, updateKey: k }),
       );
+      // An update that installed on ring msp, but on no MSP machine running the OS of these pilots, waits for ring
+      // msp (or its skip) for them: skipping the pilot would send it to broad machines nobody tested it on.
+      const untestedOs = untestedForDevices(facts, catalog, devices);
+      waitingMsp = keys.filter((k) => untestedOs.has(k)).sort();
+      keys = keys.filter((k) => !untestedOs.has(k));
     }
-    if (keys.length === 0) return;
+    if (keys.length === 0 && waitingMsp.length === 0) return;
     const channel = rowsOf<{ channel: string }>(await this.db.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-    const catalog = await this.catalog(gate.releaseId);
-    if (!channel || !catalog) return;
+    if (!channel) return;
     const kbOf = (key: string) => catalog.byKey.get(key)?.kb;
-    const kbs = keys.sort().map((k) => (kbOf(k) ? `KB${kbOf(k)}` : k));
+    const kbsOf = (list: string[]) => list.sort().map((k) => (kbOf(k) ? `KB${kbOf(k)}` : k));
     const clientName = gate.clientId === null ? null : ((await clientNames(this.db)).get(gate.clientId) ?? gate.clientId);
     const where = clientName === null ? 'our own machines (ring msp)' : `${escapeMrkdwn(clientName)}'s pilot machines`;
-    const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
-    const subject = `rollout:${gate.releaseId}:untested:${gate.ring}:${gate.clientId ?? 'msp'}:${keys.join('+')}`;
-    const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;
-    await enqueueOutbox(this.db, [{ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: `digest:${gate.releaseId}` } }], now);
+    const items: OutboxItem[] = [];
+    if (keys.length > 0) {
+      const kbs = kbsOf(keys);
+      const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
+      const subject = `rollout:${gate.releaseId}:untested:${gate.ring}:${gate.clientId ?? 'msp'}:${keys.join('+')}`;
+      const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;
+      items.push({ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: `digest:${gate.releaseId}` } });
+    }
+    if (waitingMsp.length > 0) {
+      const kbs = kbsOf(waitingMsp);
+      const how = kbs.map((kb) => `\`/patch skip msp ${kb}\``).join(', ');
+      const subject = `rollout:${gate.releaseId}:untested:msp-os:${gate.clientId}:${waitingMsp.join('+')}`;
+      const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} installed on our own machines, but on none running the OS of ${where}, so it does not go to them: it waits until it installs on an MSP machine running that OS, or an engineer skips ring msp for it (${how}).`;
+      items.push({ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: `digest:${gate.releaseId}` } });
+    }
+    await enqueueOutbox(this.db, items, now);
   }
 
   /** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */

@@ -134,6 +134,11 @@ describe('each update through every ring', () => {
     // Untested on Server 2022: no run, and no "nothing to install" row either (it waits for ring msp, or a skip).
     expect(await w.runsOf('ACME-PILOT')).toEqual([]);
     expect((await w.gate('pilot/acme'))?.state).toBe('waiting');
+    // The thread says where it waits, and offers the skip that fits: ring msp, not acme's pilot (that would send
+    // it to acme's broad machines untested on their OS).
+    const notes = rowsOf<{ text: string }>(await w.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject like 'rollout:2024-Feb:untested:%'`));
+    expect(notes.map((n) => n.text)).toEqual([expect.stringContaining("KB5034439 installed on our own machines, but on none running the OS of acme's pilot machines")]);
+    expect(notes[0]!.text).toContain('/patch skip msp KB5034439');
   });
 
   it('a hold released after the client\u2019s pilot and broad ring finished reopens them: the update reaches those machines, and the champion is asked about it alone', async () => {
