@@ -560,9 +560,12 @@ export class RolloutEngine {
    * and devices with nothing to install never make a gate reopen and re-finish on every sweep.
    */
   private async reopenResting(now: Date): Promise<void> {
+    // Nothing at rest (a month's first nights, the benchmark): no stamp to read over every device.
+    const releaseIds = await restingReleaseIds(this.db, now);
+    if (releaseIds.length === 0) return;
     const stamp = await reopenStamp(this.db);
     if (stamp === this.lastReopenStamp) return;
-    for (const releaseId of await restingReleaseIds(this.db, now)) {
+    for (const releaseId of releaseIds) {
       await this.db.transaction((tx) => reopenGatesWithWork(tx, releaseId, now));
     }
     this.lastReopenStamp = stamp;

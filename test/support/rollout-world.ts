@@ -111,6 +111,8 @@ export async function seedWorld(db: AppDatabase, options: WorldOptions, now: Dat
  * Puts a gate in `scheduled` directly, for tests that start past the earlier gates. Each update goes through every
  * ring on its own, so the earlier rings are passed the only way that needs no install: every update of the world
  * promoted with ring msp skipped (and, for a broad gate, the client's pilot skipped), as an engineer would record.
+ * Seed such a world without MSP machines that run the updates: a skip lets an update past ring msp, but an MSP
+ * machine that runs it still owes it, and the sweep reopens a resting ring msp that has eligible work.
  */
 export async function scheduleGate(db: AppDatabase, ring: Ring, clientId: string | null, now: Date): Promise<void> {
   const book = await loadBook(db, '2024-Feb');
