@@ -21,7 +21,10 @@
  * that finds nothing due, changes nothing.
  *
  * Holds are not gate states: they are facts passed in with a window event. A held gate refuses to open the
- * window and stays where it was, so releasing the hold resumes it at its next window with nothing to undo.
+ * window and stays where it was, so releasing the hold resumes it at its next window with nothing to undo. A hold
+ * on one update only drops it from the ring's runs, and the ring may finish without it: once released (or once a
+ * machine that needs an update joins a finished ring), `reopen` sends the gates the planner finds work for back to
+ * scheduled; `settle` returns a reopened gate that turned out to have nothing eligible to the rest it left.
  */
 import type { Ring } from './inventory.ts';
 
