@@ -4,11 +4,12 @@
  *
  * A device gets the approved, not-held updates whose products match its OS (matchOsToProducts, the same
  * matching the digest uses, so "touches your fleet" and "gets installed" agree), that have passed the earlier
- * rings for this ring and client (`passed`, from src/domain/eligibility.ts), and that the device is not done with.
- * "Done" is per device per update: an update approved after a device's earlier run succeeded still reaches it.
- * A device with nothing that applies, or done with everything that does, gets no run; one whose updates are held
- * or still in the earlier rings gets none yet, and is told apart (it is not "nothing to install"). Concurrency is not decided here but by `admit`:
- * the first `limit` unfinished runs of a client, in plan order, are the ones allowed to be in flight.
+ * rings for this ring and client (`passed`, from src/domain/eligibility.ts), for a product the device runs
+ * (`passedProducts`), and that the device is not done with. "Done" is per device per update: an update approved
+ * after a device's earlier run succeeded still reaches it. A device with nothing that applies, or done with
+ * everything that does, gets no run; one whose updates are held or still in the earlier rings gets none yet, and
+ * is told apart (it is not "nothing to install"). Concurrency is not decided here but by `admit`: the first
+ * `limit` unfinished runs of a client, in plan order, are the ones allowed to be in flight.
  */
 import { matchOsToProducts } from './product-match.ts';
 import type { Product, RestartRequired } from './release.ts';
