@@ -382,15 +382,16 @@ export async function plannedDevices(db: AppDatabase, windowStarts: readonly str
 export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, UpdateOutcome[]>> {
   const out = new Map<string, UpdateOutcome[]>(releaseIds.map((id) => [id, []]));
   if (releaseIds.length === 0) return out;
-  const rows = rowsOf<{ release_id: string; device_id: number; ring: Ring; client_id: string | null; update_key: string; outcome: 'installed' | 'failed'; at: unknown }>(
+  const rows = rowsOf<{ release_id: string; device_id: number; ring: Ring; client_id: string | null; update_key: string; outcome: 'installed' | 'failed'; at: unknown; os: string | null }>(
     await db.execute(sql`select distinct on (r.release_id, r.device_id, u.key) r.release_id, r.device_id, g.ring, g.client_id, u.key as update_key,
-        case when r.state = 'succeeded' then 'installed' else 'failed' end as outcome, coalesce(r.finished_at, r.updated_at) as at
-      from runs r join rollouts g on g.id = r.rollout_id cross join lateral jsonb_array_elements_text(r.updates) as u(key)
+        case when r.state = 'succeeded' then 'installed' else 'failed' end as outcome, coalesce(r.finished_at, r.updated_at) as at, d.os
+      from runs r join rollouts g on g.id = r.rollout_id join devices d on d.id = r.device_id
+        cross join lateral jsonb_array_elements_text(r.updates) as u(key)
       where r.state in ('succeeded', 'failed') and r.release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb))
       order by r.release_id, r.device_id, u.key, (r.state = 'succeeded') desc, r.window_start desc, r.id desc`),
   );
   for (const r of rows) {
-    out.get(r.release_id)?.push({ deviceId: Number(r.device_id), ring: r.ring, clientId: r.client_id, updateKey: r.update_key, outcome: r.outcome, at: iso(r.at)! });
+    out.get(r.release_id)?.push({ deviceId: Number(r.device_id), ring: r.ring, clientId: r.client_id, updateKey: r.update_key, outcome: r.outcome, at: iso(r.at)!, os: r.os });
   }
   return out;
 }
@@ -418,6 +419,53 @@ export async function idleRunningGates(db: AppDatabase): Promise<GateRow[]> {
       where g.state = 'running' and not exists (select 1 from runs r where r.rollout_id = g.id and r.state in ('scheduled', 'running'))`),
   );
   return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
+}
+
+/** Gates back in `scheduled` after resting once (a later promotion, confirmation or approval reopened them). */
+export async function reopenedScheduledGates(db: AppDatabase): Promise<GateRow[]> {
+  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
+    await db.execute(sql`select id, release_id, ring, client_id, state from rollouts where state = 'scheduled' and finished_at is not null`),
+  );
+  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
+}
+
+/**
+ * What a resting gate's work depends on besides the gates themselves: the live, unflagged devices (a re-import adds
+ * one to a ring that already finished), the holds (a release), the decisions (approvals) and the ring skips. The
+ * sweep looks for resting gates with eligible work only when this changes.
+ */
+export async function reopenStamp(db: AppDatabase): Promise<string> {
+  const [row] = rowsOf<{ stamp: string }>(
+    await db.execute(sql`select concat_ws('|',
+        (select count(*) || ':' || coalesce(md5(string_agg(id || ring || coalesce(client_id, '') || coalesce(os, ''), ',' order by id)), '')
+          from devices where retired_at is null and flagged_at is null),
+        (select count(*) filter (where released_at is null) || ':' || coalesce(max(released_at)::text, '') from holds),
+        (select count(*) from decisions),
+        (select coalesce(sum(jsonb_array_length(coalesce(state_detail -> 'skips', '[]'::jsonb))), 0) from rollouts)) as stamp`),
+  );
+  return row?.stamp ?? '';
+}
+
+/** Releases with a gate at rest that changed in the last 60 days: where a reopen could apply. */
+export async function restingReleaseIds(db: AppDatabase, now: Date): Promise<string[]> {
+  const rows = rowsOf<{ release_id: string }>(
+    await db.execute(sql`select distinct release_id from rollouts
+      where state in ('soaking', 'ready', 'promoted', 'confirmed', 'waiting', 'finished', 'awaiting_confirmation', 'problem')
+        and updated_at > ${now.toISOString()}::timestamptz - interval '60 days' order by 1`),
+  );
+  return rows.map((r) => r.release_id);
+}
+
+/** One release's gates with their live, unflagged devices (any gate state): what a reopen decision plans over. */
+export async function releaseGateDevices(db: AppDatabase, releaseId: string): Promise<Array<{ gateKey: string; id: number; name: string; clientId: string | null; os: string | null }>> {
+  const rows = rowsOf<{ ring: Ring; client_id: string | null; id: number; name: string; os: string | null }>(
+    await db.execute(sql`select g.ring, g.client_id, d.id, d.name, d.os from rollouts g
+        join devices d on d.client_id is not distinct from g.client_id and d.ring = g.ring and d.retired_at is null and d.flagged_at is null
+        left join clients c on c.id = g.client_id
+      where g.release_id = ${releaseId} and (g.client_id is null or c.retired_at is null)
+      order by d.id`),
+  );
+  return rows.map((r) => ({ gateKey: gateKey(r.ring, r.client_id), id: Number(r.id), name: r.name, clientId: r.client_id, os: r.os }));
 }
 
 export interface UnfinishedRun {

@@ -15,6 +15,7 @@
  */
 import type { Ring } from './inventory.ts';
 import { matchOsToProducts } from './product-match.ts';
+import { planWindow, type PlanDevice, type PlanInput, type PlanUpdate } from './plan.ts';
 import type { Product } from './release.ts';
 import { isHeld, promotedUpdates, type Book, type Hold } from './rollout.ts';
 
@@ -27,6 +28,8 @@ export interface UpdateOutcome {
   updateKey: string;
   outcome: 'installed' | 'failed';
   at: string;
+  /** The device's OS: which products it runs, so "installed on ring msp" is known per product. */
+  os?: string | null;
 }
 
 export interface ReleaseFacts {
@@ -39,6 +42,8 @@ export interface ReleaseFacts {
   confirmed: ReadonlyMap<string, ReadonlySet<string>>;
   /** By update: MSP devices it installed on. */
   installedMsp: ReadonlyMap<string, ReadonlySet<number>>;
+  /** By update: the OS names of the MSP devices it installed on (for the products it was tested on). */
+  installedMspOs: ReadonlyMap<string, ReadonlySet<string>>;
   /** By client, then update: that client's pilot devices it installed on. */
   installedPilot: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<number>>>;
   /** By device: the updates it is done with (installed, or failed for good; a retry clears the failure). */
@@ -63,12 +68,16 @@ export function releaseFacts(book: Book, outcomes: readonly UpdateOutcome[]): Re
     for (const key of gate.confirmed ?? []) add(confirmed, gate.clientId, key);
   }
   const installedMsp = new Map<string, Set<number>>();
+  const installedMspOs = new Map<string, Set<string>>();
   const installedPilot = new Map<string, Map<string, Set<number>>>();
   const done = new Map<number, Set<string>>();
   for (const o of outcomes) {
     add(done, o.deviceId, o.updateKey);
     if (o.outcome !== 'installed') continue;
-    if (o.ring === 'msp') add(installedMsp, o.updateKey, o.deviceId);
+    if (o.ring === 'msp') {
+      add(installedMsp, o.updateKey, o.deviceId);
+      if (o.os) add(installedMspOs, o.updateKey, o.os);
+    }
     else if (o.ring === 'pilot' && o.clientId !== null) {
       let byUpdate = installedPilot.get(o.clientId);
       if (!byUpdate) installedPilot.set(o.clientId, (byUpdate = new Map()));
@@ -82,6 +91,7 @@ export function releaseFacts(book: Book, outcomes: readonly UpdateOutcome[]): Re
     skippedPilot,
     confirmed,
     installedMsp,
+    installedMspOs,
     installedPilot,
     done,
     outcomes,
@@ -91,6 +101,56 @@ export function releaseFacts(book: Book, outcomes: readonly UpdateOutcome[]): Re
 /** Did this update get past ring msp: installed on an MSP device running its product, or skipped (audited)? */
 export function passedMsp(facts: ReleaseFacts, updateKey: string): boolean {
   return (facts.installedMsp.get(updateKey)?.size ?? 0) > 0 || facts.skippedMsp.has(updateKey);
+}
+
+/**
+ * "Installed on an MSP device that runs that product", per product: for each update that passed ring msp by an
+ * install (not by a skip, which lets it past for every product), the products of its own that the MSP devices it
+ * installed on run. An update key is a KB, and one KB can fix several products (a servicing stack, .NET, Office),
+ * so a KB tested on the MSP's Windows 11 machine has not been tested on Windows 10. For the planner's
+ * `passedProducts`; an update left out of the map passed for all its products.
+ */
+export function mspProducts(facts: ReleaseFacts, products: readonly Product[], updates: readonly MspUpdate[]): Map<string, Set<string>> {
+  const byOs = new Map<string, Set<string>>();
+  const productsOf = (os: string) => {
+    let ids = byOs.get(os);
+    if (!ids) byOs.set(os, (ids = new Set(matchOsToProducts(os, products).productIds)));
+    return ids;
+  };
+  const out = new Map<string, Set<string>>();
+  for (const u of updates) {
+    if (facts.skippedMsp.has(u.key)) continue;
+    const tested = new Set<string>();
+    for (const os of facts.installedMspOs.get(u.key) ?? []) for (const id of productsOf(os)) if (u.productIds.includes(id)) tested.add(id);
+    out.set(u.key, tested);
+  }
+  return out;
+}
+
+/**
+ * The updates (of those that passed ring msp by an install) that these devices run but were tested on no MSP
+ * machine running their OS: for them the update waits at ring msp, not at their own ring.
+ */
+export function untestedForDevices(facts: ReleaseFacts, catalog: { products: readonly Product[]; updates: readonly MspUpdate[] }, devices: readonly { os: string | null }[]): Set<string> {
+  const tested = mspProducts(facts, catalog.products, catalog.updates);
+  const out = new Set<string>();
+  const productsOf = new Map<string, Set<string>>();
+  for (const u of catalog.updates) {
+    const on = tested.get(u.key);
+    if (on === undefined) continue;
+    let runs = false;
+    let passed = false;
+    for (const d of devices) {
+      if (!d.os) continue;
+      let ids = productsOf.get(d.os);
+      if (!ids) productsOf.set(d.os, (ids = new Set(matchOsToProducts(d.os, catalog.products).productIds)));
+      const mine = u.productIds.filter((id) => ids!.has(id));
+      if (mine.length > 0) runs = true;
+      if (mine.some((id) => on.has(id))) passed = true;
+    }
+    if (runs && !passed) out.add(u.key);
+  }
+  return out;
 }
 
 /** Did this update get past this client's pilot: installed there and confirmed, or skipped (audited)? */
@@ -211,4 +271,53 @@ export function readyToPromote(standings: readonly MspStanding[]): string[] {
 export function nextSoakEnd(standings: readonly MspStanding[]): string | null {
   const ends = standings.filter((s) => s.state === 'soaking').map((s) => s.soakUntil!);
   return ends.length === 0 ? null : ends.sort()[0]!;
+}
+
+/** The planner's input for a gate's devices: the updates that passed the earlier rings, per device per update done. */
+export function gatePlanInput(
+  gate: { releaseId: string; ring: Ring; clientId: string | null },
+  devices: readonly PlanDevice[],
+  catalog: { products: Product[]; updates: PlanUpdate[] },
+  approved: ReadonlySet<string> | 'all',
+  holds: readonly Hold[],
+  facts: ReleaseFacts,
+): PlanInput {
+  return {
+    releaseId: gate.releaseId,
+    ring: gate.ring,
+    clientId: gate.clientId,
+    devices,
+    products: catalog.products,
+    updates: catalog.updates,
+    approved,
+    holds,
+    passed: passedUpdates(facts, gate.ring, gate.clientId, catalog.updates.map((u) => u.key)),
+    // Past ring msp only for the products it installed on there (or every product, when skipped).
+    ...(gate.ring === 'msp' ? {} : { passedProducts: mspProducts(facts, catalog.products, catalog.updates) }),
+    done: facts.done,
+  };
+}
+
+/**
+ * Which of these gates have eligible work: some live, unflagged device of theirs that the planner would give a
+ * run now (an update that passed the earlier rings, applies to it, is not held and not done). Devices with
+ * nothing to install, or flagged (the caller leaves those out), never count, so a gate reopened on this does not
+ * open and finish again with nothing to do. `devices`: by gate key.
+ */
+export function gatesWithWork(
+  book: Book,
+  devices: ReadonlyMap<string, readonly PlanDevice[]>,
+  catalog: { products: Product[]; updates: PlanUpdate[] },
+  approved: ReadonlySet<string> | 'all',
+  holds: readonly Hold[],
+  facts: ReleaseFacts,
+): string[] {
+  return Object.entries(book.gates)
+    .filter(([key, gate]) => {
+      const mine = devices.get(key) ?? [];
+      if (mine.length === 0) return false;
+      return planWindow(gatePlanInput({ releaseId: book.releaseId, ring: gate.ring, clientId: gate.clientId }, mine, catalog, approved, holds, facts)).runs.length > 0;
+    })
+    .map(([key]) => key)
+    .sort();
 }

@@ -4,10 +4,12 @@
  *
  * A device gets the approved, not-held updates whose products match its OS (matchOsToProducts, the same
  * matching the digest uses, so "touches your fleet" and "gets installed" agree), that have passed the earlier
- * rings for this ring and client (`passed`, from src/domain/eligibility.ts), and that the device is not done with.
- * "Done" is per device per update: an update approved after a device's earlier run succeeded still reaches it.
- * A device with nothing that applies, or done with everything that does, gets no run. Concurrency is not decided here but by `admit`:
- * the first `limit` unfinished runs of a client, in plan order, are the ones allowed to be in flight.
+ * rings for this ring and client (`passed`, from src/domain/eligibility.ts), for a product the device runs
+ * (`passedProducts`), and that the device is not done with. "Done" is per device per update: an update approved
+ * after a device's earlier run succeeded still reaches it. A device with nothing that applies, or done with
+ * everything that does, gets no run; one whose updates are held or still in the earlier rings gets none yet, and
+ * is told apart (it is not "nothing to install"). Concurrency is not decided here but by `admit`: the first
+ * `limit` unfinished runs of a client, in plan order, are the ones allowed to be in flight.
  */
 import { matchOsToProducts } from './product-match.ts';
 import type { Product, RestartRequired } from './release.ts';
@@ -42,6 +44,12 @@ export interface PlanInput {
    * no ring gate applies (ring msp, or a caller that checked already).
    */
   passed?: ReadonlySet<string>;
+  /**
+   * Per update that passed, the products it passed ring msp on (eligibility.ts `mspProducts`): an update reaches a
+   * device only for a product it installed on at ring msp, so a Windows 10 pilot does not get a KB tested only on
+   * the MSP's Windows 11 machine. An update not in the map (skipped, or no ring gate applies) passed for all.
+   */
+  passedProducts?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Per device, the updates of this release it is done with (installed, or failed for good). */
   done: ReadonlyMap<number, ReadonlySet<string>>;
 }
@@ -53,8 +61,15 @@ export interface PlannedRun {
 
 export interface Plan {
   runs: PlannedRun[];
-  skipped: Array<{ deviceId: number; reason: 'done' | 'no_os' | 'nothing_applies' | 'held' }>;
+  /**
+   * `nothing_applies`/`no_os`: nothing of the approved release is for this device (it is settled for the ring).
+   * `waiting_for_ring`: updates apply but have not passed the earlier rings yet; `held`: what applies is held.
+   * Neither of the last two is "nothing to install": the device gets a run once the update passes or is released.
+   */
+  skipped: Array<{ deviceId: number; reason: SkipReason }>;
 }
+
+export type SkipReason = 'done' | 'no_os' | 'nothing_applies' | 'held' | 'waiting_for_ring';
 
 export function planWindow(input: PlanInput): Plan {
   const target = { releaseId: input.releaseId, ring: input.ring, clientId: input.clientId };
@@ -63,33 +78,39 @@ export function planWindow(input: PlanInput): Plan {
     for (const device of input.devices) plan.skipped.push({ deviceId: device.id, reason: 'held' });
     return plan;
   }
-  const wanted = input.updates.filter(
-    (u) =>
-      (input.approved === 'all' || input.approved.has(u.key)) &&
-      (input.passed === undefined || input.passed.has(u.key)) &&
-      !isHeld(input.holds, { ...target, updateKey: u.key }),
-  );
+  const approved = input.updates.filter((u) => input.approved === 'all' || input.approved.has(u.key));
+  const held = new Set(approved.filter((u) => isHeld(input.holds, { ...target, updateKey: u.key })).map((u) => u.key));
   // A fleet has a handful of OS names and thousands of devices: match each name once.
-  const byOs = new Map<string, string[]>();
-  const updatesFor = (os: string): string[] => {
-    let keys = byOs.get(os);
-    if (!keys) {
+  const byOs = new Map<string, { applies: string[]; passed: Set<string> }>();
+  const updatesFor = (os: string) => {
+    let found = byOs.get(os);
+    if (!found) {
       const productIds = new Set(matchOsToProducts(os, input.products).productIds);
-      keys = wanted.filter((u) => u.productIds.some((id) => productIds.has(id))).map((u) => u.key);
-      byOs.set(os, keys);
+      const applies = approved.filter((u) => u.productIds.some((id) => productIds.has(id)));
+      const passed = applies.filter((u) => {
+        if (input.passed !== undefined && !input.passed.has(u.key)) return false;
+        const on = input.passedProducts?.get(u.key);
+        return on === undefined || u.productIds.some((id) => productIds.has(id) && on.has(id));
+      });
+      found = { applies: applies.map((u) => u.key), passed: new Set(passed.map((u) => u.key)) };
+      byOs.set(os, found);
     }
-    return keys;
+    return found;
   };
   for (const device of input.devices) {
     if (!device.os) {
       plan.skipped.push({ deviceId: device.id, reason: 'no_os' });
       continue;
     }
-    const applies = updatesFor(device.os);
+    const { applies, passed } = updatesFor(device.os);
     const done = input.done.get(device.id);
-    const updates = done === undefined ? applies : applies.filter((key) => !done.has(key));
+    const left = done === undefined ? applies : applies.filter((key) => !done.has(key));
+    const unheld = left.filter((key) => !held.has(key));
+    const updates = unheld.filter((key) => passed.has(key));
     if (applies.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'nothing_applies' });
-    else if (updates.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'done' });
+    else if (left.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'done' });
+    else if (unheld.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'held' });
+    else if (updates.length === 0) plan.skipped.push({ deviceId: device.id, reason: 'waiting_for_ring' });
     else plan.runs.push({ deviceId: device.id, updates });
   }
   return plan;

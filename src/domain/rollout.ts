@@ -21,7 +21,10 @@
  * that finds nothing due, changes nothing.
  *
  * Holds are not gate states: they are facts passed in with a window event. A held gate refuses to open the
- * window and stays where it was, so releasing the hold resumes it at its next window with nothing to undo.
+ * window and stays where it was, so releasing the hold resumes it at its next window with nothing to undo. A hold
+ * on one update only drops it from the ring's runs, and the ring may finish without it: once released (or once a
+ * machine that needs an update joins a finished ring), `reopen` sends the gates the planner finds work for back to
+ * scheduled; `settle` returns a reopened gate that turned out to have nothing eligible to the rest it left.
  */
 import type { Ring } from './inventory.ts';
 
@@ -145,6 +148,18 @@ export type RolloutEvent =
   | { type: 'promote'; id: string; actor: Actor; clients: readonly string[]; updates?: readonly string[] }
   | { type: 'skip_ring'; id: string; actor: Actor; ring: 'msp' | 'pilot'; clientId: string | null; updateKey: string; reason: string }
   | { type: 'confirm_pilot'; id: string; actor: Actor; clientId: string }
+  /**
+   * These gates have eligible work for their devices (the caller planned them: src/domain/plan.ts), e.g. a hold
+   * released after the ring had finished without the held update. A resting gate runs again; one waiting for its
+   * champion's answer runs again once answered. Idempotent by meaning: a gate already at work is left alone.
+   */
+  | { type: 'reopen'; gates: readonly string[] }
+  /**
+   * These gates were reopened (a later promotion, confirmation or approval) but the caller's plan finds nothing
+   * eligible for any of their devices: each goes back to the rest it left, without a run, a card or a note.
+   * `soakUntil`: ring msp's next soak end (eligibility.ts `nextSoakEnd`).
+   */
+  | { type: 'settle'; gates: readonly string[]; soakUntil?: string | null }
   | { type: 'report_problem'; id: string; actor: Actor; clientId: string; text: string };
 
 export type RolloutEffect =
@@ -179,6 +194,9 @@ export function gatesTouched(event: RolloutEvent): string[] | undefined {
       return [gateKey('pilot', event.clientId)];
     case 'approved':
       return ['msp'];
+    case 'reopen':
+    case 'settle':
+      return [...event.gates];
     case 'skip_ring':
       return event.ring === 'msp' ? ['msp'] : [gateKey('pilot', event.clientId), gateKey('broad', event.clientId)];
     default:
@@ -300,6 +318,9 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
         // Tested means installed: a pilot where nothing installed asks nothing and passes nothing.
         const asked = [...new Set(event.asked ?? [])].filter((k) => !(gate.confirmed ?? []).includes(k)).sort();
         if (event.asked !== undefined && asked.length === 0) {
+          // A pilot a later promotion reopened, with nothing new installed: the client's earlier confirmation still
+          // stands (its broad ring goes on with what it confirmed), so the gate rests as confirmed, no "waits" note.
+          if ((gate.confirmed ?? []).length > 0) return put([{ ...gate, state: 'confirmed', finishedAt: at, asked: [], autoConfirmAt: null }], []);
           return put([{ ...gate, state: 'waiting', finishedAt: at, asked: [], autoConfirmAt: null }], [{ type: 'pilot_waiting', clientId: gate.clientId!, at }]);
         }
         const autoConfirmAt = event.autoConfirmHours !== undefined ? addHours(now, event.autoConfirmHours) : null;
@@ -338,6 +359,36 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
       }
       if (gates.length === 0) return { outcome: 'noop', book, reason: 'nothing due' };
       return put(gates, effects);
+    }
+
+    case 'reopen': {
+      const gates: Gate[] = [];
+      const effects: RolloutEffect[] = [];
+      for (const key of [...new Set(event.gates)].sort()) {
+        const gate = book.gates[key];
+        if (!gate) continue;
+        if (RESTING.has(gate.state)) {
+          gates.push({ ...gate, state: 'scheduled' });
+          effects.push({ type: 'schedule', ring: gate.ring, clientId: gate.clientId });
+        } else if ((gate.state === 'awaiting_confirmation' || gate.state === 'problem') && !gate.reopen) {
+          gates.push({ ...gate, reopen: true });
+        }
+      }
+      if (gates.length === 0) return { outcome: 'noop', book, reason: 'every gate with work is already at work' };
+      return put(gates, effects);
+    }
+
+    case 'settle': {
+      const gates: Gate[] = [];
+      for (const key of [...new Set(event.gates)].sort()) {
+        const gate = book.gates[key];
+        // Only a gate that rested before: a new gate's first window tells its story (a pilot's "client waits").
+        if (!gate || gate.state !== 'scheduled' || gate.finishedAt === null) continue;
+        const soak = gate.ring === 'msp' && event.soakUntil !== undefined ? { soakUntil: event.soakUntil } : {};
+        gates.push({ ...gate, ...soak, state: restedState(gate, event.soakUntil) });
+      }
+      if (gates.length === 0) return { outcome: 'noop', book, reason: 'no reopened gate to settle' };
+      return put(gates, []);
     }
 
     case 'promote':
@@ -389,6 +440,17 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
 }
 
 type Put = (gates: Gate[], effects: RolloutEffect[]) => RolloutTransition;
+
+/**
+ * The rest a reopened gate goes back to when it has nothing to do: a pilot stays confirmed when a confirmation
+ * covered something (else it waits), ring msp soaks (or stays promoted with nothing soaking), broad is finished.
+ */
+function restedState(gate: Gate, soakUntil: string | null | undefined): GateState {
+  if (gate.ring === 'pilot') return (gate.confirmed ?? []).length > 0 ? 'confirmed' : 'waiting';
+  if (gate.ring === 'broad') return 'finished';
+  const soaking = soakUntil !== undefined ? soakUntil !== null : gate.soakUntil !== null;
+  return (gate.promotions ?? []).length > 0 && !soaking ? 'promoted' : 'soaking';
+}
 
 /**
  * A confirmation covers exactly the updates its sign-off asked about. The client's broad ring is created, or

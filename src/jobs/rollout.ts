@@ -29,6 +29,11 @@ import {
   lastWindowMessages,
   openGateDevices,
   plannedDevices,
+  reopenedScheduledGates,
+  loadBook,
+  reopenStamp,
+  restingReleaseIds,
+  type GateRow,
   saveRun,
   unfinishedRuns,
   unfinishedRunIds,
@@ -43,10 +48,13 @@ import { noticeEvidence, noticeKey, userDevices } from '../db/notice-repo.ts';
 import { clientNames } from '../db/names-repo.ts';
 import { sql } from 'drizzle-orm';
 import { admitWarned, noticeHoursOf, type NoticeEvidence } from '../domain/notice.ts';
-import { admit, planWindow, type PlanInput, type PlanUpdate } from '../domain/plan.ts';
-import { nextSoakEnd, passedMsp, passedUpdates, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
+import { admit, planWindow, type PlanUpdate } from '../domain/plan.ts';
+
+// The planner's input for a gate moved to the domain (the hold-release use-case plans with it too).
+export { gatePlanInput } from '../domain/eligibility.ts';
+import { gatePlanInput, gatesWithWork, nextSoakEnd, untestedForDevices, passedMsp, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
-import { isHeld, type Hold, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
+import { isHeld, type Book, type Hold, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { canStartStep, nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
@@ -56,8 +64,9 @@ import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
 import { progressMessage, summaryMessage } from '../bot/slack/window-blocks.ts';
 import { applyGateEvents } from '../use-cases/gates.ts';
 import { withTransaction } from '../use-cases/transaction.ts';
+import { reopenGatesWithWork } from '../use-cases/reopen.ts';
 import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report.ts';
-import type { JobContext, JobModule } from './index.ts';
+import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 import { subjects } from '../chat/subjects.ts';
 
@@ -121,6 +130,7 @@ export class RolloutEngine {
   private holdsCache: { at: number; holds: Hold[] } | undefined;
   private readonly catalogs = new Map<string, Promise<Catalog | undefined>>();
   private readonly nextWindows = new Map<string, string>();
+  private lastReopenStamp: string | undefined;
 
   constructor(
     private readonly context: JobContext,
@@ -209,7 +219,11 @@ export class RolloutEngine {
     const now = DateTime.fromJSDate(nowDate, { zone: 'utc' });
     const t0 = performance.now();
     const report: SweepReport = { windowsOpened: 0, held: 0, runsPlanned: 0, jobsAdded: 0, gatesFinished: 0, messages: 0, ms: { open: 0, enqueue: 0, advance: 0 } };
-    const [holds, devices, limits] = await Promise.all([this.holds(true), openGateDevices(this.db), this.clientLimits()]);
+    await this.reopenResting(nowDate);
+    const [holds, allDevices, limits] = await Promise.all([this.holds(true), openGateDevices(this.db), this.clientLimits()]);
+    // Reopened gates with nothing eligible go back to rest first: they must not wait for a window to open.
+    const settled = await this.settleReopened(allDevices, holds, nowDate);
+    const devices = settled.size === 0 ? allDevices : allDevices.filter((d) => !settled.has(d.gateId));
 
     // Which windows are open now, and whether they still have room for an install, worked out once per
     // (zone, spec) rather than per device: 20,000 devices share a few hundred owners' windows.
@@ -304,7 +318,9 @@ export class RolloutEngine {
       }
     }
     // Devices with nothing to install get a finished, skipped run: the ring then knows they are settled. No job
-    // waits on them, so they are written alongside the runs below.
+    // waits on them, so they are written alongside the runs below. A device waiting for an update to pass the
+    // earlier rings, or for a hold, gets no row: it is not "nothing to install", and a row would keep it out of
+    // this window's plan once the update passes or the hold is released.
     const passingOver = insertRuns(this.db, passedOver, nowDate);
     // Insert batches on two connections at once (the unique key keeps them from colliding) and enqueue each batch
     // as it lands, so Postgres and Redis work side by side. With per-client limits the new runs wait for
@@ -450,17 +466,86 @@ export class RolloutEngine {
       });
       if (result.outcome !== 'applied') continue;
       finished++;
-      await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now);
+      await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now, byGate.get(gate.id) ?? []);
     }
     return finished;
+  }
+
+  /**
+   * A gate at rest reopens when it has eligible work again: a device added by a re-import to a ring that had
+   * finished, a hold released (the use-case reopens at once; this catches any other path), a ring skipped for an
+   * update after its promotion. Checked only when what that depends on changed (reopenStamp), so flagged devices
+   * and devices with nothing to install never make a gate reopen and re-finish on every sweep.
+   */
+  private async reopenResting(now: Date): Promise<void> {
+    // Nothing at rest (a month's first nights, the benchmark): no stamp to read over every device.
+    const releaseIds = await restingReleaseIds(this.db, now);
+    if (releaseIds.length === 0) return;
+    const stamp = await reopenStamp(this.db);
+    if (stamp === this.lastReopenStamp) return;
+    for (const releaseId of releaseIds) {
+      // A gate moved by another writer meanwhile is read again (withTransaction retries a lost compare-and-set).
+      await withTransaction({ db: this.db }, (tx) => reopenGatesWithWork(tx, releaseId, now));
+    }
+    this.lastReopenStamp = stamp;
+  }
+
+  /**
+   * A gate a later promotion, confirmation or approval moved back to scheduled may find nothing eligible for any of
+   * its devices (the new update is for other machines, or not for this client's pilots yet). Such a gate would sit
+   * in "scheduled" forever (its users are never warned of a window with nothing to install, so it never opens), or
+   * open and finish only to post a second "client waits" note. It settles back to its rest instead: a pilot to
+   * confirmed (or waiting), broad to finished, ring msp to soaking. A gate held as a whole stays as it is.
+   */
+  private async settleReopened(devices: readonly OpenGateDevice[], holds: readonly Hold[], now: Date): Promise<Set<number>> {
+    const settled = new Set<number>();
+    const reopened = (await reopenedScheduledGates(this.db)).filter((g) => !isHeld(holds, { releaseId: g.releaseId, ring: g.ring, clientId: g.clientId }));
+    if (reopened.length === 0) return settled;
+    const releaseIds = [...new Set(reopened.map((g) => g.releaseId))];
+    const [approvals, facts] = await Promise.all([this.approvals(releaseIds), loadReleaseFacts(this.db, releaseIds)]);
+    const byGate = new Map<number, OpenGateDevice[]>();
+    for (const d of devices) if (!d.flagged) byGate.set(d.gateId, [...(byGate.get(d.gateId) ?? []), d]);
+    for (const releaseId of releaseIds) {
+      const catalog = await this.catalog(releaseId);
+      const releaseFacts = facts.get(releaseId)!;
+      if (!catalog) continue;
+      const mine = reopened.filter((g) => g.releaseId === releaseId);
+      const stored = await loadBook(this.db, releaseId);
+      const keyOf = (g: GateRow) => (g.ring === 'msp' ? 'msp' : `${g.ring}/${g.clientId}`);
+      const book: Book = { releaseId, gates: Object.fromEntries(mine.filter((g) => stored.gates[keyOf(g)]).map((g) => [keyOf(g), stored.gates[keyOf(g)]!])) };
+      const withWork = new Set(gatesWithWork(book, new Map(mine.map((g) => [keyOf(g), byGate.get(g.id) ?? []])), catalog, approvals.get(releaseId)!, holds, releaseFacts));
+      const idle = mine.filter((g) => book.gates[keyOf(g)] && !withWork.has(keyOf(g)));
+      if (idle.length === 0) continue;
+      let standings: MspStanding[] | undefined;
+      if (idle.some((g) => g.ring === 'msp')) standings = (await loadMspPicture(this.db, releaseId, now, holds))?.standings ?? [];
+      const result = await this.applyEvent(releaseId, { type: 'settle', gates: idle.map(keyOf), ...(standings ? { soakUntil: nextSoakEnd(standings) } : {}) });
+      if (result.outcome !== 'applied') continue;
+      for (const g of idle) {
+        if (!result.changed.includes(keyOf(g))) continue;
+        settled.add(g.id);
+        // Never silent: what ring msp could not test is told, once per set of updates (the key makes it once).
+        if (g.ring === 'msp') await this.tellUntested(g, releaseFacts, standings, holds, now);
+      }
+    }
+    return settled;
   }
 
   /**
    * Updates a finished ring could not test (no device there runs them, or none installed them) wait for an
    * engineer's skip: the release's thread says which, once per ring, client and set of updates. Never silent.
    */
-  private async tellUntested(gate: { releaseId: string; ring: Ring; clientId: string | null }, facts: ReleaseFacts, standings: MspStanding[] | undefined, holds: readonly Hold[], now: Date): Promise<void> {
+  private async tellUntested(
+    gate: { releaseId: string; ring: Ring; clientId: string | null },
+    facts: ReleaseFacts,
+    standings: MspStanding[] | undefined,
+    holds: readonly Hold[],
+    now: Date,
+    devices: readonly OpenGateDevice[] = [],
+  ): Promise<void> {
+    const catalog = await this.catalog(gate.releaseId);
+    if (!catalog) return;
     let keys: string[] = [];
+    let waitingMsp: string[] = [];
     if (gate.ring === 'msp') keys = (standings ?? []).filter((st) => st.state === 'untested').map((st) => st.key);
     else if (gate.ring === 'pilot') {
       const installed = facts.installedPilot.get(gate.clientId!);
@@ -468,19 +553,35 @@ export class RolloutEngine {
       keys = [...facts.promoted].filter(
         (k) => passedMsp(facts, k) && !installed?.has(k) && !facts.skippedPilot.get(gate.clientId!)?.has(k) && !isHeld(holds, { ...target, updateKey: k }),
       );
+      // An update that installed on ring msp, but on no MSP machine running the OS of these pilots, waits for ring
+      // msp (or its skip) for them: skipping the pilot would send it to broad machines nobody tested it on.
+      const untestedOs = untestedForDevices(facts, catalog, devices);
+      waitingMsp = keys.filter((k) => untestedOs.has(k)).sort();
+      keys = keys.filter((k) => !untestedOs.has(k));
     }
-    if (keys.length === 0) return;
+    if (keys.length === 0 && waitingMsp.length === 0) return;
     const channel = rowsOf<{ channel: string }>(await this.db.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-    const catalog = await this.catalog(gate.releaseId);
-    if (!channel || !catalog) return;
+    if (!channel) return;
     const kbOf = (key: string) => catalog.byKey.get(key)?.kb;
-    const kbs = keys.sort().map((k) => (kbOf(k) ? `KB${kbOf(k)}` : k));
+    const kbsOf = (list: string[]) => list.sort().map((k) => (kbOf(k) ? `KB${kbOf(k)}` : k));
     const clientName = gate.clientId === null ? null : ((await clientNames(this.db)).get(gate.clientId) ?? gate.clientId);
     const where = clientName === null ? 'our own machines (ring msp)' : `${escapeMrkdwn(clientName)}'s pilot machines`;
-    const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
-    const subject = subjects.untested(gate.releaseId, gate.ring, gate.clientId, keys);
-    const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;
-    await enqueueOutbox(this.db, [{ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: subjects.digest(gate.releaseId) } }], now);
+    const items: OutboxItem[] = [];
+    if (keys.length > 0) {
+      const kbs = kbsOf(keys);
+      const how = kbs.map((kb) => `\`/patch skip ${gate.ring} ${kb}${gate.clientId ? ` ${gate.clientId}` : ''}\``).join(', ');
+      const subject = subjects.untested(gate.releaseId, gate.ring, gate.clientId, keys);
+      const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} did not install on ${where}: none of them runs it, or it failed. It waits there until an engineer skips the ring for it (${how}) or it installs.`;
+      items.push({ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: subjects.digest(gate.releaseId) } });
+    }
+    if (waitingMsp.length > 0) {
+      const kbs = kbsOf(waitingMsp);
+      const how = kbs.map((kb) => `\`/patch skip msp ${kb}\``).join(', ');
+      const subject = `rollout:${gate.releaseId}:untested:msp-os:${gate.clientId}:${waitingMsp.join('+')}`;
+      const text = `${escapeMrkdwn(gate.releaseId)}: ${kbs.join(', ')} installed on our own machines, but on none running the OS of ${where}, so it does not go to them: it waits until it installs on an MSP machine running that OS, or an engineer skips ring msp for it (${how}).`;
+      items.push({ key: subject, channel, action: 'post', subject, payload: { text, threadSubject: subjects.digest(gate.releaseId) } });
+    }
+    await enqueueOutbox(this.db, items, now);
   }
 
   /** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */
@@ -709,29 +810,6 @@ export class RolloutEngine {
       now,
     );
   }
-}
-
-/** The planner's input for a gate's devices: the updates that passed the earlier rings, per device per update done. */
-export function gatePlanInput(
-  gate: { releaseId: string; ring: Ring; clientId: string | null },
-  devices: readonly OpenGateDevice[],
-  catalog: { products: Product[]; updates: PlanUpdate[] },
-  approved: ReadonlySet<string> | 'all',
-  holds: readonly Hold[],
-  facts: ReleaseFacts,
-): PlanInput {
-  return {
-    releaseId: gate.releaseId,
-    ring: gate.ring,
-    clientId: gate.clientId,
-    devices,
-    products: catalog.products,
-    updates: catalog.updates,
-    approved,
-    holds,
-    passed: passedUpdates(facts, gate.ring, gate.clientId, catalog.updates.map((u) => u.key)),
-    done: facts.done,
-  };
 }
 
 export function runWorkerOptions(options: RolloutOptions): { concurrency: number; lockDuration?: number; stalledInterval?: number } {

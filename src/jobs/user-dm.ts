@@ -19,7 +19,7 @@ import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadRelease } from '../db/release-repo.ts';
 import { candidateDevices, clientSettings, engineersChannel, type CandidateDevice } from '../db/user-dm-repo.ts';
 import { planWindow } from '../domain/plan.ts';
-import { passedUpdates } from '../domain/eligibility.ts';
+import { mspProducts, passedUpdates } from '../domain/eligibility.ts';
 import { loadReleaseFacts } from '../db/rollout-repo.ts';
 import type { Product } from '../domain/release.ts';
 import { listNames, nightOf, offlineKey, planNight, type NightDevice, type PlannedDm } from '../domain/user-dm.ts';
@@ -114,6 +114,8 @@ async function tonightsDevices(db: AppDatabase, now: Date): Promise<Map<string |
         approved: approvals.get(g.sample.releaseId)!,
         holds,
         passed: passedUpdates(facts.get(g.sample.releaseId)!, g.sample.ring, g.sample.clientId, catalog.updates.map((u) => u.key)),
+        // The sweep's rule: past ring msp only for the products it installed on there (no DM for what will not come).
+        ...(g.sample.ring === 'msp' ? {} : { passedProducts: mspProducts(facts.get(g.sample.releaseId)!, catalog.products, catalog.updates) }),
         done: facts.get(g.sample.releaseId)!.done,
       });
       const byId = new Map(g.devices.map((d) => [d.id, d]));

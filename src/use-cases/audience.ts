@@ -7,7 +7,7 @@ import { broadDevices } from '../db/audience-repo.ts';
 import type { AppDatabase } from '../db/client.ts';
 import { loadRelease } from '../db/release-repo.ts';
 import { loadReleaseFacts } from '../db/rollout-repo.ts';
-import { passedUpdates } from '../domain/eligibility.ts';
+import { mspProducts, passedUpdates } from '../domain/eligibility.ts';
 import { planWindow } from '../domain/plan.ts';
 
 /**
@@ -35,6 +35,7 @@ export async function broadWorkByClass(db: AppDatabase, releaseId: string, clien
     approved: approvals.some((a) => a.updateKey === null) ? 'all' : new Set(approvals.map((a) => a.updateKey!)),
     holds: holds.map((h) => ({ scope: h.scope, releaseId: h.releaseId, updateKey: h.updateKey, clientId: h.clientId, ring: h.ring })),
     passed: passedUpdates(releaseFacts, 'broad', clientId, release.updates.map((u) => u.id)),
+    passedProducts: mspProducts(releaseFacts, release.products, release.updates.map((u) => ({ key: u.id, productIds: u.productIds }))),
     done: releaseFacts.done,
   });
   const classOf = new Map(devices.map((d) => [d.id, d.deviceClass]));

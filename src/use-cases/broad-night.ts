@@ -1,18 +1,16 @@
 /**
- * "Which night": once a client's pilot is confirmed, the release thread says when its broad machines start. A
- * class of machines with users starts only in the first window its users can still be warned about (no
- * unwarned reboot), so a confirmation inside an open window, or too close to one, names the next night; one
- * without users (servers, kiosks) starts in its window as the sweep plans it.
+ * "Which night": once a client's pilot is confirmed, the release thread says when its broad machines start (in
+ * the confirmation's own note, thread-notices.ts). A class of machines with users starts only in the first
+ * window its users can still be warned about (no unwarned reboot), so a confirmation inside an open window, or
+ * too close to one, names the next night; one without users (servers, kiosks) starts in its window as the sweep
+ * plans it.
  */
 import { zoneShort } from '../domain/zone-label.ts';
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
-import type { OutboxItem } from '../db/outbox-repo.ts';
 import { needsNoticeSql } from '../db/notice-repo.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
-import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
-import { subjects } from '../chat/subjects.ts';
 
 /**
  * Per device class of the client's broad ring: how many, whether any has a user the notice rule waits for (an
@@ -35,22 +33,4 @@ export async function broadFirstNights(db: AppDatabase, clientId: string, now: D
     const night = `${first!.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${first!.end.setZone(client.timezone).toFormat('HH:mm')} ${zoneShort(first!.end.setZone(client.timezone))}`;
     return [{ deviceClass: c.class, count: Number(c.n), users: Boolean(c.users), night }];
   });
-}
-
-/** The engineers' release thread: which night each class of the client's broad machines starts. */
-export async function broadNightItems(db: AppDatabase, releaseId: string, clientId: string, clientName: string, now: Date): Promise<OutboxItem[]> {
-  const channel = rowsOf<{ channel: string }>(await db.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-  const nights = await broadFirstNights(db, clientId, now);
-  if (!channel || nights.length === 0) return [];
-  const lines = nights.map((n) => `• ${escapeMrkdwn(n.deviceClass)} (${n.count}): ${n.night}${n.users ? ', once their users have had the \u201csave your work\u201d message' : ''}`);
-  return [
-    {
-      key: subjects.broadNight(releaseId, clientId),
-      platform: 'slack',
-      channel,
-      action: 'post',
-      subject: subjects.broadNight(releaseId, clientId),
-      payload: { text: `${escapeMrkdwn(clientName)}: the rest of its machines start\n${lines.join('\n')}`, threadSubject: subjects.digest(releaseId) },
-    },
-  ];
 }

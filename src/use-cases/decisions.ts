@@ -23,6 +23,7 @@ import { auditLog, decisions, holds } from '../db/schema.ts';
 import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
 import { applyGateEvents } from './gates.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
+import { reopenGatesWithWork } from './reopen.ts';
 
 export type { UseCaseContext };
 
@@ -339,6 +340,11 @@ export interface ReleaseHoldInput {
 
 export function releaseHold(ctx: UseCaseContext, input: ReleaseHoldInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
+    // A ring that finished without the held update runs again for it (in the release's own transaction).
+    async after(tx, now) {
+      await reopenGatesWithWork(tx, input.releaseId, now);
+      return [];
+    },
     async event(state) {
       const target: ReleaseTarget = input.target.kind === 'update' ? { kind: 'update', updateKey: resolveUpdateKey(state, input.target.updateKey)! } : input.target;
       return { type: 'release_hold', id: `release_hold:${input.releaseId}:${input.requestId}`, actor: input.actor.id, target };

@@ -56,7 +56,7 @@ export async function applyGateEvents(
   await saveGates(tx, before, book, [...changed], now);
   await persistRowEffects(tx, releaseId, effects, now);
   const told = new Set(options.told ?? []);
-  const outboxIds = await enqueueOutbox(tx, await gateNotices(tx, releaseId, effects.filter((e) => !told.has(e.type))), now);
+  const outboxIds = await enqueueOutbox(tx, await gateNotices(tx, releaseId, effects.filter((e) => !told.has(e.type)), now), now);
   return { results, book, effects, outboxIds };
 }
 
@@ -67,8 +67,8 @@ function touchedBy(events: readonly RolloutEvent[]): string[] | undefined {
 }
 
 /** The engineers' thread messages for a transition's effects. */
-export async function gateNotices(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[]): Promise<OutboxItem[]> {
-  return [...(await chatFor(tx, releaseId, effects)), ...(await autoConfirmNotices(tx, releaseId, effects))];
+export async function gateNotices(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<OutboxItem[]> {
+  return [...(await chatFor(tx, releaseId, effects)), ...(await autoConfirmNotices(tx, releaseId, effects, now))];
 }
 
 /** Plain messages to the engineers' channel for the gate effects people act on; rich cards come later. */

@@ -12,10 +12,9 @@ import { loadBook } from '../db/rollout-repo.ts';
 import { lockRelease } from '../db/decisions-repo.ts';
 import { auditLog, decisions } from '../db/schema.ts';
 import { needsNoticeSql } from '../db/notice-repo.ts';
-import { gatesTouched, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
+import { gateKey, gatesTouched, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
-import { broadNightItems } from './broad-night.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { championConversations } from '../db/audience-repo.ts';
 import { broadWorkByClass } from './audience.ts';
@@ -259,7 +258,8 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
       }
       after.outbox(gates.outboxIds);
       const view = await recordAnswer(tx, input, asker, event, now);
-      after.outbox(await enqueueOutbox(tx, await answerItems(tx, input, asker, event, view, now), now));
+      const confirmed = gates.book.gates[gateKey('pilot', input.clientId)]?.confirmation?.updates ?? [];
+      after.outbox(await enqueueOutbox(tx, await answerItems(tx, input, asker, event, view, now, confirmed), now));
       const thanks = event.type === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.';
       return { outcome: 'applied', message: thanks, view };
     },
@@ -296,14 +296,15 @@ async function recordAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, e
 }
 
 /** The card edited in the client's conversations, and what follows the answer for the client and the engineers. */
-async function answerItems(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, view: SignoffView, now: Date): Promise<OutboxItem[]> {
+/** `confirmed`: the updates this confirmation covered (the pilot gate's confirmation after the transition). */
+async function answerItems(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, view: SignoffView, now: Date, confirmed: readonly string[]): Promise<OutboxItem[]> {
   const items = await signoffItems(tx, view, 'update', event.type);
   if (event.type === 'report_problem') return [...items, ...(await problemAlert(tx, view, asker, event.text))];
   return [
     ...items,
     ...(await planItems(tx, input.releaseId, input.clientId, now)),
-    ...(await broadNightItems(tx, input.releaseId, input.clientId, view.clientName, now)),
-    ...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name })),
+    // One thread note: who confirmed, what, and which night the rest of the client's machines start.
+    ...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name, updates: [...confirmed] }, now)),
   ];
 }
 

@@ -128,9 +128,16 @@ describe('a confirmation inside an open window', () => {
     // Confirmed at 23:08 CDT on Monday 11 March, inside acme's 22:00-02:00 window.
     const result = await confirmPilot({ db: database.db, now: () => clock.now }, { actor: { platform: 'slack', id: 'U_ENG' }, releaseId: '2024-Feb', clientId: 'acme', requestId: 'confirm-1' });
     expect(result.outcome).toBe('applied');
-    const [note] = rowsOf<{ text: string }>(await database.db.execute(sql`select payload ->> 'text' as text from chat_outbox where idempotency_key = 'rollout:2024-Feb:broad-night:acme'`));
-    expect(note?.text).toContain('desktop (3): Tue 12 Mar, 22:00');
-    expect(note?.text).not.toContain('Mon 11 Mar');
+    // One confirmation, one thread note: who confirmed, what, and which night the broad ring runs.
+    const notes = rowsOf<{ text: string }>(
+      await database.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject in ('pilot-confirmed:2024-Feb:acme', 'rollout:2024-Feb:broad-night:acme')`),
+    );
+    expect(notes).toHaveLength(1);
+    const note = notes[0]!;
+    expect(note.text).toMatch(/confirmed acme's pilot of 2024-Feb \(KB\d+/);
+    for (const key of ['5034439', '5034765']) expect(note.text).toContain(`KB${key}`);
+    expect(note.text).toContain('desktop (3): Tue 12 Mar, 22:00');
+    expect(note.text).not.toContain('Mon 11 Mar');
   });
 
   it('installs nothing on users\u2019 machines tonight (their users were not told), only on the kiosk', async () => {

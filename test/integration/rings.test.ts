@@ -11,7 +11,7 @@ import { SimulatedFleet } from '../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
-import { approve, hold } from '../../src/use-cases/decisions.ts';
+import { approve, hold, releaseHold } from '../../src/use-cases/decisions.ts';
 import { loadSignoff } from '../../src/use-cases/pilot.ts';
 import { promoteRelease, skipRing } from '../../src/use-cases/rollout-actions.ts';
 import { releaseStatus } from '../../src/use-cases/status.ts';
@@ -19,7 +19,8 @@ import { queueClientMessages } from '../../src/jobs/teams.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-import { seedWorld, SERVER, type WorldOptions } from '../support/rollout-world.ts';
+import { seedWorld, SERVER, worldInventory, type WorldOptions } from '../support/rollout-world.ts';
+import { applyInventory } from '../../src/db/inventory-repo.ts';
 
 const log = pino({ level: 'silent' });
 const cli = { platform: 'cli' as const, id: 'pat' };
@@ -119,6 +120,109 @@ describe('each update through every ring', () => {
     await w.night('2024-02-17T07:30:00Z');
     expect((await w.runsOf('ACME-PILOT')).map((r) => r.updates)).toEqual([['5034765'], ['5034439']]);
     expect((await w.runsOf('ACME-PC')).map((r) => r.updates)).toEqual([['5034765']]);
+  });
+
+  it('ring msp passes an update per product: a KB installed only on the MSP\u2019s Windows 11 machine does not reach a client\u2019s Server 2022 pilot', async () => {
+    // 5034439 fixes Windows 11 and Server 2022; the MSP has one Windows 11 desktop and no server. Acme's pilot is a server.
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 0, pilotOs: SERVER }] }, ['5034439']);
+    await w.night('2024-02-14T07:30:00Z');
+    expect(await w.runsOf('MSP-PC')).toEqual([{ name: 'MSP-PC-001', updates: ['5034439'], state: 'succeeded' }]);
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    // Untested on Server 2022: no run, and no "nothing to install" row either (it waits for ring msp, or a skip).
+    expect(await w.runsOf('ACME-PILOT')).toEqual([]);
+    expect((await w.gate('pilot/acme'))?.state).toBe('waiting');
+    // The thread says where it waits, and offers the skip that fits: ring msp, not acme's pilot (that would send
+    // it to acme's broad machines untested on their OS).
+    const notes = rowsOf<{ text: string }>(await w.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject like 'rollout:2024-Feb:untested:%'`));
+    expect(notes.map((n) => n.text)).toEqual([expect.stringContaining("KB5034439 installed on our own machines, but on none running the OS of acme's pilot machines")]);
+    expect(notes[0]!.text).toContain('/patch skip msp KB5034439');
+  });
+
+  it('a hold released after the client\u2019s pilot and broad ring finished reopens them: the update reaches those machines, and the champion is asked about it alone', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 1 }] }, ['5034765', '5034439']);
+    expect(await hold(w.ctx, { actor: cli, releaseId: '2024-Feb', updateKey: 'KB5034439', clients: ['acme'], reason: 'check the EMR first', requestId: 'h1' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    expect(await w.runsOf('ACME-PILOT')).toEqual([{ name: 'ACME-PILOT-1', updates: ['5034765'], state: 'succeeded' }]);
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    expect(await w.runsOf('ACME-PC')).toEqual([{ name: 'ACME-PC-00001', updates: ['5034765'], state: 'succeeded' }]);
+    expect([(await w.gate('pilot/acme'))?.state, (await w.gate('broad/acme'))?.state]).toEqual(['confirmed', 'finished']);
+
+    w.clock.now = new Date('2024-02-16T15:00:00Z');
+    expect(await releaseHold(w.ctx, { actor: cli, releaseId: '2024-Feb', target: { kind: 'update', updateKey: '5034439' }, requestId: 'r1' })).toMatchObject({ outcome: 'applied' });
+    // The pilot has the released update to install; broad waits for acme's pilot and confirmation; ring msp is done with it.
+    expect((await w.gate('pilot/acme'))?.state).toBe('scheduled');
+    expect((await w.gate('broad/acme'))?.state).toBe('finished');
+    expect((await w.gate('msp'))?.state).toBe('promoted');
+    await w.night('2024-02-17T07:30:00Z');
+    expect((await w.runsOf('ACME-PILOT')).map((r) => r.updates)).toEqual([['5034765'], ['5034439']]);
+    expect((await w.gate('pilot/acme'))?.asked).toEqual(['5034439']);
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c2', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-18T07:30:00Z');
+    expect((await w.runsOf('ACME-PC')).map((r) => r.updates)).toEqual([['5034765'], ['5034439']]);
+    // Done: a later sweep neither reopens nor re-finishes anything.
+    const before = rowsOf<{ v: number }>(await w.db.execute(sql`select sum(version)::int as v from rollouts`))[0]!.v;
+    await w.night('2024-02-19T07:30:00Z');
+    expect(rowsOf<{ v: number }>(await w.db.execute(sql`select sum(version)::int as v from rollouts`))[0]!.v).toBe(before);
+  });
+
+  it('a machine imported into a ring that already finished gets what passed there; the champion is not asked again about what they confirmed', async () => {
+    const options = { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 1 }] };
+    const w = await world('2024-02-14T03:00:00Z', options, ['5034765']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    const cards = rowsOf(await w.db.execute(sql`select 1 from chat_outbox where subject like 'signoff:%'`)).length;
+    w.clock.now = new Date('2024-02-16T15:00:00Z');
+    await applyInventory(w.db, worldInventory({ ...options, clients: [{ id: 'acme', pilot: 2, broad: 2 }] }), w.clock.now);
+    await w.engine.sweep();
+    expect([(await w.gate('pilot/acme'))?.state, (await w.gate('broad/acme'))?.state]).toEqual(['scheduled', 'scheduled']);
+    await w.night('2024-02-17T07:30:00Z');
+    expect(await w.runsOf('ACME-PILOT-2')).toEqual([{ name: 'ACME-PILOT-2', updates: ['5034765'], state: 'succeeded' }]);
+    expect(await w.runsOf('ACME-PC-00002')).toEqual([{ name: 'ACME-PC-00002', updates: ['5034765'], state: 'succeeded' }]);
+    expect([(await w.gate('pilot/acme'))?.state, (await w.gate('broad/acme'))?.state]).toEqual(['confirmed', 'finished']);
+    expect(rowsOf(await w.db.execute(sql`select 1 from chat_outbox where subject like 'signoff:%'`)).length).toBe(cards);
+  });
+
+  it('a pilot a later promotion reopened with nothing eligible for its machines goes back to confirmed: no card, no "client waits" note, status says so', async () => {
+    // The server KB finishes on the MSP's server on Sunday and is promoted; acme's pilot is a desktop.
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, mspExtra: [{ name: 'MSP-SRV-01', class: 'server', ring: 'msp', os: SERVER, user: undefined }], clients: [{ id: 'acme', pilot: 1, broad: 1 }] }, ['5034765', '5034770']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    await w.night('2024-02-18T07:30:00Z'); // Sunday 01:30 CST: the server KB installs on the MSP's server
+    w.clock.now = new Date('2024-02-18T12:00:00Z');
+    await w.engine.sweep();
+    const cards = async () => rowsOf(await w.db.execute(sql`select 1 from chat_outbox where subject like 'signoff:%'`)).length;
+    const notes = async () => rowsOf(await w.db.execute(sql`select 1 from chat_outbox where subject = 'rollout:2024-Feb:pilot:acme'`)).length;
+    const [cardsBefore, notesBefore] = [await cards(), await notes()];
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    expect((await w.gate('pilot/acme'))?.state).toBe('scheduled');
+    // The next sweep (daytime, no window open) finds nothing for acme's desktop pilot: it rests confirmed again.
+    w.clock.now = new Date('2024-02-18T13:00:00Z');
+    await w.engine.sweep();
+    expect((await w.gate('pilot/acme'))?.state).toBe('confirmed');
+    const status = await releaseStatus(w.db, '2024-Feb');
+    expect(status?.rings.find((r) => r.ring === 'pilot')?.state).toBe('confirmed');
+    await w.night('2024-02-19T07:30:00Z');
+    expect((await w.gate('pilot/acme'))?.state).toBe('confirmed');
+    expect(await w.runsOf('ACME-PILOT')).toHaveLength(1);
+    expect([await cards(), await notes()]).toEqual([cardsBefore, notesBefore]);
   });
 
   it('finding 4: a desktop KB finished on the MSP desktop Wednesday night is offered Thursday, not after the Sunday server window; times in the MSP zone', async () => {

@@ -4,7 +4,8 @@
  * goes through the real use-cases, the real RolloutEngine with a real BullMQ run worker on a real redis-server,
  * the DM planner, the Teams client tick and the simulated fleet, on one database reused (emptied) per sequence.
  * After every command the six invariants are computed from the tables and the fleet's ledger
- * (test/support/rollout-model/invariants.ts).
+ * (test/support/rollout-model/invariants.ts); at the end of each sequence the clock runs on four days and I7
+ * (liveness: what was owed was delivered) is judged.
  *
  *   PATCHBAY_MODEL_RUNS=500           more sequences (default 100)
  *   PATCHBAY_MODEL_SEED=123           replay one run's seed (with PATCHBAY_MODEL_PATH, the exact shrunk case)
@@ -50,13 +51,18 @@ afterAll(async () => {
 
 describe('the rollout model', () => {
   it(
-    `keeps I1–I6 after every command of ${RUNS} generated sequence(s)${SEED === undefined ? '' : ` from seed ${SEED}`}`,
+    `keeps I1–I6 after every command, and I7 at the end, of ${RUNS} generated sequence(s)${SEED === undefined ? '' : ` from seed ${SEED}`}`,
     async () => {
       const harness = new ModelHarness({ database, redisUrl: redis.url, prefix: redis.prefix }, WHICH);
       const property = fc.asyncProperty(fc.commands(commandArbitraries(), { maxCommands: MAX_COMMANDS, size: 'max', ...(REPLAY ? { replayPath: REPLAY } : {}) }), async (commands) => {
         await harness.begin();
         try {
           await fc.asyncModelRun(() => ({ model: initialModel(), real: harness }), commands);
+          // Liveness: every approved, unheld update past the earlier rings reaches the devices it applies to.
+          const late = await harness.eventually();
+          if (late.length > 0) {
+            throw new Error(['at the end of the sequence:', ...late.map((v) => `  ${v.invariant}: ${v.text}`), 'steps:', ...harness.journal.map((j) => `  ${j}`)].join('\n'));
+          }
         } finally {
           await harness.end();
         }

@@ -338,7 +338,7 @@ describe('rollout engine', { timeout: 120_000 }, () => {
 
   it('a hold issued during a window stops new runs within seconds; runs already installing finish', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
-    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 60 }] }, h.clock.now);
+    await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 0, broad: 60 }] }, h.clock.now);
     await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
     const startedAt: Array<{ device: string; realMs: number }> = [];
     const fleet = new SimulatedFleet({ clock: () => h.clock.now, fleet: { latencyMs: 20 } });
@@ -409,7 +409,7 @@ describe('rollout engine', { timeout: 120_000 }, () => {
 
   it('Redis killed mid-window and replaced by an empty one on the same port: the work is rebuilt from Postgres, every run finishes once', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
-    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 40 }] }, h.clock.now);
+    await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 0, broad: 40 }] }, h.clock.now);
     await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
     // A redis-server of this test's own, so killing it touches nothing else.
     const dirs = [fs.mkdtempSync(path.join(os.tmpdir(), 'patchbay-redis-a-')), fs.mkdtempSync(path.join(os.tmpdir(), 'patchbay-redis-b-'))];
@@ -455,7 +455,7 @@ describe('rollout engine', { timeout: 120_000 }, () => {
 
   it('a run the user deferred (pre-inserted as rolled, detail.deferred) is not a missed window and is planned again in the next window', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
-    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 3 }] }, h.clock.now);
+    await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 0, broad: 3 }] }, h.clock.now);
     await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
     const db = h.database.db;
     // ACME-PC-00001 has missed two windows already: one more real miss would flag it.
@@ -491,7 +491,7 @@ describe('rollout engine', { timeout: 120_000 }, () => {
 
   it('Retry failed while the window still has room starts the same run again now, with new keys, once', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
-    await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 2 }] }, h.clock.now);
+    await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 0, broad: 2 }] }, h.clock.now);
     await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
     const db = h.database.db;
     const fleet = new SimulatedFleet({ clock: () => h.clock.now, devices: { 'ACME-PC-00001': { installFailureRate: 1 } } });
@@ -571,7 +571,7 @@ describe('rollout engine', { timeout: 120_000 }, () => {
 
     it('two worker processes on one Redis: each run executes once', async () => {
       const h = await harness('2024-02-14T07:30:00Z');
-      await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 80 }] }, h.clock.now);
+      await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 0, broad: 80 }] }, h.clock.now);
       await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
       const ledger = path.join(dir, 'two.jsonl');
       await Promise.all([spawnWorker(h, 'w1', ledger, 5), spawnWorker(h, 'w2', ledger, 5)]);
@@ -586,7 +586,7 @@ describe('rollout engine', { timeout: 120_000 }, () => {
 
     it('a worker killed with SIGKILL mid-window and restarted finishes every run exactly once, no second install or reboot', async () => {
       const h = await harness('2024-02-14T07:30:00Z');
-      await seedWorld(h.database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 0, broad: 80 }] }, h.clock.now);
+      await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 0, broad: 80 }] }, h.clock.now);
       await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
       const ledger = path.join(dir, 'kill.jsonl');
       const first = await spawnWorker(h, 'first', ledger, 15);

@@ -25,7 +25,7 @@ function rule(spec: string): WindowRule {
 
 export interface WorldOptions {
   mspDevices?: number;
-  clients?: Array<{ id: string; timezone?: string; pilot?: number; broad?: number; desktopWindow?: string }>;
+  clients?: Array<{ id: string; timezone?: string; pilot?: number; broad?: number; desktopWindow?: string; /** The pilot machines' OS (default Windows 11). */ pilotOs?: string }>;
   mspWindow?: string;
   mspTimezone?: string;
   /** More MSP machines, e.g. a server (Sunday window) or one whose OS no update applies to. */
@@ -61,7 +61,7 @@ export function worldInventory(options: WorldOptions): Inventory {
           id: 'main',
           name: 'Main',
           devices: [
-            ...Array.from({ length: c.pilot ?? 1 }, (_, i) => desktop(`${c.id.toUpperCase()}-PILOT-${i + 1}`, 'pilot')),
+            ...Array.from({ length: c.pilot ?? 1 }, (_, i) => ({ ...desktop(`${c.id.toUpperCase()}-PILOT-${i + 1}`, 'pilot'), os: c.pilotOs ?? WIN11 })),
             ...Array.from({ length: c.broad ?? 3 }, (_, i) => desktop(`${c.id.toUpperCase()}-PC-${String(i + 1).padStart(5, '0')}`, 'broad')),
           ],
         },
@@ -111,6 +111,8 @@ export async function seedWorld(db: AppDatabase, options: WorldOptions, now: Dat
  * Puts a gate in `scheduled` directly, for tests that start past the earlier gates. Each update goes through every
  * ring on its own, so the earlier rings are passed the only way that needs no install: every update of the world
  * promoted with ring msp skipped (and, for a broad gate, the client's pilot skipped), as an engineer would record.
+ * Seed such a world without MSP machines that run the updates: a skip lets an update past ring msp, but an MSP
+ * machine that runs it still owes it, and the sweep reopens a resting ring msp that has eligible work.
  */
 export async function scheduleGate(db: AppDatabase, ring: Ring, clientId: string | null, now: Date): Promise<void> {
   const book = await loadBook(db, '2024-Feb');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mspStandings, passedUpdates, pilotAsk, readyToPromote, releaseFacts, type UpdateOutcome } from '../../src/domain/eligibility.ts';
+import { mspProducts, mspStandings, passedUpdates, pilotAsk, readyToPromote, releaseFacts, type UpdateOutcome } from '../../src/domain/eligibility.ts';
 import { emptyBook, transition, type Book, type RolloutEvent } from '../../src/domain/rollout.ts';
 
 const W11 = 'Windows 11 Version 23H2 for x64-based Systems';
@@ -56,6 +56,19 @@ describe('ring msp, per update', () => {
     expect(early.find((s) => s.key === 'SRV')).toMatchObject({ state: 'testing', needing: [2] });
     const thursday = mspStandings(input, new Date('2026-12-11T08:02:00Z'));
     expect(readyToPromote(thursday)).toEqual(['DESK']);
+  });
+
+  it('passes ring msp per product: the products of its own that the MSP devices it installed on run; a skip passes every product', () => {
+    const b = book([[{ type: 'approved', id: 'a' }, '2026-12-08T19:00:00Z']]);
+    const updates = [
+      { key: 'BOTH', productIds: ['P11', 'S22'] },
+      { key: 'SRV', productIds: ['S22'] },
+    ];
+    const facts = releaseFacts(b, [{ ...installed(1, 'msp', null, 'BOTH', '2026-12-10T08:00:00Z'), os: W11 }]);
+    expect(mspProducts(facts, products, updates)).toEqual(new Map([['BOTH', new Set(['P11'])], ['SRV', new Set()]]));
+    const skipped = transition(b, { type: 'skip_ring', id: 's', actor: engineer, ring: 'msp', clientId: null, updateKey: 'BOTH', reason: 'no server here' }, new Date('2026-12-10T09:00:00Z'));
+    if (skipped.outcome !== 'applied') throw new Error(skipped.outcome);
+    expect(mspProducts(releaseFacts(skipped.book, facts.outcomes), products, updates).has('BOTH')).toBe(false);
   });
 
   it('an update no MSP device runs is untested until an engineer skips ring msp for it', () => {

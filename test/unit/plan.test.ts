@@ -53,7 +53,9 @@ describe('planWindow', () => {
     });
     expect(plan.runs).toEqual([{ deviceId: 1, updates: ['5034765'] }]);
     expect(plan.skipped.find((s) => s.deviceId === 2)?.reason).toBe('done');
-    expect(plan.skipped.find((s) => s.deviceId === 3)?.reason).toBe('nothing_applies');
+    // The server's only approved update is held: it is held, not "nothing to install".
+    expect(plan.skipped.find((s) => s.deviceId === 3)?.reason).toBe('held');
+    expect(plan.skipped.find((s) => s.deviceId === 4)?.reason).toBe('nothing_applies');
   });
 
   it('done is per device per update: an update approved after a device succeeded still reaches it', () => {
@@ -65,7 +67,32 @@ describe('planWindow', () => {
   it('carries only the updates that passed the earlier rings for this ring and client', () => {
     const plan = planWindow({ ...base, passed: new Set(['5034763']) });
     expect(plan.runs).toEqual([{ deviceId: 2, updates: ['5034763'] }]);
-    expect(plan.skipped.find((s) => s.deviceId === 1)?.reason).toBe('nothing_applies');
+  });
+
+  it('a device whose updates have not passed the earlier rings is waiting for a ring, not "nothing to install"', () => {
+    const plan = planWindow({ ...base, passed: new Set(['5034763']) });
+    expect(plan.skipped).toEqual([
+      { deviceId: 1, reason: 'waiting_for_ring' },
+      { deviceId: 3, reason: 'waiting_for_ring' },
+      { deviceId: 4, reason: 'nothing_applies' },
+      { deviceId: 5, reason: 'no_os' },
+    ]);
+    // Done with what passed, the rest still in the earlier rings: still waiting.
+    const later = planWindow({ ...base, devices: base.devices.slice(1, 2), passed: new Set(['5034763']), done: new Map([[2, new Set(['5034763'])]]) });
+    expect(later.skipped).toEqual([{ deviceId: 2, reason: 'waiting_for_ring' }]);
+  });
+
+  it('an update passes ring msp per product: one tested on Windows 11 only does not reach a Windows 10 device', () => {
+    // 5034439 fixes Windows 11, Windows 10 and Server 2022; ring msp installed it on a Windows 11 machine only.
+    const plan = planWindow({ ...base, passedProducts: new Map([['5034439', new Set(['P11'])]]) });
+    expect(plan.runs).toEqual([
+      { deviceId: 1, updates: ['5034765', '5034439'] },
+      { deviceId: 2, updates: ['5034763'] },
+      { deviceId: 3, updates: ['5034770'] },
+    ]);
+    // Tested on no product of its own (none of the MSP machines it installed on runs one): it reaches no device.
+    const none = planWindow({ ...base, devices: base.devices.slice(0, 1), passedProducts: new Map([['5034765', new Set()], ['5034439', new Set()]]) });
+    expect(none.skipped).toEqual([{ deviceId: 1, reason: 'waiting_for_ring' }]);
   });
 
   it('a client hold plans nothing', () => {

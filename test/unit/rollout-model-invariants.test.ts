@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { LedgerEntry } from '../../src/adapters/deployers/simulated.ts';
-import { cardUpdates, checkI1, checkI2, checkI3, checkI4, checkI5, checkI6, type Facts } from '../support/rollout-model/invariants.ts';
+import { cardUpdates, checkI1, checkI2, checkI3, checkI4, checkI5, checkI6, checkI7, type Facts } from '../support/rollout-model/invariants.ts';
 import { WIN11, WIN10 } from '../support/rollout-model/world.ts';
 
 const at = (iso: string) => Date.parse(iso);
@@ -121,5 +121,28 @@ describe('the rollout model invariants', () => {
     expect(checkI6(facts({ holds: [clientHold], approvals, statusText: '*2024-Feb*\nUpdates: 0 approved, 4 held, 0 waiting' }), now)).toHaveLength(1);
     const everywhere = { ...clientHold, scope: 'update', updateKey: '5034765', clientId: null };
     expect(checkI6(facts({ holds: [everywhere], approvals, statusText: '*2024-Feb*\nUpdates: 3 approved, 1 held, 0 waiting' }), now)).toEqual([]);
+  });
+
+  it('I7: an approved, unheld update past ring msp that never reached a pilot machine in three windows is flagged; delivered, held, flagged or too soon is not', () => {
+    const from = at('2024-02-19T12:00:00.000Z');
+    const to = from + 4 * 24 * 3_600_000;
+    const approvals = [{ updateKey: '5034765', at: from - 3_600_000 }];
+    // Ring msp installed it on a machine running the pilot's OS and an engineer promoted it: P-1 owes it.
+    const before = facts({ ledger: [install('MSP-1', NIGHT1, ['5034765'])], approvals, promoted: new Set(['5034765']), pilotConfirmed: new Map() });
+    const late = checkI7(before, before, from, to);
+    expect(late.map((v) => v.text)).toEqual([expect.stringMatching(/^P-1 \(pilot, c\) never got KB5034765/)]);
+    const delivered = facts({ ...before, ledger: [...before.ledger, install('P-1', '2024-02-20T07:30:00.000Z', ['5034765'], true)] });
+    expect(checkI7(before, delivered, from, to)).toEqual([]);
+    const held = facts({ ...before, holds: [{ scope: 'update', releaseId: '2024-Feb', updateKey: '5034765', clientId: 'c', ring: null, placedAt: from, releasedAt: null }] });
+    expect(checkI7(before, held, from, to)).toEqual([]);
+    const flagged = facts({ ...before, devices: new Map([...before.devices].map(([n, d]) => [n, n === 'P-1' ? { ...d, flagged: true } : d])) });
+    expect(checkI7(before, flagged, from, to)).toEqual([]);
+    expect(checkI7(before, before, from, from + 24 * 3_600_000)).toEqual([]);
+    // Not promoted, or its pilot waiting for the champion: nothing is owed yet.
+    expect(checkI7(facts({ ...before, promoted: new Set() }), before, from, to)).toEqual([]);
+    expect(checkI7(before, facts({ ...before, pilotAwaiting: new Set(['c']) }), from, to)).toEqual([]);
+    // A broad machine is owed it once its client's pilot installed it and the confirmation covered it.
+    const piloted = facts({ ...before, ledger: [...before.ledger, install('P-1', '2024-02-19T08:30:00.000Z', ['5034765'])], pilotConfirmed: new Map([['c', new Set(['5034765'])]]) });
+    expect(checkI7(piloted, piloted, from, to).map((v) => v.text)).toEqual([expect.stringMatching(/^B-1 \(broad, c\) never got KB5034765/)]);
   });
 });

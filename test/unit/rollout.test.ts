@@ -54,6 +54,67 @@ describe('rollout gates, by example', () => {
     expect(book.gates['broad/bluebird']).toBeUndefined();
   });
 
+  /** Acme confirmed U1 on its pilot and its broad ring finished with it: every gate at rest. */
+  const confirmedAcme = (): RolloutEvent[] => [
+    { type: 'approved', id: 'a' },
+    { type: 'window_opened', ring: 'msp', clientId: null, windowStart: '2024-02-14T07:00:00Z', holds: [] },
+    { type: 'ring_finished', ring: 'msp', clientId: null, soakHours: 1 },
+    { type: 'promote', id: 'p1', actor: engineer, clients: ['acme'], updates: ['U1'] },
+    { type: 'window_opened', ring: 'pilot', clientId: 'acme', windowStart: '2024-02-15T07:00:00Z', holds: [] },
+    { type: 'ring_finished', ring: 'pilot', clientId: 'acme', asked: ['U1'] },
+    { type: 'confirm_pilot', id: 'c1', actor: engineer, clientId: 'acme' },
+    { type: 'window_opened', ring: 'broad', clientId: 'acme', windowStart: '2024-02-16T07:00:00Z', holds: [] },
+    { type: 'ring_finished', ring: 'broad', clientId: 'acme' },
+  ];
+  const at = new Date('2024-02-20T12:00:00Z');
+
+  it('a hold released after its rings finished reopens the resting gates that have eligible work; a gate at work is left alone', () => {
+    const book = run(confirmedAcme());
+    expect([book.gates.msp!.state, book.gates['pilot/acme']!.state, book.gates['broad/acme']!.state]).toEqual(['promoted', 'confirmed', 'finished']);
+    const reopened = transition(book, { type: 'reopen', gates: ['pilot/acme', 'broad/acme', 'pilot/nobody'] }, at);
+    if (reopened.outcome !== 'applied') throw new Error(reopened.outcome);
+    expect(reopened.book.gates['pilot/acme']!.state).toBe('scheduled');
+    expect(reopened.book.gates['broad/acme']!.state).toBe('scheduled');
+    expect(reopened.effects).toEqual([
+      { type: 'schedule', ring: 'broad', clientId: 'acme' },
+      { type: 'schedule', ring: 'pilot', clientId: 'acme' },
+    ]);
+    // The confirmation acme gave stays: a reopened pilot asks only about what installs now.
+    expect(reopened.book.gates['pilot/acme']!.confirmed).toEqual(['U1']);
+    expect(transition(reopened.book, { type: 'reopen', gates: ['pilot/acme', 'broad/acme'] }, at).outcome).toBe('noop');
+    // A pilot waiting for its champion's answer runs again once answered, as after a later promotion.
+    const awaiting = run(confirmedAcme().slice(0, 6));
+    const flagged = transition(awaiting, { type: 'reopen', gates: ['pilot/acme'] }, at);
+    if (flagged.outcome !== 'applied') throw new Error(flagged.outcome);
+    expect(flagged.book.gates['pilot/acme']).toMatchObject({ state: 'awaiting_confirmation', reopen: true });
+    expect(flagged.effects).toEqual([]);
+  });
+
+  it('a pilot a later promotion reopened, with nothing eligible for its devices, settles back to confirmed (or waiting): no card, no note', () => {
+    const promoted = transition(run(confirmedAcme()), { type: 'promote', id: 'p2', actor: engineer, clients: ['acme'], updates: ['U2'] }, at);
+    if (promoted.outcome !== 'applied') throw new Error(promoted.outcome);
+    expect(promoted.book.gates['pilot/acme']!.state).toBe('scheduled');
+    const settled = transition(promoted.book, { type: 'settle', gates: ['pilot/acme'] }, at);
+    if (settled.outcome !== 'applied') throw new Error(settled.outcome);
+    expect(settled.book.gates['pilot/acme']!.state).toBe('confirmed');
+    expect(settled.effects).toEqual([]);
+    // Ran and installed nothing new: back to confirmed too, without a "client waits" note.
+    const opened = run([...confirmedAcme(), { type: 'promote', id: 'p2', actor: engineer, clients: ['acme'], updates: ['U2'] }, { type: 'window_opened', ring: 'pilot', clientId: 'acme', windowStart: '2024-02-21T07:00:00Z', holds: [] }]);
+    const finished = transition(opened, { type: 'ring_finished', ring: 'pilot', clientId: 'acme', asked: [] }, at);
+    if (finished.outcome !== 'applied') throw new Error(finished.outcome);
+    expect(finished.book.gates['pilot/acme']!.state).toBe('confirmed');
+    expect(finished.effects).toEqual([]);
+    // A pilot that never confirmed anything, reopened with nothing eligible, waits again without a second note.
+    const waiting = run([...confirmedAcme().slice(0, 5), { type: 'ring_finished', ring: 'pilot', clientId: 'acme', asked: [] }, { type: 'promote', id: 'p2', actor: engineer, clients: ['acme'], updates: ['U2'] }]);
+    expect(waiting.gates['pilot/acme']!.state).toBe('scheduled');
+    const back = transition(waiting, { type: 'settle', gates: ['pilot/acme'] }, at);
+    expect(back).toMatchObject({ outcome: 'applied', effects: [] });
+    if (back.outcome === 'applied') expect(back.book.gates['pilot/acme']!.state).toBe('waiting');
+    // A new gate's first window tells its own story: settle leaves it alone.
+    const fresh = run(confirmedAcme().slice(0, 4));
+    expect(transition(fresh, { type: 'settle', gates: ['pilot/acme'] }, at).outcome).toBe('noop');
+  });
+
   it('a held gate refuses its window and resumes at the next one once released', () => {
     const book = run([{ type: 'approved', id: 'a' }]);
     const hold: Hold = { scope: 'ring', releaseId: null, updateKey: null, clientId: null, ring: 'msp' };

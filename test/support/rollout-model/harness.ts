@@ -25,7 +25,7 @@ import type { JobContext } from '../../../src/jobs/index.ts';
 import { recentReleaseIds, releaseStatus } from '../../../src/use-cases/status.ts';
 import { statusText } from '../../../src/bot/slack/views.ts';
 import type { UseCaseContext } from '../../../src/use-cases/decisions.ts';
-import { checkAll, loadFacts, type InvariantId, type Violation } from './invariants.ts';
+import { checkAll, checkI7, loadFacts, type InvariantId, type Violation } from './invariants.ts';
 import { CLIENTS, END, EXTRA_DEVICES, INITIAL_DEVICES, MSP, resetDatabase, seedWorld, START, type WorldDevice } from './world.ts';
 import { windowsAfter } from './windows.ts';
 
@@ -73,6 +73,8 @@ export class ModelHarness {
     dms: 0,
     /** Sequences that got an install onto ring pilot / broad, or wrote a sign-off card: how much I2, I3 and I5 saw. */
     reached: { pilot: 0, broad: 0, cards: 0 },
+    /** (device, update) deliveries I7 judged at the ends of sequences: how much the liveness check saw. */
+    owed: 0,
     /** Real milliseconds spent per part, to see where a slow run went. */
     ms: {} as Record<string, number>,
   };
@@ -302,6 +304,24 @@ export class ModelHarness {
     const ids = await recentReleaseIds(this.db, 3);
     const statuses = (await Promise.all(ids.map((id) => releaseStatus(this.db, id)))).filter((s) => s !== undefined);
     return statusText(statuses, MSP.timezone, this.clock.now);
+  }
+
+  /**
+   * I7 at the end of a sequence: what the system owed then (see checkI7) has happened once the clock has run on
+   * four days with nobody acting (never past the model's month, so a sequence that ended late is judged on fewer
+   * devices, or none).
+   */
+  async eventually(): Promise<Violation[]> {
+    if (!this.which.has('I7')) return [];
+    const from = this.clock.now.getTime();
+    const before = await loadFacts(this.db, [...this.fleet.ledger], '');
+    await this.advanceTo(new Date(from + 4 * 24 * HOUR));
+    const after = await loadFacts(this.db, this.fleet.ledger, '');
+    this.journal.push(`${this.clock.now.toISOString()} eventually (the clock ran on; nobody acted)`);
+    const judged = { owed: 0 };
+    const late = checkI7(before, after, from, this.clock.now.getTime(), judged);
+    this.stats.owed += judged.owed;
+    return late;
   }
 
   async violations(): Promise<Violation[]> {

@@ -11,10 +11,11 @@
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from '../../../src/db/client.ts';
 import type { LedgerEntry } from '../../../src/adapters/deployers/simulated.ts';
-import { RELEASE_ID, UPDATE_KEYS } from './world.ts';
-import { windowAt } from './windows.ts';
+import { RELEASE_ID, UPDATE_KEYS, UPDATES } from './world.ts';
+import { windowAt, windowsAfter } from './windows.ts';
 
-export const INVARIANTS = ['I1', 'I2', 'I3', 'I4', 'I5', 'I6'] as const;
+/** I7 (liveness) is judged once, at the end of a sequence, after the clock has run on (ModelHarness.eventually). */
+export const INVARIANTS = ['I1', 'I2', 'I3', 'I4', 'I5', 'I6', 'I7'] as const;
 export type InvariantId = (typeof INVARIANTS)[number];
 
 export interface Violation {
@@ -34,6 +35,12 @@ export interface Facts {
   /** `/patch status` as an engineer reads it. */
   statusText: string;
   approvals: Array<{ updateKey: string | null; at: number }>;
+  /** The engineers' promotions (every update any Promote covered), as ring msp's gate records them. */
+  promoted?: Set<string>;
+  /** By client: the updates its confirmations covered, as its pilot gate records them. */
+  pilotConfirmed?: Map<string, Set<string>>;
+  /** Clients whose pilot waits for its champion's answer (or a reported problem): a human step, not the system's. */
+  pilotAwaiting?: Set<string>;
 }
 
 interface DeviceRow {
@@ -47,6 +54,8 @@ interface DeviceRow {
   zone: string;
   noticeHours: number;
   retiredAt: number | null;
+  /** Missed too many windows: flagged for the engineers, no longer expected to install. */
+  flagged?: boolean;
 }
 
 interface HoldRow {
@@ -81,7 +90,7 @@ const DEFAULT_NOTICE_HOURS = 4;
 
 export async function loadFacts(db: AppDatabase, ledger: readonly LedgerEntry[], statusText: string): Promise<Facts> {
   const devices = rowsOf<Record<string, unknown>>(
-    await db.execute(sql`select d.id, d.name, d.client_id, d.ring, d.os, d.user_email, d.retired_at,
+    await db.execute(sql`select d.id, d.name, d.client_id, d.ring, d.os, d.user_email, d.retired_at, d.flagged_at is not null as flagged,
         coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as zone,
         coalesce(c.settings ->> 'noticeHours', c.settings ->> 'notice_hours') as notice
       from devices d left join clients c on c.id = d.client_id join msp m on m.id = 1`),
@@ -97,6 +106,7 @@ export async function loadFacts(db: AppDatabase, ledger: readonly LedgerEntry[],
       zone: String(r.zone),
       noticeHours: r.notice === null || r.notice === undefined ? DEFAULT_NOTICE_HOURS : Number(r.notice),
       retiredAt: msOrNull(r.retired_at),
+      flagged: Boolean(r.flagged),
     }),
   );
   const holds = rowsOf<Record<string, unknown>>(
@@ -146,7 +156,14 @@ export async function loadFacts(db: AppDatabase, ledger: readonly LedgerEntry[],
     await db.execute(sql`select u.update_key, d.created_at as at from decisions d left join updates u on u.id = d.update_id
       where d.kind = 'approve' and d.release_id = ${RELEASE_ID}`),
   ).map((r) => ({ updateKey: r.update_key, at: ms(r.at) }));
-  return { ledger, devices: new Map(devices.map((d) => [d.name, d])), holds, confirmations, skips, dms, cards, statusText, approvals };
+  const gates = rowsOf<{ ring: string; client_id: string | null; state: string; detail: { promotions?: Array<{ updates: string[] }>; confirmed?: string[] } }>(
+    await db.execute(sql`select ring, client_id, state, state_detail as detail from rollouts where release_id = ${RELEASE_ID}`),
+  );
+  const promoted = new Set(gates.filter((g) => g.ring === 'msp').flatMap((g) => (g.detail.promotions ?? []).flatMap((p) => p.updates)));
+  const pilots = gates.filter((g) => g.ring === 'pilot' && g.client_id !== null);
+  const pilotConfirmed = new Map(pilots.map((g) => [g.client_id!, new Set(g.detail.confirmed ?? [])]));
+  const pilotAwaiting = new Set(pilots.filter((g) => g.state === 'awaiting_confirmation' || g.state === 'problem').map((g) => g.client_id!));
+  return { ledger, devices: new Map(devices.map((d) => [d.name, d])), holds, confirmations, skips, dms, cards, statusText, approvals, promoted, pilotConfirmed, pilotAwaiting };
 }
 
 /** Installs that went in: the device now has these updates. */
@@ -364,6 +381,50 @@ export function checkI6(facts: Facts, now: number): Violation[] {
   return [{ invariant: 'I6', text: `/patch status says "${said}"; the tables say ${is}` }];
 }
 
+/**
+ * I7 (liveness): what was owed at `from` has happened by `to`, the clock having run on with nobody acting. A live,
+ * unflagged device owes an install attempt (the ledger shows an install carrying it, succeeded or failed) of
+ * every update that applies to its OS, is approved, is not held for it, and had passed the earlier rings for it
+ * at `from`: for a pilot, promoted and installed on an MSP machine running its OS (or ring msp skipped); for a
+ * broad device, also installed on a pilot of its client and covered by that client's confirmation (or the pilot
+ * skipped). Judged only where the device had three whole windows after `from` (time for the DM, and for an
+ * offline machine to roll on or be flagged), and not on a pilot waiting for its champion (a person's step).
+ */
+export function checkI7(before: Facts, after: Facts, from: number, to: number, judged = { owed: 0 }): Violation[] {
+  const out: Violation[] = [];
+  const done = installed(before);
+  const active = after.holds.filter((h) => h.placedAt <= to && (h.releasedAt === null || h.releasedAt > to));
+  const onRing = (u: string, ring: 'msp' | 'pilot', ok: (d: DeviceRow) => boolean) =>
+    done.some((e) => e.t <= from && e.updates.includes(u) && before.devices.get(e.device)?.ring === ring && ok(before.devices.get(e.device)!));
+  for (const device of after.devices.values()) {
+    if (device.retiredAt !== null || device.flagged || !device.os || !device.spec) continue;
+    const windows = windowsAfter(device.spec, device.zone, new Date(from + device.noticeHours * 3_600_000), 10).filter((w) => w.end.getTime() <= to);
+    if (windows.length < 3) continue;
+    if (device.ring !== 'msp' && after.pilotAwaiting?.has(device.clientId!)) continue;
+    for (const u of UPDATE_KEYS) {
+      if (!UPDATES[u]!.includes(device.os)) continue;
+      if (!before.approvals.some((a) => a.at <= from && (a.updateKey === null || a.updateKey === u))) continue;
+      if (active.some((h) => holdCovers(h, device, u))) continue;
+      if (device.ring !== 'msp') {
+        if (!before.promoted?.has(u)) continue;
+        if (!onRing(u, 'msp', (d) => d.os === device.os) && !skipped(before, u, 'msp', null, from)) continue;
+      }
+      if (device.ring === 'broad') {
+        const piloted = onRing(u, 'pilot', (d) => d.clientId === device.clientId) && (before.pilotConfirmed?.get(device.clientId!)?.has(u) ?? false);
+        if (!piloted && !skipped(before, u, 'pilot', device.clientId, from)) continue;
+      }
+      judged.owed++;
+      const attempted = after.ledger.some((e) => e.kind === 'install' && e.device === device.name && (e.updates ?? []).includes(u));
+      if (attempted) continue;
+      out.push({
+        invariant: 'I7',
+        text: `${device.name} (${device.ring}${device.clientId ? `, ${device.clientId}` : ''}) never got KB${u}: it was approved, unheld and past the earlier rings for it at ${iso(from)}, and ${windows.length} of its windows passed by ${iso(to)}`,
+      });
+    }
+  }
+  return out;
+}
+
 export function checkAll(facts: Facts, now: number, which: ReadonlySet<InvariantId>): Violation[] {
   const checks: Record<InvariantId, () => Violation[]> = {
     I1: () => checkI1(facts),
@@ -372,6 +433,8 @@ export function checkAll(facts: Facts, now: number, which: ReadonlySet<Invariant
     I4: () => checkI4(facts),
     I5: () => checkI5(facts),
     I6: () => checkI6(facts, now),
+    // Liveness is not a property of one instant: ModelHarness.eventually judges it at the end of a sequence.
+    I7: () => [],
   };
   return INVARIANTS.filter((id) => which.has(id)).flatMap((id) => checks[id]());
 }
