@@ -20,7 +20,7 @@ export interface DirectoryClientRow {
   name: string;
   timezone: string;
   windows: Record<string, string>;
-  settings: { slackChannel?: string; teamsTenantId?: string; chatPlatform?: 'slack' | 'teams'; dmTime?: string };
+  settings: { slackChannel?: string; teamsTenantId?: string; chatPlatform?: 'slack' | 'teams'; dmTime?: string; noticeHours?: number };
 }
 
 export async function directoryClients(db: AppDatabase): Promise<DirectoryClientRow[]> {

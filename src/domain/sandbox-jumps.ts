@@ -4,7 +4,8 @@
  */
 import { DateTime } from 'luxon';
 import { nextPatchTuesday } from './calendar.ts';
-import { parseDmTime, DEFAULT_DM_TIME } from './user-dm.ts';
+import { dmSendTime, parseDmTime, DEFAULT_DM_TIME } from './user-dm.ts';
+import { DEFAULT_NOTICE_HOURS } from './notice.ts';
 import { nextWindow, windowContaining } from './windows.ts';
 import { parseWindowSpec } from './window-spec.ts';
 
@@ -25,8 +26,10 @@ export interface JumpOwner {
   zone: string;
   /** Window rule per device class, e.g. { desktop: "daily 01:00-05:00" }. */
   windows: Record<string, string>;
-  /** When its users hear about tonight (clients only), `HH:MM` in the zone. */
+  /** When its users hear about tonight, `HH:MM` in the zone (the MSP's own users get DMs too). */
   dmTime?: string;
+  /** How long before a window its users must have been told (the client's notice_hours). */
+  noticeHours?: number;
 }
 
 export interface JumpTarget {
@@ -63,9 +66,9 @@ export function jumpTarget(jump: Jump, now: DateTime, owners: readonly JumpOwner
           const window = jump === 'next-window' ? nextWindow(parsed.value, owner.zone, now) : windowContaining(parsed.value, owner.zone, now);
           if (!window) continue;
           const at = jump === 'next-window' ? window.start : window.end;
-          if (best === undefined || at < best.at) {
-            best = { at, detail: `${owner.name} ${deviceClass} window ${jump === 'next-window' ? 'opens' : 'closes'}, ${show(at)}` };
-          }
+          const candidate = jump === 'next-window' ? tellFirst(owner, deviceClass, window.start, now) : undefined;
+          const target = candidate ?? { at, detail: `${owner.name} ${deviceClass} window ${jump === 'next-window' ? 'opens' : 'closes'}, ${show(at)}` };
+          if (best === undefined || target.at < best.at) best = target;
         }
       }
       return best;
@@ -83,4 +86,16 @@ export function jumpTarget(jump: Jump, now: DateTime, owners: readonly JumpOwner
       return best;
     }
   }
+}
+
+/**
+ * A machine with a user runs only once its user was told in time (the notice rule), and the DM goes at the
+ * owner's DM time. A jump straight over that time would warn nobody, so the window would pass with nothing run,
+ * every time: "Next window" stops at the DM time first when it is still ahead, and the next press opens the window.
+ */
+function tellFirst(owner: JumpOwner, deviceClass: string, windowStart: DateTime, now: DateTime): JumpTarget | undefined {
+  if (owner.dmTime === undefined) return undefined;
+  const sendAt = DateTime.fromJSDate(dmSendTime(windowStart.toJSDate(), owner.zone, owner.dmTime, owner.noticeHours ?? DEFAULT_NOTICE_HOURS)).setZone(owner.zone);
+  if (sendAt <= now) return undefined;
+  return { at: sendAt, detail: `${owner.name} users hear about the ${deviceClass} window of ${show(windowStart)} (their DM time), ${show(sendAt)}; press again to open the window` };
 }

@@ -12,6 +12,7 @@ import { directoryClients, directoryPeople, type DirectoryClientRow } from '../d
 import type { SandboxPerson } from './api-types.ts';
 import type { SeedChannel, SeedUser } from './emulators/slack-emulator.ts';
 import type { JumpOwner } from '../domain/sandbox-jumps.ts';
+import { DEFAULT_DM_TIME } from '../domain/user-dm.ts';
 
 function stableId(prefix: string, seed: string, length = 9): string {
   return `${prefix}${createHash('sha256').update(seed).digest('hex').slice(0, length).toUpperCase()}`;
@@ -83,8 +84,16 @@ export class SandboxDirectory {
   /** The MSP (id null) and each client, with the windows and DM times the clock can jump to. */
   jumpOwners(): Array<JumpOwner & { id: string | null }> {
     return [
-      { id: null, name: this.msp.name, zone: this.msp.timezone, windows: this.msp.windows },
-      ...this.clients.map((c) => ({ id: c.id, name: c.name, zone: c.timezone, windows: c.windows, dmTime: c.settings.dmTime ?? '15:00' })),
+      // The MSP's own users get the DM too, at the default time (the MSP has no DM settings of its own).
+      { id: null, name: this.msp.name, zone: this.msp.timezone, windows: this.msp.windows, dmTime: DEFAULT_DM_TIME },
+      ...this.clients.map((c) => ({
+        id: c.id,
+        name: c.name,
+        zone: c.timezone,
+        windows: c.windows,
+        dmTime: c.settings.dmTime ?? DEFAULT_DM_TIME,
+        ...(c.settings.noticeHours !== undefined ? { noticeHours: c.settings.noticeHours } : {}),
+      })),
     ];
   }
 
