@@ -6,6 +6,7 @@ import { DateTime } from 'luxon';
 import { nextPatchTuesday } from './calendar.ts';
 import { dmSendTime, parseDmTime, DEFAULT_DM_TIME } from './user-dm.ts';
 import { DEFAULT_NOTICE_HOURS } from './notice.ts';
+import { zoneShort } from './zone-label.ts';
 import { nextWindow, windowContaining } from './windows.ts';
 import { parseWindowSpec } from './window-spec.ts';
 
@@ -38,7 +39,8 @@ export interface JumpTarget {
   detail: string;
 }
 
-const show = (at: DateTime) => at.toFormat('ccc d LLL HH:mm ZZZZ');
+// Zones as people read them: NZDT, not en-US's "GMT+13".
+const show = (at: DateTime) => `${at.toFormat('ccc d LLL HH:mm')} ${zoneShort(at)}`;
 
 /** Where `jump` lands from `now`; undefined when nothing qualifies (no windows, or none open for window-end). */
 export function jumpTarget(jump: Jump, now: DateTime, owners: readonly JumpOwner[], mspZone: string): JumpTarget | undefined {

@@ -51,4 +51,9 @@ describe('the sandbox clock\u2019s Next window', () => {
       { numRuns: 300 },
     );
   });
+
+  it('names zones as people read them (NZDT, not GMT+13)', () => {
+    const kiwi: JumpOwner = { name: 'Kiwi Physio', zone: 'Pacific/Auckland', windows: { desktop: 'daily 01:00-05:00' } };
+    expect(jumpTarget('next-window', at('2026-12-08T12:00'), [kiwi], CHICAGO)!.detail).toMatch(/01:00 NZDT$/);
+  });
 });
