@@ -10,6 +10,7 @@
  *   a no-op that says who did it first, so fifty clicks on one button make one decision.
  */
 import { DateTime } from 'luxon';
+import { zoneShort } from './zone-label.ts';
 import type { Ring } from './inventory.ts';
 
 /** `null` target = the whole release. */
@@ -317,7 +318,7 @@ export function standingOf(state: ReleaseDecisionState, updateKey: UpdateKey | n
 /** "14:02 CST": a decision's time in the zone of whoever reads it (the engineer's, else the MSP's). */
 export function formatDecisionTime(at: string | Date, zone: string, now?: Date): string {
   const t = (typeof at === 'string' ? DateTime.fromISO(at) : DateTime.fromJSDate(at)).setZone(zone);
-  const time = t.toFormat('HH:mm ZZZZ');
+  const time = `${t.toFormat('HH:mm')} ${zoneShort(t)}`;
   if (!now) return time;
   const today = DateTime.fromJSDate(now).setZone(zone).toISODate();
   return t.toISODate() === today ? time : `${t.toFormat('MMM d')} ${time}`;

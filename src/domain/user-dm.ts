@@ -11,6 +11,7 @@
  * at 15:00 local (a DM time inside a skipped hour goes at the end of the gap).
  */
 import { DateTime } from 'luxon';
+import { zoneShort } from './zone-label.ts';
 import { DEFAULT_NOTICE_HOURS, dmDue, latestDmSendTime } from './notice.ts';
 
 export const DEFAULT_DM_TIME = '15:00';
@@ -99,7 +100,7 @@ export function windowPhrase(start: Date, end: Date, zone: string, sendAt: Date)
   const s = DateTime.fromJSDate(start, { zone }).setLocale('en-US');
   const e = DateTime.fromJSDate(end, { zone }).setLocale('en-US');
   const when = dayWord(s, DateTime.fromJSDate(sendAt, { zone }));
-  const [sz, ez] = [s.toFormat('ZZZZ'), e.toFormat('ZZZZ')];
+  const [sz, ez] = [zoneShort(s), zoneShort(e)];
   const [sm, em] = [s.toFormat('a'), e.toFormat('a')];
   if (sz !== ez) return `${when} between ${clock(s)} ${sm} ${sz} and ${clock(e)} ${em} ${ez}`;
   if (sm !== em) return `${when} between ${clock(s)} ${sm} and ${clock(e)} ${em} ${ez}`;
@@ -265,7 +266,7 @@ export function renderDmText(template: string | undefined, v: { name: string; de
     when: oneWindow ? phrases[0]! : 'at the times shown',
     start: s.toFormat('h:mm a'),
     end: e.toFormat('h:mm a'),
-    zone: s.toFormat('ZZZZ'),
+    zone: zoneShort(s),
   };
   const daytime = v.devices.every((d) => isDaytime(d.windowStart, v.zone));
   return (template ?? (daytime ? DEFAULT_DAY_DM_TEMPLATE : DEFAULT_DM_TEMPLATE)).replace(/\{(\w+)\}/g, (whole, field: string) => fields[field] ?? whole);
@@ -284,15 +285,21 @@ export function deferral(usedThisRelease: number, max: number | undefined): Defe
  * start, dated and with its zone, and no other time: the moment of answering next to it read as a second window.
  */
 export function answerLine(answer: 'ok' | 'defer' | 'escalated', at: Date, zone: string, deferredTo?: Date): string {
-  const when = DateTime.fromJSDate(at, { zone }).setLocale('en-US').toFormat('h:mm a ZZZZ');
+  const answered = DateTime.fromJSDate(at, { zone }).setLocale('en-US');
+  const when = `${answered.toFormat('h:mm a')} ${zoneShort(answered)}`;
   switch (answer) {
     case 'ok':
       return `Thanks: you said you will leave it on (answered at ${when}).`;
     case 'defer':
-      return `Done: it will not be updated then. It moves to ${deferredTo ? DateTime.fromJSDate(deferredTo, { zone }).setLocale('en-US').toFormat("cccc d LLLL 'at' h:mm a ZZZZ") : 'the next window'}.`;
+      return `Done: it will not be updated then. It moves to ${deferredTo ? withZone(DateTime.fromJSDate(deferredTo, { zone }).setLocale('en-US'), "cccc d LLLL 'at' h:mm a") : 'the next window'}.`;
     case 'escalated':
       return `You have already put this month's updates off the most times allowed, so your IT team has been asked to decide; they will be in touch (answered at ${when}).`;
   }
 }
 
 export const OFFLINE_TEXT = 'Your computer was off last night, so it could not be updated. Please leave it on tonight (you can log off or lock it).';
+
+/** `format` (luxon tokens, no zone token) and the zone as people read it: "NZDT", not en-US's "GMT+13". */
+function withZone(at: DateTime, format: string): string {
+  return `${at.toFormat(format)} ${zoneShort(at)}`;
+}

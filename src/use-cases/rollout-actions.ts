@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
+import { zoneShort } from '../domain/zone-label.ts';
 import { clientNames } from '../db/names-repo.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { readyToPromote, type MspStanding } from '../domain/eligibility.ts';
@@ -153,7 +154,8 @@ const kbLabel = (key: string, names: ReadonlyMap<string, { kb: string | null }>)
 
 /** A time people read: the MSP's zone, weekday and abbreviation ("Mon 14 Dec 01:01 CST"), never raw UTC. */
 export function mspTime(at: string, zone: string): string {
-  return DateTime.fromISO(at).setZone(zone).toFormat('ccc d LLL HH:mm ZZZZ');
+  const t = DateTime.fromISO(at).setZone(zone);
+  return `${t.toFormat('ccc d LLL HH:mm')} ${zoneShort(t)}`;
 }
 
 /** Why Promote has nothing to cover yet, update by update. */

@@ -3,6 +3,7 @@
  * only; every piece of text a person or a feed wrote is escaped (mrkdwn) or put in plain_text.
  */
 import { DateTime } from 'luxon';
+import { zoneShort } from '../../domain/zone-label.ts';
 import { MAX_NOTE_CHARS, MAX_REASON_CHARS, formatDecisionTime, validateReason } from '../../domain/approval.ts';
 import { statusModel, type StatusNames, type StatusUpdateLine, type StatusView, type Who } from '../../domain/status.ts';
 import { KNOWN_NOTE_TAGS, type StoredNote } from '../../db/notes-repo.ts';
@@ -211,8 +212,8 @@ export function windowsText(w: ClientWindows, viewerZone: string): string {
     }
     lines.push(`• ${escapeMrkdwn(c.deviceClass)} \`${escapeMrkdwn(c.spec)}\`:`);
     for (const win of c.windows) {
-      const local = `${win.start.toFormat('ccc d LLL HH:mm')}–${win.end.toFormat('HH:mm ZZZZ')}`;
-      const mine = `${win.start.setZone(viewerZone).toFormat('ccc HH:mm')}–${win.end.setZone(viewerZone).toFormat('HH:mm ZZZZ')}`;
+      const local = `${win.start.toFormat('ccc d LLL HH:mm')}–${win.end.toFormat('HH:mm')} ${zoneShort(win.end)}`;
+      const mine = `${win.start.setZone(viewerZone).toFormat('ccc HH:mm')}–${win.end.setZone(viewerZone).toFormat('HH:mm')} ${zoneShort(win.end.setZone(viewerZone))}`;
       const hours = win.end.diff(win.start, 'minutes').minutes / 60;
       lines.push(`    ${local} (${hours}h) · yours ${mine}`);
     }
@@ -224,7 +225,7 @@ export function notesText(releaseId: string, kb: string, notes: StoredNote[], zo
   const label = escapeMrkdwn(targetLabel({ release: releaseId, kb: kb.replace(/^KB/i, '') }));
   if (notes.length === 0) return `No notes on ${label} in ${escapeMrkdwn(releaseId)}.`;
   const body = notes
-    .map((n) => `• ${who(n.author)} ${DateTime.fromISO(n.at).setZone(zone).toFormat('d LLL HH:mm ZZZZ')}${n.tags.length ? ` [${escapeMrkdwn(n.tags.join(', '))}]` : ''}:\n> ${escapeMrkdwn(n.text).replace(/\n/g, '\n> ')}`)
+    .map((n) => `• ${who(n.author)} ${stamp(DateTime.fromISO(n.at).setZone(zone))}${n.tags.length ? ` [${escapeMrkdwn(n.tags.join(', '))}]` : ''}:\n> ${escapeMrkdwn(n.text).replace(/\n/g, '\n> ')}`)
     .join('\n');
   const text = `*Notes on ${label}* (${escapeMrkdwn(releaseId)}):\n${body}`;
   return text.length <= 3900 ? text : `${cutMrkdwn(text, 3860)}\n… (more in the digest thread)`;
@@ -254,6 +255,11 @@ export function homeView(status: ReleaseStatus | undefined, isEngineer: boolean,
     if (v.clientHolds.length) blocks.push(section(`*Clients held*\n${clientHoldLines(v).join('\n')}`));
     blocks.push(section(v.rings.length ? `*Rings*\n${v.rings.map((r) => `• ${ringLine(r)}`).join('\n')}` : '*Rings*\nNothing rolled out yet.'));
   }
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Updated ${DateTime.fromJSDate(now).setZone(zone).toFormat('d LLL HH:mm ZZZZ')} · /patch help` }] });
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Updated ${stamp(DateTime.fromJSDate(now).setZone(zone))} · /patch help` }] });
   return { type: 'home', blocks: blocks.slice(0, 100) };
+}
+
+/** "9 Dec 14:02 NZDT": a time with its zone as people read it. */
+function stamp(at: DateTime): string {
+  return `${at.toFormat('d LLL HH:mm')} ${zoneShort(at)}`;
 }

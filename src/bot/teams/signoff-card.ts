@@ -4,6 +4,7 @@
  * Lists are capped so a card stays far under Teams' ~28 KB whatever the fleet.
  */
 import { DateTime } from 'luxon';
+import { zoneShort } from '../../domain/zone-label.ts';
 import type { SignoffView } from '../../domain/signoff-view.ts';
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
 
@@ -21,7 +22,10 @@ function card(body: El[], extra: El = {}): El {
   return { type: 'AdaptiveCard', $schema: 'http://adaptivecards.io/schemas/adaptive-card.json', version: CARD_VERSION, body, ...extra };
 }
 
-const when = (iso: string, zone: string) => DateTime.fromISO(iso).setZone(zone).toFormat('ccc d LLL, HH:mm ZZZZ');
+const when = (iso: string, zone: string) => {
+  const t = DateTime.fromISO(iso).setZone(zone);
+  return `${t.toFormat('ccc d LLL, HH:mm')} ${zoneShort(t)}`;
+};
 
 const OUTCOME_WORDS: Record<SignoffView['devices'][number]['outcome'], string> = {
   updated: 'Updated',
