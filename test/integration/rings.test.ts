@@ -225,6 +225,24 @@ describe('each update through every ring', () => {
     expect([await cards(), await notes()]).toEqual([cardsBefore, notesBefore]);
   });
 
+  it('a new pilot whose machines all have users and need nothing promoted finishes as the no-user pilot does: waiting, one "client waits" note, status not "scheduled"', async () => {
+    // Only the desktop KB is approved; acme's two pilots are servers with users: nothing promoted applies to them,
+    // so no "save your work" DM ever goes out and no window of theirs can open.
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 2, broad: 1, pilotOs: SERVER, pilotUsers: true }] }, ['5034765']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    expect((await w.gate('pilot/acme'))?.state).toBe('scheduled');
+    await w.night('2024-02-15T07:30:00Z');
+    await w.night('2024-02-18T07:30:00Z'); // Sunday: the servers' own window
+    expect((await w.gate('pilot/acme'))?.state).toBe('waiting');
+    const notes = rowsOf<{ text: string }>(await w.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject = 'rollout:2024-Feb:pilot:acme'`));
+    expect(notes.map((n) => n.text)).toEqual([expect.stringContaining('nothing installed on acme')]);
+    const status = await releaseStatus(w.db, '2024-Feb');
+    expect(status?.rings.find((r) => r.ring === 'pilot')?.state).not.toContain('scheduled');
+  });
+
   it('finding 4: a desktop KB finished on the MSP desktop Wednesday night is offered Thursday, not after the Sunday server window; times in the MSP zone', async () => {
     const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspExtra: [{ name: 'MSP-SRV-01', class: 'server', ring: 'msp', os: SERVER, user: undefined }] }, ['5034765']);
     await w.night('2024-02-14T07:01:28Z'); // 01:01 CST Wednesday night
