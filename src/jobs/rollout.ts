@@ -515,7 +515,8 @@ export class RolloutEngine {
       if (!catalog) continue;
       const mine = byGate.get(gate.id)!;
       const releaseFacts = facts.get(gate.releaseId)!;
-      const untested = gate.ring === 'msp' ? new Set<string>() : untestedForDevices(releaseFacts, catalog, mine);
+      // Promoted, so ring msp is done with it, yet installed on no MSP machine running these devices' OS.
+      const untested = gate.ring === 'msp' ? new Set<string>() : new Set([...untestedForDevices(releaseFacts, catalog, mine)].filter((k) => releaseFacts.promoted.has(k)));
       const approved = approvals.get(gate.releaseId)!;
       const coming = new Set(catalog.updates.map((u) => u.key).filter((k) => (approved === 'all' || approved.has(k)) && !untested.has(k)));
       const plan = planWindow(gatePlanInput(gate, mine, catalog, coming, holds, releaseFacts));
