@@ -429,6 +429,14 @@ export async function reopenedScheduledGates(db: AppDatabase): Promise<GateRow[]
   return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
 }
 
+/** Gates still in `scheduled` that never opened a window (started_at is set by the first one) nor ever rested. */
+export async function unopenedScheduledGates(db: AppDatabase): Promise<GateRow[]> {
+  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
+    await db.execute(sql`select id, release_id, ring, client_id, state from rollouts where state = 'scheduled' and started_at is null and finished_at is null`),
+  );
+  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
+}
+
 /**
  * What a resting gate's work depends on besides the gates themselves: the live, unflagged devices (a re-import adds
  * one to a ring that already finished), the holds (a release), the decisions (approvals) and the ring skips. The

@@ -321,3 +321,31 @@ export function gatesWithWork(
     .map(([key]) => key)
     .sort();
 }
+
+/** What a scheduled gate with nothing to install now waits for (status's words; the sweep opens no window for it). */
+export type GateWait = 'earlier_ring' | 'held';
+
+/**
+ * The scheduled gates the planner gives no run now although some device of theirs needs an update: one that has
+ * not passed the earlier rings yet (`earlier_ring`), or one held (`held`). Such a gate is not "scheduled for its
+ * next window": its next window carries nothing until the update passes or the hold is released.
+ */
+export function gatesWaiting(
+  book: Book,
+  devices: ReadonlyMap<string, readonly PlanDevice[]>,
+  catalog: { products: Product[]; updates: PlanUpdate[] },
+  approved: ReadonlySet<string> | 'all',
+  holds: readonly Hold[],
+  facts: ReleaseFacts,
+): Map<string, GateWait> {
+  const out = new Map<string, GateWait>();
+  for (const [key, gate] of Object.entries(book.gates)) {
+    const mine = devices.get(key) ?? [];
+    if (gate.state !== 'scheduled' || mine.length === 0) continue;
+    const plan = planWindow(gatePlanInput({ releaseId: book.releaseId, ring: gate.ring, clientId: gate.clientId }, mine, catalog, approved, holds, facts));
+    if (plan.runs.length > 0) continue;
+    if (plan.skipped.some((s) => s.reason === 'waiting_for_ring')) out.set(key, 'earlier_ring');
+    else if (plan.skipped.some((s) => s.reason === 'held')) out.set(key, 'held');
+  }
+  return out;
+}

@@ -141,6 +141,12 @@ export type RolloutEvent =
       asked?: readonly string[];
       /** msp: when the earliest unpromoted update's soak ends (eligibility.ts `mspStandings`). */
       soakUntil?: string | null;
+      /**
+       * The gate never opened a window and none of its devices has anything to install: it finishes from
+       * `scheduled`. Only for gates whose every device has a user: those are never told of a window with nothing
+       * to install, so no window of theirs opens, and without this the ring never ends.
+       */
+      unopened?: boolean;
     }
   /** `mspReady`: updates ready to promote now (eligibility.ts); absent: the gate's own soak deadline decides. */
   | { type: 'tick'; mspReady?: readonly string[] }
@@ -309,7 +315,8 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
       const key = gateKey(event.ring, event.clientId);
       const gate = book.gates[key];
       if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${key} has not been scheduled for ${book.releaseId}` };
-      if (gate.state !== 'running') return { outcome: 'noop', book, reason: `${key} is ${gate.state}` };
+      const unopened = event.unopened === true && gate.state === 'scheduled' && gate.lastWindowStart === null && gate.finishedAt === null;
+      if (gate.state !== 'running' && !unopened) return { outcome: 'noop', book, reason: `${key} is ${gate.state}` };
       if (gate.ring === 'msp') {
         const soakUntil = event.soakUntil !== undefined ? event.soakUntil : addHours(now, event.soakHours ?? DEFAULT_SOAK_HOURS);
         return put([{ ...gate, state: (gate.promotions ?? []).length > 0 && soakUntil === null ? 'promoted' : 'soaking', finishedAt: at, soakUntil }], []);

@@ -12,7 +12,7 @@
  * Per-update ring lines (once the gates track each update through each ring) belong in `rings` and `updates`.
  */
 import type { ActiveHold, Approval, UpdateStanding } from './approval.ts';
-import type { ReleaseFacts } from './eligibility.ts';
+import type { GateWait, ReleaseFacts } from './eligibility.ts';
 
 export interface StatusFacts {
   releaseId: string;
@@ -21,7 +21,8 @@ export interface StatusFacts {
   supersededBy: string | null;
   release: UpdateStanding;
   updates: Array<{ key: string; kb: string | null; title: string | null; standing: UpdateStanding }>;
-  rings: Array<{ ring: string; clientId: string | null; state: string }>;
+  /** `waitingFor`: a scheduled gate whose next window carries nothing yet (eligibility.ts `gatesWaiting`). */
+  rings: Array<{ ring: string; clientId: string | null; state: string; waitingFor?: GateWait }>;
   /** Holds on a client (no update named) in this release. */
   clientHolds: ActiveHold[];
   /** Rings an engineer let an update past untested (no test machine): never silent. */
@@ -86,6 +87,16 @@ const GATE_WORDS: Record<string, string> = {
 /** A gate state in words; an unknown state reads as itself with underscores as spaces, never as a key. */
 export function gateWords(state: string): string {
   return GATE_WORDS[state] ?? state.replace(/_/g, ' ');
+}
+
+/**
+ * A gate in words. A scheduled gate whose machines need only what has not passed the earlier rings (or is held)
+ * is not "scheduled for its next window": that window carries nothing for it yet.
+ */
+export function ringWords(r: { ring: string; state: string; waitingFor?: GateWait }): string {
+  if (r.state !== 'scheduled' || r.waitingFor === undefined) return gateWords(r.state);
+  if (r.waitingFor === 'held') return 'waiting: what its machines need is held';
+  return r.ring === 'broad' ? "waiting for the client's pilot to pass what its machines need" : 'waiting for ring msp to pass what its machines need';
 }
 
 /** "KB5034765", else the update's title, else its key with dots and dashes as spaces. */
@@ -155,7 +166,7 @@ export function statusModel(facts: StatusFacts, names: StatusNames): StatusView 
     },
     decided,
     clientHolds: facts.clientHolds.map((h) => ({ client: names.clients.get(h.clientId!) ?? h.clientId!, ring: h.ring, by: whoIs(h.by, names), reason: h.reason })),
-    rings: facts.rings.map((r) => ({ ring: r.ring, client: r.clientId === null ? null : (names.clients.get(r.clientId) ?? r.clientId), state: gateWords(r.state) })),
+    rings: facts.rings.map((r) => ({ ring: r.ring, client: r.clientId === null ? null : (names.clients.get(r.clientId) ?? r.clientId), state: ringWords(r) })),
   };
 }
 

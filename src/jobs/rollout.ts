@@ -30,6 +30,7 @@ import {
   openGateDevices,
   plannedDevices,
   reopenedScheduledGates,
+  unopenedScheduledGates,
   loadBook,
   reopenStamp,
   restingReleaseIds,
@@ -221,8 +222,10 @@ export class RolloutEngine {
     const report: SweepReport = { windowsOpened: 0, held: 0, runsPlanned: 0, jobsAdded: 0, gatesFinished: 0, messages: 0, ms: { open: 0, enqueue: 0, advance: 0 } };
     await this.reopenResting(nowDate);
     const [holds, allDevices, limits] = await Promise.all([this.holds(true), openGateDevices(this.db), this.clientLimits()]);
-    // Reopened gates with nothing eligible go back to rest first: they must not wait for a window to open.
+    // Reopened gates with nothing eligible go back to rest first, and gates whose users will never be told of a
+    // window with nothing in it finish: neither must wait for a window to open.
     const settled = await this.settleReopened(allDevices, holds, nowDate);
+    for (const id of await this.finishUnopened(allDevices, holds, nowDate)) settled.add(id);
     const devices = settled.size === 0 ? allDevices : allDevices.filter((d) => !settled.has(d.gateId));
 
     // Which windows are open now, and whether they still have room for an install, worked out once per
@@ -449,24 +452,76 @@ export class RolloutEngine {
       if (!catalog) continue;
       const plan = planWindow(gatePlanInput(gate, byGate.get(gate.id) ?? [], catalog, approvals.get(gate.releaseId)!, holds, releaseFacts));
       if (plan.runs.length > 0) continue;
-      const settings = await this.settingsFor(gate.clientId);
-      let soakUntil: string | null | undefined;
-      if (gate.ring === 'msp') {
-        if (!standings.has(gate.releaseId)) standings.set(gate.releaseId, (await loadMspPicture(this.db, gate.releaseId, now, holds))?.standings ?? []);
-        soakUntil = nextSoakEnd(standings.get(gate.releaseId)!);
-      }
-      const result = await this.applyEvent(gate.releaseId, {
-        type: 'ring_finished',
-        ring: gate.ring,
-        clientId: gate.clientId,
-        soakHours: settings.soakHours,
-        autoConfirmHours: settings.autoConfirmHours,
-        ...(gate.ring === 'pilot' ? { asked: pilotAsk(releaseFacts, gate.clientId!, holds) } : {}),
-        ...(soakUntil !== undefined ? { soakUntil } : {}),
-      });
-      if (result.outcome !== 'applied') continue;
-      finished++;
-      await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now, byGate.get(gate.id) ?? []);
+      if (await this.finishGate(gate, byGate.get(gate.id) ?? [], releaseFacts, standings, holds, now)) finished++;
+    }
+    return finished;
+  }
+
+  /** A gate's `ring_finished` with what its ring decides on (soak, sign-off, auto-confirm), then what it could not test. */
+  private async finishGate(
+    gate: GateRow,
+    devices: readonly OpenGateDevice[],
+    releaseFacts: ReleaseFacts,
+    standings: Map<string, MspStanding[]>,
+    holds: readonly Hold[],
+    now: Date,
+    unopened = false,
+  ): Promise<boolean> {
+    const settings = await this.settingsFor(gate.clientId);
+    let soakUntil: string | null | undefined;
+    if (gate.ring === 'msp') {
+      if (!standings.has(gate.releaseId)) standings.set(gate.releaseId, (await loadMspPicture(this.db, gate.releaseId, now, holds))?.standings ?? []);
+      soakUntil = nextSoakEnd(standings.get(gate.releaseId)!);
+    }
+    const result = await this.applyEvent(gate.releaseId, {
+      type: 'ring_finished',
+      ring: gate.ring,
+      clientId: gate.clientId,
+      soakHours: settings.soakHours,
+      autoConfirmHours: settings.autoConfirmHours,
+      ...(gate.ring === 'pilot' ? { asked: pilotAsk(releaseFacts, gate.clientId!, holds) } : {}),
+      ...(soakUntil !== undefined ? { soakUntil } : {}),
+      ...(unopened ? { unopened } : {}),
+    });
+    if (result.outcome !== 'applied') return false;
+    await this.tellUntested(gate, releaseFacts, standings.get(gate.releaseId), holds, now, devices);
+    return true;
+  }
+
+  /**
+   * A gate that never opened a window, whose devices all have users and have nothing to install, finishes as one
+   * whose first window opened on nothing does (a pilot waits, with its note; broad finishes; ring msp soaks): its
+   * users are never told of a window with nothing to install, so the notice filter would keep it scheduled forever.
+   * A device with an update still to come from an earlier ring, or held, keeps the gate scheduled: it has work
+   * coming. An update no MSP machine running the device's OS installed is not "to come" (it waits for a skip, and
+   * the thread says so). Gates with a device without a user are left to their first window: it tells the story.
+   */
+  private async finishUnopened(devices: readonly OpenGateDevice[], holds: readonly Hold[], now: Date): Promise<Set<number>> {
+    const finished = new Set<number>();
+    const byGate = new Map<number, OpenGateDevice[]>();
+    for (const d of devices) if (!d.flagged) byGate.set(d.gateId, [...(byGate.get(d.gateId) ?? []), d]);
+    const gates = (await unopenedScheduledGates(this.db)).filter(
+      (g) => byGate.has(g.id) && !isHeld(holds, { releaseId: g.releaseId, ring: g.ring, clientId: g.clientId }),
+    );
+    if (gates.length === 0) return finished;
+    const users = await userDevices(this.db, gates.flatMap((g) => byGate.get(g.id)!.map((d) => d.id)));
+    const told = gates.filter((g) => byGate.get(g.id)!.every((d) => users.has(d.id)));
+    if (told.length === 0) return finished;
+    const releaseIds = [...new Set(told.map((g) => g.releaseId))];
+    const [approvals, facts] = await Promise.all([this.approvals(releaseIds), loadReleaseFacts(this.db, releaseIds)]);
+    const standings = new Map<string, MspStanding[]>();
+    for (const gate of told) {
+      const catalog = await this.catalog(gate.releaseId);
+      if (!catalog) continue;
+      const mine = byGate.get(gate.id)!;
+      const releaseFacts = facts.get(gate.releaseId)!;
+      // Promoted, so ring msp is done with it, yet installed on no MSP machine running these devices' OS.
+      const untested = gate.ring === 'msp' ? new Set<string>() : new Set([...untestedForDevices(releaseFacts, catalog, mine)].filter((k) => releaseFacts.promoted.has(k)));
+      const approved = approvals.get(gate.releaseId)!;
+      const coming = new Set(catalog.updates.map((u) => u.key).filter((k) => (approved === 'all' || approved.has(k)) && !untested.has(k)));
+      const plan = planWindow(gatePlanInput(gate, mine, catalog, coming, holds, releaseFacts));
+      if (plan.runs.length > 0 || plan.skipped.some((s) => s.reason === 'waiting_for_ring' || s.reason === 'held')) continue;
+      if (await this.finishGate(gate, mine, releaseFacts, standings, holds, now, true)) finished.add(gate.id);
     }
     return finished;
   }

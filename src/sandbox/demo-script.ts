@@ -7,8 +7,9 @@
  * Time moves in stops. Between stops the clock nearly stands still; at a stop the script waits for the jobs to
  * catch up (sweeps, ticks, the outbox), answers what people would answer, and while a maintenance window has work
  * in flight the clock runs at `speed`. The next stop is the earliest of: the end of an open window, the next
- * window of a device that still needs one, a client's afternoon DM time, the end of ring msp's soak. Never
- * jumping past any of them is what keeps every run inside its window and every "save your work" DM on time.
+ * window of a device that still needs one, a client's afternoon DM time, the end of each update's soak on ring
+ * msp (Promote is offered per update, while ring msp may still run for others). Never jumping past any of them
+ * is what keeps every run inside its window and every "save your work" DM on time.
  */
 import { DateTime } from 'luxon';
 import type { AppDatabase } from '../db/client.ts';
@@ -16,6 +17,8 @@ import * as demoRepo from '../db/demo-repo.ts';
 import type { DemoGateRow } from '../db/demo-repo.ts';
 import { patchTuesday, parseReleaseId } from '../domain/calendar.ts';
 import { isHeld, type Hold } from '../domain/rollout.ts';
+import { nextSoakEnd } from '../domain/eligibility.ts';
+import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { DEFAULT_DM_TIME, dmSendTime, parseDmTime } from '../domain/user-dm.ts';
 import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
@@ -300,6 +303,12 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
         stops.push({ at: DateTime.fromISO(gate.state_detail.soakUntil, { zone: 'utc' }), kind: 'soak-end', detail: 'ring msp has soaked' });
       }
     }
+    // Each update soaks from when it finished ring msp, while the ring still runs for others (Sunday's servers):
+    // its soak end is a stop, or the clock would jump past its Promote offer to the next window.
+    const soakEnd = nextSoakEnd((await loadMspPicture(db, releaseId, clock.now(), activeHolds))?.standings ?? []);
+    if (soakEnd !== null && Date.parse(soakEnd) > now.toMillis()) {
+      stops.push({ at: DateTime.fromISO(soakEnd, { zone: 'utc' }), kind: 'soak-end', detail: 'an update has soaked on ring msp' });
+    }
     stops.sort((a, b) => a.at.toMillis() - b.at.toMillis());
     return stops[0];
   };
@@ -397,13 +406,19 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   // promotes each later offer (an update that installed on ring msp later) as it comes.
   let promotedOnce = false;
   const clickedOffers = new Set<string>();
+  /** A Promote offer in the release thread not clicked yet: the tick posts one per update as its soak ends. */
+  const newOffer = async (): Promise<SandboxSlackMessage | undefined> =>
+    digestOf(await api.state(), mspChannel, releaseId)?.replies.find((r) => hasAction(r, 'rollout_promote') && !clickedOffers.has(r.ts));
   const promoteLater = async (): Promise<void> => {
-    if (!promotedOnce || (await gates()).find((g) => g.ring === 'msp')?.state !== 'ready') return;
-    const d = digestOf(await api.state(), mspChannel, releaseId);
-    const offer = d?.replies.find((r) => hasAction(r, 'rollout_promote') && !clickedOffers.has(r.ts));
+    // Ring msp may still be running for other updates (a server's Sunday window): an offer is clicked as it comes.
+    if (!promotedOnce) return;
+    const offer = await newOffer();
     if (!offer) return;
     clickedOffers.add(offer.ts);
+    const before = (await gates()).find((g) => g.ring === 'msp')?.state_detail.promotions?.length ?? 0;
     await api.post('slack/action', { user: engineer.slackId, channel: mspChannel, ts: offer.ts, actionId: 'rollout_promote' });
+    // The click lands before the story moves on (a last offer must not be left half-taken when the month ends).
+    await until('the later promotion', async () => (((await gates()).find((g) => g.ring === 'msp')?.state_detail.promotions?.length ?? 0) > before ? true : undefined));
     report('update', `${engineer.name} promotes the updates that finished ring msp since`);
   };
 
@@ -473,9 +488,14 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
 
   // (c) ring msp ---------------------------------------------------------------------------------------------
   begin('msp', "the MSP's own machines, in their windows");
+  // Ring msp is done for an update once every MSP machine that needs it settled it: the first such update (or the
+  // whole ring resting) ends this step; machines that need only later updates keep their own windows.
   await drive(async () => {
     const msp = (await gates()).find((g) => g.ring === 'msp');
-    return msp && !['scheduled', 'running'].includes(msp.state) ? msp.state : undefined;
+    if (msp && !['scheduled', 'running'].includes(msp.state)) return msp.state;
+    const standings = (await loadMspPicture(db, releaseId, clock.now(), await holds()))?.standings ?? [];
+    if (standings.some((st) => st.state === 'soaking' || st.state === 'ready')) return 'an update finished';
+    return (await newOffer()) ? 'offered' : undefined;
   });
   // Its last window's summary is posted once the window has closed: go there before moving on.
   await drive(async () => {
@@ -483,16 +503,14 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   });
   await settle();
   const mspCounts = await demoRepo.mspRunStates(db, releaseId);
-  finish(`ring msp finished: ${mspCounts.map((c) => `${c.n} ${c.state}`).join(', ')}`);
+  const mspResting = !['scheduled', 'running'].includes((await gates()).find((g) => g.ring === 'msp')?.state ?? 'scheduled');
+  finish(`ring msp ${mspResting ? 'finished' : 'finished for its first updates'}: ${mspCounts.map((c) => `${c.n} ${c.state}`).join(', ')}`);
 
   // (d) soak and promotion -------------------------------------------------------------------------------------
-  begin('promote', 'ring msp soaks, then an engineer promotes it');
-  await drive(async () => ((await gates()).find((g) => g.ring === 'msp')?.state === 'ready' ? 'ready' : undefined));
-  const offer = await until('the Promote to pilot button in the release thread', async () => {
-    const state = await api.state();
-    const d = digestOf(state, mspChannel, releaseId);
-    return d?.replies.find((r) => hasAction(r, 'rollout_promote'));
-  });
+  begin('promote', 'each update soaks on ring msp, then an engineer promotes what is offered');
+  // Promote is offered per update as soon as one installed on ring msp and soaked, not when the whole ring rests.
+  await drive(async () => ((await newOffer()) ? 'offered' : undefined));
+  const offer = (await newOffer())!;
   clickedOffers.add(offer.ts);
   await api.post('slack/action', { user: engineer.slackId, channel: mspChannel, ts: offer.ts, actionId: 'rollout_promote' });
   await until('the pilot gates', async () => ((await gates()).find((g) => g.ring === 'msp')?.state_detail.promotions?.length ? true : undefined));
@@ -518,7 +536,8 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
   begin('broad', 'the rest of the machines; users hear about it in the afternoon');
   await drive(async () => {
     const all = await gates();
-    const confirmed = all.filter((g) => g.ring === 'pilot' && g.state === 'confirmed').map((g) => g.client_id);
+    // A client that confirmed something rolls it out, even when a later promotion reopened its pilot meanwhile.
+    const confirmed = all.filter((g) => g.ring === 'pilot' && (g.state === 'confirmed' || (g.state_detail.confirmed?.length ?? 0) > 0)).map((g) => g.client_id);
     const broad = all.filter((g) => g.ring === 'broad');
     return confirmed.every((c) => broad.some((b) => b.client_id === c && b.state === 'finished')) ? 'finished' : undefined;
   });

@@ -12,7 +12,13 @@ import { windowsFrom, type MaintenanceWindow } from '../domain/windows.ts';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import { loadDecisionState } from '../db/decisions-repo.ts';
 import { listNotes, type StoredNote } from '../db/notes-repo.ts';
-import { loadReleaseFacts } from '../db/rollout-repo.ts';
+import { activeHolds, effectiveApprovals } from '../db/decisions-repo.ts';
+import { loadRelease } from '../db/release-repo.ts';
+import { loadBook, loadReleaseFacts, releaseGateDevices } from '../db/rollout-repo.ts';
+import { gatesWaiting, type GateWait, type ReleaseFacts } from '../domain/eligibility.ts';
+import type { PlanDevice } from '../domain/plan.ts';
+import { gateKey } from '../domain/rollout.ts';
+import type { Ring } from '../domain/inventory.ts';
 
 /** The facts status is drawn from (see domain/status.ts for the words). */
 export type ReleaseStatus = StatusFacts;
@@ -34,6 +40,7 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
       order by case ring when 'msp' then 0 when 'pilot' then 1 else 2 end, client_id nulls first`),
   );
   const progress = (await loadReleaseFacts(db, [releaseId])).get(releaseId);
+  const waits = progress && rings.some((r) => r.state === 'scheduled') ? await scheduledWaits(db, releaseId, progress) : new Map<string, GateWait>();
   const [newer] = rowsOf<{ id: string }>(
     await db.execute(sql`select n.id from releases n join releases r on r.id = ${releaseId}
       where n.initial_release_date > r.initial_release_date order by n.initial_release_date, n.id limit 1`),
@@ -44,11 +51,32 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
     supersededBy: newer?.id ?? null,
     release: standingOf(state, null),
     updates: updates.map((u) => ({ key: u.update_key, kb: u.kb, title: u.title, standing: standingOf(state, u.update_key) })),
-    rings: rings.map((r) => ({ ring: r.ring, clientId: r.client_id, state: r.state })),
+    rings: rings.map((r) => {
+      const wait = waits.get(gateKey(r.ring as Ring, r.client_id));
+      return { ring: r.ring, clientId: r.client_id, state: r.state, ...(wait ? { waitingFor: wait } : {}) };
+    }),
     clientHolds: state.holds.filter((h) => h.updateKey === null && h.clientId !== null),
     skips: rings.flatMap((r) => (r.skips ?? []).map((x) => ({ ring: r.ring, clientId: r.client_id, ...x }))),
     ...(progress ? { progress } : {}),
   };
+}
+
+/** Scheduled gates whose next window carries nothing yet (an update still in an earlier ring, or held): the planner's rules. */
+async function scheduledWaits(db: AppDatabase, releaseId: string, facts: ReleaseFacts): Promise<Map<string, GateWait>> {
+  const [release, approvals, holdRows, rows, book] = await Promise.all([
+    loadRelease(db, releaseId),
+    effectiveApprovals(db, releaseId),
+    activeHolds(db),
+    releaseGateDevices(db, releaseId),
+    loadBook(db, releaseId),
+  ]);
+  if (!release || approvals.length === 0) return new Map();
+  const devices = new Map<string, PlanDevice[]>();
+  for (const r of rows) devices.set(r.gateKey, [...(devices.get(r.gateKey) ?? []), r]);
+  const catalog = { products: release.products, updates: release.updates.map((u) => ({ key: u.id, productIds: u.productIds, restartRequired: u.restartRequired })) };
+  const approved = approvals.some((a) => a.updateKey === null) ? ('all' as const) : new Set(approvals.map((a) => a.updateKey!));
+  const holds = holdRows.map((h) => ({ scope: h.scope, releaseId: h.releaseId, updateKey: h.updateKey, clientId: h.clientId, ring: h.ring }));
+  return gatesWaiting(book, devices, catalog, approved, holds, facts);
 }
 
 export interface ClientWindows {

@@ -15,6 +15,7 @@ import { approve, hold, releaseHold } from '../../src/use-cases/decisions.ts';
 import { loadSignoff } from '../../src/use-cases/pilot.ts';
 import { promoteRelease, skipRing } from '../../src/use-cases/rollout-actions.ts';
 import { releaseStatus } from '../../src/use-cases/status.ts';
+import { statusModel } from '../../src/domain/status.ts';
 import { queueClientMessages } from '../../src/jobs/teams.ts';
 import { RolloutEngine } from '../../src/jobs/rollout.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -223,6 +224,40 @@ describe('each update through every ring', () => {
     expect((await w.gate('pilot/acme'))?.state).toBe('confirmed');
     expect(await w.runsOf('ACME-PILOT')).toHaveLength(1);
     expect([await cards(), await notes()]).toEqual([cardsBefore, notesBefore]);
+  });
+
+  it('a new pilot whose machines all have users and need nothing promoted finishes as the no-user pilot does: waiting, one "client waits" note, status not "scheduled"', async () => {
+    // Only the desktop KB is approved; acme's two pilots are servers with users: nothing promoted applies to them,
+    // so no "save your work" DM ever goes out and no window of theirs can open.
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 2, broad: 1, pilotOs: SERVER, pilotUsers: true }] }, ['5034765']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    expect((await w.gate('pilot/acme'))?.state).toBe('scheduled');
+    await w.night('2024-02-15T07:30:00Z');
+    await w.night('2024-02-18T07:30:00Z'); // Sunday: the servers' own window
+    expect((await w.gate('pilot/acme'))?.state).toBe('waiting');
+    const notes = rowsOf<{ text: string }>(await w.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject = 'rollout:2024-Feb:pilot:acme'`));
+    expect(notes.map((n) => n.text)).toEqual([expect.stringContaining('nothing installed on acme')]);
+    const status = await releaseStatus(w.db, '2024-Feb');
+    expect(status?.rings.find((r) => r.ring === 'pilot')?.state).not.toContain('scheduled');
+  });
+
+  it('a new pilot whose machines (all with users) need an update still on ring msp stays scheduled, and status says it waits for ring msp', async () => {
+    // The desktop KB passes ring msp Wednesday and is promoted; the server KB (acme's server pilots need it) waits
+    // for the MSP's Sunday server window. Acme's pilot has work coming: it is not finished, nor "scheduled" idly.
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, mspExtra: [{ name: 'MSP-SRV-01', class: 'server', ring: 'msp', os: SERVER, user: undefined }], clients: [{ id: 'acme', pilot: 1, broad: 0, pilotOs: SERVER, pilotUsers: true }] }, ['5034765', '5034770']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    expect((await w.gate('pilot/acme'))?.state).toBe('scheduled');
+    expect(rowsOf(await w.db.execute(sql`select 1 from chat_outbox where subject = 'rollout:2024-Feb:pilot:acme'`))).toEqual([]);
+    const status = await releaseStatus(w.db, '2024-Feb');
+    const view = statusModel(status!, { clients: new Map([['acme', 'Acme Dental']]), people: new Map() });
+    expect(view.rings.find((r) => r.ring === 'pilot')?.state).toBe('waiting for ring msp to pass what its machines need');
   });
 
   it('finding 4: a desktop KB finished on the MSP desktop Wednesday night is offered Thursday, not after the Sunday server window; times in the MSP zone', async () => {

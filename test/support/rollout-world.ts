@@ -25,7 +25,7 @@ function rule(spec: string): WindowRule {
 
 export interface WorldOptions {
   mspDevices?: number;
-  clients?: Array<{ id: string; timezone?: string; pilot?: number; broad?: number; desktopWindow?: string; /** The pilot machines' OS (default Windows 11). */ pilotOs?: string }>;
+  clients?: Array<{ id: string; timezone?: string; pilot?: number; broad?: number; desktopWindow?: string; /** The pilot machines' OS (default Windows 11). */ pilotOs?: string; /** Each pilot machine has a user (who must be DM'd before a window). */ pilotUsers?: boolean }>;
   mspWindow?: string;
   mspTimezone?: string;
   /** More MSP machines, e.g. a server (Sunday window) or one whose OS no update applies to. */
@@ -61,7 +61,7 @@ export function worldInventory(options: WorldOptions): Inventory {
           id: 'main',
           name: 'Main',
           devices: [
-            ...Array.from({ length: c.pilot ?? 1 }, (_, i) => ({ ...desktop(`${c.id.toUpperCase()}-PILOT-${i + 1}`, 'pilot'), os: c.pilotOs ?? WIN11 })),
+            ...Array.from({ length: c.pilot ?? 1 }, (_, i) => ({ ...desktop(`${c.id.toUpperCase()}-PILOT-${i + 1}`, 'pilot'), os: c.pilotOs ?? WIN11, user: c.pilotUsers ? `pilot${i + 1}@${c.id}.example` : undefined })),
             ...Array.from({ length: c.broad ?? 3 }, (_, i) => desktop(`${c.id.toUpperCase()}-PC-${String(i + 1).padStart(5, '0')}`, 'broad')),
           ],
         },

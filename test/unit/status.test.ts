@@ -125,3 +125,25 @@ describe('status tells the truth', () => {
   });
 });
 
+
+describe('a scheduled gate whose next window carries nothing yet', () => {
+  it('says what it waits for (ring msp, the pilot, a hold) instead of "scheduled for its next window"', () => {
+    const view = statusModel(
+      facts({
+        rings: [
+          { ring: 'pilot', clientId: 'harbour', state: 'scheduled', waitingFor: 'earlier_ring' },
+          { ring: 'broad', clientId: 'harbour', state: 'scheduled', waitingFor: 'earlier_ring' },
+          { ring: 'broad', clientId: 'acme', state: 'scheduled', waitingFor: 'held' },
+          { ring: 'pilot', clientId: 'acme', state: 'scheduled' },
+        ],
+      }),
+      names,
+    );
+    expect(view.rings.map((r) => r.state)).toEqual([
+      'waiting for ring msp to pass what its machines need',
+      "waiting for the client's pilot to pass what its machines need",
+      'waiting: what its machines need is held',
+      'scheduled for its next window',
+    ]);
+  });
+});
