@@ -491,6 +491,12 @@ export async function unfinishedRuns(db: AppDatabase): Promise<UnfinishedRun[]> 
   return rows.map((r) => ({ id: Number(r.id), clientId: r.client_id, windowEnd: iso(r.window_end)! }));
 }
 
+/** Whether the device left the inventory: read as stored, just before a run starts something on it. */
+export async function deviceRetired(db: AppDatabase, deviceId: number): Promise<boolean> {
+  const rows = rowsOf<{ retired: boolean }>(await db.execute(sql`select retired_at is not null as retired from devices where id = ${deviceId}`));
+  return rows[0]?.retired ?? true;
+}
+
 /** Ids of runs not yet ended but those in `except`, oldest first: `unfinishedRuns` when no limit needs the client. */
 export async function unfinishedRunIds(db: AppDatabase, except: readonly number[] = []): Promise<number[]> {
   const rows = rowsOf<{ id: number }>(

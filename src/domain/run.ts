@@ -84,6 +84,8 @@ export interface RunEnv {
   held: boolean;
   /** Updates of this run a hold now covers: an install not yet started leaves them out. */
   heldUpdates?: ReadonlySet<string>;
+  /** The device left the inventory (a re-import retired it): patchbay no longer manages it. */
+  retired?: boolean;
   policy: RunPolicy;
 }
 
@@ -181,6 +183,9 @@ export function decide(run: Run, env: RunEnv): Decision {
     return { type: 'act', action: { type: 'poll', operation: run.operation }, run };
   }
 
+  // Nothing new starts on a machine that left the inventory: not its install, and not the reboot an install
+  // already on it asked for (the engineers removed it; it is no longer ours to restart).
+  if (env.retired) return { type: 'become', run: finish(run, env, 'skipped', 'retired') };
   if (env.held && stoppedByHold(run)) return { type: 'become', run: finish(run, env, 'skipped', 'held') };
   if (nowMs < window.start.toMillis()) return { type: 'wait', until: window.start };
   if (run.notBefore !== null && nowMs < Date.parse(run.notBefore)) {

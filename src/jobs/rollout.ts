@@ -31,6 +31,7 @@ import {
   plannedDevices,
   reopenedScheduledGates,
   unopenedScheduledGates,
+  deviceRetired,
   loadBook,
   reopenStamp,
   restingReleaseIds,
@@ -724,7 +725,9 @@ export class RolloutEngine {
       const target = { releaseId: loaded.releaseId ?? '', ring: loaded.ring, clientId: loaded.clientId };
       const heldUpdates = new Set(current.updates.filter((key) => isHeld(holds, { ...target, updateKey: key })));
       const held = isHeld(holds, target) || (current.updates.length > 0 && heldUpdates.size === current.updates.length);
-      return { now: DateTime.fromJSDate(this.context.now(), { zone: 'utc' }), window, nextWindowStart, held, heldUpdates, policy: this.policyFor(loaded) };
+      // Retirement is read as stored only where it matters, before something new starts on the device.
+      const retired = fresh ? await deviceRetired(this.db, loaded.device.id) : false;
+      return { now: DateTime.fromJSDate(this.context.now(), { zone: 'utc' }), window, nextWindowStart, held, heldUpdates, retired, policy: this.policyFor(loaded) };
     };
     const store = async (next: Run): Promise<boolean> => {
       const now = this.context.now();
@@ -759,8 +762,10 @@ export class RolloutEngine {
     };
     for (let guard = 0; guard < 10_000; guard++) {
       let decision = decide(current, await env());
-      // Nothing held installs once the hold has committed: a new install is decided again on the holds as stored.
-      if (decision.type === 'act' && decision.action.type === 'install' && current.operation === null) decision = decide(current, await env(true));
+      // Nothing held installs once the hold has committed, and nothing starts on a retired device: a new install or
+      // reboot is decided again on the holds and the inventory as stored.
+      const starts = decision.type === 'act' && (decision.action.type === 'install' || decision.action.type === 'reboot') && current.operation === null;
+      if (starts) decision = decide(current, await env(true));
       if (decision.type === 'done') return (await flush()) ? current : undefined;
       if (decision.type === 'become') {
         current = decision.run;

@@ -228,6 +228,28 @@ describe('run step machine, by example', () => {
     expect(decide(h.run, { ...h.env(), heldUpdates: new Set(['5034763', '5034765']) })).toMatchObject({ type: 'become', run: { status: 'skipped', reason: 'held' } });
   });
 
+  it('a device retired before its install gets no install, and one retired after its install gets no reboot (found by the rollout model, I4)', () => {
+    const h = new Harness(SPRING, { online: [true], installFails: 0, rebootsWanted: 1 });
+    const check = decide(h.run, h.env());
+    if (check.type !== 'act') throw new Error(`expected the online check, got ${check.type}`);
+    h.run = observe(check.run, check.action, { type: 'online', online: true }, h.env());
+    expect(decide(h.run, { ...h.env(), retired: true })).toMatchObject({ type: 'become', run: { status: 'skipped', reason: 'retired' } });
+
+    const later = new Harness(SPRING, { online: [true], installFails: 0, rebootsWanted: 1 });
+    for (;;) {
+      const d = decide(later.run, later.env());
+      if (d.type === 'wait') later.now = d.until;
+      if (d.type === 'become') later.run = d.run;
+      if (d.type !== 'act') continue;
+      if (d.action.type === 'reboot') break;
+      later.run = observe(d.run, d.action, later.call(d.action), later.env());
+      later.now = later.now.plus({ minutes: 1 });
+    }
+    expect(later.run.step).toBe('reboot');
+    expect(decide(later.run, { ...later.env(), retired: true })).toMatchObject({ type: 'become', run: { status: 'skipped', reason: 'retired' } });
+    expect(later.started.filter((s) => s.kind === 'reboot')).toHaveLength(0);
+  });
+
   it('a device that never comes back from a reboot fails the run instead of holding it forever', () => {
     const h = new Harness(FALL, { online: [true], installFails: 0, rebootsWanted: 1 });
     const call = h.call.bind(h);
