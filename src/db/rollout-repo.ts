@@ -430,11 +430,15 @@ export async function reopenedScheduledGates(db: AppDatabase): Promise<GateRow[]
 }
 
 /** Gates still in `scheduled` that never opened a window (started_at is set by the first one) nor ever rested. */
-export async function unopenedScheduledGates(db: AppDatabase): Promise<GateRow[]> {
-  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string }>(
-    await db.execute(sql`select id, release_id, ring, client_id, state from rollouts where state = 'scheduled' and started_at is null and finished_at is null`),
+export async function unopenedScheduledGates(db: AppDatabase): Promise<Array<GateRow & { liveDevices: number }>> {
+  // liveDevices is counted now, after the gate exists: a gate created after the sweep read its devices is not
+  // mistaken for one with none.
+  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string; live: number }>(
+    await db.execute(sql`select g.id, g.release_id, g.ring, g.client_id, g.state,
+        (select count(*) from devices d where d.client_id is not distinct from g.client_id and d.ring = g.ring and d.retired_at is null)::int as live
+      from rollouts g where g.state = 'scheduled' and g.started_at is null and g.finished_at is null`),
   );
-  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state }));
+  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state, liveDevices: Number(r.live) }));
 }
 
 /**

@@ -501,10 +501,13 @@ export class RolloutEngine {
     const finished = new Set<number>();
     const byGate = new Map<number, OpenGateDevice[]>();
     for (const d of devices) if (!d.flagged) byGate.set(d.gateId, [...(byGate.get(d.gateId) ?? []), d]);
+    // A gate with no live machines at all (a client without pilot machines) is one too: no window of its ever opens,
+    // so without this it sat "scheduled" in silence; finishing it tells the thread the client waits and how to skip.
     const gates = (await unopenedScheduledGates(this.db)).filter(
-      (g) => byGate.has(g.id) && !isHeld(holds, { releaseId: g.releaseId, ring: g.ring, clientId: g.clientId }),
+      (g) => (byGate.has(g.id) || g.liveDevices === 0) && !isHeld(holds, { releaseId: g.releaseId, ring: g.ring, clientId: g.clientId }),
     );
     if (gates.length === 0) return finished;
+    for (const g of gates) if (!byGate.has(g.id)) byGate.set(g.id, []);
     const users = await userDevices(this.db, gates.flatMap((g) => byGate.get(g.id)!.map((d) => d.id)));
     const told = gates.filter((g) => byGate.get(g.id)!.every((d) => users.has(d.id)));
     if (told.length === 0) return finished;

@@ -244,6 +244,21 @@ describe('each update through every ring', () => {
     expect(status?.rings.find((r) => r.ring === 'pilot')?.state).not.toContain('scheduled');
   });
 
+  it('a client with no pilot machines is not left "scheduled" in silence: its pilot waits, and the thread says how to skip it', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 0, broad: 2 }] }, ['5034765']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.engine.sweep();
+    expect((await w.gate('pilot/acme'))?.state).toBe('waiting');
+    const notes = rowsOf<{ text: string }>(await w.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject like 'rollout:2024-Feb:%acme%'`));
+    expect(notes.map((n) => n.text).join('\n')).toContain('/patch skip pilot KB5034765 acme');
+    expect((await w.gate('broad/acme'))).toBeUndefined();
+    const status = await releaseStatus(w.db, '2024-Feb');
+    expect(status?.rings.find((r) => r.ring === 'pilot')?.state).not.toContain('scheduled');
+  });
+
   it('a new pilot whose machines (all with users) need an update still on ring msp stays scheduled, and status says it waits for ring msp', async () => {
     // The desktop KB passes ring msp Wednesday and is promoted; the server KB (acme's server pilots need it) waits
     // for the MSP's Sunday server window. Acme's pilot has work coming: it is not finished, nor "scheduled" idly.
