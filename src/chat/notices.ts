@@ -55,7 +55,7 @@ export function engineersPost(notice: Notice, audience: EngineersAudience): Outb
   if (notice.kind === 'promotion_offered') {
     // Each update is offered once; a late update's offer is a message of its own.
     const batch = notice.updates ? `:${createHash('sha1').update(notice.updates.join(' ')).digest('hex').slice(0, 12)}` : '';
-    return post(`rollout:${releaseId}:offer-promotion${batch}`, subjects.promote(releaseId), { ...promotionOffer(releaseId), ...thread });
+    return post(`rollout:${releaseId}:offer-promotion${batch}`, subjects.promote(releaseId), { ...promotionOffer(releaseId, notice.updates), ...thread });
   }
   const client = escapeMrkdwn(audience.clientName(notice.clientId));
   switch (notice.kind) {

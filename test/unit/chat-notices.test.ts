@@ -24,7 +24,10 @@ describe('gate notices', () => {
     expect(render({ kind: 'promotion_offered', releaseId: '2024-Feb' })).toEqual({
       key: 'rollout:2024-Feb:offer-promotion', channel: 'C0ENGINEERS', action: 'post', subject: 'rollout:2024-Feb:promote', payload: { ...promotionOffer('2024-Feb'), ...thread },
     });
-    expect(render({ kind: 'promotion_offered', releaseId: '2024-Feb', updates: ['k1', 'k2'] }).key).toMatch(/^rollout:2024-Feb:offer-promotion:[0-9a-f]{12}$/);
+    const some = render({ kind: 'promotion_offered', releaseId: '2024-Feb', updates: ['5034765', 'click-to-run.microsoft-office'] });
+    expect(some.key).toMatch(/^rollout:2024-Feb:offer-promotion:[0-9a-f]{12}$/);
+    // Only these are ready (ring msp may still be at work on others): the offer names them, not "ring msp finished".
+    expect(some.payload.text).toBe('2024-Feb: KB5034765, click-to-run.microsoft-office installed on our machines (ring msp) and soaked. Ready to promote to pilot.');
     expect(render({ kind: 'pilot_problem_held', releaseId: '2024-Feb', clientId: 'acme' })).toEqual({
       key: 'rollout:2024-Feb:problem:acme', channel: 'C0ENGINEERS', action: 'post', subject: 'rollout:2024-Feb:problem:acme',
       payload: { text: '2024-Feb: Acme &lt;Dental&gt; &amp; Co reported a pilot problem; the client is held.', ...thread },

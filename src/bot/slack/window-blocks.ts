@@ -128,13 +128,19 @@ export function summaryMessage(tally: WindowTally, zone: string): SlackMessage {
   return { text: boundText(escapeMrkdwn(`${title}: ${countsLine(tally)}`)), blocks };
 }
 
-/** Ring msp finished and soaked: the offer in the release's thread, with the button that promotes it. */
-export function promotionOffer(releaseId: string): SlackMessage {
-  const text = `${releaseId}: ring msp finished and soaked. Ready to promote to pilot.`;
+/**
+ * Ring msp finished and soaked: the offer in the release's thread, with the button that promotes it. With
+ * `updates`, only those are ready (each update is offered once its own soak ends), and the offer names them: the
+ * ring itself may still be at work on others.
+ */
+export function promotionOffer(releaseId: string, updates?: readonly string[]): SlackMessage {
+  const kbs = (updates ?? []).map((k) => (/^\d+$/.test(k) ? `KB${k}` : k));
+  const what = kbs.length > 0 ? `${kbs.join(', ')} installed on our machines (ring msp) and soaked` : 'ring msp finished and soaked';
+  const text = `${releaseId}: ${what}. Ready to promote to pilot.`;
   return {
     text: boundText(escapeMrkdwn(text)),
     blocks: [
-      { type: 'section', text: mrkdwn(`*${escapeMrkdwn(releaseId)}*: ring msp finished and soaked. Promote to pilot schedules each client\u2019s pilot machines in its next window.`) },
+      { type: 'section', text: mrkdwn(truncateMrkdwn(`*${escapeMrkdwn(releaseId)}*: ${escapeMrkdwn(what)}. Promote to pilot schedules each client\u2019s pilot machines in its next window.`, BLOCK_KIT_LIMITS.sectionText)) },
       { type: 'actions', elements: [{ type: 'button', text: plain('Promote to pilot'), action_id: PROMOTE_ACTION, value: JSON.stringify({ release: releaseId }), style: 'primary' }] },
     ],
   };
