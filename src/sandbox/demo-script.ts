@@ -417,8 +417,14 @@ export async function runDemoScript(world: DemoWorld, options: DemoOptions = {})
     clickedOffers.add(offer.ts);
     const before = (await gates()).find((g) => g.ring === 'msp')?.state_detail.promotions?.length ?? 0;
     await api.post('slack/action', { user: engineer.slackId, channel: mspChannel, ts: offer.ts, actionId: 'rollout_promote' });
-    // The click lands before the story moves on (a last offer must not be left half-taken when the month ends).
-    await until('the later promotion', async () => (((await gates()).find((g) => g.ring === 'msp')?.state_detail.promotions?.length ?? 0) > before ? true : undefined));
+    // The click lands before the story moves on (a last offer must not be left half-taken when the month ends). An
+    // offer an earlier click already covered (a Promote takes everything ready at that moment) is answered "already
+    // promoted" and adds no promotion: then nothing is left ready, and waiting for one would hang the month.
+    await until('the later promotion', async () => {
+      if ((((await gates()).find((g) => g.ring === 'msp')?.state_detail.promotions?.length ?? 0) > before)) return true;
+      const standings = (await loadMspPicture(db, releaseId, clock.now(), await holds()))?.standings ?? [];
+      return standings.some((st) => st.state === 'ready') ? undefined : true;
+    });
     report('update', `${engineer.name} promotes the updates that finished ring msp since`);
   };
 
