@@ -1,78 +1,25 @@
 /**
- * Notices as data (issue 14's first slice): what the engineers are told about a release's gates, as typed values
- * a writer hands over, and one pure renderer that turns a notice into its outbox row. Writers no longer build
- * subjects, keys or Slack markup; the renderer is the one place that says how a notice reads.
+ * Notices as data: what somebody is to be told, as a typed value a writer (a use-case, a job) hands to `notify`
+ * in its own transaction. Writers never build subjects, keys or Slack/Teams markup; the renderers here are the one
+ * place that says how a notice reads and where it goes.
  *
- * So far the rollout gates' thread notices (src/use-cases/gates.ts) go through here; the digest, window reports,
- * pilot answers and user DMs still render where they are written.
+ * Each family of notices lives in `notices/<family>.ts`: its types (a notice carries a snapshot of what it
+ * reports where history matters, so a re-delivery says what was true then) and its pure renderer
+ * `(notice, audiences) => OutboxItem[]`. A new family adds one member to `Notice` and one line to `renderNotice`.
  */
-import { createHash } from 'node:crypto';
 import type { OutboxItem } from '../db/outbox-repo.ts';
-import type { RolloutEffect } from '../domain/rollout.ts';
-import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
-import { promotionOffer } from '../bot/slack/window-blocks.ts';
-import { subjects } from './subjects.ts';
+import type { Audiences } from './audiences.ts';
+import { renderGateNotice, type GateNotice } from './notices/gates.ts';
 
-export type Notice =
-  /** Ring msp is done (for `updates`, when only some of the release's updates are ready): offer the Promote button. */
-  | { kind: 'promotion_offered'; releaseId: string; updates?: readonly string[] }
-  /** A champion reported a pilot problem and the client is held (the champion's words are posted by pilot.ts). */
-  | { kind: 'pilot_problem_held'; releaseId: string; clientId: string }
-  /** A client's pilot night ended with nothing installed: nothing to sign off, the client waits. */
-  | { kind: 'pilot_waiting'; releaseId: string; clientId: string; at: string }
-  /** A client's pilot finished; its champion is asked to sign off. */
-  | { kind: 'pilot_finished'; releaseId: string; clientId: string };
+export type Notice = GateNotice;
 
-/** Where the engineers' notices go, and the client names people read (never the ids). */
-export interface EngineersAudience {
-  channel: string;
-  clientName(clientId: string): string;
-}
-
-/** The notices a gate transition's effects call for; effects nobody is told about here give none. */
-export function gateEffectNotices(releaseId: string, effects: readonly RolloutEffect[]): Notice[] {
-  return effects.flatMap((effect): Notice[] => {
-    switch (effect.type) {
-      case 'offer_promotion':
-        return [{ kind: 'promotion_offered', releaseId, ...(effect.updates ? { updates: effect.updates } : {}) }];
-      case 'alert_engineers':
-        return [{ kind: 'pilot_problem_held', releaseId, clientId: effect.clientId }];
-      case 'pilot_waiting':
-        return [{ kind: 'pilot_waiting', releaseId, clientId: effect.clientId, at: effect.at }];
-      case 'ask_confirmation':
-        return [{ kind: 'pilot_finished', releaseId, clientId: effect.clientId }];
-      default:
-        return [];
-    }
-  });
-}
-
-/** A notice as a post in the release's thread in the engineers' channel. Pure: same notice, same row. */
-export function engineersPost(notice: Notice, audience: EngineersAudience): OutboxItem {
-  const { releaseId } = notice;
-  const thread = { threadSubject: subjects.digest(releaseId) };
-  const post = (key: string, subject: string, payload: OutboxItem['payload']): OutboxItem => ({ key, channel: audience.channel, action: 'post', subject, payload });
-  if (notice.kind === 'promotion_offered') {
-    // Each update is offered once; a late update's offer is a message of its own.
-    const batch = notice.updates ? `:${createHash('sha1').update(notice.updates.join(' ')).digest('hex').slice(0, 12)}` : '';
-    return post(`rollout:${releaseId}:offer-promotion${batch}`, subjects.promote(releaseId), { ...promotionOffer(releaseId, notice.updates), ...thread });
-  }
-  const client = escapeMrkdwn(audience.clientName(notice.clientId));
+/** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
+export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
   switch (notice.kind) {
+    case 'promotion_offered':
     case 'pilot_problem_held':
-      return post(subjects.gateProblem(releaseId, notice.clientId), subjects.gateProblem(releaseId, notice.clientId), {
-        text: `${releaseId}: ${client} reported a pilot problem; the client is held.`,
-        ...thread,
-      });
     case 'pilot_waiting':
-      return post(`rollout:${releaseId}:pilot-waiting:${notice.clientId}:${notice.at}`, subjects.gatePilot(releaseId, notice.clientId), {
-        text: `${releaseId}: nothing installed on ${client}'s pilot machines, so there is nothing to sign off and ${client} waits: an update reaches its broad machines only after it installed on a pilot machine (or an engineer skips the pilot for it: \`/patch skip pilot KB… ${escapeMrkdwn(notice.clientId)}\`).`,
-        ...thread,
-      });
     case 'pilot_finished':
-      return post(`rollout:${releaseId}:pilot-finished:${notice.clientId}`, subjects.gatePilot(releaseId, notice.clientId), {
-        text: `${releaseId}: pilot finished for ${client}; waiting for the champion.`,
-        ...thread,
-      });
+      return renderGateNotice(notice, audiences);
   }
 }

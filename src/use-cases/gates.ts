@@ -4,14 +4,14 @@
  * ConflictError when another writer got there first: run it inside `withTransaction`, which tries again), and writes
  * what the effects ask for: audit rows and holds, and the engineers' thread messages (outbox rows).
  */
-import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
-import { clientNames } from '../db/names-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadBook, persistRowEffects, saveGates, type StoredBook } from '../db/rollout-repo.ts';
 import { gatesTouched, transition, type Book, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { autoConfirmNotices } from './thread-notices.ts';
-import { engineersPost, gateEffectNotices } from '../chat/notices.ts';
+import { loadAudiences } from '../chat/audiences.ts';
+import { gateEffectNotices } from '../chat/notices/gates.ts';
+import { renderNotice } from '../chat/notices.ts';
 
 export interface GateOptions {
   /** The book as the caller already loaded it (locked, in this transaction), so it is not read twice. */
@@ -75,8 +75,6 @@ export async function gateNotices(tx: AppDatabase, releaseId: string, effects: r
 async function chatFor(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[]): Promise<OutboxItem[]> {
   const notices = gateEffectNotices(releaseId, effects);
   if (notices.length === 0) return [];
-  const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-  if (!channel) return [];
-  const names = await clientNames(tx);
-  return notices.map((notice) => engineersPost(notice, { channel, clientName: (clientId) => names.get(clientId) ?? clientId }));
+  const audiences = await loadAudiences(tx);
+  return notices.flatMap((notice) => renderNotice(notice, audiences));
 }

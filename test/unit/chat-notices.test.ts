@@ -1,10 +1,17 @@
 // The engineers' gate notices as data: each effect gives one typed notice, and a notice renders to exactly the
 // outbox row the engine wrote before notices were data (keys and subjects key stored rows).
 import { describe, expect, it } from 'vitest';
-import { engineersPost, gateEffectNotices, type Notice } from '../../src/chat/notices.ts';
+import { gateEffectNotices } from '../../src/chat/notices/gates.ts';
+import { renderNotice, type Notice } from '../../src/chat/notices.ts';
+import type { Audiences } from '../../src/chat/audiences.ts';
 import { promotionOffer } from '../../src/bot/slack/window-blocks.ts';
 
-const audience = { channel: 'C0ENGINEERS', clientName: (id: string) => (id === 'acme' ? 'Acme <Dental> & Co' : id) };
+const audiences: Audiences = {
+  engineers: { channel: 'C0ENGINEERS' },
+  mspZone: 'UTC',
+  clientName: (id: string) => (id === 'acme' ? 'Acme <Dental> & Co' : id),
+  personName: (id: string) => id,
+};
 
 describe('gate notices', () => {
   it('turns the effects people act on into notices, in order, and ignores the rest', () => {
@@ -20,7 +27,11 @@ describe('gate notices', () => {
 
   it('renders each notice as a post in the release thread with the stored key and subject', () => {
     const thread = { threadSubject: 'digest:2024-Feb' };
-    const render = (n: Notice) => engineersPost(n, audience);
+    const render = (n: Notice) => {
+      const rows = renderNotice(n, audiences);
+      expect(rows).toHaveLength(1);
+      return rows[0]!;
+    };
     expect(render({ kind: 'promotion_offered', releaseId: '2024-Feb' })).toEqual({
       key: 'rollout:2024-Feb:offer-promotion', channel: 'C0ENGINEERS', action: 'post', subject: 'rollout:2024-Feb:promote', payload: { ...promotionOffer('2024-Feb'), ...thread },
     });
@@ -40,5 +51,9 @@ describe('gate notices', () => {
       key: 'rollout:2024-Feb:pilot-finished:acme', channel: 'C0ENGINEERS', action: 'post', subject: 'rollout:2024-Feb:pilot:acme',
       payload: { text: '2024-Feb: pilot finished for Acme &lt;Dental&gt; &amp; Co; waiting for the champion.', ...thread },
     });
+  });
+
+  it('renders nothing before an engineers\' channel is configured', () => {
+    expect(renderNotice({ kind: 'promotion_offered', releaseId: '2024-Feb' }, { ...audiences, engineers: undefined })).toEqual([]);
   });
 });
