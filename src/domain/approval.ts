@@ -151,150 +151,177 @@ export function validateNote(text: string, tags: readonly string[] = []): { code
   return undefined;
 }
 
+/** What every decision reads: the state it starts from, when, and how updates are named in messages. */
+interface DecisionContext {
+  state: ReleaseDecisionState;
+  at: string;
+  /** The update is part of the release (null: the release as a whole). */
+  known(key: UpdateKey | null): boolean;
+  what(key: UpdateKey | null): string;
+}
+
 export function decide(state: ReleaseDecisionState, event: DecisionEvent, now: Date): Transition {
   if (state.applied.has(event.id)) return { outcome: 'noop', state, message: 'Already done (this request was handled before).' };
-  const at = now.toISOString();
-  const known = (key: UpdateKey | null): boolean => key === null || Object.hasOwn(state.updates, key);
-  const what = (key: UpdateKey | null) => label(key, state.releaseId);
-
+  const ctx: DecisionContext = {
+    state,
+    at: now.toISOString(),
+    known: (key) => key === null || Object.hasOwn(state.updates, key),
+    what: (key) => label(key, state.releaseId),
+  };
   switch (event.type) {
-    case 'approve': {
-      const key = event.updateKey;
-      if (!known(key)) return { outcome: 'refused', code: 'unknown_update', message: `${what(key)} is not part of ${state.releaseId}.` };
-      const existing = key === null ? state.releaseApproval : (state.updates[key]?.approval ?? null);
-      if (existing) return { outcome: 'noop', state, message: `${what(key)} is already approved.`, by: existing.by, at: existing.at };
-      if (key !== null && state.releaseApproval) {
-        return { outcome: 'noop', state, message: `${what(key)} is already approved with the whole release.`, by: state.releaseApproval.by, at: state.releaseApproval.at };
-      }
-      const blocking = blockingHolds(state, key);
-      if (blocking.length > 0) {
-        const h = blocking[0]!;
-        return { outcome: 'refused', code: 'held', message: `${what(key)} is held (${h.reason}); release the hold before approving.` };
-      }
-      const approval = { by: event.actor, at };
-      const next: ReleaseDecisionState =
-        key === null
-          ? { ...state, releaseApproval: approval }
-          : { ...state, updates: { ...state.updates, [key]: { approval } } };
-      return {
-        outcome: 'applied',
-        state: withApplied(next, event.id),
-        effects: [
-          { type: 'decision', kind: 'approve', updateKey: key, reason: null, holdIds: [] },
-          { type: 'start_rollout', releaseId: state.releaseId },
-          { type: 'rerender', updateKeys: [key] },
-        ],
-        message: `${what(key)} approved.`,
-      };
-    }
-
-    case 'hold': {
-      const key = event.updateKey;
-      const problem = validateReason(event.reason);
-      if (problem) return { outcome: 'refused', ...problem };
-      if (!known(key)) return { outcome: 'refused', code: 'unknown_update', message: `${what(key)} is not part of ${state.releaseId}.` };
-      if (event.clients !== 'all' && event.clients.length === 0) {
-        return { outcome: 'refused', code: 'no_clients', message: 'Choose the clients to hold, or hold for all clients.' };
-      }
-      const ring = event.ring ?? null;
-      if (ring === 'msp' && event.clients !== 'all') {
-        return { outcome: 'refused', code: 'msp_ring_clients', message: 'Ring msp is the MSP\u2019s own machines, not a client\u2019s: hold it for all clients.' };
-      }
-      const wanted: Array<string | null> = event.clients === 'all' ? [null] : [...new Set(event.clients)].sort();
-      // A client already covered by a hold on this target (an all-clients hold, or one on every ring) needs no second hold.
-      const sameTarget = state.holds.filter((h) => h.updateKey === key && (h.ring === null || h.ring === ring));
-      const covered = (clientId: string | null) => sameTarget.some((h) => h.clientId === null || h.clientId === clientId);
-      const fresh = wanted.filter((c) => !covered(c));
-      if (fresh.length === 0) {
-        const h = sameTarget.find((x) => x.clientId === null) ?? sameTarget[0]!;
-        return { outcome: 'noop', state, message: `${what(key)} is already held ${holdScopeText(h.ring, [h.clientId])}: ${h.reason}`, by: h.by, at: h.at };
-      }
-      const placed: ActiveHold[] = fresh.map((clientId, i) => ({ id: `new:${event.id}:${i}`, updateKey: key, clientId, ring, reason: event.reason, by: event.actor, at }));
-      const next = { ...state, holds: [...state.holds, ...placed] };
-      return {
-        outcome: 'applied',
-        state: withApplied(next, event.id),
-        effects: [
-          { type: 'decision', kind: 'hold', updateKey: key, reason: event.reason, holdIds: placed.map((h) => h.id), ...(ring !== null ? { ring } : {}) },
-          ...placed.map((hold): Effect => ({ type: 'place_hold', hold })),
-          { type: 'rerender', updateKeys: [key] },
-        ],
-        message: `${what(key)} held ${holdScopeText(ring, fresh)}.`,
-      };
-    }
-
-    case 'release_hold': {
-      const t = event.target;
-      const matching = state.holds.filter((h) => {
-        switch (t.kind) {
-          case 'hold':
-            return h.id === t.holdId;
-          case 'update':
-            return h.updateKey === t.updateKey;
-          case 'client':
-            return h.clientId === t.clientId;
-          case 'ring':
-            return h.ring === t.ring;
-          case 'all':
-            return true;
-        }
-      });
-      if (matching.length === 0) return { outcome: 'noop', state, message: 'Nothing to release: no matching hold is active.' };
-      const ids = matching.map((h) => h.id);
-      const next = { ...state, holds: state.holds.filter((h) => !ids.includes(h.id)) };
-      const keys = [...new Set(matching.map((h) => h.updateKey))];
-      return {
-        outcome: 'applied',
-        state: withApplied(next, event.id),
-        effects: [
-          { type: 'decision', kind: 'release_hold', updateKey: keys.length === 1 ? keys[0]! : null, reason: null, holdIds: ids, ...(t.kind === 'ring' ? { ring: t.ring } : {}) },
-          { type: 'release_holds', holdIds: ids },
-          { type: 'rerender', updateKeys: keys },
-        ],
-        message: `Released ${ids.length} hold${ids.length === 1 ? '' : 's'}.`,
-      };
-    }
-
-    case 'withdraw': {
-      const key = event.updateKey;
-      if (!known(key)) return { outcome: 'refused', code: 'unknown_update', message: `${what(key)} is not part of ${state.releaseId}.` };
-      const existing = key === null ? state.releaseApproval : (state.updates[key]?.approval ?? null);
-      if (!existing) {
-        if (key !== null && state.releaseApproval) {
-          return { outcome: 'refused', code: 'covered_by_release', message: `${what(key)} is approved as part of the whole release; withdraw the release approval instead.` };
-        }
-        return { outcome: 'noop', state, message: `${what(key)} is not approved.` };
-      }
-      const deployed = key === null ? state.deployed.release || Object.values(state.deployed.updates).some(Boolean) : state.deployed.release || state.deployed.updates[key] === true;
-      if (deployed) return { outcome: 'refused', code: 'deployed', message: `${what(key)} has already been deployed; an approval cannot be withdrawn once anything went out. Place a hold to stop it going further.` };
-      const next: ReleaseDecisionState =
-        key === null ? { ...state, releaseApproval: null } : { ...state, updates: { ...state.updates, [key]: { approval: null } } };
-      return {
-        outcome: 'applied',
-        state: withApplied(next, event.id),
-        effects: [
-          { type: 'decision', kind: 'withdraw', updateKey: key, reason: null, holdIds: [] },
-          { type: 'rerender', updateKeys: [key] },
-        ],
-        message: `Approval of ${what(key)} withdrawn.`,
-      };
-    }
-
-    case 'note': {
-      const problem = validateNote(event.text, event.tags);
-      if (problem) return { outcome: 'refused', ...problem };
-      if (!known(event.updateKey)) return { outcome: 'refused', code: 'unknown_update', message: `${what(event.updateKey)} is not part of ${state.releaseId}.` };
-      return {
-        outcome: 'applied',
-        state: withApplied(state, event.id),
-        effects: [
-          { type: 'note', updateKey: event.updateKey, text: event.text, tags: [...new Set(event.tags)] },
-          { type: 'rerender', updateKeys: [event.updateKey] },
-        ],
-        message: `Note added to ${what(event.updateKey)}.`,
-      };
-    }
+    case 'approve':
+      return approve(ctx, event);
+    case 'hold':
+      return hold(ctx, event);
+    case 'release_hold':
+      return releaseHold(ctx, event);
+    case 'withdraw':
+      return withdraw(ctx, event);
+    case 'note':
+      return addNote(ctx, event);
   }
+}
+
+function approve(ctx: DecisionContext, event: Extract<DecisionEvent, { type: 'approve' }>): Transition {
+  const { state, at, known, what } = ctx;
+  const key = event.updateKey;
+  if (!known(key)) return { outcome: 'refused', code: 'unknown_update', message: `${what(key)} is not part of ${state.releaseId}.` };
+  const existing = key === null ? state.releaseApproval : (state.updates[key]?.approval ?? null);
+  if (existing) return { outcome: 'noop', state, message: `${what(key)} is already approved.`, by: existing.by, at: existing.at };
+  if (key !== null && state.releaseApproval) {
+    return { outcome: 'noop', state, message: `${what(key)} is already approved with the whole release.`, by: state.releaseApproval.by, at: state.releaseApproval.at };
+  }
+  const blocking = blockingHolds(state, key);
+  if (blocking.length > 0) {
+    const h = blocking[0]!;
+    return { outcome: 'refused', code: 'held', message: `${what(key)} is held (${h.reason}); release the hold before approving.` };
+  }
+  const approval = { by: event.actor, at };
+  const next: ReleaseDecisionState =
+    key === null
+      ? { ...state, releaseApproval: approval }
+      : { ...state, updates: { ...state.updates, [key]: { approval } } };
+  return {
+    outcome: 'applied',
+    state: withApplied(next, event.id),
+    effects: [
+      { type: 'decision', kind: 'approve', updateKey: key, reason: null, holdIds: [] },
+      { type: 'start_rollout', releaseId: state.releaseId },
+      { type: 'rerender', updateKeys: [key] },
+    ],
+    message: `${what(key)} approved.`,
+  };
+}
+
+function hold(ctx: DecisionContext, event: Extract<DecisionEvent, { type: 'hold' }>): Transition {
+  const { state, at, known, what } = ctx;
+  const key = event.updateKey;
+  const problem = validateReason(event.reason);
+  if (problem) return { outcome: 'refused', ...problem };
+  if (!known(key)) return { outcome: 'refused', code: 'unknown_update', message: `${what(key)} is not part of ${state.releaseId}.` };
+  if (event.clients !== 'all' && event.clients.length === 0) {
+    return { outcome: 'refused', code: 'no_clients', message: 'Choose the clients to hold, or hold for all clients.' };
+  }
+  const ring = event.ring ?? null;
+  if (ring === 'msp' && event.clients !== 'all') {
+    return { outcome: 'refused', code: 'msp_ring_clients', message: 'Ring msp is the MSP\u2019s own machines, not a client\u2019s: hold it for all clients.' };
+  }
+  const wanted: Array<string | null> = event.clients === 'all' ? [null] : [...new Set(event.clients)].sort();
+  // A client already covered by a hold on this target (an all-clients hold, or one on every ring) needs no second hold.
+  const sameTarget = state.holds.filter((h) => h.updateKey === key && (h.ring === null || h.ring === ring));
+  const covered = (clientId: string | null) => sameTarget.some((h) => h.clientId === null || h.clientId === clientId);
+  const fresh = wanted.filter((c) => !covered(c));
+  if (fresh.length === 0) {
+    const h = sameTarget.find((x) => x.clientId === null) ?? sameTarget[0]!;
+    return { outcome: 'noop', state, message: `${what(key)} is already held ${holdScopeText(h.ring, [h.clientId])}: ${h.reason}`, by: h.by, at: h.at };
+  }
+  const placed: ActiveHold[] = fresh.map((clientId, i) => ({ id: `new:${event.id}:${i}`, updateKey: key, clientId, ring, reason: event.reason, by: event.actor, at }));
+  const next = { ...state, holds: [...state.holds, ...placed] };
+  return {
+    outcome: 'applied',
+    state: withApplied(next, event.id),
+    effects: [
+      { type: 'decision', kind: 'hold', updateKey: key, reason: event.reason, holdIds: placed.map((h) => h.id), ...(ring !== null ? { ring } : {}) },
+      ...placed.map((hold): Effect => ({ type: 'place_hold', hold })),
+      { type: 'rerender', updateKeys: [key] },
+    ],
+    message: `${what(key)} held ${holdScopeText(ring, fresh)}.`,
+  };
+}
+
+function releaseHold(ctx: DecisionContext, event: Extract<DecisionEvent, { type: 'release_hold' }>): Transition {
+  const { state } = ctx;
+  const t = event.target;
+  const matching = state.holds.filter((h) => {
+    switch (t.kind) {
+      case 'hold':
+        return h.id === t.holdId;
+      case 'update':
+        return h.updateKey === t.updateKey;
+      case 'client':
+        return h.clientId === t.clientId;
+      case 'ring':
+        return h.ring === t.ring;
+      case 'all':
+        return true;
+    }
+  });
+  if (matching.length === 0) return { outcome: 'noop', state, message: 'Nothing to release: no matching hold is active.' };
+  const ids = matching.map((h) => h.id);
+  const next = { ...state, holds: state.holds.filter((h) => !ids.includes(h.id)) };
+  const keys = [...new Set(matching.map((h) => h.updateKey))];
+  return {
+    outcome: 'applied',
+    state: withApplied(next, event.id),
+    effects: [
+      { type: 'decision', kind: 'release_hold', updateKey: keys.length === 1 ? keys[0]! : null, reason: null, holdIds: ids, ...(t.kind === 'ring' ? { ring: t.ring } : {}) },
+      { type: 'release_holds', holdIds: ids },
+      { type: 'rerender', updateKeys: keys },
+    ],
+    message: `Released ${ids.length} hold${ids.length === 1 ? '' : 's'}.`,
+  };
+}
+
+function withdraw(ctx: DecisionContext, event: Extract<DecisionEvent, { type: 'withdraw' }>): Transition {
+  const { state, known, what } = ctx;
+  const key = event.updateKey;
+  if (!known(key)) return { outcome: 'refused', code: 'unknown_update', message: `${what(key)} is not part of ${state.releaseId}.` };
+  const existing = key === null ? state.releaseApproval : (state.updates[key]?.approval ?? null);
+  if (!existing) {
+    if (key !== null && state.releaseApproval) {
+      return { outcome: 'refused', code: 'covered_by_release', message: `${what(key)} is approved as part of the whole release; withdraw the release approval instead.` };
+    }
+    return { outcome: 'noop', state, message: `${what(key)} is not approved.` };
+  }
+  const deployed = key === null ? state.deployed.release || Object.values(state.deployed.updates).some(Boolean) : state.deployed.release || state.deployed.updates[key] === true;
+  if (deployed) return { outcome: 'refused', code: 'deployed', message: `${what(key)} has already been deployed; an approval cannot be withdrawn once anything went out. Place a hold to stop it going further.` };
+  const next: ReleaseDecisionState =
+    key === null ? { ...state, releaseApproval: null } : { ...state, updates: { ...state.updates, [key]: { approval: null } } };
+  return {
+    outcome: 'applied',
+    state: withApplied(next, event.id),
+    effects: [
+      { type: 'decision', kind: 'withdraw', updateKey: key, reason: null, holdIds: [] },
+      { type: 'rerender', updateKeys: [key] },
+    ],
+    message: `Approval of ${what(key)} withdrawn.`,
+  };
+}
+
+function addNote(ctx: DecisionContext, event: Extract<DecisionEvent, { type: 'note' }>): Transition {
+  const { state, known, what } = ctx;
+  const problem = validateNote(event.text, event.tags);
+  if (problem) return { outcome: 'refused', ...problem };
+  if (!known(event.updateKey)) return { outcome: 'refused', code: 'unknown_update', message: `${what(event.updateKey)} is not part of ${state.releaseId}.` };
+  return {
+    outcome: 'applied',
+    state: withApplied(state, event.id),
+    effects: [
+      { type: 'note', updateKey: event.updateKey, text: event.text, tags: [...new Set(event.tags)] },
+      { type: 'rerender', updateKeys: [event.updateKey] },
+    ],
+    message: `Note added to ${what(event.updateKey)}.`,
+  };
 }
 
 /** Where an update stands, for the status line under it in the digest and for `/patch status`. */

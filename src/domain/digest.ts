@@ -166,97 +166,20 @@ export function buildDigest(input: DigestInput): Digest {
   const { release, now, kev, inventory } = input;
   const notes = input.notes ?? [];
   const productsById = new Map(release.products.map((p) => [p.id, p]));
-  const today = now.toISODate() ?? '';
-
-  const bucketOf = new Map<string, CveBucket>();
-  const digestCves = new Map<string, DigestCve>();
-  for (const cve of release.cves) {
-    bucketOf.set(cve.id, classifyCve(cve, productsById));
-    digestCves.set(cve.id, toDigestCve(cve, release, kev, today));
-  }
-  const inBucket = (bucket: CveBucket) => release.cves.filter((c) => bucketOf.get(c.id) === bucket).map((c) => digestCves.get(c.id)!);
-  const headline = inBucket('headline');
-  const byId = (a: DigestCve, b: DigestCve) => a.id.localeCompare(b.id, 'en', { numeric: true });
-
-  const critical = headline.filter((c) => c.severity === 'Critical').sort(byId);
-  const exploited = headline.filter((c) => c.exploited === true).sort(byId);
-  const publiclyDisclosed = headline.filter((c) => c.publiclyDisclosed === true).sort(byId);
-  const kevMatches = [...digestCves.values()].filter((c) => c.kev !== undefined).sort(byId);
-  const late = headline.filter((c) => c.addedAfterRelease).sort(byId);
-  const onReleaseDay = headline.filter((c) => !c.addedAfterRelease);
+  const cves = sortCves(release, productsById, kev, now.toISODate() ?? '');
+  const { headline, late, onReleaseDay, separate } = cves;
+  const critical = headline.filter((c) => c.severity === 'Critical').sort(byCveId);
+  const exploited = headline.filter((c) => c.exploited === true).sort(byCveId);
+  const publiclyDisclosed = headline.filter((c) => c.publiclyDisclosed === true).sort(byCveId);
+  const kevMatches = [...cves.digestCves.values()].filter((c) => c.kev !== undefined).sort(byCveId);
   const changed = onReleaseDay.filter((c) => c.changedAfterRelease.length > 0);
 
-  // The breakdown adds up to the headline, as the press's does.
-  const impactCounts = new Map<string, number>();
-  for (const cve of onReleaseDay) {
-    const impact = cve.impacts[0] ?? 'Not stated';
-    impactCounts.set(impact, (impactCounts.get(impact) ?? 0) + 1);
-  }
-  const impacts = [...impactCounts].map(([impact, count]) => ({ impact, count })).sort((a, b) => b.count - a.count || a.impact.localeCompare(b.impact));
-
-  const separate = {
-    edgeChromium: inBucket('edgeChromium').sort(byId),
-    azureLinux: inBucket('azureLinux').sort(byId),
-    otherVendors: inBucket('otherVendors').sort(byId),
-  };
-
-  // Fleet: which products this MSP runs, and on how many devices of whom.
-  const devices = inventory
-    ? [
-        ...inventory.msp.devices.map((d) => ({ device: d, owner: inventory.msp.name })),
-        ...inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => ({ device: d, owner: c.name })))),
-      ]
-    : [];
-  const osNames = [...new Set(devices.map((d) => d.device.os).filter((os): os is string => os !== undefined && os.trim() !== ''))].sort();
-  const osMatches = osNames.map((os) => {
-    const match = matchOsToProducts(os, release.products);
-    return { ...match, devices: devices.filter((d) => d.device.os === os).length };
-  });
-  const osByProduct = new Map<string, string[]>();
-  for (const match of osMatches) for (const pid of match.productIds) osByProduct.set(pid, [...(osByProduct.get(pid) ?? []), match.os]);
-
-  const notesByKb = new Map<string, ResearchNote[]>();
-  for (const note of notes) notesByKb.set(normaliseKb(note.kb), [...(notesByKb.get(normaliseKb(note.kb)) ?? []), note]);
-  const usedNoteKeys = new Set<string>();
-
-  const lines: DigestUpdateLine[] = [];
-  for (const update of release.updates) {
-    const headlineCves = update.cves.filter((link) => bucketOf.get(link.cveId) === 'headline');
-    if (headlineCves.length === 0) continue;
-    const noteKey = [update.kb, update.id].find((key) => key !== undefined && notesByKb.has(key));
-    if (noteKey) usedNoteKeys.add(noteKey);
-    lines.push(
-      toLine(update, headlineCves, {
-        productsById,
-        digestCves,
-        osByProduct,
-        devices,
-        inventory,
-        notes: noteKey ? (notesByKb.get(noteKey) ?? []) : [],
-      }),
-    );
-  }
-  lines.sort(
-    (a, b) =>
-      -compareSeverity(a.severity, b.severity) ||
-      b.exploited - a.exploited ||
-      b.cves - a.cves ||
-      a.id.localeCompare(b.id, 'en', { numeric: true }),
-  );
-
+  const fleet = fleetOf(inventory, release);
+  const { lines, usedNoteKeys } = updateLines(release, notes, { productsById, digestCves: cves.digestCves, osByProduct: fleet.osByProduct, devices: fleet.devices, inventory }, cves.bucketOf);
   // A client's listed software (Exchange, SharePoint) is part of what the MSP runs, even without an OS match.
   const runs = (line: DigestUpdateLine) => line.fleetProducts.length > 0 || line.conflicts.some((c) => c.reason === 'product');
   const inFleet = inventory ? lines.filter(runs) : lines;
   const notInFleet = inventory ? lines.filter((line) => !runs(line)) : [];
-  const groups = groupByFamily(inFleet);
-
-  const unattachedNotes = notes.filter((note) => !usedNoteKeys.has(normaliseKb(note.kb)));
-  const separateTotal = separate.edgeChromium.length + separate.azureLinux.length + separate.otherVendors.length;
-  const headlineRule =
-    `Headline: the ${onReleaseDay.length} CVEs Microsoft rates in its own products, published on release day` +
-    (late.length > 0 ? `; +${late.length} since release day, not counted in it (listed, marked)` : '') +
-    `. Not counted, listed apart: ${separate.edgeChromium.length} Edge/Chromium, ${separate.azureLinux.length} Azure Linux/Mariner, ` +
-    `${separate.otherVendors.length} other vendors' (${separateTotal} in all).`;
 
   return {
     month: release.id,
@@ -264,7 +187,7 @@ export function buildDigest(input: DigestInput): Digest {
     releaseDay: releaseDay(release),
     revisionDate: release.currentReleaseDate,
     generatedAt: now.toUTC().toISO() ?? '',
-    headlineRule,
+    headlineRule: headlineRule(onReleaseDay.length, late.length, separate),
     totals: {
       cves: onReleaseDay.length,
       critical: critical.length,
@@ -280,17 +203,104 @@ export function buildDigest(input: DigestInput): Digest {
     publiclyDisclosed,
     kev: kevMatches,
     addedAfterRelease: late,
-    impacts,
+    impacts: impactBreakdown(onReleaseDay),
     separate,
     fleet: {
       hasInventory: inventory !== undefined,
-      groups,
+      groups: groupByFamily(inFleet),
       notInFleet,
-      osMatches: osMatches.map((m) => ({ os: m.os, how: m.how, products: m.productIds.map((id) => productsById.get(id)?.name ?? id), devices: m.devices })),
+      osMatches: fleet.osMatches.map((m) => ({ os: m.os, how: m.how, products: m.productIds.map((id) => productsById.get(id)?.name ?? id), devices: m.devices })),
     },
-    unattachedNotes,
+    unattachedNotes: notes.filter((note) => !usedNoteKeys.has(normaliseKb(note.kb))),
     kevCatalog: kev ? { version: kev.version, dateReleased: kev.dateReleased } : undefined,
   };
+}
+
+const byCveId = (a: DigestCve, b: DigestCve) => a.id.localeCompare(b.id, 'en', { numeric: true });
+
+/** Each CVE as the digest shows it, and the buckets the headline count and the "listed apart" lists come from. */
+function sortCves(release: Release, productsById: Map<string, Release['products'][number]>, kev: KevIndex | undefined, today: string) {
+  const bucketOf = new Map<string, CveBucket>();
+  const digestCves = new Map<string, DigestCve>();
+  for (const cve of release.cves) {
+    bucketOf.set(cve.id, classifyCve(cve, productsById));
+    digestCves.set(cve.id, toDigestCve(cve, release, kev, today));
+  }
+  const inBucket = (bucket: CveBucket) => release.cves.filter((c) => bucketOf.get(c.id) === bucket).map((c) => digestCves.get(c.id)!);
+  const headline = inBucket('headline');
+  return {
+    bucketOf,
+    digestCves,
+    headline,
+    late: headline.filter((c) => c.addedAfterRelease).sort(byCveId),
+    onReleaseDay: headline.filter((c) => !c.addedAfterRelease),
+    separate: {
+      edgeChromium: inBucket('edgeChromium').sort(byCveId),
+      azureLinux: inBucket('azureLinux').sort(byCveId),
+      otherVendors: inBucket('otherVendors').sort(byCveId),
+    },
+  };
+}
+
+/** The breakdown by impact adds up to the headline, as the press's does. */
+function impactBreakdown(onReleaseDay: readonly DigestCve[]): Array<{ impact: string; count: number }> {
+  const impactCounts = new Map<string, number>();
+  for (const cve of onReleaseDay) {
+    const impact = cve.impacts[0] ?? 'Not stated';
+    impactCounts.set(impact, (impactCounts.get(impact) ?? 0) + 1);
+  }
+  return [...impactCounts].map(([impact, count]) => ({ impact, count })).sort((a, b) => b.count - a.count || a.impact.localeCompare(b.impact));
+}
+
+/** Which products this MSP runs, and on how many devices of whom. */
+function fleetOf(inventory: Inventory | undefined, release: Release) {
+  const devices = inventory
+    ? [
+        ...inventory.msp.devices.map((d) => ({ device: d, owner: inventory.msp.name })),
+        ...inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => ({ device: d, owner: c.name })))),
+      ]
+    : [];
+  const osNames = [...new Set(devices.map((d) => d.device.os).filter((os): os is string => os !== undefined && os.trim() !== ''))].sort();
+  const osMatches = osNames.map((os) => {
+    const match = matchOsToProducts(os, release.products);
+    return { ...match, devices: devices.filter((d) => d.device.os === os).length };
+  });
+  const osByProduct = new Map<string, string[]>();
+  for (const match of osMatches) for (const pid of match.productIds) osByProduct.set(pid, [...(osByProduct.get(pid) ?? []), match.os]);
+  return { devices, osMatches, osByProduct };
+}
+
+/** One line per update that fixes a headline CVE, worst first, with the research notes written for it. */
+function updateLines(release: Release, notes: readonly ResearchNote[], fleet: Omit<LineContext, 'notes'>, bucketOf: ReadonlyMap<string, CveBucket>) {
+  const notesByKb = new Map<string, ResearchNote[]>();
+  for (const note of notes) notesByKb.set(normaliseKb(note.kb), [...(notesByKb.get(normaliseKb(note.kb)) ?? []), note]);
+  const usedNoteKeys = new Set<string>();
+  const lines: DigestUpdateLine[] = [];
+  for (const update of release.updates) {
+    const headlineCves = update.cves.filter((link) => bucketOf.get(link.cveId) === 'headline');
+    if (headlineCves.length === 0) continue;
+    const noteKey = [update.kb, update.id].find((key) => key !== undefined && notesByKb.has(key));
+    if (noteKey) usedNoteKeys.add(noteKey);
+    lines.push(toLine(update, headlineCves, { ...fleet, notes: noteKey ? (notesByKb.get(noteKey) ?? []) : [] }));
+  }
+  lines.sort(
+    (a, b) =>
+      -compareSeverity(a.severity, b.severity) ||
+      b.exploited - a.exploited ||
+      b.cves - a.cves ||
+      a.id.localeCompare(b.id, 'en', { numeric: true }),
+  );
+  return { lines, usedNoteKeys };
+}
+
+function headlineRule(counted: number, late: number, separate: { edgeChromium: unknown[]; azureLinux: unknown[]; otherVendors: unknown[] }): string {
+  const separateTotal = separate.edgeChromium.length + separate.azureLinux.length + separate.otherVendors.length;
+  return (
+    `Headline: the ${counted} CVEs Microsoft rates in its own products, published on release day` +
+    (late > 0 ? `; +${late} since release day, not counted in it (listed, marked)` : '') +
+    `. Not counted, listed apart: ${separate.edgeChromium.length} Edge/Chromium, ${separate.azureLinux.length} Azure Linux/Mariner, ` +
+    `${separate.otherVendors.length} other vendors' (${separateTotal} in all).`
+  );
 }
 
 function toDigestCve(cve: Cve, release: Release, kev: KevIndex | undefined, today: string): DigestCve {

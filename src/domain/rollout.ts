@@ -269,9 +269,16 @@ function actorId(actor: Actor): string {
   return actor.kind === 'system' ? 'system' : actor.id;
 }
 
+/** One transition's context: the book it starts from, the clock, and how changed gates are written back. */
+interface Step {
+  book: Book;
+  now: Date;
+  at: string;
+  put: Put;
+}
+
 export function transition(book: Book, event: RolloutEvent, now: Date): RolloutTransition {
-  const at = now.toISOString();
-  const put = (gates: Gate[], effects: RolloutEffect[]): RolloutTransition => {
+  const put: Put = (gates, effects) => {
     const next = { ...book.gates };
     const changed: string[] = [];
     for (const gate of gates) {
@@ -282,168 +289,192 @@ export function transition(book: Book, event: RolloutEvent, now: Date): RolloutT
     }
     return { outcome: 'applied', book: { ...book, gates: next }, effects, changed };
   };
-  const seen = (gate: Gate | undefined, id: string) => gate !== undefined && gate.applied.includes(id);
-
+  const step: Step = { book, now, at: now.toISOString(), put };
   switch (event.type) {
-    case 'approved': {
-      const msp = book.gates.msp;
-      if (!msp) return put([{ ...newGate('msp', null), applied: [event.id] }], [{ type: 'schedule', ring: 'msp', clientId: null }]);
-      if (seen(msp, event.id)) return { outcome: 'noop', book, reason: 'this approval was already applied' };
-      // A late approval starts at ring msp whatever the rest of the release has reached: the ring runs again.
-      if (!RESTING.has(msp.state)) return { outcome: 'noop', book, reason: `ring msp is ${msp.state}; its next window carries the update` };
-      return put([{ ...msp, state: 'scheduled', applied: [...msp.applied, event.id] }], [{ type: 'schedule', ring: 'msp', clientId: null }]);
-    }
-
-    case 'window_opened': {
-      const key = gateKey(event.ring, event.clientId);
-      const gate = book.gates[key];
-      if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${key} has not been scheduled for ${book.releaseId}` };
-      if (gate.state !== 'scheduled' && gate.state !== 'running') return { outcome: 'noop', book, reason: `${key} is ${gate.state}` };
-      if (gate.lastWindowStart !== null && Date.parse(gate.lastWindowStart) >= Date.parse(event.windowStart)) {
-        return { outcome: 'noop', book, reason: 'this window was already opened' };
-      }
-      if (isHeld(event.holds, { releaseId: book.releaseId, ring: event.ring, clientId: event.clientId })) {
-        return { outcome: 'refused', code: 'held', message: `${key} is held: nothing new starts until the hold is released` };
-      }
-      return put(
-        [{ ...gate, state: 'running', lastWindowStart: event.windowStart }],
-        [{ type: 'start_runs', ring: event.ring, clientId: event.clientId, windowStart: event.windowStart }],
-      );
-    }
-
-    case 'ring_finished': {
-      const key = gateKey(event.ring, event.clientId);
-      const gate = book.gates[key];
-      if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${key} has not been scheduled for ${book.releaseId}` };
-      const unopened = event.unopened === true && gate.state === 'scheduled' && gate.lastWindowStart === null && gate.finishedAt === null;
-      if (gate.state !== 'running' && !unopened) return { outcome: 'noop', book, reason: `${key} is ${gate.state}` };
-      if (gate.ring === 'msp') {
-        const soakUntil = event.soakUntil !== undefined ? event.soakUntil : addHours(now, event.soakHours ?? DEFAULT_SOAK_HOURS);
-        return put([{ ...gate, state: (gate.promotions ?? []).length > 0 && soakUntil === null ? 'promoted' : 'soaking', finishedAt: at, soakUntil }], []);
-      }
-      if (gate.ring === 'pilot') {
-        // Tested means installed: a pilot where nothing installed asks nothing and passes nothing.
-        const asked = [...new Set(event.asked ?? [])].filter((k) => !(gate.confirmed ?? []).includes(k)).sort();
-        if (event.asked !== undefined && asked.length === 0) {
-          // A pilot a later promotion reopened, with nothing new installed: the client's earlier confirmation still
-          // stands (its broad ring goes on with what it confirmed), so the gate rests as confirmed, no "waits" note.
-          if ((gate.confirmed ?? []).length > 0) return put([{ ...gate, state: 'confirmed', finishedAt: at, asked: [], autoConfirmAt: null }], []);
-          return put([{ ...gate, state: 'waiting', finishedAt: at, asked: [], autoConfirmAt: null }], [{ type: 'pilot_waiting', clientId: gate.clientId!, at }]);
-        }
-        const autoConfirmAt = event.autoConfirmHours !== undefined ? addHours(now, event.autoConfirmHours) : null;
-        return put(
-          [{ ...gate, state: 'awaiting_confirmation', finishedAt: at, autoConfirmAt, asked, confirmation: null, problem: null }],
-          [{ type: 'ask_confirmation', clientId: gate.clientId!, autoConfirmAt, updates: asked }],
-        );
-      }
-      return put([{ ...gate, state: 'finished', finishedAt: at }], []);
-    }
-
-    case 'tick': {
-      const gates: Gate[] = [];
-      const effects: RolloutEffect[] = [];
-      for (const gate of Object.values(book.gates)) {
-        if (gate.ring === 'msp' && event.mspReady !== undefined) {
-          // Each update is offered once, when its own soak ends; a late update gets an offer of its own.
-          const fresh = event.mspReady.filter((k) => !(gate.offered ?? []).includes(k));
-          // At rest with something to promote, the gate reads `ready` (offered already or not).
-          const state = event.mspReady.length > 0 && (gate.state === 'soaking' || gate.state === 'promoted') ? 'ready' : gate.state;
-          if (fresh.length > 0 || state !== gate.state) gates.push({ ...gate, state, offered: union(gate.offered, fresh) });
-          if (fresh.length > 0) effects.push({ type: 'offer_promotion', releaseId: book.releaseId, updates: [...event.mspReady].sort() });
-        } else if (gate.state === 'soaking' && gate.soakUntil !== null && Date.parse(gate.soakUntil) <= now.getTime()) {
-          gates.push({ ...gate, state: 'ready' });
-          effects.push({ type: 'offer_promotion', releaseId: book.releaseId });
-        }
-        if (gate.state === 'awaiting_confirmation' && gate.autoConfirmAt !== null && Date.parse(gate.autoConfirmAt) <= now.getTime()) {
-          const clientId = gate.clientId!;
-          const confirmed = confirmedGates(book, gate, { by: 'system', as: 'auto', at }, null);
-          gates.push(...confirmed);
-          effects.push(
-            { type: 'audit', action: 'confirm_pilot', actor: 'system', subject: `${book.releaseId}/${clientId}`, detail: { as: 'auto', updates: gate.asked ?? [] } },
-            { type: 'schedule', ring: 'broad', clientId },
-          );
-        }
-      }
-      if (gates.length === 0) return { outcome: 'noop', book, reason: 'nothing due' };
-      return put(gates, effects);
-    }
-
-    case 'reopen': {
-      const gates: Gate[] = [];
-      const effects: RolloutEffect[] = [];
-      for (const key of [...new Set(event.gates)].sort()) {
-        const gate = book.gates[key];
-        if (!gate) continue;
-        if (RESTING.has(gate.state)) {
-          gates.push({ ...gate, state: 'scheduled' });
-          effects.push({ type: 'schedule', ring: gate.ring, clientId: gate.clientId });
-        } else if ((gate.state === 'awaiting_confirmation' || gate.state === 'problem') && !gate.reopen) {
-          gates.push({ ...gate, reopen: true });
-        }
-      }
-      if (gates.length === 0) return { outcome: 'noop', book, reason: 'every gate with work is already at work' };
-      return put(gates, effects);
-    }
-
-    case 'settle': {
-      const gates: Gate[] = [];
-      for (const key of [...new Set(event.gates)].sort()) {
-        const gate = book.gates[key];
-        // Only a gate that rested before: a new gate's first window tells its story (a pilot's "client waits").
-        if (!gate || gate.state !== 'scheduled' || gate.finishedAt === null) continue;
-        const soak = gate.ring === 'msp' && event.soakUntil !== undefined ? { soakUntil: event.soakUntil } : {};
-        gates.push({ ...gate, ...soak, state: restedState(gate, event.soakUntil) });
-      }
-      if (gates.length === 0) return { outcome: 'noop', book, reason: 'no reopened gate to settle' };
-      return put(gates, []);
-    }
-
+    case 'approved':
+      return approve(step, event);
+    case 'window_opened':
+      return openWindow(step, event);
+    case 'ring_finished':
+      return finishRing(step, event);
+    case 'tick':
+      return tick(step, event);
+    case 'reopen':
+      return reopenGates(step, event);
+    case 'settle':
+      return settleGates(step, event);
     case 'promote':
       return promote(book, event, now, put);
-
     case 'skip_ring':
       return skipRing(book, event, now, put);
+    case 'confirm_pilot':
+      return confirmPilot(step, event);
+    case 'report_problem':
+      return reportProblem(step, event);
+  }
+}
 
-    case 'confirm_pilot': {
-      const gate = book.gates[gateKey('pilot', event.clientId)];
-      if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${event.clientId} has no pilot for ${book.releaseId}` };
-      if (seen(gate, event.id) || gate.state === 'confirmed') {
-        return { outcome: 'noop', book, reason: `already confirmed by ${gate.confirmation?.by ?? 'someone'}` };
-      }
-      const actor = event.actor;
-      const mayConfirm = actor.kind === 'engineer' || (actor.kind === 'champion' && actor.clientId === event.clientId);
-      if (!mayConfirm) return { outcome: 'refused', code: 'not_allowed', message: "Only the client's own champions, or an engineer on their behalf, confirm a pilot." };
-      // After a reported problem only an engineer may overrule it, having looked.
-      const confirmable = gate.state === 'awaiting_confirmation' || (gate.state === 'problem' && actor.kind === 'engineer');
-      if (!confirmable) return { outcome: 'refused', code: 'pilot_not_finished', message: `The pilot for ${event.clientId} is ${gate.state}.` };
-      const as = actor.kind === 'engineer' ? 'engineer' : 'champion';
-      const gates = confirmedGates(book, gate, { by: actorId(actor), as, at }, event.id);
-      return put(gates, [
-        { type: 'audit', action: 'confirm_pilot', actor: actorId(actor), subject: `${book.releaseId}/${event.clientId}`, detail: { as, updates: gate.asked ?? [] } },
-        { type: 'schedule', ring: 'broad', clientId: event.clientId },
-      ]);
+const seen = (gate: Gate | undefined, id: string) => gate !== undefined && gate.applied.includes(id);
+
+function approve(step: Step, event: Extract<RolloutEvent, { type: 'approved' }>): RolloutTransition {
+  const { book, put } = step;
+  const msp = book.gates.msp;
+  if (!msp) return put([{ ...newGate('msp', null), applied: [event.id] }], [{ type: 'schedule', ring: 'msp', clientId: null }]);
+  if (seen(msp, event.id)) return { outcome: 'noop', book, reason: 'this approval was already applied' };
+  // A late approval starts at ring msp whatever the rest of the release has reached: the ring runs again.
+  if (!RESTING.has(msp.state)) return { outcome: 'noop', book, reason: `ring msp is ${msp.state}; its next window carries the update` };
+  return put([{ ...msp, state: 'scheduled', applied: [...msp.applied, event.id] }], [{ type: 'schedule', ring: 'msp', clientId: null }]);
+}
+
+function openWindow(step: Step, event: Extract<RolloutEvent, { type: 'window_opened' }>): RolloutTransition {
+  const { book, put } = step;
+  const key = gateKey(event.ring, event.clientId);
+  const gate = book.gates[key];
+  if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${key} has not been scheduled for ${book.releaseId}` };
+  if (gate.state !== 'scheduled' && gate.state !== 'running') return { outcome: 'noop', book, reason: `${key} is ${gate.state}` };
+  if (gate.lastWindowStart !== null && Date.parse(gate.lastWindowStart) >= Date.parse(event.windowStart)) {
+    return { outcome: 'noop', book, reason: 'this window was already opened' };
+  }
+  if (isHeld(event.holds, { releaseId: book.releaseId, ring: event.ring, clientId: event.clientId })) {
+    return { outcome: 'refused', code: 'held', message: `${key} is held: nothing new starts until the hold is released` };
+  }
+  return put(
+    [{ ...gate, state: 'running', lastWindowStart: event.windowStart }],
+    [{ type: 'start_runs', ring: event.ring, clientId: event.clientId, windowStart: event.windowStart }],
+  );
+}
+
+function finishRing(step: Step, event: Extract<RolloutEvent, { type: 'ring_finished' }>): RolloutTransition {
+  const { book, now, at, put } = step;
+  const key = gateKey(event.ring, event.clientId);
+  const gate = book.gates[key];
+  if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${key} has not been scheduled for ${book.releaseId}` };
+  const unopened = event.unopened === true && gate.state === 'scheduled' && gate.lastWindowStart === null && gate.finishedAt === null;
+  if (gate.state !== 'running' && !unopened) return { outcome: 'noop', book, reason: `${key} is ${gate.state}` };
+  if (gate.ring === 'msp') {
+    const soakUntil = event.soakUntil !== undefined ? event.soakUntil : addHours(now, event.soakHours ?? DEFAULT_SOAK_HOURS);
+    return put([{ ...gate, state: (gate.promotions ?? []).length > 0 && soakUntil === null ? 'promoted' : 'soaking', finishedAt: at, soakUntil }], []);
+  }
+  if (gate.ring === 'pilot') {
+    // Tested means installed: a pilot where nothing installed asks nothing and passes nothing.
+    const asked = [...new Set(event.asked ?? [])].filter((k) => !(gate.confirmed ?? []).includes(k)).sort();
+    if (event.asked !== undefined && asked.length === 0) {
+      // A pilot a later promotion reopened, with nothing new installed: the client's earlier confirmation still
+      // stands (its broad ring goes on with what it confirmed), so the gate rests as confirmed, no "waits" note.
+      if ((gate.confirmed ?? []).length > 0) return put([{ ...gate, state: 'confirmed', finishedAt: at, asked: [], autoConfirmAt: null }], []);
+      return put([{ ...gate, state: 'waiting', finishedAt: at, asked: [], autoConfirmAt: null }], [{ type: 'pilot_waiting', clientId: gate.clientId!, at }]);
     }
+    const autoConfirmAt = event.autoConfirmHours !== undefined ? addHours(now, event.autoConfirmHours) : null;
+    return put(
+      [{ ...gate, state: 'awaiting_confirmation', finishedAt: at, autoConfirmAt, asked, confirmation: null, problem: null }],
+      [{ type: 'ask_confirmation', clientId: gate.clientId!, autoConfirmAt, updates: asked }],
+    );
+  }
+  return put([{ ...gate, state: 'finished', finishedAt: at }], []);
+}
 
-    case 'report_problem': {
-      const gate = book.gates[gateKey('pilot', event.clientId)];
-      if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${event.clientId} has no pilot for ${book.releaseId}` };
-      if (seen(gate, event.id) || gate.state === 'problem') return { outcome: 'noop', book, reason: 'a problem is already reported' };
-      const actor = event.actor;
-      const may = actor.kind === 'engineer' || (actor.kind === 'champion' && actor.clientId === event.clientId);
-      if (!may) return { outcome: 'refused', code: 'not_allowed', message: "Only the client's own champions or an engineer report a pilot problem." };
-      if (event.text.trim() === '') return { outcome: 'refused', code: 'text_required', message: 'Say what went wrong.' };
-      if (gate.state !== 'awaiting_confirmation') return { outcome: 'refused', code: 'pilot_not_finished', message: `The pilot for ${event.clientId} is ${gate.state}.` };
-      const by = actorId(actor);
-      return put(
-        [{ ...gate, state: 'problem', problem: { by, at, text: event.text }, applied: [...gate.applied, event.id] }],
-        [
-          { type: 'hold_client', clientId: event.clientId, reason: `Pilot problem: ${event.text}`, by },
-          { type: 'alert_engineers', clientId: event.clientId, text: event.text },
-          { type: 'audit', action: 'report_problem', actor: by, subject: `${book.releaseId}/${event.clientId}`, detail: {} },
-        ],
+function tick(step: Step, event: Extract<RolloutEvent, { type: 'tick' }>): RolloutTransition {
+  const { book, now, at, put } = step;
+  const gates: Gate[] = [];
+  const effects: RolloutEffect[] = [];
+  for (const gate of Object.values(book.gates)) {
+    if (gate.ring === 'msp' && event.mspReady !== undefined) {
+      // Each update is offered once, when its own soak ends; a late update gets an offer of its own.
+      const fresh = event.mspReady.filter((k) => !(gate.offered ?? []).includes(k));
+      // At rest with something to promote, the gate reads `ready` (offered already or not).
+      const state = event.mspReady.length > 0 && (gate.state === 'soaking' || gate.state === 'promoted') ? 'ready' : gate.state;
+      if (fresh.length > 0 || state !== gate.state) gates.push({ ...gate, state, offered: union(gate.offered, fresh) });
+      if (fresh.length > 0) effects.push({ type: 'offer_promotion', releaseId: book.releaseId, updates: [...event.mspReady].sort() });
+    } else if (gate.state === 'soaking' && gate.soakUntil !== null && Date.parse(gate.soakUntil) <= now.getTime()) {
+      gates.push({ ...gate, state: 'ready' });
+      effects.push({ type: 'offer_promotion', releaseId: book.releaseId });
+    }
+    if (gate.state === 'awaiting_confirmation' && gate.autoConfirmAt !== null && Date.parse(gate.autoConfirmAt) <= now.getTime()) {
+      const clientId = gate.clientId!;
+      const confirmed = confirmedGates(book, gate, { by: 'system', as: 'auto', at }, null);
+      gates.push(...confirmed);
+      effects.push(
+        { type: 'audit', action: 'confirm_pilot', actor: 'system', subject: `${book.releaseId}/${clientId}`, detail: { as: 'auto', updates: gate.asked ?? [] } },
+        { type: 'schedule', ring: 'broad', clientId },
       );
     }
   }
+  if (gates.length === 0) return { outcome: 'noop', book, reason: 'nothing due' };
+  return put(gates, effects);
+}
+
+function reopenGates(step: Step, event: Extract<RolloutEvent, { type: 'reopen' }>): RolloutTransition {
+  const { book, put } = step;
+  const gates: Gate[] = [];
+  const effects: RolloutEffect[] = [];
+  for (const key of [...new Set(event.gates)].sort()) {
+    const gate = book.gates[key];
+    if (!gate) continue;
+    if (RESTING.has(gate.state)) {
+      gates.push({ ...gate, state: 'scheduled' });
+      effects.push({ type: 'schedule', ring: gate.ring, clientId: gate.clientId });
+    } else if ((gate.state === 'awaiting_confirmation' || gate.state === 'problem') && !gate.reopen) {
+      gates.push({ ...gate, reopen: true });
+    }
+  }
+  if (gates.length === 0) return { outcome: 'noop', book, reason: 'every gate with work is already at work' };
+  return put(gates, effects);
+}
+
+function settleGates(step: Step, event: Extract<RolloutEvent, { type: 'settle' }>): RolloutTransition {
+  const { book, put } = step;
+  const gates: Gate[] = [];
+  for (const key of [...new Set(event.gates)].sort()) {
+    const gate = book.gates[key];
+    // Only a gate that rested before: a new gate's first window tells its story (a pilot's "client waits").
+    if (!gate || gate.state !== 'scheduled' || gate.finishedAt === null) continue;
+    const soak = gate.ring === 'msp' && event.soakUntil !== undefined ? { soakUntil: event.soakUntil } : {};
+    gates.push({ ...gate, ...soak, state: restedState(gate, event.soakUntil) });
+  }
+  if (gates.length === 0) return { outcome: 'noop', book, reason: 'no reopened gate to settle' };
+  return put(gates, []);
+}
+
+function confirmPilot(step: Step, event: Extract<RolloutEvent, { type: 'confirm_pilot' }>): RolloutTransition {
+  const { book, at, put } = step;
+  const gate = book.gates[gateKey('pilot', event.clientId)];
+  if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${event.clientId} has no pilot for ${book.releaseId}` };
+  if (seen(gate, event.id) || gate.state === 'confirmed') {
+    return { outcome: 'noop', book, reason: `already confirmed by ${gate.confirmation?.by ?? 'someone'}` };
+  }
+  const actor = event.actor;
+  const mayConfirm = actor.kind === 'engineer' || (actor.kind === 'champion' && actor.clientId === event.clientId);
+  if (!mayConfirm) return { outcome: 'refused', code: 'not_allowed', message: "Only the client's own champions, or an engineer on their behalf, confirm a pilot." };
+  // After a reported problem only an engineer may overrule it, having looked.
+  const confirmable = gate.state === 'awaiting_confirmation' || (gate.state === 'problem' && actor.kind === 'engineer');
+  if (!confirmable) return { outcome: 'refused', code: 'pilot_not_finished', message: `The pilot for ${event.clientId} is ${gate.state}.` };
+  const as = actor.kind === 'engineer' ? 'engineer' : 'champion';
+  const gates = confirmedGates(book, gate, { by: actorId(actor), as, at }, event.id);
+  return put(gates, [
+    { type: 'audit', action: 'confirm_pilot', actor: actorId(actor), subject: `${book.releaseId}/${event.clientId}`, detail: { as, updates: gate.asked ?? [] } },
+    { type: 'schedule', ring: 'broad', clientId: event.clientId },
+  ]);
+}
+
+function reportProblem(step: Step, event: Extract<RolloutEvent, { type: 'report_problem' }>): RolloutTransition {
+  const { book, at, put } = step;
+  const gate = book.gates[gateKey('pilot', event.clientId)];
+  if (!gate) return { outcome: 'refused', code: 'no_such_gate', message: `${event.clientId} has no pilot for ${book.releaseId}` };
+  if (seen(gate, event.id) || gate.state === 'problem') return { outcome: 'noop', book, reason: 'a problem is already reported' };
+  const actor = event.actor;
+  const may = actor.kind === 'engineer' || (actor.kind === 'champion' && actor.clientId === event.clientId);
+  if (!may) return { outcome: 'refused', code: 'not_allowed', message: "Only the client's own champions or an engineer report a pilot problem." };
+  if (event.text.trim() === '') return { outcome: 'refused', code: 'text_required', message: 'Say what went wrong.' };
+  if (gate.state !== 'awaiting_confirmation') return { outcome: 'refused', code: 'pilot_not_finished', message: `The pilot for ${event.clientId} is ${gate.state}.` };
+  const by = actorId(actor);
+  return put(
+    [{ ...gate, state: 'problem', problem: { by, at, text: event.text }, applied: [...gate.applied, event.id] }],
+    [
+      { type: 'hold_client', clientId: event.clientId, reason: `Pilot problem: ${event.text}`, by },
+      { type: 'alert_engineers', clientId: event.clientId, text: event.text },
+      { type: 'audit', action: 'report_problem', actor: by, subject: `${book.releaseId}/${event.clientId}`, detail: {} },
+    ],
+  );
 }
 
 type Put = (gates: Gate[], effects: RolloutEffect[]) => RolloutTransition;

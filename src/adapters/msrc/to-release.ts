@@ -159,7 +159,61 @@ function mapVulnerability(
   problems: string[],
 ): Cve {
   const productIds = [...new Set(v.ProductStatuses.filter((s) => s.Type === STATUS_KNOWN_AFFECTED).flatMap((s) => s.ProductID))];
+  const threats = readThreats(v);
+  const status = parseExploitStatus(threats.exploitText);
+  let cvss: number | undefined;
+  for (const set of v.CVSSScoreSets) {
+    if (set.BaseScore !== undefined && (cvss === undefined || set.BaseScore > cvss)) cvss = set.BaseScore;
+  }
+  const history = revisions(v.RevisionHistory, `${where}.RevisionHistory`, problems);
+  const updateIds = new Set<string>();
+  const knownIssues: KnownIssueEntry[] = [];
+  v.Remediations.forEach((r, i) => {
+    const name = nonEmpty(r.Description?.Value);
+    if (r.Type === REMEDIATION_KNOWN_ISSUE) {
+      if (name !== undefined) knownIssues.push({ issue: { kb: name.replace(/^KB/i, ''), url: nonEmpty(r.URL), text: name }, productIds: r.ProductID });
+      return;
+    }
+    if (r.Type !== REMEDIATION_VENDOR_FIX) return;
+    if (name === undefined) {
+      problems.push(`${where}.Remediations[${i}].Description.Value: expected the KB number or the fix's name, got nothing`);
+      return;
+    }
+    updateIds.add(addFix(r, name, v.CVE, threats.severityOn(r.ProductID), productsById, drafts));
+  });
+  attachKnownIssues(knownIssues, updateIds, drafts);
 
+  const tags = v.Notes.filter((n) => n.Type === NOTE_PRODUCT_TAG).map((n) => nonEmpty(n.Value)).filter((x): x is string => x !== undefined);
+  const cna = v.Notes.find((n) => n.Type === NOTE_ASSIGNING_CNA);
+  const families = [...new Set(productIds.map((id) => productsById.get(id)?.family).filter((x): x is string => x !== undefined))];
+  return {
+    id: v.CVE,
+    title: nonEmpty(v.Title?.Value),
+    severity: threats.severity,
+    impacts: [...threats.impacts],
+    cvssBaseScore: cvss,
+    exploited: status.exploited,
+    publiclyDisclosed: status.publiclyDisclosed,
+    exploitability: { latestRelease: status.latestRelease, olderRelease: status.olderRelease },
+    assigningCna: nonEmpty(cna?.Value),
+    tags: [...new Set(tags)],
+    productIds,
+    families,
+    updateIds: [...updateIds],
+    firstPublished: history[0]?.date,
+    lastRevised: history.at(-1)?.date,
+    revisions: history,
+  };
+}
+
+type CvrfRemediation = CvrfVulnerability['Remediations'][number];
+interface KnownIssueEntry {
+  issue: KnownIssue;
+  productIds: string[];
+}
+
+/** A CVE's severity (overall and per product), its impacts and Microsoft's exploitability text. */
+function readThreats(v: CvrfVulnerability) {
   let severity: Severity | undefined;
   const severityByProduct = new Map<string, Severity>();
   const impacts = new Set<string>();
@@ -175,77 +229,49 @@ function mapVulnerability(
       exploitText = value;
     }
   }
-  const status = parseExploitStatus(exploitText);
-
-  let cvss: number | undefined;
-  for (const set of v.CVSSScoreSets) {
-    if (set.BaseScore !== undefined && (cvss === undefined || set.BaseScore > cvss)) cvss = set.BaseScore;
-  }
-
-  const history = revisions(v.RevisionHistory, `${where}.RevisionHistory`, problems);
-  const updateIds = new Set<string>();
-  const knownIssues: Array<{ issue: KnownIssue; productIds: string[] }> = [];
-  const severityOn = (ids: string[]) => {
+  /** The worst severity on these products (a fix for some products only is as severe as it is there). */
+  const severityOn = (ids: readonly string[]): Severity | undefined => {
     if (severityByProduct.size === 0) return severity;
     let worst: Severity | undefined;
     for (const id of ids) worst = worseSeverity(worst, severityByProduct.get(id));
     return worst ?? severity;
   };
+  return { severity, impacts, exploitText, severityOn };
+}
 
-  v.Remediations.forEach((r, i) => {
-    const name = nonEmpty(r.Description?.Value);
-    if (r.Type === REMEDIATION_KNOWN_ISSUE) {
-      if (name === undefined) return;
-      knownIssues.push({ issue: { kb: name.replace(/^KB/i, ''), url: nonEmpty(r.URL), text: name }, productIds: r.ProductID });
-      return;
-    }
-    if (r.Type !== REMEDIATION_VENDOR_FIX) return;
-    if (name === undefined) {
-      problems.push(`${where}.Remediations[${i}].Description.Value: expected the KB number or the fix's name, got nothing`);
-      return;
-    }
-    const kbMatch = /^(?:KB)?(\d{6,8})$/i.exec(name);
-    const kb = kbMatch?.[1];
-    const family = mostCommon(r.ProductID.map((id) => productsById.get(id)?.family));
-    const id = kb ?? `${slug(name)}.${slug(family ?? 'other')}`;
-    let draft = drafts.get(id);
-    if (!draft) {
-      draft = {
-        update: {
-          id,
-          kb,
-          name,
-          family,
-          productIds: [],
-          subTypes: [],
-          restartRequired: 'unknown',
-          supersedes: [],
-          fixedBuilds: [],
-          urls: [],
-          knownIssues: [],
-          cves: [],
-        },
-        restarts: [],
-        products: new Set(),
-      };
-      drafts.set(id, draft);
-    }
-    const update = draft.update;
-    for (const pid of r.ProductID) draft.products.add(pid);
-    draft.restarts.push(restartOf(nonEmpty(r.RestartRequired?.Value)));
-    addOnce(update.subTypes, nonEmpty(r.SubType));
-    addOnce(update.fixedBuilds, nonEmpty(r.FixedBuild));
-    addOnce(update.urls, nonEmpty(r.URL));
-    for (const superseded of (r.Supercedence ?? '').split(/[\s,;]+/)) addOnce(update.supersedes, nonEmpty(superseded.replace(/^KB/i, '')));
-    const onThese = severityOn(r.ProductID);
-    const link = update.cves.find((c) => c.cveId === v.CVE);
-    if (link) link.severity = worseSeverity(link.severity, onThese);
-    else update.cves.push({ cveId: v.CVE, severity: onThese });
-    updateIds.add(id);
-  });
+/** Folds one vendor fix into its update (one update per KB across the release's CVEs); returns the update's id. */
+function addFix(r: CvrfRemediation, name: string, cveId: string, severity: Severity | undefined, productsById: ReadonlyMap<string, Product>, drafts: Map<string, UpdateDraft>): string {
+  const kb = /^(?:KB)?(\d{6,8})$/i.exec(name)?.[1];
+  const family = mostCommon(r.ProductID.map((id) => productsById.get(id)?.family));
+  const id = kb ?? `${slug(name)}.${slug(family ?? 'other')}`;
+  const draft = drafts.get(id) ?? newDraft(id, kb, name, family);
+  drafts.set(id, draft);
+  const update = draft.update;
+  for (const pid of r.ProductID) draft.products.add(pid);
+  draft.restarts.push(restartOf(nonEmpty(r.RestartRequired?.Value)));
+  addOnce(update.subTypes, nonEmpty(r.SubType));
+  addOnce(update.fixedBuilds, nonEmpty(r.FixedBuild));
+  addOnce(update.urls, nonEmpty(r.URL));
+  for (const superseded of (r.Supercedence ?? '').split(/[\s,;]+/)) addOnce(update.supersedes, nonEmpty(superseded.replace(/^KB/i, '')));
+  const link = update.cves.find((c) => c.cveId === cveId);
+  if (link) link.severity = worseSeverity(link.severity, severity);
+  else update.cves.push({ cveId, severity });
+  return id;
+}
 
-  // A known-issue entry names the KB whose article lists the issues; when that KB is not one of this
-  // CVE's fixes, it belongs to the fixes for the same products.
+function newDraft(id: string, kb: string | undefined, name: string, family: string | undefined): UpdateDraft {
+  return {
+    update: { id, kb, name, family, productIds: [], subTypes: [], restartRequired: 'unknown', supersedes: [], fixedBuilds: [], urls: [], knownIssues: [], cves: [] },
+    restarts: [],
+    products: new Set(),
+  };
+}
+
+/**
+ * A known-issue entry names the KB whose article lists the issues; when that KB is not one of this CVE's fixes,
+ * it belongs to the fixes for the same products.
+ */
+function attachKnownIssues(knownIssues: readonly KnownIssueEntry[], updateIds: ReadonlySet<string>, drafts: ReadonlyMap<string, UpdateDraft>): void {
   for (const { issue, productIds: issueProducts } of knownIssues) {
     const targets = drafts.has(issue.kb) && updateIds.has(issue.kb)
       ? [issue.kb]
@@ -255,29 +281,6 @@ function mapVulnerability(
       if (update && !update.knownIssues.some((k) => k.kb === issue.kb)) update.knownIssues.push(issue);
     }
   }
-
-  const tags = v.Notes.filter((n) => n.Type === NOTE_PRODUCT_TAG).map((n) => nonEmpty(n.Value)).filter((x): x is string => x !== undefined);
-  const cna = v.Notes.find((n) => n.Type === NOTE_ASSIGNING_CNA);
-  const families = [...new Set(productIds.map((id) => productsById.get(id)?.family).filter((x): x is string => x !== undefined))];
-
-  return {
-    id: v.CVE,
-    title: nonEmpty(v.Title?.Value),
-    severity,
-    impacts: [...impacts],
-    cvssBaseScore: cvss,
-    exploited: status.exploited,
-    publiclyDisclosed: status.publiclyDisclosed,
-    exploitability: { latestRelease: status.latestRelease, olderRelease: status.olderRelease },
-    assigningCna: nonEmpty(cna?.Value),
-    tags: [...new Set(tags)],
-    productIds,
-    families,
-    updateIds: [...updateIds],
-    firstPublished: history[0]?.date,
-    lastRevised: history.at(-1)?.date,
-    revisions: history,
-  };
 }
 
 function addOnce(list: string[], value: string | undefined): void {
