@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError } from './cli-error.ts';
+import { zoneShort } from '../domain/zone-label.ts';
 
 interface WindowsOptions {
   tz?: string;
@@ -83,7 +84,8 @@ async function renderTable(
     // One line per window, no rules between rows: the list is easier to scan.
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
   });
-  const local = (instant: import('luxon').DateTime) => instant.setLocale('en-US').toFormat('ccc yyyy-MM-dd HH:mm ZZZZ');
+  // zoneShort, not luxon's ZZZZ: en-US has no abbreviation for most zones outside the US (Auckland read "GMT+13").
+  const local = (instant: import('luxon').DateTime) => `${instant.setLocale('en-US').toFormat('ccc yyyy-MM-dd HH:mm')} ${zoneShort(instant)}`;
   const utc = (instant: import('luxon').DateTime) => instant.toUTC().toFormat("yyyy-MM-dd HH:mm'Z'");
   for (const window of windows) {
     const change = clockChangeMinutes(window, rule);

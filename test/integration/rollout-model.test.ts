@@ -87,7 +87,8 @@ describe('the rollout model', () => {
         console.error(report);
         expect.fail(report);
       }
-      expect(details.numRuns).toBe(RUNS);
+      // A replayed path runs that one case, whatever RUNS says.
+      if (PATH === undefined) expect(details.numRuns).toBe(RUNS);
       // Coverage must not silently collapse again (a rule change that stops sequences reaching the broad ring
       // leaves I2, I3 on broad devices and I5 checking nothing). Over 100 fresh sequences about a quarter reach it.
       if (SEED === undefined && PATH === undefined && RUNS >= 100) {

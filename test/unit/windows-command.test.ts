@@ -102,6 +102,13 @@ describe('patchbay windows', () => {
     expect(JSON.parse(stdout)).toEqual([{ start: '2026-10-04T01:00:00.000+10:00', end: '2026-10-04T05:00:00.000+11:00' }]);
   });
 
+  it('names a zone outside the US by its own abbreviation in the table, as the chat messages do', async () => {
+    const { stdout, exitCode } = await patchbay('windows', '--tz', 'Pacific/Auckland', '--window', 'daily 01:00-05:00', '--from', '2026-12-07T12:00', '--count', '1');
+    expect(exitCode).toBe(0);
+    expect(stdout).toContain('Tue 2026-12-08 01:00 NZDT');
+    expect(stdout).not.toContain('GMT+13');
+  });
+
   it('prints a table with local and UTC times and flags the DST nights', async () => {
     const { stdout, exitCode } = await patchbay('windows', '--tz', 'America/Chicago', '--window', 'daily 01:00-05:00', '--from', '2026-03-07T12:00', '--count', '2');
     expect(exitCode).toBe(0);
