@@ -10,8 +10,9 @@
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
+import { renderRolloutActionNotice, type RolloutActionNotice } from './notices/rollout-actions.ts';
 
-export type Notice = GateNotice;
+export type Notice = GateNotice | RolloutActionNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -21,5 +22,9 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'pilot_waiting':
     case 'pilot_finished':
       return renderGateNotice(notice, audiences);
+    case 'promotion_made':
+    case 'window_summary_changed':
+    case 'ring_skipped':
+      return renderRolloutActionNotice(notice, audiences);
   }
 }
