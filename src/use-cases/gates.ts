@@ -2,7 +2,7 @@
  * The gates of one release, moved by events in the caller's transaction: `applyGateEvents` loads the book (locked),
  * runs the domain's `transition` for each event in order, saves the changed gates with compare-and-set (a
  * ConflictError when another writer got there first: run it inside `withTransaction`, which tries again), and writes
- * what the effects ask for: audit rows and holds, and the engineers' thread messages (outbox rows).
+ * what the effects ask for: audit rows and holds, and the engineers' thread messages (notices, through `notify`).
  */
 import type { AppDatabase } from '../db/client.ts';
 import { enqueueOutbox } from '../db/outbox-repo.ts';

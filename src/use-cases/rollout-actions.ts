@@ -1,8 +1,8 @@
 /**
  * What engineers do to a rollout from chat: promote a release to pilot, hold a client from its window summary,
  * retry a window's failed runs. Each is one transaction: who is asking (engineers only), the rule (the rollout
- * gate machine for promotion, src/domain/retry.ts for retries), the decision and audit rows, and the outbox rows
- * that edit the message the engineers clicked. Nothing here knows which chat asked.
+ * gate machine for promotion, src/domain/retry.ts for retries), the decision and audit rows, and a notice that
+ * draws the message the engineers clicked again as it now stands. Nothing here knows which chat asked.
  *
  * Exactly once: promotion is one per release (the gate machine's event id, and the decisions table's unique key);
  * a hold is one per request (the existing hold use-case); a retry takes a lock on its window and only ever moves
