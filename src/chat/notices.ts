@@ -10,8 +10,10 @@
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
+import { renderRolloutActionNotice, type RolloutActionNotice } from './notices/rollout-actions.ts';
+import { renderPilotNotice, type PilotNotice } from './notices/pilot.ts';
 
-export type Notice = GateNotice;
+export type Notice = GateNotice | RolloutActionNotice | PilotNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -21,5 +23,13 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'pilot_waiting':
     case 'pilot_finished':
       return renderGateNotice(notice, audiences);
+    case 'promotion_made':
+    case 'window_summary_changed':
+    case 'ring_skipped':
+      return renderRolloutActionNotice(notice, audiences);
+    case 'signoff_card':
+    case 'broad_plan':
+    case 'pilot_problem_reported':
+      return renderPilotNotice(notice, audiences);
   }
 }

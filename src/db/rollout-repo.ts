@@ -526,7 +526,11 @@ export async function runCounts(db: AppDatabase, rolloutId?: number): Promise<Ru
  * counts by state and the first few failed, rolled and twice-rebooted devices. Devices the plan passed over are
  * left out; they were never part of the window's work.
  */
-export async function windowTallies(db: AppDatabase, now: Date): Promise<WindowTally[]> {
+export async function windowTallies(db: AppDatabase, now: Date, only?: { who: string; windowStart: string }): Promise<WindowTally[]> {
+  // One window (a summary re-rendered after a click) is read whatever its age; the sweep reads the recent ones.
+  const which = only
+    ? sql`coalesce(d.client_id, 'msp') = ${only.who} and r.window_start = ${only.windowStart}::timestamptz`
+    : sql`r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz`;
   const rows = rowsOf<{
     who: string;
     window_start: unknown;
@@ -541,7 +545,7 @@ export async function windowTallies(db: AppDatabase, now: Date): Promise<WindowT
     await db.execute(sql`with w as (
         select coalesce(d.client_id, 'msp') as who, r.window_start, r.window_end, r.state, r.result, r.error, r.rolled_to, r.reboots, r.updates, d.name
         from runs r join devices d on d.id = r.device_id
-        where r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz
+        where ${which}
           and (r.result is null or r.result not in ('nothing_applies', 'no_os')))
       select who, window_start, max(window_end) as window_end,
         (select jsonb_object_agg(state, n) from (select state, count(*) as n from w w2 where w2.who = w.who and w2.window_start = w.window_start group by state) s) as counts,

@@ -2,16 +2,15 @@
  * The gates of one release, moved by events in the caller's transaction: `applyGateEvents` loads the book (locked),
  * runs the domain's `transition` for each event in order, saves the changed gates with compare-and-set (a
  * ConflictError when another writer got there first: run it inside `withTransaction`, which tries again), and writes
- * what the effects ask for: audit rows and holds, and the engineers' thread messages (outbox rows).
+ * what the effects ask for: audit rows and holds, and the engineers' thread messages (notices, through `notify`).
  */
 import type { AppDatabase } from '../db/client.ts';
-import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
+import { enqueueOutbox } from '../db/outbox-repo.ts';
 import { loadBook, persistRowEffects, saveGates, type StoredBook } from '../db/rollout-repo.ts';
 import { gatesTouched, transition, type Book, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
 import { autoConfirmNotices } from './thread-notices.ts';
-import { loadAudiences } from '../chat/audiences.ts';
 import { gateEffectNotices } from '../chat/notices/gates.ts';
-import { renderNotice } from '../chat/notices.ts';
+import { notify } from '../chat/notify.ts';
 
 export interface GateOptions {
   /** The book as the caller already loaded it (locked, in this transaction), so it is not read twice. */
@@ -56,7 +55,7 @@ export async function applyGateEvents(
   await saveGates(tx, before, book, [...changed], now);
   await persistRowEffects(tx, releaseId, effects, now);
   const told = new Set(options.told ?? []);
-  const outboxIds = await enqueueOutbox(tx, await gateNotices(tx, releaseId, effects.filter((e) => !told.has(e.type)), now), now);
+  const outboxIds = await tellEngineers(tx, releaseId, effects.filter((e) => !told.has(e.type)), now);
   return { results, book, effects, outboxIds };
 }
 
@@ -66,15 +65,11 @@ function touchedBy(events: readonly RolloutEvent[]): string[] | undefined {
   return touched.some((k) => k === undefined) ? undefined : [...new Set(touched.flat() as string[])];
 }
 
-/** The engineers' thread messages for a transition's effects. */
-export async function gateNotices(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<OutboxItem[]> {
-  return [...(await chatFor(tx, releaseId, effects)), ...(await autoConfirmNotices(tx, releaseId, effects, now))];
-}
-
-/** Plain messages to the engineers' channel for the gate effects people act on; rich cards come later. */
-async function chatFor(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[]): Promise<OutboxItem[]> {
-  const notices = gateEffectNotices(releaseId, effects);
-  if (notices.length === 0) return [];
-  const audiences = await loadAudiences(tx);
-  return notices.flatMap((notice) => renderNotice(notice, audiences));
+/**
+ * The engineers' thread messages for a transition's effects, as notices. The auto-confirmation's thread note is still
+ * built as outbox rows by src/use-cases/thread-notices.ts (its family has not moved to src/chat yet).
+ */
+async function tellEngineers(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<number[]> {
+  const noticed = await notify(tx, gateEffectNotices(releaseId, effects), now);
+  return [...noticed, ...(await enqueueOutbox(tx, await autoConfirmNotices(tx, releaseId, effects, now), now))];
 }

@@ -5,13 +5,27 @@
  * champions answering at once, serialise and give one outcome. The rules are the rollout domain's
  * (`confirm_pilot`, `report_problem`); this module finds out who is asking and writes what follows.
  */
-import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
+import type { DateTime } from 'luxon';
+import type { AppDatabase } from '../db/client.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadBook } from '../db/rollout-repo.ts';
 import { lockRelease } from '../db/decisions-repo.ts';
-import { auditLog, decisions } from '../db/schema.ts';
-import { needsNoticeSql } from '../db/notice-repo.ts';
+import { appendAudit } from '../db/audit-repo.ts';
+import { insertDecision } from '../db/rollout-actions-repo.ts';
+import {
+  broadClassesNeedingNotice,
+  clientNameAndZone,
+  clientPlanSettings,
+  clientVisibleNotes,
+  findChampion,
+  firstHoldOnClient,
+  personByChatId,
+  personDisplayName,
+  pilotDeviceRuns,
+  releaseUpdateWords,
+  teamsChampionIds,
+  teamsContact,
+} from '../db/pilot-repo.ts';
 import { gateKey, gatesTouched, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
@@ -22,9 +36,9 @@ import { confirmationNotice } from './thread-notices.ts';
 import { applyGateEvents } from './gates.ts';
 import { isUniqueViolation, withTransaction } from './transaction.ts';
 import { zoneShort } from '../domain/zone-label.ts';
-import { renderPlanCard, renderSignoffCard, signoffText } from '../bot/teams/signoff-card.ts';
-import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../bot/slack/block-kit.ts';
 import { subjects } from '../chat/subjects.ts';
+import { notify } from '../chat/notify.ts';
+import { renderClientCards, type PilotNotice } from '../chat/notices/pilot.ts';
 
 // The view is data the sign-off card renders: its own module, so the card does not import this use-case.
 import type { DeviceOutcome, SignoffView } from '../domain/signoff-view.ts';
@@ -39,6 +53,9 @@ export interface PilotResult {
 
 export const signoffSubject = subjects.signoff;
 
+type SignoffCardNotice = Extract<PilotNotice, { kind: 'signoff_card' }>;
+type BroadPlanNotice = Extract<PilotNotice, { kind: 'broad_plan' }>;
+
 interface Asker {
   kind: 'champion' | 'engineer';
   personId: number;
@@ -47,29 +64,18 @@ interface Asker {
 
 /** The asker is one of this client's champions (by their chat identity), an engineer, or nobody we know. */
 export async function whoIsAsking(db: AppDatabase, actor: Actor, clientId: string): Promise<Asker | undefined> {
-  const [champion] = rowsOf<{ id: number; name: string | null; email: string | null }>(
-    await db.execute(sql`select p.id, p.display_name as name, p.email from chat_identities ci
-      join people p on p.id = ci.person_id and p.retired_at is null
-      join person_roles r on r.person_id = p.id and r.role = 'champion' and r.client_id = ${clientId}
-      where ci.platform = ${actor.platform} and ci.external_id = ${actor.id} limit 1`),
-  );
-  if (champion) return { kind: 'champion', personId: Number(champion.id), name: champion.name ?? champion.email ?? actor.id };
+  const champion = await findChampion(db, actor.platform, actor.id, clientId);
+  if (champion) return { kind: 'champion', personId: champion.personId, name: champion.name ?? champion.email ?? actor.id };
   const engineer = await findEngineer(db, actor);
-  if (engineer) {
-    const [p] = rowsOf<{ name: string | null }>(await db.execute(sql`select display_name as name from people where id = ${engineer.personId}`));
-    return { kind: 'engineer', personId: engineer.personId, name: p?.name ?? actor.id };
-  }
+  if (engineer) return { kind: 'engineer', personId: engineer.personId, name: (await personDisplayName(db, engineer.personId)) ?? actor.id };
   return undefined;
 }
 
 /** A person's display name for a platform id (who confirmed, who reported), else the id itself. */
 async function nameOf(db: AppDatabase, id: string): Promise<string> {
   if (id === 'system') return 'automatic confirmation';
-  const [row] = rowsOf<{ name: string | null; email: string | null }>(
-    await db.execute(sql`select p.display_name as name, p.email from chat_identities ci join people p on p.id = ci.person_id
-      where ci.external_id = ${id} limit 1`),
-  );
-  return row?.name ?? row?.email ?? id;
+  const person = await personByChatId(db, id);
+  return person?.name ?? person?.email ?? id;
 }
 
 export function plainWords(u: { kb: string | null; title: string | null; family: string | null; restart: string | null }): string {
@@ -102,54 +108,34 @@ function outcomeOf(state: string, result: string | null): DeviceOutcome {
 
 /** Everything the sign-off card shows, read from Postgres. */
 export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: string): Promise<SignoffView | undefined> {
-  const [client] = rowsOf<{ name: string; timezone: string }>(await db.execute(sql`select name, timezone from clients where id = ${clientId}`));
+  const client = await clientNameAndZone(db, clientId);
   if (!client) return undefined;
   const book = await loadBook(db, releaseId, false, gatesTouched({ type: 'confirm_pilot', id: '', actor: { kind: 'system' }, clientId }));
   const gate = book.gates[`pilot/${clientId}`];
-  const devices = rowsOf<{ name: string; state: string; result: string | null; reboots: number; error: string | null }>(
-    await db.execute(sql`select distinct on (d.id) d.name, r.state, r.result, r.reboots, r.error from devices d
-      left join runs r on r.device_id = d.id and r.release_id = ${releaseId}
-      where d.client_id = ${clientId} and d.ring = 'pilot' and d.retired_at is null
-      order by d.id, r.window_start desc nulls last`),
-  ).sort((a, b) => a.name.localeCompare(b.name));
+  const devices = await pilotDeviceRuns(db, releaseId, clientId);
   // Exactly what the sign-off asks about (installed on this client's pilots, never a held update), or what the
   // answer covered; never the release as a whole. Nothing installed: nothing listed, and no card is sent.
   // What the card asks about; once answered, what the answer covered. A confirmation on a pilot that a later
   // promotion reopened leaves the gate scheduled, not confirmed: its card must still show what was confirmed.
   const asked = new Set(gate?.asked?.length ? gate.asked : (gate?.confirmation?.updates ?? []));
-  const updates = rowsOf<{ update_key: string; kb: string | null; title: string | null; family: string | null; restart: string | null }>(
-    await db.execute(sql`select update_key, kb, title, family, restart_required as restart from updates
-      where release_id = ${releaseId} and removed_at is null order by update_key`),
-  ).filter((u) => asked.has(u.update_key));
-  const notes = rowsOf<{ kb: string | null; update_key: string; body: string }>(
-    await db.execute(sql`select u.kb, u.update_key, n.body from research_notes n join updates u on u.id = n.update_id
-      where u.release_id = ${releaseId} and n.deleted_at is null and n.tags ? 'client-visible' order by n.id`),
-  );
-  const [hold] = rowsOf<{ placed_by: string; placed_at: unknown; reason: string }>(
-    await db.execute(sql`select placed_by, placed_at, reason from holds where released_at is null
-      and ((scope = 'client' and client_id = ${clientId}) or scope = 'all') and (release_id is null or release_id = ${releaseId})
-      order by placed_at limit 1`),
-  );
-  const championIds = rowsOf<{ external_id: string }>(
-    await db.execute(sql`select distinct ci.external_id from person_roles r join people p on p.id = r.person_id and p.retired_at is null
-      join chat_identities ci on ci.person_id = p.id and ci.platform = 'teams'
-      where r.role = 'champion' and r.client_id = ${clientId} order by ci.external_id limit 60`),
-  ).map((r) => r.external_id);
+  const updates = (await releaseUpdateWords(db, releaseId)).filter((u) => asked.has(u.updateKey));
+  const notes = await clientVisibleNotes(db, releaseId);
+  const hold = await firstHoldOnClient(db, releaseId, clientId);
+  const championIds = await teamsChampionIds(db, clientId);
   let answer: SignoffView['answer'];
   if (gate?.confirmation) answer = { kind: 'confirmed', by: await nameOf(db, gate.confirmation.by), as: gate.confirmation.as, at: gate.confirmation.at };
   else if (gate?.problem) answer = { kind: 'problem', by: await nameOf(db, gate.problem.by), at: gate.problem.at, text: gate.problem.text };
-  const toIso = (v: unknown) => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
   return {
     releaseId,
     clientId,
     clientName: client.name,
     zone: client.timezone,
     gate: (gate?.state as SignoffView['gate'] | undefined) ?? 'none',
-    devices: devices.map((d) => ({ name: d.name, outcome: d.state ? outcomeOf(d.state, d.result) : 'waiting', reboots: Number(d.reboots ?? 0), error: d.error })),
+    devices: devices.map((d) => ({ name: d.name, outcome: d.state ? outcomeOf(d.state, d.result) : 'waiting', reboots: d.reboots, error: d.error })),
     updates: updates.map((u) => ({ kb: u.kb, words: plainWords(u) })),
-    notes: notes.map((n) => ({ kb: n.kb ?? n.update_key, body: n.body })),
+    notes,
     answer,
-    hold: hold ? { by: await nameOf(db, hold.placed_by), at: toIso(hold.placed_at), reason: hold.reason } : undefined,
+    hold: hold ? { ...hold, by: await nameOf(db, hold.by) } : undefined,
     championIds,
     round: (gate?.confirmed ?? []).length > 0 ? [...asked].sort().join('+') : '',
   };
@@ -160,57 +146,45 @@ export async function clientConversations(db: AppDatabase, clientId: string): Pr
   return championConversations(db, clientId);
 }
 
-/** The sign-off card for each of the client's conversations: a post the first time, an edit after an answer. */
-export async function signoffItems(db: AppDatabase, view: SignoffView, action: 'post' | 'update', version: string): Promise<OutboxItem[]> {
-  const card = renderSignoffCard(view);
-  const text = signoffText(view);
-  return (await clientConversations(db, view.clientId)).map((channel) => ({
-    key: `teams:${signoffSubject(view.releaseId, view.clientId)}:${channel}:${action === 'post' ? 'post' : version}${view.round ? `:${view.round}` : ''}`,
-    platform: 'teams' as const,
-    channel,
-    action,
-    subject: signoffSubject(view.releaseId, view.clientId),
-    payload: { text, card },
-  }));
+/** The sign-off card as a notice for each of the client's conversations: a post the first time, an edit after an answer. */
+async function signoffNotice(db: AppDatabase, view: SignoffView, action: 'post' | 'update', version: string): Promise<SignoffCardNotice> {
+  return { kind: 'signoff_card', view, action, version, conversations: await clientConversations(db, view.clientId) };
 }
 
-/** "Your machines will be patched on these nights": the broad ring's next windows per device class. */
-export async function planItems(db: AppDatabase, releaseId: string, clientId: string, now: Date): Promise<OutboxItem[]> {
-  const [client] = rowsOf<{ name: string; timezone: string; windows: Record<string, string>; notice_hours: string | null }>(
-    await db.execute(sql`select name, timezone, windows, settings ->> 'noticeHours' as notice_hours from clients where id = ${clientId}`),
-  );
-  if (!client) return [];
+/** The sign-off card's outbox rows (for the Teams tick, which queues them with its own). */
+export async function signoffItems(db: AppDatabase, view: SignoffView, action: 'post' | 'update', version: string): Promise<OutboxItem[]> {
+  return renderClientCards(await signoffNotice(db, view, action, version));
+}
+
+/** "Your machines will be patched on these nights": the broad ring's next windows per device class; none when nothing is to install. */
+async function planNotice(db: AppDatabase, releaseId: string, clientId: string, now: Date): Promise<BroadPlanNotice | undefined> {
+  const client = await clientPlanSettings(db, clientId);
+  if (!client) return undefined;
   // Only machines with something to install: no plan (no "save your work") for a broad ring with nothing to do.
   const work = await broadWorkByClass(db, releaseId, clientId);
-  if (work.size === 0) return [];
-  const withUsers = new Set(
-    rowsOf<{ class: string }>(
-      // Users a standing waiver covers are not waited for: their machines start in their windows like servers.
-      await db.execute(sql`select distinct d.class from devices d where d.client_id = ${clientId} and d.ring = 'broad' and d.retired_at is null and ${needsNoticeSql(now)}`),
-    ).map((r) => r.class),
-  );
+  if (work.size === 0) return undefined;
+  // Users a standing waiver covers are not waited for: their machines start in their windows like servers.
+  const withUsers = await broadClassesNeedingNotice(db, clientId, now);
   const classes = [...work].sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => ({ class: c, n, users: withUsers.has(c) }));
-  const notice = noticeHoursOf({ noticeHours: client.notice_hours === null ? undefined : Number(client.notice_hours) });
+  const notice = noticeHoursOf({ noticeHours: client.noticeHours });
+  const at = (t: DateTime, format: string) => t.setZone(client.timezone).toFormat(format);
   const groups = classes.flatMap((c) => {
     const spec = client.windows[c.class];
     const parsed = spec ? parseWindowSpec(spec) : undefined;
     if (!parsed?.ok) return [];
     // A class with users starts only in a window they can still be told about (no unwarned reboot).
     const nights = plannedWindows(parsed.value, client.timezone, now, c.users ? notice : null, 3).map(
-      (w) => `${w.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${w.end.setZone(client.timezone).toFormat('HH:mm')} ${zoneShort(w.end.setZone(client.timezone))}`,
+      (w) => `${at(w.start, 'ccc d LLL, HH:mm')}–${at(w.end, 'HH:mm')} ${zoneShort(w.end.setZone(client.timezone))}`,
     );
     return [{ deviceClass: c.class, count: Number(c.n), nights }];
   });
-  const card = renderPlanCard({ releaseId, clientName: client.name, groups });
-  const text = `${releaseId}: your machines will be patched on these nights. Save your work and leave your computer on.`;
-  return (await clientConversations(db, clientId)).map((channel) => ({
-    key: `teams:plan:${releaseId}:${clientId}:${channel}`,
-    platform: 'teams' as const,
-    channel,
-    action: 'post' as const,
-    subject: subjects.plan(releaseId, clientId),
-    payload: { text, card },
-  }));
+  return { kind: 'broad_plan', plan: { releaseId, clientName: client.name, groups }, clientId, conversations: await clientConversations(db, clientId) };
+}
+
+/** The plan card's outbox rows (for the Teams tick, which queues them with its own). */
+export async function planItems(db: AppDatabase, releaseId: string, clientId: string, now: Date): Promise<OutboxItem[]> {
+  const notice = await planNotice(db, releaseId, clientId, now);
+  return notice ? renderClientCards(notice) : [];
 }
 
 export interface AnswerInput {
@@ -259,7 +233,7 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
       after.outbox(gates.outboxIds);
       const view = await recordAnswer(tx, input, asker, event, now);
       const confirmed = gates.book.gates[gateKey('pilot', input.clientId)]?.confirmation?.updates ?? [];
-      after.outbox(await enqueueOutbox(tx, await answerItems(tx, input, asker, event, view, now, confirmed), now));
+      after.outbox(await tellAnswer(tx, input, asker, event, view, now, confirmed));
       const thanks = event.type === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.';
       return { outcome: 'applied', message: thanks, view };
     },
@@ -271,7 +245,7 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
 async function recordAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, now: Date): Promise<SignoffView> {
   const kind = event.type === 'confirm_pilot' ? 'confirm_pilot' : 'report_problem';
   const text = event.type === 'report_problem' ? event.text : null;
-  await tx.insert(decisions).values({
+  await insertDecision(tx, {
     kind,
     releaseId: input.releaseId,
     clientId: input.clientId,
@@ -284,7 +258,7 @@ async function recordAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, e
     idempotencyKey: event.id,
     createdAt: now,
   });
-  await tx.insert(auditLog).values({
+  await appendAudit(tx, {
     at: now,
     actor: input.actor.id,
     action: `decision.${kind}`,
@@ -295,64 +269,27 @@ async function recordAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, e
   return (await loadSignoff(tx, input.releaseId, input.clientId))!;
 }
 
-/** The card edited in the client's conversations, and what follows the answer for the client and the engineers. */
-/** `confirmed`: the updates this confirmation covered (the pilot gate's confirmation after the transition). */
-async function answerItems(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, view: SignoffView, now: Date, confirmed: readonly string[]): Promise<OutboxItem[]> {
-  const items = await signoffItems(tx, view, 'update', event.type);
-  if (event.type === 'report_problem') return [...items, ...(await problemAlert(tx, view, asker, event.text))];
-  return [
-    ...items,
-    ...(await planItems(tx, input.releaseId, input.clientId, now)),
-    // One thread note: who confirmed, what, and which night the rest of the client's machines start.
-    ...(await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name, updates: [...confirmed] }, now)),
-  ];
+/**
+ * The card edited in the client's conversations, and what follows the answer: a problem goes to the engineers in
+ * the champion's words; a confirmation sends the broad plan, and one thread note says who confirmed what and which
+ * night the rest start (`confirmed`: the updates this confirmation covered, the pilot gate's after the transition).
+ */
+async function tellAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, view: SignoffView, now: Date, confirmed: readonly string[]): Promise<number[]> {
+  const card = await signoffNotice(tx, view, 'update', event.type);
+  if (event.type === 'report_problem') return notify(tx, [card, await problemNotice(tx, view, asker, event.text)], now);
+  const plan = await planNotice(tx, input.releaseId, input.clientId, now);
+  const told = await notify(tx, [card, ...(plan ? [plan] : [])], now);
+  // The confirmation note is still built as outbox rows by src/use-cases/thread-notices.ts (not yet a notice family).
+  const note = await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name, updates: [...confirmed] }, now);
+  return [...told, ...(await enqueueOutbox(tx, note, now))];
 }
 
-/** A link button; the Slack app only acks its click (Slack sends one even for a `url` button). */
-export const PILOT_REPLY_CHAMPION_ACTION = 'pilot_reply_champion';
+export { PILOT_REPLY_CHAMPION_ACTION } from '../chat/notices/pilot.ts';
 
-/** The engineers' thread for the release gets the problem, as written, with a way to reply to the champion. */
-async function problemAlert(tx: AppDatabase, view: SignoffView, asker: Asker, text: string): Promise<OutboxItem[]> {
-  const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-  if (!channel) return [];
-  const [contact] = rowsOf<{ email: string | null; upn: string | null }>(
-    await tx.execute(sql`select p.email, ci.upn from people p left join chat_identities ci on ci.person_id = p.id and ci.platform = 'teams'
-      where p.id = ${asker.personId} limit 1`),
-  );
-  const who = contact?.upn ?? contact?.email;
-  const headline = `:warning: ${escapeMrkdwn(view.clientName)} reported a pilot problem with ${escapeMrkdwn(view.releaseId)}; the client is on hold.`;
-  const quote = `*${escapeMrkdwn(asker.name)}* wrote:\n>${escapeMrkdwn(text).replace(/\n/g, '\n>')}`;
-  const blocks: unknown[] = [
-    // Cut after escaping and quoting: both lengthen the text, and it is the result that must fit the section.
-    { type: 'section', text: { type: 'mrkdwn', text: truncateMrkdwn(`${headline}\n${quote}`, BLOCK_KIT_LIMITS.sectionText) } },
-    ...(who
-      ? [
-          {
-            type: 'actions',
-            elements: [
-              {
-                type: 'button',
-                action_id: PILOT_REPLY_CHAMPION_ACTION,
-                text: { type: 'plain_text', text: `Reply to ${asker.name}`.slice(0, 75) },
-                // A Teams deep link opens a chat with the champion: the reply is a person's, not the bot's.
-                url: `https://teams.microsoft.com/l/chat/0/0?users=${encodeURIComponent(who)}`,
-                value: JSON.stringify({ release: view.releaseId, client: view.clientId }),
-              },
-            ],
-          },
-        ]
-      : []),
-  ];
-  return [
-    {
-      key: subjects.pilotProblem(view.releaseId, view.clientId),
-      platform: 'slack',
-      channel,
-      action: 'post',
-      subject: subjects.pilotProblem(view.releaseId, view.clientId),
-      payload: { text: escapeMrkdwn(`${view.clientName} reported a pilot problem with ${view.releaseId}: ${text.slice(0, 500)}`), blocks, threadSubject: subjects.digest(view.releaseId) },
-    },
-  ];
+/** A champion's problem for the engineers' thread: their words, and how to reach them in Teams. */
+async function problemNotice(tx: AppDatabase, view: SignoffView, asker: Asker, text: string): Promise<PilotNotice> {
+  const contact = await teamsContact(tx, asker.personId);
+  return { kind: 'pilot_problem_reported', releaseId: view.releaseId, clientId: view.clientId, clientName: view.clientName, reporter: asker.name, contact, text };
 }
 
 const asRolloutActor = (asker: Asker, actor: Actor, clientId: string): RolloutActor =>

@@ -1,37 +1,51 @@
 /**
  * What engineers do to a rollout from chat: promote a release to pilot, hold a client from its window summary,
  * retry a window's failed runs. Each is one transaction: who is asking (engineers only), the rule (the rollout
- * gate machine for promotion, src/domain/retry.ts for retries), the decision and audit rows, and the outbox rows
- * that edit the message the engineers clicked. Nothing here knows which chat asked.
+ * gate machine for promotion, src/domain/retry.ts for retries), the decision and audit rows, and a notice that
+ * draws the message the engineers clicked again as it now stands. Nothing here knows which chat asked.
  *
  * Exactly once: promotion is one per release (the gate machine's event id, and the decisions table's unique key);
  * a hold is one per request (the existing hold use-case); a retry takes a lock on its window and only ever moves
  * runs still marked failed, so a double click finds nothing left to retry and says who did it.
  */
 import { createHash } from 'node:crypto';
-import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
 import { zoneShort } from '../domain/zone-label.ts';
-import { clientNames } from '../db/names-repo.ts';
-import { loadMspPicture } from '../db/eligibility-repo.ts';
+import { loadMspPicture, type MspPicture } from '../db/eligibility-repo.ts';
 import { readyToPromote, type MspStanding } from '../domain/eligibility.ts';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
-import { enqueueOutbox, type OutboxItem, type OutboxPayload } from '../db/outbox-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { appendAudit } from '../db/audit-repo.ts';
 import { insertRuns, loadBook } from '../db/rollout-repo.ts';
+import {
+  clientHoldsInForce,
+  clientsWithLiveDevices,
+  failedRunsToRetry,
+  findReleaseUpdate,
+  insertDecision,
+  isLiveClient,
+  lockMessageEdit,
+  lockRetryWindow,
+  markRetriedTo,
+  postedChannels,
+  releaseOfWindow,
+  restartRuns,
+  retryableRunCount,
+  retryDecisions,
+  windowAsNow,
+  type FailedRun,
+} from '../db/rollout-actions-repo.ts';
 import { lockRelease } from '../db/decisions-repo.ts';
-import { auditLog, decisions } from '../db/schema.ts';
-import { formatDecisionTime } from '../domain/approval.ts';
 import { retryTarget } from '../domain/retry.ts';
-import { gatesTouched } from '../domain/rollout.ts';
+import { gatesTouched, type Gate } from '../domain/rollout.ts';
 import { DEFAULT_RUN_POLICY } from '../domain/run.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
-import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
-import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION } from '../bot/slack/window-blocks.ts';
 import { mspZone } from './digest-refresh.ts';
-import { findEngineer, hold, type Actor, type DecisionResult } from './decisions.ts';
+import { findEngineer, hold, type Actor, type DecisionResult, type Engineer } from './decisions.ts';
 import { applyGateEvents } from './gates.ts';
-import { isUniqueViolation, withTransaction, type UseCaseContext } from './transaction.ts';
+import { isUniqueViolation, withTransaction, type AfterCommit, type UseCaseContext } from './transaction.ts';
 import { subjects } from '../chat/subjects.ts';
+import { notify } from '../chat/notify.ts';
+import { retryWords } from '../chat/notices/rollout-actions.ts';
 
 const NOT_ENGINEER = 'Only the MSP\u2019s engineers can promote, hold or retry a rollout. Nothing was changed.';
 
@@ -39,30 +53,6 @@ const NOT_ENGINEER = 'Only the MSP\u2019s engineers can promote, hold or retry a
 export const promoteSubject = subjects.promote;
 /** A window's end-of-window summary (the engine posts it under this subject). */
 export const summarySubject = (who: string, windowStart: string) => subjects.windowSummary(subjects.window(who, windowStart));
-
-/** The message's latest content per channel (the post, or its latest edit), for an edit that adds a line. */
-async function latestPayloads(tx: AppDatabase, subject: string): Promise<Array<{ channel: string; payload: OutboxPayload }>> {
-  // One editor at a time per message: a hold and a retry clicked together must not each drop the other's line.
-  await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`edit:${subject}`}))`);
-  return rowsOf<{ channel: string; payload: OutboxPayload }>(
-    await tx.execute(sql`select distinct on (channel) channel, payload from chat_outbox
-      where platform = 'slack' and subject = ${subject} and action in ('post', 'update') order by channel, id desc`),
-  );
-}
-
-/** Adds a context line to a message and drops the buttons that were answered; one outbox edit per channel. */
-async function annotate(tx: AppDatabase, subject: string, line: string, drop: readonly string[], key: string, now: Date): Promise<number[]> {
-  const items: OutboxItem[] = [];
-  for (const { channel, payload } of await latestPayloads(tx, subject)) {
-    const blocks = ((payload.blocks ?? []) as Array<{ type: string; elements?: Array<{ action_id?: string }> }>)
-      .map((b) => (b.type === 'actions' ? { ...b, elements: (b.elements ?? []).filter((e) => !drop.includes(e.action_id ?? '')) } : b))
-      .filter((b) => b.type !== 'actions' || (b.elements ?? []).length > 0);
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: line } as never] });
-    const { threadSubject: _thread, ...rest } = payload;
-    items.push({ key: `${subject}:${channel}:${key}`, channel, action: 'update', subject, payload: { ...rest, blocks } });
-  }
-  return items.length === 0 ? [] : enqueueOutbox(tx, items, now);
-}
 
 export interface PromoteInput {
   actor: Actor;
@@ -76,70 +66,99 @@ export interface RolloutActionResult extends DecisionResult {
   later?: number;
 }
 
-/** Promote to pilot: the gate machine's `promote` event, for every client with live devices. */
-export async function promoteRelease(ctx: UseCaseContext, input: PromoteInput): Promise<RolloutActionResult> {
+/** An engineer's action in its transaction: who is asking and what time it is. */
+interface EngineerAction {
+  tx: AppDatabase;
+  after: AfterCommit;
+  now: Date;
+  actor: Actor;
+  engineer: Engineer;
+  /** The engineer's zone, for times in the reply. */
+  zone: string;
+}
+
+/**
+ * What every engineer's rollout action starts with: one transaction, refused (changing nothing) unless the actor
+ * is one of the MSP's engineers. A click racing another for the same decision key loses on the unique index and
+ * runs again, and then finds the decision made (that is how a double click is answered once).
+ */
+function asEngineer(ctx: UseCaseContext, actor: Actor, work: (action: EngineerAction) => Promise<RolloutActionResult>): Promise<RolloutActionResult> {
   return withTransaction(
     ctx,
     async (tx, after): Promise<RolloutActionResult> => {
-      const now = ctx.now();
-      const engineer = await findEngineer(tx, input.actor);
+      const engineer = await findEngineer(tx, actor);
       if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
-      const zone = engineer.zone;
-      // The release row first, as every other decision on the release takes it: one order, no deadlock.
-      if (!(await lockRelease(tx, input.releaseId))) return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
-      const clients = rowsOf<{ id: string }>(
-        await tx.execute(sql`select c.id from clients c where c.retired_at is null
-          and exists (select 1 from devices d where d.client_id = c.id and d.retired_at is null) order by c.id`),
-      ).map((r) => r.id);
-      const before = await loadBook(tx, input.releaseId, true);
-      // A promotion covers the updates ready now (installed on ring msp and soaked, or skipped), and no others.
-      const picture = await loadMspPicture(tx, input.releaseId, now);
-      const ready = readyToPromote(picture?.standings ?? []);
-      const msp = before.gates.msp;
-      const already = { ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) };
-      if (ready.length === 0) {
-        const waiting = (picture?.standings ?? []).filter((st) => st.state !== 'promoted');
-        if (!msp) return { outcome: 'refused', message: `${input.releaseId} has not been approved.`, zone };
-        if ((msp.promotions ?? []).length > 0) {
-          const rest = waiting.length === 0 ? '' : ` ${notReadyMessage(waiting, picture!.names, zone)}`;
-          return { outcome: 'noop', message: `Already promoted to pilot.${rest}`, zone, ...already };
-        }
-        return { outcome: 'refused', message: notReadyMessage(waiting, picture!.names, zone), zone };
-      }
-      const event = { type: 'promote' as const, id: promoteId(input.releaseId, ready), actor: { kind: 'engineer' as const, id: input.actor.id }, clients, updates: ready };
-      const gates = await applyGateEvents(tx, input.releaseId, [event], now, { book: before });
-      const t = gates.results[0]!;
-      if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
-      if (t.outcome === 'noop') return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...already };
-      after.outbox(gates.outboxIds);
-      const scheduled = t.effects.filter((e) => e.type === 'schedule').length;
-      await tx.insert(decisions).values({
-        kind: 'promote',
-        releaseId: input.releaseId,
-        ring: 'pilot',
-        actor: input.actor.id,
-        actorPersonId: engineer.personId > 0 ? engineer.personId : null,
-        source: input.actor.platform,
-        detail: { clients: scheduled, updates: ready },
-        idempotencyKey: event.id,
-        createdAt: now,
-      });
-      await tx.insert(auditLog).values({
-        at: now,
-        actor: input.actor.id,
-        action: 'decision.promote',
-        subject: `release:${input.releaseId}`,
-        source: input.actor.platform,
-        detail: { clients: scheduled, via: input.actor.platform, updates: ready },
-      });
-      const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
-      const kbs = ready.map((k) => kbLabel(k, picture!.names)).join(', ');
-      const line = `:rocket: *Promoted to pilot* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(kbs)}; ${scheduled} client pilot${scheduled === 1 ? '' : 's'} scheduled for their next windows.`;
-      after.outbox(await annotate(tx, promoteSubject(input.releaseId), line, [PROMOTE_ACTION], event.id, now));
-      return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
+      return work({ tx, after, now: ctx.now(), actor, engineer, zone: engineer.zone });
     },
     { alsoRetry: isUniqueViolation },
   );
+}
+
+/** The release row first, as every other decision on the release takes it: one order, no deadlock. */
+async function refusedUnlessRelease(action: EngineerAction, releaseId: string): Promise<RolloutActionResult | undefined> {
+  if (await lockRelease(action.tx, releaseId)) return undefined;
+  return { outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: action.zone };
+}
+
+const personId = (engineer: Engineer): number | null => (engineer.personId > 0 ? engineer.personId : null);
+
+/** Promote to pilot: the gate machine's `promote` event, for every client with live devices. */
+export function promoteRelease(ctx: UseCaseContext, input: PromoteInput): Promise<RolloutActionResult> {
+  return asEngineer(ctx, input.actor, async (action) => {
+    const { tx, now, zone } = action;
+    const unknown = await refusedUnlessRelease(action, input.releaseId);
+    if (unknown) return unknown;
+    const clients = await clientsWithLiveDevices(tx);
+    const before = await loadBook(tx, input.releaseId, true);
+    // A promotion covers the updates ready now (installed on ring msp and soaked, or skipped), and no others.
+    const picture = await loadMspPicture(tx, input.releaseId, now);
+    const ready = readyToPromote(picture?.standings ?? []);
+    const msp = before.gates.msp;
+    if (ready.length === 0) return nothingToPromote(input.releaseId, msp, picture, zone);
+    const event = { type: 'promote' as const, id: promoteId(input.releaseId, ready), actor: { kind: 'engineer' as const, id: input.actor.id }, clients, updates: ready };
+    const gates = await applyGateEvents(tx, input.releaseId, [event], now, { book: before });
+    const t = gates.results[0]!;
+    if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
+    if (t.outcome === 'noop') return { outcome: 'noop', message: 'Already promoted to pilot.', zone, ...promotedBy(msp) };
+    action.after.outbox(gates.outboxIds);
+    const scheduled = t.effects.filter((e) => e.type === 'schedule').length;
+    const detail = { clients: scheduled, updates: ready };
+    await insertDecision(tx, { kind: 'promote', releaseId: input.releaseId, ring: 'pilot', actor: input.actor.id, actorPersonId: personId(action.engineer), source: input.actor.platform, detail, idempotencyKey: event.id, createdAt: now });
+    await appendAudit(tx, { at: now, actor: input.actor.id, action: 'decision.promote', subject: `release:${input.releaseId}`, source: input.actor.platform, detail: { ...detail, via: input.actor.platform } });
+    action.after.outbox(await offerPromoted(action, input.releaseId, event.id, ready, scheduled, picture!.names));
+    return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
+  });
+}
+
+const promotedBy = (msp: Gate | undefined) => ({ ...(msp?.promotedBy ? { by: msp.promotedBy } : {}), ...(msp?.promotedAt ? { at: msp.promotedAt } : {}) });
+
+/** Nothing ready: promoted already (and what still waits), not approved, or why each update is not ready yet. */
+function nothingToPromote(releaseId: string, msp: Gate | undefined, picture: MspPicture | undefined, zone: string): RolloutActionResult {
+  const waiting = (picture?.standings ?? []).filter((st) => st.state !== 'promoted');
+  if (!msp) return { outcome: 'refused', message: `${releaseId} has not been approved.`, zone };
+  if ((msp.promotions ?? []).length > 0) {
+    const rest = waiting.length === 0 ? '' : ` ${notReadyMessage(waiting, picture!.names, zone)}`;
+    return { outcome: 'noop', message: `Already promoted to pilot.${rest}`, zone, ...promotedBy(msp) };
+  }
+  return { outcome: 'refused', message: notReadyMessage(waiting, picture!.names, zone), zone };
+}
+
+/** The offer, drawn again as promoted: who, when, what, and how many pilots, with its button gone. */
+async function offerPromoted(
+  action: EngineerAction,
+  releaseId: string,
+  promotionId: string,
+  updates: readonly string[],
+  pilotsScheduled: number,
+  names: ReadonlyMap<string, { kb: string | null }>,
+): Promise<number[]> {
+  const subject = promoteSubject(releaseId);
+  await lockMessageEdit(action.tx, subject);
+  const channels = await postedChannels(action.tx, subject);
+  if (channels.length === 0) return [];
+  const by = { platform: action.actor.platform, id: action.actor.id };
+  const labels = updates.map((k) => kbLabel(k, names));
+  return notify(action.tx, [{ kind: 'promotion_made', releaseId, channels, promotionId, by, at: action.now.toISOString(), updates, labels, pilotsScheduled }], action.now);
 }
 
 /** One promotion per set of ready updates: a double click is one decision, a late update's promotion another. */
@@ -177,6 +196,7 @@ function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<str
   return `Nothing is ready to promote yet:\n${lines.join('\n')}`;
 }
 
+
 export interface HoldClientInput {
   actor: Actor;
   clientId: string;
@@ -191,13 +211,7 @@ export interface HoldClientInput {
  * scoped to that client, for the release the window was patching; the summary is edited in the same transaction.
  */
 export async function holdClientFromWindow(ctx: UseCaseContext, input: HoldClientInput): Promise<DecisionResult> {
-  const [row] = rowsOf<{ release_id: string }>(
-    await ctx.db.execute(sql`select r.release_id from runs r join devices d on d.id = r.device_id join releases rel on rel.id = r.release_id
-      where d.client_id = ${input.clientId} and r.window_start = ${input.windowStart}::timestamptz
-      order by rel.initial_release_date desc limit 1`),
-  );
-  const releaseId =
-    row?.release_id ?? rowsOf<{ id: string }>(await ctx.db.execute(sql`select id from releases order by initial_release_date desc, id desc limit 1`))[0]?.id;
+  const releaseId = await releaseOfWindow(ctx.db, input.clientId, input.windowStart);
   if (!releaseId) return { outcome: 'refused', code: 'unknown_release', message: 'No release is stored.', zone: await mspZone(ctx.db) };
   return hold(ctx, {
     actor: input.actor,
@@ -206,13 +220,43 @@ export async function holdClientFromWindow(ctx: UseCaseContext, input: HoldClien
     clients: [input.clientId],
     reason: input.reason,
     requestId: input.requestId,
-    andThen: async (tx, now) => {
-      const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
-      const name = (await clientNames(tx)).get(input.clientId) ?? input.clientId;
-      const line = `:octagonal_sign: *${escapeMrkdwn(name)} held* by ${who} at ${formatDecisionTime(now.toISOString(), await mspZone(tx))}: ${escapeMrkdwn(input.reason)}`;
-      return annotate(tx, summarySubject(input.clientId, input.windowStart), line, [HOLD_CLIENT_ACTION], `hold:${input.requestId}`, now);
-    },
+    andThen: (tx, now) => summaryAsNow(tx, input.clientId, input.windowStart, `hold:${input.requestId}`, now),
   });
+}
+
+/** `acme:2024-02-14T07:00:00.000Z`: one window's retries are counted and locked under it. */
+const retryScope = (who: string, windowStart: DateTime): string => `${who}:${windowStart.toISO()}`;
+
+/**
+ * The window's summary drawn again as things are now (its runs, the client's holds, the retries asked), wherever
+ * it was posted; `cause` makes one edit per click. Nothing when the summary was never posted.
+ */
+async function summaryAsNow(tx: AppDatabase, who: string, windowStart: string, cause: string, now: Date): Promise<number[]> {
+  const subject = summarySubject(who, windowStart);
+  await lockMessageEdit(tx, subject);
+  const channels = await postedChannels(tx, subject);
+  const window = channels.length === 0 ? undefined : await windowAsNow(tx, who, windowStart, now);
+  if (!window) return [];
+  const start = DateTime.fromISO(windowStart, { zone: 'utc' });
+  const holds = who === 'msp' ? [] : await clientHoldsInForce(tx, who);
+  const retries = await retryDecisions(tx, retryScope(who, start));
+  const retryable = await retryableRunCount(tx, who, start.toISO()!);
+  return notify(
+    tx,
+    [
+      {
+        kind: 'window_summary_changed',
+        subject,
+        channels,
+        cause,
+        ...window,
+        holds: holds.map((h) => ({ clientId: who, by: { platform: h.via, id: h.by }, at: h.at, reason: h.reason })),
+        retries: retries.map((r) => ({ by: { platform: r.source, id: r.actor }, at: r.at, again: r.again.length, laterStarts: r.later.map((l) => l.windowStart) })),
+        retryable,
+      },
+    ],
+    now,
+  );
 }
 
 export interface RetryInput {
@@ -222,125 +266,78 @@ export interface RetryInput {
   windowStart: string;
 }
 
+/** Where each failed run goes: again now (its window still has room), or a new run in a later window. */
+interface RetryPlan {
+  again: number[];
+  later: Array<{ run: FailedRun; start: string; end: string }>;
+}
+
 /** "Retry failed": each failed run of the window runs again, now if there is room, else in the device's next window. */
-export async function retryFailed(ctx: UseCaseContext, input: RetryInput): Promise<RolloutActionResult> {
-  return withTransaction(
-    ctx,
-    async (tx, after): Promise<RolloutActionResult> => {
-      const now = ctx.now();
-      const engineer = await findEngineer(tx, input.actor);
-      if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
-      const zone = engineer.zone;
-      const windowStart = DateTime.fromISO(input.windowStart, { zone: 'utc' });
-      if (!windowStart.isValid) return { outcome: 'refused', message: 'That window is not one I know.', zone };
-      const scope = `${input.who}:${windowStart.toISO()}`;
-      // Two clicks on one window queue here; the second then finds no run still marked failed.
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`retry:${scope}`}))`);
-      const failed = rowsOf<{
-        id: number;
-        device_id: number;
-        release_id: string | null;
-        rollout_id: number | null;
-        updates: string[];
-        window_end: unknown;
-        spec: string | null;
-        timezone: string;
-      }>(
-        await tx.execute(sql`select r.id, r.device_id, r.release_id, r.rollout_id, r.updates, r.window_end,
-            coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as timezone
-          from runs r join devices d on d.id = r.device_id left join clients c on c.id = d.client_id left join msp m on m.id = 1
-          where r.window_start = ${windowStart.toISO()}::timestamptz and coalesce(d.client_id, 'msp') = ${input.who}
-            and r.state = 'failed' and not (r.detail ? 'retriedTo') and d.retired_at is null
-          order by r.id for update of r`),
-      );
-      if (failed.length === 0) {
-        const [last] = rowsOf<{ actor: string; created_at: unknown }>(
-          await tx.execute(sql`select actor, created_at from decisions where kind = 'retry_failed' and idempotency_key like ${`retry_failed:${scope}:%`}
-            order by id desc limit 1`),
-        );
-        if (last) return { outcome: 'noop', message: 'The failed runs were already retried.', zone, by: last.actor, at: new Date(String(last.created_at instanceof Date ? last.created_at.toISOString() : last.created_at)).toISOString() };
-        return { outcome: 'noop', message: 'Nothing in that window failed, so there is nothing to retry.', zone };
-      }
-      const nowDt = DateTime.fromJSDate(now, { zone: 'utc' });
-      const again: number[] = [];
-      const later: Array<{ run: (typeof failed)[number]; start: string; end: string }> = [];
-      for (const run of failed) {
-        const parsed = run.spec ? parseWindowSpec(run.spec) : undefined;
-        const window = {
-          start: windowStart.setZone(run.timezone),
-          end: DateTime.fromJSDate(run.window_end instanceof Date ? run.window_end : new Date(String(run.window_end)), { zone: run.timezone }),
-          day: '',
-        };
-        const target = retryTarget({ window, rule: parsed?.ok ? parsed.value : undefined, zone: run.timezone, now: nowDt, budgetMinutes: DEFAULT_RUN_POLICY.installBudgetMinutes });
-        if (!target) continue;
-        if (target.kind === 'again') again.push(Number(run.id));
-        else later.push({ run, start: target.window.start.toUTC().toISO()!, end: target.window.end.toUTC().toISO()! });
-      }
-      if (again.length > 0) {
-        // The same run starts over with a new identity for its device calls (`retry` goes into its operation keys),
-        // so the device manager does not hand back the failed install as if it were this one.
-        await tx.execute(sql`update runs set state = 'scheduled', step = 'online_check', attempts = 0, reboots = 0, error = null, result = null,
-            started_at = null, finished_at = null, step_started_at = null, rolled_to = null, updated_at = ${now.toISOString()}::timestamptz,
-            detail = jsonb_build_object('seq', coalesce((detail ->> 'seq')::int, 0) + 1, 'retry', coalesce((detail ->> 'retry')::int, 0) + 1,
-              'previousError', error)
-          where id in (select (jsonb_array_elements_text(${JSON.stringify(again)}::jsonb))::int)`);
-      }
-      if (later.length > 0) {
-        await insertRuns(
-          tx,
-          later.map(({ run, start, end }) => ({
-            deviceId: Number(run.device_id),
-            releaseId: run.release_id!,
-            rolloutId: Number(run.rollout_id),
-            windowStart: start,
-            windowEnd: end,
-            updates: run.updates,
-          })),
-          now,
-        );
-        // The failed run stays as it was (the window's record), marked with where its retry went.
-        const moves = later.map(({ run, start }) => ({ id: Number(run.id), to: start }));
-        await tx.execute(sql`update runs r set detail = r.detail || jsonb_build_object('retriedTo', x.to, 'retriedBy', ${input.actor.id}::text),
-            updated_at = ${now.toISOString()}::timestamptz
-          from jsonb_to_recordset(${JSON.stringify(moves)}::jsonb) as x(id integer, "to" text) where r.id = x.id`);
-      }
-      const previous = rowsOf<{ n: number }>(
-        await tx.execute(sql`select count(*)::int as n from decisions where kind = 'retry_failed' and idempotency_key like ${`retry_failed:${scope}:%`}`),
-      )[0]!.n;
-      const key = `retry_failed:${scope}:${previous}`;
-      const releaseId = failed.find((r) => r.release_id !== null)?.release_id ?? null;
-      await tx.insert(decisions).values({
-        kind: 'retry_failed',
-        releaseId,
-        clientId: input.who === 'msp' ? null : input.who,
-        actor: input.actor.id,
-        actorPersonId: engineer.personId > 0 ? engineer.personId : null,
-        source: input.actor.platform,
-        detail: { windowStart: windowStart.toISO(), again, later: later.map((l) => ({ run: Number(l.run.id), windowStart: l.start })) },
-        idempotencyKey: key,
-        createdAt: now,
-      });
-      await tx.insert(auditLog).values({
-        at: now,
-        actor: input.actor.id,
-        action: 'decision.retry_failed',
-        subject: `window:${scope}`,
-        source: input.actor.platform,
-        detail: { again: again.length, later: later.length, via: input.actor.platform },
-      });
-      const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
-      const mspTz = await mspZone(tx);
-      const next = later.map((l) => l.start).sort()[0];
-      const parts = [
-        ...(again.length > 0 ? [`${again.length} running again now`] : []),
-        ...(later.length > 0 ? [`${later.length} in the next window${next ? ` (from ${formatDecisionTime(next, mspTz)})` : ''}`] : []),
-      ];
-      const line = `:repeat: *Retry* by ${who} at ${formatDecisionTime(now.toISOString(), mspTz)}: ${parts.join(', ')}.`;
-      after.outbox(await annotate(tx, summarySubject(input.who, windowStart.toISO()!), line, [RETRY_FAILED_ACTION], key, now));
-      return { outcome: 'applied', message: `Retrying ${failed.length} failed run(s): ${parts.join(', ')}.`, zone, by: input.actor.id, at: now.toISOString(), again: again.length, later: later.length };
-    },
-    { alsoRetry: isUniqueViolation },
-  );
+export function retryFailed(ctx: UseCaseContext, input: RetryInput): Promise<RolloutActionResult> {
+  return asEngineer(ctx, input.actor, async (action) => {
+    const windowStart = DateTime.fromISO(input.windowStart, { zone: 'utc' });
+    if (!windowStart.isValid) return { outcome: 'refused', message: 'That window is not one I know.', zone: action.zone };
+    const scope = retryScope(input.who, windowStart);
+    await lockRetryWindow(action.tx, scope);
+    const failed = await failedRunsToRetry(action.tx, input.who, windowStart.toISO()!);
+    if (failed.length === 0) return nothingToRetry(action, scope);
+    const plan = planRetries(failed, windowStart, action.now);
+    await moveRuns(action, plan);
+    const key = await recordRetry(action, input.who, windowStart, failed, plan);
+    action.after.outbox(await summaryAsNow(action.tx, input.who, windowStart.toISO()!, key, action.now));
+    const words = retryWords(plan.again.length, plan.later.map((l) => l.start), await mspZone(action.tx));
+    return { outcome: 'applied', message: `Retrying ${failed.length} failed run(s): ${words}.`, zone: action.zone, by: input.actor.id, at: action.now.toISOString(), again: plan.again.length, later: plan.later.length };
+  });
+}
+
+/** Two clicks queue on the window's lock; the second finds nothing failed left and says who retried it. */
+async function nothingToRetry(action: EngineerAction, scope: string): Promise<RolloutActionResult> {
+  const last = (await retryDecisions(action.tx, scope)).at(-1);
+  if (last) return { outcome: 'noop', message: 'The failed runs were already retried.', zone: action.zone, by: last.actor, at: last.at };
+  return { outcome: 'noop', message: 'Nothing in that window failed, so there is nothing to retry.', zone: action.zone };
+}
+
+/** Pure: each run's retry target by its device class's window rule, in its own zone; a run with none stays failed. */
+function planRetries(failed: readonly FailedRun[], windowStart: DateTime, now: Date): RetryPlan {
+  const nowDt = DateTime.fromJSDate(now, { zone: 'utc' });
+  const plan: RetryPlan = { again: [], later: [] };
+  for (const run of failed) {
+    const parsed = run.spec ? parseWindowSpec(run.spec) : undefined;
+    const window = { start: windowStart.setZone(run.timezone), end: DateTime.fromISO(run.windowEnd, { zone: run.timezone }), day: '' };
+    const target = retryTarget({ window, rule: parsed?.ok ? parsed.value : undefined, zone: run.timezone, now: nowDt, budgetMinutes: DEFAULT_RUN_POLICY.installBudgetMinutes });
+    if (!target) continue;
+    if (target.kind === 'again') plan.again.push(run.id);
+    else plan.later.push({ run, start: target.window.start.toUTC().toISO()!, end: target.window.end.toUTC().toISO()! });
+  }
+  return plan;
+}
+
+async function moveRuns(action: EngineerAction, plan: RetryPlan): Promise<void> {
+  await restartRuns(action.tx, plan.again, action.now);
+  if (plan.later.length === 0) return;
+  const runs = plan.later.map(({ run, start, end }) => ({ deviceId: run.deviceId, releaseId: run.releaseId!, rolloutId: Number(run.rolloutId), windowStart: start, windowEnd: end, updates: run.updates }));
+  await insertRuns(action.tx, runs, action.now);
+  await markRetriedTo(action.tx, plan.later.map(({ run, start }) => ({ id: run.id, to: start })), action.actor.id, action.now);
+}
+
+/** The retry's decision (the window's nth: its key) and audit rows; returns the key. */
+async function recordRetry(action: EngineerAction, who: string, windowStart: DateTime, failed: readonly FailedRun[], plan: RetryPlan): Promise<string> {
+  const { tx, actor, now } = action;
+  const scope = retryScope(who, windowStart);
+  const key = `retry_failed:${scope}:${(await retryDecisions(tx, scope)).length}`;
+  await insertDecision(tx, {
+    kind: 'retry_failed',
+    releaseId: failed.find((r) => r.releaseId !== null)?.releaseId ?? null,
+    clientId: who === 'msp' ? null : who,
+    actor: actor.id,
+    actorPersonId: personId(action.engineer),
+    source: actor.platform,
+    detail: { windowStart: windowStart.toISO(), again: plan.again, later: plan.later.map((l) => ({ run: l.run.id, windowStart: l.start })) },
+    idempotencyKey: key,
+    createdAt: now,
+  });
+  await appendAudit(tx, { at: now, actor: actor.id, action: 'decision.retry_failed', subject: `window:${scope}`, source: actor.platform, detail: { again: plan.again.length, later: plan.later.length, via: actor.platform } });
+  return key;
 }
 
 export interface SkipRingInput {
@@ -358,62 +355,32 @@ export interface SkipRingInput {
  * it, so it is not stuck waiting for an install that cannot happen. Never implied: audited with who and why, told
  * in the release's thread, and shown in status. Once per (ring, client, update): a repeat says who did it.
  */
-export async function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promise<RolloutActionResult> {
-  return withTransaction(
-    ctx,
-    async (tx, after): Promise<RolloutActionResult> => {
-      const now = ctx.now();
-      const engineer = await findEngineer(tx, input.actor);
-      if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
-      const zone = engineer.zone;
-      if (!(await lockRelease(tx, input.releaseId))) return { outcome: 'refused', code: 'unknown_release', message: `No release ${input.releaseId} is stored.`, zone };
-      const bare = input.update.trim().replace(/^KB/i, '');
-      const [update] = rowsOf<{ update_key: string; kb: string | null }>(
-        await tx.execute(sql`select update_key, kb from updates where release_id = ${input.releaseId} and removed_at is null
-          and (update_key = ${input.update.trim()} or update_key = ${bare} or kb = ${bare}) order by id limit 1`),
-      );
-      if (!update) return { outcome: 'refused', message: `${input.releaseId} has no update ${input.update}.`, zone };
-      if (input.ring === 'pilot' && rowsOf(await tx.execute(sql`select 1 from clients where id = ${input.clientId} and retired_at is null`)).length === 0) {
-        return { outcome: 'refused', message: `No client ${input.clientId ?? ''} is known.`, zone };
-      }
-      const clientId = input.ring === 'pilot' ? input.clientId : null;
-      const event = {
-        type: 'skip_ring' as const,
-        id: `skip:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}:${update.update_key}`,
-        actor: { kind: 'engineer' as const, id: input.actor.id },
-        ring: input.ring,
-        clientId,
-        updateKey: update.update_key,
-        reason: input.reason,
-      };
-      const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
-      const gates = await applyGateEvents(tx, input.releaseId, [event], now, { book: before });
-      const t = gates.results[0]!;
-      if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
-      const kb = update.kb ? `KB${update.kb}` : update.update_key;
-      if (t.outcome === 'noop') {
-        const gate = before.gates[input.ring === 'msp' ? 'msp' : `pilot/${clientId}`];
-        const skip = gate?.skips?.find((x) => x.updateKey === update.update_key);
-        return { outcome: 'noop', message: `Ring ${input.ring} is already skipped for ${kb}.`, zone, ...(skip ? { by: skip.by, at: skip.at } : {}) };
-      }
-      after.outbox(gates.outboxIds);
-      await tx.insert(auditLog).values({
-        at: now,
-        actor: input.actor.id,
-        action: 'decision.skip_ring',
-        subject: `rollout:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}`,
-        source: input.actor.platform,
-        detail: { updateKey: update.update_key, kb, ring: input.ring, clientId, reason: input.reason },
-      });
-      const where = input.ring === 'msp' ? 'ring msp' : `${clientId}'s pilot`;
-      const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-      if (channel) {
-        const who = input.actor.platform === 'slack' ? `<@${input.actor.id}>` : escapeMrkdwn(input.actor.id);
-        const text = `:fast_forward: ${who} skipped ${escapeMrkdwn(where)} for ${escapeMrkdwn(kb)} (no test machine): ${escapeMrkdwn(input.reason)}. It goes on untested there.`;
-        after.outbox(await enqueueOutbox(tx, [{ key: event.id, channel, action: 'post', subject: event.id, payload: { text, threadSubject: subjects.digest(input.releaseId) } }], now));
-      }
-      return { outcome: 'applied', message: `Skipped ${where} for ${kb}: it goes on untested there (audited).`, zone, by: input.actor.id, at: now.toISOString() };
-    },
-    { alsoRetry: isUniqueViolation },
-  );
+export function skipRing(ctx: UseCaseContext, input: SkipRingInput): Promise<RolloutActionResult> {
+  return asEngineer(ctx, input.actor, async (action) => {
+    const { tx, now, zone } = action;
+    const unknown = await refusedUnlessRelease(action, input.releaseId);
+    if (unknown) return unknown;
+    const update = await findReleaseUpdate(tx, input.releaseId, input.update);
+    if (!update) return { outcome: 'refused', message: `${input.releaseId} has no update ${input.update}.`, zone };
+    if (input.ring === 'pilot' && !(await isLiveClient(tx, input.clientId))) return { outcome: 'refused', message: `No client ${input.clientId ?? ''} is known.`, zone };
+    const clientId = input.ring === 'pilot' ? input.clientId : null;
+    const id = `skip:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}:${update.updateKey}`;
+    const event = { type: 'skip_ring' as const, id, actor: { kind: 'engineer' as const, id: input.actor.id }, ring: input.ring, clientId, updateKey: update.updateKey, reason: input.reason };
+    const before = await loadBook(tx, input.releaseId, true, gatesTouched(event));
+    const gates = await applyGateEvents(tx, input.releaseId, [event], now, { book: before });
+    const t = gates.results[0]!;
+    if (t.outcome === 'refused') return { outcome: 'refused', message: t.message, zone };
+    const kb = update.kb ? `KB${update.kb}` : update.updateKey;
+    if (t.outcome === 'noop') {
+      const skip = before.gates[input.ring === 'msp' ? 'msp' : `pilot/${clientId}`]?.skips?.find((x) => x.updateKey === update.updateKey);
+      return { outcome: 'noop', message: `Ring ${input.ring} is already skipped for ${kb}.`, zone, ...(skip ? { by: skip.by, at: skip.at } : {}) };
+    }
+    action.after.outbox(gates.outboxIds);
+    const audited = { updateKey: update.updateKey, kb, ring: input.ring, clientId, reason: input.reason };
+    await appendAudit(tx, { at: now, actor: input.actor.id, action: 'decision.skip_ring', subject: `rollout:${input.releaseId}:${input.ring}:${clientId ?? 'msp'}`, source: input.actor.platform, detail: audited });
+    const where = input.ring === 'msp' ? 'ring msp' : `${clientId}'s pilot`;
+    const by = { platform: input.actor.platform, id: input.actor.id };
+    action.after.outbox(await notify(tx, [{ kind: 'ring_skipped', eventId: id, releaseId: input.releaseId, where, kb, by, reason: input.reason }], now));
+    return { outcome: 'applied', message: `Skipped ${where} for ${kb}: it goes on untested there (audited).`, zone, by: input.actor.id, at: now.toISOString() };
+  });
 }
