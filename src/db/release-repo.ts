@@ -145,9 +145,16 @@ function assertStorable(release: Release): void {
   if (problems.length) throw new Error(`release ${release.id} cannot be stored: ${problems.join('; ')}`);
 }
 
+/** The release row, its updates and CVEs as this reading has them, and the links between them. */
 async function writeRows(tx: AppDatabase, release: Release, documentHash: string, options: StoreOptions): Promise<void> {
+  await writeReleaseRow(tx, release, documentHash, options);
+  await writeUpdateRows(tx, release, options.now);
+  await writeCveRows(tx, release, options.now);
+  await writeUpdateCveLinks(tx, release);
+}
+
+async function writeReleaseRow(tx: AppDatabase, release: Release, documentHash: string, options: StoreOptions): Promise<void> {
   const now = options.now;
-  const productsById = new Map(release.products.map((p) => [p.id, p]));
   const releaseRow = {
     id: release.id,
     title: release.title ?? null,
@@ -163,7 +170,11 @@ async function writeRows(tx: AppDatabase, release: Release, documentHash: string
   };
   const { id: _id, createdAt: _created, ...releaseUpdate } = releaseRow;
   await tx.insert(releases).values(releaseRow).onConflictDoUpdate({ target: releases.id, set: releaseUpdate });
+}
 
+/** Upserts this reading's updates and marks the ones it no longer lists removed (decisions still point at them). */
+async function writeUpdateRows(tx: AppDatabase, release: Release, now: Date): Promise<void> {
+  const productsById = new Map(release.products.map((p) => [p.id, p]));
   const updateRows = release.updates.map((u) => ({
     releaseId: release.id,
     updateKey: u.id,
@@ -200,7 +211,11 @@ async function writeRows(tx: AppDatabase, release: Release, documentHash: string
   await tx.execute(sql`update updates set removed_at = ${at(now)}, updated_at = ${at(now)}
     where release_id = ${release.id} and removed_at is null
       and update_key not in (select jsonb_array_elements_text(${updateKeys}::jsonb))`);
+}
 
+/** Upserts this reading's CVEs and marks the ones it no longer lists removed. */
+async function writeCveRows(tx: AppDatabase, release: Release, now: Date): Promise<void> {
+  const productsById = new Map(release.products.map((p) => [p.id, p]));
   const cveRows = release.cves.map((c) => ({
     releaseId: release.id,
     cve: c.id,
@@ -237,8 +252,10 @@ async function writeRows(tx: AppDatabase, release: Release, documentHash: string
   await tx.execute(sql`update cves set removed_at = ${at(now)}, updated_at = ${at(now)}
     where release_id = ${release.id} and removed_at is null
       and cve not in (select jsonb_array_elements_text(${cveIds}::jsonb))`);
+}
 
-  // Links are facts of the current reading only: nothing points at them, so stale ones are simply deleted.
+/** Links are facts of the current reading only: nothing points at them, so stale ones are simply deleted. */
+async function writeUpdateCveLinks(tx: AppDatabase, release: Release): Promise<void> {
   const links = JSON.stringify(release.updates.flatMap((u) => u.cves.map((link) => ({ update_key: u.id, cve: link.cveId }))));
   await tx.execute(sql`with wanted as (
       select u.id as update_id, c.id as cve_id
