@@ -10,8 +10,9 @@
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
+import { renderDigestNotice, type DigestNotice } from './notices/digest.ts';
 
-export type Notice = GateNotice;
+export type Notice = GateNotice | DigestNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -21,5 +22,8 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'pilot_waiting':
     case 'pilot_finished':
       return renderGateNotice(notice, audiences);
+    case 'digest_changed':
+    case 'pilot_confirmed':
+      return renderDigestNotice(notice, audiences);
   }
 }
