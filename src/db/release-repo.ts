@@ -93,20 +93,7 @@ export async function saveRelease(db: AppDatabase, release: Release, options: St
         .onConflictDoNothing();
     }
 
-    let queued = 0;
-    let notQueued: string | undefined;
-    if (outcome === 'new' || changes.length > 0) {
-      const [mspRow] = await tx.select({ channel: msp.channel }).from(msp).where(eq(msp.id, 1));
-      if (!mspRow || mspRow.channel.trim() === '') {
-        notQueued = 'no MSP channel imported yet (patchbay import): nothing posted';
-      } else {
-        const messages =
-          outcome === 'new'
-            ? options.messages.digest(release.id, await loadDigestInput(tx, release.id, options.now))
-            : options.messages.changes(release, documentHash, changes);
-        queued = await enqueue(tx, mspRow.channel, messages, options.now);
-      }
-    }
+    const { queued, notQueued } = outcome === 'new' || changes.length > 0 ? await announce(tx, release, outcome, changes, documentHash, options) : { queued: 0 };
 
     await tx.insert(auditLog).values({
       at: options.now,
@@ -128,6 +115,24 @@ export async function saveRelease(db: AppDatabase, release: Release, options: St
     });
     return { outcome, changes, documentHash, queued, ...(notQueued ? { notQueued } : {}) };
   });
+}
+
+/** Queues the digest of a new release, or the changes of a revision, for the MSP channel (none before it has one). */
+async function announce(
+  tx: AppDatabase,
+  release: Release,
+  outcome: StoreOutcome,
+  changes: ReleaseChange[],
+  documentHash: string,
+  options: StoreOptions,
+): Promise<{ queued: number; notQueued?: string }> {
+  const [mspRow] = await tx.select({ channel: msp.channel }).from(msp).where(eq(msp.id, 1));
+  if (!mspRow || mspRow.channel.trim() === '') return { queued: 0, notQueued: 'no MSP channel imported yet (patchbay import): nothing posted' };
+  const messages =
+    outcome === 'new'
+      ? options.messages.digest(release.id, await loadDigestInput(tx, release.id, options.now))
+      : options.messages.changes(release, documentHash, changes);
+  return { queued: await enqueue(tx, mspRow.channel, messages, options.now) };
 }
 
 /** Refuses a model no parser would give, before it can replace a good stored one. */
