@@ -13,7 +13,9 @@ import { renderGateNotice, type GateNotice } from './notices/gates.ts';
 import { renderRolloutActionNotice, type RolloutActionNotice } from './notices/rollout-actions.ts';
 import { renderPilotNotice, type PilotNotice } from './notices/pilot.ts';
 
-export type Notice = GateNotice | RolloutActionNotice | PilotNotice;
+import { renderDigestNotice, type DigestNotice } from './notices/digest.ts';
+
+export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -31,5 +33,8 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'broad_plan':
     case 'pilot_problem_reported':
       return renderPilotNotice(notice, audiences);
+    case 'digest_changed':
+    case 'pilot_confirmed':
+      return renderDigestNotice(notice, audiences);
   }
 }

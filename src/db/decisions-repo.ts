@@ -6,6 +6,7 @@
 import { sql } from 'drizzle-orm';
 import type { ActiveHold, ReleaseDecisionState } from '../domain/approval.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
+import { decisions, holds } from './schema.ts';
 
 export interface EffectiveApproval {
   /** Null: the whole release is approved. */
@@ -166,4 +167,48 @@ export async function decisionCount(tx: AppDatabase, releaseId: string, updateId
       and update_id is not distinct from ${updateId} and kind in (select jsonb_array_elements_text(${JSON.stringify(kinds)}::jsonb))`),
   );
   return Number(rows[0]?.n ?? 0);
+}
+
+/** An engineer (person_roles `engineer`, not retired) by their chat identity: their person id and own zone. */
+export async function engineerByChatIdentity(db: AppDatabase, platform: string, externalId: string): Promise<{ personId: number; timezone: string | null } | undefined> {
+  const [row] = rowsOf<{ person_id: number; timezone: string | null }>(
+    await db.execute(sql`select p.id as person_id, p.timezone from chat_identities ci
+      join people p on p.id = ci.person_id and p.retired_at is null
+      join person_roles r on r.person_id = p.id and r.role = 'engineer'
+      where ci.platform = ${platform} and ci.external_id = ${externalId} limit 1`),
+  );
+  return row ? { personId: Number(row.person_id), timezone: row.timezone } : undefined;
+}
+
+/** Whether a decision with this idempotency key was recorded (the request was handled before). */
+export async function decisionRecorded(tx: AppDatabase, idempotencyKey: string): Promise<boolean> {
+  return rowsOf(await tx.execute(sql`select 1 from decisions where idempotency_key = ${idempotencyKey}`)).length > 0;
+}
+
+/** Releases the holds among `holdIds` still active, as `by` at `now`. */
+export async function releaseHoldRows(tx: AppDatabase, holdIds: readonly number[], by: string, now: Date): Promise<void> {
+  const ids = JSON.stringify(holdIds);
+  await tx.execute(sql`update holds set released_at = ${now.toISOString()}::timestamptz, released_by = ${by}
+    where released_at is null and id in (select (jsonb_array_elements_text(${ids}::jsonb))::int)`);
+}
+
+/** Stores a hold; returns its row id. */
+export async function insertHold(tx: AppDatabase, hold: typeof holds.$inferInsert): Promise<number> {
+  const [row] = await tx.insert(holds).values(hold).returning({ id: holds.id });
+  return row!.id;
+}
+
+/** Stores a decision; returns its row id. */
+export async function insertDecision(tx: AppDatabase, decision: typeof decisions.$inferInsert): Promise<number> {
+  const [row] = await tx.insert(decisions).values(decision).returning({ id: decisions.id });
+  return row!.id;
+}
+
+/** Claims a note request's key for good (notes are no decisions, so no decisions row catches a resubmission). */
+export async function claimNoteRequest(tx: AppDatabase, key: string, now: Date): Promise<boolean> {
+  const claimed = rowsOf(
+    await tx.execute(sql`insert into idempotency_keys (key, scope, created_at) values (${key}, 'note', ${now.toISOString()}::timestamptz)
+      on conflict do nothing returning key`),
+  );
+  return claimed.length > 0;
 }

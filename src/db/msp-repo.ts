@@ -23,3 +23,8 @@ export async function hasMsp(db: AppDatabase): Promise<boolean> {
   const [row] = rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from msp`));
   return Number(row?.n ?? 0) > 0;
 }
+
+/** The MSP's time zone, UTC before any inventory is imported: times in engineers' messages are written in it. */
+export async function mspTimezone(db: AppDatabase): Promise<string> {
+  return (await loadMsp(db))?.timezone ?? 'UTC';
+}

@@ -14,7 +14,7 @@ import type { DigestInput } from '../domain/digest.ts';
 import type { Inventory, InventoryClient, InventoryDevice } from '../domain/inventory.ts';
 import { classifyCve, diffReleases, latestRevision, type Release, type ReleaseChange } from '../domain/release.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
-import type { AppDatabase } from './client.ts';
+import { rowsOf, type AppDatabase } from './client.ts';
 import { loadKevIndex } from './kev-repo.ts';
 import { listNotes } from './notes-repo.ts';
 import { at, upsertRows } from './upsert.ts';
@@ -93,20 +93,7 @@ export async function saveRelease(db: AppDatabase, release: Release, options: St
         .onConflictDoNothing();
     }
 
-    let queued = 0;
-    let notQueued: string | undefined;
-    if (outcome === 'new' || changes.length > 0) {
-      const [mspRow] = await tx.select({ channel: msp.channel }).from(msp).where(eq(msp.id, 1));
-      if (!mspRow || mspRow.channel.trim() === '') {
-        notQueued = 'no MSP channel imported yet (patchbay import): nothing posted';
-      } else {
-        const messages =
-          outcome === 'new'
-            ? options.messages.digest(release.id, await loadDigestInput(tx, release.id, options.now))
-            : options.messages.changes(release, documentHash, changes);
-        queued = await enqueue(tx, mspRow.channel, messages, options.now);
-      }
-    }
+    const { queued, notQueued } = outcome === 'new' || changes.length > 0 ? await announce(tx, release, outcome, changes, documentHash, options) : { queued: 0 };
 
     await tx.insert(auditLog).values({
       at: options.now,
@@ -130,6 +117,24 @@ export async function saveRelease(db: AppDatabase, release: Release, options: St
   });
 }
 
+/** Queues the digest of a new release, or the changes of a revision, for the MSP channel (none before it has one). */
+async function announce(
+  tx: AppDatabase,
+  release: Release,
+  outcome: StoreOutcome,
+  changes: ReleaseChange[],
+  documentHash: string,
+  options: StoreOptions,
+): Promise<{ queued: number; notQueued?: string }> {
+  const [mspRow] = await tx.select({ channel: msp.channel }).from(msp).where(eq(msp.id, 1));
+  if (!mspRow || mspRow.channel.trim() === '') return { queued: 0, notQueued: 'no MSP channel imported yet (patchbay import): nothing posted' };
+  const messages =
+    outcome === 'new'
+      ? options.messages.digest(release.id, await loadDigestInput(tx, release.id, options.now))
+      : options.messages.changes(release, documentHash, changes);
+  return { queued: await enqueue(tx, mspRow.channel, messages, options.now) };
+}
+
 /** Refuses a model no parser would give, before it can replace a good stored one. */
 function assertStorable(release: Release): void {
   const problems: string[] = [];
@@ -145,9 +150,16 @@ function assertStorable(release: Release): void {
   if (problems.length) throw new Error(`release ${release.id} cannot be stored: ${problems.join('; ')}`);
 }
 
+/** The release row, its updates and CVEs as this reading has them, and the links between them. */
 async function writeRows(tx: AppDatabase, release: Release, documentHash: string, options: StoreOptions): Promise<void> {
+  await writeReleaseRow(tx, release, documentHash, options);
+  await writeUpdateRows(tx, release, options.now);
+  await writeCveRows(tx, release, options.now);
+  await writeUpdateCveLinks(tx, release);
+}
+
+async function writeReleaseRow(tx: AppDatabase, release: Release, documentHash: string, options: StoreOptions): Promise<void> {
   const now = options.now;
-  const productsById = new Map(release.products.map((p) => [p.id, p]));
   const releaseRow = {
     id: release.id,
     title: release.title ?? null,
@@ -163,7 +175,11 @@ async function writeRows(tx: AppDatabase, release: Release, documentHash: string
   };
   const { id: _id, createdAt: _created, ...releaseUpdate } = releaseRow;
   await tx.insert(releases).values(releaseRow).onConflictDoUpdate({ target: releases.id, set: releaseUpdate });
+}
 
+/** Upserts this reading's updates and marks the ones it no longer lists removed (decisions still point at them). */
+async function writeUpdateRows(tx: AppDatabase, release: Release, now: Date): Promise<void> {
+  const productsById = new Map(release.products.map((p) => [p.id, p]));
   const updateRows = release.updates.map((u) => ({
     releaseId: release.id,
     updateKey: u.id,
@@ -200,7 +216,11 @@ async function writeRows(tx: AppDatabase, release: Release, documentHash: string
   await tx.execute(sql`update updates set removed_at = ${at(now)}, updated_at = ${at(now)}
     where release_id = ${release.id} and removed_at is null
       and update_key not in (select jsonb_array_elements_text(${updateKeys}::jsonb))`);
+}
 
+/** Upserts this reading's CVEs and marks the ones it no longer lists removed. */
+async function writeCveRows(tx: AppDatabase, release: Release, now: Date): Promise<void> {
+  const productsById = new Map(release.products.map((p) => [p.id, p]));
   const cveRows = release.cves.map((c) => ({
     releaseId: release.id,
     cve: c.id,
@@ -237,8 +257,10 @@ async function writeRows(tx: AppDatabase, release: Release, documentHash: string
   await tx.execute(sql`update cves set removed_at = ${at(now)}, updated_at = ${at(now)}
     where release_id = ${release.id} and removed_at is null
       and cve not in (select jsonb_array_elements_text(${cveIds}::jsonb))`);
+}
 
-  // Links are facts of the current reading only: nothing points at them, so stale ones are simply deleted.
+/** Links are facts of the current reading only: nothing points at them, so stale ones are simply deleted. */
+async function writeUpdateCveLinks(tx: AppDatabase, release: Release): Promise<void> {
   const links = JSON.stringify(release.updates.flatMap((u) => u.cves.map((link) => ({ update_key: u.id, cve: link.cveId }))));
   await tx.execute(sql`with wanted as (
       select u.id as update_id, c.id as cve_id
@@ -382,4 +404,86 @@ function windowRules(specs: Record<string, string>): Record<string, WindowRule> 
     if (parsed.ok) rules[deviceClass] = parsed.value;
   }
   return rules;
+}
+
+/** The most recent releases' ids (by Microsoft's release date), newest first. */
+export async function latestReleaseIds(db: AppDatabase, limit: number): Promise<string[]> {
+  return rowsOf<{ id: string }>(await db.execute(sql`select id from releases order by initial_release_date desc, id desc limit ${limit}`)).map((r) => r.id);
+}
+
+/** The release Microsoft published next after this one, if it is stored. */
+export async function newerReleaseId(db: AppDatabase, releaseId: string): Promise<string | undefined> {
+  const [row] = rowsOf<{ id: string }>(
+    await db.execute(sql`select n.id from releases n join releases r on r.id = ${releaseId}
+      where n.initial_release_date > r.initial_release_date order by n.initial_release_date, n.id limit 1`),
+  );
+  return row?.id;
+}
+
+/** The release's title as stored (undefined when the release is not). */
+export async function releaseTitle(db: AppDatabase, releaseId: string): Promise<{ title: string | null } | undefined> {
+  const [row] = rowsOf<{ title: string | null }>(await db.execute(sql`select title from releases where id = ${releaseId}`));
+  return row;
+}
+
+export interface UpdateLabelRow {
+  key: string;
+  kb: string | null;
+  title: string | null;
+}
+
+/** The updates this reading of the release lists (not those a revision dropped), by key. */
+export async function liveUpdateLabels(db: AppDatabase, releaseId: string): Promise<UpdateLabelRow[]> {
+  return rowsOf<UpdateLabelRow>(
+    await db.execute(sql`select update_key as key, kb, title from updates where release_id = ${releaseId} and removed_at is null order by update_key`),
+  );
+}
+
+/** The named updates of the release, dropped ones included (what a past sign-off covered stays nameable). */
+export async function updateLabelsOf(db: AppDatabase, releaseId: string, keys: readonly string[]): Promise<UpdateLabelRow[]> {
+  return rowsOf<UpdateLabelRow>(
+    await db.execute(sql`select update_key as key, kb, title from updates where release_id = ${releaseId}
+      and update_key in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`),
+  );
+}
+
+/** Every update of the release ever stored (dropped ones too): update key -> updates.id. */
+export async function updateIdsByKey(db: AppDatabase, releaseId: string): Promise<Map<string, number>> {
+  const rows = rowsOf<{ id: number; update_key: string }>(await db.execute(sql`select id, update_key from updates where release_id = ${releaseId}`));
+  return new Map(rows.map((r) => [r.update_key, Number(r.id)]));
+}
+
+export interface RingState {
+  ring: string;
+  clientId: string | null;
+  state: string;
+  skips: Array<{ updateKey: string; by: string; at: string; reason: string }>;
+}
+
+/** Where each of the release's rollouts stands: ring msp, then the pilots, then broad; the MSP's before clients'. */
+export async function releaseRingStates(db: AppDatabase, releaseId: string): Promise<RingState[]> {
+  const rows = rowsOf<{ ring: string; client_id: string | null; state: string; skips: RingState['skips'] | null }>(
+    await db.execute(sql`select ring, client_id, state, state_detail -> 'skips' as skips from rollouts where release_id = ${releaseId}
+      order by case ring when 'msp' then 0 when 'pilot' then 1 else 2 end, client_id nulls first`),
+  );
+  return rows.map((r) => ({ ring: r.ring, clientId: r.client_id, state: r.state, skips: r.skips ?? [] }));
+}
+
+export interface DigestPost {
+  outboxId: number;
+  channel: string;
+  subject: string;
+  postedAt: Date;
+}
+
+/**
+ * The digest's messages as queued for Slack (the parent `subject` and its `<subject>:thread:<n>` continuations),
+ * oldest first: where each was posted and when. Their payloads are not read: an edit is drawn from the model.
+ */
+export async function digestPosts(db: AppDatabase, parentSubject: string): Promise<DigestPost[]> {
+  const rows = rowsOf<{ id: number; channel: string; subject: string; created_at: unknown }>(
+    await db.execute(sql`select id, channel, subject, created_at from chat_outbox
+      where action = 'post' and platform = 'slack' and (subject = ${parentSubject} or subject like ${`${parentSubject}:thread:%`}) order by id`),
+  );
+  return rows.map((r) => ({ outboxId: Number(r.id), channel: r.channel, subject: r.subject, postedAt: new Date(r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at)) }));
 }

@@ -6,9 +6,8 @@
  * plans it.
  */
 import { zoneShort } from '../domain/zone-label.ts';
-import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
-import { needsNoticeSql } from '../db/notice-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { broadDeviceClasses, clientSchedule } from '../db/clients-repo.ts';
 import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 
@@ -17,20 +16,15 @@ import { parseWindowSpec } from '../domain/window-spec.ts';
  * engineer's waiver lifts that), and the first window it gets.
  */
 export async function broadFirstNights(db: AppDatabase, clientId: string, now: Date): Promise<Array<{ deviceClass: string; count: number; users: boolean; night: string }>> {
-  const [client] = rowsOf<{ timezone: string; windows: Record<string, string>; notice_hours: string | null }>(
-    await db.execute(sql`select timezone, windows, settings ->> 'noticeHours' as notice_hours from clients where id = ${clientId}`),
-  );
+  const client = await clientSchedule(db, clientId);
   if (!client) return [];
-  const notice = noticeHoursOf({ noticeHours: client.notice_hours === null ? undefined : Number(client.notice_hours) });
-  const classes = rowsOf<{ class: string; n: number; users: boolean }>(
-    await db.execute(sql`select d.class, count(*)::int as n, bool_or(${needsNoticeSql(now)}) as users from devices d
-      where d.client_id = ${clientId} and d.ring = 'broad' and d.retired_at is null group by d.class order by d.class`),
-  );
+  const notice = noticeHoursOf({ noticeHours: client.noticeHours });
+  const classes = await broadDeviceClasses(db, clientId, now);
   return classes.flatMap((c) => {
-    const parsed = client.windows[c.class] ? parseWindowSpec(client.windows[c.class]!) : undefined;
+    const parsed = client.windows[c.deviceClass] ? parseWindowSpec(client.windows[c.deviceClass]!) : undefined;
     if (!parsed?.ok) return [];
     const [first] = plannedWindows(parsed.value, client.timezone, now, c.users ? notice : null, 1);
     const night = `${first!.start.setZone(client.timezone).toFormat('ccc d LLL, HH:mm')}–${first!.end.setZone(client.timezone).toFormat('HH:mm')} ${zoneShort(first!.end.setZone(client.timezone))}`;
-    return [{ deviceClass: c.class, count: Number(c.n), users: Boolean(c.users), night }];
+    return [{ deviceClass: c.deviceClass, count: c.count, users: c.users, night }];
   });
 }

@@ -1,10 +1,9 @@
 /**
  * What an engineer can do to a release from any chat: approve, hold, release a hold, withdraw an approval, add
  * a note. Each is ONE transaction: check who is asking, lock the release row, let the domain decide, then write
- * the decision, the holds, the audit row and the outbox rows that edit the digest in place. Nothing here knows
+ * the decision, the holds, the audit row, and the notice that redraws the digest (through `notify`). Nothing here knows
  * which chat asked; the Slack listeners and the Teams card actions both call these and render the result.
  */
-import { sql } from 'drizzle-orm';
 import {
   decide,
   formatDecisionTime,
@@ -16,10 +15,21 @@ import {
   type Transition,
 } from '../domain/approval.ts';
 import type { Ring } from '../domain/inventory.ts';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
-import { decisionCount, loadDecisionState } from '../db/decisions-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { appendAudit } from '../db/audit-repo.ts';
+import { liveClientIdsAmong } from '../db/clients-repo.ts';
+import {
+  claimNoteRequest,
+  decisionCount,
+  decisionRecorded,
+  engineerByChatIdentity,
+  insertDecision,
+  insertHold,
+  loadDecisionState,
+  releaseHoldRows,
+} from '../db/decisions-repo.ts';
 import { addNote, NoteError } from '../db/notes-repo.ts';
-import { auditLog, decisions, holds } from '../db/schema.ts';
+import { latestReleaseIds, updateIdsByKey } from '../db/release-repo.ts';
 import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
 import { applyGateEvents } from './gates.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
@@ -63,14 +73,9 @@ export async function findEngineer(db: AppDatabase, actor: Actor): Promise<Engin
   if (actor.platform === 'cli') {
     return { personId: 0, zone: await mspZone(db) };
   }
-  const [row] = rowsOf<{ person_id: number; timezone: string | null }>(
-    await db.execute(sql`select p.id as person_id, p.timezone from chat_identities ci
-      join people p on p.id = ci.person_id and p.retired_at is null
-      join person_roles r on r.person_id = p.id and r.role = 'engineer'
-      where ci.platform = ${actor.platform} and ci.external_id = ${actor.id} limit 1`),
-  );
-  if (!row) return undefined;
-  return { personId: Number(row.person_id), zone: row.timezone ?? (await mspZone(db)) };
+  const engineer = await engineerByChatIdentity(db, actor.platform, actor.id);
+  if (!engineer) return undefined;
+  return { personId: engineer.personId, zone: engineer.timezone ?? (await mspZone(db)) };
 }
 
 const NOT_ENGINEER = 'Only the MSP\u2019s engineers can approve, hold or annotate updates. Nothing was changed.';
@@ -84,8 +89,8 @@ export async function checkEngineer(ctx: UseCaseContext, actor: Actor): Promise<
 
 /** The most recent release (by Microsoft's release date): what `/patch` and App Home mean by "current". */
 export async function currentReleaseId(db: AppDatabase): Promise<string | undefined> {
-  const [row] = rowsOf<{ id: string }>(await db.execute(sql`select id from releases order by initial_release_date desc, id desc limit 1`));
-  return row?.id;
+  const [id] = await latestReleaseIds(db, 1);
+  return id;
 }
 
 /** `KB5034763`, `kb5034763` and `5034763` name the same update. */
@@ -123,7 +128,7 @@ async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: P
     const built = await plan.event(loaded.state, tx);
     if ('outcome' in built) return { ...built, zone: engineer.zone };
     const event = built;
-    if (rowsOf(await tx.execute(sql`select 1 from decisions where idempotency_key = ${event.id}`)).length > 0) {
+    if (await decisionRecorded(tx, event.id)) {
       return { outcome: 'noop', message: 'Already done (this request was handled before).', zone: engineer.zone };
     }
     const t = decide(loaded.state, event, now);
@@ -156,12 +161,9 @@ async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: Re
   let refresh: Array<string | null> = [];
   for (const effect of effects) {
     switch (effect.type) {
-      case 'release_holds': {
-        const ids = JSON.stringify(effect.holdIds.map(Number));
-        await tx.execute(sql`update holds set released_at = ${d.now.toISOString()}::timestamptz, released_by = ${d.actor.id}
-          where released_at is null and id in (select (jsonb_array_elements_text(${ids}::jsonb))::int)`);
+      case 'release_holds':
+        await releaseHoldRows(tx, effect.holdIds.map(Number), d.actor.id, d.now);
         break;
-      }
       case 'decision':
         await recordDecision(tx, d, effect, placedIds);
         break;
@@ -195,22 +197,19 @@ async function placeHolds(tx: AppDatabase, d: Decided, effects: Effect[]): Promi
   for (const effect of effects) {
     if (effect.type !== 'place_hold') continue;
     const h = effect.hold;
-    const [row] = await tx
-      .insert(holds)
-      .values({
-        // A ring hold keeps its update and client: the rollout reads them to narrow what the ring drops.
-        scope: h.ring !== null ? 'ring' : h.updateKey !== null ? 'update' : h.clientId !== null ? 'client' : 'all',
-        releaseId: d.releaseId,
-        updateId: idOf(d, h.updateKey),
-        clientId: h.clientId,
-        ring: h.ring,
-        reason: h.reason,
-        placedBy: h.by,
-        placedVia: d.actor.platform,
-        placedAt: d.now,
-      })
-      .returning({ id: holds.id });
-    placedIds.set(h.id, row!.id);
+    const rowId = await insertHold(tx, {
+      // A ring hold keeps its update and client: the rollout reads them to narrow what the ring drops.
+      scope: h.ring !== null ? 'ring' : h.updateKey !== null ? 'update' : h.clientId !== null ? 'client' : 'all',
+      releaseId: d.releaseId,
+      updateId: idOf(d, h.updateKey),
+      clientId: h.clientId,
+      ring: h.ring,
+      reason: h.reason,
+      placedBy: h.by,
+      placedVia: d.actor.platform,
+      placedAt: d.now,
+    });
+    placedIds.set(h.id, rowId);
   }
   return placedIds;
 }
@@ -220,36 +219,33 @@ async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effec
   const { actor, event, now } = d;
   const source = actor.platform;
   const holdIds = effect.holdIds.map((id) => placedIds.get(id) ?? Number(id));
-  const [decision] = await tx
-    .insert(decisions)
-    .values({
-      kind: effect.kind,
-      releaseId: d.releaseId,
-      updateId: idOf(d, effect.updateKey),
-      holdId: holdIds[0] ?? null,
-      actor: actor.id,
-      actorPersonId: d.engineer.personId > 0 ? d.engineer.personId : null,
-      source,
-      reason: effect.reason,
-      detail: {
-        updateKey: effect.updateKey,
-        holdIds,
-        ...(event.type === 'hold' ? { clients: event.clients } : {}),
-        ...(effect.ring ? { ring: effect.ring } : {}),
-        ...(event.type === 'release_hold' ? { target: event.target } : {}),
-      },
-      idempotencyKey: event.id,
-      createdAt: now,
-    })
-    .returning({ id: decisions.id });
-  await tx.insert(auditLog).values({
+  const decisionId = await insertDecision(tx, {
+    kind: effect.kind,
+    releaseId: d.releaseId,
+    updateId: idOf(d, effect.updateKey),
+    holdId: holdIds[0] ?? null,
+    actor: actor.id,
+    actorPersonId: d.engineer.personId > 0 ? d.engineer.personId : null,
+    source,
+    reason: effect.reason,
+    detail: {
+      updateKey: effect.updateKey,
+      holdIds,
+      ...(event.type === 'hold' ? { clients: event.clients } : {}),
+      ...(effect.ring ? { ring: effect.ring } : {}),
+      ...(event.type === 'release_hold' ? { target: event.target } : {}),
+    },
+    idempotencyKey: event.id,
+    createdAt: now,
+  });
+  await appendAudit(tx, {
     at: now,
     actor: actor.id,
     action: `decision.${effect.kind}`,
     subject: effect.updateKey === null ? `release:${d.releaseId}` : `update:${d.releaseId}:${effect.updateKey}`,
     source,
     detail: {
-      decisionId: decision!.id,
+      decisionId,
       reason: effect.reason,
       holdIds,
       via: actor.platform,
@@ -265,11 +261,6 @@ async function sequencedKey(tx: AppDatabase, kind: string, releaseId: string, ke
   return `${kind}:${releaseId}:${key ?? '*'}:${n}`;
 }
 
-async function updateIdsOf(tx: AppDatabase, releaseId: string): Promise<Map<string, number>> {
-  const rows = rowsOf<{ id: number; update_key: string }>(await tx.execute(sql`select id, update_key from updates where release_id = ${releaseId}`));
-  return new Map(rows.map((r) => [r.update_key, Number(r.id)]));
-}
-
 export interface TargetInput {
   actor: Actor;
   releaseId: string;
@@ -281,7 +272,7 @@ export function approve(ctx: UseCaseContext, input: TargetInput): Promise<Decisi
   return run(ctx, input.actor, input.releaseId, {
     async event(state, tx) {
       const key = resolveUpdateKey(state, input.updateKey);
-      return { type: 'approve', id: await sequencedKey(tx, 'approve', input.releaseId, key, await updateIdsOf(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+      return { type: 'approve', id: await sequencedKey(tx, 'approve', input.releaseId, key, await updateIdsByKey(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
     },
   });
 }
@@ -290,7 +281,7 @@ export function withdraw(ctx: UseCaseContext, input: TargetInput): Promise<Decis
   return run(ctx, input.actor, input.releaseId, {
     async event(state, tx) {
       const key = resolveUpdateKey(state, input.updateKey);
-      return { type: 'withdraw', id: await sequencedKey(tx, 'withdraw', input.releaseId, key, await updateIdsOf(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+      return { type: 'withdraw', id: await sequencedKey(tx, 'withdraw', input.releaseId, key, await updateIdsByKey(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
     },
   });
 }
@@ -311,9 +302,7 @@ export function hold(ctx: UseCaseContext, input: HoldInput): Promise<DecisionRes
     ...(input.andThen ? { after: input.andThen } : {}),
     async event(state, tx) {
       if (input.clients !== 'all' && input.clients.length > 0) {
-        const known = new Set(
-          rowsOf<{ id: string }>(await tx.execute(sql`select id from clients where retired_at is null and id in (select jsonb_array_elements_text(${JSON.stringify(input.clients)}::jsonb))`)).map((r) => r.id),
-        );
+        const known = await liveClientIdsAmong(tx, input.clients);
         const unknown = input.clients.filter((c) => !known.has(c));
         if (unknown.length > 0) return { outcome: 'refused', code: 'unknown_client', message: `No client ${unknown.join(', ')} in the inventory.`, zone: '' };
       }
@@ -366,11 +355,7 @@ export async function addResearchNote(ctx: UseCaseContext, input: NoteInput): Pr
     return await run(ctx, input.actor, input.releaseId, {
       async event(state, tx) {
         // Notes are not decisions (no decisions row): a resubmitted modal is caught by its request id here.
-        const claimed = rowsOf(
-          await tx.execute(sql`insert into idempotency_keys (key, scope, created_at) values (${`note:${input.requestId}`}, 'note', ${ctx.now().toISOString()}::timestamptz)
-            on conflict do nothing returning key`),
-        );
-        if (claimed.length === 0) return { outcome: 'noop', message: 'This note was already added.', zone: '' };
+        if (!(await claimNoteRequest(tx, `note:${input.requestId}`, ctx.now()))) return { outcome: 'noop', message: 'This note was already added.', zone: '' };
         return { type: 'note', id: `note:${input.requestId}`, actor: input.actor.id, updateKey: resolveUpdateKey(state, input.updateKey)!, text: input.text, tags: input.tags };
       },
     });

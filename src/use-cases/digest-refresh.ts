@@ -1,37 +1,63 @@
 /**
- * After a decision, the digest messages that show the decided updates are queued for an in-place edit, in the
- * decision's own transaction. Each edit is drawn from the message as first posted plus the state just decided
- * (see slack/decision-blocks.ts), so edits queued by decisions taken one after another (the release row lock
- * orders them) end on the latest state whatever happens to the ones in between.
+ * After a decision, the digest messages that show the decided updates are edited, in the decision's own
+ * transaction. Each edit is the message drawn again from the release model as it was posted plus the standings
+ * just decided (the `digest_changed` notice, src/chat/notices/digest.ts), never a patch of what was stored or
+ * last sent, so edits queued by decisions taken one after another (the release row lock orders them) end on the
+ * latest state whatever happens to the ones in between.
  */
-import { sql } from 'drizzle-orm';
 import { standingOf, type ReleaseDecisionState } from '../domain/approval.ts';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
-import { chatDisplayNames, clientNames } from '../db/names-repo.ts';
-import { listNotes } from '../db/notes-repo.ts';
-import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
-import type { SlackMessage } from '../bot/slack/block-kit.ts';
-import { hasReleaseActions, renderDigestStatus, updateKeysIn, type DigestStatus, type NoteLine } from '../bot/slack/decision-blocks.ts';
+import { buildDigest } from '../domain/digest.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { listNotes, type StoredNote } from '../db/notes-repo.ts';
+import { digestPosts, loadDigestInput } from '../db/release-repo.ts';
+import type { DigestChanged } from '../chat/notices/digest.ts';
+import { notify } from '../chat/notify.ts';
 import { subjects } from '../chat/subjects.ts';
 
-interface PostRow {
-  id: number;
-  platform: string;
-  channel: string;
-  subject: string;
-  payload: SlackMessage;
-  created_at: unknown;
-}
-
-export async function mspZone(tx: AppDatabase): Promise<string> {
-  const [row] = rowsOf<{ timezone: string }>(await tx.execute(sql`select timezone from msp where id = 1`));
-  return row?.timezone ?? 'UTC';
-}
+/** The MSP's zone (kept under its old name for the use-cases that ask it here). */
+export { mspTimezone as mspZone } from '../db/msp-repo.ts';
 
 /**
- * Queues edits of the release's digest messages that show `keys` (null = the release as a whole, which every
- * update's line reflects). Returns the outbox ids inserted.
+ * The notice that edits the release's digest messages showing `keys` (null = the release as a whole, which every
+ * update's line reflects); undefined when no digest was posted.
  */
+export async function digestChanged(
+  tx: AppDatabase,
+  state: ReleaseDecisionState,
+  keys: ReadonlyArray<string | null>,
+  now: Date,
+  cause: string,
+): Promise<DigestChanged | undefined> {
+  const releaseId = state.releaseId;
+  const posted = await digestPosts(tx, subjects.digest(releaseId));
+  if (posted.length === 0) return undefined;
+  // The digest's messages are queued in one transaction, so they share one time: the notes written by then are in
+  // their text (drawn as the digest was then), later ones are shown under their update.
+  const postedAt = posted[0]!.postedAt.getTime();
+  const notes = await listNotes(tx, releaseId);
+  const isLater = (n: StoredNote) => new Date(n.createdAt).getTime() > postedAt;
+  const input = await loadDigestInput(tx, releaseId, posted[0]!.postedAt);
+  const digest = buildDigest({ ...input, notes: notes.filter((n) => !isLater(n)) });
+  const updates = Object.fromEntries(
+    Object.keys(state.updates).map((key) => {
+      const later = notes.filter((n) => n.updateKey === key && isLater(n)).map((n) => ({ author: n.author, text: n.text, tags: n.tags }));
+      return [key, { standing: standingOf(state, key), notes: later }];
+    }),
+  );
+  return {
+    kind: 'digest_changed',
+    releaseId,
+    cause,
+    changed: keys,
+    digest,
+    posted: posted.map((p) => ({ outboxId: p.outboxId, channel: p.channel, subject: p.subject })),
+    release: standingOf(state, null),
+    updates,
+    at: now.toISOString(),
+  };
+}
+
+/** Queues the edits `digestChanged` calls for; returns the outbox ids inserted. */
 export async function queueDigestRefresh(
   tx: AppDatabase,
   state: ReleaseDecisionState,
@@ -39,45 +65,6 @@ export async function queueDigestRefresh(
   now: Date,
   cause: string,
 ): Promise<number[]> {
-  const releaseId = state.releaseId;
-  const parent = subjects.digest(releaseId);
-  const posts = rowsOf<PostRow>(
-    await tx.execute(sql`select id, platform, channel, subject, payload, created_at from chat_outbox
-      where action = 'post' and platform = 'slack' and (subject = ${parent} or subject like ${`${parent}:thread:%`}) order by id`),
-  );
-  if (posts.length === 0) return [];
-  const everything = keys.includes(null);
-  const wanted = new Set(keys.filter((k): k is string => k !== null));
-  const zone = await mspZone(tx);
-  const notes = await listNotes(tx, releaseId);
-  const names = await clientNames(tx);
-  const people = await chatDisplayNames(tx);
-
-  const items: OutboxItem[] = [];
-  for (const post of posts) {
-    const payload = (typeof post.payload === 'string' ? JSON.parse(post.payload) : post.payload) as SlackMessage;
-    const inMessage = updateKeysIn(payload.blocks);
-    const touched = everything ? inMessage.length > 0 || hasReleaseActions(payload.blocks) : inMessage.some((k) => wanted.has(k));
-    if (!touched) continue;
-    // Notes written before the post are in its text already; later ones are shown under the update.
-    const postedAt = new Date(String(post.created_at instanceof Date ? post.created_at.toISOString() : post.created_at)).getTime();
-    const updates = new Map<string, { standing: ReturnType<typeof standingOf>; notes: NoteLine[] }>();
-    for (const key of inMessage) {
-      const later = notes
-        .filter((n) => n.updateKey === key && new Date(n.createdAt).getTime() > postedAt)
-        .map((n) => ({ author: n.author, text: n.text, tags: n.tags }));
-      updates.set(key, { standing: standingOf(state, key), notes: later });
-    }
-    const status: DigestStatus = { releaseId, release: standingOf(state, null), updates, zone, now, clientNames: names, personNames: people };
-    const message = renderDigestStatus(payload, status);
-    items.push({
-      key: `refresh:${cause}:${post.id}`,
-      platform: 'slack',
-      channel: post.channel,
-      action: 'update',
-      subject: post.subject,
-      payload: { text: message.text, blocks: message.blocks },
-    });
-  }
-  return enqueueOutbox(tx, items, now);
+  const notice = await digestChanged(tx, state, keys, now, cause);
+  return notice ? notify(tx, [notice], now) : [];
 }

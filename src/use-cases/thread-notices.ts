@@ -3,15 +3,18 @@
  * a champion (or an engineer on the client's behalf) confirmed the pilot, or nobody answered and auto-confirm did.
  * Written in the same transaction as the confirmation; the key makes each line once.
  */
-import { createHash } from 'node:crypto';
-import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { clientConfirmationSettings } from '../db/clients-repo.ts';
 import type { OutboxItem } from '../db/outbox-repo.ts';
+import { updateLabelsOf } from '../db/release-repo.ts';
 import type { RolloutEffect } from '../domain/rollout.ts';
 import { updateLabel } from '../domain/status.ts';
-import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
-import { subjects } from '../chat/subjects.ts';
+import { loadAudiences } from '../chat/audiences.ts';
+import { renderNotice } from '../chat/notices.ts';
+import type { PilotConfirmed } from '../chat/notices/digest.ts';
 import { broadFirstNights } from './broad-night.ts';
+
+export { confirmationText } from '../chat/notices/digest.ts';
 
 export interface Confirmation {
   releaseId: string;
@@ -24,63 +27,53 @@ export interface Confirmation {
 }
 
 /**
- * "Harbour Accounting's champion Ana Silva confirmed the pilot of 2024-Feb (KB5034765 …)", in words people use,
- * then which night each class of its other machines starts (`nights`, one line each; none: "are scheduled").
+ * The thread note for one confirmation, as a notice for `notify`: who confirmed, which updates (named as people
+ * name them), and which night each class of the client's broad machines starts. Undefined for an unknown client.
  */
-export function confirmationText(clientName: string, c: Confirmation, autoConfirmHours: number | undefined, what: readonly string[] = [], nights: readonly string[] = []): string {
-  const covered = what.length > 0 ? ` (${what.join(', ')})` : '';
-  const tail = nights.length > 0 ? `the rest of its machines start:\n${nights.join('\n')}` : 'the rest of its machines are scheduled.';
-  if (c.as === 'auto') {
-    const after = autoConfirmHours !== undefined ? ` after ${autoConfirmHours} h` : '';
-    return `${clientName}'s pilot of ${c.releaseId}${covered} was auto-confirmed${after} without an answer from its champions; ${tail}`;
-  }
-  if (c.as === 'engineer') return `${c.by ?? 'An engineer'} confirmed ${clientName}'s pilot of ${c.releaseId}${covered} on its behalf; ${tail}`;
-  return `${clientName}'s champion ${c.by ?? ''} confirmed the pilot of ${c.releaseId}${covered}; ${tail}`.replace('  ', ' ');
-}
-
-/**
- * One thread note per confirmation: who confirmed, what, and which night the broad ring runs. (It was two notes,
- * the confirmation and the nights, keyed per client, so a later confirmation of a late update posted neither.)
- * Keyed by the updates it covered: a retried click is one note; a later confirmation is a note of its own.
- */
-export async function confirmationNotice(tx: AppDatabase, c: Confirmation, now: Date): Promise<OutboxItem[]> {
-  const [msp] = rowsOf<{ channel: string | null }>(await tx.execute(sql`select channel from msp where id = 1`));
-  const [client] = rowsOf<{ name: string; hours: string | null }>(
-    await tx.execute(sql`select name, settings ->> 'autoConfirmHours' as hours from clients where id = ${c.clientId}`),
-  );
-  if (!msp?.channel || !client) return [];
+export async function pilotConfirmed(tx: AppDatabase, c: Confirmation, now: Date): Promise<PilotConfirmed | undefined> {
+  const client = await clientConfirmationSettings(tx, c.clientId);
+  if (!client) return undefined;
   const keys = [...(c.updates ?? [])].sort();
-  const labels = rowsOf<{ update_key: string; kb: string | null; title: string | null }>(
-    await tx.execute(sql`select update_key, kb, title from updates where release_id = ${c.releaseId}
-      and update_key in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`),
-  );
-  const labelOf = new Map(labels.map((u) => [u.update_key, updateLabel({ key: u.update_key, kb: u.kb, title: u.title })]));
-  const what = keys.map((k) => escapeMrkdwn(labelOf.get(k) ?? updateLabel({ key: k, kb: null, title: null })));
-  const nights = (await broadFirstNights(tx, c.clientId, now)).map(
-    (n) => `• ${escapeMrkdwn(n.deviceClass)} (${n.count}): ${n.night}${n.users ? ', once their users have had the \u201csave your work\u201d message' : ''}`,
-  );
-  const text = `:white_check_mark: ${confirmationText(escapeMrkdwn(client.name), { ...c, ...(c.by !== undefined ? { by: escapeMrkdwn(c.by) } : {}) }, client.hours === null ? undefined : Number(client.hours), what, nights)}`;
-  const key = `pilot-confirmed:${c.releaseId}:${c.clientId}${keys.length > 0 ? `:${createHash('sha1').update(keys.join(' ')).digest('hex').slice(0, 12)}` : ''}`;
-  return [
-    {
-      key,
-      platform: 'slack',
-      channel: msp.channel,
-      action: 'post',
-      subject: subjects.pilotConfirmed(c.releaseId, c.clientId),
-      payload: { text, threadSubject: subjects.digest(c.releaseId) },
-    },
-  ];
+  const labelOf = new Map((await updateLabelsOf(tx, c.releaseId, keys)).map((u) => [u.key, updateLabel(u)]));
+  return {
+    kind: 'pilot_confirmed',
+    releaseId: c.releaseId,
+    clientId: c.clientId,
+    clientName: client.name,
+    as: c.as,
+    ...(c.by !== undefined ? { by: c.by } : {}),
+    updates: keys.map((key) => ({ key, label: labelOf.get(key) ?? updateLabel({ key, kb: null, title: null }) })),
+    nights: await broadFirstNights(tx, c.clientId, now),
+    autoConfirmHours: client.autoConfirmHours,
+  };
 }
 
-/** The thread lines for pilots the rollout confirmed by itself (auto-confirm), read from a transition's effects. */
-export async function autoConfirmNotices(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<OutboxItem[]> {
-  const items: OutboxItem[] = [];
+/** The notices for pilots the rollout confirmed by itself (auto-confirm), read from a transition's effects. */
+export async function autoConfirmed(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<PilotConfirmed[]> {
+  const notices: PilotConfirmed[] = [];
   for (const e of effects) {
     if (e.type !== 'audit' || e.action !== 'confirm_pilot' || e.detail.as !== 'auto') continue;
     const clientId = e.subject.slice(e.subject.indexOf('/') + 1);
     const updates = Array.isArray(e.detail.updates) ? (e.detail.updates as string[]) : [];
-    items.push(...(await confirmationNotice(tx, { releaseId, clientId, as: 'auto', updates }, now)));
+    const notice = await pilotConfirmed(tx, { releaseId, clientId, as: 'auto', updates }, now);
+    if (notice) notices.push(notice);
   }
-  return items;
+  return notices;
+}
+
+/**
+ * For writers that still collect outbox rows themselves (pilot.ts, gates.ts): the confirmation's notice rendered
+ * as `notify` would. Hand the notice to `notify` instead where the writer can.
+ */
+export async function confirmationNotice(tx: AppDatabase, c: Confirmation, now: Date): Promise<OutboxItem[]> {
+  const notice = await pilotConfirmed(tx, c, now);
+  return notice ? renderNotice(notice, await loadAudiences(tx)) : [];
+}
+
+/** As `confirmationNotice`, for the pilots auto-confirmed in a transition's effects. */
+export async function autoConfirmNotices(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<OutboxItem[]> {
+  const notices = await autoConfirmed(tx, releaseId, effects, now);
+  if (notices.length === 0) return [];
+  const audiences = await loadAudiences(tx);
+  return notices.flatMap((notice) => renderNotice(notice, audiences));
 }

@@ -58,7 +58,7 @@ describe('A scoped hold in the digest thread', () => {
       text: 'x',
       blocks: [
         { type: 'section', text: { type: 'mrkdwn', text: 'KB5034763' } },
-        { type: 'actions', elements: [{ type: 'button', action_id: 'update.approve', text: { type: 'plain_text', text: 'Approve' }, value: JSON.stringify({ release: '2024-Feb', kb: '5034763' }) }] },
+        { type: 'actions', block_id: 'actions:update:5034763', elements: [{ type: 'button', action_id: 'update.approve', text: { type: 'plain_text', text: 'Approve' }, value: JSON.stringify({ release: '2024-Feb', kb: '5034763' }) }] },
       ],
     };
     const hold = { id: 'h1', updateKey: '5034763', clientId: 'acme-dental', ring: null, reason: 'EMR', by: 'U0PAT', at: '2024-02-13T20:00:00.000Z' };

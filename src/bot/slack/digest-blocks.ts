@@ -29,6 +29,16 @@ export function updateBlockId(updateId: string): string {
   return id.length <= BLOCK_KIT_LIMITS.blockId ? id : `${id.slice(0, BLOCK_KIT_LIMITS.blockId - 9)}~${fnv1a(updateId)}`;
 }
 
+/** The block holding an update's Approve/Hold/Add note buttons; the digest's edits find the update's section by it. */
+export function updateActionsBlockId(updateId: string): string {
+  return `actions:${updateBlockId(updateId)}`.slice(0, BLOCK_KIT_LIMITS.blockId);
+}
+
+/** The block holding the release's own buttons, in the digest's channel post. */
+export function releaseActionsBlockId(month: string): string {
+  return `release:${month}`;
+}
+
 function header(text: string): Block {
   const max = BLOCK_KIT_LIMITS.headerText;
   return { type: 'header', text: plain(text.length <= max ? text : `${text.slice(0, max - 1)}…`) };
@@ -115,7 +125,7 @@ export function renderDigestBlocks(digest: Digest, options: DigestBlocksOptions 
   if (options.interactive) {
     post.add({
       type: 'actions',
-      block_id: `release:${month}`,
+      block_id: releaseActionsBlockId(month),
       elements: [
         button('Approve release', 'release.approve', { release: month }, 'primary'),
         button('Hold release', 'release.hold', { release: month }, 'danger'),
@@ -139,7 +149,7 @@ export function renderDigestBlocks(digest: Digest, options: DigestBlocksOptions 
         const value = { release: month, kb: line.kb ?? line.id };
         sections.push({
           type: 'actions',
-          block_id: `actions:${blockId}`.slice(0, BLOCK_KIT_LIMITS.blockId),
+          block_id: updateActionsBlockId(line.id),
           elements: [
             button('Approve', 'update.approve', value, 'primary'),
             button('Hold', 'update.hold', value, 'danger'),
