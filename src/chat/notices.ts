@@ -9,9 +9,10 @@
  */
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
+import { renderDeployerNotice, type DeployerNotice } from './notices/deployers.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
 
-export type Notice = GateNotice;
+export type Notice = GateNotice | DeployerNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -21,5 +22,6 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'pilot_waiting':
     case 'pilot_finished':
       return renderGateNotice(notice, audiences);
+    case 'deployer_unavailable': case 'deployer_answering': case 'device_refused': return renderDeployerNotice(notice, audiences);
   }
 }
