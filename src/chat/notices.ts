@@ -9,13 +9,13 @@
  */
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
+import { renderDeployerNotice, type DeployerNotice } from './notices/deployers.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
 import { renderRolloutActionNotice, type RolloutActionNotice } from './notices/rollout-actions.ts';
 import { renderPilotNotice, type PilotNotice } from './notices/pilot.ts';
-
 import { renderDigestNotice, type DigestNotice } from './notices/digest.ts';
 
-export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice;
+export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice | DeployerNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -36,5 +36,9 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'digest_changed':
     case 'pilot_confirmed':
       return renderDigestNotice(notice, audiences);
+    case 'deployer_unavailable':
+    case 'deployer_answering':
+    case 'device_refused':
+      return renderDeployerNotice(notice, audiences);
   }
 }

@@ -45,6 +45,10 @@ export const subjects = {
   deviceFlagged: (deviceId: string | number, windowStart: string) => `device-flagged:${deviceId}:${windowStart}`,
   /** A DM to one user (its key: the dm's own, or an offline notice's). */
   userDm: (key: string | number) => `userdm:${key}`,
+  /** A device manager's outage (`since`: when patchbay first found it down), and its "answers again" reply. */
+  deployerOutage: (backend: string, host: string, since: string) => `deployer-outage:${backend}:${host}:${since}`,
+  /** A device its manager's own settings made patchbay leave alone, once per release. */
+  deviceRefused: (releaseId: string | null | undefined, device: string) => `device-refused:${releaseId ?? 'none'}:${device}`,
   /** A user's DM escalated to the engineers. */
   userDmEscalated: (dmId: string | number) => `userdm:${dmId}:escalated`,
   /** Users the night's DMs could not reach, listed for the engineers. */

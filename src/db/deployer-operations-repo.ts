@@ -13,6 +13,8 @@ export interface OperationResult {
   error?: string;
   /** Failed without reaching the device (see the port's OperationStatus.notStarted). */
   notStarted?: boolean;
+  /** Refused by the adapter (see the port's OperationStatus.refused). */
+  refused?: boolean;
 }
 
 export interface StoredOperation {
@@ -92,4 +94,20 @@ export async function updateOperation(
       sent_at = coalesce(${change.sentAt?.toISOString() ?? null}::timestamptz, sent_at),
       updated_at = ${change.at.toISOString()}
     where key = ${key}`);
+}
+
+/**
+ * Takes an operation that is `preparing` on to `op.phase` with `op`'s facts, unless another asker already did:
+ * compare-and-set on the phase, so of two workers resuming one key only one sends (`created` says which).
+ */
+export async function claimPreparedOperation(db: AppDatabase, op: NewOperation): Promise<{ operation: StoredOperation; created: boolean }> {
+  const taken = rowsOf<Record<string, unknown>>(
+    await db.execute(sql`update deployer_operations set phase = ${op.phase}, target = ${op.target},
+        facts = facts || ${JSON.stringify(op.facts ?? {})}::jsonb, sent_at = ${op.sentAt?.toISOString() ?? null}::timestamptz, updated_at = ${op.at.toISOString()}
+      where key = ${op.key} and phase = 'preparing' returning *`),
+  );
+  if (taken[0]) return { operation: toOperation(taken[0]), created: true };
+  const existing = await findOperation(db, op.key);
+  if (!existing) throw new Error(`deployer operation ${op.key} vanished while being claimed`);
+  return { operation: existing, created: false };
 }

@@ -110,8 +110,19 @@ export type Outcome =
   | { type: 'progress'; state: 'running' }
   | { type: 'succeeded'; rebootRequired: boolean }
   /** `notStarted`: it never reached the device (see the port's OperationStatus.notStarted). */
-  | { type: 'failed'; error: string; notStarted?: boolean }
-  | { type: 'verified'; missing: string[]; rebootPending: boolean };
+  | { type: 'failed'; error: string; notStarted?: boolean; refused?: boolean }
+  | { type: 'verified'; missing: string[]; rebootPending: boolean }
+  /**
+   * The device manager itself did not answer (an outage, or it refused patchbay's credentials): nothing was learnt
+   * of the device, and a start asked for was not sent (the port's DeployerUnavailable).
+   */
+  | { type: 'unavailable'; reason: string };
+
+/**
+ * A run waiting out its device manager's outage carries this reason until the manager answers again; one that the
+ * outage made miss its window ends `rolled` with it. The device did nothing wrong: neither counts against it.
+ */
+export const PAUSED_BY_DEPLOYER = 'deployer_unavailable';
 
 export const TERMINAL: ReadonlySet<RunStatus> = new Set(['succeeded', 'failed', 'offline', 'rolled', 'skipped', 'cancelled']);
 
@@ -174,6 +185,8 @@ export function decide(run: Run, env: RunEnv): Decision {
 
   // Work in flight is followed to its end, whatever the clock or holds say: it has started.
   if (run.operation) {
+    // An outage interrupted following it: wait it out (the step goes on, so the window does not matter).
+    if (run.notBefore !== null && nowMs < Date.parse(run.notBefore)) return { type: 'wait', until: DateTime.fromISO(run.notBefore, { zone: 'utc' }) };
     if (run.operation.handle === null) {
       // Died between storing the intent and hearing back: ask again with the same key.
       const action: Action =
@@ -205,7 +218,7 @@ export function decide(run: Run, env: RunEnv): Decision {
       // A hold on some of its updates, placed after the run was planned, drops them from the install.
       const updates = env.heldUpdates?.size ? run.updates.filter((key) => !env.heldUpdates!.has(key)) : run.updates;
       if (updates.length === 0) return { type: 'become', run: finish(run, env, 'skipped', 'held') };
-      if (!canStartStep(window, now, policy.installBudgetMinutes)) return { type: 'become', run: finish(run, env, 'rolled', 'window_short') };
+      if (!canStartStep(window, now, policy.installBudgetMinutes)) return { type: 'become', run: finish(run, env, 'rolled', rollReason(run, 'window_short')) };
       const key = `${run.id}-install-${run.installs + 1}`;
       const operation: Operation = { kind: 'install', key, handle: null, startedAt: now.toUTC().toISO()! };
       return {
@@ -218,7 +231,7 @@ export function decide(run: Run, env: RunEnv): Decision {
       if (run.reboots >= policy.maxReboots) {
         return { type: 'become', run: finish(run, env, 'failed', 'reboot_limit', `still asks for a reboot after ${run.reboots} reboots`) };
       }
-      if (!canStartStep(window, now, policy.rebootBudgetMinutes)) return { type: 'become', run: finish(run, env, 'rolled', 'window_short') };
+      if (!canStartStep(window, now, policy.rebootBudgetMinutes)) return { type: 'become', run: finish(run, env, 'rolled', rollReason(run, 'window_short')) };
       const key = `${run.id}-reboot-${run.reboots + 1}-${run.attempts}`;
       const operation: Operation = { kind: 'reboot', key, handle: null, startedAt: now.toUTC().toISO()! };
       return { type: 'act', action: { type: 'reboot', key }, run: { ...run, status: 'running', startedAt: started, operation, notBefore: null } };
@@ -230,8 +243,36 @@ export function decide(run: Run, env: RunEnv): Decision {
 
 /** Offline, or out of time with work left: the device tries again in its next window. */
 function missed(run: Run, env: RunEnv): Run {
+  if (run.reason === PAUSED_BY_DEPLOYER) return finish(run, env, 'rolled', PAUSED_BY_DEPLOYER);
   if (run.step === 'online_check' && run.offlineChecks > 0) return finish(run, env, 'offline', 'offline');
   return finish(run, env, 'rolled', 'window_ended');
+}
+
+/** A run the device manager's outage left short of time rolls for that reason, not the window's. */
+function rollReason(run: Run, reason: string): string {
+  return run.reason === PAUSED_BY_DEPLOYER ? PAUSED_BY_DEPLOYER : reason;
+}
+
+/**
+ * The device manager did not answer: pause, never fail. Nothing is counted against the device; the run asks
+ * again after the offline recheck interval, inside its window, or rolls to the next one as an offline device
+ * does. Work already on the device stays followed (its operation is kept); a start the manager never heard of is
+ * dropped, so the step is decided again (window budget, holds) when it answers.
+ */
+function paused(run: Run, action: Action, env: RunEnv): Run {
+  const notBefore = env.now.plus({ minutes: env.policy.offlineRecheckMinutes }).toUTC().toISO();
+  const unsent = (action.type === 'install' || action.type === 'reboot') && run.operation?.handle === null;
+  return { ...run, notBefore, reason: PAUSED_BY_DEPLOYER, ...(unsent ? { operation: null } : {}) };
+}
+
+/**
+ * Back from an outage: the run is no longer paused, and an operation in flight gets its budget again from now (it
+ * may have finished long ago; the outage only hid it).
+ */
+function resumed(run: Run, env: RunEnv): Run {
+  if (run.reason !== PAUSED_BY_DEPLOYER) return run;
+  const operation = run.operation ? { ...run.operation, startedAt: env.now.toUTC().toISO()! } : null;
+  return { ...run, reason: null, operation };
 }
 
 function failure(run: Run, env: RunEnv, error: string, retryStep: RunStep): Run {
@@ -253,6 +294,11 @@ function notStarted(run: Run, env: RunEnv, error: string): Run {
 }
 
 export function observe(run: Run, action: Action, outcome: Outcome, env: RunEnv): Run {
+  if (outcome.type === 'unavailable') return paused(run, action, env);
+  return observeAnswer(resumed(run, env), action, outcome, env);
+}
+
+function observeAnswer(run: Run, action: Action, outcome: Outcome, env: RunEnv): Run {
   switch (action.type) {
     case 'check_online': {
       if (outcome.type !== 'online') throw new TypeError(`check_online answered ${outcome.type}`);
@@ -265,6 +311,9 @@ export function observe(run: Run, action: Action, outcome: Outcome, env: RunEnv)
       const operation = run.operation;
       if (!operation) throw new TypeError('an operation was started without being recorded first');
       if (outcome.type === 'started') return { ...run, operation: { ...operation, handle: outcome.handle } };
+      // The manager refuses to act on this device (its own policy would act outside the window): nothing was done,
+      // and asking again will not help until someone changes it. Not a failure of the update on the device.
+      if (outcome.type === 'failed' && outcome.refused) return finish(run, env, 'skipped', 'refused', outcome.error);
       if (outcome.type === 'failed' && outcome.notStarted && operation.kind === 'install') return notStarted(run, env, outcome.error);
       if (outcome.type === 'failed') return operation.kind === 'install' ? failure(run, env, outcome.error, 'install') : failure(run, env, outcome.error, 'reboot');
       // Some managers finish at once and answer with the result instead of a handle.
@@ -281,6 +330,7 @@ export function observe(run: Run, action: Action, outcome: Outcome, env: RunEnv)
         const error = operation.kind === 'reboot' ? `did not come back within ${budget * 2} minutes of a reboot` : `install still running after ${budget * 2} minutes`;
         return finish({ ...run, attempts: run.attempts + 1 }, env, 'failed', 'timeout', error);
       }
+      if (outcome.type === 'failed' && outcome.refused) return finish(run, env, 'skipped', 'refused', outcome.error);
       if (outcome.type === 'failed' && outcome.notStarted && operation.kind === 'install') return notStarted(run, env, outcome.error);
       if (outcome.type === 'failed') return failure(run, env, outcome.error, operation.kind);
       return completed(run, operation, outcome);
@@ -306,6 +356,8 @@ function completed(run: Run, operation: Operation, outcome: Outcome): Run {
 export function afterRun(run: Run, consecutiveMissed: number, policy: RunPolicy): { consecutiveMissed: number; flag: boolean } {
   // A user who deferred their machine asked for the next window: that is a plan, not a missed window.
   if (run.reason === 'deferred') return { consecutiveMissed, flag: false };
+  // Rolled because the device manager was down: the device was not missing, patchbay could not reach it.
+  if (run.reason === PAUSED_BY_DEPLOYER) return { consecutiveMissed, flag: false };
   if (run.status === 'offline' || run.status === 'rolled') {
     const count = consecutiveMissed + 1;
     return { consecutiveMissed: count, flag: count >= policy.missedWindowLimit };

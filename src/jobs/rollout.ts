@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { DateTime } from 'luxon';
-import { toOutcome, type Deployer, type DeviceRef, type UpdateRef } from '../adapters/deployers/port.ts';
+import type { Deployer, DeviceRef, UpdateRef } from '../adapters/deployers/port.ts';
 import { SimulatedFleet } from '../adapters/deployers/simulated.ts';
 import { rowsOf, type AppDatabase } from '../db/client.ts';
 import { activeHolds, effectiveApprovals } from '../db/decisions-repo.ts';
@@ -57,7 +57,7 @@ export { gatePlanInput } from '../domain/eligibility.ts';
 import { gatePlanInput, gatesWithWork, nextSoakEnd, untestedForDevices, passedMsp, pilotAsk, readyToPromote, type MspStanding, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadMspPicture } from '../db/eligibility-repo.ts';
 import { isHeld, type Book, type Hold, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
-import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Action, type Outcome, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
+import { afterRun, decide, DEFAULT_RUN_POLICY, observe, TERMINAL, type Run, type RunEnv, type RunPolicy } from '../domain/run.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
 import { canStartStep, nextWindow, windowContaining, type MaintenanceWindow } from '../domain/windows.ts';
 import type { Product } from '../domain/release.ts';
@@ -71,6 +71,7 @@ import { reportFor, unfinished, updateIntervalMs } from '../domain/window-report
 import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 import { subjects } from '../chat/subjects.ts';
+import { DeployerCalls, withSupersedence } from './deployer-calls.ts';
 
 export const SWEEP_QUEUE = 'rollout-sweep';
 export const RUN_QUEUE = 'rollout-run';
@@ -129,6 +130,7 @@ export class RolloutEngine {
   readonly queue: Queue;
   readonly policy: RunPolicy;
   readonly deployer: Deployer;
+  private readonly calls: DeployerCalls;
   private holdsCache: { at: number; holds: Hold[] } | undefined;
   private readonly catalogs = new Map<string, Promise<Catalog | undefined>>();
   private readonly nextWindows = new Map<string, string>();
@@ -141,6 +143,7 @@ export class RolloutEngine {
     this.queue = createQueue(context, RUN_QUEUE, { removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 1000 } });
     this.policy = { ...DEFAULT_RUN_POLICY, ...options.policy };
     this.deployer = options.deployer ?? context.deployer ?? new SimulatedFleet({ clock: context.now });
+    this.calls = new DeployerCalls(this.deployer, context.database.db, context.now);
   }
 
   private get db(): AppDatabase {
@@ -162,13 +165,13 @@ export class RolloutEngine {
   private catalog(releaseId: string): Promise<Catalog | undefined> {
     let cached = this.catalogs.get(releaseId);
     if (!cached) {
-      cached = loadRelease(this.db, releaseId).then((release) => {
+      cached = loadRelease(this.db, releaseId).then(async (release) => {
         if (!release) return undefined;
         const updates = release.updates.map((u) => ({ key: u.id, productIds: u.productIds, restartRequired: u.restartRequired }));
         return {
           products: release.products,
           updates,
-          byKey: new Map(release.updates.map((u) => [u.id, { key: u.id, kb: u.kb, restartRequired: u.restartRequired }])),
+          byKey: await withSupersedence(this.db, new Map(release.updates.map((u) => [u.id, { key: u.id, kb: u.kb, restartRequired: u.restartRequired }]))),
         };
       });
       this.catalogs.set(releaseId, cached);
@@ -803,7 +806,7 @@ export class RolloutEngine {
         dirty = true;
       }
       const before = current;
-      const outcome = await this.call(device, refsOf(decision.action.type === 'install' ? decision.action.updates : current.updates), decision.action);
+      const outcome = await this.calls.ask(device, refsOf(decision.action.type === 'install' ? decision.action.updates : current.updates), decision.action, loaded);
       current = observe(current, decision.action, outcome, await env());
       if (current !== before) dirty = true;
       if (current.attempts !== before.attempts || TERMINAL.has(current.status)) {
@@ -825,23 +828,6 @@ export class RolloutEngine {
       this.nextWindows.set(key, next);
     }
     return next;
-  }
-
-  private async call(device: DeviceRef, updates: UpdateRef[], action: Action): Promise<Outcome> {
-    switch (action.type) {
-      case 'check_online':
-        return { type: 'online', online: await this.deployer.isOnline(device) };
-      case 'install':
-        return toOutcome(await this.deployer.install(device, updates, action.key), true);
-      case 'reboot':
-        return toOutcome(await this.deployer.reboot(device, action.key), true);
-      case 'poll':
-        return toOutcome(await this.deployer.status(device, action.operation.handle!), false);
-      case 'verify': {
-        const verified = await this.deployer.verify(device, updates);
-        return { type: 'verified', missing: verified.missing, rebootPending: verified.rebootPending };
-      }
-    }
   }
 
   /** The MSP's missed-window limit (inventory `msp.missed_window_limit`) unless the engine was given one. */

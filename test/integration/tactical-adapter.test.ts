@@ -7,9 +7,9 @@ import { createServer } from 'node:http';
 import { inspect } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Deployer, DeviceRef, OperationStatus, UpdateRef } from '../../src/adapters/deployers/port.ts';
+import { DeployerUnavailable, type Deployer, type DeviceRef, type OperationStatus, type UpdateRef } from '../../src/adapters/deployers/port.ts';
 import { TacticalClient, TacticalHttpError, TacticalUnavailableError } from '../../src/adapters/deployers/tactical-client.ts';
-import type { AgentSeed } from '../../src/sandbox/emulators/tactical-emulator.ts';
+import { ALL_PERMISSIONS, type AgentSeed } from '../../src/sandbox/emulators/tactical-emulator.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { openTacticalWorld, TEST_API_KEY, type TacticalWorld } from '../support/tactical-world.ts';
 
@@ -59,7 +59,7 @@ describe('Tactical adapter: Tactical must never act on its own', () => {
     world = await openTacticalWorld(database);
     const agentId = seed('PC-POLICY', policy);
     const status = await world.adapter().install(device('PC-POLICY'), updates, `policy-${ids}`);
-    expect(status.state).toBe('failed');
+    expect(status).toMatchObject({ state: 'failed', refused: true });
     expect(status.error).toMatch(/PC-POLICY/);
     expect(status.error).toMatch(setting);
     expect(world.emulator.requests.filter((r) => r.method !== 'GET')).toEqual([]);
@@ -182,6 +182,50 @@ describe('Tactical adapter: faults and a killed worker', () => {
     await expect(world.adapter({ retries: 2 }).isOnline(device('PC-DOWN'))).rejects.toBeInstanceOf(TacticalUnavailableError);
   });
 
+  it('Tactical down is the port\'s DeployerUnavailable from every call, naming the host and the answer, never the key', async () => {
+    world = await openTacticalWorld(database);
+    seed('PC-DOWN-ALL');
+    world.emulator.inject({ status: 503, times: 1000 });
+    const deployer = world.adapter({ retries: 1 });
+    const pc = device('PC-DOWN-ALL');
+    for (const call of [() => deployer.isOnline(pc), () => deployer.install(pc, updates, 'down-install-1'), () => deployer.reboot(pc, 'down-reboot-1-0'), () => deployer.verify(pc, updates)]) {
+      const error = (await call().catch((e: unknown) => e)) as DeployerUnavailable;
+      expect(error).toBeInstanceOf(DeployerUnavailable);
+      expect({ manager: error.manager, host: error.host, reason: error.reason }).toEqual({ manager: 'Tactical RMM', host: new URL(world.server.url).host, reason: 'HTTP 503' });
+      expect(`${error.message} ${JSON.stringify(error)}`).not.toContain(TEST_API_KEY);
+    }
+    expect(posts(/(install|reboot)\/$/)).toEqual([]);
+  });
+
+  it('an install already sent, asked again while Tactical is down, is still running under its key: never a new start', async () => {
+    world = await openTacticalWorld(database);
+    const agentId = seed('PC-SENT-DOWN');
+    const pc = device('PC-SENT-DOWN');
+    const deployer = world.adapter({ retries: 1 });
+    expect(await deployer.install(pc, updates, 'sent-down-install-1')).toMatchObject({ state: 'running' });
+    world.emulator.inject({ status: 503, times: 1000 });
+    expect(await deployer.install(pc, updates, 'sent-down-install-1')).toEqual({ handle: 'sent-down-install-1', state: 'running' });
+    await expect(deployer.status(pc, 'sent-down-install-1')).rejects.toBeInstanceOf(DeployerUnavailable);
+    expect(world.emulator.installsDelivered(agentId)).toBe(1);
+  });
+
+  it('a reboot POST Tactical refused (403: the key lacks can_reboot_agents) sent nothing: once the key may, the same key reboots once', async () => {
+    world = await openTacticalWorld(database);
+    const agentId = seed('PC-RB403');
+    const pc = device('PC-RB403');
+    world.emulator.setPermissions(ALL_PERMISSIONS.filter((p) => p !== 'can_reboot_agents'));
+    const refused = (await world.adapter().reboot(pc, 'rb403-reboot-1-0').catch((e: unknown) => e)) as DeployerUnavailable;
+    expect(refused).toBeInstanceOf(DeployerUnavailable);
+    expect(refused.reason).toMatch(/^HTTP 403: the API key's role lacks a permission/);
+    world.emulator.setPermissions(ALL_PERMISSIONS);
+    const deployer = world.adapter();
+    const first = await deployer.reboot(pc, 'rb403-reboot-1-0');
+    expect(first.state).toBe('running');
+    expect(await deployer.reboot(pc, 'rb403-reboot-1-0')).toMatchObject({ state: 'running' });
+    expect(await settle(deployer, pc, first)).toMatchObject({ state: 'succeeded' });
+    expect(world.emulator.rebootsDelivered(agentId)).toBe(1);
+  });
+
   it('a reboot POST answered 500 after it took effect is never sent again: boot_time says it happened', async () => {
     world = await openTacticalWorld(database);
     const agentId = seed('PC-RB500');
@@ -252,9 +296,12 @@ describe('Tactical client: the key stays secret, requests are paced', () => {
     seed('PC-KEY');
     const wrongKey = 'WRONGKEY-0123456789abcdefghijklmnopqrstuv';
     const error = await world.adapter({ apiKey: wrongKey }).isOnline(device('PC-KEY')).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TacticalHttpError);
-    expect((error as Error).message).toMatch(/401 Invalid token/);
-    expect((error as Error).message).not.toContain(wrongKey);
+    // A refused key is an outage of Tactical for patchbay (the port's DeployerUnavailable); Tactical's answer is its cause.
+    expect(error).toBeInstanceOf(DeployerUnavailable);
+    expect((error as DeployerUnavailable).reason).toBe('HTTP 401: the API key was refused');
+    expect((error as Error).cause).toBeInstanceOf(TacticalHttpError);
+    expect(((error as Error).cause as Error).message).toMatch(/401 Invalid token/);
+    for (const text of [(error as Error).message, ((error as Error).cause as Error).message, JSON.stringify(error)]) expect(text).not.toContain(wrongKey);
 
     const echo = createServer((req, res) => {
       res.writeHead(req.url?.includes('five') ? 500 : 400, { 'content-type': 'application/json' });

@@ -51,6 +51,36 @@ export interface OperationStatus {
    * again inside the window, else rolls to the next, instead of counting a failed install.
    */
   notStarted?: boolean;
+  /**
+   * With `failed`: the manager's own settings for this device would act outside patchbay's windows (Tactical's
+   * patch policy auto-approving, auto-installing or auto-rebooting), so the adapter refused to touch it. Nothing
+   * was done; asking again does not help until an engineer changes those settings.
+   */
+  refused?: boolean;
+}
+
+/**
+ * Thrown by any Deployer call when the device manager itself cannot be used: it does not answer (timeouts, 5xx
+ * beyond the adapter's retries) or refuses patchbay's credentials (401/403). It says nothing about the device, so
+ * a run pauses instead of failing (src/domain/run.ts). From `install` and `reboot` it also promises that nothing
+ * was sent under that key (an adapter that may have sent it answers `running` and lets `status` tell).
+ *
+ * Its text is what the engineers read: the manager, its host and what it answered; never a URL's path, query or
+ * credentials.
+ */
+export class DeployerUnavailable extends Error {
+  constructor(
+    /** The manager as people call it: `Tactical RMM`. */
+    readonly manager: string,
+    /** Where it runs, host (and port) only: `rmm.example.com`. */
+    readonly host: string,
+    /** What it answered: `HTTP 503`, `no answer within 30000 ms`, `HTTP 401: the API key was refused`. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${manager} at ${host} is unavailable (${reason})`, options);
+    this.name = 'DeployerUnavailable';
+  }
 }
 
 export interface Verification {
@@ -79,6 +109,11 @@ export function toOutcome(status: OperationStatus, justStarted: boolean): Outcom
     case 'succeeded':
       return { type: 'succeeded', rebootRequired: status.rebootRequired ?? false };
     case 'failed':
-      return { type: 'failed', error: status.error ?? 'failed without an error message', ...(status.notStarted ? { notStarted: true } : {}) };
+      return {
+        type: 'failed',
+        error: status.error ?? 'failed without an error message',
+        ...(status.notStarted ? { notStarted: true } : {}),
+        ...(status.refused ? { refused: true } : {}),
+      };
   }
 }

@@ -13,6 +13,11 @@
  * The key never leaves the header: errors name the method, path and status, and anything echoed back is scrubbed.
  */
 
+import { DeployerUnavailable } from './port.ts';
+
+/** The manager's name as engineers read it. */
+export const TACTICAL = 'Tactical RMM';
+
 export type RetryRule = 'safe' | 'on-5xx' | 'never';
 
 export interface TacticalClientOptions {
@@ -38,14 +43,20 @@ export class TacticalHttpError extends Error {
   }
 }
 
-/** Tactical did not answer (timeout, connection refused), or kept answering 5xx, through every retry. */
-export class TacticalUnavailableError extends Error {
+/**
+ * Tactical did not answer (timeout, connection refused), or kept answering 5xx, through every retry: the port's
+ * DeployerUnavailable, so a run pauses rather than fails. The message names the request; the key is never in it.
+ */
+export class TacticalUnavailableError extends DeployerUnavailable {
   constructor(
     message: string,
     /** The last status seen, when there was one. */
     readonly status: number | undefined,
+    host: string,
+    reason: string,
   ) {
-    super(message);
+    super(TACTICAL, host, reason);
+    this.message = message;
     this.name = 'TacticalUnavailableError';
   }
 }
@@ -88,6 +99,11 @@ export class TacticalClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retries = options.retries ?? 3;
     this.backoffMs = options.backoffMs ?? 500;
+  }
+
+  /** Host (and port) of the server: what engineers may be told, unlike the key. */
+  get host(): string {
+    return new URL(this.base).host;
   }
 
   /** Removes the key from any text that may have echoed it (a proxy's error page, an exception's message). */
@@ -133,13 +149,13 @@ export class TacticalClient {
       });
     } catch (error) {
       const why = (error as Error).name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : this.redact((error as Error).message);
-      return { ok: false, error: new TacticalUnavailableError(`${where}: ${why}`, undefined), retryable: true };
+      return { ok: false, error: new TacticalUnavailableError(`${where}: ${why}`, undefined, this.host, why), retryable: true };
     }
     const text = await response.text().catch(() => '');
     if (response.ok) return { ok: true, value: text === '' ? null : parseJson(text) };
     const detail = this.redact(describeBody(text));
     if (response.status >= 500) {
-      return { ok: false, error: new TacticalUnavailableError(`${where}: HTTP ${response.status}`, response.status), retryable: true, status: response.status };
+      return { ok: false, error: new TacticalUnavailableError(`${where}: HTTP ${response.status}`, response.status, this.host, `HTTP ${response.status}`), retryable: true, status: response.status };
     }
     return { ok: false, error: new TacticalHttpError(`${where}: HTTP ${response.status} ${detail}`, response.status, detail), retryable: false, status: response.status };
   }

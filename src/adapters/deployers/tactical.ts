@@ -16,12 +16,17 @@
  * "failed": Tactical carries no Windows error code.
  *
  * Before acting on an agent its effective patch policy is read; one that would approve, install or reboot by
- * itself is refused (tactical-policy.ts).
+ * itself is refused (tactical-policy.ts), answered `refused` so the run leaves the agent alone.
+ *
+ * Tactical down (no answer, 5xx beyond the client's retries) or refusing the key (401/403) is the port's
+ * DeployerUnavailable from every call: the run pauses. An operation already sent answers `running` instead, so the
+ * run keeps following it under its key.
  */
 import type { AppDatabase } from '../../db/client.ts';
 import { claimOperation, findOperation, updateOperation, type OperationResult, type StoredOperation } from '../../db/deployer-operations-repo.ts';
-import type { Deployer, DeviceRef, OperationStatus, UpdateRef, Verification } from './port.ts';
-import { TacticalClient, TacticalHttpError, type TacticalClientOptions } from './tactical-client.ts';
+import { claimPreparedOperation } from '../../db/deployer-operations-repo.ts';
+import { DeployerUnavailable, type Deployer, type DeviceRef, type OperationStatus, type UpdateRef, type Verification } from './port.ts';
+import { TACTICAL, TacticalClient, TacticalHttpError, type TacticalClientOptions } from './tactical-client.ts';
 import { approvalPlan, kbOf, policyProblems, policyRefusal, progressOf, type TacticalPatchPolicy, type WinUpdateRow } from './tactical-policy.ts';
 
 /** The part of `GET /agents/{agent_id}/` (AgentSerializer) the adapter reads. */
@@ -77,45 +82,57 @@ export class TacticalDeployer implements Deployer {
   }
 
   async isOnline(device: DeviceRef): Promise<boolean> {
-    const agentId = await this.agentFor(device);
-    if (!agentId) return false;
-    return (await this.agent(agentId)).status === 'online';
+    return this.unavailableAsOutage(async () => {
+      const agentId = await this.agentFor(device);
+      if (!agentId) return false;
+      return (await this.agent(agentId)).status === 'online';
+    });
   }
 
   async install(device: DeviceRef, updates: readonly UpdateRef[], idempotencyKey: string): Promise<OperationStatus> {
+    return this.unavailableAsOutage(() => this.startInstall(device, updates, idempotencyKey));
+  }
+
+  private async startInstall(device: DeviceRef, updates: readonly UpdateRef[], idempotencyKey: string): Promise<OperationStatus> {
     const known = await findOperation(this.db, idempotencyKey);
-    if (known) return this.installStatus(known);
+    if (known) return known.phase === 'preparing' ? this.installStatus(known) : this.runningThroughOutage(known, () => this.installStatus(known));
     const kbs = updates.map((u) => kbOf(u.kb ?? u.key));
     const agentId = await this.agentFor(device);
     if (!agentId) return this.refuse(idempotencyKey, 'install', device, '', `no Tactical RMM agent is named ${device.name}`, kbs);
     const agent = await this.agent(agentId);
     const problems = policyProblems(agent.effective_patch_policy ?? {});
-    if (problems.length > 0) return this.refuse(idempotencyKey, 'install', device, agentId, policyRefusal(agent.hostname, problems), kbs);
-    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'install', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`, kbs, true);
+    if (problems.length > 0) return this.refuse(idempotencyKey, 'install', device, agentId, policyRefusal(agent.hostname, problems), kbs, { refused: true });
+    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'install', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`, kbs, { notStarted: true });
     const { operation } = await claimOperation(this.db, { key: idempotencyKey, backend: BACKEND, kind: 'install', device: device.name, target: agentId, updates: kbs, phase: 'preparing', at: this.now() });
     return this.installStatus(operation);
   }
 
   async reboot(device: DeviceRef, idempotencyKey: string): Promise<OperationStatus> {
+    return this.unavailableAsOutage(() => this.startReboot(device, idempotencyKey));
+  }
+
+  private async startReboot(device: DeviceRef, idempotencyKey: string): Promise<OperationStatus> {
     const known = await findOperation(this.db, idempotencyKey);
-    if (known) return this.rebootStatus(known);
+    if (known && known.phase !== 'preparing') return this.runningThroughOutage(known, () => this.rebootStatus(known));
     const agentId = await this.agentFor(device);
     if (!agentId) return this.refuse(idempotencyKey, 'reboot', device, '', `no Tactical RMM agent is named ${device.name}`);
     const agent = await this.agent(agentId);
-    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'reboot', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`, [], true);
-    // Written before the POST: whatever happens to this worker next, this key never sends a second reboot.
+    if (agent.status !== 'online') return this.refuse(idempotencyKey, 'reboot', device, agentId, `not started: Tactical RMM reports ${agent.hostname} ${agent.status}`, [], { notStarted: true });
+    // Written before the POST: whatever happens to this worker next, this key never sends a second reboot. A key
+    // whose POST Tactical refused (the API key) is `preparing` again, and only one asker may take it back to `sent`.
     const now = this.now();
-    const { operation, created } = await claimOperation(this.db, {
-      key: idempotencyKey, backend: BACKEND, kind: 'reboot', device: device.name, target: agentId, phase: 'sent', facts: { bootTimeBefore: agent.boot_time }, sentAt: now, at: now,
-    });
+    const claim = { key: idempotencyKey, backend: BACKEND, kind: 'reboot' as const, device: device.name, target: agentId, phase: 'sent' as const, facts: { bootTimeBefore: agent.boot_time }, sentAt: now, at: now };
+    const { operation, created } = known ? await claimPreparedOperation(this.db, claim) : await claimOperation(this.db, claim);
     if (!created) return this.rebootStatus(operation);
     this.crashAt('before-reboot-post');
     try {
       await this.client.post(`agents/${agentId}/reboot/`, 'never');
     } catch (error) {
-      // 400 "Unable to contact the agent": the agent did not answer, so it did not reboot. Anything else (5xx, a
-      // timeout) is unclear: the machine may be going down, so boot_time decides, never a second POST.
+      // 400 "Unable to contact the agent": the agent did not answer, so it did not reboot. 401/403: Tactical refused
+      // the key, so nothing was done and the key may send once the key works. Anything else (5xx, a timeout) is
+      // unclear: the machine may be going down, so boot_time decides, never a second POST.
       if (error instanceof TacticalHttpError && error.status === 400) return this.finish(operation, { state: 'failed', error: `not started: ${error.detail}`, notStarted: true });
+      if (error instanceof TacticalHttpError && isKeyRefused(error)) await updateOperation(this.db, operation.key, { phase: 'preparing', at: this.now() });
       if (error instanceof TacticalHttpError) throw error;
     }
     this.crashAt('after-reboot-post');
@@ -125,10 +142,14 @@ export class TacticalDeployer implements Deployer {
   async status(_device: DeviceRef, handle: string): Promise<OperationStatus> {
     const operation = await findOperation(this.db, handle);
     if (!operation) return { handle, state: 'failed', error: `no Tactical RMM operation ${handle} is recorded` };
-    return operation.kind === 'install' ? this.installStatus(operation) : this.rebootStatus(operation);
+    return this.unavailableAsOutage(() => (operation.kind === 'install' ? this.installStatus(operation) : this.rebootStatus(operation)));
   }
 
   async verify(device: DeviceRef, updates: readonly UpdateRef[]): Promise<Verification> {
+    return this.unavailableAsOutage(() => this.verifyRows(device, updates));
+  }
+
+  private async verifyRows(device: DeviceRef, updates: readonly UpdateRef[]): Promise<Verification> {
     const agentId = await this.agentFor(device);
     if (!agentId) return { missing: updates.map((u) => u.key), rebootPending: false };
     const agent = await this.agent(agentId);
@@ -235,16 +256,47 @@ export class TacticalDeployer implements Deployer {
 
   // ---- shared ----
 
+  /** Tactical refusing the key is an outage of Tactical for patchbay, like Tactical not answering: the port's error. */
+  private async unavailableAsOutage<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof TacticalHttpError && isKeyRefused(error)) {
+        const why = error.status === 401 ? 'the API key was refused' : "the API key's role lacks a permission patchbay needs";
+        throw new DeployerUnavailable(TACTICAL, this.client.host, `HTTP ${error.status}: ${why}`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /** An operation Tactical may have received: an outage while reading it back is "still running", never a new start. */
+  private async runningThroughOutage(op: StoredOperation, read: () => Promise<OperationStatus>): Promise<OperationStatus> {
+    try {
+      return await this.unavailableAsOutage(read);
+    } catch (error) {
+      if (error instanceof DeployerUnavailable) return { handle: op.key, state: 'running' };
+      throw error;
+    }
+  }
+
   private async finish(op: StoredOperation, result: OperationResult): Promise<OperationStatus> {
     await updateOperation(this.db, op.key, { phase: 'done', result, at: this.now() });
     return toStatus(op.key, result);
   }
 
   /** A request refused before touching the device, recorded so the same key keeps its answer. */
-  private async refuse(key: string, kind: 'install' | 'reboot', device: DeviceRef, target: string, error: string, kbs: string[] = [], notStarted = false): Promise<OperationStatus> {
+  private async refuse(
+    key: string,
+    kind: 'install' | 'reboot',
+    device: DeviceRef,
+    target: string,
+    error: string,
+    kbs: string[] = [],
+    why: { notStarted?: true; refused?: true } = {},
+  ): Promise<OperationStatus> {
     const { operation } = await claimOperation(this.db, { key, backend: BACKEND, kind, device: device.name, target, updates: kbs, phase: 'done', at: this.now() });
     if (operation.result) return toStatus(key, operation.result);
-    return this.finish(operation, { state: 'failed', error, ...(notStarted ? { notStarted } : {}) });
+    return this.finish(operation, { state: 'failed', error, ...why });
   }
 
   private async agent(agentId: string): Promise<TacticalAgent> {
@@ -261,7 +313,13 @@ export class TacticalDeployer implements Deployer {
     // Many runs start at once: they share one read of the list rather than each reading (or missing) it.
     if (!this.agentIds.has(name) && !this.listing && Date.now() - this.listedAt >= 60_000) {
       this.listedAt = Date.now();
-      this.listing = this.listAgents().finally(() => (this.listing = undefined));
+      this.listing = this.listAgents()
+        .catch((error: unknown) => {
+          // Not read (Tactical down, or the key refused): the next call reads it again rather than taking every name as unknown.
+          this.listedAt = 0;
+          throw error;
+        })
+        .finally(() => (this.listing = undefined));
     }
     if (!this.agentIds.has(name) && this.listing) await this.listing;
     const id = this.agentIds.get(name);
@@ -284,5 +342,11 @@ function toStatus(handle: string, result: OperationResult): OperationStatus {
     ...(result.rebootRequired !== undefined ? { rebootRequired: result.rebootRequired } : {}),
     ...(result.error !== undefined ? { error: result.error } : {}),
     ...(result.notStarted ? { notStarted: true } : {}),
+    ...(result.refused ? { refused: true } : {}),
   };
+}
+
+/** 401: the key is wrong, expired or its user inactive; 403: its role lacks a permission (research §1.1). */
+function isKeyRefused(error: TacticalHttpError): boolean {
+  return error.status === 401 || error.status === 403;
 }
