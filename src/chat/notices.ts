@@ -10,8 +10,9 @@
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
+import { renderRolloutNotice, type RolloutNotice } from './notices/rollout.ts';
 
-export type Notice = GateNotice;
+export type Notice = GateNotice | RolloutNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -21,5 +22,7 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'pilot_waiting':
     case 'pilot_finished':
       return renderGateNotice(notice, audiences);
+    case 'window_progress': case 'window_summary': case 'updates_untested': case 'device_flagged':
+      return renderRolloutNotice(notice, audiences);
   }
 }
