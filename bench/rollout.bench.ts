@@ -25,7 +25,7 @@ import { storeRelease } from '../src/use-cases/store-release.ts';
 import { runCounts } from '../src/db/rollout-repo.ts';
 import { parseWindowSpec } from '../src/domain/window-spec.ts';
 import type { Release } from '../src/domain/release.ts';
-import { RolloutEngine, startRunWorker } from '../src/jobs/rollout.ts';
+import { RolloutEngine, startRunWorker } from '../src/jobs/rollout/index.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
 import { collectGarbage, measure, report, scratchPostgres, type Measured } from './lib.ts';
 

@@ -14,8 +14,9 @@ import { renderGateNotice, type GateNotice } from './notices/gates.ts';
 import { renderRolloutActionNotice, type RolloutActionNotice } from './notices/rollout-actions.ts';
 import { renderPilotNotice, type PilotNotice } from './notices/pilot.ts';
 import { renderDigestNotice, type DigestNotice } from './notices/digest.ts';
+import { renderRolloutNotice, type RolloutNotice } from './notices/rollout.ts';
 
-export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice | DeployerNotice;
+export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice | DeployerNotice | RolloutNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -40,5 +41,10 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'deployer_answering':
     case 'device_refused':
       return renderDeployerNotice(notice, audiences);
+    case 'window_progress':
+    case 'window_summary':
+    case 'updates_untested':
+    case 'device_flagged':
+      return renderRolloutNotice(notice, audiences);
   }
 }

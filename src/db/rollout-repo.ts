@@ -185,34 +185,37 @@ interface RunDetail {
   deferred?: boolean;
 }
 
+/** A run row joined with its device and the owner's window, as loadRunContext reads it. */
+interface RunContextRow {
+  id: number;
+  state: RunStatus;
+  step: string;
+  attempts: number;
+  reboots: number;
+  updates: string[];
+  error: string | null;
+  detail: RunDetail;
+  rolled_to: unknown;
+  started_at: unknown;
+  finished_at: unknown;
+  window_start: unknown;
+  window_end: unknown;
+  release_id: string | null;
+  rollout_id: number | null;
+  device_id: number;
+  name: string;
+  os: string | null;
+  class: string;
+  ring: Ring;
+  client_id: string | null;
+  missed: number;
+  spec: string | null;
+  timezone: string;
+  missed_limit: number | null;
+}
+
 export async function loadRunContext(db: AppDatabase, runId: number): Promise<RunContext | undefined> {
-  const rows = rowsOf<{
-    id: number;
-    state: RunStatus;
-    step: string;
-    attempts: number;
-    reboots: number;
-    updates: string[];
-    error: string | null;
-    detail: RunDetail;
-    rolled_to: unknown;
-    started_at: unknown;
-    finished_at: unknown;
-    window_start: unknown;
-    window_end: unknown;
-    release_id: string | null;
-    rollout_id: number | null;
-    device_id: number;
-    name: string;
-    os: string | null;
-    class: string;
-    ring: Ring;
-    client_id: string | null;
-    missed: number;
-    spec: string | null;
-    timezone: string;
-    missed_limit: number | null;
-  }>(
+  const rows = rowsOf<RunContextRow>(
     await db.execute(sql`select r.id, r.state, r.step, r.attempts, r.reboots, r.updates, r.error, r.detail, r.rolled_to, r.started_at,
         r.finished_at, r.window_start, r.window_end, r.release_id, r.rollout_id, d.id as device_id, d.name, d.os, d.class, d.ring,
         d.client_id, d.consecutive_missed_windows as missed,
@@ -223,29 +226,10 @@ export async function loadRunContext(db: AppDatabase, runId: number): Promise<Ru
   );
   const row = rows[0];
   if (!row) return undefined;
-  const detail = row.detail ?? {};
-  const step: RunStep = (['online_check', 'install', 'reboot', 'verify', 'done'] as const).find((s) => s === row.step) ?? 'online_check';
   return {
     id: Number(row.id),
-    seq: detail.seq ?? 0,
-    run: {
-      // A retried run is a new identity for the device manager: its install and reboot keys must not repeat.
-      id: detail.retry ? `run${row.id}-r${detail.retry}` : `run${row.id}`,
-      status: row.state,
-      step,
-      updates: row.updates,
-      attempts: row.attempts,
-      reboots: row.reboots,
-      offlineChecks: detail.offlineChecks ?? 0,
-      installs: detail.installs ?? 0,
-      operation: detail.operation ?? null,
-      notBefore: detail.notBefore ?? null,
-      error: row.error,
-      reason: detail.reason ?? (detail.deferred ? 'deferred' : null),
-      rolledTo: iso(row.rolled_to),
-      startedAt: iso(row.started_at),
-      finishedAt: iso(row.finished_at),
-    },
+    seq: row.detail?.seq ?? 0,
+    run: storedRun(row),
     releaseId: row.release_id,
     rolloutId: row.rollout_id === null ? null : Number(row.rollout_id),
     ring: row.ring,
@@ -256,6 +240,29 @@ export async function loadRunContext(db: AppDatabase, runId: number): Promise<Ru
     windowSpec: row.spec,
     timezone: row.timezone,
     missedWindowLimit: row.missed_limit === null ? null : Number(row.missed_limit),
+  };
+}
+
+function storedRun(row: RunContextRow): Run {
+  const detail = row.detail ?? {};
+  const step: RunStep = (['online_check', 'install', 'reboot', 'verify', 'done'] as const).find((s) => s === row.step) ?? 'online_check';
+  return {
+    // A retried run is a new identity for the device manager: its install and reboot keys must not repeat.
+    id: detail.retry ? `run${row.id}-r${detail.retry}` : `run${row.id}`,
+    status: row.state,
+    step,
+    updates: row.updates,
+    attempts: row.attempts,
+    reboots: row.reboots,
+    offlineChecks: detail.offlineChecks ?? 0,
+    installs: detail.installs ?? 0,
+    operation: detail.operation ?? null,
+    notBefore: detail.notBefore ?? null,
+    error: row.error,
+    reason: detail.reason ?? (detail.deferred ? 'deferred' : null),
+    rolledTo: iso(row.rolled_to),
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
   };
 }
 
@@ -398,10 +405,19 @@ export async function updateOutcomes(db: AppDatabase, releaseIds: readonly strin
 
 /** The facts src/domain/eligibility.ts reads, per release: its gates and what its runs installed. */
 export async function loadReleaseFacts(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, ReleaseFacts>> {
+  const states = await loadReleaseStates(db, releaseIds);
+  return new Map([...states].map(([releaseId, state]) => [releaseId, state.facts]));
+}
+
+/** Per release, its gates as stored and the facts folded from them and its runs: the gates are read once for both. */
+export async function loadReleaseStates(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, { book: StoredBook; facts: ReleaseFacts }>> {
   const outcomes = await updateOutcomes(db, releaseIds);
-  const facts = new Map<string, ReleaseFacts>();
-  for (const releaseId of releaseIds) facts.set(releaseId, releaseFacts(await loadBook(db, releaseId), outcomes.get(releaseId) ?? []));
-  return facts;
+  const states = new Map<string, { book: StoredBook; facts: ReleaseFacts }>();
+  for (const releaseId of releaseIds) {
+    const book = await loadBook(db, releaseId);
+    states.set(releaseId, { book, facts: releaseFacts(book, outcomes.get(releaseId) ?? []) });
+  }
+  return states;
 }
 
 /** The MSP's own live ring-msp devices: where each update is tested first. */
@@ -586,4 +602,55 @@ export async function lastWindowMessages(db: AppDatabase, now: Date): Promise<Ma
       order by channel, subject, created_at desc, id desc`),
   );
   return new Map(rows.map((r) => [`${r.channel} ${r.subject}`, { at: Date.parse(iso(r.at)!), key: r.key }]));
+}
+
+export interface WindowOwner {
+  name: string;
+  timezone: string;
+  /** Where the owner's window messages go besides the engineers' channel (a client's own Slack channel). */
+  channel: string | null;
+}
+
+/** The owners a window report can name, by id (`msp` for the MSP's own machines): live clients and the MSP. */
+export async function windowOwners(db: AppDatabase): Promise<Map<string, WindowOwner>> {
+  const rows = rowsOf<{ id: string; name: string; timezone: string; channel: string | null }>(
+    await db.execute(sql`select 'msp' as id, name, timezone, channel from msp where id = 1
+      union all select id, name, timezone, settings ->> 'slackChannel' from clients where retired_at is null`),
+  );
+  return new Map(rows.map((o) => [o.id, { name: o.name, timezone: o.timezone, channel: o.channel }]));
+}
+
+/** Run concurrency limits by client id (null: the MSP's own machines), and the MSP's overall one under `overallKey`. */
+export async function runConcurrencyLimits(db: AppDatabase, overallKey: string): Promise<Map<string | null, number>> {
+  const rows = rowsOf<{ id: string | null; limit: number | null }>(
+    await db.execute(sql`select id, (settings ->> 'runConcurrency')::int as limit from clients where settings ? 'runConcurrency'
+      union all select ${overallKey}::text, (settings ->> 'runConcurrency')::int from msp where settings ? 'runConcurrency'`),
+  );
+  return new Map(rows.filter((r) => r.limit !== null).map((r) => [r.id, Number(r.limit)]));
+}
+
+export interface TickableGate {
+  releaseId: string;
+  ring: Ring;
+  state: string;
+  /** The updates ring msp has offered for promotion already. */
+  offered: string[] | null;
+}
+
+/** Gates with a deadline to watch (soak, auto-confirm) and recent ring msp gates that may have updates to offer. */
+export async function tickableGates(db: AppDatabase, now: Date): Promise<TickableGate[]> {
+  const rows = rowsOf<{ release_id: string; ring: Ring; state: string; offered: string[] | null }>(
+    await db.execute(sql`select release_id, ring, state, state_detail -> 'offered' as offered from rollouts
+      where state in ('soaking', 'awaiting_confirmation')
+        or (ring = 'msp' and state in ('running', 'ready', 'promoted', 'scheduled') and updated_at > ${now.toISOString()}::timestamptz - interval '60 days')`),
+  );
+  return rows.map((r) => ({ releaseId: r.release_id, ring: r.ring, state: r.state, offered: r.offered }));
+}
+
+/** What a finishing ring decides on: the MSP's soak hours, and the client's auto-confirm hours (for a client's gate). */
+export async function gateSettings(db: AppDatabase, clientId: string | null): Promise<{ soakHours?: number; autoConfirmHours?: number }> {
+  const msp = rowsOf<{ settings: { soakHours?: number } }>(await db.execute(sql`select settings from msp where id = 1`))[0];
+  if (clientId === null) return { soakHours: msp?.settings.soakHours };
+  const client = rowsOf<{ settings: { autoConfirmHours?: number } }>(await db.execute(sql`select settings from clients where id = ${clientId}`))[0];
+  return { soakHours: msp?.settings.soakHours, autoConfirmHours: client?.settings.autoConfirmHours };
 }

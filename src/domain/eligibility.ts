@@ -15,9 +15,9 @@
  */
 import type { Ring } from './inventory.ts';
 import { matchOsToProducts } from './product-match.ts';
-import { planWindow, type PlanDevice, type PlanInput, type PlanUpdate } from './plan.ts';
+import { planWindow, type Plan, type PlanDevice, type PlanInput, type PlanUpdate } from './plan.ts';
 import type { Product } from './release.ts';
-import { isHeld, promotedUpdates, type Book, type Hold } from './rollout.ts';
+import { isHeld, promotedUpdates, type Book, type Gate, type Hold } from './rollout.ts';
 
 /** What one device's runs did with one update of a release (the latest that settled it). */
 export interface UpdateOutcome {
@@ -312,14 +312,29 @@ export function gatesWithWork(
   holds: readonly Hold[],
   facts: ReleaseFacts,
 ): string[] {
-  return Object.entries(book.gates)
-    .filter(([key, gate]) => {
-      const mine = devices.get(key) ?? [];
-      if (mine.length === 0) return false;
-      return planWindow(gatePlanInput({ releaseId: book.releaseId, ring: gate.ring, clientId: gate.clientId }, mine, catalog, approved, holds, facts)).runs.length > 0;
-    })
+  return planBookGates(book, devices, catalog, approved, holds, facts)
+    .filter(([, plan]) => plan.runs.length > 0)
     .map(([key]) => key)
     .sort();
+}
+
+/** The planner's answer for each gate of the book with devices here (those `only` keeps), by gate key, in book order. */
+function planBookGates(
+  book: Book,
+  devices: ReadonlyMap<string, readonly PlanDevice[]>,
+  catalog: { products: Product[]; updates: PlanUpdate[] },
+  approved: ReadonlySet<string> | 'all',
+  holds: readonly Hold[],
+  facts: ReleaseFacts,
+  only: (gate: Gate) => boolean = () => true,
+): Array<[string, Plan]> {
+  const plans: Array<[string, Plan]> = [];
+  for (const [key, gate] of Object.entries(book.gates)) {
+    const mine = devices.get(key) ?? [];
+    if (mine.length === 0 || !only(gate)) continue;
+    plans.push([key, planWindow(gatePlanInput({ releaseId: book.releaseId, ring: gate.ring, clientId: gate.clientId }, mine, catalog, approved, holds, facts))]);
+  }
+  return plans;
 }
 
 /** What a scheduled gate with nothing to install now waits for (status's words; the sweep opens no window for it). */
@@ -339,10 +354,7 @@ export function gatesWaiting(
   facts: ReleaseFacts,
 ): Map<string, GateWait> {
   const out = new Map<string, GateWait>();
-  for (const [key, gate] of Object.entries(book.gates)) {
-    const mine = devices.get(key) ?? [];
-    if (gate.state !== 'scheduled' || mine.length === 0) continue;
-    const plan = planWindow(gatePlanInput({ releaseId: book.releaseId, ring: gate.ring, clientId: gate.clientId }, mine, catalog, approved, holds, facts));
+  for (const [key, plan] of planBookGates(book, devices, catalog, approved, holds, facts, (gate) => gate.state === 'scheduled')) {
     if (plan.runs.length > 0) continue;
     if (plan.skipped.some((s) => s.reason === 'waiting_for_ring')) out.set(key, 'earlier_ring');
     else if (plan.skipped.some((s) => s.reason === 'held')) out.set(key, 'held');

@@ -11,10 +11,13 @@
  * is told apart (it is not "nothing to install"). Concurrency is not decided here but by `admit`: the first
  * `limit` unfinished runs of a client, in plan order, are the ones allowed to be in flight.
  */
+import type { DateTime } from 'luxon';
 import { matchOsToProducts } from './product-match.ts';
 import type { Product, RestartRequired } from './release.ts';
 import type { Ring } from './inventory.ts';
 import { isHeld, type Hold } from './rollout.ts';
+import { parseWindowSpec, type WindowRule } from './window-spec.ts';
+import { canStartStep, windowContaining } from './windows.ts';
 
 export interface PlanDevice {
   id: number;
@@ -148,4 +151,110 @@ export function admit(unfinished: readonly AdmitRun[], perClient: (clientId: str
     if (!any) break;
   }
   return admitted;
+}
+
+/** A device of a gate that may get runs now (scheduled or running), with its owner's window spec and zone. */
+export interface SweepDevice extends PlanDevice {
+  gateId: number;
+  releaseId: string;
+  ring: Ring;
+  gateState: string;
+  spec: string | null;
+  timezone: string;
+}
+
+export interface SweepGate {
+  id: number;
+  releaseId: string;
+  ring: Ring;
+  clientId: string | null;
+  state: string;
+}
+
+/** A gate's devices whose window is open now, with room for an install: what one sweep plans over. */
+export interface OpenWindow<D extends SweepDevice = SweepDevice> {
+  gate: SweepGate;
+  windowStart: string;
+  windowEnd: string;
+  devices: D[];
+}
+
+/** A window spec as a rule; an unreadable one (the inventory import checks them) opens no window. */
+export function windowRuleOf(spec: string | null | undefined): WindowRule | undefined {
+  if (!spec) return undefined;
+  const parsed = parseWindowSpec(spec);
+  return parsed.ok ? parsed.value : undefined;
+}
+
+/**
+ * Groups the devices by gate and the window open for them at `now`. A window with no room left for an install
+ * (`installBudgetMinutes`) opens nothing: its runs would only roll, and count as missed.
+ */
+export function openWindows<D extends SweepDevice>(devices: readonly D[], now: DateTime, installBudgetMinutes: number): OpenWindow<D>[] {
+  // Worked out once per (zone, spec) rather than per device: 20,000 devices share a few hundred owners' windows.
+  const slots = new Map<string, { windowStart: string; windowEnd: string } | null>();
+  const slotFor = (timezone: string, spec: string | null) => {
+    const key = `${timezone} ${spec}`;
+    let slot = slots.get(key);
+    if (slot === undefined) {
+      const rule = windowRuleOf(spec);
+      const window = rule ? windowContaining(rule, timezone, now) : undefined;
+      slot = window && canStartStep(window, now, installBudgetMinutes) ? { windowStart: window.start.toUTC().toISO()!, windowEnd: window.end.toUTC().toISO()! } : null;
+      slots.set(key, slot);
+    }
+    return slot;
+  };
+  const groups = new Map<string, OpenWindow<D>>();
+  for (const device of devices) {
+    const slot = slotFor(device.timezone, device.spec);
+    if (!slot) continue;
+    const key = `${device.gateId} ${slot.windowStart}`;
+    let group = groups.get(key);
+    if (!group) {
+      const gate = { id: device.gateId, releaseId: device.releaseId, ring: device.ring, clientId: device.clientId, state: device.gateState };
+      group = { gate, ...slot, devices: [] };
+      groups.set(key, group);
+    }
+    group.devices.push(device);
+  }
+  return [...groups.values()];
+}
+
+/** A run row a sweep writes: a device's run in a window, or (`skipped`) the record that it had nothing to install. */
+export interface WindowRun {
+  deviceId: number;
+  releaseId: string;
+  rolloutId: number;
+  windowStart: string;
+  windowEnd: string;
+  updates: string[];
+  skipped?: SkipReason;
+}
+
+/**
+ * The runs of the open windows. `planned` holds `deviceId/windowStart` for devices that have a run in that window
+ * already; `inputFor` is a gate's planner input for some of its devices (undefined: its release is unknown, skip).
+ * Devices with nothing to install (`passedOver`) get a finished, skipped run so the ring knows they are settled. A
+ * device waiting for an update to pass the earlier rings, or for a hold, gets none: it is not "nothing to install",
+ * and a row would keep it out of this window's plan once the update passes or the hold is released.
+ */
+export function planOpenWindows<D extends SweepDevice>(
+  windows: readonly OpenWindow<D>[],
+  planned: ReadonlySet<string>,
+  inputFor: (gate: SweepGate, devices: readonly D[]) => PlanInput | undefined,
+): { runs: WindowRun[]; passedOver: WindowRun[] } {
+  const runs: WindowRun[] = [];
+  const passedOver: WindowRun[] = [];
+  for (const { gate, windowStart, windowEnd, devices } of windows) {
+    const unplanned = planned.size === 0 ? devices : devices.filter((d) => !planned.has(`${d.id}/${windowStart}`));
+    const input = inputFor(gate, unplanned);
+    if (!input) continue;
+    const row = { releaseId: gate.releaseId, rolloutId: gate.id, windowStart, windowEnd };
+    const plan = planWindow(input);
+    for (const r of plan.runs) runs.push({ deviceId: r.deviceId, ...row, updates: r.updates });
+    for (const r of plan.skipped) {
+      if (r.reason === 'nothing_applies' || r.reason === 'no_os') passedOver.push({ deviceId: r.deviceId, ...row, updates: [], skipped: r.reason });
+    }
+  }
+  return { runs, passedOver };
 }

@@ -2,7 +2,7 @@
 import type { JobContext, JobModule, RunningJobs } from './context.ts';
 import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
-import { rollout } from './rollout.ts';
+import { rollout } from './rollout/index.ts';
 import { teamsClients } from './teams.ts';
 import { userDm } from './user-dm.ts';
 

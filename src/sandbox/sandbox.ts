@@ -22,7 +22,7 @@ import type { Logger } from '../log.ts';
 import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/simulated.ts';
 import { startSandboxTactical } from './tactical.ts';
 import { importInventoryFile } from '../commands/import.ts';
-import { RUN_QUEUE } from '../jobs/rollout.ts';
+import { RUN_QUEUE } from '../jobs/rollout/index.ts';
 import { freshSandboxStart, SandboxClock, sandboxClockFile } from './clock.ts';
 import { startSlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
 import { startBotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';

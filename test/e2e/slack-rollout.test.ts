@@ -14,7 +14,7 @@ import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
 import { PILOT_REPLY_CHAMPION_ACTION, reportPilotProblem } from '../../src/use-cases/pilot.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
-import { RolloutEngine } from '../../src/jobs/rollout.ts';
+import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';

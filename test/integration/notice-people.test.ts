@@ -25,7 +25,7 @@ import { revokeNoticeWaiver, waiveNotice } from '../../src/use-cases/notice-waiv
 import { answerUserDm } from '../../src/use-cases/user-dm.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import type { Inventory } from '../../src/domain/inventory.ts';
-import { RolloutEngine } from '../../src/jobs/rollout.ts';
+import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';

@@ -20,7 +20,7 @@ import { insertRuns, loadBook, loadReleaseFacts, saveGates } from '../../src/db/
 import { unwarnedRuns } from '../../src/db/notice-repo.ts';
 import { pilotAsk } from '../../src/domain/eligibility.ts';
 import { transition, type RolloutEvent } from '../../src/domain/rollout.ts';
-import { RolloutEngine } from '../../src/jobs/rollout.ts';
+import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';

@@ -17,7 +17,7 @@ import { promoteRelease, skipRing } from '../../src/use-cases/rollout-actions.ts
 import { releaseStatus } from '../../src/use-cases/status.ts';
 import { statusModel } from '../../src/domain/status.ts';
 import { queueClientMessages } from '../../src/jobs/teams.ts';
-import { RolloutEngine } from '../../src/jobs/rollout.ts';
+import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { seedWorld, SERVER, worldInventory, type WorldOptions } from '../support/rollout-world.ts';

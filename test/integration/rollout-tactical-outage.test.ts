@@ -14,7 +14,7 @@ import { TacticalDeployer } from '../../src/adapters/deployers/tactical.ts';
 import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { DeployerCalls } from '../../src/jobs/deployer-calls.ts';
-import { RolloutEngine } from '../../src/jobs/rollout.ts';
+import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { startTacticalEmulator, TacticalEmulator, type AgentSeed, type RunningTacticalEmulator } from '../../src/sandbox/emulators/tactical-emulator.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';

@@ -15,7 +15,7 @@ import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
-import { RolloutEngine } from '../../src/jobs/rollout.ts';
+import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { startTacticalEmulator, TacticalEmulator, type RunningTacticalEmulator } from '../../src/sandbox/emulators/tactical-emulator.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';

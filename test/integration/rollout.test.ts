@@ -18,7 +18,7 @@ import { rowsOf } from '../../src/db/client.ts';
 import { loadBook, runCounts, saveGates } from '../../src/db/rollout-repo.ts';
 import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
-import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout.ts';
+import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout/index.ts';
 import { retryFailed } from '../../src/use-cases/rollout-actions.ts';
 import { hold, releaseHold } from '../../src/use-cases/decisions.ts';
 import { startPrivateRedis } from '../../src/runtime/redis-server.ts';

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { SimulatedFleet } from '../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../src/config.ts';
 import { openDatabase } from '../../src/db/client.ts';
-import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout.ts';
+import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout/index.ts';
 
 const env = (name: string) => {
   const value = process.env[name];

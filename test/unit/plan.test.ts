@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { admit, planWindow, type PlanInput } from '../../src/domain/plan.ts';
+import { DateTime } from 'luxon';
+import { admit, openWindows, planOpenWindows, planWindow, type PlanInput, type SweepDevice } from '../../src/domain/plan.ts';
 
 const products = [
   { id: 'P11', name: 'Windows 11 Version 23H2 for x64-based Systems', family: 'Windows' },
@@ -127,5 +128,59 @@ describe('admit', () => {
         },
       ),
     );
+  });
+});
+
+describe('openWindows and planOpenWindows (a sweep’s planning)', () => {
+  const device = (id: number, gateId: number, over: Partial<SweepDevice> = {}): SweepDevice => ({
+    id, name: `D${id}`, clientId: 'acme', os: 'Windows 11 Version 23H2 for x64-based Systems',
+    gateId, releaseId: '2024-Feb', ring: 'broad', gateState: 'scheduled', spec: 'daily 01:00-05:00', timezone: 'UTC', ...over,
+  });
+  const at = (iso: string) => DateTime.fromISO(iso, { zone: 'utc' });
+
+  it('groups devices by gate and the window open for them, and opens nothing outside a window or without room', () => {
+    const devices = [
+      device(1, 10), device(2, 10), device(3, 11),
+      device(4, 10, { spec: 'daily 22:00-23:00' }),
+      device(5, 12, { timezone: 'America/Chicago' }),
+      device(6, 13, { spec: null }),
+      device(7, 14, { spec: 'not a window' }),
+    ];
+    const open = openWindows(devices, at('2024-02-14T02:00:00Z'), 60);
+    expect(open.map((w) => ({ gate: w.gate.id, start: w.windowStart, end: w.windowEnd, devices: w.devices.map((d) => d.id) }))).toEqual([
+      { gate: 10, start: '2024-02-14T01:00:00.000Z', end: '2024-02-14T05:00:00.000Z', devices: [1, 2] },
+      { gate: 11, start: '2024-02-14T01:00:00.000Z', end: '2024-02-14T05:00:00.000Z', devices: [3] },
+    ]);
+    expect(open[0]!.gate).toEqual({ id: 10, releaseId: '2024-Feb', ring: 'broad', clientId: 'acme', state: 'scheduled' });
+    // 04:30 leaves 30 minutes: not enough for a 60-minute install budget, enough for 30.
+    expect(openWindows(devices, at('2024-02-14T04:30:00Z'), 60)).toEqual([]);
+    expect(openWindows(devices, at('2024-02-14T04:30:00Z'), 30).map((w) => w.gate.id)).toEqual([10, 11]);
+  });
+
+  it('plans each open window’s devices not planned there yet, and records those with nothing to install', () => {
+    const devices = [device(1, 10), device(2, 10), device(3, 10, { os: 'macOS 14' }), device(4, 10, { os: null }), device(5, 11)];
+    const open = openWindows(devices, at('2024-02-14T02:00:00Z'), 60);
+    const start = '2024-02-14T01:00:00.000Z';
+    const inputs: Array<{ gate: number; devices: number[] }> = [];
+    const { runs, passedOver } = planOpenWindows(open, new Set([`2/${start}`]), (gate, mine) => {
+      inputs.push({ gate: gate.id, devices: mine.map((d) => d.id) });
+      // Gate 11's release is unknown: nothing is planned for it.
+      return gate.id === 11 ? undefined : { ...base, ring: gate.ring, clientId: gate.clientId, devices: mine };
+    });
+    expect(inputs).toEqual([{ gate: 10, devices: [1, 3, 4] }, { gate: 11, devices: [5] }]);
+    const row = { releaseId: '2024-Feb', rolloutId: 10, windowStart: start, windowEnd: '2024-02-14T05:00:00.000Z' };
+    expect(runs).toEqual([{ deviceId: 1, ...row, updates: ['5034765', '5034439'] }]);
+    expect(passedOver).toEqual([
+      { deviceId: 3, ...row, updates: [], skipped: 'nothing_applies' },
+      { deviceId: 4, ...row, updates: [], skipped: 'no_os' },
+    ]);
+  });
+
+  it('writes no row for a device waiting for an earlier ring or a hold: it is not "nothing to install"', () => {
+    const open = openWindows([device(1, 10), device(2, 10, { os: 'Windows 10 22H2 x64' })], at('2024-02-14T02:00:00Z'), 60);
+    const held = planOpenWindows(open, new Set(), (_gate, mine) => ({ ...base, devices: mine, holds: [{ scope: 'all', releaseId: '2024-Feb', updateKey: null, clientId: null, ring: null }] }));
+    expect(held).toEqual({ runs: [], passedOver: [] });
+    const waiting = planOpenWindows(open, new Set(), (_gate, mine) => ({ ...base, devices: mine, passed: new Set<string>() }));
+    expect(waiting).toEqual({ runs: [], passedOver: [] });
   });
 });

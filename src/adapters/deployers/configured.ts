@@ -1,6 +1,6 @@
 /**
  * The device manager the configuration names. Undefined for the simulated fleet: the rollout module then builds
- * its own on the jobs' clock and warns that nothing real is patched (src/jobs/rollout.ts).
+ * its own on the jobs' clock and warns that nothing real is patched (src/jobs/rollout/).
  */
 import type { Config } from '../../config.ts';
 import type { AppDatabase } from '../../db/client.ts';

@@ -17,7 +17,7 @@ import type { Worker } from 'bullmq';
 import { SimulatedFleet, type SimulatedFleetOptions } from '../../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../../src/config.ts';
 import { rowsOf, type AppDatabase, type Database } from '../../../src/db/client.ts';
-import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../../src/jobs/rollout.ts';
+import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../../src/jobs/rollout/index.ts';
 import { queueUserDms } from '../../../src/jobs/user-dm.ts';
 import { queueClientMessages } from '../../../src/jobs/teams.ts';
 import { dueOutboxIds, loadOutboxRow, markSending, markSent } from '../../../src/db/outbox-repo.ts';

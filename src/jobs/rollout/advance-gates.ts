@@ -1,0 +1,173 @@
+/**
+ * The sweep's gate steps: reopened gates with nothing eligible settle back to rest, never-opened gates whose users
+ * will never be told of an empty window finish, running gates with nothing left finish their ring, and soak and
+ * auto-confirm deadlines tick. Each plans over the release inputs the sweep read once (`SweepStep.reads`).
+ */
+import { notify } from '../../chat/notify.ts';
+import { loadMspPicture } from '../../db/eligibility-repo.ts';
+import { userDevices } from '../../db/notice-repo.ts';
+import { gateSettings, idleRunningGates, tickableGates, type GateRow, type OpenGateDevice } from '../../db/rollout-repo.ts';
+import { gatePlanInput, gatesWithWork, nextSoakEnd, pilotAsk, readyToPromote, untestedForDevices, type MspStanding } from '../../domain/eligibility.ts';
+import { planWindow } from '../../domain/plan.ts';
+import { gateKey, isHeld, type Book, type Hold } from '../../domain/rollout.ts';
+import type { ReleaseInputs } from './sweep-reads.ts';
+import { unflaggedByGate, type SweepStep } from './sweep-step.ts';
+import { untestedNotices } from './untested.ts';
+
+const heldAsAWhole = (holds: readonly Hold[], g: GateRow) => isHeld(holds, { releaseId: g.releaseId, ring: g.ring, clientId: g.clientId });
+
+/** Ring msp's standings per release, read at most once per step (a release's gates share them). */
+class MspStandings {
+  private readonly byRelease = new Map<string, MspStanding[]>();
+  constructor(private readonly step: SweepStep, private readonly holds: readonly Hold[]) {}
+  async of(releaseId: string): Promise<MspStanding[]> {
+    let standings = this.byRelease.get(releaseId);
+    if (!standings) {
+      standings = (await loadMspPicture(this.step.db, releaseId, this.step.now, this.holds))?.standings ?? [];
+      this.byRelease.set(releaseId, standings);
+    }
+    return standings;
+  }
+}
+
+/**
+ * A gate a later promotion, confirmation or approval moved back to scheduled may find nothing eligible for any of
+ * its devices (the new update is for other machines, or not for this client's pilots yet). Such a gate would sit
+ * in "scheduled" forever (its users are never warned of a window with nothing to install, so it never opens), or
+ * open and finish only to post a second "client waits" note. It settles back to its rest instead: a pilot to
+ * confirmed (or waiting), broad to finished, ring msp to soaking. A gate held as a whole stays as it is.
+ * Returns the ids of the gates settled.
+ */
+export async function settleReopened(step: SweepStep, reopened: readonly GateRow[], devices: readonly OpenGateDevice[]): Promise<Set<number>> {
+  const settled = new Set<number>();
+  const gates = reopened.filter((g) => !heldAsAWhole(step.holds, g));
+  if (gates.length === 0) return settled;
+  const byGate = unflaggedByGate(devices);
+  for (const releaseId of new Set(gates.map((g) => g.releaseId))) {
+    const inputs = step.reads.get(releaseId);
+    if (!inputs) continue;
+    const mine = gates.filter((g) => g.releaseId === releaseId && inputs.book.gates[gateKey(g.ring, g.clientId)]);
+    const book: Book = { releaseId, gates: Object.fromEntries(mine.map((g) => [gateKey(g.ring, g.clientId), inputs.book.gates[gateKey(g.ring, g.clientId)]!])) };
+    const devicesByKey = new Map(mine.map((g) => [gateKey(g.ring, g.clientId), byGate.get(g.id) ?? []]));
+    const withWork = new Set(gatesWithWork(book, devicesByKey, inputs.catalog, inputs.approved, step.holds, inputs.facts));
+    const idle = mine.filter((g) => !withWork.has(gateKey(g.ring, g.clientId)));
+    for (const id of await settle(step, releaseId, idle, inputs)) settled.add(id);
+  }
+  return settled;
+}
+
+async function settle(step: SweepStep, releaseId: string, idle: readonly GateRow[], inputs: ReleaseInputs): Promise<number[]> {
+  if (idle.length === 0) return [];
+  const standings = idle.some((g) => g.ring === 'msp') ? await new MspStandings(step, step.holds).of(releaseId) : undefined;
+  const result = await step.gates.apply(releaseId, { type: 'settle', gates: idle.map((g) => gateKey(g.ring, g.clientId)), ...(standings ? { soakUntil: nextSoakEnd(standings) } : {}) });
+  if (result.outcome !== 'applied') return [];
+  const settled = idle.filter((g) => result.changed.includes(gateKey(g.ring, g.clientId)));
+  // Never silent: what ring msp could not test is told, once per set of updates (the key makes it once).
+  const notices = settled.filter((g) => g.ring === 'msp').flatMap((g) => untestedNotices(g, inputs.catalog, inputs.facts, standings, step.holds));
+  await notify(step.db, notices, step.now);
+  return settled.map((g) => g.id);
+}
+
+/**
+ * A gate that never opened a window, whose devices all have users and have nothing to install, finishes as one
+ * whose first window opened on nothing does (a pilot waits, with its note; broad finishes; ring msp soaks): its
+ * users are never told of a window with nothing to install, so the notice filter would keep it scheduled forever.
+ * A device with an update still to come from an earlier ring, or held, keeps the gate scheduled: it has work
+ * coming. An update no MSP machine running the device's OS installed is not "to come" (it waits for a skip, and
+ * the thread says so). Gates with a device without a user are left to their first window: it tells the story.
+ * Returns the ids of the gates finished.
+ */
+export async function finishUnopened(step: SweepStep, unopened: ReadonlyArray<GateRow & { liveDevices: number }>, devices: readonly OpenGateDevice[]): Promise<Set<number>> {
+  const finished = new Set<number>();
+  const byGate = unflaggedByGate(devices);
+  // A gate with no live machines at all (a client without pilot machines) is one too: no window of its ever opens,
+  // so without this it sat "scheduled" in silence; finishing it tells the thread the client waits and how to skip.
+  const gates = unopened.filter((g) => (byGate.has(g.id) || g.liveDevices === 0) && !heldAsAWhole(step.holds, g));
+  if (gates.length === 0) return finished;
+  const users = await userDevices(step.db, gates.flatMap((g) => (byGate.get(g.id) ?? []).map((d) => d.id)));
+  const told = gates.filter((g) => (byGate.get(g.id) ?? []).every((d) => users.has(d.id)));
+  const standings = new MspStandings(step, step.holds);
+  for (const gate of told) {
+    const inputs = step.reads.get(gate.releaseId);
+    if (!inputs) continue;
+    const mine = byGate.get(gate.id) ?? [];
+    const { catalog, facts, approved } = inputs;
+    // Promoted, so ring msp is done with it, yet installed on no MSP machine running these devices' OS.
+    const untested = gate.ring === 'msp' ? new Set<string>() : new Set([...untestedForDevices(facts, catalog, mine)].filter((k) => facts.promoted.has(k)));
+    const coming = new Set(catalog.updates.map((u) => u.key).filter((k) => (approved === 'all' || approved.has(k)) && !untested.has(k)));
+    const plan = planWindow(gatePlanInput(gate, mine, catalog, coming, step.holds, facts));
+    if (plan.runs.length > 0 || plan.skipped.some((s) => s.reason === 'waiting_for_ring' || s.reason === 'held')) continue;
+    if (await finishGate(step, gate, mine, inputs, standings, step.holds, true)) finished.add(gate.id);
+  }
+  return finished;
+}
+
+/**
+ * A running gate is finished when no run of it is in flight and the planner finds nothing left for its devices:
+ * every device that needs an update that passed the earlier rings is done with it (installed, failed for good)
+ * or flagged. Devices with nothing to install never hold a ring up, so ring msp does not wait for Sunday's
+ * server window when the servers need nothing. A gate held as a whole keeps running until the hold is released.
+ * Returns how many finished.
+ */
+export async function finishRings(step: SweepStep, devices: readonly OpenGateDevice[]): Promise<number> {
+  const candidates = await idleRunningGates(step.db);
+  if (candidates.length === 0) return 0;
+  const holds = await step.holdsNow();
+  const byGate = unflaggedByGate(devices);
+  const standings = new MspStandings(step, holds);
+  let finished = 0;
+  for (const gate of candidates) {
+    if (heldAsAWhole(holds, gate)) continue;
+    const inputs = await step.reads.release(gate.releaseId);
+    if (!inputs) continue;
+    const mine = byGate.get(gate.id) ?? [];
+    if (planWindow(gatePlanInput(gate, mine, inputs.catalog, inputs.approved, holds, inputs.facts)).runs.length > 0) continue;
+    if (await finishGate(step, gate, mine, inputs, standings, holds)) finished++;
+  }
+  return finished;
+}
+
+/** A gate's `ring_finished` with what its ring decides on (soak, sign-off, auto-confirm), then what it could not test. */
+async function finishGate(
+  step: SweepStep,
+  gate: GateRow,
+  devices: readonly OpenGateDevice[],
+  inputs: ReleaseInputs,
+  standings: MspStandings,
+  holds: readonly Hold[],
+  unopened = false,
+): Promise<boolean> {
+  const settings = await gateSettings(step.db, gate.clientId);
+  const msp = gate.ring === 'msp' ? await standings.of(gate.releaseId) : undefined;
+  const result = await step.gates.apply(gate.releaseId, {
+    type: 'ring_finished',
+    ring: gate.ring,
+    clientId: gate.clientId,
+    soakHours: settings.soakHours,
+    autoConfirmHours: settings.autoConfirmHours,
+    ...(gate.ring === 'pilot' ? { asked: pilotAsk(inputs.facts, gate.clientId!, holds) } : {}),
+    ...(msp ? { soakUntil: nextSoakEnd(msp) } : {}),
+    ...(unopened ? { unopened } : {}),
+  });
+  if (result.outcome !== 'applied') return false;
+  const notices = untestedNotices(gate, inputs.catalog, inputs.facts, gate.ring === 'msp' ? msp : undefined, holds, devices);
+  await notify(step.db, notices, step.now);
+  return true;
+}
+
+/** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */
+export async function tickReleases(step: SweepStep): Promise<void> {
+  const rows = await tickableGates(step.db, step.now);
+  const releaseIds = [...new Set(rows.map((r) => r.releaseId))];
+  if (releaseIds.length === 0) return;
+  const holds = await step.holdsNow();
+  for (const releaseId of releaseIds) {
+    const gates = rows.filter((r) => r.releaseId === releaseId);
+    const msp = gates.find((r) => r.ring === 'msp');
+    const ready = msp ? readyToPromote((await loadMspPicture(step.db, releaseId, step.now, holds))?.standings ?? []) : [];
+    const fresh = ready.some((k) => !(msp?.offered ?? []).includes(k));
+    const resting = ready.length > 0 && (msp?.state === 'soaking' || msp?.state === 'promoted');
+    if (!fresh && !resting && !gates.some((r) => r.state === 'awaiting_confirmation')) continue;
+    await step.gates.apply(releaseId, { type: 'tick', ...(msp ? { mspReady: ready } : {}) });
+  }
+}
