@@ -18,11 +18,11 @@ import { Queue } from 'bullmq';
 import { SimulatedFleet } from '../src/adapters/deployers/simulated.ts';
 import { generateInventory } from '../src/adapters/inventory/generate.ts';
 import type { Config } from '../src/config.ts';
-import { openDatabase } from '../src/db/client.ts';
+import { openDatabase, type AppDatabase } from '../src/db/client.ts';
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
-import { runCounts } from '../src/db/rollout-repo.ts';
+import { runCounts, type RunCounts } from '../src/db/rollout-repo.ts';
 import { parseWindowSpec } from '../src/domain/window-spec.ts';
 import type { Release } from '../src/domain/release.ts';
 import { RolloutEngine, startRunWorker } from '../src/jobs/rollout/index.ts';
@@ -44,116 +44,19 @@ export default async function rolloutBench(): Promise<void> {
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   try {
     await migrateDatabase(database);
-    const db = database.db;
-
-    // Every client in UTC with one nightly window, so the whole fleet is in one open window at NOW.
-    const inventory = generateInventory({ clients: CLIENTS, devices: DEVICES, seed: 42 });
-    const nightly = parseWindowSpec('daily 01:00-05:00');
-    if (!nightly.ok) throw new Error(nightly.error);
-    for (const client of inventory.clients) {
-      client.timezone = 'UTC';
-      for (const deviceClass of Object.keys(client.windows)) client.windows[deviceClass] = nightly.value;
-      // Planning throughput, not the notice rule: a machine with a user waits for its DM (measured by user-dm.bench).
-      for (const location of client.locations) for (const device of location.devices) device.user = undefined;
-    }
-    await applyInventory(db, inventory, NOW);
-    const osNames = [...new Set(inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => d.os ?? ''))))].filter(Boolean);
-    const products = osNames.map((name, i) => ({ id: `P${i}`, name, family: 'Windows' }));
-    const update = (id: string, productIds: string[]) => ({
-      id, kb: id, name: id, family: 'Windows', productIds, subTypes: [], restartRequired: 'Yes' as const,
-      supersedes: [], fixedBuilds: [], urls: [], knownIssues: [], cves: [],
-    });
-    const release: Release = {
-      id: '2024-Feb', title: 'bench', initialReleaseDate: '2024-02-13T18:00:00Z', currentReleaseDate: '2024-02-13T18:00:00Z', revisions: [],
-      products,
-      updates: [
-        update('5034765', products.filter((p) => !p.name.includes('Server')).map((p) => p.id)),
-        update('5034770', products.filter((p) => p.name.includes('Server')).map((p) => p.id)),
-        update('5034439', products.map((p) => p.id)),
-      ],
-      cves: [],
-    };
-    await storeRelease(db, release, { fetchedAt: NOW, now: NOW });
-    await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
-      values ('approve', '2024-Feb', 'bench', 'cli', 'bench-approve', now())`);
-    // Both client rings open at once: pilot and broad gates for every client. Each update has passed the rings
-    // before (an audited skip, as an engineer's /patch skip records it), so every device has work.
-    const keys = release.updates.map((u) => u.id);
-    const skips = JSON.stringify(keys.map((updateKey) => ({ updateKey, by: 'bench', at: NOW.toISOString(), reason: 'bench starts past this ring' })));
-    const promotions = JSON.stringify([{ id: 'bench-promote', by: 'bench', at: NOW.toISOString(), updates: keys }]);
-    await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
-      values ('2024-Feb', 'msp', null, 'promoted', jsonb_build_object('ring', 'msp', 'clientId', null, 'state', 'promoted', 'version', 0,
-        'lastWindowStart', null, 'finishedAt', null, 'soakUntil', null, 'promotedAt', null, 'promotedBy', null, 'autoConfirmAt', null,
-        'confirmation', null, 'problem', null, 'applied', '[]'::jsonb, 'skips', ${skips}::jsonb, 'promotions', ${promotions}::jsonb), 0)`);
-    await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
-      select '2024-Feb', ring, id, 'scheduled',
-        jsonb_build_object('ring', ring, 'clientId', id, 'state', 'scheduled', 'version', 0, 'lastWindowStart', null, 'finishedAt', null,
-          'soakUntil', null, 'promotedAt', null, 'promotedBy', null, 'autoConfirmAt', null, 'confirmation', null, 'problem', null,
-          'applied', '[]'::jsonb, 'skips', case when ring = 'pilot' then ${skips}::jsonb else '[]'::jsonb end), 0
-      from clients cross join (values ('pilot'), ('broad')) as r(ring)`);
-
+    await seedFleetInOpenWindow(database.db);
     const log = pino({ level: 'silent' });
     const fleet = new SimulatedFleet({ seed: 1, clock: () => NOW, fleet: { rebootTwiceRate: 0.1 } });
     const context = { config: {} as Config, database, redis, prefix: 'bench', log, roles: new Set(['worker' as const]), now: () => NOW };
     const engine = new RolloutEngine(context, { deployer: fleet, pollMs: 1 });
-
-    const reset = async () => {
-      await engine.queue.obliterate({ force: true });
-      await db.execute(sql`delete from runs`);
-      await db.execute(sql`update rollouts set state = 'scheduled', version = 0,
-        state_detail = state_detail || '{"state":"scheduled","lastWindowStart":null,"version":0}'::jsonb`);
-    };
-
-    // A sweep also moves gates on and reports windows to the channel; plan+enqueue is its first two phases.
-    // Sweep and baseline take turns, so a neighbour's burst on a shared machine weighs on both alike.
-    const baseline = async (i: number, count: number): Promise<Measured<unknown>> => {
-      // The engine's own job defaults (attempts, backoff, removeOn*): they are stored with every job, so without
-      // them the baseline's jobs would be smaller than the engine's and the ratio would not compare like with like.
-      const queue = new Queue(`bench-baseline-${i}`, { connection: redis, prefix: 'bench', defaultJobOptions: engine.queue.defaultJobOptions });
-      const jobs = Array.from({ length: count }, (_, n) => ({ name: 'run', data: { runId: n + 1 }, opts: { jobId: `run-${n + 1}` } }));
-      collectGarbage();
-      const run = await measure(async () => {
-        for (let k = 0; k < jobs.length; k += 5000) await queue.addBulk(jobs.slice(k, k + 5000));
-      });
-      await queue.obliterate({ force: true });
-      await queue.close();
-      return run;
-    };
-    let sweep: Measured<unknown> | undefined;
-    let bulk: Measured<unknown> | undefined;
-    let planEnqueueMs = Infinity;
-    let planned = 0;
-    for (let i = 0; i < REPEATS; i++) {
-      await reset();
-      collectGarbage();
-      const run = await measure(() => engine.sweep());
-      const result = run.result as { runsPlanned: number; ms: { open: number; enqueue: number } };
-      planned = result.runsPlanned;
-      planEnqueueMs = Math.min(planEnqueueMs, result.ms.open + result.ms.enqueue);
-      process.stderr.write(`sweep ${JSON.stringify(run.result)}\n`);
-      if (!sweep || run.ms < sweep.ms) sweep = run;
-      await db.execute(sql`delete from chat_outbox`);
-      const added = await baseline(i, planned);
-      process.stderr.write(`addBulk ${added.ms.toFixed(0)} ms\n`);
-      if (!bulk || added.ms < bulk.ms) bulk = added;
-    }
-    report(`rollout-addBulk-${planned}`, bulk!.ms, 'ms', 1);
-    report(`rollout-plan-enqueue-${planned}`, planEnqueueMs, 'ms', planEnqueueMs / bulk!.ms);
-    report(`rollout-sweep-with-reporting-${planned}`, sweep!.ms, 'ms', sweep!.ms / bulk!.ms);
-
+    const planned = await benchPlanEnqueue(engine, database.db, redis);
     if (process.env.BENCH_ROLLOUT_E2E === '0') {
       await engine.close();
       return;
     }
     // End to end: the last sweep's runs and jobs are in place; one worker process (this one) drives them all.
     const worker = startRunWorker(context, engine, { workerConcurrency: 100, pollMs: 1 });
-    const e2e = await measure(async () => {
-      for (;;) {
-        const counts = await runCounts(db);
-        if ((counts.scheduled ?? 0) + (counts.running ?? 0) === 0) return counts;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }, 20);
+    const e2e = await measure(() => allRunsSettled(database.db), 20);
     await worker.close();
     const counts = e2e.result as Record<string, number>;
     if ((counts.succeeded ?? 0) !== planned) process.stderr.write(`bench rollout: expected ${planned} succeeded, got ${JSON.stringify(counts)}\n`);
@@ -167,5 +70,122 @@ export default async function rolloutBench(): Promise<void> {
     await redisServer.stop();
     await fs.rm(dir, { recursive: true, force: true });
     await scratch.drop();
+  }
+}
+
+/** The fleet, a month approved, and pilot and broad open for every client, all in one open window at NOW. */
+async function seedFleetInOpenWindow(db: AppDatabase): Promise<void> {
+  // Every client in UTC with one nightly window, so the whole fleet is in one open window at NOW.
+  const inventory = generateInventory({ clients: CLIENTS, devices: DEVICES, seed: 42 });
+  const nightly = parseWindowSpec('daily 01:00-05:00');
+  if (!nightly.ok) throw new Error(nightly.error);
+  for (const client of inventory.clients) {
+    client.timezone = 'UTC';
+    for (const deviceClass of Object.keys(client.windows)) client.windows[deviceClass] = nightly.value;
+    // Planning throughput, not the notice rule: a machine with a user waits for its DM (measured by user-dm.bench).
+    for (const location of client.locations) for (const device of location.devices) device.user = undefined;
+  }
+  await applyInventory(db, inventory, NOW);
+  const osNames = [...new Set(inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => d.os ?? ''))))].filter(Boolean);
+  const release = benchRelease(osNames.map((name, i) => ({ id: `P${i}`, name, family: 'Windows' })));
+  await storeRelease(db, release, { fetchedAt: NOW, now: NOW });
+  await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
+    values ('approve', '2024-Feb', 'bench', 'cli', 'bench-approve', now())`);
+  await openClientRings(db, release.updates.map((u) => u.id));
+}
+
+/** Three updates: one for the desktops, one for the servers, one for every product. */
+function benchRelease(products: Release['products']): Release {
+  const update = (id: string, productIds: string[]) => ({
+    id, kb: id, name: id, family: 'Windows', productIds, subTypes: [], restartRequired: 'Yes' as const,
+    supersedes: [], fixedBuilds: [], urls: [], knownIssues: [], cves: [],
+  });
+  return {
+    id: '2024-Feb', title: 'bench', initialReleaseDate: '2024-02-13T18:00:00Z', currentReleaseDate: '2024-02-13T18:00:00Z', revisions: [],
+    products,
+    updates: [
+      update('5034765', products.filter((p) => !p.name.includes('Server')).map((p) => p.id)),
+      update('5034770', products.filter((p) => p.name.includes('Server')).map((p) => p.id)),
+      update('5034439', products.map((p) => p.id)),
+    ],
+    cves: [],
+  };
+}
+
+/**
+ * Both client rings open at once: pilot and broad gates for every client. Each update has passed the rings
+ * before (an audited skip, as an engineer's /patch skip records it), so every device has work.
+ */
+async function openClientRings(db: AppDatabase, keys: string[]): Promise<void> {
+  const skips = JSON.stringify(keys.map((updateKey) => ({ updateKey, by: 'bench', at: NOW.toISOString(), reason: 'bench starts past this ring' })));
+  const promotions = JSON.stringify([{ id: 'bench-promote', by: 'bench', at: NOW.toISOString(), updates: keys }]);
+  await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
+    values ('2024-Feb', 'msp', null, 'promoted', jsonb_build_object('ring', 'msp', 'clientId', null, 'state', 'promoted', 'version', 0,
+      'lastWindowStart', null, 'finishedAt', null, 'soakUntil', null, 'promotedAt', null, 'promotedBy', null, 'autoConfirmAt', null,
+      'confirmation', null, 'problem', null, 'applied', '[]'::jsonb, 'skips', ${skips}::jsonb, 'promotions', ${promotions}::jsonb), 0)`);
+  await db.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version)
+    select '2024-Feb', ring, id, 'scheduled',
+      jsonb_build_object('ring', ring, 'clientId', id, 'state', 'scheduled', 'version', 0, 'lastWindowStart', null, 'finishedAt', null,
+        'soakUntil', null, 'promotedAt', null, 'promotedBy', null, 'autoConfirmAt', null, 'confirmation', null, 'problem', null,
+        'applied', '[]'::jsonb, 'skips', case when ring = 'pilot' then ${skips}::jsonb else '[]'::jsonb end), 0
+    from clients cross join (values ('pilot'), ('broad')) as r(ring)`);
+}
+
+/**
+ * A sweep also moves gates on and reports windows to the channel; plan+enqueue is its first two phases.
+ * Sweep and baseline take turns, so a neighbour's burst on a shared machine weighs on both alike. Answers the
+ * runs planned (the last sweep's stay in place).
+ */
+async function benchPlanEnqueue(engine: RolloutEngine, db: AppDatabase, redis: Redis): Promise<number> {
+  let sweep: Measured<unknown> | undefined;
+  let bulk: Measured<unknown> | undefined;
+  let planEnqueueMs = Infinity;
+  let planned = 0;
+  for (let i = 0; i < REPEATS; i++) {
+    await resetRuns(engine, db);
+    collectGarbage();
+    const run = await measure(() => engine.sweep());
+    const result = run.result as { runsPlanned: number; ms: { open: number; enqueue: number } };
+    planned = result.runsPlanned;
+    planEnqueueMs = Math.min(planEnqueueMs, result.ms.open + result.ms.enqueue);
+    process.stderr.write(`sweep ${JSON.stringify(run.result)}\n`);
+    if (!sweep || run.ms < sweep.ms) sweep = run;
+    await db.execute(sql`delete from chat_outbox`);
+    const added = await addBulkBaseline(engine, redis, i, planned);
+    process.stderr.write(`addBulk ${added.ms.toFixed(0)} ms\n`);
+    if (!bulk || added.ms < bulk.ms) bulk = added;
+  }
+  report(`rollout-addBulk-${planned}`, bulk!.ms, 'ms', 1);
+  report(`rollout-plan-enqueue-${planned}`, planEnqueueMs, 'ms', planEnqueueMs / bulk!.ms);
+  report(`rollout-sweep-with-reporting-${planned}`, sweep!.ms, 'ms', sweep!.ms / bulk!.ms);
+  return planned;
+}
+
+async function resetRuns(engine: RolloutEngine, db: AppDatabase): Promise<void> {
+  await engine.queue.obliterate({ force: true });
+  await db.execute(sql`delete from runs`);
+  await db.execute(sql`update rollouts set state = 'scheduled', version = 0,
+    state_detail = state_detail || '{"state":"scheduled","lastWindowStart":null,"version":0}'::jsonb`);
+}
+
+async function addBulkBaseline(engine: RolloutEngine, redis: Redis, i: number, count: number): Promise<Measured<unknown>> {
+  // The engine's own job defaults (attempts, backoff, removeOn*): they are stored with every job, so without
+  // them the baseline's jobs would be smaller than the engine's and the ratio would not compare like with like.
+  const queue = new Queue(`bench-baseline-${i}`, { connection: redis, prefix: 'bench', defaultJobOptions: engine.queue.defaultJobOptions });
+  const jobs = Array.from({ length: count }, (_, n) => ({ name: 'run', data: { runId: n + 1 }, opts: { jobId: `run-${n + 1}` } }));
+  collectGarbage();
+  const run = await measure(async () => {
+    for (let k = 0; k < jobs.length; k += 5000) await queue.addBulk(jobs.slice(k, k + 5000));
+  });
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return run;
+}
+
+async function allRunsSettled(db: AppDatabase): Promise<RunCounts> {
+  for (;;) {
+    const counts = await runCounts(db);
+    if ((counts.scheduled ?? 0) + (counts.running ?? 0) === 0) return counts;
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

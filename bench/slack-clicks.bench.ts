@@ -15,7 +15,7 @@ import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { parseCvrf } from '../src/adapters/msrc/to-release.ts';
 import { createSlackApp } from '../src/bot/slack/app.ts';
-import { openDatabase, rowsOf } from '../src/db/client.ts';
+import { openDatabase, rowsOf, type AppDatabase, type Database } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
 import { chatIdentities, clients, devices, locations, msp, people, personRoles } from '../src/db/schema.ts';
@@ -54,98 +54,32 @@ export default async function run(): Promise<void> {
   const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
   const notifier = new OutboxNotifier(connection, 'bench');
   const http = createHttpServer({ log, readiness: [] });
-  let deliverer: Awaited<ReturnType<typeof startOutboxDeliverer>> | undefined;
+  const parts: BenchParts = { database, connection, log, emu };
+  let deliverer: Deliverer | undefined;
   try {
     await migrateDatabase(database);
-    const startDeliverer = (setup: boolean) =>
-      startOutboxDeliverer({
-        database,
-        connection,
-        prefix: 'bench',
-        log,
-        slack: deliveryClient(emu.botToken, emu.url),
-        channelIntervalMs: 0,
-        // Setup posts 67 digests (335 messages); at the workspace-wide pace (285 a minute) that alone takes
-        // ~70 s, longer than setup waits, and it is not what is measured. The clicks then meet the deliverer as
-        // shipped (default workspace pacing), so the measured part competes with the same delivery work as in
-        // production.
-        ...(setup ? { slackPostsPerMinute: Number.POSITIVE_INFINITY } : {}),
-      });
-    deliverer = await startDeliverer(true);
+    deliverer = await startDeliverer(parts, true);
     const db = database.db;
     const now = new Date();
-    await db.insert(msp).values({ id: 1, name: 'Bench MSP', timezone: 'America/Chicago', channel: CH, windows: { desktop: 'daily 01:00-05:00' } });
-    await db.insert(clients).values({ id: 'acme', name: 'Acme', timezone: 'America/Chicago', windows: { desktop: 'daily 01:00-05:00' } });
-    await db.insert(locations).values({ clientId: 'acme', id: 'hq' });
-    await db.insert(devices).values([
-      { name: 'WS1', clientId: 'acme', locationId: 'hq', class: 'desktop', ring: 'pilot', os: 'Windows 11 Version 23H2 for x64-based Systems' },
-      { name: 'SRV1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Windows Server 2022' },
-      { name: 'EX1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Microsoft Exchange Server 2019 Cumulative Update 14' },
-    ]);
-    for (const user of ['U0PAT', 'U0SAM']) {
-      const [person] = await db.insert(people).values({ key: `slack:${user}`, createdAt: now, updatedAt: now }).returning({ id: people.id });
-      await db.insert(personRoles).values({ personId: person!.id, role: 'engineer' });
-      await db.insert(chatIdentities).values({ personId: person!.id, platform: 'slack', externalId: user, source: 'inventory' });
-    }
-
-    // Enough releases (copies of the fixture, three fleet updates each) that every click is a distinct decision.
-    const release = parseCvrf(readFileSync(path.join(root, 'test/fixtures/msrc/edge-cases.json'), 'utf8'));
-    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-    const releases = Math.ceil((CLICKS + 1) / 3);
-    for (let n = 0; n < releases; n++) {
-      const day = new Date(Date.UTC(2000 + Math.floor(n / 12), n % 12, 10, 17)).toISOString();
-      await storeRelease(db, { ...release, id: `${2000 + Math.floor(n / 12)}-${months[n % 12]}`, initialReleaseDate: day, currentReleaseDate: day }, { fetchedAt: now, now });
-    }
-    await deliverer.sweep();
-    for (let i = 0; ; i++) {
-      const [left] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) as n from chat_outbox where state <> 'sent'`));
-      if (Number(left!.n) === 0) break;
-      if (i > 1200) throw new Error('digests were not delivered');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await seedWorkspace(db, now);
+    await postDigests(db, deliverer, now);
     await deliverer.close();
     deliverer = undefined; // already closed: if the restart fails, `finally` must not close it again
-    deliverer = await startDeliverer(false);
+    deliverer = await startDeliverer(parts, false);
 
     const slack = createSlackApp({ botToken: emu.botToken, signingSecret: SECRET, apiUrl: emu.url, database, log, now: () => new Date(), notifyOutbox: (ids) => notifier.notify(ids) });
     http.mount('/slack/events', slack.handler!);
     const port = await http.listen(0, '127.0.0.1');
     const base = `http://127.0.0.1:${port}`;
-
-    const clicks = emu
-      .messages(CH)
-      .flatMap((m) => ['5099001', '5099002', '5099003'].filter((kb) => JSON.stringify(m.blocks).includes(`actions:update:${kb}`)).map((kb) => ({ ts: m.ts, kb })))
-      .map(({ ts, kb }, i) => buildBlockActions(emu, { user: i % 2 ? 'U0SAM' : 'U0PAT', actionId: 'update.approve', channel: CH, messageTs: ts, blockId: `actions:update:${kb}` }).body);
-    if (clicks.length < CLICKS + 1) throw new Error(`only ${clicks.length} buttons posted`);
+    const clicks = approveClicks(emu);
     // Warm up: Bolt's first request checks the token (auth.test); connections open.
     await timed(() => postSigned(`${base}/slack/events`, clicks[CLICKS]!, { secret: SECRET }));
     await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/healthz`).then((r) => r.arrayBuffer())));
 
     const bare = (await Promise.all(Array.from({ length: CLICKS }, () => timed(() => fetch(`${base}/healthz`))))).sort((a, b) => a - b);
-
-    const started = process.hrtime.bigint();
-    const acks = (await Promise.all(clicks.slice(0, CLICKS).map((body) => timed(() => postSigned(`${base}/slack/events`, body, { secret: SECRET }))))).sort((a, b) => a - b);
-    for (;;) {
-      const [made] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) as n from decisions where kind = 'approve'`));
-      if (Number(made!.n) >= CLICKS + 1) break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const decisionsSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-
-    // Baseline for throughput: the same number of bare one-row transactions, all at once, on the same pool.
-    await db.execute(sql`create table bench_tx (id serial primary key, at timestamptz not null)`);
-    const txStarted = process.hrtime.bigint();
-    await Promise.all(Array.from({ length: CLICKS }, () => db.transaction(async (tx) => void (await tx.execute(sql`insert into bench_tx (at) values (now())`)))));
-    const txSeconds = Number(process.hrtime.bigint() - txStarted) / 1e9;
-
-    const bareP50 = percentile(bare, 50);
-    const bareP99 = percentile(bare, 99);
-    report('slack-clicks.bare-http-p50', bareP50, 'ms', 1);
-    report('slack-clicks.bare-http-p99', bareP99, 'ms', 1);
-    report('slack-clicks.ack-p50', percentile(acks, 50), 'ms', percentile(acks, 50) / bareP50);
-    report('slack-clicks.ack-p99', percentile(acks, 99), 'ms', percentile(acks, 99) / bareP99);
-    report('slack-clicks.bare-tx-per-s', CLICKS / txSeconds, 'tx/s', 1);
-    report('slack-clicks.decisions-per-s', CLICKS / decisionsSeconds, 'decisions/s', CLICKS / decisionsSeconds / (CLICKS / txSeconds));
+    const { acks, decisionsSeconds } = await burstOfClicks(db, base, clicks);
+    const txSeconds = await burstOfBareTransactions(db);
+    reportFigures(bare, acks, decisionsSeconds, txSeconds);
   } finally {
     await deliverer?.close();
     await notifier.close();
@@ -157,4 +91,106 @@ export default async function run(): Promise<void> {
     await rm(redisDir, { recursive: true, force: true });
     await scratch.drop();
   }
+}
+
+type Deliverer = Awaited<ReturnType<typeof startOutboxDeliverer>>;
+type Emulator = Awaited<ReturnType<typeof startSlackEmulator>>;
+
+interface BenchParts {
+  database: Database;
+  connection: Redis;
+  log: pino.Logger;
+  emu: Emulator;
+}
+
+function startDeliverer({ database, connection, log, emu }: BenchParts, setup: boolean): Promise<Deliverer> {
+  return startOutboxDeliverer({
+    database,
+    connection,
+    prefix: 'bench',
+    log,
+    slack: deliveryClient(emu.botToken, emu.url),
+    channelIntervalMs: 0,
+    // Setup posts 67 digests (335 messages); at the workspace-wide pace (285 a minute) that alone takes
+    // ~70 s, longer than setup waits, and it is not what is measured. The clicks then meet the deliverer as
+    // shipped (default workspace pacing), so the measured part competes with the same delivery work as in
+    // production.
+    ...(setup ? { slackPostsPerMinute: Number.POSITIVE_INFINITY } : {}),
+  });
+}
+
+/** The MSP, one client with three devices, and two engineers. */
+async function seedWorkspace(db: AppDatabase, now: Date): Promise<void> {
+  await db.insert(msp).values({ id: 1, name: 'Bench MSP', timezone: 'America/Chicago', channel: CH, windows: { desktop: 'daily 01:00-05:00' } });
+  await db.insert(clients).values({ id: 'acme', name: 'Acme', timezone: 'America/Chicago', windows: { desktop: 'daily 01:00-05:00' } });
+  await db.insert(locations).values({ clientId: 'acme', id: 'hq' });
+  await db.insert(devices).values([
+    { name: 'WS1', clientId: 'acme', locationId: 'hq', class: 'desktop', ring: 'pilot', os: 'Windows 11 Version 23H2 for x64-based Systems' },
+    { name: 'SRV1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Windows Server 2022' },
+    { name: 'EX1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Microsoft Exchange Server 2019 Cumulative Update 14' },
+  ]);
+  for (const user of ['U0PAT', 'U0SAM']) {
+    const [person] = await db.insert(people).values({ key: `slack:${user}`, createdAt: now, updatedAt: now }).returning({ id: people.id });
+    await db.insert(personRoles).values({ personId: person!.id, role: 'engineer' });
+    await db.insert(chatIdentities).values({ personId: person!.id, platform: 'slack', externalId: user, source: 'inventory' });
+  }
+}
+
+/** Enough releases (copies of the fixture, three fleet updates each) that every click is a distinct decision; their digests posted. */
+async function postDigests(db: AppDatabase, deliverer: Deliverer, now: Date): Promise<void> {
+  const release = parseCvrf(readFileSync(path.join(root, 'test/fixtures/msrc/edge-cases.json'), 'utf8'));
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const releases = Math.ceil((CLICKS + 1) / 3);
+  for (let n = 0; n < releases; n++) {
+    const day = new Date(Date.UTC(2000 + Math.floor(n / 12), n % 12, 10, 17)).toISOString();
+    await storeRelease(db, { ...release, id: `${2000 + Math.floor(n / 12)}-${months[n % 12]}`, initialReleaseDate: day, currentReleaseDate: day }, { fetchedAt: now, now });
+  }
+  await deliverer.sweep();
+  for (let i = 0; ; i++) {
+    const [left] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) as n from chat_outbox where state <> 'sent'`));
+    if (Number(left!.n) === 0) break;
+    if (i > 1200) throw new Error('digests were not delivered');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A signed Approve click per update button posted, alternating between the two engineers. */
+function approveClicks(emu: Emulator): string[] {
+  const clicks = emu
+    .messages(CH)
+    .flatMap((m) => ['5099001', '5099002', '5099003'].filter((kb) => JSON.stringify(m.blocks).includes(`actions:update:${kb}`)).map((kb) => ({ ts: m.ts, kb })))
+    .map(({ ts, kb }, i) => buildBlockActions(emu, { user: i % 2 ? 'U0SAM' : 'U0PAT', actionId: 'update.approve', channel: CH, messageTs: ts, blockId: `actions:update:${kb}` }).body);
+  if (clicks.length < CLICKS + 1) throw new Error(`only ${clicks.length} buttons posted`);
+  return clicks;
+}
+
+/** The clicks all at once: each ack's latency, sorted, and how long until every decision was committed. */
+async function burstOfClicks(db: AppDatabase, base: string, clicks: string[]): Promise<{ acks: number[]; decisionsSeconds: number }> {
+  const started = process.hrtime.bigint();
+  const acks = (await Promise.all(clicks.slice(0, CLICKS).map((body) => timed(() => postSigned(`${base}/slack/events`, body, { secret: SECRET }))))).sort((a, b) => a - b);
+  for (;;) {
+    const [made] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) as n from decisions where kind = 'approve'`));
+    if (Number(made!.n) >= CLICKS + 1) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { acks, decisionsSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/** Baseline for throughput: the same number of bare one-row transactions, all at once, on the same pool. */
+async function burstOfBareTransactions(db: AppDatabase): Promise<number> {
+  await db.execute(sql`create table bench_tx (id serial primary key, at timestamptz not null)`);
+  const txStarted = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: CLICKS }, () => db.transaction(async (tx) => void (await tx.execute(sql`insert into bench_tx (at) values (now())`)))));
+  return Number(process.hrtime.bigint() - txStarted) / 1e9;
+}
+
+function reportFigures(bare: number[], acks: number[], decisionsSeconds: number, txSeconds: number): void {
+  const bareP50 = percentile(bare, 50);
+  const bareP99 = percentile(bare, 99);
+  report('slack-clicks.bare-http-p50', bareP50, 'ms', 1);
+  report('slack-clicks.bare-http-p99', bareP99, 'ms', 1);
+  report('slack-clicks.ack-p50', percentile(acks, 50), 'ms', percentile(acks, 50) / bareP50);
+  report('slack-clicks.ack-p99', percentile(acks, 99), 'ms', percentile(acks, 99) / bareP99);
+  report('slack-clicks.bare-tx-per-s', CLICKS / txSeconds, 'tx/s', 1);
+  report('slack-clicks.decisions-per-s', CLICKS / decisionsSeconds, 'decisions/s', CLICKS / decisionsSeconds / (CLICKS / txSeconds));
 }

@@ -22,7 +22,7 @@ import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { WebClient } from '@slack/web-api';
 import { listSlackMembers } from '../src/adapters/directory/slack-users.ts';
-import { openDatabase, rowsOf } from '../src/db/client.ts';
+import { openDatabase, rowsOf, type AppDatabase } from '../src/db/client.ts';
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { storeSlackDirectory } from '../src/db/directory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
@@ -56,29 +56,14 @@ export default async function run(): Promise<void> {
     await migrateDatabase(database);
     const db = database.db;
     const setupAt = new Date('2024-06-01T12:00:00Z');
-    const inventory = worldInventory({ clients: [{ id: 'acme', pilot: 0, broad: 0 }] });
-    inventory.clients[0]!.locations[0]!.devices = Array.from({ length: USERS }, (_, i) => ({ name: `ACME-PC-${i}`, class: 'desktop', ring: 'broad' as const, os: WIN11, user: `user${i}@acme.example` }));
-    await applyInventory(db, inventory, setupAt);
-    await storeRelease(db, worldRelease(), { fetchedAt: setupAt, now: setupAt });
-    await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at) values ('approve', '2024-Feb', 'U_ENG', 'slack', 'bench', now())`);
-    await scheduleGate(db, 'broad', 'acme', setupAt);
-
-    // The directory: users.list, paged, Tier 2 (20 per compressed minute).
-    const web = new WebClient(emu.botToken, { slackApiUrl: emu.url });
-    const t0 = performance.now();
-    const { members, calls } = await listSlackMembers(web);
-    const stored = await storeSlackDirectory(db, members, setupAt);
-    const directoryMs = performance.now() - t0;
-    report('user_dm.directory_users_list_calls', calls, 'calls', calls / USERS);
-    report('user_dm.directory_sync_5000', directoryMs, 'ms', stored.matched / USERS);
-
+    await seedBroadNight(db, setupAt);
+    await benchDirectory(db, emu, setupAt);
     // The tick at 15:00 CDT: plan the night and write 5,000 DM rows with their outbox posts.
     const t1 = performance.now();
     const tickReport = await queueUserDms(db, new Date('2024-06-11T20:00:00Z'));
     const planMs = performance.now() - t1;
     report('user_dm.plan_and_write_5000', planMs, 'ms', tickReport.dms / USERS);
 
-    const posts = () => emu.calls('chat.postMessage').filter((c) => c.ok);
     deliverer = await startOutboxDeliverer({
       database,
       connection,
@@ -92,23 +77,7 @@ export default async function run(): Promise<void> {
       jobsPerSecond: 10_000,
     });
     await deliverer.notifier.notify(tickReport.outboxIds);
-    const started = Date.now();
-    while (posts().length < USERS) {
-      if (Date.now() - started > 300_000) throw new Error(`only ${posts().length} of ${USERS} DMs went out in 5 minutes`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const ok = posts();
-    const spanMs = ok.at(-1)!.at - ok[0]!.at;
-    const achieved = ((ok.length - 1) / spanMs) * 1000;
-    const allowed = (WORKSPACE_POSTS_PER_MINUTE / MINUTE_MS) * 1000;
-    report('user_dm.posts_per_s_compressed', achieved, 'posts/s', achieved / allowed);
-    report('user_dm.share_of_allowed_rate', (achieved / allowed) * 100, '%', achieved / allowed);
-    report('user_dm.rate_limited_429s', emu.rateLimitedCount('chat.postMessage'), '429s', emu.rateLimitedCount('chat.postMessage') / USERS);
-    const [dupes] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) - count(distinct channel) as n from chat_outbox where subject like 'userdm:%'`));
-    const perChannel = new Map<string, number>();
-    for (const m of emu.messages()) perChannel.set(m.channel, (perChannel.get(m.channel) ?? 0) + 1);
-    const twice = [...perChannel.values()].filter((n) => n > 1).length;
-    if (Number(dupes?.n) !== 0 || twice !== 0) throw new Error(`duplicate DMs: ${dupes?.n} rows, ${twice} channels`);
+    await benchDelivery(db, emu);
   } finally {
     await deliverer?.close();
     connection.disconnect();
@@ -118,4 +87,49 @@ export default async function run(): Promise<void> {
     await rm(redisDir, { recursive: true, force: true });
     await scratch.drop();
   }
+}
+
+type Emulator = Awaited<ReturnType<typeof startSlackEmulator>>;
+
+/** One client whose 5,000 desktops, each with its user, are all in tonight's broad window. */
+async function seedBroadNight(db: AppDatabase, setupAt: Date): Promise<void> {
+  const inventory = worldInventory({ clients: [{ id: 'acme', pilot: 0, broad: 0 }] });
+  inventory.clients[0]!.locations[0]!.devices = Array.from({ length: USERS }, (_, i) => ({ name: `ACME-PC-${i}`, class: 'desktop', ring: 'broad' as const, os: WIN11, user: `user${i}@acme.example` }));
+  await applyInventory(db, inventory, setupAt);
+  await storeRelease(db, worldRelease(), { fetchedAt: setupAt, now: setupAt });
+  await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at) values ('approve', '2024-Feb', 'U_ENG', 'slack', 'bench', now())`);
+  await scheduleGate(db, 'broad', 'acme', setupAt);
+}
+
+/** The directory: users.list, paged, Tier 2 (20 per compressed minute). */
+async function benchDirectory(db: AppDatabase, emu: Emulator, setupAt: Date): Promise<void> {
+  const web = new WebClient(emu.botToken, { slackApiUrl: emu.url });
+  const t0 = performance.now();
+  const { members, calls } = await listSlackMembers(web);
+  const stored = await storeSlackDirectory(db, members, setupAt);
+  const directoryMs = performance.now() - t0;
+  report('user_dm.directory_users_list_calls', calls, 'calls', calls / USERS);
+  report('user_dm.directory_sync_5000', directoryMs, 'ms', stored.matched / USERS);
+}
+
+/** Waits for every DM to go out, reports the rate achieved against the allowed one, and fails on a duplicate. */
+async function benchDelivery(db: AppDatabase, emu: Emulator): Promise<void> {
+  const posts = () => emu.calls('chat.postMessage').filter((c) => c.ok);
+  const started = Date.now();
+  while (posts().length < USERS) {
+    if (Date.now() - started > 300_000) throw new Error(`only ${posts().length} of ${USERS} DMs went out in 5 minutes`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const ok = posts();
+  const spanMs = ok.at(-1)!.at - ok[0]!.at;
+  const achieved = ((ok.length - 1) / spanMs) * 1000;
+  const allowed = (WORKSPACE_POSTS_PER_MINUTE / MINUTE_MS) * 1000;
+  report('user_dm.posts_per_s_compressed', achieved, 'posts/s', achieved / allowed);
+  report('user_dm.share_of_allowed_rate', (achieved / allowed) * 100, '%', achieved / allowed);
+  report('user_dm.rate_limited_429s', emu.rateLimitedCount('chat.postMessage'), '429s', emu.rateLimitedCount('chat.postMessage') / USERS);
+  const [dupes] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) - count(distinct channel) as n from chat_outbox where subject like 'userdm:%'`));
+  const perChannel = new Map<string, number>();
+  for (const m of emu.messages()) perChannel.set(m.channel, (perChannel.get(m.channel) ?? 0) + 1);
+  const twice = [...perChannel.values()].filter((n) => n > 1).length;
+  if (Number(dupes?.n) !== 0 || twice !== 0) throw new Error(`duplicate DMs: ${dupes?.n} rows, ${twice} channels`);
 }

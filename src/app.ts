@@ -47,167 +47,208 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-/** Starts patchbay: database (migrated), Redis (ours or the configured one), jobs by role, and HTTP. */
-export async function startApp(configured: Config, log: Logger, options: StartOptions): Promise<RunningApp> {
-  let config = configured;
-  let now = options.now ?? (() => new Date());
-  const cleanups: Array<{ name: string; run: () => Promise<void> }> = [];
+type MetricsRegistry = ReturnType<typeof createMetricsRegistry>;
+
+/** Everything started so far, stopped in reverse on the way out (`firsts` before the rest). */
+class Shutdown {
+  private readonly cleanups: Array<{ name: string; run: () => Promise<void> }> = [];
   // Run before anything that could wait on Redis or a client, so they happen even if a later step hangs.
-  const firsts: typeof cleanups = [];
-  let stopping = false;
-  let privateRedis: PrivateRedis | undefined;
-  const stop = async () => {
-    stopping = true;
-    for (const { name, run } of [...firsts.splice(0), ...cleanups.splice(0).reverse()]) {
-      log.debug(`shutdown: ${name}`);
+  private readonly firsts: Array<{ name: string; run: () => Promise<void> }> = [];
+  stopping = false;
+
+  constructor(private readonly log: Logger) {}
+
+  add(name: string, run: () => Promise<void>): void {
+    this.cleanups.push({ name, run });
+  }
+
+  first(name: string, run: () => Promise<void>): void {
+    this.firsts.push({ name, run });
+  }
+
+  readonly stop = async (): Promise<void> => {
+    this.stopping = true;
+    for (const { name, run } of [...this.firsts.splice(0), ...this.cleanups.splice(0).reverse()]) {
+      this.log.debug(`shutdown: ${name}`);
       try {
         await run();
       } catch (error) {
-        log.error({ err: error }, `shutdown: ${name} failed`);
+        this.log.error({ err: error }, `shutdown: ${name} failed`);
       }
     }
   };
+}
 
+/** Starts patchbay: database (migrated), Redis (ours or the configured one), jobs by role, and HTTP. */
+export async function startApp(configured: Config, log: Logger, options: StartOptions): Promise<RunningApp> {
+  const shutdown = new Shutdown(log);
+  const privateRedis: { server?: PrivateRedis } = {};
   try {
     // Embedded parts belong to one process; with a real Postgres and Redis any number may run.
-    if (config.database.kind === 'embedded' || !config.redisUrl) {
-      const lock = await lockDataDir(config.dataDir);
-      cleanups.push({ name: 'data dir lock', run: () => lock.release() });
+    if (configured.database.kind === 'embedded' || !configured.redisUrl) {
+      const lock = await lockDataDir(configured.dataDir);
+      shutdown.add('data dir lock', () => lock.release());
     }
     // Stopped last: until then the jobs, queues and the sandbox still talk to it.
-    cleanups.push({ name: 'private redis-server', run: async () => privateRedis?.stop() });
+    shutdown.add('private redis-server', async () => privateRedis.server?.stop());
 
-    const database = await openDatabase(config.database);
-    cleanups.push({ name: 'database', run: () => database.close() });
+    const database = await openDatabase(configured.database);
+    shutdown.add('database', () => database.close());
     const migration = await migrateDatabase(database);
     log.info({ database: database.kind, ...migration }, 'database ready');
 
-    const chat = await chooseChat(config, database, options.roles);
-    log[chat.mode === 'off' && config.sandboxMode !== 'off' ? 'warn' : 'info']({ chat: chat.mode }, `mode: ${CHAT_MODE_LABEL[chat.mode]}, because ${chat.why}`);
-    let sandbox: Sandbox | undefined;
-    if (chat.mode === 'sandbox') {
-      const { startSandbox } = await import('./sandbox/sandbox.ts');
-      sandbox = await startSandbox({
-        config,
-        database,
-        log,
-        ...(options.sandboxClock ? { clock: options.sandboxClock } : {}),
-        ...(options.sandboxTickMs ? { tickMs: options.sandboxTickMs } : {}),
-        ...(options.sandboxRelease ? { release: options.sandboxRelease } : {}),
-      });
-      const running = sandbox;
-      cleanups.push({ name: 'sandbox', run: () => running.stop() });
-      firsts.push({ name: 'sandbox state', run: () => running.save() });
-      config = sandbox.config;
-      now = sandbox.clock.now;
-    }
+    const chat = await chooseChat(configured, database, options.roles);
+    log[chat.mode === 'off' && configured.sandboxMode !== 'off' ? 'warn' : 'info']({ chat: chat.mode }, `mode: ${CHAT_MODE_LABEL[chat.mode]}, because ${chat.why}`);
+    const sandbox = chat.mode === 'sandbox' ? await startSandboxFor(configured, database, log, options, shutdown) : undefined;
+    const config = sandbox ? sandbox.config : configured;
+    const now = sandbox ? sandbox.clock.now : (options.now ?? (() => new Date()));
 
-    let redisUrl = config.redisUrl;
-    if (!redisUrl) {
-      privateRedis = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true, ownProcessGroup: true });
-      if (privateRedis.stoppedLeftover) log.warn({ pid: privateRedis.stoppedLeftover }, 'stopped a redis-server a killed patchbay left running on this data dir');
-      redisUrl = privateRedis.url;
-      log.info({ url: redisUrl, pid: privateRedis.pid }, 'started a private redis-server (set REDIS_URL to use your own)');
-    }
-    // Once stopping, a Redis that went away is not waited for: BullMQ's duplicates share this strategy.
-    const retryStrategy = (times: number) => (stopping ? null : Math.min(times * 50, 2_000));
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true, retryStrategy });
-    redis.on('error', (error) => (stopping ? log.debug({ err: error }, 'redis connection error while stopping') : log.warn({ err: error }, 'redis connection error')));
-    // Ends only once stopping found Redis gone (see retryStrategy): then nothing waits on it any more.
-    const redisGone = new Promise<void>((resolve) => redis.once('end', resolve));
-    await redis.connect();
-    cleanups.push({
-      name: 'redis connection',
-      run: async () => {
-        if (redis.status !== 'end') await redis.quit();
-      },
-    });
-    await warnUnlessNoEviction(redis, log);
-
-    const jobs: RunningJobs = await startJobs({
-      config,
-      database,
-      redis,
-      prefix: config.redisPrefix,
-      log,
-      roles: options.roles,
-      now,
-      ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.devices } : deployerOf(config, database, now, log)),
-    });
-    cleanups.push({
-      name: 'jobs',
-      // A worker closing while its connection waits to reconnect would wait for ever (BullMQ waits for an 'end' that
-      // never comes). With Redis gone no job can record its end anyway: it is redone after the next start.
-      run: async () => {
-        const closed = await Promise.race([jobs.close().then(() => true), redisGone.then(() => false)]);
-        if (!closed) log.warn('Redis went away during the stop: jobs in flight will be redone after the next start');
-      },
-    });
-
-    const metrics = createMetricsRegistry();
-    if (config.metrics) {
-      const metricsServer = createMetricsServer({ log, metrics });
-      const metricsPort = await metricsServer.listen(config.metrics.port, config.metrics.host);
-      cleanups.push({ name: 'metrics http', run: () => metricsServer.close() });
-      log.info({ port: metricsPort, host: config.metrics.host }, `metrics on http://${config.metrics.host}:${metricsPort}/metrics`);
-    }
-
-    let http: HttpServer | undefined;
-    let port: number | undefined;
-    let host: string | undefined;
-    if (options.roles.has('web')) {
-      http = createHttpServer({
-        log,
-        metrics,
-        serveMetrics: !config.metrics,
-        readiness: [
-          { name: 'database', check: () => database.ping() },
-          { name: 'redis', check: () => redis.ping() },
-        ],
-      });
-      // The sandbox page acts as anyone in the directory: unless told otherwise it is for this machine only.
-      host = config.host ?? (sandbox ? '127.0.0.1' : '0.0.0.0');
-      port = await http.listen(options.port ?? config.port, host);
-      const server = http;
-      cleanups.push({ name: 'http', run: () => server.close() });
-      if (config.slack.botToken && config.slack.signingSecret) {
-        // Use-cases write the outbox; this tells the deliverer at once instead of waiting for its sweep.
-        const notifier = new OutboxNotifier(redis, config.redisPrefix);
-        cleanups.push({ name: 'outbox notifier', run: () => notifier.close() });
-        const slack = createSlackApp({
-          ...config.slack,
-          botToken: config.slack.botToken,
-          signingSecret: config.slack.signingSecret,
-          database,
-          log,
-          now,
-          notifyOutbox: (ids) => notifier.notify(ids),
-        });
-        if (slack.handler) server.mount('/slack/events', slack.handler);
-        await slack.start();
-        cleanups.push({ name: 'slack', run: () => slack.stop() });
-        log.info({ mode: config.slack.appToken ? 'socket' : 'http' }, 'slack connected');
-      }
-      if (config.teams.appId) {
-        // Card answers write the outbox too; the notifier hands their rows to the deliverer at once.
-        const notifier = new OutboxNotifier(redis, config.redisPrefix);
-        cleanups.push({ name: 'teams outbox notifier', run: () => notifier.close() });
-        const adapter = createTeamsAdapter(config.teams);
-        const teams = createTeamsBot({ db: database.db, log, now, notifyOutbox: (ids) => notifier.notify(ids), adapter, botAppId: config.teams.appId });
-        server.mount('/api/messages', teamsRequestHandler(adapter, teams));
-        log.info({ tenant: config.teams.tenantId ?? 'multi-tenant' }, 'teams connected on /api/messages');
-      }
-      if (sandbox) {
-        await sandbox.attach({ http: server, host, port, redis, prefix: config.redisPrefix });
-        log.info({ port }, `sandbox: no Slack or Teams credentials, so both are emulated here; open http://localhost:${port}/`);
-      }
-      log.info({ host, port }, `listening on ${host}:${port} (/healthz, /readyz${config.metrics ? '' : ', /metrics'})`);
-    }
-    return { port, host, redisUrl, database, http, sandbox, chat, stop };
+    const { redis, redisUrl, redisGone } = await connectRedis(config, log, shutdown, privateRedis);
+    await startJobsFor({ config, database, redis, log, roles: options.roles, now, sandbox }, shutdown, redisGone);
+    const metrics = await startMetrics(config, log, shutdown);
+    const web = options.roles.has('web') ? await startWeb({ config, database, redis, log, now, sandbox, metrics, port: options.port }, shutdown) : undefined;
+    return { port: web?.port, host: web?.host, redisUrl, database, http: web?.http, sandbox, chat, stop: shutdown.stop };
   } catch (error) {
-    await stop();
+    await shutdown.stop();
     throw error;
   }
+}
+
+async function startSandboxFor(config: Config, database: Database, log: Logger, options: StartOptions, shutdown: Shutdown): Promise<Sandbox> {
+  const { startSandbox } = await import('./sandbox/sandbox.ts');
+  const sandbox = await startSandbox({
+    config,
+    database,
+    log,
+    ...(options.sandboxClock ? { clock: options.sandboxClock } : {}),
+    ...(options.sandboxTickMs ? { tickMs: options.sandboxTickMs } : {}),
+    ...(options.sandboxRelease ? { release: options.sandboxRelease } : {}),
+  });
+  shutdown.add('sandbox', () => sandbox.stop());
+  shutdown.first('sandbox state', () => sandbox.save());
+  return sandbox;
+}
+
+/** The configured Redis, or a private redis-server under the data dir when none is. */
+async function connectRedis(config: Config, log: Logger, shutdown: Shutdown, privateRedis: { server?: PrivateRedis }): Promise<{ redis: Redis; redisUrl: string; redisGone: Promise<void> }> {
+  let redisUrl = config.redisUrl;
+  if (!redisUrl) {
+    const server = await startPrivateRedis({ dir: path.join(config.dataDir, 'redis'), appendOnly: true, ownProcessGroup: true });
+    privateRedis.server = server;
+    if (server.stoppedLeftover) log.warn({ pid: server.stoppedLeftover }, 'stopped a redis-server a killed patchbay left running on this data dir');
+    redisUrl = server.url;
+    log.info({ url: redisUrl, pid: server.pid }, 'started a private redis-server (set REDIS_URL to use your own)');
+  }
+  // Once stopping, a Redis that went away is not waited for: BullMQ's duplicates share this strategy.
+  const retryStrategy = (times: number) => (shutdown.stopping ? null : Math.min(times * 50, 2_000));
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true, retryStrategy });
+  redis.on('error', (error) => (shutdown.stopping ? log.debug({ err: error }, 'redis connection error while stopping') : log.warn({ err: error }, 'redis connection error')));
+  // Ends only once stopping found Redis gone (see retryStrategy): then nothing waits on it any more.
+  const redisGone = new Promise<void>((resolve) => redis.once('end', resolve));
+  await redis.connect();
+  shutdown.add('redis connection', async () => {
+    if (redis.status !== 'end') await redis.quit();
+  });
+  await warnUnlessNoEviction(redis, log);
+  return { redis, redisUrl, redisGone };
+}
+
+/** What the parts after Redis are started with. */
+interface Started {
+  config: Config;
+  database: Database;
+  redis: Redis;
+  log: Logger;
+  now: () => Date;
+  sandbox: Sandbox | undefined;
+}
+
+async function startJobsFor(started: Started & { roles: ReadonlySet<Role> }, shutdown: Shutdown, redisGone: Promise<void>): Promise<void> {
+  const { config, database, redis, log, roles, now, sandbox } = started;
+  const jobs: RunningJobs = await startJobs({
+    config,
+    database,
+    redis,
+    prefix: config.redisPrefix,
+    log,
+    roles,
+    now,
+    ...(sandbox ? { pace: sandbox.pace, deployer: sandbox.devices } : deployerOf(config, database, now, log)),
+  });
+  // A worker closing while its connection waits to reconnect would wait for ever (BullMQ waits for an 'end' that
+  // never comes). With Redis gone no job can record its end anyway: it is redone after the next start.
+  shutdown.add('jobs', async () => {
+    const closed = await Promise.race([jobs.close().then(() => true), redisGone.then(() => false)]);
+    if (!closed) log.warn('Redis went away during the stop: jobs in flight will be redone after the next start');
+  });
+}
+
+async function startMetrics(config: Config, log: Logger, shutdown: Shutdown): Promise<MetricsRegistry> {
+  const metrics = createMetricsRegistry();
+  if (config.metrics) {
+    const metricsServer = createMetricsServer({ log, metrics });
+    const metricsPort = await metricsServer.listen(config.metrics.port, config.metrics.host);
+    shutdown.add('metrics http', () => metricsServer.close());
+    log.info({ port: metricsPort, host: config.metrics.host }, `metrics on http://${config.metrics.host}:${metricsPort}/metrics`);
+  }
+  return metrics;
+}
+
+/** HTTP (health, readiness, metrics) with the chat receivers mounted: real Slack and Teams, or the sandbox's page. */
+async function startWeb(started: Started & { metrics: MetricsRegistry; port: number | undefined }, shutdown: Shutdown): Promise<{ http: HttpServer; host: string; port: number }> {
+  const { config, database, redis, log, sandbox } = started;
+  const http = createHttpServer({
+    log,
+    metrics: started.metrics,
+    serveMetrics: !config.metrics,
+    readiness: [
+      { name: 'database', check: () => database.ping() },
+      { name: 'redis', check: () => redis.ping() },
+    ],
+  });
+  // The sandbox page acts as anyone in the directory: unless told otherwise it is for this machine only.
+  const host = config.host ?? (sandbox ? '127.0.0.1' : '0.0.0.0');
+  const port = await http.listen(started.port ?? config.port, host);
+  shutdown.add('http', () => http.close());
+  if (config.slack.botToken && config.slack.signingSecret) await mountSlack(started, http, shutdown);
+  if (config.teams.appId) mountTeams(started, http, shutdown);
+  if (sandbox) {
+    await sandbox.attach({ http, host, port, redis, prefix: config.redisPrefix });
+    log.info({ port }, `sandbox: no Slack or Teams credentials, so both are emulated here; open http://localhost:${port}/`);
+  }
+  log.info({ host, port }, `listening on ${host}:${port} (/healthz, /readyz${config.metrics ? '' : ', /metrics'})`);
+  return { http, host, port };
+}
+
+async function mountSlack(started: Started, server: HttpServer, shutdown: Shutdown): Promise<void> {
+  const { config, database, redis, log, now } = started;
+  // Use-cases write the outbox; this tells the deliverer at once instead of waiting for its sweep.
+  const notifier = new OutboxNotifier(redis, config.redisPrefix);
+  shutdown.add('outbox notifier', () => notifier.close());
+  const slack = createSlackApp({
+    ...config.slack,
+    botToken: config.slack.botToken!,
+    signingSecret: config.slack.signingSecret!,
+    database,
+    log,
+    now,
+    notifyOutbox: (ids) => notifier.notify(ids),
+  });
+  if (slack.handler) server.mount('/slack/events', slack.handler);
+  await slack.start();
+  shutdown.add('slack', () => slack.stop());
+  log.info({ mode: config.slack.appToken ? 'socket' : 'http' }, 'slack connected');
+}
+
+function mountTeams(started: Started, server: HttpServer, shutdown: Shutdown): void {
+  const { config, database, redis, log, now } = started;
+  // Card answers write the outbox too; the notifier hands their rows to the deliverer at once.
+  const notifier = new OutboxNotifier(redis, config.redisPrefix);
+  shutdown.add('teams outbox notifier', () => notifier.close());
+  const adapter = createTeamsAdapter(config.teams);
+  const teams = createTeamsBot({ db: database.db, log, now, notifyOutbox: (ids) => notifier.notify(ids), adapter, botAppId: config.teams.appId! });
+  server.mount('/api/messages', teamsRequestHandler(adapter, teams));
+  log.info({ tenant: config.teams.tenantId ?? 'multi-tenant' }, 'teams connected on /api/messages');
 }
 
 export interface ChatChoice {

@@ -107,86 +107,114 @@ export function register(program: Command): void {
     .option('--keep', 'keep the data dir at the end (the path is printed)')
     .option('--speed <rate>', 'clock ms per real ms while maintenance windows run', '600')
     .option('--json', 'print the summary as JSON on stdout (progress stays on stderr)')
-    .action(async (options: DemoCliOptions) => {
-      const speed = parseNumber('--speed', options.speed, (n) => n > 0 && n <= 3600, 'a rate above 0 and at most 3600');
-      const wantedPort = options.port ?? process.env.PORT ?? '3000';
-      const port = parseNumber('--port', wantedPort, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number (0 to 65535)');
-      const fs = await import('node:fs/promises');
-      const os = await import('node:os');
-      const path = await import('node:path');
-      const { DateTime } = await import('luxon');
-      const { nextRelease, parseReleaseId } = await import('../domain/calendar.ts');
-      const { createLogger } = await import('../log.ts');
-      const { runDemoScript, DEMO_STEPS } = await import('../sandbox/demo-script.ts');
+    .action(runDemoCommand);
+}
 
-      let release: DemoRelease;
-      if (options.cvrf) {
-        if (options.month) throw new CliError('--cvrf and --month: give one (the document names its month)', 2);
-        release = await readCvrfRelease(options.cvrf);
-      } else if (options.month) {
-        const parsed = parseReleaseId(options.month);
-        if (!parsed.ok) throw new CliError(`--month: ${parsed.error}`, 2);
-        release = { id: parsed.value.id };
-      } else {
-        release = { id: nextRelease(DateTime.now()).id };
-      }
+async function runDemoCommand(options: DemoCliOptions): Promise<void> {
+  const speed = parseNumber('--speed', options.speed, (n) => n > 0 && n <= 3600, 'a rate above 0 and at most 3600');
+  const wantedPort = options.port ?? process.env.PORT ?? '3000';
+  const port = parseNumber('--port', wantedPort, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number (0 to 65535)');
+  const fs = await import('node:fs/promises');
+  const { createLogger } = await import('../log.ts');
+  const release = await chooseRelease(options);
+  const { dataDir, removeDir } = await prepareDataDir(options);
+  const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'patchbay-demo');
 
-      let dataDir: string;
-      const ownDir = options.dataDir === undefined;
-      if (options.dataDir !== undefined) {
-        dataDir = path.resolve(options.dataDir);
-        // The clock only moves forward and the month is replayed from its start: a used dir cannot host it.
-        if (existsSync(dataDir) && readdirSync(dataDir).length > 0) throw new CliError(`--data-dir: ${dataDir} is not empty; the demo needs a fresh one`, 2);
-      } else {
-        dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-demo-'));
-      }
-      const removeDir = ownDir && !options.keep;
-      const out = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
-      const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'patchbay-demo');
+  let app: RunningApp | undefined;
+  let stopping: Promise<void> | undefined;
+  const cleanup = () => {
+    stopping ??= (async () => {
+      await app?.stop();
+      if (removeDir) await fs.rm(dataDir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+  const onSignal = () => {
+    process.stderr.write('\npatchbay demo: interrupted; stopping\n');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await playDemo(options, { speed, port, release, dataDir, removeDir, log }, (started) => (app = started));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
 
-      let app: RunningApp | undefined;
-      let stopping: Promise<void> | undefined;
-      const cleanup = () => {
-        stopping ??= (async () => {
-          await app?.stop();
-          if (removeDir) await fs.rm(dataDir, { recursive: true, force: true });
-        })();
-        return stopping;
-      };
-      const onSignal = () => {
-        process.stderr.write('\npatchbay demo: interrupted; stopping\n');
-        void cleanup().finally(() => process.exit(130));
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+/** The month asked for: a stored CVRF document (--cvrf), a sample month (--month), or the next Patch Tuesday's. */
+async function chooseRelease(options: DemoCliOptions): Promise<DemoRelease> {
+  const { DateTime } = await import('luxon');
+  const { nextRelease, parseReleaseId } = await import('../domain/calendar.ts');
+  if (options.cvrf) {
+    if (options.month) throw new CliError('--cvrf and --month: give one (the document names its month)', 2);
+    return readCvrfRelease(options.cvrf);
+  }
+  if (options.month) {
+    const parsed = parseReleaseId(options.month);
+    if (!parsed.ok) throw new CliError(`--month: ${parsed.error}`, 2);
+    return { id: parsed.value.id };
+  }
+  return { id: nextRelease(DateTime.now()).id };
+}
 
-      const progress = createProgress(DEMO_STEPS.map((s) => ({ id: s.id, label: s.label })));
-      try {
-        try {
-          app = await startDemoApp({ dataDir, port: await usablePort(port), release, log });
-        } catch (error) {
-          throw new CliError(`the sandbox did not start: ${error instanceof Error ? error.message : String(error)}`, 1);
-        }
-        if (app.port !== port && port !== 0) out(`port ${port} is taken; using ${app.port}`);
-        out(`patchbay demo: ${release.id}${options.cvrf ? ` from ${options.cvrf}` : ' (sample release)'}; watch it live at http://localhost:${app.port}/`);
-        if (!removeDir) out(`data dir: ${dataDir}`);
-        progress.start();
-        const summary = await runDemoScript(
-          { baseUrl: `http://127.0.0.1:${app.port}`, db: app.database.db, sandbox: app.sandbox!, releaseId: release.id, tickMs: DEMO_TICK_MS },
-          { speed, onProgress: (p) => progress.update(p) },
-        );
-        progress.stop();
-        process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : await renderSummary(summary, process.stdout.isTTY === true));
-      } catch (error) {
-        progress.stop();
-        if (error instanceof CliError) throw error;
-        throw new CliError(error instanceof Error ? error.message : String(error), 1);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        await cleanup();
-      }
-    });
+/** The data dir to play in, and whether it goes at the end (a temp dir of our own, unless --keep). */
+async function prepareDataDir(options: DemoCliOptions): Promise<{ dataDir: string; removeDir: boolean }> {
+  const fs = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const ownDir = options.dataDir === undefined;
+  let dataDir: string;
+  if (options.dataDir !== undefined) {
+    dataDir = path.resolve(options.dataDir);
+    // The clock only moves forward and the month is replayed from its start: a used dir cannot host it.
+    if (existsSync(dataDir) && readdirSync(dataDir).length > 0) throw new CliError(`--data-dir: ${dataDir} is not empty; the demo needs a fresh one`, 2);
+  } else {
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-demo-'));
+  }
+  return { dataDir, removeDir: ownDir && !options.keep };
+}
+
+interface DemoPlan {
+  speed: number;
+  port: number;
+  release: DemoRelease;
+  dataDir: string;
+  removeDir: boolean;
+  log: Logger;
+}
+
+/** Starts the sandbox (handing it to `started`, so a stop finds it), plays the month and prints the summary. */
+async function playDemo(options: DemoCliOptions, plan: DemoPlan, started: (app: RunningApp) => void): Promise<void> {
+  const { runDemoScript, DEMO_STEPS } = await import('../sandbox/demo-script.ts');
+  const { release, port } = plan;
+  const out = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const progress = createProgress(DEMO_STEPS.map((s) => ({ id: s.id, label: s.label })));
+  try {
+    let app: RunningApp;
+    try {
+      app = await startDemoApp({ dataDir: plan.dataDir, port: await usablePort(port), release, log: plan.log });
+    } catch (error) {
+      throw new CliError(`the sandbox did not start: ${error instanceof Error ? error.message : String(error)}`, 1);
+    }
+    started(app);
+    if (app.port !== port && port !== 0) out(`port ${port} is taken; using ${app.port}`);
+    out(`patchbay demo: ${release.id}${options.cvrf ? ` from ${options.cvrf}` : ' (sample release)'}; watch it live at http://localhost:${app.port}/`);
+    if (!plan.removeDir) out(`data dir: ${plan.dataDir}`);
+    progress.start();
+    const summary = await runDemoScript(
+      { baseUrl: `http://127.0.0.1:${app.port}`, db: app.database.db, sandbox: app.sandbox!, releaseId: release.id, tickMs: DEMO_TICK_MS },
+      { speed: plan.speed, onProgress: (p) => progress.update(p) },
+    );
+    progress.stop();
+    process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : await renderSummary(summary, process.stdout.isTTY === true));
+  } catch (error) {
+    progress.stop();
+    if (error instanceof CliError) throw error;
+    throw new CliError(error instanceof Error ? error.message : String(error), 1);
+  }
 }
 
 interface ProgressDisplay {

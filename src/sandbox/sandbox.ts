@@ -24,10 +24,10 @@ import { startSandboxTactical } from './tactical.ts';
 import { importInventoryFile } from '../commands/import.ts';
 import { RUN_QUEUE } from '../jobs/rollout/index.ts';
 import { freshSandboxStart, SandboxClock, sandboxClockFile } from './clock.ts';
-import { startSlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
-import { startBotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';
+import { startSlackEmulator, type SlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
+import { startBotConnectorEmulator, type BotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';
 import { startSampleMsrc, type SampleMsrc } from './sample-msrc.ts';
-import { loadDirectory } from './directory.ts';
+import { loadDirectory, type SandboxDirectory } from './directory.ts';
 import { sandboxRoutes } from './routes.ts';
 
 export const SANDBOX_TEAMS_APP_ID = '00000000-5a4d-4b0c-8000-70a7c4ba5e00';
@@ -66,125 +66,170 @@ export interface SandboxOptions {
 import type { Sandbox } from './sandbox-types.ts';
 export type { AttachOptions, Sandbox } from './sandbox-types.ts';
 
+/** What the sandbox runs after a stop: each part adds how it stops, and they stop in reverse. */
+type Stops = Array<() => Promise<void>>;
+
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const { config, database, log } = options;
-  const stops: Array<() => Promise<void>> = [];
+  const stops: Stops = [];
   const stop = async () => {
     for (const run of stops.reverse()) await run().catch((error: unknown) => log.warn({ err: error }, 'sandbox: stopping a part failed'));
     stops.length = 0;
   };
   try {
     await mkdir(path.join(config.dataDir, 'sandbox'), { recursive: true });
-    const clock = options.clock ?? new SandboxClock({ file: sandboxClockFile(config.dataDir), rate: DEFAULT_SANDBOX_RATE, start: freshSandboxStart(new Date()) });
-    stops.push(async () => clock.save());
-    const saver = setInterval(() => clock.save(), 5_000);
-    saver.unref();
-    stops.push(async () => clearInterval(saver));
-
-    if (!(await inventoryImported(database))) {
-      const file = options.inventoryFile ?? SAMPLE_INVENTORY;
-      const outcome = await importInventoryFile(database, file, { dryRun: false, now: clock.now(), actor: 'sandbox' });
-      if (!outcome.ok) throw new Error(`the sandbox's sample inventory does not import:\n${outcome.problems.join('\n')}`);
-      log.info({ file }, 'sandbox: no inventory was imported; loaded the sample one');
-    }
+    const clock = startClock(options, stops);
+    await importSampleInventory(options, clock);
     const directory = await loadDirectory(database.db);
-
-    // The emulated chats are kept beside the database: a restarted sandbox must find the messages the database
-    // says were posted (the bot edits them in place), not an empty channel.
-    const chatFile = path.join(config.dataDir, 'sandbox', 'chat.json');
-    const saved = await readChatHistory(chatFile, log);
-    const slack = await startSlackEmulator({
-      botToken: `xoxb-sandbox-${randomBytes(8).toString('hex')}`,
-      team: { id: 'T0SANDBOX', domain: 'patchbay-sandbox', name: directory.msp.name },
-      users: directory.slackUsers(),
-      channels: directory.slackChannels(),
-      stampClock: () => clock.nowMs(),
-      ...(saved ? { restore: saved.slack } : {}),
-    });
-    stops.push(() => slack.close());
-    const connector = await startBotConnectorEmulator({ stampClock: () => clock.nowMs(), ...(saved ? { restore: saved.teams } : {}) });
-    stops.push(() => connector.close());
-    await carryOnTeams(database, connector.url, clock.now(), log);
-    let savedSignature = '';
-    const saveChat = async () => {
-      const signature = `${slack.calls().length}:${connector.calls().length}:${connector.activities().length}`;
-      if (signature === savedSignature) return;
-      savedSignature = signature;
-      await mkdir(path.dirname(chatFile), { recursive: true });
-      const history: ChatHistory = { slack: slack.history(), teams: connector.activities() };
-      await writeFile(`${chatFile}.tmp`, JSON.stringify(history));
-      await rename(`${chatFile}.tmp`, chatFile);
-    };
-    const chatSaver = setInterval(() => void saveChat().catch((error: unknown) => log.warn({ err: error }, 'sandbox: saving the chat history failed')), 3_000);
-    chatSaver.unref();
-    stops.push(async () => {
-      clearInterval(chatSaver);
-      await saveChat();
-    });
-    for (const member of directory.teamsMembers()) connector.addMember(member);
+    const chat = await startEmulatedChat(options, clock, directory, stops);
     const msrc: SampleMsrc = await startSampleMsrc({ clock: clock.now, ...(options.release ? { release: options.release } : {}) });
     stops.push(() => msrc.close());
-
     const signingSecret = randomBytes(16).toString('hex');
-    const sandboxConfig: Config = {
-      ...config,
-      slack: { botToken: slack.botToken, signingSecret, appToken: undefined, apiUrl: slack.url },
-      teams: {
-        appId: SANDBOX_TEAMS_APP_ID,
-        appPassword: 'sandbox',
-        tenantId: SANDBOX_TEAMS_TENANT,
-        openIdMetadataUrl: connector.openIdMetadataUrl,
-        tokenIssuer: connector.issuer,
-        staticOutboundToken: OUTBOUND_TOKEN,
-      },
-      // Feeds the user pointed somewhere are theirs; the defaults are unreachable from here, so serve samples.
-      msrcApiUrl: config.msrcApiUrl === DEFAULTS.msrcApiUrl ? msrc.msrcUrl : config.msrcApiUrl,
-      kevUrl: config.kevUrl === DEFAULTS.kevUrl ? msrc.kevUrl : config.kevUrl,
-    };
-    const tickMs = options.tickMs ?? 2_000;
     // The fleet's ledger lives beside the database too: after a restart a device still knows what it installed
     // and which reboots it owes, so a run resumed mid-step finds the device where it left it.
     const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7, ledgerPath: path.join(config.dataDir, 'sandbox', 'fleet.jsonl') });
     const tactical = config.sandboxDeployer === 'tactical' ? await startSandboxTactical({ now: clock.now, database, log, refreshMs: options.tickMs ?? 2_000 }) : undefined;
     if (tactical) stops.push(() => tactical.close());
-
-    let runQueue: Queue | undefined;
-    const pageToken = randomBytes(32).toString('base64url');
-    const sandbox: Sandbox = {
-      config: sandboxConfig,
-      clock,
-      pace: { tickMs, realDelayMs: clock.realDelayMs },
-      deployer,
-      devices: tactical?.deployer ?? deployer,
-      tactical,
-      slack,
-      connector,
-      directory,
-      pageToken,
-      async attach({ http, host, port, redis, prefix }) {
-        runQueue = new Queue(RUN_QUEUE, { connection: redis, prefix });
-        stops.push(async () => void (await runQueue?.close()));
-        const routes = sandboxRoutes({ sandbox, database, log, appUrl: `http://${selfAddress(host)}:${port}`, signingSecret, appId: SANDBOX_TEAMS_APP_ID, pageToken, listenHost: config.host });
-        for (const [route, handler] of routes.handlers) http.mount(route, handler);
-        // The page's event streams never end by themselves; the server's stop would wait on them.
-        http.beforeClose(() => routes.close());
-        stops.push(() => routes.close());
-        await routes.installTeams();
-      },
-      async wakeDelayedRuns() {
-        await runQueue?.promoteJobs();
-      },
-      async save() {
-        clock.save();
-        await saveChat();
-      },
-      stop,
-    };
-    return sandbox;
+    const parts = { clock, directory, chat, deployer, tactical, signingSecret, config: sandboxConfig(config, chat, msrc, signingSecret) };
+    return assembleSandbox(options, parts, stops, stop);
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+function startClock(options: SandboxOptions, stops: Stops): SandboxClock {
+  const { dataDir } = options.config;
+  const clock = options.clock ?? new SandboxClock({ file: sandboxClockFile(dataDir), rate: DEFAULT_SANDBOX_RATE, start: freshSandboxStart(new Date()) });
+  stops.push(async () => clock.save());
+  const saver = setInterval(() => clock.save(), 5_000);
+  saver.unref();
+  stops.push(async () => clearInterval(saver));
+  return clock;
+}
+
+async function importSampleInventory(options: SandboxOptions, clock: SandboxClock): Promise<void> {
+  const { database, log } = options;
+  if (await inventoryImported(database)) return;
+  const file = options.inventoryFile ?? SAMPLE_INVENTORY;
+  const outcome = await importInventoryFile(database, file, { dryRun: false, now: clock.now(), actor: 'sandbox' });
+  if (!outcome.ok) throw new Error(`the sandbox's sample inventory does not import:\n${outcome.problems.join('\n')}`);
+  log.info({ file }, 'sandbox: no inventory was imported; loaded the sample one');
+}
+
+interface EmulatedChat {
+  slack: SlackEmulator;
+  connector: BotConnectorEmulator;
+  /** Writes both emulators' history beside the database, when it changed since the last write. */
+  save(): Promise<void>;
+}
+
+/**
+ * The emulated chats are kept beside the database: a restarted sandbox must find the messages the database
+ * says were posted (the bot edits them in place), not an empty channel.
+ */
+async function startEmulatedChat(options: SandboxOptions, clock: SandboxClock, directory: SandboxDirectory, stops: Stops): Promise<EmulatedChat> {
+  const { config, database, log } = options;
+  const chatFile = path.join(config.dataDir, 'sandbox', 'chat.json');
+  const saved = await readChatHistory(chatFile, log);
+  const slack = await startSlackEmulator({
+    botToken: `xoxb-sandbox-${randomBytes(8).toString('hex')}`,
+    team: { id: 'T0SANDBOX', domain: 'patchbay-sandbox', name: directory.msp.name },
+    users: directory.slackUsers(),
+    channels: directory.slackChannels(),
+    stampClock: () => clock.nowMs(),
+    ...(saved ? { restore: saved.slack } : {}),
+  });
+  stops.push(() => slack.close());
+  const connector = await startBotConnectorEmulator({ stampClock: () => clock.nowMs(), ...(saved ? { restore: saved.teams } : {}) });
+  stops.push(() => connector.close());
+  await carryOnTeams(database, connector.url, clock.now(), log);
+  let savedSignature = '';
+  const save = async () => {
+    const signature = `${slack.calls().length}:${connector.calls().length}:${connector.activities().length}`;
+    if (signature === savedSignature) return;
+    savedSignature = signature;
+    await mkdir(path.dirname(chatFile), { recursive: true });
+    const history: ChatHistory = { slack: slack.history(), teams: connector.activities() };
+    await writeFile(`${chatFile}.tmp`, JSON.stringify(history));
+    await rename(`${chatFile}.tmp`, chatFile);
+  };
+  const chatSaver = setInterval(() => void save().catch((error: unknown) => log.warn({ err: error }, 'sandbox: saving the chat history failed')), 3_000);
+  chatSaver.unref();
+  stops.push(async () => {
+    clearInterval(chatSaver);
+    await save();
+  });
+  for (const member of directory.teamsMembers()) connector.addMember(member);
+  return { slack, connector, save };
+}
+
+/** The configuration the app runs on: chat pointed at the emulators, and the feeds at the samples unless set. */
+function sandboxConfig(config: Config, chat: EmulatedChat, msrc: SampleMsrc, signingSecret: string): Config {
+  const { slack, connector } = chat;
+  return {
+    ...config,
+    slack: { botToken: slack.botToken, signingSecret, appToken: undefined, apiUrl: slack.url },
+    teams: {
+      appId: SANDBOX_TEAMS_APP_ID,
+      appPassword: 'sandbox',
+      tenantId: SANDBOX_TEAMS_TENANT,
+      openIdMetadataUrl: connector.openIdMetadataUrl,
+      tokenIssuer: connector.issuer,
+      staticOutboundToken: OUTBOUND_TOKEN,
+    },
+    // Feeds the user pointed somewhere are theirs; the defaults are unreachable from here, so serve samples.
+    msrcApiUrl: config.msrcApiUrl === DEFAULTS.msrcApiUrl ? msrc.msrcUrl : config.msrcApiUrl,
+    kevUrl: config.kevUrl === DEFAULTS.kevUrl ? msrc.kevUrl : config.kevUrl,
+  };
+}
+
+interface SandboxParts {
+  config: Config;
+  clock: SandboxClock;
+  directory: SandboxDirectory;
+  chat: EmulatedChat;
+  deployer: SimulatedFleet;
+  tactical: Sandbox['tactical'];
+  signingSecret: string;
+}
+
+function assembleSandbox(options: SandboxOptions, parts: SandboxParts, stops: Stops, stop: () => Promise<void>): Sandbox {
+  const { database, log } = options;
+  const { clock, chat, deployer, tactical, signingSecret } = parts;
+  let runQueue: Queue | undefined;
+  const pageToken = randomBytes(32).toString('base64url');
+  const sandbox: Sandbox = {
+    config: parts.config,
+    clock,
+    pace: { tickMs: options.tickMs ?? 2_000, realDelayMs: clock.realDelayMs },
+    deployer,
+    devices: tactical?.deployer ?? deployer,
+    tactical,
+    slack: chat.slack,
+    connector: chat.connector,
+    directory: parts.directory,
+    pageToken,
+    async attach({ http, host, port, redis, prefix }) {
+      runQueue = new Queue(RUN_QUEUE, { connection: redis, prefix });
+      stops.push(async () => void (await runQueue?.close()));
+      const routes = sandboxRoutes({ sandbox, database, log, appUrl: `http://${selfAddress(host)}:${port}`, signingSecret, appId: SANDBOX_TEAMS_APP_ID, pageToken, listenHost: options.config.host });
+      for (const [route, handler] of routes.handlers) http.mount(route, handler);
+      // The page's event streams never end by themselves; the server's stop would wait on them.
+      http.beforeClose(() => routes.close());
+      stops.push(() => routes.close());
+      await routes.installTeams();
+    },
+    async wakeDelayedRuns() {
+      await runQueue?.promoteJobs();
+    },
+    async save() {
+      clock.save();
+      await chat.save();
+    },
+    stop,
+  };
+  return sandbox;
 }
 
 /**

@@ -152,7 +152,20 @@ export function createTeamsBot(options: TeamsBotOptions): Application<TurnState>
     startTypingTimer: false,
     longRunningMessages: false,
   });
+  onInstall(app, ctx, log);
+  onSignoffCard(app, ctx);
+  onUserDmCard(app, ctx);
+  app.activity(ActivityTypes.Message, async (context) => {
+    if (context.activity.text) await context.sendActivity(HELP);
+  });
+  app.error(async (_context, error) => {
+    log.error({ err: error }, 'teams handler failed');
+  });
+  return app;
+}
 
+/** The bot added to or removed from a conversation, and link codes sent to it. */
+function onInstall(app: Application<TurnState>, ctx: UseCaseContext, log: Logger): void {
   const botAdded = (context: TurnContext) => (context.activity.membersAdded ?? []).some((m) => m.id === context.activity.recipient?.id);
 
   app.conversationUpdate('membersAdded', async (context) => {
@@ -183,59 +196,75 @@ export function createTeamsBot(options: TeamsBotOptions): Application<TurnState>
     const result = await redeemLinkCode(ctx, code, installInput(context, await installer(context)));
     await context.sendActivity(linkReply(result));
   });
+}
 
-  const answerCard = async (result: PilotResult): Promise<AdaptiveCard | string> => {
-    if (result.outcome === 'refused' && (result.code === 'not_champion' || !result.view)) return result.message;
-    if (result.outcome === 'refused' && result.code === 'text_required') return result.message;
-    return renderSignoffCard(result.view!) as unknown as AdaptiveCard;
-  };
+interface SignoffData {
+  releaseId?: string;
+  clientId?: string;
+  problem?: string;
+}
 
-  interface ActionData {
-    releaseId?: string;
-    clientId?: string;
-    problem?: string;
-  }
-  const target = (data: ActionData) => (typeof data.releaseId === 'string' && typeof data.clientId === 'string' ? { releaseId: data.releaseId, clientId: data.clientId } : undefined);
-  // The activity id is unique per click; a re-sent invoke carries the same one.
-  const requestId = (context: TurnContext) => context.activity.id ?? `${Date.now()}`;
+function signoffTarget(data: SignoffData): { releaseId: string; clientId: string } | undefined {
+  return typeof data.releaseId === 'string' && typeof data.clientId === 'string' ? { releaseId: data.releaseId, clientId: data.clientId } : undefined;
+}
 
-  app.adaptiveCards.actionExecute<ActionData>(VERB_CONFIRM, async (context, _state, data) => {
-    const t = target(data);
+/** The activity id is unique per click; a re-sent invoke carries the same one. */
+function requestIdOf(context: TurnContext): string {
+  return context.activity.id ?? `${Date.now()}`;
+}
+
+async function signoffAnswer(result: PilotResult): Promise<AdaptiveCard | string> {
+  if (result.outcome === 'refused' && (result.code === 'not_champion' || !result.view)) return result.message;
+  if (result.outcome === 'refused' && result.code === 'text_required') return result.message;
+  return renderSignoffCard(result.view!) as unknown as AdaptiveCard;
+}
+
+/** The champion's pilot sign-off card: confirm, report a problem, refresh. */
+function onSignoffCard(app: Application<TurnState>, ctx: UseCaseContext): void {
+  const confirm = (context: TurnContext, t: { releaseId: string; clientId: string }) => confirmPilot(ctx, { actor: actorOf(context.activity), ...t, requestId: requestIdOf(context) });
+  const problem = (context: TurnContext, t: { releaseId: string; clientId: string }, data: SignoffData) =>
+    reportPilotProblem(ctx, { actor: actorOf(context.activity), ...t, text: String(data.problem ?? ''), requestId: requestIdOf(context) });
+
+  app.adaptiveCards.actionExecute<SignoffData>(VERB_CONFIRM, async (context, _state, data) => {
+    const t = signoffTarget(data);
     if (!t) return 'This card is out of date.';
-    return answerCard(await confirmPilot(ctx, { actor: actorOf(context.activity), ...t, requestId: requestId(context) }));
+    return signoffAnswer(await confirm(context, t));
   });
 
-  app.adaptiveCards.actionExecute<ActionData>(VERB_PROBLEM, async (context, _state, data) => {
-    const t = target(data);
+  app.adaptiveCards.actionExecute<SignoffData>(VERB_PROBLEM, async (context, _state, data) => {
+    const t = signoffTarget(data);
     if (!t) return 'This card is out of date.';
-    return answerCard(await reportPilotProblem(ctx, { actor: actorOf(context.activity), ...t, text: String(data.problem ?? ''), requestId: requestId(context) }));
+    return signoffAnswer(await problem(context, t, data));
   });
 
-  app.adaptiveCards.actionExecute<ActionData>(VERB_REFRESH, async (_context, _state, data) => {
-    const t = target(data);
-    const view = t ? await loadSignoff(db, t.releaseId, t.clientId) : undefined;
+  app.adaptiveCards.actionExecute<SignoffData>(VERB_REFRESH, async (_context, _state, data) => {
+    const t = signoffTarget(data);
+    const view = t ? await loadSignoff(ctx.db, t.releaseId, t.clientId) : undefined;
     return view ? (renderSignoffCard(view) as unknown as AdaptiveCard) : 'This card is out of date.';
   });
 
   // Clients without Universal Actions send the Action.Submit fallback as a message whose value names the verb.
-  app.adaptiveCards.actionSubmit<ActionData>(VERB_CONFIRM, async (context, _state, data) => {
-    const t = target(data);
+  app.adaptiveCards.actionSubmit<SignoffData>(VERB_CONFIRM, async (context, _state, data) => {
+    const t = signoffTarget(data);
     if (!t) return;
-    const result = await confirmPilot(ctx, { actor: actorOf(context.activity), ...t, requestId: requestId(context) });
-    await context.sendActivity(result.message);
+    await context.sendActivity((await confirm(context, t)).message);
   });
-  app.adaptiveCards.actionSubmit<ActionData>(VERB_PROBLEM, async (context, _state, data) => {
-    const t = target(data);
+  app.adaptiveCards.actionSubmit<SignoffData>(VERB_PROBLEM, async (context, _state, data) => {
+    const t = signoffTarget(data);
     if (!t) return;
-    const result = await reportPilotProblem(ctx, { actor: actorOf(context.activity), ...t, text: String(data.problem ?? ''), requestId: requestId(context) });
-    await context.sendActivity(result.message);
+    await context.sendActivity((await problem(context, t, data)).message);
   });
+}
 
-  // "Save your work tonight": only the person the card was sent to may answer (the use-case checks their AAD id);
-  // the card itself is edited through the outbox, so the invoke answers with the outcome in words.
-  interface DmData {
-    dmId?: number;
-  }
+interface DmData {
+  dmId?: number;
+}
+
+/**
+ * "Save your work tonight": only the person the card was sent to may answer (the use-case checks their AAD id);
+ * the card itself is edited through the outbox, so the invoke answers with the outcome in words.
+ */
+function onUserDmCard(app: Application<TurnState>, ctx: UseCaseContext): void {
   const answerDm = async (context: TurnContext, data: DmData, answer: DmAnswer): Promise<string> => {
     if (typeof data.dmId !== 'number') return 'This message is out of date.';
     return (await answerUserDm(ctx, { actor: { platform: 'teams', id: actorOf(context.activity).id }, dmId: data.dmId, answer })).message;
@@ -244,16 +273,6 @@ export function createTeamsBot(options: TeamsBotOptions): Application<TurnState>
   app.adaptiveCards.actionExecute<DmData>(VERB_DM_DEFER, (context, _state, data) => answerDm(context, data, 'defer'));
   app.adaptiveCards.actionSubmit<DmData>(VERB_DM_OK, async (context, _state, data) => void (await context.sendActivity(await answerDm(context, data, 'ok'))));
   app.adaptiveCards.actionSubmit<DmData>(VERB_DM_DEFER, async (context, _state, data) => void (await context.sendActivity(await answerDm(context, data, 'defer'))));
-
-  app.activity(ActivityTypes.Message, async (context) => {
-    if (context.activity.text) await context.sendActivity(HELP);
-  });
-
-  app.error(async (_context, error) => {
-    log.error({ err: error }, 'teams handler failed');
-  });
-
-  return app;
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;

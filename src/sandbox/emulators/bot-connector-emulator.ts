@@ -12,7 +12,7 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { createSign, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { createSign, generateKeyPairSync, randomUUID, type KeyObject, type KeyPairKeyObjectResult } from 'node:crypto';
 import { adaptiveCardProblems } from './adaptive-card.ts';
 
 export interface StoredActivity {
@@ -69,135 +69,171 @@ function sign(key: KeyObject, kid: string, payload: Record<string, unknown>): st
   return `${header}.${body}.${b64url(signer.sign(key))}`;
 }
 
-export async function startBotConnectorEmulator(
-  options: {
-    requireToken?: boolean;
-    /** Rate windows and call times. */
-    clock?: () => number;
-    /** The time stamped on activities, when it differs (the sandbox's clock runs faster than Teams' limits). */
-    stampClock?: () => number;
-    restore?: StoredActivity[];
-  } = {},
-): Promise<BotConnectorEmulator> {
+export interface BotConnectorOptions {
+  requireToken?: boolean;
+  /** Rate windows and call times. */
+  clock?: () => number;
+  /** The time stamped on activities, when it differs (the sandbox's clock runs faster than Teams' limits). */
+  stampClock?: () => number;
+  restore?: StoredActivity[];
+}
+
+/** What the emulator holds between calls. */
+interface ConnectorState {
+  options: BotConnectorOptions;
+  clock: () => number;
+  stampClock: () => number;
+  published: KeyPairKeyObjectResult;
+  unpublished: KeyPairKeyObjectResult;
+  kid: string;
+  activities: Map<string, StoredActivity>;
+  calls: ConnectorCall[];
+  /** Per conversation: when each accepted call came, for the rate limits. */
+  sent: Map<string, number[]>;
+  faults: Array<{ status: number; retryAfter?: number }>;
+  members: Map<string, Record<string, unknown>>;
+  origin: string;
+}
+
+/** One Bot Connector API call, once its body has arrived. */
+interface ConnectorRequest {
+  req: http.IncomingMessage;
+  path: string;
+  conversationId: string;
+  /** 'activities' or 'members', when the path names one. */
+  collection: string | undefined;
+  /** The activity or member id after the collection, still URL-encoded. */
+  itemId: string | undefined;
+  body: Buffer;
+  answer: (status: number, body?: unknown, headers?: Record<string, string>) => void;
+}
+
+export async function startBotConnectorEmulator(options: BotConnectorOptions = {}): Promise<BotConnectorEmulator> {
   const clock = options.clock ?? Date.now;
-  const stampClock = options.stampClock ?? clock;
-  const published = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const unpublished = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const kid = 'emulator-key-1';
-  const activities = new Map<string, StoredActivity>();
-  for (const a of options.restore ?? []) activities.set(a.id, a);
-  const calls: ConnectorCall[] = [];
-  const sent = new Map<string, number[]>();
-  const faults: Array<{ status: number; retryAfter?: number }> = [];
-  const members = new Map<string, Record<string, unknown>>();
-  let origin = '';
-
-  const answer = (res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) => {
-    const text = body === undefined ? '' : JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-    res.end(text);
+  const state: ConnectorState = {
+    options,
+    clock,
+    stampClock: options.stampClock ?? clock,
+    published: generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    unpublished: generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    kid: 'emulator-key-1',
+    activities: new Map((options.restore ?? []).map((a) => [a.id, a])),
+    calls: [],
+    sent: new Map(),
+    faults: [],
+    members: new Map(),
+    origin: '',
   };
-
-  const cardProblems = (activity: Record<string, unknown>): string[] => {
-    const attachments = (activity.attachments as Array<{ contentType?: string; content?: unknown }> | undefined) ?? [];
-    return attachments.filter((a) => a.contentType === 'application/vnd.microsoft.card.adaptive').flatMap((a) => adaptiveCardProblems(a.content));
-  };
-
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const path = url.pathname;
-      if (path === '/.well-known/openid-configuration') return answer(res, 200, { issuer: `${origin}/`, jwks_uri: `${origin}/keys`, id_token_signing_alg_values_supported: ['RS256'] });
-      if (path === '/keys') {
-        const jwk = published.publicKey.export({ format: 'jwk' });
-        return answer(res, 200, { keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256', endorsements: ['msteams'] }] });
-      }
-      const m = /^\/v3\/conversations\/([^/]+)(?:\/(activities|members)(?:\/([^/]+))?)?$/.exec(path);
-      const conversationId = m ? decodeURIComponent(m[1]!) : '';
-      const record = (status: number) => calls.push({ method: req.method ?? '', path, conversationId, status, at: clock(), authorization: req.headers.authorization });
-      if (!m) {
-        record(404);
-        return answer(res, 404, { error: { code: 'NotFound', message: path } });
-      }
-      if (options.requireToken !== false && !/^Bearer \S+/.test(req.headers.authorization ?? '')) {
-        record(401);
-        return answer(res, 401, { message: 'Authorization has been denied for this request.' });
-      }
-      if (m[2] === 'members' && req.method === 'GET') {
-        const member = members.get(decodeURIComponent(m[3] ?? ''));
-        record(member ? 200 : 404);
-        return member ? answer(res, 200, member) : answer(res, 404, { error: { code: 'MemberNotFoundInConversation', message: 'not found' } });
-      }
-      const fault = faults.shift();
-      if (fault) {
-        record(fault.status);
-        return answer(res, fault.status, { error: { code: 'Injected', message: `injected ${fault.status}` } }, fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {});
-      }
-      // Teams' per-bot, per-conversation limits: past any window the call is refused with a Retry-After.
-      const now = clock();
-      const times = (sent.get(conversationId) ?? []).filter((t) => t > now - 30_000);
-      if (CONVERSATION_LIMITS.some(({ max, ms }) => times.filter((t) => t > now - ms).length >= max)) {
-        record(429);
-        return answer(res, 429, { error: { code: 'Throttled', message: 'Too many requests' } }, { 'retry-after': '1' });
-      }
-      let body: Record<string, unknown>;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
-      } catch {
-        record(400);
-        return answer(res, 400, { error: { code: 'BadSyntax', message: 'invalid JSON' } });
-      }
-      const problems = cardProblems(body);
-      if (problems.length > 0) {
-        record(400);
-        return answer(res, 400, { error: { code: 'BadArgument', message: problems.join('; ') } });
-      }
-      times.push(now);
-      sent.set(conversationId, times);
-      // POST .../activities/{id} is "reply to activity": a new message in the same conversation.
-      if (req.method === 'POST' && m[2] === 'activities') {
-        const id = `1:${randomUUID()}`;
-        activities.set(id, { id, conversationId, activity: { ...body, id }, versions: [], at: stampClock() });
-        record(201);
-        return answer(res, 201, { id });
-      }
-      if (req.method === 'PUT' && m[2] === 'activities' && m[3]) {
-        const id = decodeURIComponent(m[3]);
-        const existing = activities.get(id);
-        if (!existing || existing.conversationId !== conversationId) {
-          record(404);
-          return answer(res, 404, { error: { code: 'ActivityNotFoundInConversation', message: id } });
-        }
-        existing.versions.push(existing.activity);
-        existing.activity = { ...body, id };
-        record(200);
-        return answer(res, 200, { id });
-      }
-      record(405);
-      return answer(res, 405, { error: { code: 'MethodNotAllowed', message: req.method } });
-    });
+    req.on('end', () => handle(state, req, res, Buffer.concat(chunks)));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return emulatorHandle(state, server);
+}
 
+function answer(res: http.ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(text);
+}
+
+function cardProblems(activity: Record<string, unknown>): string[] {
+  const attachments = (activity.attachments as Array<{ contentType?: string; content?: unknown }> | undefined) ?? [];
+  return attachments.filter((a) => a.contentType === 'application/vnd.microsoft.card.adaptive').flatMap((a) => adaptiveCardProblems(a.content));
+}
+
+function handle(state: ConnectorState, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
+  const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+  if (path === '/.well-known/openid-configuration') {
+    return answer(res, 200, { issuer: `${state.origin}/`, jwks_uri: `${state.origin}/keys`, id_token_signing_alg_values_supported: ['RS256'] });
+  }
+  if (path === '/keys') {
+    const jwk = state.published.publicKey.export({ format: 'jwk' });
+    return answer(res, 200, { keys: [{ ...jwk, kid: state.kid, use: 'sig', alg: 'RS256', endorsements: ['msteams'] }] });
+  }
+  const m = /^\/v3\/conversations\/([^/]+)(?:\/(activities|members)(?:\/([^/]+))?)?$/.exec(path);
+  const conversationId = m ? decodeURIComponent(m[1]!) : '';
+  // Every API call is recorded with the status it got, so a test can read what the bot sent and how it went.
+  const respond = (status: number, payload?: unknown, headers: Record<string, string> = {}) => {
+    state.calls.push({ method: req.method ?? '', path, conversationId, status, at: state.clock(), authorization: req.headers.authorization });
+    answer(res, status, payload, headers);
+  };
+  if (!m) return respond(404, { error: { code: 'NotFound', message: path } });
+  if (state.options.requireToken !== false && !/^Bearer \S+/.test(req.headers.authorization ?? '')) {
+    return respond(401, { message: 'Authorization has been denied for this request.' });
+  }
+  handleApiCall(state, { req, path, conversationId, collection: m[2], itemId: m[3], body, answer: respond });
+}
+
+function handleApiCall(state: ConnectorState, call: ConnectorRequest): void {
+  const { req, conversationId, answer: respond } = call;
+  if (call.collection === 'members' && req.method === 'GET') {
+    const member = state.members.get(decodeURIComponent(call.itemId ?? ''));
+    return member ? respond(200, member) : respond(404, { error: { code: 'MemberNotFoundInConversation', message: 'not found' } });
+  }
+  const fault = state.faults.shift();
+  if (fault) {
+    return respond(fault.status, { error: { code: 'Injected', message: `injected ${fault.status}` } }, fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {});
+  }
+  // Teams' per-bot, per-conversation limits: past any window the call is refused with a Retry-After.
+  const now = state.clock();
+  const times = (state.sent.get(conversationId) ?? []).filter((t) => t > now - 30_000);
+  if (CONVERSATION_LIMITS.some(({ max, ms }) => times.filter((t) => t > now - ms).length >= max)) {
+    return respond(429, { error: { code: 'Throttled', message: 'Too many requests' } }, { 'retry-after': '1' });
+  }
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(call.body.toString('utf8') || '{}') as Record<string, unknown>;
+  } catch {
+    return respond(400, { error: { code: 'BadSyntax', message: 'invalid JSON' } });
+  }
+  const problems = cardProblems(body);
+  if (problems.length > 0) return respond(400, { error: { code: 'BadArgument', message: problems.join('; ') } });
+  times.push(now);
+  state.sent.set(conversationId, times);
+  writeActivity(state, call, body);
+}
+
+/** POST .../activities[/{id}] sends (a reply to an activity is a new message in the same conversation); PUT edits. */
+function writeActivity(state: ConnectorState, call: ConnectorRequest, body: Record<string, unknown>): void {
+  const { req, conversationId, answer: respond } = call;
+  if (req.method === 'POST' && call.collection === 'activities') {
+    const id = `1:${randomUUID()}`;
+    state.activities.set(id, { id, conversationId, activity: { ...body, id }, versions: [], at: state.stampClock() });
+    return respond(201, { id });
+  }
+  if (req.method === 'PUT' && call.collection === 'activities' && call.itemId) {
+    const id = decodeURIComponent(call.itemId);
+    const existing = state.activities.get(id);
+    if (!existing || existing.conversationId !== conversationId) return respond(404, { error: { code: 'ActivityNotFoundInConversation', message: id } });
+    existing.versions.push(existing.activity);
+    existing.activity = { ...body, id };
+    return respond(200, { id });
+  }
+  respond(405, { error: { code: 'MethodNotAllowed', message: req.method } });
+}
+
+function emulatorHandle(state: ConnectorState, server: http.Server): BotConnectorEmulator {
+  const { origin, activities } = state;
   return {
     url: `${origin}/`,
     openIdMetadataUrl: `${origin}/.well-known/openid-configuration`,
     issuer: 'https://api.botframework.com',
     activities: (conversationId) => [...activities.values()].filter((a) => conversationId === undefined || a.conversationId === conversationId).sort((a, b) => a.at - b.at),
-    calls: () => [...calls],
+    calls: () => [...state.calls],
     failNext(status, retryAfterSeconds) {
-      faults.push({ status, ...(retryAfterSeconds !== undefined ? { retryAfter: retryAfterSeconds } : {}) });
+      state.faults.push({ status, ...(retryAfterSeconds !== undefined ? { retryAfter: retryAfterSeconds } : {}) });
     },
     addMember(member) {
-      members.set(member.id, { ...member, userRole: 'user' });
+      state.members.set(member.id, { ...member, userRole: 'user' });
     },
     mintToken({ appId, serviceUrl, expiresInSeconds = 3600, forged = false, issuer = 'https://api.botframework.com' }) {
       const iat = Math.floor(Date.now() / 1000);
-      return sign(forged ? unpublished.privateKey : published.privateKey, kid, {
+      return sign(forged ? state.unpublished.privateKey : state.published.privateKey, state.kid, {
         iss: issuer,
         aud: appId,
         serviceurl: serviceUrl,
@@ -215,7 +251,7 @@ export async function startBotConnectorEmulator(
     },
     recordIncoming(conversationId, activity) {
       const id = `in:${randomUUID()}`;
-      activities.set(id, { id, conversationId, activity: { ...activity, id }, versions: [], at: stampClock() });
+      activities.set(id, { id, conversationId, activity: { ...activity, id }, versions: [], at: state.stampClock() });
       return id;
     },
     async close() {
