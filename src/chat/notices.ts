@@ -10,8 +10,11 @@
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
+import { renderNoticeWaiverNotice, type NoticeWaiverNotice } from './notices/notice-waivers.ts';
+import { renderUserDmNotice, type UserDmNotice } from './notices/user-dms.ts';
+import { renderClientChatNotice, type ClientChatNotice } from './notices/client-chats.ts';
 
-export type Notice = GateNotice;
+export type Notice = GateNotice | NoticeWaiverNotice | UserDmNotice | ClientChatNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -21,5 +24,8 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'pilot_waiting':
     case 'pilot_finished':
       return renderGateNotice(notice, audiences);
+    case 'notice_waived': case 'notice_waiver_revoked': return renderNoticeWaiverNotice(notice, audiences);
+    case 'user_dm_sent': case 'user_dm_offline': case 'user_dm_answered': case 'user_dm_escalated': case 'user_dm_unmatched': return renderUserDmNotice(notice, audiences);
+    case 'broad_plan': case 'client_window_summary': return renderClientChatNotice(notice);
   }
 }
