@@ -31,17 +31,12 @@ export default tseslint.config(
       'src/use-cases/decisions.ts',
       'src/use-cases/digest-refresh.ts',
       'src/use-cases/gates.ts',
-      'src/use-cases/notice-waiver.ts',
       'src/use-cases/pilot.ts',
       'src/use-cases/rollout-actions.ts',
       'src/use-cases/status.ts',
-      'src/use-cases/teams-link.ts',
       'src/use-cases/thread-notices.ts',
-      'src/use-cases/user-dm.ts',
-      // The jobs: the rollout engine is being split into named steps; teams.ts and user-dm.ts follow it.
+      // The jobs: the rollout engine is being split into named steps.
       'src/jobs/rollout.ts',
-      'src/jobs/teams.ts',
-      'src/jobs/user-dm.ts',
     ],
     rules: {
       'no-restricted-imports': ['error', {
