@@ -60,10 +60,6 @@ export async function clientSettings(db: AppDatabase): Promise<Map<string | null
   );
 }
 
-export async function engineersChannel(db: AppDatabase): Promise<string | undefined> {
-  return rowsOf<{ channel: string }>(await db.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-}
-
 export interface StoredDm {
   id: number;
   key: string;
