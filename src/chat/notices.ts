@@ -15,8 +15,11 @@ import { renderRolloutActionNotice, type RolloutActionNotice } from './notices/r
 import { renderPilotNotice, type PilotNotice } from './notices/pilot.ts';
 import { renderDigestNotice, type DigestNotice } from './notices/digest.ts';
 import { renderRolloutNotice, type RolloutNotice } from './notices/rollout.ts';
+import { renderNoticeWaiverNotice, type NoticeWaiverNotice } from './notices/notice-waivers.ts';
+import { renderUserDmNotice, type UserDmNotice } from './notices/user-dms.ts';
+import { renderClientChatNotice, type ClientChatNotice } from './notices/client-chats.ts';
 
-export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice | DeployerNotice | RolloutNotice;
+export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice | DeployerNotice | RolloutNotice | NoticeWaiverNotice | UserDmNotice | ClientChatNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -46,5 +49,16 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'updates_untested':
     case 'device_flagged':
       return renderRolloutNotice(notice, audiences);
+    case 'notice_waived':
+    case 'notice_waiver_revoked':
+      return renderNoticeWaiverNotice(notice, audiences);
+    case 'user_dm_sent':
+    case 'user_dm_offline':
+    case 'user_dm_answered':
+    case 'user_dm_escalated':
+    case 'user_dm_unmatched':
+      return renderUserDmNotice(notice, audiences);
+    case 'client_window_summary':
+      return renderClientChatNotice(notice);
   }
 }

@@ -60,10 +60,6 @@ export async function clientSettings(db: AppDatabase): Promise<Map<string | null
   );
 }
 
-export async function engineersChannel(db: AppDatabase): Promise<string | undefined> {
-  return rowsOf<{ channel: string }>(await db.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-}
-
 export interface StoredDm {
   id: number;
   key: string;
@@ -131,4 +127,154 @@ export async function deviceWindows(db: AppDatabase, deviceIds: readonly number[
       where d.id in (select jsonb_array_elements_text(${JSON.stringify(deviceIds)}::jsonb)::int)`),
   );
   return new Map(rows.map((r) => [Number(r.id), { spec: r.spec, zone: r.zone }]));
+}
+
+/** A person's name for the engineers to read: display name, else email, else `person N`. */
+export async function personLabel(db: AppDatabase, personId: number): Promise<string> {
+  const [who] = rowsOf<{ email: string | null; display_name: string | null }>(await db.execute(sql`select email, display_name from people where id = ${personId}`));
+  return who?.display_name ?? who?.email ?? `person ${personId}`;
+}
+
+export interface DmDecision {
+  kind: 'acknowledge' | 'defer';
+  /** One decision per key: answering twice records it once. */
+  key: string;
+  releaseId: string | null;
+  clientId: string | null;
+  deviceId: number | null;
+  actor: string;
+  personId: number;
+  source: 'slack' | 'teams';
+  detail: Record<string, unknown>;
+}
+
+export async function recordDmDecision(tx: AppDatabase, d: DmDecision, at: Date): Promise<void> {
+  await tx.execute(sql`insert into decisions (kind, release_id, client_id, device_id, actor, actor_person_id, source, detail, idempotency_key, created_at)
+    values (${d.kind}, ${d.releaseId}, ${d.clientId}, ${d.deviceId}, ${d.actor}, ${d.personId}, ${d.source}, ${JSON.stringify(d.detail)}::jsonb, ${d.key}, ${at.toISOString()}::timestamptz)
+    on conflict (idempotency_key) do nothing`);
+}
+
+/**
+ * Tonight's run of a device its user put off, already `rolled` to `rolledTo`: the sweep inserts with ON CONFLICT
+ * (device, window_start) DO NOTHING, so it plans nothing for the device tonight.
+ */
+export async function insertDeferredRun(tx: AppDatabase, device: StoredDm['devices'][number], rolledTo: Date, detail: Record<string, unknown>, at: Date): Promise<void> {
+  const now = at.toISOString();
+  await tx.execute(sql`insert into runs (device_id, release_id, rollout_id, window_start, window_end, state, step, updates, result, detail, rolled_to, scheduled_at, finished_at, updated_at)
+    values (${device.deviceId}, ${device.releaseId}, ${device.rolloutId}, ${device.windowStart}::timestamptz, ${device.windowEnd}::timestamptz, 'rolled', 'record',
+      ${JSON.stringify(device.updates)}::jsonb, 'deferred', ${JSON.stringify(detail)}::jsonb, ${rolledTo.toISOString()}::timestamptz, ${now}::timestamptz, ${now}::timestamptz, ${now}::timestamptz)
+    on conflict (device_id, window_start) do nothing`);
+}
+
+export async function recordDmAnswer(tx: AppDatabase, dmId: number, answer: 'ok' | 'defer' | 'escalated', at: Date): Promise<void> {
+  await tx.execute(sql`update user_dms set answer = ${answer}, answered_at = ${at.toISOString()}::timestamptz where id = ${dmId}`);
+}
+
+/** Where a Slack DM really is (its D… channel and ts), so an edit under `subject` finds it. */
+export async function recordSlackDmMessage(tx: AppDatabase, ref: { channel: string; ts: string }, subject: string, at: Date): Promise<void> {
+  await tx.execute(sql`insert into chat_messages (platform, channel, message_id, subject, created_at, updated_at)
+    values ('slack', ${ref.channel}, ${ref.ts}, ${subject}, ${at.toISOString()}::timestamptz, ${at.toISOString()}::timestamptz) on conflict do nothing`);
+}
+
+/** `deviceId/yyyy-MM-ddTHH:mm:ss` (UTC) of every run already in one of the windows starting at `starts` (ISO). */
+export async function runsInWindows(db: AppDatabase, starts: readonly string[]): Promise<Set<string>> {
+  return new Set(
+    rowsOf<{ k: string }>(
+      await db.execute(sql`select device_id || '/' || to_char(window_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as k from runs
+        where window_start in (select jsonb_array_elements_text(${JSON.stringify(starts)}::jsonb)::timestamptz)`),
+    ).map((r) => r.k),
+  );
+}
+
+export interface NewTonightDm {
+  key: string;
+  personId: number;
+  clientId: string | null;
+  releaseId: string;
+  night: string;
+  platform: 'slack' | 'teams';
+  channel: string;
+  recipient: string;
+  zone: string;
+  /** Stored as given, with the window's bounds as ISO strings. */
+  devices: ReadonlyArray<{ windowStart: Date; windowEnd: Date }>;
+  sendAt: Date;
+}
+
+/** Inserts tonight's DM rows, skipping keys already written; the ids and keys actually inserted. */
+export async function insertTonightDms(tx: AppDatabase, dms: readonly NewTonightDm[], now: Date): Promise<Array<{ id: number; key: string }>> {
+  const rows = JSON.stringify(
+    dms.map((dm) => ({
+      key: dm.key,
+      person_id: dm.personId,
+      client_id: dm.clientId,
+      release_id: dm.releaseId,
+      night: dm.night,
+      platform: dm.platform,
+      channel: dm.channel,
+      recipient: dm.recipient,
+      zone: dm.zone,
+      devices: dm.devices.map((d) => ({ ...d, windowStart: d.windowStart.toISOString(), windowEnd: d.windowEnd.toISOString() })),
+      send_at: dm.sendAt.toISOString(),
+    })),
+  );
+  return rowsOf<{ id: number; key: string }>(
+    await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
+      select key, 'tonight', person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, ${now.toISOString()}::timestamptz
+      from jsonb_to_recordset(${rows}::jsonb) as r(key text, person_id int, client_id text, release_id text, night date, platform text, channel text,
+        recipient text, zone text, devices jsonb, send_at timestamptz)
+      on conflict (key) do nothing returning id, key`),
+  ).map((r) => ({ id: Number(r.id), key: r.key }));
+}
+
+export interface OfflineRuns {
+  releaseId: string;
+  clientId: string | null;
+  email: string;
+  /** The latest window the user's devices were offline in. */
+  windowEnd: Date;
+  /** The devices' names, comma-separated, as the inventory spells them. */
+  names: string;
+}
+
+/** Per release and user: devices whose run ended offline in a window that closed in the 18 hours before `now`. */
+export async function recentOfflineRuns(db: AppDatabase, now: Date): Promise<OfflineRuns[]> {
+  const rows = rowsOf<{ release_id: string; client_id: string | null; email: string; window_end: unknown; name: string }>(
+    await db.execute(sql`select r.release_id, d.client_id, d.user_email as email, max(r.window_end) as window_end, string_agg(d.name, ', ' order by d.name) as name
+      from runs r join devices d on d.id = r.device_id
+      where r.state = 'offline' and d.user_email is not null and r.release_id is not null
+        and r.window_end <= ${now.toISOString()}::timestamptz and r.window_end > ${now.toISOString()}::timestamptz - interval '18 hours'
+      group by r.release_id, d.client_id, d.user_email`),
+  );
+  return rows.map((r) => ({
+    releaseId: r.release_id,
+    clientId: r.client_id,
+    email: r.email,
+    windowEnd: new Date(r.window_end instanceof Date ? r.window_end.getTime() : String(r.window_end)),
+    names: r.name,
+  }));
+}
+
+export interface NewOfflineDm {
+  key: string;
+  personId: number;
+  clientId: string | null;
+  releaseId: string;
+  night: string;
+  platform: 'slack' | 'teams';
+  channel: string;
+  recipient: string;
+  zone: string;
+  names: string;
+}
+
+/** The offline notice's DM row; false when one with its key was already written. */
+export async function insertOfflineDm(tx: AppDatabase, dm: NewOfflineDm, now: Date): Promise<boolean> {
+  const [row] = rowsOf<{ id: number }>(
+    await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
+      values (${dm.key}, 'offline', ${dm.personId}, ${dm.clientId}, ${dm.releaseId}, ${dm.night}, ${dm.platform}, ${dm.channel},
+        ${dm.recipient}, ${dm.zone}, ${JSON.stringify([{ names: dm.names }])}::jsonb, ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
+      on conflict (key) do nothing returning id`),
+  );
+  return row !== undefined;
 }

@@ -7,64 +7,64 @@
  * Why a tick and not the gate's own transaction: the gates' thread messages (src/use-cases/gates.ts, `gateNotices`)
  * could queue these there, in applyGateEvents' transaction. Until then this lags by one tick.
  */
-import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
-import { clientsWithChampionChats } from '../db/audience-repo.ts';
-import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { championConversations, clientNamesAndZones, clientsWithChampionChats, gatesWithChampionNews } from '../db/audience-repo.ts';
 import { windowTallies } from '../db/rollout-repo.ts';
 import { reportFor } from '../domain/window-report.ts';
-import { clientConversations, loadSignoff, planItems, signoffItems } from '../use-cases/pilot.ts';
-import { renderWindowSummaryCard } from '../bot/teams/window-card.ts';
+import { loadSignoff, signoffNotice } from '../use-cases/pilot.ts';
+import { broadPlanNotice } from '../use-cases/audience.ts';
+import { loadAudiences } from '../chat/audiences.ts';
+import type { Notice } from '../chat/notices.ts';
+import { notify } from '../chat/notify.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
-import { subjects } from '../chat/subjects.ts';
 
 export const TEAMS_QUEUE = 'teams-clients';
+
 
 /** Queues whatever the client conversations have not been told yet; returns the new outbox row ids. */
 export async function queueClientMessages(db: AppDatabase, now: Date): Promise<number[]> {
   // Clients a champion can be told in: a client reached only through its users' personal chats gets nothing here.
   const linked = await clientsWithChampionChats(db);
   if (linked.size === 0) return [];
-  const items: OutboxItem[] = [];
-  const gates = rowsOf<{ release_id: string; ring: string; client_id: string; state: string }>(
-    await db.execute(sql`select release_id, ring, client_id, state from rollouts where client_id is not null
-      and ((ring = 'pilot' and state = 'awaiting_confirmation') or (ring = 'broad' and state in ('scheduled', 'running')))
-      and updated_at > ${now.toISOString()}::timestamptz - interval '45 days' order by id`),
-  ).filter((g) => linked.has(g.client_id));
-  for (const gate of gates) {
+  const messages = [...(await gateMessages(db, linked, now)), ...(await windowSummaries(db, linked, now))];
+  if (messages.length === 0) return [];
+  return db.transaction(async (tx) => {
+    const audiences = await loadAudiences(tx);
+    return notify(tx, messages, now, audiences);
+  });
+}
+
+/** The sign-off card of a pilot awaiting its champions, the plan of a broad ring scheduled or running. */
+async function gateMessages(db: AppDatabase, linked: ReadonlySet<string>, now: Date): Promise<Notice[]> {
+  const messages: Notice[] = [];
+  for (const gate of (await gatesWithChampionNews(db, now)).filter((g) => linked.has(g.clientId))) {
     if (gate.ring === 'pilot') {
-      const view = await loadSignoff(db, gate.release_id, gate.client_id);
-      if (view) items.push(...(await signoffItems(db, view, 'post', 'post')));
+      const view = await loadSignoff(db, gate.releaseId, gate.clientId);
+      if (view) messages.push(await signoffNotice(db, view, 'post', 'post'));
     } else {
-      items.push(...(await planItems(db, gate.release_id, gate.client_id, now)));
+      const plan = await broadPlanNotice(db, gate.releaseId, gate.clientId, now);
+      if (plan) messages.push(plan);
     }
   }
+  return messages;
+}
+
+/** Each closed window's summary, for the client whose machines it patched. */
+async function windowSummaries(db: AppDatabase, linked: ReadonlySet<string>, now: Date): Promise<Notice[]> {
   const tallies = (await windowTallies(db, now)).filter((t) => linked.has(t.who));
-  if (tallies.length > 0) {
-    const clients = new Map(
-      rowsOf<{ id: string; name: string; timezone: string }>(await db.execute(sql`select id, name, timezone from clients`)).map((c) => [c.id, c]),
-    );
-    for (const tally of tallies) {
-      const summary = reportFor(tally, now).find((r) => r.type === 'summary');
-      const client = clients.get(tally.who);
-      if (!summary || !client) continue;
-      const card = renderWindowSummaryCard(tally, client.name, client.timezone);
-      const text = `${client.name}: last night's updates: ${tally.counts.succeeded ?? 0} updated, ${tally.counts.failed ?? 0} did not, ${(tally.counts.offline ?? 0) + (tally.counts.rolled ?? 0)} will try again.`;
-      for (const channel of await clientConversations(db, tally.who)) {
-        items.push({
-          key: `teams:${summary.subject}:${channel}:summary`,
-          platform: 'teams',
-          channel,
-          action: 'post',
-          subject: subjects.windowSummary(summary.subject),
-          payload: { text, card },
-        });
-      }
-    }
+  if (tallies.length === 0) return [];
+  const clients = await clientNamesAndZones(db);
+  const messages: Notice[] = [];
+  for (const tally of tallies) {
+    const summary = reportFor(tally, now).find((r) => r.type === 'summary');
+    const client = clients.get(tally.who);
+    if (!summary || !client) continue;
+    const conversations = await championConversations(db, tally.who);
+    messages.push({ kind: 'client_window_summary', windowSubject: summary.subject, tally, clientName: client.name, zone: client.timezone, conversations });
   }
-  return enqueueOutbox(db, items, now);
+  return messages;
 }
 
 export const teamsClients: JobModule = async (context: JobContext) => {

@@ -9,32 +9,40 @@
  * devices whose run ended offline; and, per client and night, one reply in the release's thread listing users the
  * directory cannot reach.
  */
-import { sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
 import { listSlackMembers } from '../adapters/directory/slack-users.ts';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
+import type { AppDatabase } from '../db/client.ts';
 import { activeHolds, effectiveApprovals } from '../db/decisions-repo.ts';
 import { DIRECTORY_MAX_AGE_MS, directorySyncedAt, loadRecipients, storeSlackDirectory } from '../db/directory-repo.ts';
-import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadRelease } from '../db/release-repo.ts';
-import { candidateDevices, clientSettings, engineersChannel, type CandidateDevice } from '../db/user-dm-repo.ts';
+import {
+  candidateDevices,
+  clientSettings,
+  insertOfflineDm,
+  insertTonightDms,
+  recentOfflineRuns,
+  runsInWindows,
+  type CandidateDevice,
+  type NewOfflineDm,
+  type OfflineRuns,
+} from '../db/user-dm-repo.ts';
 import { planWindow } from '../domain/plan.ts';
-import { mspProducts, passedUpdates } from '../domain/eligibility.ts';
+import { mspProducts, passedUpdates, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadReleaseFacts } from '../db/rollout-repo.ts';
 import type { Product } from '../domain/release.ts';
-import { listNames, nightOf, offlineKey, planNight, type NightDevice, type PlannedDm } from '../domain/user-dm.ts';
+import { nightOf, offlineKey, planNight, type NightDevice, type NightPlan, type PlannedDm } from '../domain/user-dm.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { type MaintenanceWindow } from '../domain/windows.ts';
 import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
-import { offlineNoticePayload, userDmPayload } from '../bot/user-dm-render.ts';
-import { unmatchedWaived, WAIVE_HINT } from '../bot/notice-status.ts';
+import { unmatchedWaived } from '../bot/notice-status.ts';
 import { noticeWaivers } from '../db/notice-repo.ts';
-import { boundText, escapeMrkdwn } from '../bot/slack/block-kit.ts';
+import { loadAudiences, type Audiences } from '../chat/audiences.ts';
+import { notify } from '../chat/notify.ts';
+import type { UserDmNotice } from '../chat/notices/user-dms.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
 import { WebClient } from '@slack/web-api';
-import { subjects } from '../chat/subjects.ts';
 
 export const USER_DM_QUEUE = 'user-dm';
 export const USER_DM_TICK_MS = 60_000;
@@ -49,16 +57,71 @@ export interface UserDmTickReport {
   outboxIds: number[];
 }
 
+/** A gate's devices that share one window: planned together, as the sweep plans them. */
+interface WindowGroup {
+  gateId: number;
+  sample: CandidateDevice;
+  window: MaintenanceWindow;
+  devices: CandidateDevice[];
+}
+
+/** A release as the planner needs it: its catalog and what the engineers approved. */
+interface ReleasePlanInput {
+  products: Product[];
+  updates: Array<{ key: string; productIds: string[]; restartRequired: never }>;
+  approved: ReadonlySet<string> | 'all';
+  facts: ReleaseFacts;
+}
+
+type Holds = Parameters<typeof planWindow>[0]['holds'];
+
 /** Devices with work in their next window, per client. */
 async function tonightsDevices(db: AppDatabase, now: Date): Promise<Map<string | null, NightDevice[]>> {
   const candidates = await candidateDevices(db);
   const out = new Map<string | null, NightDevice[]>();
   if (candidates.length === 0) return out;
   const holds = (await activeHolds(db)).map((h) => ({ scope: h.scope, releaseId: h.releaseId, updateKey: h.updateKey, clientId: h.clientId, ring: h.ring }));
+  const groups = groupByWindow(candidates, now);
+  const releases = await releasePlanInputs(db, [...new Set(candidates.map((d) => d.releaseId))]);
+  // A (device, window) that already has a run (deferred by its user, or planned by the sweep) needs no warning now.
+  const planned = await runsInWindows(db, [...new Set(groups.map((g) => g.window.start.toUTC().toISO()!))]);
+  for (const g of groups) {
+    const release = releases.get(g.sample.releaseId);
+    if (!release) continue;
+    const list = out.get(g.sample.clientId) ?? [];
+    list.push(...planGroup(g, release, holds, planned));
+    out.set(g.sample.clientId, list);
+  }
+  return out;
+}
+
+/** Candidates grouped by gate, then by window, in the order they come. */
+function groupByWindow(candidates: readonly CandidateDevice[], now: Date): WindowGroup[] {
+  const windowOf = warnableWindows(now);
+  const byGate = new Map<number, WindowGroup[]>();
+  for (const d of candidates) {
+    const window = windowOf(d);
+    if (!window) continue;
+    const groups = byGate.get(d.gateId) ?? [];
+    let g = groups.find((x) => x.window.start.toMillis() === window.start.toMillis() && x.window.end.toMillis() === window.end.toMillis());
+    if (!g) {
+      g = { gateId: d.gateId, sample: d, window, devices: [] };
+      groups.push(g);
+    }
+    g.devices.push(d);
+    byGate.set(d.gateId, groups);
+  }
+  return [...byGate.values()].flat();
+}
+
+/**
+ * The first window its user can still be told about in time: a window too close to warn for is left to pass
+ * (the sweep gives the device no run there), and with long notice the DM goes before an earlier window opens.
+ * Worked out once per zone, window spec and notice.
+ */
+function warnableWindows(now: Date): (d: CandidateDevice) => MaintenanceWindow | undefined {
   const windows = new Map<string, MaintenanceWindow | undefined>();
-  // The first window its user can still be told about in time: a window too close to warn for is left to pass
-  // (the sweep gives the device no run there), and with long notice the DM goes before an earlier window opens.
-  const windowOf = (d: CandidateDevice) => {
+  return (d) => {
     const notice = noticeHoursOf({ noticeHours: d.noticeHours });
     const key = `${d.timezone} ${d.spec} ${notice}`;
     if (!windows.has(key)) {
@@ -67,83 +130,69 @@ async function tonightsDevices(db: AppDatabase, now: Date): Promise<Map<string |
     }
     return windows.get(key);
   };
-  const byGate = new Map<number, { sample: CandidateDevice; window: MaintenanceWindow; devices: CandidateDevice[] }[]>();
-  for (const d of candidates) {
-    const window = windowOf(d);
-    if (!window) continue;
-    const groups = byGate.get(d.gateId) ?? [];
-    let g = groups.find((x) => x.window.start.toMillis() === window.start.toMillis() && x.window.end.toMillis() === window.end.toMillis());
-    if (!g) {
-      g = { sample: d, window, devices: [] };
-      groups.push(g);
-    }
-    g.devices.push(d);
-    byGate.set(d.gateId, groups);
-  }
-  const releaseIds = [...new Set(candidates.map((d) => d.releaseId))];
+}
+
+/** Each release's catalog, approvals and the facts the sweep plans with (none for a release no longer stored). */
+async function releasePlanInputs(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, ReleasePlanInput>> {
   // The same facts the sweep plans with: an update the rings have not passed yet is no reason to warn anyone.
-  const facts = await loadReleaseFacts(db, releaseIds);
-  // A (device, window) that already has a run (deferred by its user, or planned by the sweep) needs no warning now.
-  const starts = [...new Set([...windows.values()].filter((w) => w !== undefined).map((w) => w.start.toUTC().toISO()!))];
-  const planned = new Set(
-    rowsOf<{ k: string }>(
-      await db.execute(sql`select device_id || '/' || to_char(window_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as k from runs
-        where window_start in (select jsonb_array_elements_text(${JSON.stringify(starts)}::jsonb)::timestamptz)`),
-    ).map((r) => r.k),
-  );
-  const catalogs = new Map<string, { products: Product[]; updates: Array<{ key: string; productIds: string[]; restartRequired: never }> } | undefined>();
-  const approvals = new Map<string, ReadonlySet<string> | 'all'>();
+  const facts = await loadReleaseFacts(db, [...releaseIds]);
+  const out = new Map<string, ReleasePlanInput>();
   for (const releaseId of releaseIds) {
     const release = await loadRelease(db, releaseId);
-    catalogs.set(releaseId, release ? { products: release.products, updates: release.updates.map((u) => ({ key: u.id, productIds: u.productIds, restartRequired: u.restartRequired as never })) } : undefined);
     const list = await effectiveApprovals(db, releaseId);
-    approvals.set(releaseId, list.some((a) => a.updateKey === null) ? 'all' : new Set(list.map((a) => a.updateKey!)));
-  }
-  for (const [gateId, groups] of byGate) {
-    for (const g of groups) {
-      const catalog = catalogs.get(g.sample.releaseId);
-      if (!catalog) continue;
-      const startKey = g.window.start.toUTC().toFormat("yyyy-MM-dd'T'HH:mm:ss");
-      const plan = planWindow({
-        releaseId: g.sample.releaseId,
-        ring: g.sample.ring,
-        clientId: g.sample.clientId,
-        devices: g.devices.filter((d) => !planned.has(`${d.id}/${startKey}`)),
-        products: catalog.products,
-        updates: catalog.updates,
-        approved: approvals.get(g.sample.releaseId)!,
-        holds,
-        passed: passedUpdates(facts.get(g.sample.releaseId)!, g.sample.ring, g.sample.clientId, catalog.updates.map((u) => u.key)),
-        // The sweep's rule: past ring msp only for the products it installed on there (no DM for what will not come).
-        ...(g.sample.ring === 'msp' ? {} : { passedProducts: mspProducts(facts.get(g.sample.releaseId)!, catalog.products, catalog.updates) }),
-        done: facts.get(g.sample.releaseId)!.done,
-      });
-      const byId = new Map(g.devices.map((d) => [d.id, d]));
-      const list = out.get(g.sample.clientId) ?? [];
-      for (const run of plan.runs) {
-        const d = byId.get(run.deviceId)!;
-        list.push({
-          deviceId: d.id,
-          name: d.name,
-          userEmail: d.userEmail,
-          releaseId: d.releaseId,
-          rolloutId: gateId,
-          windowStart: g.window.start.toJSDate(),
-          windowEnd: g.window.end.toJSDate(),
-          updates: run.updates,
-        });
-      }
-      out.set(g.sample.clientId, list);
-    }
+    if (!release) continue;
+    out.set(releaseId, {
+      products: release.products,
+      updates: release.updates.map((u) => ({ key: u.id, productIds: u.productIds, restartRequired: u.restartRequired as never })),
+      approved: list.some((a) => a.updateKey === null) ? 'all' : new Set(list.map((a) => a.updateKey!)),
+      facts: facts.get(releaseId)!,
+    });
   }
   return out;
 }
+
+/** The group's devices the planner gives a run in its window, as DM devices. */
+function planGroup(g: WindowGroup, release: ReleasePlanInput, holds: Holds, planned: ReadonlySet<string>): NightDevice[] {
+  const { releaseId, ring, clientId } = g.sample;
+  const startKey = g.window.start.toUTC().toFormat("yyyy-MM-dd'T'HH:mm:ss");
+  const plan = planWindow({
+    releaseId,
+    ring,
+    clientId,
+    devices: g.devices.filter((d) => !planned.has(`${d.id}/${startKey}`)),
+    products: release.products,
+    updates: release.updates,
+    approved: release.approved,
+    holds,
+    passed: passedUpdates(release.facts, ring, clientId, release.updates.map((u) => u.key)),
+    // The sweep's rule: past ring msp only for the products it installed on there (no DM for what will not come).
+    ...(ring === 'msp' ? {} : { passedProducts: mspProducts(release.facts, release.products, release.updates) }),
+    done: release.facts.done,
+  });
+  const byId = new Map(g.devices.map((d) => [d.id, d]));
+  return plan.runs.map((run) => {
+    const d = byId.get(run.deviceId)!;
+    return {
+      deviceId: d.id,
+      name: d.name,
+      userEmail: d.userEmail,
+      releaseId: d.releaseId,
+      rolloutId: g.gateId,
+      windowStart: g.window.start.toJSDate(),
+      windowEnd: g.window.end.toJSDate(),
+      updates: run.updates,
+    };
+  });
+}
+
+type ClientSettingsMap = Awaited<ReturnType<typeof clientSettings>>;
+type ClientEntry = NonNullable<ReturnType<ClientSettingsMap['get']>>;
 
 /** Plans and writes every DM due at `now`; returns the outbox rows written (to hand to the deliverer). */
 export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTickReport> {
   const report: UserDmTickReport = { dms: 0, offline: 0, unmatched: 0, outboxIds: [] };
   const settings = await clientSettings(db);
-  const channel = await engineersChannel(db);
+  const audiences = await loadAudiences(db);
   for (const [clientId, devices] of await tonightsDevices(db, now)) {
     const client = settings.get(clientId);
     if (!client || devices.length === 0) continue;
@@ -156,91 +205,61 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
       now,
     });
     for (let i = 0; i < plan.due.length; i += DMS_PER_TRANSACTION) {
-      const ids = await writeDms(db, plan.due.slice(i, i + DMS_PER_TRANSACTION), now);
+      const ids = await writeDms(db, plan.due.slice(i, i + DMS_PER_TRANSACTION), now, audiences);
       report.dms += ids.length;
       report.outboxIds.push(...ids);
     }
-    // A user whose every device an engineer's waiver covers is patched anyway: listing them as waiting would be false.
-    const waivers = plan.unmatched.length > 0 ? await noticeWaivers(db, now) : [];
-    const waiting = plan.unmatched.filter((u) => !unmatchedWaived({ clientId, email: u.email, platform, devices: u.devices }, waivers, now));
-    if (waiting.length > 0 && channel) {
-      const byNight = new Map<string, typeof waiting>();
-      for (const u of waiting) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
-      for (const [night, users] of byNight) {
-        const releaseId = devices[0]!.releaseId;
-        const lines = users.slice(0, 40).map((u) => `• ${escapeMrkdwn(u.email)}: ${escapeMrkdwn(listNames(u.devices))}`);
-        const ids = await enqueueOutbox(
-          db,
-          [
-            {
-              key: subjects.userDmUnmatched(clientId, night),
-              channel,
-              action: 'post',
-              subject: subjects.userDmUnmatched(clientId, night),
-              payload: {
-                text: boundText(
-                  `${escapeMrkdwn(client.name)}: ${users.length} user${users.length === 1 ? '' : 's'} with machines patched tonight could not be found in ${platform === 'slack' ? 'Slack' : 'Teams'}, so they get no \u201csave your work\u201d message and those machines are not updated until they can be told:\n${lines.join('\n')}${users.length > 40 ? '\n…' : ''}\nTo patch them without the message: ${WAIVE_HINT} (audited).`,
-                ),
-                threadSubject: subjects.digest(releaseId),
-              },
-            },
-          ],
-          now,
-        );
-        report.unmatched += users.length;
-        report.outboxIds.push(...ids);
-      }
+    if (audiences.engineers) {
+      const notices = await unmatchedNotices(db, { clientId, client, platform, releaseId: devices[0]!.releaseId }, plan.unmatched, now);
+      report.unmatched += notices.reduce((n, notice) => n + notice.users.length, 0);
+      report.outboxIds.push(...(await notify(db, notices, now, audiences)));
     }
   }
-  const offline = await queueOfflineNotices(db, now);
+  const offline = await queueOfflineNotices(db, now, settings, audiences);
   report.offline = offline.length;
   report.outboxIds.push(...offline);
   report.outboxIds.sort((a, b) => a - b);
   return report;
 }
 
+/** One list per night of the users tonight's DMs cannot reach, for the engineers. */
+async function unmatchedNotices(
+  db: AppDatabase,
+  about: { clientId: string | null; client: ClientEntry; platform: 'slack' | 'teams'; releaseId: string },
+  unmatched: NightPlan['unmatched'],
+  now: Date,
+): Promise<Array<Extract<UserDmNotice, { kind: 'user_dm_unmatched' }>>> {
+  const { clientId, platform } = about;
+  // A user whose every device an engineer's waiver covers is patched anyway: listing them as waiting would be false.
+  const waivers = unmatched.length > 0 ? await noticeWaivers(db, now) : [];
+  const waiting = unmatched.filter((u) => !unmatchedWaived({ clientId, email: u.email, platform, devices: u.devices }, waivers, now));
+  const byNight = new Map<string, typeof waiting>();
+  for (const u of waiting) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
+  return [...byNight].map(([night, users]) => ({
+    kind: 'user_dm_unmatched',
+    releaseId: about.releaseId,
+    clientId,
+    clientName: about.client.name,
+    platform,
+    night,
+    users: users.map((u) => ({ email: u.email, devices: u.devices })),
+  }));
+}
+
 /** A batch of DMs per transaction: a crash loses none of a batch's rows without its posts, and none twice. */
 const DMS_PER_TRANSACTION = 500;
 
 /** DM rows and their outbox posts in one transaction, both keyed user x window; a DM already written is skipped. */
-async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date): Promise<number[]> {
+async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date, audiences: Audiences): Promise<number[]> {
   if (dms.length === 0) return [];
   return db.transaction(async (tx) => {
-    const rows = JSON.stringify(
-      dms.map((dm) => ({
-        key: dm.key,
-        person_id: dm.personId,
-        client_id: dm.clientId,
-        release_id: dm.releaseId,
-        night: dm.night,
-        platform: dm.platform,
-        channel: dm.channel,
-        recipient: dm.recipient,
-        zone: dm.zone,
-        devices: dm.devices.map((d) => ({ ...d, windowStart: d.windowStart.toISOString(), windowEnd: d.windowEnd.toISOString() })),
-        send_at: dm.sendAt.toISOString(),
-      })),
-    );
-    const inserted = rowsOf<{ id: number; key: string }>(
-      await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
-        select key, 'tonight', person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, ${now.toISOString()}::timestamptz
-        from jsonb_to_recordset(${rows}::jsonb) as r(key text, person_id int, client_id text, release_id text, night date, platform text, channel text,
-          recipient text, zone text, devices jsonb, send_at timestamptz)
-        on conflict (key) do nothing returning id, key`),
-    );
+    const inserted = await insertTonightDms(tx, dms, now);
     const byKey = new Map(dms.map((dm) => [dm.key, dm]));
-    const items: OutboxItem[] = inserted.map((row) => {
-      const dm = byKey.get(row.key)!;
-      return {
-        key: subjects.userDm(dm.key),
-        platform: dm.platform,
-        channel: dm.channel,
-        action: 'post',
-        subject: subjects.userDm(dm.key),
-        payload: userDmPayload(dm.platform, { dmId: Number(row.id), text: dm.text }),
-      };
+    const notices = inserted.map(({ id, key }): UserDmNotice => {
+      const dm = byKey.get(key)!;
+      return { kind: 'user_dm_sent', dmId: id, key: dm.key, platform: dm.platform, channel: dm.channel, text: dm.text };
     });
-    return enqueueOutbox(tx, items, now);
+    return notify(tx, notices, now, audiences);
   });
 }
 
@@ -248,41 +267,41 @@ async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date): 
  * The morning after: a person whose device's run ended `offline` in a window that closed in the last 18 hours
  * hears so once per release (the key), from 08:00 their time, not every morning the machine stays off.
  */
-async function queueOfflineNotices(db: AppDatabase, now: Date): Promise<number[]> {
-  const settings = await clientSettings(db);
-  const rows = rowsOf<{ release_id: string; client_id: string | null; email: string; window_end: unknown; name: string }>(
-    await db.execute(sql`select r.release_id, d.client_id, d.user_email as email, max(r.window_end) as window_end, string_agg(d.name, ', ' order by d.name) as name
-      from runs r join devices d on d.id = r.device_id
-      where r.state = 'offline' and d.user_email is not null and r.release_id is not null
-        and r.window_end <= ${now.toISOString()}::timestamptz and r.window_end > ${now.toISOString()}::timestamptz - interval '18 hours'
-      group by r.release_id, d.client_id, d.user_email`),
-  );
+async function queueOfflineNotices(db: AppDatabase, now: Date, settings: ClientSettingsMap, audiences: Audiences): Promise<number[]> {
   const ids: number[] = [];
-  for (const r of rows) {
-    const client = settings.get(r.client_id);
-    if (!client) continue;
-    const platform = client.settings.chatPlatform ?? 'slack';
-    const person = (await loadRecipients(db, platform, [r.email])).get(r.email.toLowerCase());
-    if (!person?.address) continue;
-    const zone = person.zone ?? client.zone;
-    const windowEnd = new Date(r.window_end instanceof Date ? r.window_end.getTime() : String(r.window_end));
-    const local = DateTime.fromJSDate(windowEnd, { zone });
-    const from = Math.max(windowEnd.getTime(), local.startOf('day').set({ hour: OFFLINE_NOTICE_FROM_HOUR }).toMillis());
-    if (now.getTime() < from) continue;
-    const key = offlineKey(person.personId, r.release_id);
+  for (const runs of await recentOfflineRuns(db, now)) {
+    const dm = await offlineDmDue(db, runs, settings, now);
+    if (!dm) continue;
     const written = await db.transaction(async (tx) => {
-      const [row] = rowsOf<{ id: number }>(
-        await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
-          values (${key}, 'offline', ${person.personId}, ${r.client_id}, ${r.release_id}, ${nightOf(now, zone)}, ${person.address!.platform}, ${person.address!.channel},
-            ${person.address!.recipient}, ${zone}, ${JSON.stringify([{ names: r.name }])}::jsonb, ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-          on conflict (key) do nothing returning id`),
-      );
-      if (!row) return [];
-      return enqueueOutbox(tx, [{ key: subjects.userDm(key), platform: person.address!.platform, channel: person.address!.channel, action: 'post', subject: subjects.userDm(key), payload: offlineNoticePayload(person.address!.platform, r.name) }], now);
+      if (!(await insertOfflineDm(tx, dm, now))) return [];
+      return notify(tx, [{ kind: 'user_dm_offline', key: dm.key, platform: dm.platform, channel: dm.channel, deviceNames: dm.names }], now, audiences);
     });
     ids.push(...written);
   }
   return ids;
+}
+
+/** The offline notice due now for these runs' user; none when they cannot be reached or it is not 08:00 yet. */
+async function offlineDmDue(db: AppDatabase, runs: OfflineRuns, settings: ClientSettingsMap, now: Date): Promise<NewOfflineDm | undefined> {
+  const client = settings.get(runs.clientId);
+  if (!client) return undefined;
+  const platform = client.settings.chatPlatform ?? 'slack';
+  const person = (await loadRecipients(db, platform, [runs.email])).get(runs.email.toLowerCase());
+  if (!person?.address) return undefined;
+  const zone = person.zone ?? client.zone;
+  const local = DateTime.fromJSDate(runs.windowEnd, { zone });
+  const from = Math.max(runs.windowEnd.getTime(), local.startOf('day').set({ hour: OFFLINE_NOTICE_FROM_HOUR }).toMillis());
+  if (now.getTime() < from) return undefined;
+  return {
+    key: offlineKey(person.personId, runs.releaseId),
+    personId: person.personId,
+    clientId: runs.clientId,
+    releaseId: runs.releaseId,
+    night: nightOf(now, zone),
+    ...person.address,
+    zone,
+    names: runs.names,
+  };
 }
 
 /** Refreshes the Slack directory when the cached one is older than a day; returns whether it ran. */

@@ -5,14 +5,14 @@
  * in the current release's thread, so the override is never silent. The device still waits for its window; a
  * matched user still gets their DM (the waiver only stops the rule waiting for it).
  */
-import { sql } from 'drizzle-orm';
-import { rowsOf } from '../db/client.ts';
-import { insertWaiver, resolveWaiverTarget, revokeWaiver, standingWaiver } from '../db/notice-repo.ts';
-import { enqueueOutbox } from '../db/outbox-repo.ts';
-import { auditLog } from '../db/schema.ts';
-import { escapeMrkdwn } from '../bot/slack/block-kit.ts';
+import { appendAudit } from '../db/audit-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { insertWaiver, resolveWaiverTarget, revokeWaiver, standingWaiver, type WaiverTarget } from '../db/notice-repo.ts';
+import { machinesWithUser, type NoticeWaiverNotice } from '../chat/notices/notice-waivers.ts';
+import { notify } from '../chat/notify.ts';
 import { mspZone } from './digest-refresh.ts';
 import { currentReleaseId, findEngineer, type Actor, type DecisionResult, type UseCaseContext } from './decisions.ts';
+import { withTransaction } from './transaction.ts';
 
 const NOT_ENGINEER = 'Only the MSP\u2019s engineers can waive the notice to users. Nothing was changed.';
 export const DEFAULT_WAIVER_REASON = 'cannot be reached in chat';
@@ -26,17 +26,54 @@ export interface WaiveInput {
 
 const scopeWord = { device: 'device', user: 'user', client: 'client' } as const;
 
+type Target = Extract<WaiverTarget, { ok: true }>;
+
+/** What one change did, for the audit row, the thread note and the engineer's reply; or why it did nothing. */
+type Change =
+  | { outcome: 'applied'; action: string; detail: Record<string, unknown>; notice: Pick<NoticeWaiverNotice, 'kind' | 'devices' | 'reason'>; message: string }
+  | { outcome: 'noop'; message: string; by?: string; at?: string };
+
 export async function waiveNotice(ctx: UseCaseContext, input: WaiveInput): Promise<DecisionResult> {
-  return changeWaiver(ctx, input, 'waive');
+  return changeWaiver(ctx, input, waive);
 }
 
 export async function revokeNoticeWaiver(ctx: UseCaseContext, input: Omit<WaiveInput, 'reason'>): Promise<DecisionResult> {
-  return changeWaiver(ctx, { ...input, reason: '' }, 'revoke');
+  return changeWaiver(ctx, { ...input, reason: '' }, revoke);
 }
 
-async function changeWaiver(ctx: UseCaseContext, input: WaiveInput, what: 'waive' | 'revoke'): Promise<DecisionResult> {
-  let outboxIds: number[] = [];
-  const result = await ctx.db.transaction(async (tx): Promise<DecisionResult> => {
+async function waive(tx: AppDatabase, input: WaiveInput, target: Target, name: string, now: Date): Promise<Change> {
+  const reason = input.reason.trim() === '' ? DEFAULT_WAIVER_REASON : input.reason.trim();
+  const waiver = await insertWaiver(tx, { scope: target.scope, target: target.target, reason, actor: input.actor.id, source: input.actor.platform }, now);
+  if (!waiver) {
+    const standing = await standingWaiver(tx, target.scope, target.target);
+    return { outcome: 'noop', message: `The notice is already waived for ${name}.`, ...(standing ? { by: standing.by, at: standing.at.toISOString() } : {}) };
+  }
+  return {
+    outcome: 'applied',
+    action: 'notice.waive',
+    detail: { waiverId: waiver.id, scope: target.scope, target: target.target, reason, devices: target.devices },
+    notice: { kind: 'notice_waived', devices: target.devices, reason },
+    message: `Notice waived for ${name} (${machinesWithUser(target.devices)}): patched in their windows without waiting for the \u201csave your work\u201d message (audited). Undo with /patch notice revoke ${target.target}.`,
+  };
+}
+
+async function revoke(tx: AppDatabase, input: WaiveInput, target: Target, name: string, now: Date): Promise<Change> {
+  const revoked = await revokeWaiver(tx, target.scope, target.target, input.actor.id, now);
+  if (!revoked) return { outcome: 'noop', message: `The notice is not waived for ${name}.` };
+  return {
+    outcome: 'applied',
+    action: 'notice.revoke_waiver',
+    detail: { waiverId: revoked.id, scope: target.scope, target: target.target },
+    notice: { kind: 'notice_waiver_revoked' },
+    message: `Notice required again for ${name}: its users\u2019 machines wait for their \u201csave your work\u201d message (audited).`,
+  };
+}
+
+type ChangeStep = (tx: AppDatabase, input: WaiveInput, target: Target, name: string, now: Date) => Promise<Change>;
+
+/** Who may, which target, the change itself; then the audit row and the thread note every applied change gets. */
+async function changeWaiver(ctx: UseCaseContext, input: WaiveInput, step: ChangeStep): Promise<DecisionResult> {
+  return withTransaction(ctx, async (tx, after): Promise<DecisionResult> => {
     const now = ctx.now();
     const engineer = await findEngineer(tx, input.actor);
     if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
@@ -44,58 +81,12 @@ async function changeWaiver(ctx: UseCaseContext, input: WaiveInput, what: 'waive
     const target = await resolveWaiverTarget(tx, input.target);
     if (!target.ok) return { outcome: 'refused', message: target.message, zone };
     const name = `${scopeWord[target.scope]} ${target.label}`;
-    let text: string;
-    let message: string;
-    if (what === 'waive') {
-      const reason = input.reason.trim() === '' ? DEFAULT_WAIVER_REASON : input.reason.trim();
-      const waiver = await insertWaiver(tx, { scope: target.scope, target: target.target, reason, actor: input.actor.id, source: input.actor.platform }, now);
-      if (!waiver) {
-        const standing = await standingWaiver(tx, target.scope, target.target);
-        return { outcome: 'noop', message: `The notice is already waived for ${name}.`, zone, ...(standing ? { by: standing.by, at: standing.at.toISOString() } : {}) };
-      }
-      await tx.insert(auditLog).values({
-        at: now,
-        actor: input.actor.id,
-        action: 'notice.waive',
-        subject: `notice:${target.scope}:${target.target}`,
-        source: input.actor.platform,
-        detail: { waiverId: waiver.id, scope: target.scope, target: target.target, reason, devices: target.devices },
-      });
-      const count = `${target.devices} machine${target.devices === 1 ? '' : 's'} with a user`;
-      message = `Notice waived for ${name} (${count}): patched in their windows without waiting for the \u201csave your work\u201d message (audited). Undo with /patch notice revoke ${target.target}.`;
-      text = `:warning: ${who(input.actor)} waived the \u201csave your work\u201d notice for ${escapeMrkdwn(name)} (${count}): ${escapeMrkdwn(reason)}. Those machines may install and restart in their windows unwarned.`;
-    } else {
-      const revoked = await revokeWaiver(tx, target.scope, target.target, input.actor.id, now);
-      if (!revoked) return { outcome: 'noop', message: `The notice is not waived for ${name}.`, zone };
-      await tx.insert(auditLog).values({
-        at: now,
-        actor: input.actor.id,
-        action: 'notice.revoke_waiver',
-        subject: `notice:${target.scope}:${target.target}`,
-        source: input.actor.platform,
-        detail: { waiverId: revoked.id, scope: target.scope, target: target.target },
-      });
-      message = `Notice required again for ${name}: its users\u2019 machines wait for their \u201csave your work\u201d message (audited).`;
-      text = `${who(input.actor)} revoked the notice waiver for ${escapeMrkdwn(name)}: its users\u2019 machines wait for their \u201csave your work\u201d message again.`;
-    }
-    const channel = rowsOf<{ channel: string }>(await tx.execute(sql`select channel from msp where id = 1`))[0]?.channel;
-    const release = await currentReleaseId(tx);
-    if (channel) {
-      const key = `notice-${what}:${target.scope}:${target.target}:${now.toISOString()}`;
-      outboxIds = await enqueueOutbox(tx, [{ key, channel, action: 'post', subject: key, payload: { text, ...(release ? { threadSubject: `digest:${release}` } : {}) } }], now);
-    }
-    return { outcome: 'applied', message, zone, by: input.actor.id, at: now.toISOString() };
+    const change = await step(tx, input, target, name, now);
+    if (change.outcome === 'noop') return { ...change, zone };
+    const { actor } = input;
+    await appendAudit(tx, { at: now, actor: actor.id, action: change.action, subject: `notice:${target.scope}:${target.target}`, source: actor.platform, detail: change.detail });
+    const notice: NoticeWaiverNotice = { ...change.notice, actor, scope: target.scope, target: target.target, name, releaseId: await currentReleaseId(tx), at: now.toISOString() };
+    after.outbox(await notify(tx, [notice], now));
+    return { outcome: 'applied', message: change.message, zone, by: actor.id, at: now.toISOString() };
   });
-  if (outboxIds.length > 0 && ctx.onCommitted) {
-    try {
-      await ctx.onCommitted(outboxIds);
-    } catch {
-      /* the deliverer's sweep finds the rows */
-    }
-  }
-  return result;
-}
-
-function who(actor: Actor): string {
-  return actor.platform === 'slack' ? `<@${actor.id}>` : escapeMrkdwn(actor.id);
 }

@@ -5,7 +5,6 @@
  * champions answering at once, serialise and give one outcome. The rules are the rollout domain's
  * (`confirm_pilot`, `report_problem`); this module finds out who is asking and writes what follows.
  */
-import type { DateTime } from 'luxon';
 import type { AppDatabase } from '../db/client.ts';
 import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
 import { loadBook } from '../db/rollout-repo.ts';
@@ -13,9 +12,7 @@ import { lockRelease } from '../db/decisions-repo.ts';
 import { appendAudit } from '../db/audit-repo.ts';
 import { insertDecision } from '../db/rollout-actions-repo.ts';
 import {
-  broadClassesNeedingNotice,
   clientNameAndZone,
-  clientPlanSettings,
   clientVisibleNotes,
   findChampion,
   firstHoldOnClient,
@@ -27,15 +24,12 @@ import {
   teamsContact,
 } from '../db/pilot-repo.ts';
 import { gateKey, gatesTouched, type Actor as RolloutActor, type RolloutEvent } from '../domain/rollout.ts';
-import { parseWindowSpec } from '../domain/window-spec.ts';
-import { noticeHoursOf, plannedWindows } from '../domain/notice.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { championConversations } from '../db/audience-repo.ts';
-import { broadWorkByClass } from './audience.ts';
+import { broadPlanNotice } from './audience.ts';
 import { confirmationNotice } from './thread-notices.ts';
 import { applyGateEvents } from './gates.ts';
 import { isUniqueViolation, withTransaction } from './transaction.ts';
-import { zoneShort } from '../domain/zone-label.ts';
 import { subjects } from '../chat/subjects.ts';
 import { notify } from '../chat/notify.ts';
 import { renderClientCards, type PilotNotice } from '../chat/notices/pilot.ts';
@@ -147,38 +141,13 @@ export async function clientConversations(db: AppDatabase, clientId: string): Pr
 }
 
 /** The sign-off card as a notice for each of the client's conversations: a post the first time, an edit after an answer. */
-async function signoffNotice(db: AppDatabase, view: SignoffView, action: 'post' | 'update', version: string): Promise<SignoffCardNotice> {
+export async function signoffNotice(db: AppDatabase, view: SignoffView, action: 'post' | 'update', version: string): Promise<SignoffCardNotice> {
   return { kind: 'signoff_card', view, action, version, conversations: await clientConversations(db, view.clientId) };
 }
 
-/** The sign-off card's outbox rows (for the Teams tick, which queues them with its own). */
-export async function signoffItems(db: AppDatabase, view: SignoffView, action: 'post' | 'update', version: string): Promise<OutboxItem[]> {
-  return renderClientCards(await signoffNotice(db, view, action, version));
-}
-
-/** "Your machines will be patched on these nights": the broad ring's next windows per device class; none when nothing is to install. */
-async function planNotice(db: AppDatabase, releaseId: string, clientId: string, now: Date): Promise<BroadPlanNotice | undefined> {
-  const client = await clientPlanSettings(db, clientId);
-  if (!client) return undefined;
-  // Only machines with something to install: no plan (no "save your work") for a broad ring with nothing to do.
-  const work = await broadWorkByClass(db, releaseId, clientId);
-  if (work.size === 0) return undefined;
-  // Users a standing waiver covers are not waited for: their machines start in their windows like servers.
-  const withUsers = await broadClassesNeedingNotice(db, clientId, now);
-  const classes = [...work].sort(([a], [b]) => a.localeCompare(b)).map(([c, n]) => ({ class: c, n, users: withUsers.has(c) }));
-  const notice = noticeHoursOf({ noticeHours: client.noticeHours });
-  const at = (t: DateTime, format: string) => t.setZone(client.timezone).toFormat(format);
-  const groups = classes.flatMap((c) => {
-    const spec = client.windows[c.class];
-    const parsed = spec ? parseWindowSpec(spec) : undefined;
-    if (!parsed?.ok) return [];
-    // A class with users starts only in a window they can still be told about (no unwarned reboot).
-    const nights = plannedWindows(parsed.value, client.timezone, now, c.users ? notice : null, 3).map(
-      (w) => `${at(w.start, 'ccc d LLL, HH:mm')}–${at(w.end, 'HH:mm')} ${zoneShort(w.end.setZone(client.timezone))}`,
-    );
-    return [{ deviceClass: c.class, count: Number(c.n), nights }];
-  });
-  return { kind: 'broad_plan', plan: { releaseId, clientName: client.name, groups }, clientId, conversations: await clientConversations(db, clientId) };
+/** The broad plan card as a notice (one builder for the pilot's confirmation and the Teams tick). */
+function planNotice(db: AppDatabase, releaseId: string, clientId: string, now: Date): Promise<BroadPlanNotice | undefined> {
+  return broadPlanNotice(db, releaseId, clientId, now);
 }
 
 /** The plan card's outbox rows (for the Teams tick, which queues them with its own). */

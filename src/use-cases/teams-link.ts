@@ -6,9 +6,19 @@
  * a match or a code puts a client on it. Every link is audited.
  */
 import { randomInt } from 'node:crypto';
-import { sql } from 'drizzle-orm';
-import { rowsOf, type AppDatabase } from '../db/client.ts';
-import { auditLog } from '../db/schema.ts';
+import { appendAudit } from '../db/audit-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { linkedClientId, markConversationRemoved, storeConversation } from '../db/teams-conversations-repo.ts';
+import {
+  championedClients,
+  clientsByTenant,
+  insertLinkCode,
+  installerPersonId,
+  liveClient,
+  rememberTeamsIdentity,
+  useLinkCode,
+  type TeamsInstaller,
+} from '../db/teams-link-repo.ts';
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 
 export interface InstallInput {
@@ -33,6 +43,8 @@ export type LinkResult =
   | { outcome: 'unknown' }
   | { outcome: 'refused'; message: string };
 
+type Linked = Extract<LinkResult, { outcome: 'linked' }>;
+
 interface Match {
   clientId: string;
   clientName: string;
@@ -40,50 +52,38 @@ interface Match {
   via: 'champion' | 'tenant';
 }
 
+function installer(input: InstallInput): TeamsInstaller {
+  return { teamsId: input.by.id, email: (input.by.email ?? input.by.upn)?.toLowerCase() ?? null };
+}
+
 async function match(tx: AppDatabase, input: InstallInput): Promise<Match | undefined> {
-  const email = (input.by.email ?? input.by.upn)?.toLowerCase() ?? null;
-  const champions = rowsOf<{ person_id: number; client_id: string; name: string }>(
-    await tx.execute(sql`select distinct p.id as person_id, r.client_id, c.name from people p
-      join person_roles r on r.person_id = p.id and r.role = 'champion'
-      join clients c on c.id = r.client_id and c.retired_at is null
-      where p.retired_at is null and (
-        p.id in (select person_id from chat_identities where platform = 'teams' and external_id = ${input.by.id ?? ''})
-        or (${email}::text is not null and lower(p.email) = ${email}))`),
-  );
+  const champions = await championedClients(tx, installer(input));
   // A person who champions two clients cannot say which one this conversation is: leave it to a link code.
-  const clients = new Set(champions.map((c) => c.client_id));
+  const clients = new Set(champions.map((c) => c.clientId));
   if (clients.size === 1) {
     const c = champions[0]!;
-    return { clientId: c.client_id, clientName: c.name, personId: Number(c.person_id), via: 'champion' };
+    return { clientId: c.clientId, clientName: c.clientName, personId: c.personId, via: 'champion' };
   }
   if (input.tenantId) {
-    const byTenant = rowsOf<{ id: string; name: string }>(
-      await tx.execute(sql`select id, name from clients where retired_at is null and settings ->> 'teamsTenantId' = ${input.tenantId}`),
-    );
+    const byTenant = await clientsByTenant(tx, input.tenantId);
     if (byTenant.length === 1) return { clientId: byTenant[0]!.id, clientName: byTenant[0]!.name, personId: null, via: 'tenant' };
   }
   return undefined;
 }
 
-async function personOf(tx: AppDatabase, input: InstallInput): Promise<number | null> {
-  const email = (input.by.email ?? input.by.upn)?.toLowerCase() ?? null;
-  const [row] = rowsOf<{ id: number }>(
-    await tx.execute(sql`select p.id from people p where p.retired_at is null and (
-        p.id in (select person_id from chat_identities where platform = 'teams' and external_id = ${input.by.id ?? ''})
-        or (${email}::text is not null and lower(p.email) = ${email}))
-      order by p.id limit 2`),
-  );
-  return row ? Number(row.id) : null;
-}
-
-async function storeConversation(tx: AppDatabase, input: InstallInput, clientId: string | null, personId: number | null, now: Date): Promise<void> {
-  await tx.execute(sql`insert into teams_conversations (conversation_id, tenant_id, kind, client_id, person_id, reference, created_at, updated_at)
-    values (${input.conversationId}, ${input.tenantId ?? null}, ${input.kind}, ${clientId}, ${personId}, ${JSON.stringify(input.reference)}::jsonb,
-      ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-    on conflict (conversation_id) do update set reference = excluded.reference, tenant_id = excluded.tenant_id, kind = excluded.kind,
-      client_id = coalesce(excluded.client_id, teams_conversations.client_id),
-      person_id = coalesce(excluded.person_id, teams_conversations.person_id),
-      removed_at = null, updated_at = excluded.updated_at`);
+/**
+ * Every way a conversation gets (or fails to get) a client ends here: one audit row, `teams.linked` or `failed`,
+ * naming the client and how it was found; the result the person is answered with, when linked.
+ */
+async function auditLink(tx: AppDatabase, input: InstallInput, link: Linked | undefined, failed: string, detail: Record<string, unknown>, now: Date): Promise<void> {
+  await appendAudit(tx, {
+    at: now,
+    actor: input.by.id ?? 'unknown',
+    action: link ? 'teams.linked' : failed,
+    subject: `teams:${input.conversationId}`,
+    source: 'teams',
+    detail: { ...detail, ...(link ? { clientId: link.clientId, via: link.via } : {}) },
+  });
 }
 
 /** The bot was added somewhere: keep the reference, and link it to a client when who or where says which. */
@@ -94,27 +94,17 @@ export async function captureInstall(ctx: UseCaseContext, input: InstallInput): 
     // A personal chat is how a person is reached ("save your work tonight" in Teams): tie it to whoever it
     // belongs to, champion or end user, by Teams id or email.
     const personal = input.kind === 'personal';
-    const personId = found?.via === 'champion' ? found.personId : personal ? await personOf(tx, input) : null;
+    const personId = found?.via === 'champion' ? found.personId : personal ? await installerPersonId(tx, installer(input)) : null;
     await storeConversation(tx, input, found?.clientId ?? null, personal ? personId : null, now);
     if (personId !== null && input.by.id) {
       // Matched by email: remember the Teams id, so their card answers are recognised without a lookup.
-      await tx.execute(sql`insert into chat_identities (person_id, platform, external_id, upn, tenant_id, email, source, created_at, updated_at)
-        values (${personId}, 'teams', ${input.by.id}, ${input.by.upn ?? null}, ${input.tenantId ?? null}, ${input.by.email ?? null}, 'install',
-          ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-        on conflict (platform, external_id) do nothing`);
+      await rememberTeamsIdentity(tx, { personId, teamsId: input.by.id, upn: input.by.upn, tenantId: input.tenantId, email: input.by.email }, now);
     }
-    await tx.insert(auditLog).values({
-      at: now,
-      actor: input.by.id ?? 'unknown',
-      action: found ? 'teams.linked' : 'teams.installed_unlinked',
-      subject: `teams:${input.conversationId}`,
-      source: 'teams',
-      detail: { kind: input.kind, tenantId: input.tenantId ?? null, ...(found ? { clientId: found.clientId, via: found.via } : {}) },
-    });
-    if (!found) return { outcome: 'unknown' as const };
     // Matched by tenant alone, a personal chat is some staff member's, not a champion's.
-    const audience = personal && found.via === 'tenant' ? ('user' as const) : ('champions' as const);
-    return { outcome: 'linked' as const, clientId: found.clientId, clientName: found.clientName, via: found.via, audience };
+    const audience = personal && found?.via === 'tenant' ? 'user' : 'champions';
+    const link: Linked | undefined = found && { outcome: 'linked', clientId: found.clientId, clientName: found.clientName, via: found.via, audience };
+    await auditLink(tx, input, link, 'teams.installed_unlinked', { kind: input.kind, tenantId: input.tenantId ?? null }, now);
+    return link ?? { outcome: 'unknown' as const };
   });
 }
 
@@ -122,18 +112,14 @@ export async function captureInstall(ctx: UseCaseContext, input: InstallInput): 
 export async function removeConversation(ctx: UseCaseContext, conversationId: string, by: string): Promise<void> {
   await ctx.db.transaction(async (tx) => {
     const now = ctx.now();
-    await tx.execute(sql`update teams_conversations set removed_at = ${now.toISOString()}::timestamptz, updated_at = ${now.toISOString()}::timestamptz
-      where conversation_id = ${conversationId} and removed_at is null`);
-    await tx.insert(auditLog).values({ at: now, actor: by, action: 'teams.removed', subject: `teams:${conversationId}`, source: 'teams', detail: {} });
+    await markConversationRemoved(tx, conversationId, now);
+    await appendAudit(tx, { at: now, actor: by, action: 'teams.removed', subject: `teams:${conversationId}`, source: 'teams', detail: {} });
   });
 }
 
 /** The client a conversation is linked to, if any. */
 export async function conversationClient(db: AppDatabase, conversationId: string): Promise<string | undefined> {
-  const [row] = rowsOf<{ client_id: string | null }>(
-    await db.execute(sql`select client_id from teams_conversations where conversation_id = ${conversationId} and removed_at is null`),
-  );
-  return row?.client_id ?? undefined;
+  return linkedClientId(db, conversationId);
 }
 
 export const LINK_CODE_MINUTES = 30;
@@ -158,14 +144,13 @@ export async function createLinkCode(ctx: UseCaseContext, input: { actor: Actor;
   return ctx.db.transaction(async (tx) => {
     const engineer = await findEngineer(tx, input.actor);
     if (!engineer) return { outcome: 'refused' as const, message: 'Only the MSP\u2019s engineers can link a client\u2019s Teams. Nothing was changed.' };
-    const [client] = rowsOf<{ id: string; name: string }>(await tx.execute(sql`select id, name from clients where id = ${input.clientId} and retired_at is null`));
+    const client = await liveClient(tx, input.clientId);
     if (!client) return { outcome: 'refused' as const, message: `No client ${input.clientId} in the inventory.` };
     const now = ctx.now();
     const expiresAt = new Date(now.getTime() + LINK_CODE_MINUTES * 60_000);
     const code = newLinkCode();
-    await tx.execute(sql`insert into link_codes (code, client_id, created_by, created_at, expires_at)
-      values (${code}, ${client.id}, ${input.actor.id}, ${now.toISOString()}::timestamptz, ${expiresAt.toISOString()}::timestamptz)`);
-    await tx.insert(auditLog).values({ at: now, actor: input.actor.id, action: 'teams.link_code_created', subject: `client:${client.id}`, source: input.actor.platform, detail: { expiresAt: expiresAt.toISOString() } });
+    await insertLinkCode(tx, { code, clientId: client.id, createdBy: input.actor.id, expiresAt }, now);
+    await appendAudit(tx, { at: now, actor: input.actor.id, action: 'teams.link_code_created', subject: `client:${client.id}`, source: input.actor.platform, detail: { expiresAt: expiresAt.toISOString() } });
     return { outcome: 'created' as const, code, expiresAt: expiresAt.toISOString(), clientName: client.name };
   });
 }
@@ -174,21 +159,11 @@ export async function createLinkCode(ctx: UseCaseContext, input: { actor: Actor;
 export async function redeemLinkCode(ctx: UseCaseContext, code: string, input: InstallInput): Promise<LinkResult> {
   return ctx.db.transaction(async (tx) => {
     const now = ctx.now();
-    const [used] = rowsOf<{ client_id: string; name: string }>(
-      await tx.execute(sql`update link_codes l set used_at = ${now.toISOString()}::timestamptz, used_by_conversation_id = ${input.conversationId}
-        from clients c where l.code = ${code} and l.used_at is null and l.expires_at > ${now.toISOString()}::timestamptz and c.id = l.client_id
-        returning l.client_id, c.name`),
-    );
-    await tx.insert(auditLog).values({
-      at: now,
-      actor: input.by.id ?? 'unknown',
-      action: used ? 'teams.linked' : 'teams.link_code_refused',
-      subject: `teams:${input.conversationId}`,
-      source: 'teams',
-      detail: { via: 'code', ...(used ? { clientId: used.client_id } : {}) },
-    });
-    if (!used) return { outcome: 'refused' as const, message: 'That code is not valid: it may have expired or been used already. Please ask your IT team for a new one.' };
-    await storeConversation(tx, input, used.client_id, null, now);
-    return { outcome: 'linked' as const, clientId: used.client_id, clientName: used.name, via: 'code' as const, audience: 'champions' as const };
+    const used = await useLinkCode(tx, code, input.conversationId, now);
+    const link: Linked | undefined = used && { outcome: 'linked', clientId: used.clientId, clientName: used.clientName, via: 'code', audience: 'champions' };
+    await auditLink(tx, input, link, 'teams.link_code_refused', { via: 'code' }, now);
+    if (!link) return { outcome: 'refused' as const, message: 'That code is not valid: it may have expired or been used already. Please ask your IT team for a new one.' };
+    await storeConversation(tx, input, link.clientId, null, now);
+    return link;
   });
 }
