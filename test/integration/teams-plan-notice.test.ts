@@ -1,7 +1,7 @@
 /**
- * The broad plan as a notice (src/use-cases/audience.ts, `broadPlanNotice`) renders to exactly the rows the pilot
- * answer still queues itself (pilot.ts `planItems`): the Teams tick and the champion's answer must post the same
- * plan under the same keys, or a champion would get it twice. And no plan for a broad ring with nothing to do.
+ * The broad plan as a notice (src/use-cases/audience.ts, `broadPlanNotice`, the one builder the Teams tick and the
+ * champion's answer share): one post per champion conversation under keys that name the conversation, so the tick
+ * and the answer never post it twice. And no plan for a broad ring with nothing to do.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
@@ -9,7 +9,6 @@ import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { captureInstall, type InstallInput } from '../../src/use-cases/teams-link.ts';
-import { planItems } from '../../src/use-cases/pilot.ts';
 import { broadPlanNotice } from '../../src/use-cases/audience.ts';
 import { queueClientMessages } from '../../src/jobs/teams.ts';
 import { renderNotice } from '../../src/chat/notices.ts';
@@ -43,12 +42,16 @@ function install(conversationId: string, kind: InstallInput['kind'], aad: string
 }
 
 describe('the broad plan notice', () => {
-  it('renders the rows planItems builds, one per champion conversation', async () => {
+  it('renders one Teams post per champion conversation, keyed per conversation', async () => {
     const notice = await broadPlanNotice(database.db, '2024-Feb', 'acme', now());
     expect(notice).toBeDefined();
     const rows = renderNotice(notice!, await loadAudiences(database.db));
     expect(rows.map((r) => r.channel)).toEqual(['a:personal-ana', '19:acme-general']);
-    expect(rows).toEqual(await planItems(database.db, '2024-Feb', 'acme', now()));
+    expect(rows.map((r) => [r.platform, r.key, r.subject])).toEqual([
+      ['teams', 'teams:plan:2024-Feb:acme:a:personal-ana', 'plan:2024-Feb:acme'],
+      ['teams', 'teams:plan:2024-Feb:acme:19:acme-general', 'plan:2024-Feb:acme'],
+    ]);
+    expect(rows[0]!.payload.text).toBe('2024-Feb: your machines will be patched on these nights. Save your work and leave your computer on.');
   });
 
   it('is none for a broad ring with nothing to install', async () => {
