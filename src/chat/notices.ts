@@ -9,9 +9,10 @@
  */
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
+import { renderDeviceSyncNotice, type DeviceSyncNotice } from './notices/device-sync.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
 
-export type Notice = GateNotice;
+export type Notice = GateNotice | DeviceSyncNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -21,5 +22,8 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'pilot_waiting':
     case 'pilot_finished':
       return renderGateNotice(notice, audiences);
+    case 'device_sync_changed':
+    case 'device_sync_failed':
+      return renderDeviceSyncNotice(notice, audiences);
   }
 }
