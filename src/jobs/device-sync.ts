@@ -22,7 +22,8 @@ const TICK = 'tick';
 
 export type DeviceSyncOutcome =
   | { ok: true; synced: SyncResult; changes: InventoryChanges; told: boolean }
-  /** The file is invalid or Tactical could not be read: nothing was written but the failure note. */
+  /** The file is invalid or Tactical could not be read: nothing was written but the failure note. (A dry run is
+   * the command's own: it must not even migrate.) */
   | { ok: false; error: string; told: boolean };
 
 export interface DeviceSyncRun extends Omit<SyncOptions, 'subject'> {
@@ -39,7 +40,7 @@ export function tacticalClientFor(config: Config): TacticalClient | undefined {
 /** One sync: read the file and Tactical, then apply. A failed read is recorded (told once) and changes nothing. */
 export async function runDeviceSync(ctx: UseCaseContext, client: TacticalClient, run: DeviceSyncRun): Promise<DeviceSyncOutcome> {
   const failed = async (error: string): Promise<DeviceSyncOutcome> => {
-    const told = run.dryRun ? false : (await recordDeviceSyncFailure(ctx, error)).told;
+    const { told } = await recordDeviceSyncFailure(ctx, error);
     return { ok: false, error, told };
   };
   const parsed = await readInventoryFile(run.file);
@@ -51,7 +52,7 @@ export async function runDeviceSync(ctx: UseCaseContext, client: TacticalClient,
     return failed(client.redact((error as Error).message));
   }
   const subject = `${run.file.split(/[\\/]/).pop()} + Tactical RMM`;
-  const { changes, told } = await applyDeviceSync(ctx, synced, { subject, actor: run.actor, source: run.source, ...(run.dryRun ? { dryRun: true } : {}) });
+  const { changes, told } = await applyDeviceSync(ctx, synced, { subject, actor: run.actor, source: run.source });
   return { ok: true, synced, changes, told };
 }
 

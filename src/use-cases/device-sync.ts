@@ -29,7 +29,6 @@ export interface SyncOptions {
   subject: string;
   actor: string;
   source: 'cli' | 'slack' | 'system';
-  dryRun?: boolean;
 }
 
 /** The list of what is still wrong, as a short fingerprint: an unchanged list is not posted again every morning. */
@@ -43,11 +42,9 @@ const NO_ISSUES = issuesOf({ unmapped: [], unlinked: [], problems: [] });
 /** Applies the synced inventory; returns its changes and whether the engineers were told. */
 export async function applyDeviceSync(ctx: UseCaseContext, synced: SyncedInventory, options: SyncOptions): Promise<{ changes: InventoryChanges; told: boolean }> {
   const now = ctx.now();
-  const applyOptions = { actor: options.actor, source: options.source, subject: options.subject };
-  if (options.dryRun) return { changes: await applyInventory(ctx.db, synced.inventory, now, { ...applyOptions, dryRun: true }), told: false };
   return withTransaction(ctx, async (tx, after) => {
     const liveBefore = await liveDeviceNames(tx);
-    const changes = await applyInventory(tx, synced.inventory, now, applyOptions);
+    const changes = await applyInventory(tx, synced.inventory, now, options);
     const state = (await loadTacticalSyncState(tx, { lock: true })) ?? {};
     // `added` is relative to the file (agents it does not name); the channel hears of machines new to patchbay.
     const restored = new Set(changes.restoredDevices.map((name) => name.toLowerCase()));
