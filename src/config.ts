@@ -67,6 +67,8 @@ const envSchema = z.object({
   TACTICAL_URL: url(['http:', 'https:'], 'https://api.rmm.example.com/'),
   // Never echoed back in a problem (see SECRETS): a key with a typo is still most of a key.
   TACTICAL_API_KEY: optionalString.refine((v) => v === undefined || /^\S{8,}$/.test(v), { message: 'expected the API key Tactical RMM showed when it was created' }),
+  TACTICAL_SYNC_INVENTORY: optionalString,
+  TACTICAL_SYNC_TIME: optionalString.refine((v) => v === undefined || /^([01]\d|2[0-3]):[0-5]\d$/.test(v), { message: 'expected HH:MM (24-hour), in the MSP\'s time zone' }),
   TACTICAL_REQUESTS_PER_SECOND: optionalString.transform((value, ctx) => {
     if (value === undefined) return undefined;
     const rate = Number(value);
@@ -129,8 +131,18 @@ export interface Config {
    * configured), or a Tactical RMM server. The key is only ever sent in its X-API-KEY header.
    */
   deployer: { kind: 'simulated' } | { kind: 'tactical'; url: string; apiKey: string; requestsPerSecond: number };
+  /** The daily device sync, used only with the Tactical deployer. */
+  tacticalSync: TacticalSyncConfig;
   /** In sandbox mode: the simulated fleet, or the Tactical adapter on a Tactical RMM emulator. */
   sandboxDeployer: 'simulated' | 'tactical';
+}
+
+/** The daily device sync from Tactical RMM (src/jobs/device-sync.ts). */
+export interface TacticalSyncConfig {
+  /** The inventory file it merges Tactical's devices into; unset: the sync says it cannot run. */
+  inventory: string | undefined;
+  /** HH:MM in the MSP's zone. */
+  time: string;
 }
 
 export class ConfigError extends Error {
@@ -151,6 +163,8 @@ export const DEFAULTS = {
   kevUrl: 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json',
   // Tactical publishes no limit; its server is the MSP's own, shared with the technicians' web UI.
   tacticalRequestsPerSecond: 10,
+  // Before the engineers' day: they read what changed with their first coffee, before any window of the night.
+  tacticalSyncTime: '06:00',
 } as const;
 
 /** Reads and validates the environment; every problem is reported at once, each naming its variable. */
@@ -216,6 +230,10 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       e.DEPLOYER === 'tactical'
         ? { kind: 'tactical', url: e.TACTICAL_URL!, apiKey: e.TACTICAL_API_KEY!, requestsPerSecond: e.TACTICAL_REQUESTS_PER_SECOND ?? DEFAULTS.tacticalRequestsPerSecond }
         : { kind: 'simulated' },
+    tacticalSync: {
+      inventory: e.TACTICAL_SYNC_INVENTORY === undefined ? undefined : path.resolve(cwd, e.TACTICAL_SYNC_INVENTORY),
+      time: e.TACTICAL_SYNC_TIME ?? DEFAULTS.tacticalSyncTime,
+    },
     sandboxDeployer: e.PATCHBAY_SANDBOX_DEPLOYER ?? 'simulated',
     ...chatMode(e),
   };

@@ -24,6 +24,8 @@ export type PatchCommand =
    * can reach). Audited, shown; `target` is an email, a client id or a device name, resolved by the use-case. */
   | { kind: 'notice_waive'; target: string; reason: string }
   | { kind: 'notice_revoke'; target: string }
+  /** Read the devices from the device manager (Tactical RMM) now rather than at the daily sync. */
+  | { kind: 'sync' }
   | { kind: 'unknown'; problem: string };
 
 const RINGS: readonly Ring[] = ['msp', 'pilot', 'broad'];
@@ -122,6 +124,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
       '`/patch notice waive USER-EMAIL|DEVICE|CLIENT [REASON]`: patch those machines in their windows without waiting for the \u201csave your work\u201d message, for users no chat can reach (audited, shown); `/patch notice revoke \u2026` undoes it',
     ],
     parse: ({ args, text }) => parseNotice(text, args),
+  },
+  sync: {
+    usage: ['`/patch sync`: read the devices from Tactical RMM now (it also runs daily); this channel hears what changed'],
+    parse: ({ args }) => (args.length === 0 ? { kind: 'sync' } : unknown('`sync` takes nothing after it')),
   },
   help: {
     usage: ['`/patch help`: this list'],

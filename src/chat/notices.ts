@@ -10,6 +10,7 @@
 import type { OutboxItem } from '../db/outbox-repo.ts';
 import type { Audiences } from './audiences.ts';
 import { renderDeployerNotice, type DeployerNotice } from './notices/deployers.ts';
+import { renderDeviceSyncNotice, type DeviceSyncNotice } from './notices/device-sync.ts';
 import { renderGateNotice, type GateNotice } from './notices/gates.ts';
 import { renderRolloutActionNotice, type RolloutActionNotice } from './notices/rollout-actions.ts';
 import { renderPilotNotice, type PilotNotice } from './notices/pilot.ts';
@@ -19,7 +20,17 @@ import { renderNoticeWaiverNotice, type NoticeWaiverNotice } from './notices/not
 import { renderUserDmNotice, type UserDmNotice } from './notices/user-dms.ts';
 import { renderClientChatNotice, type ClientChatNotice } from './notices/client-chats.ts';
 
-export type Notice = GateNotice | RolloutActionNotice | PilotNotice | DigestNotice | DeployerNotice | RolloutNotice | NoticeWaiverNotice | UserDmNotice | ClientChatNotice;
+export type Notice =
+  | GateNotice
+  | RolloutActionNotice
+  | PilotNotice
+  | DigestNotice
+  | DeployerNotice
+  | RolloutNotice
+  | NoticeWaiverNotice
+  | UserDmNotice
+  | ClientChatNotice
+  | DeviceSyncNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -60,5 +71,8 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
       return renderUserDmNotice(notice, audiences);
     case 'client_window_summary':
       return renderClientChatNotice(notice);
+    case 'device_sync_changed':
+    case 'device_sync_failed':
+      return renderDeviceSyncNotice(notice, audiences);
   }
 }

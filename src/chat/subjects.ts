@@ -53,6 +53,10 @@ export const subjects = {
   userDmEscalated: (dmId: string | number) => `userdm:${dmId}:escalated`,
   /** Users the night's DMs could not reach, listed for the engineers. */
   userDmUnmatched: (clientId: string | null | undefined, night: string) => `userdm-unmatched:${clientOrMsp(clientId)}:${night}`,
+  /** What a device manager sync (Tactical RMM) changed, one message per sync that changed something. */
+  deviceSync: (at: string) => `device-sync:${at}`,
+  /** A device manager sync that could not read the device manager (said once until a sync works again). */
+  deviceSyncFailed: (since: string) => `device-sync-failed:${since}`,
 } as const;
 
 export type SubjectKind = keyof typeof subjects;

@@ -1,5 +1,8 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import type { Config } from '../config.ts';
+import type { AgentCheck, CheckOptions } from '../adapters/deployers/tactical-check.ts';
+import type { Inventory } from '../domain/inventory.ts';
 
 function whoRuns(): string {
   try {
@@ -9,105 +12,173 @@ function whoRuns(): string {
   }
 }
 
+async function tacticalConfig(what: string): Promise<Config> {
+  const { loadConfig } = await import('../config.ts');
+  const { CliError } = await import('./cli-error.ts');
+  const config = loadConfig(process.env);
+  if (config.deployer.kind !== 'tactical') throw new CliError(`${what} reads Tactical RMM: set DEPLOYER=tactical, TACTICAL_URL and TACTICAL_API_KEY`, 2);
+  return config;
+}
+
 /**
- * `patchbay devices check [--fix]`: reads every Tactical RMM agent's effective patch policy and says which ones
- * patchbay refuses to drive and why (Tactical would approve, install or reboot by itself), and which OS names MSRC
- * does not know. `--fix` gives those agents a policy that does nothing by itself, each change in the audit log.
+ * `patchbay devices`: the machines patchbay patches. `check [--fix]` reads every Tactical RMM agent's effective
+ * patch policy and says which ones patchbay refuses to drive and why; `sync FILE` takes the devices of the file's
+ * Tactical-linked clients from Tactical; `list` shows what patchbay manages and where each machine comes from.
  */
 export function register(program: Command): void {
   const devices = program.command('devices').description('the machines patchbay patches, as the device manager (Tactical RMM) knows them');
+  registerCheck(devices);
+  registerSync(devices);
+  registerList(devices);
+}
+
+function registerCheck(devices: Command): void {
   devices
     .command('check')
     .description('check every Tactical RMM agent: refused policies (auto-approve, auto-install, auto-reboot) and unmapped OS names')
     .option('--fix', "set refused agents' policy to manual approval, no install days, reboot never (audited)")
     .option('--json', 'print the result as JSON')
-    .action(async (options: { fix?: boolean; json?: boolean }) => {
-      const { loadConfig } = await import('../config.ts');
-      const { CliError } = await import('./cli-error.ts');
-      const { TacticalClient, TacticalHttpError } = await import('../adapters/deployers/tactical-client.ts');
-      const { checkAgents, renderCheck } = await import('../adapters/deployers/tactical-check.ts');
-      const config = loadConfig(process.env);
-      if (config.deployer.kind !== 'tactical') throw new CliError('devices check reads Tactical RMM: set DEPLOYER=tactical, TACTICAL_URL and TACTICAL_API_KEY', 2);
-      const client = new TacticalClient({ url: config.deployer.url, apiKey: config.deployer.apiKey, requestsPerSecond: config.deployer.requestsPerSecond });
-      const fix = options.fix ?? false;
-      const run = async (onFixed?: Parameters<typeof checkAgents>[1]['onFixed']) => {
-        try {
-          return await checkAgents(client, { fix, ...(onFixed ? { onFixed } : {}) });
-        } catch (error) {
-          if (error instanceof TacticalHttpError && error.status === 403) {
-            throw new CliError(`${error.message}: the API key's role needs can_list_agents${fix ? ' and can_edit_agent (for --fix)' : ''}`);
-          }
-          throw new CliError(client.redact((error as Error).message));
-        }
-      };
-      let checks;
-      if (fix) {
-        const { withCommandDatabase } = await import('../db/for-command.ts');
-        const { migrateDatabase } = await import('../db/migrate.ts');
-        const { appendAudit } = await import('../db/audit-repo.ts');
-        const actor = whoRuns();
-        checks = await withCommandDatabase(config, async (database) => {
-          await migrateDatabase(database);
-          return run((check) =>
-            appendAudit(database.db, {
-              at: new Date(),
-              actor,
-              action: 'tactical.policy_fixed',
-              subject: `tactical-agent:${check.agentId}`,
-              detail: { hostname: check.hostname, client: check.client, site: check.site, before: check.fixed?.before ?? [] },
-              source: 'cli',
-            }),
-          );
-        });
-      } else {
-        checks = await run();
-      }
-      process.stdout.write(options.json ? `${JSON.stringify({ agents: checks })}\n` : renderCheck(checks, fix));
-      if (checks.some((c) => c.problems.length > 0)) process.exitCode = 1;
-    });
+    .action(checkAction);
+}
 
+/** `--fix` gives the refused agents a policy that does nothing by itself, each change in the audit log. */
+async function checkAction(options: { fix?: boolean; json?: boolean }): Promise<void> {
+  const config = await tacticalConfig('devices check');
+  const { CliError } = await import('./cli-error.ts');
+  const { TacticalHttpError } = await import('../adapters/deployers/tactical-client.ts');
+  const { checkAgents, renderCheck } = await import('../adapters/deployers/tactical-check.ts');
+  const { tacticalClientFor } = await import('../jobs/device-sync.ts');
+  const client = tacticalClientFor(config)!;
+  const fix = options.fix ?? false;
+  const run = async (onFixed?: CheckOptions['onFixed']) => {
+    try {
+      return await checkAgents(client, { fix, ...(onFixed ? { onFixed } : {}) });
+    } catch (error) {
+      if (error instanceof TacticalHttpError && error.status === 403) {
+        throw new CliError(`${error.message}: the API key's role needs can_list_agents${fix ? ' and can_edit_agent (for --fix)' : ''}`);
+      }
+      throw new CliError(client.redact((error as Error).message));
+    }
+  };
+  const checks = fix ? await checkAndFix(config, run) : await run();
+  process.stdout.write(options.json ? `${JSON.stringify({ agents: checks })}\n` : renderCheck(checks, fix));
+  if (checks.some((c) => c.problems.length > 0)) process.exitCode = 1;
+}
+
+async function checkAndFix(config: Config, run: (onFixed: NonNullable<CheckOptions['onFixed']>) => Promise<AgentCheck[]>): Promise<AgentCheck[]> {
+  const { withCommandDatabase } = await import('../db/for-command.ts');
+  const { migrateDatabase } = await import('../db/migrate.ts');
+  const { appendAudit } = await import('../db/audit-repo.ts');
+  const actor = whoRuns();
+  return withCommandDatabase(config, async (database) => {
+    await migrateDatabase(database);
+    return run((check) =>
+      appendAudit(database.db, {
+        at: new Date(),
+        actor,
+        action: 'tactical.policy_fixed',
+        subject: `tactical-agent:${check.agentId}`,
+        detail: { hostname: check.hostname, client: check.client, site: check.site, before: check.fixed?.before ?? [] },
+        source: 'cli',
+      }),
+    );
+  });
+}
+
+function registerSync(devices: Command): void {
   devices
     .command('sync')
     .description("take the devices of the inventory's Tactical-linked clients (tactical_client) from Tactical RMM, then import like `patchbay import`")
     .argument('<file>', 'inventory YAML file (windows, rings, champions, settings; clients linked with tactical_client)')
     .option('--dry-run', 'show what would change, writing nothing')
     .option('--json', 'print the outcome as JSON')
-    .action(async (file: string, options: { dryRun?: boolean; json?: boolean }) => {
-      const { loadConfig } = await import('../config.ts');
-      const { CliError } = await import('./cli-error.ts');
-      const { TacticalClient } = await import('../adapters/deployers/tactical-client.ts');
-      const { mergeTactical } = await import('../adapters/deployers/tactical-sync.ts');
-      const { readInventory, importInventory, renderChanges } = await import('./import.ts');
-      const { withCommandDatabase } = await import('../db/for-command.ts');
-      const path = await import('node:path');
-      const config = loadConfig(process.env);
-      if (config.deployer.kind !== 'tactical') throw new CliError('devices sync reads Tactical RMM: set DEPLOYER=tactical, TACTICAL_URL and TACTICAL_API_KEY', 2);
-      const checked = await readInventory(file);
-      if (!checked.ok) {
-        for (const problem of checked.problems) process.stderr.write(`${problem}\n`);
-        throw new CliError(`${checked.count} problem${checked.count === 1 ? '' : 's'} in ${file}; nothing was written`);
-      }
-      const client = new TacticalClient({ url: config.deployer.url, apiKey: config.deployer.apiKey, requestsPerSecond: config.deployer.requestsPerSecond });
-      let synced;
-      try {
-        const [clients, agents] = await Promise.all([client.get<Parameters<typeof mergeTactical>[1]>('clients/'), client.get<Parameters<typeof mergeTactical>[2]>('agents/')]);
-        synced = mergeTactical(checked.inventory, clients, agents);
-      } catch (error) {
-        throw new CliError(`reading Tactical RMM failed: ${client.redact((error as Error).message)}`);
-      }
-      const dryRun = options.dryRun ?? false;
-      const outcome = await withCommandDatabase(config, (database) =>
-        importInventory(database, synced.inventory, `${path.basename(file)} + Tactical RMM`, { dryRun, now: new Date(), actor: whoRuns() }),
-      );
-      if (!outcome.ok) throw new CliError(outcome.problems.join('\n'));
-      if (options.json) {
-        process.stdout.write(`${JSON.stringify({ file, dryRun, added: synced.added, unmapped: synced.unmapped, problems: synced.problems, ...outcome.changes })}\n`);
-        return;
-      }
-      const lines = [await renderChanges(`${file} + Tactical RMM`, outcome)];
-      if (synced.added.length > 0) lines.push(`new agents, ring broad (${synced.added.length}): ${synced.added.join(', ')}\n`);
-      for (const u of synced.unmapped) lines.push(`unmapped OS ${u.client}/${u.device}: "${u.os}": ${u.reason}\n`);
-      for (const p of synced.problems) lines.push(`problem: ${p}\n`);
-      process.stdout.write(lines.join(''));
-    });
+    .action(syncAction);
+}
+
+/** The same sync as the daily job's (src/jobs/device-sync.ts), every agent's time zone read again. */
+async function syncAction(file: string, options: { dryRun?: boolean; json?: boolean }): Promise<void> {
+  const config = await tacticalConfig('devices sync');
+  const { CliError } = await import('./cli-error.ts');
+  const { readInventory, renderChanges } = await import('./import.ts');
+  const checked = await readInventory(file);
+  if (!checked.ok) {
+    for (const problem of checked.problems) process.stderr.write(`${problem}\n`);
+    throw new CliError(`${checked.count} problem${checked.count === 1 ? '' : 's'} in ${file}; nothing was written`);
+  }
+  const dryRun = options.dryRun ?? false;
+  const { synced, changes } = dryRun ? await dryRunSync(config, checked.inventory, file) : await applySync(config, file);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ file, dryRun, added: synced.added, unmapped: synced.unmapped, unlinked: synced.unlinked, problems: synced.problems, ...changes })}\n`);
+    return;
+  }
+  const lines = [await renderChanges(`${file} + Tactical RMM`, { ok: true, changes, dryRun })];
+  if (synced.added.length > 0) lines.push(`new agents, ring broad (${synced.added.length}): ${synced.added.join(', ')}\n`);
+  for (const u of synced.unmapped) lines.push(`unmapped OS ${u.client}/${u.device}: "${u.os}": ${u.reason}\n`);
+  for (const u of synced.unlinked) lines.push(`user not linked ${u.client}/${u.device}: "${u.username}" ${u.why === 'ambiguous' ? 'matches more than one person' : 'is nobody in the inventory'}\n`);
+  for (const p of synced.problems) lines.push(`problem: ${p}\n`);
+  process.stdout.write(lines.join(''));
+}
+
+async function applySync(config: Config, file: string) {
+  const { CliError } = await import('./cli-error.ts');
+  const { withCommandDatabase } = await import('../db/for-command.ts');
+  const { migrateDatabase } = await import('../db/migrate.ts');
+  const { runDeviceSync, tacticalClientFor } = await import('../jobs/device-sync.ts');
+  const outcome = await withCommandDatabase(config, async (database) => {
+    await migrateDatabase(database);
+    const ctx = { db: database.db, now: () => new Date() };
+    return runDeviceSync(ctx, tacticalClientFor(config)!, { file, rereadZones: true, actor: whoRuns(), source: 'cli' });
+  });
+  if (!outcome.ok) throw new CliError(`reading Tactical RMM failed: ${outcome.error}`);
+  return outcome;
+}
+
+/** Writes nothing, not even a migration: reads Tactical and works out what an import would do. */
+async function dryRunSync(config: Config, inventory: Inventory, file: string) {
+  const { CliError } = await import('./cli-error.ts');
+  const { withCommandDatabase } = await import('../db/for-command.ts');
+  const { importInventory } = await import('./import.ts');
+  const { readTacticalSync } = await import('../adapters/deployers/tactical-sync-read.ts');
+  const { tacticalClientFor } = await import('../jobs/device-sync.ts');
+  const client = tacticalClientFor(config)!;
+  let synced;
+  try {
+    synced = await readTacticalSync(client, inventory, { storedZones: new Map(), rereadZones: true });
+  } catch (error) {
+    throw new CliError(`reading Tactical RMM failed: ${client.redact((error as Error).message)}`);
+  }
+  const path = await import('node:path');
+  const outcome = await withCommandDatabase(config, (database) =>
+    importInventory(database, synced.inventory, `${path.basename(file)} + Tactical RMM`, { dryRun: true, now: new Date(), actor: whoRuns() }),
+  );
+  if (!outcome.ok) throw new CliError(outcome.problems.join('\n'));
+  return { synced, changes: outcome.changes };
+}
+
+function registerList(devices: Command): void {
+  devices
+    .command('list')
+    .description('the machines patchbay manages: from where (the inventory file or Tactical RMM), online, last seen, OS as MSRC names it, ring, user')
+    .option('--client <id>', "only this client's machines (msp: the MSP's own)")
+    .option('--json', 'print the list as JSON')
+    .action(listAction);
+}
+
+async function listAction(options: { client?: string; json?: boolean }): Promise<void> {
+  const { loadConfig } = await import('../config.ts');
+  const { CliError } = await import('./cli-error.ts');
+  const { withCommandDatabase } = await import('../db/for-command.ts');
+  const { listManagedDevices, clientExists } = await import('../db/devices-repo.ts');
+  const { listRows, renderDeviceList, tacticalPresence } = await import('./devices-list.ts');
+  const config = loadConfig(process.env);
+  const stored = await withCommandDatabase(config, async (database) => {
+    if (options.client !== undefined && options.client !== 'msp' && !(await clientExists(database.db, options.client))) {
+      throw new CliError(`no client ${options.client} in the inventory`);
+    }
+    return listManagedDevices(database.db, options.client);
+  });
+  const presence = await tacticalPresence(config, stored);
+  if (presence.warning) process.stderr.write(`${presence.warning}\n`);
+  const rows = listRows(stored, presence.agents);
+  process.stdout.write(options.json ? `${JSON.stringify({ devices: rows })}\n` : await renderDeviceList(rows));
 }

@@ -134,6 +134,8 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
     devices.ring,
     devices.os,
     devices.userEmail,
+    devices.timezone,
+    devices.syncedFrom,
     devices.retiredAt,
   ]);
   const retiredDevices = await retireMissing(tx, sql`update devices set retired_at = ${at(now)}, updated_at = ${at(now)}
@@ -310,6 +312,8 @@ function deviceRow(device: InventoryDevice, clientId: string | null, locationId:
     ring: device.ring,
     os: device.os ?? null,
     userEmail: device.user?.toLowerCase() ?? null,
+    timezone: device.timezone ?? null,
+    syncedFrom: device.syncedFrom ?? null,
     createdAt: now,
     updatedAt: now,
     retiredAt: null,

@@ -219,7 +219,7 @@ export async function loadRunContext(db: AppDatabase, runId: number): Promise<Ru
     await db.execute(sql`select r.id, r.state, r.step, r.attempts, r.reboots, r.updates, r.error, r.detail, r.rolled_to, r.started_at,
         r.finished_at, r.window_start, r.window_end, r.release_id, r.rollout_id, d.id as device_id, d.name, d.os, d.class, d.ring,
         d.client_id, d.consecutive_missed_windows as missed,
-        coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as timezone,
+        coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(d.timezone, c.timezone, m.timezone) as timezone,
         (m.settings ->> 'missedWindowLimit')::int as missed_limit
       from runs r join devices d on d.id = r.device_id left join clients c on c.id = d.client_id left join msp m on m.id = 1
       where r.id = ${runId}`),
@@ -345,11 +345,11 @@ export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]
     // join with IS NOT DISTINCT FROM (or an OR) leaves the planner a nested loop over every device per gate.
     await db.execute(sql`with g as (select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running'))
       select g.id as gate_id, g.release_id, g.ring, g.client_id, g.state as gate_state, d.id, d.name, d.os,
-          c.windows ->> d.class as spec, c.timezone, d.flagged_at is not null as flagged
+          c.windows ->> d.class as spec, coalesce(d.timezone, c.timezone) as timezone, d.flagged_at is not null as flagged
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null
       union all
-      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, m.timezone, d.flagged_at is not null
+      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, coalesce(d.timezone, m.timezone), d.flagged_at is not null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null
         where g.client_id is null

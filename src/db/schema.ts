@@ -62,6 +62,19 @@ export interface MspSettings {
   missedWindowLimit?: number;
   runConcurrency?: number;
   directorySyncedAt?: string;
+  /** The device manager sync's bookkeeping (src/db/tactical-sync-repo.ts). */
+  tacticalSync?: TacticalSyncState;
+}
+
+export interface TacticalSyncState {
+  /** The last sync that read Tactical RMM, ISO. */
+  syncedAt?: string;
+  /** An engineer's `/patch sync` not yet run, ISO. */
+  requestedAt?: string;
+  /** Set when a sync failed and the engineers were told; cleared by the next sync that works. */
+  failingSince?: string;
+  /** What the last message listed as still wrong (unmapped OSes, problems), so an unchanged list is not re-posted. */
+  reportedIssues?: string;
 }
 
 /** Per-client knobs (auto-confirm, DM time and wording, deferral limit, which chat its people use). */
@@ -135,6 +148,10 @@ export const devices = pgTable(
     ring: text('ring', { enum: RINGS }).notNull(),
     os: text('os'),
     userEmail: text('user_email'),
+    /** IANA zone of the machine itself (a device manager's agent says it); null: its client's (or the MSP's) zone. */
+    timezone: text('timezone'),
+    /** Where the machine's existence comes from: null for the inventory file, `tactical` for a Tactical RMM sync. */
+    syncedFrom: text('synced_from'),
     /** Windows in a row the device was offline or unfinished; reset by a finished run. */
     consecutiveMissedWindows: integer('consecutive_missed_windows').notNull().default(0),
     flaggedAt: instant('flagged_at'),

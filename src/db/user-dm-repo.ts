@@ -24,12 +24,12 @@ export interface CandidateDevice {
 export async function candidateDevices(db: AppDatabase): Promise<CandidateDevice[]> {
   const rows = rowsOf<Record<string, unknown>>(
     await db.execute(sql`with g as (select id, release_id, ring, client_id from rollouts where state in ('scheduled', 'running'))
-      select g.id as gate_id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, c.windows ->> d.class as spec, c.timezone,
+      select g.id as gate_id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, c.windows ->> d.class as spec, coalesce(d.timezone, c.timezone) as timezone,
           c.settings ->> 'noticeHours' as notice_hours
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null and d.user_email is not null
       union all
-      select g.id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, m.windows ->> d.class, m.timezone, null
+      select g.id, g.release_id, g.ring, g.client_id, d.id, d.name, d.os, d.user_email, m.windows ->> d.class, coalesce(d.timezone, m.timezone), null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null and d.user_email is not null
         where g.client_id is null
@@ -122,7 +122,7 @@ export async function deferralsUsed(db: AppDatabase, personId: number, releaseId
 /** The device's class window spec and its owner's zone, for working out the next window. */
 export async function deviceWindows(db: AppDatabase, deviceIds: readonly number[]): Promise<Map<number, { spec: string | null; zone: string }>> {
   const rows = rowsOf<{ id: number; spec: string | null; zone: string }>(
-    await db.execute(sql`select d.id, coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(c.timezone, m.timezone) as zone
+    await db.execute(sql`select d.id, coalesce(c.windows, m.windows) ->> d.class as spec, coalesce(d.timezone, c.timezone, m.timezone) as zone
       from devices d left join clients c on c.id = d.client_id join msp m on m.id = 1
       where d.id in (select jsonb_array_elements_text(${JSON.stringify(deviceIds)}::jsonb)::int)`),
   );

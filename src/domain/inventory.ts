@@ -16,6 +16,10 @@ export interface InventoryDevice {
   os: string | undefined;
   /** The primary user's email, lower-cased. */
   user: string | undefined;
+  /** The machine's own IANA zone, when its device manager says it: its windows open in that local time. */
+  timezone?: string;
+  /** Set when the machine came from a device manager's sync rather than the inventory file. */
+  syncedFrom?: 'tactical';
 }
 
 export interface InventoryChampion {

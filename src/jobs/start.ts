@@ -1,12 +1,13 @@
 /** Starts every job module, in order; on shutdown closes them in reverse. */
 import type { JobContext, JobModule, RunningJobs } from './context.ts';
+import { deviceSync } from './device-sync.ts';
 import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
 import { rollout } from './rollout/index.ts';
 import { teamsClients } from './teams.ts';
 import { userDm } from './user-dm.ts';
 
-const modules: JobModule[] = [releaseWatch, outboxJobs, rollout, teamsClients, userDm];
+const modules: JobModule[] = [releaseWatch, outboxJobs, rollout, teamsClients, userDm, deviceSync];
 
 export async function startJobs(context: JobContext): Promise<RunningJobs> {
   const running: RunningJobs[] = [];

@@ -127,7 +127,7 @@ describe('devices sync', () => {
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-describe('patchbay devices sync (the command)', { timeout: cliTestTimeout(2) }, () => {
+describe('patchbay devices sync (the command)', { timeout: cliTestTimeout(5) }, () => {
   let server: RunningTacticalEmulator;
   let database: AppTestDatabase;
   const dir = mkdtempSync(path.join(tmpdir(), 'patchbay-sync-cli-'));
@@ -146,10 +146,12 @@ describe('patchbay devices sync (the command)', { timeout: cliTestTimeout(2) }, 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const run = (args: string[]) => devices(['sync', ...args]);
+
+  function devices(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const env = { PATH: process.env.PATH ?? '', PATCHBAY_DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'silent', DEPLOYER: 'tactical', TACTICAL_URL: server.url, TACTICAL_API_KEY: TEST_API_KEY, ...database.env };
     return new Promise((resolve) => {
-      execFile(process.execPath, [path.join(repoRoot, 'bin/patchbay.mjs'), 'devices', 'sync', ...args], { cwd: repoRoot, env }, (error, stdout, stderr) => {
+      execFile(process.execPath, [path.join(repoRoot, 'bin/patchbay.mjs'), 'devices', ...args], { cwd: repoRoot, env }, (error, stdout, stderr) => {
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
       });
     });
@@ -165,5 +167,26 @@ describe('patchbay devices sync (the command)', { timeout: cliTestTimeout(2) }, 
     const again = await run([file]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/new agents, ring broad \(1\): contoso\/CON-PC-09/);
+  });
+
+  it('lists what patchbay manages: from where, online and last seen from Tactical, OS as MSRC names it, ring, user', async () => {
+    const listed = await devices(['list', '--json']);
+    expect(listed.stderr).toBe('');
+    expect(listed.code).toBe(0);
+    const rows = (JSON.parse(listed.stdout) as { devices: Array<Record<string, unknown>> }).devices;
+    expect(rows.map((r) => r.name)).toEqual(['EXIT-01', 'CON-PC-01', 'CON-PC-09', 'FAB-PC-01']);
+    expect(rows[0]).toMatchObject({ client: 'msp', from: 'inventory', status: null, lastSeen: null, ring: 'msp' });
+    expect(rows[1]).toMatchObject({
+      client: 'contoso', from: 'tactical', status: 'online', lastSeen: expect.stringMatching(/^2024-02-14T/), os: 'Windows 11 Version 23H2 for x64-based Systems', ring: 'pilot', user: 'jane@contoso.example',
+    });
+    expect(rows[2]).toMatchObject({ from: 'tactical', ring: 'broad', user: null });
+    const contoso = await devices(['list', '--client', 'contoso']);
+    expect(contoso.code).toBe(0);
+    expect(contoso.stdout).toMatch(/CON-PC-01 .*│ contoso .*│ Tactical RMM .*│ online .*│ 2024-02-14T.*│ Windows 11 Version 23H2 for x64-based Systems .*│ pilot .*│ jane@contoso.example/);
+    expect(contoso.stdout).not.toContain('FAB-PC-01');
+    expect(contoso.stdout).toMatch(/2 devices\n$/);
+    const unknown = await devices(['list', '--client', 'nope']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('no client nope in the inventory');
   });
 });

@@ -23,6 +23,8 @@ describe('chat subjects', () => {
     expect(subjects.userDmEscalated(7)).toBe('userdm:7:escalated');
     expect(subjects.userDmUnmatched(null, '2024-02-14')).toBe('userdm-unmatched:msp:2024-02-14');
     expect(subjects.userDmUnmatched('acme', '2024-02-14')).toBe('userdm-unmatched:acme:2024-02-14');
+    expect(subjects.deviceSync('2024-02-14T12:00:00.000Z')).toBe('device-sync:2024-02-14T12:00:00.000Z');
+    expect(subjects.deviceSyncFailed('2024-02-14T12:00:00.000Z')).toBe('device-sync-failed:2024-02-14T12:00:00.000Z');
   });
 
   it('parses back: a window summary names the window it summarises, and only a window subject changes', () => {

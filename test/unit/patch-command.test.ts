@@ -77,12 +77,14 @@ describe('/patch grammar, table', () => {
     ['confirm acme-dental', { kind: 'confirm', client: 'acme-dental' }],
     ['skip ring:msp KB5034441 lab has no Server 2019', { kind: 'skip', ring: 'msp', update: 'KB5034441', client: null, reason: 'lab has no Server 2019' }],
     ['skip PILOT KB5034441 acme-dental', { kind: 'skip', ring: 'pilot', update: 'KB5034441', client: 'acme-dental', reason: 'no test machine' }],
+    ['sync', { kind: 'sync' }],
   ])('%j reads as %j', (text, command) => {
     expect(parsePatchCommand(text)).toEqual(command);
   });
 
   it.each([
     ['status now', '`status` takes nothing after it'],
+    ['sync contoso', '`sync` takes nothing after it'],
     ['hold', '`hold` needs what to hold'],
     ['hold KB5034441', 'a hold needs a reason: `/patch hold KB5034441 REASON`'],
     ['hold ring:canary because', '`ring:canary` is not a ring'],
@@ -111,7 +113,7 @@ describe('/patch grammar, table', () => {
   });
 
   it('lists every subcommand in its usage, in one line or more each', () => {
-    for (const verb of ['status', 'hold', 'release', 'withdraw', 'windows', 'notes', 'link', 'promote', 'confirm', 'skip', 'help']) {
+    for (const verb of ['status', 'hold', 'release', 'withdraw', 'windows', 'notes', 'link', 'promote', 'confirm', 'skip', 'sync', 'help']) {
       expect(PATCH_USAGE).toContain(`\`/patch ${verb}`);
     }
   });

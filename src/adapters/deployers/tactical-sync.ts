@@ -5,11 +5,15 @@
  *
  * What stays the YAML's: windows, champions, settings, software, and per device the ring (which machines are
  * pilots), the class and the user when the YAML names the device. What comes from Tactical: which machines exist,
- * their site (a location) and their OS, as MSRC names it. A new agent appears as `broad`, listed for the thread.
- * An OS MSRC does not name is listed (the device is kept, its OS left unset, so no update is planned on a guess).
+ * their site (a location), their OS, as MSRC names it, their own time zone (so a window opens in the machine's
+ * local time) and, when the YAML names no user, who is logged in. A new agent appears as `broad`, listed for the
+ * thread. An OS MSRC does not name is listed (the device is kept, its OS left unset, so no update is planned on a
+ * guess); so is a logged-in name that matches nobody, or more than one person.
  */
+import { IANAZone } from 'luxon';
 import type { Inventory, InventoryClient, InventoryDevice, InventoryLocation } from '../../domain/inventory.ts';
 import { mapTacticalOs } from './tactical-os.ts';
+import { linkLoggedUser, windowsUsersOf, type UserLinkProblem } from './tactical-users.ts';
 
 /** `GET /clients/` (clients/views.py GetAddClients): the fields sync reads. */
 export interface TacticalClientRow {
@@ -26,13 +30,23 @@ export interface TacticalAgentRow {
   site_name: string;
   monitoring_type: 'server' | 'workstation' | string;
   operating_system: string;
+  /** `DOMAIN\jane`; `-`, `None` or empty when nobody is (or was) logged in (AgentTableSerializer.get_logged_username). */
+  logged_username?: string | null;
 }
+
+/**
+ * Each agent's own `time_zone` by `agent_id`, from `GET /agents/{id}/` (the list does not carry it). Null: the agent
+ * has none of its own (Tactical then uses its server's default, which says nothing about where the machine is).
+ */
+export type AgentZones = ReadonlyMap<string, string | null>;
 
 export interface SyncResult {
   inventory: Inventory;
   /** New agents, added as broad: `client/hostname`. */
   added: string[];
   unmapped: Array<{ client: string; device: string; os: string; reason: string }>;
+  /** Logged-in names that linked the device to nobody: unknown, or matching more than one person. */
+  unlinked: UserLinkProblem[];
   /** Things the engineers must fix (a link to a Tactical client that does not exist, a hostname used twice). */
   problems: string[];
 }
@@ -45,7 +59,7 @@ export function siteId(name: string, id: number): string {
   return /^[a-z0-9]/.test(slug) ? slug.slice(0, 60) : `site-${id}`;
 }
 
-function findTacticalClient(link: string, clients: readonly TacticalClientRow[]): TacticalClientRow | undefined {
+export function findTacticalClient(link: string, clients: readonly TacticalClientRow[]): TacticalClientRow | undefined {
   if (/^\d+$/.test(link)) return clients.find((c) => c.id === Number(link));
   return clients.find((c) => c.name.toLowerCase() === link.toLowerCase());
 }
@@ -57,8 +71,8 @@ function classFor(agent: TacticalAgentRow, client: InventoryClient): string {
   return ['workstation', 'desktop', 'laptop'].find((c) => classes.includes(c)) ?? classes.find((c) => c !== 'server') ?? classes[0] ?? 'desktop';
 }
 
-export function mergeTactical(yaml: Inventory, tacticalClients: readonly TacticalClientRow[], agents: readonly TacticalAgentRow[]): SyncResult {
-  const result: SyncResult = { inventory: { ...yaml, clients: [] }, added: [], unmapped: [], problems: [] };
+export function mergeTactical(yaml: Inventory, tacticalClients: readonly TacticalClientRow[], agents: readonly TacticalAgentRow[], zones: AgentZones = new Map()): SyncResult {
+  const result: SyncResult = { inventory: { ...yaml, clients: [] }, added: [], unmapped: [], unlinked: [], problems: [] };
   // Device names are unique across the MSP (devices_name_key): the YAML's names outside synced clients count too.
   const taken = new Set(yaml.msp.devices.map((d) => d.name.toLowerCase()));
   for (const client of yaml.clients) {
@@ -75,12 +89,18 @@ export function mergeTactical(yaml: Inventory, tacticalClients: readonly Tactica
       result.inventory.clients.push(client);
       continue;
     }
-    result.inventory.clients.push(mergeClient(client, linked, agents, taken, result));
+    result.inventory.clients.push(mergeClient(client, linked, agents, { taken, zones }, result));
   }
   return result;
 }
 
-function mergeClient(client: InventoryClient, linked: TacticalClientRow, agents: readonly TacticalAgentRow[], taken: Set<string>, result: SyncResult): InventoryClient {
+interface MergeState {
+  /** Device names already used, lower-cased. */
+  taken: Set<string>;
+  zones: AgentZones;
+}
+
+function mergeClient(client: InventoryClient, linked: TacticalClientRow, agents: readonly TacticalAgentRow[], state: MergeState, result: SyncResult): InventoryClient {
   const known = new Map<string, InventoryDevice>();
   for (const l of client.locations) for (const d of l.devices) known.set(d.name.toLowerCase(), d);
   const locations = new Map<string, InventoryLocation>();
@@ -93,24 +113,17 @@ function mergeClient(client: InventoryClient, linked: TacticalClientRow, agents:
     const yamlLocation = client.locations.find((l) => l.id === id);
     locations.set(site.name, { id, name: yamlLocation?.name ?? site.name, devices: [] });
   }
+  const people = windowsUsersOf(client);
   for (const agent of agents.filter((a) => a.client_name === linked.name).sort((a, b) => a.hostname.localeCompare(b.hostname))) {
     const key = agent.hostname.toLowerCase();
-    if (taken.has(key)) {
+    if (state.taken.has(key)) {
       result.problems.push(`${client.id}: the Tactical agent ${agent.hostname} has the name of another device patchbay manages; it is left out until one is renamed`);
       continue;
     }
-    taken.add(key);
-    const mapped = mapTacticalOs(agent.operating_system ?? '');
-    if (mapped.kind === 'unmapped') result.unmapped.push({ client: client.id, device: agent.hostname, os: agent.operating_system, reason: mapped.reason });
+    state.taken.add(key);
     const yamlDevice = known.get(key);
     if (!yamlDevice) result.added.push(`${client.id}/${agent.hostname}`);
-    const device: InventoryDevice = {
-      name: agent.hostname,
-      class: yamlDevice?.class ?? classFor(agent, client),
-      ring: yamlDevice?.ring ?? 'broad',
-      os: mapped.kind === 'mapped' ? mapped.product : undefined,
-      user: yamlDevice?.user,
-    };
+    const device = deviceFor(agent, yamlDevice, { client, people, zone: state.zones.get(agent.agent_id) ?? undefined }, result);
     let location = locations.get(agent.site_name);
     if (!location) {
       location = { id: siteId(agent.site_name, 0), name: agent.site_name, devices: [] };
@@ -119,4 +132,36 @@ function mergeClient(client: InventoryClient, linked: TacticalClientRow, agents:
     location.devices.push(device);
   }
   return { ...client, locations: [...locations.values()] };
+}
+
+/** One agent as a device: the YAML's ring, class and user when it names the device, the rest from Tactical. */
+function deviceFor(
+  agent: TacticalAgentRow,
+  yamlDevice: InventoryDevice | undefined,
+  from: { client: InventoryClient; people: ReturnType<typeof windowsUsersOf>; zone: string | undefined },
+  result: SyncResult,
+): InventoryDevice {
+  const { client } = from;
+  const mapped = mapTacticalOs(agent.operating_system ?? '');
+  if (mapped.kind === 'unmapped') result.unmapped.push({ client: client.id, device: agent.hostname, os: agent.operating_system, reason: mapped.reason });
+  let user = yamlDevice?.user;
+  if (user === undefined) {
+    const link = linkLoggedUser(agent.logged_username, from.people);
+    if (link.kind === 'linked') user = link.email;
+    else if (link.kind !== 'nobody') result.unlinked.push({ client: client.id, device: agent.hostname, username: agent.logged_username ?? '', why: link.kind });
+  }
+  let timezone = yamlDevice?.timezone;
+  if (timezone === undefined && from.zone !== undefined) {
+    if (IANAZone.isValidZone(from.zone)) timezone = from.zone;
+    else result.problems.push(`${client.id}: the Tactical agent ${agent.hostname} has the time zone "${from.zone}", which is not an IANA zone; its windows follow ${client.timezone}`);
+  }
+  return {
+    name: agent.hostname,
+    class: yamlDevice?.class ?? classFor(agent, client),
+    ring: yamlDevice?.ring ?? 'broad',
+    os: mapped.kind === 'mapped' ? mapped.product : undefined,
+    user,
+    syncedFrom: 'tactical',
+    ...(timezone !== undefined ? { timezone } : {}),
+  };
 }

@@ -16,6 +16,7 @@ import { confirmPilot } from '../../../use-cases/pilot.ts';
 import { promoteRelease, skipRing } from '../../../use-cases/rollout-actions.ts';
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, statusNames } from '../../../use-cases/status.ts';
 import { createLinkCode } from '../../../use-cases/teams-link.ts';
+import { requestDeviceSync } from '../../../use-cases/device-sync.ts';
 import { escapeMrkdwn, escapeMrkdwnControls } from '../block-kit.ts';
 import { notesText, resultText, statusText, windowsText } from '../views.ts';
 import { slackActor, type ListenerDeps } from './deps.ts';
@@ -93,6 +94,7 @@ const HANDLERS: { [K in Runnable['kind']]: Handler<K> } = {
     ),
   notice_waive: async ({ target, reason }, { deps: { ctx }, actor }) => resultText(await waiveNotice(ctx, { actor, target, reason })),
   notice_revoke: async ({ target }, { deps: { ctx }, actor }) => resultText(await revokeNoticeWaiver(ctx, { actor, target })),
+  sync: async (_command, { deps: { ctx }, actor }) => resultText(await requestDeviceSync(ctx, { actor })),
   withdraw: ({ target }, call) =>
     onCurrentRelease(call, async (release) =>
       resultText(await withdraw(call.deps.ctx, { actor: call.actor, releaseId: release, updateKey: target.toLowerCase() === 'all' ? null : target })),

@@ -1,0 +1,2 @@
+ALTER TABLE "devices" ADD COLUMN "timezone" text;--> statement-breakpoint
+ALTER TABLE "devices" ADD COLUMN "synced_from" text;

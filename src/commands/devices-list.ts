@@ -1,0 +1,76 @@
+/**
+ * `patchbay devices list`: the machines patchbay manages, from the database, with whether each is online and when it
+ * was last seen from Tactical RMM (one `GET /agents/`, only for machines a sync brought in). The inventory file's own
+ * machines have no device manager to ask, so they show no presence.
+ */
+import type { Config } from '../config.ts';
+import type { ManagedDevice } from '../db/devices-repo.ts';
+
+export interface AgentPresence {
+  status: string;
+  lastSeen: string | null;
+}
+
+export interface DeviceListRow {
+  name: string;
+  /** `msp` for the MSP's own machines. */
+  client: string;
+  location: string | null;
+  from: 'inventory' | 'tactical';
+  /** `online`, `offline`, `overdue` as Tactical says; null when nothing says. */
+  status: string | null;
+  lastSeen: string | null;
+  /** As MSRC names the product; null: unknown or unmapped, so nothing is planned for it. */
+  os: string | null;
+  ring: string;
+  class: string;
+  user: string | null;
+  timezone: string;
+}
+
+/** Pure: the stored devices with Tactical's word on each synced one, matched by host name (case-insensitive). */
+export function listRows(devices: readonly ManagedDevice[], agents: ReadonlyMap<string, AgentPresence>): DeviceListRow[] {
+  return devices.map((d) => {
+    const from = d.syncedFrom === 'tactical' ? 'tactical' : 'inventory';
+    const agent = from === 'tactical' ? agents.get(d.name.toLowerCase()) : undefined;
+    return {
+      name: d.name,
+      client: d.clientId ?? 'msp',
+      location: d.locationId,
+      from,
+      status: agent?.status ?? null,
+      lastSeen: agent?.lastSeen ?? null,
+      os: d.os,
+      ring: d.ring,
+      class: d.class,
+      user: d.userEmail,
+      timezone: d.timezone,
+    };
+  });
+}
+
+/** Tactical's agents by lower-cased host name; a warning instead when it cannot be read (the list still shows). */
+export async function tacticalPresence(config: Config, devices: readonly ManagedDevice[]): Promise<{ agents: Map<string, AgentPresence>; warning?: string }> {
+  const agents = new Map<string, AgentPresence>();
+  if (!devices.some((d) => d.syncedFrom === 'tactical')) return { agents };
+  const { tacticalClientFor } = await import('../jobs/device-sync.ts');
+  const client = tacticalClientFor(config);
+  if (!client) return { agents, warning: 'DEPLOYER is not tactical: online and last seen are not shown for the machines synced from Tactical RMM' };
+  try {
+    const rows = await client.get<Array<{ hostname: string; status: string; last_seen: string | null }>>('agents/');
+    for (const row of rows) agents.set(row.hostname.toLowerCase(), { status: row.status, lastSeen: row.last_seen });
+    return { agents };
+  } catch (error) {
+    return { agents, warning: `reading Tactical RMM failed, so online and last seen are not shown: ${client.redact((error as Error).message)}` };
+  }
+}
+
+export async function renderDeviceList(rows: readonly DeviceListRow[]): Promise<string> {
+  if (rows.length === 0) return 'No devices: import an inventory (patchbay import) or sync one (patchbay devices sync).\n';
+  const { default: Table } = await import('cli-table3');
+  const table = new Table({ head: ['device', 'client', 'from', 'online', 'last seen', 'OS (as MSRC names it)', 'ring', 'user'], style: { head: [], border: [] } });
+  for (const r of rows) {
+    table.push([r.name, r.client, r.from === 'tactical' ? 'Tactical RMM' : 'inventory file', r.status ?? '-', r.lastSeen ?? '-', r.os ?? '(unknown: not patched)', r.ring, r.user ?? '-']);
+  }
+  return `${table.toString()}\n${rows.length} device${rows.length === 1 ? '' : 's'}\n`;
+}
