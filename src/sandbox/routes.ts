@@ -20,6 +20,7 @@ import type { Sandbox } from './sandbox-types.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState, SandboxTeamsConversation } from './api-types.ts';
 import type { StoredMessage } from './emulators/slack-emulator.ts';
 import { createPageGuard, guardHandlers, PAGE_HEADERS, pageWithToken } from './page-guard.ts';
+import { addTacticalRoutes } from './tactical-routes.ts';
 import { buildAppHomeOpened, buildBlockActions, buildSlashCommand, buildViewBlockActions, buildViewSubmission, postSigned } from './emulators/slack-signing.ts';
 
 const require = createRequire(import.meta.url);
@@ -280,6 +281,7 @@ export function sandboxRoutes(options: RoutesOptions): SandboxRoutes {
     });
   }
   handlers.set('/sandbox/api/state', (_req, res) => sendJson(res, 200, state()));
+  addTacticalRoutes(handlers, sandbox.tactical);
   handlers.set('/sandbox/events', (req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.write(`event: change\ndata: ${JSON.stringify({ seq })}\n\n`);

@@ -409,9 +409,22 @@ export class TacticalEmulator {
     return this.delivered.filter((d) => d.agentId === agentId && d.func === 'rebootnow' && (by === undefined || d.by === by)).length;
   }
 
-  agentList(): Array<{ agentId: string; hostname: string; status: string; needsReboot: boolean; bootTime: number }> {
+  /** The server's view of each agent (what its API would answer now), for the sandbox page and assertions. */
+  agentList(): Array<{ agentId: string; hostname: string; client: string; site: string; status: string; needsReboot: boolean; bootTime: number; effectivePolicy: WinUpdatePolicy }> {
     this.settle();
-    return [...this.agents.values()].map((a) => ({ agentId: a.agentId, hostname: a.hostname, status: this.status(a), needsReboot: a.needsReboot, bootTime: a.bootTime }));
+    return [...this.agents.values()].map((a) => {
+      const client = this.clients.get(a.clientId)!;
+      return {
+        agentId: a.agentId,
+        hostname: a.hostname,
+        client: client.name,
+        site: client.sites.get(a.siteId) ?? '',
+        status: this.status(a),
+        needsReboot: a.needsReboot,
+        bootTime: a.bootTime,
+        effectivePolicy: this.effectivePolicy(a),
+      };
+    });
   }
 
   /** Runs everything the agents were due to do up to now(). */
