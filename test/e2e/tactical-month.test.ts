@@ -246,6 +246,8 @@ describe.skipIf(testBackend() !== 'postgres')('a month on Tactical RMM (PostgreS
       const budget = request.path.endsWith('/install/') ? engine.policy.installBudgetMinutes : engine.policy.rebootBudgetMinutes;
       expect(window && canStartStep(window, at, budget), `${request.method} ${request.path} at ${request.at}`).toBe(true);
     }
+    // Tactical never acted on its own: no scheduled install, no reboot by its policy, anywhere in the month.
+    expect(emulator.delivered.filter((d) => d.by !== 'api')).toEqual([]);
     for (const told of emulator.delivered) {
       const at = DateTime.fromISO(told.at);
       expect(windowContaining(spec.value, ZONE, at), `${told.func} to ${told.agentId} at ${told.at}`).toBeDefined();

@@ -188,4 +188,63 @@ describe('Tactical RMM emulator, re-verified against the source', () => {
     });
     expect((call('GET', `/agents/${agentId}/`).body as Json).effective_patch_policy).toMatchObject({ reprocess_failed: true, reprocess_failed_times: 2, email_if_fail: true });
   });
+
+  it('Tactical approves by policy on its own every 8 hours, with no request at all (winupdate/tasks.py auto_approve_updates_task, celery.py beat)', () => {
+    const { emu, advance } = emulator();
+    const agentId = emu.addAgent({ hostname: 'PC1', client: 'Contoso', automationPolicy: { critical: 'approve' } });
+    emu.addUpdate(agentId, { kb: '1', severity: 'Critical' });
+    emu.addUpdate(agentId, { kb: '2', severity: 'Important' });
+    // 02:00Z: the next beat at :02 of an hour divisible by 8 is 08:02Z.
+    advance(6 * 60 * MINUTE + MINUTE);
+    emu.settle();
+    expect(emu.rowsOf(agentId).map((r) => r.action)).toEqual(['nothing', 'nothing']);
+    advance(MINUTE);
+    emu.settle();
+    expect(emu.rowsOf(agentId).map((r) => [r.kb, r.action])).toEqual([
+      ['KB1', 'approve'],
+      ['KB2', 'nothing'],
+    ]);
+    expect(emu.requests).toEqual([]);
+  });
+
+  it('an online agent installs approved updates at its policy’s local day and hour, and its policy reboot follows (check_agent_update_schedule_task)', () => {
+    // Wednesday 14 Feb 2024, 02:00Z; weekday 2 in Python's numbering (Monday 0).
+    const { emu, call, advance } = emulator();
+    const schedule = { run_time_frequency: 'daily' as const, run_time_days: [2], run_time_hour: 3, reboot_after_install: 'always' as const };
+    const pc = emu.addAgent({ hostname: 'PC1', client: 'Contoso', agentPolicy: schedule });
+    const away = emu.addAgent({ hostname: 'PC2', client: 'Contoso', agentPolicy: schedule });
+    const berlin = emu.addAgent({ hostname: 'PC3', client: 'Contoso', agentPolicy: schedule, timeZone: 'Europe/Berlin' });
+    for (const id of [pc, away, berlin]) emu.addUpdate(id, { kb: '1', action: 'approve' });
+    emu.setConnected(away, false);
+    // 03:05 local in Berlin is 02:05Z: its agent goes first.
+    advance(5 * MINUTE);
+    emu.settle();
+    expect(emu.delivered.filter((d) => d.func === 'installwinupdates').map((d) => [d.agentId, d.by])).toEqual([[berlin, 'schedule']]);
+    advance(60 * MINUTE + 10 * MINUTE);
+    const detail = call('GET', `/agents/${pc}/`).body as { patches_last_installed: string | null };
+    expect(detail.patches_last_installed).toBe('2024-02-14T03:05:00Z');
+    expect(emu.installsDelivered(pc)).toBe(1);
+    expect(emu.installsDelivered(away)).toBe(0);
+    expect(emu.rowsOf(pc)[0]).toMatchObject({ installed: true, result: 'success' });
+    expect(emu.rebootsDelivered(pc, 'policy')).toBe(1);
+    // A row approved since waits for the next Wednesday 03:00, not Thursday's.
+    emu.addUpdate(pc, { kb: '2', action: 'approve' });
+    advance(24 * 60 * MINUTE);
+    emu.settle();
+    expect(emu.installsDelivered(pc)).toBe(1);
+    advance(6 * 24 * 60 * MINUTE);
+    emu.settle();
+    expect(emu.installsDelivered(pc)).toBe(2);
+  });
+
+  it('the scheduled install can be turned off for tests that drive every step themselves (beat: false)', () => {
+    let now = Date.parse('2024-02-14T02:00:00Z');
+    const emu = new TacticalEmulator({ now: () => new Date(now), apiKey: KEY, beat: false });
+    const agentId = emu.addAgent({ hostname: 'PC1', client: 'Contoso', agentPolicy: { critical: 'approve', run_time_frequency: 'daily', run_time_days: [0, 1, 2, 3, 4, 5, 6], run_time_hour: 2 } });
+    emu.addUpdate(agentId, { kb: '1', severity: 'Critical' });
+    now += 24 * 60 * MINUTE;
+    emu.settle();
+    expect(emu.installsDelivered(agentId)).toBe(0);
+    expect(emu.rowsOf(agentId)[0]!.action).toBe('nothing');
+  });
 });

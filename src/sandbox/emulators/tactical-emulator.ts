@@ -32,6 +32,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
+import { DateTime } from 'luxon';
 
 export type Severity = 'Critical' | 'Important' | 'Moderate' | 'Low' | '';
 type Approval = 'manual' | 'approve' | 'ignore' | 'inherit';
@@ -155,6 +156,8 @@ interface Agent {
   installing: boolean;
   machineBootTime: number;
   machineNeedsReboot: boolean;
+  /** Stamped by the scheduled-install task only (the install endpoint leaves it alone). */
+  patchesLastInstalled: number | null;
 }
 
 interface Row {
@@ -191,12 +194,19 @@ export interface TacticalEmulatorOptions {
    * scan would report them). The sandbox offers each month's KBs as its releases come out.
    */
   offers?: (agentId: string) => readonly UpdateSeed[];
+  /**
+   * Tactical's own Celery beat tasks (tacticalrmm/celery.py, winupdate/tasks.py), on the clock in UTC: every 8 h
+   * at :02 the policy's severities are approved on every agent; every hour at :05 an online agent with approved
+   * updates installs them when its policy's schedule says so. Default on: it is what an MSP's server does.
+   */
+  beat?: boolean;
 }
 
 export /** Agent.offline_time and overdue_time defaults (agents/models.py), minutes. */
 const OFFLINE_MINUTES = 4;
 const OVERDUE_MINUTES = 30;
 const AGENT_VERSION = '2.9.1';
+const HOUR_MS = 3_600_000;
 
 export const ALL_PERMISSIONS = ['can_list_agents', 'can_manage_winupdates', 'can_reboot_agents', 'can_edit_agent', 'can_list_clients', 'can_manage_automation_policies'] as const;
 const NO_PERMISSION = { detail: 'You do not have permission to perform this action.' };
@@ -272,7 +282,9 @@ export class TacticalEmulator {
   /** KBs an agent was offered once (a row that later vanished as superseded is not offered again). */
   private readonly offered = new Map<string, Set<string>>();
   /** What the agents were told over NATS, for assertions: installs and reboots that reached a machine. */
-  readonly delivered: Array<{ at: string; agentId: string; func: 'installwinupdates' | 'rebootnow'; by: 'api' | 'policy'; guids?: string[] }> = [];
+  readonly delivered: Array<{ at: string; agentId: string; func: 'installwinupdates' | 'rebootnow'; by: 'api' | 'policy' | 'schedule'; guids?: string[] }> = [];
+  /** Beat ticks are queued as events up to this instant. Undefined: Tactical's beat tasks are off. */
+  private beatUntil: number | undefined;
 
   constructor(options: TacticalEmulatorOptions) {
     this.now = options.now;
@@ -284,6 +296,7 @@ export class TacticalEmulator {
     this.checkinSeconds = options.checkinSeconds ?? 20;
     this.scanSeconds = options.scanSeconds ?? 60;
     this.offers = options.offers;
+    if (options.beat ?? true) this.beatUntil = this.now().getTime();
   }
 
   /** Rows for what Windows Update now offers the agent that it has not offered before. */
@@ -335,6 +348,7 @@ export class TacticalEmulator {
       installing: false,
       machineBootTime: Math.floor(nowMs / 1000) - 86_400,
       machineNeedsReboot: false,
+      patchesLastInstalled: null,
     });
     return agentId;
   }
@@ -430,6 +444,7 @@ export class TacticalEmulator {
   /** Runs everything the agents were due to do up to now(). */
   settle(): void {
     const nowMs = this.nowMs();
+    this.queueBeat(nowMs);
     for (;;) {
       this.events.sort((a, b) => a.at - b.at || a.seq - b.seq);
       const next = this.events[0];
@@ -501,11 +516,11 @@ export class TacticalEmulator {
     });
   }
 
-  private installWinUpdates(agent: Agent, guids: string[]): void {
+  private installWinUpdates(agent: Agent, guids: string[], by: 'api' | 'schedule' = 'api'): void {
     // installWinUpdateLocker: a second install while one runs is dropped by the agent.
     if (agent.installing) return;
     agent.installing = true;
-    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'installwinupdates', by: 'api', guids });
+    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'installwinupdates', by, guids });
     let t = this.nowMs();
     for (const guid of guids) {
       t += this.secondsPerUpdate * 1000;
@@ -539,6 +554,64 @@ export class TacticalEmulator {
   }
 
   // ---- the server side ----
+
+  /** Celery beat (tacticalrmm/celery.py): crontab minute 2 of every 8th hour, and minute 5 of every hour, in UTC. */
+  private queueBeat(until: number): void {
+    if (this.beatUntil === undefined || until <= this.beatUntil) return;
+    const from = this.beatUntil;
+    for (let hour = Math.floor(from / HOUR_MS) * HOUR_MS; hour <= until; hour += HOUR_MS) {
+      const approveAt = hour + 2 * 60_000;
+      const installAt = hour + 5 * 60_000;
+      if (new Date(hour).getUTCHours() % 8 === 0 && approveAt > from && approveAt <= until) this.at(approveAt, () => this.autoApproveTask());
+      if (installAt > from && installAt <= until) this.at(installAt, () => this.scheduledInstallTask());
+    }
+    this.beatUntil = until;
+  }
+
+  /** winupdate/tasks.py auto_approve_updates_task: every agent's policy severities approved, then a scan of the online ones. */
+  private autoApproveTask(): void {
+    const rows = this.rowsByAgent();
+    for (const agent of this.agents.values()) {
+      this.deleteSupersededUpdates(agent, rows.get(agent.pk) ?? []);
+      this.approveByPolicy(agent, rows.get(agent.pk) ?? []);
+      if (agent.connected) this.offer(agent);
+    }
+  }
+
+  /** One pass over every row: the beat tasks visit thousands of agents at once. */
+  private rowsByAgent(): Map<number, Row[]> {
+    const byAgent = new Map<number, Row[]>();
+    for (const row of this.rows.values()) {
+      const list = byAgent.get(row.agent);
+      if (list) list.push(row);
+      else byAgent.set(row.agent, [row]);
+    }
+    return byAgent;
+  }
+
+  /**
+   * winupdate/tasks.py check_agent_update_schedule_task: an online agent with approved, not installed updates
+   * installs them when its policy's schedule matches the agent's local hour, once per local date.
+   */
+  private scheduledInstallTask(): void {
+    // The schedule is tested first here (the source reads the rows first): same outcome, without a pass over
+    // every row for each of thousands of agents that have no schedule.
+    for (const agent of this.agents.values()) {
+      // A connected agent says hello every 30-60 s: at this instant it is online.
+      if (!agent.connected) continue;
+      const zone = agent.timeZone ?? 'UTC';
+      const local = DateTime.fromMillis(this.nowMs(), { zone });
+      if (!scheduleDue(this.effectivePolicy(agent), local)) continue;
+      if (agent.patchesLastInstalled !== null && DateTime.fromMillis(agent.patchesLastInstalled, { zone }).toISODate() === local.toISODate()) continue;
+      this.deleteSupersededUpdates(agent);
+      const guids = this.rowsOf(agent.agentId)
+        .filter((r) => r.action === 'approve' && !r.installed)
+        .map((r) => r.guid);
+      if (guids.length === 0) continue;
+      this.installWinUpdates(agent, guids, 'schedule');
+      agent.patchesLastInstalled = this.nowMs();
+    }
+  }
 
   /**
    * agents/models.py Agent.status, comparisons as written: offline when last_seen is strictly between the two
@@ -577,9 +650,9 @@ export class TacticalEmulator {
    * Agent.delete_superseded_updates: of rows sharing a KB whose titles carry "(Version …)", all but the newest
    * version go. Rows without a parsable version are left alone (the source skips that KB).
    */
-  private deleteSupersededUpdates(agent: Agent): void {
+  private deleteSupersededUpdates(agent: Agent, rows: readonly Row[] = this.rowsOf(agent.agentId)): void {
     const byKb = new Map<string, Row[]>();
-    for (const row of this.rowsOf(agent.agentId)) byKb.set(row.kb, [...(byKb.get(row.kb) ?? []), row]);
+    for (const row of rows) byKb.set(row.kb, [...(byKb.get(row.kb) ?? []), row]);
     for (const rows of byKb.values()) {
       if (rows.length < 2) continue;
       const versions = rows.map((r) => /\((?:Version|Versão)(.*?)\)/i.exec(r.title)?.[1]?.trim());
@@ -595,7 +668,7 @@ export class TacticalEmulator {
   }
 
   /** Agent.approve_updates: the policy's `approve` severities, on rows not installed. */
-  private approveByPolicy(agent: Agent): void {
+  private approveByPolicy(agent: Agent, rows: Iterable<Row> = this.rows.values()): void {
     const policy = this.effectivePolicy(agent);
     const severities = new Set<Severity>();
     if (policy.critical === 'approve') severities.add('Critical');
@@ -603,7 +676,8 @@ export class TacticalEmulator {
     if (policy.moderate === 'approve') severities.add('Moderate');
     if (policy.low === 'approve') severities.add('Low');
     if (policy.other === 'approve') severities.add('');
-    for (const row of this.rows.values()) if (row.agent === agent.pk && !row.installed && severities.has(row.severity)) row.action = 'approve';
+    if (severities.size === 0) return;
+    for (const row of rows) if (row.agent === agent.pk && !row.installed && severities.has(row.severity)) row.action = 'approve';
   }
 
   private clientNamed(name: string) {
@@ -749,7 +823,7 @@ export class TacticalEmulator {
       client: client.name,
       site_name: client.sites.get(agent.siteId),
       custom_fields: [],
-      patches_last_installed: null,
+      patches_last_installed: agent.patchesLastInstalled === null ? null : pythonIso(agent.patchesLastInstalled),
       last_seen: lastSeen,
       // get_agent_policies: the four levels, each null or the policy (the emulator names none of them).
       applied_policies: { agent_policy: null, site_policy: null, client_policy: null, default_policy: null },
@@ -963,6 +1037,16 @@ export class TacticalEmulator {
     }
     return { status: 404, body: notFound('WinUpdatePolicy') };
   }
+}
+
+/** The policy's schedule at this local instant, as check_agent_update_schedule_task tests it. */
+function scheduleDue(policy: WinUpdatePolicy, local: DateTime): boolean {
+  if (policy.run_time_frequency === 'daily') return policy.run_time_days.includes(local.weekday - 1) && policy.run_time_hour === local.hour;
+  if (policy.run_time_frequency !== 'monthly') return false;
+  let day = policy.run_time_day;
+  // As the source has it: [3, 6, 9, 11] stands for the 30-day months (March included, April left out).
+  if (day > 28) day = local.month === 2 ? 28 : [3, 6, 9, 11].includes(local.month) ? 30 : day;
+  return local.day === day && policy.run_time_hour === local.hour;
 }
 
 /** distutils LooseVersion order, enough for Windows Update titles' versions ("21H2", "1.2.3"). */
