@@ -194,3 +194,36 @@ export interface SandboxAnswer {
  * GET /sandbox/api/state   SandboxState (every API call sends the page token; see page-guard.ts)
  * GET /sandbox/events      Server-Sent Events (token in ?token=): `event: change` with `data: {"seq": N}` whenever anything changes
  */
+
+/**
+ * GET /sandbox/api/tactical (PATCHBAY_SANDBOX_DEPLOYER=tactical; 404 otherwise): the Tactical RMM emulator's
+ * agents as its API would show them, and what it was asked, newest first.
+ */
+export interface SandboxTacticalState {
+  agents: SandboxTacticalAgent[];
+  /** The newest requests, newest first (at most `limit`), and how many it answered in all. */
+  requests: SandboxTacticalRequest[];
+  total: number;
+}
+
+export interface SandboxTacticalAgent {
+  hostname: string;
+  client: string;
+  site: string;
+  /** Agent.status: online, offline or overdue. */
+  status: string;
+  needsReboot: boolean;
+  /** boot_time as an ISO instant. */
+  bootTime: string;
+  /** Whether patchbay may drive the agent: its effective patch policy would not act on its own. */
+  policy: { ok: boolean; problems: string[] };
+}
+
+export interface SandboxTacticalRequest {
+  /** On the sandbox clock. */
+  at: string;
+  method: string;
+  /** Path and query, as sent. */
+  path: string;
+  status: number | 'timeout';
+}

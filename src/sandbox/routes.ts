@@ -17,10 +17,17 @@ import * as clockRoutes from './routes/clock.ts';
 import * as pageRoutes from './routes/page.ts';
 import * as slackRoutes from './routes/slack.ts';
 import * as teamsRoutes from './routes/teams.ts';
+import { addTacticalRoutes } from './tactical-routes.ts';
 
 export type { RoutesOptions } from './routes/deps.ts';
 
-const ROUTE_FAMILIES: RegisterRoutes[] = [pageRoutes.register, slackRoutes.register, teamsRoutes.register, clockRoutes.register];
+const ROUTE_FAMILIES: RegisterRoutes[] = [
+  pageRoutes.register,
+  slackRoutes.register,
+  teamsRoutes.register,
+  clockRoutes.register,
+  (router, deps) => addTacticalRoutes(router, deps.sandbox.tactical),
+];
 
 export interface SandboxRoutes {
   handlers: Map<string, RequestHandler>;

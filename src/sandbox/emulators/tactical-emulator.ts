@@ -6,8 +6,10 @@
  *
  * - `X-API-KEY` (tacticalrmm/auth.py): none → 401 "Authentication credentials were not provided.", unknown →
  *   401 "Invalid token."; a missing role permission → 403 (DRF's default text). Errors a view builds itself are
- *   HTTP 400 with a bare JSON string (helpers.notify_error); unknown agent or row → 404 {"detail":"Not found."}.
- * - Every route ends in `/`; `<agent:agent_id>` only matches ids of 21+ characters (tacticalrmm/urls.py).
+ *   HTTP 400 with a bare JSON string (helpers.notify_error); unknown agent or row → 404 with Django's message
+ *   ({"detail":"No Agent matches the given query."}, DRF 3.15); a method the view lacks → 405.
+ * - Every route ends in `/`; `<agent:agent_id>` only matches ids of 21+ characters (tacticalrmm/urls.py). A path
+ *   no urlpattern matches is Django's HTML 404, before any key is looked at.
  * - Online is computed from `last_seen` (agents/models.py Agent.status: online within offline_time=4 min, offline
  *   until overdue_time=30, then overdue). A connected agent says hello, so its last_seen follows the clock; an
  *   agent that went away still shows online for up to 4 minutes.
@@ -30,6 +32,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
+import { DateTime } from 'luxon';
 
 export type Severity = 'Critical' | 'Important' | 'Moderate' | 'Low' | '';
 type Approval = 'manual' | 'approve' | 'ignore' | 'inherit';
@@ -85,7 +88,10 @@ export interface AgentSeed {
   operatingSystem?: string;
   monitoringType?: 'workstation' | 'server';
   timeZone?: string | null;
+  /** logged_in_username: "None" when nobody is logged in (the agent's own word for it). */
   loggedInUser?: string;
+  /** last_logged_in_user. Default: the logged-in user, or "None". */
+  lastLoggedInUser?: string;
   connected?: boolean;
   /** Agent-level policy fields (the rest stay `inherit`). */
   agentPolicy?: Partial<Omit<WinUpdatePolicy, 'id' | 'agent' | 'policy'>>;
@@ -136,6 +142,7 @@ interface Agent {
   monitoringType: 'workstation' | 'server';
   timeZone: string | null;
   loggedInUser: string;
+  lastLoggedInUser: string;
   lastSeen: number | null;
   /** Server's view (agentinfo): epoch seconds. */
   bootTime: number;
@@ -149,6 +156,8 @@ interface Agent {
   installing: boolean;
   machineBootTime: number;
   machineNeedsReboot: boolean;
+  /** Stamped by the scheduled-install task only (the install endpoint leaves it alone). */
+  patchesLastInstalled: number | null;
 }
 
 interface Row {
@@ -185,13 +194,71 @@ export interface TacticalEmulatorOptions {
    * scan would report them). The sandbox offers each month's KBs as its releases come out.
    */
   offers?: (agentId: string) => readonly UpdateSeed[];
+  /**
+   * Tactical's own Celery beat tasks (tacticalrmm/celery.py, winupdate/tasks.py), on the clock in UTC: every 8 h
+   * at :02 the policy's severities are approved on every agent; every hour at :05 an online agent with approved
+   * updates installs them when its policy's schedule says so. Default on: it is what an MSP's server does.
+   */
+  beat?: boolean;
 }
+
+export /** Agent.offline_time and overdue_time defaults (agents/models.py), minutes. */
+const OFFLINE_MINUTES = 4;
+const OVERDUE_MINUTES = 30;
+const AGENT_VERSION = '2.9.1';
+const HOUR_MS = 3_600_000;
 
 export const ALL_PERMISSIONS = ['can_list_agents', 'can_manage_winupdates', 'can_reboot_agents', 'can_edit_agent', 'can_list_clients', 'can_manage_automation_policies'] as const;
 const NO_PERMISSION = { detail: 'You do not have permission to perform this action.' };
-const NOT_FOUND = { detail: 'Not found.' };
+/** Django's own 404 page (DEBUG off), for a path no urlpattern matches. */
+const DJANGO_NOT_FOUND = '<h1>Not Found</h1><p>The requested resource was not found on this server.</p>';
+/** get_object_or_404's Http404 message, which DRF 3.15's exception_handler passes on (rest_framework/views.py). */
+const notFound = (model: string) => ({ detail: `No ${model} matches the given query.` });
+/** tacticalrmm/urls.py AgentIDConverter. */
+const AGENT_ID = '[^/]{20}[^/]+';
 
 type Answer = { status: number; body: unknown } | 'timeout';
+
+interface Route {
+  path: RegExp;
+  /** The role flag the view's permission class asks for this method (agents/permissions.py, winupdate/permissions.py…). */
+  permission: (method: string) => string;
+  methods: Record<string, (call: { id: string; query: URLSearchParams; body: unknown }) => Answer>;
+}
+
+/** agents/permissions.py AgentPerms. */
+const agentPerms = (method: string) => (method === 'GET' ? 'can_list_agents' : method === 'DELETE' ? 'can_uninstall_agents' : 'can_edit_agent');
+
+const POLICY_CHOICES: Record<string, readonly string[]> = {
+  critical: ['manual', 'approve', 'ignore', 'inherit'],
+  important: ['manual', 'approve', 'ignore', 'inherit'],
+  moderate: ['manual', 'approve', 'ignore', 'inherit'],
+  low: ['manual', 'approve', 'ignore', 'inherit'],
+  other: ['manual', 'approve', 'ignore', 'inherit'],
+  run_time_frequency: ['daily', 'monthly', 'inherit'],
+  reboot_after_install: ['never', 'required', 'always', 'inherit'],
+};
+
+/** WinUpdatePolicySerializer's choice validation (winupdate/models.py *_CHOICES): DRF's 400 body, or undefined. */
+function policyChoiceErrors(fields: Record<string, unknown>): Record<string, string[]> | undefined {
+  const errors: Record<string, string[]> = {};
+  for (const [field, choices] of Object.entries(POLICY_CHOICES)) {
+    const value = fields[field];
+    if (value !== undefined && !choices.includes(String(value))) errors[field] = [`"${String(value)}" is not a valid choice.`];
+  }
+  const hour = fields.run_time_hour;
+  if (hour !== undefined && !(Number.isInteger(hour) && (hour as number) >= 0 && (hour as number) <= 23)) errors.run_time_hour = [`"${String(hour)}" is not a valid choice.`];
+  return Object.keys(errors).length > 0 ? errors : undefined;
+}
+
+/**
+ * A datetime as Python's isoformat() writes it and DRF turns "+00:00" into "Z" (rest_framework/fields.py
+ * DateTimeField, utils/encoders.py): microseconds, or no fraction at all when they are zero.
+ */
+function pythonIso(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return ms % 1000 === 0 ? `${iso.slice(0, 19)}Z` : `${iso.slice(0, 23)}000Z`;
+}
 
 export class TacticalEmulator {
   readonly requests: RecordedRequest[] = [];
@@ -215,7 +282,9 @@ export class TacticalEmulator {
   /** KBs an agent was offered once (a row that later vanished as superseded is not offered again). */
   private readonly offered = new Map<string, Set<string>>();
   /** What the agents were told over NATS, for assertions: installs and reboots that reached a machine. */
-  readonly delivered: Array<{ at: string; agentId: string; func: 'installwinupdates' | 'rebootnow'; by: 'api' | 'policy'; guids?: string[] }> = [];
+  readonly delivered: Array<{ at: string; agentId: string; func: 'installwinupdates' | 'rebootnow'; by: 'api' | 'policy' | 'schedule'; guids?: string[] }> = [];
+  /** Beat ticks are queued as events up to this instant. Undefined: Tactical's beat tasks are off. */
+  private beatUntil: number | undefined;
 
   constructor(options: TacticalEmulatorOptions) {
     this.now = options.now;
@@ -227,6 +296,7 @@ export class TacticalEmulator {
     this.checkinSeconds = options.checkinSeconds ?? 20;
     this.scanSeconds = options.scanSeconds ?? 60;
     this.offers = options.offers;
+    if (options.beat ?? true) this.beatUntil = this.now().getTime();
   }
 
   /** Rows for what Windows Update now offers the agent that it has not offered before. */
@@ -267,6 +337,7 @@ export class TacticalEmulator {
       monitoringType: seed.monitoringType ?? 'workstation',
       timeZone: seed.timeZone === undefined ? null : seed.timeZone,
       loggedInUser: seed.loggedInUser ?? 'None',
+      lastLoggedInUser: seed.lastLoggedInUser ?? seed.loggedInUser ?? 'None',
       lastSeen: seed.connected === false ? nowMs - 60 * 60_000 : nowMs,
       bootTime: Math.floor(nowMs / 1000) - 86_400,
       needsReboot: false,
@@ -277,6 +348,7 @@ export class TacticalEmulator {
       installing: false,
       machineBootTime: Math.floor(nowMs / 1000) - 86_400,
       machineNeedsReboot: false,
+      patchesLastInstalled: null,
     });
     return agentId;
   }
@@ -351,14 +423,28 @@ export class TacticalEmulator {
     return this.delivered.filter((d) => d.agentId === agentId && d.func === 'rebootnow' && (by === undefined || d.by === by)).length;
   }
 
-  agentList(): Array<{ agentId: string; hostname: string; status: string; needsReboot: boolean; bootTime: number }> {
+  /** The server's view of each agent (what its API would answer now), for the sandbox page and assertions. */
+  agentList(): Array<{ agentId: string; hostname: string; client: string; site: string; status: string; needsReboot: boolean; bootTime: number; effectivePolicy: WinUpdatePolicy }> {
     this.settle();
-    return [...this.agents.values()].map((a) => ({ agentId: a.agentId, hostname: a.hostname, status: this.status(a), needsReboot: a.needsReboot, bootTime: a.bootTime }));
+    return [...this.agents.values()].map((a) => {
+      const client = this.clients.get(a.clientId)!;
+      return {
+        agentId: a.agentId,
+        hostname: a.hostname,
+        client: client.name,
+        site: client.sites.get(a.siteId) ?? '',
+        status: this.status(a),
+        needsReboot: a.needsReboot,
+        bootTime: a.bootTime,
+        effectivePolicy: this.effectivePolicy(a),
+      };
+    });
   }
 
   /** Runs everything the agents were due to do up to now(). */
   settle(): void {
     const nowMs = this.nowMs();
+    this.queueBeat(nowMs);
     for (;;) {
       this.events.sort((a, b) => a.at - b.at || a.seq - b.seq);
       const next = this.events[0];
@@ -430,11 +516,11 @@ export class TacticalEmulator {
     });
   }
 
-  private installWinUpdates(agent: Agent, guids: string[]): void {
+  private installWinUpdates(agent: Agent, guids: string[], by: 'api' | 'schedule' = 'api'): void {
     // installWinUpdateLocker: a second install while one runs is dropped by the agent.
     if (agent.installing) return;
     agent.installing = true;
-    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'installwinupdates', by: 'api', guids });
+    this.delivered.push({ at: this.nowIso(), agentId: agent.agentId, func: 'installwinupdates', by, guids });
     let t = this.nowMs();
     for (const guid of guids) {
       t += this.secondsPerUpdate * 1000;
@@ -469,11 +555,75 @@ export class TacticalEmulator {
 
   // ---- the server side ----
 
+  /** Celery beat (tacticalrmm/celery.py): crontab minute 2 of every 8th hour, and minute 5 of every hour, in UTC. */
+  private queueBeat(until: number): void {
+    if (this.beatUntil === undefined || until <= this.beatUntil) return;
+    const from = this.beatUntil;
+    for (let hour = Math.floor(from / HOUR_MS) * HOUR_MS; hour <= until; hour += HOUR_MS) {
+      const approveAt = hour + 2 * 60_000;
+      const installAt = hour + 5 * 60_000;
+      if (new Date(hour).getUTCHours() % 8 === 0 && approveAt > from && approveAt <= until) this.at(approveAt, () => this.autoApproveTask());
+      if (installAt > from && installAt <= until) this.at(installAt, () => this.scheduledInstallTask());
+    }
+    this.beatUntil = until;
+  }
+
+  /** winupdate/tasks.py auto_approve_updates_task: every agent's policy severities approved, then a scan of the online ones. */
+  private autoApproveTask(): void {
+    const rows = this.rowsByAgent();
+    for (const agent of this.agents.values()) {
+      this.deleteSupersededUpdates(agent, rows.get(agent.pk) ?? []);
+      this.approveByPolicy(agent, rows.get(agent.pk) ?? []);
+      if (agent.connected) this.offer(agent);
+    }
+  }
+
+  /** One pass over every row: the beat tasks visit thousands of agents at once. */
+  private rowsByAgent(): Map<number, Row[]> {
+    const byAgent = new Map<number, Row[]>();
+    for (const row of this.rows.values()) {
+      const list = byAgent.get(row.agent);
+      if (list) list.push(row);
+      else byAgent.set(row.agent, [row]);
+    }
+    return byAgent;
+  }
+
+  /**
+   * winupdate/tasks.py check_agent_update_schedule_task: an online agent with approved, not installed updates
+   * installs them when its policy's schedule matches the agent's local hour, once per local date.
+   */
+  private scheduledInstallTask(): void {
+    // The schedule is tested first here (the source reads the rows first): same outcome, without a pass over
+    // every row for each of thousands of agents that have no schedule.
+    for (const agent of this.agents.values()) {
+      // A connected agent says hello every 30-60 s: at this instant it is online.
+      if (!agent.connected) continue;
+      const zone = agent.timeZone ?? 'UTC';
+      const local = DateTime.fromMillis(this.nowMs(), { zone });
+      if (!scheduleDue(this.effectivePolicy(agent), local)) continue;
+      if (agent.patchesLastInstalled !== null && DateTime.fromMillis(agent.patchesLastInstalled, { zone }).toISODate() === local.toISODate()) continue;
+      this.deleteSupersededUpdates(agent);
+      const guids = this.rowsOf(agent.agentId)
+        .filter((r) => r.action === 'approve' && !r.installed)
+        .map((r) => r.guid);
+      if (guids.length === 0) continue;
+      this.installWinUpdates(agent, guids, 'schedule');
+      agent.patchesLastInstalled = this.nowMs();
+    }
+  }
+
+  /**
+   * agents/models.py Agent.status, comparisons as written: offline when last_seen is strictly between the two
+   * limits, overdue when strictly older than both; anything else (exactly at a limit included) is online.
+   */
   private status(agent: Agent): 'online' | 'offline' | 'overdue' {
     if (agent.lastSeen === null) return 'offline';
-    const age = this.nowMs() - agent.lastSeen;
-    if (age <= 4 * 60_000) return 'online';
-    return age <= 30 * 60_000 ? 'offline' : 'overdue';
+    const offline = this.nowMs() - OFFLINE_MINUTES * 60_000;
+    const overdue = this.nowMs() - OVERDUE_MINUTES * 60_000;
+    if (agent.lastSeen < offline && agent.lastSeen > overdue) return 'offline';
+    if (agent.lastSeen < offline && agent.lastSeen < overdue) return 'overdue';
+    return 'online';
   }
 
   /** Agent.get_patch_policy: the automation policy, with the agent's non-`inherit` fields on top. */
@@ -488,11 +638,37 @@ export class TacticalEmulator {
       merged.run_time_days = a.policy.run_time_days;
     }
     if (a.policy.reboot_after_install !== 'inherit') merged.reboot_after_install = a.policy.reboot_after_install;
+    if (!a.policy.reprocess_failed_inherit) {
+      merged.reprocess_failed = a.policy.reprocess_failed;
+      merged.reprocess_failed_times = a.policy.reprocess_failed_times;
+      merged.email_if_fail = a.policy.email_if_fail;
+    }
     return merged;
   }
 
+  /**
+   * Agent.delete_superseded_updates: of rows sharing a KB whose titles carry "(Version …)", all but the newest
+   * version go. Rows without a parsable version are left alone (the source skips that KB).
+   */
+  private deleteSupersededUpdates(agent: Agent, rows: readonly Row[] = this.rowsOf(agent.agentId)): void {
+    const byKb = new Map<string, Row[]>();
+    for (const row of rows) byKb.set(row.kb, [...(byKb.get(row.kb) ?? []), row]);
+    for (const rows of byKb.values()) {
+      if (rows.length < 2) continue;
+      const versions = rows.map((r) => /\((?:Version|Versão)(.*?)\)/i.exec(r.title)?.[1]?.trim());
+      if (versions.some((v) => v === undefined)) continue;
+      let order;
+      try {
+        order = rows.map((row, i) => ({ row, version: versions[i]! })).sort((x, y) => compareLoose(x.version, y.version));
+      } catch {
+        continue;
+      }
+      for (const { row } of order.slice(0, -1)) this.rows.delete(row.id);
+    }
+  }
+
   /** Agent.approve_updates: the policy's `approve` severities, on rows not installed. */
-  private approveByPolicy(agent: Agent): void {
+  private approveByPolicy(agent: Agent, rows: Iterable<Row> = this.rows.values()): void {
     const policy = this.effectivePolicy(agent);
     const severities = new Set<Severity>();
     if (policy.critical === 'approve') severities.add('Critical');
@@ -500,7 +676,8 @@ export class TacticalEmulator {
     if (policy.moderate === 'approve') severities.add('Moderate');
     if (policy.low === 'approve') severities.add('Low');
     if (policy.other === 'approve') severities.add('');
-    for (const row of this.rows.values()) if (row.agent === agent.pk && !row.installed && severities.has(row.severity)) row.action = 'approve';
+    if (severities.size === 0) return;
+    for (const row of rows) if (row.agent === agent.pk && !row.installed && severities.has(row.severity)) row.action = 'approve';
   }
 
   private clientNamed(name: string) {
@@ -546,10 +723,13 @@ export class TacticalEmulator {
     };
   }
 
+  /** agents/serializers.py AgentTableSerializer (GET /agents/), in its Meta.fields order. */
   private agentTableJson(agent: Agent) {
     const client = this.clients.get(agent.clientId)!;
+    const online = this.status(agent) === 'online';
     return {
       agent_id: agent.agentId,
+      alert_template: null,
       hostname: agent.hostname,
       site_name: client.sites.get(agent.siteId),
       client_name: client.name,
@@ -558,54 +738,98 @@ export class TacticalEmulator {
       needs_reboot: agent.needsReboot,
       pending_actions_count: 0,
       status: this.status(agent),
-      last_seen: agent.lastSeen === null ? null : new Date(agent.lastSeen).toISOString(),
+      overdue_text_alert: false,
+      overdue_email_alert: false,
+      overdue_dashboard_alert: false,
+      last_seen: agent.lastSeen === null ? null : pythonIso(agent.lastSeen),
       boot_time: agent.bootTime,
+      checks: { total: 0, passing: 0, failing: 0, warning: 0, info: 0, has_failing_checks: false },
       maintenance_mode: false,
-      logged_username: agent.loggedInUser === 'None' ? '' : agent.loggedInUser,
+      // get_logged_username: nobody logged in shows the last user while online, "-" otherwise.
+      logged_username: agent.loggedInUser !== 'None' ? agent.loggedInUser : online ? agent.lastLoggedInUser : '-',
+      italic: agent.loggedInUser === 'None' && online,
+      policy: null,
+      block_policy_inheritance: false,
       plat: 'windows',
       goarch: 'amd64',
       has_patches_pending: this.rowsOf(agent.agentId).some((r) => !r.installed && r.action === 'approve'),
-      version: '2.9.1',
+      version: AGENT_VERSION,
       operating_system: agent.operatingSystem,
       public_ip: '203.0.113.10',
+      cpu_model: ['Emulated CPU'],
+      graphics: 'Emulated graphics',
       local_ips: '10.0.0.10',
       make_model: 'Emulated',
-      serial_number: agent.agentId.slice(0, 10),
+      physical_disks: [],
       custom_fields: [],
-      policy: null,
-      alert_template: null,
-      checks: { total: 0, passing: 0, failing: 0, warning: 0, info: 0, has_failing_checks: false },
-      italic: false,
+      serial_number: agent.agentId.slice(0, 10),
     };
   }
 
+  /** agents/serializers.py AgentSerializer (GET /agents/{agent_id}/): every model field but `id`, plus its extras. */
   private agentDetailJson(agent: Agent) {
     const client = this.clients.get(agent.clientId)!;
-    return {
-      agent_id: agent.agentId,
-      hostname: agent.hostname,
-      status: this.status(agent),
-      last_seen: agent.lastSeen === null ? null : new Date(agent.lastSeen).toISOString(),
-      boot_time: agent.bootTime,
-      needs_reboot: agent.needsReboot,
+    const lastSeen = agent.lastSeen === null ? null : pythonIso(agent.lastSeen);
+    const model = {
+      version: AGENT_VERSION,
       operating_system: agent.operatingSystem,
       plat: 'windows',
       goarch: 'amd64',
-      monitoring_type: agent.monitoringType,
+      hostname: agent.hostname,
+      agent_id: agent.agentId,
+      services: [],
+      public_ip: '203.0.113.10',
+      total_ram: 16,
+      disks: [],
+      boot_time: agent.bootTime,
       logged_in_username: agent.loggedInUser,
-      last_logged_in_user: agent.loggedInUser,
+      last_logged_in_user: agent.lastLoggedInUser,
+      monitoring_type: agent.monitoringType,
+      description: '',
+      mesh_node_id: null,
+      overdue_email_alert: false,
+      overdue_text_alert: false,
+      overdue_dashboard_alert: false,
+      offline_time: OFFLINE_MINUTES,
+      overdue_time: OVERDUE_MINUTES,
+      check_interval: 120,
+      needs_reboot: agent.needsReboot,
+      choco_installed: false,
+      wmi_detail: {},
       time_zone: agent.timeZone,
-      timezone: agent.timeZone ?? 'UTC',
-      offline_time: 4,
-      overdue_time: 30,
+      maintenance_mode: false,
+      block_policy_inheritance: false,
       site: agent.siteId,
+      policy: null,
+      default_shell: 'global',
+      default_shell_custom: '',
+      created_by: null,
+      created_time: '2026-01-01T00:00:00Z',
+      modified_by: null,
+      modified_time: '2026-01-01T00:00:00Z',
+    };
+    return {
+      ...model,
+      winupdatepolicy: [this.policyJson(agent.policy)],
+      status: this.status(agent),
+      cpu_model: ['Emulated CPU'],
+      local_ips: '10.0.0.10',
+      make_model: 'Emulated',
+      physical_disks: [],
+      graphics: 'Emulated graphics',
+      checks: { total: 0, passing: 0, failing: 0, warning: 0, info: 0, has_failing_checks: false },
+      timezone: agent.timeZone ?? 'UTC',
+      all_timezones: Intl.supportedValuesOf('timeZone'),
       client: client.name,
       site_name: client.sites.get(agent.siteId),
-      patches_last_installed: null,
-      winupdatepolicy: [this.policyJson(agent.policy)],
-      effective_patch_policy: this.policyJson(this.effectivePolicy(agent)),
-      applied_policies: {},
       custom_fields: [],
+      patches_last_installed: agent.patchesLastInstalled === null ? null : pythonIso(agent.patchesLastInstalled),
+      last_seen: lastSeen,
+      // get_agent_policies: the four levels, each null or the policy (the emulator names none of them).
+      applied_policies: { agent_policy: null, site_policy: null, client_policy: null, default_policy: null },
+      effective_patch_policy: this.policyJson(this.effectivePolicy(agent)),
+      alert_template: null,
+      effective_default_shell: 'cmd',
     };
   }
 
@@ -622,13 +846,17 @@ export class TacticalEmulator {
   }
 
   private answer(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: unknown): Answer {
+    const { pathname, searchParams } = new URL(url, 'http://tactical.invalid');
+    // Django resolves the URL before DRF authenticates: a path no urlpattern matches is its HTML 404, key or not.
+    const match = this.match(pathname);
+    if (!match) return { status: 404, body: DJANGO_NOT_FOUND };
     const key = headers['x-api-key'];
     if (key === undefined || key === '') return { status: 401, body: { detail: 'Authentication credentials were not provided.' } };
     if (key !== this.apiKey) return { status: 401, body: { detail: 'Invalid token.' } };
     const fault = this.faults.find((f) => f.left > 0 && (!f.match || f.match.test(`${method} ${url}`)));
     if (fault) fault.left--;
     if (fault && (fault.when ?? 'before') === 'before') return fault.status === 'timeout' ? 'timeout' : { status: fault.status, body: '<h1>Server Error</h1>' };
-    const answer = this.route(method, url, body);
+    const answer = this.dispatch(match, method, searchParams, body);
     if (fault) return fault.status === 'timeout' ? 'timeout' : { status: fault.status, body: '<h1>Bad Gateway</h1>' };
     return answer;
   }
@@ -637,91 +865,126 @@ export class TacticalEmulator {
     return this.permissions.has(permission) ? undefined : { status: 403, body: NO_PERMISSION };
   }
 
-  private route(method: string, url: string, body: unknown): Answer {
-    const { pathname, searchParams } = new URL(url, 'http://tactical.invalid');
-    if (!pathname.endsWith('/')) return { status: 404, body: NOT_FOUND };
-    const parts = pathname.split('/').filter(Boolean);
-    const agentPart = (s: string | undefined) => (s !== undefined && /^[^/]{20}[^/]+$/.test(s) ? s : undefined);
-    const [a, b, c, d] = parts;
-    if (method === 'GET' && a === 'clients' && parts.length === 1) return this.need('can_list_clients') ?? { status: 200, body: this.clientsJson() };
-    if (a === 'agents' && parts.length === 1 && method === 'GET') return this.need('can_list_agents') ?? { status: 200, body: this.agentsJson(searchParams) };
-    if (a === 'agents' && agentPart(b)) {
-      const agent = this.agents.get(b!);
-      if (parts.length === 2 && method === 'GET') return this.need('can_list_agents') ?? (agent ? { status: 200, body: this.agentDetailJson(agent) } : { status: 404, body: NOT_FOUND });
-      if (c === 'ping' && parts.length === 3 && method === 'GET') {
-        return this.need('can_list_agents') ?? (agent ? { status: 200, body: { name: agent.hostname, status: agent.connected ? 'online' : 'offline' } } : { status: 404, body: NOT_FOUND });
-      }
-      if (c === 'reboot' && parts.length === 3 && method === 'POST') return this.need('can_reboot_agents') ?? this.reboot(agent);
-      // GetUpdateDeleteAgent.put: agent fields, and `winupdatepolicy[0]` saved onto the agent-level policy row.
-      if (parts.length === 2 && method === 'PUT') return this.need('can_edit_agent') ?? this.editAgent(agent, body);
+  /**
+   * The urlpatterns the emulator serves (tacticalrmm/urls.py and each app's urls.py). `<agent:agent_id>` is
+   * `[^/]{20}[^/]+`; a path without its trailing slash is a 404 here (the real server's CommonMiddleware
+   * redirects it with a 301, which a client must not rely on either).
+   */
+  private readonly routes: Route[] = [
+    { path: /^\/clients\/$/, permission: (m) => (m === 'GET' ? 'can_list_clients' : 'can_manage_clients'), methods: { GET: () => ({ status: 200, body: this.clientsJson() }) } },
+    { path: /^\/agents\/$/, permission: agentPerms, methods: { GET: (c) => this.agentsJson(c.query) } },
+    {
+      path: new RegExp(`^/agents/(${AGENT_ID})/$`),
+      permission: agentPerms,
+      methods: { GET: (c) => this.withAgent(c.id, (a) => ({ status: 200, body: this.agentDetailJson(a) })), PUT: (c) => this.withAgent(c.id, (a) => this.editAgent(a, c.body)) },
+    },
+    {
+      path: new RegExp(`^/agents/(${AGENT_ID})/ping/$`),
+      permission: agentPerms,
+      methods: { GET: (c) => this.withAgent(c.id, (a) => ({ status: 200, body: { name: a.hostname, status: a.connected ? 'online' : 'offline' } })) },
+    },
+    { path: new RegExp(`^/agents/(${AGENT_ID})/reboot/$`), permission: () => 'can_reboot_agents', methods: { POST: (c) => this.withAgent(c.id, (a) => this.reboot(a)) } },
+    { path: new RegExp(`^/winupdate/(${AGENT_ID})/$`), permission: () => 'can_manage_winupdates', methods: { GET: (c) => this.withAgent(c.id, (a) => this.updatesOf(a)) } },
+    { path: new RegExp(`^/winupdate/(${AGENT_ID})/scan/$`), permission: () => 'can_manage_winupdates', methods: { POST: (c) => this.withAgent(c.id, (a) => this.scan(a)) } },
+    { path: new RegExp(`^/winupdate/(${AGENT_ID})/install/$`), permission: () => 'can_manage_winupdates', methods: { POST: (c) => this.withAgent(c.id, (a) => this.install(a)) } },
+    { path: /^\/winupdate\/(\d+)\/$/, permission: () => 'can_manage_winupdates', methods: { PUT: (c) => this.editRow(Number(c.id), c.body) } },
+    {
+      path: /^\/automation\/patchpolicy\/(\d+)\/$/,
+      permission: (m) => (m === 'GET' ? 'can_list_automation_policies' : 'can_manage_automation_policies'),
+      methods: { PUT: (c) => this.editPolicy(Number(c.id), c.body) },
+    },
+  ];
+
+  private match(pathname: string): { route: Route; id: string } | undefined {
+    for (const route of this.routes) {
+      const found = route.path.exec(pathname);
+      if (found) return { route, id: found[1] ?? '' };
     }
-    if (a === 'winupdate' && b !== undefined) {
-      if (/^\d+$/.test(b) && parts.length === 2 && method === 'PUT') return this.need('can_manage_winupdates') ?? this.editRow(Number(b), body);
-      const agent = agentPart(b) ? this.agents.get(b) : undefined;
-      if (agent) this.offer(agent);
-      if (agentPart(b) && parts.length === 2 && method === 'GET') {
-        if (!agent) return this.need('can_manage_winupdates') ?? { status: 404, body: NOT_FOUND };
-        return this.need('can_manage_winupdates') ?? { status: 200, body: this.rowsOf(agent.agentId).sort((x, y) => y.id - x.id).map((r) => this.rowJson(r)) };
-      }
-      if (agentPart(b) && parts.length === 3 && method === 'POST' && (c === 'scan' || c === 'install')) {
-        return this.need('can_manage_winupdates') ?? (c === 'scan' ? this.scan(agent) : this.install(agent));
-      }
-    }
-    if (a === 'automation' && b === 'patchpolicy' && c !== undefined && /^\d+$/.test(c) && d === undefined && method === 'PUT') {
-      return this.need('can_manage_automation_policies') ?? this.editPolicy(Number(c), body);
-    }
-    return { status: 404, body: NOT_FOUND };
+    return undefined;
   }
 
+  /** DRF's APIView: authentication, then the view's permission classes, and only then the method's handler (or 405). */
+  private dispatch(match: { route: Route; id: string }, method: string, query: URLSearchParams, body: unknown): Answer {
+    const denied = this.need(match.route.permission(method));
+    if (denied) return denied;
+    const handler = match.route.methods[method];
+    if (!handler) return { status: 405, body: { detail: `Method "${method}" not allowed.` } };
+    return handler({ id: match.id, query, body });
+  }
+
+  /** get_object_or_404(Agent, agent_id=…): DRF 3.15 keeps Django's message. */
+  private withAgent(agentId: string, run: (agent: Agent) => Answer): Answer {
+    const agent = this.agents.get(agentId);
+    return agent ? run(agent) : { status: 404, body: notFound('Agent') };
+  }
+
+  private updatesOf(agent: Agent): Answer {
+    this.offer(agent);
+    // GetWindowsUpdates: order_by("-id", "installed").
+    return { status: 200, body: this.rowsOf(agent.agentId).sort((x, y) => y.id - x.id).map((r) => this.rowJson(r)) };
+  }
+
+  /** clients/views.py GetAddClients: clients by name, each with its sites by name. */
   private clientsJson() {
-    return [...this.clients.values()].map((client) => ({
+    const byName = (x: { name: string }, y: { name: string }) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
+    const audit = { server_policy: null, workstation_policy: null, alert_template: null, block_policy_inheritance: false, custom_fields: [], failing_checks: { error: false, warning: false } };
+    return [...this.clients.values()].sort(byName).map((client) => ({
       id: client.id,
       name: client.name,
-      block_policy_inheritance: false,
-      sites: [...client.sites].map(([id, name]) => ({
-        id,
-        name,
-        client: client.id,
-        client_name: client.name,
-        maintenance_mode: false,
-        agent_count: [...this.agents.values()].filter((x) => x.siteId === id).length,
-      })),
-      maintenance_mode: false,
+      ...audit,
+      sites: [...client.sites]
+        .map(([id, name]) => ({ id, name }))
+        .sort(byName)
+        .map(({ id, name }) => ({
+          id,
+          name,
+          ...audit,
+          client_name: client.name,
+          client: client.id,
+          agent_count: [...this.agents.values()].filter((x) => x.siteId === id).length,
+          maintenance_mode: false,
+        })),
       agent_count: [...this.agents.values()].filter((x) => x.clientId === client.id).length,
+      maintenance_mode: false,
     }));
   }
 
-  private agentsJson(query: URLSearchParams) {
-    const client = query.get('client');
+  /** agents/views.py GetAgents: `site` wins over `client`; any `detail` other than "true" is the short list. */
+  private agentsJson(query: URLSearchParams): Answer {
+    const monitoringType = query.get('monitoring_type');
+    if (monitoringType && monitoringType !== 'server' && monitoringType !== 'workstation') return { status: 400, body: 'monitoring type does not exist' };
     const site = query.get('site');
-    const list = [...this.agents.values()].filter((x) => (client === null || String(x.clientId) === client) && (site === null || String(x.siteId) === site));
-    if (query.get('detail') === 'false') {
-      return list.map((x) => ({ id: x.pk, hostname: x.hostname, agent_id: x.agentId, client: this.clients.get(x.clientId)!.name, site: this.clients.get(x.clientId)!.sites.get(x.siteId) }));
+    const client = site === null ? query.get('client') : null;
+    const list = [...this.agents.values()].filter(
+      (x) => (!monitoringType || x.monitoringType === monitoringType) && (site === null || String(x.siteId) === site) && (client === null || String(x.clientId) === client),
+    );
+    if (query.has('detail') && query.get('detail') !== 'true') {
+      return { status: 200, body: list.map((x) => ({ id: x.pk, hostname: x.hostname, agent_id: x.agentId, client: this.clients.get(x.clientId)!.name, site: this.clients.get(x.clientId)!.sites.get(x.siteId) })) };
     }
-    return list.map((x) => this.agentTableJson(x));
+    return { status: 200, body: list.map((x) => this.agentTableJson(x)) };
   }
 
-  private reboot(agent: Agent | undefined): Answer {
-    if (!agent) return { status: 404, body: NOT_FOUND };
+  private reboot(agent: Agent): Answer {
     // nats_cmd rebootnow with a 10 s timeout: a disconnected agent never answers.
     if (!agent.connected) return { status: 400, body: 'Unable to contact the agent' };
     this.rebootNow(agent, 'api');
     return { status: 200, body: 'ok' };
   }
 
-  private scan(agent: Agent | undefined): Answer {
-    if (!agent) return { status: 404, body: NOT_FOUND };
-    if (agent.connected) {
-      // The agent reports what Windows Update offers: rows it no longer offers (superseded) vanish.
-      this.whileAlive(agent, this.nowMs() + this.scanSeconds * 1000, () => {
-        for (const row of this.rowsOf(agent.agentId)) if (row.hidden.supersededOnInstall && !row.installed) this.rows.delete(row.id);
-      });
-    }
+  /**
+   * ScanWindowsUpdates: delete_superseded_updates, then `getwinupdates` (fire-and-forget). The agent posts what
+   * Windows Update lists and the server only upserts by GUID (apiv3 WinUpdates.post): a row it no longer lists
+   * is not deleted by a scan; only an install attempt reports it superseded (apiv3 SupersededWinUpdate).
+   */
+  private scan(agent: Agent): Answer {
+    this.offer(agent);
+    this.deleteSupersededUpdates(agent);
     return { status: 200, body: `A Windows update scan will be performed on ${agent.hostname}` };
   }
 
-  private install(agent: Agent | undefined): Answer {
-    if (!agent) return { status: 404, body: NOT_FOUND };
+  private install(agent: Agent): Answer {
+    this.offer(agent);
+    this.deleteSupersededUpdates(agent);
     this.approveByPolicy(agent);
     const guids = this.rowsOf(agent.agentId)
       .filter((r) => r.action === 'approve' && !r.installed)
@@ -733,7 +996,7 @@ export class TacticalEmulator {
 
   private editRow(pk: number, body: unknown): Answer {
     const row = this.rows.get(pk);
-    if (!row) return { status: 404, body: NOT_FOUND };
+    if (!row) return { status: 404, body: notFound('WinUpdate') };
     const action = (body as { action?: unknown } | null)?.action;
     if (action !== undefined) {
       if (action !== 'approve' && action !== 'ignore' && action !== 'nothing' && action !== 'inherit') {
@@ -747,20 +1010,59 @@ export class TacticalEmulator {
     return { status: 200, body: `Windows update ${row.kb} was changed to ${row.action}` };
   }
 
-  private editAgent(agent: Agent | undefined, body: unknown): Answer {
-    if (!agent) return { status: 404, body: NOT_FOUND };
+  /** GetUpdateDeleteAgent.put: `winupdatepolicy[0]` saved onto the agent-level row through WinUpdatePolicySerializer. */
+  private editAgent(agent: Agent, body: unknown): Answer {
     const policies = (body as { winupdatepolicy?: Array<Partial<WinUpdatePolicy>> } | null)?.winupdatepolicy;
-    if (policies?.[0]) agent.policy = { ...agent.policy, ...policies[0], id: agent.policy.id, agent: agent.pk, policy: null };
+    if (policies?.[0]) {
+      const invalid = policyChoiceErrors(policies[0]);
+      if (invalid) return { status: 400, body: invalid };
+      agent.policy = { ...agent.policy, ...policies[0], id: agent.policy.id, agent: agent.pk, policy: null };
+    }
     return { status: 200, body: 'The agent was updated successfully' };
   }
 
+  /** automation/views.py UpdatePatchPolicy.put: any WinUpdatePolicy row, the agent's own or an automation policy's. */
   private editPolicy(pk: number, body: unknown): Answer {
-    const agent = [...this.agents.values()].find((x) => x.policy.id === pk);
-    if (!agent) return { status: 404, body: NOT_FOUND };
     const fields = (body ?? {}) as Partial<WinUpdatePolicy>;
-    agent.policy = { ...agent.policy, ...fields, id: agent.policy.id, agent: agent.pk, policy: null };
-    return { status: 200, body: 'ok' };
+    const invalid = policyChoiceErrors(fields);
+    for (const agent of this.agents.values()) {
+      for (const level of ['policy', 'automationPolicy'] as const) {
+        const row = agent[level];
+        if (row?.id !== pk) continue;
+        if (invalid) return { status: 400, body: invalid };
+        // An automation policy's row is shared by every agent it applies to.
+        for (const other of this.agents.values()) if (other[level]?.id === pk) other[level] = { ...other[level]!, ...fields, id: row.id, agent: row.agent, policy: row.policy };
+        return { status: 200, body: 'ok' };
+      }
+    }
+    return { status: 404, body: notFound('WinUpdatePolicy') };
   }
+}
+
+/** The policy's schedule at this local instant, as check_agent_update_schedule_task tests it. */
+function scheduleDue(policy: WinUpdatePolicy, local: DateTime): boolean {
+  if (policy.run_time_frequency === 'daily') return policy.run_time_days.includes(local.weekday - 1) && policy.run_time_hour === local.hour;
+  if (policy.run_time_frequency !== 'monthly') return false;
+  let day = policy.run_time_day;
+  // As the source has it: [3, 6, 9, 11] stands for the 30-day months (March included, April left out).
+  if (day > 28) day = local.month === 2 ? 28 : [3, 6, 9, 11].includes(local.month) ? 30 : day;
+  return local.day === day && policy.run_time_hour === local.hour;
+}
+
+/** distutils LooseVersion order, enough for Windows Update titles' versions ("21H2", "1.2.3"). */
+function compareLoose(a: string, b: string): number {
+  const parts = (v: string) => v.match(/\d+|[a-z]+/gi) ?? [];
+  const [x, y] = [parts(a), parts(b)];
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const [p, q] = [x[i], y[i]];
+    if (p === undefined || q === undefined) return p === undefined ? -1 : 1;
+    const [pn, qn] = [/^\d+$/.test(p), /^\d+$/.test(q)];
+    if (pn && qn && Number(p) !== Number(q)) return Number(p) - Number(q);
+    // Python 3 cannot order an int against a str: the sort raises and the source skips that KB.
+    if (pn !== qn) throw new TypeError(`cannot compare ${p} and ${q}`);
+    if (!pn && p !== q) return p < q ? -1 : 1;
+  }
+  return 0;
 }
 
 function formatInstalled(date: Date): string {

@@ -29,6 +29,9 @@
 /** @typedef {import('../api-types.ts').SandboxTeamsActionRequest} SandboxTeamsActionRequest */
 /** @typedef {import('../api-types.ts').SandboxTeamsMessageRequest} SandboxTeamsMessageRequest */
 /** @typedef {import('../api-types.ts').SandboxClockRequest} SandboxClockRequest */
+/** @typedef {import('../api-types.ts').SandboxTacticalState} SandboxTacticalState */
+/** @typedef {import('../api-types.ts').SandboxTacticalAgent} SandboxTacticalAgent */
+/** @typedef {import('../api-types.ts').SandboxTacticalRequest} SandboxTacticalRequest */
 /**
  * Block Kit or Adaptive Card JSON as the bot sent it (api-types.ts: `unknown`). Open on purpose: Slack's and
  * Teams' schemas are not the sandbox's to restate, and every renderer below checks a field before using it.
@@ -61,6 +64,7 @@ const API = {
   teamsAction: '/sandbox/api/teams/action',
   teamsMessage: '/sandbox/api/teams/message',
   clock: '/sandbox/api/clock',
+  tactical: '/sandbox/api/tactical',
 };
 
 /** This start's page token, served in the page itself; the API refuses calls without it. */
@@ -2178,6 +2182,115 @@ function applyState(state) {
   ui.stateAt = performance.now();
   indexNames();
   render();
+  if (state.tactical) watchTactical();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tactical RMM (PATCHBAY_SANDBOX_DEPLOYER=tactical): the emulator's agents and what it was asked
+
+/** The emulator's requests do not move the state's seq (nothing the bot posted changed): the panel polls. */
+const TACTICAL_POLL_MS = 2000;
+/** @type {{ poll: ReturnType<typeof setInterval> | 0, sig: string, fetching: boolean }} */
+const tactical = { poll: 0, sig: '', fetching: false };
+
+function watchTactical() {
+  if (!tactical.poll) tactical.poll = setInterval(() => void refreshTactical(), TACTICAL_POLL_MS);
+  void refreshTactical();
+}
+
+async function refreshTactical() {
+  if (tactical.fetching) return;
+  tactical.fetching = true;
+  try {
+    const res = await fetch(API.tactical, { cache: 'no-store', headers: { [TOKEN_HEADER]: TOKEN } });
+    if (!res.ok) return;
+    /** @type {SandboxTacticalState} */
+    const data = await res.json();
+    const sig = JSON.stringify(data);
+    if (sig === tactical.sig) return;
+    tactical.sig = sig;
+    drawTactical(data);
+  } catch {
+    // The page's own connection indicator already says when the server is away; the next poll tries again.
+  } finally {
+    tactical.fetching = false;
+  }
+}
+
+/**
+ * @param {string} iso
+ */
+function tacticalTime(iso) {
+  const ms = Date.parse(iso);
+  const zone = ui.state?.clock.zone ?? 'UTC';
+  return Number.isFinite(ms) ? formatStamp(ms, zone) : iso;
+}
+
+/**
+ * @param {SandboxTacticalAgent} agent
+ */
+function tacticalAgentRow(agent) {
+  const policy = agent.policy.ok ? 'ok' : 'refused';
+  return h(
+    'tr',
+    { 'data-testid': 'tactical-agent', 'data-hostname': agent.hostname },
+    h('td', { text: agent.hostname }),
+    h('td', { text: `${agent.client} / ${agent.site}` }),
+    h('td', { text: agent.status, 'data-status': agent.status }),
+    h('td', { text: agent.needsReboot ? 'needs reboot' : '—' }),
+    h('td', { text: tacticalTime(agent.bootTime), title: agent.bootTime }),
+    h('td', { text: policy, 'data-policy': policy, title: agent.policy.problems.join('\n') || 'Its patch policy leaves approvals, installs and reboots to patchbay' }),
+  );
+}
+
+/**
+ * @param {SandboxTacticalRequest} request
+ */
+function tacticalRequestRow(request) {
+  const failed = request.status === 'timeout' || request.status >= 400;
+  return h(
+    'tr',
+    { 'data-testid': 'tactical-request', style: failed ? 'color:#b42318' : undefined },
+    h('td', { text: tacticalTime(request.at), title: request.at }),
+    h('td', { text: request.method }),
+    h('td', { text: request.path, style: 'word-break:break-all' }),
+    h('td', { text: String(request.status) }),
+  );
+}
+
+/**
+ * @param {string[]} headings
+ * @param {HTMLElement[]} rows
+ * @param {string} testid
+ */
+function tacticalTable(headings, rows, testid) {
+  return h(
+    'table',
+    { 'data-testid': testid, style: 'width:100%;border-collapse:collapse;font-size:12px' },
+    h('thead', {}, h('tr', {}, headings.map((text) => h('th', { text, style: 'text-align:left;padding:2px 6px 2px 0' })))),
+    h('tbody', {}, rows),
+  );
+}
+
+/**
+ * A third column beside the chat: Tactical's agents, then its request log, newest first.
+ * @param {SandboxTacticalState} data
+ */
+function drawTactical(data) {
+  let panel = document.querySelector('[data-testid="tactical-panel"]');
+  if (!panel) {
+    panel = h('aside', { class: 'tactical-panel', 'data-testid': 'tactical-panel', 'aria-label': 'Tactical RMM emulator', style: 'width:420px;flex:none;overflow:auto;padding:8px 12px;border-left:1px solid #ddd;background:#fafafa' });
+    $('.layout').append(panel);
+  }
+  const refused = data.agents.filter((a) => !a.policy.ok).length;
+  panel.replaceChildren(
+    h('h2', { text: 'Tactical RMM (emulated)', style: 'font-size:15px;margin:4px 0 8px' }),
+    h('h3', { text: `Agents (${data.agents.length}${refused ? `, ${refused} refused by policy` : ''})`, style: 'font-size:13px;margin:8px 0 4px' }),
+    // Bounded, so the request log below stays in view beside a fleet of dozens.
+    h('div', { style: 'max-height:45vh;overflow:auto' }, tacticalTable(['Host', 'Client / site', 'Status', 'Reboot', 'Booted', 'Policy'], data.agents.map(tacticalAgentRow), 'tactical-agents')),
+    h('h3', { text: `Requests, newest first (${data.requests.length} of ${data.total})`, style: 'font-size:13px;margin:12px 0 4px' }),
+    data.requests.length ? tacticalTable(['Time', 'Method', 'Path', 'Status'], data.requests.map(tacticalRequestRow), 'tactical-requests') : empty('Nothing asked yet'),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
