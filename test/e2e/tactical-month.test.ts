@@ -233,7 +233,13 @@ describe.skipIf(testBackend() !== 'postgres')('a month on Tactical RMM (PostgreS
     const broad = new Map((await runs()).filter((r) => BROAD.includes(r.name)).map((r) => [r.name, r]));
     expect(broad.get('HARBOUR-PC-00001')).toMatchObject({ state: 'succeeded' });
     expect(broad.get(NO_RESTART)).toMatchObject({ state: 'succeeded' });
-    expect(broad.get(MISCONFIGURED)).toMatchObject({ state: 'failed', error: expect.stringMatching(/refused: .*HARBOUR-PC-00003.*reboot_after_install: always/) });
+    // Refused, not failed: the update did not fail on it, patchbay would not let Tactical near it. The thread says so, once.
+    expect(broad.get(MISCONFIGURED)).toMatchObject({ state: 'skipped', error: expect.stringMatching(/refused: .*HARBOUR-PC-00003.*reboot_after_install: always/) });
+    const refusedPosts = rowsOf<{ text: string }>(
+      await database.db.execute(sql`select payload ->> 'text' as text from chat_outbox where subject = ${`device-refused:${RELEASE}:${MISCONFIGURED}`}`),
+    );
+    expect(refusedPosts).toHaveLength(1);
+    expect(refusedPosts[0]!.text).toContain('patchbay devices check --fix');
 
     // ---- what Tactical was asked and what its agents were told ----
     const spec = parseWindowSpec(WINDOW);
