@@ -35,6 +35,17 @@ const portNumber = optionalString.transform((value, ctx) => {
   return port;
 });
 
+const numberWhere = (valid: (n: number) => boolean, message: string) =>
+  optionalString.transform((value, ctx) => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isFinite(n) || !valid(n)) {
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    return n;
+  });
+
 const envSchema = z.object({
   NODE_ENV: optionalString,
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'postgres://user:pass@localhost:5432/patchbay'),
@@ -62,7 +73,7 @@ const envSchema = z.object({
   MSRC_API_URL: url(['http:', 'https:', 'file:'], 'https://api.msrc.microsoft.com/cvrf/v3.0/'),
   KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
   PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'on', 'off']).optional()),
-  DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical']).optional()),
+  DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical', 'ninjaone']).optional()),
   PATCHBAY_SANDBOX_DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical']).optional()),
   TACTICAL_URL: url(['http:', 'https:'], 'https://api.rmm.example.com/'),
   // Never echoed back in a problem (see SECRETS): a key with a typo is still most of a key.
@@ -78,10 +89,16 @@ const envSchema = z.object({
     }
     return rate;
   }),
+  NINJAONE_URL: url(['https:', 'http:'], 'https://eu.ninjarmm.com'),
+  NINJAONE_CLIENT_ID: optionalString,
+  // Never echoed back in a problem (see SECRETS).
+  NINJAONE_CLIENT_SECRET: optionalString,
+  NINJAONE_INSTALL_SCRIPT_ID: numberWhere((n) => Number.isInteger(n) && n > 0, 'expected the id of Install-PatchbayKBs.ps1 in your NinjaOne script library, e.g. 42'),
+  NINJAONE_REQUESTS_PER_SECOND: numberWhere((n) => n > 0 && n <= 1000, 'expected a number of requests per second above 0, at most 1000'),
 });
 
 /** Variables whose values never appear in a configuration problem (or anywhere else patchbay writes). */
-const SECRETS = new Set(['TACTICAL_API_KEY', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'TEAMS_APP_PASSWORD']);
+const SECRETS = new Set(['TACTICAL_API_KEY', 'NINJAONE_CLIENT_SECRET', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'TEAMS_APP_PASSWORD']);
 
 export type Env = z.input<typeof envSchema>;
 
@@ -130,7 +147,10 @@ export interface Config {
    * What installs and reboots go to: the simulated fleet (the demo, and the default until a device manager is
    * configured), or a Tactical RMM server. The key is only ever sent in its X-API-KEY header.
    */
-  deployer: { kind: 'simulated' } | { kind: 'tactical'; url: string; apiKey: string; requestsPerSecond: number };
+  deployer:
+    | { kind: 'simulated' }
+    | { kind: 'tactical'; url: string; apiKey: string; requestsPerSecond: number }
+    | { kind: 'ninjaone'; url: string; clientId: string; clientSecret: string; installScriptId: number; requestsPerSecond: number };
   /** The daily device sync, used only with the Tactical deployer. */
   tacticalSync: TacticalSyncConfig;
   /** In sandbox mode: the simulated fleet, or the Tactical adapter on a Tactical RMM emulator. */
@@ -165,6 +185,8 @@ export const DEFAULTS = {
   tacticalRequestsPerSecond: 10,
   // Before the engineers' day: they read what changed with their first coffee, before any window of the night.
   tacticalSyncTime: '06:00',
+  // NinjaOne publishes no limit either and answers 429 past its own; the client also honours Retry-After.
+  ninjaoneRequestsPerSecond: 5,
 } as const;
 
 /** Reads and validates the environment; every problem is reported at once, each naming its variable. */
@@ -205,6 +227,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   } else if (e.DEPLOYER !== 'tactical' && tacticalParts > 0) {
     problems.push('TACTICAL_URL and TACTICAL_API_KEY: set DEPLOYER=tactical to send installs and reboots to Tactical RMM (or unset them)');
   }
+  problems.push(...ninjaOneProblems(e));
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = path.resolve(cwd, e.PATCHBAY_DATA_DIR ?? DEFAULTS.dataDir);
@@ -229,13 +252,35 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     deployer:
       e.DEPLOYER === 'tactical'
         ? { kind: 'tactical', url: e.TACTICAL_URL!, apiKey: e.TACTICAL_API_KEY!, requestsPerSecond: e.TACTICAL_REQUESTS_PER_SECOND ?? DEFAULTS.tacticalRequestsPerSecond }
-        : { kind: 'simulated' },
+        : e.DEPLOYER === 'ninjaone'
+          ? ninjaOneDeployer(e)
+          : { kind: 'simulated' },
     tacticalSync: {
       inventory: e.TACTICAL_SYNC_INVENTORY === undefined ? undefined : path.resolve(cwd, e.TACTICAL_SYNC_INVENTORY),
       time: e.TACTICAL_SYNC_TIME ?? DEFAULTS.tacticalSyncTime,
     },
     sandboxDeployer: e.PATCHBAY_SANDBOX_DEPLOYER ?? 'simulated',
     ...chatMode(e),
+  };
+}
+
+const NINJAONE_NEEDS = ['NINJAONE_URL', 'NINJAONE_CLIENT_ID', 'NINJAONE_CLIENT_SECRET', 'NINJAONE_INSTALL_SCRIPT_ID'] as const;
+
+function ninjaOneProblems(e: z.output<typeof envSchema>): string[] {
+  const set = NINJAONE_NEEDS.filter((name) => e[name] !== undefined);
+  if (e.DEPLOYER === 'ninjaone' && set.length < NINJAONE_NEEDS.length) return [`DEPLOYER: "ninjaone" also needs ${NINJAONE_NEEDS.filter((n) => !set.includes(n)).join(', ')}`];
+  if (e.DEPLOYER !== 'ninjaone' && set.length > 0) return [`${set.join(', ')}: set DEPLOYER=ninjaone to send installs and reboots to NinjaOne (or unset them)`];
+  return [];
+}
+
+function ninjaOneDeployer(e: z.output<typeof envSchema>): Config['deployer'] {
+  return {
+    kind: 'ninjaone',
+    url: e.NINJAONE_URL!,
+    clientId: e.NINJAONE_CLIENT_ID!,
+    clientSecret: e.NINJAONE_CLIENT_SECRET!,
+    installScriptId: e.NINJAONE_INSTALL_SCRIPT_ID!,
+    requestsPerSecond: e.NINJAONE_REQUESTS_PER_SECOND ?? DEFAULTS.ninjaoneRequestsPerSecond,
   };
 }
 

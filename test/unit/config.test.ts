@@ -92,6 +92,16 @@ describe('loadConfig', () => {
     expect(problemsOf({ DEPLOYER: 'tactical', TACTICAL_URL: 'https://x/', TACTICAL_API_KEY: key, TACTICAL_REQUESTS_PER_SECOND: '0' })[0]).toMatch(/TACTICAL_REQUESTS_PER_SECOND/);
   });
 
+  it('sends installs to NinjaOne only with DEPLOYER=ninjaone, its host, client credentials and script id', () => {
+    const ninja = { DEPLOYER: 'ninjaone', NINJAONE_URL: 'https://eu.ninjarmm.com', NINJAONE_CLIENT_ID: 'client-1', NINJAONE_CLIENT_SECRET: 'shh-0123456789', NINJAONE_INSTALL_SCRIPT_ID: '42' };
+    expect(loadConfig(ninja).deployer).toEqual({ kind: 'ninjaone', url: 'https://eu.ninjarmm.com', clientId: 'client-1', clientSecret: 'shh-0123456789', installScriptId: 42, requestsPerSecond: 5 });
+    expect(loadConfig({ ...ninja, NINJAONE_REQUESTS_PER_SECOND: '2.5' }).deployer).toMatchObject({ requestsPerSecond: 2.5 });
+    expect(problemsOf({ DEPLOYER: 'ninjaone', NINJAONE_URL: 'https://eu.ninjarmm.com' })).toEqual(['DEPLOYER: "ninjaone" also needs NINJAONE_CLIENT_ID, NINJAONE_CLIENT_SECRET, NINJAONE_INSTALL_SCRIPT_ID']);
+    expect(problemsOf({ ...ninja, NINJAONE_INSTALL_SCRIPT_ID: 'Install-PatchbayKBs' })[0]).toMatch(/^NINJAONE_INSTALL_SCRIPT_ID: expected the id/);
+    const stray = problemsOf({ NINJAONE_CLIENT_SECRET: 'stray-secret-value' });
+    expect(stray).toEqual(['NINJAONE_CLIENT_SECRET: set DEPLOYER=ninjaone to send installs and reboots to NinjaOne (or unset them)']);
+  });
+
   it('never shows the Tactical API key in a configuration problem', () => {
     const almost = 'ab cd-secret-part-of-a-key';
     const problems = problemsOf({ DEPLOYER: 'tactical', TACTICAL_URL: 'https://x/', TACTICAL_API_KEY: almost });
