@@ -11,8 +11,8 @@ import { cvrfDocumentSchema } from '../src/adapters/msrc/cvrf-schema.ts';
 import { parseCvrf } from '../src/adapters/msrc/to-release.ts';
 import { parseKevCatalog } from '../src/adapters/kev/catalog.ts';
 import { buildDigest, type KevIndex } from '../src/domain/digest.ts';
-import { renderDigestBlocks } from '../src/bot/slack/digest-blocks.ts';
-import { renderDigestCard } from '../src/bot/teams/digest-card.ts';
+import { renderDigestBlocks } from '../src/chat/slack/digest-blocks.ts';
+import { renderDigestCard } from '../src/chat/teams/digest-card.ts';
 import { renderDigestJson } from '../src/render/digest-json.ts';
 import { renderDigestText } from '../src/render/digest-text.ts';
 

@@ -20,9 +20,9 @@ export type DigestFormat = 'json' | 'text' | 'blocks' | 'card';
 export async function renderDigest(digest: import('../domain/digest.ts').Digest, format: DigestFormat, interactive: boolean): Promise<string> {
   if (format === 'json') return (await import('../render/digest-json.ts')).renderDigestJson(digest);
   if (format === 'blocks') {
-    const messages = (await import('../bot/slack/digest-blocks.ts')).renderDigestBlocks(digest, { interactive });
+    const messages = (await import('../chat/slack/digest-blocks.ts')).renderDigestBlocks(digest, { interactive });
     return `${JSON.stringify(messages, null, 2)}\n`;
   }
-  if (format === 'card') return `${JSON.stringify((await import('../bot/teams/digest-card.ts')).renderDigestCard(digest), null, 2)}\n`;
+  if (format === 'card') return `${JSON.stringify((await import('../chat/teams/digest-card.ts')).renderDigestCard(digest), null, 2)}\n`;
   return (await import('../render/digest-text.ts')).renderDigestText(digest);
 }

@@ -34,7 +34,7 @@ import { nightOf, offlineKey, planNight, type NightDevice, type NightPlan, type 
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { type MaintenanceWindow } from '../domain/windows.ts';
 import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
-import { unmatchedWaived } from '../bot/notice-status.ts';
+import { unmatchedWaived } from '../chat/notice-status.ts';
 import { noticeWaivers } from '../db/notice-repo.ts';
 import { loadAudiences, type Audiences } from '../chat/audiences.ts';
 import { notify } from '../chat/notify.ts';

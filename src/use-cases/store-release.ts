@@ -6,7 +6,7 @@
 import type { AppDatabase } from '../db/client.ts';
 import { saveRelease, type StoreOptions, type StoreResult } from '../db/release-repo.ts';
 import type { Release } from '../domain/release.ts';
-import { slackReleaseMessages } from '../bot/slack/release-messages.ts';
+import { slackReleaseMessages } from '../chat/slack/release-messages.ts';
 
 export type { StoreOptions, StoreOutcome, StoreResult } from '../db/release-repo.ts';
 

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
-import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION } from '../../src/bot/slack/window-blocks.ts';
+import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION } from '../../src/chat/slack/window-blocks.ts';
 import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';

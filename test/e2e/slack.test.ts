@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
 import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
-import { MRKDWN_BREAK } from '../../src/bot/slack/block-kit.ts';
+import { MRKDWN_BREAK } from '../../src/chat/slack/block-kit.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { chatIdentities, clients, devices, locations, msp, people, personRoles } from '../../src/db/schema.ts';

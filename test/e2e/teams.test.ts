@@ -17,7 +17,7 @@ import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { enqueueOutbox } from '../../src/db/outbox-repo.ts';
-import { userDmPayload } from '../../src/bot/user-dm-render.ts';
+import { userDmPayload } from '../../src/chat/user-dm-render.ts';
 import { loadBook, saveGates, insertRuns } from '../../src/db/rollout-repo.ts';
 import { transition, type RolloutEvent } from '../../src/domain/rollout.ts';
 import { createTeamsAdapter, createTeamsBot, teamsRequestHandler } from '../../src/bot/teams/app.ts';

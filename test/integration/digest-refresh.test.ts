@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
-import { digestMessages } from '../../src/bot/slack/release-messages.ts';
+import { digestMessages } from '../../src/chat/slack/release-messages.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { loadDigestInput } from '../../src/db/release-repo.ts';
 import { clients, devices, locations, msp } from '../../src/db/schema.ts';

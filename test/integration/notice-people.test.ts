@@ -19,7 +19,7 @@ import { storeSlackDirectory, unmatchedUsers } from '../../src/db/directory-repo
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { noticeWaivers, unwarnedRuns } from '../../src/db/notice-repo.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
-import { noticeStatusText } from '../../src/bot/notice-status.ts';
+import { noticeStatusText } from '../../src/chat/notice-status.ts';
 import { broadFirstNights } from '../../src/use-cases/broad-night.ts';
 import { revokeNoticeWaiver, waiveNotice } from '../../src/use-cases/notice-waiver.ts';
 import { answerUserDm } from '../../src/use-cases/user-dm.ts';

@@ -8,7 +8,7 @@ import { sql } from 'drizzle-orm';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { releaseStatus, statusNames } from '../../src/use-cases/status.ts';
-import { statusText } from '../../src/bot/slack/views.ts';
+import { statusText } from '../../src/chat/slack/views.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { worldInventory, worldRelease } from '../support/rollout-world.ts';
 

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { renderNotice, type Notice } from '../../src/chat/notices.ts';
 import type { Audiences } from '../../src/chat/audiences.ts';
-import { offlineNoticePayload, userDmPayload } from '../../src/bot/user-dm-render.ts';
-import { renderPlanCard } from '../../src/bot/teams/signoff-card.ts';
-import { renderWindowSummaryCard } from '../../src/bot/teams/window-card.ts';
+import { offlineNoticePayload, userDmPayload } from '../../src/chat/user-dm-render.ts';
+import { renderPlanCard } from '../../src/chat/teams/signoff-card.ts';
+import { renderWindowSummaryCard } from '../../src/chat/teams/window-card.ts';
 import type { WindowTally } from '../../src/domain/window-report.ts';
 
 const audiences: Audiences = {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { gateEffectNotices } from '../../src/chat/notices/gates.ts';
 import { renderNotice, type Notice } from '../../src/chat/notices.ts';
 import type { Audiences } from '../../src/chat/audiences.ts';
-import { promotionOffer } from '../../src/bot/slack/window-blocks.ts';
+import { promotionOffer } from '../../src/chat/slack/window-blocks.ts';
 
 const audiences: Audiences = {
   engineers: { channel: 'C0ENGINEERS' },

@@ -1,8 +1,8 @@
 // The Hold modal's client picker: a static list while every client fits in Slack's 100 options, an external
 // select (answered as the engineer types) past that, so no client is out of reach.
 import { describe, expect, it } from 'vitest';
-import { holdModal, holdModalErrors } from '../../src/bot/slack/views.ts';
-import { renderDigestStatus } from '../../src/bot/slack/decision-blocks.ts';
+import { holdModal, holdModalErrors } from '../../src/chat/slack/views.ts';
+import { renderDigestStatus } from '../../src/chat/slack/decision-blocks.ts';
 import { checkView } from '../support/block-kit-limits.ts';
 
 const clients = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `client-${i + 1}`, name: `Client ${i + 1}` }));

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderNotice, type Notice } from '../../src/chat/notices.ts';
 import type { Audiences } from '../../src/chat/audiences.ts';
-import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION, summaryMessage } from '../../src/bot/slack/window-blocks.ts';
+import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION, summaryMessage } from '../../src/chat/slack/window-blocks.ts';
 import type { WindowTally } from '../../src/domain/window-report.ts';
 import { PILOT_REPLY_CHAMPION_ACTION } from '../../src/chat/notices/pilot.ts';
 

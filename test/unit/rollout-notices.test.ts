@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { Audiences } from '../../src/chat/audiences.ts';
 import { renderNotice } from '../../src/chat/notices.ts';
 import { windowEditKey, type RolloutNotice } from '../../src/chat/notices/rollout.ts';
-import { progressMessage, summaryMessage } from '../../src/bot/slack/window-blocks.ts';
-import { escapeMrkdwn } from '../../src/bot/slack/block-kit.ts';
+import { progressMessage, summaryMessage } from '../../src/chat/slack/window-blocks.ts';
+import { escapeMrkdwn } from '../../src/chat/slack/block-kit.ts';
 import type { WindowTally } from '../../src/domain/window-report.ts';
 
 const audiences: Audiences = {

@@ -5,10 +5,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BLOCK_KIT_LIMITS, boundText, checkMessage, escapeMrkdwn, MessageBuilder, MRKDWN_BREAK } from '../../src/bot/slack/block-kit.ts';
-import { userDmSlackMessage } from '../../src/bot/slack/user-dm-blocks.ts';
-import { progressMessage, summaryMessage } from '../../src/bot/slack/window-blocks.ts';
-import { offlineNoticePayload } from '../../src/bot/user-dm-render.ts';
+import { BLOCK_KIT_LIMITS, boundText, checkMessage, escapeMrkdwn, MessageBuilder, MRKDWN_BREAK } from '../../src/chat/slack/block-kit.ts';
+import { userDmSlackMessage } from '../../src/chat/slack/user-dm-blocks.ts';
+import { progressMessage, summaryMessage } from '../../src/chat/slack/window-blocks.ts';
+import { offlineNoticePayload } from '../../src/chat/user-dm-render.ts';
 import { renderDmText, type DmDevice } from '../../src/domain/user-dm.ts';
 import type { WindowTally } from '../../src/domain/window-report.ts';
 

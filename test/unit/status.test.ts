@@ -6,7 +6,7 @@ import type { ActiveHold, UpdateStanding } from '../../src/domain/approval.ts';
 import { statusModel, type StatusFacts, type StatusNames } from '../../src/domain/status.ts';
 import { releaseFacts } from '../../src/domain/eligibility.ts';
 import { emptyBook, newGate as blank } from '../../src/domain/rollout.ts';
-import { homeView, statusText } from '../../src/bot/slack/views.ts';
+import { homeView, statusText } from '../../src/chat/slack/views.ts';
 
 const NOW = new Date('2024-02-20T15:00:00Z');
 const AT = '2024-02-14T15:00:00.000Z';

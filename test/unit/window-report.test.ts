@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { progressMessage, summaryMessage } from '../../src/bot/slack/window-blocks.ts';
-import { checkMessage } from '../../src/bot/slack/block-kit.ts';
-import { renderWindowSummaryCard } from '../../src/bot/teams/window-card.ts';
+import { progressMessage, summaryMessage } from '../../src/chat/slack/window-blocks.ts';
+import { checkMessage } from '../../src/chat/slack/block-kit.ts';
+import { renderWindowSummaryCard } from '../../src/chat/teams/window-card.ts';
 import { zoneLabel, zoneShort } from '../../src/domain/zone-label.ts';
 import { DateTime } from 'luxon';
 import { progressBar, reportFor, updateIntervalMs, windowSubject, type WindowTally } from '../../src/domain/window-report.ts';

@@ -6,7 +6,7 @@ import type { App } from '@slack/bolt';
 import type { Logger } from '../../log.ts';
 import { answerUserDm, type DmAnswer } from '../../use-cases/user-dm.ts';
 import type { UseCaseContext } from '../../use-cases/decisions.ts';
-import { DM_DEFER_ACTION, DM_OK_ACTION } from './user-dm-blocks.ts';
+import { DM_DEFER_ACTION, DM_OK_ACTION } from '../../chat/slack/user-dm-blocks.ts';
 
 export function registerUserDmActions(app: App, ctx: UseCaseContext, log: Logger): void {
   for (const [actionId, answer] of [

@@ -17,10 +17,10 @@ import type { Logger } from '../../log.ts';
 import type { RequestHandler } from '../../runtime/http.ts';
 import type { Actor, UseCaseContext } from '../../use-cases/decisions.ts';
 import { answerUserDm, type DmAnswer } from '../../use-cases/user-dm.ts';
-import { VERB_DM_DEFER, VERB_DM_OK } from './user-dm-card.ts';
+import { VERB_DM_DEFER, VERB_DM_OK } from '../../chat/teams/user-dm-card.ts';
 import { confirmPilot, loadSignoff, reportPilotProblem, type PilotResult } from '../../use-cases/pilot.ts';
 import { captureInstall, findLinkCode, redeemLinkCode, removeConversation, type InstallInput, type LinkResult } from '../../use-cases/teams-link.ts';
-import { renderSignoffCard, VERB_CONFIRM, VERB_PROBLEM, VERB_REFRESH } from './signoff-card.ts';
+import { renderSignoffCard, VERB_CONFIRM, VERB_PROBLEM, VERB_REFRESH } from '../../chat/teams/signoff-card.ts';
 
 export interface TeamsAuthOptions {
   appId: string | undefined;

@@ -5,7 +5,7 @@
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { WindowTally } from '../../domain/window-report.ts';
-import { renderWindowSummaryCard } from '../../bot/teams/window-card.ts';
+import { renderWindowSummaryCard } from '../teams/window-card.ts';
 import { subjects } from '../subjects.ts';
 
 export type ClientChatNotice =

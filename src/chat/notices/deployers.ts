@@ -5,7 +5,7 @@
  * outage's start and answer, the refusal's reasons), so a re-delivery says the same.
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
-import { escapeMrkdwn } from '../../bot/slack/block-kit.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
 import { formatWithZone } from '../../domain/zone-label.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';

@@ -4,7 +4,7 @@
  * true then. Posted in the engineers' channel, not in a release thread: devices are not a release's business.
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
-import { escapeMrkdwn } from '../../bot/slack/block-kit.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

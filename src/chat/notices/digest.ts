@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { UpdateStanding } from '../../domain/approval.ts';
 import type { Digest } from '../../domain/digest.ts';
-import { escapeMrkdwn } from '../../bot/slack/block-kit.ts';
-import { renderDigestBlocks } from '../../bot/slack/digest-blocks.ts';
-import { renderDigestStatus, showsRelease, updatesShown, type DigestStatus, type NoteLine } from '../../bot/slack/decision-blocks.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
+import { renderDigestBlocks } from '../slack/digest-blocks.ts';
+import { renderDigestStatus, showsRelease, updatesShown, type DigestStatus, type NoteLine } from '../slack/decision-blocks.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

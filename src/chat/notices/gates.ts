@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { RolloutEffect } from '../../domain/rollout.ts';
-import { escapeMrkdwn } from '../../bot/slack/block-kit.ts';
-import { promotionOffer } from '../../bot/slack/window-blocks.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
+import { promotionOffer } from '../slack/window-blocks.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

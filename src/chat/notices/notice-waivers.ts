@@ -4,7 +4,7 @@
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { WaiverScope } from '../../domain/notice.ts';
-import { escapeMrkdwn } from '../../bot/slack/block-kit.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

@@ -6,8 +6,8 @@
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { SignoffView } from '../../domain/signoff-view.ts';
-import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../../bot/slack/block-kit.ts';
-import { renderPlanCard, renderSignoffCard, signoffText, type PlanCardInput } from '../../bot/teams/signoff-card.ts';
+import { BLOCK_KIT_LIMITS, escapeMrkdwn, truncateMrkdwn } from '../slack/block-kit.ts';
+import { renderPlanCard, renderSignoffCard, signoffText, type PlanCardInput } from '../teams/signoff-card.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

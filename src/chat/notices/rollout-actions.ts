@@ -7,8 +7,8 @@
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import { formatDecisionTime } from '../../domain/approval.ts';
 import type { WindowTally } from '../../domain/window-report.ts';
-import { escapeMrkdwn, mrkdwn, type Block, type SlackMessage } from '../../bot/slack/block-kit.ts';
-import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION, promotionOffer, summaryMessage } from '../../bot/slack/window-blocks.ts';
+import { escapeMrkdwn, mrkdwn, type Block, type SlackMessage } from '../slack/block-kit.ts';
+import { HOLD_CLIENT_ACTION, PROMOTE_ACTION, RETRY_FAILED_ACTION, promotionOffer, summaryMessage } from '../slack/window-blocks.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

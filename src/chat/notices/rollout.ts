@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { Ring } from '../../domain/inventory.ts';
 import type { WindowTally } from '../../domain/window-report.ts';
-import { escapeMrkdwn } from '../../bot/slack/block-kit.ts';
-import { progressMessage, summaryMessage } from '../../bot/slack/window-blocks.ts';
+import { escapeMrkdwn } from '../slack/block-kit.ts';
+import { progressMessage, summaryMessage } from '../slack/window-blocks.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

@@ -5,9 +5,9 @@
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import { listNames } from '../../domain/user-dm.ts';
-import { WAIVE_HINT } from '../../bot/notice-status.ts';
-import { boundText, escapeMrkdwn } from '../../bot/slack/block-kit.ts';
-import { offlineNoticePayload, userDmPayload } from '../../bot/user-dm-render.ts';
+import { WAIVE_HINT } from '../notice-status.ts';
+import { boundText, escapeMrkdwn } from '../slack/block-kit.ts';
+import { offlineNoticePayload, userDmPayload } from '../user-dm-render.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 

@@ -23,7 +23,7 @@ import { queueClientMessages } from '../../../src/jobs/teams.ts';
 import { dueOutboxIds, loadOutboxRow, markSending, markSent } from '../../../src/db/outbox-repo.ts';
 import type { JobContext } from '../../../src/jobs/index.ts';
 import { recentReleaseIds, releaseStatus } from '../../../src/use-cases/status.ts';
-import { statusText } from '../../../src/bot/slack/views.ts';
+import { statusText } from '../../../src/chat/slack/views.ts';
 import type { UseCaseContext } from '../../../src/use-cases/decisions.ts';
 import { checkAll, checkI7, loadFacts, type InvariantId, type Violation } from './invariants.ts';
 import { CLIENTS, END, EXTRA_DEVICES, INITIAL_DEVICES, MSP, resetDatabase, seedWorld, START, type WorldDevice } from './world.ts';

@@ -9,8 +9,8 @@ import { PILOT_REPLY_CHAMPION_ACTION } from '../../../use-cases/pilot.ts';
 import { promoteRelease, retryFailed } from '../../../use-cases/rollout-actions.ts';
 import { clientIds, searchClients } from '../../../use-cases/status.ts';
 import { registerUserDmActions } from '../user-dm-actions.ts';
-import { CLIENTS_ACTION, HOLD_CALLBACK, MAX_CLIENT_OPTIONS, clientOption, holdModal, noteModal, type ModalTarget } from '../views.ts';
-import { HOLD_CLIENT_ACTION, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from '../window-blocks.ts';
+import { CLIENTS_ACTION, HOLD_CALLBACK, MAX_CLIENT_OPTIONS, clientOption, holdModal, noteModal, type ModalTarget } from '../../../chat/slack/views.ts';
+import { HOLD_CLIENT_ACTION, holdClientModal, PROMOTE_ACTION, RETRY_FAILED_ACTION, type HoldClientTarget } from '../../../chat/slack/window-blocks.ts';
 import { actionValue, channelOf, jsonValue, parseValue, reply, slackActor, triggerOf, type ListenerDeps } from './deps.ts';
 
 export function register(app: App, deps: ListenerDeps): void {

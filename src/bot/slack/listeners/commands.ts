@@ -8,7 +8,7 @@ import { formatDecisionTime } from '../../../domain/approval.ts';
 import type { Ring } from '../../../domain/inventory.ts';
 import { unmatchedUsers } from '../../../db/directory-repo.ts';
 import { noticeWaivers } from '../../../db/notice-repo.ts';
-import { noticeStatusText } from '../../notice-status.ts';
+import { noticeStatusText } from '../../../chat/notice-status.ts';
 import { revokeNoticeWaiver, waiveNotice } from '../../../use-cases/notice-waiver.ts';
 import { parsePatchCommand, PATCH_USAGE, type PatchCommand } from '../../patch-command.ts';
 import { currentReleaseId, findEngineer, hold, releaseHold, withdraw, type Actor, type DecisionResult } from '../../../use-cases/decisions.ts';
@@ -17,8 +17,8 @@ import { promoteRelease, skipRing } from '../../../use-cases/rollout-actions.ts'
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, statusNames } from '../../../use-cases/status.ts';
 import { createLinkCode } from '../../../use-cases/teams-link.ts';
 import { requestDeviceSync } from '../../../use-cases/device-sync.ts';
-import { escapeMrkdwn, escapeMrkdwnControls } from '../block-kit.ts';
-import { notesText, resultText, statusText, windowsText } from '../views.ts';
+import { escapeMrkdwn, escapeMrkdwnControls } from '../../../chat/slack/block-kit.ts';
+import { notesText, resultText, statusText, windowsText } from '../../../chat/slack/views.ts';
 import { slackActor, type ListenerDeps } from './deps.ts';
 
 /** One engineer's `/patch`, past the parser and the engineer check. */

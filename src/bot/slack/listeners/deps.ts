@@ -7,7 +7,7 @@ import type { WebClient } from '@slack/web-api';
 import type { AppDatabase } from '../../../db/client.ts';
 import type { Logger } from '../../../log.ts';
 import type { Actor, DecisionResult, UseCaseContext } from '../../../use-cases/decisions.ts';
-import { resultText } from '../views.ts';
+import { resultText } from '../../../chat/slack/views.ts';
 
 export interface ListenerDeps {
   db: AppDatabase;

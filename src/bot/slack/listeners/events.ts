@@ -7,7 +7,7 @@ import { claimOnce } from '../../../db/idempotency-repo.ts';
 import { currentReleaseId, findEngineer } from '../../../use-cases/decisions.ts';
 import { mspZone } from '../../../use-cases/digest-refresh.ts';
 import { releaseStatus, statusNames } from '../../../use-cases/status.ts';
-import { homeView } from '../views.ts';
+import { homeView } from '../../../chat/slack/views.ts';
 import { slackActor, type ListenerDeps } from './deps.ts';
 
 const EVENT_ID_KEPT_MS = 86_400_000;

@@ -7,8 +7,8 @@ import type { App } from '@slack/bolt';
 import { validateNote, validateReason } from '../../../domain/approval.ts';
 import { addResearchNote, hold } from '../../../use-cases/decisions.ts';
 import { holdClientFromWindow } from '../../../use-cases/rollout-actions.ts';
-import { HOLD_CALLBACK, NOTE_CALLBACK, holdModalErrors, resultText, type ModalTarget } from '../views.ts';
-import { HOLD_CLIENT_CALLBACK, type HoldClientTarget } from '../window-blocks.ts';
+import { HOLD_CALLBACK, NOTE_CALLBACK, holdModalErrors, resultText, type ModalTarget } from '../../../chat/slack/views.ts';
+import { HOLD_CLIENT_CALLBACK, type HoldClientTarget } from '../../../chat/slack/window-blocks.ts';
 import { ephemeral, slackActor, type ListenerDeps } from './deps.ts';
 
 type Values = Record<string, Record<string, { value?: string | null; selected_option?: { value: string } | null; selected_options?: Array<{ value: string }> }>>;
