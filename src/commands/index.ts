@@ -8,6 +8,7 @@ import { register as generateInventory } from './generate-inventory.ts';
 import { register as teamsPackage } from './teams-package.ts';
 import { register as demo } from './demo.ts';
 import { register as devices } from './devices.ts';
+import { register as report } from './report.ts';
 
 /**
  * Every command registers itself here. A command module keeps its heavy imports inside its action, so
@@ -23,6 +24,7 @@ const registrars: Array<(program: Command) => void> = [
   teamsPackage,
   demo,
   devices,
+  report,
 ];
 
 export function registerCommands(program: Command): void {
