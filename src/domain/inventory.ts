@@ -28,6 +28,13 @@ export interface InventoryChampion {
   name: string | undefined;
 }
 
+/** One of a client's people, for linking a synced machine to whoever is logged in on it. */
+export interface InventoryUser {
+  email: string;
+  /** Lower-cased, without a domain: `jane` for `CONTOSO\jane`. Default: the part of the email before the @. */
+  windowsUser?: string;
+}
+
 export interface InventoryLocation {
   id: string;
   name: string | undefined;
@@ -95,6 +102,8 @@ export interface InventoryClient {
   software: string[];
   champions: InventoryChampion[];
   locations: InventoryLocation[];
+  /** People the file lists on their own (`users:`), beyond the devices' users and the champions. */
+  users?: InventoryUser[];
   /** Absent when the file sets none. */
   settings?: ClientSettings;
   /** The client's Tactical RMM client (its name, or its numeric id): its agents are this client's devices. */

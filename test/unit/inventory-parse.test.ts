@@ -96,6 +96,24 @@ describe('parseInventory on good files', () => {
     expect(client.windows).toEqual(inventory.msp.windows);
   });
 
+  it('reads a client\'s users with their Windows user names, and names a bad entry\'s line and field', () => {
+    const good = BASE.replace('    software', '    users:\n      - { email: Jane.Smith@Acme.example, windows_user: "ACME\\\\JSmith" }\n      - { email: front.desk@acme.example }\n    software');
+    expect(inventoryOf(parseInventory(good, 'users.yaml')).clients[0]!.users).toEqual([
+      { email: 'jane.smith@acme.example', windowsUser: 'jsmith' },
+      { email: 'front.desk@acme.example' },
+    ]);
+    expect(inventoryOf(parseInventory(BASE, 'plain.yaml')).clients[0]!.users).toBeUndefined();
+
+    const bad = BASE.replace('    software', '    users:\n      - { email: not-an-email }\n      - { email: sam@acme.example, windows_user: "sam smith" }\n      - { windows_user: pat }\n    software');
+    const lines = bad.split('\n');
+    const lineOf = (text: string) => lines.findIndex((line) => line.includes(text)) + 1;
+    expect(problemsOf(parseInventory(bad, 'users.yaml')).map((p) => `${p.line} ${p.path}: ${p.message}`)).toEqual([
+      `${lineOf('not-an-email')} clients[0].users[0].email: "not-an-email" is not an email address`,
+      `${lineOf('sam smith')} clients[0].users[1].windows_user: "sam smith" is not a Windows user name (expected e.g. "jane" or "CONTOSO\\jane")`,
+      expect.stringMatching(new RegExp(`^${lineOf('windows_user: pat')} clients\\[0\\]\\.users\\[2\\]`)),
+    ]);
+  });
+
   it('reads a client\'s optional settings and reports bad ones on their own lines', () => {
     const good = BASE.replace('    software', '    channel: C0ACME\n    teams_tenant_id: 2F9D4C1E-7B3A-4E8F-9A61-0C5D8E2B7F43\n    chat: teams\n    dm_time: "14:30"\n    dm_template: "Hi {name}"\n    max_deferrals: 0\n    notice_hours: 6\n    auto_confirm_hours: 48\n    run_concurrency: 5\n    software');
     expect(inventoryOf(parseInventory(good, 'settings.yaml')).clients[0]!.settings).toEqual({
@@ -228,7 +246,7 @@ describe('did-you-mean for misspelled keys', () => {
     const problems = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    colour: blue'), 'x.yaml'));
     expect(problems).toHaveLength(1);
     expect(problems[0]!.message).toBe(
-      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, notice_hours, auto_confirm_hours, run_concurrency, tactical_client)',
+      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, users, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, notice_hours, auto_confirm_hours, run_concurrency, tactical_client)',
     );
   });
 });

@@ -27,6 +27,17 @@ const client: InventoryClient = {
 const people = windowsUsersOf(client);
 
 describe('logged_username linking', () => {
+  it('takes a listed user\'s windows_user over the email\'s local part, and knows listed users no device names', () => {
+    const listed = windowsUsersOf({
+      ...client,
+      users: [{ email: 'jane@contoso.example', windowsUser: 'jdoe' }, { email: 'kim@contoso.example' }],
+    });
+    expect(linkLoggedUser('CONTOSO\\jdoe', listed)).toEqual({ kind: 'linked', email: 'jane@contoso.example' });
+    // jane's own email part no longer names her: her logon is jdoe.
+    expect(linkLoggedUser('CONTOSO\\jane', listed)).toEqual({ kind: 'unknown' });
+    expect(linkLoggedUser('kim', listed)).toEqual({ kind: 'linked', email: 'kim@contoso.example' });
+  });
+
   it('knows each of the client’s people once, by the lower-cased part of the email before the @', () => {
     expect(people.map((p) => `${p.name} ${p.email}`).sort()).toEqual([
       'jane jane@contoso.example',

@@ -6,6 +6,7 @@ import type {
   DeviceClass,
   Inventory,
   InventoryChampion,
+  InventoryUser,
   InventoryClient,
   InventoryDevice,
   InventoryLocation,
@@ -37,12 +38,13 @@ const MSP_SHAPE = {
 const CLIENT_SHAPE = {
   required: ['id', 'name', 'timezone', 'windows'],
   optional: [
-    'software', 'champions', 'locations',
+    'software', 'champions', 'users', 'locations',
     'channel', 'teams_tenant_id', 'chat', 'dm_time', 'dm_template', 'max_deferrals', 'notice_hours', 'auto_confirm_hours', 'run_concurrency',
     'tactical_client',
   ],
 } as const;
 const CHAMPION_SHAPE = { required: [], optional: ['email', 'teams_id', 'teamsId', 'name'] } as const;
+const USER_SHAPE = { required: ['email'], optional: ['windows_user'] } as const;
 const LOCATION_SHAPE = { required: ['id'], optional: ['name', 'devices'] } as const;
 const DEVICE_SHAPE = { required: ['name', 'class'], optional: ['ring', 'os', 'user'] } as const;
 const CLIENT_RINGS = ['pilot', 'broad'] as const;
@@ -266,6 +268,10 @@ class InventoryReader {
       .list(fields.get('champions'), 'champions')
       .map((entry) => this.readChampion(entry))
       .filter((champion): champion is InventoryChampion => champion !== undefined);
+    const users = this.r
+      .list(fields.get('users'), 'users')
+      .map((entry) => this.readUser(entry))
+      .filter((user): user is InventoryUser => user !== undefined);
 
     const classUses: ClassUse[] = [];
     const seenLocations = new Map<string, number>();
@@ -292,6 +298,7 @@ class InventoryReader {
       software,
       champions,
       locations,
+      ...(users.length > 0 ? { users } : {}),
       ...(Object.keys(settings).length > 0 ? { settings } : {}),
       ...this.readTacticalClient(fields.get('tactical_client')),
     };
@@ -365,6 +372,22 @@ class InventoryReader {
       this.r.report(item.node, item.path, 'a champion needs an "email" or a "teams_id" (or both), so the bot can reach them');
     }
     return { email, teamsId, name: this.r.text(fields.get('name'), TEXT.name) };
+  }
+
+  /** A client's person a synced machine can be linked to by who is logged in on it (`windows_user`: `jane`, `CONTOSO\\jane`). */
+  private readUser(item: ListItem): InventoryUser | undefined {
+    const fields = this.r.map(item.node, item.path, USER_SHAPE, 'a user');
+    if (!fields) return undefined;
+    const email = this.readEmail(fields.get('email'));
+    if (email === undefined) return undefined;
+    const raw = this.r.text(fields.get('windows_user'), TEXT.name);
+    if (raw === undefined) return { email };
+    const windowsUser = raw.slice(raw.lastIndexOf('\\') + 1).trim().toLowerCase();
+    if (windowsUser === '' || /[\s@]/.test(windowsUser)) {
+      this.r.report(fields.get('windows_user')!.value, `${item.path}.windows_user`, `"${raw}" is not a Windows user name (expected e.g. "jane" or "CONTOSO\\jane")`);
+      return { email };
+    }
+    return { email, windowsUser };
   }
 
   private readLocation(item: ListItem, classUses: ClassUse[]): { location: InventoryLocation; idNode: Node | null } | undefined {
