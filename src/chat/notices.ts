@@ -19,6 +19,7 @@ import { renderRolloutNotice, type RolloutNotice } from './notices/rollout.ts';
 import { renderNoticeWaiverNotice, type NoticeWaiverNotice } from './notices/notice-waivers.ts';
 import { renderUserDmNotice, type UserDmNotice } from './notices/user-dms.ts';
 import { renderClientChatNotice, type ClientChatNotice } from './notices/client-chats.ts';
+import { renderReleaseNotice, type ReleaseNotice } from './notices/release.ts';
 
 export type Notice =
   | GateNotice
@@ -30,7 +31,8 @@ export type Notice =
   | NoticeWaiverNotice
   | UserDmNotice
   | ClientChatNotice
-  | DeviceSyncNotice;
+  | DeviceSyncNotice
+  | ReleaseNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -74,5 +76,8 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'device_sync_changed':
     case 'device_sync_failed':
       return renderDeviceSyncNotice(notice, audiences);
+    case 'release_stored':
+    case 'release_revised':
+      return renderReleaseNotice(notice, audiences);
   }
 }

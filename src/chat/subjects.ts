@@ -6,7 +6,6 @@
  * change here is a data migration, not a refactor.
  *
  * Pure and import-free but for the domain's window subject, so any layer that writes the outbox may use it.
- * (src/db may not import src/chat: release-repo's digest subjects move here when its rendering does.)
  */
 import { windowSubject } from '../domain/window-report.ts';
 

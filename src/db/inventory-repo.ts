@@ -77,7 +77,32 @@ export async function applyInventory(db: AppDatabase, inventory: Inventory, now:
 
 async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Promise<InventoryChanges> {
   const mspOutcome = await applyMsp(tx, inventory, now);
+  // Clients before their locations, locations before their devices: each level's rows name the one above.
+  const clientsApplied = await applyClients(tx, inventory, now);
+  const locationCounts = await applyLocations(tx, inventory, now);
+  const devicesApplied = await applyDevices(tx, inventory, now);
+  const peopleCounts = await applyPeople(tx, inventory, now);
+  return {
+    msp: mspOutcome,
+    clients: clientsApplied.counts,
+    locations: locationCounts,
+    devices: devicesApplied.counts,
+    people: peopleCounts,
+    retiredClients: clientsApplied.retired,
+    retiredDevices: devicesApplied.retired,
+    restoredClients: clientsApplied.restored,
+    restoredDevices: devicesApplied.restored,
+  };
+}
 
+/** One level of the inventory applied: its counts, and the keys it retired and brought back from retirement. */
+interface LevelApplied {
+  counts: KindCounts;
+  retired: string[];
+  restored: string[];
+}
+
+async function applyClients(tx: AppDatabase, inventory: Inventory, now: Date): Promise<LevelApplied> {
   const clientRows = inventory.clients
     .map((client) => ({
       id: client.id,
@@ -100,7 +125,14 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
   const retiredClients = await retireMissing(tx, sql`update clients set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and id not in (select jsonb_array_elements_text(${JSON.stringify(clientIds)}::jsonb))
     returning id as key`);
+  return {
+    counts: withUnchanged(clientCounts, retiredClients.length, clientRows.length),
+    retired: retiredClients,
+    restored: clientIds.filter((id) => clientsRetiredBefore.has(id)),
+  };
+}
 
+async function applyLocations(tx: AppDatabase, inventory: Inventory, now: Date): Promise<KindCounts> {
   const locationRows = inventory.clients
     .flatMap((client) =>
       client.locations.map((location) => ({
@@ -118,7 +150,10 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
   const retiredLocations = await retireMissing(tx, sql`update locations set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and client_id || '/' || id not in (select jsonb_array_elements_text(${JSON.stringify(locationKeys)}::jsonb))
     returning client_id || '/' || id as key`);
+  return withUnchanged(locationCounts, retiredLocations.length, locationRows.length);
+}
 
+async function applyDevices(tx: AppDatabase, inventory: Inventory, now: Date): Promise<LevelApplied> {
   const deviceRows = [
     ...inventory.msp.devices.map((device) => deviceRow(device, null, null, now)),
     ...inventory.clients.flatMap((client) =>
@@ -141,19 +176,10 @@ async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Pr
   const retiredDevices = await retireMissing(tx, sql`update devices set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and name not in (select jsonb_array_elements_text(${JSON.stringify(deviceNames)}::jsonb))
     returning name as key`);
-
-  const peopleCounts = await applyPeople(tx, inventory, now);
-
   return {
-    msp: mspOutcome,
-    clients: withUnchanged(clientCounts, retiredClients.length, clientRows.length),
-    locations: withUnchanged(locationCounts, retiredLocations.length, locationRows.length),
-    devices: withUnchanged(deviceCounts, retiredDevices.length, deviceRows.length),
-    people: peopleCounts,
-    retiredClients,
-    retiredDevices,
-    restoredClients: clientIds.filter((id) => clientsRetiredBefore.has(id)),
-    restoredDevices: deviceNames.filter((name) => devicesRetiredBefore.has(name)),
+    counts: withUnchanged(deviceCounts, retiredDevices.length, deviceRows.length),
+    retired: retiredDevices,
+    restored: deviceNames.filter((name) => devicesRetiredBefore.has(name)),
   };
 }
 

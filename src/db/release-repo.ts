@@ -18,7 +18,7 @@ import { rowsOf, type AppDatabase } from './client.ts';
 import { loadKevIndex } from './kev-repo.ts';
 import { listNotes } from './notes-repo.ts';
 import { at, upsertRows } from './upsert.ts';
-import { auditLog, chatOutbox, clients, cves, devices, locations, msp, releaseChanges, releases, updates } from './schema.ts';
+import { auditLog, clients, cves, devices, locations, msp, releaseChanges, releases, updates } from './schema.ts';
 
 export type StoreOutcome = 'new' | 'unchanged' | 'revised';
 
@@ -30,8 +30,8 @@ export interface StoreOptions {
   now: Date;
   actor?: string;
   source?: 'cli' | 'system';
-  /** Renders the digest or the revision's changes, queued in the same transaction. */
-  messages: ReleaseMessages;
+  /** Queues the announcement's messages in the storing transaction; returns how many it queued. */
+  announce: AnnounceRelease;
 }
 
 export interface StoreResult {
@@ -128,11 +128,11 @@ async function announce(
 ): Promise<{ queued: number; notQueued?: string }> {
   const [mspRow] = await tx.select({ channel: msp.channel }).from(msp).where(eq(msp.id, 1));
   if (!mspRow || mspRow.channel.trim() === '') return { queued: 0, notQueued: 'no MSP channel imported yet (patchbay import): nothing posted' };
-  const messages =
+  const announcement: ReleaseAnnouncement =
     outcome === 'new'
-      ? options.messages.digest(release.id, await loadDigestInput(tx, release.id, options.now))
-      : options.messages.changes(release, documentHash, changes);
-  return { queued: await enqueue(tx, mspRow.channel, messages, options.now) };
+      ? { kind: 'new', releaseId: release.id, digest: await loadDigestInput(tx, release.id, options.now) }
+      : { kind: 'revised', release, documentHash, changes };
+  return { queued: await options.announce(tx, announcement, options.now) };
 }
 
 /** Refuses a model no parser would give, before it can replace a good stored one. */
@@ -279,46 +279,16 @@ function categoryOf(bucket: ReturnType<typeof classifyCve>): string {
   return bucket === 'headline' ? 'microsoft' : bucket === 'otherVendors' ? 'otherVendor' : bucket;
 }
 
+/** What a stored release is announced with: the digest of a new month, or what a revision changed. */
+export type ReleaseAnnouncement =
+  | { kind: 'new'; releaseId: string; digest: DigestInput }
+  | { kind: 'revised'; release: Release; documentHash: string; changes: ReleaseChange[] };
+
 /**
- * One chat message to queue for the MSP channel, already rendered by the caller: the repository stores it and
- * knows no chat platform.
+ * Passed in by the caller (the store-release use-case, which hands it to `notify`): src/db knows no chat platform,
+ * so it says what to announce and the caller renders and queues it in the same transaction.
  */
-export interface QueuedMessage {
-  key: string;
-  subject: string;
-  message: { text: string; blocks: unknown[] };
-  threadSubject?: string;
-}
-
-/** How a stored release is announced: passed in by the caller (the Slack renderers), called inside the transaction. */
-export interface ReleaseMessages {
-  /** The digest of a release stored for the first time. */
-  digest(releaseId: string, input: DigestInput): QueuedMessage[];
-  /** A thread reply listing what a revision changed. */
-  changes(release: Release, documentHash: string, changes: ReleaseChange[]): QueuedMessage[];
-}
-
-async function enqueue(tx: AppDatabase, channel: string, messages: QueuedMessage[], now: Date): Promise<number> {
-  if (messages.length === 0) return 0;
-  const inserted = await tx
-    .insert(chatOutbox)
-    .values(
-      messages.map((m) => ({
-        idempotencyKey: m.key,
-        platform: 'slack' as const,
-        channel,
-        action: 'post',
-        subject: m.subject,
-        payload: { text: m.message.text, blocks: m.message.blocks, ...(m.threadSubject ? { threadSubject: m.threadSubject } : {}) },
-        nextAttemptAt: now,
-        createdAt: now,
-        updatedAt: now,
-      })),
-    )
-    .onConflictDoNothing({ target: chatOutbox.idempotencyKey })
-    .returning({ id: chatOutbox.id });
-  return inserted.length;
-}
+export type AnnounceRelease = (tx: AppDatabase, announcement: ReleaseAnnouncement, now: Date) => Promise<number>;
 
 /** The stored Release model, or undefined when the month was never stored. */
 export async function loadRelease(db: AppDatabase, id: string): Promise<Release | undefined> {

@@ -5,10 +5,9 @@
  * what the effects ask for: audit rows and holds, and the engineers' thread messages (notices, through `notify`).
  */
 import type { AppDatabase } from '../db/client.ts';
-import { enqueueOutbox } from '../db/outbox-repo.ts';
 import { loadBook, persistRowEffects, saveGates, type StoredBook } from '../db/rollout-repo.ts';
 import { gatesTouched, transition, type Book, type RolloutEffect, type RolloutEvent, type RolloutTransition } from '../domain/rollout.ts';
-import { autoConfirmNotices } from './thread-notices.ts';
+import { autoConfirmed } from './thread-notices.ts';
 import { gateEffectNotices } from '../chat/notices/gates.ts';
 import { notify } from '../chat/notify.ts';
 
@@ -65,11 +64,7 @@ function touchedBy(events: readonly RolloutEvent[]): string[] | undefined {
   return touched.some((k) => k === undefined) ? undefined : [...new Set(touched.flat() as string[])];
 }
 
-/**
- * The engineers' thread messages for a transition's effects, as notices. The auto-confirmation's thread note is still
- * built as outbox rows by src/use-cases/thread-notices.ts (its family has not moved to src/chat yet).
- */
+/** The engineers' thread messages for a transition's effects, auto-confirmations' notes after the gates' own. */
 async function tellEngineers(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<number[]> {
-  const noticed = await notify(tx, gateEffectNotices(releaseId, effects), now);
-  return [...noticed, ...(await enqueueOutbox(tx, await autoConfirmNotices(tx, releaseId, effects, now), now))];
+  return notify(tx, [...gateEffectNotices(releaseId, effects), ...(await autoConfirmed(tx, releaseId, effects, now))], now);
 }

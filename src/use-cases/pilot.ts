@@ -6,7 +6,7 @@
  * (`confirm_pilot`, `report_problem`); this module finds out who is asking and writes what follows.
  */
 import type { AppDatabase } from '../db/client.ts';
-import { enqueueOutbox, type OutboxItem } from '../db/outbox-repo.ts';
+import type { OutboxItem } from '../db/outbox-repo.ts';
 import { loadBook } from '../db/rollout-repo.ts';
 import { lockRelease } from '../db/decisions-repo.ts';
 import { appendAudit } from '../db/audit-repo.ts';
@@ -27,7 +27,7 @@ import { gateKey, gatesTouched, type Actor as RolloutActor, type RolloutEvent } 
 import { findEngineer, type Actor, type UseCaseContext } from './decisions.ts';
 import { championConversations } from '../db/audience-repo.ts';
 import { broadPlanNotice } from './audience.ts';
-import { confirmationNotice } from './thread-notices.ts';
+import { pilotConfirmed } from './thread-notices.ts';
 import { applyGateEvents } from './gates.ts';
 import { isUniqueViolation, withTransaction } from './transaction.ts';
 import { subjects } from '../chat/subjects.ts';
@@ -247,10 +247,8 @@ async function tellAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, eve
   const card = await signoffNotice(tx, view, 'update', event.type);
   if (event.type === 'report_problem') return notify(tx, [card, await problemNotice(tx, view, asker, event.text)], now);
   const plan = await planNotice(tx, input.releaseId, input.clientId, now);
-  const told = await notify(tx, [card, ...(plan ? [plan] : [])], now);
-  // The confirmation note is still built as outbox rows by src/use-cases/thread-notices.ts (not yet a notice family).
-  const note = await confirmationNotice(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name, updates: [...confirmed] }, now);
-  return [...told, ...(await enqueueOutbox(tx, note, now))];
+  const note = await pilotConfirmed(tx, { releaseId: input.releaseId, clientId: input.clientId, as: asker.kind, by: asker.name, updates: [...confirmed] }, now);
+  return notify(tx, [card, ...(plan ? [plan] : []), ...(note ? [note] : [])], now);
 }
 
 export { PILOT_REPLY_CHAMPION_ACTION } from '../chat/notices/pilot.ts';

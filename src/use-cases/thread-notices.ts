@@ -5,12 +5,9 @@
  */
 import type { AppDatabase } from '../db/client.ts';
 import { clientConfirmationSettings } from '../db/clients-repo.ts';
-import type { OutboxItem } from '../db/outbox-repo.ts';
 import { updateLabelsOf } from '../db/release-repo.ts';
 import type { RolloutEffect } from '../domain/rollout.ts';
 import { updateLabel } from '../domain/status.ts';
-import { loadAudiences } from '../chat/audiences.ts';
-import { renderNotice } from '../chat/notices.ts';
 import type { PilotConfirmed } from '../chat/notices/digest.ts';
 import { broadFirstNights } from './broad-night.ts';
 
@@ -59,21 +56,4 @@ export async function autoConfirmed(tx: AppDatabase, releaseId: string, effects:
     if (notice) notices.push(notice);
   }
   return notices;
-}
-
-/**
- * For writers that still collect outbox rows themselves (pilot.ts, gates.ts): the confirmation's notice rendered
- * as `notify` would. Hand the notice to `notify` instead where the writer can.
- */
-export async function confirmationNotice(tx: AppDatabase, c: Confirmation, now: Date): Promise<OutboxItem[]> {
-  const notice = await pilotConfirmed(tx, c, now);
-  return notice ? renderNotice(notice, await loadAudiences(tx)) : [];
-}
-
-/** As `confirmationNotice`, for the pilots auto-confirmed in a transition's effects. */
-export async function autoConfirmNotices(tx: AppDatabase, releaseId: string, effects: readonly RolloutEffect[], now: Date): Promise<OutboxItem[]> {
-  const notices = await autoConfirmed(tx, releaseId, effects, now);
-  if (notices.length === 0) return [];
-  const audiences = await loadAudiences(tx);
-  return notices.flatMap((notice) => renderNotice(notice, audiences));
 }

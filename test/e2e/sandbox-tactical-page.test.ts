@@ -12,7 +12,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startApp, type RunningApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { ROLES } from '../../src/jobs/index.ts';
+import { ROLES } from '../../src/jobs/context.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
 import type { SandboxTacticalState } from '../../src/sandbox/api-types.ts';
 import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';

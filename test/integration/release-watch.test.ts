@@ -18,7 +18,7 @@ import { loadKevIndex } from '../../src/db/kev-repo.ts';
 import { listReleases, loadRelease } from '../../src/db/release-repo.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { msp } from '../../src/db/schema.ts';
-import type { RunningJobs } from '../../src/jobs/index.ts';
+import type { RunningJobs } from '../../src/jobs/context.ts';
 import { memoryAttemptLog, memoryFailureLog, releaseWatchModule, runWatchTick } from '../../src/jobs/release-watch.ts';
 import type { Release } from '../../src/domain/release.ts';
 import { sql } from 'drizzle-orm';

@@ -16,7 +16,7 @@ import { loadConfig } from '../../src/config.ts';
 import { openDatabase, rowsOf } from '../../src/db/client.ts';
 import { enqueueOutbox } from '../../src/db/outbox-repo.ts';
 import { createLogger } from '../../src/log.ts';
-import { ROLES } from '../../src/jobs/index.ts';
+import { ROLES } from '../../src/jobs/context.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
 import type { SandboxAnswer, SandboxSlackMessage, SandboxState } from '../../src/sandbox/api-types.ts';
 import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';

@@ -1,20 +1,29 @@
 /**
  * How a stored release is announced in the MSP channel: the digest (parent message and its thread) for a new
- * release, a thread reply for a revision's changes. Pure; the release repository queues what these return.
+ * release, a thread reply for a revision's changes. Pure; the `release_stored` and `release_revised` notices
+ * (src/chat/notices/release.ts) turn what these return into outbox rows.
  */
-import type { QueuedMessage, ReleaseMessages } from '../../db/release-repo.ts';
 import { buildDigest, type DigestInput } from '../../domain/digest.ts';
 import { latestRevision, type Release, type ReleaseChange } from '../../domain/release.ts';
 import { BLOCK_KIT_LIMITS, cutMrkdwn, escapeMrkdwn, mrkdwn, splitText } from './block-kit.ts';
 import { renderDigestBlocks } from './digest-blocks.ts';
+import { subjects } from '../subjects.ts';
+
+/** One Slack message of an announcement, with its key, subject and the parent it threads under. */
+export interface QueuedMessage {
+  key: string;
+  subject: string;
+  message: { text: string; blocks: unknown[] };
+  threadSubject?: string;
+}
 
 export function digestMessages(releaseId: string, input: DigestInput): QueuedMessage[] {
   const messages = renderDigestBlocks(buildDigest(input), { interactive: true });
-  const parent = `digest:${releaseId}`;
+  const parent = subjects.digest(releaseId);
   return messages.map((message, n) =>
     n === 0
       ? { key: parent, subject: parent, message }
-      : { key: `${parent}:thread:${n}`, subject: `${parent}:thread:${n}`, message, threadSubject: parent },
+      : { key: subjects.digestThread(releaseId, n), subject: subjects.digestThread(releaseId, n), message, threadSubject: parent },
   );
 }
 
@@ -33,7 +42,7 @@ export function changeMessages(release: Release, documentHash: string, changes: 
     return {
       key: id,
       subject: id,
-      threadSubject: `digest:${release.id}`,
+      threadSubject: subjects.digest(release.id),
       message: {
         text: cutMrkdwn(fallback, BLOCK_KIT_LIMITS.fallbackText),
         blocks: [{ type: 'section' as const, text: mrkdwn(`*${heading}*`) }, ...sections],
@@ -41,5 +50,3 @@ export function changeMessages(release: Release, documentHash: string, changes: 
     };
   });
 }
-
-export const slackReleaseMessages: ReleaseMessages = { digest: digestMessages, changes: changeMessages };

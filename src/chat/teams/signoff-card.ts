@@ -7,6 +7,7 @@ import { DateTime } from 'luxon';
 import { zoneShort } from '../../domain/zone-label.ts';
 import type { SignoffView } from '../../domain/signoff-view.ts';
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
+import { executeAction } from './card-actions.ts';
 
 type El = Record<string, unknown>;
 const LIST_MAX = 15;
@@ -78,15 +79,7 @@ export function signoffText(view: SignoffView): string {
 
 export function renderSignoffCard(view: SignoffView): El {
   const data = { releaseId: view.releaseId, clientId: view.clientId };
-  const execute = (verb: string, title: string, style?: string): El => ({
-    type: 'Action.Execute',
-    verb,
-    title,
-    data,
-    ...(style ? { style } : {}),
-    // Clients without Universal Actions send a message with this data instead; the bot handles both.
-    fallback: { type: 'Action.Submit', title, data: { ...data, verb } },
-  });
+  const execute = (verb: string, title: string, style?: string): El => executeAction(data, verb, title, style);
   const status = statusLine(view);
   const body: El[] = [
     text(`Patch check for ${escapeCardText(view.clientName)}`, { size: 'Large', weight: 'Bolder' }),

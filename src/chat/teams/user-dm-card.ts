@@ -5,6 +5,7 @@
  * from the inventory, the directory) is escaped so it shows as written.
  */
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
+import { executeAction } from './card-actions.ts';
 
 export const VERB_DM_OK = 'userdm.ok';
 export const VERB_DM_DEFER = 'userdm.defer';
@@ -19,14 +20,7 @@ export function cardMarkdown(text: string): string {
 
 export function userDmCard(view: { dmId: number; text: string; answerLine?: string | undefined }): Record<string, unknown> {
   const data = { dmId: view.dmId };
-  const execute = (verb: string, title: string, style?: string) => ({
-    type: 'Action.Execute',
-    verb,
-    title,
-    data,
-    ...(style ? { style } : {}),
-    fallback: { type: 'Action.Submit', title, data: { ...data, verb } },
-  });
+  const execute = (verb: string, title: string, style?: string) => executeAction(data, verb, title, style);
   return {
     type: 'AdaptiveCard',
     $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',

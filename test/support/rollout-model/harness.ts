@@ -21,7 +21,7 @@ import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../../src
 import { queueUserDms } from '../../../src/jobs/user-dm.ts';
 import { queueClientMessages } from '../../../src/jobs/teams.ts';
 import { dueOutboxIds, loadOutboxRow, markSending, markSent } from '../../../src/db/outbox-repo.ts';
-import type { JobContext } from '../../../src/jobs/index.ts';
+import type { JobContext } from '../../../src/jobs/context.ts';
 import { recentReleaseIds, releaseStatus } from '../../../src/use-cases/status.ts';
 import { statusText } from '../../../src/chat/slack/views.ts';
 import type { UseCaseContext } from '../../../src/use-cases/decisions.ts';
