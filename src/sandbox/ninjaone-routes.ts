@@ -6,7 +6,7 @@
 import type { RequestHandler } from '../runtime/http.ts';
 import type { SandboxNinjaOneState } from './api-types.ts';
 import type { SandboxNinjaOne } from './ninjaone.ts';
-import { sendJson } from './tactical-routes.ts';
+import { sendJson } from './routes/http.ts';
 
 export const NINJAONE_STATE_PATH = '/sandbox/api/ninjaone';
 const REQUEST_LIMIT = 100;

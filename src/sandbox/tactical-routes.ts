@@ -12,7 +12,7 @@ import type { SandboxTactical } from './tactical.ts';
 export const TACTICAL_STATE_PATH = '/sandbox/api/tactical';
 const REQUEST_LIMIT = 100;
 
-export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
   res.end(text);
