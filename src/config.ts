@@ -74,7 +74,7 @@ const envSchema = z.object({
   KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
   PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'on', 'off']).optional()),
   DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical', 'ninjaone']).optional()),
-  PATCHBAY_SANDBOX_DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical']).optional()),
+  PATCHBAY_SANDBOX_DEPLOYER: optionalString.pipe(z.enum(['simulated', 'tactical', 'ninjaone']).optional()),
   TACTICAL_URL: url(['http:', 'https:'], 'https://api.rmm.example.com/'),
   // Never echoed back in a problem (see SECRETS): a key with a typo is still most of a key.
   TACTICAL_API_KEY: optionalString.refine((v) => v === undefined || /^\S{8,}$/.test(v), { message: 'expected the API key Tactical RMM showed when it was created' }),
@@ -153,8 +153,8 @@ export interface Config {
     | { kind: 'ninjaone'; url: string; clientId: string; clientSecret: string; installScriptId: number; requestsPerSecond: number };
   /** The daily device sync, used only with the Tactical deployer. */
   tacticalSync: TacticalSyncConfig;
-  /** In sandbox mode: the simulated fleet, or the Tactical adapter on a Tactical RMM emulator. */
-  sandboxDeployer: 'simulated' | 'tactical';
+  /** In sandbox mode: the simulated fleet, or the Tactical (NinjaOne) adapter on a Tactical RMM (NinjaOne) emulator. */
+  sandboxDeployer: 'simulated' | 'tactical' | 'ninjaone';
 }
 
 /** The daily device sync from Tactical RMM (src/jobs/device-sync.ts). */

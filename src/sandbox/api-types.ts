@@ -108,6 +108,8 @@ export interface SandboxState {
     agents: Array<{ hostname: string; status: string; needsReboot: boolean; bootTime: string }>;
     requests: Array<{ at: string; method: string; path: string; status: number | 'timeout' }>;
   };
+  /** With PATCHBAY_SANDBOX_DEPLOYER=ninjaone: how many devices the NinjaOne emulator holds (the panel reads /sandbox/api/ninjaone). */
+  ninjaone?: { devices: number };
 }
 
 /** POST /sandbox/api/slack/action: a click on an element of a message. */
@@ -226,4 +228,27 @@ export interface SandboxTacticalRequest {
   /** Path and query, as sent. */
   path: string;
   status: number | 'timeout';
+}
+
+/**
+ * GET /sandbox/api/ninjaone (PATCHBAY_SANDBOX_DEPLOYER=ninjaone; 404 otherwise): the NinjaOne emulator's devices
+ * as its API would show them, and what it was asked, newest first.
+ */
+export interface SandboxNinjaOneState {
+  devices: SandboxNinjaOneDevice[];
+  /** The newest requests, newest first (at most `limit`), and how many it answered in all. */
+  requests: SandboxTacticalRequest[];
+  total: number;
+}
+
+export interface SandboxNinjaOneDevice {
+  systemName: string;
+  organization: string;
+  location: string;
+  online: boolean;
+  needsReboot: boolean;
+  /** os.lastBootTime as an ISO instant. */
+  lastBootTime: string;
+  /** Maintenance holds NinjaOne's own patching back now (patchbay sets it for its installs). */
+  maintenance: boolean;
 }

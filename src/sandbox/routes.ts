@@ -17,6 +17,7 @@ import * as clockRoutes from './routes/clock.ts';
 import * as pageRoutes from './routes/page.ts';
 import * as slackRoutes from './routes/slack.ts';
 import * as teamsRoutes from './routes/teams.ts';
+import { addNinjaOneRoutes } from './ninjaone-routes.ts';
 import { addTacticalRoutes } from './tactical-routes.ts';
 
 export type { RoutesOptions } from './routes/deps.ts';
@@ -27,6 +28,7 @@ const ROUTE_FAMILIES: RegisterRoutes[] = [
   teamsRoutes.register,
   clockRoutes.register,
   (router, deps) => addTacticalRoutes(router, deps.sandbox.tactical),
+  (router, deps) => addNinjaOneRoutes(router, deps.sandbox.ninjaone),
 ];
 
 export interface SandboxRoutes {

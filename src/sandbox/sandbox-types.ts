@@ -8,6 +8,7 @@ import type { SlackEmulator } from './emulators/slack-emulator.ts';
 import type { BotConnectorEmulator } from './emulators/bot-connector-emulator.ts';
 import type { SandboxDirectory } from './directory.ts';
 import type { Deployer } from '../adapters/deployers/port.ts';
+import type { SandboxNinjaOne } from './ninjaone.ts';
 import type { SandboxTactical } from './tactical.ts';
 
 export interface AttachOptions {
@@ -25,10 +26,12 @@ export interface Sandbox {
   clock: SandboxClock;
   pace: { tickMs: number; realDelayMs: (until: Date, now: Date) => number };
   deployer: SimulatedFleet;
-  /** Where the sandbox's runs go: the simulated fleet, or (PATCHBAY_SANDBOX_DEPLOYER=tactical) the Tactical adapter. */
+  /** Where the sandbox's runs go: the simulated fleet, or (PATCHBAY_SANDBOX_DEPLOYER=tactical|ninjaone) that adapter. */
   devices: Deployer;
   /** Set when runs go to the Tactical RMM emulator. */
   tactical: SandboxTactical | undefined;
+  /** Set when runs go to the NinjaOne emulator. */
+  ninjaone: SandboxNinjaOne | undefined;
   slack: SlackEmulator;
   connector: BotConnectorEmulator;
   directory: SandboxDirectory;

@@ -20,6 +20,7 @@ import { retryUnsentNow } from '../db/outbox-repo.ts';
 import { repointServiceUrls } from '../db/teams-conversations-repo.ts';
 import type { Logger } from '../log.ts';
 import { SimulatedFleet, type SimulatedBehaviour } from '../adapters/deployers/simulated.ts';
+import { startSandboxNinjaOne } from './ninjaone.ts';
 import { startSandboxTactical } from './tactical.ts';
 import { importInventoryFile } from '../commands/import.ts';
 import { RUN_QUEUE } from '../jobs/rollout/index.ts';
@@ -90,7 +91,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7, ledgerPath: path.join(config.dataDir, 'sandbox', 'fleet.jsonl') });
     const tactical = config.sandboxDeployer === 'tactical' ? await startSandboxTactical({ now: clock.now, database, log, refreshMs: options.tickMs ?? 2_000 }) : undefined;
     if (tactical) stops.push(() => tactical.close());
-    const parts = { clock, directory, chat, deployer, tactical, signingSecret, config: sandboxConfig(config, chat, msrc, signingSecret) };
+    const ninjaone = config.sandboxDeployer === 'ninjaone' ? await startSandboxNinjaOne({ now: clock.now, database, log, refreshMs: options.tickMs ?? 2_000 }) : undefined;
+    if (ninjaone) stops.push(() => ninjaone.close());
+    const parts = { clock, directory, chat, deployer, tactical, ninjaone, signingSecret, config: sandboxConfig(config, chat, msrc, signingSecret) };
     return assembleSandbox(options, parts, stops, stop);
   } catch (error) {
     await stop();
@@ -191,12 +194,13 @@ interface SandboxParts {
   chat: EmulatedChat;
   deployer: SimulatedFleet;
   tactical: Sandbox['tactical'];
+  ninjaone: Sandbox['ninjaone'];
   signingSecret: string;
 }
 
 function assembleSandbox(options: SandboxOptions, parts: SandboxParts, stops: Stops, stop: () => Promise<void>): Sandbox {
   const { database, log } = options;
-  const { clock, chat, deployer, tactical, signingSecret } = parts;
+  const { clock, chat, deployer, tactical, ninjaone, signingSecret } = parts;
   let runQueue: Queue | undefined;
   const pageToken = randomBytes(32).toString('base64url');
   const sandbox: Sandbox = {
@@ -204,8 +208,9 @@ function assembleSandbox(options: SandboxOptions, parts: SandboxParts, stops: St
     clock,
     pace: { tickMs: options.tickMs ?? 2_000, realDelayMs: clock.realDelayMs },
     deployer,
-    devices: tactical?.deployer ?? deployer,
+    devices: tactical?.deployer ?? ninjaone?.deployer ?? deployer,
     tactical,
+    ninjaone,
     slack: chat.slack,
     connector: chat.connector,
     directory: parts.directory,

@@ -41,6 +41,19 @@ export interface NinjaDeviceSeed {
   policyRebootsWhenRequired?: boolean;
 }
 
+export interface NinjaDeviceSummary {
+  id: number;
+  systemName: string;
+  organization: string;
+  location: string;
+  online: boolean;
+  /** Epoch seconds. */
+  lastBootTime: number;
+  needsReboot: boolean;
+  /** Maintenance holding PATCHING back right now. */
+  inMaintenance: boolean;
+}
+
 export interface NinjaPatchSeed {
   kb: string;
   name?: string;
@@ -266,6 +279,23 @@ export class NinjaOneEmulator {
     this.settle();
     const d = this.deviceById(deviceId);
     return { online: d.online, needsReboot: d.needsReboot, lastBootTime: d.lastBootTime, inMaintenance: this.patchingHeld(d) };
+  }
+
+  /** Every device as a console would list it, organization and location by name, for the sandbox page. */
+  deviceList(): NinjaDeviceSummary[] {
+    this.settle();
+    const organizationName = new Map([...this.organizations].map(([name, id]) => [id, name]));
+    const locationName = new Map([...this.locations].map(([key, l]) => [l.id, key.slice(key.indexOf('/') + 1)]));
+    return [...this.devices.values()].map((d) => ({
+      id: d.id,
+      systemName: d.systemName,
+      organization: organizationName.get(d.organizationId) ?? '',
+      location: locationName.get(d.locationId) ?? '',
+      online: d.online,
+      lastBootTime: d.lastBootTime,
+      needsReboot: d.needsReboot,
+      inMaintenance: this.patchingHeld(d),
+    }));
   }
 
   count(deviceId: number, what: 'script' | 'apply' | 'reboot' | 'scan', by?: 'api' | 'policy'): number {

@@ -32,6 +32,8 @@
 /** @typedef {import('../api-types.ts').SandboxTacticalState} SandboxTacticalState */
 /** @typedef {import('../api-types.ts').SandboxTacticalAgent} SandboxTacticalAgent */
 /** @typedef {import('../api-types.ts').SandboxTacticalRequest} SandboxTacticalRequest */
+/** @typedef {import('../api-types.ts').SandboxNinjaOneState} SandboxNinjaOneState */
+/** @typedef {import('../api-types.ts').SandboxNinjaOneDevice} SandboxNinjaOneDevice */
 /**
  * Block Kit or Adaptive Card JSON as the bot sent it (api-types.ts: `unknown`). Open on purpose: Slack's and
  * Teams' schemas are not the sandbox's to restate, and every renderer below checks a field before using it.
@@ -65,6 +67,7 @@ const API = {
   teamsMessage: '/sandbox/api/teams/message',
   clock: '/sandbox/api/clock',
   tactical: '/sandbox/api/tactical',
+  ninjaone: '/sandbox/api/ninjaone',
 };
 
 /** This start's page token, served in the page itself; the API refuses calls without it. */
@@ -2182,48 +2185,83 @@ function applyState(state) {
   ui.stateAt = performance.now();
   indexNames();
   render();
-  if (state.tactical) watchTactical();
+  if (state.tactical) watchDeviceManager(deviceManagers.tactical);
+  if (state.ninjaone) watchDeviceManager(deviceManagers.ninjaone);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Tactical RMM (PATCHBAY_SANDBOX_DEPLOYER=tactical): the emulator's agents and what it was asked
+// Device managers (PATCHBAY_SANDBOX_DEPLOYER=tactical|ninjaone): the emulator's machines and what it was asked.
+// One panel drawer; each manager says only how its machines read as rows.
 
-/** The emulator's requests do not move the state's seq (nothing the bot posted changed): the panel polls. */
-const TACTICAL_POLL_MS = 2000;
-/** @type {{ poll: ReturnType<typeof setInterval> | 0, sig: string, fetching: boolean }} */
-const tactical = { poll: 0, sig: '', fetching: false };
+/** The emulators' requests do not move the state's seq (nothing the bot posted changed): the panel polls. */
+const DEVICE_MANAGER_POLL_MS = 2000;
 
-function watchTactical() {
-  if (!tactical.poll) tactical.poll = setInterval(() => void refreshTactical(), TACTICAL_POLL_MS);
-  void refreshTactical();
+/**
+ * @typedef {{ title: string, label: string, machinesHeading: string, headings: string[], rows: HTMLElement[], tableTestid: string, requests: SandboxTacticalRequest[], total: number }} DeviceManagerPanel
+ * @typedef {{ key: string, url: string, describe: (json: unknown) => DeviceManagerPanel, poll: ReturnType<typeof setInterval> | 0, sig: string, fetching: boolean }} DeviceManagerView
+ */
+
+/** @type {Record<'tactical' | 'ninjaone', DeviceManagerView>} */
+const deviceManagers = {
+  tactical: { key: 'tactical', url: API.tactical, describe: describeTactical, poll: 0, sig: '', fetching: false },
+  ninjaone: { key: 'ninjaone', url: API.ninjaone, describe: describeNinjaOne, poll: 0, sig: '', fetching: false },
+};
+
+/**
+ * @param {DeviceManagerView} view
+ */
+function watchDeviceManager(view) {
+  if (!view.poll) view.poll = setInterval(() => void refreshDeviceManager(view), DEVICE_MANAGER_POLL_MS);
+  void refreshDeviceManager(view);
 }
 
-async function refreshTactical() {
-  if (tactical.fetching) return;
-  tactical.fetching = true;
+/**
+ * @param {DeviceManagerView} view
+ */
+async function refreshDeviceManager(view) {
+  if (view.fetching) return;
+  view.fetching = true;
   try {
-    const res = await fetch(API.tactical, { cache: 'no-store', headers: { [TOKEN_HEADER]: TOKEN } });
+    const res = await fetch(view.url, { cache: 'no-store', headers: { [TOKEN_HEADER]: TOKEN } });
     if (!res.ok) return;
-    /** @type {SandboxTacticalState} */
     const data = await res.json();
     const sig = JSON.stringify(data);
-    if (sig === tactical.sig) return;
-    tactical.sig = sig;
-    drawTactical(data);
+    if (sig === view.sig) return;
+    view.sig = sig;
+    drawDeviceManager(view.key, view.describe(data));
   } catch {
     // The page's own connection indicator already says when the server is away; the next poll tries again.
   } finally {
-    tactical.fetching = false;
+    view.fetching = false;
   }
 }
 
 /**
  * @param {string} iso
  */
-function tacticalTime(iso) {
+function managerTime(iso) {
   const ms = Date.parse(iso);
   const zone = ui.state?.clock.zone ?? 'UTC';
   return Number.isFinite(ms) ? formatStamp(ms, zone) : iso;
+}
+
+/**
+ * @param {unknown} json
+ * @returns {DeviceManagerPanel}
+ */
+function describeTactical(json) {
+  const data = /** @type {SandboxTacticalState} */ (json);
+  const refused = data.agents.filter((a) => !a.policy.ok).length;
+  return {
+    title: 'Tactical RMM (emulated)',
+    label: 'Tactical RMM emulator',
+    machinesHeading: `Agents (${data.agents.length}${refused ? `, ${refused} refused by policy` : ''})`,
+    headings: ['Host', 'Client / site', 'Status', 'Reboot', 'Booted', 'Policy'],
+    rows: data.agents.map(tacticalAgentRow),
+    tableTestid: 'tactical-agents',
+    requests: data.requests,
+    total: data.total,
+  };
 }
 
 /**
@@ -2238,20 +2276,58 @@ function tacticalAgentRow(agent) {
     h('td', { text: `${agent.client} / ${agent.site}` }),
     h('td', { text: agent.status, 'data-status': agent.status }),
     h('td', { text: agent.needsReboot ? 'needs reboot' : '—' }),
-    h('td', { text: tacticalTime(agent.bootTime), title: agent.bootTime }),
+    h('td', { text: managerTime(agent.bootTime), title: agent.bootTime }),
     h('td', { text: policy, 'data-policy': policy, title: agent.policy.problems.join('\n') || 'Its patch policy leaves approvals, installs and reboots to patchbay' }),
   );
 }
 
 /**
+ * @param {unknown} json
+ * @returns {DeviceManagerPanel}
+ */
+function describeNinjaOne(json) {
+  const data = /** @type {SandboxNinjaOneState} */ (json);
+  const held = data.devices.filter((d) => d.maintenance).length;
+  return {
+    title: 'NinjaOne (emulated)',
+    label: 'NinjaOne emulator',
+    machinesHeading: `Devices (${data.devices.length}${held ? `, ${held} in maintenance` : ''})`,
+    headings: ['Device', 'Organization / location', 'Online', 'Reboot', 'Last boot', 'Maintenance'],
+    rows: data.devices.map(ninjaOneDeviceRow),
+    tableTestid: 'ninjaone-devices',
+    requests: data.requests,
+    total: data.total,
+  };
+}
+
+/**
+ * @param {SandboxNinjaOneDevice} device
+ */
+function ninjaOneDeviceRow(device) {
+  const online = device.online ? 'online' : 'offline';
+  const maintenance = device.maintenance ? 'on' : 'off';
+  return h(
+    'tr',
+    { 'data-testid': 'ninjaone-device', 'data-name': device.systemName },
+    h('td', { text: device.systemName }),
+    h('td', { text: `${device.organization} / ${device.location}` }),
+    h('td', { text: online, 'data-online': online }),
+    h('td', { text: device.needsReboot ? 'needs reboot' : '—' }),
+    h('td', { text: managerTime(device.lastBootTime), title: device.lastBootTime, 'data-boot': device.lastBootTime }),
+    h('td', { text: maintenance, 'data-maintenance': maintenance, title: device.maintenance ? 'NinjaOne’s own patching is held back while patchbay works' : 'NinjaOne’s policy runs as configured' }),
+  );
+}
+
+/**
+ * @param {string} key
  * @param {SandboxTacticalRequest} request
  */
-function tacticalRequestRow(request) {
+function managerRequestRow(key, request) {
   const failed = request.status === 'timeout' || request.status >= 400;
   return h(
     'tr',
-    { 'data-testid': 'tactical-request', style: failed ? 'color:#b42318' : undefined },
-    h('td', { text: tacticalTime(request.at), title: request.at }),
+    { 'data-testid': `${key}-request`, style: failed ? 'color:#b42318' : undefined },
+    h('td', { text: managerTime(request.at), title: request.at }),
     h('td', { text: request.method }),
     h('td', { text: request.path, style: 'word-break:break-all' }),
     h('td', { text: String(request.status) }),
@@ -2263,7 +2339,7 @@ function tacticalRequestRow(request) {
  * @param {HTMLElement[]} rows
  * @param {string} testid
  */
-function tacticalTable(headings, rows, testid) {
+function managerTable(headings, rows, testid) {
   return h(
     'table',
     { 'data-testid': testid, style: 'width:100%;border-collapse:collapse;font-size:12px' },
@@ -2273,23 +2349,24 @@ function tacticalTable(headings, rows, testid) {
 }
 
 /**
- * A third column beside the chat: Tactical's agents, then its request log, newest first.
- * @param {SandboxTacticalState} data
+ * A third column beside the chat: the manager's machines, then its request log, newest first.
+ * @param {string} key
+ * @param {DeviceManagerPanel} panelData
  */
-function drawTactical(data) {
-  let panel = document.querySelector('[data-testid="tactical-panel"]');
+function drawDeviceManager(key, panelData) {
+  let panel = document.querySelector(`[data-testid="${key}-panel"]`);
   if (!panel) {
-    panel = h('aside', { class: 'tactical-panel', 'data-testid': 'tactical-panel', 'aria-label': 'Tactical RMM emulator', style: 'width:420px;flex:none;overflow:auto;padding:8px 12px;border-left:1px solid #ddd;background:#fafafa' });
+    panel = h('aside', { class: `${key}-panel device-manager-panel`, 'data-testid': `${key}-panel`, 'aria-label': panelData.label, style: 'width:420px;flex:none;overflow:auto;padding:8px 12px;border-left:1px solid #ddd;background:#fafafa' });
     $('.layout').append(panel);
   }
-  const refused = data.agents.filter((a) => !a.policy.ok).length;
+  const { requests } = panelData;
   panel.replaceChildren(
-    h('h2', { text: 'Tactical RMM (emulated)', style: 'font-size:15px;margin:4px 0 8px' }),
-    h('h3', { text: `Agents (${data.agents.length}${refused ? `, ${refused} refused by policy` : ''})`, style: 'font-size:13px;margin:8px 0 4px' }),
+    h('h2', { text: panelData.title, style: 'font-size:15px;margin:4px 0 8px' }),
+    h('h3', { text: panelData.machinesHeading, style: 'font-size:13px;margin:8px 0 4px' }),
     // Bounded, so the request log below stays in view beside a fleet of dozens.
-    h('div', { style: 'max-height:45vh;overflow:auto' }, tacticalTable(['Host', 'Client / site', 'Status', 'Reboot', 'Booted', 'Policy'], data.agents.map(tacticalAgentRow), 'tactical-agents')),
-    h('h3', { text: `Requests, newest first (${data.requests.length} of ${data.total})`, style: 'font-size:13px;margin:12px 0 4px' }),
-    data.requests.length ? tacticalTable(['Time', 'Method', 'Path', 'Status'], data.requests.map(tacticalRequestRow), 'tactical-requests') : empty('Nothing asked yet'),
+    h('div', { style: 'max-height:45vh;overflow:auto' }, managerTable(panelData.headings, panelData.rows, panelData.tableTestid)),
+    h('h3', { text: `Requests, newest first (${requests.length} of ${panelData.total})`, style: 'font-size:13px;margin:12px 0 4px' }),
+    requests.length ? managerTable(['Time', 'Method', 'Path', 'Status'], requests.map((r) => managerRequestRow(key, r)), `${key}-requests`) : empty('Nothing asked yet'),
   );
 }
 

@@ -20,6 +20,7 @@ export function sandboxState(deps: RouteDeps): SandboxState {
       people: directory.people.filter((p) => p.aadId).map((p) => ({ id: p.aadId!, name: p.name, role: p.role, ...(p.client ? { client: p.client } : {}), ...(p.email ? { email: p.email } : {}) })),
     },
     ...(sandbox.tactical ? { tactical: tacticalState(sandbox.tactical) } : {}),
+    ...(sandbox.ninjaone ? { ninjaone: { devices: sandbox.ninjaone.emulator.deviceList().length } } : {}),
   };
 }
 

@@ -1,0 +1,64 @@
+/**
+ * A rollout worker in its own process driving NinjaOne (an emulator the test serves) through the real adapter, so
+ * a test can SIGKILL it mid-step and start another. Its clock is the test's (file-clock.ts), read at every look,
+ * so the worker, the test's scheduler and the emulator's devices share one fast clock.
+ *
+ * NINJAONE_PAUSE_AT names an adapter crash point (ninjaone.ts NinjaCrashPoint): the first time the worker reaches
+ * it, it prints `paused <point>` and stops dead (its whole event loop blocked) until it is killed, as a worker whose
+ * machine died at that instant would leave things.
+ */
+import fs from 'node:fs';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { NinjaOneClient } from '../../src/adapters/deployers/ninjaone-client.ts';
+import { NinjaOneDeployer, type NinjaCrashPoint } from '../../src/adapters/deployers/ninjaone.ts';
+import type { Config } from '../../src/config.ts';
+import { openDatabase } from '../../src/db/client.ts';
+import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout/index.ts';
+import { readFileClock } from './file-clock.ts';
+
+const env = (name: string) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+};
+
+const now = readFileClock(env('ROLLOUT_CLOCK_FILE'));
+const rate = Number(env('ROLLOUT_CLOCK_RATE'));
+const pauseAt = process.env.NINJAONE_PAUSE_AT as NinjaCrashPoint | undefined;
+let paused = false;
+const crashAt = (point: NinjaCrashPoint) => {
+  if (point !== pauseAt || paused) return;
+  paused = true;
+  // Pipes are written synchronously on Linux: the test hears this before the process stops.
+  fs.writeSync(1, `paused ${point}\n`);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+};
+
+const database = await openDatabase({ kind: 'postgres', url: env('ROLLOUT_DATABASE_URL') }, { maxConnections: 8 });
+const redis = new Redis(env('ROLLOUT_REDIS_URL'), { maxRetriesPerRequest: null });
+const log = pino({ level: 'warn' });
+// Enough retries that a storm of 429s is waited out rather than turned into failed steps.
+const client = new NinjaOneClient({ url: env('NINJAONE_URL'), clientId: env('NINJAONE_CLIENT_ID'), clientSecret: env('NINJAONE_CLIENT_SECRET'), requestsPerSecond: 1000, timeoutMs: 5_000, retries: 10, now });
+const deployer = new NinjaOneDeployer({ client, db: database.db, now, installScriptId: Number(env('NINJAONE_INSTALL_SCRIPT_ID')), ...(pauseAt ? { crashAt } : {}) });
+// The shared clock runs `rate` times faster than real time: waits shrink by as much.
+const options: RolloutOptions = {
+  deployer,
+  workerConcurrency: 4,
+  pollMs: 20,
+  realDelayMs: (until, at) => Math.max(0, (until.getTime() - at.getTime()) / rate),
+  lockDurationMs: 3000,
+  stalledIntervalMs: 1000,
+};
+const context = { config: {} as Config, database, redis, prefix: env('ROLLOUT_PREFIX'), log, roles: new Set(['worker' as const]), now };
+const engine = new RolloutEngine(context, options);
+const worker = startRunWorker(context, engine, options);
+await worker.waitUntilReady();
+process.stdout.write('ready\n');
+process.on('SIGTERM', async () => {
+  await worker.close();
+  await engine.close();
+  redis.disconnect();
+  await database.close();
+  process.exit(0);
+});
