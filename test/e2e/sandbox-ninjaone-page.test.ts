@@ -15,7 +15,7 @@ import { startApp, type RunningApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { createLogger } from '../../src/log.ts';
-import { ROLES } from '../../src/jobs/index.ts';
+import { ROLES } from '../../src/jobs/context.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
 import type { SandboxNinjaOneState, SandboxState } from '../../src/sandbox/api-types.ts';
 import { NINJAONE_STATE_PATH } from '../../src/sandbox/ninjaone-routes.ts';
