@@ -5,11 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { mergeNinjaOne, type NinjaDeviceRow, type NinjaOneFleet } from '../../src/adapters/deployers/ninjaone-sync.ts';
 import type { Inventory, InventoryClient } from '../../src/domain/inventory.ts';
+import type { WindowRule } from '../../src/domain/window-spec.ts';
 
+// The sync reads only which classes have a window, never the rule itself.
+const RULE = {} as WindowRule;
 const WIN11 = { name: 'Windows 11 Professional Edition', architecture: '64-bit', buildNumber: '22631' };
 
 function client(over: Partial<InventoryClient>): InventoryClient {
-  return { id: 'contoso', name: 'Contoso', timezone: 'America/New_York', windows: { desktop: 'daily 01:00-05:00', server: 'sun 01:00-05:00' }, software: [], champions: [], locations: [], ...over };
+  return { id: 'contoso', name: 'Contoso', timezone: 'America/New_York', windows: { desktop: RULE, server: RULE }, software: [], champions: [], locations: [], ...over };
 }
 
 function inventory(clients: InventoryClient[]): Inventory {
