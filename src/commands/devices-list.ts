@@ -54,10 +54,17 @@ export function listRows(devices: readonly ManagedDevice[], agents: ReadonlyMap<
   });
 }
 
-/** The configured device manager's presence for the devices it synced; a warning for those of another manager. */
+/**
+ * Presence from each device manager for the devices it synced (an MSP moving from Tactical to NinjaOne has both for
+ * a while); a warning for those of a manager that is not the configured one.
+ */
 export async function managerPresence(config: Config, devices: readonly ManagedDevice[]): Promise<{ agents: Map<string, AgentPresence>; warning?: string }> {
-  if (config.deployer.kind === 'ninjaone' || devices.some((d) => d.syncedFrom === 'ninjaone')) return ninjaOnePresence(config, devices);
-  return tacticalPresence(config, devices);
+  const answers = [await tacticalPresence(config, devices), await ninjaOnePresence(config, devices)];
+  // Each manager speaks only for the devices it synced, even if the other knows a machine by the same name.
+  const from = new Map(devices.map((d) => [d.name.toLowerCase(), d.syncedFrom]));
+  const agents = new Map([...answers[0]!.agents].filter(([name]) => from.get(name) === 'tactical').concat([...answers[1]!.agents].filter(([name]) => from.get(name) === 'ninjaone')));
+  const warnings = answers.flatMap((a) => (a.warning ? [a.warning] : []));
+  return warnings.length > 0 ? { agents, warning: warnings.join('\n') } : { agents };
 }
 
 /** NinjaOne's devices by lower-cased system name; a warning instead when it cannot be read (the list still shows). */
