@@ -293,7 +293,8 @@ async function warnUnlessNoEviction(redis: Redis, log: Logger): Promise<void> {
 /** The configured device manager for the jobs, or nothing (the rollout module's simulated fleet). */
 function deployerOf(config: Config, database: Database, now: () => Date, log: Logger): { deployer?: Deployer } {
   const deployer = configuredDeployer(config, database.db, now);
-  // The URL only: the key stays in the config and the X-API-KEY header.
+  // The URL only: the key and the client secret stay in the config and their headers.
   if (config.deployer.kind === 'tactical') log.info({ deployer: 'tactical', url: config.deployer.url }, 'installs and reboots go to Tactical RMM');
+  if (config.deployer.kind === 'ninjaone') log.info({ deployer: 'ninjaone', url: config.deployer.url, installScriptId: config.deployer.installScriptId }, 'installs and reboots go to NinjaOne');
   return deployer ? { deployer } : {};
 }

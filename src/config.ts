@@ -35,6 +35,8 @@ const portNumber = optionalString.transform((value, ctx) => {
   return port;
 });
 
+const syncTime = optionalString.refine((v) => v === undefined || /^([01]\d|2[0-3]):[0-5]\d$/.test(v), { message: 'expected HH:MM (24-hour), in the MSP\'s time zone' });
+
 const numberWhere = (valid: (n: number) => boolean, message: string) =>
   optionalString.transform((value, ctx) => {
     if (value === undefined) return undefined;
@@ -78,8 +80,11 @@ const envSchema = z.object({
   TACTICAL_URL: url(['http:', 'https:'], 'https://api.rmm.example.com/'),
   // Never echoed back in a problem (see SECRETS): a key with a typo is still most of a key.
   TACTICAL_API_KEY: optionalString.refine((v) => v === undefined || /^\S{8,}$/.test(v), { message: 'expected the API key Tactical RMM showed when it was created' }),
+  DEVICE_SYNC_INVENTORY: optionalString,
+  DEVICE_SYNC_TIME: syncTime,
+  // The names from when only Tactical RMM synced devices: still read, the new names win.
   TACTICAL_SYNC_INVENTORY: optionalString,
-  TACTICAL_SYNC_TIME: optionalString.refine((v) => v === undefined || /^([01]\d|2[0-3]):[0-5]\d$/.test(v), { message: 'expected HH:MM (24-hour), in the MSP\'s time zone' }),
+  TACTICAL_SYNC_TIME: syncTime,
   TACTICAL_REQUESTS_PER_SECOND: optionalString.transform((value, ctx) => {
     if (value === undefined) return undefined;
     const rate = Number(value);
@@ -151,15 +156,15 @@ export interface Config {
     | { kind: 'simulated' }
     | { kind: 'tactical'; url: string; apiKey: string; requestsPerSecond: number }
     | { kind: 'ninjaone'; url: string; clientId: string; clientSecret: string; installScriptId: number; requestsPerSecond: number };
-  /** The daily device sync, used only with the Tactical deployer. */
-  tacticalSync: TacticalSyncConfig;
+  /** The daily device sync, used with a device manager (Tactical RMM or NinjaOne). */
+  deviceSync: DeviceSyncConfig;
   /** In sandbox mode: the simulated fleet, or the Tactical (NinjaOne) adapter on a Tactical RMM (NinjaOne) emulator. */
   sandboxDeployer: 'simulated' | 'tactical' | 'ninjaone';
 }
 
-/** The daily device sync from Tactical RMM (src/jobs/device-sync.ts). */
-export interface TacticalSyncConfig {
-  /** The inventory file it merges Tactical's devices into; unset: the sync says it cannot run. */
+/** The daily device sync from the configured device manager (src/jobs/device-sync.ts). */
+export interface DeviceSyncConfig {
+  /** The inventory file it merges the device manager's devices into; unset: the sync says it cannot run. */
   inventory: string | undefined;
   /** HH:MM in the MSP's zone. */
   time: string;
@@ -184,7 +189,7 @@ export const DEFAULTS = {
   // Tactical publishes no limit; its server is the MSP's own, shared with the technicians' web UI.
   tacticalRequestsPerSecond: 10,
   // Before the engineers' day: they read what changed with their first coffee, before any window of the night.
-  tacticalSyncTime: '06:00',
+  deviceSyncTime: '06:00',
   // NinjaOne publishes no limit either and answers 429 past its own; the client also honours Retry-After.
   ninjaoneRequestsPerSecond: 5,
 } as const;
@@ -255,13 +260,15 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
         : e.DEPLOYER === 'ninjaone'
           ? ninjaOneDeployer(e)
           : { kind: 'simulated' },
-    tacticalSync: {
-      inventory: e.TACTICAL_SYNC_INVENTORY === undefined ? undefined : path.resolve(cwd, e.TACTICAL_SYNC_INVENTORY),
-      time: e.TACTICAL_SYNC_TIME ?? DEFAULTS.tacticalSyncTime,
-    },
+    deviceSync: deviceSyncOf(e, cwd),
     sandboxDeployer: e.PATCHBAY_SANDBOX_DEPLOYER ?? 'simulated',
     ...chatMode(e),
   };
+}
+
+function deviceSyncOf(e: z.output<typeof envSchema>, cwd: string): DeviceSyncConfig {
+  const inventory = e.DEVICE_SYNC_INVENTORY ?? e.TACTICAL_SYNC_INVENTORY;
+  return { inventory: inventory === undefined ? undefined : path.resolve(cwd, inventory), time: e.DEVICE_SYNC_TIME ?? e.TACTICAL_SYNC_TIME ?? DEFAULTS.deviceSyncTime };
 }
 
 const NINJAONE_NEEDS = ['NINJAONE_URL', 'NINJAONE_CLIENT_ID', 'NINJAONE_CLIENT_SECRET', 'NINJAONE_INSTALL_SCRIPT_ID'] as const;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config.ts';
 import type { AgentCheck, CheckOptions } from '../adapters/deployers/tactical-check.ts';
 import type { Inventory } from '../domain/inventory.ts';
+import type { DeviceSource } from '../jobs/device-sync.ts';
 
 function whoRuns(): string {
   try {
@@ -12,21 +13,24 @@ function whoRuns(): string {
   }
 }
 
-async function tacticalConfig(what: string): Promise<Config> {
+async function managerConfig(what: string): Promise<Config> {
   const { loadConfig } = await import('../config.ts');
   const { CliError } = await import('./cli-error.ts');
   const config = loadConfig(process.env);
-  if (config.deployer.kind !== 'tactical') throw new CliError(`${what} reads Tactical RMM: set DEPLOYER=tactical, TACTICAL_URL and TACTICAL_API_KEY`, 2);
+  if (config.deployer.kind === 'simulated') {
+    throw new CliError(`${what} reads the device manager: set DEPLOYER=tactical (TACTICAL_URL, TACTICAL_API_KEY) or DEPLOYER=ninjaone (NINJAONE_URL, NINJAONE_CLIENT_ID, NINJAONE_CLIENT_SECRET, NINJAONE_INSTALL_SCRIPT_ID)`, 2);
+  }
   return config;
 }
 
 /**
- * `patchbay devices`: the machines patchbay patches. `check [--fix]` reads every Tactical RMM agent's effective
- * patch policy and says which ones patchbay refuses to drive and why; `sync FILE` takes the devices of the file's
- * Tactical-linked clients from Tactical; `list` shows what patchbay manages and where each machine comes from.
+ * `patchbay devices`: the machines patchbay patches. `check [--fix]` says which devices patchbay may drive and why
+ * not the others (Tactical: every agent's effective patch policy; NinjaOne: what its API lets be read);
+ * `sync FILE` takes the devices of the file's linked clients from the device manager; `list` shows what patchbay
+ * manages and where each machine comes from.
  */
 export function register(program: Command): void {
-  const devices = program.command('devices').description('the machines patchbay patches, as the device manager (Tactical RMM) knows them');
+  const devices = program.command('devices').description('the machines patchbay patches, as the device manager (Tactical RMM or NinjaOne) knows them');
   registerCheck(devices);
   registerSync(devices);
   registerList(devices);
@@ -35,15 +39,16 @@ export function register(program: Command): void {
 function registerCheck(devices: Command): void {
   devices
     .command('check')
-    .description('check every Tactical RMM agent: refused policies (auto-approve, auto-install, auto-reboot) and unmapped OS names')
-    .option('--fix', "set refused agents' policy to manual approval, no install days, reboot never (audited)")
+    .description('check every device: Tactical RMM refused policies (auto-approve, auto-install, auto-reboot); NinjaOne the install script; both unmapped OS names')
+    .option('--fix', "Tactical RMM: set refused agents' policy to manual approval, no install days, reboot never (audited)")
     .option('--json', 'print the result as JSON')
     .action(checkAction);
 }
 
 /** `--fix` gives the refused agents a policy that does nothing by itself, each change in the audit log. */
 async function checkAction(options: { fix?: boolean; json?: boolean }): Promise<void> {
-  const config = await tacticalConfig('devices check');
+  const config = await managerConfig('devices check');
+  if (config.deployer.kind === 'ninjaone') return checkNinjaOneAction(config, options);
   const { CliError } = await import('./cli-error.ts');
   const { TacticalHttpError } = await import('../adapters/deployers/tactical-client.ts');
   const { checkAgents, renderCheck } = await import('../adapters/deployers/tactical-check.ts');
@@ -63,6 +68,24 @@ async function checkAction(options: { fix?: boolean; json?: boolean }): Promise<
   const checks = fix ? await checkAndFix(config, run) : await run();
   process.stdout.write(options.json ? `${JSON.stringify({ agents: checks })}\n` : renderCheck(checks, fix));
   if (checks.some((c) => c.problems.length > 0)) process.exitCode = 1;
+}
+
+/** NinjaOne's API cannot change a policy's patching, so there is nothing for `--fix` to do: it says so. */
+async function checkNinjaOneAction(config: Config, options: { fix?: boolean; json?: boolean }): Promise<void> {
+  const { CliError } = await import('./cli-error.ts');
+  if (options.fix) throw new CliError("devices check --fix: NinjaOne's API cannot change a policy's patching; set it in NinjaOne (see README, Connecting NinjaOne)", 2);
+  const { checkNinjaOne, renderNinjaOneCheck } = await import('../adapters/deployers/ninjaone-check.ts');
+  const { ninjaOneClientFor } = await import('../jobs/device-sync.ts');
+  const client = ninjaOneClientFor(config)!;
+  const installScriptId = config.deployer.kind === 'ninjaone' ? config.deployer.installScriptId : 0;
+  let check;
+  try {
+    check = await checkNinjaOne(client, installScriptId);
+  } catch (error) {
+    throw new CliError(`reading NinjaOne failed: ${client.redact((error as Error).message)}`);
+  }
+  process.stdout.write(options.json ? `${JSON.stringify(check)}\n` : renderNinjaOneCheck(check));
+  if (!check.installScript.found) process.exitCode = 1;
 }
 
 async function checkAndFix(config: Config, run: (onFixed: NonNullable<CheckOptions['onFixed']>) => Promise<AgentCheck[]>): Promise<AgentCheck[]> {
@@ -88,16 +111,18 @@ async function checkAndFix(config: Config, run: (onFixed: NonNullable<CheckOptio
 function registerSync(devices: Command): void {
   devices
     .command('sync')
-    .description("take the devices of the inventory's Tactical-linked clients (tactical_client) from Tactical RMM, then import like `patchbay import`")
-    .argument('<file>', 'inventory YAML file (windows, rings, champions, settings; clients linked with tactical_client)')
+    .description("take the devices of the inventory's linked clients (tactical_client, ninjaone_organization) from the device manager, then import like `patchbay import`")
+    .argument('<file>', 'inventory YAML file (windows, rings, champions, settings; clients linked with tactical_client or ninjaone_organization)')
     .option('--dry-run', 'show what would change, writing nothing')
     .option('--json', 'print the outcome as JSON')
     .action(syncAction);
 }
 
-/** The same sync as the daily job's (src/jobs/device-sync.ts), every agent's time zone read again. */
+/** The same sync as the daily job's (src/jobs/device-sync.ts), every Tactical agent's time zone read again. */
 async function syncAction(file: string, options: { dryRun?: boolean; json?: boolean }): Promise<void> {
-  const config = await tacticalConfig('devices sync');
+  const config = await managerConfig('devices sync');
+  const { deviceSourceFor } = await import('../jobs/device-sync.ts');
+  const source = deviceSourceFor(config)!;
   const { CliError } = await import('./cli-error.ts');
   const { readInventory, renderChanges } = await import('./import.ts');
   const checked = await readInventory(file);
@@ -106,50 +131,47 @@ async function syncAction(file: string, options: { dryRun?: boolean; json?: bool
     throw new CliError(`${checked.count} problem${checked.count === 1 ? '' : 's'} in ${file}; nothing was written`);
   }
   const dryRun = options.dryRun ?? false;
-  const { synced, changes } = dryRun ? await dryRunSync(config, checked.inventory, file) : await applySync(config, file);
+  const { synced, changes } = dryRun ? await dryRunSync(config, source, checked.inventory, file) : await applySync(config, source, file);
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ file, dryRun, added: synced.added, unmapped: synced.unmapped, unlinked: synced.unlinked, problems: synced.problems, ...changes })}\n`);
     return;
   }
-  const lines = [await renderChanges(`${file} + Tactical RMM`, { ok: true, changes, dryRun })];
-  if (synced.added.length > 0) lines.push(`new agents, ring broad (${synced.added.length}): ${synced.added.join(', ')}\n`);
+  const lines = [await renderChanges(`${file} + ${source.manager}`, { ok: true, changes, dryRun })];
+  if (synced.added.length > 0) lines.push(`new ${source.manager === 'NinjaOne' ? 'devices' : 'agents'}, ring broad (${synced.added.length}): ${synced.added.join(', ')}\n`);
   for (const u of synced.unmapped) lines.push(`unmapped OS ${u.client}/${u.device}: "${u.os}": ${u.reason}\n`);
   for (const u of synced.unlinked) lines.push(`user not linked ${u.client}/${u.device}: "${u.username}" ${u.why === 'ambiguous' ? 'matches more than one person' : 'is nobody in the inventory'}\n`);
   for (const p of synced.problems) lines.push(`problem: ${p}\n`);
   process.stdout.write(lines.join(''));
 }
 
-async function applySync(config: Config, file: string) {
+async function applySync(config: Config, source: DeviceSource, file: string) {
   const { CliError } = await import('./cli-error.ts');
   const { withCommandDatabase } = await import('../db/for-command.ts');
   const { migrateDatabase } = await import('../db/migrate.ts');
-  const { runDeviceSync, tacticalClientFor } = await import('../jobs/device-sync.ts');
+  const { runDeviceSync } = await import('../jobs/device-sync.ts');
   const outcome = await withCommandDatabase(config, async (database) => {
     await migrateDatabase(database);
     const ctx = { db: database.db, now: () => new Date() };
-    return runDeviceSync(ctx, tacticalClientFor(config)!, { file, rereadZones: true, actor: whoRuns(), source: 'cli' });
+    return runDeviceSync(ctx, source, { file, rereadZones: true, actor: whoRuns(), source: 'cli' });
   });
-  if (!outcome.ok) throw new CliError(`reading Tactical RMM failed: ${outcome.error}`);
+  if (!outcome.ok) throw new CliError(`reading ${source.manager} failed: ${outcome.error}`);
   return outcome;
 }
 
-/** Writes nothing, not even a migration: reads Tactical and works out what an import would do. */
-async function dryRunSync(config: Config, inventory: Inventory, file: string) {
+/** Writes nothing, not even a migration: reads the device manager and works out what an import would do. */
+async function dryRunSync(config: Config, source: DeviceSource, inventory: Inventory, file: string) {
   const { CliError } = await import('./cli-error.ts');
   const { withCommandDatabase } = await import('../db/for-command.ts');
   const { importInventory } = await import('./import.ts');
-  const { readTacticalSync } = await import('../adapters/deployers/tactical-sync-read.ts');
-  const { tacticalClientFor } = await import('../jobs/device-sync.ts');
-  const client = tacticalClientFor(config)!;
   let synced;
   try {
-    synced = await readTacticalSync(client, inventory, { storedZones: new Map(), rereadZones: true });
+    synced = await source.read(inventory, { storedZones: new Map(), rereadZones: true });
   } catch (error) {
-    throw new CliError(`reading Tactical RMM failed: ${client.redact((error as Error).message)}`);
+    throw new CliError(`reading ${source.manager} failed: ${source.redact((error as Error).message)}`);
   }
   const path = await import('node:path');
   const outcome = await withCommandDatabase(config, (database) =>
-    importInventory(database, synced.inventory, `${path.basename(file)} + Tactical RMM`, { dryRun: true, now: new Date(), actor: whoRuns() }),
+    importInventory(database, synced.inventory, `${path.basename(file)} + ${source.manager}`, { dryRun: true, now: new Date(), actor: whoRuns() }),
   );
   if (!outcome.ok) throw new CliError(outcome.problems.join('\n'));
   return { synced, changes: outcome.changes };
@@ -158,7 +180,7 @@ async function dryRunSync(config: Config, inventory: Inventory, file: string) {
 function registerList(devices: Command): void {
   devices
     .command('list')
-    .description('the machines patchbay manages: from where (the inventory file or Tactical RMM), online, last seen, OS as MSRC names it, ring, user')
+    .description('the machines patchbay manages: from where (the inventory file, Tactical RMM or NinjaOne), online, last seen, OS as MSRC names it, ring, user')
     .option('--client <id>', "only this client's machines (msp: the MSP's own)")
     .option('--json', 'print the list as JSON')
     .action(listAction);
@@ -169,7 +191,7 @@ async function listAction(options: { client?: string; json?: boolean }): Promise
   const { CliError } = await import('./cli-error.ts');
   const { withCommandDatabase } = await import('../db/for-command.ts');
   const { listManagedDevices, clientExists } = await import('../db/devices-repo.ts');
-  const { listRows, renderDeviceList, tacticalPresence } = await import('./devices-list.ts');
+  const { listRows, renderDeviceList, managerPresence } = await import('./devices-list.ts');
   const config = loadConfig(process.env);
   const stored = await withCommandDatabase(config, async (database) => {
     if (options.client !== undefined && options.client !== 'msp' && !(await clientExists(database.db, options.client))) {
@@ -177,7 +199,7 @@ async function listAction(options: { client?: string; json?: boolean }): Promise
     }
     return listManagedDevices(database.db, options.client);
   });
-  const presence = await tacticalPresence(config, stored);
+  const presence = await managerPresence(config, stored);
   if (presence.warning) process.stderr.write(`${presence.warning}\n`);
   const rows = listRows(stored, presence.agents);
   process.stdout.write(options.json ? `${JSON.stringify({ devices: rows })}\n` : await renderDeviceList(rows));

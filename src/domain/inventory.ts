@@ -19,7 +19,7 @@ export interface InventoryDevice {
   /** The machine's own IANA zone, when its device manager says it: its windows open in that local time. */
   timezone?: string;
   /** Set when the machine came from a device manager's sync rather than the inventory file. */
-  syncedFrom?: 'tactical';
+  syncedFrom?: 'tactical' | 'ninjaone';
 }
 
 export interface InventoryChampion {
@@ -108,6 +108,8 @@ export interface InventoryClient {
   settings?: ClientSettings;
   /** The client's Tactical RMM client (its name, or its numeric id): its agents are this client's devices. */
   tacticalClient?: string;
+  /** The client's NinjaOne organization (its name, or its numeric id): its devices are this client's devices. */
+  ninjaoneOrganization?: string;
 }
 
 export interface InventoryMsp {

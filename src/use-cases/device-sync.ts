@@ -1,11 +1,11 @@
 /**
  * A device manager sync's writes, in one transaction each: the merged inventory applied (as `patchbay import` does),
- * the sync's bookkeeping, and the engineers told what changed. The reading (the inventory file, Tactical RMM) is
- * the caller's (src/jobs/device-sync.ts, `patchbay devices sync`); so is the Tactical client and its key.
+ * the sync's bookkeeping, and the engineers told what changed. The reading (the inventory file, Tactical RMM or NinjaOne)
+ * is the caller's (src/jobs/device-sync.ts, `patchbay devices sync`); so is the device manager's client and its key.
  *
  * Told at most once per sync and only when something changed: devices added, retired or restored, or a list of what
  * is still wrong (unmapped OSes, unlinked users, problems) that differs from the one posted last. A failed read is
- * told once until a sync works again, and changes nothing: no device is retired because Tactical did not answer.
+ * told once until a sync works again, and changes nothing: no device is retired because the device manager did not answer.
  */
 import { createHash } from 'node:crypto';
 import { applyInventory, type InventoryChanges } from '../db/inventory-repo.ts';
@@ -14,12 +14,12 @@ import { loadMsp } from '../db/msp-repo.ts';
 import { liveDeviceNames, loadTacticalSyncState, saveTacticalSyncState, type TacticalSyncState } from '../db/tactical-sync-repo.ts';
 import type { Inventory } from '../domain/inventory.ts';
 import { syncDue } from '../domain/device-sync.ts';
-import type { DeviceSyncChanges, DeviceSyncNotice } from '../chat/notices/device-sync.ts';
+import type { DeviceSyncChanges, DeviceSyncNotice, SyncedManager } from '../chat/notices/device-sync.ts';
 import { notify } from '../chat/notify.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
 import { findEngineer, type Actor, type DecisionResult } from './decisions.ts';
 
-/** What the caller read and merged (src/adapters/deployers/tactical-sync.ts `SyncResult`). */
+/** What the caller read and merged (`SyncResult` of src/adapters/deployers/tactical-sync.ts or ninjaone-sync.ts). */
 export interface SyncedInventory extends Omit<DeviceSyncChanges, 'retired' | 'restored'> {
   inventory: Inventory;
 }
@@ -27,6 +27,8 @@ export interface SyncedInventory extends Omit<DeviceSyncChanges, 'retired' | 're
 export interface SyncOptions {
   /** What was synced, for the audit row: `inventory.yaml + Tactical RMM`. */
   subject: string;
+  /** The device manager read, named in the channel's post. */
+  manager?: SyncedManager;
   actor: string;
   source: 'cli' | 'slack' | 'system';
 }
@@ -60,6 +62,7 @@ export async function applyDeviceSync(ctx: UseCaseContext, synced: SyncedInvento
     const notice: DeviceSyncNotice = {
       kind: 'device_sync_changed',
       at: now.toISOString(),
+      ...(options.manager ? { manager: options.manager } : {}),
       added,
       retired: changes.retiredDevices,
       restored: changes.restoredDevices,
@@ -73,7 +76,7 @@ export async function applyDeviceSync(ctx: UseCaseContext, synced: SyncedInvento
 }
 
 /** A sync that could not read the device manager: recorded, and told once until a sync works again. */
-export async function recordDeviceSyncFailure(ctx: UseCaseContext, error: string): Promise<{ told: boolean }> {
+export async function recordDeviceSyncFailure(ctx: UseCaseContext, error: string, manager?: SyncedManager): Promise<{ told: boolean }> {
   const now = ctx.now();
   return withTransaction(ctx, async (tx, after) => {
     const state = await loadTacticalSyncState(tx, { lock: true });
@@ -82,7 +85,7 @@ export async function recordDeviceSyncFailure(ctx: UseCaseContext, error: string
     const next: TacticalSyncState = { ...state, syncedAt: now.toISOString(), failingSince: state.failingSince ?? now.toISOString() };
     await saveTacticalSyncState(tx, next);
     if (state.failingSince !== undefined) return { told: false };
-    after.outbox(await notify(tx, [{ kind: 'device_sync_failed', since: next.failingSince!, error }], now));
+    after.outbox(await notify(tx, [{ kind: 'device_sync_failed', since: next.failingSince!, error, ...(manager ? { manager } : {}) }], now));
     return { told: true };
   });
 }
@@ -115,7 +118,11 @@ export async function requestDeviceSync(ctx: UseCaseContext, input: { actor: Act
     if (state === undefined) return { outcome: 'refused', message: 'No inventory is imported yet: run `patchbay import` first.', zone: engineer.zone };
     await saveTacticalSyncState(tx, { ...state, requestedAt: now.toISOString() });
     await appendAudit(tx, { at: now, actor: `${input.actor.platform}:${input.actor.id}`, action: 'devices.sync_requested', subject: 'tactical', detail: {}, source: input.actor.platform });
-    // The sync runs only where DEPLOYER=tactical; this use-case cannot see the configuration, so it says so.
-    return { outcome: 'applied', message: 'Device sync from Tactical RMM asked for: this channel hears what changed within a few minutes (nothing, if nothing did; nothing either if patchbay runs without DEPLOYER=tactical).', zone: engineer.zone };
+    // The sync runs only with a device manager configured; this use-case cannot see the configuration, so it says so.
+    return {
+      outcome: 'applied',
+      message: 'Device sync from the device manager asked for: this channel hears what changed within a few minutes (nothing, if nothing did; nothing either if patchbay runs without DEPLOYER=tactical or DEPLOYER=ninjaone).',
+      zone: engineer.zone,
+    };
   });
 }

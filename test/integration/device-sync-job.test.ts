@@ -17,7 +17,7 @@ import { TacticalClient } from '../../src/adapters/deployers/tactical-client.ts'
 import { rowsOf } from '../../src/db/client.ts';
 import { listManagedDevices } from '../../src/db/devices-repo.ts';
 import { deviceWindows } from '../../src/db/user-dm-repo.ts';
-import { deviceSyncModule, runDeviceSync } from '../../src/jobs/device-sync.ts';
+import { deviceSyncModule, runDeviceSync, tacticalSource } from '../../src/jobs/device-sync.ts';
 import { claimDeviceSync, requestDeviceSync } from '../../src/use-cases/device-sync.ts';
 import { startTacticalEmulator, TacticalEmulator, type RunningTacticalEmulator } from '../../src/sandbox/emulators/tactical-emulator.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -73,7 +73,7 @@ describe('device sync, daily and on demand', () => {
     seedAgents(emu, without);
     return { emu, server: await startTacticalEmulator(emu) };
   };
-  const sync = (url: string, rereadZones = false) => runDeviceSync(ctx(), client(url), { file, rereadZones, actor: 'test', source: 'system' });
+  const sync = (url: string, rereadZones = false) => runDeviceSync(ctx(), tacticalSource(client(url)), { file, rereadZones, actor: 'test', source: 'system' });
   const posts = async () =>
     rowsOf<{ subject: string; text: string }>(await database.db.execute(sql`select subject, payload ->> 'text' as text from chat_outbox where subject like 'device-sync%' order by id`));
   const details = (emu: TacticalEmulator) => emu.requests.filter((r) => r.method === 'GET' && /^\/?agents\/[^/]{21,}\/$/.test(r.path)).length;

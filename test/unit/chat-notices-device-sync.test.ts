@@ -35,6 +35,14 @@ describe('device sync notices', () => {
     ]);
   });
 
+  it('names NinjaOne when the sync read it, with the same key; a failure too', () => {
+    const [row] = renderNotice({ kind: 'device_sync_changed', at, manager: 'NinjaOne', ...none, added: ['contoso/CON-PC-09'], restored: ['CON-OLD-01'] }, audiences);
+    expect(row).toMatchObject({ key: `device-sync:${at}`, subject: `device-sync:${at}` });
+    expect(row!.payload.text.split('\n')).toEqual(['Devices synced from NinjaOne:', '• new devices, added as ring broad (1): contoso/CON-PC-09', '• back in NinjaOne (1): CON-OLD-01']);
+    const [failed] = renderNotice({ kind: 'device_sync_failed', since: at, error: 'HTTP 401', manager: 'NinjaOne' }, audiences);
+    expect(failed!.payload.text).toMatch(/^:warning: The device sync could not read NinjaOne \(HTTP 401\)\. .* none is retired while NinjaOne cannot be read\./);
+  });
+
   it('cuts a long list short and says how many more', () => {
     const added = Array.from({ length: 40 }, (_, i) => `contoso/PC-${String(i).padStart(2, '0')}`);
     const text = renderNotice({ kind: 'device_sync_changed', at, ...none, added }, audiences)[0]!.payload.text;

@@ -102,6 +102,15 @@ describe('loadConfig', () => {
     expect(stray).toEqual(['NINJAONE_CLIENT_SECRET: set DEPLOYER=ninjaone to send installs and reboots to NinjaOne (or unset them)']);
   });
 
+  it('reads the device sync file and time from DEVICE_SYNC_*, still from the old TACTICAL_SYNC_* names, the new winning', () => {
+    expect(loadConfig({}, '/srv/patchbay').deviceSync).toEqual({ inventory: undefined, time: '06:00' });
+    expect(loadConfig({ DEVICE_SYNC_INVENTORY: 'inventory.yaml', DEVICE_SYNC_TIME: '05:30' }, '/srv/patchbay').deviceSync).toEqual({ inventory: '/srv/patchbay/inventory.yaml', time: '05:30' });
+    expect(loadConfig({ TACTICAL_SYNC_INVENTORY: 'old.yaml', TACTICAL_SYNC_TIME: '07:15' }, '/srv/patchbay').deviceSync).toEqual({ inventory: '/srv/patchbay/old.yaml', time: '07:15' });
+    const both = { DEVICE_SYNC_INVENTORY: 'new.yaml', TACTICAL_SYNC_INVENTORY: 'old.yaml', DEVICE_SYNC_TIME: '05:00', TACTICAL_SYNC_TIME: '07:00' };
+    expect(loadConfig(both, '/srv/patchbay').deviceSync).toEqual({ inventory: '/srv/patchbay/new.yaml', time: '05:00' });
+    expect(problemsOf({ DEVICE_SYNC_TIME: '25:00' })[0]).toMatch(/^DEVICE_SYNC_TIME: expected HH:MM/);
+  });
+
   it('never shows the Tactical API key in a configuration problem', () => {
     const almost = 'ab cd-secret-part-of-a-key';
     const problems = problemsOf({ DEPLOYER: 'tactical', TACTICAL_URL: 'https://x/', TACTICAL_API_KEY: almost });

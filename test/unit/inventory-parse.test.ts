@@ -246,8 +246,18 @@ describe('did-you-mean for misspelled keys', () => {
     const problems = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    colour: blue'), 'x.yaml'));
     expect(problems).toHaveLength(1);
     expect(problems[0]!.message).toBe(
-      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, users, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, notice_hours, auto_confirm_hours, run_concurrency, tactical_client)',
+      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, users, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, notice_hours, auto_confirm_hours, run_concurrency, tactical_client, ninjaone_organization)',
     );
+  });
+});
+
+describe('ninjaone_organization', () => {
+  it('links a client to its NinjaOne organization by name or by numeric id', () => {
+    const byName = inventoryOf(parseInventory(BASE.replace('    software: [Dentrix]', '    software: [Dentrix]\n    ninjaone_organization: Acme Dental LLC'), 'x.yaml'));
+    expect(byName.clients[0]!.ninjaoneOrganization).toBe('Acme Dental LLC');
+    const byId = inventoryOf(parseInventory(BASE.replace('    software: [Dentrix]', '    software: [Dentrix]\n    ninjaone_organization: 17'), 'x.yaml'));
+    expect(byId.clients[0]!.ninjaoneOrganization).toBe('17');
+    expect(inventoryOf(parseInventory(BASE, 'x.yaml')).clients[0]!.ninjaoneOrganization).toBeUndefined();
   });
 });
 

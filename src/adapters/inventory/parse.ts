@@ -40,7 +40,7 @@ const CLIENT_SHAPE = {
   optional: [
     'software', 'champions', 'users', 'locations',
     'channel', 'teams_tenant_id', 'chat', 'dm_time', 'dm_template', 'max_deferrals', 'notice_hours', 'auto_confirm_hours', 'run_concurrency',
-    'tactical_client',
+    'tactical_client', 'ninjaone_organization',
   ],
 } as const;
 const CHAMPION_SHAPE = { required: [], optional: ['email', 'teams_id', 'teamsId', 'name'] } as const;
@@ -301,6 +301,7 @@ class InventoryReader {
       ...(users.length > 0 ? { users } : {}),
       ...(Object.keys(settings).length > 0 ? { settings } : {}),
       ...this.readTacticalClient(fields.get('tactical_client')),
+      ...this.readNinjaOneOrganization(fields.get('ninjaone_organization')),
     };
     return { client, idNode: fields.get('id')?.value ?? null };
   }
@@ -312,6 +313,12 @@ class InventoryReader {
     if (isScalar(node) && typeof node.value === 'number' && Number.isInteger(node.value) && node.value > 0) return { tacticalClient: String(node.value) };
     const name = this.r.text(field, TEXT.name);
     return name === undefined ? {} : { tacticalClient: name };
+  }
+
+  /** The client's NinjaOne organization, by name or numeric id: `patchbay devices sync` reads its devices. */
+  private readNinjaOneOrganization(field: Field | undefined): { ninjaoneOrganization?: string } {
+    const tactical = this.readTacticalClient(field);
+    return tactical.tacticalClient === undefined ? {} : { ninjaoneOrganization: tactical.tacticalClient };
   }
 
   private readClientSettings(fields: Map<string, Field>): ClientSettings {

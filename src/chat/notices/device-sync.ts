@@ -1,6 +1,6 @@
 /**
- * The device manager sync's notices (src/use-cases/device-sync.ts): what a sync from Tactical RMM changed, and that
- * a sync could not read Tactical. Each carries its lists as they were at the sync, so a re-delivery says what was
+ * The device manager sync's notices (src/use-cases/device-sync.ts): what a sync from the device manager (Tactical RMM
+ * or NinjaOne, named in the notice) changed, and that a sync could not read it. Each carries its lists as they were at the sync, so a re-delivery says what was
  * true then. Posted in the engineers' channel, not in a release thread: devices are not a release's business.
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
@@ -22,10 +22,19 @@ export interface DeviceSyncChanges {
   problems: readonly string[];
 }
 
+/** The device manager synced from; absent in notices written before NinjaOne, which were all Tactical's. */
+export type SyncedManager = 'Tactical RMM' | 'NinjaOne';
+
 export type DeviceSyncNotice =
-  | ({ kind: 'device_sync_changed'; at: string } & DeviceSyncChanges)
+  | ({ kind: 'device_sync_changed'; at: string; manager?: SyncedManager } & DeviceSyncChanges)
   /** `error` is already free of secrets (the client redacts its key). */
-  | { kind: 'device_sync_failed'; since: string; error: string };
+  | { kind: 'device_sync_failed'; since: string; error: string; manager?: SyncedManager };
+
+/** Tactical's words stay as they were posted; NinjaOne's are the same with its name (it says devices, not agents). */
+function wordsFor(manager: SyncedManager | undefined) {
+  if (manager === 'NinjaOne') return { full: 'NinjaOne', short: 'NinjaOne', added: 'new devices, added as ring broad' };
+  return { full: 'Tactical RMM', short: 'Tactical', added: 'new agents, added as ring broad' };
+}
 
 /** Past this many names a list says how many more: a sync of a new client can add hundreds. */
 const SHOWN = 15;
@@ -37,11 +46,12 @@ function listLine(label: string, items: readonly string[]): string[] {
 }
 
 function changesText(notice: Extract<DeviceSyncNotice, { kind: 'device_sync_changed' }>): string {
+  const words = wordsFor(notice.manager);
   const lines = [
-    'Devices synced from Tactical RMM:',
-    ...listLine('new agents, added as ring broad', notice.added),
-    ...listLine('retired (no longer in Tactical)', notice.retired),
-    ...listLine('back in Tactical', notice.restored),
+    `Devices synced from ${words.full}:`,
+    ...listLine(words.added, notice.added),
+    ...listLine(`retired (no longer in ${words.short})`, notice.retired),
+    ...listLine(`back in ${words.short}`, notice.restored),
     ...listLine(
       'OS names MSRC does not name, so nothing is planned for them',
       notice.unmapped.map((u) => `${u.client}/${u.device} "${u.os}"`),
@@ -64,7 +74,8 @@ export function renderDeviceSyncNotice(notice: DeviceSyncNotice, audiences: Audi
   const { channel } = audience;
   if (notice.kind === 'device_sync_failed') {
     const subject = subjects.deviceSyncFailed(notice.since);
-    const text = `:warning: The device sync could not read Tactical RMM (${escapeMrkdwn(notice.error)}). Devices are left as they were: none is retired while Tactical cannot be read. This is said once; the next sync that works carries on.`;
+    const words = wordsFor(notice.manager);
+    const text = `:warning: The device sync could not read ${words.full} (${escapeMrkdwn(notice.error)}). Devices are left as they were: none is retired while ${words.short} cannot be read. This is said once; the next sync that works carries on.`;
     return [{ key: subject, channel, action: 'post', subject, payload: { text } }];
   }
   const subject = subjects.deviceSync(notice.at);

@@ -34,6 +34,10 @@ export interface NinjaDeviceSeed {
   location?: string;
   nodeClass?: NodeClass;
   osName?: string;
+  /** `os.buildNumber`. Default 22631 (Windows 11 23H2). */
+  osBuild?: string;
+  /** `lastLoggedInUser`, e.g. `CONTOSO\\jane`. Default: nobody. */
+  lastLoggedInUser?: string;
   online?: boolean;
   /** The device's policy applies APPROVED patches by itself every this many minutes (unless in maintenance). */
   policyPatchEveryMinutes?: number;
@@ -116,6 +120,8 @@ interface Device {
   locationId: number;
   nodeClass: NodeClass;
   osName: string;
+  osBuild: string;
+  lastLoggedInUser: string | undefined;
   online: boolean;
   /** Bumped when the agent stops (reboot, off the network): its work in flight is dropped. */
   life: number;
@@ -214,6 +220,8 @@ export class NinjaOneEmulator {
       locationId,
       nodeClass: seed.nodeClass ?? 'WINDOWS_WORKSTATION',
       osName: seed.osName ?? 'Windows 11 Professional Edition',
+      osBuild: seed.osBuild ?? '22631',
+      lastLoggedInUser: seed.lastLoggedInUser,
       online: seed.online ?? true,
       life: 0,
       lastContact: nowMs,
@@ -245,6 +253,11 @@ export class NinjaOneEmulator {
   }
 
   /** The device goes off the network, or comes back; work in flight on it is lost. */
+  /** The device is deleted from NinjaOne (decommissioned and removed). */
+  removeDevice(deviceId: number): void {
+    this.devices.delete(deviceId);
+  }
+
   setOnline(deviceId: number, online: boolean): void {
     this.settle();
     const device = this.deviceById(deviceId);
@@ -516,7 +529,12 @@ export class NinjaOneEmulator {
   private route(method: string, path: string, query: URLSearchParams, body: unknown): NinjaAnswer {
     if (method === 'GET' && path === '/v2/devices') return { status: 200, body: this.devicePage(query).map((d) => this.deviceJson(d)) };
     if (method === 'GET' && path === '/v2/devices-detailed') return { status: 200, body: this.devicePage(query).map((d) => this.deviceDetailJson(d)) };
-    if (method === 'GET' && path === '/v2/organizations') return { status: 200, body: [...this.organizations].map(([name, id]) => ({ id, name })) };
+    if (method === 'GET' && path === '/v2/organizations') return { status: 200, body: keysetPage([...this.organizations].map(([name, id]) => ({ id, name })), query) };
+    if (method === 'GET' && path === '/v2/automation/scripts') {
+      return { status: 200, body: [{ id: this.installScriptId, name: 'Install-PatchbayKBs', language: 'powershell', operatingSystems: ['Windows'], active: true }] };
+    }
+    const locations = /^\/v2\/organization\/(\d+)\/locations$/.exec(path);
+    if (method === 'GET' && locations) return { status: 200, body: this.locationsOf(Number(locations[1])) };
     if (method === 'GET' && path === '/v2/queries/os-patch-installs') return this.patchInstallReport(query);
     const match = /^\/v2\/device\/(\d+)(?:\/(.+))?$/.exec(path);
     if (!match) return { status: 404, body: { error: 'Not Found' } };
@@ -552,9 +570,11 @@ export class NinjaOneEmulator {
   }
 
   private devicePage(query: URLSearchParams): Device[] {
-    const after = Number(query.get('after') ?? 0);
-    const pageSize = Number(query.get('pageSize') ?? 1000);
-    return [...this.devices.values()].filter((d) => d.id > after).sort((a, b) => a.id - b.id).slice(0, pageSize);
+    return keysetPage([...this.devices.values()], query);
+  }
+
+  private locationsOf(organizationId: number) {
+    return [...this.locations].filter(([, l]) => l.organizationId === organizationId).map(([key, l]) => ({ id: l.id, name: key.slice(key.indexOf('/') + 1), organizationId }));
   }
 
   private deviceJson(d: Device) {
@@ -579,7 +599,11 @@ export class NinjaOneEmulator {
   }
 
   private deviceDetailJson(d: Device) {
-    return { ...this.deviceJson(d), os: { name: d.osName, needsReboot: d.needsReboot, lastBootTime: d.lastBootTime, buildNumber: '22631', releaseId: '23H2' } };
+    return {
+      ...this.deviceJson(d),
+      os: { name: d.osName, architecture: '64-bit', needsReboot: d.needsReboot, lastBootTime: d.lastBootTime, buildNumber: d.osBuild },
+      ...(d.lastLoggedInUser ? { lastLoggedInUser: d.lastLoggedInUser } : {}),
+    };
   }
 
   private maintenanceJson(d: Device) {
@@ -733,4 +757,11 @@ export async function startNinjaOneEmulator(emulator: NinjaOneEmulator, port = 0
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Keyset paging as NinjaOne's lists do it: rows with ids above `after`, in id order, `pageSize` at most. */
+function keysetPage<T extends { id: number }>(rows: readonly T[], query: URLSearchParams): T[] {
+  const after = Number(query.get('after') ?? 0);
+  const pageSize = Number(query.get('pageSize') ?? 1000);
+  return rows.filter((r) => r.id > after).sort((a, b) => a.id - b.id).slice(0, pageSize);
 }
