@@ -21,8 +21,8 @@ export const subjects = {
   window: (who: string, windowStart: string) => windowSubject(who, windowStart),
   /** The end-of-window summary that replies under the window's progress message. */
   windowSummary: (windowSubjectText: string) => windowSubjectText.replace(/^window:/, 'window-summary:'),
-  /** The promotion offer (Promote button) in the engineers' thread. */
-  promote: (releaseId: string) => `rollout:${releaseId}:promote`,
+  /** The promotion offer (Promote button) in the engineers' thread; offers after the nth promotion are round n. */
+  promote: (releaseId: string, round = 0) => `rollout:${releaseId}:promote${round > 0 ? `:${round}` : ''}`,
   /** "A ring is about to get updates no pilot tried" in the engineers' thread. */
   untested: (releaseId: string, ring: string, clientId: string | null | undefined, updateKeys: readonly string[]) =>
     `rollout:${releaseId}:untested:${ring}:${clientOrMsp(clientId)}:${updateKeys.join('+')}`,

@@ -172,7 +172,11 @@ export type RolloutEffect =
   /** Runs for this gate's devices start in their next windows. */
   | { type: 'schedule'; ring: Ring; clientId: string | null }
   | { type: 'start_runs'; ring: Ring; clientId: string | null; windowStart: string }
-  | { type: 'offer_promotion'; releaseId: string; updates?: string[] }
+  /**
+   * `round`: promotions made before this offer (absent for none); `amends`: an offer of this round is on record and
+   * unanswered, so this one replaces its text rather than posting a second Promote button.
+   */
+  | { type: 'offer_promotion'; releaseId: string; updates?: string[]; round?: number; amends?: true }
   | { type: 'ask_confirmation'; clientId: string; autoConfirmAt: string | null; updates?: string[] }
   /** A pilot finished with nothing installed: the engineers' thread says why the client waits. */
   | { type: 'pilot_waiting'; clientId: string; at: string }
@@ -373,6 +377,14 @@ function finishRing(step: Step, event: Extract<RolloutEvent, { type: 'ring_finis
   return put([{ ...gate, state: 'finished', finishedAt: at }], []);
 }
 
+/** Where an offer goes: the round of promotions it belongs to, and whether it amends an unanswered offer. */
+function offerRound(msp: Gate): { round?: number; amends?: true } {
+  const round = (msp.promotions ?? []).length;
+  const promoted = promotedUpdates(msp);
+  const unanswered = (msp.offered ?? []).some((k) => !promoted.has(k));
+  return { ...(round > 0 ? { round } : {}), ...(unanswered ? { amends: true as const } : {}) };
+}
+
 function tick(step: Step, event: Extract<RolloutEvent, { type: 'tick' }>): RolloutTransition {
   const { book, now, at, put } = step;
   const gates: Gate[] = [];
@@ -384,10 +396,10 @@ function tick(step: Step, event: Extract<RolloutEvent, { type: 'tick' }>): Rollo
       // At rest with something to promote, the gate reads `ready` (offered already or not).
       const state = event.mspReady.length > 0 && (gate.state === 'soaking' || gate.state === 'promoted') ? 'ready' : gate.state;
       if (fresh.length > 0 || state !== gate.state) gates.push({ ...gate, state, offered: union(gate.offered, fresh) });
-      if (fresh.length > 0) effects.push({ type: 'offer_promotion', releaseId: book.releaseId, updates: [...event.mspReady].sort() });
+      if (fresh.length > 0) effects.push({ type: 'offer_promotion', releaseId: book.releaseId, updates: [...event.mspReady].sort(), ...offerRound(gate) });
     } else if (gate.state === 'soaking' && gate.soakUntil !== null && Date.parse(gate.soakUntil) <= now.getTime()) {
       gates.push({ ...gate, state: 'ready' });
-      effects.push({ type: 'offer_promotion', releaseId: book.releaseId });
+      effects.push({ type: 'offer_promotion', releaseId: book.releaseId, ...offerRound(gate) });
     }
     if (gate.state === 'awaiting_confirmation' && gate.autoConfirmAt !== null && Date.parse(gate.autoConfirmAt) <= now.getTime()) {
       const clientId = gate.clientId!;

@@ -220,7 +220,8 @@ export function planNight(input: { client: DmClient; devices: readonly NightDevi
       channel: address.channel,
       recipient: address.recipient,
       devices: g.devices,
-      text: renderDmText(client.template, { name: g.person.displayName ?? firstName(g.email), devices: g.devices, zone: g.zone, sendAt: g.sendAt }),
+      // Worded from now, when it goes, not from its DM time: work that came due after midnight is "today", not "tomorrow".
+      text: renderDmText(client.template, { name: g.person.displayName ?? firstName(g.email), devices: g.devices, zone: g.zone, sendAt: now }),
     });
   }
   plan.due.sort((a, b) => a.key.localeCompare(b.key));

@@ -125,7 +125,8 @@ export function promoteRelease(ctx: UseCaseContext, input: PromoteInput): Promis
     const detail = { clients: scheduled, updates: ready };
     await insertDecision(tx, { kind: 'promote', releaseId: input.releaseId, ring: 'pilot', actor: input.actor.id, actorPersonId: personId(action.engineer), source: input.actor.platform, detail, idempotencyKey: event.id, createdAt: now });
     await appendAudit(tx, { at: now, actor: input.actor.id, action: 'decision.promote', subject: `release:${input.releaseId}`, source: input.actor.platform, detail: { ...detail, via: input.actor.platform } });
-    action.after.outbox(await offerPromoted(action, input.releaseId, event.id, ready, scheduled, picture!.names));
+    const round = (msp?.promotions ?? []).length;
+    action.after.outbox(await offerPromoted(action, { releaseId: input.releaseId, round }, event.id, ready, scheduled, picture!.names));
     return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
   });
 }
@@ -146,19 +147,21 @@ function nothingToPromote(releaseId: string, msp: Gate | undefined, picture: Msp
 /** The offer, drawn again as promoted: who, when, what, and how many pilots, with its button gone. */
 async function offerPromoted(
   action: EngineerAction,
-  releaseId: string,
+  offer: { releaseId: string; round: number },
   promotionId: string,
   updates: readonly string[],
   pilotsScheduled: number,
   names: ReadonlyMap<string, { kb: string | null }>,
 ): Promise<number[]> {
-  const subject = promoteSubject(releaseId);
+  const { releaseId, round } = offer;
+  // The offer this promotion answers is the one of its round (earlier rounds' offers were answered by theirs).
+  const subject = promoteSubject(releaseId, round);
   await lockMessageEdit(action.tx, subject);
   const channels = await postedChannels(action.tx, subject);
   if (channels.length === 0) return [];
   const by = { platform: action.actor.platform, id: action.actor.id };
   const labels = updates.map((k) => kbLabel(k, names));
-  return notify(action.tx, [{ kind: 'promotion_made', releaseId, channels, promotionId, by, at: action.now.toISOString(), updates, labels, pilotsScheduled }], action.now);
+  return notify(action.tx, [{ kind: 'promotion_made', releaseId, ...(round > 0 ? { round } : {}), channels, promotionId, by, at: action.now.toISOString(), updates, labels, pilotsScheduled }], action.now);
 }
 
 /** One promotion per set of ready updates: a double click is one decision, a late update's promotion another. */

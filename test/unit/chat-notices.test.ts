@@ -53,6 +53,16 @@ describe('gate notices', () => {
     });
   });
 
+  it('an offer amending the one on record edits it, and a later round\'s offer is a message of its own', () => {
+    const [amend] = renderNotice({ kind: 'promotion_offered', releaseId: '2024-Feb', updates: ['5034765', '5034439'], amends: true }, audiences);
+    expect(amend).toMatchObject({ action: 'update', subject: 'rollout:2024-Feb:promote' });
+    expect(amend!.payload.text).toContain('KB5034765, KB5034439');
+    const [late] = renderNotice({ kind: 'promotion_offered', releaseId: '2024-Feb', updates: ['5034770'], round: 1 }, audiences);
+    expect(late).toMatchObject({ action: 'post', subject: 'rollout:2024-Feb:promote:1', payload: { threadSubject: 'digest:2024-Feb' } });
+    const [lateAmend] = renderNotice({ kind: 'promotion_offered', releaseId: '2024-Feb', updates: ['5034770', '5034771'], round: 1, amends: true }, audiences);
+    expect(lateAmend).toMatchObject({ action: 'update', subject: 'rollout:2024-Feb:promote:1' });
+  });
+
   it('renders nothing before an engineers\' channel is configured', () => {
     expect(renderNotice({ kind: 'promotion_offered', releaseId: '2024-Feb' }, { ...audiences, engineers: undefined })).toEqual([]);
   });

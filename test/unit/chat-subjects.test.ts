@@ -9,6 +9,8 @@ describe('chat subjects', () => {
     expect(subjects.window('acme-dental', '2024-02-14T07:00:00.000Z')).toBe('window:acme-dental:2024-02-14T07:00Z');
     expect(subjects.windowSummary('window:acme-dental:2024-02-14T07:00Z')).toBe('window-summary:acme-dental:2024-02-14T07:00Z');
     expect(subjects.promote('2024-Feb')).toBe('rollout:2024-Feb:promote');
+    expect(subjects.promote('2024-Feb', 0)).toBe('rollout:2024-Feb:promote');
+    expect(subjects.promote('2024-Feb', 2)).toBe('rollout:2024-Feb:promote:2');
     expect(subjects.untested('2024-Feb', 'pilot', 'acme', ['k1', 'k2'])).toBe('rollout:2024-Feb:untested:pilot:acme:k1+k2');
     expect(subjects.untested('2024-Feb', 'msp', null, ['k1'])).toBe('rollout:2024-Feb:untested:msp:msp:k1');
     expect(subjects.gateProblem('2024-Feb', 'acme')).toBe('rollout:2024-Feb:problem:acme');

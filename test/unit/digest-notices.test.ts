@@ -127,4 +127,11 @@ describe('pilot_confirmed', () => {
     expect(row!.payload.text).toMatch(/champion Ana Silva confirmed the pilot of 2024-Feb .*; the rest of its machines are scheduled\.$/);
     expect(renderNotice(notice, { ...audiences, engineers: undefined })).toEqual([]);
   });
+
+  it('names an engineer known only by a Slack id with a mention (Slack shows the name), never the bare id', () => {
+    const [row] = renderNotice({ ...notice, as: 'engineer', by: 'U0ENG2', nights: [] }, audiences);
+    expect(row!.payload.text).toMatch(/^:white_check_mark: <@U0ENG2> confirmed Acme &lt;Dental&gt;'s pilot of 2024-Feb/);
+    const [named] = renderNotice({ ...notice, as: 'engineer', by: 'Robin Tech', nights: [] }, audiences);
+    expect(named!.payload.text).toMatch(/^:white_check_mark: Robin Tech confirmed/);
+  });
 });

@@ -101,6 +101,9 @@ describe('promotion edit', () => {
     expect(text).toContain(':rocket: *Promoted to pilot* by <@U0PAT> at 09:31 CST: KB5034765; 1 client pilot scheduled for their next windows.');
     expect(text).toContain('KB5034765 installed on our machines (ring msp) and soaked');
     expect(text).not.toContain(PROMOTE_ACTION);
+    // A later promotion answers its own round's offer, never the first offer again.
+    const [later] = renderNotice({ ...notice, promotionId: 'promote:2024-Feb:def', round: 1 }, audiences);
+    expect(later).toMatchObject({ action: 'update', subject: 'rollout:2024-Feb:promote:1' });
   });
 });
 

@@ -54,6 +54,25 @@ describe('rollout gates, by example', () => {
     expect(book.gates['broad/bluebird']).toBeUndefined();
   });
 
+  it('a second offer before anyone promoted amends the first (one Promote button); after a promotion the next offer is new', () => {
+    let book = emptyBook('2024-Feb');
+    const step = (event: RolloutEvent, at: string) => {
+      const result = transition(book, event, new Date(at));
+      if (result.outcome !== 'applied') throw new Error(`expected applied, got ${JSON.stringify(result)}`);
+      book = result.book;
+      return result.effects.filter((e) => e.type === 'offer_promotion');
+    };
+    step({ type: 'approved', id: 'a1' }, '2024-02-13T19:00:00Z');
+    expect(step({ type: 'tick', mspReady: ['k1'] }, '2024-02-15T09:00:00Z')).toEqual([{ type: 'offer_promotion', releaseId: '2024-Feb', updates: ['k1'] }]);
+    // k2 soaked an hour later, nobody pressed Promote yet: the offer on record now lists both.
+    expect(step({ type: 'tick', mspReady: ['k1', 'k2'] }, '2024-02-15T10:00:00Z')).toEqual([
+      { type: 'offer_promotion', releaseId: '2024-Feb', updates: ['k1', 'k2'], amends: true },
+    ]);
+    step({ type: 'promote', id: 'p1', actor: engineer, clients: CLIENTS, updates: ['k1', 'k2'] }, '2024-02-15T11:00:00Z');
+    // k3 is late: a message of its own, the second round of offers.
+    expect(step({ type: 'tick', mspReady: ['k3'] }, '2024-02-16T09:00:00Z')).toEqual([{ type: 'offer_promotion', releaseId: '2024-Feb', updates: ['k3'], round: 1 }]);
+  });
+
   /** Acme confirmed U1 on its pilot and its broad ring finished with it: every gate at rest. */
   const confirmedAcme = (): RolloutEvent[] => [
     { type: 'approved', id: 'a' },

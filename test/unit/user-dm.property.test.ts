@@ -184,6 +184,15 @@ describe('planNight', () => {
     expect(second.due.map((d) => d.key)).toContain(first.due[0]!.key);
   });
 
+  it('a DM that goes out after midnight (work due late, e.g. a pilot confirmed at 01:30) speaks from when it is sent', () => {
+    const people = new Map([person(1, 'a@x.com', null)]);
+    // Ann's laptop window is Wednesday 12:00-14:00 CDT; its DM time was Tuesday 15:00, but the work only came due at
+    // 01:30 on Wednesday, still more than the notice hours ahead: for Ann, reading it then, the window is "today".
+    const laptop = { ...device(1, 'a@x.com', '2024-06-12T17:00:00Z', 'ANN-LAPTOP'), windowEnd: new Date('2024-06-12T19:00:00Z') };
+    const plan = planNight({ client: { id: 'acme', zone: 'America/Chicago', platform: 'slack' }, devices: [laptop], people, now: new Date('2024-06-12T06:30:00Z') });
+    expect(plan.due.map((d) => d.text)).toEqual([expect.stringContaining('today between 12:00 and 2:00 PM CDT')]);
+  });
+
   it('one window with several devices of one person is one DM; two windows are two, each naming its own', () => {
     const people = new Map([person(1, 'a@x.com', null)]);
     const devices = [

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { UpdateStanding } from '../../domain/approval.ts';
 import type { Digest } from '../../domain/digest.ts';
+import { isSlackUserId } from '../chat-ids.ts';
 import { escapeMrkdwn } from '../slack/block-kit.ts';
 import { renderDigestBlocks } from '../slack/digest-blocks.ts';
 import { renderDigestStatus, showsRelease, updatesShown, type DigestStatus, type NoteLine } from '../slack/decision-blocks.ts';
@@ -125,7 +126,7 @@ function confirmationPost(notice: PilotConfirmed, audiences: Audiences): OutboxI
   const nights = notice.nights.map(
     (n) => `• ${escapeMrkdwn(n.deviceClass)} (${n.count}): ${n.night}${n.users ? ', once their users have had the \u201csave your work\u201d message' : ''}`,
   );
-  const by = notice.by !== undefined ? { by: escapeMrkdwn(notice.by) } : {};
+  const by = notice.by !== undefined ? { by: isSlackUserId(notice.by) ? `<@${notice.by}>` : escapeMrkdwn(notice.by) } : {};
   const text = `:white_check_mark: ${confirmationText(escapeMrkdwn(notice.clientName), { releaseId, as: notice.as, ...by }, notice.autoConfirmHours, what, nights)}`;
   const keys = notice.updates.map((u) => u.key);
   const batch = keys.length > 0 ? `:${createHash('sha1').update(keys.join(' ')).digest('hex').slice(0, 12)}` : '';

@@ -12,7 +12,7 @@ import type { Audiences } from '../audiences.ts';
 
 export type GateNotice =
   /** Ring msp is done (for `updates`, when only some of the release's updates are ready): offer the Promote button. */
-  | { kind: 'promotion_offered'; releaseId: string; updates?: readonly string[] }
+  | { kind: 'promotion_offered'; releaseId: string; updates?: readonly string[]; round?: number; amends?: true }
   /** A champion reported a pilot problem and the client is held (the champion's words are posted by pilot.ts). */
   | { kind: 'pilot_problem_held'; releaseId: string; clientId: string }
   /** A client's pilot night ended with nothing installed: nothing to sign off, the client waits. */
@@ -25,7 +25,7 @@ export function gateEffectNotices(releaseId: string, effects: readonly RolloutEf
   return effects.flatMap((effect): GateNotice[] => {
     switch (effect.type) {
       case 'offer_promotion':
-        return [{ kind: 'promotion_offered', releaseId, ...(effect.updates ? { updates: effect.updates } : {}) }];
+        return [{ kind: 'promotion_offered', releaseId, ...(effect.updates ? { updates: effect.updates } : {}), ...(effect.round ? { round: effect.round } : {}), ...(effect.amends ? { amends: true as const } : {}) }];
       case 'alert_engineers':
         return [{ kind: 'pilot_problem_held', releaseId, clientId: effect.clientId }];
       case 'pilot_waiting':
@@ -50,9 +50,13 @@ function engineersPost(notice: GateNotice, channel: string, clientName: (clientI
   const thread = { threadSubject: subjects.digest(releaseId) };
   const post = (key: string, subject: string, payload: OutboxItem['payload']): OutboxItem => ({ key, channel, action: 'post', subject, payload });
   if (notice.kind === 'promotion_offered') {
-    // Each update is offered once; a late update's offer is a message of its own.
+    // Each update is offered once. One Promote button per round: an offer while one is unanswered edits it (a second
+    // post would share its subject, so no later edit could reach it); after a promotion the next is its own message.
     const batch = notice.updates ? `:${createHash('sha1').update(notice.updates.join(' ')).digest('hex').slice(0, 12)}` : '';
-    return post(`rollout:${releaseId}:offer-promotion${batch}`, subjects.promote(releaseId), { ...promotionOffer(releaseId, notice.updates), ...thread });
+    const offer = { ...promotionOffer(releaseId, notice.updates), ...thread };
+    const subject = subjects.promote(releaseId, notice.round);
+    const key = `rollout:${releaseId}:offer-promotion${batch}`;
+    return notice.amends ? { key, channel, action: 'update', subject, payload: offer } : post(key, subject, offer);
   }
   const client = escapeMrkdwn(clientName(notice.clientId));
   switch (notice.kind) {

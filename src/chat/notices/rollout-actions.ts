@@ -42,6 +42,8 @@ export type RolloutActionNotice =
       /** Where the offer was posted, and the promotion's event id (one edit per promotion). */
       channels: readonly string[];
       promotionId: string;
+      /** Promotions made before this one: the offer it answers is that round's (absent: the first). */
+      round?: number;
       by: ChatActor;
       at: string;
       updates: readonly string[];
@@ -69,7 +71,7 @@ export type RolloutActionNotice =
 export function renderRolloutActionNotice(notice: RolloutActionNotice, audiences: Audiences): OutboxItem[] {
   switch (notice.kind) {
     case 'promotion_made':
-      return edits(notice.channels, subjects.promote(notice.releaseId), notice.promotionId, promotedOffer(notice, audiences.mspZone));
+      return edits(notice.channels, subjects.promote(notice.releaseId, notice.round), notice.promotionId, promotedOffer(notice, audiences.mspZone));
     case 'window_summary_changed':
       return edits(notice.channels, notice.subject, notice.cause, summaryNow(notice, audiences));
     case 'ring_skipped':

@@ -8,6 +8,10 @@ import { zoneShort } from '../../domain/zone-label.ts';
 import type { SignoffView } from '../../domain/signoff-view.ts';
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
 import { executeAction } from './card-actions.ts';
+import { isSlackUserId } from '../chat-ids.ts';
+
+// An engineer the directory has no name for: the client reads who, not a Slack id.
+const ENGINEER_UNNAMED = 'your IT provider\u2019s engineer';
 
 type El = Record<string, unknown>;
 const LIST_MAX = 15;
@@ -46,7 +50,12 @@ function capped<T>(list: readonly T[], render: (item: T) => El): El[] {
 function statusLine(view: SignoffView): El | undefined {
   const a = view.answer;
   if (a?.kind === 'confirmed') {
-    const who = a.as === 'auto' ? 'Confirmed automatically' : `${escapeCardText(a.by)} said everything works${a.as === 'engineer' ? ' (an engineer, on your behalf)' : ''}`;
+    const who =
+      a.as === 'auto'
+        ? 'Confirmed automatically'
+        : isSlackUserId(a.by)
+          ? 'Your IT provider\u2019s engineer confirmed on your behalf'
+          : `${escapeCardText(a.by)} said everything works${a.as === 'engineer' ? ' (an engineer, on your behalf)' : ''}`;
     return text(`✅ ${who} on ${when(a.at, view.zone)}. The rest of your machines are scheduled.`, { weight: 'Bolder', color: 'Good' });
   }
   if (a?.kind === 'problem') {
@@ -72,7 +81,7 @@ export function answerable(view: SignoffView): boolean {
 
 export function signoffText(view: SignoffView): string {
   const a = view.answer;
-  if (a?.kind === 'confirmed') return `${view.releaseId} pilot for ${view.clientName}: confirmed by ${a.by}.`;
+  if (a?.kind === 'confirmed') return `${view.releaseId} pilot for ${view.clientName}: confirmed by ${isSlackUserId(a.by) ? ENGINEER_UNNAMED : a.by}.`;
   if (a?.kind === 'problem') return `${view.releaseId} pilot for ${view.clientName}: problem reported by ${a.by}.`;
   return `${view.releaseId} pilot for ${view.clientName}: please check your test machines and tell us whether everything works.`;
 }
