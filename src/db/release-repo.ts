@@ -400,19 +400,21 @@ export interface UpdateLabelRow {
   key: string;
   kb: string | null;
   title: string | null;
+  /** The product family, which tells apart fixes without a KB that share a title ("Release Notes"). */
+  family: string | null;
 }
 
 /** The updates this reading of the release lists (not those a revision dropped), by key. */
 export async function liveUpdateLabels(db: AppDatabase, releaseId: string): Promise<UpdateLabelRow[]> {
   return rowsOf<UpdateLabelRow>(
-    await db.execute(sql`select update_key as key, kb, title from updates where release_id = ${releaseId} and removed_at is null order by update_key`),
+    await db.execute(sql`select update_key as key, kb, title, family from updates where release_id = ${releaseId} and removed_at is null order by update_key`),
   );
 }
 
 /** The named updates of the release, dropped ones included (what a past sign-off covered stays nameable). */
 export async function updateLabelsOf(db: AppDatabase, releaseId: string, keys: readonly string[]): Promise<UpdateLabelRow[]> {
   return rowsOf<UpdateLabelRow>(
-    await db.execute(sql`select update_key as key, kb, title from updates where release_id = ${releaseId}
+    await db.execute(sql`select update_key as key, kb, title, family from updates where release_id = ${releaseId}
       and update_key in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`),
   );
 }

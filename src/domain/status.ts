@@ -20,7 +20,7 @@ export interface StatusFacts {
   /** The newer release that replaced this one, when there is one. */
   supersededBy: string | null;
   release: UpdateStanding;
-  updates: Array<{ key: string; kb: string | null; title: string | null; standing: UpdateStanding }>;
+  updates: Array<{ key: string; kb: string | null; title: string | null; family?: string | null; standing: UpdateStanding }>;
   /** `waitingFor`: a scheduled gate whose next window carries nothing yet (eligibility.ts `gatesWaiting`). */
   rings: Array<{ ring: string; clientId: string | null; state: string; waitingFor?: GateWait }>;
   /** Holds on a client (no update named) in this release. */
@@ -99,10 +99,13 @@ export function ringWords(r: { ring: string; state: string; waitingFor?: GateWai
   return r.ring === 'broad' ? "waiting for the client's pilot to pass what its machines need" : 'waiting for ring msp to pass what its machines need';
 }
 
-/** "KB5034765", else the update's title, else its key with dots and dashes as spaces. */
-export function updateLabel(u: { key: string; kb: string | null; title: string | null }): string {
+/**
+ * "KB5034765", else the update's title with its family as the digest shows it ("Release Notes (Developer Tools)":
+ * two fixes may share a title), else its key with dots and dashes as spaces.
+ */
+export function updateLabel(u: { key: string; kb: string | null; title: string | null; family?: string | null | undefined }): string {
   if (u.kb) return /^\d+$/.test(u.kb) ? `KB${u.kb}` : u.kb;
-  if (u.title) return u.title;
+  if (u.title) return u.family ? `${u.title} (${u.family})` : u.title;
   return /^\d+$/.test(u.key) ? `KB${u.key}` : u.key.replace(/[._-]+/g, ' ');
 }
 

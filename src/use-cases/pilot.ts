@@ -100,6 +100,15 @@ function outcomeOf(state: string, result: string | null): DeviceOutcome {
   }
 }
 
+/**
+ * A pilot machine the pilot gave no run: before the pilot's window it has not started; once the pilot finished, the
+ * planner had nothing for it to install (found walking the sandbox: the card said "Not started yet" to a champion
+ * asked to sign off).
+ */
+export function noRunOutcome(gateState: string | undefined): DeviceOutcome {
+  return gateState === undefined || gateState === 'scheduled' || gateState === 'running' ? 'waiting' : 'nothing';
+}
+
 /** Everything the sign-off card shows, read from Postgres. */
 export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: string): Promise<SignoffView | undefined> {
   const client = await clientNameAndZone(db, clientId);
@@ -125,7 +134,7 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
     clientName: client.name,
     zone: client.timezone,
     gate: (gate?.state as SignoffView['gate'] | undefined) ?? 'none',
-    devices: devices.map((d) => ({ name: d.name, outcome: d.state ? outcomeOf(d.state, d.result) : 'waiting', reboots: d.reboots, error: d.error })),
+    devices: devices.map((d) => ({ name: d.name, outcome: d.state ? outcomeOf(d.state, d.result) : noRunOutcome(gate?.state), reboots: d.reboots, error: d.error })),
     updates: updates.map((u) => ({ kb: u.kb, words: plainWords(u) })),
     notes,
     answer,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { plainWords } from '../../src/use-cases/pilot.ts';
+import { noRunOutcome, plainWords } from '../../src/use-cases/pilot.ts';
 
 describe("the sign-off card's plain words for an update", () => {
   it('says what an update is for when MSRC named it only by its KB number', () => {
@@ -9,5 +9,12 @@ describe("the sign-off card's plain words for an update", () => {
 
   it('keeps a real title', () => {
     expect(plainWords({ kb: null, title: 'Click to Run', family: 'Microsoft Office', restart: 'No' })).toBe('Click to Run.');
+  });
+});
+
+describe('a pilot machine the pilot gave no run, on the sign-off card', () => {
+  it('has not started before the pilot ran, and had nothing to install once it finished (not "Not started yet")', () => {
+    expect([undefined, 'scheduled', 'running'].map(noRunOutcome)).toEqual(['waiting', 'waiting', 'waiting']);
+    expect(['awaiting_confirmation', 'confirmed', 'problem', 'waiting', 'finished'].map(noRunOutcome)).toEqual(['nothing', 'nothing', 'nothing', 'nothing', 'nothing']);
   });
 });

@@ -3,7 +3,7 @@
 // release pending forever. Status is drawn by one pure model (domain/status.ts); these check what people read.
 import { describe, expect, it } from 'vitest';
 import type { ActiveHold, UpdateStanding } from '../../src/domain/approval.ts';
-import { statusModel, type StatusFacts, type StatusNames } from '../../src/domain/status.ts';
+import { statusModel, updateLabel, type StatusFacts, type StatusNames } from '../../src/domain/status.ts';
 import { releaseFacts } from '../../src/domain/eligibility.ts';
 import { emptyBook, newGate as blank } from '../../src/domain/rollout.ts';
 import { homeView, statusText } from '../../src/chat/slack/views.ts';
@@ -41,6 +41,13 @@ function facts(over: Partial<StatusFacts> & { holds?: ActiveHold[]; approved?: s
 const clientHold: ActiveHold = { id: 'h1', updateKey: null, clientId: 'harbour', ring: null, reason: 'Pilot problem: printers stopped', by: GUID, at: AT };
 
 describe('status tells the truth', () => {
+  it('tells apart two fixes without a KB that share a title, as the digest does (found walking the sandbox)', () => {
+    const browser = updateLabel({ key: 'release-notes.browser', kb: null, title: 'Release Notes', family: 'Browser' });
+    const tools = updateLabel({ key: 'release-notes.developer-tools', kb: null, title: 'Release Notes', family: 'Developer Tools' });
+    expect([browser, tools]).toEqual(['Release Notes (Browser)', 'Release Notes (Developer Tools)']);
+    expect(updateLabel({ key: '5034765', kb: '5034765', title: 'Update', family: 'Windows' })).toBe('KB5034765');
+  });
+
   it('after one approval the release is not "waiting for a decision"', () => {
     const text = statusText([facts({ approved: ['5034765'] })], 'America/Chicago', NOW, names);
     const first = text.split('\n')[0]!;
