@@ -1,6 +1,8 @@
 /**
  * NinjaOne through its emulator, over loopback HTTP with real PostgreSQL for the adapter's operations:
  *
+ * - `ninjaone.sync`: 200 organizations / 20,000 devices read (organizations, each linked one's locations, devices in
+ *   keyset pages) and merged into the inventory, as `patchbay devices sync` does: time, peak RSS, requests;
  * - `ninjaone.list`: 20,000 devices read through keyset pages (`GET /v2/devices?after=`), as the adapter does to
  *   address devices by name: time, peak RSS, requests; the ratio against the same pages answered by the emulator
  *   in process (no HTTP, no client), so it reads as what the wire and the client cost on top;
@@ -11,6 +13,8 @@
  *   the devices received (each exactly one: none lost, none doubled).
  */
 import { NinjaOneClient } from '../src/adapters/deployers/ninjaone-client.ts';
+import { readNinjaOneSync } from '../src/adapters/deployers/ninjaone-sync-read.ts';
+import type { Inventory } from '../src/domain/inventory.ts';
 import { NinjaOneDeployer } from '../src/adapters/deployers/ninjaone.ts';
 import type { DeviceRef, UpdateRef } from '../src/adapters/deployers/port.ts';
 import { openDatabase } from '../src/db/client.ts';
@@ -47,6 +51,27 @@ function listInProcess(emulator: NinjaOneEmulator): number {
     seen += page.length;
     if (page.length < 1000) return seen;
     after = page.at(-1)!.id;
+  }
+}
+
+async function benchSync(): Promise<void> {
+  const emulator = new NinjaOneEmulator({ now: () => new Date('2024-02-14T02:00:00Z'), clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, installScriptId: SCRIPT_ID, record: false });
+  const inventory: Inventory = { msp: { name: 'MSP', engineers: [], channel: 'C1', timezone: 'UTC', windows: {}, devices: [] }, clients: [] };
+  for (let c = 0; c < 200; c++) {
+    inventory.clients.push({ id: `client-${c}`, name: `Client ${c}`, timezone: 'UTC', windows: {}, software: [], champions: [], locations: [], ninjaoneOrganization: `Client ${c}` });
+    for (let a = 0; a < 100; a++) emulator.addDevice({ systemName: `C${c}-PC-${a}`, organization: `Client ${c}`, location: `Site ${a % 3}` });
+  }
+  const server = await startNinjaOneEmulator(emulator);
+  try {
+    const client = new NinjaOneClient({ url: server.url, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, requestsPerSecond: 100 });
+    const run = await measure(() => readNinjaOneSync(client, inventory));
+    const devices = run.result.inventory.clients.reduce((n, c) => n + c.locations.reduce((m, l) => m + l.devices.length, 0), 0);
+    report('ninjaone.sync.20000_devices', run.ms, 'ms', 1);
+    report('ninjaone.sync.peak_rss', run.peakRssMiB, 'MiB', 1);
+    report('ninjaone.sync.requests', client.sent, 'requests', 1);
+    if (devices !== 20_000) throw new Error(`sync merged ${devices} devices, expected 20000 (problems: ${run.result.problems.slice(0, 3).join('; ')})`);
+  } finally {
+    await server.close();
   }
 }
 
@@ -152,6 +177,7 @@ async function benchWindow(): Promise<void> {
 }
 
 export default async function ninjaoneBench(): Promise<void> {
+  await benchSync();
   await benchList();
   await benchWindow();
 }
