@@ -1,5 +1,6 @@
 /**
- * A whole month on NinjaOne (its emulator, served over HTTP): the inventory YAML names the machines NinjaOne knows,
+ * A whole month on NinjaOne (its emulator, served over HTTP): harbour's machines synced from NinjaOne (the YAML names
+ * its organization and its pilot), the MSP's own from the YAML,
  * the release is stored and its digest queued, the release approved, ring msp, the promotion to pilot, the
  * champion's sign-off, broad. The runs are worked by a real worker process driving the real NinjaOne adapter; the
  * first one is SIGKILLed after it recorded a device's last activity id and before it ran the install script, and a
@@ -28,6 +29,8 @@ import type { Config } from '../../src/config.ts';
 import { openDatabase, rowsOf, type Database } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
+import { NinjaOneClient } from '../../src/adapters/deployers/ninjaone-client.ts';
+import { readNinjaOneSync } from '../../src/adapters/deployers/ninjaone-sync-read.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
@@ -212,8 +215,20 @@ describe.skipIf(testBackend() !== 'postgres')('a month on NinjaOne (PostgreSQL: 
     engine = new RolloutEngine({ config: {} as Config, database, redis, prefix: `${redisServer.prefix}month`, log, roles: new Set(['scheduler']), now }, { realDelayMs: clock.realDelayMs });
     worker = await spawnWorker('before-script-post');
 
-    // ---- the inventory YAML names the machines NinjaOne has ----
-    await applyInventory(database.db, worldInventory({ mspDevices: MSP_MACHINES.length, clients: [{ id: 'harbour', pilot: 1, broad: BROAD.length, desktopWindow: WINDOW }], mspWindow: WINDOW }), now());
+    // ---- devices come from NinjaOne: the YAML links harbour to its organization and names only its pilot (the ring
+    // NinjaOne cannot know); the broad machines arrive from NinjaOne as broad, with their OS as MSRC names it ----
+    const yaml = worldInventory({ mspDevices: MSP_MACHINES.length, clients: [{ id: 'harbour', pilot: 1, broad: BROAD.length, desktopWindow: WINDOW }], mspWindow: WINDOW });
+    const harbour = yaml.clients.find((c) => c.id === 'harbour')!;
+    harbour.ninjaoneOrganization = 'harbour';
+    for (const location of harbour.locations) location.devices = location.devices.filter((d) => d.ring === 'pilot');
+    const sync = new NinjaOneClient({ url: server.url, clientId: TEST_CLIENT_ID, clientSecret: TEST_CLIENT_SECRET, requestsPerSecond: 50 });
+    const synced = await readNinjaOneSync(sync, yaml);
+    expect(synced.added.sort()).toEqual(BROAD.map((name) => `harbour/${name}`).sort());
+    expect(synced.unmapped).toEqual([]);
+    expect(synced.problems).toEqual([]);
+    await applyInventory(database.db, synced.inventory, now());
+    const broadRings = rowsOf<{ ring: string }>(await database.db.execute(sql`select distinct ring from devices where retired_at is null and name like 'HARBOUR-PC-%'`));
+    expect(broadRings.map((r) => r.ring)).toEqual(['broad']);
     const devices = rowsOf<{ name: string }>(await database.db.execute(sql`select name from devices where retired_at is null order by name`)).map((d) => d.name);
     expect(devices).toEqual([...ALL].sort());
     expect(emulator.deviceList().map((d) => d.systemName).sort()).toEqual(devices);
