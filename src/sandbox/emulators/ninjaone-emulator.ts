@@ -25,6 +25,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { EventClock } from './event-clock.ts';
 
 export type NodeClass = 'WINDOWS_WORKSTATION' | 'WINDOWS_SERVER';
 
@@ -184,15 +185,14 @@ export class NinjaOneEmulator {
   private readonly devices = new Map<number, Device>();
   private readonly activities: NinjaActivity[] = [];
   private readonly cursors = new Map<string, { rows: unknown[]; offset: number; expires: number }>();
-  private events: Array<{ at: number; seq: number; run: () => void }> = [];
+  private readonly clock: EventClock;
   private faults: Array<NinjaFault & { left: number }> = [];
-  private seq = 0;
-  private eventAt: number | undefined;
   private nextId = 1;
   private nextActivityId = 1000;
 
   constructor(options: NinjaOneEmulatorOptions) {
     this.now = options.now;
+    this.clock = new EventClock(options.now);
     this.clientId = options.clientId;
     this.clientSecret = options.clientSecret;
     this.scopes = new Set(options.scopes ?? ['monitoring', 'management', 'control']);
@@ -319,29 +319,18 @@ export class NinjaOneEmulator {
   /** Runs everything the devices were due to do up to now(). */
   settle(): void {
     const nowMs = this.nowMs();
-    for (;;) {
-      this.events.sort((a, b) => a.at - b.at || a.seq - b.seq);
-      const next = this.events[0];
-      if (!next || next.at > nowMs) break;
-      this.events.shift();
-      this.eventAt = next.at;
-      try {
-        next.run();
-      } finally {
-        this.eventAt = undefined;
-      }
-    }
+    this.clock.runDue(nowMs);
     for (const device of this.devices.values()) if (device.online) device.lastContact = nowMs;
   }
 
   // ---- the device side ----
 
   private nowMs(): number {
-    return this.eventAt ?? this.now().getTime();
+    return this.clock.nowMs();
   }
 
   private at(ms: number, run: () => void): void {
-    this.events.push({ at: ms, seq: this.seq++, run });
+    this.clock.at(ms, run);
   }
 
   /** Work of the agent's current life: dropped if the agent stopped meanwhile. */

@@ -33,6 +33,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
+import { EventClock } from './event-clock.ts';
 
 export type Severity = 'Critical' | 'Important' | 'Moderate' | 'Low' | '';
 type Approval = 'manual' | 'approve' | 'ignore' | 'inherit';
@@ -269,10 +270,8 @@ export class TacticalEmulator {
   private readonly clients = new Map<number, { id: number; name: string; sites: Map<number, string> }>();
   private readonly agents = new Map<string, Agent>();
   private readonly rows = new Map<number, Row>();
-  private events: Array<{ at: number; seq: number; run: () => void }> = [];
+  private readonly clock: EventClock;
   private faults: Array<Fault & { left: number }> = [];
-  private seq = 0;
-  private eventAt: number | undefined;
   private nextPk = 1;
   private readonly secondsPerUpdate: number;
   private readonly rebootSeconds: number;
@@ -288,6 +287,7 @@ export class TacticalEmulator {
 
   constructor(options: TacticalEmulatorOptions) {
     this.now = options.now;
+    this.clock = new EventClock(options.now);
     this.apiKey = options.apiKey;
     this.permissions = new Set(options.permissions ?? ALL_PERMISSIONS);
     this.record = options.record ?? true;
@@ -445,19 +445,7 @@ export class TacticalEmulator {
   settle(): void {
     const nowMs = this.nowMs();
     this.queueBeat(nowMs);
-    for (;;) {
-      this.events.sort((a, b) => a.at - b.at || a.seq - b.seq);
-      const next = this.events[0];
-      if (!next || next.at > nowMs) break;
-      this.events.shift();
-      // While an event runs, "now" is its instant: what it schedules follows from when it happened.
-      this.eventAt = next.at;
-      try {
-        next.run();
-      } finally {
-        this.eventAt = undefined;
-      }
-    }
+    this.clock.runDue(nowMs);
     // A connected agent says hello every 30–60 s: between requests that is "just now".
     for (const agent of this.agents.values()) if (agent.connected) agent.lastSeen = nowMs;
   }
@@ -465,7 +453,7 @@ export class TacticalEmulator {
   // ---- the agent side ----
 
   private nowMs(): number {
-    return this.eventAt ?? this.now().getTime();
+    return this.clock.nowMs();
   }
 
   private nowIso(): string {
@@ -473,7 +461,7 @@ export class TacticalEmulator {
   }
 
   private at(ms: number, run: () => void): void {
-    this.events.push({ at: ms, seq: this.seq++, run });
+    this.clock.at(ms, run);
   }
 
   /** While the same agent process lives: work scheduled by a process that ended is dropped. */
