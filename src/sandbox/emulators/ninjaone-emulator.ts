@@ -22,10 +22,9 @@
  * device is accepted with 204 and never runs. Faults on demand: 429 with Retry-After, 5xx and timeouts, before or
  * after the request took effect. Time is the injected `now()`; device work is events on that clock.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { EventClock } from './event-clock.ts';
+import { serveOnLoopback } from './loopback.ts';
 
 export type NodeClass = 'WINDOWS_WORKSTATION' | 'WINDOWS_SERVER';
 
@@ -714,38 +713,17 @@ export interface RunningNinjaOneEmulator {
 
 /** Serves an emulator on loopback (port 0 unless given). A timeout fault holds the socket open until close. */
 export async function startNinjaOneEmulator(emulator: NinjaOneEmulator, port = 0, latencyMs = 0): Promise<RunningNinjaOneEmulator> {
-  const hanging = new Set<ServerResponse>();
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const answer = emulator.handle(req.method ?? 'GET', req.url ?? '/', req.headers, Buffer.concat(chunks).toString('utf8'));
-      if (answer === 'timeout') {
-        hanging.add(res);
-        res.on('close', () => hanging.delete(res));
-        return;
-      }
-      const send = () => {
-        const html = typeof answer.body === 'string' && answer.body.startsWith('<');
-        const payload = answer.body === undefined ? '' : html ? (answer.body as string) : JSON.stringify(answer.body);
-        res.writeHead(answer.status, { ...(payload === '' ? {} : { 'content-type': html ? 'text/html' : 'application/json' }), ...answer.headers });
-        res.end(payload);
-      };
-      if (latencyMs > 0) setTimeout(send, latencyMs);
-      else send();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const address = server.address() as AddressInfo;
-  return {
-    emulator,
-    url: `http://127.0.0.1:${address.port}/`,
-    async close() {
-      for (const res of hanging) res.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  const served = await serveOnLoopback((method, url, headers, body) => {
+    const answer = emulator.handle(method, url, headers, body);
+    if (answer === 'timeout') return 'timeout';
+    return (res) => {
+      const html = typeof answer.body === 'string' && answer.body.startsWith('<');
+      const payload = answer.body === undefined ? '' : html ? (answer.body as string) : JSON.stringify(answer.body);
+      res.writeHead(answer.status, { ...(payload === '' ? {} : { 'content-type': html ? 'text/html' : 'application/json' }), ...answer.headers });
+      res.end(payload);
+    };
+  }, port, latencyMs);
+  return { emulator, ...served };
 }
 
 /** Keyset paging as NinjaOne's lists do it: rows with ids above `after`, in id order, `pageSize` at most. */

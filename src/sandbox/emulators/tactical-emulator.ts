@@ -29,11 +29,10 @@
  * on that clock, processed whenever a request arrives (or `settle()` is called). Faults on demand: 5xx answers and
  * timeouts, before or after the request took effect. Every request can be recorded for assertions.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { EventClock } from './event-clock.ts';
+import { serveOnLoopback } from './loopback.ts';
 
 export type Severity = 'Critical' | 'Important' | 'Moderate' | 'Low' | '';
 type Approval = 'manual' | 'approve' | 'ignore' | 'inherit';
@@ -1069,44 +1068,20 @@ export interface RunningTacticalEmulator {
  * `latencyMs` delays every answer (real time), as a server across the internet would.
  */
 export async function startTacticalEmulator(emulator: TacticalEmulator, port = 0, latencyMs = 0): Promise<RunningTacticalEmulator> {
-  const hanging = new Set<ServerResponse>();
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      let body: unknown = null;
-      try {
-        body = text === '' ? null : JSON.parse(text);
-      } catch {
-        body = text;
-      }
-      const method = req.method ?? 'GET';
-      const url = req.url ?? '/';
-      const answer = emulator.handle(method, url, req.headers, body);
-      if (answer === 'timeout') {
-        hanging.add(res);
-        res.on('close', () => hanging.delete(res));
-        return;
-      }
-      const payload = typeof answer.body === 'string' && answer.body.startsWith('<') ? answer.body : JSON.stringify(answer.body);
-      const send = () => {
-        res.writeHead(answer.status, { 'content-type': payload.startsWith('<') ? 'text/html' : 'application/json' });
-        res.end(payload);
-      };
-      if (latencyMs > 0) setTimeout(send, latencyMs);
-      else send();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  const address = server.address() as AddressInfo;
-  return {
-    emulator,
-    url: `http://127.0.0.1:${address.port}/`,
-    async close() {
-      for (const res of hanging) res.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  const served = await serveOnLoopback((method, url, headers, text) => {
+    let body: unknown = null;
+    try {
+      body = text === '' ? null : JSON.parse(text);
+    } catch {
+      body = text;
+    }
+    const answer = emulator.handle(method, url, headers, body);
+    if (answer === 'timeout') return 'timeout';
+    const payload = typeof answer.body === 'string' && answer.body.startsWith('<') ? answer.body : JSON.stringify(answer.body);
+    return (res) => {
+      res.writeHead(answer.status, { 'content-type': payload.startsWith('<') ? 'text/html' : 'application/json' });
+      res.end(payload);
+    };
+  }, port, latencyMs);
+  return { emulator, ...served };
 }
