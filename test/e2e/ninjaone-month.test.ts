@@ -105,11 +105,12 @@ describe.skipIf(testBackend() !== 'postgres')('a month on NinjaOne (PostgreSQL: 
 
   /** A worker process; resolves once it listens. `pauseAt`: it stops dead there (and prints so) the first time. */
   async function spawnWorker(pauseAt?: string): Promise<{ child: ChildProcess; paused: Promise<string> }> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/support/ninjaone-worker.ts')], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/support/rmm-worker.ts')], {
       env: {
         ...process.env,
         ROLLOUT_DATABASE_URL: scratch.url,
         ROLLOUT_REDIS_URL: redisServer.url,
+        ROLLOUT_DEPLOYER: 'ninjaone',
         ROLLOUT_PREFIX: `${redisServer.prefix}month`,
         ROLLOUT_CLOCK_FILE: clock.file,
         ROLLOUT_CLOCK_RATE: String(RATE),
@@ -117,7 +118,7 @@ describe.skipIf(testBackend() !== 'postgres')('a month on NinjaOne (PostgreSQL: 
         NINJAONE_CLIENT_ID: TEST_CLIENT_ID,
         NINJAONE_CLIENT_SECRET: TEST_CLIENT_SECRET,
         NINJAONE_INSTALL_SCRIPT_ID: String(INSTALL_SCRIPT_ID),
-        ...(pauseAt ? { NINJAONE_PAUSE_AT: pauseAt } : {}),
+        ...(pauseAt ? { PAUSE_AT: pauseAt } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

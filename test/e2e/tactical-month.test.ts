@@ -91,17 +91,18 @@ describe.skipIf(testBackend() !== 'postgres')('a month on Tactical RMM (PostgreS
 
   /** A worker process; resolves once it listens. `pauseAt`: it stops dead there (and prints so) the first time. */
   async function spawnWorker(pauseAt?: string): Promise<{ child: ChildProcess; paused: Promise<string> }> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/support/tactical-worker.ts')], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/support/rmm-worker.ts')], {
       env: {
         ...process.env,
         ROLLOUT_DATABASE_URL: scratch.url,
         ROLLOUT_REDIS_URL: redisServer.url,
+        ROLLOUT_DEPLOYER: 'tactical',
         ROLLOUT_PREFIX: `${redisServer.prefix}month`,
         ROLLOUT_CLOCK_FILE: clock.file,
         ROLLOUT_CLOCK_RATE: String(RATE),
         TACTICAL_URL: server.url,
         TACTICAL_API_KEY: TEST_API_KEY,
-        ...(pauseAt ? { TACTICAL_PAUSE_AT: pauseAt } : {}),
+        ...(pauseAt ? { PAUSE_AT: pauseAt } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
