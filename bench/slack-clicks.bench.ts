@@ -18,7 +18,10 @@ import { createSlackApp } from '../src/bot/slack/app.ts';
 import { openDatabase, rowsOf, type AppDatabase, type Database } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
-import { chatIdentities, clients, devices, locations, msp, people, personRoles } from '../src/db/schema.ts';
+import { generateInventory } from '../src/adapters/inventory/generate.ts';
+import { applyInventory } from '../src/db/inventory-repo.ts';
+import type { Inventory, InventoryClient } from '../src/domain/inventory.ts';
+import { parseWindowSpec, type WindowRule } from '../src/domain/window-spec.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer } from '../src/jobs/outbox.ts';
 import { createHttpServer } from '../src/runtime/http.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
@@ -119,21 +122,45 @@ function startDeliverer({ database, connection, log, emu }: BenchParts, setup: b
   });
 }
 
-/** The MSP, one client with three devices, and two engineers. */
+/**
+ * The MSP with two engineers, one client with three devices, and a generated fleet around them (20,000 devices over
+ * 200 clients by default; BENCH_CLICKS_FLEET=3 is the bare workspace earlier figures were taken on): a decision
+ * redraws the digest, and what that reads of the fleet must not grow with it.
+ */
 async function seedWorkspace(db: AppDatabase, now: Date): Promise<void> {
-  await db.insert(msp).values({ id: 1, name: 'Bench MSP', timezone: 'America/Chicago', channel: CH, windows: { desktop: 'daily 01:00-05:00' } });
-  await db.insert(clients).values({ id: 'acme', name: 'Acme', timezone: 'America/Chicago', windows: { desktop: 'daily 01:00-05:00' } });
-  await db.insert(locations).values({ clientId: 'acme', id: 'hq' });
-  await db.insert(devices).values([
-    { name: 'WS1', clientId: 'acme', locationId: 'hq', class: 'desktop', ring: 'pilot', os: 'Windows 11 Version 23H2 for x64-based Systems' },
-    { name: 'SRV1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Windows Server 2022' },
-    { name: 'EX1', clientId: 'acme', locationId: 'hq', class: 'server', ring: 'broad', os: 'Microsoft Exchange Server 2019 Cumulative Update 14' },
-  ]);
-  for (const user of ['U0PAT', 'U0SAM']) {
-    const [person] = await db.insert(people).values({ key: `slack:${user}`, createdAt: now, updatedAt: now }).returning({ id: people.id });
-    await db.insert(personRoles).values({ personId: person!.id, role: 'engineer' });
-    await db.insert(chatIdentities).values({ personId: person!.id, platform: 'slack', externalId: user, source: 'inventory' });
-  }
+  const fleetDevices = Number(process.env.BENCH_CLICKS_FLEET ?? 20_000);
+  const generated = fleetDevices > 3 ? generateInventory({ clients: 200, devices: fleetDevices - 3, seed: 11 }) : undefined;
+  const desktop = parsedRule('daily 01:00-05:00');
+  const acme: InventoryClient = {
+    id: 'acme',
+    name: 'Acme',
+    timezone: 'America/Chicago',
+    windows: { desktop, server: desktop },
+    software: [],
+    champions: [],
+    locations: [
+      {
+        id: 'hq',
+        name: undefined,
+        devices: [
+          { name: 'WS1', class: 'desktop', ring: 'pilot', os: 'Windows 11 Version 23H2 for x64-based Systems', user: undefined },
+          { name: 'SRV1', class: 'server', ring: 'broad', os: 'Windows Server 2022', user: undefined },
+          { name: 'EX1', class: 'server', ring: 'broad', os: 'Microsoft Exchange Server 2019 Cumulative Update 14', user: undefined },
+        ],
+      },
+    ],
+  };
+  const inventory: Inventory = {
+    msp: { name: 'Bench MSP', engineers: ['U0PAT', 'U0SAM'], channel: CH, timezone: 'America/Chicago', windows: { desktop }, devices: [] },
+    clients: [acme, ...(generated?.clients ?? [])],
+  };
+  await applyInventory(db, inventory, now);
+}
+
+function parsedRule(spec: string): WindowRule {
+  const parsed = parseWindowSpec(spec);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.value;
 }
 
 /** Enough releases (copies of the fixture, three fleet updates each) that every click is a distinct decision; their digests posted. */

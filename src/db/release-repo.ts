@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { asc, eq, isNull, sql } from 'drizzle-orm';
 import { DateTime } from 'luxon';
-import type { DigestInput } from '../domain/digest.ts';
+import type { DigestFleet, DigestInput } from '../domain/digest.ts';
 import type { Inventory, InventoryClient, InventoryDevice } from '../domain/inventory.ts';
 import { classifyCve, diffReleases, latestRevision, type Release, type ReleaseChange } from '../domain/release.ts';
 import { parseWindowSpec, type WindowRule } from '../domain/window-spec.ts';
@@ -320,9 +320,36 @@ export async function listReleases(db: AppDatabase): Promise<StoredReleaseSummar
 export async function loadDigestInput(db: AppDatabase, releaseId: string, now: Date | DateTime): Promise<DigestInput> {
   const release = await loadRelease(db, releaseId);
   if (!release) throw new Error(`release ${releaseId} is not stored (known: ${(await listReleases(db)).map((r) => r.id).join(', ') || 'none'})`);
-  const [kev, notes, inventory] = await Promise.all([loadKevIndex(db), listNotes(db, releaseId), loadInventory(db)]);
+  const [kev, notes, fleet] = await Promise.all([loadKevIndex(db), listNotes(db, releaseId), loadDigestFleet(db)]);
   const instant = now instanceof Date ? DateTime.fromJSDate(now, { zone: 'utc' }) : now;
-  return { release, now: instant, kev, notes, inventory };
+  return { release, now: instant, kev, notes, fleet };
+}
+
+/**
+ * The fleet as the digest reads it, summed by the database: devices per owner and OS, and each client's software.
+ * Every decision redraws the digest inside the release's lock, so this must not grow with the fleet the way
+ * `loadInventory` does. The same rows as `loadInventory` count (nothing retired, a client's devices only in its
+ * live locations); undefined before the first import.
+ */
+export async function loadDigestFleet(db: AppDatabase): Promise<DigestFleet | undefined> {
+  const [mspRow] = rowsOf<{ name: string }>(await db.execute(sql`select name from msp where id = 1`));
+  if (!mspRow) return undefined;
+  const groups = rowsOf<{ owner: string; os: string | null; count: number }>(
+    await db.execute(sql`select coalesce(c.name, ${mspRow.name}) as owner, d.os, count(*)::int as count
+      from devices d
+      left join clients c on c.id = d.client_id
+      left join locations l on l.client_id = d.client_id and l.id = d.location_id
+      where d.retired_at is null
+        and (d.client_id is null or (c.retired_at is null and l.retired_at is null and l.id is not null))
+      group by 1, 2 order by 1, 2`),
+  );
+  const clientRows = rowsOf<{ name: string; software: string[] }>(
+    await db.execute(sql`select name, software from clients where retired_at is null order by id`),
+  );
+  return {
+    devices: groups.map((g) => ({ owner: g.owner, os: g.os ?? undefined, count: Number(g.count) })),
+    clients: clientRows.map((c) => ({ name: c.name, software: c.software })),
+  };
 }
 
 /** The inventory as stored; undefined before the first import. Windows that no longer parse are left out. */

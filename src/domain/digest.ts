@@ -153,7 +153,33 @@ export interface DigestInput {
   now: DateTime;
   kev?: KevIndex | undefined;
   inventory?: Inventory | undefined;
+  /**
+   * What the digest reads of the fleet, when the caller has it without the whole inventory (the database sums it
+   * in SQL: a decision's redraw then costs the same for three devices as for a hundred thousand). Wins over
+   * `inventory` when both are given.
+   */
+  fleet?: DigestFleet | undefined;
   notes?: readonly ResearchNote[] | undefined;
+}
+
+/** The fleet as the digest sees it: how many devices each owner runs per OS, and each client's listed software. */
+export interface DigestFleet {
+  devices: ReadonlyArray<{ owner: string; os: string | undefined; count: number }>;
+  clients: ReadonlyArray<{ name: string; software: readonly string[] }>;
+}
+
+/** The inventory summed as the digest reads it (the database computes the same from its tables). */
+export function digestFleetOf(inventory: Inventory): DigestFleet {
+  const counts = new Map<string, { owner: string; os: string | undefined; count: number }>();
+  const count = (owner: string, os: string | undefined) => {
+    const key = JSON.stringify([owner, os ?? null]);
+    const group = counts.get(key) ?? { owner, os, count: 0 };
+    group.count += 1;
+    counts.set(key, group);
+  };
+  for (const d of inventory.msp.devices) count(inventory.msp.name, d.os);
+  for (const c of inventory.clients) for (const l of c.locations) for (const d of l.devices) count(c.name, d.os);
+  return { devices: [...counts.values()], clients: inventory.clients.map((c) => ({ name: c.name, software: c.software })) };
 }
 
 const OTHER_FAMILY = 'Other products';
@@ -163,7 +189,8 @@ function normaliseKb(kb: string): string {
 }
 
 export function buildDigest(input: DigestInput): Digest {
-  const { release, now, kev, inventory } = input;
+  const { release, now, kev } = input;
+  const owned = input.fleet ?? (input.inventory ? digestFleetOf(input.inventory) : undefined);
   const notes = input.notes ?? [];
   const productsById = new Map(release.products.map((p) => [p.id, p]));
   const cves = sortCves(release, productsById, kev, now.toISODate() ?? '');
@@ -174,12 +201,12 @@ export function buildDigest(input: DigestInput): Digest {
   const kevMatches = [...cves.digestCves.values()].filter((c) => c.kev !== undefined).sort(byCveId);
   const changed = onReleaseDay.filter((c) => c.changedAfterRelease.length > 0);
 
-  const fleet = fleetOf(inventory, release);
-  const { lines, usedNoteKeys } = updateLines(release, notes, { productsById, digestCves: cves.digestCves, osByProduct: fleet.osByProduct, devices: fleet.devices, inventory }, cves.bucketOf);
+  const fleet = fleetOf(owned, release);
+  const { lines, usedNoteKeys } = updateLines(release, notes, { productsById, digestCves: cves.digestCves, osByProduct: fleet.osByProduct, devices: fleet.devices, owned }, cves.bucketOf);
   // A client's listed software (Exchange, SharePoint) is part of what the MSP runs, even without an OS match.
   const runs = (line: DigestUpdateLine) => line.fleetProducts.length > 0 || line.conflicts.some((c) => c.reason === 'product');
-  const inFleet = inventory ? lines.filter(runs) : lines;
-  const notInFleet = inventory ? lines.filter((line) => !runs(line)) : [];
+  const inFleet = owned ? lines.filter(runs) : lines;
+  const notInFleet = owned ? lines.filter((line) => !runs(line)) : [];
 
   return {
     month: release.id,
@@ -206,7 +233,7 @@ export function buildDigest(input: DigestInput): Digest {
     impacts: impactBreakdown(onReleaseDay),
     separate,
     fleet: {
-      hasInventory: inventory !== undefined,
+      hasInventory: owned !== undefined,
       groups: groupByFamily(inFleet),
       notInFleet,
       osMatches: fleet.osMatches.map((m) => ({ os: m.os, how: m.how, products: m.productIds.map((id) => productsById.get(id)?.name ?? id), devices: m.devices })),
@@ -253,17 +280,12 @@ function impactBreakdown(onReleaseDay: readonly DigestCve[]): Array<{ impact: st
 }
 
 /** Which products this MSP runs, and on how many devices of whom. */
-function fleetOf(inventory: Inventory | undefined, release: Release) {
-  const devices = inventory
-    ? [
-        ...inventory.msp.devices.map((d) => ({ device: d, owner: inventory.msp.name })),
-        ...inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => ({ device: d, owner: c.name })))),
-      ]
-    : [];
-  const osNames = [...new Set(devices.map((d) => d.device.os).filter((os): os is string => os !== undefined && os.trim() !== ''))].sort();
+function fleetOf(fleet: DigestFleet | undefined, release: Release) {
+  const devices = fleet?.devices ?? [];
+  const osNames = [...new Set(devices.map((d) => d.os).filter((os): os is string => os !== undefined && os.trim() !== ''))].sort();
   const osMatches = osNames.map((os) => {
     const match = matchOsToProducts(os, release.products);
-    return { ...match, devices: devices.filter((d) => d.device.os === os).length };
+    return { ...match, devices: sumCounts(devices.filter((d) => d.os === os)) };
   });
   const osByProduct = new Map<string, string[]>();
   for (const match of osMatches) for (const pid of match.productIds) osByProduct.set(pid, [...(osByProduct.get(pid) ?? []), match.os]);
@@ -323,12 +345,14 @@ function toDigestCve(cve: Cve, release: Release, kev: KevIndex | undefined, toda
   };
 }
 
+const sumCounts = (groups: ReadonlyArray<{ count: number }>) => groups.reduce((sum, g) => sum + g.count, 0);
+
 interface LineContext {
   productsById: ReadonlyMap<string, { name: string; family: string | undefined }>;
   digestCves: ReadonlyMap<string, DigestCve>;
   osByProduct: ReadonlyMap<string, string[]>;
-  devices: Array<{ device: { os: string | undefined }; owner: string }>;
-  inventory: Inventory | undefined;
+  devices: DigestFleet['devices'];
+  owned: DigestFleet | undefined;
   notes: ResearchNote[];
 }
 
@@ -336,7 +360,7 @@ function toLine(update: Update, links: Update['cves'], ctx: LineContext): Digest
   const products = update.productIds.map((id) => ctx.productsById.get(id)?.name ?? id);
   const fleetOs = new Set(update.productIds.flatMap((id) => ctx.osByProduct.get(id) ?? []));
   const fleetProducts = update.productIds.filter((id) => ctx.osByProduct.has(id)).map((id) => ctx.productsById.get(id)?.name ?? id);
-  const affected = ctx.devices.filter((d) => d.device.os !== undefined && fleetOs.has(d.device.os));
+  const affected = ctx.devices.filter((d) => d.os !== undefined && fleetOs.has(d.os));
 
   let severity: Severity | undefined;
   for (const link of links) severity = worseSeverity(severity, link.severity);
@@ -344,7 +368,7 @@ function toLine(update: Update, links: Update['cves'], ctx: LineContext): Digest
   const exploitedCveIds = cveIds.filter((id) => ctx.digestCves.get(id)?.exploited === true);
 
   const conflicts: Conflict[] = [];
-  for (const client of ctx.inventory?.clients ?? []) {
+  for (const client of ctx.owned?.clients ?? []) {
     for (const software of client.software) {
       const product = products.find((name) => mentions(name, software));
       if (product) {
@@ -368,7 +392,7 @@ function toLine(update: Update, links: Update['cves'], ctx: LineContext): Digest
     family: update.family ?? OTHER_FAMILY,
     products,
     fleetProducts,
-    devices: affected.length,
+    devices: sumCounts(affected),
     clients: [...new Set(affected.map((d) => d.owner))].sort(),
     severity,
     cves: links.length,

@@ -196,7 +196,7 @@ describe.skipIf(!hasShared)(`storing 2024-Feb (${testBackend()})`, () => {
     await replaceKevCatalog(database.db, kev, { now: EVEN_LATER });
     const now = new Date('2024-03-26T12:00:00Z');
     const input = await loadDigestInput(database.db, '2024-Feb', now);
-    const fromDb = buildDigest({ ...input, inventory: undefined });
+    const fromDb = buildDigest({ ...input, fleet: undefined });
     const fromFile = buildDigest({ release: feb, kev, now: input.now });
     expect(fromDb).toEqual(fromFile);
     expect(fromDb.totals.cves).toBeGreaterThanOrEqual(72);

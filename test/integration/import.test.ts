@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateInventory, inventoryToYaml } from '../../src/adapters/inventory/generate.ts';
 import { importInventoryFile } from '../../src/commands/import.ts';
 import { applyInventory, type InventoryChanges } from '../../src/db/inventory-repo.ts';
+import { loadDigestFleet, loadInventory } from '../../src/db/release-repo.ts';
+import { digestFleetOf, type DigestFleet } from '../../src/domain/digest.ts';
 import { rowsOf } from '../../src/db/migrate.ts';
 import { auditLog, chatIdentities, clients, decisions, devices, people, personRoles, runs } from '../../src/db/schema.ts';
 import type { Inventory, InventoryDevice } from '../../src/domain/inventory.ts';
@@ -86,6 +88,19 @@ async function count(database: TestDatabase, table: string): Promise<number> {
 async function tableCounts(database: TestDatabase) {
   const tables = ['msp', 'clients', 'locations', 'devices', 'people', 'person_roles', 'chat_identities', 'audit_log'];
   return Object.fromEntries(await Promise.all(tables.map(async (table) => [table, await count(database, table)] as const)));
+}
+
+function sortedFleet(fleet: DigestFleet | undefined) {
+  const key = (g: DigestFleet['devices'][number]) => `${g.owner}\u0000${g.os ?? ''}`;
+  return fleet && { devices: [...fleet.devices].sort((a, b) => key(a).localeCompare(key(b))), clients: [...fleet.clients].sort((a, b) => a.name.localeCompare(b.name)) };
+}
+
+/** The digest's fleet as the database sums it is the fleet of the inventory as stored: every decision redraws from it. */
+async function expectDigestFleetAsStored(database: TestDatabase): Promise<DigestFleet> {
+  const stored = await loadInventory(database.db);
+  const summed = await loadDigestFleet(database.db);
+  expect(sortedFleet(summed)).toEqual(sortedFleet(stored && digestFleetOf(stored)));
+  return summed!;
 }
 
 describe(`inventory import on ${backend}`, () => {
@@ -224,6 +239,9 @@ describe(`inventory import on ${backend}`, () => {
     expect(retired.clients).toEqual({ added: 0, changed: 0, retired: 1, unchanged: 1 });
     expect(retired.locations.retired).toBe(1);
     expect(retired.people.retired).toBe(1); // the Teams-only champion of Blue Law
+    const fleetWithout = await expectDigestFleetAsStored(database);
+    expect(fleetWithout.clients.map((c) => c.name)).toEqual(['Acme Dental']);
+    expect(fleetWithout.devices.reduce((n, g) => n + g.count, 0)).toBe(3); // the MSP's machine and two of Acme's
 
     const [blueLaw] = await database.db.select().from(clients).where(eq(clients.id, 'blue-law'));
     expect(blueLaw?.retiredAt?.toISOString()).toBe(LATER.toISOString());
@@ -245,6 +263,7 @@ describe(`inventory import on ${backend}`, () => {
     const [restored] = await database.db.select().from(devices).where(eq(devices.name, 'BLUE-01'));
     expect(restored?.retiredAt).toBeNull();
     expect(restored?.id).toBe(blue01!.id); // the same row, so its runs are still its own
+    expect((await expectDigestFleetAsStored(database)).devices.reduce((n, g) => n + g.count, 0)).toBe(6);
 
     const audit = await database.db.select().from(auditLog).where(eq(auditLog.subject, 'without-blue-law.yaml'));
     expect(audit).toHaveLength(1);
@@ -307,6 +326,7 @@ describe(`inventory import on ${backend}`, () => {
     expect(second.devices).toEqual({ added: 0, changed: 0, retired: 0, unchanged: deviceTotal });
     expect(second.people.added + second.people.changed + second.people.retired).toBe(0);
     expect(second.clients).toEqual({ added: 0, changed: 0, retired: 0, unchanged: inventory.clients.length });
+    expect((await expectDigestFleetAsStored(database)).devices.reduce((n, g) => n + g.count, 0)).toBe(deviceTotal);
   });
 });
 
