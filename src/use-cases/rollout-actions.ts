@@ -188,8 +188,11 @@ function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<str
     switch (st.state) {
       case 'soaking':
         return `${kb}: soaking until ${mspTime(st.soakUntil!, zone)}`;
-      case 'testing':
-        return `${kb}: still installing on our own machines`;
+      case 'testing': {
+        // Not "installing": the update may be waiting for our machines' next window, which this does not know.
+        const finished = st.needing.filter((id) => st.installedOn.includes(id) || st.failedOn.includes(id)).length;
+        return `${kb}: not finished on our own machines yet (${finished} of ${st.needing.length} done)`;
+      }
       default:
         return st.needing.length === 0
           ? `${kb}: none of our machines runs it; \`/patch skip msp ${kb}\` lets it go on untested`

@@ -275,6 +275,14 @@ describe('each update through every ring', () => {
     expect(view.rings.find((r) => r.ring === 'pilot')?.state).toBe('waiting for ring msp to pass what its machines need');
   });
 
+  it('Promote before the MSP\u2019s window says the update is not finished on our machines, with the count, not that it is installing', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1 }, ['5034765']);
+    const early = await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' });
+    expect(early.outcome).toBe('refused');
+    expect(early.message).toContain('KB5034765: not finished on our own machines yet (0 of 1 done)');
+    expect(early.message).not.toMatch(/installing/);
+  });
+
   it('finding 4: a desktop KB finished on the MSP desktop Wednesday night is offered Thursday, not after the Sunday server window; times in the MSP zone', async () => {
     const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspExtra: [{ name: 'MSP-SRV-01', class: 'server', ring: 'msp', os: SERVER, user: undefined }] }, ['5034765']);
     await w.night('2024-02-14T07:01:28Z'); // 01:01 CST Wednesday night
