@@ -473,6 +473,8 @@ describe('save-your-work card answers', () => {
     // Teams shows an activity's text above its card: the words must be in one of them only.
     expect(activity.text ?? '').toBe('');
     expect(activity.summary).toContain('Hi Jane');
+    // A notification shows the summary unformatted: the words, not the template's asterisks.
+    expect(activity.summary).toContain('Please save your work before');
     const body = activity.attachments![0]!.content.body.map((b) => b.text).join('\n');
     expect(body).toContain('Please **save your work** before you leave.');
     expect(body).not.toContain('\\*save');
