@@ -79,8 +79,9 @@ export function createTeamsApp(options: TeamsAuthOptions, log: Logger): TeamsApp
   const app = new App({
     ...(options.appId ? { clientId: options.appId } : {}),
     ...(staticToken ? { token: () => staticToken } : options.appPassword ? { clientSecret: options.appPassword } : {}),
-    // New bots are single-tenant; a bot registered multi-tenant simply leaves TEAMS_TENANT_ID unset.
-    ...(options.tenantId ? { tenantId: options.tenantId } : {}),
+    // New bots are single-tenant; a bot registered multi-tenant leaves TEAMS_TENANT_ID unset and gets its tokens
+    // from the Bot Framework's tenant (said here, or the SDK would read a TENANT_ID variable meant for something else).
+    tenantId: options.tenantId ?? PUBLIC.loginTenant,
     cloud: withOverrides(PUBLIC, overrides),
     httpServerAdapter: route,
     logger: sdkLogger(log),
