@@ -10,7 +10,7 @@ import type { Sandbox } from './sandbox/sandbox.ts';
 import type { SandboxClock } from './sandbox/clock.ts';
 import { OutboxNotifier } from './jobs/outbox.ts';
 import { createSlackApp } from './bot/slack/app.ts';
-import { createTeamsAdapter, createTeamsBot, teamsRequestHandler } from './bot/teams/app.ts';
+import { createTeamsApp, createTeamsBot, teamsRequestHandler } from './bot/teams/app.ts';
 import type { Logger } from './log.ts';
 import { recordLiveChat } from './db/sandbox-repo.ts';
 import { checkSandboxDatabase } from './sandbox/database-check.ts';
@@ -245,9 +245,9 @@ function mountTeams(started: Started, server: HttpServer, shutdown: Shutdown): v
   // Card answers write the outbox too; the notifier hands their rows to the deliverer at once.
   const notifier = new OutboxNotifier(redis, config.redisPrefix);
   shutdown.add('teams outbox notifier', () => notifier.close());
-  const adapter = createTeamsAdapter(config.teams);
-  const teams = createTeamsBot({ db: database.db, log, now, notifyOutbox: (ids) => notifier.notify(ids), adapter, botAppId: config.teams.appId! });
-  server.mount('/api/messages', teamsRequestHandler(adapter, teams));
+  const teams = createTeamsApp(config.teams, log);
+  createTeamsBot({ db: database.db, log, now, notifyOutbox: (ids) => notifier.notify(ids), teams });
+  server.mount('/api/messages', teamsRequestHandler(teams));
   log.info({ tenant: config.teams.tenantId ?? 'multi-tenant' }, 'teams connected on /api/messages');
 }
 

@@ -1,8 +1,7 @@
 /**
  * What the outbox deliverer needs from a chat platform, and nothing more: post a message (in a thread when
  * asked), edit one it posted, show one to a single user. Slack implements it in ./slack-sender.ts, Teams in
- * src/bot/teams/sender.ts (teams-ai and botbuilder stay in that folder), so the deliverer holds no platform's
- * API and moving to Microsoft's Teams SDK v2 changes one implementation, not the deliverer.
+ * src/bot/teams/sender.ts (the Teams SDK stays in that folder), so the deliverer holds no platform's API.
  */
 export type ChatAction = 'post' | 'update' | 'ephemeral';
 

@@ -110,14 +110,17 @@ export async function firstHoldOnClient(db: AppDatabase, releaseId: string, clie
   return row ? { by: row.placed_by, at: iso(row.placed_at), reason: row.reason } : undefined;
 }
 
-/** Teams ids of the client's live champions (Teams refreshes a card for at most 60). */
+/**
+ * MRIs (`29:…`) of the client's live champions Teams has shown us: a card's refresh.userIds takes MRIs, not AAD
+ * ids, and at most 60. A champion never seen has no MRI yet, so is not listed.
+ */
 export async function teamsChampionIds(db: AppDatabase, clientId: string): Promise<string[]> {
-  const rows = rowsOf<{ external_id: string }>(
-    await db.execute(sql`select distinct ci.external_id from person_roles r join people p on p.id = r.person_id and p.retired_at is null
+  const rows = rowsOf<{ mri: string }>(
+    await db.execute(sql`select distinct ci.mri from person_roles r join people p on p.id = r.person_id and p.retired_at is null
       join chat_identities ci on ci.person_id = p.id and ci.platform = 'teams'
-      where r.role = 'champion' and r.client_id = ${clientId} order by ci.external_id limit 60`),
+      where r.role = 'champion' and r.client_id = ${clientId} and ci.mri is not null order by ci.mri limit 60`),
   );
-  return rows.map((r) => r.external_id);
+  return rows.map((r) => r.mri);
 }
 
 /** What the broad ring's plan card is drawn from: the client's name, zone, window rules and notice setting. */

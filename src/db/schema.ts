@@ -221,6 +221,11 @@ export const chatIdentities = pgTable(
     platform: text('platform', { enum: CHAT_PLATFORMS }).notNull(),
     /** Slack user id (U…) or Teams AAD object id. */
     externalId: text('external_id').notNull(),
+    /**
+     * Teams only: the person's MRI (`29:…`, `from.id` on what Teams sends), learnt when they are seen. Teams names
+     * people by it where an AAD id is not accepted, such as an Adaptive Card's refresh.userIds.
+     */
+    mri: text('mri'),
     upn: text('upn'),
     tenantId: text('tenant_id'),
     email: text('email'),

@@ -37,17 +37,23 @@ export async function installerPersonId(db: AppDatabase, who: TeamsInstaller): P
   return row ? Number(row.id) : null;
 }
 
-/** Remembers a person's Teams id (learnt at install); an id already known is left as it is. */
+/** Remembers a person's Teams id (learnt at install); an id already known keeps its person, and learns the MRI. */
 export async function rememberTeamsIdentity(
   db: AppDatabase,
-  identity: { personId: number; teamsId: string; upn: string | undefined; tenantId: string | undefined; email: string | undefined },
+  identity: { personId: number; teamsId: string; mri: string | undefined; upn: string | undefined; tenantId: string | undefined; email: string | undefined },
   now: Date,
 ): Promise<void> {
-  const { personId, teamsId, upn, tenantId, email } = identity;
-  await db.execute(sql`insert into chat_identities (person_id, platform, external_id, upn, tenant_id, email, source, created_at, updated_at)
-    values (${personId}, 'teams', ${teamsId}, ${upn ?? null}, ${tenantId ?? null}, ${email ?? null}, 'install',
+  const { personId, teamsId, mri, upn, tenantId, email } = identity;
+  await db.execute(sql`insert into chat_identities (person_id, platform, external_id, mri, upn, tenant_id, email, source, created_at, updated_at)
+    values (${personId}, 'teams', ${teamsId}, ${mri ?? null}, ${upn ?? null}, ${tenantId ?? null}, ${email ?? null}, 'install',
       ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-    on conflict (platform, external_id) do nothing`);
+    on conflict (platform, external_id) do update set mri = coalesce(excluded.mri, chat_identities.mri)`);
+}
+
+/** The MRI Teams shows for a known Teams id (AAD object id); nothing for someone the inventory does not know. */
+export async function rememberTeamsMri(db: AppDatabase, aadObjectId: string, mri: string, now: Date): Promise<void> {
+  await db.execute(sql`update chat_identities set mri = ${mri}, updated_at = ${now.toISOString()}::timestamptz
+    where platform = 'teams' and external_id = ${aadObjectId} and mri is distinct from ${mri}`);
 }
 
 /** A live client by id. */

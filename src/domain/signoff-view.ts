@@ -17,7 +17,7 @@ export interface SignoffView {
     | undefined;
   /** An active hold on the client (placed by an engineer, or by a reported problem). */
   hold: { by: string; at: string; reason: string } | undefined;
-  /** Teams ids of the client's champions: who the card refreshes for (Teams allows 60). */
+  /** Teams MRIs (`29:…`) of the client's champions seen so far: who the card refreshes for (Teams allows 60). */
   championIds: string[];
   /** '' for the release's first sign-off; for a later one (late updates), what it asks about: a card of its own. */
   round: string;

@@ -39,7 +39,7 @@ import type { Logger } from '../log.ts';
 import { asSendError, type ChatAction, type ChatSender } from '../chat/port.ts';
 import { slackOutlet, teamsOutlet, type ChatOutlet } from '../chat/outlets.ts';
 import { deliveryClient } from '../chat/slack-sender.ts';
-import { createTeamsAdapter } from '../bot/teams/app.ts';
+import { createTeamsApp } from '../bot/teams/app.ts';
 import { TeamsSender } from '../bot/teams/sender.ts';
 import type { JobContext, JobModule, RunningJobs } from './context.ts';
 
@@ -322,7 +322,7 @@ export const outboxJobs: JobModule = async (context: JobContext) => {
         prefix: context.prefix,
         log: context.log,
         ...(config.slack.botToken ? { slack: deliveryClient(config.slack.botToken, config.slack.apiUrl) } : {}),
-        ...(teamsAppId ? { teams: new TeamsSender(createTeamsAdapter(config.teams), teamsAppId, context.database.db) } : {}),
+        ...(teamsAppId ? { teams: new TeamsSender(createTeamsApp(config.teams, context.log).app, context.database.db) } : {}),
         now: context.now,
       }),
     );

@@ -33,7 +33,11 @@ import { sandboxRoutes } from './routes.ts';
 
 export const SANDBOX_TEAMS_APP_ID = '00000000-5a4d-4b0c-8000-70a7c4ba5e00';
 const SANDBOX_TEAMS_TENANT = 'sandbox-msp-tenant';
-const OUTBOUND_TOKEN = 'sandbox-outbound-token';
+/**
+ * The bearer the app sends the Bot Connector emulator instead of one from Entra ID. JWT-shaped because the Teams
+ * SDK reads a token's claims; unsigned, because the emulator only checks that one is there.
+ */
+const OUTBOUND_TOKEN = `${[{ alg: 'none', typ: 'JWT' }, { iss: 'patchbay-sandbox', aud: 'https://api.botframework.com' }].map((p) => Buffer.from(JSON.stringify(p)).toString('base64url')).join('.')}.`;
 /** Clock ms per real ms: a minute a second, so a night's window passes in a few real minutes. */
 export const DEFAULT_SANDBOX_RATE = 60;
 

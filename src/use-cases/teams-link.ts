@@ -16,6 +16,7 @@ import {
   installerPersonId,
   liveClient,
   rememberTeamsIdentity,
+  rememberTeamsMri,
   useLinkCode,
   type TeamsInstaller,
 } from '../db/teams-link-repo.ts';
@@ -28,7 +29,7 @@ export interface InstallInput {
   /** The platform's conversation reference, stored as given. */
   reference: Record<string, unknown>;
   /** Who added the bot (or, in a personal chat, whose chat it is). */
-  by: { id: string | undefined; email: string | undefined; upn: string | undefined; name: string | undefined };
+  by: { id: string | undefined; mri?: string | undefined; email: string | undefined; upn: string | undefined; name: string | undefined };
 }
 
 export type LinkResult =
@@ -98,7 +99,7 @@ export async function captureInstall(ctx: UseCaseContext, input: InstallInput): 
     await storeConversation(tx, input, found?.clientId ?? null, personal ? personId : null, now);
     if (personId !== null && input.by.id) {
       // Matched by email: remember the Teams id, so their card answers are recognised without a lookup.
-      await rememberTeamsIdentity(tx, { personId, teamsId: input.by.id, upn: input.by.upn, tenantId: input.tenantId, email: input.by.email }, now);
+      await rememberTeamsIdentity(tx, { personId, teamsId: input.by.id, mri: teamsMri(input.by.mri), upn: input.by.upn, tenantId: input.tenantId, email: input.by.email }, now);
     }
     // Matched by tenant alone, a personal chat is some staff member's, not a champion's.
     const audience = personal && found?.via === 'tenant' ? 'user' : 'champions';
@@ -106,6 +107,21 @@ export async function captureInstall(ctx: UseCaseContext, input: InstallInput): 
     await auditLink(tx, input, link, 'teams.installed_unlinked', { kind: input.kind, tenantId: input.tenantId ?? null }, now);
     return link ?? { outcome: 'unknown' as const };
   });
+}
+
+/** A user MRI as Teams gives it in `from.id` (`29:…`); anything else (a bot, a test's id) is not one. */
+function teamsMri(id: string | undefined): string | undefined {
+  return id?.startsWith('29:') ? id : undefined;
+}
+
+/**
+ * Someone Teams showed us (any activity from them): a person the inventory knows by their AAD id gets their MRI
+ * remembered, which a card's refresh.userIds needs. One conditional update; nothing when already known.
+ */
+export async function noteTeamsUser(ctx: UseCaseContext, user: { aadObjectId: string | undefined; mri: string | undefined }): Promise<void> {
+  const mri = teamsMri(user.mri);
+  if (!user.aadObjectId || !mri) return;
+  await rememberTeamsMri(ctx.db, user.aadObjectId, mri, ctx.now());
 }
 
 /** The bot was removed: stop sending there (the row stays, for the audit trail). */

@@ -74,6 +74,20 @@ describe('user DM notices', () => {
     ]);
   });
 
+  // The MSP's template is written once, Slack-flavoured (`*bold*`). Teams shows a message's text as its own
+  // markdown (`**bold**`) and a notification's summary as plain words: neither may show the asterisks.
+  it('keeps the template\u2019s emphasis in a Teams DM, never literal *\u2026*', () => {
+    const text = 'Hi Ann, please *save your work* tonight (PC_1 [office]).';
+    expect(userDmPayload('teams', { dmId: 7, text, buttons: false }).text).toBe('Hi Ann, please **save your work** tonight (PC\\_1 \\[office\\]).');
+    const card = userDmPayload('teams', { dmId: 7, text });
+    expect(card.text).toBe('Hi Ann, please save your work tonight (PC_1 [office]).');
+    expect(JSON.stringify(card.card)).toContain('please **save your work** tonight');
+    const answered = userDmPayload('teams', { dmId: 7, text, answerLine: 'Thanks' });
+    expect(answered.text).not.toContain('*');
+    // Slack reads its own mrkdwn: the words go as written.
+    expect(userDmPayload('slack', { dmId: 7, text, buttons: false }).text).toBe(text);
+  });
+
   it('edits the DM it answers, under the DM\u2019s subject with a key of its own', () => {
     const [row] = renderNotice({ kind: 'user_dm_answered', dmId: 7, key: `tonight:3:${at}`, text: 'Hi Ann', answerLine: 'Thanks', platform: 'slack', channel: 'D9' }, audiences);
     expect(row).toEqual({

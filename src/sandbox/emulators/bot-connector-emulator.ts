@@ -59,6 +59,9 @@ const CONVERSATION_LIMITS = [
   { max: 60, ms: 30_000 },
 ];
 
+const OPENID_PATH = '/v1/.well-known/openidconfiguration';
+const KEYS_PATH = '/v1/.well-known/keys';
+
 const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
 
 function sign(key: KeyObject, kid: string, payload: Record<string, unknown>): string {
@@ -148,10 +151,11 @@ function cardProblems(activity: Record<string, unknown>): string[] {
 
 function handle(state: ConnectorState, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
   const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-  if (path === '/.well-known/openid-configuration') {
-    return answer(res, 200, { issuer: `${state.origin}/`, jwks_uri: `${state.origin}/keys`, id_token_signing_alg_values_supported: ['RS256'] });
+  // Where the Bot Framework publishes them (login.botframework.com/v1/.well-known/…): clients may derive one from the other.
+  if (path === OPENID_PATH) {
+    return answer(res, 200, { issuer: `${state.origin}/`, jwks_uri: `${state.origin}${KEYS_PATH}`, id_token_signing_alg_values_supported: ['RS256'] });
   }
-  if (path === '/keys') {
+  if (path === KEYS_PATH) {
     const jwk = state.published.publicKey.export({ format: 'jwk' });
     return answer(res, 200, { keys: [{ ...jwk, kid: state.kid, use: 'sig', alg: 'RS256', endorsements: ['msteams'] }] });
   }
@@ -221,7 +225,7 @@ function emulatorHandle(state: ConnectorState, server: http.Server): BotConnecto
   const { origin, activities } = state;
   return {
     url: `${origin}/`,
-    openIdMetadataUrl: `${origin}/.well-known/openid-configuration`,
+    openIdMetadataUrl: `${origin}${OPENID_PATH}`,
     issuer: 'https://api.botframework.com',
     activities: (conversationId) => [...activities.values()].filter((a) => conversationId === undefined || a.conversationId === conversationId).sort((a, b) => a.at - b.at),
     calls: () => [...state.calls],

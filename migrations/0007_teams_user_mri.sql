@@ -1,0 +1,1 @@
+ALTER TABLE "chat_identities" ADD COLUMN "mri" text;
