@@ -21,6 +21,7 @@ import { complianceReport, type ComplianceReport } from '../../src/domain/compli
 import { judgedAt, monthPeriod } from '../../src/domain/report-period.ts';
 import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { writeReports } from '../../src/commands/report.ts';
+import { loadComplianceHistory } from '../../src/use-cases/compliance-report.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { scheduleGate, seedWorld } from '../support/rollout-world.ts';
@@ -224,5 +225,15 @@ describe('compliance report of a month on the simulated fleet', { timeout: 120_0
     expect(later).toEqual(report);
     const march = complianceReport((await loadComplianceInput(database.db, 'acme', FEB, new Date('2024-03-03T00:00:00Z')))!);
     expect(march.summary.statusCounts).toMatchObject({ deferred: 0, installed: report.summary.statusCounts.installed + 2 });
+    // The chart's history: February's point is February's own report, before and after March's installs.
+    const asked = new Date('2024-06-01T00:00:00Z');
+    const marchPeriod = monthPeriod('2024-Mar');
+    if (!marchPeriod.ok) throw new Error(marchPeriod.error);
+    const marchReport = complianceReport((await loadComplianceInput(database.db, 'acme', marchPeriod.period, judgedAt(marchPeriod.period, asked)))!);
+    const history = await loadComplianceHistory(database.db, marchReport, asked);
+    expect(history.points.map((p) => p.period)).toEqual(['2023-Apr', '2023-May', '2023-Jun', '2023-Jul', '2023-Aug', '2023-Sep', '2023-Oct', '2023-Nov', '2023-Dec', '2024-Jan', '2024-Feb', '2024-Mar']);
+    expect(history.points.at(-2)).toEqual({ period: '2024-Feb', devicesInScope: 6, deviceCompliancePct: report.summary.deviceCompliancePct, patchInstallationPct: report.summary.patchInstallationPct });
+    // Before the devices were imported there was nothing to be compliant about: no point, not 0% or 100%.
+    expect(history.points.at(-3)).toMatchObject({ devicesInScope: 0, deviceCompliancePct: null });
   });
 });

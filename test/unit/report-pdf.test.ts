@@ -154,3 +154,15 @@ describe('compliance chart', () => {
     expect(distinctPixels(png)).toBeGreaterThan(200);
   });
 });
+
+describe('history periods', () => {
+  it('are the twelve months ending with the report month, or with the month of a range\'s last day', () => {
+    const dec = monthPeriod('2026-Dec');
+    if (!dec.ok) throw new Error(dec.error);
+    const months = historyPeriods(dec.period);
+    expect(months.map((p) => p.id)).toEqual(['2026-Jan', '2026-Feb', '2026-Mar', '2026-Apr', '2026-May', '2026-Jun', '2026-Jul', '2026-Aug', '2026-Sep', '2026-Oct', '2026-Nov', '2026-Dec']);
+    expect(months.at(-1)).toEqual(dec.period);
+    const range = { id: '2026-10-15..2026-11-30', from: '2026-10-15T00:00:00.000Z', to: '2026-12-01T00:00:00.000Z' };
+    expect(historyPeriods(range, 2).map((p) => p.id)).toEqual(['2026-Oct', '2026-Nov']);
+  });
+});
