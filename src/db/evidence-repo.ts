@@ -78,6 +78,7 @@ async function loadWindowRuns(db: AppDatabase, clientId: string, b: Bounds): Pro
   // A run still going at asOf reads as it stood then: its later steps are not known yet.
   return rows.map((r) => {
     const finishedAt = iso(r.finished_at);
+    const startedAt = iso(r.started_at);
     const done = finishedAt !== null && finishedAt <= b.at;
     return {
       device: r.device,
@@ -89,7 +90,7 @@ async function loadWindowRuns(db: AppDatabase, clientId: string, b: Bounds): Pro
       result: done ? r.result : null,
       reboots: done ? Number(r.reboots) : 0,
       rebootTimes: (r.reboot_times ?? []).map((t) => iso(t)!),
-      startedAt: iso(r.started_at) !== null && iso(r.started_at)! <= b.at ? iso(r.started_at) : null,
+      startedAt: startedAt !== null && startedAt <= b.at ? startedAt : null,
       finishedAt: done ? finishedAt : null,
     };
   });

@@ -32,7 +32,7 @@ export function headlineRows(report: ComplianceReport): Array<[string, string]> 
 }
 
 function heading(doc: Doc, report: ComplianceReport, fonts: TableStyle): void {
-  doc.font(fonts.bold).fontSize(16).text(`Patch compliance: ${report.client.name}`, { width: doc.page.width - 80, height: 40, ellipsis: '…' });
+  doc.font(fonts.bold).fontSize(16).text(`Patch compliance: ${report.client.name}`, { width: doc.page.width - doc.page.margins.left - doc.page.margins.right, height: 40, ellipsis: '…' });
   doc.font(fonts.regular).fontSize(9).fillColor('#4a5568');
   doc.text(`Client ${report.client.id} · period ${report.period.id} (${report.period.from.slice(0, 10)} to ${lastDay(report.period.to)}) · judged as of ${when(report.asOf)} UTC · all times UTC`);
   doc.fillColor('black').moveDown(0.6);

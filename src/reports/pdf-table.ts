@@ -75,12 +75,14 @@ function rowHeight(doc: Doc, cells: readonly string[], laid: readonly Laid[]): n
 function drawHeader(doc: Doc, laid: readonly Laid[], style: TableStyle, y: number): number {
   doc.font(style.bold).fontSize(style.size);
   const headers = laid.map((l) => l.column.header);
-  const height = rowHeight(doc, headers, laid.map((l) => ({ ...l, column: { ...l.column, maxLines: 2 } })));
+  // A header may take two lines whatever its column's cells may.
+  const twoLines = laid.map((l) => ({ ...l, column: { ...l.column, maxLines: 2 } }));
+  const height = rowHeight(doc, headers, twoLines);
   const left = laid[0]!.x;
   const right = laid[laid.length - 1]!.x + laid[laid.length - 1]!.width;
   doc.save().rect(left, y, right - left, height).fill(HEADER_FILL).restore();
   doc.fillColor('black');
-  drawCells(doc, headers, laid.map((l) => ({ ...l, column: { ...l.column, maxLines: 2 } })), y, height);
+  drawCells(doc, headers, twoLines, y, height);
   doc.font(style.regular).fontSize(style.size);
   return y + height;
 }
