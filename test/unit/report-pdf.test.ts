@@ -124,6 +124,8 @@ describe('compliance PDF', () => {
     expect(last).toContain('Evidence appendix');
     expect(last).toContain('Dr. Champ (champion:U_CHAMP)');
     expect(last).toContain('2026-11-20 07:20');
+    // The six runs of one window are one row of the windows table: six devices, six reboots.
+    expect(last).toMatch(/2026-11-20 07:00 – 11:00\s+2026-Nov broad\s+6\s+succeeded 6\s+6/);
     expect(read.pages.at(-1)!.text).toContain(`page ${read.pages.length} of ${read.pages.length}`);
   });
 
