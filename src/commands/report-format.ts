@@ -105,8 +105,12 @@ export function updatesCsv(report: ComplianceReport): string {
 }
 
 /** File names carry client and period so `--client all` into one folder never overwrites. */
+export function reportBaseName(report: ComplianceReport): string {
+  return `compliance-${safeName(report.client.id)}-${safeName(report.period.id)}`;
+}
+
 export function reportFiles(report: ComplianceReport, format: ReportFormat): ReportFile[] {
-  const base = `compliance-${safeName(report.client.id)}-${safeName(report.period.id)}`;
+  const base = reportBaseName(report);
   if (format === 'json') return [{ name: `${base}.json`, content: `${JSON.stringify(report, null, 2)}\n` }];
   return [
     { name: `${base}-devices.csv`, content: devicesCsv(report) },

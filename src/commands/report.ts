@@ -1,6 +1,7 @@
 /**
  * `patchbay report`: the compliance report (issue 17) of one client or of every client, for a month or a range of
- * days, as CSV (per device; per device × update) or JSON (the model), written to a folder. Clients are loaded,
+ * days, as CSV (per device; per device × update), JSON (the model), PDF (summary with chart, tables, evidence
+ * appendix) or PNG (the chart alone), written to a folder. Clients are loaded,
  * judged and written one at a time, so `--client all` holds one client's facts in memory, never the fleet's.
  */
 import type { Command } from 'commander';
@@ -8,6 +9,10 @@ import { CliError } from './cli-error.ts';
 import type { AppDatabase } from '../db/client.ts';
 import type { ReportPeriod } from '../domain/compliance.ts';
 import type { ReportFormat } from './report-format.ts';
+
+/** csv and json are the model as text; pdf and png are drawn (src/reports/) from the model and its history. */
+export type OutputFormat = ReportFormat | 'pdf' | 'png';
+const FORMATS: readonly OutputFormat[] = ['csv', 'json', 'pdf', 'png'];
 
 interface ReportOptions {
   client?: string;
@@ -21,23 +26,23 @@ interface ReportOptions {
 export function register(program: Command): void {
   program
     .command('report')
-    .description('write the patch compliance report of a client (or all) for a period, as CSV or JSON')
+    .description('write the patch compliance report of a client (or all) for a period, as CSV, JSON, PDF or a chart PNG')
     .option('--client <id>', 'the client id, or "all"')
     .option('--period <month>', 'a month like 2026-Dec (default: this month, so far)')
     .option('--from <date>', 'first day of a custom period, e.g. 2026-11-01 (with --to)')
     .option('--to <date>', 'last day of a custom period, included')
-    .option('--format <format>', 'csv (per device, and per device × update) or json (the whole model)')
+    .option('--format <format>', 'csv (per device, and per device × update), json (the whole model), pdf (the report with its evidence) or png (the chart)')
     .option('--out <dir>', 'folder to write the files into', '.')
     .addHelpText('after', "\nSLA days are the client's own policy (client settings slaCriticalDays, slaImportantDays; defaults 15 and 30).")
     .action(async (options: ReportOptions) => {
       if (options.client === undefined) throw new CliError('--client is required (a client id, or all)', 2);
-      if (options.format !== 'csv' && options.format !== 'json') throw new CliError('--format must be csv or json', 2);
+      if (!FORMATS.includes(options.format as OutputFormat)) throw new CliError(`--format must be one of ${FORMATS.join(', ')}`, 2);
       const now = new Date();
       const period = await periodOf(options, now);
       const { loadConfig } = await import('../config.ts');
       const { withCommandDatabase } = await import('../db/for-command.ts');
       const written = await withCommandDatabase(loadConfig(process.env), (database) =>
-        writeReports(database.db, { client: options.client!, period, format: options.format as ReportFormat, out: options.out, now }),
+        writeReports(database.db, { client: options.client!, period, format: options.format as OutputFormat, out: options.out, now }),
       );
       process.stdout.write(`${written.join('\n')}\n`);
     });
@@ -57,7 +62,7 @@ async function periodOf(options: ReportOptions, now: Date): Promise<ReportPeriod
 export interface WriteReportsInput {
   client: string;
   period: ReportPeriod;
-  format: ReportFormat;
+  format: OutputFormat;
   out: string;
   now: Date;
 }
@@ -67,21 +72,40 @@ export async function writeReports(db: AppDatabase, input: WriteReportsInput): P
   const fs = await import('node:fs/promises');
   const path = await import('node:path');
   const { judgedAt } = await import('../domain/report-period.ts');
-  const { complianceReport } = await import('../domain/compliance.ts');
-  const { loadComplianceInput, reportableClientIds } = await import('../db/compliance-repo.ts');
-  const { reportFiles } = await import('./report-format.ts');
+  const { reportableClientIds } = await import('../db/compliance-repo.ts');
   const asOf = judgedAt(input.period, input.now);
   const clients = input.client === 'all' ? await reportableClientIds(db, asOf) : [input.client];
   await fs.mkdir(input.out, { recursive: true });
   const written: string[] = [];
   for (const clientId of clients) {
-    const facts = await loadComplianceInput(db, clientId, input.period, asOf);
-    if (!facts) throw new CliError(`no client "${clientId}" (patchbay import loads clients from the inventory)`, 2);
-    for (const file of reportFiles(complianceReport(facts), input.format)) {
+    for (const file of await clientFiles(db, clientId, input)) {
       const target = path.join(input.out, file.name);
       await fs.writeFile(target, file.content);
       written.push(target);
     }
   }
   return written;
+}
+
+/** One client's files in the asked format; a client that does not exist is the caller's mistake. */
+export async function clientFiles(db: AppDatabase, clientId: string, input: WriteReportsInput): Promise<Array<{ name: string; content: string | Buffer }>> {
+  const missing = () => new CliError(`no client "${clientId}" (patchbay import loads clients from the inventory)`, 2);
+  const { reportBaseName, reportFiles } = await import('./report-format.ts');
+  const { loadComplianceReport, loadReportBundle, loadComplianceHistory } = await import('../use-cases/compliance-report.ts');
+  if (input.format === 'csv' || input.format === 'json') {
+    const report = await loadComplianceReport(db, clientId, input.period, input.now);
+    if (!report) throw missing();
+    return reportFiles(report, input.format);
+  }
+  if (input.format === 'png') {
+    const { renderComplianceChartPng } = await import('../reports/chart.ts');
+    const report = await loadComplianceReport(db, clientId, input.period, input.now);
+    if (!report) throw missing();
+    const history = await loadComplianceHistory(db, report, input.now);
+    return [{ name: `${reportBaseName(report)}-chart.png`, content: await renderComplianceChartPng(history) }];
+  }
+  const { renderReportPdf } = await import('../reports/pdf.ts');
+  const bundle = await loadReportBundle(db, clientId, input.period, input.now);
+  if (!bundle) throw missing();
+  return [{ name: `${reportBaseName(bundle.report)}.pdf`, content: await renderReportPdf(bundle.report, { history: bundle.history, evidence: bundle.evidence, now: input.now }) }];
 }

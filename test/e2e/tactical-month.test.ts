@@ -7,7 +7,9 @@
  * Judged against what the emulator was asked and what its agents were really told, not what patchbay believes:
  * no install or reboot outside a window; exactly one reboot request per machine whose install wanted one and none
  * elsewhere; the agent whose policy would reboot by itself refused (never installed, never rebooted); the machine
- * whose worker died between approve and install installed once.
+ * whose worker died between approve and install installed once. Then the client's compliance PDF for the month,
+ * read back with pdfjs: its numbers are counts from the tables, its appendix has the champion's sign-off and each
+ * reboot at the time Tactical was asked for it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -39,6 +41,9 @@ import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { worldInventory, worldRelease } from '../support/rollout-world.ts';
 import { TEST_API_KEY } from '../support/tactical-world.ts';
 import { fileClock, type FileClock } from '../support/file-clock.ts';
+import { headlineValue, readPdf } from '../support/pdf-reader.ts';
+import { writeReports } from '../../src/commands/report.ts';
+import { monthPeriod } from '../../src/domain/report-period.ts';
 
 const RELEASE = '2024-Feb';
 const ZONE = 'America/Chicago';
@@ -280,5 +285,28 @@ describe.skipIf(testBackend() !== 'postgres')('a month on Tactical RMM (PostgreS
       expect(posts(resumed, 'install'), name).toBe(1);
       expect(emulator.installsDelivered(resumed), name).toBe(1);
     }
-  }, 90_000);
+
+    // ---- the month's compliance PDF for the client ----
+    const feb = monthPeriod(RELEASE);
+    if (!feb.ok) throw new Error(feb.error);
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'patchbay-month-report-'));
+    try {
+      const [file] = await writeReports(database.db, { client: 'harbour', period: feb.period, format: 'pdf', out, now: now() });
+      const pdf = await readPdf(fs.readFileSync(file!));
+      const [counts] = rowsOf<{ devices: number; installed: number }>(
+        await database.db.execute(sql`select count(distinct d.id)::int as devices,
+            coalesce(sum(jsonb_array_length(r.updates)) filter (where r.state = 'succeeded'), 0)::int as installed
+          from devices d left join runs r on r.device_id = d.id where d.client_id = 'harbour' and d.retired_at is null`),
+      );
+      expect(headlineValue(pdf.pages[0]!.text, 'Devices in scope')).toBe(String(counts!.devices));
+      expect(headlineValue(pdf.pages[0]!.text, 'Updates installed')).toBe(String(counts!.installed));
+      const appendix = pdf.pages.slice(1).map((p) => p.text).join('\n');
+      expect(appendix).toMatch(/Pilot sign-offs[\s\S]*2024-Feb\s+engineer:U_ENG/);
+      const minute = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
+      const rebooted = [PILOT, 'HARBOUR-PC-00001'].map((name) => emulator.requests.find((r) => r.method === 'POST' && r.path === `/agents/${emulator.agentIdOf(name)}/reboot/`));
+      for (const request of rebooted) expect(appendix).toContain(minute(new Date(request!.at).toISOString()));
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -1,9 +1,9 @@
 /**
  * A month on the simulated fleet, then its compliance report: the real rollout engine drives one client's broad
  * ring through a window (one machine whose installs fail, one offline all night, one its user deferred past the
- * month's end, and a KB held half way through the window), then `patchbay report`'s writer produces the CSV and
- * JSON. The report's numbers are checked against counts taken straight from the tables with SQL, and the CSV is
- * read back with csv-parse.
+ * month's end, and a KB held half way through the window), then `patchbay report`'s writer produces the CSV,
+ * JSON, PDF and chart PNG. The report's numbers are checked against counts taken straight from the tables with SQL,
+ * the CSV is read back with csv-parse and the PDF with pdfjs.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -21,9 +21,11 @@ import { complianceReport, type ComplianceReport } from '../../src/domain/compli
 import { judgedAt, monthPeriod } from '../../src/domain/report-period.ts';
 import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { writeReports } from '../../src/commands/report.ts';
+import { loadComplianceHistory } from '../../src/use-cases/compliance-report.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { scheduleGate, seedWorld } from '../support/rollout-world.ts';
+import { headlineValue, pngSize, readPdf } from '../support/pdf-reader.ts';
 
 const log = pino({ level: 'silent' });
 const FEB = (() => {
@@ -176,6 +178,42 @@ describe('compliance report of a month on the simulated fleet', { timeout: 120_0
     expect(JSON.parse(await fs.readFile(json!, 'utf8'))).toEqual(JSON.parse(JSON.stringify(report)));
   });
 
+  it('patchbay report --format pdf: read back, its summary numbers are the counts from the tables, its appendix the holds, deferral and runs', async () => {
+    const db = database.db;
+    const [file] = await writeReports(db, { client: 'acme', period: FEB, format: 'pdf', out: outDir, now: new Date('2024-06-01T00:00:00Z') });
+    expect(path.basename(file!)).toBe('compliance-acme-2024-Feb.pdf');
+    const pdf = await readPdf(await fs.readFile(file!));
+    const summary = pdf.pages[0]!.text;
+    const fromTables = await statusCountsFromTables(db);
+    const [counts] = rowsOf<{ devices: number; stale: number }>(
+      await db.execute(sql`select count(*)::int as devices,
+          count(*) filter (where not exists (select 1 from runs r where r.device_id = d.id and r.started_at is not null))::int as stale
+        from devices d where d.client_id = 'acme' and d.retired_at is null`),
+    );
+    const installed = fromTables.installed ?? 0;
+    const attempted = installed + (fromTables.missing ?? 0) + (fromTables.failed ?? 0);
+    expect(headlineValue(summary, 'Devices in scope')).toBe(String(counts!.devices));
+    expect(headlineValue(summary, 'Updates installed')).toBe(String(installed));
+    expect(headlineValue(summary, 'Updates missing')).toBe(String(fromTables.missing ?? 0));
+    expect(headlineValue(summary, 'Installs failed')).toBe(String(fromTables.failed ?? 0));
+    expect(headlineValue(summary, 'Updates held')).toBe(String(fromTables.held ?? 0));
+    expect(headlineValue(summary, 'Updates deferred')).toBe(String(fromTables.deferred ?? 0));
+    expect(headlineValue(summary, 'Patch installation')).toBe(`${(Math.round((installed / attempted) * 1000) / 10).toFixed(1)}%`);
+    expect(headlineValue(summary, 'Stale devices')).toBe(String(counts!.stale));
+    expect(headlineValue(summary, 'Device compliance')).toBe(`${report.summary.deviceCompliancePct!.toFixed(1)}%`);
+    expect(pdf.embeddedTrueType).toBeGreaterThanOrEqual(2);
+    const appendix = pdf.pages.slice(1).map((p) => p.text).join('\n');
+    expect(appendix).toContain('breaks the =PACS viewer');
+    expect(appendix).toContain('U_USER4');
+    const runs = rowsOf<{ name: string; state: string }>(
+      await db.execute(sql`select d.name, r.state from runs r join devices d on d.id = r.device_id where d.client_id = 'acme' order by d.name`),
+    );
+    expect(runs.length).toBeGreaterThan(0);
+    for (const run of runs) expect(appendix).toMatch(new RegExp(`${run.name}\\s+${run.state}`));
+    const [png] = await writeReports(db, { client: 'acme', period: FEB, format: 'png', out: outDir, now: new Date('2024-06-01T00:00:00Z') });
+    expect(pngSize(await fs.readFile(png!))).toMatchObject({ width: expect.any(Number) });
+  });
+
   it('reads the same when asked again later, after the next month went on', async () => {
     // March: the deferred machine installs everything, the hold is released.
     await database.db.execute(sql`update holds set released_at = '2024-03-02T00:00:00Z'`);
@@ -187,5 +225,15 @@ describe('compliance report of a month on the simulated fleet', { timeout: 120_0
     expect(later).toEqual(report);
     const march = complianceReport((await loadComplianceInput(database.db, 'acme', FEB, new Date('2024-03-03T00:00:00Z')))!);
     expect(march.summary.statusCounts).toMatchObject({ deferred: 0, installed: report.summary.statusCounts.installed + 2 });
+    // The chart's history: February's point is February's own report, before and after March's installs.
+    const asked = new Date('2024-06-01T00:00:00Z');
+    const marchPeriod = monthPeriod('2024-Mar');
+    if (!marchPeriod.ok) throw new Error(marchPeriod.error);
+    const marchReport = complianceReport((await loadComplianceInput(database.db, 'acme', marchPeriod.period, judgedAt(marchPeriod.period, asked)))!);
+    const history = await loadComplianceHistory(database.db, marchReport, asked);
+    expect(history.points.map((p) => p.period)).toEqual(['2023-Apr', '2023-May', '2023-Jun', '2023-Jul', '2023-Aug', '2023-Sep', '2023-Oct', '2023-Nov', '2023-Dec', '2024-Jan', '2024-Feb', '2024-Mar']);
+    expect(history.points.at(-2)).toEqual({ period: '2024-Feb', devicesInScope: 6, deviceCompliancePct: report.summary.deviceCompliancePct, patchInstallationPct: report.summary.patchInstallationPct });
+    // Before the devices were imported there was nothing to be compliant about: no point, not 0% or 100%.
+    expect(history.points.at(-3)).toMatchObject({ devicesInScope: 0, deviceCompliancePct: null });
   });
 });

@@ -17,8 +17,8 @@ async function report(...args: string[]): Promise<unknown> {
 describe('patchbay report arguments', () => {
   it.each([
     [['--format', 'csv'], '--client is required'],
-    [['--client', 'acme'], '--format must be csv or json'],
-    [['--client', 'acme', '--format', 'pdf'], '--format must be csv or json'],
+    [['--client', 'acme'], '--format must be one of csv, json, pdf, png'],
+    [['--client', 'acme', '--format', 'docx'], '--format must be one of csv, json, pdf, png'],
     [['--client', 'acme', '--format', 'csv', '--period', '2026-Dec', '--from', '2026-11-01', '--to', '2026-11-30'], 'not both'],
     [['--client', 'acme', '--format', 'csv', '--from', '2026-11-01'], '--from and --to go together'],
     [['--client', 'acme', '--format', 'csv', '--period', 'December'], 'is not a month like 2026-Dec'],
