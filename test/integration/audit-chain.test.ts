@@ -114,6 +114,7 @@ describe(`audit hash chain on ${backend}`, () => {
   });
 
   it('finds a row changed behind the append-only trigger, by its id', async () => {
+    await append(database.db, 12);
     const all = await ids(database.db);
     const target = all[Math.floor(all.length / 2)]!;
     await rolledBack(database.db, async (tx) => {
@@ -129,6 +130,7 @@ describe(`audit hash chain on ${backend}`, () => {
   });
 
   it('finds a removed row by the row after it, and a removed last row by the head', async () => {
+    await append(database.db, 12);
     const all = await ids(database.db);
     const target = all[10]!;
     await rolledBack(database.db, async (tx) => {
@@ -192,6 +194,7 @@ describe(`audit hash chain on ${backend}`, () => {
   });
 
   it('verify --file fails after one byte of a row is edited, naming the row', async () => {
+    await append(database.db, 12);
     const now = new Date();
     for (const format of ['jsonl', 'csv'] as const) {
       const file = join(dir, `all.${format}`);
