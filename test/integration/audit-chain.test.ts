@@ -19,7 +19,7 @@ import { exportAuditToFile, exportAudit, manifestPath, verifyDatabase, verifyExp
 import { buildProgram } from '../../src/cli.ts';
 import { CliError } from '../../src/commands/cli-error.ts';
 import { AUDIT_GENESIS_HASH, fromSpreadsheetCell } from '../../src/domain/audit-chain.ts';
-import { openTestDatabase, serverUrl, testBackend, type TestDatabase } from '../support/db.ts';
+import { appDatabaseEnv, openTestDatabase, serverUrl, testBackend, type TestDatabase } from '../support/db.ts';
 
 const backend = testBackend();
 const EVERYTHING = { from: new Date('2000-01-01T00:00:00Z'), to: new Date('2100-01-01T00:00:00Z') };
@@ -245,6 +245,41 @@ async function cli(...args: string[]): Promise<unknown> {
 }
 
 const verifyFile = (file: string): Promise<unknown> => cli('audit', 'verify', '--file', file);
+
+describe(`patchbay audit on ${backend}`, () => {
+  it('export writes the file and verify exits 1 naming the row changed in the database', async () => {
+    const app = await appDatabaseEnv('patchbay_audit_cli');
+    const dataDir = await mkdtemp(join(tmpdir(), 'patchbay-audit-cli-'));
+    const env = { ...app.env, PATCHBAY_DATA_DIR: dataDir };
+    const saved = { DATABASE_URL: process.env.DATABASE_URL, PATCHBAY_DATA_DIR: process.env.PATCHBAY_DATA_DIR };
+    try {
+      const database = await openDatabase(env.DATABASE_URL ? { kind: 'postgres', url: env.DATABASE_URL } : { kind: 'embedded', dataDir: join(dataDir, 'pglite') });
+      await migrateDatabase(database);
+      await append(database.db, 5);
+      await database.close();
+      Object.assign(process.env, env);
+      if (!env.DATABASE_URL) delete process.env.DATABASE_URL;
+      const file = join(dataDir, 'all.jsonl');
+      expect(await cli('audit', 'export', '--format', 'jsonl', '--out', file)).toMatch(/all\.jsonl: 5 audit rows \(1\.\.5\), head [0-9a-f]{64}/);
+      expect(await cli('audit', 'verify')).toMatch(/^audit chain verified: 5 rows, ids 1\.\.5/);
+      const again = await openDatabase(env.DATABASE_URL ? { kind: 'postgres', url: env.DATABASE_URL } : { kind: 'embedded', dataDir: join(dataDir, 'pglite') });
+      await again.db.transaction((tx) => tamper(tx, sql`update audit_log set subject = 'rewritten' where id = 3`));
+      await again.close();
+      const failure = await cli('audit', 'verify', '--from', '2000-01-01');
+      expect(failure).toBeInstanceOf(CliError);
+      expect((failure as CliError).exitCode).toBe(1);
+      expect((failure as CliError).message).toMatch(/^audit chain broken: audit row 3: row_hash is not the hash of the row as stored: the row was changed \(row_hash expected [0-9a-f]{64}, stored [0-9a-f]{64}\)$/);
+      expect(await cli('audit', 'verify', '--file', file)).toMatch(/^audit chain verified: 5 rows/);
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      await app.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
 
 describe(`audit chain migration and large exports on ${backend}`, () => {
   it('chains the rows that were there before the migration, in id order', async () => {
