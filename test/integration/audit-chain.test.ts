@@ -113,6 +113,22 @@ describe(`audit hash chain on ${backend}`, () => {
     expect(await verifyDatabase(database.db, undefined)).toMatchObject({ ok: true, rows: all.length });
   });
 
+  it('keeps the chain whole when a savepoint with audit rows is rolled back', async () => {
+    const before = await ids(database.db);
+    await database.db.transaction(async (tx) => {
+      await append(tx, 1, { actor: 'kept' });
+      await tx.transaction(async (inner) => {
+        await append(inner, 2, { actor: 'rolled-back' });
+        inner.rollback();
+      }).catch(() => {});
+      await append(tx, 1, { actor: 'kept' });
+    });
+    const after = await ids(database.db);
+    const last = before.at(-1) ?? 0;
+    expect(after.slice(before.length)).toEqual([last + 1, last + 2]);
+    expect(await verifyDatabase(database.db, undefined)).toMatchObject({ ok: true });
+  });
+
   it('finds a row changed behind the append-only trigger, by its id', async () => {
     await append(database.db, 12);
     const all = await ids(database.db);
