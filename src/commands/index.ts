@@ -9,6 +9,7 @@ import { register as teamsPackage } from './teams-package.ts';
 import { register as demo } from './demo.ts';
 import { register as devices } from './devices.ts';
 import { register as report } from './report.ts';
+import { register as audit } from './audit.ts';
 
 /**
  * Every command registers itself here. A command module keeps its heavy imports inside its action, so
@@ -25,6 +26,7 @@ const registrars: Array<(program: Command) => void> = [
   demo,
   devices,
   report,
+  audit,
 ];
 
 export function registerCommands(program: Command): void {

@@ -623,7 +623,11 @@ export const idempotencyKeys = pgTable('idempotency_keys', {
   expiresAt: instant('expires_at'),
 });
 
-/** Append-only: a trigger (migration 0001) refuses UPDATE, DELETE and TRUNCATE. */
+/**
+ * Append-only: a trigger (migration 0001) refuses UPDATE, DELETE and TRUNCATE. Hash-chained: the insert trigger of
+ * migration audit_hash_chain_trigger sets `id`, `prev_hash` and `row_hash` (src/domain/audit-chain.ts says how), so
+ * a writer leaves them out; the defaults only make them optional to drizzle and are always overwritten.
+ */
 export const auditLog = pgTable(
   'audit_log',
   {
@@ -634,9 +638,21 @@ export const auditLog = pgTable(
     subject: text('subject').notNull(),
     detail: jsonb('detail').$type<Record<string, unknown>>().notNull().default({}),
     source: text('source', { enum: SOURCES }).notNull(),
+    prevHash: text('prev_hash').notNull().default(''),
+    rowHash: text('row_hash').notNull().default(''),
   },
   (t) => [index('audit_log_subject_idx').on(t.subject, t.at), index('audit_log_at_idx').on(t.at)],
 );
+
+/**
+ * The audit chain's head: one row, the hash and id of the last audit row. The insert trigger locks it, so appends
+ * are serialised and the chain cannot fork; `patchbay audit verify` checks it against the last row (a removed tail).
+ */
+export const auditChainHead = pgTable('audit_chain_head', {
+  one: boolean('one').primaryKey().default(true),
+  lastId: bigint('last_id', { mode: 'number' }),
+  rowHash: text('row_hash').notNull(),
+});
 
 /**
  * Direct messages to end users about their own devices: "save your work tonight" (one per person per window) and

@@ -9,7 +9,9 @@
  *      release. A gate insert holds the same row's key-share lock (its foreign key), so it orders against these too;
  *   2. the release's gates (`loadBook` with `lock`, `for update` in id order);
  *   3. runs (`for update` in id order), and advisory locks on one window being retried;
- *   4. advisory locks on a message being edited (`edit:<subject>`), then outbox rows (inserts only).
+ *   4. advisory locks on a message being edited (`edit:<subject>`), then outbox rows (inserts only);
+ *   5. the audit chain's head row: the first audit insert takes it and holds it to commit (migration
+ *      audit_hash_chain_trigger), so audit rows are best written after the locks above; all audit writers queue here.
  * The sweep's gate events start at level 2.
  *
  * What is retried: a serialization failure (40001), a deadlock (40P01), and the rollout repository's ConflictError
