@@ -1,5 +1,7 @@
 /**
- * `npm run bench [name…]`: runs every bench/*.bench.ts, or only those named (`import` or `import.bench.ts`).
+ * `npm run bench [--quick] [name…]`: runs every bench/*.bench.ts, or only those named (`import` or `import.bench.ts`).
+ * `--quick` runs each at a tiny size (bench/lib.ts `sized`): CI's smoke, which asserts that every benchmark
+ * completes, never how fast; any benchmark that throws makes the exit code 1.
  * Each bench file's default export is an async function that prints its own BENCH lines. Benchmarks run one
  * after another so they do not slow each other down.
  */
@@ -33,4 +35,7 @@ async function main(requested: string[]): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const args = process.argv.slice(2);
+// Set before any bench module loads, so sizes chosen at module level see it too.
+if (args.includes('--quick')) process.env.BENCH_QUICK = '1';
+process.exitCode = await main(args.filter((arg) => arg !== '--quick'));
