@@ -15,6 +15,7 @@ import { renderDigestBlocks } from '../src/chat/slack/digest-blocks.ts';
 import { renderDigestCard } from '../src/chat/teams/digest-card.ts';
 import { renderDigestJson } from '../src/render/digest-json.ts';
 import { renderDigestText } from '../src/render/digest-text.ts';
+import { sized } from './lib.ts';
 
 type Report = (name: string, value: number, unit: string, ratio: number) => void;
 
@@ -78,7 +79,7 @@ export default async function digestBench(): Promise<void> {
     const digest = buildDigest({ release, kev, now });
     return [renderDigestBlocks(digest, { interactive: true }), renderDigestCard(digest), renderDigestText(digest), renderDigestJson(digest)];
   };
-  const runs = 15;
+  const runs = sized(15, 1);
   const baseMs = timeMs(() => JSON.parse(text), runs);
   const fullMs = timeMs(ingestAndDigest, runs);
   report('digest.may.json_parse', round(baseMs), 'ms', 1);

@@ -13,7 +13,7 @@ import { migrateDatabase } from '../src/db/migrate.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
 import { msp } from '../src/db/schema.ts';
 import type { Release } from '../src/domain/release.ts';
-import { bestOf, collectGarbage, measure, report, scratchPostgres } from './lib.ts';
+import { bestOf, collectGarbage, measure, report, scratchPostgres, sized } from './lib.ts';
 
 const MiB = 1024 * 1024;
 const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/fixtures/msrc/2024-May.json');
@@ -58,7 +58,7 @@ export default async function ingestBench(): Promise<void> {
     return;
   }
   const text = readFileSync(file, 'utf8');
-  const parse = await bestOf(5, () => JSON.parse(text) as unknown);
+  const parse = await bestOf(sized(5, 1), () => JSON.parse(text) as unknown);
   const parseHeap = await heapGrowth(async () => JSON.parse(text) as unknown);
   const baseline = { ms: parse.ms, heapMiB: parseHeap.heapMiB };
   report('ingest.baseline-json-parse-2024-May', baseline.ms, 'ms', 1);

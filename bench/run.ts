@@ -23,6 +23,7 @@ async function main(requested: string[]): Promise<number> {
   let failures = 0;
   for (const file of wanted) {
     process.stderr.write(`# ${file}\n`);
+    const started = performance.now();
     try {
       const module = (await import(pathToFileURL(path.join(benchDir, file)).href)) as { default?: unknown };
       if (typeof module.default !== 'function') throw new Error('its default export is not a function');
@@ -31,6 +32,7 @@ async function main(requested: string[]): Promise<number> {
       failures++;
       process.stderr.write(`bench ${file} failed: ${(error as Error).stack ?? String(error)}\n`);
     }
+    process.stderr.write(`# ${file}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   }
   return failures === 0 ? 0 : 1;
 }

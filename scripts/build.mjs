@@ -21,6 +21,8 @@ try {
   process.exit(0);
 }
 
+// The stamp first: from here until the new one is written, the bin runs the sources.
+rmSync(path.join(dist, '.built'), { force: true });
 rmSync(dist, { recursive: true, force: true });
 const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 if (result.status !== 0) {
