@@ -3,7 +3,8 @@
  * and `digest --cvrf FILE --text`, each as a ratio against `node -e 0` spawned the same way in the same run.
  * Targets (issue 19): --help ≤ 300 ms and ≤ 80 MiB; windows and digest ≤ 1 s. Time is the best of a few spawns
  * (the least disturbed on a shared machine); peak RSS is the kernel's, read by /usr/bin/time -f %M, or when that is
- * absent reported by the child itself (process.resourceUsage().maxRSS at exit).
+ * absent reported by the child itself (process.resourceUsage() at exit). CPU time (user + system) is printed too: on a
+ * busy shared machine it moves far less than wall time.
  *
  * BENCH_CLI_BIN=/path/to/bin/patchbay.mjs measures another checkout's CLI (e.g. main's, for a before figure).
  */
@@ -18,11 +19,12 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const TIME = '/usr/bin/time';
 // Loaded by the child with --import when /usr/bin/time is absent: writes its own peak RSS (KiB) as it exits.
 const SELF_REPORT = `data:text/javascript,${encodeURIComponent(
-  "import { writeFileSync } from 'node:fs'; process.on('exit', () => writeFileSync(process.env.BENCH_RSS_FILE, String(process.resourceUsage().maxRSS)));",
+  "import { writeFileSync } from 'node:fs'; process.on('exit', () => { const u = process.resourceUsage(); writeFileSync(process.env.BENCH_RSS_FILE, `${u.maxRSS} ${u.userCPUTime / 1e6} ${u.systemCPUTime / 1e6}`); });",
 )}`;
 
 interface Run {
   ms: number;
+  cpuMs: number;
   rssMiB: number;
 }
 
@@ -32,7 +34,7 @@ async function spawnOnce(args: string[], scratch: string): Promise<Run> {
   rmSync(rssFile, { force: true });
   const useTime = existsSync(TIME);
   const [command, argv] = useTime
-    ? [TIME, ['-f', '%M', '-o', rssFile, process.execPath, ...args]]
+    ? [TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, ...args]]
     : [process.execPath, ['--import', SELF_REPORT, ...args]];
   const started = process.hrtime.bigint();
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
@@ -44,10 +46,10 @@ async function spawnOnce(args: string[], scratch: string): Promise<Run> {
   });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (code !== 0) throw new Error(`node ${args.join(' ')} exited ${code}: ${stderr.trim()}`);
-  // /usr/bin/time appends its figure on the last line (after any "Command exited…" note).
-  const kib = Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1));
-  if (!Number.isFinite(kib) || kib <= 0) throw new Error(`no peak RSS for node ${args.join(' ')}`);
-  return { ms, rssMiB: kib / 1024 };
+  // "KiB user-seconds system-seconds"; /usr/bin/time writes it on the last line (after any "Command exited…" note).
+  const [kib, user, system] = readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
+  if (!kib || !Number.isFinite(kib) || user === undefined || system === undefined) throw new Error(`no peak RSS for node ${args.join(' ')}`);
+  return { ms, cpuMs: (user + system) * 1000, rssMiB: kib / 1024 };
 }
 
 /** Best time and the peak RSS of that same run (RSS varies little between runs of one command). */
@@ -77,10 +79,12 @@ export default async function cliBench(): Promise<void> {
 
     const baseline = await best(['-e', '0'], repeats, scratch);
     report('cli.baseline.ms', baseline.ms, 'ms', 1);
+    report('cli.baseline.cpu', baseline.cpuMs, 'ms', 1);
     report('cli.baseline.rss', baseline.rssMiB, 'MiB', 1);
     for (const [name, args] of commands) {
       const run = await best([bin, ...args], repeats, scratch);
       report(`cli.${name}.ms`, run.ms, 'ms', run.ms / baseline.ms);
+      report(`cli.${name}.cpu`, run.cpuMs, 'ms', run.cpuMs / baseline.cpuMs);
       report(`cli.${name}.rss`, run.rssMiB, 'MiB', run.rssMiB / baseline.rssMiB);
     }
   } finally {
