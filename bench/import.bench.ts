@@ -15,10 +15,10 @@ import { openDatabase, type Database } from '../src/db/client.ts';
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import type { Inventory } from '../src/domain/inventory.ts';
-import { bestOf, collectGarbage, measure, report, scratchPostgres } from './lib.ts';
+import { bestOf, collectGarbage, measure, report, scratchPostgres, sized } from './lib.ts';
 
-const CLIENTS = 200;
-const DEVICES = 20_000;
+const CLIENTS = sized(200, 5);
+const DEVICES = sized(20_000, 200);
 const BASELINE_BATCH = 1000;
 
 function allDevices(inventory: Inventory) {

@@ -8,6 +8,19 @@ import postgres from 'postgres';
 
 export type Bench = () => Promise<void>;
 
+/**
+ * `npm run bench -- --quick` (CI's bench smoke): every benchmark at a tiny size, to prove it still runs to the end.
+ * Its figures mean nothing; run.ts fails when any benchmark throws.
+ */
+export function isQuick(): boolean {
+  return process.env.BENCH_QUICK === '1';
+}
+
+/** `full` normally, `quick` under --quick: one line where a benchmark sets a size. */
+export function sized<T>(full: T, quick: T): T {
+  return isQuick() ? quick : full;
+}
+
 export const DEFAULT_BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Prints one figure. `ratio` is value / baseline (1 for the baseline itself). */
@@ -90,7 +103,10 @@ export async function scratchPostgres(label: string): Promise<ScratchPostgres | 
   try {
     await admin.unsafe(`create database "${name}"`);
   } catch (error) {
-    process.stderr.write(`bench ${label}: no PostgreSQL at ${baseUrl} (${(error as Error).message}); set BENCH_DATABASE_URL. Skipped.\n`);
+    const why = `no PostgreSQL at ${baseUrl} (${(error as Error).message}); set BENCH_DATABASE_URL`;
+    // The smoke proves each benchmark runs: one that skips has not.
+    if (isQuick()) throw new Error(`bench ${label}: ${why}`);
+    process.stderr.write(`bench ${label}: ${why}. Skipped.\n`);
     return undefined;
   } finally {
     await admin.end({ timeout: 5 });

@@ -20,7 +20,11 @@ import type { DeviceRef, UpdateRef } from '../src/adapters/deployers/port.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { NinjaOneEmulator, startNinjaOneEmulator } from '../src/sandbox/emulators/ninjaone-emulator.ts';
-import { measure, report, scratchPostgres } from './lib.ts';
+import { measure, report, scratchPostgres, sized } from './lib.ts';
+
+/** Organizations of 100 devices each in the sync and list benchmarks. */
+const ORGANIZATIONS = sized(200, 2);
+const LISTED = ORGANIZATIONS * 100;
 
 const CLIENT_ID = 'bench-client';
 const CLIENT_SECRET = 'BENCH-secret-0123456789abcdefghijklmnop';
@@ -57,7 +61,7 @@ function listInProcess(emulator: NinjaOneEmulator): number {
 async function benchSync(): Promise<void> {
   const emulator = new NinjaOneEmulator({ now: () => new Date('2024-02-14T02:00:00Z'), clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, installScriptId: SCRIPT_ID, record: false });
   const inventory: Inventory = { msp: { name: 'MSP', engineers: [], channel: 'C1', timezone: 'UTC', windows: {}, devices: [] }, clients: [] };
-  for (let c = 0; c < 200; c++) {
+  for (let c = 0; c < ORGANIZATIONS; c++) {
     inventory.clients.push({ id: `client-${c}`, name: `Client ${c}`, timezone: 'UTC', windows: {}, software: [], champions: [], locations: [], ninjaoneOrganization: `Client ${c}` });
     for (let a = 0; a < 100; a++) emulator.addDevice({ systemName: `C${c}-PC-${a}`, organization: `Client ${c}`, location: `Site ${a % 3}` });
   }
@@ -66,10 +70,10 @@ async function benchSync(): Promise<void> {
     const client = new NinjaOneClient({ url: server.url, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, requestsPerSecond: 100 });
     const run = await measure(() => readNinjaOneSync(client, inventory));
     const devices = run.result.inventory.clients.reduce((n, c) => n + c.locations.reduce((m, l) => m + l.devices.length, 0), 0);
-    report('ninjaone.sync.20000_devices', run.ms, 'ms', 1);
+    report(`ninjaone.sync.${LISTED}_devices`, run.ms, 'ms', 1);
     report('ninjaone.sync.peak_rss', run.peakRssMiB, 'MiB', 1);
     report('ninjaone.sync.requests', client.sent, 'requests', 1);
-    if (devices !== 20_000) throw new Error(`sync merged ${devices} devices, expected 20000 (problems: ${run.result.problems.slice(0, 3).join('; ')})`);
+    if (devices !== LISTED) throw new Error(`sync merged ${devices} devices, expected ${LISTED} (problems: ${run.result.problems.slice(0, 3).join('; ')})`);
   } finally {
     await server.close();
   }
@@ -79,9 +83,9 @@ async function benchList(): Promise<void> {
   const scratch = await scratchPostgres('ninjaone_list');
   if (!scratch) return;
   const emulator = new NinjaOneEmulator({ now: () => new Date('2024-02-14T02:00:00Z'), clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, installScriptId: SCRIPT_ID, record: false });
-  for (let c = 0; c < 200; c++) for (let a = 0; a < 100; a++) emulator.addDevice({ systemName: `C${c}-PC-${a}`, organization: `Client ${c}`, location: `Site ${a % 3}` });
+  for (let c = 0; c < ORGANIZATIONS; c++) for (let a = 0; a < 100; a++) emulator.addDevice({ systemName: `C${c}-PC-${a}`, organization: `Client ${c}`, location: `Site ${a % 3}` });
   const baseline = await measure(() => listInProcess(emulator));
-  if (baseline.result !== 20_000) throw new Error(`in process: ${baseline.result} devices, expected 20000`);
+  if (baseline.result !== LISTED) throw new Error(`in process: ${baseline.result} devices, expected ${LISTED}`);
   const server = await startNinjaOneEmulator(emulator);
   const database = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 2 });
   try {
@@ -89,9 +93,9 @@ async function benchList(): Promise<void> {
     const client = new NinjaOneClient({ url: server.url, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, requestsPerSecond: 100 });
     const deployer = new NinjaOneDeployer({ client, db: database.db, installScriptId: SCRIPT_ID });
     // The last device's name is found only once every page is read.
-    const run = await measure(() => deployer.isOnline({ id: 1, name: 'C199-PC-99' }));
+    const run = await measure(() => deployer.isOnline({ id: 1, name: `C${ORGANIZATIONS - 1}-PC-99` }));
     if (!run.result) throw new Error('the last device was not found online');
-    report('ninjaone.list.20000_devices', run.ms, 'ms', run.ms / baseline.ms);
+    report(`ninjaone.list.${LISTED}_devices`, run.ms, 'ms', run.ms / baseline.ms);
     report('ninjaone.list.peak_rss', run.peakRssMiB, 'MiB', run.peakRssMiB / baseline.peakRssMiB);
     report('ninjaone.list.requests', client.sent, 'requests', 1);
   } finally {
@@ -137,7 +141,7 @@ async function driveWindow(deployer: NinjaOneDeployer, devices: DeviceRef[], adv
 }
 
 async function benchWindow(): Promise<void> {
-  const count = Number(process.env.BENCH_NINJAONE_DEVICES ?? 2000);
+  const count = Number(process.env.BENCH_NINJAONE_DEVICES ?? sized(2000, 20));
   const rps = Number(process.env.BENCH_NINJAONE_RPS ?? 200);
   const scratch = await scratchPostgres('ninjaone');
   if (!scratch) return;

@@ -27,12 +27,12 @@ import { parseWindowSpec } from '../src/domain/window-spec.ts';
 import type { Release } from '../src/domain/release.ts';
 import { RolloutEngine, startRunWorker } from '../src/jobs/rollout/index.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
-import { collectGarbage, measure, report, scratchPostgres, type Measured } from './lib.ts';
+import { collectGarbage, measure, report, scratchPostgres, sized, type Measured } from './lib.ts';
 
-const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? 20_000);
-const CLIENTS = Number(process.env.BENCH_ROLLOUT_CLIENTS ?? 200);
+const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? sized(20_000, 200));
+const CLIENTS = Number(process.env.BENCH_ROLLOUT_CLIENTS ?? sized(200, 5));
 /** Sweeps and baselines each; the best of each is reported. More on a busy machine. */
-const REPEATS = Number(process.env.BENCH_ROLLOUT_REPEATS ?? 3);
+const REPEATS = Number(process.env.BENCH_ROLLOUT_REPEATS ?? sized(3, 1));
 const NOW = new Date('2024-02-14T02:00:00Z');
 
 export default async function rolloutBench(): Promise<void> {

@@ -1,5 +1,7 @@
 /**
- * `npm run bench [name…]`: runs every bench/*.bench.ts, or only those named (`import` or `import.bench.ts`).
+ * `npm run bench [--quick] [name…]`: runs every bench/*.bench.ts, or only those named (`import` or `import.bench.ts`).
+ * `--quick` runs each at a tiny size (bench/lib.ts `sized`): CI's smoke, which asserts that every benchmark
+ * completes, never how fast; any benchmark that throws makes the exit code 1.
  * Each bench file's default export is an async function that prints its own BENCH lines. Benchmarks run one
  * after another so they do not slow each other down.
  */
@@ -21,6 +23,7 @@ async function main(requested: string[]): Promise<number> {
   let failures = 0;
   for (const file of wanted) {
     process.stderr.write(`# ${file}\n`);
+    const started = performance.now();
     try {
       const module = (await import(pathToFileURL(path.join(benchDir, file)).href)) as { default?: unknown };
       if (typeof module.default !== 'function') throw new Error('its default export is not a function');
@@ -29,8 +32,12 @@ async function main(requested: string[]): Promise<number> {
       failures++;
       process.stderr.write(`bench ${file} failed: ${(error as Error).stack ?? String(error)}\n`);
     }
+    process.stderr.write(`# ${file}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   }
   return failures === 0 ? 0 : 1;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const args = process.argv.slice(2);
+// Set before any bench module loads, so sizes chosen at module level see it too.
+if (args.includes('--quick')) process.env.BENCH_QUICK = '1';
+process.exitCode = await main(args.filter((arg) => arg !== '--quick'));

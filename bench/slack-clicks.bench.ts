@@ -27,9 +27,9 @@ import { createHttpServer } from '../src/runtime/http.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
 import { startSlackEmulator } from '../test/support/slack-emulator.ts';
 import { buildBlockActions, postSigned } from '../test/support/slack-signing.ts';
-import { report, scratchPostgres } from './lib.ts';
+import { report, scratchPostgres, sized } from './lib.ts';
 
-const CLICKS = 200;
+const CLICKS = sized(200, 10);
 const SECRET = 'bench-signing-secret';
 const CH = 'C0ENGINEERS';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -16,7 +16,10 @@ import { openDatabase } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import type { Inventory } from '../src/domain/inventory.ts';
 import { startTacticalEmulator, TacticalEmulator } from '../src/sandbox/emulators/tactical-emulator.ts';
-import { measure, report, scratchPostgres } from './lib.ts';
+import { measure, report, scratchPostgres, sized } from './lib.ts';
+
+/** Clients of 100 agents each in the sync benchmark. */
+const SYNC_CLIENTS = sized(200, 2);
 
 const KEY = 'BENCHKEY0123456789ABCDEFGHIJKLMNOP';
 const UPDATES: UpdateRef[] = [
@@ -34,7 +37,7 @@ async function pool<T>(items: readonly T[], width: number, work: (item: T) => Pr
 async function benchSync(): Promise<void> {
   const emulator = new TacticalEmulator({ now: () => new Date('2024-02-14T02:00:00Z'), apiKey: KEY, record: true });
   const inventory: Inventory = { msp: { name: 'MSP', engineers: [], channel: 'C1', timezone: 'UTC', windows: {}, devices: [] }, clients: [] };
-  for (let c = 0; c < 200; c++) {
+  for (let c = 0; c < SYNC_CLIENTS; c++) {
     inventory.clients.push({ id: `client-${c}`, name: `Client ${c}`, timezone: 'UTC', windows: {}, software: [], champions: [], locations: [], tacticalClient: `Client ${c}` });
     for (let a = 0; a < 100; a++) emulator.addAgent({ hostname: `C${c}-PC-${a}`, client: `Client ${c}`, site: `Site ${a % 3}` });
   }
@@ -46,17 +49,17 @@ async function benchSync(): Promise<void> {
       return mergeTactical(inventory, clients, agents);
     });
     const devices = run.result.inventory.clients.reduce((n, c) => n + c.locations.reduce((m, l) => m + l.devices.length, 0), 0);
-    report('tactical.sync.20000_agents', run.ms, 'ms', 1);
+    report(`tactical.sync.${SYNC_CLIENTS * 100}_agents`, run.ms, 'ms', 1);
     report('tactical.sync.peak_rss', run.peakRssMiB, 'MiB', 1);
     report('tactical.sync.requests', emulator.requests.length, 'requests', 1);
-    if (devices !== 20_000) throw new Error(`sync merged ${devices} devices, expected 20000`);
+    if (devices !== SYNC_CLIENTS * 100) throw new Error(`sync merged ${devices} devices, expected ${SYNC_CLIENTS * 100}`);
   } finally {
     await server.close();
   }
 }
 
 async function benchWindow(): Promise<void> {
-  const agents = Number(process.env.BENCH_TACTICAL_AGENTS ?? 2000);
+  const agents = Number(process.env.BENCH_TACTICAL_AGENTS ?? sized(2000, 20));
   const rps = Number(process.env.BENCH_TACTICAL_RPS ?? 100);
   const scratch = await scratchPostgres('tactical');
   if (!scratch) return;

@@ -32,9 +32,9 @@ import { queueUserDms } from '../src/jobs/user-dm.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
 import { scheduleGate, worldInventory, worldRelease, WIN11 } from '../test/support/rollout-world.ts';
 import { startSlackEmulator } from '../test/support/slack-emulator.ts';
-import { report, scratchPostgres } from './lib.ts';
+import { report, scratchPostgres, sized } from './lib.ts';
 
-const USERS = 5000;
+const USERS = sized(5000, 50);
 const MINUTE_MS = 6000; // 10x compression: see the header for why not more
 const WORKSPACE_POSTS_PER_MINUTE = 300;
 

@@ -1,7 +1,16 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx so `npx patchbay` works right after `npm ci`, with no build step.
-import { register } from 'tsx/esm/api';
+// Runs the compiled JavaScript in dist/ (built by `npm ci` through the `prepare` script, scripts/build.mjs) when it
+// is newer than every source (./dist-fresh.mjs), and otherwise the TypeScript sources through tsx: a developer
+// who edits src/ runs the edit without rebuilding, never a stale dist/, and an install that skipped the build
+// (no devDependencies, --ignore-scripts) still works.
+import { distIsFresh } from './dist-fresh.mjs';
 
-register();
-const { main } = await import('../src/cli.ts');
-await main(process.argv, process.env);
+let cli;
+if (distIsFresh(new URL('../', import.meta.url))) {
+  cli = await import('../dist/cli.js');
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  cli = await import('../src/cli.ts');
+}
+await cli.main(process.argv, process.env);

@@ -2,7 +2,6 @@
  * `patchbay audit export|verify`: the audit log as evidence a HIPAA auditor can re-check (issue 17). Rows are kept
  * at least six years: nothing in patchbay deletes them (the table refuses UPDATE, DELETE and TRUNCATE).
  */
-import type { Command } from 'commander';
 import { CliError } from './cli-error.ts';
 
 interface ExportOptions {
@@ -18,30 +17,6 @@ interface VerifyOptions {
   file?: string;
 }
 
-const RANGE_HELP = 'a UTC date (2026-12-01; as --to the whole day is included) or an instant (2026-12-01T08:00:00Z)';
-
-export function register(program: Command): void {
-  const audit = program
-    .command('audit')
-    .description('the audit log as evidence: export a range with its hash chain, verify the chain');
-  audit
-    .command('export')
-    .description('write the audit rows of a range (up to six years and more) as CSV or JSONL, each row with prev_hash and row_hash')
-    .option('--from <date>', `first day or instant (default: the first row); ${RANGE_HELP}`)
-    .option('--to <date>', 'last day (included) or instant (excluded); default: now')
-    .option('--format <format>', 'csv (with FILE.manifest.json beside it) or jsonl (header and trailer lines)')
-    .option('--out <file>', 'file to write (default: standard output; a CSV\'s manifest then goes to standard error)')
-    .addHelpText('after', '\nThe export is one contiguous piece of the chain: `patchbay audit verify --file FILE` re-checks it without the database.')
-    .action(exportAction);
-  audit
-    .command('verify')
-    .description('recompute the hash chain from the database (or an exported file) and name the first broken link')
-    .option('--from <date>', `check only the rows from this day or instant; ${RANGE_HELP}`)
-    .option('--to <date>', 'check only the rows up to this day (included) or instant (excluded)')
-    .option('--file <export>', 'verify an export (.csv with its .manifest.json, or .jsonl) offline instead of the database')
-    .action(verifyAction);
-}
-
 async function rangeOf(options: { from?: string; to?: string }, now: Date): Promise<{ from: Date; to: Date }> {
   const { auditRange } = await import('../domain/audit-chain.ts');
   const range = auditRange(options.from, options.to, now);
@@ -49,7 +24,7 @@ async function rangeOf(options: { from?: string; to?: string }, now: Date): Prom
   return range;
 }
 
-async function exportAction(options: ExportOptions): Promise<void> {
+export async function exportAction(options: ExportOptions): Promise<void> {
   if (options.format !== 'csv' && options.format !== 'jsonl') {
     throw new CliError(options.format === undefined ? '--format is required: csv or jsonl' : `--format is "${options.format}": use csv or jsonl`, 2);
   }
@@ -72,7 +47,7 @@ async function exportAction(options: ExportOptions): Promise<void> {
   process.stdout.write(`${options.out}: ${said}${format === 'csv' ? `; manifest ${manifestPath(options.out)}` : ''}\n`);
 }
 
-async function verifyAction(options: VerifyOptions): Promise<void> {
+export async function verifyAction(options: VerifyOptions): Promise<void> {
   if (options.file !== undefined && (options.from !== undefined || options.to !== undefined)) {
     throw new CliError('--file verifies the whole export; --from/--to choose rows in the database', 2);
   }

@@ -10,7 +10,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import type { Command } from 'commander';
 import { CliError } from './cli-error.ts';
 import type { RunningApp } from '../app.ts';
 import type { Logger } from '../log.ts';
@@ -96,21 +95,7 @@ function parseNumber(name: string, value: string, check: (n: number) => boolean,
   return n;
 }
 
-export function register(program: Command): void {
-  program
-    .command('demo')
-    .description('play a whole patch month on the local sandbox in a few minutes: digest, approval, rings, sign-off, DMs, results')
-    .option('--cvrf <file>', 'a stored MSRC CVRF v3 JSON to play (default: the sample release for --month)')
-    .option('--month <release>', 'the sample month to play, e.g. 2026-Dec (default: the next Patch Tuesday\u2019s)')
-    .option('--port <port>', 'HTTP port for the sandbox page (default PORT or 3000; a free one if that is taken)')
-    .option('--data-dir <dir>', 'where the database and Redis live (default: a fresh temp dir, removed at the end)')
-    .option('--keep', 'keep the data dir at the end (the path is printed)')
-    .option('--speed <rate>', 'clock ms per real ms while maintenance windows run', '600')
-    .option('--json', 'print the summary as JSON on stdout (progress stays on stderr)')
-    .action(runDemoCommand);
-}
-
-async function runDemoCommand(options: DemoCliOptions): Promise<void> {
+export async function runDemoCommand(options: DemoCliOptions): Promise<void> {
   const speed = parseNumber('--speed', options.speed, (n) => n > 0 && n <= 3600, 'a rate above 0 and at most 3600');
   const wantedPort = options.port ?? process.env.PORT ?? '3000';
   const port = parseNumber('--port', wantedPort, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number (0 to 65535)');

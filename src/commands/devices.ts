@@ -1,5 +1,4 @@
 import { userInfo } from 'node:os';
-import type { Command } from 'commander';
 import type { Config } from '../config.ts';
 import type { AgentCheck, CheckOptions } from '../adapters/deployers/tactical-check.ts';
 import type { Inventory } from '../domain/inventory.ts';
@@ -23,30 +22,8 @@ async function managerConfig(what: string): Promise<Config> {
   return config;
 }
 
-/**
- * `patchbay devices`: the machines patchbay patches. `check [--fix]` says which devices patchbay may drive and why
- * not the others (Tactical: every agent's effective patch policy; NinjaOne: what its API lets be read);
- * `sync FILE` takes the devices of the file's linked clients from the device manager; `list` shows what patchbay
- * manages and where each machine comes from.
- */
-export function register(program: Command): void {
-  const devices = program.command('devices').description('the machines patchbay patches, as the device manager (Tactical RMM or NinjaOne) knows them');
-  registerCheck(devices);
-  registerSync(devices);
-  registerList(devices);
-}
-
-function registerCheck(devices: Command): void {
-  devices
-    .command('check')
-    .description('check every device: Tactical RMM refused policies (auto-approve, auto-install, auto-reboot); NinjaOne the install script; both unmapped OS names')
-    .option('--fix', "Tactical RMM: set refused agents' policy to manual approval, no install days, reboot never (audited)")
-    .option('--json', 'print the result as JSON')
-    .action(checkAction);
-}
-
 /** `--fix` gives the refused agents a policy that does nothing by itself, each change in the audit log. */
-async function checkAction(options: { fix?: boolean; json?: boolean }): Promise<void> {
+export async function checkAction(options: { fix?: boolean; json?: boolean }): Promise<void> {
   const config = await managerConfig('devices check');
   if (config.deployer.kind === 'ninjaone') return checkNinjaOneAction(config, options);
   const { CliError } = await import('./cli-error.ts');
@@ -108,18 +85,8 @@ async function checkAndFix(config: Config, run: (onFixed: NonNullable<CheckOptio
   });
 }
 
-function registerSync(devices: Command): void {
-  devices
-    .command('sync')
-    .description("take the devices of the inventory's linked clients (tactical_client, ninjaone_organization) from the device manager, then import like `patchbay import`")
-    .argument('<file>', 'inventory YAML file (windows, rings, champions, settings; clients linked with tactical_client or ninjaone_organization)')
-    .option('--dry-run', 'show what would change, writing nothing')
-    .option('--json', 'print the outcome as JSON')
-    .action(syncAction);
-}
-
 /** The same sync as the daily job's (src/jobs/device-sync.ts), every Tactical agent's time zone read again. */
-async function syncAction(file: string, options: { dryRun?: boolean; json?: boolean }): Promise<void> {
+export async function syncAction(file: string, options: { dryRun?: boolean; json?: boolean }): Promise<void> {
   const config = await managerConfig('devices sync');
   const { deviceSourceFor } = await import('../jobs/device-sync.ts');
   const source = deviceSourceFor(config)!;
@@ -177,16 +144,7 @@ async function dryRunSync(config: Config, source: DeviceSource, inventory: Inven
   return { synced, changes: outcome.changes };
 }
 
-function registerList(devices: Command): void {
-  devices
-    .command('list')
-    .description('the machines patchbay manages: from where (the inventory file, Tactical RMM or NinjaOne), online, last seen, OS as MSRC names it, ring, user')
-    .option('--client <id>', "only this client's machines (msp: the MSP's own)")
-    .option('--json', 'print the list as JSON')
-    .action(listAction);
-}
-
-async function listAction(options: { client?: string; json?: boolean }): Promise<void> {
+export async function listAction(options: { client?: string; json?: boolean }): Promise<void> {
   const { loadConfig } = await import('../config.ts');
   const { CliError } = await import('./cli-error.ts');
   const { withCommandDatabase } = await import('../db/for-command.ts');

@@ -1,80 +1,61 @@
-import type { Command } from 'commander';
 import { CliError } from './cli-error.ts';
 import { renderDigest, type DigestOptions } from './digest-format.ts';
 
 export { renderDigest, type DigestFormat, type DigestOptions } from './digest-format.ts';
 
 
-export function register(program: Command): void {
-  program
-    .command('digest')
-    .description('build the Patch Tuesday digest from a CVRF document (offline, no database) or from the database')
-    .option('--cvrf <file>', 'MSRC CVRF v3 JSON document (path, file:// or http(s) URL)')
-    .option('--release <id>', 'render a stored release (e.g. 2024-Feb) with the stored notes, KEV catalog and inventory')
-    .option('--post', 'with --cvrf: store the document (and --kev) in the database and queue the digest for Slack; `patchbay start` delivers it')
-    .option('--fetch [id]', "fetch a month (default: the latest published) from MSRC_API_URL and KEV_URL, store it and queue the digest, as the watcher would")
-    .option('--kev <file>', 'CISA KEV catalog JSON (path or URL)')
-    .option('--inventory <file>', 'inventory YAML: match updates to the fleet and flag conflicts')
-    .option('--notes <file>', 'research notes: JSON array of {kb, text, tags, author, at}')
-    .option('--json', 'print the digest as JSON')
-    .option('--text', 'print the digest as plain text (the default)')
-    .option('--blocks', 'print Slack messages: [{text, blocks}], the channel post first, then its thread')
-    .option('--card', 'print the Teams Adaptive Card 1.5 summary')
-    .option('--interactive', 'with --blocks: include Approve/Hold/Add note buttons')
-    .option('--now <iso>', 'the time the digest is made at (default: now); decides KEV overdue flags')
-    .action(async (options: DigestOptions) => {
-      const formats = (['json', 'text', 'blocks', 'card'] as const).filter((f) => options[f]);
-      if (formats.length > 1) throw new CliError(`choose one output: --${formats.join(', --')} were all given`, 2);
-      const format = formats[0] ?? 'text';
-      const sources = (['cvrf', 'release', 'fetch'] as const).filter((f) => options[f] !== undefined && options[f] !== false);
-      if (sources.length !== 1) {
-        throw new CliError(
-          sources.length === 0 ? 'say what to digest: --cvrf FILE, --release ID or --fetch' : `choose one of --${sources.join(', --')}`,
-          2,
-        );
-      }
-      if (options.post && options.cvrf === undefined) throw new CliError('--post stores a document: give it with --cvrf FILE (--fetch stores on its own)', 2);
-      if ((options.release !== undefined || options.fetch !== undefined) && (options.inventory || options.notes)) {
-        throw new CliError('--inventory and --notes are for --cvrf; a stored release uses the imported inventory and the stored notes', 2);
-      }
-      if (options.release !== undefined && options.kev) throw new CliError('--kev is for --cvrf; a stored release uses the stored KEV catalog', 2);
+export async function digestCommand(options: DigestOptions): Promise<void> {
+  const formats = (['json', 'text', 'blocks', 'card'] as const).filter((f) => options[f]);
+  if (formats.length > 1) throw new CliError(`choose one output: --${formats.join(', --')} were all given`, 2);
+  const format = formats[0] ?? 'text';
+  const sources = (['cvrf', 'release', 'fetch'] as const).filter((f) => options[f] !== undefined && options[f] !== false);
+  if (sources.length !== 1) {
+    throw new CliError(
+      sources.length === 0 ? 'say what to digest: --cvrf FILE, --release ID or --fetch' : `choose one of --${sources.join(', --')}`,
+      2,
+    );
+  }
+  if (options.post && options.cvrf === undefined) throw new CliError('--post stores a document: give it with --cvrf FILE (--fetch stores on its own)', 2);
+  if ((options.release !== undefined || options.fetch !== undefined) && (options.inventory || options.notes)) {
+    throw new CliError('--inventory and --notes are for --cvrf; a stored release uses the imported inventory and the stored notes', 2);
+  }
+  if (options.release !== undefined && options.kev) throw new CliError('--kev is for --cvrf; a stored release uses the stored KEV catalog', 2);
 
-      const { DateTime } = await import('luxon');
-      const now = options.now === undefined ? DateTime.utc() : DateTime.fromISO(options.now, { zone: 'utc' });
-      if (!now.isValid) throw new CliError(`--now: "${options.now}" is not an ISO date-time (e.g. 2024-02-14T09:00:00Z)`, 2);
+  const { DateTime } = await import('luxon');
+  const now = options.now === undefined ? DateTime.utc() : DateTime.fromISO(options.now, { zone: 'utc' });
+  if (!now.isValid) throw new CliError(`--now: "${options.now}" is not an ISO date-time (e.g. 2024-02-14T09:00:00Z)`, 2);
 
-      const { readRelease } = await import('../adapters/msrc/client.ts');
-      const { readKevCatalog } = await import('../adapters/kev/catalog.ts');
-      const { buildDigest } = await import('../domain/digest.ts');
+  const { readRelease } = await import('../adapters/msrc/client.ts');
+  const { readKevCatalog } = await import('../adapters/kev/catalog.ts');
+  const { buildDigest } = await import('../domain/digest.ts');
 
-      const failed = (what: string, error: unknown): never => {
-        if (error instanceof Error && (error.name === 'DocumentError' || error.name === 'FetchError')) {
-          throw new CliError(`${what}: ${error.message}`, 1);
-        }
-        throw error;
-      };
-      if (options.release !== undefined || options.fetch !== undefined || options.post) {
-        const { fromDatabase } = await import('./digest-db.ts');
-        const out = await fromDatabase({ ...options, format, now, failed });
-        await new Promise<void>((resolve, reject) => process.stdout.write(out, (error) => (error ? reject(error) : resolve())));
-        return;
-      }
-      const release = await readRelease(options.cvrf!, { attempts: 3 }).catch((e: unknown) => failed('--cvrf', e));
-      const kev = options.kev === undefined ? undefined : await readKevCatalog(options.kev, { attempts: 3 }).catch((e: unknown) => failed('--kev', e));
+  const failed = (what: string, error: unknown): never => {
+    if (error instanceof Error && (error.name === 'DocumentError' || error.name === 'FetchError')) {
+      throw new CliError(`${what}: ${error.message}`, 1);
+    }
+    throw error;
+  };
+  if (options.release !== undefined || options.fetch !== undefined || options.post) {
+    const { fromDatabase } = await import('./digest-db.ts');
+    const out = await fromDatabase({ ...options, format, now, failed });
+    await new Promise<void>((resolve, reject) => process.stdout.write(out, (error) => (error ? reject(error) : resolve())));
+    return;
+  }
+  const release = await readRelease(options.cvrf!, { attempts: 3 }).catch((e: unknown) => failed('--cvrf', e));
+  const kev = options.kev === undefined ? undefined : await readKevCatalog(options.kev, { attempts: 3 }).catch((e: unknown) => failed('--kev', e));
 
-      let inventory;
-      if (options.inventory !== undefined) {
-        const { readInventoryFile, formatProblems } = await import('../adapters/inventory/parse.ts');
-        const parsed = await readInventoryFile(options.inventory);
-        if (!parsed.ok) throw new CliError(`--inventory:\n  ${formatProblems(parsed).join('\n  ')}`, 1);
-        inventory = parsed.inventory;
-      }
-      const notes = options.notes === undefined ? undefined : await readNotes(options.notes);
+  let inventory;
+  if (options.inventory !== undefined) {
+    const { readInventoryFile, formatProblems } = await import('../adapters/inventory/parse.ts');
+    const parsed = await readInventoryFile(options.inventory);
+    if (!parsed.ok) throw new CliError(`--inventory:\n  ${formatProblems(parsed).join('\n  ')}`, 1);
+    inventory = parsed.inventory;
+  }
+  const notes = options.notes === undefined ? undefined : await readNotes(options.notes);
 
-      const digest = buildDigest({ release, kev, inventory, notes, now });
-      const out = await renderDigest(digest, format, options.interactive === true);
-      await new Promise<void>((resolve, reject) => process.stdout.write(out, (error) => (error ? reject(error) : resolve())));
-    });
+  const digest = buildDigest({ release, kev, inventory, notes, now });
+  const out = await renderDigest(digest, format, options.interactive === true);
+  await new Promise<void>((resolve, reject) => process.stdout.write(out, (error) => (error ? reject(error) : resolve())));
 }
 
 async function readNotes(file: string) {

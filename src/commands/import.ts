@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import type { Command } from 'commander';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import type { InventoryChanges, KindCounts } from '../db/inventory-repo.ts';
@@ -95,48 +94,40 @@ function whoRuns(): string {
   }
 }
 
-export function register(program: Command): void {
-  program
-    .command('import')
-    .description('load the inventory file (MSP, clients, locations, devices); idempotent, retires what left the file')
-    .argument('<file>', 'inventory YAML file')
-    .option('--dry-run', 'validate and show what would change, writing nothing')
-    .option('--json', 'print the outcome as JSON')
-    .action(async (file: string, options: { dryRun?: boolean; json?: boolean }) => {
-      const { loadConfig } = await import('../config.ts');
-      const { CliError } = await import('./cli-error.ts');
-      const { withCommandDatabase, describeDatabase } = await import('../db/for-command.ts');
-      const { describeDatabaseError } = await import('../db/errors.ts');
+export async function importCommand(file: string, options: { dryRun?: boolean; json?: boolean }): Promise<void> {
+  const { loadConfig } = await import('../config.ts');
+  const { CliError } = await import('./cli-error.ts');
+  const { withCommandDatabase, describeDatabase } = await import('../db/for-command.ts');
+  const { describeDatabaseError } = await import('../db/errors.ts');
 
-      const config: Config = loadConfig(process.env);
-      const dryRun = options.dryRun ?? false;
-      // Check the file before touching the database: a bad file must not even create the embedded one.
-      const checked = await readInventory(file);
-      // A dry run before anything exists must not create the embedded database just to find it empty.
-      const nothingStoredYet = config.database.kind === 'embedded' && !existsSync(config.database.dataDir);
-      let outcome: ImportOutcome;
-      try {
-        if (!checked.ok) {
-          outcome = checked;
-        } else {
-          const importOptions = { dryRun, now: new Date(), actor: whoRuns() };
-          const run = (database: Database | undefined) => importInventory(database, checked.inventory, path.basename(file), importOptions);
-          outcome = dryRun && nothingStoredYet ? await run(undefined) : await withCommandDatabase(config, run);
-        }
-      } catch (error) {
-        // Never the error's own message for a database failure: drizzle's is the SQL with every parameter.
-        const cause = describeDatabaseError(error, config.database) ?? (error as Error).message;
-        throw new CliError(`import failed on ${describeDatabase(config.database)}: ${cause}`);
-      }
-      if (!outcome.ok) {
-        for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);
-        const { count } = outcome;
-        throw new CliError(`${count} problem${count === 1 ? '' : 's'} in ${file}; nothing was written`, 1);
-      }
-      if (options.json) {
-        process.stdout.write(`${JSON.stringify({ file, dryRun: outcome.dryRun, ...outcome.changes })}\n`);
-      } else {
-        process.stdout.write(await renderChanges(file, outcome));
-      }
-    });
+  const config: Config = loadConfig(process.env);
+  const dryRun = options.dryRun ?? false;
+  // Check the file before touching the database: a bad file must not even create the embedded one.
+  const checked = await readInventory(file);
+  // A dry run before anything exists must not create the embedded database just to find it empty.
+  const nothingStoredYet = config.database.kind === 'embedded' && !existsSync(config.database.dataDir);
+  let outcome: ImportOutcome;
+  try {
+    if (!checked.ok) {
+      outcome = checked;
+    } else {
+      const importOptions = { dryRun, now: new Date(), actor: whoRuns() };
+      const run = (database: Database | undefined) => importInventory(database, checked.inventory, path.basename(file), importOptions);
+      outcome = dryRun && nothingStoredYet ? await run(undefined) : await withCommandDatabase(config, run);
+    }
+  } catch (error) {
+    // Never the error's own message for a database failure: drizzle's is the SQL with every parameter.
+    const cause = describeDatabaseError(error, config.database) ?? (error as Error).message;
+    throw new CliError(`import failed on ${describeDatabase(config.database)}: ${cause}`);
+  }
+  if (!outcome.ok) {
+    for (const problem of outcome.problems) process.stderr.write(`${problem}\n`);
+    const { count } = outcome;
+    throw new CliError(`${count} problem${count === 1 ? '' : 's'} in ${file}; nothing was written`, 1);
+  }
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ file, dryRun: outcome.dryRun, ...outcome.changes })}\n`);
+  } else {
+    process.stdout.write(await renderChanges(file, outcome));
+  }
 }

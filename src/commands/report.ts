@@ -4,7 +4,6 @@
  * appendix) or PNG (the chart alone), written to a folder. Clients are loaded,
  * judged and written one at a time, so `--client all` holds one client's facts in memory, never the fleet's.
  */
-import type { Command } from 'commander';
 import { CliError } from './cli-error.ts';
 import type { AppDatabase } from '../db/client.ts';
 import type { ReportPeriod } from '../domain/compliance.ts';
@@ -23,29 +22,17 @@ interface ReportOptions {
   out: string;
 }
 
-export function register(program: Command): void {
-  program
-    .command('report')
-    .description('write the patch compliance report of a client (or all) for a period, as CSV, JSON, PDF or a chart PNG')
-    .option('--client <id>', 'the client id, or "all"')
-    .option('--period <month>', 'a month like 2026-Dec (default: this month, so far)')
-    .option('--from <date>', 'first day of a custom period, e.g. 2026-11-01 (with --to)')
-    .option('--to <date>', 'last day of a custom period, included')
-    .option('--format <format>', 'csv (per device, and per device × update), json (the whole model), pdf (the report with its evidence) or png (the chart)')
-    .option('--out <dir>', 'folder to write the files into', '.')
-    .addHelpText('after', "\nSLA days are the client's own policy (client settings slaCriticalDays, slaImportantDays; defaults 15 and 30).")
-    .action(async (options: ReportOptions) => {
-      if (options.client === undefined) throw new CliError('--client is required (a client id, or all)', 2);
-      if (!FORMATS.includes(options.format as OutputFormat)) throw new CliError(`--format must be one of ${FORMATS.join(', ')}`, 2);
-      const now = new Date();
-      const period = await periodOf(options, now);
-      const { loadConfig } = await import('../config.ts');
-      const { withCommandDatabase } = await import('../db/for-command.ts');
-      const written = await withCommandDatabase(loadConfig(process.env), (database) =>
-        writeReports(database.db, { client: options.client!, period, format: options.format as OutputFormat, out: options.out, now }),
-      );
-      process.stdout.write(`${written.join('\n')}\n`);
-    });
+export async function reportCommand(options: ReportOptions): Promise<void> {
+  if (options.client === undefined) throw new CliError('--client is required (a client id, or all)', 2);
+  if (!FORMATS.includes(options.format as OutputFormat)) throw new CliError(`--format must be one of ${FORMATS.join(', ')}`, 2);
+  const now = new Date();
+  const period = await periodOf(options, now);
+  const { loadConfig } = await import('../config.ts');
+  const { withCommandDatabase } = await import('../db/for-command.ts');
+  const written = await withCommandDatabase(loadConfig(process.env), (database) =>
+    writeReports(database.db, { client: options.client!, period, format: options.format as OutputFormat, out: options.out, now }),
+  );
+  process.stdout.write(`${written.join('\n')}\n`);
 }
 
 async function periodOf(options: ReportOptions, now: Date): Promise<ReportPeriod> {

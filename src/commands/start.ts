@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { CliError } from './cli-error.ts';
 import { ROLES, type Role } from '../jobs/context.ts';
 
@@ -14,68 +13,61 @@ function parseRoles(value: string): Set<Role> {
   return roles;
 }
 
-export function register(program: Command): void {
-  program
-    .command('start')
-    .description('migrate the database, then run the bot: HTTP (Slack, Teams, health), job workers and schedulers')
-    .option('--role <roles>', 'what this process runs: web, worker, scheduler, or all (comma-separated)', 'all')
-    .option('--port <port>', 'HTTP port (overrides PORT)')
-    .action(async (options: { role: string; port?: string }) => {
-      const roles = parseRoles(options.role);
-      const { loadConfig } = await import('../config.ts');
-      const { createLogger } = await import('../log.ts');
-      const { startApp } = await import('../app.ts');
-      const config = loadConfig(process.env);
-      const port = options.port === undefined ? undefined : Number(options.port);
-      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-        throw new CliError(`--port: "${options.port}" is not a port number (0 to 65535)`, 2);
+export async function startCommand(options: { role: string; port?: string }): Promise<void> {
+  const roles = parseRoles(options.role);
+  const { loadConfig } = await import('../config.ts');
+  const { createLogger } = await import('../log.ts');
+  const { startApp } = await import('../app.ts');
+  const config = loadConfig(process.env);
+  const port = options.port === undefined ? undefined : Number(options.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw new CliError(`--port: "${options.port}" is not a port number (0 to 65535)`, 2);
+  }
+  const log = createLogger(config.logLevel);
+  let app;
+  try {
+    app = await startApp(config, log, port === undefined ? { roles } : { roles, port });
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error), 1);
+  }
+  if (app.port !== undefined) {
+    // Bound to one address other than loopback, localhost would not answer: show that address.
+    const shown = !app.host || ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(app.host) ? 'localhost' : app.host.includes(':') ? `[${app.host}]` : app.host;
+    process.stdout.write(
+      app.sandbox
+        ? `patchbay is running in sandbox mode (no Slack or Teams configured): open http://${shown}:${app.port}/ to see the engineers' channel, the clients' Teams chats and the users' DMs\n`
+        : app.chat.mode === 'off'
+          ? `patchbay is running with chat off (${app.chat.why}): http://${shown}:${app.port}/healthz\n`
+          : `patchbay is running: http://${shown}:${app.port}/healthz\n`,
+    );
+  }
+  await new Promise<void>((resolve) => {
+    let stoppingSince: number | undefined;
+    const shutdown = (signal: NodeJS.Signals) => {
+      if (stoppingSince !== undefined) {
+        // Ctrl-C under `npm start` arrives twice (from the terminal and forwarded by npm): ignore the echo. A
+        // later one means now; the exit hook still stops the private Redis.
+        if (Date.now() - stoppingSince < 2_000) return;
+        log.warn({ signal }, 'signalled again while stopping: exiting now');
+        process.exit(1);
       }
-      const log = createLogger(config.logLevel);
-      let app;
-      try {
-        app = await startApp(config, log, port === undefined ? { roles } : { roles, port });
-      } catch (error) {
-        throw new CliError(error instanceof Error ? error.message : String(error), 1);
-      }
-      if (app.port !== undefined) {
-        // Bound to one address other than loopback, localhost would not answer: show that address.
-        const shown = !app.host || ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(app.host) ? 'localhost' : app.host.includes(':') ? `[${app.host}]` : app.host;
-        process.stdout.write(
-          app.sandbox
-            ? `patchbay is running in sandbox mode (no Slack or Teams configured): open http://${shown}:${app.port}/ to see the engineers' channel, the clients' Teams chats and the users' DMs\n`
-            : app.chat.mode === 'off'
-              ? `patchbay is running with chat off (${app.chat.why}): http://${shown}:${app.port}/healthz\n`
-              : `patchbay is running: http://${shown}:${app.port}/healthz\n`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        let stoppingSince: number | undefined;
-        const shutdown = (signal: NodeJS.Signals) => {
-          if (stoppingSince !== undefined) {
-            // Ctrl-C under `npm start` arrives twice (from the terminal and forwarded by npm): ignore the echo. A
-            // later one means now; the exit hook still stops the private Redis.
-            if (Date.now() - stoppingSince < 2_000) return;
-            log.warn({ signal }, 'signalled again while stopping: exiting now');
-            process.exit(1);
-          }
-          stoppingSince = Date.now();
-          log.info({ signal }, 'shutting down');
-          const forced = setTimeout(() => {
-            log.error('shutdown took longer than 30 s; exiting');
-            process.exit(1);
-          }, 30_000);
-          forced.unref();
-          void app.stop().finally(() => {
-            clearTimeout(forced);
-            log.info('stopped');
-            resolve();
-          });
-        };
-        process.on('SIGTERM', shutdown);
-        process.on('SIGINT', shutdown);
+      stoppingSince = Date.now();
+      log.info({ signal }, 'shutting down');
+      const forced = setTimeout(() => {
+        log.error('shutdown took longer than 30 s; exiting');
+        process.exit(1);
+      }, 30_000);
+      forced.unref();
+      void app.stop().finally(() => {
+        clearTimeout(forced);
+        log.info('stopped');
+        resolve();
       });
-      // Everything that matters is closed and saved; what a library left waiting (a worker that gave up on a Redis
-      // that went away) must not keep the process alive.
-      process.exit(process.exitCode ?? 0);
-    });
+    };
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
+  });
+  // Everything that matters is closed and saved; what a library left waiting (a worker that gave up on a Redis
+  // that went away) must not keep the process alive.
+  process.exit(process.exitCode ?? 0);
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { CliError } from './cli-error.ts';
 import { zoneShort } from '../domain/zone-label.ts';
 
@@ -10,56 +9,42 @@ interface WindowsOptions {
   json?: boolean;
 }
 
+// Said in the option's help too (src/commands/index.ts).
 const MAX_COUNT = 1000;
 
-export function register(program: Command): void {
-  program
-    .command('windows')
-    .description('list the real maintenance windows a rule gives in a time zone, DST nights included')
-    .option('--tz <zone>', 'IANA time zone of the client (or the MSP), e.g. America/Chicago')
-    .option('--window <spec>', 'window rule, e.g. "daily 01:00-05:00", "sun 01:00-05:00", "mon-fri 22:00-02:00"')
-    .option('--from <iso>', 'list windows ending after this instant; without an offset it is read in --tz (default: now)')
-    .option('--count <n>', `how many windows (1-${MAX_COUNT})`, '7')
-    .option('--json', 'print [{"start", "end"}] with ISO 8601 offsets')
-    .addHelpText(
-      'after',
-      '\nA start in a skipped hour opens when the gap ends; a start in a repeated hour takes its first occurrence and\n' +
-        'an end its second. So "daily 01:00-05:00" in America/Chicago is 3h on spring-forward night and 5h on fall-back.',
-    )
-    .action(async (options: WindowsOptions) => {
-      const { DateTime } = await import('luxon');
-      const { parseWindowSpec, WINDOW_EXAMPLES } = await import('../domain/window-spec.ts');
-      const { canonicalZoneName, windowsFrom } = await import('../domain/windows.ts');
+export async function windowsCommand(options: WindowsOptions): Promise<void> {
+  const { DateTime } = await import('luxon');
+  const { parseWindowSpec, WINDOW_EXAMPLES } = await import('../domain/window-spec.ts');
+  const { canonicalZoneName, windowsFrom } = await import('../domain/windows.ts');
 
-      if (options.tz === undefined) throw new CliError('--tz is required (an IANA time zone, e.g. America/Chicago)', 2);
-      const zone = canonicalZoneName(options.tz);
-      if (zone === undefined) throw new CliError(`--tz: ${await describeBadZone(options.tz)}`, 2);
+  if (options.tz === undefined) throw new CliError('--tz is required (an IANA time zone, e.g. America/Chicago)', 2);
+  const zone = canonicalZoneName(options.tz);
+  if (zone === undefined) throw new CliError(`--tz: ${await describeBadZone(options.tz)}`, 2);
 
-      if (options.window === undefined) throw new CliError(`--window is required (e.g. ${WINDOW_EXAMPLES})`, 2);
-      const parsed = parseWindowSpec(options.window);
-      if (!parsed.ok) throw new CliError(`--window: "${options.window}" is not a window: ${parsed.error}`, 2);
-      const rule = parsed.value;
+  if (options.window === undefined) throw new CliError(`--window is required (e.g. ${WINDOW_EXAMPLES})`, 2);
+  const parsed = parseWindowSpec(options.window);
+  if (!parsed.ok) throw new CliError(`--window: "${options.window}" is not a window: ${parsed.error}`, 2);
+  const rule = parsed.value;
 
-      const from = options.from === undefined ? DateTime.now() : DateTime.fromISO(options.from, { zone });
-      if (!from.isValid) {
-        throw new CliError(
-          `--from: "${options.from}" is not an ISO 8601 date-time (e.g. 2026-03-07T12:00, read in --tz, or 2026-03-07T18:00:00Z)`,
-          2,
-        );
-      }
+  const from = options.from === undefined ? DateTime.now() : DateTime.fromISO(options.from, { zone });
+  if (!from.isValid) {
+    throw new CliError(
+      `--from: "${options.from}" is not an ISO 8601 date-time (e.g. 2026-03-07T12:00, read in --tz, or 2026-03-07T18:00:00Z)`,
+      2,
+    );
+  }
 
-      if (!/^\d+$/.test(options.count) || Number(options.count) < 1 || Number(options.count) > MAX_COUNT) {
-        throw new CliError(`--count: "${options.count}" is not a whole number from 1 to ${MAX_COUNT}`, 2);
-      }
-      const windows = windowsFrom(rule, zone, from, Number(options.count));
+  if (!/^\d+$/.test(options.count) || Number(options.count) < 1 || Number(options.count) > MAX_COUNT) {
+    throw new CliError(`--count: "${options.count}" is not a whole number from 1 to ${MAX_COUNT}`, 2);
+  }
+  const windows = windowsFrom(rule, zone, from, Number(options.count));
 
-      if (options.json) {
-        const rows = windows.map((window) => ({ start: window.start.toISO(), end: window.end.toISO() }));
-        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-        return;
-      }
-      process.stdout.write(`${await renderTable(rule, zone, windows)}\n`);
-    });
+  if (options.json) {
+    const rows = windows.map((window) => ({ start: window.start.toISO(), end: window.end.toISO() }));
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${await renderTable(rule, zone, windows)}\n`);
 }
 
 async function describeBadZone(text: string): Promise<string> {
