@@ -95,7 +95,7 @@ describe('planWatch', () => {
           const polls: number[] = [];
           const rereads: number[] = [];
           const start = published.minus({ hours: 1 }).startOf('minute');
-          for (let t = start, next = start; t < appears.plus({ hours: 2 }); t = DateTime.min(t.plus({ seconds: heartbeatSeconds }), next)) {
+          for (let t: DateTime<boolean> = start, next: DateTime<boolean> = start; t < appears.plus({ hours: 2 }); t = DateTime.min(t.plus({ seconds: heartbeatSeconds }), next)) {
             const state = () => ({ stored, lastAttemptAt: attempts, kevRefreshedAt: t.toJSDate(), kevLastAttemptAt: undefined });
             const plan = planWatch(t, state(), settings);
             const { release } = plan;
