@@ -160,6 +160,8 @@ export interface TickDeps {
   log: Logger;
   attempts: AttemptLog;
   failures: FailureLog;
+  /** The running clock, when the tick's `now` may lag by the time the tick takes. */
+  clock?: () => Date;
   /** Validators and backoff between polls; without one every read is in full and failures do not back off. */
   memo?: PollMemo;
   settings?: WatchSettings;
@@ -207,7 +209,8 @@ export async function runWatchTick(deps: TickDeps, nowDate: Date): Promise<TickR
     log.debug({ release: action.releaseId, until: action.until.toISO(), reason: action.reason }, 'release watch: nothing due');
     return report;
   }
-  await deps.attempts.set(action.releaseId, nowDate);
+  // Stamped when MSRC is asked, after the KEV download: the cadence counts from the request, not the tick.
+  await deps.attempts.set(action.releaseId, deps.clock?.() ?? nowDate);
   const storedHash = stored.find((release) => release.id === action.releaseId)?.documentHash;
   try {
     report.release = await readAndStore(deps, memo, action, now, storedHash, storeOptions);
@@ -325,20 +328,24 @@ export interface ReleaseWatchOptions {
 
 /** The cadence's next instant as a delayed job beside the heartbeat; later than this the heartbeat is enough. */
 const NEXT_HORIZON_MS = 24 * 3_600_000;
-/** BullMQ may hand a delayed job over a little early; a tick that finds itself early would only wait again. */
-const NEXT_MARGIN_MS = 200;
+/** BullMQ may hand a delayed job over a little early; a tick that finds itself early only waits again. */
+const NEXT_MARGIN_MS = 20;
 
 /**
  * Schedules the tick for when the cadence says: the heartbeat (a job scheduler, every tickMs) is a floor that also
  * survives a lost Redis or a clock jump, and each tick adds one delayed job for the next due instant. The job id is
  * that instant, so a restart, a second worker or the heartbeat asking for the same instant adds nothing.
  */
-async function scheduleNext(queue: Queue, context: JobContext, report: TickReport, now: Date): Promise<string | undefined> {
+async function scheduleNext(queue: Queue, context: JobContext, report: TickReport, currentJobId: string | undefined): Promise<string | undefined> {
   const next = report.next.toJSDate();
+  // Measured after the tick: the time it took is not waited a second time.
+  const now = context.now();
   const waitMs = next.getTime() - now.getTime();
   if (waitMs > NEXT_HORIZON_MS) return undefined;
   const delay = Math.max(0, Math.round(context.pace?.realDelayMs(next, now) ?? waitMs)) + NEXT_MARGIN_MS;
-  const jobId = `${NEXT_PREFIX}${next.getTime()}`;
+  let jobId = `${NEXT_PREFIX}${next.getTime()}`;
+  // Handed over early, this very job is still active under that id and an add would be ignored.
+  if (jobId === currentJobId) jobId = `${jobId}-again`;
   await queue.add(TICK, {}, { ...KEEP_FEW, attempts: 1, jobId, delay });
   return jobId;
 }
@@ -368,12 +375,13 @@ export function releaseWatchModule(options: ReleaseWatchOptions = {}): JobModule
                 attempts: redisAttemptLog(context.redis, context.prefix),
                 failures: redisFailureLog(context.redis, context.prefix),
                 memo: redisPollMemo(context.redis, context.prefix),
+                clock: context.now,
                 settings: options.settings,
                 fetch: options.fetch,
               },
               now,
             );
-            const next = await scheduleNext(queue, context, report, now);
+            const next = await scheduleNext(queue, context, report, job.id);
             // Kept in BullMQ for a look with a queue dashboard; small: no changes list beyond the messages.
             return {
               action: report.plan.release.action,
