@@ -38,6 +38,11 @@ export interface AttemptLog {
   get(key: string): Promise<Date | undefined>;
   all(): Promise<Map<string, Date>>;
   set(key: string, at: Date): Promise<void>;
+  /**
+   * Sets `key` to `at` only if it still holds `expected` (undefined: absent), so of two workers that planned the
+   * same poll from the same state only one asks MSRC. True when this caller won.
+   */
+  claim(key: string, expected: Date | undefined, at: Date): Promise<boolean>;
 }
 
 export function memoryAttemptLog(): AttemptLog {
@@ -46,8 +51,16 @@ export function memoryAttemptLog(): AttemptLog {
     get: async (key) => map.get(key),
     all: async () => new Map(map),
     set: async (key, at) => void map.set(key, at),
+    async claim(key, expected, at) {
+      if (map.get(key)?.getTime() !== expected?.getTime()) return false;
+      map.set(key, at);
+      return true;
+    },
   };
 }
+
+// Compare-and-set in one step on the server: an absent field is compared as ''.
+const CLAIM_SCRIPT = `if (redis.call('hget', KEYS[1], ARGV[1]) or '') == ARGV[2] then redis.call('hset', KEYS[1], ARGV[1], ARGV[3]) return 1 end return 0`;
 
 /** In Redis: shared by every worker process; losing it only means one early retry. */
 export function redisAttemptLog(redis: Redis, prefix: string): AttemptLog {
@@ -63,6 +76,9 @@ export function redisAttemptLog(redis: Redis, prefix: string): AttemptLog {
     },
     async set(field, at) {
       await redis.hset(key, field, at.toISOString());
+    },
+    async claim(field, expected, at) {
+      return (await redis.eval(CLAIM_SCRIPT, 1, key, field, expected?.toISOString() ?? '', at.toISOString())) === 1;
     },
   };
 }
@@ -185,7 +201,7 @@ export async function runWatchTick(deps: TickDeps, nowDate: Date): Promise<TickR
   const now = DateTime.fromJSDate(nowDate, { zone: 'utc' });
   const { database, log } = deps;
   const memo = deps.memo ?? memoryPollMemo();
-  const { plan, stored } = await loadAndPlan(deps, memo, now);
+  const { plan, stored, attempts } = await loadAndPlan(deps, memo, now);
   const report: TickReport = { plan, next: plan.nextCheckAt };
   const storeOptions = { actor: deps.actor ?? 'release-watch', source: deps.source ?? ('system' as const) };
 
@@ -210,7 +226,11 @@ export async function runWatchTick(deps: TickDeps, nowDate: Date): Promise<TickR
     return report;
   }
   // Stamped when MSRC is asked, after the KEV download: the cadence counts from the request, not the tick.
-  await deps.attempts.set(action.releaseId, deps.clock?.() ?? nowDate);
+  if (!(await deps.attempts.claim(action.releaseId, attempts.get(action.releaseId), deps.clock?.() ?? nowDate))) {
+    log.debug({ release: action.releaseId }, 'release watch: another tick took this poll');
+    report.next = (await loadAndPlan(deps, memo, now)).plan.nextCheckAt;
+    return report;
+  }
   const storedHash = stored.find((release) => release.id === action.releaseId)?.documentHash;
   try {
     report.release = await readAndStore(deps, memo, action, now, storedHash, storeOptions);
@@ -240,7 +260,7 @@ async function loadAndPlan(deps: TickDeps, memo: PollMemo, now: DateTime) {
     },
     deps.settings ?? DEFAULT_WATCH_SETTINGS,
   );
-  return { plan, stored };
+  return { plan, stored, attempts };
 }
 
 type ReleaseReport = Extract<TickReport['release'], { ok: true }>;

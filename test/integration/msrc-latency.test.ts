@@ -120,3 +120,37 @@ describe('MSRC release latency on a simulated Patch Tuesday', () => {
     expect(late.queuedAt).toBeUndefined();
   });
 });
+
+describe('the daily re-read of a stored month', () => {
+  it('sends the stored validators; a 304 neither parses nor stores anything', async () => {
+    const database = await openTestDatabase();
+    let clock = MAY.plus({ minutes: 1 }).toJSDate();
+    const hits: Hit[] = [];
+    const msrc = await startSampleMsrc({ clock: () => clock, release: { id: '2024-May' }, onRequest: (hit) => hits.push(hit) });
+    try {
+      const deps: TickDeps = {
+        database,
+        config: { msrcApiUrl: msrc.msrcUrl, kevUrl: msrc.kevUrl },
+        log: pino({ level: 'silent' }, new Writable({ write: (_c, _e, done) => done() })),
+        attempts: memoryAttemptLog(),
+        failures: memoryFailureLog(),
+        memo: memoryPollMemo(),
+        fetch: { attempts: 1, timeoutMs: 10_000 },
+      };
+      expect((await runWatchTick(deps, clock)).release).toMatchObject({ ok: true, outcome: 'new' });
+      const before = await database.db.execute(sql`select fetched_at, document_hash from releases where id = '2024-May'`);
+      clock = MAY.plus({ days: 1, minutes: 2 }).toJSDate();
+      expect((await runWatchTick(deps, clock)).release).toMatchObject({ ok: true, outcome: 'not-modified' });
+      const document = hits.filter((hit) => hit.path === '/msrc/cvrf/2024-May');
+      expect(document.map((hit) => [hit.status, hit.conditional])).toEqual([
+        [200, false],
+        [304, true],
+      ]);
+      // fetched_at is the last full read: a 304 leaves every row as it was.
+      expect(await database.db.execute(sql`select fetched_at, document_hash from releases where id = '2024-May'`)).toEqual(before);
+    } finally {
+      await msrc.close();
+      await database.close();
+    }
+  }, 120_000);
+});
