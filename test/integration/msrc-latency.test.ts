@@ -5,6 +5,8 @@
  * Figures are simulated time, so they assert the cadence, not this machine's speed; the real time a storing tick
  * takes is printed.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { DateTime } from 'luxon';
@@ -150,6 +152,43 @@ describe('the daily re-read of a stored month', () => {
       expect(await database.db.execute(sql`select fetched_at, document_hash from releases where id = '2024-May'`)).toEqual(before);
     } finally {
       await msrc.close();
+      await database.close();
+    }
+  }, 120_000);
+});
+
+describe('a busy MSRC', () => {
+  it('after a 429 with Retry-After: 600 the next poll is planned 10 minutes on, not 30 s; a good answer resets it', async () => {
+    const database = await openTestDatabase();
+    let busy = true;
+    const server = http.createServer((request, response) => {
+      if (busy) return void response.writeHead(429, { 'retry-after': '600' }).end();
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ value: [] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    try {
+      const deps: TickDeps = {
+        database,
+        config: { msrcApiUrl: base, kevUrl: `${base}kev.json` },
+        log: pino({ level: 'silent' }, new Writable({ write: (_c, _e, done) => done() })),
+        attempts: memoryAttemptLog(),
+        failures: memoryFailureLog(),
+        memo: memoryPollMemo(),
+        fetch: { attempts: 1, timeoutMs: 10_000 },
+      };
+      const at = (seconds: number) => MAY.plus({ seconds }).toJSDate();
+      expect((await runWatchTick(deps, at(0))).release).toMatchObject({ ok: false });
+      // (KEV, refused too, is retried on its own 5-minute gate; the release waits for MSRC's 10 minutes.)
+      const waiting = (await runWatchTick(deps, at(300))).plan.release;
+      expect(waiting).toMatchObject({ action: 'wait' });
+      expect((waiting as { until: DateTime }).until.toMillis()).toBe(at(600).getTime());
+      busy = false;
+      expect((await runWatchTick(deps, at(600))).release).toMatchObject({ ok: true, outcome: 'not-listed' });
+      expect((await runWatchTick(deps, at(630))).plan.release).toMatchObject({ action: 'poll' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
       await database.close();
     }
   }, 120_000);
