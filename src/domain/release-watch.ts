@@ -5,15 +5,17 @@
  *
  * The month watched is always the latest one published by `now` (calendar.currentRelease): before this
  * month's Patch Tuesday (10:00 America/Los_Angeles on the second Tuesday) that is last month's, so nothing new
- * is polled for. From the publication instant until the month's document is stored, MSRC is polled every few
- * minutes; once stored, it is re-read daily for the rest of the month to catch revisions. A failed fetch is
- * retried after the poll interval, not on every tick, so an MSRC outage is not hammered.
+ * is polled for. From the publication instant until the month's document is stored, MSRC is polled at the
+ * cadence of msrc-cadence.ts (every 30 s for two hours from 10:00 Pacific, then slower); once stored, it is
+ * re-read daily for the rest of the month to catch revisions. A failed fetch backs off (nextMsrcPoll), not
+ * retried on every tick, so an MSRC outage is not hammered.
  */
 import { DateTime } from 'luxon';
 import { currentRelease, nextPatchTuesday } from './calendar.ts';
+import { DEFAULT_MSRC_CADENCE, nextMsrcPoll, type MsrcCadence, type PollOutcome } from './msrc-cadence.ts';
 
-export interface WatchSettings {
-  /** Between publication and the document being stored, and after a failed read. */
+export interface WatchSettings extends Omit<MsrcCadence, 'quietMinutes'> {
+  /** Between publication and the document being stored on days other than Patch Tuesday, and after a failed read. */
   pollEveryMinutes: number;
   /** How often a stored month is read again for revisions. */
   recheckEveryHours: number;
@@ -21,7 +23,12 @@ export interface WatchSettings {
   kevEveryHours: number;
 }
 
-export const DEFAULT_WATCH_SETTINGS: WatchSettings = { pollEveryMinutes: 5, recheckEveryHours: 24, kevEveryHours: 24 };
+export const DEFAULT_WATCH_SETTINGS: WatchSettings = {
+  ...DEFAULT_MSRC_CADENCE,
+  pollEveryMinutes: DEFAULT_MSRC_CADENCE.quietMinutes,
+  recheckEveryHours: 24,
+  kevEveryHours: 24,
+};
 
 export interface WatchState {
   /** Stored releases and when each was last read successfully (changed or not). */
@@ -32,6 +39,8 @@ export interface WatchState {
   kevRefreshedAt: Date | undefined;
   /** The last KEV download attempt, whatever came of it. */
   kevLastAttemptAt: Date | undefined;
+  /** By release id: failures in a row and MSRC's last Retry-After; absent means the last read went well. */
+  outcomes?: ReadonlyMap<string, PollOutcome>;
 }
 
 export type WatchPhase = 'before-patch-tuesday' | 'awaiting-document' | 'published';
@@ -68,8 +77,10 @@ export function planWatch(now: DateTime, state: WatchState, settings: WatchSetti
   const nextPublication = nextPatchTuesday(now);
   const stored = state.stored.find((release) => release.id === target.id);
   const lastAttempt = state.lastAttemptAt.get(target.id);
-  // The attempt gate: after any attempt (failed ones included), wait one poll interval.
-  const attemptGate = lastAttempt ? fromDate(lastAttempt).plus(poll) : undefined;
+  // The attempt gate: after any attempt (failed ones included), wait the cadence's interval, longer after failures.
+  const cadence = { ...settings, quietMinutes: settings.pollEveryMinutes };
+  const outcome = state.outcomes?.get(target.id) ?? { consecutiveFailures: 0 };
+  const attemptGate = lastAttempt ? nextMsrcPoll(fromDate(lastAttempt), outcome, cadence).at : undefined;
 
   let release: ReleaseAction;
   if (!stored) {
@@ -77,7 +88,7 @@ export function planWatch(now: DateTime, state: WatchState, settings: WatchSetti
     if (!attemptGate || attemptGate <= now) {
       release = { action: 'poll', releaseId: target.id, phase, reason: `${target.id} was published at ${iso(target.publishedAt)} and is not stored yet` };
     } else {
-      release = { action: 'wait', releaseId: target.id, phase, reason: `polled ${target.id} less than ${settings.pollEveryMinutes} min ago`, until: attemptGate };
+      release = { action: 'wait', releaseId: target.id, phase, reason: `polled ${target.id} at ${iso(fromDate(lastAttempt!))}; next at ${iso(attemptGate)}`, until: attemptGate };
     }
   } else {
     // Before this month's Patch Tuesday the target is last month's release: only its daily re-read happens.

@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DateTime } from 'luxon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MsrcClient, monthlyReleases, readRelease } from '../../src/adapters/msrc/client.ts';
-import { FetchError, readText } from '../../src/adapters/msrc/http.ts';
+import { FetchError, readConditional, readText } from '../../src/adapters/msrc/http.ts';
 import { DocumentError } from '../../src/adapters/msrc/json-text.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -222,5 +222,34 @@ describe('updates index', () => {
     const entries = await new MsrcClient(base, noWait).listReleases(DateTime.fromISO('2024-04-01T00:00:00Z'));
     expect(seen.map((s) => s.url)).toEqual(['/cvrf/v3.0/updates']);
     expect(entries.map((e) => e.id)).toEqual(['2024-Feb', '2024-Mar']);
+  });
+});
+
+describe('conditional reads', () => {
+  it('sends the validators it was given, and a 304 is "not modified" keeping what the 304 left out', async () => {
+    const asked: Array<{ inm?: string; ims?: string }> = [];
+    handler = (req, res) => {
+      asked.push({ inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] });
+      if (req.headers['if-none-match'] === '"v1"') return res.writeHead(304, { etag: '"v1"' }).end();
+      res.writeHead(200, { etag: '"v1"', 'last-modified': 'Tue, 14 May 2024 17:03:00 GMT' }).end('{"value":[]}');
+    };
+    const first = await readConditional(`${base}updates`, undefined, noWait);
+    expect(first).toEqual({ notModified: false, text: '{"value":[]}', validators: { etag: '"v1"', lastModified: 'Tue, 14 May 2024 17:03:00 GMT' } });
+    const second = await readConditional(`${base}updates`, first.validators, noWait);
+    expect(second).toEqual({ notModified: true, validators: { etag: '"v1"', lastModified: 'Tue, 14 May 2024 17:03:00 GMT' } });
+    expect(asked).toEqual([{}, { inm: '"v1"', ims: 'Tue, 14 May 2024 17:03:00 GMT' }]);
+  });
+
+  it('a server without validators is read in full every time; a 304 nobody asked for is an error', async () => {
+    handler = (_req, res) => res.writeHead(200).end('{"value":[]}');
+    expect(await readConditional(`${base}updates`, {}, noWait)).toEqual({ notModified: false, text: '{"value":[]}', validators: {} });
+    handler = (_req, res) => res.writeHead(304).end();
+    await expect(readText(`${base}updates`, noWait)).rejects.toMatchObject({ name: 'FetchError', status: 304 });
+  });
+
+  it('a document fetch that gives up on 429 carries the Retry-After for the poller', async () => {
+    handler = (_req, res) => res.writeHead(429, { 'retry-after': '120' }).end();
+    const client = new MsrcClient(base, { ...noWait, attempts: 2 });
+    await expect(client.getReleaseIfChanged('2024-May', { etag: '"v1"' })).rejects.toMatchObject({ name: 'FetchError', status: 429, retryAfterMs: 120_000 });
   });
 });

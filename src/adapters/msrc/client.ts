@@ -6,7 +6,7 @@ import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { parseReleaseId } from '../../domain/calendar.ts';
 import type { Release } from '../../domain/release.ts';
-import { readText, type FetchOptions } from './http.ts';
+import { readConditional, readText, type FetchOptions, type Validators } from './http.ts';
 import { DocumentError, formatIssues, parseJsonText } from './json-text.ts';
 import { parseCvrf } from './to-release.ts';
 
@@ -63,6 +63,8 @@ function joinUrl(base: string, path: string): string {
   return new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
 }
 
+export type Changed<T> = { notModified: true; validators: Validators } | { notModified: false; value: T; validators: Validators };
+
 export class MsrcClient {
   constructor(
     private readonly baseUrl: string,
@@ -74,12 +76,29 @@ export class MsrcClient {
     return monthlyReleases(parseJsonText(await readText(url, this.options), url), now, url);
   }
 
+  /** The index, or "not modified" (nothing read, nothing parsed) when `validators` still match MSRC's answer. */
+  async listReleasesIfChanged(now: DateTime, validators?: Validators): Promise<Changed<IndexEntry[]>> {
+    const url = joinUrl(this.baseUrl, 'updates');
+    const read = await readConditional(url, validators, this.options);
+    if (read.notModified) return read;
+    return { notModified: false, value: monthlyReleases(parseJsonText(read.text, url), now, url), validators: read.validators };
+  }
+
   /** The month's document; throws FetchError or DocumentError, never returns a partial release. */
   async getRelease(id: string): Promise<Release> {
+    const read = await this.getReleaseIfChanged(id);
+    if (read.notModified) throw new Error('unreachable: an unconditional read answered 304');
+    return read.value;
+  }
+
+  /** As getRelease; with `validators`, a 304 comes back as "not modified" and the document is neither read nor parsed. */
+  async getReleaseIfChanged(id: string, validators?: Validators): Promise<Changed<Release>> {
     const month = parseReleaseId(id);
     if (!month.ok) throw new Error(month.error);
     const url = joinUrl(this.baseUrl, `cvrf/${month.value.id}`);
-    return parseCvrf(await readText(url, this.options), url);
+    const read = await readConditional(url, validators, this.options);
+    if (read.notModified) return read;
+    return { notModified: false, value: parseCvrf(read.text, url), validators: read.validators };
   }
 }
 

@@ -3,6 +3,8 @@
  * errors, 5xx and 429 are retried with exponential backoff and full jitter (Retry-After wins when given).
  * The whole body is read before anything is returned: a half-read document is an error, never a result.
  * Nothing larger than maxBytes is read, from a server or a file: the byte count is checked as it arrives.
+ * readConditional sends the validators of an earlier answer (If-None-Match, If-Modified-Since; RFC 9110 §13.1) and
+ * reports a 304 as "not modified" without a body; a server that sends no validators is simply read in full.
  */
 import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -35,10 +37,34 @@ export class FetchError extends Error {
     readonly url: string,
     message: string,
     readonly status?: number,
+    /** What the server's last Retry-After asked for, so a poller can wait that long before asking again. */
+    readonly retryAfterMs?: number,
   ) {
     super(`${url}: ${message}`);
     this.name = 'FetchError';
   }
+}
+
+/** The validators of an answer (RFC 9110 §8.8), as the server wrote them; either may be absent. */
+export interface Validators {
+  etag?: string;
+  lastModified?: string;
+}
+
+export type ConditionalRead = { notModified: true; validators: Validators } | { notModified: false; text: string; validators: Validators };
+
+function validatorsOf(response: Response): Validators {
+  const etag = response.headers.get('etag') ?? undefined;
+  const lastModified = response.headers.get('last-modified') ?? undefined;
+  return { ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
+}
+
+function conditionalHeaders(validators: Validators | undefined): Record<string, string> {
+  // Both are sent when both are known: a server that understands If-None-Match ignores the other (§13.1.3).
+  return {
+    ...(validators?.etag ? { 'If-None-Match': validators.etag } : {}),
+    ...(validators?.lastModified ? { 'If-Modified-Since': validators.lastModified } : {}),
+  };
 }
 
 const RETRYABLE_STATUS = (status: number) => status === 429 || status >= 500;
@@ -118,10 +144,19 @@ async function readBody(response: Response, location: string, maxBytes: number):
 }
 
 export async function readText(location: string, options: FetchOptions = {}): Promise<string> {
+  const read = await readConditional(location, undefined, options);
+  if (read.notModified) throw new FetchError(location, 'HTTP 304 to a request that was not conditional', 304);
+  return read.text;
+}
+
+/** A 304 is "not modified" only when validators were sent; the validators returned are those to send next time. */
+export async function readConditional(location: string, validators: Validators | undefined, options: FetchOptions = {}): Promise<ConditionalRead> {
   const maxBytes = options.maxBytes ?? MAX_DOCUMENT_BYTES;
   if (!/^https?:\/\//i.test(location)) {
-    return readFileText(/^file:\/\//i.test(location) ? fileURLToPath(location) : location, maxBytes);
+    return { notModified: false, text: await readFileText(/^file:\/\//i.test(location) ? fileURLToPath(location) : location, maxBytes), validators: {} };
   }
+  const conditional = conditionalHeaders(validators);
+  const asked = Object.keys(conditional).length > 0;
   const attempts = options.attempts ?? 4;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const base = options.baseDelayMs ?? 500;
@@ -135,14 +170,16 @@ export async function readText(location: string, options: FetchOptions = {}): Pr
     let delay: number | undefined;
     try {
       const response = await doFetch(location, {
-        headers: { Accept: 'application/json', ...options.headers },
+        headers: { Accept: 'application/json', ...options.headers, ...conditional },
         signal: AbortSignal.timeout(timeoutMs),
       });
-      if (response.ok) return await readBody(response, location, maxBytes);
+      if (response.ok) return { notModified: false, text: await readBody(response, location, maxBytes), validators: validatorsOf(response) };
       await response.body?.cancel().catch(() => undefined);
-      lastError = new FetchError(location, `HTTP ${response.status} ${response.statusText}`.trim(), response.status);
-      if (!RETRYABLE_STATUS(response.status)) throw lastError;
+      // A 304 may carry only the ETag (§15.4.5): what it leaves out is still what was sent.
+      if (response.status === 304 && asked) return { notModified: true, validators: { ...validators, ...validatorsOf(response) } };
       delay = retryAfterMs(response.headers.get('retry-after'), Date.now());
+      lastError = new FetchError(location, `HTTP ${response.status} ${response.statusText}`.trim(), response.status, delay);
+      if (!RETRYABLE_STATUS(response.status)) throw lastError;
     } catch (error) {
       // A document refused for what it is: asking again brings the same.
       if (error instanceof DocumentError) throw error;
@@ -163,5 +200,10 @@ export async function readText(location: string, options: FetchOptions = {}): Pr
       await sleep(delay ?? Math.min(cap, random() * base * 2 ** (attempt - 1)));
     }
   }
-  throw new FetchError(location, `gave up after ${attempts} attempts: ${lastError?.message.slice(location.length + 2) ?? 'unknown error'}`, lastError?.status);
+  throw new FetchError(
+    location,
+    `gave up after ${attempts} attempts: ${lastError?.message.slice(location.length + 2) ?? 'unknown error'}`,
+    lastError?.status,
+    lastError?.retryAfterMs,
+  );
 }
