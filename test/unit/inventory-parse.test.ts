@@ -153,7 +153,7 @@ describe('parseInventory on good files', () => {
     expect(settings).toEqual({ slaCriticalDays: 7, slaImportantDays: 21, reportDay: 28 });
     expect(policyOf(settings as Record<string, unknown>)).toMatchObject({ slaCriticalDays: 7, slaImportantDays: 21 });
     // Left out: HHS's proposed clocks, and no monthly report.
-    expect(policyOf(inventoryOf(parseInventory(BASE, 'plain.yaml')).clients[0]!.settings ?? {})).toMatchObject({ slaCriticalDays: 15, slaImportantDays: 30 });
+    expect(policyOf({ ...inventoryOf(parseInventory(BASE, 'plain.yaml')).clients[0]!.settings })).toMatchObject({ slaCriticalDays: 15, slaImportantDays: 30 });
 
     const bad = BASE.replace('    software', '    sla_critical_days: 0\n    sla_important_days: "30"\n    report_day: 31\n    software');
     const parsed = parseInventory(bad, 'policy-bad.yaml');
