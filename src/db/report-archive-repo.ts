@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { and, asc, desc, eq, gte, inArray, sql } from 'drizzle-orm';
-import type { ReportKind } from '../domain/report-schedule.ts';
-import type { AppDatabase } from './client.ts';
+import type { BroadClosed, ReportKind, ScheduleClient } from '../domain/report-schedule.ts';
+import { rowsOf, type AppDatabase } from './client.ts';
 import { reportArchive } from './schema.ts';
 
 /** One file of a report as it is delivered. */
@@ -126,4 +126,22 @@ export class ArchiveIntegrityError extends Error {
 function checked<T extends { id: number; sha256: string; bytes: Buffer }>(row: T): T {
   if (sha256Hex(row.bytes) !== row.sha256) throw new ArchiveIntegrityError(row.id);
   return row;
+}
+
+/**
+ * What the report schedule judges (src/domain/report-schedule.ts): the live clients with their zone and report day,
+ * and each client's broad ring of a release that closed since `since` (its last run's window end, or when the ring
+ * finished if later).
+ */
+export async function reportScheduleFacts(db: AppDatabase, since: Date): Promise<{ clients: ScheduleClient[]; broadClosed: BroadClosed[] }> {
+  const clients = rowsOf<{ id: string; timezone: string; report_day: unknown }>(
+    await db.execute(sql`select id, timezone, settings->'reportDay' as report_day from clients where retired_at is null order by id`),
+  ).map((c) => ({ id: c.id, timezone: c.timezone, ...(typeof c.report_day === 'number' ? { reportDay: c.report_day } : {}) }));
+  const closed = rowsOf<{ client_id: string; release_id: string; closed_at: Date | string }>(
+    await db.execute(sql`select r.client_id, r.release_id, greatest(r.finished_at, max(x.window_end)) as closed_at
+      from rollouts r left join runs x on x.rollout_id = r.id
+      where r.ring = 'broad' and r.client_id is not null and r.finished_at is not null
+      group by r.id having greatest(r.finished_at, max(x.window_end)) > ${since.toISOString()}::timestamptz`),
+  );
+  return { clients, broadClosed: closed.map((c) => ({ clientId: c.client_id, releaseId: c.release_id, closedAt: new Date(c.closed_at).toISOString() })) };
 }
