@@ -10,7 +10,8 @@ import { mspTimezone } from '../db/msp-repo.ts';
 import { currentMonth } from '../domain/report-period.ts';
 import { DEFAULT_HORIZON_DAYS, dueReports } from '../domain/report-schedule.ts';
 import type { Logger } from '../log.ts';
-import { sendComplianceReport, sendKevWeekly } from '../use-cases/report-delivery.ts';
+import { sendComplianceReport, sendKevWeekly, type ReportLinkSigner } from '../use-cases/report-delivery.ts';
+import { reportLinkSigner } from '../runtime/report-links.ts';
 import type { UseCaseContext } from '../use-cases/transaction.ts';
 import type { JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -20,7 +21,7 @@ const TICK = 'tick';
 const DAY_MS = 86_400_000;
 
 /** One tick: every report due now, sent once. Returns the keys sent. */
-export async function sendDueReports(ctx: UseCaseContext, log: Logger): Promise<string[]> {
+export async function sendDueReports(ctx: UseCaseContext, log: Logger, links?: ReportLinkSigner): Promise<string[]> {
   const now = ctx.now();
   const since = new Date(now.getTime() - (DEFAULT_HORIZON_DAYS + 1) * DAY_MS);
   const facts = await reportScheduleFacts(ctx.db, since);
@@ -32,7 +33,7 @@ export async function sendDueReports(ctx: UseCaseContext, log: Logger): Promise<
       const result =
         report.kind === 'kev_weekly'
           ? await sendKevWeekly(ctx, { week: report.periodId, period: currentMonth(now) })
-          : await sendComplianceReport(ctx, { clientId: report.clientId!, period: report.period!, kind: report.kind });
+          : await sendComplianceReport(ctx, { clientId: report.clientId!, period: report.period!, kind: report.kind, ...(links ? { links } : {}) });
       if (result.outcome === 'sent') done.push(report.key);
     } catch (error) {
       log.error({ err: error, report: report.key }, 'a scheduled compliance report failed; it is tried again at the next tick');
@@ -51,7 +52,8 @@ export function reportScheduleModule(options: { tickMs?: number } = {}): JobModu
       await queue.upsertJobScheduler('report-schedule-tick', { every: options.tickMs ?? context.pace?.tickMs ?? 5 * 60_000 }, { name: TICK, opts: { ...KEEP_FEW, attempts: 1 } });
     }
     const ctx: UseCaseContext = { db: context.database.db, now: context.now };
-    const worker = hasWorker ? createWorker(context, QUEUE, async (job) => (job.name === TICK ? { sent: await sendDueReports(ctx, context.log) } : undefined)) : undefined;
+    const links = context.config.reportLinks ? reportLinkSigner(context.config.reportLinks) : undefined;
+    const worker = hasWorker ? createWorker(context, QUEUE, async (job) => (job.name === TICK ? { sent: await sendDueReports(ctx, context.log, links) } : undefined)) : undefined;
     return { close: () => closeAll([worker], [queue]) };
   };
 }
