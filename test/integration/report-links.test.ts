@@ -22,11 +22,11 @@ let now = new Date('2026-12-01T12:00:00Z');
 
 beforeAll(async () => {
   database = await openTestDatabase();
-  ({ ids: [id] } = (await archiveReport(database.db, {
+  id = (await archiveReport(database.db, {
     deliveryKey: 'report:monthly:acme:2026-Nov', clientId: 'acme', periodId: '2026-Nov', kind: 'monthly',
     files: [{ name: 'compliance-acme-2026-Nov.pdf', mimeType: 'application/pdf', format: 'pdf', bytes: BYTES }],
     sentTo: ['teams:19:x'], sentAt: now,
-  })) as { ids: [number] });
+  })).ids[0]!;
   http = createHttpServer({ log: pino({ level: 'silent' }), readiness: [] });
   http.mount(REPORT_LINK_PATH, reportDownloadHandler({ db: database.db, secret: SECRET, now: () => now, log: pino({ level: 'silent' }) }));
   base = `http://127.0.0.1:${await http.listen(0, '127.0.0.1')}/`;

@@ -8,41 +8,13 @@
  */
 import type { OutboxItem } from '../../db/outbox-repo.ts';
 import type { ReportKind } from '../../domain/report-schedule.ts';
+import type { ReportSnapshot } from '../report-snapshot.ts';
 import { escapeMrkdwn } from '../slack/block-kit.ts';
 import { renderReportCard } from '../teams/report-card.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 
-export interface ReportSummarySnapshot {
-  devicesInScope: number;
-  compliantDevices: number;
-  deviceCompliancePct: number | null;
-  patchInstallationPct: number | null;
-  missingCritical: number;
-  missingImportant: number;
-  kevMissing: number;
-  slaBreaches: number;
-  failedInstalls: number;
-  staleDevices: number;
-  slaCriticalDays: number;
-  slaImportantDays: number;
-}
-
-export interface ReportFileLink {
-  name: string;
-  size: number;
-  /** A signed, expiring download link (Teams); absent where the platform carries the file itself. */
-  url?: string;
-}
-
-export interface ReportSnapshot {
-  deliveryKey: string;
-  kind: ReportKind;
-  clientId: string;
-  periodId: string;
-  summary: ReportSummarySnapshot;
-  files: readonly ReportFileLink[];
-}
+export type { ReportFileLink, ReportSnapshot, ReportSummarySnapshot } from '../report-snapshot.ts';
 
 /** One device still exposed to a KEV-listed CVE, for the engineers' weekly list. */
 export interface KevExposure {

@@ -3,7 +3,7 @@
  * button per file opening patchbay's signed, expiring download link. Names are escaped; the SLA days are said to be
  * the client's own policy.
  */
-import type { ReportSnapshot } from '../notices/reports.ts';
+import type { ReportSnapshot } from '../report-snapshot.ts';
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
 
 const pct = (value: number | null): string => (value === null ? 'n/a' : `${value}%`);
