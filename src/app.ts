@@ -10,6 +10,7 @@ import type { Sandbox } from './sandbox/sandbox.ts';
 import type { SandboxClock } from './sandbox/clock.ts';
 import { OutboxNotifier } from './jobs/outbox.ts';
 import { createSlackApp } from './bot/slack/app.ts';
+import { REPORT_LINK_PATH, reportDownloadHandler, reportLinkSigner } from './runtime/report-links.ts';
 import { createTeamsApp, createTeamsBot, teamsRequestHandler } from './bot/teams/app.ts';
 import type { Logger } from './log.ts';
 import { recordLiveChat } from './db/sandbox-repo.ts';
@@ -212,6 +213,7 @@ async function startWeb(started: Started & { metrics: MetricsRegistry; port: num
   shutdown.add('http', () => http.close());
   if (config.slack.botToken && config.slack.signingSecret) await mountSlack(started, http, shutdown);
   if (config.teams.appId) mountTeams(started, http, shutdown);
+  if (config.reportLinks) http.mount(REPORT_LINK_PATH, reportDownloadHandler({ db: database.db, secret: config.reportLinks.secret, now: started.now, log }));
   if (sandbox) {
     await sandbox.attach({ http, host, port, redis, prefix: config.redisPrefix });
     log.info({ port }, `sandbox: no Slack or Teams credentials, so both are emulated here; open http://localhost:${port}/`);
@@ -233,6 +235,7 @@ async function mountSlack(started: Started, server: HttpServer, shutdown: Shutdo
     log,
     now,
     notifyOutbox: (ids) => notifier.notify(ids),
+    ...(config.reportLinks ? { reportLinks: reportLinkSigner(config.reportLinks) } : {}),
   });
   if (slack.handler) server.mount('/slack/events', slack.handler);
   await slack.start();

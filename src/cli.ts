@@ -11,6 +11,8 @@ export function buildProgram(): Command {
     .description('Patch Tuesday chat-ops for managed service providers')
     .version('0.1.0')
     .showHelpAfterError()
+    // A subcommand's option belongs to it (`report fetch ID --out FILE`), not to a parent that has one by that name.
+    .enablePositionalOptions()
     .exitOverride();
   registerCommands(program);
   return program;

@@ -72,6 +72,9 @@ const envSchema = z.object({
   TEAMS_APP_ID: optionalString,
   TEAMS_APP_PASSWORD: optionalString,
   TEAMS_TENANT_ID: optionalString,
+  // Never echoed back in a problem (see SECRETS).
+  REPORT_LINK_SECRET: optionalString.refine((v) => v === undefined || v.length >= 32, { message: 'expected at least 32 characters (e.g. openssl rand -hex 32)' }),
+  PUBLIC_URL: optionalString.pipe(z.url().optional()),
   MSRC_API_URL: url(['http:', 'https:', 'file:'], 'https://api.msrc.microsoft.com/cvrf/v3.0/'),
   KEV_URL: url(['http:', 'https:', 'file:'], 'https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json'),
   PATCHBAY_SANDBOX: optionalString.pipe(z.enum(['auto', 'on', 'off']).optional()),
@@ -103,7 +106,7 @@ const envSchema = z.object({
 });
 
 /** Variables whose values never appear in a configuration problem (or anywhere else patchbay writes). */
-const SECRETS = new Set(['TACTICAL_API_KEY', 'NINJAONE_CLIENT_SECRET', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'TEAMS_APP_PASSWORD']);
+const SECRETS = new Set(['REPORT_LINK_SECRET', 'TACTICAL_API_KEY', 'NINJAONE_CLIENT_SECRET', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'TEAMS_APP_PASSWORD']);
 
 export type Env = z.input<typeof envSchema>;
 
@@ -120,6 +123,8 @@ export interface Config {
   /** Set: /metrics is served only on this port and host, not on the public `port` beside /slack/events. */
   metrics: { port: number; host: string } | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Signed download links for report files (Teams): both set, or links are left out of the champions' cards. */
+  reportLinks: { secret: string; publicUrl: string } | undefined;
   slack: {
     botToken: string | undefined;
     signingSecret: string | undefined;
@@ -252,6 +257,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       apiUrl: e.SLACK_API_URL ?? DEFAULTS.slackApiUrl,
     },
     teams: { appId: e.TEAMS_APP_ID, appPassword: e.TEAMS_APP_PASSWORD, tenantId: e.TEAMS_TENANT_ID },
+    reportLinks: e.REPORT_LINK_SECRET && e.PUBLIC_URL ? { secret: e.REPORT_LINK_SECRET, publicUrl: e.PUBLIC_URL } : undefined,
     msrcApiUrl: e.MSRC_API_URL ?? DEFAULTS.msrcApiUrl,
     kevUrl: e.KEV_URL ?? DEFAULTS.kevUrl,
     deployer:

@@ -4,6 +4,7 @@
  * with usage rather than silence.
  */
 import type { Ring } from '../domain/inventory.ts';
+import { monthPeriod } from '../domain/report-period.ts';
 
 export type PatchCommand =
   | { kind: 'status' }
@@ -26,6 +27,8 @@ export type PatchCommand =
   | { kind: 'notice_revoke'; target: string }
   /** Read the devices from the device manager (Tactical RMM) now rather than at the daily sync. */
   | { kind: 'sync' }
+  /** A client's compliance report, posted with its files in this channel; `period` a month like 2026-Nov (default: this month). */
+  | { kind: 'report'; client: string; period: string | null }
   | { kind: 'unknown'; problem: string };
 
 const RINGS: readonly Ring[] = ['msp', 'pilot', 'broad'];
@@ -128,6 +131,16 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
   sync: {
     usage: ['`/patch sync`: read the devices from Tactical RMM now (it also runs daily); this channel hears what changed'],
     parse: ({ args }) => (args.length === 0 ? { kind: 'sync' } : unknown('`sync` takes nothing after it')),
+  },
+  report: {
+    usage: ['`/patch report CLIENT [MONTH]`: the client\u2019s compliance report (summary and CSV files) here, e.g. `/patch report acme 2026-Nov`; default this month so far'],
+    parse: ({ args }) => {
+      const [client, period, ...rest] = args;
+      if (client === undefined || rest.length > 0) return unknown('`report` takes a client id and, optionally, a month like 2026-Nov');
+      if (period === undefined) return { kind: 'report', client, period: null };
+      const month = monthPeriod(period);
+      return month.ok ? { kind: 'report', client, period: month.period.id } : unknown(`\`${period.slice(0, 40).replace(/`/g, "'")}\` is not a month like 2026-Nov`);
+    },
   },
   help: {
     usage: ['`/patch help`: this list'],

@@ -20,6 +20,7 @@ import { renderNoticeWaiverNotice, type NoticeWaiverNotice } from './notices/not
 import { renderUserDmNotice, type UserDmNotice } from './notices/user-dms.ts';
 import { renderClientChatNotice, type ClientChatNotice } from './notices/client-chats.ts';
 import { renderReleaseNotice, type ReleaseNotice } from './notices/release.ts';
+import { renderReportNotice, type ReportNotice } from './notices/reports.ts';
 
 export type Notice =
   | GateNotice
@@ -32,7 +33,8 @@ export type Notice =
   | UserDmNotice
   | ClientChatNotice
   | DeviceSyncNotice
-  | ReleaseNotice;
+  | ReleaseNotice
+  | ReportNotice;
 
 /** The outbox rows one notice becomes; none when its audience is not configured. Pure. */
 export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[] {
@@ -79,5 +81,8 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'release_stored':
     case 'release_revised':
       return renderReleaseNotice(notice, audiences);
+    case 'report_sent':
+    case 'kev_exposure_weekly':
+      return renderReportNotice(notice, audiences);
   }
 }

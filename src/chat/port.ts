@@ -16,6 +16,12 @@ export interface ChatDelivery {
   payload: { text: string; card?: unknown; blocks?: unknown; user?: unknown; [key: string]: unknown };
 }
 
+/**
+ * A post whose payload names `reportFiles` (a report archive delivery key) carries files: the platform's sender
+ * reads their bytes through this source when it sends, so the bytes never ride in the outbox row.
+ */
+export type ReportFileSource = (deliveryKey: string) => Promise<ReadonlyArray<{ name: string; mimeType: string; bytes: Uint8Array }>>;
+
 export interface ChatSent {
   messageId: string | undefined;
   /** The thread the message went into, when the platform threads it (stored so replies can find it). */

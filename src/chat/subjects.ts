@@ -54,6 +54,8 @@ export const subjects = {
   userDmUnmatched: (clientId: string | null | undefined, night: string) => `userdm-unmatched:${clientOrMsp(clientId)}:${night}`,
   /** What a device manager sync (Tactical RMM) changed, one message per sync that changed something. */
   deviceSync: (at: string) => `device-sync:${at}`,
+  /** A compliance report sent, by its report archive delivery key (`report:monthly:acme:2026-Nov`); files thread under it. */
+  report: (deliveryKey: string) => deliveryKey,
   /** A device manager sync that could not read the device manager (said once until a sync works again). */
   deviceSyncFailed: (since: string) => `device-sync-failed:${since}`,
 } as const;

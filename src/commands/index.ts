@@ -62,7 +62,7 @@ export function registerCommands(program: Command): void {
 
   registerDevices(program);
 
-  program
+  const report = program
     .command('report')
     .description('write the patch compliance report of a client (or all) for a period, as CSV, JSON, PDF or a chart PNG')
     .option('--client <id>', 'the client id, or "all"')
@@ -73,6 +73,20 @@ export function registerCommands(program: Command): void {
     .option('--out <dir>', 'folder to write the files into', '.')
     .addHelpText('after', "\nSLA days are the client's own policy (client settings slaCriticalDays, slaImportantDays; defaults 15 and 30).")
     .action(async (options) => (await import('./report.ts')).reportCommand(options));
+  // `report fetch ID --out FILE`: the subcommand's --out, not the report folder's (the program's too, src/cli.ts).
+  report.enablePositionalOptions();
+  report
+    .command('list')
+    .description('list the report files patchbay sent (newest first): id, client, period, kind, file, size, SHA-256, to whom')
+    .option('--client <id>', 'only this client')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'as JSON')
+    .action(async (options) => (await import('./report.ts')).reportListCommand(options));
+  report
+    .command('fetch <id>')
+    .description('write an archived report file exactly as it was sent, after checking it against its SHA-256')
+    .option('--out <file>', 'write to this file (default: standard output)')
+    .action(async (id: string, options) => (await import('./report.ts')).reportFetchCommand(id, options));
 
   registerAudit(program);
 }

@@ -35,6 +35,43 @@ export async function reportCommand(options: ReportOptions): Promise<void> {
   process.stdout.write(`${written.join('\n')}\n`);
 }
 
+/** `report list`: the report files patchbay sent, newest first. */
+export async function reportListCommand(options: { client?: string; limit: string; json?: boolean }): Promise<void> {
+  const limit = Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a whole number above 0', 2);
+  const { listArchive } = await import('../db/report-archive-repo.ts');
+  const rows = await withDb((db) => listArchive(db, { ...(options.client !== undefined ? { clientId: options.client } : {}), limit }));
+  if (options.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  for (const r of rows) {
+    process.stdout.write(`${r.id}\t${r.clientId ?? 'msp'}\t${r.periodId}\t${r.kind}\t${r.fileName}\t${r.size}\t${r.sha256}\t${r.sentAt.toISOString()}\t${r.sentTo.join(',')}\n`);
+  }
+}
+
+/** `report fetch ID`: an archived report file exactly as it was sent, after checking it against its SHA-256. */
+export async function reportFetchCommand(id: string, options: { out?: string }): Promise<void> {
+  if (!/^\d+$/.test(id)) throw new CliError(`"${id}" is not an archive id (patchbay report list shows them)`, 2);
+  const { ArchiveIntegrityError, fetchArchived } = await import('../db/report-archive-repo.ts');
+  const file = await withDb(async (db) => {
+    try {
+      return await fetchArchived(db, Number(id));
+    } catch (error) {
+      if (error instanceof ArchiveIntegrityError) throw new CliError(error.message, 1);
+      throw error;
+    }
+  });
+  if (!file) throw new CliError(`no archived report file ${id} (patchbay report list shows them)`, 2);
+  if (options.out === undefined) return void process.stdout.write(file.bytes);
+  const fs = await import('node:fs/promises');
+  await fs.writeFile(options.out, file.bytes);
+  process.stderr.write(`${options.out}: ${file.fileName}, ${file.bytes.length} bytes, sha256 ${file.sha256} (checked)\n`);
+}
+
+async function withDb<T>(work: (db: AppDatabase) => Promise<T>): Promise<T> {
+  const { loadConfig } = await import('../config.ts');
+  const { withCommandDatabase } = await import('../db/for-command.ts');
+  return withCommandDatabase(loadConfig(process.env), (database) => work(database.db));
+}
+
 async function periodOf(options: ReportOptions, now: Date): Promise<ReportPeriod> {
   const { currentMonth, monthPeriod, rangePeriod } = await import('../domain/report-period.ts');
   if (options.period !== undefined && (options.from !== undefined || options.to !== undefined)) throw new CliError('give --period or --from/--to, not both', 2);

@@ -8,10 +8,12 @@
  * double click collides in the database instead of relying on timing.
  */
 import { sql } from 'drizzle-orm';
+import { REPORT_KINDS } from '../domain/report-schedule.ts';
 import {
   bigint,
   boolean,
   check,
+  customType,
   date,
   foreignKey,
   index,
@@ -749,4 +751,45 @@ export const deployerOperations = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [index('deployer_operations_device_idx').on(t.backend, t.device)],
+);
+
+/** Raw bytes (PostgreSQL `bytea`): postgres.js hands back a Buffer, PGlite a Uint8Array; both come out as a Buffer. */
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => 'bytea',
+  toDriver: (value) => value,
+  fromDriver: (value) => (Buffer.isBuffer(value) ? value : Buffer.from(value)),
+});
+
+
+/**
+ * Every compliance report file patchbay sent, as sent (issue 17's retention: HIPAA keeps documentation six years):
+ * the bytes, their SHA-256, whose and which period, and to whom. Append-only like the audit log (a trigger refuses
+ * UPDATE, DELETE and TRUNCATE), so `patchbay report fetch` hands back exactly what a client or an auditor got.
+ * `delivery_key` is the report's idempotency key (`report:<kind>:<client>:<period>[:<request>]`): the files of one
+ * sending share it, and a scheduler that runs twice collides here instead of sending twice. The chat outbox row
+ * names the key, not the bytes, so large files never ride in the outbox's JSON.
+ */
+export const reportArchive = pgTable(
+  'report_archive',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    deliveryKey: text('delivery_key').notNull(),
+    /** Null for the MSP-wide report (the engineers' weekly KEV exposure). */
+    clientId: text('client_id'),
+    periodId: text('period_id').notNull(),
+    kind: text('kind', { enum: REPORT_KINDS }).notNull(),
+    /** `csv`, `pdf`, `png`, `json`: what the file is, as `patchbay report --format` names it. */
+    format: text('format').notNull(),
+    fileName: text('file_name').notNull(),
+    mimeType: text('mime_type').notNull(),
+    content: bytea('content').notNull(),
+    sha256: text('sha256').notNull(),
+    /** Where it went: `slack:<channel>`, `teams:<conversation>`, … */
+    sentTo: jsonb('sent_to').$type<string[]>().notNull(),
+    sentAt: instant('sent_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('report_archive_delivery_file_idx').on(t.deliveryKey, t.fileName),
+    index('report_archive_client_period_idx').on(t.clientId, t.periodId),
+  ],
 );

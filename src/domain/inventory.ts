@@ -62,6 +62,11 @@ export interface ClientSettings {
   autoConfirmHours?: number;
   /** At most this many of the client's runs at once. */
   runConcurrency?: number;
+  /** The client's patch policy: days a missing Critical (Important) update may stay missing; default 15 (30). */
+  slaCriticalDays?: number;
+  slaImportantDays?: number;
+  /** Day of the month (1–28, so every month has it) the monthly compliance report goes out; unset: none. */
+  reportDay?: number;
 }
 
 /** The settings keys the inventory owns: an import sets these and removes any the file no longer names. */
@@ -75,6 +80,9 @@ export const CLIENT_SETTING_KEYS = [
   'noticeHours',
   'autoConfirmHours',
   'runConcurrency',
+  'slaCriticalDays',
+  'slaImportantDays',
+  'reportDay',
 ] as const satisfies ReadonlyArray<keyof ClientSettings>;
 
 /**

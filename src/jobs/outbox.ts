@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, Queue, RateLimitError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Database } from '../db/client.ts';
+import type { AppDatabase, Database } from '../db/client.ts';
 import {
   channelHead,
   dueOutboxIds,
@@ -36,7 +36,8 @@ import {
   type OutboxRow,
 } from '../db/outbox-repo.ts';
 import type { Logger } from '../log.ts';
-import { asSendError, type ChatAction, type ChatSender } from '../chat/port.ts';
+import { asSendError, type ChatAction, type ChatSender, type ReportFileSource } from '../chat/port.ts';
+import { filesOfDelivery } from '../db/report-archive-repo.ts';
 import { slackOutlet, teamsOutlet, type ChatOutlet } from '../chat/outlets.ts';
 import { deliveryClient } from '../chat/slack-sender.ts';
 import { createTeamsApp } from '../bot/teams/app.ts';
@@ -306,6 +307,11 @@ async function sendFailed(d: Delivery, outlet: ChatOutlet, row: OutboxRow, error
   if (plan.rethrow) throw e;
 }
 
+/** Report files are read back from the report archive by the delivery key a row names. */
+function reportFileSource(db: AppDatabase): ReportFileSource {
+  return async (key) => (await filesOfDelivery(db, key)).map((f) => ({ name: f.fileName, mimeType: f.mimeType, bytes: f.bytes }));
+}
+
 /** Every this often the sweep re-adds unsent rows: the bound on how long a lost job delays a message. */
 export const SWEEP_EVERY_MS = 10_000;
 
@@ -321,7 +327,7 @@ export const outboxJobs: JobModule = async (context: JobContext) => {
         connection: context.redis,
         prefix: context.prefix,
         log: context.log,
-        ...(config.slack.botToken ? { slack: deliveryClient(config.slack.botToken, config.slack.apiUrl) } : {}),
+        ...(config.slack.botToken ? { slack: deliveryClient(config.slack.botToken, config.slack.apiUrl, reportFileSource(context.database.db)) } : {}),
         ...(teamsAppId ? { teams: new TeamsSender(createTeamsApp(config.teams, context.log).app, context.database.db) } : {}),
         now: context.now,
       }),

@@ -3,11 +3,12 @@ import type { JobContext, JobModule, RunningJobs } from './context.ts';
 import { deviceSync } from './device-sync.ts';
 import { outboxJobs } from './outbox.ts';
 import { releaseWatch } from './release-watch.ts';
+import { reportSchedule } from './report-schedule.ts';
 import { rollout } from './rollout/index.ts';
 import { teamsClients } from './teams.ts';
 import { userDm } from './user-dm.ts';
 
-const modules: JobModule[] = [releaseWatch, outboxJobs, rollout, teamsClients, userDm, deviceSync];
+const modules: JobModule[] = [releaseWatch, outboxJobs, rollout, teamsClients, userDm, deviceSync, reportSchedule];
 
 export async function startJobs(context: JobContext): Promise<RunningJobs> {
   const running: RunningJobs[] = [];

@@ -27,6 +27,7 @@ describe('chat subjects', () => {
     expect(subjects.userDmUnmatched('acme', '2024-02-14')).toBe('userdm-unmatched:acme:2024-02-14');
     expect(subjects.deviceSync('2024-02-14T12:00:00.000Z')).toBe('device-sync:2024-02-14T12:00:00.000Z');
     expect(subjects.deviceSyncFailed('2024-02-14T12:00:00.000Z')).toBe('device-sync-failed:2024-02-14T12:00:00.000Z');
+    expect(subjects.report('report:monthly:acme-dental:2026-Nov')).toBe('report:monthly:acme-dental:2026-Nov');
   });
 
   it('parses back: a window summary names the window it summarises, and only a window subject changes', () => {

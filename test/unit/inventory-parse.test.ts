@@ -14,6 +14,7 @@ import {
   type InventoryParse,
   type InventoryProblem,
 } from '../../src/adapters/inventory/parse.ts';
+import { policyOf } from '../../src/db/compliance-repo.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/inventory.yaml', import.meta.url));
 const MISTAKES = fileURLToPath(new URL('../fixtures/inventory/mistakes.yaml', import.meta.url));
@@ -146,6 +147,25 @@ describe('parseInventory on good files', () => {
     ]);
   });
 
+  it("reads a client's report policy (SLA days, report day) into the settings the compliance model judges by", () => {
+    const good = BASE.replace('    software', '    sla_critical_days: 7\n    sla_important_days: 21\n    report_day: 28\n    software');
+    const settings = inventoryOf(parseInventory(good, 'policy.yaml')).clients[0]!.settings!;
+    expect(settings).toEqual({ slaCriticalDays: 7, slaImportantDays: 21, reportDay: 28 });
+    expect(policyOf(settings as Record<string, unknown>)).toMatchObject({ slaCriticalDays: 7, slaImportantDays: 21 });
+    // Left out: HHS's proposed clocks, and no monthly report.
+    expect(policyOf({ ...inventoryOf(parseInventory(BASE, 'plain.yaml')).clients[0]!.settings })).toMatchObject({ slaCriticalDays: 15, slaImportantDays: 30 });
+
+    const bad = BASE.replace('    software', '    sla_critical_days: 0\n    sla_important_days: "30"\n    report_day: 31\n    software');
+    const parsed = parseInventory(bad, 'policy-bad.yaml');
+    const lines = bad.split('\n');
+    const lineOf = (key: string) => lines.findIndex((line) => line.startsWith(`    ${key}:`)) + 1;
+    expect(parsed.ok ? [] : parsed.problems.map((p) => `${p.file}:${p.line} ${p.path}: ${p.message}`)).toEqual([
+      `policy-bad.yaml:${lineOf('sla_critical_days')} clients[0].sla_critical_days: expected a whole number from 1 to 365`,
+      `policy-bad.yaml:${lineOf('sla_important_days')} clients[0].sla_important_days: expected a whole number from 1 to 365`,
+      `policy-bad.yaml:${lineOf('report_day')} clients[0].report_day: expected a whole number from 1 to 28`,
+    ]);
+  });
+
   it('reads the MSP\u2019s soak, overall concurrency and missed-window limit, and reports bad ones on their own lines', () => {
     const good = BASE.replace('  devices:\n    - { name: EXIT', '  soak_hours: 0\n  run_concurrency: 400\n  missed_window_limit: 5\n  devices:\n    - { name: EXIT');
     expect(inventoryOf(parseInventory(good, 'msp.yaml')).msp.settings).toEqual({ soakHours: 0, runConcurrency: 400, missedWindowLimit: 5 });
@@ -246,7 +266,7 @@ describe('did-you-mean for misspelled keys', () => {
     const problems = problemsOf(parseInventory(BASE.replace('    software: [Dentrix]', '    colour: blue'), 'x.yaml'));
     expect(problems).toHaveLength(1);
     expect(problems[0]!.message).toBe(
-      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, users, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, notice_hours, auto_confirm_hours, run_concurrency, tactical_client, ninjaone_organization)',
+      'unknown key "colour" (expected one of: id, name, timezone, windows, software, champions, users, locations, channel, teams_tenant_id, chat, dm_time, dm_template, max_deferrals, notice_hours, auto_confirm_hours, run_concurrency, sla_critical_days, sla_important_days, report_day, tactical_client, ninjaone_organization)',
     );
   });
 });
@@ -471,7 +491,7 @@ describe('text limits', () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]!.path).toMatch(/^clients\[0\]\.k+…$/);
     // Short next to the 100,000-character key; most of it is the list of allowed keys, which grows with the schema.
-    expect(formatProblem(problems[0]!).length).toBeLessThan(450);
+    expect(formatProblem(problems[0]!).length).toBeLessThan(520);
   });
 });
 

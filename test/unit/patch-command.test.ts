@@ -78,6 +78,8 @@ describe('/patch grammar, table', () => {
     ['skip ring:msp KB5034441 lab has no Server 2019', { kind: 'skip', ring: 'msp', update: 'KB5034441', client: null, reason: 'lab has no Server 2019' }],
     ['skip PILOT KB5034441 acme-dental', { kind: 'skip', ring: 'pilot', update: 'KB5034441', client: 'acme-dental', reason: 'no test machine' }],
     ['sync', { kind: 'sync' }],
+    ['report acme-dental', { kind: 'report', client: 'acme-dental', period: null }],
+    ['report acme-dental 2026-nov', { kind: 'report', client: 'acme-dental', period: '2026-Nov' }],
   ])('%j reads as %j', (text, command) => {
     expect(parsePatchCommand(text)).toEqual(command);
   });
@@ -85,6 +87,9 @@ describe('/patch grammar, table', () => {
   it.each([
     ['status now', '`status` takes nothing after it'],
     ['sync contoso', '`sync` takes nothing after it'],
+    ['report', '`report` takes a client id and, optionally, a month'],
+    ['report acme 2026-Nov extra', '`report` takes a client id and, optionally, a month'],
+    ['report acme November', '`November` is not a month like 2026-Nov'],
     ['hold', '`hold` needs what to hold'],
     ['hold KB5034441', 'a hold needs a reason: `/patch hold KB5034441 REASON`'],
     ['hold ring:canary because', '`ring:canary` is not a ring'],
@@ -113,7 +118,7 @@ describe('/patch grammar, table', () => {
   });
 
   it('lists every subcommand in its usage, in one line or more each', () => {
-    for (const verb of ['status', 'hold', 'release', 'withdraw', 'windows', 'notes', 'link', 'promote', 'confirm', 'skip', 'sync', 'help']) {
+    for (const verb of ['status', 'hold', 'release', 'withdraw', 'windows', 'notes', 'link', 'promote', 'confirm', 'skip', 'sync', 'report', 'help']) {
       expect(PATCH_USAGE).toContain(`\`/patch ${verb}`);
     }
   });

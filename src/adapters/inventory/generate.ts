@@ -273,6 +273,9 @@ export function inventoryToYaml(inv: Inventory): string {
         notice_hours: client.settings?.noticeHours,
         auto_confirm_hours: client.settings?.autoConfirmHours,
         run_concurrency: client.settings?.runConcurrency,
+        sla_critical_days: client.settings?.slaCriticalDays,
+        sla_important_days: client.settings?.slaImportantDays,
+        report_day: client.settings?.reportDay,
         champions: client.champions.map((c) => flow(omitUndefined({ name: c.name, email: c.email, teams_id: c.teamsId }))),
         locations: client.locations.map((location) =>
           omitUndefined({ id: location.id, name: location.name, devices: location.devices.map(device) }),

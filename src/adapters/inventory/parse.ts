@@ -40,6 +40,7 @@ const CLIENT_SHAPE = {
   optional: [
     'software', 'champions', 'users', 'locations',
     'channel', 'teams_tenant_id', 'chat', 'dm_time', 'dm_template', 'max_deferrals', 'notice_hours', 'auto_confirm_hours', 'run_concurrency',
+    'sla_critical_days', 'sla_important_days', 'report_day',
     'tactical_client', 'ninjaone_organization',
   ],
 } as const;
@@ -350,6 +351,10 @@ class InventoryReader {
       ['notice_hours', 'noticeHours', 0, 24 * 7],
       ['auto_confirm_hours', 'autoConfirmHours', 1, 24 * 30],
       ['run_concurrency', 'runConcurrency', 1, 100_000],
+      ['sla_critical_days', 'slaCriticalDays', 1, 365],
+      ['sla_important_days', 'slaImportantDays', 1, 365],
+      // 28 at most: a report day every month has, so February never skips the report.
+      ['report_day', 'reportDay', 1, 28],
     ] as const;
     for (const [key, setting, min, max] of numbers) {
       const value = this.wholeNumber(fields.get(key), min, max);

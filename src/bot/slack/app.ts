@@ -27,6 +27,8 @@ export interface SlackAppOptions {
   now: () => Date;
   /** Told about outbox rows right after a use-case commits. */
   notifyOutbox?: (ids: number[]) => Promise<void>;
+  /** Signs report files' download links for Teams champions (src/runtime/report-links.ts). */
+  reportLinks?: (archiveId: number, expiresAt: Date) => string;
 }
 
 export interface SlackApp {
@@ -97,7 +99,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
     app = new App({ token: options.botToken, receiver, logger, clientOptions });
   }
 
-  const deps: ListenerDeps = { db: database.db, ctx, log, now: options.now };
+  const deps: ListenerDeps = { db: database.db, ctx, log, now: options.now, ...(options.reportLinks ? { reportLinks: options.reportLinks } : {}) };
   events.registerRetryFilter(app, deps);
   for (const family of [actions, views, commands, events]) family.register(app, deps);
 

@@ -17,7 +17,8 @@
  *
  * Laid out as a router (this file: the HTTP server and the test-facing handle) over ./slack/: the workspace's
  * state and shared rules (workspace.ts), the rate limits (rate-limits.ts), one module per Web API family
- * (chat.ts, views.ts, users.ts, conversations.ts), the /api/ pipeline (api.ts) and response_url (response-url.ts).
+ * (chat.ts, views.ts, users.ts, conversations.ts, files.ts), the /api/ pipeline (api.ts), response_url
+ * (response-url.ts) and the upload URLs of the external file upload flow (files.ts, `/upload/v1/<token>`).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,10 +26,11 @@ import { randomBytes } from 'node:crypto';
 import { apiHandler, type ApiControls } from './slack/api.ts';
 import { chatMethods } from './slack/chat.ts';
 import { conversationsMethods } from './slack/conversations.ts';
+import { FileStore, filesMethods, receiveUpload } from './slack/files.ts';
 import type { Answer } from './slack/protocol.ts';
 import { RateLimiter } from './slack/rate-limits.ts';
 import { responseUrlHandler, type ResponseUrls } from './slack/response-url.ts';
-import type { Fault, RecordedCall, ResponseUrlContext, SeedChannel, SeedUser, SlackEmulatorHistory, SlackEmulatorOptions, StoredEphemeral, StoredMessage, StoredView, ResponseUrlPost } from './slack/types.ts';
+import type { Fault, RecordedCall, ResponseUrlContext, SeedChannel, SeedUser, SlackEmulatorHistory, SlackEmulatorOptions, StoredEphemeral, StoredFile, StoredMessage, StoredView, ResponseUrlPost } from './slack/types.ts';
 import { usersMethods } from './slack/users.ts';
 import { viewsMethods } from './slack/views.ts';
 import { Workspace } from './slack/workspace.ts';
@@ -61,6 +63,8 @@ export interface SlackEmulator {
   responses(): ResponseUrlPost[];
   /** 429 answers given (rate limit or injected), in total or for one method. */
   rateLimitedCount(method?: string): number;
+  /** Files completed through files.completeUploadExternal (shared or private), with their bytes, in order. */
+  files(filter?: { channel?: string }): StoredFile[];
 
   user(id: string): SeedUser | undefined;
   channelName(id: string): string | undefined;
@@ -89,14 +93,21 @@ export interface SlackEmulator {
 export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Promise<SlackEmulator> {
   const ws = new Workspace(options);
   const limits = new RateLimiter(options.rateLimits === false ? undefined : (options.rateLimits ?? {}), ws.clock);
-  const methods = { ...usersMethods(ws), ...chatMethods(ws, limits), ...conversationsMethods(ws), ...viewsMethods(ws) };
+  const store = new FileStore({ uploadTtlMs: options.uploadTtlMs ?? 10 * 60_000, maxFilesPerComplete: options.maxFilesPerComplete ?? 10 });
+  let origin = '';
+  const methods = {
+    ...usersMethods(ws), ...chatMethods(ws, limits), ...conversationsMethods(ws), ...viewsMethods(ws), ...filesMethods(ws, store, () => origin),
+  };
   const controls: ApiControls = { calls: [], faults: new Map(), latency: new Map() };
   const responses: ResponseUrls = { urls: new Map(), posts: [], usesPerUrl: options.responseUrlUses ?? 5 };
   const handleApi = apiHandler(ws, limits, methods, controls);
   const handleResponseUrl = responseUrlHandler(ws, responses);
 
-  async function route(req: IncomingMessage, raw: string): Promise<Answer> {
+  async function route(req: IncomingMessage, body: Buffer): Promise<Answer> {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const upload = /^\/upload\/v1\/([A-Za-z0-9_-]+)$/.exec(u.pathname);
+    if (upload?.[1] !== undefined && req.method === 'POST') return receiveUpload(store, upload[1], body, req.headers['content-type'], ws.clock());
+    const raw = body.toString('utf8');
     const api = /^\/api\/([A-Za-z0-9_.]+)$/.exec(u.pathname);
     if (api?.[1] !== undefined) return handleApi(api[1], req, raw, u.searchParams);
     const resp = /^\/response_url\/([A-Za-z0-9_-]+)$/.exec(u.pathname);
@@ -105,7 +116,7 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
   }
 
   const server = await listen(route);
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url: `${origin}/api/`,
     origin,
@@ -119,6 +130,7 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
         server.closeAllConnections();
       }),
     ...reading(ws, limits, controls, responses),
+    files: (filter) => store.files.filter((f) => filter?.channel === undefined || f.channel === filter.channel),
     ...seeding(ws),
     ...controlling(limits, controls),
     ...interactions(ws, origin, responses),
@@ -126,12 +138,12 @@ export async function startSlackEmulator(options: SlackEmulatorOptions = {}): Pr
 }
 
 /** An HTTP server on a free loopback port answering every request through `route`. */
-async function listen(route: (req: IncomingMessage, raw: string) => Promise<Answer>): Promise<ReturnType<typeof createServer>> {
+async function listen(route: (req: IncomingMessage, body: Buffer) => Promise<Answer>): Promise<ReturnType<typeof createServer>> {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      route(req, Buffer.concat(chunks).toString('utf8'))
+      route(req, Buffer.concat(chunks))
         .then((a) => {
           const isText = typeof a.body === 'string';
           res.writeHead(a.status, {

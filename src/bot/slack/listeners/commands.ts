@@ -17,6 +17,8 @@ import { promoteRelease, skipRing } from '../../../use-cases/rollout-actions.ts'
 import { clientIds, clientWindows, notesOn, recentReleaseIds, releaseStatus, statusNames } from '../../../use-cases/status.ts';
 import { createLinkCode } from '../../../use-cases/teams-link.ts';
 import { requestDeviceSync } from '../../../use-cases/device-sync.ts';
+import { sendComplianceReport } from '../../../use-cases/report-delivery.ts';
+import { currentMonth, monthPeriod } from '../../../domain/report-period.ts';
 import { escapeMrkdwn, escapeMrkdwnControls } from '../../../chat/slack/block-kit.ts';
 import { notesText, resultText, statusText, windowsText } from '../../../chat/slack/views.ts';
 import { slackActor, type ListenerDeps } from './deps.ts';
@@ -95,6 +97,15 @@ const HANDLERS: { [K in Runnable['kind']]: Handler<K> } = {
   notice_waive: async ({ target, reason }, { deps: { ctx }, actor }) => resultText(await waiveNotice(ctx, { actor, target, reason })),
   notice_revoke: async ({ target }, { deps: { ctx }, actor }) => resultText(await revokeNoticeWaiver(ctx, { actor, target })),
   sync: async (_command, { deps: { ctx }, actor }) => resultText(await requestDeviceSync(ctx, { actor })),
+  report: async ({ client, period }, { deps: { ctx, reportLinks }, now, requestId }) => {
+    const month = period === null ? { ok: true as const, period: currentMonth(now) } : monthPeriod(period);
+    if (!month.ok) return escapeMrkdwn(month.error);
+    if (Date.parse(month.period.from) > now.getTime()) return `${escapeMrkdwn(month.period.id)} has not started yet.`;
+    const result = await sendComplianceReport(ctx, { clientId: client, period: month.period, kind: 'on_demand', request: requestId, ...(reportLinks ? { links: reportLinks } : {}) });
+    if (result.outcome === 'refused') return escapeMrkdwn(result.message);
+    if (result.outcome === 'already_sent') return 'That report was already sent.';
+    return `The ${escapeMrkdwn(month.period.id)} report for ${escapeMrkdwn(client)} is on its way to the engineers\u2019 channel (and the client\u2019s champions in Teams).`;
+  },
   withdraw: ({ target }, call) =>
     onCurrentRelease(call, async (release) =>
       resultText(await withdraw(call.deps.ctx, { actor: call.actor, releaseId: release, updateKey: target.toLowerCase() === 'all' ? null : target })),

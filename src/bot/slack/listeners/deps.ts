@@ -15,6 +15,8 @@ export interface ListenerDeps {
   ctx: UseCaseContext;
   log: Logger;
   now: () => Date;
+  /** Signs the Teams download links of a report's files (patchbay's HTTP route); unset: champions get no links. */
+  reportLinks?: (archiveId: number, expiresAt: Date) => string;
 }
 
 export const slackActor = (user: string): Actor => ({ platform: 'slack', id: user });

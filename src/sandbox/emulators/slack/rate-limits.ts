@@ -22,6 +22,8 @@ export const METHOD_TIERS: Record<string, Tier | 'special'> = {
   'views.update': 4,
   'views.publish': 4,
   'auth.test': 4,
+  'files.getUploadURLExternal': 4,
+  'files.completeUploadExternal': 4,
 };
 export class RateLimiter {
   private readonly windowMs: number;

@@ -37,6 +37,8 @@ export interface SeedUser {
 export interface SeedChannel {
   id: string;
   name: string;
+  /** Whether the bot is a member; default true. Sharing a file into a channel the bot is not in: `not_in_channel`. */
+  member?: boolean;
 }
 
 export interface SlackEmulatorOptions {
@@ -67,6 +69,10 @@ export interface SlackEmulatorOptions {
   responseUrlUses?: number;
   /** Legacy verification token put into payloads (`token` field). */
   verificationToken?: string;
+  /** How long an upload_url from files.getUploadURLExternal takes its one POST. Default 10 minutes. */
+  uploadTtlMs?: number;
+  /** Files one files.completeUploadExternal may name. Default 10 (see ./files.ts). */
+  maxFilesPerComplete?: number;
   /** What an earlier run of the emulator held (see `history()`): the sandbox keeps its channels across restarts. */
   restore?: SlackEmulatorHistory;
 }
@@ -125,6 +131,24 @@ export interface StoredMessage {
   missingText: boolean;
   reply_count: number;
   postedAt: number;
+  /** Ids of the files shared with this message (files.completeUploadExternal). */
+  files?: string[];
+}
+
+/** A file completed through files.completeUploadExternal: its bytes as uploaded, and where it was shared. */
+export interface StoredFile {
+  id: string;
+  name: string;
+  title: string;
+  size: number;
+  bytes: Buffer;
+  altText?: string;
+  at: number;
+  /** Unset: completed without a channel, so private to the bot. */
+  channel?: string;
+  /** The message that shares it. */
+  ts?: string;
+  thread_ts?: string;
 }
 
 export interface StoredEphemeral {

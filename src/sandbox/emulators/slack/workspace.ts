@@ -130,8 +130,9 @@ export class Workspace {
     return parent;
   }
 
-  postMessage(channel: string, args: Args, at: number): { message: StoredMessage; missingText: boolean } {
-    const { blocks, missingText } = this.validateMessage(args, true);
+  /** `allowEmpty`: a file share, whose message may carry no text of its own. */
+  postMessage(channel: string, args: Args, at: number, opts: { allowEmpty?: boolean } = {}): { message: StoredMessage; missingText: boolean } {
+    const { blocks, missingText } = this.validateMessage(args, opts.allowEmpty !== true);
     const parent = this.threadParent(channel, str(args.thread_ts));
     const text = str(args.text);
     const message: StoredMessage = {
@@ -185,6 +186,7 @@ export class Workspace {
     ts: m.ts,
     ...(m.thread_ts !== undefined ? { thread_ts: m.thread_ts } : {}),
     ...(m.blocks !== undefined ? { blocks: m.blocks } : {}),
+    ...(m.files !== undefined ? { files: m.files.map((id) => ({ id })) } : {}),
     ...(m.edits > 0 ? { edited: { user: this.bot.userId, ts: ((m.versions.at(-1)?.at ?? 0) / 1000).toFixed(6) } } : {}),
   });
 

@@ -1,0 +1,107 @@
+// `/patch report CLIENT MONTH` end to end: a signed slash command into the real Bolt app, the report judged and
+// archived, the real outbox deliverer posting the summary and uploading the files through the real WebClient's
+// external upload flow into the emulator; the files that arrive are the archive's bytes, of the declared length.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { sql } from 'drizzle-orm';
+import pino from 'pino';
+import { parse } from 'csv-parse/sync';
+import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
+import { rowsOf } from '../../src/db/client.ts';
+import { applyInventory } from '../../src/db/inventory-repo.ts';
+import { filesOfDelivery } from '../../src/db/report-archive-repo.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
+import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
+import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
+import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+import { startTestRedis, type TestRedis } from '../support/redis.ts';
+import { worldInventory, worldRelease } from '../support/rollout-world.ts';
+import { startSlackEmulator, type SlackEmulator } from '../support/slack-emulator.ts';
+import { buildSlashCommand, postSigned } from '../support/slack-signing.ts';
+
+const SECRET = 'report-signing-secret';
+const CH = 'C0ENGINEERS';
+const log = pino({ level: 'silent' });
+
+let database: TestDatabase;
+let redis: TestRedis;
+let emu: SlackEmulator;
+let http: HttpServer;
+let slack: SlackApp;
+let eventsUrl: string;
+let connection: Redis;
+let notifier: OutboxNotifier;
+let deliverer: OutboxDeliverer;
+const clock = new Date('2024-03-05T15:00:00Z');
+
+beforeAll(async () => {
+  [database, redis, emu] = await Promise.all([openTestDatabase(), startTestRedis(), startSlackEmulator({ rateLimits: false })]);
+  const db = database.db;
+  const now = new Date('2024-02-01T12:00:00Z');
+  const inventory = worldInventory({ clients: [{ id: 'acme', pilot: 1, broad: 3 }] });
+  inventory.msp.engineers = ['U0PAT'];
+  inventory.msp.channel = CH;
+  inventory.clients[0]!.settings = { slaCriticalDays: 7, slaImportantDays: 21 };
+  await applyInventory(db, inventory, now);
+  await storeRelease(db, worldRelease(), { fetchedAt: now, now });
+  await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
+    values ('approve', '2024-Feb', 'U0PAT', 'slack', 'test-approve', ${now.toISOString()}::timestamptz)`);
+
+  connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  notifier = new OutboxNotifier(connection, redis.prefix);
+  slack = createSlackApp({ botToken: emu.botToken, signingSecret: SECRET, apiUrl: emu.url, database, log, now: () => clock, notifyOutbox: (ids) => notifier.notify(ids) });
+  http = createHttpServer({ log, readiness: [] });
+  http.mount('/slack/events', slack.handler!);
+  eventsUrl = `http://127.0.0.1:${await http.listen(0, '127.0.0.1')}/slack/events`;
+  const files = async (key: string) => (await filesOfDelivery(db, key)).map((f) => ({ name: f.fileName, mimeType: f.mimeType, bytes: f.bytes }));
+  deliverer = await startOutboxDeliverer({ database, connection, prefix: redis.prefix, log, slack: deliveryClient(emu.botToken, emu.url, files), channelIntervalMs: 10 });
+}, 120_000);
+
+afterAll(async () => {
+  await deliverer?.close();
+  await notifier?.close();
+  await http?.close();
+  connection?.disconnect();
+  await Promise.all([database?.close(), redis?.stop(), emu?.close()]);
+});
+
+async function ask(text: string): Promise<string> {
+  const before = emu.responses().length;
+  expect((await postSigned(eventsUrl, buildSlashCommand(emu, { user: 'U0PAT', text }).body, { secret: SECRET })).status).toBe(200);
+  await expect.poll(() => emu.responses().length, { timeout: 20_000 }).toBe(before + 1);
+  return String((emu.responses().at(-1)!.body as { text: string }).text);
+}
+
+describe('/patch report', () => {
+  it('posts the summary and uploads the CSV files into its thread, byte for byte as archived', { timeout: 60_000 }, async () => {
+    const answer = await ask('report acme 2024-Feb');
+    expect(answer).toContain('2024-Feb report for acme is on its way');
+    await expect.poll(() => emu.files({ channel: CH }).length, { timeout: 20_000 }).toBe(2);
+
+    const [summary] = emu.messages(CH).filter((m) => m.text?.startsWith('Compliance report: acme, 2024-Feb'));
+    // The client's own SLA days from the inventory, said to be its policy.
+    expect(summary?.text).toContain("past the client's SLA (7/21 days, the client's policy, not law)");
+    const uploaded = emu.files({ channel: CH });
+    expect(uploaded.every((f) => f.thread_ts === summary!.ts)).toBe(true);
+
+    const [row] = rowsOf<{ delivery_key: string }>(await database.db.execute(sql`select distinct delivery_key from report_archive`));
+    const archived = await filesOfDelivery(database.db, row!.delivery_key);
+    expect(uploaded.map((f) => f.name).sort()).toEqual(archived.map((f) => f.fileName).sort());
+    for (const file of archived) {
+      const got = uploaded.find((f) => f.name === file.fileName)!;
+      expect(got.size).toBe(file.bytes.length);
+      expect(got.bytes.equals(file.bytes)).toBe(true);
+    }
+    const devices = parse(uploaded.find((f) => f.name.endsWith('-devices.csv'))!.bytes, { columns: true, bom: true }) as Array<Record<string, string>>;
+    expect(devices.map((d) => d.client)).toEqual(Array(devices.length).fill('acme'));
+    expect(devices.length).toBeGreaterThan(0);
+    // getUploadURLExternal was told each file's exact length.
+    expect(emu.calls('files.getUploadURLExternal').map((c) => Number(c.args.length)).sort()).toEqual(archived.map((f) => f.bytes.length).sort());
+  });
+
+  it('refuses a client the inventory does not have, and sends nothing', async () => {
+    const before = emu.files().length;
+    expect(await ask('report nobody 2024-Feb')).toContain('No client nobody');
+    expect(emu.files().length).toBe(before);
+  });
+});
