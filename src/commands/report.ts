@@ -7,7 +7,7 @@
 import { CliError } from './cli-error.ts';
 import type { AppDatabase } from '../db/client.ts';
 import type { ReportPeriod } from '../domain/compliance.ts';
-import type { ReportFormat } from './report-format.ts';
+import type { ReportFormat } from '../reports/report-format.ts';
 
 /** csv and json are the model as text; pdf and png are drawn (src/reports/) from the model and its history. */
 export type OutputFormat = ReportFormat | 'pdf' | 'png';
@@ -114,7 +114,7 @@ export async function writeReports(db: AppDatabase, input: WriteReportsInput): P
 /** One client's files in the asked format; a client that does not exist is the caller's mistake. */
 export async function clientFiles(db: AppDatabase, clientId: string, input: WriteReportsInput): Promise<Array<{ name: string; content: string | Buffer }>> {
   const missing = () => new CliError(`no client "${clientId}" (patchbay import loads clients from the inventory)`, 2);
-  const { reportBaseName, reportFiles } = await import('./report-format.ts');
+  const { reportBaseName, reportFiles } = await import('../reports/report-format.ts');
   const { loadComplianceReport, loadReportBundle, loadComplianceHistory } = await import('../use-cases/compliance-report.ts');
   if (input.format === 'csv' || input.format === 'json') {
     const report = await loadComplianceReport(db, clientId, input.period, input.now);

@@ -6,7 +6,6 @@
  */
 import type { ComplianceReport } from '../domain/compliance.ts';
 import { complianceReport } from '../domain/compliance.ts';
-import { judgedAt } from '../domain/report-period.ts';
 import { reportKey, type ReportKind } from '../domain/report-schedule.ts';
 import type { ReportPeriod } from '../domain/compliance.ts';
 import { championConversations } from '../db/audience-repo.ts';
@@ -15,7 +14,10 @@ import { archiveReport, type ReportFileBytes } from '../db/report-archive-repo.t
 import { loadAudiences } from '../chat/audiences.ts';
 import { notify } from '../chat/notify.ts';
 import type { KevExposure, ReportSnapshot } from '../chat/notices/reports.ts';
-import { reportFiles } from '../commands/report-format.ts';
+import { reportBaseName, reportFiles } from '../reports/report-format.ts';
+import { renderComplianceChartPng } from '../reports/chart.ts';
+import { renderReportPdf } from '../reports/pdf.ts';
+import { loadReportBundle, type ReportBundle } from './compliance-report.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
 
 /** How long a Teams download link works: long enough for a champion back from a week off. */
@@ -25,12 +27,15 @@ export const REPORT_LINK_TTL_MS = 7 * 86_400_000;
 export type ReportLinkSigner = (archiveId: number, expiresAt: Date) => string;
 
 /**
- * The files a report is delivered as, built in this one place: the CSVs (per device; per device × update). The PDF
- * and chart renderers (src/reports) join here, one line each.
+ * The files a report is delivered as, built in this one place: the PDF (summary with its chart, tables, evidence
+ * appendix) first, as the file a client reads, then the CSVs (per device; per device × update) for spreadsheets.
  */
-export async function reportFilesOf(report: ComplianceReport): Promise<ReportFileBytes[]> {
+export async function reportFilesOf(bundle: ReportBundle, now: Date): Promise<ReportFileBytes[]> {
+  const { report, history, evidence } = bundle;
+  const chartPng = await renderComplianceChartPng(history);
+  const pdf = await renderReportPdf(report, { history, evidence, now, chartPng });
   const csv = reportFiles(report, 'csv').map((f) => ({ name: f.name, mimeType: 'text/csv', format: 'csv', bytes: Buffer.from(f.content, 'utf8') }));
-  return [...csv];
+  return [{ name: `${reportBaseName(report)}.pdf`, mimeType: 'application/pdf', format: 'pdf', bytes: pdf }, ...csv];
 }
 
 export interface SendReportInput {
@@ -51,10 +56,10 @@ export async function sendComplianceReport(ctx: UseCaseContext, input: SendRepor
   const now = ctx.now();
   const key = reportKey(input.kind, input.clientId, input.period.id, input.request);
   // Judged outside the transaction: a read of one client's history, which the archive then fixes as sent.
-  const facts = await loadComplianceInput(ctx.db, input.clientId, input.period, judgedAt(input.period, now));
-  if (!facts) return { outcome: 'refused', message: `No client ${input.clientId} in the inventory.` };
-  const report = complianceReport(facts);
-  const files = await reportFilesOf(report);
+  const bundle = await loadReportBundle(ctx.db, input.clientId, input.period, now);
+  if (!bundle) return { outcome: 'refused', message: `No client ${input.clientId} in the inventory.` };
+  const { report } = bundle;
+  const files = await reportFilesOf(bundle, now);
   return withTransaction(ctx, async (tx, after) => {
     const audiences = await loadAudiences(tx);
     const conversations = await championConversations(tx, input.clientId);

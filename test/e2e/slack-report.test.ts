@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { parse } from 'csv-parse/sync';
+import { headlineValue, readPdf } from '../support/pdf-reader.ts';
 import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
@@ -73,10 +74,10 @@ async function ask(text: string): Promise<string> {
 }
 
 describe('/patch report', () => {
-  it('posts the summary and uploads the CSV files into its thread, byte for byte as archived', { timeout: 60_000 }, async () => {
+  it('posts the summary and uploads the PDF and the CSV files into its thread, byte for byte as archived', { timeout: 60_000 }, async () => {
     const answer = await ask('report acme 2024-Feb');
     expect(answer).toContain('2024-Feb report for acme is on its way');
-    await expect.poll(() => emu.files({ channel: CH }).length, { timeout: 20_000 }).toBe(2);
+    await expect.poll(() => emu.files({ channel: CH }).length, { timeout: 20_000 }).toBe(3);
 
     const [summary] = emu.messages(CH).filter((m) => m.text?.startsWith('Compliance report: acme, 2024-Feb'));
     // The client's own SLA days from the inventory, said to be its policy.
@@ -95,6 +96,11 @@ describe('/patch report', () => {
     const devices = parse(uploaded.find((f) => f.name.endsWith('-devices.csv'))!.bytes, { columns: true, bom: true }) as Array<Record<string, string>>;
     expect(devices.map((d) => d.client)).toEqual(Array(devices.length).fill('acme'));
     expect(devices.length).toBeGreaterThan(0);
+    // The PDF a client reads: its headline says what the CSV lists, fonts embedded.
+    const pdf = await readPdf(uploaded.find((f) => f.name.endsWith('.pdf'))!.bytes);
+    expect(pdf.pages[0]!.text).toContain('Patch compliance');
+    expect(headlineValue(pdf.pages[0]!.text, 'Devices in scope')).toBe(String(devices.length));
+    expect(pdf.embeddedTrueType).toBeGreaterThan(0);
     // getUploadURLExternal was told each file's exact length.
     expect(emu.calls('files.getUploadURLExternal').map((c) => Number(c.args.length)).sort()).toEqual(archived.map((f) => f.bytes.length).sort());
   });

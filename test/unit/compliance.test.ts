@@ -12,7 +12,7 @@ import {
   type ComplianceUpdate,
   type RunFact,
 } from '../../src/domain/compliance.ts';
-import { devicesCsv, updatesCsv } from '../../src/commands/report-format.ts';
+import { devicesCsv, updatesCsv } from '../../src/reports/report-format.ts';
 import { judgedAt, monthPeriod, rangePeriod } from '../../src/domain/report-period.ts';
 
 const W11 = 'Windows 11 Version 23H2 for x64-based Systems';
