@@ -22,6 +22,17 @@ export interface SandboxSlackMessage {
   /** Real time of the last version, ms since epoch (for "edited" marks and ordering). */
   updatedAt: number;
   replies: SandboxSlackMessage[];
+  /** Files shared with this message (files.completeUploadExternal), as this start's emulator holds them. */
+  files?: SandboxSlackFile[];
+}
+
+/** A file the bot uploaded; its bytes are at `/sandbox/api/slack/file?id=<id>` (with the page token). */
+export interface SandboxSlackFile {
+  id: string;
+  name: string;
+  title: string;
+  size: number;
+  mimetype: string;
 }
 
 export interface SandboxSlackEphemeral {

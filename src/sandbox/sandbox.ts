@@ -90,6 +90,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const msrc: SampleMsrc = await startSampleMsrc({ clock: clock.now, ...(options.release ? { release: options.release } : {}) });
     stops.push(() => msrc.close());
     const signingSecret = randomBytes(16).toString('hex');
+    const reportLinks = await sandboxReportLinks(config);
     // The fleet's ledger lives beside the database too: after a restart a device still knows what it installed
     // and which reboots it owes, so a run resumed mid-step finds the device where it left it.
     const deployer = new SimulatedFleet({ clock: clock.now, fleet: options.fleet ?? SANDBOX_FLEET, seed: 7, ledgerPath: path.join(config.dataDir, 'sandbox', 'fleet.jsonl') });
@@ -97,8 +98,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     if (tactical) stops.push(() => tactical.close());
     const ninjaone = config.sandboxDeployer === 'ninjaone' ? await startSandboxNinjaOne({ now: clock.now, database, log, refreshMs: options.tickMs ?? 2_000 }) : undefined;
     if (ninjaone) stops.push(() => ninjaone.close());
-    const parts = { clock, directory, chat, deployer, tactical, ninjaone, signingSecret, config: sandboxConfig(config, chat, msrc, signingSecret) };
-    return assembleSandbox(options, parts, stops, stop);
+    const parts = { clock, directory, chat, deployer, tactical, ninjaone, signingSecret, config: sandboxConfig(config, chat, msrc, signingSecret, reportLinks.config) };
+    return assembleSandbox(options, { ...parts, reportLinks }, stops, stop);
   } catch (error) {
     await stop();
     throw error;
@@ -172,7 +173,7 @@ async function startEmulatedChat(options: SandboxOptions, clock: SandboxClock, d
 }
 
 /** The configuration the app runs on: chat pointed at the emulators, and the feeds at the samples unless set. */
-function sandboxConfig(config: Config, chat: EmulatedChat, msrc: SampleMsrc, signingSecret: string): Config {
+function sandboxConfig(config: Config, chat: EmulatedChat, msrc: SampleMsrc, signingSecret: string, reportLinks: Config['reportLinks']): Config {
   const { slack, connector } = chat;
   return {
     ...config,
@@ -188,6 +189,39 @@ function sandboxConfig(config: Config, chat: EmulatedChat, msrc: SampleMsrc, sig
     // Feeds the user pointed somewhere are theirs; the defaults are unreachable from here, so serve samples.
     msrcApiUrl: config.msrcApiUrl === DEFAULTS.msrcApiUrl ? msrc.msrcUrl : config.msrcApiUrl,
     kevUrl: config.kevUrl === DEFAULTS.kevUrl ? msrc.kevUrl : config.kevUrl,
+    reportLinks,
+  };
+}
+
+interface SandboxReportLinks {
+  config: NonNullable<Config['reportLinks']>;
+  /** Called once HTTP listens: from then on links name this start's own address. */
+  listening(baseUrl: string): void;
+}
+
+/**
+ * The Teams report card's download links, which must open from the page: signed with a secret kept beside the
+ * database (made once, never logged, so a card from before a restart still opens while its link lasts) and
+ * naming the sandbox's own address, known only once HTTP listens. The signer reads `publicUrl` at each signing,
+ * so it is a getter. A PUBLIC_URL and REPORT_LINK_SECRET the user set win.
+ */
+async function sandboxReportLinks(config: Config): Promise<SandboxReportLinks> {
+  if (config.reportLinks) return { config: config.reportLinks, listening: () => {} };
+  const file = path.join(config.dataDir, 'sandbox', 'report-link-secret');
+  let secret = (await readFile(file, 'utf8').catch(() => '')).trim();
+  if (secret.length < 32) {
+    secret = randomBytes(32).toString('hex');
+    await writeFile(file, `${secret}\n`, { mode: 0o600 });
+  }
+  let baseUrl = `http://127.0.0.1:${config.port}`;
+  return {
+    config: {
+      secret,
+      get publicUrl() {
+        return baseUrl;
+      },
+    },
+    listening: (url) => void (baseUrl = url),
   };
 }
 
@@ -200,6 +234,7 @@ interface SandboxParts {
   tactical: Sandbox['tactical'];
   ninjaone: Sandbox['ninjaone'];
   signingSecret: string;
+  reportLinks: SandboxReportLinks;
 }
 
 function assembleSandbox(options: SandboxOptions, parts: SandboxParts, stops: Stops, stop: () => Promise<void>): Sandbox {
@@ -222,6 +257,7 @@ function assembleSandbox(options: SandboxOptions, parts: SandboxParts, stops: St
     async attach({ http, host, port, redis, prefix }) {
       runQueue = new Queue(RUN_QUEUE, { connection: redis, prefix });
       stops.push(async () => void (await runQueue?.close()));
+      parts.reportLinks.listening(`http://${selfAddress(host)}:${port}`);
       const routes = sandboxRoutes({ sandbox, database, log, appUrl: `http://${selfAddress(host)}:${port}`, signingSecret, appId: SANDBOX_TEAMS_APP_ID, pageToken, listenHost: options.config.host });
       for (const [route, handler] of routes.handlers) http.mount(route, handler);
       // The page's event streams never end by themselves; the server's stop would wait on them.

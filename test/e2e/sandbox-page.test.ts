@@ -4,6 +4,7 @@
  * a champion answers the pilot sign-off card in Teams (reached by the demo's script: approval, ring msp, soak,
  * promotion, the pilot window) and sees it refreshed with their answer. Both clicks travel the production path (a signed Slack interaction, a token-checked Teams invoke). Screenshots land in test-results/.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startApp, type RunningApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
+import { listArchive } from '../../src/db/report-archive-repo.ts';
 import { createLogger } from '../../src/log.ts';
 import { ROLES } from '../../src/jobs/context.ts';
 import { SandboxClock } from '../../src/sandbox/clock.ts';
@@ -30,6 +32,7 @@ if (!haveChromium) console.warn(`sandbox page tests skipped: no ${CHROMIUM} (apt
 const SHOTS = path.resolve(import.meta.dirname, '../../test-results');
 const TICK_MS = 300;
 const RELEASE = '2026-Dec';
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Debian's Chromium with one page whose script errors fail the test. */
 async function openChromium(): Promise<{ browser: Browser; page: Page }> {
@@ -109,6 +112,51 @@ describe.skipIf(!haveChromium)('the sandbox page in Chromium', () => {
     expect(await home.innerText()).toContain(`Current release: ${RELEASE}`);
     expect((await state()).slack.home.U0ENG1).toBeDefined();
   }, 60_000);
+
+  // Issue 17: a report sent from the page shows its files in the summary's thread, and both the Slack file link
+  // and the Teams card's signed link hand back the very bytes the archive holds.
+  it('an engineer types /patch report; the thread lists the files and the PDF downloads byte for byte', async () => {
+    await page.goto(`${base}/`);
+    const s0 = await state();
+    await page.getByTestId(`nav-slack-${s0.msp.channel}`).click();
+    await page.getByTestId('composer-input').fill('/patch report acme-dental');
+    await page.getByTestId('composer-send').click();
+    const summary = page.getByTestId('slack-message').filter({ hasText: 'devices compliant' }).filter({ has: page.getByTestId('thread-toggle') }).first();
+    await summary.waitFor({ timeout: 60_000 });
+    await summary.getByTestId('thread-toggle').click();
+    const files = summary.getByTestId('slack-file');
+    await files.first().waitFor({ timeout: 30_000 });
+    const archived = await listArchive(app.database.db, { clientId: 'acme-dental' });
+    const pdf = archived.find((f) => f.format === 'pdf')!;
+    expect(await files.count()).toBe(archived.length);
+    const pdfEntry = files.filter({ hasText: pdf.fileName });
+    expect(await pdfEntry.innerText()).toContain('application/pdf');
+    await page.screenshot({ path: path.join(SHOTS, 'sandbox-report.png') });
+
+    // The browser's own download of the link: the exact bytes, named as uploaded.
+    const [download] = await Promise.all([page.waitForEvent('download'), pdfEntry.getByTestId('slack-file-link').click()]);
+    expect(download.suggestedFilename()).toBe(pdf.fileName);
+    expect(sha256(await fs.readFile(await download.path()))).toBe(pdf.sha256);
+    const href = (await pdfEntry.getByTestId('slack-file-link').getAttribute('href'))!;
+    const res = await fetch(new URL(href, base));
+    expect(res.headers.get('content-type')).toBe('application/pdf');
+    expect(res.headers.get('content-disposition')).toContain(`filename="${pdf.fileName}"`);
+    expect(sha256(new Uint8Array(await res.arrayBuffer()))).toBe(pdf.sha256);
+
+    // The champion's card in Teams: its PDF button (an Action.OpenUrl, so a link to assistive tech) opens the signed /reports/file link, which serves the same bytes.
+    const withCard = (await state()).teams.conversations.find((c) => c.clientId === 'acme-dental' && c.activities.some((a) => JSON.stringify(a.card ?? {}).includes(pdf.fileName)))!;
+    expect(withCard).toBeDefined();
+    await page.getByTestId(`nav-teams-${withCard.id}`).click();
+    const button = page.getByTestId('teams-activity').getByRole('link', { name: pdf.fileName, exact: true }).first();
+    await button.waitFor({ timeout: 30_000 });
+    const opened = page.context().waitForEvent('request', (r) => r.url().includes('/reports/file'));
+    await button.click();
+    const link = (await opened).url();
+    expect(link.startsWith(`${base}/reports/file?`)).toBe(true);
+    const fromCard = await fetch(link);
+    expect(fromCard.status).toBe(200);
+    expect(sha256(new Uint8Array(await fromCard.arrayBuffer()))).toBe(pdf.sha256);
+  }, 120_000);
 });
 
 describe.skipIf(!haveChromium)('a champion in the sandbox page', () => {

@@ -50,9 +50,10 @@ describe('Slack emulator: external file upload', () => {
     });
     expect(res.ok).toBe(true);
     const files = emu.files({ channel: CH });
-    expect(files.map((f) => [f.name, f.size, f.thread_ts])).toEqual([
-      ['a.pdf', binary.length, parent.ts],
-      ['a.csv', csv.length, parent.ts],
+    // Typed from the name, as Slack's file object is (the upload carries no content type).
+    expect(files.map((f) => [f.name, f.size, f.thread_ts, f.mimetype])).toEqual([
+      ['a.pdf', binary.length, parent.ts, 'application/pdf'],
+      ['a.csv', csv.length, parent.ts, 'text/csv'],
     ]);
     expect(files[0]!.bytes.equals(binary)).toBe(true);
     expect(files[1]!.bytes.equals(csv)).toBe(true);

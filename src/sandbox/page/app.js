@@ -17,6 +17,7 @@
 /** @typedef {import('../api-types.ts').SandboxAnswer} SandboxAnswer */
 /** @typedef {import('../api-types.ts').SandboxSlackMessage} SandboxSlackMessage */
 /** @typedef {import('../api-types.ts').SandboxSlackEphemeral} SandboxSlackEphemeral */
+/** @typedef {import('../api-types.ts').SandboxSlackFile} SandboxSlackFile */
 /** @typedef {import('../api-types.ts').SandboxPerson} SandboxPerson */
 /** @typedef {import('../api-types.ts').SandboxTeamsActivity} SandboxTeamsActivity */
 /** @typedef {import('../api-types.ts').SandboxTeamsConversation} SandboxTeamsConversation */
@@ -63,6 +64,7 @@ const API = {
   slackViewClose: '/sandbox/api/slack/view-close',
   slackCommand: '/sandbox/api/slack/command',
   slackHomeOpened: '/sandbox/api/slack/home-opened',
+  slackFile: '/sandbox/api/slack/file',
   teamsAction: '/sandbox/api/teams/action',
   teamsMessage: '/sandbox/api/teams/message',
   clock: '/sandbox/api/clock',
@@ -1300,6 +1302,7 @@ function slackMessageEl(message, ctx, { reply = false } = {}) {
       Array.isArray(message.blocks) && message.blocks.length
         ? renderBlocks(message.blocks, { ...ctx, ts: message.ts, channel: message.channel })
         : h('div', { class: 'blocks' }, h('div', { class: 'bk-text-body', html: mrkdwnToHtml(message.text) })),
+      message.files?.length ? h('div', { class: 'msg-files', 'data-testid': 'slack-files' }, message.files.map(slackFileEl)) : null,
     ),
   );
   const replies = message.replies ?? [];
@@ -1325,6 +1328,34 @@ function slackMessageEl(message, ctx, { reply = false } = {}) {
     }
   }
   return el;
+}
+
+/** @param {number} bytes */
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/**
+ * A file shared in a message, as Slack shows one: its kind, name, size and a download of the bytes as uploaded.
+ * A link cannot send the token's header, so it rides in the query (as for the event stream).
+ * @param {SandboxSlackFile} file
+ */
+function slackFileEl(file) {
+  const href = `${API.slackFile}?id=${encodeURIComponent(file.id)}&token=${encodeURIComponent(TOKEN)}`;
+  const kind = /\.([A-Za-z0-9]{1,5})$/.exec(file.name)?.[1]?.toUpperCase() ?? 'FILE';
+  return h(
+    'div',
+    { class: 'file-card', 'data-testid': 'slack-file', 'data-file-id': file.id },
+    h('span', { class: `file-kind file-kind-${kind.toLowerCase()}`, text: kind }),
+    h(
+      'div',
+      { class: 'file-meta' },
+      h('a', { class: 'file-name', href, download: file.name, title: `Download ${file.name}`, 'data-testid': 'slack-file-link', text: file.title || file.name }),
+      h('span', { class: 'file-info', text: `${formatSize(file.size)} · ${file.mimetype}` }),
+    ),
+  );
 }
 
 const EYE_ICON = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M1 12s4-7 11-7 11 7 11 7-4 7-11 7S1 12 1 12z"/><circle cx="12" cy="12" r="3"/></svg>';

@@ -2,10 +2,12 @@
  * The page's Slack clicks, sent as Slack sends them: signed with the signing secret and posted to this process's
  * own /slack/events, so Bolt checks the signature and the production listeners answer.
  */
+import type http from 'node:http';
 import { z } from 'zod';
 import type { SandboxAnswer } from '../api-types.ts';
 import { buildAppHomeOpened, buildBlockActions, buildSlashCommand, buildViewBlockActions, buildViewSubmission, postSigned } from '../emulators/slack-signing.ts';
 import type { RouteDeps, Router } from './deps.ts';
+import { sendJson } from './http.ts';
 
 const slackAction = z.object({ user: z.string().min(1), channel: z.string().min(1), ts: z.string().min(1), actionId: z.string().min(1), blockId: z.string().optional(), selectedValue: z.string().optional() });
 const slackViewAction = z.object({ user: z.string().min(1), viewId: z.string().min(1), actionId: z.string().min(1), blockId: z.string().optional(), selectedValue: z.string().optional() });
@@ -36,6 +38,28 @@ export function register(router: Router, deps: RouteDeps): void {
   // The Home tab was opened on the page: the event Slack sends then, signed like the others, so the bot publishes it.
   router.set('/sandbox/api/slack/home-opened', deps.post(slackHomeOpened, async (input) => click(buildAppHomeOpened(slack, input.user).body)));
   router.set('/sandbox/api/slack/command', deps.post(slackCommand, (input) => slashCommand(deps, input)));
+  router.set('/sandbox/api/slack/file', (req, res) => sendFile(deps, req, res));
+}
+
+/**
+ * `GET /sandbox/api/slack/file?id=F…`: a file the bot uploaded, its bytes exactly as the emulator received them,
+ * as a download (Slack's url_private_download). A link cannot send the page token's header, so it rides in the
+ * query (`&token=`), as for the event stream.
+ */
+function sendFile(deps: RouteDeps, req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { ok: false, error: 'GET only' });
+  const id = new URL(req.url ?? '/', 'http://local').searchParams.get('id') ?? '';
+  const file = deps.sandbox.slack.files().find((f) => f.id === id);
+  if (!file) return sendJson(res, 404, { ok: false, error: `no file ${id.slice(0, 40)} in this start's Slack emulator (files are not kept across a restart)` });
+  const ascii = file.name.replace(/[^A-Za-z0-9._ -]/g, '_');
+  res.writeHead(200, {
+    'content-type': file.mimetype,
+    'content-length': String(file.bytes.length),
+    'content-disposition': `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.name)}`,
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+  });
+  res.end(req.method === 'HEAD' ? undefined : file.bytes);
 }
 
 async function toSlack(deps: RouteDeps, body: string): Promise<{ status: number; text: string }> {

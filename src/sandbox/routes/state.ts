@@ -1,7 +1,7 @@
 /** GET /sandbox/api/state: what the page draws, assembled from what the emulators hold. */
 import { DateTime } from 'luxon';
 import { JUMPS } from '../../domain/sandbox-jumps.ts';
-import type { SandboxSlackMessage, SandboxState, SandboxTeamsConversation } from '../api-types.ts';
+import type { SandboxSlackFile, SandboxSlackMessage, SandboxState, SandboxTeamsConversation } from '../api-types.ts';
 import type { StoredMessage } from '../emulators/slack-emulator.ts';
 import type { Sandbox } from '../sandbox-types.ts';
 import type { RouteDeps } from './deps.ts';
@@ -59,6 +59,7 @@ function nameOf(deps: RouteDeps, user: string): string {
 }
 
 function toMessage(deps: RouteDeps, m: StoredMessage, replies: StoredMessage[]): SandboxSlackMessage {
+  const files = filesOf(deps, m);
   return {
     channel: m.channel,
     ts: m.ts,
@@ -70,7 +71,18 @@ function toMessage(deps: RouteDeps, m: StoredMessage, replies: StoredMessage[]):
     edits: m.edits,
     updatedAt: m.versions.at(-1)?.at ?? m.postedAt,
     replies: replies.map((r) => toMessage(deps, r, [])),
+    ...(files.length > 0 ? { files } : {}),
   };
+}
+
+/** The message's files this start's emulator holds: their bytes are not kept across a restart, so those drop out. */
+function filesOf(deps: RouteDeps, m: StoredMessage): SandboxSlackFile[] {
+  if (!m.files?.length) return [];
+  const held = new Map(deps.sandbox.slack.files({ channel: m.channel }).map((f) => [f.id, f]));
+  return m.files.flatMap((id) => {
+    const f = held.get(id);
+    return f ? [{ id: f.id, name: f.name, title: f.title, size: f.size, mimetype: f.mimetype }] : [];
+  });
 }
 
 function channelMessages(deps: RouteDeps, channel: string): SandboxSlackMessage[] {

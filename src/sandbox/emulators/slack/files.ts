@@ -52,6 +52,17 @@ export class FileStore {
 
 const invalid = (message: string): SlackError => new SlackError('invalid_arguments', { response_metadata: { messages: [`[ERROR] ${message}`] } });
 
+/**
+ * Slack types a file from its name (the upload carries no content type): its file object's `mimetype`. The
+ * extensions a bot here sends; anything else is `application/octet-stream`.
+ */
+const MIMETYPES: Record<string, string> = { pdf: 'application/pdf', csv: 'text/csv', png: 'image/png', json: 'application/json', txt: 'text/plain' };
+
+export function mimetypeOf(filename: string): string {
+  const ext = /\.([A-Za-z0-9]+)$/.exec(filename)?.[1]?.toLowerCase();
+  return (ext !== undefined ? MIMETYPES[ext] : undefined) ?? 'application/octet-stream';
+}
+
 function wholeNumber(v: unknown): number | undefined {
   const s = str(v);
   return s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined;
@@ -105,6 +116,7 @@ function complete(ws: Workspace, store: FileStore, args: Args, at: number): Reco
     name: u.filename,
     title: entries[i]!.title ?? u.filename,
     size: u.length,
+    mimetype: mimetypeOf(u.filename),
     bytes: u.bytes!,
     at,
     ...(u.altText !== undefined ? { altText: u.altText } : {}),
@@ -117,7 +129,7 @@ function complete(ws: Workspace, store: FileStore, args: Args, at: number): Reco
   }
   for (const u of uploads) u.completed = true;
   store.files.push(...stored);
-  return { files: stored.map((f) => ({ id: f.id, name: f.name, title: f.title, size: f.size })) };
+  return { files: stored.map((f) => ({ id: f.id, name: f.name, title: f.title, size: f.size, mimetype: f.mimetype })) };
 }
 
 /** `POST /upload/v1/<token>`: the bytes, raw or as the one file part of a multipart form. */

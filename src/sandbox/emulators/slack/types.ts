@@ -141,6 +141,8 @@ export interface StoredFile {
   name: string;
   title: string;
   size: number;
+  /** As Slack's file object has it, from the file name's extension. */
+  mimetype: string;
   bytes: Buffer;
   altText?: string;
   at: number;
