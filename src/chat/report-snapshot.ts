@@ -14,6 +14,14 @@ export interface ReportSummarySnapshot {
   staleDevices: number;
   slaCriticalDays: number;
   slaImportantDays: number;
+  /**
+   * Outstanding updates still within the grace period, and stale devices no run has reached yet: without them a
+   * report sent on Patch Tuesday reads "100% compliant, 11 critical missing, 11 stale" and looks broken. Absent in
+   * snapshots sent before they were added.
+   */
+  outstandingInGrace?: number;
+  graceDays?: number;
+  neverSeenDevices?: number;
 }
 
 export interface ReportFileLink {

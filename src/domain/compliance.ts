@@ -207,7 +207,8 @@ export interface ComplianceReport {
 
 const DAY_MS = 86_400_000;
 /** Not installed, and not excused by supersedence or inapplicability: the device is still exposed. */
-const OUTSTANDING: ReadonlySet<UpdateStatus> = new Set(['missing', 'failed', 'held', 'deferred']);
+export const OUTSTANDING_STATUSES: ReadonlySet<UpdateStatus> = new Set(['missing', 'failed', 'held', 'deferred']);
+const OUTSTANDING = OUTSTANDING_STATUSES;
 
 const ms = (iso: string | null): number => (iso === null ? Number.NaN : Date.parse(iso));
 const onOrBefore = (iso: string | null, limit: number): boolean => iso !== null && ms(iso) <= limit;

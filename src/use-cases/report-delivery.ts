@@ -5,7 +5,7 @@
  * for twice (a scheduler tick twice, a retried job) finds it and sends nothing more.
  */
 import type { ComplianceReport } from '../domain/compliance.ts';
-import { complianceReport } from '../domain/compliance.ts';
+import { complianceReport, OUTSTANDING_STATUSES } from '../domain/compliance.ts';
 import { reportKey, type ReportKind } from '../domain/report-schedule.ts';
 import type { ReportPeriod } from '../domain/compliance.ts';
 import { championConversations } from '../db/audience-repo.ts';
@@ -95,6 +95,9 @@ function summaryOf(report: ComplianceReport): ReportSnapshot['summary'] {
     staleDevices: s.staleDevices,
     slaCriticalDays: report.policy.slaCriticalDays,
     slaImportantDays: report.policy.slaImportantDays,
+    outstandingInGrace: report.updates.filter((u) => OUTSTANDING_STATUSES.has(u.status) && u.ageDays <= report.policy.graceDays).length,
+    graceDays: report.policy.graceDays,
+    neverSeenDevices: report.staleDevices.filter((d) => d.lastSeen === null).length,
   };
 }
 

@@ -11,6 +11,7 @@ import type { ReportKind } from '../../domain/report-schedule.ts';
 import type { ReportSnapshot } from '../report-snapshot.ts';
 import { escapeMrkdwn } from '../slack/block-kit.ts';
 import { renderReportCard } from '../teams/report-card.ts';
+import { inGraceWords, neverSeenWords } from '../report-words.ts';
 import { subjects } from '../subjects.ts';
 import type { Audiences } from '../audiences.ts';
 
@@ -44,9 +45,10 @@ export function reportSummaryLine(report: ReportSnapshot, clientName: string): s
   const s = report.summary;
   return (
     `${KIND_WORDS[report.kind]}: ${clientName}, ${report.periodId}: ${s.compliantDevices} of ${s.devicesInScope} devices compliant (${pct(s.deviceCompliancePct)}), ` +
-    `patch installation ${pct(s.patchInstallationPct)}; missing ${s.missingCritical} critical, ${s.missingImportant} important, ${s.kevMissing} KEV-listed; ` +
+    `patch installation ${pct(s.patchInstallationPct)}; missing ${s.missingCritical} critical, ${s.missingImportant} important, ${s.kevMissing} KEV-listed` +
+    `${inGraceWords(s)}; ` +
     `${s.slaBreaches} past the client's SLA (${s.slaCriticalDays}/${s.slaImportantDays} days, the client's policy, not law); ` +
-    `${s.failedInstalls} failed installs; ${s.staleDevices} stale devices.`
+    `${s.failedInstalls} failed installs; ${s.staleDevices} stale devices${neverSeenWords(s)}.`
   );
 }
 

@@ -5,6 +5,7 @@
  */
 import type { ReportSnapshot } from '../report-snapshot.ts';
 import { CARD_VERSION, escapeCardText } from './digest-card.ts';
+import { inGraceWords, neverSeenWords } from '../report-words.ts';
 
 const pct = (value: number | null): string => (value === null ? 'n/a' : `${value}%`);
 
@@ -13,10 +14,11 @@ export function renderReportCard(report: ReportSnapshot, clientName: string): Re
   const facts = [
     ['Devices compliant', `${s.compliantDevices} of ${s.devicesInScope} (${pct(s.deviceCompliancePct)})`],
     ['Patch installation', pct(s.patchInstallationPct)],
-    ['Missing critical / important', `${s.missingCritical} / ${s.missingImportant}`],
+    ['Missing critical / important', `${s.missingCritical} / ${s.missingImportant}${inGraceWords(s)}`],
     ['Missing, actively exploited (KEV)', String(s.kevMissing)],
     [`Past your SLA (${s.slaCriticalDays}/${s.slaImportantDays} days)`, String(s.slaBreaches)],
     ['Failed installs', String(s.failedInstalls)],
+    ...(s.staleDevices > 0 ? [['Devices not seen lately', `${s.staleDevices}${neverSeenWords(s)}`]] : []),
   ].map(([title, value]) => ({ title, value }));
   const links = report.files.filter((f) => f.url !== undefined);
   return {
