@@ -16,7 +16,7 @@ import {
 } from '../domain/approval.ts';
 import type { Ring } from '../domain/inventory.ts';
 import type { AppDatabase } from '../db/client.ts';
-import { appendAudit } from '../db/audit-repo.ts';
+import { appendAudit, type AuditEntry } from '../db/audit-repo.ts';
 import { liveClientIdsAmong } from '../db/clients-repo.ts';
 import {
   claimNoteRequest,
@@ -158,6 +158,7 @@ interface Decided {
 async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: ReleaseDecisionState): Promise<number[]> {
   const placedIds = await placeHolds(tx, d, effects);
   const outboxIds: number[] = [];
+  const audits: AuditEntry[] = [];
   let refresh: Array<string | null> = [];
   for (const effect of effects) {
     switch (effect.type) {
@@ -165,7 +166,7 @@ async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: Re
         await releaseHoldRows(tx, effect.holdIds.map(Number), d.actor.id, d.now);
         break;
       case 'decision':
-        await recordDecision(tx, d, effect, placedIds);
+        audits.push(await recordDecision(tx, d, effect, placedIds));
         break;
       case 'start_rollout': {
         // Ring msp is scheduled (or reopened for a late update) here, so the sweep plans its runs in the MSP's next
@@ -186,6 +187,11 @@ async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: Re
     }
   }
   if (refresh.length > 0) outboxIds.push(...(await queueDigestRefresh(tx, state, refresh, d.now, d.event.id)));
+  // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit, the
+  // last level of the lock order (transaction.ts). Written before an approval's gate event, it made the decision
+  // wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that sweep waited
+  // on the head: a deadlock, retried, but a second lost on a click.
+  for (const entry of audits) await appendAudit(tx, entry);
   return outboxIds;
 }
 
@@ -214,8 +220,8 @@ async function placeHolds(tx: AppDatabase, d: Decided, effects: Effect[]): Promi
   return placedIds;
 }
 
-/** The decision row and its audit row. */
-async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effect, { type: 'decision' }>, placedIds: Map<string, number>): Promise<void> {
+/** The decision row; returns its audit row, which the caller writes last. */
+async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effect, { type: 'decision' }>, placedIds: Map<string, number>): Promise<AuditEntry> {
   const { actor, event, now } = d;
   const source = actor.platform;
   const holdIds = effect.holdIds.map((id) => placedIds.get(id) ?? Number(id));
@@ -238,7 +244,7 @@ async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effec
     idempotencyKey: event.id,
     createdAt: now,
   });
-  await appendAudit(tx, {
+  return {
     at: now,
     actor: actor.id,
     action: `decision.${effect.kind}`,
@@ -252,7 +258,7 @@ async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effec
       ...(event.type === 'hold' ? { clients: event.clients } : {}),
       ...(effect.ring ? { ring: effect.ring } : {}),
     },
-  });
+  };
 }
 
 /** Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws. */

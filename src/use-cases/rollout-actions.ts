@@ -124,9 +124,10 @@ export function promoteRelease(ctx: UseCaseContext, input: PromoteInput): Promis
     const scheduled = t.effects.filter((e) => e.type === 'schedule').length;
     const detail = { clients: scheduled, updates: ready };
     await insertDecision(tx, { kind: 'promote', releaseId: input.releaseId, ring: 'pilot', actor: input.actor.id, actorPersonId: personId(action.engineer), source: input.actor.platform, detail, idempotencyKey: event.id, createdAt: now });
-    await appendAudit(tx, { at: now, actor: input.actor.id, action: 'decision.promote', subject: `release:${input.releaseId}`, source: input.actor.platform, detail: { ...detail, via: input.actor.platform } });
     const round = (msp?.promotions ?? []).length;
     action.after.outbox(await offerPromoted(action, { releaseId: input.releaseId, round }, event.id, ready, scheduled, picture!.names));
+    // After the message lock offerPromoted takes: the audit chain's head is the last lock (transaction.ts).
+    await appendAudit(tx, { at: now, actor: input.actor.id, action: 'decision.promote', subject: `release:${input.releaseId}`, source: input.actor.platform, detail: { ...detail, via: input.actor.platform } });
     return { outcome: 'applied', message: `${input.releaseId} promoted to pilot: ${scheduled} client pilots scheduled.`, zone, by: input.actor.id, at: now.toISOString(), clients: scheduled };
   });
 }
