@@ -2,42 +2,28 @@
 // archived, the real outbox deliverer posting the summary and uploading the files through the real WebClient's
 // external upload flow into the emulator; the files that arrive are the archive's bytes, of the declared length.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { sql } from 'drizzle-orm';
-import pino from 'pino';
 import { parse } from 'csv-parse/sync';
 import { headlineValue, readPdf } from '../support/pdf-reader.ts';
-import { createSlackApp, type SlackApp } from '../../src/bot/slack/app.ts';
-import { rowsOf } from '../../src/db/client.ts';
+import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { filesOfDelivery } from '../../src/db/report-archive-repo.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
-import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
-import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
-import { openTestDatabase, type TestDatabase } from '../support/db.ts';
-import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { worldInventory, worldRelease } from '../support/rollout-world.ts';
-import { startSlackEmulator, type SlackEmulator } from '../support/slack-emulator.ts';
+import { startSlackStack, type SlackStack } from '../support/slack-stack.ts';
 import { buildSlashCommand, postSigned } from '../support/slack-signing.ts';
 
 const SECRET = 'report-signing-secret';
 const CH = 'C0ENGINEERS';
-const log = pino({ level: 'silent' });
-
-let database: TestDatabase;
-let redis: TestRedis;
-let emu: SlackEmulator;
-let http: HttpServer;
-let slack: SlackApp;
-let eventsUrl: string;
-let connection: Redis;
-let notifier: OutboxNotifier;
-let deliverer: OutboxDeliverer;
 const clock = new Date('2024-03-05T15:00:00Z');
 
-beforeAll(async () => {
-  [database, redis, emu] = await Promise.all([openTestDatabase(), startTestRedis(), startSlackEmulator({ rateLimits: false })]);
-  const db = database.db;
+let stack: SlackStack;
+let database: SlackStack['database'];
+let emu: SlackStack['emu'];
+let eventsUrl: string;
+
+/** Acme with a pilot and three broad machines, its own SLA days; February's release stored and approved. */
+async function seed(db: AppDatabase): Promise<void> {
   const now = new Date('2024-02-01T12:00:00Z');
   const inventory = worldInventory({ clients: [{ id: 'acme', pilot: 1, broad: 3 }] });
   inventory.msp.engineers = ['U0PAT'];
@@ -47,23 +33,16 @@ beforeAll(async () => {
   await storeRelease(db, worldRelease(), { fetchedAt: now, now });
   await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
     values ('approve', '2024-Feb', 'U0PAT', 'slack', 'test-approve', ${now.toISOString()}::timestamptz)`);
+}
 
-  connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-  notifier = new OutboxNotifier(connection, redis.prefix);
-  slack = createSlackApp({ botToken: emu.botToken, signingSecret: SECRET, apiUrl: emu.url, database, log, now: () => clock, notifyOutbox: (ids) => notifier.notify(ids) });
-  http = createHttpServer({ log, readiness: [] });
-  http.mount('/slack/events', slack.handler!);
-  eventsUrl = `http://127.0.0.1:${await http.listen(0, '127.0.0.1')}/slack/events`;
-  const files = async (key: string) => (await filesOfDelivery(db, key)).map((f) => ({ name: f.fileName, mimeType: f.mimeType, bytes: f.bytes }));
-  deliverer = await startOutboxDeliverer({ database, connection, prefix: redis.prefix, log, slack: deliveryClient(emu.botToken, emu.url, files), channelIntervalMs: 10 });
+beforeAll(async () => {
+  const files = (db: AppDatabase) => async (key: string) => (await filesOfDelivery(db, key)).map((f) => ({ name: f.fileName, mimeType: f.mimeType, bytes: f.bytes }));
+  stack = await startSlackStack({ signingSecret: SECRET, now: () => clock, seed, files });
+  ({ database, emu, eventsUrl } = stack);
 }, 120_000);
 
 afterAll(async () => {
-  await deliverer?.close();
-  await notifier?.close();
-  await http?.close();
-  connection?.disconnect();
-  await Promise.all([database?.close(), redis?.stop(), emu?.close()]);
+  await stack?.close();
 });
 
 async function ask(text: string): Promise<string> {
