@@ -20,10 +20,10 @@ import { loadComplianceInput, reportableClientIds } from '../src/db/compliance-r
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { complianceReport } from '../src/domain/compliance.ts';
-import type { Release } from '../src/domain/release.ts';
 import { judgedAt, monthPeriod } from '../src/domain/report-period.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
 import { bestOf, measure, report, scratchPostgres } from './lib.ts';
+import { benchRelease } from './release.ts';
 
 const CLIENTS = Number(process.env.BENCH_REPORT_CLIENTS ?? 200);
 const DEVICES = Number(process.env.BENCH_REPORT_DEVICES ?? 20_000);
@@ -36,23 +36,6 @@ const FEB = (() => {
   if (!parsed.ok) throw new Error(parsed.error);
   return parsed.period;
 })();
-
-function benchRelease(products: Release['products']): Release {
-  const update = (id: string, productIds: string[]) => ({
-    id, kb: id, name: id, family: 'Windows', productIds, subTypes: [], restartRequired: 'Yes' as const,
-    supersedes: [], fixedBuilds: [], urls: [], knownIssues: [], cves: [],
-  });
-  return {
-    id: '2024-Feb', title: 'bench', initialReleaseDate: '2024-02-13T18:00:00Z', currentReleaseDate: '2024-02-13T18:00:00Z', revisions: [],
-    products,
-    updates: [
-      update('5034765', products.filter((p) => !p.name.includes('Server')).map((p) => p.id)),
-      update('5034770', products.filter((p) => p.name.includes('Server')).map((p) => p.id)),
-      update('5034439', products.map((p) => p.id)),
-    ],
-    cves: [],
-  };
-}
 
 /** The month: the fleet imported, the release stored and approved, a window run per device (1 in 20 never online). */
 async function seedMonth(db: AppDatabase): Promise<void> {

@@ -24,10 +24,10 @@ import { migrateDatabase } from '../src/db/migrate.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
 import { runCounts, type RunCounts } from '../src/db/rollout-repo.ts';
 import { parseWindowSpec } from '../src/domain/window-spec.ts';
-import type { Release } from '../src/domain/release.ts';
 import { RolloutEngine, startRunWorker } from '../src/jobs/rollout/index.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
 import { collectGarbage, measure, report, scratchPostgres, sized, type Measured } from './lib.ts';
+import { benchRelease } from './release.ts';
 
 const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? sized(20_000, 200));
 const CLIENTS = Number(process.env.BENCH_ROLLOUT_CLIENTS ?? sized(200, 5));
@@ -92,24 +92,6 @@ async function seedFleetInOpenWindow(db: AppDatabase): Promise<void> {
   await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
     values ('approve', '2024-Feb', 'bench', 'cli', 'bench-approve', now())`);
   await openClientRings(db, release.updates.map((u) => u.id));
-}
-
-/** Three updates: one for the desktops, one for the servers, one for every product. */
-function benchRelease(products: Release['products']): Release {
-  const update = (id: string, productIds: string[]) => ({
-    id, kb: id, name: id, family: 'Windows', productIds, subTypes: [], restartRequired: 'Yes' as const,
-    supersedes: [], fixedBuilds: [], urls: [], knownIssues: [], cves: [],
-  });
-  return {
-    id: '2024-Feb', title: 'bench', initialReleaseDate: '2024-02-13T18:00:00Z', currentReleaseDate: '2024-02-13T18:00:00Z', revisions: [],
-    products,
-    updates: [
-      update('5034765', products.filter((p) => !p.name.includes('Server')).map((p) => p.id)),
-      update('5034770', products.filter((p) => p.name.includes('Server')).map((p) => p.id)),
-      update('5034439', products.map((p) => p.id)),
-    ],
-    cves: [],
-  };
 }
 
 /**

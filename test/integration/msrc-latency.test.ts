@@ -30,21 +30,26 @@ interface Hit {
   conditional: boolean;
 }
 
-async function simulate(publishAt: Date, until: DateTime) {
-  const database: TestDatabase = await openTestDatabase();
-  await database.db.insert(msp).values({ id: 1, name: 'Example IT', timezone: 'America/Chicago', channel: 'C0PATCH', windows: {} });
-  let clock = MAY.toJSDate();
-  const hits: Hit[] = [];
-  const msrc: SampleMsrc = await startSampleMsrc({ clock: () => clock, release: { id: '2024-May', publishAt }, onRequest: (hit) => hits.push(hit) });
-  const deps: TickDeps = {
+/** A watcher tick's parts, in memory (no Redis), asking MSRC and CISA at these addresses. */
+function tickDeps(database: TestDatabase, msrcApiUrl: string, kevUrl: string): TickDeps {
+  return {
     database,
-    config: { msrcApiUrl: msrc.msrcUrl, kevUrl: msrc.kevUrl },
+    config: { msrcApiUrl, kevUrl },
     log: pino({ level: 'silent' }, new Writable({ write: (_c, _e, done) => done() })),
     attempts: memoryAttemptLog(),
     failures: memoryFailureLog(),
     memo: memoryPollMemo(),
     fetch: { attempts: 1, timeoutMs: 10_000 },
   };
+}
+
+async function simulate(publishAt: Date, until: DateTime) {
+  const database: TestDatabase = await openTestDatabase();
+  await database.db.insert(msp).values({ id: 1, name: 'Example IT', timezone: 'America/Chicago', channel: 'C0PATCH', windows: {} });
+  let clock = MAY.toJSDate();
+  const hits: Hit[] = [];
+  const msrc: SampleMsrc = await startSampleMsrc({ clock: () => clock, release: { id: '2024-May', publishAt }, onRequest: (hit) => hits.push(hit) });
+  const deps = tickDeps(database, msrc.msrcUrl, msrc.kevUrl);
   let queuedAt: Date | undefined;
   let storingTickMs = 0;
   try {
@@ -130,15 +135,7 @@ describe('the daily re-read of a stored month', () => {
     const hits: Hit[] = [];
     const msrc = await startSampleMsrc({ clock: () => clock, release: { id: '2024-May' }, onRequest: (hit) => hits.push(hit) });
     try {
-      const deps: TickDeps = {
-        database,
-        config: { msrcApiUrl: msrc.msrcUrl, kevUrl: msrc.kevUrl },
-        log: pino({ level: 'silent' }, new Writable({ write: (_c, _e, done) => done() })),
-        attempts: memoryAttemptLog(),
-        failures: memoryFailureLog(),
-        memo: memoryPollMemo(),
-        fetch: { attempts: 1, timeoutMs: 10_000 },
-      };
+      const deps = tickDeps(database, msrc.msrcUrl, msrc.kevUrl);
       expect((await runWatchTick(deps, clock)).release).toMatchObject({ ok: true, outcome: 'new' });
       const before = await database.db.execute(sql`select fetched_at, document_hash from releases where id = '2024-May'`);
       clock = MAY.plus({ days: 1, minutes: 2 }).toJSDate();
@@ -168,15 +165,7 @@ describe('a busy MSRC', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     try {
-      const deps: TickDeps = {
-        database,
-        config: { msrcApiUrl: base, kevUrl: `${base}kev.json` },
-        log: pino({ level: 'silent' }, new Writable({ write: (_c, _e, done) => done() })),
-        attempts: memoryAttemptLog(),
-        failures: memoryFailureLog(),
-        memo: memoryPollMemo(),
-        fetch: { attempts: 1, timeoutMs: 10_000 },
-      };
+      const deps = tickDeps(database, base, `${base}kev.json`);
       const at = (seconds: number) => MAY.plus({ seconds }).toJSDate();
       expect((await runWatchTick(deps, at(0))).release).toMatchObject({ ok: false });
       // (KEV, refused too, is retried on its own 5-minute gate; the release waits for MSRC's 10 minutes.)
