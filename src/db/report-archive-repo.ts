@@ -133,15 +133,20 @@ function checked<T extends { id: number; sha256: string; bytes: Buffer }>(row: T
  * and each client's broad ring of a release that closed since `since` (its last run's window end, or when the ring
  * finished if later).
  */
-export async function reportScheduleFacts(db: AppDatabase, since: Date): Promise<{ clients: ScheduleClient[]; broadClosed: BroadClosed[] }> {
-  const clients = rowsOf<{ id: string; timezone: string; report_day: unknown }>(
-    await db.execute(sql`select id, timezone, settings->'reportDay' as report_day from clients where retired_at is null order by id`),
-  ).map((c) => ({ id: c.id, timezone: c.timezone, ...(typeof c.report_day === 'number' ? { reportDay: c.report_day } : {}) }));
+export async function reportScheduleFacts(db: AppDatabase, since: Date): Promise<{ clients: ScheduleClient[]; broadClosed: BroadClosed[]; since?: Date }> {
+  const clients = rowsOf<{ id: string; timezone: string; report_day: unknown; created_at: Date | string }>(
+    await db.execute(sql`select id, timezone, settings->'reportDay' as report_day, created_at from clients where retired_at is null order by id`),
+  ).map((c) => ({ id: c.id, timezone: c.timezone, since: new Date(c.created_at).toISOString(), ...(typeof c.report_day === 'number' ? { reportDay: c.report_day } : {}) }));
+  const [mspRow] = rowsOf<{ created_at: Date | string }>(await db.execute(sql`select created_at from msp where id = 1`));
   const closed = rowsOf<{ client_id: string; release_id: string; closed_at: Date | string }>(
     await db.execute(sql`select r.client_id, r.release_id, greatest(r.finished_at, max(x.window_end)) as closed_at
       from rollouts r left join runs x on x.rollout_id = r.id
       where r.ring = 'broad' and r.client_id is not null and r.finished_at is not null
       group by r.id having greatest(r.finished_at, max(x.window_end)) > ${since.toISOString()}::timestamptz`),
   );
-  return { clients, broadClosed: closed.map((c) => ({ clientId: c.client_id, releaseId: c.release_id, closedAt: new Date(c.closed_at).toISOString() })) };
+  return {
+    clients,
+    broadClosed: closed.map((c) => ({ clientId: c.client_id, releaseId: c.release_id, closedAt: new Date(c.closed_at).toISOString() })),
+    ...(mspRow ? { since: new Date(mspRow.created_at) } : {}),
+  };
 }

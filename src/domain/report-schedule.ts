@@ -27,6 +27,8 @@ export const DEFAULT_HORIZON_DAYS = 7;
 export interface ScheduleClient {
   id: string;
   timezone: string;
+  /** When the client was first imported (ISO): no monthly report falls due before it. */
+  since?: string;
   /** 1–28; unset: no monthly report. */
   reportDay?: number;
 }
@@ -46,6 +48,11 @@ export interface ScheduleInput {
   /** Keys of reports already archived (sent). */
   sent: ReadonlySet<string>;
   horizonDays?: number;
+  /**
+   * When the MSP was first imported: nothing scheduled falls due before patchbay was looking after it, so a first
+   * start does not open with last Monday's KEV list or a monthly report for a day it never saw.
+   */
+  since?: Date;
 }
 
 export interface DueReport {
@@ -69,6 +76,9 @@ export function dueReports(input: ScheduleInput): DueReport[] {
   const now = DateTime.fromJSDate(input.now, { zone: 'utc' });
   const from = now.minus({ days: input.horizonDays ?? DEFAULT_HORIZON_DAYS });
   const inRange = (at: DateTime): boolean => at > from && at <= now;
+  // A broad ring cannot close before the MSP was imported; the calendar's reports can fall due before it.
+  const start = input.since ? DateTime.max(from, DateTime.fromJSDate(input.since, { zone: 'utc' })) : from;
+  const inCalendarRange = (at: DateTime): boolean => at > start && at <= now;
   const due: DueReport[] = [];
   for (const closed of input.broadClosed) {
     const at = DateTime.fromISO(closed.closedAt, { zone: 'utc' });
@@ -80,11 +90,11 @@ export function dueReports(input: ScheduleInput): DueReport[] {
     if (client.reportDay === undefined) continue;
     for (const at of monthlyInstants(client, from, now)) {
       const period = previousMonth(at);
-      if (inRange(at)) due.push({ kind: 'monthly', clientId: client.id, periodId: period.id, period, dueAt: at.toUTC().toISO()!, key: reportKey('monthly', client.id, period.id) });
+      if (inCalendarRange(at) && !(client.since !== undefined && at.toMillis() <= Date.parse(client.since))) due.push({ kind: 'monthly', clientId: client.id, periodId: period.id, period, dueAt: at.toUTC().toISO()!, key: reportKey('monthly', client.id, period.id) });
     }
   }
   for (const at of weeklyInstants(input.mspZone, from, now)) {
-    if (!inRange(at)) continue;
+    if (!inCalendarRange(at)) continue;
     const week = `${at.weekYear}-W${String(at.weekNumber).padStart(2, '0')}`;
     due.push({ kind: 'kev_weekly', clientId: null, periodId: week, period: null, dueAt: at.toUTC().toISO()!, key: reportKey('kev_weekly', null, week) });
   }

@@ -97,4 +97,17 @@ describe('dueReports', () => {
     expect(dueReports({ now: new Date('2026-01-28T05:00:01Z'), clients: [], broadClosed: closed, mspZone: 'UTC', sent: new Set() }).filter((d) => d.kind === 'release')).toEqual([]);
     expect(dueReports({ now: new Date('2026-01-27T04:59:59Z'), clients: [], broadClosed: closed, mspZone: 'UTC', sent: new Set() }).map((d) => d.key)).toContain('report:release:acme:2026-Jan');
   });
+
+  it('a first start sends nothing that fell due before the MSP or the client was imported (found in the sandbox: last Monday\u2019s KEV list opened the channel)', () => {
+    // Tuesday 8 Dec 2026 12:00 Chicago; the KEV list's Monday 09:00 was yesterday, acme's report day the 7th.
+    const now = new Date('2026-12-08T18:00:00Z');
+    const clients = [{ id: 'acme', timezone: 'America/Chicago', reportDay: 7, since: '2026-12-08T17:59:00Z' }];
+    const input = { now, clients, broadClosed: [], mspZone: 'America/Chicago', sent: new Set<string>() };
+    expect(dueReports({ ...input, since: new Date('2026-12-08T17:59:00Z') })).toEqual([]);
+    // Imported the week before: both are due, as the horizon alone would have it.
+    const earlier = { ...input, clients: [{ ...clients[0]!, since: '2026-12-01T00:00:00Z' }], since: new Date('2026-12-01T00:00:00Z') };
+    expect(dueReports(earlier).map((d) => d.key).sort()).toEqual(['report:kev_weekly:msp:2026-W50', 'report:monthly:acme:2026-Nov']);
+    // The next Monday after the import is due as usual.
+    expect(dueReports({ ...input, now: new Date('2026-12-14T15:00:01Z'), since: new Date('2026-12-08T17:59:00Z') }).map((d) => d.key)).toContain('report:kev_weekly:msp:2026-W51');
+  });
 });
