@@ -133,7 +133,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     parse: ({ args }) => (args.length === 0 ? { kind: 'sync' } : unknown('`sync` takes nothing after it')),
   },
   report: {
-    usage: ['`/patch report CLIENT [MONTH]`: the client\u2019s compliance report (summary and CSV files) here, e.g. `/patch report acme 2026-Nov`; default this month so far'],
+    usage: ['`/patch report CLIENT [MONTH]`: the client\u2019s compliance report (summary, PDF and CSV files) here, e.g. `/patch report acme 2026-Nov`; default this month so far'],
     parse: ({ args }) => {
       const [client, period, ...rest] = args;
       if (client === undefined || rest.length > 0) return unknown('`report` takes a client id and, optionally, a month like 2026-Nov');
