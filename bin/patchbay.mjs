@@ -5,6 +5,12 @@
 // (no devDependencies, --ignore-scripts) still works.
 import { distIsFresh } from './dist-fresh.mjs';
 
+// `patchbay … --help | head` closes the pipe before the help is written: the reader's choice, not a crash to print.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 let cli;
 if (distIsFresh(new URL('../', import.meta.url))) {
   cli = await import('../dist/cli.js');
