@@ -208,7 +208,6 @@ export interface ComplianceReport {
 const DAY_MS = 86_400_000;
 /** Not installed, and not excused by supersedence or inapplicability: the device is still exposed. */
 export const OUTSTANDING_STATUSES: ReadonlySet<UpdateStatus> = new Set(['missing', 'failed', 'held', 'deferred']);
-const OUTSTANDING = OUTSTANDING_STATUSES;
 
 const ms = (iso: string | null): number => (iso === null ? Number.NaN : Date.parse(iso));
 const onOrBefore = (iso: string | null, limit: number): boolean => iso !== null && ms(iso) <= limit;
@@ -366,7 +365,7 @@ function summariseDevice(device: ComplianceDevice, rows: readonly DeviceUpdateRo
   let lastInstall: string | null = null;
   for (const row of rows) {
     if (row.installedAt !== null && (lastInstall === null || ms(row.installedAt) > ms(lastInstall))) lastInstall = row.installedAt;
-    if (!OUTSTANDING.has(row.status)) continue;
+    if (!OUTSTANDING_STATUSES.has(row.status)) continue;
     missingBySeverity[row.severity] += 1;
     if (row.kev) kevMissing += 1;
     oldest = Math.max(oldest ?? 0, row.ageDays);
@@ -403,7 +402,7 @@ function slaBreaches(rows: readonly DeviceUpdateRow[], policy: CompliancePolicy)
   const breaches: SlaBreach[] = [];
   for (const row of rows) {
     const limitDays = slaLimit(policy, row.severity);
-    if (limitDays === undefined || !OUTSTANDING.has(row.status) || row.ageDays <= limitDays) continue;
+    if (limitDays === undefined || !OUTSTANDING_STATUSES.has(row.status) || row.ageDays <= limitDays) continue;
     breaches.push({ device: row.device, updateKey: row.updateKey, kb: row.kb, severity: row.severity, ageDays: row.ageDays, limitDays });
   }
   return breaches;
@@ -416,7 +415,7 @@ function summarise(devices: readonly DeviceSummary[], rows: readonly DeviceUpdat
   let kevMissing = 0;
   for (const row of rows) {
     statusCounts[row.status] += 1;
-    if (!OUTSTANDING.has(row.status)) continue;
+    if (!OUTSTANDING_STATUSES.has(row.status)) continue;
     missingBySeverity[row.severity] += 1;
     missingByAge[ageBucket(row.ageDays)] += 1;
     if (row.kev) kevMissing += 1;
