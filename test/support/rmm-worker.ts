@@ -9,23 +9,15 @@
  * a worker whose machine died at that instant would leave things.
  */
 import fs from 'node:fs';
-import { Redis } from 'ioredis';
-import pino from 'pino';
 import { NinjaOneClient } from '../../src/adapters/deployers/ninjaone-client.ts';
 import { NinjaOneDeployer } from '../../src/adapters/deployers/ninjaone.ts';
 import type { Deployer } from '../../src/adapters/deployers/port.ts';
 import { TacticalClient } from '../../src/adapters/deployers/tactical-client.ts';
 import { TacticalDeployer } from '../../src/adapters/deployers/tactical.ts';
-import type { Config } from '../../src/config.ts';
-import { openDatabase, type AppDatabase } from '../../src/db/client.ts';
-import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout/index.ts';
+import type { AppDatabase } from '../../src/db/client.ts';
+import type { RolloutOptions } from '../../src/jobs/rollout/index.ts';
 import { readFileClock } from './file-clock.ts';
-
-const env = (name: string) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is required`);
-  return value;
-};
+import { connectFromEnv, requiredEnv as env, serveRunWorker } from './worker-process.ts';
 
 const now = readFileClock(env('ROLLOUT_CLOCK_FILE'));
 const rate = Number(env('ROLLOUT_CLOCK_RATE'));
@@ -39,10 +31,8 @@ const crashAt = (point: string) => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 };
 
-const database = await openDatabase({ kind: 'postgres', url: env('ROLLOUT_DATABASE_URL') }, { maxConnections: 8 });
-const redis = new Redis(env('ROLLOUT_REDIS_URL'), { maxRetriesPerRequest: null });
-const log = pino({ level: 'warn' });
-const deployer = deployerFor(database.db);
+const connections = await connectFromEnv();
+const deployer = deployerFor(connections.database.db);
 // The shared clock runs `rate` times faster than real time: waits shrink by as much.
 const options: RolloutOptions = {
   deployer,
@@ -52,18 +42,7 @@ const options: RolloutOptions = {
   lockDurationMs: 3000,
   stalledIntervalMs: 1000,
 };
-const context = { config: {} as Config, database, redis, prefix: env('ROLLOUT_PREFIX'), log, roles: new Set(['worker' as const]), now };
-const engine = new RolloutEngine(context, options);
-const worker = startRunWorker(context, engine, options);
-await worker.waitUntilReady();
-process.stdout.write('ready\n');
-process.on('SIGTERM', async () => {
-  await worker.close();
-  await engine.close();
-  redis.disconnect();
-  await database.close();
-  process.exit(0);
-});
+await serveRunWorker(connections, now, options);
 
 function deployerFor(db: AppDatabase): Deployer {
   const crash = pauseAt ? { crashAt } : {};
