@@ -14,9 +14,9 @@
  * DECOMMISSIONED one is gone (it retires). Network devices, VM hosts and cloud monitors are not machines patchbay
  * patches and are not listed.
  */
-import type { Inventory, InventoryClient, InventoryDevice, InventoryLocation } from '../../domain/inventory.ts';
+import type { Inventory, InventoryClient, InventoryDevice } from '../../domain/inventory.ts';
 import { mapNinjaOneOs, type NinjaOsFields } from './ninjaone-os.ts';
-import { siteId, type SyncResult } from './tactical-sync.ts';
+import { claimDeviceName, mergeLinkedClients, siteLocations, yamlDevicesByName, type SyncResult } from './sync-merge.ts';
 import { linkLoggedUser, windowsUsersOf, type WindowsUser } from './tactical-users.ts';
 
 export interface NinjaOrganizationRow {
@@ -72,65 +72,30 @@ export interface NinjaOneFleet {
 }
 
 export function mergeNinjaOne(yaml: Inventory, fleet: NinjaOneFleet): SyncResult {
-  const result: SyncResult = { inventory: { ...yaml, clients: [] }, added: [], unmapped: [], unlinked: [], problems: [] };
-  // Device names are unique across the MSP (devices_name_key): the YAML's names outside synced clients count too.
-  const taken = new Set(yaml.msp.devices.map((d) => d.name.toLowerCase()));
-  for (const client of yaml.clients) {
-    if (!client.ninjaoneOrganization) for (const l of client.locations) for (const d of l.devices) taken.add(d.name.toLowerCase());
-  }
-  for (const client of yaml.clients) {
-    if (!client.ninjaoneOrganization) {
-      result.inventory.clients.push(client);
-      continue;
-    }
-    const linked = findNinjaOrganization(client.ninjaoneOrganization, fleet.organizations);
-    if (!linked) {
-      result.problems.push(`${client.id}: ninjaone_organization "${client.ninjaoneOrganization}" is not an organization in NinjaOne; its devices are left as the YAML has them`);
-      result.inventory.clients.push(client);
-      continue;
-    }
-    result.inventory.clients.push(mergeClient(client, linked, fleet, taken, result));
-  }
-  return result;
-}
-
-/** The organization's locations, by NinjaOne id, as inventory locations (the YAML's name kept when it has one). */
-function locationsOf(client: InventoryClient, organizationId: number, rows: readonly NinjaLocationRow[]): Map<number, InventoryLocation> {
-  const locations = new Map<number, InventoryLocation>();
-  const ids = new Set<string>();
-  for (const row of rows.filter((l) => l.organizationId === organizationId).sort((a, b) => a.id - b.id)) {
-    // Two locations whose names slug alike ("Main St" and "Main-St") still get two locations.
-    const slug = siteId(row.name, row.id);
-    const id = ids.has(slug) ? `${slug}-${row.id}` : slug;
-    ids.add(id);
-    const yamlLocation = client.locations.find((l) => l.id === id);
-    locations.set(row.id, { id, name: yamlLocation?.name ?? row.name, devices: [] });
-  }
-  return locations;
+  return mergeLinkedClients(yaml, (client) => client.ninjaoneOrganization, (client, link, taken, result) => {
+    const linked = findNinjaOrganization(link, fleet.organizations);
+    if (linked) return mergeClient(client, linked, fleet, taken, result);
+    result.problems.push(`${client.id}: ninjaone_organization "${link}" is not an organization in NinjaOne; its devices are left as the YAML has them`);
+    return client;
+  });
 }
 
 function mergeClient(client: InventoryClient, linked: NinjaOrganizationRow, fleet: NinjaOneFleet, taken: Set<string>, result: SyncResult): InventoryClient {
-  const known = new Map<string, InventoryDevice>();
-  for (const l of client.locations) for (const d of l.devices) known.set(d.name.toLowerCase(), d);
-  const locations = locationsOf(client, linked.id, fleet.locations);
+  const claim = { taken, known: yamlDevicesByName(client) };
+  const sites = fleet.locations.filter((l) => l.organizationId === linked.id).sort((a, b) => a.id - b.id);
+  const locations = siteLocations(client, sites.map((row) => ({ key: row.id, id: row.id, name: row.name })));
   const people = windowsUsersOf(client);
   const devices = fleet.devices.filter((d) => d.organizationId === linked.id && isManagedNinjaDevice(d)).sort((a, b) => a.systemName.localeCompare(b.systemName));
   for (const row of devices) {
-    const key = row.systemName.toLowerCase();
-    if (taken.has(key)) {
-      result.problems.push(`${client.id}: the NinjaOne device ${row.systemName} has the name of another device patchbay manages; it is left out until one is renamed`);
-      continue;
-    }
-    taken.add(key);
-    const yamlDevice = known.get(key);
-    if (!yamlDevice) result.added.push(`${client.id}/${row.systemName}`);
+    const claimed = claimDeviceName(client, row.systemName, 'NinjaOne device', claim, result);
+    if (!claimed) continue;
     let location = locations.get(row.locationId ?? -1);
     if (!location) {
       // A device with no location (or one the list did not carry) still belongs to its client.
       location = { id: 'unassigned', name: 'No location in NinjaOne', devices: [] };
       locations.set(row.locationId ?? -1, location);
     }
-    location.devices.push(deviceFor(row, yamlDevice, client, people, result));
+    location.devices.push(deviceFor(row, claimed.yamlDevice, client, people, result));
   }
   return { ...client, locations: [...locations.values()] };
 }

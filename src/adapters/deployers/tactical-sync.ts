@@ -11,9 +11,10 @@
  * guess); so is a logged-in name that matches nobody, or more than one person.
  */
 import { IANAZone } from 'luxon';
-import type { Inventory, InventoryClient, InventoryDevice, InventoryLocation } from '../../domain/inventory.ts';
+import type { Inventory, InventoryClient, InventoryDevice } from '../../domain/inventory.ts';
 import { mapTacticalOs } from './tactical-os.ts';
-import { linkLoggedUser, windowsUsersOf, type UserLinkProblem } from './tactical-users.ts';
+import { claimDeviceName, mergeLinkedClients, siteId, siteLocations, yamlDevicesByName, type SyncResult } from './sync-merge.ts';
+import { linkLoggedUser, windowsUsersOf } from './tactical-users.ts';
 
 /** `GET /clients/` (clients/views.py GetAddClients): the fields sync reads. */
 export interface TacticalClientRow {
@@ -40,24 +41,7 @@ export interface TacticalAgentRow {
  */
 export type AgentZones = ReadonlyMap<string, string | null>;
 
-export interface SyncResult {
-  inventory: Inventory;
-  /** New agents, added as broad: `client/hostname`. */
-  added: string[];
-  unmapped: Array<{ client: string; device: string; os: string; reason: string }>;
-  /** Logged-in names that linked the device to nobody: unknown, or matching more than one person. */
-  unlinked: UserLinkProblem[];
-  /** Things the engineers must fix (a link to a Tactical client that does not exist, a hostname used twice). */
-  problems: string[];
-}
-
-export function siteId(name: string, id: number): string {
-  const slug = name
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '');
-  return /^[a-z0-9]/.test(slug) ? slug.slice(0, 60) : `site-${id}`;
-}
+export { siteId, type SyncResult } from './sync-merge.ts';
 
 export function findTacticalClient(link: string, clients: readonly TacticalClientRow[]): TacticalClientRow | undefined {
   if (/^\d+$/.test(link)) return clients.find((c) => c.id === Number(link));
@@ -72,26 +56,12 @@ function classFor(agent: TacticalAgentRow, client: InventoryClient): string {
 }
 
 export function mergeTactical(yaml: Inventory, tacticalClients: readonly TacticalClientRow[], agents: readonly TacticalAgentRow[], zones: AgentZones = new Map()): SyncResult {
-  const result: SyncResult = { inventory: { ...yaml, clients: [] }, added: [], unmapped: [], unlinked: [], problems: [] };
-  // Device names are unique across the MSP (devices_name_key): the YAML's names outside synced clients count too.
-  const taken = new Set(yaml.msp.devices.map((d) => d.name.toLowerCase()));
-  for (const client of yaml.clients) {
-    if (!client.tacticalClient) for (const l of client.locations) for (const d of l.devices) taken.add(d.name.toLowerCase());
-  }
-  for (const client of yaml.clients) {
-    if (!client.tacticalClient) {
-      result.inventory.clients.push(client);
-      continue;
-    }
-    const linked = findTacticalClient(client.tacticalClient, tacticalClients);
-    if (!linked) {
-      result.problems.push(`${client.id}: tactical_client "${client.tacticalClient}" is not a client in Tactical RMM; its devices are left as the YAML has them`);
-      result.inventory.clients.push(client);
-      continue;
-    }
-    result.inventory.clients.push(mergeClient(client, linked, agents, { taken, zones }, result));
-  }
-  return result;
+  return mergeLinkedClients(yaml, (client) => client.tacticalClient, (client, link, taken, result) => {
+    const linked = findTacticalClient(link, tacticalClients);
+    if (linked) return mergeClient(client, linked, agents, { taken, zones }, result);
+    result.problems.push(`${client.id}: tactical_client "${link}" is not a client in Tactical RMM; its devices are left as the YAML has them`);
+    return client;
+  });
 }
 
 interface MergeState {
@@ -101,29 +71,13 @@ interface MergeState {
 }
 
 function mergeClient(client: InventoryClient, linked: TacticalClientRow, agents: readonly TacticalAgentRow[], state: MergeState, result: SyncResult): InventoryClient {
-  const known = new Map<string, InventoryDevice>();
-  for (const l of client.locations) for (const d of l.devices) known.set(d.name.toLowerCase(), d);
-  const locations = new Map<string, InventoryLocation>();
-  const ids = new Set<string>();
-  for (const site of linked.sites) {
-    // Two sites whose names slug alike ("Main St" and "Main-St") still get two locations.
-    const slug = siteId(site.name, site.id);
-    const id = ids.has(slug) ? `${slug}-${site.id}` : slug;
-    ids.add(id);
-    const yamlLocation = client.locations.find((l) => l.id === id);
-    locations.set(site.name, { id, name: yamlLocation?.name ?? site.name, devices: [] });
-  }
+  const claim = { taken: state.taken, known: yamlDevicesByName(client) };
+  const locations = siteLocations(client, linked.sites.map((site) => ({ key: site.name, id: site.id, name: site.name })));
   const people = windowsUsersOf(client);
   for (const agent of agents.filter((a) => a.client_name === linked.name).sort((a, b) => a.hostname.localeCompare(b.hostname))) {
-    const key = agent.hostname.toLowerCase();
-    if (state.taken.has(key)) {
-      result.problems.push(`${client.id}: the Tactical agent ${agent.hostname} has the name of another device patchbay manages; it is left out until one is renamed`);
-      continue;
-    }
-    state.taken.add(key);
-    const yamlDevice = known.get(key);
-    if (!yamlDevice) result.added.push(`${client.id}/${agent.hostname}`);
-    const device = deviceFor(agent, yamlDevice, { client, people, zone: state.zones.get(agent.agent_id) ?? undefined }, result);
+    const claimed = claimDeviceName(client, agent.hostname, 'Tactical agent', claim, result);
+    if (!claimed) continue;
+    const device = deviceFor(agent, claimed.yamlDevice, { client, people, zone: state.zones.get(agent.agent_id) ?? undefined }, result);
     let location = locations.get(agent.site_name);
     if (!location) {
       location = { id: siteId(agent.site_name, 0), name: agent.site_name, devices: [] };
