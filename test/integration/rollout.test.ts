@@ -18,7 +18,7 @@ import { rowsOf } from '../../src/db/client.ts';
 import { loadBook, runCounts, saveGates } from '../../src/db/rollout-repo.ts';
 import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
-import { RolloutEngine, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout/index.ts';
+import { RolloutEngine, rolloutModule, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout/index.ts';
 import { retryFailed } from '../../src/use-cases/rollout-actions.ts';
 import { hold, releaseHold } from '../../src/use-cases/decisions.ts';
 import { startPrivateRedis } from '../../src/runtime/redis-server.ts';
@@ -366,6 +366,31 @@ describe('rollout engine', { timeout: 120_000 }, () => {
     // Runs already started finished properly: every install that began got its reboot and verification.
     const succeeded = rowsOf<{ n: number }>(await h.database.db.execute(sql`select count(*)::int as n from runs where state = 'succeeded'`))[0]!.n;
     expect(succeeded).toBe(new Set(fleet.ledger.filter((e) => e.kind === 'install').map((e) => e.device)).size);
+  });
+
+  it('a stop while installs are in progress hands every run back to the queue; the next worker finishes each once', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 0, clients: [{ id: 'acme', pilot: 0, broad: 6 }] }, h.clock.now);
+    await scheduleGate(h.database.db, 'broad', 'acme', h.clock.now);
+    // An install takes 20 minutes of the test's clock, which stands still until the stop: every run polls its device.
+    const fleet = new SimulatedFleet({ clock: () => h.clock.now, fleet: { operationMs: 20 * 60_000 } });
+    const options: RolloutOptions = { deployer: fleet, pollMs: 20, workerConcurrency: 10 };
+    const context = { config: {} as Config, database: h.database, redis: h.redis, prefix: h.prefix, log, roles: new Set(['worker' as const]), now: () => h.clock.now };
+    const first = await rolloutModule(options)(context);
+    expect(await h.engine(options).sweep()).toMatchObject({ runsPlanned: 6 });
+    await waitFor('every install to start', async () => fleet.ledger.filter((e) => e.kind === 'install').length === 6);
+    // Before, the stop waited for installs that could not finish while stopping: it never resolved here.
+    await first.close();
+    expect(await runCounts(h.database.db)).toMatchObject({ running: 6 });
+    const second = await rolloutModule(options)(context);
+    h.cleanup.push(() => second.close());
+    await waitFor('every run to finish', async () => {
+      h.clock.now = new Date(h.clock.now.getTime() + 60_000);
+      return (await unfinished(h)) === 0;
+    });
+    expect(await runCounts(h.database.db)).toMatchObject({ succeeded: 6 });
+    const installs = fleet.ledger.filter((e) => e.kind === 'install').map((e) => e.device);
+    expect(installs.sort()).toEqual([...new Set(installs)].sort());
   });
 
   it('a ring hold placed by an engineer stops new runs of that ring only; on one update it drops just that update; released, the ring starts', async () => {

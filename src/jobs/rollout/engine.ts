@@ -68,6 +68,7 @@ export class RolloutEngine {
   private readonly catalogs = new Map<string, Promise<Catalog | undefined>>();
   private readonly nextWindows = new Map<string, string>();
   private lastReopenStamp: string | undefined;
+  private stopping = false;
 
   constructor(
     private readonly context: JobContext,
@@ -84,7 +85,13 @@ export class RolloutEngine {
     return this.context.database.db;
   }
 
+  /** Said before the workers close: runs in flight hand their jobs back rather than poll through the stop. */
+  beginStop(): void {
+    this.stopping = true;
+  }
+
   async close(): Promise<void> {
+    this.stopping = true;
     await this.queue.close();
   }
 
@@ -213,6 +220,7 @@ export class RolloutEngine {
       nextWindowStart: (rule, timezone, windowStart, window) => this.nextWindowStart(rule, timezone, windowStart, window),
       realDelayMs: (until, now) => (options.realDelayMs ?? context.pace?.realDelayMs)?.(until, now) ?? until.getTime() - now.getTime(),
       pollMs: options.pollMs ?? 2000,
+      stopping: () => this.stopping,
     };
   }
 

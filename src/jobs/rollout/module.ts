@@ -43,6 +43,7 @@ export function rolloutModule(options: RolloutOptions = {}): JobModule {
     const workers = hasWorker ? [createWorker(context, SWEEP_QUEUE, async () => engine.sweep(), { concurrency: 1 }), startRunWorker(context, engine, options)] : [];
     return {
       async close() {
+        engine.beginStop();
         await closeAll(workers, [sweepQueue]);
         await engine.close();
       },

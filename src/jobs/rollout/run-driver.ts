@@ -32,6 +32,8 @@ export interface RunServices {
   realDelayMs(until: Date, now: Date): number;
   /** Real milliseconds between polls of an operation in progress. */
   pollMs: number;
+  /** True once the process is stopping: a run waiting on its device gives its slot back instead of polling on. */
+  stopping(): boolean;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -80,7 +82,7 @@ class RunDriver {
       if (decision.type === 'done') end = { result: (await this.flush()) ? this.current : undefined };
       else if (decision.type === 'become') end = await this.become(decision.run);
       else if (decision.type === 'wait') end = await this.wait(decision.until, job, token);
-      else end = await this.act(decision.action, decision.run);
+      else end = await this.act(decision.action, decision.run, job, token);
       if (end !== 'again') return end.result;
     }
     throw new Error(`run ${this.loaded.id} did not settle in 10000 steps`);
@@ -122,7 +124,7 @@ class RunDriver {
       // A clock that does not move with real time (tests, the sandbox): come back when it has.
       return { result: this.current };
     }
-    if (job && token && delay > this.services.pollMs) {
+    if (job && token && (delay > this.services.pollMs || this.services.stopping())) {
       await job.moveToDelayed(Date.now() + delay, token);
       throw new DelayedError();
     }
@@ -131,11 +133,24 @@ class RunDriver {
   }
 
   /**
+   * A stop waits for every job in flight, and an install can take an hour: a run polling its device while the
+   * process stops is stored and handed back to the queue, to be picked up by the next worker that starts.
+   */
+  private async yieldWhileStopping(job?: Job, token?: string): Promise<StepEnd> {
+    if (!(await this.flush())) return { result: undefined };
+    if (job && token) {
+      await job.moveToDelayed(Date.now() + this.services.pollMs, token);
+      throw new DelayedError();
+    }
+    return { result: this.current };
+  }
+
+  /**
    * What a step learned is stored lazily: before the next step that touches the device (with its intent), before
    * any wait, when a failure counts, and at the end. A crash in between only repeats harmless reads (an online
    * check, a poll, a verification) or asks again with the key already stored.
    */
-  private async act(action: Action, run: Run): Promise<StepEnd> {
+  private async act(action: Action, run: Run, job?: Job, token?: string): Promise<StepEnd> {
     this.current = run;
     if (action.type === 'install' || action.type === 'reboot') {
       // The intent (and the operation's key) is stored before the device hears of it.
@@ -151,7 +166,9 @@ class RunDriver {
     if (this.current.attempts !== run.attempts || TERMINAL.has(this.current.status)) {
       if (!(await this.flush())) return { result: undefined };
     }
-    if (outcome.type === 'progress') await sleep(this.services.pollMs);
+    if (outcome.type !== 'progress') return 'again';
+    if (this.services.stopping()) return this.yieldWhileStopping(job, token);
+    await sleep(this.services.pollMs);
     return 'again';
   }
 
