@@ -212,6 +212,8 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
       const view = await recordAnswer(tx, input, asker, event, now);
       const confirmed = gates.book.gates[gateKey('pilot', input.clientId)]?.confirmation?.updates ?? [];
       after.outbox(await tellAnswer(tx, input, asker, event, view, now, confirmed));
+      // Last: the audit chain's head is the lock order's last level, held to commit (src/use-cases/transaction.ts).
+      await auditAnswer(tx, input, event, asker, now);
       const thanks = event.type === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.';
       return { outcome: 'applied', message: thanks, view };
     },
@@ -219,10 +221,13 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
   );
 }
 
-/** The answer's decision and audit rows; returns the card as it now reads. */
+const answerKind = (event: AnswerEvent) => (event.type === 'confirm_pilot' ? 'confirm_pilot' : 'report_problem');
+const answerText = (event: AnswerEvent) => (event.type === 'report_problem' ? event.text : null);
+
+/** The answer's decision row; returns the card as it now reads. */
 async function recordAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, event: AnswerEvent, now: Date): Promise<SignoffView> {
-  const kind = event.type === 'confirm_pilot' ? 'confirm_pilot' : 'report_problem';
-  const text = event.type === 'report_problem' ? event.text : null;
+  const kind = answerKind(event);
+  const text = answerText(event);
   await insertDecision(tx, {
     kind,
     releaseId: input.releaseId,
@@ -236,15 +241,19 @@ async function recordAnswer(tx: AppDatabase, input: AnswerInput, asker: Asker, e
     idempotencyKey: event.id,
     createdAt: now,
   });
+  return (await loadSignoff(tx, input.releaseId, input.clientId))!;
+}
+
+async function auditAnswer(tx: AppDatabase, input: AnswerInput, event: AnswerEvent, asker: Asker, now: Date): Promise<void> {
+  const text = answerText(event);
   await appendAudit(tx, {
     at: now,
     actor: input.actor.id,
-    action: `decision.${kind}`,
+    action: `decision.${answerKind(event)}`,
     subject: `rollout:${input.releaseId}:${input.clientId}`,
     source: input.actor.platform,
     detail: { as: asker.kind, ...(text !== null ? { text } : {}) },
   });
-  return (await loadSignoff(tx, input.releaseId, input.clientId))!;
 }
 
 /**
