@@ -70,6 +70,8 @@ async function benchSize(devices: number, clients: number): Promise<void> {
     const e2e = process.env.BENCH_ROLLOUT_E2E !== '0';
     const child = await sweepInChild(scratch.url, redisServer.url, e2e);
     report(`rollout-sweep-${planned}-peak-rss`, child.sweepPeakRssMiB, 'MiB', 1);
+    // Above what the process held before sweeping (node, modules, connections): what the sweep itself took.
+    report(`rollout-sweep-${planned}-rss-growth`, child.sweepPeakRssMiB - child.baseRssMiB, 'MiB', 1);
     if (!e2e) return;
     const counts = child.counts ?? {};
     if ((counts.succeeded ?? 0) !== planned) process.stderr.write(`bench rollout: expected ${planned} succeeded, got ${JSON.stringify(counts)}\n`);
@@ -86,6 +88,7 @@ async function benchSize(devices: number, clients: number): Promise<void> {
 
 interface ChildFigures {
   sweepMs: number;
+  baseRssMiB: number;
   sweepPeakRssMiB: number;
   counts?: Record<string, number>;
   e2eMs?: number;
@@ -94,7 +97,7 @@ interface ChildFigures {
 
 async function sweepInChild(databaseUrl: string, redisUrl: string, e2e: boolean): Promise<ChildFigures> {
   const env = { ...process.env, ROLLOUT_DATABASE_URL: databaseUrl, ROLLOUT_REDIS_URL: redisUrl, ROLLOUT_PREFIX: 'bench', ROLLOUT_NOW: NOW.toISOString(), ROLLOUT_E2E: e2e ? '1' : '0' };
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CHILD], { env, maxBuffer: 1 << 20 });
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD], { env, maxBuffer: 1 << 20 });
   const figures = JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildFigures & { sweep: unknown };
   process.stderr.write(`child sweep ${JSON.stringify(figures)}\n`);
   return figures;
