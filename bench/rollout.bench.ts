@@ -1,13 +1,19 @@
 /**
- * The rollout engine at MSP scale: 20,000 devices across 200 clients, every one of them in an open window.
+ * The rollout engine at MSP scale: 20,000 devices across 200 clients, then 100,000 across 1,000 (issue 19), every
+ * one of them in an open window. BENCH_ROLLOUT_DEVICES / BENCH_ROLLOUT_CLIENTS run one size instead.
  *
  * - plan+enqueue: one sweep (gate events, planning from device OS to updates, runs inserted in Postgres, a job
- *   per run added to BullMQ), against the bare `Queue.addBulk` of 20,000 jobs of the same shape (same data, id
+ *   per run added to BullMQ), against the bare `Queue.addBulk` of the same jobs (same data, id
  *   and the run queue's job defaults) on the same Redis in the same process. Best of three each (BENCH_ROLLOUT_REPEATS), taking turns,
  *   each sweep from a clean slate.
- * - end to end: 20,000 runs through a worker on the simulated fleet with zero latency: runs per second and the
+ * - sweep peak RSS and end to end: one more sweep from a clean slate in a fresh process (bench/rollout-child.ts),
+ *   whose peak resident set is the sweep's own (seeding the inventory here does not count), then every run it
+ *   planned through a worker in that process on the simulated fleet with zero latency: runs per second and the
  *   process's peak memory.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import os from 'node:os';
 import fs from 'node:fs/promises';
@@ -22,20 +28,26 @@ import { openDatabase, type AppDatabase } from '../src/db/client.ts';
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
-import { runCounts, type RunCounts } from '../src/db/rollout-repo.ts';
 import { parseWindowSpec } from '../src/domain/window-spec.ts';
-import { RolloutEngine, startRunWorker } from '../src/jobs/rollout/index.ts';
+import { RolloutEngine } from '../src/jobs/rollout/index.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
 import { collectGarbage, measure, report, scratchPostgres, sized, type Measured } from './lib.ts';
 import { benchRelease } from './release.ts';
 
-const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? sized(20_000, 200));
-const CLIENTS = Number(process.env.BENCH_ROLLOUT_CLIENTS ?? sized(200, 5));
+/** The sizes benched: BENCH_ROLLOUT_DEVICES/CLIENTS for one, else 20,000 over 200 clients then 100,000 over 1,000. */
+const SIZES: Array<{ devices: number; clients: number }> = process.env.BENCH_ROLLOUT_DEVICES
+  ? [{ devices: Number(process.env.BENCH_ROLLOUT_DEVICES), clients: Number(process.env.BENCH_ROLLOUT_CLIENTS ?? 200) }]
+  : sized([{ devices: 20_000, clients: 200 }, { devices: 100_000, clients: 1_000 }], [{ devices: 200, clients: 5 }]);
 /** Sweeps and baselines each; the best of each is reported. More on a busy machine. */
 const REPEATS = Number(process.env.BENCH_ROLLOUT_REPEATS ?? sized(3, 1));
 const NOW = new Date('2024-02-14T02:00:00Z');
+const CHILD = fileURLToPath(new URL('./rollout-child.ts', import.meta.url));
 
 export default async function rolloutBench(): Promise<void> {
+  for (const size of SIZES) await benchSize(size.devices, size.clients);
+}
+
+async function benchSize(devices: number, clients: number): Promise<void> {
   const scratch = await scratchPostgres('rollout');
   if (!scratch) return;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-bench-redis-'));
@@ -44,26 +56,27 @@ export default async function rolloutBench(): Promise<void> {
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   try {
     await migrateDatabase(database);
-    await seedFleetInOpenWindow(database.db);
+    const seeded = performance.now();
+    await seedFleetInOpenWindow(database.db, devices, clients);
+    process.stderr.write(`seeded ${devices} devices over ${clients} clients in ${((performance.now() - seeded) / 1000).toFixed(1)} s\n`);
     const log = pino({ level: 'silent' });
     const fleet = new SimulatedFleet({ seed: 1, clock: () => NOW, fleet: { rebootTwiceRate: 0.1 } });
     const context = { config: {} as Config, database, redis, prefix: 'bench', log, roles: new Set(['worker' as const]), now: () => NOW };
     const engine = new RolloutEngine(context, { deployer: fleet, pollMs: 1 });
     const planned = await benchPlanEnqueue(engine, database.db, redis);
-    if (process.env.BENCH_ROLLOUT_E2E === '0') {
-      await engine.close();
-      return;
-    }
-    // End to end: the last sweep's runs and jobs are in place; one worker process (this one) drives them all.
-    const worker = startRunWorker(context, engine, { workerConcurrency: 100, pollMs: 1 });
-    const e2e = await measure(() => allRunsSettled(database.db), 20);
-    await worker.close();
-    const counts = e2e.result as Record<string, number>;
-    if ((counts.succeeded ?? 0) !== planned) process.stderr.write(`bench rollout: expected ${planned} succeeded, got ${JSON.stringify(counts)}\n`);
-    report(`rollout-e2e-${planned}-runs-per-second`, planned / (e2e.ms / 1000), 'runs/s', 1);
-    report(`rollout-e2e-${planned}-peak-rss`, e2e.peakRssMiB, 'MiB', 1);
-    report(`rollout-e2e-${planned}-peak-heap`, e2e.peakHeapMiB, 'MiB', 1);
+    // A fresh process sweeps once more from a clean slate, and (unless BENCH_ROLLOUT_E2E=0) drives every run.
+    await resetRuns(engine, database.db);
     await engine.close();
+    const e2e = process.env.BENCH_ROLLOUT_E2E !== '0';
+    const child = await sweepInChild(scratch.url, redisServer.url, e2e);
+    report(`rollout-sweep-${planned}-peak-rss`, child.sweepPeakRssMiB, 'MiB', 1);
+    // Above what the process held before sweeping (node, modules, connections): what the sweep itself took.
+    report(`rollout-sweep-${planned}-rss-growth`, child.sweepPeakRssMiB - child.baseRssMiB, 'MiB', 1);
+    if (!e2e) return;
+    const counts = child.counts ?? {};
+    if ((counts.succeeded ?? 0) !== planned) process.stderr.write(`bench rollout: expected ${planned} succeeded, got ${JSON.stringify(counts)}\n`);
+    report(`rollout-e2e-${planned}-runs-per-second`, planned / (child.e2eMs! / 1000), 'runs/s', 1);
+    report(`rollout-e2e-${planned}-peak-rss`, child.e2ePeakRssMiB!, 'MiB', 1);
   } finally {
     redis.disconnect();
     await database.close();
@@ -73,10 +86,27 @@ export default async function rolloutBench(): Promise<void> {
   }
 }
 
+interface ChildFigures {
+  sweepMs: number;
+  baseRssMiB: number;
+  sweepPeakRssMiB: number;
+  counts?: Record<string, number>;
+  e2eMs?: number;
+  e2ePeakRssMiB?: number;
+}
+
+async function sweepInChild(databaseUrl: string, redisUrl: string, e2e: boolean): Promise<ChildFigures> {
+  const env = { ...process.env, ROLLOUT_DATABASE_URL: databaseUrl, ROLLOUT_REDIS_URL: redisUrl, ROLLOUT_PREFIX: 'bench', ROLLOUT_NOW: NOW.toISOString(), ROLLOUT_E2E: e2e ? '1' : '0' };
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD], { env, maxBuffer: 1 << 20 });
+  const figures = JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildFigures & { sweep: unknown };
+  process.stderr.write(`child sweep ${JSON.stringify(figures)}\n`);
+  return figures;
+}
+
 /** The fleet, a month approved, and pilot and broad open for every client, all in one open window at NOW. */
-async function seedFleetInOpenWindow(db: AppDatabase): Promise<void> {
+async function seedFleetInOpenWindow(db: AppDatabase, devices: number, clients: number): Promise<void> {
   // Every client in UTC with one nightly window, so the whole fleet is in one open window at NOW.
-  const inventory = generateInventory({ clients: CLIENTS, devices: DEVICES, seed: 42 });
+  const inventory = generateInventory({ clients, devices, seed: 42 });
   const nightly = parseWindowSpec('daily 01:00-05:00');
   if (!nightly.ok) throw new Error(nightly.error);
   for (const client of inventory.clients) {
@@ -162,12 +192,4 @@ async function addBulkBaseline(engine: RolloutEngine, redis: Redis, i: number, c
   await queue.obliterate({ force: true });
   await queue.close();
   return run;
-}
-
-async function allRunsSettled(db: AppDatabase): Promise<RunCounts> {
-  for (;;) {
-    const counts = await runCounts(db);
-    if ((counts.scheduled ?? 0) + (counts.running ?? 0) === 0) return counts;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }

@@ -326,8 +326,30 @@ export interface OpenGateDevice {
   flagged: boolean;
 }
 
-/** Every live device of every gate that may get runs now, with its owner's window: one query for a whole sweep. */
-export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]> {
+/** Where a page of a sweep's devices ends: the next page starts after this (gate, device). */
+export interface DeviceCursor {
+  gateId: number;
+  deviceId: number;
+}
+
+/**
+ * Which devices to read: some gates only, and for a page of a sweep, those after a cursor, at most `limit` of
+ * them. Without one, every live device of every gate that may get runs now.
+ */
+export interface DeviceScope {
+  gateIds: readonly number[];
+  after?: DeviceCursor;
+  limit?: number;
+}
+
+/**
+ * The live devices of the gates that may get runs now (scheduled or running), with their owner's window, in
+ * (gate, device) order: a whole sweep's at once, or those of some gates (`scope`), a page at a time.
+ */
+export async function openGateDevices(db: AppDatabase, scope?: DeviceScope): Promise<OpenGateDevice[]> {
+  const gates = scope ? sql` and id in (select jsonb_array_elements_text(${JSON.stringify(scope.gateIds)}::jsonb)::int)` : sql``;
+  const after = scope?.after ? sql` and (g.id, d.id) > (${scope.after.gateId}::int, ${scope.after.deviceId}::int)` : sql``;
+  const limit = scope?.limit !== undefined ? sql` limit ${scope.limit}` : sql``;
   const rows = rowsOf<{
     gate_id: number;
     release_id: string;
@@ -343,17 +365,18 @@ export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]
   }>(
     // Client gates and the MSP's gate joined separately, each on an equality devices_client_idx answers: one
     // join with IS NOT DISTINCT FROM (or an OR) leaves the planner a nested loop over every device per gate.
-    await db.execute(sql`with g as (select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running'))
+    await db.execute(sql`with g as (select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running')${gates})
       select g.id as gate_id, g.release_id, g.ring, g.client_id, g.state as gate_state, d.id, d.name, d.os,
           c.windows ->> d.class as spec, coalesce(d.timezone, c.timezone) as timezone, d.flagged_at is not null as flagged
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null
+        where true${after}
       union all
       select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, coalesce(d.timezone, m.timezone), d.flagged_at is not null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null
-        where g.client_id is null
-      order by 1, 6`),
+        where g.client_id is null${after}
+      order by 1, 6${limit}`),
   );
   return rows.map((r) => ({
     gateId: Number(r.gate_id),
@@ -370,13 +393,41 @@ export async function openGateDevices(db: AppDatabase): Promise<OpenGateDevice[]
   }));
 }
 
-/** The (device, window start) pairs that already have a run, as `deviceId/ISO start`: a window plans each device once. */
-export async function plannedDevices(db: AppDatabase, windowStarts: readonly string[]): Promise<Set<string>> {
+/**
+ * Live devices per owner ('' for the MSP) and ring, counted in one pass: a count per gate with IS NOT DISTINCT
+ * FROM on client_id scans every device once per gate (2,000 gates over 100,000 devices).
+ */
+const liveDeviceCounts = sql`select coalesce(client_id, '') as owner, ring, count(*) as n from devices where retired_at is null group by 1, 2`;
+
+/** A gate that may get runs now (scheduled or running), with how many live devices it has: what a sweep pages over. */
+export interface SweepGateCount {
+  id: number;
+  releaseId: string;
+  devices: number;
+}
+
+/** The gates that may get runs now, in id order, each with its live device count (to cut the sweep into pages). */
+export async function sweepGates(db: AppDatabase): Promise<SweepGateCount[]> {
+  const rows = rowsOf<{ id: number; release_id: string; devices: number }>(
+    await db.execute(sql`with live as (${liveDeviceCounts})
+      select g.id, g.release_id, coalesce(live.n, 0)::int as devices
+      from rollouts g left join live on live.owner = coalesce(g.client_id, '') and live.ring = g.ring
+      where g.state in ('scheduled', 'running') order by g.id`),
+  );
+  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, devices: Number(r.devices) }));
+}
+
+/**
+ * The (device, window start) pairs that already have a run, as `deviceId/ISO start`: a window plans each device
+ * once. `deviceIds` narrows it to a page of the sweep's devices (runs_device_window_key answers it).
+ */
+export async function plannedDevices(db: AppDatabase, windowStarts: readonly string[], deviceIds?: readonly number[]): Promise<Set<string>> {
   const planned = new Set<string>();
-  if (windowStarts.length === 0) return planned;
+  if (windowStarts.length === 0 || deviceIds?.length === 0) return planned;
+  const devices = deviceIds ? sql` and device_id in (select jsonb_array_elements_text(${JSON.stringify(deviceIds)}::jsonb)::int)` : sql``;
   const rows = rowsOf<{ device_id: number; window_start: unknown }>(
     await db.execute(sql`select device_id, window_start from runs
-      where window_start in (select jsonb_array_elements_text(${JSON.stringify(windowStarts)}::jsonb)::timestamptz)`),
+      where window_start in (select jsonb_array_elements_text(${JSON.stringify(windowStarts)}::jsonb)::timestamptz)${devices}`),
   );
   for (const r of rows) planned.add(`${r.device_id}/${iso(r.window_start)}`);
   return planned;
@@ -450,9 +501,10 @@ export async function unopenedScheduledGates(db: AppDatabase): Promise<Array<Gat
   // liveDevices is counted now, after the gate exists: a gate created after the sweep read its devices is not
   // mistaken for one with none.
   const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string; live: number }>(
-    await db.execute(sql`select g.id, g.release_id, g.ring, g.client_id, g.state,
-        (select count(*) from devices d where d.client_id is not distinct from g.client_id and d.ring = g.ring and d.retired_at is null)::int as live
-      from rollouts g where g.state = 'scheduled' and g.started_at is null and g.finished_at is null`),
+    await db.execute(sql`with live as (${liveDeviceCounts})
+      select g.id, g.release_id, g.ring, g.client_id, g.state, coalesce(live.n, 0)::int as live
+      from rollouts g left join live on live.owner = coalesce(g.client_id, '') and live.ring = g.ring
+      where g.state = 'scheduled' and g.started_at is null and g.finished_at is null`),
   );
   return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state, liveDevices: Number(r.live) }));
 }
@@ -517,13 +569,22 @@ export async function deviceRetired(db: AppDatabase, deviceId: number): Promise<
   return rows[0]?.retired ?? true;
 }
 
-/** Ids of runs not yet ended but those in `except`, oldest first: `unfinishedRuns` when no limit needs the client. */
-export async function unfinishedRunIds(db: AppDatabase, except: readonly number[] = []): Promise<number[]> {
+/**
+ * Ids of runs not yet ended, oldest first, a page at a time: those after `after` up to `upTo` (a sweep leaves out
+ * the runs it has just enqueued itself), at most `limit`.
+ */
+export async function unfinishedRunIds(db: AppDatabase, page: { after: number; upTo?: number; limit: number }): Promise<number[]> {
+  const upTo = page.upTo !== undefined ? sql` and id <= ${page.upTo}` : sql``;
   const rows = rowsOf<{ id: number }>(
-    await db.execute(sql`select id from runs where state in ('scheduled', 'running')
-      and id <> all(${`{${except.join(',')}}`}::bigint[]) order by id`),
+    await db.execute(sql`select id from runs where state in ('scheduled', 'running') and id > ${page.after}${upTo} order by id limit ${page.limit}`),
   );
   return rows.map((r) => Number(r.id));
+}
+
+/** The highest run id so far (0 with none): runs a sweep inserts after reading it have higher ids. */
+export async function lastRunId(db: AppDatabase): Promise<number> {
+  const [row] = rowsOf<{ id: number | null }>(await db.execute(sql`select max(id) as id from runs`));
+  return Number(row?.id ?? 0);
 }
 
 export interface RunCounts {
@@ -562,17 +623,24 @@ export async function windowTallies(db: AppDatabase, now: Date, only?: { who: st
         select coalesce(d.client_id, 'msp') as who, r.window_start, r.window_end, r.state, r.result, r.error, r.rolled_to, r.reboots, r.updates, d.name
         from runs r join devices d on d.id = r.device_id
         where ${which}
-          and (r.result is null or r.result not in ('nothing_applies', 'no_os')))
-      select who, window_start, max(window_end) as window_end,
-        (select jsonb_object_agg(state, n) from (select state, count(*) as n from w w2 where w2.who = w.who and w2.window_start = w.window_start group by state) s) as counts,
+          and (r.result is null or r.result not in ('nothing_applies', 'no_os'))),
+      -- Counts grouped once over all windows: a subquery per window scanned every window's runs (1,000 owners
+      -- over 100,000 runs took a minute).
+      counts as (select who, window_start, jsonb_object_agg(state, n) as counts
+        from (select who, window_start, state, count(*) as n from w group by 1, 2, 3) s group by 1, 2),
+      rolls as (select who, window_start, jsonb_agg(jsonb_build_object('state', state, 'result', result, 'n', n)) as roll_results
+        from (select who, window_start, state, result, count(*) as n from w where state in ('rolled', 'offline') group by 1, 2, 3, 4) x group by 1, 2),
+      lists as (select who, window_start, max(window_end) as window_end,
         (array_agg(jsonb_build_object('device', name, 'updates', updates) order by name) filter (where state = 'succeeded'))[1:20] as updated,
         (array_agg(jsonb_build_object('device', name, 'error', error, 'updates', updates) order by name) filter (where state = 'failed'))[1:20] as failed,
         (array_agg(jsonb_build_object('device', name, 'rolledTo', rolled_to, 'offline', state = 'offline', 'state', state, 'result', result) order by name)
           filter (where state in ('rolled', 'offline')))[1:20] as rolled,
-        (select jsonb_agg(jsonb_build_object('state', state, 'result', result, 'n', n)) from (select state, result, count(*) as n from w w3
-          where w3.who = w.who and w3.window_start = w.window_start and w3.state in ('rolled', 'offline') group by state, result) x) as roll_results,
         (array_agg(name order by name) filter (where reboots >= 2))[1:20] as twice
-      from w group by who, window_start order by window_start, who`),
+        from w group by who, window_start)
+      select lists.who, lists.window_start, lists.window_end, counts.counts, lists.updated, lists.failed, lists.rolled, rolls.roll_results, lists.twice
+      from lists join counts on counts.who = lists.who and counts.window_start = lists.window_start
+        left join rolls on rolls.who = lists.who and rolls.window_start = lists.window_start
+      order by lists.window_start, lists.who`),
   );
   return rows.map((r) => {
     const rollReasons: WindowTally['rollReasons'] = {};

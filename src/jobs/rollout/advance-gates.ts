@@ -109,21 +109,24 @@ export async function finishUnopened(step: SweepStep, unopened: ReadonlyArray<Ga
  * server window when the servers need nothing. A gate held as a whole keeps running until the hold is released.
  * Returns how many finished.
  */
-export async function finishRings(step: SweepStep, devices: readonly OpenGateDevice[]): Promise<number> {
+export async function finishRings(step: SweepStep): Promise<number> {
   const candidates = await idleRunningGates(step.db);
   if (candidates.length === 0) return 0;
   const holds = await step.holdsNow();
-  const byGate = unflaggedByGate(devices);
   const standings = new MspStandings(step, holds);
   let finished = 0;
-  for (const gate of candidates) {
-    if (heldAsAWhole(holds, gate)) continue;
-    const inputs = await step.reads.release(gate.releaseId);
-    if (!inputs) continue;
-    const mine = byGate.get(gate.id) ?? [];
-    if (planWindow(gatePlanInput(gate, mine, inputs.catalog, inputs.approved, holds, inputs.facts)).runs.length > 0) continue;
-    if (await finishGate(step, gate, mine, inputs, standings, holds)) finished++;
-  }
+  // The candidates' devices a chunk of gates at a time: after a night, every gate of the fleet may be one.
+  await step.inGateChunks(candidates, async (chunk, devices) => {
+    const byGate = unflaggedByGate(devices);
+    for (const gate of chunk) {
+      if (heldAsAWhole(holds, gate)) continue;
+      const inputs = await step.reads.release(gate.releaseId);
+      if (!inputs) continue;
+      const mine = byGate.get(gate.id) ?? [];
+      if (planWindow(gatePlanInput(gate, mine, inputs.catalog, inputs.approved, holds, inputs.facts)).runs.length > 0) continue;
+      if (await finishGate(step, gate, mine, inputs, standings, holds)) finished++;
+    }
+  });
   return finished;
 }
 

@@ -55,6 +55,8 @@ export interface RolloutOptions {
   /** BullMQ's lock on an active job, and how often stalled jobs (a worker died holding them) are taken back. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Devices a sweep reads, plans and writes at a time (sweep.ts SWEEP_BATCH); tests make it small. */
+  sweepBatch?: number;
 }
 
 export class RolloutEngine {
@@ -143,8 +145,9 @@ export class RolloutEngine {
       catalog: (releaseId) => this.catalog(releaseId),
       clientLimits: () => this.clientLimits(),
       addRunJobs: (ids) => this.addRunJobs(ids),
-      enqueueUnfinished: (skip, limits) => this.enqueueUnfinished(skip, limits),
+      enqueueUnfinished: (upTo, limits) => this.enqueueUnfinished(upTo, limits),
       installBudgetMinutes: this.policy.installBudgetMinutes,
+      ...(this.options.sweepBatch !== undefined ? { batch: this.options.sweepBatch } : {}),
     });
   }
 
@@ -172,21 +175,31 @@ export class RolloutEngine {
     this.lastReopenStamp = stamp;
   }
 
-  /** Adds a job for every unfinished run the limits admit (but those in `skip`); jobs already in Redis stay as they are. */
-  async enqueueUnfinished(skip: ReadonlySet<number> = new Set(), limits?: Map<string | null, number>): Promise<number> {
+  /**
+   * Adds a job for every unfinished run the limits admit; jobs already in Redis stay as they are. Without limits,
+   * `upTo` leaves out the runs with higher ids (a sweep has just enqueued the ones it inserted); with limits, every
+   * unfinished run counts against them.
+   */
+  async enqueueUnfinished(upTo?: number, limits?: Map<string | null, number>): Promise<number> {
     const perClient = limits ?? (await this.clientLimits());
-    if (perClient.size === 0) {
-      // No limits: every unfinished run is admitted, so Postgres leaves out the skipped ones itself (a sweep has
-      // just enqueued the 20,000 it planned; reading them all back only to drop them costs more than the rest).
-      const ids = await unfinishedRunIds(this.db, [...skip]);
-      await this.addRunJobs(ids);
-      return ids.length;
-    }
+    if (perClient.size === 0) return this.enqueueAllUnfinished(upTo);
     const unfinished = await unfinishedRuns(this.db);
     if (unfinished.length === 0) return 0;
-    const admitted = admit(unfinished, (clientId) => perClient.get(clientId) ?? Infinity, perClient.get(OVERALL_LIMIT) ?? Infinity).filter((r) => !skip.has(r.id));
+    const admitted = admit(unfinished, (clientId) => perClient.get(clientId) ?? Infinity, perClient.get(OVERALL_LIMIT) ?? Infinity);
     await this.addRunJobs(admitted.map((r) => r.id));
     return admitted.length;
+  }
+
+  /** No limits: every unfinished run is admitted, read and added a bulk at a time by id (a keyset), whatever their number. */
+  private async enqueueAllUnfinished(upTo: number | undefined): Promise<number> {
+    let added = 0;
+    for (let after = 0; ; ) {
+      const ids = await unfinishedRunIds(this.db, { after, ...(upTo !== undefined ? { upTo } : {}), limit: ADD_BULK_MAX });
+      if (ids.length === 0) return added;
+      await this.addRunJobs(ids);
+      added += ids.length;
+      after = ids.at(-1)!;
+    }
   }
 
   private async addRunJobs(ids: readonly number[]): Promise<void> {

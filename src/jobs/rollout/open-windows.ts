@@ -14,14 +14,15 @@ import type { SweepStep } from './sweep-step.ts';
 
 export interface OpenedWindows {
   open: OpenWindow<OpenGateDevice>[];
-  /** Open windows of gates held as a whole: they open nothing. */
-  held: number;
+  /** Open windows of gates held as a whole, as `gateId windowStart`: they open nothing (a gate's pages count once). */
+  held: string[];
 }
 
 export async function findOpenWindows(step: SweepStep, devices: readonly OpenGateDevice[], installBudgetMinutes: number): Promise<OpenedWindows> {
   const windows = openWindows(devices, DateTime.fromJSDate(step.now, { zone: 'utc' }), installBudgetMinutes);
-  const unheld = windows.filter(({ gate }) => !isHeld(step.holds, { releaseId: gate.releaseId, ring: gate.ring, clientId: gate.clientId }));
-  return { open: await warnedOnly(step.db, unheld, step.now), held: windows.length - unheld.length };
+  const isHeldGate = ({ gate }: OpenWindow<OpenGateDevice>) => isHeld(step.holds, { releaseId: gate.releaseId, ring: gate.ring, clientId: gate.clientId });
+  const held = windows.filter(isHeldGate).map((w) => `${w.gate.id} ${w.windowStart}`);
+  return { open: await warnedOnly(step.db, windows.filter((w) => !isHeldGate(w)), step.now), held };
 }
 
 /**

@@ -1,10 +1,13 @@
 /**
- * One sweep, in named steps: read once → settle what needs no window → open windows → plan runs (pure,
- * src/domain/plan.ts) → insert and enqueue → advance gates → report. What the steps plan over (holds, devices,
- * each release's catalog, approvals, gates and run facts) is read once, at the start, into a `SweepStep`.
+ * One sweep, in named steps: read the gates → settle what needs no window → then, a page of devices at a time,
+ * open windows, plan runs (pure, src/domain/plan.ts), insert and enqueue → enqueue what earlier sweeps left →
+ * advance gates → report. What the steps plan over (holds, each release's catalog, approvals, gates and run facts)
+ * is read once, at the start, into a `SweepStep`; devices are read in pages with a keyset cursor (`devicePages`),
+ * so what a sweep holds does not grow with the fleet. A sweep that dies between pages leaves runs in Postgres
+ * that the next one finds planned (the unique key) and enqueues (job ids are the runs').
  */
 import type { AppDatabase } from '../../db/client.ts';
-import { insertRuns, openGateDevices, plannedDevices, reopenedScheduledGates, unopenedScheduledGates, type OpenGateDevice } from '../../db/rollout-repo.ts';
+import { insertRuns, lastRunId, openGateDevices, plannedDevices, reopenedScheduledGates, sweepGates, unopenedScheduledGates, type OpenGateDevice, type SweepGateCount } from '../../db/rollout-repo.ts';
 import { gatePlanInput } from '../../domain/eligibility.ts';
 import { planOpenWindows, type OpenWindow } from '../../domain/plan.ts';
 import type { Hold } from '../../domain/rollout.ts';
@@ -14,7 +17,10 @@ import { RunWriter } from './insert-runs.ts';
 import { findOpenWindows, openGates } from './open-windows.ts';
 import { reportWindows } from './report-windows.ts';
 import { SweepReads, type Catalog } from './sweep-reads.ts';
-import type { SweepStep } from './sweep-step.ts';
+import { devicePages, gateChunks, type SweepStep } from './sweep-step.ts';
+
+/** Devices per page: big enough that a page's queries cost little next to its inserts, small enough to hold. */
+export const SWEEP_BATCH = 5000;
 
 export interface SweepReport {
   windowsOpened: number;
@@ -38,60 +44,85 @@ export interface SweepDeps {
   reopenResting(now: Date): Promise<void>;
   clientLimits(): Promise<Map<string | null, number>>;
   addRunJobs(runIds: readonly number[]): Promise<void>;
-  enqueueUnfinished(skip: ReadonlySet<number>, limits: Map<string | null, number>): Promise<number>;
+  /** Adds jobs for the unfinished runs the limits admit; with `upTo`, only for runs with ids up to it. */
+  enqueueUnfinished(upTo: number | undefined, limits: Map<string | null, number>): Promise<number>;
   installBudgetMinutes: number;
+  /** Devices per page (SWEEP_BATCH); tests make it small to sweep many pages. */
+  batch?: number;
 }
 
 export async function sweep(deps: SweepDeps): Promise<SweepReport> {
   const t0 = performance.now();
   await deps.reopenResting(deps.now);
-  const { step, devices, limits } = await readAndSettle(deps);
-  const { open, held } = await findOpenWindows(step, devices, deps.installBudgetMinutes);
-  const written = await planAndWrite(step, open, limits.size === 0 ? deps.addRunJobs : undefined);
+  const { step, gates, limits } = await readAndSettle(deps);
+  // The runs this sweep inserts get higher ids: it enqueues those itself, as they land (when no limit applies).
+  const upTo = limits.size === 0 ? await lastRunId(deps.db) : undefined;
+  const written = await openAndWrite(step, gates, deps, limits.size === 0 ? deps.addRunJobs : undefined);
   const t1 = performance.now();
-  const jobsAdded = written.enqueued.size + (await deps.enqueueUnfinished(written.enqueued, limits));
+  const jobsAdded = written.enqueued + (await deps.enqueueUnfinished(upTo, limits));
   const t2 = performance.now();
-  const gatesFinished = await finishRings(step, devices);
+  const gatesFinished = await finishRings(step);
   await tickReleases(step);
   const messages = await reportWindows(step.db, step.now);
   const ms = { open: t1 - t0, enqueue: t2 - t1, advance: performance.now() - t2 };
-  return { windowsOpened: written.windowsOpened, held, runsPlanned: written.runsPlanned, jobsAdded, gatesFinished, messages, ms };
+  return { windowsOpened: written.windowsOpened, held: written.held, runsPlanned: written.inserted, jobsAdded, gatesFinished, messages, ms };
 }
 
 /**
- * Reads what the sweep plans over, once. Reopened gates with nothing eligible go back to rest first, and gates whose
- * users will never be told of a window with nothing in it finish: neither must wait for a window to open, and
- * their devices are left out of the windows opened below.
+ * Reads the gates and what the sweep plans over, once. Reopened gates with nothing eligible go back to rest first,
+ * and gates whose users will never be told of a window with nothing in it finish: neither must wait for a window
+ * to open, and their devices are left out of the windows opened below. Answers the gates left to page over.
  */
-async function readAndSettle(deps: SweepDeps): Promise<{ step: SweepStep; devices: OpenGateDevice[]; limits: Map<string | null, number> }> {
+async function readAndSettle(deps: SweepDeps): Promise<{ step: SweepStep; gates: SweepGateCount[]; limits: Map<string | null, number> }> {
   const { db } = deps;
-  const [holds, allDevices, limits] = await Promise.all([deps.holds(true), openGateDevices(db), deps.clientLimits()]);
-  // Gates read after their devices: a gate created meanwhile is not taken for one without live devices.
+  const batch = deps.batch ?? SWEEP_BATCH;
+  const [holds, gates, limits] = await Promise.all([deps.holds(true), sweepGates(db), deps.clientLimits()]);
   const [reopened, unopened] = await Promise.all([reopenedScheduledGates(db), unopenedScheduledGates(db)]);
   const reads = new SweepReads(db, deps.catalog);
-  await reads.load([...new Set([...allDevices, ...reopened, ...unopened].map((g) => g.releaseId))]);
-  const step: SweepStep = { db, now: deps.now, holds, holdsNow: () => deps.holds(true), reads, gates: deps.gates };
-  const settled = await settleReopened(step, reopened, allDevices);
-  for (const id of await finishUnopened(step, unopened, allDevices)) settled.add(id);
-  const devices = settled.size === 0 ? allDevices : allDevices.filter((d) => !settled.has(d.gateId));
-  return { step, devices, limits };
+  await reads.load([...gates, ...reopened, ...unopened].map((g) => g.releaseId));
+  const counts = new Map(gates.map((g) => [g.id, g.devices]));
+  const inGateChunks: SweepStep['inGateChunks'] = async (some, each) => {
+    for (const chunk of gateChunks(some, (id) => counts.get(id) ?? 0, batch)) await each(chunk, await openGateDevices(db, { gateIds: chunk.map((g) => g.id) }));
+  };
+  const step: SweepStep = { db, now: deps.now, holds, holdsNow: () => deps.holds(true), reads, gates: deps.gates, inGateChunks };
+  const settled = new Set<number>();
+  await inGateChunks(reopened, async (chunk, devices) => {
+    for (const id of await settleReopened(step, chunk, devices)) settled.add(id);
+  });
+  await inGateChunks(unopened, async (chunk, devices) => {
+    for (const id of await finishUnopened(step, chunk, devices)) settled.add(id);
+  });
+  return { step, gates: gates.filter((g) => !settled.has(g.id)), limits };
+}
+
+/** Opens the windows of each page of devices and writes its runs, Redis adding one page's jobs while the next is planned. */
+async function openAndWrite(step: SweepStep, gates: readonly SweepGateCount[], deps: SweepDeps, addRunJobs: ((ids: readonly number[]) => Promise<void>) | undefined) {
+  const writer = new RunWriter(step.db, step.now, addRunJobs);
+  const held = new Set<string>();
+  let windowsOpened = 0;
+  for await (const page of devicePages(step.db, gates, deps.batch ?? SWEEP_BATCH)) {
+    const found = await findOpenWindows(step, page, deps.installBudgetMinutes);
+    for (const key of found.held) held.add(key);
+    windowsOpened += await planAndWrite(step, found.open, writer);
+  }
+  return { ...(await writer.finish()), windowsOpened, held: held.size };
 }
 
 /**
- * Plans the open windows' runs and writes them, with the gates opening their first window moved to running side by
- * side: the gate events can only refuse a held gate, and those were left out against the same holds, so nothing
- * planned depends on their answer. `addRunJobs` (absent when per-client limits admit runs later) enqueues each
- * batch of runs as it lands.
+ * Plans one page's open windows and writes their runs, with the gates opening their first window moved to running
+ * side by side: the gate events can only refuse a held gate, and those were left out against the same holds, so
+ * nothing planned depends on their answer. Answers how many gates opened.
  */
-async function planAndWrite(step: SweepStep, open: readonly OpenWindow<OpenGateDevice>[], addRunJobs: ((ids: readonly number[]) => Promise<void>) | undefined) {
+async function planAndWrite(step: SweepStep, open: readonly OpenWindow<OpenGateDevice>[], writer: RunWriter): Promise<number> {
   const { db, now } = step;
   const opening = openGates(step, open);
-  const planned = await plannedDevices(db, [...new Set(open.map((w) => w.windowStart))]);
+  const deviceIds = open.flatMap((w) => w.devices.map((d) => d.id));
+  const planned = await plannedDevices(db, [...new Set(open.map((w) => w.windowStart))], deviceIds);
   const { runs, passedOver } = planOpenWindows(open, planned, (gate, devices) => {
     const inputs = step.reads.get(gate.releaseId);
     return inputs && gatePlanInput(gate, devices, inputs.catalog, inputs.approved, step.holds, inputs.facts);
   });
   // Devices with nothing to install get a finished, skipped run (no job waits on them), written alongside the runs.
-  const [windowsOpened, , written] = await Promise.all([opening, insertRuns(db, passedOver, now), new RunWriter(db, runs, now, addRunJobs).write()]);
-  return { windowsOpened, runsPlanned: written.inserted, enqueued: written.enqueued };
+  const [windowsOpened] = await Promise.all([opening, insertRuns(db, passedOver, now), writer.write(runs)]);
+  return windowsOpened;
 }
