@@ -234,7 +234,12 @@ async function unmatchedNotices(
   const waivers = unmatched.length > 0 ? await noticeWaivers(db, now) : [];
   const waiting = unmatched.filter((u) => !unmatchedWaived({ clientId, email: u.email, platform, devices: u.devices }, waivers, now));
   const byNight = new Map<string, typeof waiting>();
-  for (const u of waiting) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
+  for (const u of waiting) {
+    // Pushed, not copied: a night whose directory reached nobody lists all its users, and copying was quadratic.
+    const list = byNight.get(u.night) ?? [];
+    list.push(u);
+    byNight.set(u.night, list);
+  }
   return [...byNight].map(([night, users]) => ({
     kind: 'user_dm_unmatched',
     releaseId: about.releaseId,
