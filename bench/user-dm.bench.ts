@@ -13,6 +13,11 @@
  *
  * BENCH lines: the achieved post rate as a share of the allowed rate (target >= 90%), the 429s received, the
  * directory read (users.list calls for 5,000 members) and the time to plan and write the night's 5,000 DM rows.
+ *
+ * Planning alone is also measured at 25,000 users (issue 19: <= 5 s), in its own database and without delivery
+ * (pacing 25,000 posts would take ~9 minutes and measures nothing new). Its ratio is against a same-process
+ * baseline: a raw multi-row INSERT of the same 25,000 outbox rows into a copy of chat_outbox, the least any
+ * planner that writes them must do. A second tick right after must write nothing (exactly once at scale).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -34,18 +39,24 @@ import { scheduleGate, worldInventory, worldRelease, WIN11 } from '../test/suppo
 import { startSlackEmulator } from '../test/support/slack-emulator.ts';
 import { report, scratchPostgres, sized } from './lib.ts';
 
+const userId = (i: number) => `U${String(i).padStart(6, '0')}`;
+const SETUP_AT = new Date('2024-06-01T12:00:00Z');
+/** The tick at 15:00 CDT, when the night's DMs are due. */
+const TICK_AT = new Date('2024-06-11T20:00:00Z');
+
 const USERS = sized(5000, 50);
+const PLAN_USERS = sized(25_000, 60);
 const MINUTE_MS = 6000; // 10x compression: see the header for why not more
 const WORKSPACE_POSTS_PER_MINUTE = 300;
 
 export default async function run(): Promise<void> {
+  await benchPlanning(PLAN_USERS);
   const scratch = await scratchPostgres('userdm');
   if (!scratch) return;
   const log = pino({ level: 'silent' });
   const redisDir = await mkdtemp(path.join(os.tmpdir(), 'patchbay-bench-redis-'));
   const redis = await startPrivateRedis({ dir: redisDir, appendOnly: false });
   const database = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 12 });
-  const userId = (i: number) => `U${String(i).padStart(6, '0')}`;
   const emu = await startSlackEmulator({
     users: Array.from({ length: USERS }, (_, i) => ({ id: userId(i), name: `user${i}`, email: `user${i}@acme.example`, tz: 'America/Chicago' })),
     rateLimits: { windowMs: MINUTE_MS, postMessagePerWorkspace: WORKSPACE_POSTS_PER_MINUTE },
@@ -55,12 +66,11 @@ export default async function run(): Promise<void> {
   try {
     await migrateDatabase(database);
     const db = database.db;
-    const setupAt = new Date('2024-06-01T12:00:00Z');
-    await seedBroadNight(db, setupAt);
-    await benchDirectory(db, emu, setupAt);
+    await seedBroadNight(db, SETUP_AT, USERS);
+    await benchDirectory(db, emu, SETUP_AT);
     // The tick at 15:00 CDT: plan the night and write 5,000 DM rows with their outbox posts.
     const t1 = performance.now();
-    const tickReport = await queueUserDms(db, new Date('2024-06-11T20:00:00Z'));
+    const tickReport = await queueUserDms(db, TICK_AT);
     const planMs = performance.now() - t1;
     report('user_dm.plan_and_write_5000', planMs, 'ms', tickReport.dms / USERS);
 
@@ -91,10 +101,52 @@ export default async function run(): Promise<void> {
 
 type Emulator = Awaited<ReturnType<typeof startSlackEmulator>>;
 
-/** One client whose 5,000 desktops, each with its user, are all in tonight's broad window. */
-async function seedBroadNight(db: AppDatabase, setupAt: Date): Promise<void> {
+/** Plans and writes `users` DMs (no delivery), against a raw INSERT of the same outbox rows; a re-run writes none. */
+async function benchPlanning(users: number): Promise<void> {
+  const scratch = await scratchPostgres('userdmplan');
+  if (!scratch) return;
+  const database = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 4 });
+  try {
+    await migrateDatabase(database);
+    const db = database.db;
+    await seedBroadNight(db, SETUP_AT, users);
+    const members = Array.from({ length: users }, (_, i) => ({ id: userId(i), email: `user${i}@acme.example`, tz: 'America/Chicago', realName: `user${i}` }));
+    await storeSlackDirectory(db, members, SETUP_AT);
+    const t0 = performance.now();
+    const tick = await queueUserDms(db, TICK_AT);
+    const planMs = performance.now() - t0;
+    if (tick.dms !== users) throw new Error(`planned ${tick.dms} DMs for ${users} users`);
+    const baselineMs = await rawOutboxInsert(db);
+    report(`user_dm.raw_outbox_insert_${users}`, baselineMs, 'ms', 1);
+    report(`user_dm.plan_and_write_${users}`, planMs, 'ms', planMs / baselineMs);
+    const again = await queueUserDms(db, TICK_AT);
+    if (again.dms !== 0 || again.outboxIds.length !== 0) throw new Error(`a second tick wrote ${again.dms} DMs again`);
+  } finally {
+    await database.close();
+    await scratch.drop();
+  }
+}
+
+/** The baseline: the tick's DM outbox rows copied into an empty chat_outbox twin with multi-row INSERTs of 1,000. */
+async function rawOutboxInsert(db: AppDatabase): Promise<number> {
+  const rows = rowsOf<{ k: string; platform: string; channel: string; action: string; subject: string; payload: unknown }>(
+    await db.execute(sql`select idempotency_key as k, platform, channel, action, subject, payload from chat_outbox where subject like 'userdm:%' order by id`),
+  );
+  await db.execute(sql`create table bench_outbox (like chat_outbox including all)`);
+  const t0 = performance.now();
+  const at = TICK_AT.toISOString();
+  for (let i = 0; i < rows.length; i += 1000) {
+    const values = rows.slice(i, i + 1000).map((r) => sql`(${r.k}, ${r.platform}, ${r.channel}, ${r.action}, ${r.subject}, ${typeof r.payload === 'string' ? r.payload : JSON.stringify(r.payload)}::jsonb, ${at}::timestamptz, ${at}::timestamptz, ${at}::timestamptz)`);
+    await db.execute(sql`insert into bench_outbox (idempotency_key, platform, channel, action, subject, payload, next_attempt_at, created_at, updated_at)
+      values ${sql.join(values, sql`, `)} on conflict (idempotency_key) do nothing returning id`);
+  }
+  return performance.now() - t0;
+}
+
+/** One client whose desktops, each with its own user, are all in tonight's broad window. */
+async function seedBroadNight(db: AppDatabase, setupAt: Date, users: number): Promise<void> {
   const inventory = worldInventory({ clients: [{ id: 'acme', pilot: 0, broad: 0 }] });
-  inventory.clients[0]!.locations[0]!.devices = Array.from({ length: USERS }, (_, i) => ({ name: `ACME-PC-${i}`, class: 'desktop', ring: 'broad' as const, os: WIN11, user: `user${i}@acme.example` }));
+  inventory.clients[0]!.locations[0]!.devices = Array.from({ length: users }, (_, i) => ({ name: `ACME-PC-${i}`, class: 'desktop', ring: 'broad' as const, os: WIN11, user: `user${i}@acme.example` }));
   await applyInventory(db, inventory, setupAt);
   await storeRelease(db, worldRelease(), { fetchedAt: setupAt, now: setupAt });
   await db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at) values ('approve', '2024-Feb', 'U_ENG', 'slack', 'bench', now())`);

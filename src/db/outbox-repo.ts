@@ -5,7 +5,6 @@
  */
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from './client.ts';
-import { chatOutbox } from './schema.ts';
 
 export type OutboxAction = 'post' | 'update' | 'ephemeral';
 
@@ -30,26 +29,23 @@ export interface OutboxItem {
   payload: OutboxPayload;
 }
 
-/** Inserts the rows (ON CONFLICT DO NOTHING on the key); returns the ids actually inserted, in order. */
+/**
+ * Inserts the rows (ON CONFLICT DO NOTHING on the key); returns the ids actually inserted, in order. The rows go
+ * as one JSON parameter read by jsonb_to_recordset: a night's DMs are thousands of rows, and a VALUES list binds
+ * nine parameters a row (drizzle's insert took 4x as long for 500 rows, building and binding them).
+ */
 export async function enqueueOutbox(tx: AppDatabase, items: readonly OutboxItem[], now: Date): Promise<number[]> {
   if (items.length === 0) return [];
-  const inserted = await tx
-    .insert(chatOutbox)
-    .values(
-      items.map((item) => ({
-        idempotencyKey: item.key,
-        platform: item.platform ?? 'slack',
-        channel: item.channel,
-        action: item.action,
-        subject: item.subject,
-        payload: item.payload,
-        nextAttemptAt: now,
-        createdAt: now,
-        updatedAt: now,
-      })),
-    )
-    .onConflictDoNothing({ target: chatOutbox.idempotencyKey })
-    .returning({ id: chatOutbox.id });
+  const rows = JSON.stringify(
+    items.map((item) => ({ key: item.key, platform: item.platform ?? 'slack', channel: item.channel, action: item.action, subject: item.subject, payload: item.payload })),
+  );
+  const at = now.toISOString();
+  const inserted = rowsOf<{ id: number | string }>(
+    await tx.execute(sql`insert into chat_outbox (idempotency_key, platform, channel, action, subject, payload, next_attempt_at, created_at, updated_at)
+      select key, platform, channel, action, subject, payload, ${at}::timestamptz, ${at}::timestamptz, ${at}::timestamptz
+      from jsonb_to_recordset(${rows}::jsonb) as r(key text, platform text, channel text, action text, subject text, payload jsonb)
+      on conflict (idempotency_key) do nothing returning id`),
+  );
   return inserted.map((row) => Number(row.id)).sort((a, b) => a - b);
 }
 

@@ -179,14 +179,15 @@ export const offlineKey = (personId: number, releaseId: string): string => `offl
 export function planNight(input: { client: DmClient; devices: readonly NightDevice[]; people: ReadonlyMap<string, DmRecipient>; now: Date }): NightPlan {
   const { client, now } = input;
   const groups = new Map<string, { person: DmRecipient | undefined; email: string; zone: string; night: string; sendAt: Date; windowStart: Date; devices: DmDevice[] }>();
+  const notice = client.noticeHours ?? DEFAULT_NOTICE_HOURS;
+  const whenSent = sendTimes(client.dmTime, notice);
+  const words = dmWording();
   for (const device of input.devices) {
     if (device.updates.length === 0) continue;
     const person = input.people.get(device.userEmail.toLowerCase());
     const zone = person?.zone ?? client.zone;
-    const notice = client.noticeHours ?? DEFAULT_NOTICE_HOURS;
-    const sendAt = dmSendTime(device.windowStart, zone, client.dmTime, notice);
+    const { sendAt, night } = whenSent(device.windowStart, zone);
     if (!dmDue(sendAt, device.windowStart, notice, now)) continue;
-    const night = nightOf(sendAt, zone);
     // Per window, not per date: each window's devices need a warning naming that window (see tonightKey).
     const key = `${device.userEmail.toLowerCase()}|${device.windowStart.getTime()}`;
     let group = groups.get(key);
@@ -198,13 +199,16 @@ export function planNight(input: { client: DmClient; devices: readonly NightDevi
     if (sendAt < group.sendAt) group.sendAt = sendAt;
   }
   const plan: NightPlan = { due: [], unmatched: [] };
+  const unmatched = new Map<string, NightPlan['unmatched'][number]>();
   for (const g of groups.values()) {
     g.devices.sort((a, b) => a.windowStart.getTime() - b.windowStart.getTime() || a.name.localeCompare(b.name));
     if (!g.person?.address) {
-      // Listed once per person and night for the engineers, whatever windows their devices are in.
-      const listed = plan.unmatched.find((u) => u.email === g.email && u.night === g.night);
+      // Listed once per person and night for the engineers, whatever windows their devices are in (looked up by
+      // key: a night the directory reaches nobody lists every user, and a search per user was quadratic).
+      const unmatchedKey = `${g.email}|${g.night}`;
+      const listed = unmatched.get(unmatchedKey);
       if (listed) listed.devices.push(...g.devices.map((d) => d.name).filter((n) => !listed.devices.includes(n)));
-      else plan.unmatched.push({ email: g.email, devices: g.devices.map((d) => d.name), night: g.night });
+      else unmatched.set(unmatchedKey, { email: g.email, devices: g.devices.map((d) => d.name), night: g.night });
       continue;
     }
     const { address } = g.person;
@@ -221,12 +225,32 @@ export function planNight(input: { client: DmClient; devices: readonly NightDevi
       recipient: address.recipient,
       devices: g.devices,
       // Worded from now, when it goes, not from its DM time: work that came due after midnight is "today", not "tomorrow".
-      text: renderDmText(client.template, { name: g.person.displayName ?? firstName(g.email), devices: g.devices, zone: g.zone, sendAt: now }),
+      text: renderDmText(client.template, { name: g.person.displayName ?? firstName(g.email), devices: g.devices, zone: g.zone, sendAt: now }, words),
     });
   }
-  plan.due.sort((a, b) => a.key.localeCompare(b.key));
-  plan.unmatched.sort((a, b) => a.email.localeCompare(b.email));
+  // One collator for the sort: the same order as localeCompare, without setting one up per comparison.
+  const byLocale = new Intl.Collator().compare;
+  plan.due.sort((a, b) => byLocale(a.key, b.key));
+  plan.unmatched = [...unmatched.values()].sort((a, b) => byLocale(a.email, b.email));
   return plan;
+}
+
+/**
+ * dmSendTime and nightOf per window start and zone, worked out once: a night's thousands of devices share a handful
+ * of windows and zones, and each luxon zone computation costs far more than the lookup.
+ */
+function sendTimes(dmTime: string | undefined, noticeHours: number): (windowStart: Date, zone: string) => { sendAt: Date; night: string } {
+  const known = new Map<string, { sendAt: Date; night: string }>();
+  return (windowStart, zone) => {
+    const key = `${windowStart.getTime()}|${zone}`;
+    let hit = known.get(key);
+    if (!hit) {
+      const sendAt = dmSendTime(windowStart, zone, dmTime, noticeHours);
+      hit = { sendAt, night: nightOf(sendAt, zone) };
+      known.set(key, hit);
+    }
+    return hit;
+  };
 }
 
 function firstName(email: string): string {
@@ -246,31 +270,64 @@ export function listNames(names: readonly string[]): string {
  * Devices in different windows get each window named after them. Unknown fields are left as written, so a typo
  * shows in the message rather than silently vanishing. Values are plain text; the Slack/Teams renderer escapes.
  */
-export function renderDmText(template: string | undefined, v: { name: string; devices: readonly DmDevice[]; zone: string; sendAt: Date }): string {
+export function renderDmText(
+  template: string | undefined,
+  v: { name: string; devices: readonly DmDevice[]; zone: string; sendAt: Date },
+  words: DmWording = dmWording(),
+): string {
   const byWindow = new Map<string, DmDevice[]>();
   for (const d of v.devices) {
     const k = `${d.windowStart.getTime()}|${d.windowEnd.getTime()}`;
     byWindow.set(k, [...(byWindow.get(k) ?? []), d]);
   }
   const first = v.devices[0]!;
-  const phrases = [...byWindow.values()].map((ds) => windowPhrase(ds[0]!.windowStart, ds[0]!.windowEnd, v.zone, v.sendAt));
+  const windows = [...byWindow.values()].map((ds) => words(ds[0]!.windowStart, ds[0]!.windowEnd, v.zone, v.sendAt));
   const oneWindow = byWindow.size === 1;
   const devices = oneWindow
     ? listNames(v.devices.map((d) => d.name))
-    : listNames([...byWindow.values()].map((ds, i) => `${listNames(ds.map((d) => d.name))} (${phrases[i]})`));
-  const s = DateTime.fromJSDate(first.windowStart, { zone: v.zone }).setLocale('en-US');
-  const e = DateTime.fromJSDate(first.windowEnd, { zone: v.zone }).setLocale('en-US');
+    : listNames([...byWindow.values()].map((ds, i) => `${listNames(ds.map((d) => d.name))} (${windows[i]!.phrase})`));
+  const firstWindow = words(first.windowStart, first.windowEnd, v.zone, v.sendAt);
   const fields: Record<string, string> = {
     name: v.name,
     devices,
     s: v.devices.length === 1 ? '' : 's',
-    when: oneWindow ? phrases[0]! : 'at the times shown',
-    start: s.toFormat('h:mm a'),
-    end: e.toFormat('h:mm a'),
-    zone: zoneShort(s),
+    when: oneWindow ? windows[0]!.phrase : 'at the times shown',
+    start: firstWindow.start,
+    end: firstWindow.end,
+    zone: firstWindow.zone,
   };
-  const daytime = v.devices.every((d) => isDaytime(d.windowStart, v.zone));
+  const daytime = v.devices.every((d) => words(d.windowStart, d.windowEnd, v.zone, v.sendAt).daytime);
   return (template ?? (daytime ? DEFAULT_DAY_DM_TEMPLATE : DEFAULT_DM_TEMPLATE)).replace(/\{(\w+)\}/g, (whole, field: string) => fields[field] ?? whole);
+}
+
+/** What a DM says about one window in one zone, seen from when it is sent: the same for everyone who shares them. */
+export interface WindowWords {
+  phrase: string;
+  start: string;
+  end: string;
+  zone: string;
+  daytime: boolean;
+}
+
+export type DmWording = (start: Date, end: Date, zone: string, sendAt: Date) => WindowWords;
+
+/**
+ * A window's words, worked out once per window, zone and send time and then looked up: luxon's zone names and
+ * formats cost a millisecond each, and 25,000 people in a few windows and zones need only a handful of them.
+ */
+export function dmWording(): DmWording {
+  const known = new Map<string, WindowWords>();
+  return (start, end, zone, sendAt) => {
+    const key = `${start.getTime()}|${end.getTime()}|${zone}|${sendAt.getTime()}`;
+    let hit = known.get(key);
+    if (!hit) {
+      const s = DateTime.fromJSDate(start, { zone }).setLocale('en-US');
+      const e = DateTime.fromJSDate(end, { zone }).setLocale('en-US');
+      hit = { phrase: windowPhrase(start, end, zone, sendAt), start: s.toFormat('h:mm a'), end: e.toFormat('h:mm a'), zone: zoneShort(s), daytime: isDaytime(start, zone) };
+      known.set(key, hit);
+    }
+    return hit;
+  };
 }
 
 export type DeferralVerdict = { allowed: true; used: number; left: number } | { allowed: false; used: number };

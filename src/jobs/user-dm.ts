@@ -204,11 +204,9 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
       people,
       now,
     });
-    for (let i = 0; i < plan.due.length; i += DMS_PER_TRANSACTION) {
-      const ids = await writeDms(db, plan.due.slice(i, i + DMS_PER_TRANSACTION), now, audiences);
-      report.dms += ids.length;
-      report.outboxIds.push(...ids);
-    }
+    const ids = await writeInBatches(db, plan.due, now, audiences);
+    report.dms += ids.length;
+    report.outboxIds.push(...ids);
     if (audiences.engineers) {
       const notices = await unmatchedNotices(db, { clientId, client, platform, releaseId: devices[0]!.releaseId }, plan.unmatched, now);
       report.unmatched += notices.reduce((n, notice) => n + notice.users.length, 0);
@@ -234,7 +232,12 @@ async function unmatchedNotices(
   const waivers = unmatched.length > 0 ? await noticeWaivers(db, now) : [];
   const waiting = unmatched.filter((u) => !unmatchedWaived({ clientId, email: u.email, platform, devices: u.devices }, waivers, now));
   const byNight = new Map<string, typeof waiting>();
-  for (const u of waiting) byNight.set(u.night, [...(byNight.get(u.night) ?? []), u]);
+  for (const u of waiting) {
+    // Pushed, not copied: a night whose directory reached nobody lists all its users, and copying was quadratic.
+    const list = byNight.get(u.night) ?? [];
+    list.push(u);
+    byNight.set(u.night, list);
+  }
   return [...byNight].map(([night, users]) => ({
     kind: 'user_dm_unmatched',
     releaseId: about.releaseId,
@@ -248,6 +251,35 @@ async function unmatchedNotices(
 
 /** A batch of DMs per transaction: a crash loses none of a batch's rows without its posts, and none twice. */
 const DMS_PER_TRANSACTION = 500;
+
+/**
+ * Two batches in flight at once: the database does the writing (each batch's rows, indexes and foreign keys), one
+ * core per connection, so a second connection keeps a second core busy while the first commits. Each batch is
+ * its own transaction keyed user x window, so batches need no order; after a failure no new batch starts, the
+ * ones in flight finish, and the tick fails (its re-run writes what is missing, once).
+ */
+const WRITERS = 2;
+
+async function writeInBatches(db: AppDatabase, dms: readonly PlannedDm[], now: Date, audiences: Audiences): Promise<number[]> {
+  const batches: PlannedDm[][] = [];
+  for (let i = 0; i < dms.length; i += DMS_PER_TRANSACTION) batches.push(dms.slice(i, i + DMS_PER_TRANSACTION));
+  const ids: number[] = [];
+  let failed = false;
+  const writer = async (): Promise<void> => {
+    for (let batch = batches.shift(); batch && !failed; batch = batches.shift()) {
+      try {
+        ids.push(...(await writeDms(db, batch, now, audiences)));
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const outcomes = await Promise.allSettled(Array.from({ length: Math.min(WRITERS, batches.length) }, writer));
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failure) throw failure.reason;
+  return ids;
+}
 
 /** DM rows and their outbox posts in one transaction, both keyed user x window; a DM already written is skipped. */
 async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date, audiences: Audiences): Promise<number[]> {

@@ -208,6 +208,37 @@ describe('planNight', () => {
     expect(unmatched.unmatched).toEqual([{ email: 'a@x.com', devices: ['ANN-PC', 'ANN-PC2', 'ANN-LAPTOP'], night: '2024-06-11' }]);
   });
 
+  it('words each DM as if it were the only one: the send times and window words shared across a night are each person’s own', () => {
+    // Two windows a few hours apart and people in many zones, planned together: every DM must say what planning
+    // that person alone says (its send time, night and text), whatever the others' zones and windows were.
+    // Start and length: two windows share a start and differ only in their end.
+    const windows: Array<[string, number]> = [['2024-03-10T07:00:00Z', 4], ['2024-03-10T07:00:00Z', 2], ['2024-03-10T03:00:00Z', 4], ['2024-03-09T22:00:00Z', 3]];
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...ZONES, null), fc.array(fc.integer({ min: 0, max: windows.length - 1 }), { minLength: 1, maxLength: 3 })), { minLength: 1, maxLength: 12 }),
+        fc.constantFrom('America/Chicago', 'Pacific/Auckland'),
+        (crowd, clientZone) => {
+          const client = { id: 'acme', zone: clientZone, platform: 'slack' as const, noticeHours: 0, dmTime: '15:00' };
+          const now = new Date('2024-03-09T21:00:00Z');
+          const people = new Map(crowd.map(([zone], i) => person(i + 1, `p${i}@x.com`, zone)));
+          const devices = crowd.flatMap(([, theirs], i) =>
+            theirs.map((w, j) => {
+              const [start, hours] = windows[w]!;
+              return { ...device(i * 10 + j + 1, `p${i}@x.com`, start, `P${i}-PC${j}`), windowEnd: new Date(Date.parse(start) + hours * 3_600_000) };
+            }),
+          );
+          const together = planNight({ client, devices, people, now }).due;
+          const alone = crowd.flatMap((_, i) =>
+            planNight({ client, devices: devices.filter((d) => d.userEmail === `p${i}@x.com`), people: new Map([[...people][i]!]), now }).due,
+          );
+          const said = (dms: typeof together) => dms.map((dm) => [dm.key, dm.sendAt.toISOString(), dm.night, dm.zone, dm.text]).sort();
+          expect(said(together)).toEqual(said(alone));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('fills a client template and leaves unknown fields visible', () => {
     const text = renderDmText('{name}: {devices} {when}. {oops}', { name: 'Ann', devices: [device(1, 'a@x.com', '2024-01-16T07:00:00Z', 'FRONT-1'), device(2, 'a@x.com', '2024-01-16T07:00:00Z', 'FRONT-2')], zone: 'America/Chicago', sendAt: new Date('2024-01-15T21:00:00Z') });
     expect(text).toBe('Ann: FRONT-1 and FRONT-2 tonight between 1:00 and 5:00 AM CST. {oops}');
