@@ -1,8 +1,9 @@
 /**
  * What an engineer can do to a release from any chat: approve, hold, release a hold, withdraw an approval, add
  * a note. Each is ONE transaction: check who is asking, lock the release row, let the domain decide, then write
- * the decision, the holds, the audit row, and the notice that redraws the digest (through `notify`). Nothing here knows
- * which chat asked; the Slack listeners and the Teams card actions both call these and render the result.
+ * the decision, the holds, the audit row, and the mark that has the digest redrawn after the commit
+ * (digest-refresh.ts). Nothing here knows which chat asked; the Slack listeners and the Teams card actions both
+ * call these and render the result.
  */
 import {
   decide,
@@ -30,7 +31,7 @@ import {
 } from '../db/decisions-repo.ts';
 import { addNote, NoteError } from '../db/notes-repo.ts';
 import { latestReleaseIds, updateIdsByKey } from '../db/release-repo.ts';
-import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
+import { mspZone, refreshDigests, requestDigestRefresh } from './digest-refresh.ts';
 import { applyGateEvents } from './gates.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
 import { reopenGatesWithWork } from './reopen.ts';
@@ -138,8 +139,11 @@ async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: P
     if (t.outcome === 'noop') {
       return { outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...target };
     }
-    after.outbox(await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects, t.state));
+    after.outbox(await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects));
     if (plan.after) after.outbox(await plan.after(tx, now));
+    // The digest is redrawn after the commit, outside the release lock, together with whatever else was decided
+    // meanwhile (digest-refresh.ts); the caller hears back once it is queued, the click was acked long before.
+    if (t.effects.some((e) => e.type === 'rerender')) after.onCommitted(() => refreshDigests(ctx));
     return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...target };
   });
 }
@@ -155,7 +159,7 @@ interface Decided {
 }
 
 /** Writes the decision's effects in order; returns the outbox rows written. */
-async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: ReleaseDecisionState): Promise<number[]> {
+async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<number[]> {
   const placedIds = await placeHolds(tx, d, effects);
   const outboxIds: number[] = [];
   const audits: AuditEntry[] = [];
@@ -186,7 +190,8 @@ async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: Re
         break;
     }
   }
-  if (refresh.length > 0) outboxIds.push(...(await queueDigestRefresh(tx, state, refresh, d.now, d.event.id)));
+  // Only a mark (one row per release): the redraw itself reads the fleet and renders, which no lock should wait on.
+  if (refresh.length > 0) await requestDigestRefresh(tx, d.releaseId, refresh, d.now);
   // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit, the
   // last level of the lock order (transaction.ts). Written before an approval's gate event, it made the decision
   // wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that sweep waited
