@@ -12,7 +12,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
 import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { clients, devices, locations, msp } from '../../src/db/schema.ts';
+import { markDigestDirty } from '../../src/db/digest-refresh-repo.ts';
 import { approve, type UseCaseContext } from '../../src/use-cases/decisions.ts';
+import { refreshDigests } from '../../src/use-cases/digest-refresh.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { openTestDatabase, testBackend, type TestDatabase } from '../support/db.ts';
 
@@ -88,6 +90,16 @@ describe('coalesced digest redraws', () => {
     }
     expect(await redraws(database.db)).toBeLessThan(results.length);
     // Nothing is left marked once every caller heard back.
+    expect(rowsOf(await database.db.execute(sql`select 1 from idempotency_keys where scope = 'digest-refresh'`))).toEqual([]);
+  });
+
+  it('a mark no redraw followed (the process died after the commit) is drawn by the next pass, then cleared', async () => {
+    const { database, releases } = await world(1);
+    const ctx: UseCaseContext = { db: database.db, now: () => AT };
+    await markDigestDirty(database.db, releases[0]!, [KEYS[0]!], AT);
+    await refreshDigests(ctx);
+    const edited = (await lastEdits(database.db, releases[0]!)).filter((m) => m.last !== undefined);
+    expect(edited).toHaveLength(1);
     expect(rowsOf(await database.db.execute(sql`select 1 from idempotency_keys where scope = 'digest-refresh'`))).toEqual([]);
   });
 
