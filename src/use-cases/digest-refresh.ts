@@ -103,31 +103,67 @@ async function redrawPass(ctx: UseCaseContext): Promise<void> {
   for (const { releaseId } of marked) await redraw(ctx, releaseId, { digest: { kev, fleet }, audiences });
 }
 
-/** Per database: the pass running, and the one queued behind it (which every request made meanwhile shares). */
+/**
+ * A pass waits until requests have been quiet this long (a burst of clicks is drawn once, after it, not while its
+ * decisions still compete with the redraws for the pool and the event loop), but never longer than MAX_WAIT_MS after
+ * the first request it serves: a steady stream of decisions still sees the digest follow within about a second.
+ */
+const QUIET_MS = 100;
+const MAX_WAIT_MS = 1000;
+
+/** The pass that has not started reading yet: every request made until it starts is served by it. */
+interface NextPass {
+  promise: Promise<void>;
+  first: number;
+  last: number;
+}
+
+/** Per database: the pass running, and the one waiting to start (which every request made meanwhile shares). */
 interface Passes {
-  running?: Promise<void>;
-  queued?: Promise<void>;
+  running?: Promise<void> | undefined;
+  next?: NextPass | undefined;
 }
 const passesByDb = new WeakMap<AppDatabase, Passes>();
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function quietFor(next: NextPass): Promise<void> {
+  for (;;) {
+    const wait = Math.min(next.last + QUIET_MS, next.first + MAX_WAIT_MS) - Date.now();
+    if (wait <= 0) return;
+    await sleep(wait);
+  }
+}
+
 /**
  * Redraws every digest marked so far; resolves once a pass that started after this call has finished. A request
- * made while a pass runs joins the one pass queued behind it (its decision may have committed after the running pass
- * read), so however many decisions arrive during a pass, one more pass covers them all.
+ * joins the pass waiting to start if there is one (its decision committed before that pass reads the marks), else
+ * queues one behind the running pass (which may have read before this decision committed): however many decisions
+ * arrive meanwhile, one more pass covers them all.
  */
 export function refreshDigests(ctx: UseCaseContext): Promise<void> {
   let passes = passesByDb.get(ctx.db);
   if (!passes) passesByDb.set(ctx.db, (passes = {}));
   const p = passes;
-  if (!p.running) {
-    p.running = redrawPass(ctx).finally(() => (p.running = undefined));
-    return p.running;
+  const now = Date.now();
+  if (p.next) {
+    p.next.last = now;
+    return p.next.promise;
   }
-  p.queued ??= p.running
-    .catch(() => undefined)
-    .then(() => {
-      p.queued = undefined;
-      return refreshDigests(ctx);
-    });
-  return p.queued;
+  const next: NextPass = { promise: Promise.resolve(), first: now, last: now };
+  next.promise = (async () => {
+    await p.running?.catch(() => undefined);
+    await quietFor(next);
+    // From here on a request needs a pass of its own: this one may read the marks before its decision commits.
+    p.next = undefined;
+    const running = redrawPass(ctx);
+    p.running = running;
+    try {
+      await running;
+    } finally {
+      if (p.running === running) p.running = undefined;
+    }
+  })();
+  p.next = next;
+  return next.promise;
 }
