@@ -21,16 +21,16 @@ import { appendAudit, type AuditEntry } from '../db/audit-repo.ts';
 import { liveClientIdsAmong } from '../db/clients-repo.ts';
 import {
   claimNoteRequest,
-  decisionCount,
   decisionRecorded,
   engineerByChatIdentity,
   insertDecision,
   insertHold,
   loadDecisionState,
   releaseHoldRows,
+  type LoadedRelease,
 } from '../db/decisions-repo.ts';
 import { addNote, NoteError } from '../db/notes-repo.ts';
-import { latestReleaseIds, updateIdsByKey } from '../db/release-repo.ts';
+import { latestReleaseIds } from '../db/release-repo.ts';
 import { mspZone, refreshDigests, requestDigestRefresh } from './digest-refresh.ts';
 import { applyGateEvents } from './gates.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
@@ -76,7 +76,7 @@ export async function findEngineer(db: AppDatabase, actor: Actor): Promise<Engin
   }
   const engineer = await engineerByChatIdentity(db, actor.platform, actor.id);
   if (!engineer) return undefined;
-  return { personId: engineer.personId, zone: engineer.timezone ?? (await mspZone(db)) };
+  return { personId: engineer.personId, zone: engineer.timezone };
 }
 
 const NOT_ENGINEER = 'Only the MSP\u2019s engineers can approve, hold or annotate updates. Nothing was changed.';
@@ -105,7 +105,9 @@ export function resolveUpdateKey(state: ReleaseDecisionState, key: string | null
 
 interface Plan {
   /** Builds the event from the locked state; may refuse (e.g. an unknown client). */
-  event: (state: ReleaseDecisionState, tx: AppDatabase) => Promise<DecisionEvent | DecisionResult>;
+  event: (state: ReleaseDecisionState, tx: AppDatabase, loaded: LoadedRelease) => Promise<DecisionEvent | DecisionResult>;
+  /** The event's id is new by construction (it counts the target's decisions so far): no need to look it up. */
+  freshId?: boolean;
   /** More rows in the same transaction once the decision applied (e.g. a window summary edited to show a hold). */
   after?: (tx: AppDatabase, now: Date) => Promise<number[]>;
 }
@@ -126,10 +128,10 @@ async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: P
     if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
     const loaded = await loadDecisionState(tx, releaseId, { lock: true });
     if (!loaded) return { outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone };
-    const built = await plan.event(loaded.state, tx);
+    const built = await plan.event(loaded.state, tx, loaded);
     if ('outcome' in built) return { ...built, zone: engineer.zone };
     const event = built;
-    if (await decisionRecorded(tx, event.id)) {
+    if (!plan.freshId && (await decisionRecorded(tx, event.id))) {
       return { outcome: 'noop', message: 'Already done (this request was handled before).', zone: engineer.zone };
     }
     const t = decide(loaded.state, event, now);
@@ -266,9 +268,13 @@ async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effec
   };
 }
 
-/** Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws. */
-async function sequencedKey(tx: AppDatabase, kind: string, releaseId: string, key: string | null, updateIds: Map<string, number>): Promise<string> {
-  const n = await decisionCount(tx, releaseId, key === null ? null : (updateIds.get(key) ?? -1), ['approve', 'withdraw']);
+/**
+ * Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws (read with
+ * the locked state), so it names a decision not taken yet: a second click on a target already approved is the
+ * domain's no-op, not a key seen before.
+ */
+function sequencedKey(kind: string, releaseId: string, key: string | null, loaded: LoadedRelease): string {
+  const n = loaded.approvalCounts.get(key === null ? null : (loaded.updateIds.get(key) ?? -1)) ?? 0;
   return `${kind}:${releaseId}:${key ?? '*'}:${n}`;
 }
 
@@ -281,18 +287,20 @@ export interface TargetInput {
 
 export function approve(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
-    async event(state, tx) {
+    freshId: true,
+    async event(state, _tx, loaded) {
       const key = resolveUpdateKey(state, input.updateKey);
-      return { type: 'approve', id: await sequencedKey(tx, 'approve', input.releaseId, key, await updateIdsByKey(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+      return { type: 'approve', id: sequencedKey('approve', input.releaseId, key, loaded), actor: input.actor.id, updateKey: key };
     },
   });
 }
 
 export function withdraw(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
-    async event(state, tx) {
+    freshId: true,
+    async event(state, _tx, loaded) {
       const key = resolveUpdateKey(state, input.updateKey);
-      return { type: 'withdraw', id: await sequencedKey(tx, 'withdraw', input.releaseId, key, await updateIdsByKey(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+      return { type: 'withdraw', id: sequencedKey('withdraw', input.releaseId, key, loaded), actor: input.actor.id, updateKey: key };
     },
   });
 }
