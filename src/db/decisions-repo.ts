@@ -155,7 +155,7 @@ async function readDecisionState(tx: AppDatabase, releaseId: string): Promise<St
 
 /**
  * The decision state of one release. With `lock`, the release row is locked FOR UPDATE first, in a statement of its
- * own so the read after it sees every decision committed before the lock was granted: every decision on one release
+ * own (pipelined with the read) so the read after it sees every decision committed before the lock was granted: every decision on one release
  * is taken one at a time, and the second of two simultaneous clicks sees the first. Undefined when not stored.
  */
 export async function loadDecisionState(
@@ -163,9 +163,9 @@ export async function loadDecisionState(
   releaseId: string,
   options: { lock: boolean; eventId?: string },
 ): Promise<LoadedRelease | undefined> {
-  if (options.lock && !(await lockRelease(tx, releaseId))) return undefined;
-  const read = await readDecisionState(tx, releaseId);
-  if (!read.found) return undefined;
+  // Sent together: the read runs (and takes its snapshot) only once the lock statement before it has finished.
+  const [locked, read] = await Promise.all([options.lock ? lockRelease(tx, releaseId) : true, readDecisionState(tx, releaseId)]);
+  if (!locked || !read.found) return undefined;
   const applied = new Set<string>();
   if (options.eventId !== undefined && (await decisionRecorded(tx, options.eventId))) applied.add(options.eventId);
 

@@ -124,9 +124,10 @@ interface Plan {
 async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): Promise<DecisionResult> {
   const now = ctx.now();
   return withTransaction(ctx, async (tx, after): Promise<DecisionResult> => {
-    const engineer = await findEngineer(tx, actor);
+    // Sent together (postgres.js pipelines a transaction's statements): who asks, then the lock and the state. For
+    // someone who is no engineer the lock was taken for nothing, and is let go when the transaction ends.
+    const [engineer, loaded] = await Promise.all([findEngineer(tx, actor), loadDecisionState(tx, releaseId, { lock: true })]);
     if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
-    const loaded = await loadDecisionState(tx, releaseId, { lock: true });
     if (!loaded) return { outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone };
     const built = await plan.event(loaded.state, tx, loaded);
     if ('outcome' in built) return { ...built, zone: engineer.zone };
@@ -162,10 +163,23 @@ interface Decided {
 
 /** Writes the decision's effects in order; returns the outbox rows written. */
 async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<number[]> {
+  // Only a mark (one row per release): the redraw itself reads the fleet and renders, which no lock should wait on.
+  // It depends on no other write, so it goes out with the first of them (one round trip fewer).
+  const refresh = effects.flatMap((e) => (e.type === 'rerender' ? e.updateKeys : []));
+  const [, written] = await Promise.all([refresh.length > 0 ? requestDigestRefresh(tx, d.releaseId, refresh, d.now) : undefined, writeEffects(tx, d, effects)]);
+  // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit, the
+  // last level of the lock order (transaction.ts). Written before an approval's gate event, it made the decision
+  // wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that sweep waited
+  // on the head: a deadlock, retried, but a second lost on a click.
+  for (const entry of written.audits) await appendAudit(tx, entry);
+  return written.outboxIds;
+}
+
+/** The decision's rows in the order its effects name them; the audit rows are returned for the caller to write last. */
+async function writeEffects(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: AuditEntry[] }> {
   const placedIds = await placeHolds(tx, d, effects);
   const outboxIds: number[] = [];
   const audits: AuditEntry[] = [];
-  let refresh: Array<string | null> = [];
   for (const effect of effects) {
     switch (effect.type) {
       case 'release_holds':
@@ -186,20 +200,11 @@ async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<
         await addNote(tx, { releaseId: d.releaseId, updateKey: effect.updateKey, body: effect.text, tags: effect.tags, author: d.actor.id, source: d.actor.platform, now: d.now });
         break;
       case 'rerender':
-        refresh = [...refresh, ...effect.updateKeys];
-        break;
       case 'place_hold':
         break;
     }
   }
-  // Only a mark (one row per release): the redraw itself reads the fleet and renders, which no lock should wait on.
-  if (refresh.length > 0) await requestDigestRefresh(tx, d.releaseId, refresh, d.now);
-  // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit, the
-  // last level of the lock order (transaction.ts). Written before an approval's gate event, it made the decision
-  // wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that sweep waited
-  // on the head: a deadlock, retried, but a second lost on a click.
-  for (const entry of audits) await appendAudit(tx, entry);
-  return outboxIds;
+  return { outboxIds, audits };
 }
 
 const idOf = (d: Decided, key: string | null) => (key === null ? null : (d.updateIds.get(key) ?? null));
