@@ -30,19 +30,31 @@ export interface HoldRow {
 const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 
 /**
- * Approvals in force for a release: for each update (and the release as a whole) the latest of its approve /
- * withdraw decisions, kept when it is an approve. Holds are separate (see activeHolds): an approved update
- * that is held does not start.
+ * For each update of a release (and the release as a whole, update_id null), its latest approve or withdraw decision:
+ * the approval in force when it is an approve. Holds are separate (see activeHolds): an approved update that is held
+ * does not start. Shared by `effectiveApprovals` and `loadDecisionState`, so "what counts as approved" is one query.
  */
+const latestApprovalDecisions = (releaseId: string) => sql`
+  select distinct on (d.update_id) u.update_key as update_key, d.kind, d.actor, d.created_at
+  from decisions d left join updates u on u.id = d.update_id
+  where d.release_id = ${releaseId} and d.kind in ('approve', 'withdraw')
+  order by d.update_id nulls first, d.created_at desc, d.id desc`;
+
+interface ApprovalRow {
+  update_key: string | null;
+  kind: string;
+  actor: string;
+  created_at: unknown;
+}
+
+/** Approvals in force for a release, by update key (the release as a whole first). */
 export async function effectiveApprovals(db: AppDatabase, releaseId: string): Promise<EffectiveApproval[]> {
-  const rows = rowsOf<{ update_key: string | null; kind: string; actor: string; created_at: unknown }>(
-    await db.execute(sql`
-      select distinct on (d.update_id) u.update_key as update_key, d.kind, d.actor, d.created_at
-      from decisions d left join updates u on u.id = d.update_id
-      where d.release_id = ${releaseId} and d.kind in ('approve', 'withdraw')
-      order by d.update_id nulls first, d.created_at desc, d.id desc`),
-  ).filter((row) => row.kind === 'approve');
+  return toApprovals(rowsOf<ApprovalRow>(await db.execute(latestApprovalDecisions(releaseId))));
+}
+
+function toApprovals(rows: readonly ApprovalRow[]): EffectiveApproval[] {
   return rows
+    .filter((row) => row.kind === 'approve')
     .map((row) => ({ updateKey: row.update_key, approvedBy: row.actor, at: toDate(row.created_at) }))
     .sort((a, b) => (a.updateKey ?? '').localeCompare(b.updateKey ?? '', 'en', { numeric: true }));
 }
@@ -83,6 +95,8 @@ export interface LoadedRelease {
   state: ReleaseDecisionState;
   /** Update key (updates.update_key) -> updates.id, for writing decisions and holds. */
   updateIds: Map<string, number>;
+  /** Approve and withdraw decisions so far per update id (null: the release as a whole): the next key's sequence. */
+  approvalCounts: ReadonlyMap<number | null, number>;
 }
 
 /**
@@ -93,49 +107,73 @@ export async function lockRelease(tx: AppDatabase, releaseId: string): Promise<b
   return rowsOf(await tx.execute(sql`select id from releases where id = ${releaseId} for update`)).length > 0;
 }
 
+interface StateRow {
+  found: boolean;
+  updates: Array<{ id: number; update_key: string }>;
+  approvals: ApprovalRow[];
+  holds: Array<{ id: number; update_key: string | null; client_id: string | null; ring: ActiveHold['ring']; reason: string; placed_by: string; placed_at: string }>;
+  /** KBs a run reached a machine with (started, finished or failed); null for a run naming none. */
+  deployed: Array<string | null>;
+  counts: Array<{ update_id: number | null; n: number }>;
+}
+
+const fromJson = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
+
 /**
- * The decision state of one release. With `lock`, the release row is locked FOR UPDATE first, so every
- * decision on one release is taken one at a time: the second of two simultaneous clicks sees the first.
- * Returns undefined when the release is not stored.
+ * Everything a decision reads of its release in ONE statement (a click's transaction is mostly round trips): the live
+ * updates (a revision's dropped ones keep their past decisions but take no new ones), the approvals in force, the
+ * active holds, what was deployed, and how many approve/withdraw decisions each target had.
+ */
+async function readDecisionState(tx: AppDatabase, releaseId: string): Promise<StateRow> {
+  const [row] = rowsOf<Record<keyof StateRow, unknown>>(
+    await tx.execute(sql`select
+      exists (select 1 from releases where id = ${releaseId}) as found,
+      (select coalesce(jsonb_agg(jsonb_build_object('id', id, 'update_key', update_key) order by id), '[]'::jsonb)
+        from updates where release_id = ${releaseId} and removed_at is null) as updates,
+      (select coalesce(jsonb_agg(to_jsonb(a)), '[]'::jsonb) from (${latestApprovalDecisions(releaseId)}) a) as approvals,
+      (select coalesce(jsonb_agg(to_jsonb(h) order by h.id), '[]'::jsonb) from (
+        select h.id, u.update_key as update_key, h.client_id, h.ring, h.reason, h.placed_by, h.placed_at
+        from holds h left join updates u on u.id = h.update_id
+        where h.released_at is null and h.release_id = ${releaseId}) h) as holds,
+      (select coalesce(jsonb_agg(distinct k.kb), '[]'::jsonb)
+        from runs r left join lateral jsonb_array_elements_text(r.updates) as k(kb) on true
+        where r.release_id = ${releaseId} and r.state in ('running', 'succeeded', 'failed')) as deployed,
+      (select coalesce(jsonb_agg(jsonb_build_object('update_id', update_id, 'n', n)), '[]'::jsonb) from (
+        select update_id, count(*)::int as n from decisions where release_id = ${releaseId} and kind in ('approve', 'withdraw')
+        group by update_id) c) as counts`),
+  );
+  const r = row!;
+  return {
+    found: r.found === true || r.found === 't',
+    updates: fromJson(r.updates),
+    approvals: fromJson(r.approvals),
+    holds: fromJson(r.holds),
+    deployed: fromJson(r.deployed),
+    counts: fromJson(r.counts),
+  };
+}
+
+/**
+ * The decision state of one release. With `lock`, the release row is locked FOR UPDATE first, in a statement of its
+ * own (pipelined with the read) so the read after it sees every decision committed before the lock was granted: every decision on one release
+ * is taken one at a time, and the second of two simultaneous clicks sees the first. Undefined when not stored.
  */
 export async function loadDecisionState(
   tx: AppDatabase,
   releaseId: string,
   options: { lock: boolean; eventId?: string },
 ): Promise<LoadedRelease | undefined> {
-  const found = options.lock ? await lockRelease(tx, releaseId) : rowsOf(await tx.execute(sql`select id from releases where id = ${releaseId}`)).length > 0;
-  if (!found) return undefined;
-
-  // Updates a revision dropped keep their past decisions but take no new ones.
-  const updates = rowsOf<{ id: number; update_key: string }>(
-    await tx.execute(sql`select id, update_key from updates where release_id = ${releaseId} and removed_at is null order by id`),
-  );
-  const updateIds = new Map(updates.map((u) => [u.update_key, Number(u.id)]));
-  const approvals = await effectiveApprovals(tx, releaseId);
-  const holds = rowsOf<{ id: number; update_key: string | null; client_id: string | null; ring: ActiveHold['ring']; reason: string; placed_by: string; placed_at: unknown }>(
-    await tx.execute(sql`
-      select h.id, u.update_key as update_key, h.client_id, h.ring, h.reason, h.placed_by, h.placed_at
-      from holds h left join updates u on u.id = h.update_id
-      where h.released_at is null and h.release_id = ${releaseId}
-      order by h.id`),
-  );
-  // Deployed: a run that reached a machine (started, finished or failed) for this release; per update by KB.
-  const deployedRows = rowsOf<{ kb: string | null }>(
-    await tx.execute(sql`
-      select distinct k.kb from runs r left join lateral jsonb_array_elements_text(r.updates) as k(kb) on true
-      where r.release_id = ${releaseId} and r.state in ('running', 'succeeded', 'failed')`),
-  );
+  // Sent together: the read runs (and takes its snapshot) only once the lock statement before it has finished.
+  const [locked, read] = await Promise.all([options.lock ? lockRelease(tx, releaseId) : true, readDecisionState(tx, releaseId)]);
+  if (!locked || !read.found) return undefined;
   const applied = new Set<string>();
-  if (options.eventId !== undefined) {
-    const hit = rowsOf(await tx.execute(sql`select 1 from decisions where idempotency_key = ${options.eventId}`));
-    if (hit.length > 0) applied.add(options.eventId);
-  }
+  if (options.eventId !== undefined && (await decisionRecorded(tx, options.eventId))) applied.add(options.eventId);
 
   const state: ReleaseDecisionState = {
     releaseId,
-    updates: Object.fromEntries(updates.map((u) => [u.update_key, { approval: null }])),
+    updates: Object.fromEntries(read.updates.map((u) => [u.update_key, { approval: null }])),
     releaseApproval: null,
-    holds: holds.map(
+    holds: read.holds.map(
       (h): ActiveHold => ({
         id: String(h.id),
         updateKey: h.update_key,
@@ -147,32 +185,28 @@ export async function loadDecisionState(
       }),
     ),
     deployed: {
-      release: deployedRows.length > 0,
-      updates: Object.fromEntries(deployedRows.filter((r) => r.kb !== null).map((r) => [r.kb!, true])),
+      release: read.deployed.length > 0,
+      updates: Object.fromEntries(read.deployed.filter((kb) => kb !== null).map((kb) => [kb, true])),
     },
     applied,
   };
-  for (const a of approvals) {
+  for (const a of toApprovals(read.approvals)) {
     const approval = { by: a.approvedBy, at: a.at.toISOString() };
     if (a.updateKey === null) state.releaseApproval = approval;
     else if (state.updates[a.updateKey]) state.updates[a.updateKey] = { approval };
   }
-  return { state, updateIds };
+  const updateIds = new Map(read.updates.map((u) => [u.update_key, Number(u.id)]));
+  const approvalCounts = new Map(read.counts.map((c) => [c.update_id === null ? null : Number(c.update_id), Number(c.n)]));
+  return { state, updateIds, approvalCounts };
 }
 
-/** How many approve/withdraw decisions a target has had: the sequence number in its next idempotency key. */
-export async function decisionCount(tx: AppDatabase, releaseId: string, updateId: number | null, kinds: readonly string[]): Promise<number> {
-  const rows = rowsOf<{ n: number | string }>(
-    await tx.execute(sql`select count(*) as n from decisions where release_id = ${releaseId}
-      and update_id is not distinct from ${updateId} and kind in (select jsonb_array_elements_text(${JSON.stringify(kinds)}::jsonb))`),
-  );
-  return Number(rows[0]?.n ?? 0);
-}
-
-/** An engineer (person_roles `engineer`, not retired) by their chat identity: their person id and own zone. */
-export async function engineerByChatIdentity(db: AppDatabase, platform: string, externalId: string): Promise<{ personId: number; timezone: string | null } | undefined> {
-  const [row] = rowsOf<{ person_id: number; timezone: string | null }>(
-    await db.execute(sql`select p.id as person_id, p.timezone from chat_identities ci
+/**
+ * An engineer (person_roles `engineer`, not retired) by their chat identity: their person id and zone (their own,
+ * else the MSP's, else UTC), in one statement: it is the first read of every click.
+ */
+export async function engineerByChatIdentity(db: AppDatabase, platform: string, externalId: string): Promise<{ personId: number; timezone: string } | undefined> {
+  const [row] = rowsOf<{ person_id: number; timezone: string }>(
+    await db.execute(sql`select p.id as person_id, coalesce(p.timezone, (select timezone from msp where id = 1), 'UTC') as timezone from chat_identities ci
       join people p on p.id = ci.person_id and p.retired_at is null
       join person_roles r on r.person_id = p.id and r.role = 'engineer'
       where ci.platform = ${platform} and ci.external_id = ${externalId} limit 1`),

@@ -313,22 +313,33 @@ export async function listReleases(db: AppDatabase): Promise<StoredReleaseSummar
   return rows.map(({ summary, ...row }) => ({ ...row, cves: Number(summary.cves ?? 0), updates: Number(summary.updates ?? 0) }));
 }
 
+/** What a caller drawing several digests in a row already read: the KEV catalog and the fleet are the same for all. */
+export interface DigestShared {
+  kev?: DigestInput['kev'];
+  fleet?: DigestInput['fleet'];
+  notes?: DigestInput['notes'];
+}
+
 /**
  * Everything the digest needs, from the database: the stored release, the KEV catalog, the research notes and
  * the inventory as imported (retired clients and devices left out). Undefined when the release is not stored.
  */
-export async function loadDigestInput(db: AppDatabase, releaseId: string, now: Date | DateTime): Promise<DigestInput> {
+export async function loadDigestInput(db: AppDatabase, releaseId: string, now: Date | DateTime, known: DigestShared = {}): Promise<DigestInput> {
   const release = await loadRelease(db, releaseId);
   if (!release) throw new Error(`release ${releaseId} is not stored (known: ${(await listReleases(db)).map((r) => r.id).join(', ') || 'none'})`);
-  const [kev, notes, fleet] = await Promise.all([loadKevIndex(db), listNotes(db, releaseId), loadDigestFleet(db)]);
+  const [kev, notes, fleet] = await Promise.all([
+    'kev' in known ? known.kev : loadKevIndex(db),
+    known.notes ?? listNotes(db, releaseId),
+    'fleet' in known ? known.fleet : loadDigestFleet(db),
+  ]);
   const instant = now instanceof Date ? DateTime.fromJSDate(now, { zone: 'utc' }) : now;
   return { release, now: instant, kev, notes, fleet };
 }
 
 /**
  * The fleet as the digest reads it, summed by the database: devices per owner and OS, and each client's software.
- * Every decision redraws the digest inside the release's lock, so this must not grow with the fleet the way
- * `loadInventory` does. The same rows as `loadInventory` count (nothing retired, a client's devices only in its
+ * Decisions have the digest redrawn (after their commit, a pass of redraws reading this once), so this must not
+ * grow with the fleet the way `loadInventory` does. The same rows as `loadInventory` count (nothing retired, a client's devices only in its
  * live locations); undefined before the first import.
  */
 export async function loadDigestFleet(db: AppDatabase): Promise<DigestFleet | undefined> {

@@ -42,6 +42,7 @@ import { slackOutlet, teamsOutlet, type ChatOutlet } from '../chat/outlets.ts';
 import { deliveryClient } from '../chat/slack-sender.ts';
 import { createTeamsApp } from '../bot/teams/app.ts';
 import { TeamsSender } from '../bot/teams/sender.ts';
+import { refreshDigests } from '../use-cases/digest-refresh.ts';
 import type { JobContext, JobModule, RunningJobs } from './context.ts';
 
 /** Benchmarks and tests import the Slack sender from here, where they start the deliverer. */
@@ -108,6 +109,8 @@ export interface OutboxDelivererOptions {
   minuteMs?: number;
   /** BullMQ's queue-wide limiter (jobs per second); it is what worker.rateLimit() pauses. Default 50. */
   jobsPerSecond?: number;
+  /** Run before each sweep, so rows it writes go out with the sweep (the digest redraws a crash left marked). */
+  beforeSweep?: () => Promise<void>;
 }
 
 export interface OutboxDeliverer extends RunningJobs {
@@ -128,6 +131,7 @@ interface Delivery {
   /** The configured platforms, by the name rows carry in `platform`. */
   outlets: ReadonlyMap<string, ChatOutlet>;
   notifier: OutboxNotifier;
+  beforeSweep: (() => Promise<void>) | undefined;
 }
 
 function outletsFor(options: OutboxDelivererOptions): Map<string, ChatOutlet> {
@@ -154,6 +158,7 @@ export async function startOutboxDeliverer(options: OutboxDelivererOptions): Pro
     lockTtl: options.lockTtlMs ?? 15_000,
     outlets: outletsFor(options),
     notifier: new OutboxNotifier(connection, prefix),
+    beforeSweep: options.beforeSweep,
   };
   const worker = startWorker(d, options);
   // Whatever was committed while no deliverer ran (or whose job Redis lost) goes out now; if the database is
@@ -194,6 +199,8 @@ function startWorker(d: Delivery, options: OutboxDelivererOptions): Worker {
 }
 
 async function sweep(d: Delivery): Promise<number> {
+  // Its failure must not stop the sweep: what it left undone is tried again at the next one.
+  await d.beforeSweep?.().catch((error: unknown) => d.log.warn({ err: error }, 'outbox: the work before the sweep failed'));
   const ids = await dueOutboxIds(d.db, d.now(), [...d.outlets.keys()]);
   await d.notifier.notify(ids);
   return ids.length;
@@ -330,6 +337,8 @@ export const outboxJobs: JobModule = async (context: JobContext) => {
         ...(config.slack.botToken ? { slack: deliveryClient(config.slack.botToken, config.slack.apiUrl, reportFileSource(context.database.db)) } : {}),
         ...(teamsAppId ? { teams: new TeamsSender(createTeamsApp(config.teams, context.log).app, context.database.db) } : {}),
         now: context.now,
+        // A decision's digest redraw runs right after its commit; one a crash cut short is still marked, and drawn here.
+        beforeSweep: () => refreshDigests({ db: context.database.db, now: context.now }),
       }),
     );
   }

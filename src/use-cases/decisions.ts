@@ -1,8 +1,9 @@
 /**
  * What an engineer can do to a release from any chat: approve, hold, release a hold, withdraw an approval, add
  * a note. Each is ONE transaction: check who is asking, lock the release row, let the domain decide, then write
- * the decision, the holds, the audit row, and the notice that redraws the digest (through `notify`). Nothing here knows
- * which chat asked; the Slack listeners and the Teams card actions both call these and render the result.
+ * the decision, the holds, the audit row, and the mark that has the digest redrawn after the commit
+ * (digest-refresh.ts). Nothing here knows which chat asked; the Slack listeners and the Teams card actions both
+ * call these and render the result.
  */
 import {
   decide,
@@ -20,17 +21,17 @@ import { appendAudit, type AuditEntry } from '../db/audit-repo.ts';
 import { liveClientIdsAmong } from '../db/clients-repo.ts';
 import {
   claimNoteRequest,
-  decisionCount,
   decisionRecorded,
   engineerByChatIdentity,
   insertDecision,
   insertHold,
   loadDecisionState,
   releaseHoldRows,
+  type LoadedRelease,
 } from '../db/decisions-repo.ts';
 import { addNote, NoteError } from '../db/notes-repo.ts';
-import { latestReleaseIds, updateIdsByKey } from '../db/release-repo.ts';
-import { mspZone, queueDigestRefresh } from './digest-refresh.ts';
+import { latestReleaseIds } from '../db/release-repo.ts';
+import { mspZone, refreshDigests, requestDigestRefresh } from './digest-refresh.ts';
 import { applyGateEvents } from './gates.ts';
 import { withTransaction, type UseCaseContext } from './transaction.ts';
 import { reopenGatesWithWork } from './reopen.ts';
@@ -75,7 +76,7 @@ export async function findEngineer(db: AppDatabase, actor: Actor): Promise<Engin
   }
   const engineer = await engineerByChatIdentity(db, actor.platform, actor.id);
   if (!engineer) return undefined;
-  return { personId: engineer.personId, zone: engineer.timezone ?? (await mspZone(db)) };
+  return { personId: engineer.personId, zone: engineer.timezone };
 }
 
 const NOT_ENGINEER = 'Only the MSP\u2019s engineers can approve, hold or annotate updates. Nothing was changed.';
@@ -104,7 +105,9 @@ export function resolveUpdateKey(state: ReleaseDecisionState, key: string | null
 
 interface Plan {
   /** Builds the event from the locked state; may refuse (e.g. an unknown client). */
-  event: (state: ReleaseDecisionState, tx: AppDatabase) => Promise<DecisionEvent | DecisionResult>;
+  event: (state: ReleaseDecisionState, tx: AppDatabase, loaded: LoadedRelease) => Promise<DecisionEvent | DecisionResult>;
+  /** The event's id is new by construction (it counts the target's decisions so far): no need to look it up. */
+  freshId?: boolean;
   /** More rows in the same transaction once the decision applied (e.g. a window summary edited to show a hold). */
   after?: (tx: AppDatabase, now: Date) => Promise<number[]>;
 }
@@ -121,14 +124,15 @@ interface Plan {
 async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): Promise<DecisionResult> {
   const now = ctx.now();
   return withTransaction(ctx, async (tx, after): Promise<DecisionResult> => {
-    const engineer = await findEngineer(tx, actor);
+    // Sent together (postgres.js pipelines a transaction's statements): who asks, then the lock and the state. For
+    // someone who is no engineer the lock was taken for nothing, and is let go when the transaction ends.
+    const [engineer, loaded] = await Promise.all([findEngineer(tx, actor), loadDecisionState(tx, releaseId, { lock: true })]);
     if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
-    const loaded = await loadDecisionState(tx, releaseId, { lock: true });
     if (!loaded) return { outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone };
-    const built = await plan.event(loaded.state, tx);
+    const built = await plan.event(loaded.state, tx, loaded);
     if ('outcome' in built) return { ...built, zone: engineer.zone };
     const event = built;
-    if (await decisionRecorded(tx, event.id)) {
+    if (!plan.freshId && (await decisionRecorded(tx, event.id))) {
       return { outcome: 'noop', message: 'Already done (this request was handled before).', zone: engineer.zone };
     }
     const t = decide(loaded.state, event, now);
@@ -138,8 +142,11 @@ async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: P
     if (t.outcome === 'noop') {
       return { outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...target };
     }
-    after.outbox(await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects, t.state));
+    after.outbox(await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects));
     if (plan.after) after.outbox(await plan.after(tx, now));
+    // The digest is redrawn after the commit, outside the release lock, together with whatever else was decided
+    // meanwhile (digest-refresh.ts); the caller hears back once it is queued, the click was acked long before.
+    if (t.effects.some((e) => e.type === 'rerender')) after.onCommitted(() => refreshDigests(ctx));
     return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...target };
   });
 }
@@ -155,11 +162,24 @@ interface Decided {
 }
 
 /** Writes the decision's effects in order; returns the outbox rows written. */
-async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: ReleaseDecisionState): Promise<number[]> {
+async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<number[]> {
+  // Only a mark (one row per release): the redraw itself reads the fleet and renders, which no lock should wait on.
+  // It depends on no other write, so it goes out with the first of them (one round trip fewer).
+  const refresh = effects.flatMap((e) => (e.type === 'rerender' ? e.updateKeys : []));
+  const [, written] = await Promise.all([refresh.length > 0 ? requestDigestRefresh(tx, d.releaseId, refresh, d.now) : undefined, writeEffects(tx, d, effects)]);
+  // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit, the
+  // last level of the lock order (transaction.ts). Written before an approval's gate event, it made the decision
+  // wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that sweep waited
+  // on the head: a deadlock, retried, but a second lost on a click.
+  for (const entry of written.audits) await appendAudit(tx, entry);
+  return written.outboxIds;
+}
+
+/** The decision's rows in the order its effects name them; the audit rows are returned for the caller to write last. */
+async function writeEffects(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: AuditEntry[] }> {
   const placedIds = await placeHolds(tx, d, effects);
   const outboxIds: number[] = [];
   const audits: AuditEntry[] = [];
-  let refresh: Array<string | null> = [];
   for (const effect of effects) {
     switch (effect.type) {
       case 'release_holds':
@@ -180,19 +200,11 @@ async function persist(tx: AppDatabase, d: Decided, effects: Effect[], state: Re
         await addNote(tx, { releaseId: d.releaseId, updateKey: effect.updateKey, body: effect.text, tags: effect.tags, author: d.actor.id, source: d.actor.platform, now: d.now });
         break;
       case 'rerender':
-        refresh = [...refresh, ...effect.updateKeys];
-        break;
       case 'place_hold':
         break;
     }
   }
-  if (refresh.length > 0) outboxIds.push(...(await queueDigestRefresh(tx, state, refresh, d.now, d.event.id)));
-  // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit, the
-  // last level of the lock order (transaction.ts). Written before an approval's gate event, it made the decision
-  // wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that sweep waited
-  // on the head: a deadlock, retried, but a second lost on a click.
-  for (const entry of audits) await appendAudit(tx, entry);
-  return outboxIds;
+  return { outboxIds, audits };
 }
 
 const idOf = (d: Decided, key: string | null) => (key === null ? null : (d.updateIds.get(key) ?? null));
@@ -261,9 +273,13 @@ async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effec
   };
 }
 
-/** Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws. */
-async function sequencedKey(tx: AppDatabase, kind: string, releaseId: string, key: string | null, updateIds: Map<string, number>): Promise<string> {
-  const n = await decisionCount(tx, releaseId, key === null ? null : (updateIds.get(key) ?? -1), ['approve', 'withdraw']);
+/**
+ * Approve and withdraw are idempotent by meaning; their key counts the target's earlier approve/withdraws (read with
+ * the locked state), so it names a decision not taken yet: a second click on a target already approved is the
+ * domain's no-op, not a key seen before.
+ */
+function sequencedKey(kind: string, releaseId: string, key: string | null, loaded: LoadedRelease): string {
+  const n = loaded.approvalCounts.get(key === null ? null : (loaded.updateIds.get(key) ?? -1)) ?? 0;
   return `${kind}:${releaseId}:${key ?? '*'}:${n}`;
 }
 
@@ -276,18 +292,20 @@ export interface TargetInput {
 
 export function approve(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
-    async event(state, tx) {
+    freshId: true,
+    async event(state, _tx, loaded) {
       const key = resolveUpdateKey(state, input.updateKey);
-      return { type: 'approve', id: await sequencedKey(tx, 'approve', input.releaseId, key, await updateIdsByKey(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+      return { type: 'approve', id: sequencedKey('approve', input.releaseId, key, loaded), actor: input.actor.id, updateKey: key };
     },
   });
 }
 
 export function withdraw(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
-    async event(state, tx) {
+    freshId: true,
+    async event(state, _tx, loaded) {
       const key = resolveUpdateKey(state, input.updateKey);
-      return { type: 'withdraw', id: await sequencedKey(tx, 'withdraw', input.releaseId, key, await updateIdsByKey(tx, input.releaseId)), actor: input.actor.id, updateKey: key };
+      return { type: 'withdraw', id: sequencedKey('withdraw', input.releaseId, key, loaded), actor: input.actor.id, updateKey: key };
     },
   });
 }

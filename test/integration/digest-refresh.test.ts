@@ -66,7 +66,8 @@ describe('digest edits after a decision', () => {
     const [edit, ...more] = await edits();
     expect(more).toEqual([]);
     expect(edit).toMatchObject({ subject: showing().subject, channel: 'C0PATCH' });
-    expect(edit!.key).toMatch(new RegExp(`^refresh:approve:${release.id}:${key}:0:\\d+$`));
+    // Keyed by the redraw (the release's mark: since when, which generation), not by one decision.
+    expect(edit!.key).toMatch(new RegExp(`^refresh:${release.id}@\\d+#\\d+:\\d+$`));
     expect(edit!.payload.text).toBe(showing().message.text);
     const blocks = JSON.stringify(edit!.payload.blocks);
     expect(blocks).toContain('*Approved* by pat at 14:00 CST');
