@@ -119,7 +119,7 @@ async function applyClients(tx: AppDatabase, inventory: Inventory, now: Date): P
   const clientIds = clientRows.map((row) => row.id);
   const clientsRetiredBefore = await retiredKeys(tx, sql`select id as key from clients where retired_at is not null`);
   // The file owns only its own settings keys; anything else in settings (set by the bot itself) is kept.
-  const clientCounts = await upsertInBatches(tx, clients, clientRows, [clients.id], [clients.name, clients.timezone, clients.windows, clients.software, clients.retiredAt], {
+  const clientCounts = await upsertInBatches(tx, clients, chunks(clientRows, ROWS_PER_STATEMENT), [clients.id], [clients.name, clients.timezone, clients.windows, clients.software, clients.retiredAt], {
     settings: sql`(${clients.settings} - ${sql.raw(`array[${CLIENT_SETTING_KEYS.map((key) => `'${key}'`).join(', ')}]`)}) || excluded."settings"`,
   });
   const retiredClients = await retireMissing(tx, sql`update clients set retired_at = ${at(now)}, updated_at = ${at(now)}
@@ -146,41 +146,53 @@ async function applyLocations(tx: AppDatabase, inventory: Inventory, now: Date):
     )
     .sort(byKey((row) => `${row.clientId}/${row.id}`));
   const locationKeys = locationRows.map((row) => `${row.clientId}/${row.id}`);
-  const locationCounts = await upsertInBatches(tx, locations, locationRows, [locations.clientId, locations.id], [locations.name, locations.retiredAt]);
+  const locationCounts = await upsertInBatches(tx, locations, chunks(locationRows, ROWS_PER_STATEMENT), [locations.clientId, locations.id], [locations.name, locations.retiredAt]);
   const retiredLocations = await retireMissing(tx, sql`update locations set retired_at = ${at(now)}, updated_at = ${at(now)}
     where retired_at is null and client_id || '/' || id not in (select jsonb_array_elements_text(${JSON.stringify(locationKeys)}::jsonb))
     returning client_id || '/' || id as key`);
   return withUnchanged(locationCounts, retiredLocations.length, locationRows.length);
 }
 
+/**
+ * 100,000 devices: their rows are built a batch at a time from an order of indexes, never all at once, and the
+ * database's answers are only counted (unlike people, no one needs the device names written).
+ */
 async function applyDevices(tx: AppDatabase, inventory: Inventory, now: Date): Promise<LevelApplied> {
-  const deviceRows = [
-    ...inventory.msp.devices.map((device) => deviceRow(device, null, null, now)),
-    ...inventory.clients.flatMap((client) =>
-      client.locations.flatMap((location) => location.devices.map((device) => deviceRow(device, client.id, location.id, now))),
-    ),
-  ].sort(byKey((row) => row.name));
-  const deviceNames = deviceRows.map((row) => row.name);
+  const owned = ownedDevices(inventory);
+  const names = owned.devices.map((device) => device.name);
+  const order = Uint32Array.from(names.keys()).sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+  const sortedNames = Array.from(order, (index) => names[index]!);
   const devicesRetiredBefore = await retiredKeys(tx, sql`select name as key from devices where retired_at is not null`);
-  const deviceCounts = await upsertInBatches(tx, devices, deviceRows, [devices.name], [
-    devices.clientId,
-    devices.locationId,
-    devices.class,
-    devices.ring,
-    devices.os,
-    devices.userEmail,
-    devices.timezone,
-    devices.syncedFrom,
-    devices.retiredAt,
-  ]);
+  const rowBatches = mapBatches(order, (index) => deviceRow(owned.devices[index]!, owned.clientIds[index]!, owned.locationIds[index]!, now));
+  const compared = [devices.clientId, devices.locationId, devices.class, devices.ring, devices.os, devices.userEmail, devices.timezone, devices.syncedFrom, devices.retiredAt];
+  const deviceCounts = await upsertInBatches(tx, devices, rowBatches, [devices.name], compared, {}, 'count');
   const retiredDevices = await retireMissing(tx, sql`update devices set retired_at = ${at(now)}, updated_at = ${at(now)}
-    where retired_at is null and name not in (select jsonb_array_elements_text(${JSON.stringify(deviceNames)}::jsonb))
+    where retired_at is null and name not in (select jsonb_array_elements_text(${JSON.stringify(sortedNames)}::jsonb))
     returning name as key`);
   return {
-    counts: withUnchanged(deviceCounts, retiredDevices.length, deviceRows.length),
+    counts: withUnchanged(deviceCounts, retiredDevices.length, sortedNames.length),
     retired: retiredDevices,
-    restored: deviceNames.filter((name) => devicesRetiredBefore.has(name)),
+    restored: devicesRetiredBefore.size === 0 ? [] : sortedNames.filter((name) => devicesRetiredBefore.has(name)),
   };
+}
+
+/** Every device with its client and location (null for the MSP's own), as parallel arrays rather than a row each. */
+function ownedDevices(inventory: Inventory): { devices: InventoryDevice[]; clientIds: Array<string | null>; locationIds: Array<string | null> } {
+  const owned = { devices: [...inventory.msp.devices], clientIds: inventory.msp.devices.map(() => null), locationIds: inventory.msp.devices.map(() => null) } as {
+    devices: InventoryDevice[];
+    clientIds: Array<string | null>;
+    locationIds: Array<string | null>;
+  };
+  for (const client of inventory.clients) {
+    for (const location of client.locations) {
+      for (const device of location.devices) {
+        owned.devices.push(device);
+        owned.clientIds.push(client.id);
+        owned.locationIds.push(location.id);
+      }
+    }
+  }
+  return owned;
 }
 
 async function applyMsp(tx: AppDatabase, inventory: Inventory, now: Date): Promise<InventoryChanges['msp']> {
@@ -195,39 +207,49 @@ async function applyMsp(tx: AppDatabase, inventory: Inventory, now: Date): Promi
     updatedAt: now,
   };
   // As for clients: the file owns its settings keys only, so the bot's own (directorySyncedAt) survive an import.
-  const counts = await upsertInBatches(tx, msp, [row], [msp.id], [msp.name, msp.timezone, msp.channel, msp.windows], {
+  const counts = await upsertInBatches(tx, msp, [[row]], [msp.id], [msp.name, msp.timezone, msp.channel, msp.windows], {
     settings: sql`(${msp.settings} - ${sql.raw(`array[${MSP_SETTING_KEYS.map((key) => `'${key}'`).join(', ')}]`)}) || excluded."settings"`,
   });
   return counts.added > 0 ? 'added' : counts.changed > 0 ? 'changed' : 'unchanged';
 }
 
+type RoleName = 'engineer' | 'champion' | 'user';
+
+/** One person of the file. At 100,000 devices there are about as many people, so a plan stays small. */
 interface PersonPlan {
   key: string;
   email: string | null;
   displayName: string | null;
-  roles: Map<string, { role: 'engineer' | 'champion' | 'user'; clientId: string | null }>;
-  identities: Array<{ platform: 'slack' | 'teams'; externalId: string }>;
+  /** `role/clientId` (clientId empty for the MSP), each string shared by every plan with that grant. */
+  roles: string[];
+  identities?: Array<{ platform: 'slack' | 'teams'; externalId: string }>;
 }
 
 /** Engineers, champions and device users, merged by identity: one person can be a champion and a user. */
 function planPeople(inventory: Inventory): Map<string, PersonPlan> {
   const plans = new Map<string, PersonPlan>();
+  const roleKeys = new Map<string, string>();
   const personFor = (key: string, email: string | null): PersonPlan => {
     let plan = plans.get(key);
     if (!plan) {
-      plan = { key, email, displayName: null, roles: new Map(), identities: [] };
+      plan = { key, email, displayName: null, roles: [] };
       plans.set(key, plan);
     }
     return plan;
   };
-  const addRole = (plan: PersonPlan, role: 'engineer' | 'champion' | 'user', clientId: string | null) => {
-    plan.roles.set(`${role}/${clientId ?? ''}`, { role, clientId });
+  const addRole = (plan: PersonPlan, role: RoleName, clientId: string | null) => {
+    const fresh = `${role}/${clientId ?? ''}`;
+    const roleKey = roleKeys.get(fresh) ?? (roleKeys.set(fresh, fresh), fresh);
+    if (!plan.roles.includes(roleKey)) plan.roles.push(roleKey);
+  };
+  const addIdentity = (plan: PersonPlan, platform: 'slack' | 'teams', externalId: string) => {
+    (plan.identities ??= []).push({ platform, externalId });
   };
 
   for (const slackId of inventory.msp.engineers) {
     const plan = personFor(`slack:${slackId}`, null);
     addRole(plan, 'engineer', null);
-    plan.identities.push({ platform: 'slack', externalId: slackId });
+    addIdentity(plan, 'slack', slackId);
   }
   for (const device of inventory.msp.devices) {
     if (device.user) addRole(personFor(device.user.toLowerCase(), device.user.toLowerCase()), 'user', null);
@@ -240,7 +262,7 @@ function planPeople(inventory: Inventory): Map<string, PersonPlan> {
       const plan = personFor(key, email);
       if (champion.name) plan.displayName = champion.name;
       addRole(plan, 'champion', client.id);
-      if (champion.teamsId) plan.identities.push({ platform: 'teams', externalId: champion.teamsId });
+      if (champion.teamsId) addIdentity(plan, 'teams', champion.teamsId);
     }
     for (const location of client.locations) {
       for (const device of location.devices) {
@@ -253,10 +275,9 @@ function planPeople(inventory: Inventory): Map<string, PersonPlan> {
 
 async function applyPeople(tx: AppDatabase, inventory: Inventory, now: Date): Promise<KindCounts> {
   const plans = [...planPeople(inventory).values()].sort(byKey((plan) => plan.key));
-  const keys = plans.map((plan) => plan.key);
 
   // The directory (or a chat) may fill in a name or email the file does not give; the file never erases one.
-  const rows = plans.map((plan) => ({
+  const rows = mapBatches(plans, (plan) => ({
     key: plan.key,
     email: plan.email,
     displayName: plan.displayName,
@@ -266,51 +287,85 @@ async function applyPeople(tx: AppDatabase, inventory: Inventory, now: Date): Pr
     retiredAt: null,
   }));
   const keepKnown = (column: PgColumn) => sql`coalesce(excluded.${sql.identifier(column.name)}, ${sql.raw(qualified(people, column))})`;
+  // Answered as ids, not keys: 100,000 numbers in a set cost a fraction of 100,000 email addresses.
   const counts = await upsertInBatches(tx, people, rows, [people.key], [people.source, people.retiredAt], {
     email: keepKnown(people.email),
     displayName: keepKnown(people.displayName),
-  });
+  }, 'ids');
   const changedPeople = new Set(counts.changedKeys);
   const addedPeople = new Set(counts.addedKeys);
 
+  await stageGrants(tx, plans);
+  // Every person of the file has a grant, so the staged grants name everyone in the file.
   const retiredPeople = await retireMissing(tx, sql`update people set retired_at = ${at(now)}, updated_at = ${at(now)}
-    where retired_at is null and source = 'inventory' and key not in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))
+    where retired_at is null and source = 'inventory' and not exists (select 1 from import_grants g where g.key = people.key)
     returning key`);
+  for (const id of await replaceRoles(tx, now)) {
+    if (!addedPeople.has(id)) changedPeople.add(id);
+  }
+  // Dropped now rather than at commit: a caller's outer transaction (device sync) may apply again before it ends.
+  await tx.execute(sql`drop table import_grants`);
+  await applyIdentities(tx, plans, now);
+  return {
+    added: addedPeople.size,
+    changed: changedPeople.size,
+    retired: retiredPeople.length,
+    unchanged: plans.length - addedPeople.size - changedPeople.size,
+  };
+}
 
-  // Roles are the current grants, not history (decisions record who acted), so they are replaced by the file.
+/**
+ * The file's grants, into a table of this transaction a batch at a time, so the database can compare them with
+ * the stored ones without either side's 100,000 grants ever being held here.
+ */
+async function stageGrants(tx: AppDatabase, plans: PersonPlan[]): Promise<void> {
+  await tx.execute(sql`create temp table import_grants (key text not null, role text not null, client_id text not null) on commit drop`);
+  for (const batch of mapBatches(plans, (plan) => plan)) {
+    const grants = JSON.stringify(batch.flatMap((plan) => plan.roles.map((roleKey) => [plan.key, ...roleKey.split('/', 2)])));
+    await tx.execute(sql`insert into import_grants (key, role, client_id)
+      select g->>0, g->>1, g->>2 from jsonb_array_elements(${grants}::jsonb) as g`);
+  }
+  // Tables filled in this same transaction have no statistics yet: without the index the planner may compare
+  // every person with every grant (hours at 100,000 of each).
+  await tx.execute(sql`create index on import_grants (key)`);
+  await tx.execute(sql`analyze import_grants`);
+}
+
+/**
+ * Roles are the current grants, not history (decisions record who acted), so they are replaced by the file's:
+ * every stored grant the file does not give goes, every one it gives and is missing comes. Answers the ids of
+ * the people of the file whose grants changed. The MSP's grants have an empty client_id in import_grants.
+ */
+async function replaceRoles(tx: AppDatabase, now: Date): Promise<number[]> {
+  const stale = rowsOf<{ person_id: number; in_file: boolean }>(
+    await tx.execute(sql`delete from person_roles r using people p
+      where p.id = r.person_id
+        and not exists (select 1 from import_grants g where g.key = p.key and g.role = r.role and g.client_id = coalesce(r.client_id, ''))
+      returning r.person_id, exists (select 1 from import_grants g where g.key = p.key) as in_file`),
+  ).filter((row) => row.in_file);
+  const added = rowsOf<{ person_id: number }>(
+    await tx.execute(sql`with inserted as (
+        insert into person_roles (person_id, role, client_id, created_at)
+        select p.id, g.role, nullif(g.client_id, ''), ${at(now)} from import_grants g join people p on p.key = g.key
+        on conflict do nothing
+        returning person_id)
+      select distinct person_id from inserted`),
+  );
+  return [...stale, ...added].map((row) => Number(row.person_id));
+}
+
+/** Chat identities the file names: the engineers' Slack ids and champions' Teams ids, a few hundred at most. */
+async function applyIdentities(tx: AppDatabase, plans: PersonPlan[], now: Date): Promise<void> {
+  const withIdentities = plans.filter((plan) => plan.identities !== undefined);
+  if (withIdentities.length === 0) return;
+  const keys = JSON.stringify(withIdentities.map((plan) => plan.key));
   const idsByKey = new Map(
-    rowsOf<{ id: number; key: string }>(await tx.execute(sql`select id, key from people`)).map((row) => [row.key, Number(row.id)]),
+    rowsOf<{ id: number; key: string }>(
+      await tx.execute(sql`select id, key from people where key in (select jsonb_array_elements_text(${keys}::jsonb))`),
+    ).map((row) => [row.key, Number(row.id)]),
   );
-  const existingRoles = rowsOf<{ key: string; person_id: number; role: string; client_id: string | null }>(
-    await tx.execute(sql`select p.key, r.person_id, r.role, r.client_id from person_roles r join people p on p.id = r.person_id`),
-  );
-  const wanted = new Set(plans.flatMap((plan) => [...plan.roles.keys()].map((roleKey) => `${plan.key}|${roleKey}`)));
-  const existing = new Set(existingRoles.map((row) => `${row.key}|${row.role}/${row.client_id ?? ''}`));
-  const stale = existingRoles.filter((row) => !wanted.has(`${row.key}|${row.role}/${row.client_id ?? ''}`));
-  for (const batch of chunks(stale, ROWS_PER_STATEMENT)) {
-    const doomed = JSON.stringify(batch.map((row) => ({ person_id: Number(row.person_id), role: row.role, client_id: row.client_id })));
-    await tx.execute(sql`delete from person_roles r using jsonb_to_recordset(${doomed}::jsonb) as d(person_id integer, role text, client_id text)
-      where r.person_id = d.person_id and r.role = d.role and r.client_id is not distinct from d.client_id`);
-  }
-  const missingRoles = plans.flatMap((plan) =>
-    [...plan.roles.entries()]
-      .filter(([roleKey]) => !existing.has(`${plan.key}|${roleKey}`))
-      .map(([, grant]) => ({ personId: idsByKey.get(plan.key)!, role: grant.role, clientId: grant.clientId, createdAt: now, key: plan.key })),
-  );
-  for (const batch of chunks(missingRoles, ROWS_PER_STATEMENT)) {
-    const grants = JSON.stringify(batch.map((row) => ({ person_id: row.personId, role: row.role, client_id: row.clientId, created_at: row.createdAt })));
-    await tx.execute(sql`insert into person_roles (person_id, role, client_id, created_at)
-      select person_id, role, client_id, created_at
-      from jsonb_to_recordset(${grants}::jsonb) as g(person_id integer, role text, client_id text, created_at timestamptz)
-      on conflict do nothing`);
-  }
-  const inFile = new Set(keys);
-  for (const row of [...stale, ...missingRoles]) {
-    if (!addedPeople.has(row.key) && inFile.has(row.key)) changedPeople.add(row.key);
-  }
-
-  const identityRows = plans.flatMap((plan) =>
-    plan.identities.map((identity) => ({
+  const identityRows = withIdentities.flatMap((plan) =>
+    plan.identities!.map((identity) => ({
       personId: idsByKey.get(plan.key)!,
       platform: identity.platform,
       externalId: identity.externalId,
@@ -319,14 +374,7 @@ async function applyPeople(tx: AppDatabase, inventory: Inventory, now: Date): Pr
       updatedAt: now,
     })),
   );
-  await upsertInBatches(tx, chatIdentities, identityRows, [chatIdentities.platform, chatIdentities.externalId], [chatIdentities.personId]);
-
-  return {
-    added: addedPeople.size,
-    changed: changedPeople.size,
-    retired: retiredPeople.length,
-    unchanged: plans.length - addedPeople.size - changedPeople.size,
-  };
+  await upsertInBatches(tx, chatIdentities, chunks(identityRows, ROWS_PER_STATEMENT), [chatIdentities.platform, chatIdentities.externalId], [chatIdentities.personId]);
 }
 
 function deviceRow(device: InventoryDevice, clientId: string | null, locationId: string | null, now: Date) {
@@ -349,8 +397,9 @@ function deviceRow(device: InventoryDevice, clientId: string | null, locationId:
 interface UpsertCounts {
   added: number;
   changed: number;
-  addedKeys: string[];
-  changedKeys: string[];
+  /** The conflict target as text, or the row's id when answered by id; empty when only counted. */
+  addedKeys: Array<string | number>;
+  changedKeys: Array<string | number>;
 }
 
 function qualified(table: PgTable, column: PgColumn): string {
@@ -369,15 +418,36 @@ function qualified(table: PgTable, column: PgColumn): string {
 async function upsertInBatches<TRow extends Record<string, unknown>>(
   tx: AppDatabase,
   table: PgTable,
-  rows: TRow[],
+  batches: Iterable<TRow[]>,
   conflictTarget: PgColumn[],
   compared: PgColumn[],
   overrides: Record<string, SQL> = {},
+  answer: 'keys' | 'ids' | 'count' = 'keys',
 ): Promise<UpsertCounts> {
   const result: UpsertCounts = { added: 0, changed: 0, addedKeys: [], changedKeys: [] };
-  if (rows.length === 0) return result;
+  let statement: ((batch: TRow[]) => SQL) | undefined;
+  for (const batch of batches) {
+    if (batch.length === 0) continue;
+    statement ??= upsertStatement(table, Object.keys(batch[0]!), conflictTarget, compared, overrides, answer);
+    for (const row of rowsOf<{ key?: string; inserted: boolean }>(await tx.execute(statement(batch)))) {
+      if (row.inserted) result.added++;
+      else result.changed++;
+      if (answer !== 'count') (row.inserted ? result.addedKeys : result.changedKeys).push(answer === 'ids' ? Number(row.key) : row.key!);
+    }
+  }
+  return result;
+}
+
+/** The statement for one batch of rows with these properties; see upsertInBatches. */
+function upsertStatement<TRow extends Record<string, unknown>>(
+  table: PgTable,
+  properties: string[],
+  conflictTarget: PgColumn[],
+  compared: PgColumn[],
+  overrides: Record<string, SQL>,
+  answer: 'keys' | 'ids' | 'count',
+): (batch: TRow[]) => SQL {
   const tableName = getTableName(table);
-  const properties = Object.keys(rows[0]!);
   const columns = properties.map((property) => columnByProperty(table, property));
   const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
   const columnList = sql.raw(columns.map((column) => quoted(column.name)).join(', '));
@@ -394,24 +464,19 @@ async function upsertInBatches<TRow extends Record<string, unknown>>(
   const proposed = sql.join(comparedAll.map(incoming), sql`, `);
   const conflictList = sql.raw(conflictTarget.map((column) => quoted(column.name)).join(', '));
   const keyExpression = sql.raw(conflictTarget.map((column) => `${qualified(table, column)}::text`).join(` || '/' || `));
+  const returning =
+    answer === 'keys' ? sql`${keyExpression} as key, (xmax = 0) as inserted`
+    : answer === 'ids' ? sql`${sql.raw(`"${tableName}"."id"`)} as key, (xmax = 0) as inserted`
+    : sql`(xmax = 0) as inserted`;
 
-  for (const batch of chunks(rows, ROWS_PER_STATEMENT)) {
+  return (batch) => {
     const payload = JSON.stringify(batch.map((row) => Object.fromEntries(columns.map((column, i) => [column.name, row[properties[i]!]]))));
-    const written = rowsOf<{ key: string; inserted: boolean }>(
-      await tx.execute(sql`insert into ${sql.raw(quoted(tableName))} (${columnList})
+    return sql`insert into ${sql.raw(quoted(tableName))} (${columnList})
         select ${columnList} from jsonb_to_recordset(${payload}::jsonb) as incoming(${recordType})
         on conflict (${conflictList}) do update set ${assignments}
         where (${stored}) is distinct from (${proposed})
-        returning ${keyExpression} as key, (xmax = 0) as inserted`),
-    );
-    for (const row of written) {
-      if (row.inserted) result.addedKeys.push(row.key);
-      else result.changedKeys.push(row.key);
-    }
-  }
-  result.added = result.addedKeys.length;
-  result.changed = result.changedKeys.length;
-  return result;
+        returning ${returning}`;
+  };
 }
 
 function propertyNames(table: PgTable): Map<string, string> {
@@ -451,6 +516,15 @@ function windowSpecs(windows: Record<string, { spec: string }>): WindowsByClass 
 
 function* chunks<T>(items: T[], size: number): Generator<T[]> {
   for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
+}
+
+/** Rows built a batch at a time, so only one batch of them is ever alive. */
+function* mapBatches<T, R>(items: ArrayLike<T>, row: (item: T) => R): Generator<R[]> {
+  for (let start = 0; start < items.length; start += ROWS_PER_STATEMENT) {
+    const batch: R[] = [];
+    for (let i = start; i < Math.min(items.length, start + ROWS_PER_STATEMENT); i++) batch.push(row(items[i]!));
+    yield batch;
+  }
 }
 
 /** Sorted batches lock rows in one order, so two writers never deadlock on each other's rows. */

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { IANAZone } from 'luxon';
 import { describe, expect, it } from 'vitest';
-import { generateInventory, inventoryToYaml } from '../../src/adapters/inventory/generate.ts';
+import { generateInventory, inventoryToYaml, inventoryYamlPieces } from '../../src/adapters/inventory/generate.ts';
 import { formatProblem, parseInventory, type InventoryParse } from '../../src/adapters/inventory/parse.ts';
 import type { Inventory, InventoryDevice } from '../../src/domain/inventory.ts';
 
@@ -90,5 +90,25 @@ describe('inventoryToYaml', () => {
     const parsed = inventoryOf(parseInventory(inventoryToYaml(inventory), 'large.yaml'));
     expect(clientDevices(parsed)).toHaveLength(20_000);
     expect(parsed).toStrictEqual(inventory);
+  });
+});
+
+describe('inventoryYamlPieces', () => {
+  it('writes clients with every setting, a multi-line template and no clients at all, all of which parse back the same', () => {
+    const inventory = generateInventory({ clients: 3, devices: 30, seed: 6 });
+    inventory.clients[1]!.settings = {
+      slackChannel: 'C0ACME',
+      teamsTenantId: '0a1b2c3d-0000-4000-8000-00000000abcd',
+      chatPlatform: 'teams',
+      dmTime: '15:00',
+      dmTemplate: 'Hello {name},\n- your machine restarts tonight\n\n  (indented)',
+      maxDeferralsPerRelease: 2,
+      reportDay: 3,
+    };
+    const text = [...inventoryYamlPieces(inventory.msp, inventory.clients)].join('');
+    expect(inventoryOf(parseInventory(text, 'x.yaml'))).toEqual(inventoryOf(parseInventory(text, 'x.yaml', { whole: true })));
+    expect(inventoryOf(parseInventory(text, 'x.yaml')).clients[1]!.settings).toEqual(inventory.clients[1]!.settings);
+    const empty = [...inventoryYamlPieces(inventory.msp, [])].join('');
+    expect(inventoryOf(parseInventory(empty, 'x.yaml')).clients).toEqual([]);
   });
 });

@@ -212,15 +212,21 @@ function generateClient(random: Prng, number: number, deviceCount: number): Inve
 
 /** A realistic inventory of the given size; the same options always give the same inventory. */
 export function generateInventory(o: GenerateOptions): Inventory {
+  const parts = generateInventoryParts(o);
+  return { msp: parts.msp, clients: [...parts.clients] };
+}
+
+/** The same inventory with its clients made one at a time, so 100,000 devices can be written without being held. */
+export function generateInventoryParts(o: GenerateOptions): { msp: InventoryMsp; clients: Generator<InventoryClient> } {
   for (const [name, value] of Object.entries(o)) {
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a whole number ≥ 0, got ${value}`);
   }
   const random = new Prng(o.seed);
   const sizes = o.clients === 0 ? [] : allocate(random, o.devices, o.clients, 1, 2);
-  return {
-    msp: generateMsp(),
-    clients: sizes.map((size, index) => generateClient(random, index + 1, size)),
-  };
+  function* clients(): Generator<InventoryClient> {
+    for (const [index, size] of sizes.entries()) yield generateClient(random, index + 1, size);
+  }
+  return { msp: generateMsp(), clients: clients() };
 }
 
 /** Double quotes for windows and product names, as people write them (and `01:00-05:00` reads oddly bare). */
@@ -232,58 +238,87 @@ function quoted(text: string): Scalar {
 
 /** YAML in the layout of examples/inventory.yaml: one line per device. Parsing it gives back the same Inventory. */
 export function inventoryToYaml(inv: Inventory): string {
-  const doc = new Document();
-  const flow = (value: unknown): Node => doc.createNode(value, { flow: true }) as Node;
-  const windows = (rules: Record<string, WindowRule>) =>
-    flow(Object.fromEntries(Object.entries(rules).map(([deviceClass, rule]) => [deviceClass, quoted(rule.spec)])));
-  const device = (d: InventoryDevice) =>
-    flow(
-      omitUndefined({
-        name: d.name,
-        class: d.class,
-        // Ring 0 is implied under msp, and broad is the default: only pilots say their ring.
-        ring: d.ring === 'pilot' ? 'pilot' : undefined,
-        user: d.user,
-        os: d.os === undefined ? undefined : quoted(d.os),
-      }),
-    );
+  return [...inventoryYamlPieces(inv.msp, inv.clients)].join('');
+}
 
-  doc.contents = doc.createNode({
-    msp: {
-      name: inv.msp.name,
-      engineers: flow(inv.msp.engineers),
-      channel: inv.msp.channel,
-      timezone: inv.msp.timezone,
-      windows: windows(inv.msp.windows),
-      devices: inv.msp.devices.map(device),
-    },
-    clients: inv.clients.map((client) =>
-      omitUndefined({
-        id: client.id,
-        name: client.name,
-        timezone: client.timezone,
-        windows: windows(client.windows),
-        software: flow(client.software),
-        channel: client.settings?.slackChannel,
-        teams_tenant_id: client.settings?.teamsTenantId,
-        chat: client.settings?.chatPlatform,
-        dm_time: client.settings?.dmTime === undefined ? undefined : quoted(client.settings.dmTime),
-        dm_template: client.settings?.dmTemplate === undefined ? undefined : quoted(client.settings.dmTemplate),
-        max_deferrals: client.settings?.maxDeferralsPerRelease,
-        notice_hours: client.settings?.noticeHours,
-        auto_confirm_hours: client.settings?.autoConfirmHours,
-        run_concurrency: client.settings?.runConcurrency,
-        sla_critical_days: client.settings?.slaCriticalDays,
-        sla_important_days: client.settings?.slaImportantDays,
-        report_day: client.settings?.reportDay,
-        champions: client.champions.map((c) => flow(omitUndefined({ name: c.name, email: c.email, teams_id: c.teamsId }))),
-        locations: client.locations.map((location) =>
-          omitUndefined({ id: location.id, name: location.name, devices: location.devices.map(device) }),
-        ),
-      }),
-    ),
-  }) as Node;
+const CLIENTS_KEY = 'clients:\n';
+
+/**
+ * inventoryToYaml's text in pieces: the MSP and `clients:`, then each client's entry, rendered from a document of
+ * its own (the `clients:` line cut off) so that only one client's YAML tree exists at a time.
+ */
+export function* inventoryYamlPieces(msp: InventoryMsp, clients: Iterable<InventoryClient>): Generator<string> {
+  let first = true;
+  for (const client of clients) {
+    if (first) yield render({ msp: mspContents(msp) }) + CLIENTS_KEY;
+    first = false;
+    yield render({ clients: [clientContents(client)] }).slice(CLIENTS_KEY.length);
+  }
+  if (first) yield render({ msp: mspContents(msp), clients: [] });
+}
+
+function render(contents: Record<string, unknown>): string {
+  const doc = new Document();
+  doc.contents = doc.createNode(contents) as Node;
   return doc.toString({ lineWidth: 0, flowCollectionPadding: true });
+}
+
+/** Marks a value for flow style (`[ a, b ]`, `{ k: v }`) when its document creates its node. */
+function flow(value: object): Node {
+  return new Document().createNode(value, { flow: true }) as Node;
+}
+
+function windowsNode(rules: Record<string, WindowRule>): Node {
+  return flow(Object.fromEntries(Object.entries(rules).map(([deviceClass, rule]) => [deviceClass, quoted(rule.spec)])));
+}
+
+function deviceNode(d: InventoryDevice): Node {
+  return flow(
+    omitUndefined({
+      name: d.name,
+      class: d.class,
+      // Ring 0 is implied under msp, and broad is the default: only pilots say their ring.
+      ring: d.ring === 'pilot' ? 'pilot' : undefined,
+      user: d.user,
+      os: d.os === undefined ? undefined : quoted(d.os),
+    }),
+  );
+}
+
+function mspContents(msp: InventoryMsp): Record<string, unknown> {
+  return {
+    name: msp.name,
+    engineers: flow(msp.engineers),
+    channel: msp.channel,
+    timezone: msp.timezone,
+    windows: windowsNode(msp.windows),
+    devices: msp.devices.map(deviceNode),
+  };
+}
+
+function clientContents(client: InventoryClient): Record<string, unknown> {
+  const settings = client.settings;
+  return omitUndefined({
+    id: client.id,
+    name: client.name,
+    timezone: client.timezone,
+    windows: windowsNode(client.windows),
+    software: flow(client.software),
+    channel: settings?.slackChannel,
+    teams_tenant_id: settings?.teamsTenantId,
+    chat: settings?.chatPlatform,
+    dm_time: settings?.dmTime === undefined ? undefined : quoted(settings.dmTime),
+    dm_template: settings?.dmTemplate === undefined ? undefined : quoted(settings.dmTemplate),
+    max_deferrals: settings?.maxDeferralsPerRelease,
+    notice_hours: settings?.noticeHours,
+    auto_confirm_hours: settings?.autoConfirmHours,
+    run_concurrency: settings?.runConcurrency,
+    sla_critical_days: settings?.slaCriticalDays,
+    sla_important_days: settings?.slaImportantDays,
+    report_day: settings?.reportDay,
+    champions: client.champions.map((c) => flow(omitUndefined({ name: c.name, email: c.email, teams_id: c.teamsId }))),
+    locations: client.locations.map((location) => omitUndefined({ id: location.id, name: location.name, devices: location.devices.map(deviceNode) })),
+  });
 }
 
 function omitUndefined<T extends Record<string, unknown>>(value: T): Partial<T> {

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { isScalar, LineCounter, parseDocument, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
 import type {
   ClientSettings,
@@ -18,6 +18,7 @@ import { parseWindowSpec, WINDOW_EXAMPLES, type WindowRule } from '../../domain/
 import { decodeUtf8 } from './utf8.ts';
 import { checkZone } from './zone.ts';
 import { AliasIndex, checkAliases } from './yaml-aliases.ts';
+import { splitInventory, type InventoryPieces } from './yaml-pieces.ts';
 import { didYouMean, quote, YamlReader, type Field, type InventoryProblem, type ListItem, type TextRule } from './yaml-reader.ts';
 
 export type { InventoryProblem } from './yaml-reader.ts';
@@ -90,8 +91,22 @@ interface ClassUse {
 /**
  * Parses and validates an inventory file. Every problem is reported at once, each with the line of
  * the node to blame and its field path; the inventory is returned only when there are none.
+ *
+ * A file in the usual block layout is parsed one client at a time (yaml-pieces.ts), each client's tree dropped
+ * once read, so 100,000 devices need megabytes rather than a gigabyte; any file the pieces cannot stand for
+ * exactly (a YAML error, an anchor or alias, another layout) is parsed whole, as `whole: true` forces.
  */
-export function parseInventory(text: string, file: string): InventoryParse {
+export function parseInventory(text: string, file: string, options: { whole?: boolean } = {}): InventoryParse {
+  return (options.whole ? undefined : parseInventoryInPieces(text, file)) ?? parseWhole(text, file);
+}
+
+/** The reading one client at a time, or undefined when the file needs the whole-document parse. */
+export function parseInventoryInPieces(text: string, file: string): InventoryParse | undefined {
+  const pieces = splitInventory(text);
+  return pieces && parseInPieces(text, pieces, file);
+}
+
+function parseWhole(text: string, file: string): InventoryParse {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const aliases = new AliasIndex(doc);
@@ -120,6 +135,44 @@ export function parseInventory(text: string, file: string): InventoryParse {
       if (reader.problemCount === 0) return { ok: true, inventory };
     }
   }
+  return problemsOf(reader);
+}
+
+/** A piece of the file parsed alone, or undefined when it is not one the whole-document parse would read alike. */
+function parsePiece(text: string): { doc: Document; aliases: AliasIndex; lines: LineCounter } | undefined {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) return undefined;
+  const aliases = new AliasIndex(doc);
+  // An alias may name an anchor in another piece, and the alias-expansion guard must see the whole file.
+  if (aliases.anchored > 0 || aliases.aliases().length > 0) return undefined;
+  return { doc, aliases, lines };
+}
+
+/** The whole-document reading, one client at a time; undefined as soon as a piece needs the whole document. */
+function parseInPieces(text: string, pieces: InventoryPieces, file: string): InventoryParse | undefined {
+  const head = parsePiece(text.slice(0, pieces.headEnd));
+  if (!head || !isMap(head.doc.contents)) return undefined;
+  const reader = new YamlReader(head.aliases, head.lines, file);
+  let needsWhole = false;
+  function* clientItems(): Generator<ListItem> {
+    for (const [index, piece] of pieces.clients.entries()) {
+      const parsed = parsePiece(text.slice(piece.start, piece.end));
+      const seq = parsed?.doc.contents;
+      if (!parsed || !isSeq(seq) || seq.items.length !== 1) {
+        needsWhole = true;
+        return;
+      }
+      reader.usePiece(parsed.aliases, parsed.lines, piece.line - 1);
+      yield { node: seq.items[0] as Node, path: `clients[${index}]` };
+    }
+  }
+  const inventory = new InventoryReader(reader).read(head.doc.contents, clientItems());
+  if (needsWhole) return undefined;
+  return reader.problemCount === 0 ? { ok: true, inventory } : problemsOf(reader);
+}
+
+function problemsOf(reader: YamlReader): Extract<InventoryParse, { ok: false }> {
   const problems = reader.problems.sort((a, b) => a.line - b.line || a.column - b.column);
   const more = reader.problemCount - Math.min(problems.length, MAX_PROBLEMS_SHOWN);
   return more > 0 ? { ok: false, problems: problems.slice(0, MAX_PROBLEMS_SHOWN), more } : { ok: false, problems };
@@ -185,10 +238,11 @@ class InventoryReader {
 
   constructor(private readonly r: YamlReader) {}
 
-  read(root: Node): Inventory {
+  /** `clientItems`: the clients when they are read piece by piece, instead of from the root's `clients`. */
+  read(root: Node, clientItems?: Iterable<ListItem>): Inventory {
     const fields = this.r.map(root, '', ROOT_SHAPE, 'the top level');
     const msp = fields?.get('msp') ? this.readMsp(fields.get('msp')!) : emptyMsp();
-    const clients = this.readClients(fields?.get('clients'));
+    const clients = this.readClients(clientItems ?? this.r.list(fields?.get('clients'), 'clients'));
     return { msp, clients };
   }
 
@@ -238,10 +292,10 @@ class InventoryReader {
     };
   }
 
-  private readClients(field: Field | undefined): InventoryClient[] {
+  private readClients(items: Iterable<ListItem>): InventoryClient[] {
     const seenIds = new Map<string, number>();
     const clients: InventoryClient[] = [];
-    for (const item of this.r.list(field, 'clients')) {
+    for (const item of items) {
       const read = this.readClient(item);
       if (!read) continue;
       const { client, idNode } = read;

@@ -11,19 +11,26 @@ export class AliasIndex {
   private readonly targets = new Map<Alias, Node | undefined>();
   /** Every node as written, aliases counted once each. */
   readonly written: number;
+  /** Nodes that carry an anchor (`&name`). */
+  readonly anchored: number;
 
   constructor(doc: Document) {
     // yaml's rule: an alias stands for the last node with that anchor before it, in document order.
     const latest = new Map<string, Node>();
     let written = 0;
+    let anchored = 0;
     visit(doc, {
       Node: (_key, node) => {
         written++;
         if (isAlias(node)) this.targets.set(node, latest.get(node.source));
-        else if (node.anchor) latest.set(node.anchor, node);
+        else if (node.anchor) {
+          latest.set(node.anchor, node);
+          anchored++;
+        }
       },
     });
     this.written = written;
+    this.anchored = anchored;
   }
 
   /** The node an alias stands for; undefined when no anchor of its name comes before it. */

@@ -64,11 +64,24 @@ export class YamlReader {
   /** Problems found beyond PROBLEMS_KEPT: counted, not kept. */
   dropped = 0;
 
+  /** Lines before the piece of the file now being read (0 when reading the whole file in one piece). */
+  private lineBase = 0;
+
   constructor(
-    private readonly aliases: AliasIndex,
-    private readonly lines: LineCounter,
+    private aliases: AliasIndex,
+    private lines: LineCounter,
     readonly file: string,
   ) {}
+
+  /**
+   * Reads another piece of the same file from now on: nodes of the pieces read before must not be reported
+   * after this, since their offsets count from another piece's start.
+   */
+  usePiece(aliases: AliasIndex, lines: LineCounter, lineBase: number): void {
+    this.aliases = aliases;
+    this.lines = lines;
+    this.lineBase = lineBase;
+  }
 
   report(at: Located | null | undefined, path: string, message: string): void {
     const { line, column } = this.position(at);
@@ -86,7 +99,7 @@ export class YamlReader {
 
   position(at: Located | null | undefined): { line: number; column: number } {
     const { line, col } = this.lines.linePos(at?.range?.[0] ?? 0);
-    return { line, column: col };
+    return { line: line + this.lineBase, column: col };
   }
 
   /** An alias stands for its anchor's node; problems are still reported where the alias is written. */
