@@ -4,6 +4,7 @@
  * process cannot pollute. Prints one JSON line: the sweep's report, its time and peak RSS, and the end to end
  * figures. Settings come from the environment (ROLLOUT_DATABASE_URL, ROLLOUT_REDIS_URL, ROLLOUT_PREFIX, ROLLOUT_NOW).
  */
+import { readFileSync } from 'node:fs';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -14,8 +15,14 @@ import { runCounts } from '../src/db/rollout-repo.ts';
 import { RolloutEngine, startRunWorker } from '../src/jobs/rollout/index.ts';
 
 const KiB_PER_MiB = 1024;
-/** Peak resident set so far (the kernel's high-water mark), in MiB. */
-const maxRssMiB = () => process.resourceUsage().maxRSS / KiB_PER_MiB;
+/**
+ * Peak resident set so far (the kernel's high-water mark, VmHWM), in MiB. Not resourceUsage().maxRSS: Linux carries
+ * that across fork and exec, so this child would report the bench process's peak (it seeded the fleet) when higher.
+ */
+function maxRssMiB(): number {
+  const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return (hwm ? Number(hwm[1]) : process.resourceUsage().maxRSS) / KiB_PER_MiB;
+}
 
 function env(name: string): string {
   const value = process.env[name];
