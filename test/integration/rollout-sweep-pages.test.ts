@@ -14,6 +14,8 @@ import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { openGateDevices, sweepGates } from '../../src/db/rollout-repo.ts';
 import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { devicePages } from '../../src/jobs/rollout/sweep-step.ts';
+import { RunWriter } from '../../src/jobs/rollout/insert-runs.ts';
+import type { NewRun } from '../../src/db/rollout-repo.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 import { scheduleGate, seedWorld } from '../support/rollout-world.ts';
@@ -123,5 +125,25 @@ describe('a sweep in pages', { timeout: 120_000 }, () => {
     const again = await resumed.sweep();
     expect(again.runsPlanned).toBe(0);
     expect(await outcome(paged.db, resumed.queue)).toEqual(expected);
+  });
+
+  it('a page whose runs a concurrent sweep already inserted adds no job and leaves the writer idle', async () => {
+    const database = await world();
+    await engine(database.db, 4).sweep();
+    const stored = rowsOf<{ device_id: number; release_id: string; rollout_id: number; window_start: Date | string; window_end: Date | string; updates: string[] }>(
+      await database.db.execute(sql`select device_id, release_id, rollout_id, window_start, window_end, updates from runs order by id`),
+    );
+    expect(stored.length).toBeGreaterThan(0);
+    const iso = (value: Date | string) => new Date(value).toISOString();
+    const again: NewRun[] = stored.map((r) => ({ deviceId: Number(r.device_id), releaseId: r.release_id, rolloutId: Number(r.rollout_id), windowStart: iso(r.window_start), windowEnd: iso(r.window_end), updates: r.updates }));
+    const added: number[] = [];
+    const writer = new RunWriter(database.db, NOW, async (ids) => void added.push(...ids));
+    await writer.write(again);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Before, a drain with nothing to add finished before it was stored as the one running, and stayed stored:
+    // `finish` then waited on it for ever, spinning (a sweep racing another one hung at 100% CPU).
+    expect(writer.busy).toBe(false);
+    expect(await writer.finish()).toEqual({ inserted: 0, enqueued: 0 });
+    expect(added).toEqual([]);
   });
 });

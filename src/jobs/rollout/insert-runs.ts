@@ -41,6 +41,11 @@ export class RunWriter {
     await Promise.all([this.insertBatches(rows, cursor), this.insertBatches(rows, cursor)]);
   }
 
+  /** Jobs are still being added in the background. */
+  get busy(): boolean {
+    return this.adding !== undefined;
+  }
+
   /** Waits for the jobs still being added; throws what adding jobs threw (the next sweep adds those jobs). */
   async finish(): Promise<RunsWritten> {
     while (this.adding) await this.adding;
@@ -59,11 +64,15 @@ export class RunWriter {
       if (!this.addJobs || this.addError !== undefined) continue;
       this.enqueued += ids.length;
       for (const id of ids) this.pending.push(id);
-      this.adding ??= this.drain(this.addJobs);
+      if (this.pending.length > 0) this.adding ??= this.drain(this.addJobs);
     }
   }
 
   private async drain(addJobs: (runIds: readonly number[]) => Promise<void>): Promise<void> {
+    // Never settles before the caller has stored it in `adding`: a drain that ran to its end synchronously would
+    // clear `adding` first and then be stored there for good, and `finish` would wait on it for ever (a batch
+    // whose runs all existed, inserted by a concurrent sweep, returns no ids: that spun a sweep at 100% CPU).
+    await Promise.resolve();
     try {
       while (this.pending.length > 0) await addJobs(this.pending.splice(0, ADD_BULK_MAX));
     } catch (error) {
