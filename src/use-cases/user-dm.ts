@@ -99,7 +99,10 @@ function refusal(dm: StoredDm, input: DmAnswerInput, now: Date): DmAnswerResult 
   }
   const firstStart = Math.min(...dm.devices.map((d) => Date.parse(d.windowStart)));
   if (input.answer === 'defer' && now.getTime() >= firstStart) {
-    return { outcome: 'refused', code: 'too_late', message: 'The window has already started, so it can no longer be put off. Ask your IT team.' };
+    // A card stays in the chat for days: pressed the next morning, "already started" would read as "it is on now".
+    const lastEnd = Math.max(...dm.devices.map((d) => Date.parse(d.windowEnd)));
+    const message = now.getTime() >= lastEnd ? 'That window is over, so there is nothing left to put off. Nothing was changed.' : 'The window has already started, so it can no longer be put off. Ask your IT team.';
+    return { outcome: 'refused', code: 'too_late', message };
   }
   return undefined;
 }

@@ -179,6 +179,18 @@ describe('a confirmation inside an open window', () => {
     expect(await unwarnedRuns(database.db)).toEqual([]);
   });
 
+  it('a deferral pressed once the window opened is refused, and one pressed after it ended says it is over', async () => {
+    const [dm] = rowsOf<{ id: number }>(await database.db.execute(sql`select u.id from user_dms u join people p on p.id = u.person_id where p.email = 'ann@acme.example'`));
+    const defer = (at: string) => answerUserDm({ db: database.db, now: () => new Date(at) }, { actor: { platform: 'slack', id: 'U0ANN' }, dmId: Number(dm!.id), answer: 'defer' });
+    const during = await defer('2024-03-13T03:10:00Z'); // her 22:00-02:00 CDT window is open
+    expect(during).toMatchObject({ outcome: 'refused', code: 'too_late' });
+    expect(during.message).toContain('already started');
+    const after = await defer('2024-03-13T08:00:00Z');
+    expect(after).toMatchObject({ outcome: 'refused', code: 'too_late' });
+    expect(after.message).toContain('That window is over');
+    expect(await runsOf('ANN-PC')).toEqual(['2024-03-13T03:00']);
+  });
+
   it('unwarnedRuns (the check for invariant I3) names a run on a user\u2019s machine that nobody warned, and not the kiosk\u2019s', async () => {
     const db = database.db;
     await db.execute(sql`insert into runs (device_id, release_id, window_start, window_end, state, scheduled_at)
