@@ -9,9 +9,10 @@ import { monthPeriod } from '../domain/report-period.ts';
 export type PatchCommand =
   | { kind: 'status' }
   | { kind: 'help' }
-  | { kind: 'hold'; target: string; reason: string }
+  /** `asClient`: typed `client:ID`, so a client even where an update has that name (or no client has it: refused). */
+  | { kind: 'hold'; target: string; reason: string; asClient?: true }
   | { kind: 'hold_ring'; ring: Ring; reason: string }
-  | { kind: 'release'; target: string }
+  | { kind: 'release'; target: string; asClient?: true }
   | { kind: 'release_ring'; ring: Ring }
   | { kind: 'withdraw'; target: string }
   | { kind: 'windows'; client: string }
@@ -79,7 +80,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
   },
   hold: {
     usage: [
-      '`/patch hold KB|CLIENT|all REASON`: hold an update, a client, or the whole current release',
+      '`/patch hold KB|CLIENT|all REASON`: hold an update, a client (or `client:CLIENT`), or the whole current release',
       '`/patch hold ring:msp|ring:pilot|ring:broad REASON`: hold one ring of the current release, for every client',
     ],
     parse: parseHold,
@@ -91,7 +92,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
       if (!arg || args.length > 1) return unknown('`release` takes one thing: a KB, a client id, ring:RING, or all');
       const ring = ringOf(arg);
       if (ring !== undefined && !isRing(ring)) return unknown(ring);
-      return ring !== undefined ? { kind: 'release_ring', ring } : { kind: 'release', target: arg };
+      return ring !== undefined ? { kind: 'release_ring', ring } : { kind: 'release', ...clientOrTarget(arg) };
     },
   },
   withdraw: {
@@ -168,7 +169,13 @@ function parseHold({ word, args, text }: Words): PatchCommand {
   const ring = ringOf(arg);
   if (ring !== undefined && !isRing(ring)) return unknown(ring);
   if (reason === '') return unknown(`a hold needs a reason: \`/patch hold ${arg.replace(/`/g, "'")} REASON\``);
-  return ring !== undefined ? { kind: 'hold_ring', ring, reason } : { kind: 'hold', target: arg, reason };
+  return ring !== undefined ? { kind: 'hold_ring', ring, reason } : { kind: 'hold', ...clientOrTarget(arg), reason };
+}
+
+/** Engineers who learned `ring:pilot` type `client:acme` too; it read as an update called "client:acme". */
+function clientOrTarget(arg: string): { target: string; asClient?: true } {
+  const m = /^client:(.+)$/i.exec(arg);
+  return m ? { target: m[1]!, asClient: true } : { target: arg };
 }
 
 const SKIP_USAGE = '`skip` takes a ring and a KB, and for the pilot a client: `/patch skip msp KB [REASON]` or `/patch skip pilot KB CLIENT [REASON]`';

@@ -393,6 +393,11 @@ describe('Slack: /patch and App Home', () => {
     expect(released!.detail).toMatchObject({ ring: 'pilot', target: { kind: 'ring', ring: 'pilot' } });
     expect(await ask('hold ring:canary why')).toContain('is not a ring');
     await ask('release pilot');
+    // Spelled like a ring target: the client, and a client the inventory lacks is refused as one, not as an update.
+    expect(await ask('hold client:pilot Their EMR upgrade')).toContain(`release ${id} held for pilot`);
+    expect(await ask('hold client:nobody-here why')).toContain('No client nobody-here in the inventory');
+    expect(await ask('release client:pilot')).toContain('Released 1 hold');
+    expect(await holdsNow()).toEqual([]);
   });
 
   it('publishes the Home tab once per event, even when Slack retries it', async () => {

@@ -14,6 +14,12 @@ describe('/patch grammar', () => {
     expect(parsePatchCommand('release pilot')).toEqual({ kind: 'release', target: 'pilot' });
   });
 
+  it('reads client:ID as that client, in any case, so a client called like an update can still be named', () => {
+    expect(parsePatchCommand('hold client:acme-dental EMR vendor says wait')).toEqual({ kind: 'hold', target: 'acme-dental', reason: 'EMR vendor says wait', asClient: true });
+    expect(parsePatchCommand('release Client:all')).toEqual({ kind: 'release', target: 'all', asClient: true });
+    expect(parsePatchCommand('hold client:acme')).toMatchObject({ kind: 'unknown', problem: expect.stringContaining('needs a reason') });
+  });
+
   it('answers a wrong ring or a missing reason with the problem, not silence', () => {
     expect(parsePatchCommand('hold ring:canary why')).toMatchObject({ kind: 'unknown', problem: expect.stringContaining('ring:msp, ring:pilot or ring:broad') });
     expect(parsePatchCommand('release ring:')).toMatchObject({ kind: 'unknown', problem: expect.stringContaining('is not a ring') });

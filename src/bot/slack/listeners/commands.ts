@@ -115,17 +115,20 @@ const HANDLERS: { [K in Runnable['kind']]: Handler<K> } = {
     onCurrentRelease(call, async (release) =>
       resultText(await releaseHold(call.deps.ctx, { actor: call.actor, releaseId: release, target: { kind: 'ring', ring }, requestId: call.requestId })),
     ),
-  hold: ({ target, reason }, call) => onCurrentRelease(call, async (release) => resultText(await holdTarget(call, release, target, reason))),
-  release: ({ target }, call) => onCurrentRelease(call, async (release) => resultText(await releaseTarget(call, release, target))),
+  hold: ({ target, reason, asClient }, call) => onCurrentRelease(call, async (release) => resultText(await holdTarget(call, release, target, reason, asClient))),
+  release: ({ target, asClient }, call) => onCurrentRelease(call, async (release) => resultText(await releaseTarget(call, release, target, asClient))),
 };
 
 function holdRing(call: Call, releaseId: string, ring: Ring, reason: string): Promise<DecisionResult> {
   return hold(call.deps.ctx, { actor: call.actor, releaseId, updateKey: null, clients: 'all', ring, reason, requestId: call.requestId });
 }
 
-/** `hold X`: X is a client id when the inventory has one by that name, `all` for the release, else an update. */
-async function holdTarget(call: Call, releaseId: string, target: string, reason: string): Promise<DecisionResult> {
-  const isClient = (await clientIds(call.deps.db)).some((c) => c.id === target);
+/**
+ * `hold X`: X is a client id when the inventory has one by that name (or it was typed `client:X`: an unknown one is
+ * then refused by the hold as no such client), `all` for the release, else an update.
+ */
+async function holdTarget(call: Call, releaseId: string, target: string, reason: string, asClient = false): Promise<DecisionResult> {
+  const isClient = asClient || (await clientIds(call.deps.db)).some((c) => c.id === target);
   return hold(call.deps.ctx, {
     actor: call.actor,
     releaseId,
@@ -136,12 +139,12 @@ async function holdTarget(call: Call, releaseId: string, target: string, reason:
   });
 }
 
-async function releaseTarget(call: Call, releaseId: string, target: string): Promise<DecisionResult> {
-  const isClient = (await clientIds(call.deps.db)).some((c) => c.id === target);
+async function releaseTarget(call: Call, releaseId: string, target: string, asClient = false): Promise<DecisionResult> {
+  const isClient = asClient || (await clientIds(call.deps.db)).some((c) => c.id === target);
   return releaseHold(call.deps.ctx, {
     actor: call.actor,
     releaseId,
-    target: target.toLowerCase() === 'all' ? { kind: 'all' } : isClient ? { kind: 'client', clientId: target } : { kind: 'update', updateKey: target },
+    target: asClient || (isClient && target.toLowerCase() !== 'all') ? { kind: 'client', clientId: target } : target.toLowerCase() === 'all' ? { kind: 'all' } : { kind: 'update', updateKey: target },
     requestId: call.requestId,
   });
 }
