@@ -35,20 +35,22 @@ export async function clientSchedule(db: AppDatabase, clientId: string): Promise
   return row ? { timezone: row.timezone, windows: row.windows, noticeHours: row.notice_hours === null ? undefined : Number(row.notice_hours) } : undefined;
 }
 
-export interface DeviceClassCount {
+export interface DeviceOsCount {
   deviceClass: string;
+  /** The OS the inventory gives (null: none given, so no update can be matched to it). */
+  os: string | null;
   count: number;
-  /** Some machine of the class has a user the notice rule waits for at `now` (no waiver covers it). */
+  /** Some machine of the group has a user the notice rule waits for at `now` (no waiver covers it). */
   users: boolean;
 }
 
-/** The live machines of a client's broad ring, per device class, by class name. */
-export async function broadDeviceClasses(db: AppDatabase, clientId: string, now: Date): Promise<DeviceClassCount[]> {
-  const rows = rowsOf<{ class: string; n: number; users: boolean }>(
-    await db.execute(sql`select d.class, count(*)::int as n, bool_or(${needsNoticeSql(now)}) as users from devices d
-      where d.client_id = ${clientId} and d.ring = 'broad' and d.retired_at is null group by d.class order by d.class`),
+/** A client's live broad-ring machines, counted per device class and OS. */
+export async function broadDeviceOsCounts(db: AppDatabase, clientId: string, now: Date): Promise<DeviceOsCount[]> {
+  const rows = rowsOf<{ class: string; os: string | null; n: number; users: boolean }>(
+    await db.execute(sql`select d.class, d.os, count(*)::int as n, bool_or(${needsNoticeSql(now)}) as users from devices d
+      where d.client_id = ${clientId} and d.ring = 'broad' and d.retired_at is null group by d.class, d.os order by d.class, d.os`),
   );
-  return rows.map((r) => ({ deviceClass: r.class, count: Number(r.n), users: Boolean(r.users) }));
+  return rows.map((r) => ({ deviceClass: r.class, os: r.os, count: Number(r.n), users: Boolean(r.users) }));
 }
 
 /** A client's name and its auto-confirm setting (settings.autoConfirmHours), retired or not. */

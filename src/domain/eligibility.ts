@@ -361,3 +361,29 @@ export function gatesWaiting(
   }
   return out;
 }
+
+/** Machines of one class (and OS) of a client's broad ring, as counted for a confirmation's note. */
+export interface BroadGroup {
+  deviceClass: string;
+  os: string | null;
+  count: number;
+  users: boolean;
+}
+
+/**
+ * Per device class, the broad machines that run at least one of `covered` (the updates a pilot confirmation
+ * covered), matched as the planner matches them; classes with none are left out. Telling engineers "the rest of its
+ * machines start Monday" about machines that run none of the confirmed updates was untrue: they wait on the
+ * updates the pilot did not test. An empty `covered` (not known) counts every machine.
+ */
+export function broadClassesRunning(groups: readonly BroadGroup[], catalog: { products: readonly Product[]; updates: readonly MspUpdate[] }, covered: readonly string[]): Array<{ deviceClass: string; count: number; users: boolean }> {
+  const wanted = new Set(catalog.updates.filter((u) => covered.includes(u.key)).flatMap((u) => u.productIds));
+  const byClass = new Map<string, { deviceClass: string; count: number; users: boolean }>();
+  for (const g of groups) {
+    const runs = covered.length === 0 || (g.os !== null && matchOsToProducts(g.os, catalog.products).productIds.some((id) => wanted.has(id)));
+    if (!runs) continue;
+    const seen = byClass.get(g.deviceClass) ?? { deviceClass: g.deviceClass, count: 0, users: false };
+    byClass.set(g.deviceClass, { deviceClass: g.deviceClass, count: seen.count + g.count, users: seen.users || g.users });
+  }
+  return [...byClass.values()];
+}

@@ -40,7 +40,7 @@ export async function pilotConfirmed(tx: AppDatabase, c: Confirmation, now: Date
     as: c.as,
     ...(c.by !== undefined ? { by: c.by } : {}),
     updates: keys.map((key) => ({ key, label: labelOf.get(key) ?? updateLabel({ key, kb: null, title: null }) })),
-    nights: await broadFirstNights(tx, c.clientId, now),
+    nights: await broadFirstNights(tx, { releaseId: c.releaseId, clientId: c.clientId, covered: keys }, now),
     autoConfirmHours: client.autoConfirmHours,
   };
 }

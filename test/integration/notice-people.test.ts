@@ -211,7 +211,7 @@ describe('a user no chat can reach, waived by an engineer (issue 13)', () => {
     const db = database.db;
     clock.now = new Date('2024-03-15T03:30:00Z'); // Thu 22:30 CDT, inside acme's desktop window
     await applyInventory(db, inventory(true, true), clock.now);
-    const desktop = async () => (await broadFirstNights(db, 'acme', clock.now)).find((n) => n.deviceClass === 'desktop');
+    const desktop = async () => (await broadFirstNights(db, { releaseId: '2024-Feb', clientId: 'acme', covered: [] }, clock.now)).find((n) => n.deviceClass === 'desktop');
     expect(await desktop()).toMatchObject({ users: true, night: 'Fri 15 Mar, 22:00–02:00 CDT' });
     await engine.sweep();
     expect(await runsOf('EVE-PC')).toEqual([]);

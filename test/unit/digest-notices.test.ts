@@ -123,9 +123,15 @@ describe('pilot_confirmed', () => {
   });
 
   it('names the champion who confirmed, and posts nothing before the engineers have a channel', () => {
-    const [row] = renderNotice({ ...notice, as: 'champion', by: 'Ana Silva', nights: [] }, audiences);
-    expect(row!.payload.text).toMatch(/champion Ana Silva confirmed the pilot of 2024-Feb .*; the rest of its machines are scheduled\.$/);
+    const [row] = renderNotice({ ...notice, as: 'champion', by: 'Ana Silva', updates: [], nights: [] }, audiences);
+    expect(row!.payload.text).toMatch(/champion Ana Silva confirmed the pilot of 2024-Feb; the rest of its machines are scheduled\.$/);
     expect(renderNotice(notice, { ...audiences, engineers: undefined })).toEqual([]);
+  });
+
+  it('says so when none of the client\u2019s other machines runs what was confirmed, instead of promising they start', () => {
+    const [row] = renderNotice({ ...notice, as: 'champion', by: 'Ana Silva', nights: [] }, audiences);
+    expect(row!.payload.text).toMatch(/confirmed the pilot of 2024-Feb \(KB5034763, .+\); none of its other machines runs them, so nothing more installs for this confirmation\.$/);
+    expect(row!.payload.text).not.toContain('start');
   });
 
   it('names an engineer known only by a Slack id with a mention (Slack shows the name), never the bare id', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mspProducts, mspStandings, passedUpdates, pilotAsk, readyToPromote, releaseFacts, type UpdateOutcome } from '../../src/domain/eligibility.ts';
+import { broadClassesRunning, mspProducts, mspStandings, passedUpdates, pilotAsk, readyToPromote, releaseFacts, type UpdateOutcome } from '../../src/domain/eligibility.ts';
 import { emptyBook, transition, type Book, type RolloutEvent } from '../../src/domain/rollout.ts';
 
 const W11 = 'Windows 11 Version 23H2 for x64-based Systems';
@@ -149,5 +149,42 @@ describe('tested means installed', () => {
     expect(confirmed.book.gates['pilot/acme']!.confirmation!.updates).toEqual(['K1']);
     const after = releaseFacts(confirmed.book, facts.outcomes);
     expect([...passedUpdates(after, 'broad', 'acme', ['K1', 'K2'])]).toEqual(['K1']);
+  });
+});
+
+describe('the broad machines a pilot confirmation starts', () => {
+  const products = [
+    { id: 'p24', name: 'Windows 11 Version 24H2 for x64-based Systems', family: 'Windows' },
+    { id: 'p23', name: 'Windows 11 Version 23H2 for x64-based Systems', family: 'Windows' },
+    { id: 'srv', name: 'Windows Server 2022', family: 'Windows' },
+  ];
+  const updates = [
+    { key: 'K24', productIds: ['p24'] },
+    { key: 'K23', productIds: ['p23', 'srv'] },
+  ];
+  const groups = [
+    { deviceClass: 'desktop', os: 'Windows 11 Version 23H2 for x64-based Systems', count: 2, users: true },
+    { deviceClass: 'desktop', os: null, count: 1, users: false },
+    { deviceClass: 'server', os: 'Windows Server 2022', count: 1, users: false },
+  ];
+
+  it('counts none when the confirmed update runs on none of them (the sandbox walk: 24H2 pilots, 23H2 and server broad)', () => {
+    expect(broadClassesRunning(groups, { products, updates }, ['K24'])).toEqual([]);
+  });
+
+  it('counts per class only the machines that run a confirmed update; a machine with no OS runs nothing', () => {
+    expect(broadClassesRunning(groups, { products, updates }, ['K23'])).toEqual([
+      { deviceClass: 'desktop', count: 2, users: true },
+      { deviceClass: 'server', count: 1, users: false },
+    ]);
+    const with24 = [...groups, { deviceClass: 'desktop', os: 'Windows 11 Version 24H2 for x64-based Systems', count: 3, users: false }];
+    expect(broadClassesRunning(with24, { products, updates }, ['K24'])).toEqual([{ deviceClass: 'desktop', count: 3, users: false }]);
+  });
+
+  it('counts every machine when the confirmation named no update', () => {
+    expect(broadClassesRunning(groups, { products, updates }, [])).toEqual([
+      { deviceClass: 'desktop', count: 3, users: true },
+      { deviceClass: 'server', count: 1, users: false },
+    ]);
   });
 });

@@ -96,7 +96,8 @@ function digestEdits(notice: DigestChanged, audiences: Audiences): OutboxItem[] 
 
 /**
  * "Harbour Accounting's champion Ana Silva confirmed the pilot of 2024-Feb (KB5034765 …)", in words people use,
- * then which night each class of its other machines starts (`nights`, one line each; none: "are scheduled").
+ * then which night each class of its other machines that runs them starts (`nights`, one line each; none while
+ * updates are named: none runs them; none and none named: "are scheduled").
  */
 export function confirmationText(
   clientName: string,
@@ -106,7 +107,9 @@ export function confirmationText(
   nights: readonly string[] = [],
 ): string {
   const covered = what.length > 0 ? ` (${what.join(', ')})` : '';
-  const tail = nights.length > 0 ? `the rest of its machines start:\n${nights.join('\n')}` : 'the rest of its machines are scheduled.';
+  // No night and named updates: none of its other machines runs them (broadFirstNights counts only those that do).
+  const none = `none of its other machines runs ${what.length > 1 ? 'them' : 'it'}, so nothing more installs for this confirmation.`;
+  const tail = nights.length > 0 ? `the rest of its machines start:\n${nights.join('\n')}` : what.length > 0 ? none : 'the rest of its machines are scheduled.';
   if (c.as === 'auto') {
     const after = autoConfirmHours !== undefined ? ` after ${autoConfirmHours} h` : '';
     return `${clientName}'s pilot of ${c.releaseId}${covered} was auto-confirmed${after} without an answer from its champions; ${tail}`;
