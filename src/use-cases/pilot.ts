@@ -214,7 +214,7 @@ async function answer(ctx: UseCaseContext, input: AnswerInput, build: (asker: As
       after.outbox(await tellAnswer(tx, input, asker, event, view, now, confirmed));
       // Last: the audit chain's head is the lock order's last level, held to commit (src/use-cases/transaction.ts).
       await auditAnswer(tx, input, event, asker, now);
-      const thanks = event.type === 'confirm_pilot' ? 'Thank you: the rest of your machines are scheduled.' : 'Thank you: the engineers have been told and your rollout is on hold.';
+      const thanks = event.type === 'confirm_pilot' ? 'Thank you: the tested updates now go to your other machines that need them, in their windows.' : 'Thank you: the engineers have been told and your rollout is on hold.';
       return { outcome: 'applied', message: thanks, view };
     },
     { alsoRetry: isUniqueViolation },

@@ -27,6 +27,9 @@ describe('sign-off card answered by an engineer', () => {
     const card = JSON.stringify(renderSignoffCard(view));
     expect(card).not.toContain('U0ENG2');
     expect(card).toContain('Your IT provider\u2019s engineer confirmed on your behalf');
+    // Only what is true whether or not its other machines run the tested updates.
+    expect(card).toContain('The tested updates now go to your other machines that need them');
+    expect(card).not.toContain('rest of your machines are scheduled');
     const named: SignoffView = { ...view, answer: { kind: 'confirmed', by: 'Robin Tech', as: 'engineer', at: '2024-02-15T15:13:00.000Z' } };
     expect(signoffText(named)).toBe('2024-Feb pilot for Acme Dental: confirmed by Robin Tech.');
     expect(JSON.stringify(renderSignoffCard(named))).toContain('Robin Tech said everything works (an engineer, on your behalf)');

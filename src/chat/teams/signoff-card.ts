@@ -87,7 +87,9 @@ function statusLine(view: SignoffView, budget: Budget): El | undefined {
         : isSlackUserId(a.by)
           ? 'Your IT provider\u2019s engineer confirmed on your behalf'
           : `${name(a.by)} said everything works${a.as === 'engineer' ? ' (an engineer, on your behalf)' : ''}`;
-    return text(`✅ ${who} on ${when(a.at, view.zone)}. The rest of your machines are scheduled.`, { weight: 'Bolder', color: 'Good' });
+    // Not "the rest of your machines are scheduled": those that run none of the tested updates are not (they wait on
+    // updates no test machine took), and the card cannot say which without the engineers' detail.
+    return text(`✅ ${who} on ${when(a.at, view.zone)}. The tested updates now go to your other machines that need them, in their windows.`, { weight: 'Bolder', color: 'Good' });
   }
   if (a?.kind === 'problem') {
     return {
