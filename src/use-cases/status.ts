@@ -42,7 +42,7 @@ export async function releaseStatus(db: AppDatabase, releaseId: string): Promise
     title: release?.title ?? null,
     supersededBy: newer ?? null,
     release: standingOf(state, null),
-    updates: updates.map((u) => ({ key: u.key, kb: u.kb, title: u.title, standing: standingOf(state, u.key) })),
+    updates: updates.map((u) => ({ key: u.key, kb: u.kb, title: u.title, family: u.family, standing: standingOf(state, u.key) })),
     rings: rings.map((r) => {
       const wait = waits.get(gateKey(r.ring as Ring, r.clientId));
       return { ring: r.ring, clientId: r.clientId, state: r.state, ...(wait ? { waitingFor: wait } : {}) };

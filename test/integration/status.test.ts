@@ -11,6 +11,8 @@ import { releaseStatus, statusNames } from '../../src/use-cases/status.ts';
 import { statusText } from '../../src/chat/slack/views.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { worldInventory, worldRelease } from '../support/rollout-world.ts';
+import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
+import { sampleCvrf } from '../../src/sandbox/sample-release.ts';
 
 const GUID = '6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f';
 let database: TestDatabase;
@@ -43,5 +45,17 @@ describe('status from the tables', () => {
     expect(mar).toContain('Updates: 3 approved, 0 held, 0 waiting');
     expect(mar).toContain('Harbour Accounting, held by Ana Silva: Pilot problem: printers stopped');
     expect(mar).not.toContain(GUID);
+  });
+
+  it('tells apart the two "Release Notes" fixes (.NET and Edge) by their family, as the digest does (sandbox walk)', async () => {
+    const sample = parseCvrf(JSON.stringify(sampleCvrf('2026-Dec')));
+    await storeRelease(database.db, sample, { fetchedAt: now, now });
+    await database.db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
+      values ('approve', ${sample.id}, 'U_ENG', 'slack', 'test-approve-sample', now())`);
+    const status = (await releaseStatus(database.db, sample.id))!;
+    const text = statusText([status], 'America/Chicago', now, await statusNames(database.db));
+    const notes = text.match(/Release Notes[^:]*:/g) ?? [];
+    expect(notes.length).toBe(2);
+    expect(new Set(notes).size).toBe(2);
   });
 });
