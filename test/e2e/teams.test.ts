@@ -532,6 +532,13 @@ describe('inbound authentication', () => {
     expect((await post(connector.mintToken({ appId: APP_ID, serviceUrl: 'https://smba.example.com/' }))).status).toBe(401);
   });
 
+  it('refuses a valid signature by a key endorsed for another channel (Web Chat), as botbuilder did and the Teams SDK does not', async () => {
+    const before = connector.activities('a:personal-acme').length;
+    const res = await post(connector.mintToken({ appId: APP_ID, serviceUrl: connector.url, webchatKey: true }));
+    expect(res.status).toBe(401);
+    expect(connector.activities('a:personal-acme').length).toBe(before);
+  });
+
   it('accepts a valid token and answers through the connector', async () => {
     const before = connector.activities('a:personal-acme').length;
     const res = await post(connector.mintToken({ appId: APP_ID, serviceUrl: connector.url }));

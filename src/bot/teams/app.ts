@@ -23,6 +23,7 @@ import { VERB_DM_DEFER, VERB_DM_OK } from '../../chat/teams/user-dm-card.ts';
 import { confirmPilot, loadSignoff, reportPilotProblem, type PilotResult } from '../../use-cases/pilot.ts';
 import { captureInstall, findLinkCode, noteTeamsUser, redeemLinkCode, removeConversation, type InstallInput, type LinkResult } from '../../use-cases/teams-link.ts';
 import { renderSignoffCard, VERB_CONFIRM, VERB_PROBLEM, VERB_REFRESH } from '../../chat/teams/signoff-card.ts';
+import { KeyEndorsements } from './endorsements.ts';
 
 export interface TeamsAuthOptions {
   appId: string | undefined;
@@ -53,6 +54,8 @@ export interface TeamsApp {
   route: MountedRoute;
   /** Resolves once the App built its token validator and registered its route. */
   ready(): Promise<void>;
+  /** The channels each signing key may sign for: checked before the SDK sees a request (endorsements.ts). */
+  endorsements: KeyEndorsements;
 }
 
 /** The SDK's log lines into ours. Objects it logs (activities, errors) are reduced to text, never a token's bytes. */
@@ -76,13 +79,16 @@ export function createTeamsApp(options: TeamsAuthOptions, log: Logger): TeamsApp
   const route = new MountedRoute();
   const overrides = { ...(options.openIdMetadataUrl ? { openIdMetadataUrl: options.openIdMetadataUrl } : {}), ...(options.tokenIssuer ? { tokenIssuer: options.tokenIssuer } : {}) };
   const staticToken = options.staticOutboundToken;
+  const cloud = withOverrides(PUBLIC, overrides);
+  // The SDK reads its keys from the same place: the sibling `/keys` of the OpenID metadata URL.
+  const endorsements = new KeyEndorsements({ keysUrl: cloud.openIdMetadataUrl.replace(/\/openidconfiguration$/, '/keys'), log });
   const app = new App({
     ...(options.appId ? { clientId: options.appId } : {}),
     ...(staticToken ? { token: () => staticToken } : options.appPassword ? { clientSecret: options.appPassword } : {}),
     // New bots are single-tenant; a bot registered multi-tenant leaves TEAMS_TENANT_ID unset and gets its tokens
     // from the Bot Framework's tenant (said here, or the SDK would read a TENANT_ID variable meant for something else).
     tenantId: options.tenantId ?? PUBLIC.loginTenant,
-    cloud: withOverrides(PUBLIC, overrides),
+    cloud,
     httpServerAdapter: route,
     logger: sdkLogger(log),
     // Explicit, so the SDK's DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS environment variable cannot turn it off.
@@ -90,7 +96,7 @@ export function createTeamsApp(options: TeamsAuthOptions, log: Logger): TeamsApp
     activity: { mentions: { stripText: true } },
   });
   let initialized: Promise<void> | undefined;
-  return { app, route, ready: () => (initialized ??= app.initialize()) };
+  return { app, route, ready: () => (initialized ??= app.initialize()), endorsements };
 }
 
 export interface TeamsBotOptions {
@@ -338,6 +344,11 @@ export function teamsRequestHandler(teams: TeamsApp): RequestHandler {
     const read = await readJson(req);
     if (!('body' in read)) {
       res.writeHead(read.status, { 'content-type': 'text/plain' }).end(read.text ?? '');
+      return;
+    }
+    const channelId = (read.body as { channelId?: unknown } | null)?.channelId;
+    if (!(await teams.endorsements.allows(req.headers.authorization, channelId))) {
+      res.writeHead(401, { 'content-type': 'text/plain' }).end('the signing key is not endorsed for this channel');
       return;
     }
     await teams.ready();

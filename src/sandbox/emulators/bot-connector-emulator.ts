@@ -6,8 +6,9 @@
  * validation (400), an unknown conversation (404), and a missing bearer token (401).
  *
  * It is also the Bot Framework's token issuer for inbound tests: it publishes an OpenID configuration and a JWKS
- * (with the `msteams` endorsement), and mints RS256 tokens with node:crypto, valid, expired, or signed by a key
- * it does not publish.
+ * (a key endorsed for `msteams`, and one endorsed only for `webchat`, as the Bot Framework's JWKS endorses each key
+ * for a list of channels), and mints RS256 tokens with node:crypto, valid, expired, signed by a key it does not
+ * publish, or by the Web Chat key.
  */
 import http from 'node:http';
 import { once } from 'node:events';
@@ -43,7 +44,7 @@ export interface BotConnectorEmulator {
   failNext(status: number, retryAfterSeconds?: number): void;
   /** Adds a roster member answered by GET .../members/{id}. */
   addMember(member: { id: string; aadObjectId: string; email?: string; userPrincipalName?: string; name?: string }): void;
-  mintToken(claims: { appId: string; serviceUrl: string; expiresInSeconds?: number; forged?: boolean; issuer?: string }): string;
+  mintToken(claims: { appId: string; serviceUrl: string; expiresInSeconds?: number; forged?: boolean; issuer?: string; webchatKey?: boolean }): string;
   /**
    * What a Teams client does itself, outside the Bot Connector API: show the card an invoke answered with in
    * place of the one clicked, and keep what a person typed. Neither counts as a call or against the limits.
@@ -61,6 +62,7 @@ const CONVERSATION_LIMITS = [
 
 const OPENID_PATH = '/v1/.well-known/openidconfiguration';
 const KEYS_PATH = '/v1/.well-known/keys';
+const WEBCHAT_KID = 'emulator-webchat-key';
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
 
@@ -87,6 +89,8 @@ interface ConnectorState {
   clock: () => number;
   stampClock: () => number;
   published: KeyPairKeyObjectResult;
+  /** Published, endorsed for `webchat` only. */
+  webchat: KeyPairKeyObjectResult;
   unpublished: KeyPairKeyObjectResult;
   kid: string;
   activities: Map<string, StoredActivity>;
@@ -118,6 +122,7 @@ export async function startBotConnectorEmulator(options: BotConnectorOptions = {
     clock,
     stampClock: options.stampClock ?? clock,
     published: generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    webchat: generateKeyPairSync('rsa', { modulusLength: 2048 }),
     unpublished: generateKeyPairSync('rsa', { modulusLength: 2048 }),
     kid: 'emulator-key-1',
     activities: new Map((options.restore ?? []).map((a) => [a.id, a])),
@@ -156,8 +161,13 @@ function handle(state: ConnectorState, req: http.IncomingMessage, res: http.Serv
     return answer(res, 200, { issuer: `${state.origin}/`, jwks_uri: `${state.origin}${KEYS_PATH}`, id_token_signing_alg_values_supported: ['RS256'] });
   }
   if (path === KEYS_PATH) {
-    const jwk = state.published.publicKey.export({ format: 'jwk' });
-    return answer(res, 200, { keys: [{ ...jwk, kid: state.kid, use: 'sig', alg: 'RS256', endorsements: ['msteams'] }] });
+    const jwk = (pair: KeyPairKeyObjectResult) => pair.publicKey.export({ format: 'jwk' });
+    return answer(res, 200, {
+      keys: [
+        { ...jwk(state.published), kid: state.kid, use: 'sig', alg: 'RS256', endorsements: ['msteams'] },
+        { ...jwk(state.webchat), kid: WEBCHAT_KID, use: 'sig', alg: 'RS256', endorsements: ['webchat'] },
+      ],
+    });
   }
   const m = /^\/v3\/conversations\/([^/]+)(?:\/(activities|members)(?:\/([^/]+))?)?$/.exec(path);
   const conversationId = m ? decodeURIComponent(m[1]!) : '';
@@ -235,9 +245,10 @@ function emulatorHandle(state: ConnectorState, server: http.Server): BotConnecto
     addMember(member) {
       state.members.set(member.id, { ...member, userRole: 'user' });
     },
-    mintToken({ appId, serviceUrl, expiresInSeconds = 3600, forged = false, issuer = 'https://api.botframework.com' }) {
+    mintToken({ appId, serviceUrl, expiresInSeconds = 3600, forged = false, issuer = 'https://api.botframework.com', webchatKey = false }) {
       const iat = Math.floor(Date.now() / 1000);
-      return sign(forged ? state.unpublished.privateKey : state.published.privateKey, state.kid, {
+      const key = forged ? state.unpublished.privateKey : webchatKey ? state.webchat.privateKey : state.published.privateKey;
+      return sign(key, webchatKey ? WEBCHAT_KID : state.kid, {
         iss: issuer,
         aud: appId,
         serviceurl: serviceUrl,
