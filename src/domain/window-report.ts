@@ -85,8 +85,3 @@ export function reportFor(tally: WindowTally, now: Date): WindowReport[] {
     { type: 'summary', subject },
   ];
 }
-
-/** Minutes left in the window at `now`, never negative. */
-export function minutesLeft(tally: WindowTally, now: Date): number {
-  return Math.max(0, Math.floor((Date.parse(tally.windowEnd) - now.getTime()) / 60_000));
-}

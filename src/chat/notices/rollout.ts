@@ -75,7 +75,7 @@ export function renderRolloutNotice(notice: RolloutNotice, audiences: Audiences)
 function windowProgress(notice: WindowProgressNotice): OutboxItem {
   const { channel, tally, closing } = notice;
   const subject = windowSubject(tally);
-  const payload = { ...progressMessage(tally, new Date(notice.at), notice.zone, closing) };
+  const payload = { ...progressMessage(tally, notice.zone, closing) };
   if (notice.first) return { key: `${subject}:${channel}:post`, channel, action: 'post', subject, payload };
   return { key: windowEditKey(channel, tally, closing), channel, action: 'update', subject, payload };
 }

@@ -3,7 +3,7 @@
  * from devices and device managers: they are escaped like anything else we did not write. Lists are cut to what
  * fits one message, with a count of the rest, so the summary never breaks a Block Kit limit.
  */
-import { kbLabel, minutesLeft, progressBar, succeeded, total, type RollReason, type WindowTally } from '../../domain/window-report.ts';
+import { kbLabel, progressBar, succeeded, total, type RollReason, type WindowTally } from '../../domain/window-report.ts';
 import { formatWithZone } from '../../domain/zone-label.ts';
 import { BLOCK_KIT_LIMITS, boundText, escapeMrkdwn, mrkdwn, plain, truncateMrkdwn, type Block, type SlackMessage } from './block-kit.ts';
 
@@ -50,11 +50,13 @@ export function countsLine(tally: WindowTally): string {
   return parts.join(' · ');
 }
 
-export function progressMessage(tally: WindowTally, now: Date, zone: string, closing: boolean): SlackMessage {
+export function progressMessage(tally: WindowTally, zone: string, closing: boolean): SlackMessage {
   const all = total(tally);
   const done = succeeded(tally);
   const title = `${ownerLabel(tally)}: window ${when(tally.windowStart, zone)}`;
-  const state = closing ? 'Window closed.' : `${minutesLeft(tally, now)} min left in the window.`;
+  // The message is edited when a run moves, not as the clock does: "237 min left", read at 02:09 in a sandbox walk,
+  // was an hour stale. The closing time stays true between edits.
+  const state = closing ? 'Window closed.' : `Open until ${when(tally.windowEnd, zone).replace(/^\S+ \d+ \S+ /, '')}.`;
   return {
     text: boundText(escapeMrkdwn(`${title}: ${done}/${all} updated. ${state}`)),
     blocks: [
