@@ -294,7 +294,13 @@ function withdraw(ctx: DecisionContext, event: Extract<DecisionEvent, { type: 'w
     return { outcome: 'noop', state, message: `${what(key)} is not approved.` };
   }
   const deployed = key === null ? state.deployed.release || Object.values(state.deployed.updates).some(Boolean) : state.deployed.release || state.deployed.updates[key] === true;
-  if (deployed) return { outcome: 'refused', code: 'deployed', message: `${what(key)} has already been deployed; an approval cannot be withdrawn once anything went out. Place a hold to stop it going further.` };
+  if (deployed) {
+    // For the release, name what went out: "release 2026-Dec has already been deployed" read as all of it when only
+    // one update had (sandbox walk).
+    const out = Object.entries(state.deployed.updates).filter(([, yes]) => yes).map(([k]) => what(k));
+    const gone = key === null && !state.deployed.release && out.length > 0 ? `Part of ${what(key)} (${out.join(', ')}) has` : `${what(key)} has`;
+    return { outcome: 'refused', code: 'deployed', message: `${gone} already been deployed; an approval cannot be withdrawn once anything went out. Place a hold to stop it going further.` };
+  }
   const next: ReleaseDecisionState =
     key === null ? { ...state, releaseApproval: null } : { ...state, updates: { ...state.updates, [key]: { approval: null } } };
   return {

@@ -150,6 +150,16 @@ describe('decision state machine (properties)', () => {
     );
   });
 
+  it('refusing to withdraw a release approval names the updates that went out, not the whole release (sandbox walk)', () => {
+    const approved = decide(emptyState('2024-Jun', KEYS), { type: 'approve', id: 'a', actor: 'U0PAT', updateKey: null }, NOW);
+    if (approved.outcome !== 'applied') throw new Error('approve should apply');
+    const [first] = KEYS;
+    const partly = { ...approved.state, deployed: { release: false, updates: { [first!]: true } } };
+    const refused = decide(partly, { type: 'withdraw', id: 'w', actor: 'U0SAM', updateKey: null }, NOW);
+    expect(refused).toMatchObject({ outcome: 'refused', code: 'deployed' });
+    expect(refused.message).toMatch(/^Part of release 2024-Jun \(\S+\) has already been deployed/);
+  });
+
   it('an applied approval, and nothing else, starts the rollout of its release (the use-case applies it with the decision)', () => {
     fc.assert(
       fc.property(sequence, deployed, (events, facts) => {
