@@ -15,7 +15,7 @@ export interface MspPicture {
   facts: ReleaseFacts;
   standings: MspStanding[];
   /** KB number and title by update key, for messages people read. */
-  names: Map<string, { kb: string | null; title: string | null }>;
+  names: Map<string, { kb: string | null; title: string | null; family: string | null }>;
 }
 
 export async function holdsNow(db: AppDatabase): Promise<Hold[]> {
@@ -44,6 +44,6 @@ export async function loadMspPicture(db: AppDatabase, releaseId: string, now: Da
   return {
     facts: releaseFacts,
     standings: mspStandings({ facts: releaseFacts, devices, products: release.products, updates, soakHours: soak ?? DEFAULT_SOAK_HOURS }, now),
-    names: new Map(release.updates.map((u) => [u.id, { kb: u.kb ?? null, title: u.name ?? null }])),
+    names: new Map(release.updates.map((u) => [u.id, { kb: u.kb ?? null, title: u.name ?? null, family: u.family ?? null }])),
   };
 }

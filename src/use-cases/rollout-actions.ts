@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { zoneShort } from '../domain/zone-label.ts';
+import { updateLabel } from '../domain/status.ts';
 import { loadMspPicture, type MspPicture } from '../db/eligibility-repo.ts';
 import { readyToPromote, type MspStanding } from '../domain/eligibility.ts';
 import type { AppDatabase } from '../db/client.ts';
@@ -170,7 +171,13 @@ function promoteId(releaseId: string, updates: readonly string[]): string {
   return `promote:${releaseId}:${createHash('sha1').update(updates.join(' ')).digest('hex').slice(0, 12)}`;
 }
 
-const kbLabel = (key: string, names: ReadonlyMap<string, { kb: string | null }>) => {
+interface UpdateName {
+  kb: string | null;
+  title?: string | null;
+  family?: string | null;
+}
+
+const kbLabel = (key: string, names: ReadonlyMap<string, UpdateName>) => {
   const kb = names.get(key)?.kb ?? key;
   return /^\d+$/.test(kb) ? `KB${kb}` : kb;
 };
@@ -182,22 +189,25 @@ export function mspTime(at: string, zone: string): string {
 }
 
 /** Why Promote has nothing to cover yet, update by update. */
-function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<string, { kb: string | null }>, zone: string): string {
+function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<string, UpdateName>, zone: string): string {
   if (waiting.length === 0) return 'No update is approved for ring msp yet.';
   const lines = waiting.map((st) => {
+    // People read the update's name ("Click to Run (Microsoft Office)"); the skip command takes its key.
+    const name = names.get(st.key);
+    const label = updateLabel({ key: st.key, kb: name?.kb ?? null, title: name?.title ?? null, family: name?.family ?? null });
     const kb = kbLabel(st.key, names);
     switch (st.state) {
       case 'soaking':
-        return `${kb}: soaking until ${mspTime(st.soakUntil!, zone)}`;
+        return `${label}: soaking until ${mspTime(st.soakUntil!, zone)}`;
       case 'testing': {
         // Not "installing": the update may be waiting for our machines' next window, which this does not know.
         const finished = st.needing.filter((id) => st.installedOn.includes(id) || st.failedOn.includes(id)).length;
-        return `${kb}: not finished on our own machines yet (${finished} of ${st.needing.length} done)`;
+        return `${label}: not finished on our own machines yet (${finished} of ${st.needing.length} done)`;
       }
       default:
         return st.needing.length === 0
-          ? `${kb}: none of our machines runs it; \`/patch skip msp ${kb}\` lets it go on untested`
-          : `${kb}: it did not install on any of our machines (failed); retry it, or \`/patch skip msp ${kb}\``;
+          ? `${label}: none of our machines runs it; \`/patch skip msp ${kb}\` lets it go on untested`
+          : `${label}: it did not install on any of our machines (failed); retry it, or \`/patch skip msp ${kb}\``;
     }
   });
   return `Nothing is ready to promote yet:\n${lines.join('\n')}`;

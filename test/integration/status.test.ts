@@ -9,6 +9,8 @@ import { applyInventory } from '../../src/db/inventory-repo.ts';
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { releaseStatus, statusNames } from '../../src/use-cases/status.ts';
 import { statusText } from '../../src/chat/slack/views.ts';
+import { promoteRelease } from '../../src/use-cases/rollout-actions.ts';
+import { approve } from '../../src/use-cases/decisions.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { worldInventory, worldRelease } from '../support/rollout-world.ts';
 import { parseCvrf } from '../../src/adapters/msrc/to-release.ts';
@@ -50,12 +52,17 @@ describe('status from the tables', () => {
   it('tells apart the two "Release Notes" fixes (.NET and Edge) by their family, as the digest does (sandbox walk)', async () => {
     const sample = parseCvrf(JSON.stringify(sampleCvrf('2026-Dec')));
     await storeRelease(database.db, sample, { fetchedAt: now, now });
-    await database.db.execute(sql`insert into decisions (kind, release_id, actor, source, idempotency_key, created_at)
-      values ('approve', ${sample.id}, 'U_ENG', 'slack', 'test-approve-sample', now())`);
+    const ctx = { db: database.db, now: () => now };
+    const cli = { platform: 'cli' as const, id: 'pat' };
+    expect(await approve(ctx, { actor: cli, releaseId: sample.id, updateKey: null })).toMatchObject({ outcome: 'applied' });
     const status = (await releaseStatus(database.db, sample.id))!;
     const text = statusText([status], 'America/Chicago', now, await statusNames(database.db));
     const notes = text.match(/Release Notes[^:]*:/g) ?? [];
     expect(notes.length).toBe(2);
     expect(new Set(notes).size).toBe(2);
+    // Why Promote has nothing yet names the fixes the same way; the skip command it suggests takes the key.
+    const refused = await promoteRelease(ctx, { actor: cli, releaseId: sample.id });
+    expect(refused.message).toContain('Click to Run (Microsoft Office): none of our machines runs it; `/patch skip msp click-to-run.microsoft-office`');
+    expect(refused.message).not.toMatch(/^click-to-run/m);
   });
 });
