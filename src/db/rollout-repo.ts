@@ -618,9 +618,10 @@ export async function windowTallies(db: AppDatabase, now: Date, only?: { who: st
     rolled: Array<{ device: string; rolledTo: string | null; offline: boolean; state: string; result: string | null }> | null;
     roll_results: Array<{ state: string; result: string | null; n: number }> | null;
     twice: string[] | null;
+    held: boolean;
   }>(
     await db.execute(sql`with w as (
-        select coalesce(d.client_id, 'msp') as who, r.window_start, r.window_end, r.state, r.result, r.error, r.rolled_to, r.reboots, r.updates, d.name
+        select coalesce(d.client_id, 'msp') as who, r.window_start, r.window_end, r.state, r.result, r.error, r.rolled_to, r.reboots, r.updates, d.name, r.release_id
         from runs r join devices d on d.id = r.device_id
         where ${which}
           and (r.result is null or r.result not in ('nothing_applies', 'no_os'))),
@@ -636,10 +637,16 @@ export async function windowTallies(db: AppDatabase, now: Date, only?: { who: st
         (array_agg(jsonb_build_object('device', name, 'rolledTo', rolled_to, 'offline', state = 'offline', 'state', state, 'result', result) order by name)
           filter (where state in ('rolled', 'offline')))[1:20] as rolled,
         (array_agg(name order by name) filter (where reboots >= 2))[1:20] as twice
-        from w group by who, window_start)
-      select lists.who, lists.window_start, lists.window_end, counts.counts, lists.updated, lists.failed, lists.rolled, rolls.roll_results, lists.twice
+        from w group by who, window_start),
+      -- Held now (the client, or the whole release, for a release this window ran): what rolled waits for the hold.
+      held as (select distinct o.who, o.window_start from (select distinct who, window_start, release_id from w) o
+        where exists (select 1 from holds h where h.released_at is null and (h.release_id is null or h.release_id = o.release_id)
+          and (h.scope = 'all' or (h.scope = 'client' and h.client_id = o.who))))
+      select lists.who, lists.window_start, lists.window_end, counts.counts, lists.updated, lists.failed, lists.rolled, rolls.roll_results, lists.twice,
+        held.who is not null as held
       from lists join counts on counts.who = lists.who and counts.window_start = lists.window_start
         left join rolls on rolls.who = lists.who and rolls.window_start = lists.window_start
+        left join held on held.who = lists.who and held.window_start = lists.window_start
       order by lists.window_start, lists.who`),
   );
   return rows.map((r) => {
@@ -658,6 +665,7 @@ export async function windowTallies(db: AppDatabase, now: Date, only?: { who: st
       rolled: (r.rolled ?? []).map((x) => ({ device: x.device, offline: x.offline, reason: rollReason(x.state, x.result), rolledTo: x.rolledTo === null ? null : iso(x.rolledTo) })),
       rollReasons,
       rebootedTwice: r.twice ?? [],
+      ...(r.held ? { held: true } : {}),
     };
   });
 }

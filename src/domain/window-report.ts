@@ -20,6 +20,11 @@ export interface WindowTally {
   /** Rolled and offline runs by why they rolled: each reason asks something different of the reader. */
   rollReasons: Partial<Record<RollReason, number>>;
   rebootedTwice: string[];
+  /**
+   * The owner's updates are on hold (a client hold, or the whole release's) as the tally is read: what rolled waits
+   * for the hold to be lifted, not for the next window.
+   */
+  held?: boolean;
 }
 
 /** Why a run moved to a later window. */

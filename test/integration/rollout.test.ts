@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readLedger, SimulatedFleet } from '../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
-import { loadBook, runCounts, saveGates } from '../../src/db/rollout-repo.ts';
+import { loadBook, runCounts, saveGates, windowTallies } from '../../src/db/rollout-repo.ts';
 import { canStartStep, windowContaining } from '../../src/domain/windows.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { RolloutEngine, rolloutModule, startRunWorker, type RolloutOptions } from '../../src/jobs/rollout/index.ts';
@@ -205,6 +205,13 @@ describe('rollout engine', { timeout: 120_000 }, () => {
     expect(summary!.blocks).toContain('MSP-PC-006 (window ended first) → Mon 11 Mar 01:00 CDT');
     expect(summary!.blocks).toContain('MSP-PC-001: KB5034765, KB5034439');
     expect(summary!.blocks).toContain('1 window ended first (next window)');
+    // Under a hold on the whole release, what rolled waits for the hold, and the tally says so; lifted, it does not.
+    const tallyNow = async () => (await windowTallies(h.database.db, h.clock.now, { who: 'msp', windowStart: '2024-03-10T07:00:00.000Z' }))[0]!;
+    expect(await tallyNow()).not.toHaveProperty('held');
+    await h.database.db.execute(sql`insert into holds (scope, release_id, reason, placed_by, placed_via, placed_at) values ('all', '2024-Feb', 'test', 'U0PAT', 'slack', now())`);
+    expect(await tallyNow()).toMatchObject({ held: true });
+    await h.database.db.execute(sql`update holds set released_at = now(), released_by = 'U0PAT' where reason = 'test'`);
+    expect(await tallyNow()).not.toHaveProperty('held');
     expect(await engine.sweep()).toMatchObject({ messages: 0 });
     // The next night the offline device comes back and gets its run in the new window.
     fleet.setOnline('MSP-PC-006', true);

@@ -124,6 +124,16 @@ describe('window reports name things', () => {
     ]);
     expect(JSON.stringify(card)).toContain('PC-02: the window ended first');
     expect(JSON.stringify(card)).not.toContain('Off or busy');
+
+    // A held client tries nothing next window (sandbox walk: the card said "Will try again next window" under a hold).
+    const held = { ...mixed, held: true };
+    const heldSlack = JSON.stringify(summaryMessage(held, 'America/Chicago'));
+    expect(heldSlack).toContain('2 window ended first (waits for the hold)');
+    expect(heldSlack).toContain('Waiting for the hold to be lifted (4)');
+    expect(heldSlack).not.toContain('next window');
+    const heldCard = JSON.stringify(renderWindowSummaryCard(held, 'Harbour Accounting', 'America/Chicago'));
+    expect(heldCard).toContain('Will try again once your IT provider lifts the hold on your updates');
+    expect(heldCard).not.toContain('next window');
   });
 
   it('shows zones by abbreviation or city, never a bare GMT offset where a name exists', () => {

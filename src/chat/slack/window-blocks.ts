@@ -44,7 +44,7 @@ export function countsLine(tally: WindowTally): string {
   const rolled = (c.offline ?? 0) + (c.rolled ?? 0);
   for (const reason of ['offline', 'window_ended', 'deferred', 'other'] as const) {
     const n = (tally.rollReasons[reason] ?? 0) + (reason === 'other' ? Math.max(0, rolled - told) : 0);
-    if (n > 0) parts.push(`${n} ${ROLL_WORDS[reason]} (next window)`);
+    if (n > 0) parts.push(`${n} ${ROLL_WORDS[reason]} (${tally.held ? 'waits for the hold' : 'next window'})`);
   }
   if (c.skipped) parts.push(`${c.skipped} held`);
   return parts.join(' · ');
@@ -97,8 +97,9 @@ function deviceSections(tally: WindowTally, zone: string): Block[] {
   const rolledCount = (c.offline ?? 0) + (c.rolled ?? 0);
   if (rolledCount > 0) {
     const line = (r: WindowTally['rolled'][number]) =>
-      `• ${escapeMrkdwn(r.device)} (${ROLL_WORDS[r.reason ?? (r.offline ? 'offline' : 'other')]}) → ${r.rolledTo ? when(r.rolledTo, zone) : 'next window'}`;
-    blocks.push(section(`*Rolled to the next window (${rolledCount})*\n${list(tally.rolled, LIST_LIMIT, line, rolledCount)}`));
+      `• ${escapeMrkdwn(r.device)} (${ROLL_WORDS[r.reason ?? (r.offline ? 'offline' : 'other')]})${tally.held ? '' : ` → ${r.rolledTo ? when(r.rolledTo, zone) : 'next window'}`}`;
+    const heading = tally.held ? 'Waiting for the hold to be lifted' : 'Rolled to the next window';
+    blocks.push(section(`*${heading} (${rolledCount})*\n${list(tally.rolled, LIST_LIMIT, line, rolledCount)}`));
   }
   if (tally.rebootedTwice.length > 0) {
     blocks.push(section(`*Rebooted twice*\n${list(tally.rebootedTwice, LIST_LIMIT, (d) => `• ${escapeMrkdwn(d)}`, tally.rebootedTwice.length)}`));

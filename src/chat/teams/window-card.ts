@@ -22,6 +22,14 @@ const ROLL_FACTS: Record<RollReason, string> = {
   other: 'Moved to the next window',
 };
 
+/** While the client's updates are on hold, nothing tries again next window: the same facts, without that promise. */
+const HELD_ROLL_FACTS: Record<RollReason, string> = {
+  offline: 'Was off',
+  window_ended: 'Window ended before it finished',
+  deferred: 'Put off by its user',
+  other: 'Not finished',
+};
+
 const ROLL_WORDS: Record<RollReason, string> = {
   offline: 'was off',
   window_ended: 'the window ended first',
@@ -46,7 +54,7 @@ function facts(tally: WindowTally): El {
   const told = Object.values(tally.rollReasons).reduce((sum, n) => sum + (n ?? 0), 0);
   for (const reason of ['offline', 'window_ended', 'deferred', 'other'] as const) {
     const n = (tally.rollReasons[reason] ?? 0) + (reason === 'other' ? Math.max(0, rolled - told) : 0);
-    if (n > 0) list.push({ title: ROLL_FACTS[reason], value: String(n) });
+    if (n > 0) list.push({ title: (tally.held ? HELD_ROLL_FACTS : ROLL_FACTS)[reason], value: String(n) });
   }
   if (c.skipped) list.push({ title: 'On hold (not started)', value: String(c.skipped) });
   return { type: 'FactSet', facts: list };
@@ -67,7 +75,7 @@ export function renderWindowSummaryCard(tally: WindowTally, clientName: string, 
   const rolled = (c.offline ?? 0) + (c.rolled ?? 0);
   if (rolled > 0) {
     body.push(
-      text('Will try again next window', { weight: 'Bolder' }),
+      text(tally.held ? 'Will try again once your IT provider lifts the hold on your updates' : 'Will try again next window', { weight: 'Bolder' }),
       ...capped(tally.rolled, rolled, (r) => `${escapeCardText(r.device)}: ${ROLL_WORDS[r.reason ?? (r.offline ? 'offline' : 'other')]}`),
     );
   }
