@@ -140,7 +140,8 @@ function nothingToPromote(releaseId: string, msp: Gate | undefined, picture: Msp
   const waiting = (picture?.standings ?? []).filter((st) => st.state !== 'promoted');
   if (!msp) return { outcome: 'refused', message: `${releaseId} has not been approved.`, zone };
   if ((msp.promotions ?? []).length > 0) {
-    const rest = waiting.length === 0 ? '' : ` ${notReadyMessage(waiting, picture!.names, zone)}`;
+    // "Already promoted. Nothing is ready to promote yet" read as a contradiction: what waits is what came after.
+    const rest = waiting.length === 0 ? '' : ` ${notReadyMessage(waiting, picture!.names, zone, 'Not promoted yet, still waiting:')}`;
     return { outcome: 'noop', message: `Already promoted to pilot.${rest}`, zone, ...promotedBy(msp) };
   }
   return { outcome: 'refused', message: notReadyMessage(waiting, picture!.names, zone), zone };
@@ -189,7 +190,7 @@ export function mspTime(at: string, zone: string): string {
 }
 
 /** Why Promote has nothing to cover yet, update by update. */
-function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<string, UpdateName>, zone: string): string {
+function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<string, UpdateName>, zone: string, lead = 'Nothing is ready to promote yet:'): string {
   if (waiting.length === 0) return 'No update is approved for ring msp yet.';
   const lines = waiting.map((st) => {
     // People read the update's name ("Click to Run (Microsoft Office)"); the skip command takes its key.
@@ -210,7 +211,7 @@ function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<str
           : `${label}: it did not install on any of our machines (failed); retry it, or \`/patch skip msp ${kb}\``;
     }
   });
-  return `Nothing is ready to promote yet:\n${lines.join('\n')}`;
+  return `${lead}\n${lines.join('\n')}`;
 }
 
 
