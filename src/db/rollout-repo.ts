@@ -418,18 +418,22 @@ export async function sweepGates(db: AppDatabase): Promise<SweepGateCount[]> {
 }
 
 /**
- * The (device, window start) pairs that already have a run, as `deviceId/ISO start`: a window plans each device
- * once. `deviceIds` narrows it to a page of the sweep's devices (runs_device_window_key answers it).
+ * Which of these devices already have a run in these windows, as `deviceId/windowStart`: a window plans each device
+ * once. One probe of runs_device_window_key per (device, window), forced by the lateral LIMIT: matching the runs of
+ * the windows instead scans every run of the window so far (a sweep's later pages read the runs its earlier pages
+ * wrote, 100,000 at the end of a large one) and every dead one a table with history keeps.
  */
-export async function plannedDevices(db: AppDatabase, windowStarts: readonly string[], deviceIds?: readonly number[]): Promise<Set<string>> {
+export async function plannedDevices(db: AppDatabase, windowStarts: readonly string[], deviceIds: readonly number[]): Promise<Set<string>> {
   const planned = new Set<string>();
-  if (windowStarts.length === 0 || deviceIds?.length === 0) return planned;
-  const devices = deviceIds ? sql` and device_id in (select jsonb_array_elements_text(${JSON.stringify(deviceIds)}::jsonb)::int)` : sql``;
-  const rows = rowsOf<{ device_id: number; window_start: unknown }>(
-    await db.execute(sql`select device_id, window_start from runs
-      where window_start in (select jsonb_array_elements_text(${JSON.stringify(windowStarts)}::jsonb)::timestamptz)${devices}`),
+  if (windowStarts.length === 0 || deviceIds.length === 0) return planned;
+  // The window starts come back as given: the caller's keys use the same strings.
+  const rows = rowsOf<{ device_id: number; window_start: string }>(
+    await db.execute(sql`select p.id::int as device_id, w.s as window_start
+      from jsonb_array_elements_text(${JSON.stringify(deviceIds)}::jsonb) as p(id)
+        cross join jsonb_array_elements_text(${JSON.stringify(windowStarts)}::jsonb) as w(s)
+        cross join lateral (select 1 from runs r where r.device_id = p.id::int and r.window_start = w.s::timestamptz limit 1) as run`),
   );
-  for (const r of rows) planned.add(`${r.device_id}/${iso(r.window_start)}`);
+  for (const r of rows) planned.add(`${r.device_id}/${r.window_start}`);
   return planned;
 }
 

@@ -11,10 +11,10 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
-import { openGateDevices, sweepGates } from '../../src/db/rollout-repo.ts';
+import { insertRuns, openGateDevices, plannedDevices, sweepGates } from '../../src/db/rollout-repo.ts';
 import { RolloutEngine } from '../../src/jobs/rollout/index.ts';
 import { devicePages } from '../../src/jobs/rollout/sweep-step.ts';
-import { RunWriter } from '../../src/jobs/rollout/insert-runs.ts';
+import { ADD_BULK_MAX, RunWriter } from '../../src/jobs/rollout/insert-runs.ts';
 import type { NewRun } from '../../src/db/rollout-repo.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
@@ -146,4 +146,72 @@ describe('a sweep in pages', { timeout: 120_000 }, () => {
     expect(await writer.finish()).toEqual({ inserted: 0, enqueued: 0 });
     expect(added).toEqual([]);
   });
+
+  it('finds which devices of a page have a run in its windows, and only those', async () => {
+    const { db } = await world();
+    const run = await aRun(db);
+    const later = new Date(NOW.getTime() + 86_400_000).toISOString();
+    const [other] = (await openGateDevices(db)).filter((d) => d.id !== run.deviceId);
+    await insertRuns(db, [run, { ...run, deviceId: other!.id, windowStart: later, windowEnd: new Date(NOW.getTime() + 90_000_000).toISOString() }], NOW);
+    // The keys are the caller's own window strings: that is how the planner looks them up.
+    expect(await plannedDevices(db, [run.windowStart], [run.deviceId, other!.id])).toEqual(new Set([`${run.deviceId}/${run.windowStart}`]));
+    expect(await plannedDevices(db, [run.windowStart, later], [other!.id])).toEqual(new Set([`${other!.id}/${later}`]));
+    expect(await plannedDevices(db, [run.windowStart, later], [])).toEqual(new Set());
+  });
+
+  it('plans a page of another release only once the rows queued before it are in; of the same release, at once', async () => {
+    // Inserts wait until let through: the rows of release 2024-Feb are queued, not yet in Postgres.
+    let letThrough!: () => void;
+    const held = new Promise<void>((resolve) => (letThrough = resolve));
+    const db = { execute: async () => (await held, []) } as unknown as AppDatabase;
+    const writer = new RunWriter(db, NOW, undefined);
+    const row = (deviceId: number): NewRun => ({ deviceId, releaseId: '2024-Feb', rolloutId: 1, windowStart: NOW.toISOString(), windowEnd: new Date(NOW.getTime() + 3600_000).toISOString(), updates: ['KB1'] });
+    await writer.write([row(1), row(2)]);
+    await writer.landed(new Set(['2024-Feb']));
+    let landed = false;
+    const otherRelease = writer.landed(new Set(['2024-Mar'])).then(() => (landed = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // A device in both releases' gates: planned for 2024-Mar now, it would not see the 2024-Feb run still queued.
+    expect(landed).toBe(false);
+    letThrough();
+    await otherRelease;
+    expect(writer.busy).toBe(false);
+  });
+
+  it('adds the jobs of the runs it inserts a bulk at a time, two bulks in flight at most', async () => {
+    const { db } = await world();
+    const template = await aRun(db);
+    // One device in 3,010 windows: more than three bulks of runs.
+    const runs = Array.from({ length: 3 * ADD_BULK_MAX + 10 }, (_, i) => ({ ...template, windowStart: new Date(NOW.getTime() - (i + 1) * 60_000).toISOString() }));
+    let letThrough!: () => void;
+    const held = new Promise<void>((resolve) => (letThrough = resolve));
+    let inFlight = 0;
+    let most = 0;
+    const bulks: number[] = [];
+    const writer = new RunWriter(db, NOW, async (ids) => {
+      most = Math.max(most, ++inFlight);
+      bulks.push(ids.length);
+      await held;
+      inFlight--;
+    });
+    await writer.write(runs);
+    // Every run in Postgres while Redis is held: two bulks started, none more.
+    for (let n = 0; n < runs.length; n = Number(rowsOf<{ n: number }>(await db.execute(sql`select count(*)::int as n from runs`))[0]!.n)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(bulks).toHaveLength(2);
+    letThrough();
+    expect(await writer.finish()).toEqual({ inserted: runs.length, enqueued: runs.length });
+    expect(bulks.reduce((a, b) => a + b, 0)).toBe(runs.length);
+    expect(Math.max(...bulks)).toBeLessThanOrEqual(ADD_BULK_MAX);
+    expect(most).toBe(2);
+  });
 });
+
+/** A run for a device of the world's open gates, not inserted: a template for rows of a test's own. */
+async function aRun(db: AppDatabase): Promise<NewRun> {
+  const [gate] = rowsOf<{ id: number; release_id: string; device_id: number }>(
+    await db.execute(sql`select g.id, g.release_id, d.id as device_id from rollouts g join devices d on d.client_id = g.client_id and d.ring = g.ring limit 1`),
+  );
+  return { deviceId: Number(gate!.device_id), releaseId: gate!.release_id, rolloutId: Number(gate!.id), windowStart: NOW.toISOString(), windowEnd: new Date(NOW.getTime() + 3600_000).toISOString(), updates: ['KB1'] };
+}

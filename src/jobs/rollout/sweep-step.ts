@@ -43,7 +43,7 @@ export function gateChunks<G extends { id: number }>(gates: readonly G[], device
 /**
  * The devices of the gates that may get runs now, a page of at most `batch` at a time in (gate, device) order,
  * with a keyset cursor: a sweep holds one page, however large the fleet. Each page is read when the one before is
- * written, so it sees the gates that page opened as running.
+ * planned and its gates opened, so it sees the gates that page opened as running.
  */
 export async function* devicePages(db: AppDatabase, gates: readonly SweepGateCount[], batch: number): AsyncGenerator<OpenGateDevice[]> {
   let i = 0;

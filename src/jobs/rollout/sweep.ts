@@ -54,10 +54,11 @@ export interface SweepDeps {
 export async function sweep(deps: SweepDeps): Promise<SweepReport> {
   const t0 = performance.now();
   await deps.reopenResting(deps.now);
-  const { step, gates, limits } = await readAndSettle(deps);
+  const batch = deps.batch ?? SWEEP_BATCH;
+  const { step, gates, limits } = await readAndSettle(deps, batch);
   // The runs this sweep inserts get higher ids: it enqueues those itself, as they land (when no limit applies).
   const upTo = limits.size === 0 ? await lastRunId(deps.db) : undefined;
-  const written = await openAndWrite(step, gates, deps, limits.size === 0 ? deps.addRunJobs : undefined);
+  const written = await openAndWrite(step, gates, { ...deps, batch }, limits.size === 0 ? deps.addRunJobs : undefined);
   const t1 = performance.now();
   const jobsAdded = written.enqueued + (await deps.enqueueUnfinished(upTo, limits));
   const t2 = performance.now();
@@ -73,9 +74,8 @@ export async function sweep(deps: SweepDeps): Promise<SweepReport> {
  * and gates whose users will never be told of a window with nothing in it finish: neither must wait for a window
  * to open, and their devices are left out of the windows opened below. Answers the gates left to page over.
  */
-async function readAndSettle(deps: SweepDeps): Promise<{ step: SweepStep; gates: SweepGateCount[]; limits: Map<string | null, number> }> {
+async function readAndSettle(deps: SweepDeps, batch: number): Promise<{ step: SweepStep; gates: SweepGateCount[]; limits: Map<string | null, number> }> {
   const { db } = deps;
-  const batch = deps.batch ?? SWEEP_BATCH;
   const [holds, gates, limits] = await Promise.all([deps.holds(true), sweepGates(db), deps.clientLimits()]);
   const [reopened, unopened] = await Promise.all([reopenedScheduledGates(db), unopenedScheduledGates(db)]);
   const reads = new SweepReads(db, deps.catalog);
@@ -95,15 +95,29 @@ async function readAndSettle(deps: SweepDeps): Promise<{ step: SweepStep; gates:
   return { step, gates: gates.filter((g) => !settled.has(g.id)), limits };
 }
 
-/** Opens the windows of each page of devices and writes its runs, Redis adding one page's jobs while the next is planned. */
-async function openAndWrite(step: SweepStep, gates: readonly SweepGateCount[], deps: SweepDeps, addRunJobs: ((ids: readonly number[]) => Promise<void>) | undefined) {
+/**
+ * Opens the windows of each page of devices and writes its runs: Postgres inserting one page's runs and Redis adding
+ * their jobs while the next page is read and planned.
+ */
+async function openAndWrite(
+  step: SweepStep,
+  gates: readonly SweepGateCount[],
+  deps: SweepDeps & { batch: number },
+  addRunJobs: ((ids: readonly number[]) => Promise<void>) | undefined,
+) {
   const writer = new RunWriter(step.db, step.now, addRunJobs);
   const held = new Set<string>();
   let windowsOpened = 0;
-  for await (const page of devicePages(step.db, gates, deps.batch ?? SWEEP_BATCH)) {
-    const found = await findOpenWindows(step, page, deps.installBudgetMinutes);
-    for (const key of found.held) held.add(key);
-    windowsOpened += await planAndWrite(step, found.open, writer);
+  try {
+    for await (const page of devicePages(step.db, gates, deps.batch)) {
+      const found = await findOpenWindows(step, page, deps.installBudgetMinutes);
+      for (const key of found.held) held.add(key);
+      windowsOpened += await planAndWrite(step, found.open, writer);
+    }
+  } catch (error) {
+    // Nothing of a failed sweep goes on writing after it has answered.
+    await writer.finish().catch(() => undefined);
+    throw error;
   }
   return { ...(await writer.finish()), windowsOpened, held: held.size };
 }
@@ -117,6 +131,7 @@ async function planAndWrite(step: SweepStep, open: readonly OpenWindow<OpenGateD
   const { db, now } = step;
   const opening = openGates(step, open);
   const deviceIds = open.flatMap((w) => w.devices.map((d) => d.id));
+  await writer.landed(new Set(open.map((w) => w.gate.releaseId)));
   const planned = await plannedDevices(db, [...new Set(open.map((w) => w.windowStart))], deviceIds);
   const { runs, passedOver } = planOpenWindows(open, planned, (gate, devices) => {
     const inputs = step.reads.get(gate.releaseId);
