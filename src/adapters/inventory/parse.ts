@@ -15,6 +15,7 @@ import type {
   Ring,
 } from '../../domain/inventory.ts';
 import { parseWindowSpec, WINDOW_EXAMPLES, type WindowRule } from '../../domain/window-spec.ts';
+import { traceMemory } from '../../runtime/memory-trace.ts';
 import { decodeUtf8 } from './utf8.ts';
 import { checkZone } from './zone.ts';
 import { AliasIndex, checkAliases } from './yaml-aliases.ts';
@@ -163,6 +164,7 @@ function parseInPieces(text: string, pieces: InventoryPieces, file: string): Inv
         needsWhole = true;
         return;
       }
+      if (index % 100 === 0) traceMemory(`parse client ${index}`);
       reader.usePiece(parsed.aliases, parsed.lines, piece.line - 1);
       yield { node: seq.items[0] as Node, path: `clients[${index}]` };
     }
@@ -197,6 +199,7 @@ export async function readInventoryFile(file: string): Promise<InventoryParse> {
       : `cannot be read (${(error as Error).message})`;
     return fileProblem(0, 0, message);
   }
+  traceMemory('file read');
   const decoded = decodeUtf8(bytes);
   if (!decoded.ok) return fileProblem(decoded.line, decoded.column, decoded.message);
   return parseInventory(decoded.text, file);
