@@ -10,6 +10,7 @@ import { getTableName, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import { CLIENT_SETTING_KEYS, MSP_SETTING_KEYS, type Inventory, type InventoryDevice } from '../domain/inventory.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
+import { traceMemory } from '../runtime/memory-trace.ts';
 import { auditLog, chatIdentities, clients, devices, locations, msp, people, type WindowsByClass } from './schema.ts';
 
 export interface KindCounts {
@@ -77,11 +78,16 @@ export async function applyInventory(db: AppDatabase, inventory: Inventory, now:
 
 async function applyWithin(tx: AppDatabase, inventory: Inventory, now: Date): Promise<InventoryChanges> {
   const mspOutcome = await applyMsp(tx, inventory, now);
+  traceMemory('applied msp');
   // Clients before their locations, locations before their devices: each level's rows name the one above.
   const clientsApplied = await applyClients(tx, inventory, now);
+  traceMemory('applied clients');
   const locationCounts = await applyLocations(tx, inventory, now);
+  traceMemory('applied locations');
   const devicesApplied = await applyDevices(tx, inventory, now);
+  traceMemory('applied devices');
   const peopleCounts = await applyPeople(tx, inventory, now);
+  traceMemory('applied people');
   return {
     msp: mspOutcome,
     clients: clientsApplied.counts,

@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/client.ts';
@@ -105,5 +108,40 @@ describe.skipIf(backend !== 'postgres')('concurrent migrate on one fresh Postgre
       await second.close();
       await scratch.drop();
     }
+  });
+});
+
+// With the PGlite suite (npm run test:pglite) only: the embedded database is the same whichever server the
+// suite tests, and what a newcomer runs.
+describe.skipIf(backend !== 'pglite')('embedded PGlite on disk', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'patchbay-pglite-settings-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function sharedBuffers(dataDir: string): Promise<string> {
+    const database = await openDatabase({ kind: 'embedded', dataDir });
+    try {
+      return rowsOf<{ shared_buffers: string }>(await database.db.execute(sql`show shared_buffers`))[0]!.shared_buffers;
+    } finally {
+      await database.close();
+    }
+  }
+
+  it('creates a new database with small shared buffers written into its postgresql.conf', async () => {
+    const dataDir = path.join(dir, 'new');
+    expect(await sharedBuffers(dataDir)).toBe('32MB');
+    expect(await readFile(path.join(dataDir, 'postgresql.conf'), 'utf8')).toMatch(/^shared_buffers = 32MB/m);
+  });
+
+  it('runs a database created with PostgreSQL\u2019s defaults (128MB) with small shared buffers too', async () => {
+    const dataDir = path.join(dir, 'old');
+    const { PGlite } = await import('@electric-sql/pglite');
+    await (await PGlite.create(dataDir)).close();
+    expect(await readFile(path.join(dataDir, 'postgresql.conf'), 'utf8')).toMatch(/^shared_buffers = 128MB/m);
+    expect(await sharedBuffers(dataDir)).toBe('32MB');
   });
 });
