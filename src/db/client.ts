@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { MigrationConfig } from 'drizzle-orm/migrator';
 import type { Config } from '../config.ts';
+import { preparingSmallStatements } from './prepared-statements.ts';
 import * as schema from './schema.ts';
 
 export type Schema = typeof schema;
@@ -58,7 +59,7 @@ async function openPostgres(url: string, options: OpenOptions): Promise<Database
     onnotice: () => {},
     connection: { application_name: options.applicationName ?? 'patchbay' },
   };
-  const client = postgres(url, { ...connectionOptions, max: options.maxConnections ?? 10 });
+  const client = preparingSmallStatements(postgres(url, { ...connectionOptions, max: options.maxConnections ?? 10 }));
   const db = drizzle(client, { schema });
   return {
     kind: 'postgres',
