@@ -25,9 +25,25 @@ import { runAfterCommit, type AfterCommit, type TransactionContext } from './tra
 export interface BatchedWork<T> {
   releaseId: string;
   /** The decision in the batch's transaction, its release row already locked; returns its audit rows unwritten. */
-  inBatch: (tx: AppDatabase, after: AfterCommit) => Promise<{ result: T; audits: AuditEntry[] }>;
+  inBatch: (tx: AppDatabase, after: AfterCommit, shared: BatchShared) => Promise<{ result: T; audits: AuditEntry[] }>;
   /** The same decision in a transaction of its own, should the batch fail. */
   alone: () => Promise<T>;
+}
+
+/** What the decisions of one batch read once between them. */
+export interface BatchShared {
+  /** The first read under `key` in this batch's transaction, shared with every later one. */
+  once<V>(key: string, read: () => Promise<V>): Promise<V>;
+}
+
+function sharedReads(): BatchShared {
+  const reads = new Map<string, Promise<unknown>>();
+  return {
+    once<V>(key: string, read: () => Promise<V>): Promise<V> {
+      if (!reads.has(key)) reads.set(key, read());
+      return reads.get(key) as Promise<V>;
+    },
+  };
 }
 
 interface Waiting {
@@ -153,11 +169,12 @@ async function decideAll(tx: AppDatabase, batch: Waiting[], afters: Collected[])
   batch.forEach((w, i) => byRelease.set(w.work.releaseId, [...(byRelease.get(w.work.releaseId) ?? []), i]));
   await lockReleases(tx, [...byRelease.keys()]);
   const decided: Array<{ result: unknown; audits: AuditEntry[] }> = [];
+  const shared = sharedReads();
   // Settled, not all: a decision that fails must not let the transaction end while others still send statements
   // on its connection (they would run after the rollback, outside any transaction).
   const outcomes = await Promise.allSettled(
     [...byRelease.values()].map(async (indexes) => {
-      for (const i of indexes) decided[i] = await batch[i]!.work.inBatch(tx, afters[i]!.after);
+      for (const i of indexes) decided[i] = await batch[i]!.work.inBatch(tx, afters[i]!.after, shared);
     }),
   );
   const failed = outcomes.find((o) => o.status === 'rejected');

@@ -33,7 +33,7 @@ import { addNote, NoteError } from '../db/notes-repo.ts';
 import { latestReleaseIds } from '../db/release-repo.ts';
 import { mspZone, refreshDigests, requestDigestRefresh } from './digest-refresh.ts';
 import { applyGateEvents } from './gates.ts';
-import { batcherFor } from './decision-batch.ts';
+import { batcherFor, type BatchShared } from './decision-batch.ts';
 import { withTransaction, type AfterCommit, type UseCaseContext } from './transaction.ts';
 import { reopenGatesWithWork } from './reopen.ts';
 
@@ -134,7 +134,7 @@ function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): 
   const asked: Asked = { ctx, actor, releaseId, plan, now: ctx.now() };
   const alone = () =>
     withTransaction(ctx, async (tx, after) => {
-      const { result, audits } = await decideIn(tx, after, asked, { locked: false });
+      const { result, audits } = await decideIn(tx, after, asked, { locked: false, engineer: () => findEngineer(tx, actor) });
       // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit,
       // the last level of the lock order (transaction.ts). Written before an approval's gate event, it made the
       // decision wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that
@@ -143,7 +143,10 @@ function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): 
       return result;
     });
   if (!plan.batch) return alone();
-  return batcherFor(ctx).submit({ releaseId, alone, inBatch: (tx, after) => decideIn(tx, after, asked, { locked: true }) });
+  // Who asks is read once per batch (a burst's clicks come from a handful of engineers).
+  const inBatch = (tx: AppDatabase, after: AfterCommit, shared: BatchShared) =>
+    decideIn(tx, after, asked, { locked: true, engineer: () => shared.once(`engineer:${actor.platform}:${actor.id}`, () => findEngineer(tx, actor)) });
+  return batcherFor(ctx).submit({ releaseId, alone, inBatch });
 }
 
 interface Asked {
@@ -154,13 +157,19 @@ interface Asked {
   now: Date;
 }
 
-/** The decision in `tx`; its audit rows are returned for the caller to write last. `locked`: the release row already is. */
-async function decideIn(tx: AppDatabase, after: AfterCommit, asked: Asked, options: { locked: boolean }): Promise<{ result: DecisionResult; audits: AuditEntry[] }> {
+interface DecideOptions {
+  /** The release row is locked already (a batch locked it). */
+  locked: boolean;
+  engineer: () => Promise<Engineer | undefined>;
+}
+
+/** The decision in `tx`; its audit rows are returned for the caller to write last. */
+async function decideIn(tx: AppDatabase, after: AfterCommit, asked: Asked, options: DecideOptions): Promise<{ result: DecisionResult; audits: AuditEntry[] }> {
   const { ctx, actor, releaseId, plan, now } = asked;
   const none = (result: DecisionResult) => ({ result, audits: [] });
   // Sent together (postgres.js pipelines a transaction's statements): who asks, then the lock and the state. For
   // someone who is no engineer the lock was taken for nothing, and is let go when the transaction ends.
-  const [engineer, loaded] = await Promise.all([findEngineer(tx, actor), loadDecisionState(tx, releaseId, { lock: !options.locked })]);
+  const [engineer, loaded] = await Promise.all([options.engineer(), loadDecisionState(tx, releaseId, { lock: !options.locked })]);
   if (!engineer) return none({ outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) });
   if (!loaded) return none({ outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone });
   const built = await plan.event(loaded.state, tx, loaded);
