@@ -20,6 +20,11 @@ export async function appendAudit(db: AppDatabase, entry: AuditEntry): Promise<v
   await db.insert(auditLog).values(entry);
 }
 
+/** Several rows in one statement, chained in the order given (the insert trigger runs row by row). */
+export async function appendAudits(db: AppDatabase, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length > 0) await db.insert(auditLog).values([...entries]);
+}
+
 /** The row as the chain hashes it: `at` in the canonical UTC form, `detail` as PostgreSQL renders the jsonb. */
 const chainedColumns = {
   id: auditLog.id,

@@ -8,6 +8,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { MigrationConfig } from 'drizzle-orm/migrator';
 import type { Config } from '../config.ts';
 import { traceMemory } from '../runtime/memory-trace.ts';
+import { preparingSmallStatements } from './prepared-statements.ts';
 import * as schema from './schema.ts';
 
 export type Schema = typeof schema;
@@ -59,7 +60,7 @@ async function openPostgres(url: string, options: OpenOptions): Promise<Database
     onnotice: () => {},
     connection: { application_name: options.applicationName ?? 'patchbay' },
   };
-  const client = postgres(url, { ...connectionOptions, max: options.maxConnections ?? 10 });
+  const client = preparingSmallStatements(postgres(url, { ...connectionOptions, max: options.maxConnections ?? 10 }));
   const db = drizzle(client, { schema });
   return {
     kind: 'postgres',

@@ -107,6 +107,11 @@ export async function lockRelease(tx: AppDatabase, releaseId: string): Promise<b
   return rowsOf(await tx.execute(sql`select id from releases where id = ${releaseId} for update`)).length > 0;
 }
 
+/** Several release rows at once, in id order (the order every writer locking more than one takes them in). */
+export async function lockReleases(tx: AppDatabase, releaseIds: readonly string[]): Promise<void> {
+  await tx.execute(sql`select id from releases where id in (${sql.join([...releaseIds].sort().map((id) => sql`${id}`), sql`, `)}) order by id for update`);
+}
+
 interface StateRow {
   found: boolean;
   updates: Array<{ id: number; update_key: string }>;

@@ -5,7 +5,7 @@
  */
 import type { DateTime } from 'luxon';
 import type { Inventory } from './inventory.ts';
-import { matchOsToProducts, mentions, type MatchHow } from './product-match.ts';
+import { matchOsToProducts, mentionsIn, type MatchHow } from './product-match.ts';
 import {
   addedAfterRelease,
   classifyCve,
@@ -368,14 +368,16 @@ function toLine(update: Update, links: Update['cves'], ctx: LineContext): Digest
   const exploitedCveIds = cveIds.filter((id) => ctx.digestCves.get(id)?.exploited === true);
 
   const conflicts: Conflict[] = [];
+  const productMentions = products.map((name) => ({ name, mentions: mentionsIn(name) }));
+  const issueMentions = update.knownIssues.map((issue) => ({ issue, mentions: issue.text !== undefined ? mentionsIn(issue.text) : () => false }));
   for (const client of ctx.owned?.clients ?? []) {
     for (const software of client.software) {
-      const product = products.find((name) => mentions(name, software));
+      const product = productMentions.find((p) => p.mentions(software))?.name;
       if (product) {
         conflicts.push({ reason: 'product', client: client.name, software, detail: `updates ${product}` });
         continue;
       }
-      const issue = update.knownIssues.find((k) => k.text !== undefined && mentions(k.text, software));
+      const issue = issueMentions.find((i) => i.mentions(software))?.issue;
       if (issue) conflicts.push({ reason: 'known-issue', client: client.name, software, detail: `known issue KB${issue.kb} mentions it` });
     }
   }

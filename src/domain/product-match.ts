@@ -42,7 +42,17 @@ export function matchOsToProducts(os: string, products: readonly Product[]): OsM
 
 /** Does a piece of text (a product name, a known issue) mention a client's software? Case and punctuation aside. */
 export function mentions(text: string, software: string): boolean {
-  const needle = normaliseProductName(software).join(' ');
-  if (needle === '') return false;
-  return ` ${normaliseProductName(text).join(' ')} `.includes(` ${needle} `);
+  return mentionsIn(text)(software);
+}
+
+/**
+ * `mentions(text, …)` with the text normalised once: a digest asks it of every client's software for every update
+ * line, and normalising the same product names and known-issue texts again for each was most of a redraw's time.
+ */
+export function mentionsIn(text: string): (software: string) => boolean {
+  const haystack = ` ${normaliseProductName(text).join(' ')} `;
+  return (software) => {
+    const needle = normaliseProductName(software).join(' ');
+    return needle !== '' && haystack.includes(` ${needle} `);
+  };
 }

@@ -17,7 +17,7 @@ import {
 } from '../domain/approval.ts';
 import type { Ring } from '../domain/inventory.ts';
 import type { AppDatabase } from '../db/client.ts';
-import { appendAudit, type AuditEntry } from '../db/audit-repo.ts';
+import { appendAudits, type AuditEntry } from '../db/audit-repo.ts';
 import { liveClientIdsAmong } from '../db/clients-repo.ts';
 import {
   claimNoteRequest,
@@ -33,7 +33,8 @@ import { addNote, NoteError } from '../db/notes-repo.ts';
 import { latestReleaseIds } from '../db/release-repo.ts';
 import { mspZone, refreshDigests, requestDigestRefresh } from './digest-refresh.ts';
 import { applyGateEvents } from './gates.ts';
-import { withTransaction, type UseCaseContext } from './transaction.ts';
+import { batcherFor, type BatchShared } from './decision-batch.ts';
+import { withTransaction, type AfterCommit, type UseCaseContext } from './transaction.ts';
 import { reopenGatesWithWork } from './reopen.ts';
 
 export type { UseCaseContext };
@@ -110,10 +111,18 @@ interface Plan {
   freshId?: boolean;
   /** More rows in the same transaction once the decision applied (e.g. a window summary edited to show a hold). */
   after?: (tx: AppDatabase, now: Date) => Promise<number[]>;
+  /**
+   * May share a transaction with other decisions (decision-batch.ts): it writes only the release's rows and
+   * leaves its audit rows to the end. Not a note (its repository writes the audit row itself) nor a plan with
+   * `after` (those take locks of their own, in an order a batch does not keep).
+   */
+  batch?: boolean;
 }
 
 /**
- * One decision, one transaction (withTransaction: lock order, retries, the deliverer told after commit).
+ * One decision: check who is asking, lock the release row, let the domain decide, write (withTransaction: lock
+ * order, retries, the deliverer told after commit). A batchable one may share its transaction with the other
+ * decisions waiting at that moment (decision-batch.ts); on its own or in a batch its result is the same.
  *
  * An approval's ring msp write used to swallow the repository's ConflictError ("another approval created it"). That
  * was a bug: a ConflictError also means a resting ring msp changed between our read and our write, and swallowing it
@@ -121,34 +130,68 @@ interface Plan {
  * The locks (the release row, then the gate row) keep that race out today; should it happen, the whole decision is
  * read again and applied (test/integration/decisions-concurrency.test.ts).
  */
-async function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): Promise<DecisionResult> {
-  const now = ctx.now();
-  return withTransaction(ctx, async (tx, after): Promise<DecisionResult> => {
-    // Sent together (postgres.js pipelines a transaction's statements): who asks, then the lock and the state. For
-    // someone who is no engineer the lock was taken for nothing, and is let go when the transaction ends.
-    const [engineer, loaded] = await Promise.all([findEngineer(tx, actor), loadDecisionState(tx, releaseId, { lock: true })]);
-    if (!engineer) return { outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) };
-    if (!loaded) return { outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone };
-    const built = await plan.event(loaded.state, tx, loaded);
-    if ('outcome' in built) return { ...built, zone: engineer.zone };
-    const event = built;
-    if (!plan.freshId && (await decisionRecorded(tx, event.id))) {
-      return { outcome: 'noop', message: 'Already done (this request was handled before).', zone: engineer.zone };
-    }
-    const t = decide(loaded.state, event, now);
-    const updateKey = 'updateKey' in event ? event.updateKey : undefined;
-    const target = updateKey !== undefined ? { updateKey } : {};
-    if (t.outcome === 'refused') return { outcome: 'refused', code: t.code, message: t.message, zone: engineer.zone, ...target };
-    if (t.outcome === 'noop') {
-      return { outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...target };
-    }
-    after.outbox(await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects));
-    if (plan.after) after.outbox(await plan.after(tx, now));
-    // The digest is redrawn after the commit, outside the release lock, together with whatever else was decided
-    // meanwhile (digest-refresh.ts); the caller hears back once it is queued, the click was acked long before.
-    if (t.effects.some((e) => e.type === 'rerender')) after.onCommitted(() => refreshDigests(ctx));
-    return { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...target };
-  });
+function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): Promise<DecisionResult> {
+  const asked: Asked = { ctx, actor, releaseId, plan, now: ctx.now() };
+  const alone = () =>
+    withTransaction(ctx, async (tx, after) => {
+      const { result, audits } = await decideIn(tx, after, asked, { locked: false, engineer: () => findEngineer(tx, actor) });
+      // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit,
+      // the last level of the lock order (transaction.ts). Written before an approval's gate event, it made the
+      // decision wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that
+      // sweep waited on the head: a deadlock, retried, but a second lost on a click.
+      await appendAudits(tx, audits);
+      return result;
+    });
+  if (!plan.batch) return alone();
+  // Who asks is read once per batch (a burst's clicks come from a handful of engineers).
+  const inBatch = (tx: AppDatabase, after: AfterCommit, shared: BatchShared) =>
+    decideIn(tx, after, asked, { locked: true, engineer: () => shared.once(`engineer:${actor.platform}:${actor.id}`, () => findEngineer(tx, actor)) });
+  return batcherFor(ctx).submit({ releaseId, alone, inBatch });
+}
+
+interface Asked {
+  ctx: UseCaseContext;
+  actor: Actor;
+  releaseId: string;
+  plan: Plan;
+  now: Date;
+}
+
+interface DecideOptions {
+  /** The release row is locked already (a batch locked it). */
+  locked: boolean;
+  engineer: () => Promise<Engineer | undefined>;
+}
+
+/** The decision in `tx`; its audit rows are returned for the caller to write last. */
+async function decideIn(tx: AppDatabase, after: AfterCommit, asked: Asked, options: DecideOptions): Promise<{ result: DecisionResult; audits: AuditEntry[] }> {
+  const { ctx, actor, releaseId, plan, now } = asked;
+  const none = (result: DecisionResult) => ({ result, audits: [] });
+  // Sent together (postgres.js pipelines a transaction's statements): who asks, then the lock and the state. For
+  // someone who is no engineer the lock was taken for nothing, and is let go when the transaction ends.
+  const [engineer, loaded] = await Promise.all([options.engineer(), loadDecisionState(tx, releaseId, { lock: !options.locked })]);
+  if (!engineer) return none({ outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) });
+  if (!loaded) return none({ outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone });
+  const built = await plan.event(loaded.state, tx, loaded);
+  if ('outcome' in built) return none({ ...built, zone: engineer.zone });
+  const event = built;
+  if (!plan.freshId && (await decisionRecorded(tx, event.id))) {
+    return none({ outcome: 'noop', message: 'Already done (this request was handled before).', zone: engineer.zone });
+  }
+  const t = decide(loaded.state, event, now);
+  const updateKey = 'updateKey' in event ? event.updateKey : undefined;
+  const target = updateKey !== undefined ? { updateKey } : {};
+  if (t.outcome === 'refused') return none({ outcome: 'refused', code: t.code, message: t.message, zone: engineer.zone, ...target });
+  if (t.outcome === 'noop') {
+    return none({ outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...target });
+  }
+  const written = await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects);
+  after.outbox(written.outboxIds);
+  if (plan.after) after.outbox(await plan.after(tx, now));
+  // The digest is redrawn after the commit, outside the release lock, together with whatever else was decided
+  // meanwhile (digest-refresh.ts); the caller hears back once it is queued, the click was acked long before.
+  if (t.effects.some((e) => e.type === 'rerender')) after.onCommitted(() => refreshDigests(ctx));
+  return { result: { outcome: 'applied', message: t.message, zone: engineer.zone, by: actor.id, at: now.toISOString(), ...target }, audits: written.audits };
 }
 
 /** Who decided what, on which release: what every write of one decision needs. */
@@ -161,18 +204,13 @@ interface Decided {
   now: Date;
 }
 
-/** Writes the decision's effects in order; returns the outbox rows written. */
-async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<number[]> {
+/** Writes the decision's effects in order; returns the outbox rows written and the audit rows to write last. */
+async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: AuditEntry[] }> {
   // Only a mark (one row per release): the redraw itself reads the fleet and renders, which no lock should wait on.
   // It depends on no other write, so it goes out with the first of them (one round trip fewer).
   const refresh = effects.flatMap((e) => (e.type === 'rerender' ? e.updateKeys : []));
   const [, written] = await Promise.all([refresh.length > 0 ? requestDigestRefresh(tx, d.releaseId, refresh, d.now) : undefined, writeEffects(tx, d, effects)]);
-  // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit, the
-  // last level of the lock order (transaction.ts). Written before an approval's gate event, it made the decision
-  // wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that sweep waited
-  // on the head: a deadlock, retried, but a second lost on a click.
-  for (const entry of written.audits) await appendAudit(tx, entry);
-  return written.outboxIds;
+  return written;
 }
 
 /** The decision's rows in the order its effects name them; the audit rows are returned for the caller to write last. */
@@ -293,6 +331,7 @@ export interface TargetInput {
 export function approve(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
     freshId: true,
+    batch: true,
     async event(state, _tx, loaded) {
       const key = resolveUpdateKey(state, input.updateKey);
       return { type: 'approve', id: sequencedKey('approve', input.releaseId, key, loaded), actor: input.actor.id, updateKey: key };
@@ -303,6 +342,7 @@ export function approve(ctx: UseCaseContext, input: TargetInput): Promise<Decisi
 export function withdraw(ctx: UseCaseContext, input: TargetInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
     freshId: true,
+    batch: true,
     async event(state, _tx, loaded) {
       const key = resolveUpdateKey(state, input.updateKey);
       return { type: 'withdraw', id: sequencedKey('withdraw', input.releaseId, key, loaded), actor: input.actor.id, updateKey: key };
@@ -323,7 +363,7 @@ export interface HoldInput extends TargetInput {
 
 export function hold(ctx: UseCaseContext, input: HoldInput): Promise<DecisionResult> {
   return run(ctx, input.actor, input.releaseId, {
-    ...(input.andThen ? { after: input.andThen } : {}),
+    ...(input.andThen ? { after: input.andThen } : { batch: true }),
     async event(state, tx) {
       if (input.clients !== 'all' && input.clients.length > 0) {
         const known = await liveClientIdsAmong(tx, input.clients);

@@ -102,7 +102,7 @@ export async function withTransaction<T>(
  * The transaction is committed whatever happens here: a callback that fails is not the caller's failure. A notice
  * the deliverer was not told of waits for its sweep; a job not enqueued is put back by the next rollout sweep.
  */
-async function runAfterCommit(ctx: TransactionContext, outboxIds: number[], callbacks: Array<() => void | Promise<void>>): Promise<void> {
+export async function runAfterCommit(ctx: TransactionContext, outboxIds: number[], callbacks: Array<() => void | Promise<void>>): Promise<void> {
   const all = outboxIds.length > 0 && ctx.onCommitted ? [() => ctx.onCommitted!(outboxIds), ...callbacks] : callbacks;
   for (const callback of all) {
     try {

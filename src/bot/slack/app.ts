@@ -63,7 +63,7 @@ const MAX_REQUEST_SKEW_S = 5 * 60;
  * must not cost more than a 405) with a timestamp within five minutes either way of real time. Real time, not the
  * sandbox's clock: Slack (and the sandbox page) sign with the wall clock.
  */
-function receiverGate(receiver: HTTPReceiver, log: Logger, signingSecret: string): RequestHandler {
+function receiverGate(receiver: HTTPReceiver, app: App, log: Logger, signingSecret: string): RequestHandler {
   return (req, res) => {
     if (req.method !== 'POST') {
       res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain; charset=utf-8' });
@@ -77,7 +77,7 @@ function receiverGate(receiver: HTTPReceiver, log: Logger, signingSecret: string
       res.end();
       return;
     }
-    if (req.headers['content-type'] === 'application/x-www-form-urlencoded') return ackClicksFirst(receiver, signingSecret, req, res);
+    if (req.headers['content-type'] === 'application/x-www-form-urlencoded') return ackClicksFirst({ receiver, app, log, signingSecret }, req, res);
     receiver.requestListener(req, res);
   };
 }
@@ -85,54 +85,78 @@ function receiverGate(receiver: HTTPReceiver, log: Logger, signingSecret: string
 /** Bolt's own body limit (HTTPModuleFunctions.defaultBodyLimit). */
 const BODY_LIMIT = 10 * 1024 * 1024;
 
+interface ClickRoute {
+  receiver: HTTPReceiver;
+  app: App;
+  log: Logger;
+  signingSecret: string;
+}
+
 /**
  * A button click (block_actions) is acked here, as soon as its signature checks out, before Bolt runs its middleware
  * and matches listeners: every block_actions listener acks with nothing first anyway, and under a burst of clicks
- * Bolt's work ahead of the ack was most of what each click waited for. Bolt then gets the request already read (it
- * takes `rawBody` as read) and an answer that goes nowhere. Anything else (modals, commands, an unsigned request)
- * goes to Bolt whole, which answers it as before.
+ * Bolt's work ahead of the ack was most of what each click waited for. The click then goes to the app as the payload
+ * already parsed and verified (Bolt's receiver would read, verify and parse the body again), and only on the next
+ * turn of the event loop: the acks and other requests that arrived meanwhile are answered before any click's
+ * decision runs. Anything else (modals, commands, an unsigned request) goes to Bolt whole, which answers it as before.
  */
-async function ackClicksFirst(receiver: HTTPReceiver, signingSecret: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function ackClicksFirst(route: ClickRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const raw = await readBody(req);
+  if (!raw) {
+    res.writeHead(413);
+    res.end();
+    return;
+  }
+  (req as IncomingMessage & { rawBody?: Buffer }).rawBody = raw;
+  const click = signedClick(route.signingSecret, req, raw.toString());
+  if (!click) return route.receiver.requestListener(req, res);
+  res.writeHead(200);
+  res.end();
+  const event = { body: click, ack: async () => {}, retryNum: retryNumOf(req), retryReason: headerOf(req, 'x-slack-retry-reason'), customProperties: {} };
+  setImmediate(() => {
+    route.app.processEvent(event).catch((error: unknown) => route.log.error({ err: error }, 'slack click failed after its ack'));
+  });
+}
+
+/** The body, or undefined when it is over Bolt's limit or the request broke off. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
       size += chunk.length;
-      if (size > BODY_LIMIT) throw new Error('too large');
+      if (size > BODY_LIMIT) return undefined;
       chunks.push(chunk);
     }
   } catch {
-    res.writeHead(413);
-    res.end();
-    return;
+    return undefined;
   }
-  const raw = Buffer.concat(chunks);
-  (req as IncomingMessage & { rawBody?: Buffer }).rawBody = raw;
-  if (!isSignedClick(signingSecret, req, raw.toString())) return receiver.requestListener(req, res);
-  res.writeHead(200);
-  res.end();
-  receiver.requestListener(req, answered());
+  return Buffer.concat(chunks);
 }
 
-function isSignedClick(signingSecret: string, req: IncomingMessage, body: string): boolean {
+/** The block_actions payload of a request signed with our secret, else undefined. */
+function signedClick(signingSecret: string, req: IncomingMessage, body: string): Record<string, unknown> | undefined {
   try {
     const signature = req.headers['x-slack-signature'];
     const timestamp = Number(req.headers['x-slack-request-timestamp']);
-    if (typeof signature !== 'string') return false;
+    if (typeof signature !== 'string') return undefined;
     verifySlackRequest({ signingSecret, body, headers: { 'x-slack-signature': signature, 'x-slack-request-timestamp': timestamp } });
     const payload = new URLSearchParams(body).get('payload');
-    return payload !== null && (JSON.parse(payload) as { type?: unknown }).type === 'block_actions';
+    const parsed = payload === null ? undefined : (JSON.parse(payload) as unknown);
+    return typeof parsed === 'object' && parsed !== null && (parsed as { type?: unknown }).type === 'block_actions' ? (parsed as Record<string, unknown>) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-/** Where Bolt writes its answer to a click already acked. */
-function answered(): ServerResponse {
-  const ignore = function (this: unknown) {
-    return this;
-  };
-  return { headersSent: true, statusCode: 200, writeHead: ignore, setHeader: ignore, end: ignore } as unknown as ServerResponse;
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function retryNumOf(req: IncomingMessage): number | undefined {
+  const value = Number(headerOf(req, 'x-slack-retry-num'));
+  return Number.isInteger(value) ? value : undefined;
 }
 
 /**
@@ -160,7 +184,7 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
 
   return {
     app,
-    handler: receiver ? receiverGate(receiver, log, options.signingSecret) : undefined,
+    handler: receiver ? receiverGate(receiver, app, log, options.signingSecret) : undefined,
     async start() {
       if (options.appToken) await app.start();
     },

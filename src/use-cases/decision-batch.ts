@@ -1,0 +1,193 @@
+/**
+ * Group commit for decisions: the decisions that are waiting when a transaction can start are taken together, in
+ * one transaction, instead of one transaction each. Under a burst of clicks each decision used to pay a BEGIN and a
+ * COMMIT, and every one of them queued on the audit chain's head (taken by the first audit insert, held to commit,
+ * migration audit_hash_chain_trigger) across two round trips through a busy event loop; a batch takes the head
+ * once, for all of its audit rows.
+ *
+ * In the batch's transaction, in the lock order (transaction.ts):
+ *   1. every release row the batch decides on, in one statement, in id order;
+ *   2. the decisions: those on one release one after another in arrival order (each reads what the one before
+ *      wrote, so a second click on an approved update is the domain's no-op, and a resent hold is found by its
+ *      key), those on different releases alongside (their statements share the connection's pipeline);
+ *   3. their audit rows, in arrival order, in one insert.
+ * Each decision keeps its own idempotency key and its own result. When the batch fails in any way (a deadlock, a
+ * gate changed underneath, one decision's error) nothing of it committed, and each decision is run again alone, in
+ * its own transaction with withTransaction's retries: the failing one fails (or is refused) on its own, the others
+ * commit. That costs a failed batch its work twice, and costs a batch that succeeds no savepoint round trips.
+ */
+import type { AuditEntry } from '../db/audit-repo.ts';
+import { appendAudits } from '../db/audit-repo.ts';
+import type { AppDatabase } from '../db/client.ts';
+import { lockReleases } from '../db/decisions-repo.ts';
+import { runAfterCommit, type AfterCommit, type TransactionContext } from './transaction.ts';
+
+export interface BatchedWork<T> {
+  releaseId: string;
+  /** The decision in the batch's transaction, its release row already locked; returns its audit rows unwritten. */
+  inBatch: (tx: AppDatabase, after: AfterCommit, shared: BatchShared) => Promise<{ result: T; audits: AuditEntry[] }>;
+  /** The same decision in a transaction of its own, should the batch fail. */
+  alone: () => Promise<T>;
+}
+
+/** What the decisions of one batch read once between them. */
+export interface BatchShared {
+  /** The first read under `key` in this batch's transaction, shared with every later one. */
+  once<V>(key: string, read: () => Promise<V>): Promise<V>;
+}
+
+function sharedReads(): BatchShared {
+  const reads = new Map<string, Promise<unknown>>();
+  return {
+    once<V>(key: string, read: () => Promise<V>): Promise<V> {
+      if (!reads.has(key)) reads.set(key, read());
+      return reads.get(key) as Promise<V>;
+    },
+  };
+}
+
+interface Waiting {
+  work: BatchedWork<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface BatcherOptions {
+  /** Batch transactions open at once (each holds a pooled connection; the rest of the process needs some too). */
+  maxBatches: number;
+  /** Decisions in one batch at most: a longer batch holds its release rows longer. */
+  maxBatchSize: number;
+}
+
+const DEFAULTS: BatcherOptions = { maxBatches: 3, maxBatchSize: 64 };
+
+export class DecisionBatcher {
+  private waiting: Waiting[] = [];
+  /** Releases a running batch has locked. */
+  private readonly busy = new Set<string>();
+  private running = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly ctx: TransactionContext,
+    private readonly options: BatcherOptions = DEFAULTS,
+  ) {}
+
+  submit<T>(work: BatchedWork<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ work: work as BatchedWork<unknown>, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  /** On the next turn: the decisions submitted in this one (a burst's clicks arrive together) share a batch. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.startBatches();
+    });
+  }
+
+  private startBatches(): void {
+    while (this.running < this.options.maxBatches) {
+      const batch = this.nextBatch();
+      if (batch.length === 0) return;
+      const releases = new Set(batch.map((w) => w.work.releaseId));
+      for (const id of releases) this.busy.add(id);
+      this.running++;
+      void this.runBatch(batch).finally(() => {
+        this.running--;
+        for (const id of releases) this.busy.delete(id);
+        if (this.waiting.length > 0) this.schedule();
+      });
+    }
+  }
+
+  /**
+   * The oldest waiting decisions whose releases no running batch holds: a batch that took one of those would only
+   * wait in the database for that batch's commit, holding its other releases meanwhile. A release's decisions stay
+   * in arrival order (a later one is not taken while an earlier one waits).
+   */
+  private nextBatch(): Waiting[] {
+    const batch: Waiting[] = [];
+    const skipped = new Set<string>();
+    this.waiting = this.waiting.filter((w) => {
+      const id = w.work.releaseId;
+      if (batch.length >= this.options.maxBatchSize || this.busy.has(id) || skipped.has(id)) {
+        skipped.add(id);
+        return true;
+      }
+      batch.push(w);
+      return false;
+    });
+    return batch;
+  }
+
+  /**
+   * Resolves once the batch's transaction is over, which frees its place: what follows the commit (telling the
+   * deliverer, the digest redraw each decision waits for) and the fallback run alone do not hold it.
+   */
+  private async runBatch(batch: Waiting[]): Promise<void> {
+    const afters = batch.map(() => collector());
+    let results: unknown[];
+    try {
+      results = await this.ctx.db.transaction((tx) => decideAll(tx, batch, afters));
+    } catch {
+      for (const w of batch) void settle(w, () => w.work.alone());
+      return;
+    }
+    batch.forEach((w, i) => void settle(w, async () => {
+      await runAfterCommit(this.ctx, afters[i]!.outboxIds, afters[i]!.callbacks);
+      return results[i];
+    }));
+  }
+}
+
+async function settle(w: Waiting, run: () => Promise<unknown>): Promise<void> {
+  try {
+    w.resolve(await run());
+  } catch (error) {
+    w.reject(error);
+  }
+}
+
+interface Collected {
+  after: AfterCommit;
+  outboxIds: number[];
+  callbacks: Array<() => void | Promise<void>>;
+}
+
+function collector(): Collected {
+  const c: Collected = { outboxIds: [], callbacks: [], after: { outbox: (ids) => void c.outboxIds.push(...ids), onCommitted: (cb) => void c.callbacks.push(cb) } };
+  return c;
+}
+
+async function decideAll(tx: AppDatabase, batch: Waiting[], afters: Collected[]): Promise<unknown[]> {
+  const byRelease = new Map<string, number[]>();
+  batch.forEach((w, i) => byRelease.set(w.work.releaseId, [...(byRelease.get(w.work.releaseId) ?? []), i]));
+  await lockReleases(tx, [...byRelease.keys()]);
+  const decided: Array<{ result: unknown; audits: AuditEntry[] }> = [];
+  const shared = sharedReads();
+  // Settled, not all: a decision that fails must not let the transaction end while others still send statements
+  // on its connection (they would run after the rollback, outside any transaction).
+  const outcomes = await Promise.allSettled(
+    [...byRelease.values()].map(async (indexes) => {
+      for (const i of indexes) decided[i] = await batch[i]!.work.inBatch(tx, afters[i]!.after, shared);
+    }),
+  );
+  const failed = outcomes.find((o) => o.status === 'rejected');
+  if (failed) throw failed.reason;
+  await appendAudits(tx, decided.flatMap((d) => d.audits));
+  return decided.map((d) => d.result);
+}
+
+const batchers = new WeakMap<TransactionContext, DecisionBatcher>();
+
+/** One batcher per context (the Slack app's, the Teams app's): a batch tells its own context's deliverer. */
+export function batcherFor(ctx: TransactionContext): DecisionBatcher {
+  let batcher = batchers.get(ctx);
+  if (!batcher) batchers.set(ctx, (batcher = new DecisionBatcher(ctx)));
+  return batcher;
+}

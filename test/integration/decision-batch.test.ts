@@ -1,0 +1,89 @@
+/**
+ * Group commit of decisions (src/use-cases/decision-batch.ts): decisions that wait together share one transaction,
+ * each still its own decision (its key, its result, its audit row, in order); a batch that fails commits nothing
+ * and each of its decisions runs again alone, so the one that fails fails by itself and the others land.
+ */
+import { sql } from 'drizzle-orm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
+import { verifyDatabase } from '../../src/commands/audit-evidence.ts';
+import { approve, hold } from '../../src/use-cases/decisions.ts';
+import { openTestDatabase } from '../support/db.ts';
+import { seedWorld } from '../support/rollout-world.ts';
+
+const AT = '2024-02-14T03:00:00Z';
+const pat = { platform: 'cli' as const, id: 'pat' };
+const KEYS = ['5034765', '5034770', '5034439'];
+
+const open: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of open.splice(0).reverse()) await fn().catch(() => {});
+});
+
+async function world(): Promise<{ db: AppDatabase; now: Date }> {
+  const database = await openTestDatabase();
+  open.push(() => database.close());
+  const now = new Date(AT);
+  await seedWorld(database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 1, broad: 1 }] }, now);
+  await database.db.execute(sql`delete from decisions where idempotency_key = 'test-approve-release'`);
+  return { db: database.db, now };
+}
+
+async function decisionsOf(db: AppDatabase): Promise<Array<{ key: string; actor: string; tx: string }>> {
+  return rowsOf<{ key: string; actor: string; tx: string }>(
+    await db.execute(sql`select detail ->> 'updateKey' as key, actor, xmin::text as tx from decisions where release_id = '2024-Feb' and kind = 'approve' order by id`),
+  );
+}
+
+async function auditSubjects(db: AppDatabase): Promise<string[]> {
+  const rows = rowsOf<{ subject: string }>(await db.execute(sql`select subject from audit_log where action = 'decision.approve' order by id`));
+  return rows.map((r) => r.subject);
+}
+
+describe('decisions waiting together', () => {
+  it('commit in one transaction, each its own decision and audit row in arrival order; a resent click is a no-op', async () => {
+    const { db, now } = await world();
+    const ctx = { db, now: () => now };
+    // Asked in one turn, as a burst of clicks arrives: they wait together.
+    const results = await Promise.all([
+      approve(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[0]! }),
+      approve(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[1]! }),
+      approve(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[0]! }),
+      hold(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[2]!, clients: ['nobody'], reason: 'x', requestId: 'r1' }),
+      approve(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[2]! }),
+    ]);
+    expect(results.map((r) => r.outcome)).toEqual(['applied', 'applied', 'noop', 'refused', 'applied']);
+    const rows = await decisionsOf(db);
+    expect(rows.map((r) => r.key)).toEqual([KEYS[0], KEYS[1], KEYS[2]]);
+    expect(new Set(rows.map((r) => r.tx)).size).toBe(1);
+    expect(await auditSubjects(db)).toEqual(KEYS.map((k) => `update:2024-Feb:${k}`));
+    expect(await verifyDatabase(db, undefined)).toMatchObject({ ok: true });
+  });
+
+  it('a decision that fails leaves the others committed, and fails on its own', async () => {
+    const { db, now } = await world();
+    const ctx = { db, now: () => now };
+    await db.execute(
+      sql.raw(`create function refuse_mallory() returns trigger language plpgsql as $$
+        begin
+          if new.actor = 'mallory' then raise exception 'mallory may not decide'; end if;
+          return new;
+        end $$`),
+    );
+    await db.execute(sql.raw(`create trigger refuse_mallory before insert on decisions for each row execute function refuse_mallory()`));
+    const mallory = { platform: 'cli' as const, id: 'mallory' };
+    const settled = await Promise.allSettled([
+      approve(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[0]! }),
+      approve(ctx, { actor: mallory, releaseId: '2024-Feb', updateKey: KEYS[1]! }),
+      approve(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[2]! }),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((settled[1] as PromiseRejectedResult).reason?.cause ?? (settled[1] as PromiseRejectedResult).reason)).toMatch(/mallory may not decide/);
+    expect((await decisionsOf(db)).map((r) => [r.key, r.actor])).toEqual([
+      [KEYS[0], 'pat'],
+      [KEYS[2], 'pat'],
+    ]);
+    expect(await auditSubjects(db)).toEqual([`update:2024-Feb:${KEYS[0]}`, `update:2024-Feb:${KEYS[2]}`]);
+    expect(await verifyDatabase(db, undefined)).toMatchObject({ ok: true });
+  });
+});
