@@ -13,6 +13,10 @@ import type { Config } from '../src/config.ts';
 import { openDatabase, type AppDatabase } from '../src/db/client.ts';
 import { runCounts } from '../src/db/rollout-repo.ts';
 import { RolloutEngine, startRunWorker } from '../src/jobs/rollout/index.ts';
+import { limitHeapGrowth } from '../src/runtime/heap-growth.ts';
+
+// As `patchbay start` does for the process this one stands for (a worker and scheduler).
+limitHeapGrowth();
 
 const KiB_PER_MiB = 1024;
 /**

@@ -94,19 +94,9 @@ function whoRuns(): string {
   }
 }
 
-/**
- * After each full collection V8 lets the heap grow to 1.1–4 times what survived it, more the faster a program
- * allocates. An import allocates fast around 100 MiB that it keeps, so its heap ran to 200–300 MiB, mostly
- * garbage, and where it peaked varied run to run (PostgreSQL import: 255–413 MiB). 30% keeps the heap within
- * 1.3 times what is alive, at the cost of more full collections (17 instead of 4 at 100,000 devices, about a
- * second). It caps nothing: the heap's limit is unchanged, so a larger file only collects more often.
- * V8 reads this flag each time it sets the next limit, so setting it at run time takes effect.
- */
-export const IMPORT_HEAP_GROWING_PERCENT = 30;
-
 export async function importCommand(file: string, options: { dryRun?: boolean; json?: boolean }): Promise<void> {
-  const { setFlagsFromString } = await import('node:v8');
-  setFlagsFromString(`--heap-growing-percent=${IMPORT_HEAP_GROWING_PERCENT}`);
+  // Before the file is read: the import allocates fast and keeps little (runtime/heap-growth.ts).
+  (await import('../runtime/heap-growth.ts')).limitHeapGrowth();
   const { loadConfig } = await import('../config.ts');
   const { CliError } = await import('./cli-error.ts');
   const { withCommandDatabase, describeDatabase } = await import('../db/for-command.ts');

@@ -5,6 +5,8 @@ vi.mock('node:v8', async (importOriginal) => ({ ...(await importOriginal<typeof 
 
 describe('the import command\u2019s memory', () => {
   afterEach(() => {
+    // Its calls would otherwise carry into the next test, which would then pass whatever the code does.
+    setFlagsFromString.mockClear();
     vi.unstubAllEnvs();
     vi.restoreAllMocks();
     vi.resetModules();
@@ -15,6 +17,12 @@ describe('the import command\u2019s memory', () => {
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const { importCommand } = await import('../../src/commands/import.ts');
     await expect(importCommand('/no/such/inventory.yaml', {})).rejects.toThrow(/problem/);
+    expect(setFlagsFromString).toHaveBeenCalledWith('--heap-growing-percent=30');
+  });
+
+  it('so does `patchbay start`, before anything else: a sweep allocates fast and keeps little', async () => {
+    const { startCommand } = await import('../../src/commands/start.ts');
+    await expect(startCommand({ role: 'nonsense' })).rejects.toThrow(/not a role/);
     expect(setFlagsFromString).toHaveBeenCalledWith('--heap-growing-percent=30');
   });
 
