@@ -12,7 +12,7 @@
  *      key), those on different releases alongside (their statements share the connection's pipeline);
  *   3. their audit rows, in arrival order, in one insert.
  * Each decision keeps its own idempotency key and its own result. When the batch fails in any way (a deadlock, a
- * gate changed underneath, one decision's error) nothing of it committed, and each decision is run again alone, in
+ * gate changed underneath, one decision's error) nothing of it committed, and each decision is run again alone (one release's in arrival order), in
  * its own transaction with withTransaction's retries: the failing one fails (or is refused) on its own, the others
  * commit. That costs a failed batch its work twice, and costs a batch that succeeds no savepoint round trips.
  */
@@ -135,7 +135,11 @@ export class DecisionBatcher {
     try {
       results = await this.ctx.db.transaction((tx) => decideAll(tx, batch, afters));
     } catch {
-      for (const w of batch) void settle(w, () => w.work.alone());
+      // Alone, but still one release's decisions in arrival order (an approval then a withdrawal run the other way
+      // round would end approved); releases side by side. Run all at once, the order was the pool's (a test saw it).
+      void alongside(batch, async (same) => {
+        for (const w of same) await settle(w, () => w.work.alone());
+      });
       return;
     }
     batch.forEach((w, i) => void settle(w, async () => {
@@ -143,6 +147,13 @@ export class DecisionBatcher {
       return results[i];
     }));
   }
+}
+
+/** Each release's waiting decisions, in arrival order, handed to `run`; the releases side by side. */
+async function alongside(batch: readonly Waiting[], run: (same: Waiting[]) => Promise<void>): Promise<void> {
+  const byRelease = new Map<string, Waiting[]>();
+  for (const w of batch) byRelease.set(w.work.releaseId, [...(byRelease.get(w.work.releaseId) ?? []), w]);
+  await Promise.all([...byRelease.values()].map(run));
 }
 
 async function settle(w: Waiting, run: () => Promise<unknown>): Promise<void> {

@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { verifyDatabase } from '../../src/commands/audit-evidence.ts';
-import { approve, hold } from '../../src/use-cases/decisions.ts';
+import { approve, hold, withdraw } from '../../src/use-cases/decisions.ts';
 import { openTestDatabase } from '../support/db.ts';
 import { seedWorld } from '../support/rollout-world.ts';
 
@@ -85,5 +85,32 @@ describe('decisions waiting together', () => {
     ]);
     expect(await auditSubjects(db)).toEqual([`update:2024-Feb:${KEYS[0]}`, `update:2024-Feb:${KEYS[2]}`]);
     expect(await verifyDatabase(db, undefined)).toMatchObject({ ok: true });
+  });
+
+  it('run again alone after a failed batch, one release\u2019s decisions keep their order: an approval then its withdrawal ends withdrawn', async () => {
+    const { db, now } = await world();
+    const ctx = { db, now: () => now };
+    await db.execute(
+      sql.raw(`create function refuse_mallory() returns trigger language plpgsql as $$
+        begin
+          if new.actor = 'mallory' then raise exception 'mallory may not decide'; end if;
+          return new;
+        end $$`),
+    );
+    await db.execute(sql.raw(`create trigger refuse_mallory before insert on decisions for each row execute function refuse_mallory()`));
+    // Run at once, these raced for the release row, and the order was the pool's (seen once in a full run).
+    const target = { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[0]! };
+    const settled = await Promise.allSettled([
+      approve(ctx, target),
+      approve(ctx, { actor: { platform: 'cli', id: 'mallory' }, releaseId: '2024-Feb', updateKey: KEYS[1]! }),
+      withdraw(ctx, target),
+      approve(ctx, target),
+      withdraw(ctx, target),
+      approve(ctx, target),
+      withdraw(ctx, target),
+    ]);
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value.outcome : 'rejected'))).toEqual(['applied', 'rejected', 'applied', 'applied', 'applied', 'applied', 'applied']);
+    const kinds = rowsOf<{ kind: string }>(await db.execute(sql`select kind from decisions where release_id = '2024-Feb' and kind in ('approve', 'withdraw') order by id`));
+    expect(kinds.map((k) => k.kind)).toEqual(['approve', 'withdraw', 'approve', 'withdraw', 'approve', 'withdraw']);
   });
 });
