@@ -35,6 +35,18 @@ async function decisionsOf(db: AppDatabase): Promise<Array<{ key: string; actor:
   );
 }
 
+/** A decision by `mallory` fails in the database: a batch holding one fails as a whole. */
+async function refuseMallory(db: AppDatabase): Promise<void> {
+  await db.execute(
+    sql.raw(`create function refuse_mallory() returns trigger language plpgsql as $$
+      begin
+        if new.actor = 'mallory' then raise exception 'mallory may not decide'; end if;
+        return new;
+      end $$`),
+  );
+  await db.execute(sql.raw(`create trigger refuse_mallory before insert on decisions for each row execute function refuse_mallory()`));
+}
+
 async function auditSubjects(db: AppDatabase): Promise<string[]> {
   const rows = rowsOf<{ subject: string }>(await db.execute(sql`select subject from audit_log where action = 'decision.approve' order by id`));
   return rows.map((r) => r.subject);
@@ -63,14 +75,7 @@ describe('decisions waiting together', () => {
   it('a decision that fails leaves the others committed, and fails on its own', async () => {
     const { db, now } = await world();
     const ctx = { db, now: () => now };
-    await db.execute(
-      sql.raw(`create function refuse_mallory() returns trigger language plpgsql as $$
-        begin
-          if new.actor = 'mallory' then raise exception 'mallory may not decide'; end if;
-          return new;
-        end $$`),
-    );
-    await db.execute(sql.raw(`create trigger refuse_mallory before insert on decisions for each row execute function refuse_mallory()`));
+    await refuseMallory(db);
     const mallory = { platform: 'cli' as const, id: 'mallory' };
     const settled = await Promise.allSettled([
       approve(ctx, { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[0]! }),
@@ -90,14 +95,7 @@ describe('decisions waiting together', () => {
   it('run again alone after a failed batch, one release\u2019s decisions keep their order: an approval then its withdrawal ends withdrawn', async () => {
     const { db, now } = await world();
     const ctx = { db, now: () => now };
-    await db.execute(
-      sql.raw(`create function refuse_mallory() returns trigger language plpgsql as $$
-        begin
-          if new.actor = 'mallory' then raise exception 'mallory may not decide'; end if;
-          return new;
-        end $$`),
-    );
-    await db.execute(sql.raw(`create trigger refuse_mallory before insert on decisions for each row execute function refuse_mallory()`));
+    await refuseMallory(db);
     // Run at once, these raced for the release row, and the order was the pool's (seen once in a full run).
     const target = { actor: pat, releaseId: '2024-Feb', updateKey: KEYS[0]! };
     const settled = await Promise.allSettled([
