@@ -137,9 +137,10 @@ export class DecisionBatcher {
     } catch {
       // Alone, but still one release's decisions in arrival order (an approval then a withdrawal run the other way
       // round would end approved); releases side by side. Run all at once, the order was the pool's (a test saw it).
-      void alongside(batch, async (same) => {
-        for (const w of same) await settle(w, () => w.work.alone());
+      const rerun = [...releaseGroups(batch).values()].map(async (indexes) => {
+        for (const i of indexes) await settle(batch[i]!, () => batch[i]!.work.alone());
       });
+      void Promise.all(rerun);
       return;
     }
     batch.forEach((w, i) => void settle(w, async () => {
@@ -149,11 +150,11 @@ export class DecisionBatcher {
   }
 }
 
-/** Each release's waiting decisions, in arrival order, handed to `run`; the releases side by side. */
-async function alongside(batch: readonly Waiting[], run: (same: Waiting[]) => Promise<void>): Promise<void> {
-  const byRelease = new Map<string, Waiting[]>();
-  for (const w of batch) byRelease.set(w.work.releaseId, [...(byRelease.get(w.work.releaseId) ?? []), w]);
-  await Promise.all([...byRelease.values()].map(run));
+/** The batch's positions per release, each release's in arrival order (the order its decisions run in). */
+function releaseGroups(batch: readonly Waiting[]): Map<string, number[]> {
+  const byRelease = new Map<string, number[]>();
+  batch.forEach((w, i) => byRelease.set(w.work.releaseId, [...(byRelease.get(w.work.releaseId) ?? []), i]));
+  return byRelease;
 }
 
 async function settle(w: Waiting, run: () => Promise<unknown>): Promise<void> {
@@ -176,8 +177,7 @@ function collector(): Collected {
 }
 
 async function decideAll(tx: AppDatabase, batch: Waiting[], afters: Collected[]): Promise<unknown[]> {
-  const byRelease = new Map<string, number[]>();
-  batch.forEach((w, i) => byRelease.set(w.work.releaseId, [...(byRelease.get(w.work.releaseId) ?? []), i]));
+  const byRelease = releaseGroups(batch);
   await lockReleases(tx, [...byRelease.keys()]);
   const decided: Array<{ result: unknown; audits: AuditEntry[] }> = [];
   const shared = sharedReads();
