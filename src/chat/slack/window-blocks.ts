@@ -56,7 +56,7 @@ export function progressMessage(tally: WindowTally, zone: string, closing: boole
   const title = `${ownerLabel(tally)}: window ${when(tally.windowStart, zone)}`;
   // The message is edited when a run moves, not as the clock does: "237 min left", read at 02:09 in a sandbox walk,
   // was an hour stale. The closing time stays true between edits.
-  const state = closing ? 'Window closed.' : `Open until ${when(tally.windowEnd, zone).replace(/^\S+ \d+ \S+ /, '')}.`;
+  const state = closing ? 'Window closed.' : `Open until ${formatWithZone(tally.windowEnd, zone, 'HH:mm')}.`;
   return {
     text: boundText(escapeMrkdwn(`${title}: ${done}/${all} updated. ${state}`)),
     blocks: [
