@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { zoneShort } from '../domain/zone-label.ts';
 import { updateLabel } from '../domain/status.ts';
+import { kbLabel as kbOrKey } from '../domain/window-report.ts';
 import { loadMspPicture, type MspPicture } from '../db/eligibility-repo.ts';
 import { readyToPromote, type MspStanding } from '../domain/eligibility.ts';
 import type { AppDatabase } from '../db/client.ts';
@@ -154,7 +155,7 @@ async function offerPromoted(
   promotionId: string,
   updates: readonly string[],
   pilotsScheduled: number,
-  names: ReadonlyMap<string, { kb: string | null }>,
+  names: MspPicture['names'],
 ): Promise<number[]> {
   const { releaseId, round } = offer;
   // The offer this promotion answers is the one of its round (earlier rounds' offers were answered by theirs).
@@ -172,16 +173,8 @@ function promoteId(releaseId: string, updates: readonly string[]): string {
   return `promote:${releaseId}:${createHash('sha1').update(updates.join(' ')).digest('hex').slice(0, 12)}`;
 }
 
-interface UpdateName {
-  kb: string | null;
-  title?: string | null;
-  family?: string | null;
-}
-
-const kbLabel = (key: string, names: ReadonlyMap<string, UpdateName>) => {
-  const kb = names.get(key)?.kb ?? key;
-  return /^\d+$/.test(kb) ? `KB${kb}` : kb;
-};
+/** The update as the /patch commands take it: its KB when it has one, else its key. */
+const kbLabel = (key: string, names: MspPicture['names']) => kbOrKey(names.get(key)?.kb ?? key);
 
 /** A time people read: the MSP's zone, weekday and abbreviation ("Mon 14 Dec 01:01 CST"), never raw UTC. */
 export function mspTime(at: string, zone: string): string {
@@ -190,7 +183,7 @@ export function mspTime(at: string, zone: string): string {
 }
 
 /** Why Promote has nothing to cover yet, update by update. */
-function notReadyMessage(waiting: readonly MspStanding[], names: ReadonlyMap<string, UpdateName>, zone: string, lead = 'Nothing is ready to promote yet:'): string {
+function notReadyMessage(waiting: readonly MspStanding[], names: MspPicture['names'], zone: string, lead = 'Nothing is ready to promote yet:'): string {
   if (waiting.length === 0) return 'No update is approved for ring msp yet.';
   const lines = waiting.map((st) => {
     // People read the update's name ("Click to Run (Microsoft Office)"); the skip command takes its key.
