@@ -5,6 +5,9 @@
  * (GET /healthz on the same server, 200 of them fired in the same burst, interleaved with the clicks, so both meet
  * the same load), and decisions per second (until all 200 are committed) against bare transactions per second on the
  * same pool (200 concurrent one-row insert transactions, just before the burst, with nothing else running).
+ * A third figure, the floor: the same 200 signed clicks through the same server, Bolt and middleware, to a listener
+ * that commits one bare row each. It is what the decisions would reach were deciding free, so `decisions-vs-floor`
+ * says how much of the gap to bare transactions is the decision and how much is receiving a click at all.
  *
  * The clicks are signed before the clock starts, and sent from a worker thread: signing and sending are the sender's
  * work (Slack's). Done inside the timers, on the server's event loop, they were charged to every click's ack (the
@@ -17,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
+import type { App } from '@slack/bolt';
 import pino from 'pino';
 import { parseCvrf } from '../src/adapters/msrc/to-release.ts';
 import { createSlackApp } from '../src/bot/slack/app.ts';
@@ -86,8 +90,11 @@ export default async function run(): Promise<void> {
     await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/healthz`).then((r) => r.arrayBuffer())));
 
     const txSeconds = await burstOfBareTransactions(db);
-    const { acks, bare, decisionsSeconds } = await burstOfClicks(db, base, clicks);
+    const floorSeconds = await burstOfFloorClicks(db, slack.app, base, clicks);
+    const { acks, bare, seconds: decisionsSeconds } = await burstOfClicks(db, base, clicks.slice(0, CLICKS), sql`select count(*) as n from decisions where kind = 'approve'`, CLICKS + 1);
     reportFigures(bare, acks, decisionsSeconds, txSeconds);
+    report('slack-clicks.floor-per-s', CLICKS / floorSeconds, 'clicks/s', CLICKS / floorSeconds / (CLICKS / txSeconds));
+    report('slack-clicks.decisions-vs-floor', CLICKS / decisionsSeconds, 'decisions/s', floorSeconds / decisionsSeconds);
   } finally {
     await deliverer?.close();
     await notifier.close();
@@ -224,10 +231,10 @@ async function timed(url, init) {
 
 /**
  * The clicks all at once, each followed by a bare GET /healthz, from the sender: each ack's and each bare round
- * trip's latency, sorted, and how long from the sender's start until every decision was committed.
+ * trip's latency, sorted, and how long from the sender's start until `committed` counts `expected` rows.
  */
-async function burstOfClicks(db: AppDatabase, base: string, clicks: string[]): Promise<{ acks: number[]; bare: number[]; decisionsSeconds: number }> {
-  const signed = clicks.slice(0, CLICKS).map((body) => ({ body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...signSlackRequest(SECRET, body) } }));
+async function burstOfClicks(db: AppDatabase, base: string, clicks: string[], committed: SQL, expected: number): Promise<{ acks: number[]; bare: number[]; seconds: number }> {
+  const signed = clicks.map((body) => ({ body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...signSlackRequest(SECRET, body) } }));
   let started = process.hrtime.bigint();
   const sender = new Worker(SENDER, { eval: true, workerData: { base, signed } });
   const answer = await new Promise<{ acks: number[]; bare: number[] }>((resolve, reject) => {
@@ -240,12 +247,39 @@ async function burstOfClicks(db: AppDatabase, base: string, clicks: string[]): P
   });
   await sender.terminate();
   for (;;) {
-    const [made] = rowsOf<{ n: string }>(await db.execute(sql`select count(*) as n from decisions where kind = 'approve'`));
-    if (Number(made!.n) >= CLICKS + 1) break;
+    const [made] = rowsOf<{ n: string }>(await db.execute(committed));
+    if (Number(made!.n) >= expected) break;
     await new Promise((r) => setTimeout(r, 5));
   }
   const sorted = (v: number[]) => [...v].sort((a, b) => a - b);
-  return { acks: sorted(answer.acks), bare: sorted(answer.bare), decisionsSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  return { acks: sorted(answer.acks), bare: sorted(answer.bare), seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+const FLOOR_ACTION = 'bench.floor';
+
+/**
+ * The floor: the approve clicks with their action renamed, so that Bolt routes them (after the same middleware) to
+ * a listener of the bench's that acks and commits one bare row, as a decision's transaction would. Seconds until all
+ * are committed.
+ */
+async function burstOfFloorClicks(db: AppDatabase, app: App, base: string, clicks: string[]): Promise<number> {
+  await db.execute(sql`create table bench_floor (id serial primary key, at timestamptz not null)`);
+  app.action(FLOOR_ACTION, async ({ ack }) => {
+    await ack();
+    await db.transaction(async (tx) => void (await tx.execute(sql`insert into bench_floor (at) values (now())`)));
+  });
+  const floorClicks = clicks.slice(0, CLICKS + 1).map(renamedAction);
+  await timed(() => postSigned(`${base}/slack/events`, floorClicks[CLICKS]!, { secret: SECRET }));
+  const { seconds } = await burstOfClicks(db, base, floorClicks.slice(0, CLICKS), sql`select count(*) as n from bench_floor`, CLICKS + 1);
+  return seconds;
+}
+
+function renamedAction(body: string): string {
+  const form = new URLSearchParams(body);
+  const payload = JSON.parse(form.get('payload')!) as { actions: Array<{ action_id: string }> };
+  payload.actions[0]!.action_id = FLOOR_ACTION;
+  form.set('payload', JSON.stringify(payload));
+  return form.toString();
 }
 
 /** Baseline for throughput: the same number of bare one-row transactions, all at once, on the same pool. */
