@@ -85,7 +85,7 @@ export async function answerUserDm(ctx: UseCaseContext, input: DmAnswerInput): P
   });
 }
 
-/** Why this press changes nothing: not the recipient's, answered before, or a deferral after the window opened. */
+/** Why this press changes nothing: not the recipient's, answered before, a deferral after the window opened, or any answer after it ended. */
 function refusal(dm: StoredDm, input: DmAnswerInput, now: Date): DmAnswerResult | undefined {
   // The only check that matters: the platform's id of who pressed against who the DM was sent to.
   if (dm.platform !== input.actor.platform || dm.recipient !== input.actor.id) {
@@ -97,12 +97,16 @@ function refusal(dm: StoredDm, input: DmAnswerInput, now: Date): DmAnswerResult 
       ? { outcome: 'noop', message: 'Already done.', answer: dm.answer as DmAnswerResult['answer'] }
       : { outcome: 'refused', code: 'already_answered', message: 'You already answered this message. Ask your IT team if plans changed.' };
   }
+  // A card stays in the chat for days. Pressed the next morning, "already started" would read as "it is on now", and
+  // an OK would put on record a warning taken after the restart it was about.
+  const lastEnd = Math.max(...dm.devices.map((d) => Date.parse(d.windowEnd)));
+  if (now.getTime() >= lastEnd) {
+    const left = input.answer === 'defer' ? 'nothing left to put off' : 'nothing left to confirm';
+    return { outcome: 'refused', code: 'too_late', message: `That window is over, so there is ${left}. Nothing was changed.` };
+  }
   const firstStart = Math.min(...dm.devices.map((d) => Date.parse(d.windowStart)));
   if (input.answer === 'defer' && now.getTime() >= firstStart) {
-    // A card stays in the chat for days: pressed the next morning, "already started" would read as "it is on now".
-    const lastEnd = Math.max(...dm.devices.map((d) => Date.parse(d.windowEnd)));
-    const message = now.getTime() >= lastEnd ? 'That window is over, so there is nothing left to put off. Nothing was changed.' : 'The window has already started, so it can no longer be put off. Ask your IT team.';
-    return { outcome: 'refused', code: 'too_late', message };
+    return { outcome: 'refused', code: 'too_late', message: 'The window has already started, so it can no longer be put off. Ask your IT team.' };
   }
   return undefined;
 }

@@ -191,6 +191,15 @@ describe('a confirmation inside an open window', () => {
     expect(await runsOf('ANN-PC')).toEqual(['2024-03-13T03:00']);
   });
 
+  it('an OK pressed after the window ended is refused: it would record a warning taken after the restart', async () => {
+    const [dm] = rowsOf<{ id: number }>(await database.db.execute(sql`select u.id from user_dms u join people p on p.id = u.person_id where p.email = 'ann@acme.example'`));
+    const ok = await answerUserDm({ db: database.db, now: () => new Date('2024-03-13T08:00:00Z') }, { actor: { platform: 'slack', id: 'U0ANN' }, dmId: Number(dm!.id), answer: 'ok' });
+    expect(ok).toMatchObject({ outcome: 'refused', code: 'too_late' });
+    expect(ok.message).toContain('nothing left to confirm');
+    const recorded = rowsOf<{ answer: string | null }>(await database.db.execute(sql`select answer from user_dms where id = ${dm!.id}`));
+    expect(recorded).toEqual([{ answer: null }]);
+  });
+
   it('unwarnedRuns (the check for invariant I3) names a run on a user\u2019s machine that nobody warned, and not the kiosk\u2019s', async () => {
     const db = database.db;
     await db.execute(sql`insert into runs (device_id, release_id, window_start, window_end, state, scheduled_at)
