@@ -67,7 +67,7 @@ export async function storeSlackDirectory(db: AppDatabase, members: readonly Sla
 export async function loadRecipients(db: AppDatabase, platform: 'slack' | 'teams', emails: readonly string[]): Promise<Map<string, DmRecipient>> {
   const wanted = JSON.stringify([...new Set(emails.map((e) => e.toLowerCase()))]);
   // Set-based: each table is read once for all the people wanted (distinct on picks each person's row), where a
-  // subquery per person read teams_conversations once per person (it has no person index): 25,000 scans a night.
+  // subquery per person read teams_conversations once per person: 25,000 scans a night.
   const rows = rowsOf<{ id: number; email: string; display_name: string | null; timezone: string | null; slack_id: string | null; conversation_id: string | null; aad_id: string | null }>(
     await db.execute(sql`with p as (
         select p.id, p.email, p.display_name, p.timezone from people p

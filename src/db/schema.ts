@@ -255,7 +255,12 @@ export const teamsConversations = pgTable(
     updatedAt: updatedAt(),
     removedAt: instant('removed_at'),
   },
-  (t) => [unique('teams_conversations_conversation_key').on(t.conversationId), index('teams_conversations_client_idx').on(t.clientId)],
+  (t) => [
+    unique('teams_conversations_conversation_key').on(t.conversationId),
+    index('teams_conversations_client_idx').on(t.clientId),
+    // A night's DM planning finds 25,000 people's personal chats; "who can't we reach" asks it of every device user.
+    index('teams_conversations_personal_idx').on(t.personId).where(sql`${t.kind} = 'personal' and ${t.removedAt} is null`),
+  ],
 );
 
 /** One-time codes an engineer hands a champion to link a Teams conversation to a client by hand. */

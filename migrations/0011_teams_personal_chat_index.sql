@@ -1,0 +1,1 @@
+CREATE INDEX "teams_conversations_personal_idx" ON "teams_conversations" USING btree ("person_id") WHERE "teams_conversations"."kind" = 'personal' and "teams_conversations"."removed_at" is null;
