@@ -45,7 +45,8 @@ function boltLogger(log: Logger): BoltLogger {
   const child = log.child({ component: 'slack' });
   const text = (msgs: unknown[]) => msgs.map((m) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m))).join(' ');
   return {
-    debug: (...m: unknown[]) => child.debug(text(m)),
+    // Bolt and its Web API client call debug on every request: the text is built only when someone reads it.
+    debug: (...m: unknown[]) => void (child.isLevelEnabled('debug') && child.debug(text(m))),
     info: (...m: unknown[]) => child.info(text(m)),
     warn: (...m: unknown[]) => child.warn(text(m)),
     error: (...m: unknown[]) => child.error(text(m)),
@@ -169,13 +170,15 @@ export function createSlackApp(options: SlackAppOptions): SlackApp {
   const ctx: UseCaseContext = { db: database.db, now: options.now, ...(options.notifyOutbox ? { onCommitted: options.notifyOutbox } : {}) };
   const clientOptions = { slackApiUrl: options.apiUrl, logger };
 
+  // No conversation store: no listener keeps state per conversation (the database holds it all), and Bolt's
+  // in-memory one made and threw away an Error for every click in a conversation it had not seen.
   let receiver: HTTPReceiver | undefined;
   let app: App;
   if (options.appToken) {
-    app = new App({ token: options.botToken, appToken: options.appToken, socketMode: true, logger, clientOptions });
+    app = new App({ token: options.botToken, appToken: options.appToken, socketMode: true, logger, clientOptions, convoStore: false });
   } else {
     receiver = new HTTPReceiver({ signingSecret: options.signingSecret, endpoints: '/slack/events', logger, unhandledRequestTimeoutMillis: 3000 });
-    app = new App({ token: options.botToken, receiver, logger, clientOptions });
+    app = new App({ token: options.botToken, receiver, logger, clientOptions, convoStore: false });
   }
 
   const deps: ListenerDeps = { db: database.db, ctx, log, now: options.now, ...(options.reportLinks ? { reportLinks: options.reportLinks } : {}) };
