@@ -121,10 +121,33 @@ async function benchPlanning(users: number): Promise<void> {
     report(`user_dm.plan_and_write_${users}`, planMs, 'ms', planMs / baselineMs);
     const again = await queueUserDms(db, TICK_AT);
     if (again.dms !== 0 || again.outboxIds.length !== 0) throw new Error(`a second tick wrote ${again.dms} DMs again`);
+    await benchMorningAfter(db, users, baselineMs);
   } finally {
     await database.close();
     await scratch.drop();
   }
+}
+
+/** The morning after the tick's night. */
+const MORNING_AT = new Date('2024-06-12T13:00:00Z');
+
+/**
+ * Every one of those machines was off that night: the 08:00 tick tells each user once (against the same raw outbox
+ * insert), and the ticks after it, every minute of the day, find nobody left to tell and should cost next to nothing.
+ */
+async function benchMorningAfter(db: AppDatabase, users: number, baselineMs: number): Promise<void> {
+  await db.execute(sql`insert into runs (device_id, release_id, window_start, window_end, state, scheduled_at, finished_at)
+    select id, '2024-Feb', '2024-06-12T06:00:00Z', '2024-06-12T10:00:00Z', 'offline', now(), now() from devices where user_email is not null`);
+  const t0 = performance.now();
+  const first = await queueUserDms(db, MORNING_AT);
+  const firstMs = performance.now() - t0;
+  if (first.offline !== users) throw new Error(`told ${first.offline} of ${users} users their machine was off`);
+  const t1 = performance.now();
+  const later = await queueUserDms(db, new Date(MORNING_AT.getTime() + 60_000));
+  const laterMs = performance.now() - t1;
+  if (later.offline !== 0) throw new Error(`the next tick told ${later.offline} users again`);
+  report(`user_dm.offline_first_morning_${users}`, firstMs, 'ms', firstMs / baselineMs);
+  report(`user_dm.offline_next_tick_${users}`, laterMs, 'ms', laterMs / firstMs);
 }
 
 /** The baseline: the tick's DM outbox rows copied into an empty chat_outbox twin with multi-row INSERTs of 1,000. */

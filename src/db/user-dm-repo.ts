@@ -237,13 +237,19 @@ export interface OfflineRuns {
   names: string;
 }
 
-/** Per release and user: devices whose run ended offline in a window that closed in the 18 hours before `now`. */
+/**
+ * Per release and user: devices whose run ended offline in a window that closed in the 18 hours before `now`, for
+ * users not yet told about that release. The tick asks every minute, and after the first morning nearly everyone in
+ * the answer had been told: each cost a lookup and a transaction that wrote nothing, minute after minute.
+ */
 export async function recentOfflineRuns(db: AppDatabase, now: Date): Promise<OfflineRuns[]> {
   const rows = rowsOf<{ release_id: string; client_id: string | null; email: string; window_end: unknown; name: string }>(
     await db.execute(sql`select r.release_id, d.client_id, d.user_email as email, max(r.window_end) as window_end, string_agg(d.name, ', ' order by d.name) as name
       from runs r join devices d on d.id = r.device_id
       where r.state = 'offline' and d.user_email is not null and r.release_id is not null
         and r.window_end <= ${now.toISOString()}::timestamptz and r.window_end > ${now.toISOString()}::timestamptz - interval '18 hours'
+        and not exists (select 1 from user_dms u join people p on p.id = u.person_id
+          where u.kind = 'offline' and u.release_id = r.release_id and p.email = d.user_email)
       group by r.release_id, d.client_id, d.user_email`),
   );
   return rows.map((r) => ({
@@ -268,13 +274,28 @@ export interface NewOfflineDm {
   names: string;
 }
 
-/** The offline notice's DM row; false when one with its key was already written. */
-export async function insertOfflineDm(tx: AppDatabase, dm: NewOfflineDm, now: Date): Promise<boolean> {
-  const [row] = rowsOf<{ id: number }>(
-    await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
-      values (${dm.key}, 'offline', ${dm.personId}, ${dm.clientId}, ${dm.releaseId}, ${dm.night}, ${dm.platform}, ${dm.channel},
-        ${dm.recipient}, ${dm.zone}, ${JSON.stringify([{ names: dm.names }])}::jsonb, ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-      on conflict (key) do nothing returning id`),
+/** The offline notices' DM rows, skipping keys already written; the keys actually inserted. */
+export async function insertOfflineDms(tx: AppDatabase, dms: readonly NewOfflineDm[], now: Date): Promise<Set<string>> {
+  const rows = JSON.stringify(
+    dms.map((dm) => ({
+      key: dm.key,
+      person_id: dm.personId,
+      client_id: dm.clientId,
+      release_id: dm.releaseId,
+      night: dm.night,
+      platform: dm.platform,
+      channel: dm.channel,
+      recipient: dm.recipient,
+      zone: dm.zone,
+      devices: [{ names: dm.names }],
+    })),
   );
-  return row !== undefined;
+  const inserted = rowsOf<{ key: string }>(
+    await tx.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at, created_at)
+      select key, 'offline', person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz
+      from jsonb_to_recordset(${rows}::jsonb) as r(key text, person_id int, client_id text, release_id text, night date, platform text, channel text,
+        recipient text, zone text, devices jsonb)
+      on conflict (key) do nothing returning key`),
+  );
+  return new Set(inserted.map((r) => r.key));
 }

@@ -18,7 +18,7 @@ import { loadRelease } from '../db/release-repo.ts';
 import {
   candidateDevices,
   clientSettings,
-  insertOfflineDm,
+  insertOfflineDms,
   insertTonightDms,
   recentOfflineRuns,
   runsInWindows,
@@ -30,7 +30,7 @@ import { planWindow } from '../domain/plan.ts';
 import { mspProducts, passedUpdates, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadReleaseFacts } from '../db/rollout-repo.ts';
 import type { Product } from '../domain/release.ts';
-import { nightOf, offlineKey, planNight, type NightDevice, type NightPlan, type PlannedDm } from '../domain/user-dm.ts';
+import { nightOf, offlineKey, planNight, type DmRecipient, type NightDevice, type NightPlan, type PlannedDm } from '../domain/user-dm.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { type MaintenanceWindow } from '../domain/windows.ts';
 import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
@@ -297,30 +297,47 @@ async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date, a
 
 /**
  * The morning after: a person whose device's run ended `offline` in a window that closed in the last 18 hours
- * hears so once per release (the key), from 08:00 their time, not every morning the machine stays off.
+ * hears so once per release (the key), from 08:00 their time, not every morning the machine stays off. The people
+ * are looked up together, and their rows and posts written a batch per transaction, as tonight's DMs are.
  */
 async function queueOfflineNotices(db: AppDatabase, now: Date, settings: ClientSettingsMap, audiences: Audiences): Promise<number[]> {
+  const due = await offlineDmsDue(db, await recentOfflineRuns(db, now), settings, now);
   const ids: number[] = [];
-  for (const runs of await recentOfflineRuns(db, now)) {
-    const dm = await offlineDmDue(db, runs, settings, now);
-    if (!dm) continue;
-    const written = await db.transaction(async (tx) => {
-      if (!(await insertOfflineDm(tx, dm, now))) return [];
-      return notify(tx, [{ kind: 'user_dm_offline', key: dm.key, platform: dm.platform, channel: dm.channel, deviceNames: dm.names }], now, audiences);
-    });
-    ids.push(...written);
-  }
+  for (let i = 0; i < due.length; i += DMS_PER_TRANSACTION) ids.push(...(await writeOfflineDms(db, due.slice(i, i + DMS_PER_TRANSACTION), now, audiences)));
   return ids;
 }
 
-/** The offline notice due now for these runs' user; none when they cannot be reached or it is not 08:00 yet. */
-async function offlineDmDue(db: AppDatabase, runs: OfflineRuns, settings: ClientSettingsMap, now: Date): Promise<NewOfflineDm | undefined> {
-  const client = settings.get(runs.clientId);
-  if (!client) return undefined;
-  const platform = client.settings.chatPlatform ?? 'slack';
-  const person = (await loadRecipients(db, platform, [runs.email])).get(runs.email.toLowerCase());
-  if (!person?.address) return undefined;
-  const zone = person.zone ?? client.zone;
+async function writeOfflineDms(db: AppDatabase, dms: readonly NewOfflineDm[], now: Date, audiences: Audiences): Promise<number[]> {
+  return db.transaction(async (tx) => {
+    const inserted = await insertOfflineDms(tx, dms, now);
+    // One notice per key: a user with machines at two clients is in the answer twice, and is told once.
+    const notices = [...new Map(dms.filter((dm) => inserted.has(dm.key)).map((dm) => [dm.key, dm])).values()].map(
+      (dm): UserDmNotice => ({ kind: 'user_dm_offline', key: dm.key, platform: dm.platform, channel: dm.channel, deviceNames: dm.names }),
+    );
+    return notify(tx, notices, now, audiences);
+  });
+}
+
+/** The offline notices due now; none for a user who cannot be reached or for whom it is not 08:00 yet. */
+async function offlineDmsDue(db: AppDatabase, runs: readonly OfflineRuns[], settings: ClientSettingsMap, now: Date): Promise<NewOfflineDm[]> {
+  const platformOf = (r: OfflineRuns) => settings.get(r.clientId)?.settings.chatPlatform ?? 'slack';
+  const recipients = new Map<'slack' | 'teams', Map<string, DmRecipient>>();
+  for (const platform of ['slack', 'teams'] as const) {
+    const emails = runs.filter((r) => settings.has(r.clientId) && platformOf(r) === platform).map((r) => r.email);
+    if (emails.length > 0) recipients.set(platform, await loadRecipients(db, platform, emails));
+  }
+  return runs.flatMap((r) => {
+    const client = settings.get(r.clientId);
+    const person = recipients.get(platformOf(r))?.get(r.email.toLowerCase());
+    const dm = client && person ? offlineDmFor(r, client.zone, person, now) : undefined;
+    return dm ? [dm] : [];
+  });
+}
+
+/** The user's offline notice, once it is 08:00 their time the morning after; none when they cannot be reached. */
+function offlineDmFor(runs: OfflineRuns, clientZone: string, person: DmRecipient, now: Date): NewOfflineDm | undefined {
+  if (!person.address) return undefined;
+  const zone = person.zone ?? clientZone;
   const local = DateTime.fromJSDate(runs.windowEnd, { zone });
   const from = Math.max(runs.windowEnd.getTime(), local.startOf('day').set({ hour: OFFLINE_NOTICE_FROM_HOUR }).toMillis());
   if (now.getTime() < from) return undefined;

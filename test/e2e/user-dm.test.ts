@@ -15,6 +15,7 @@ import { storeSlackDirectory, unmatchedUsers } from '../../src/db/directory-repo
 import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
+import { recentOfflineRuns } from '../../src/db/user-dm-repo.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
@@ -289,6 +290,21 @@ describe('a device named with mrkdwn in it', () => {
     expect(text).toContain('&lt;!channel&gt;');
     expect(text).not.toMatch(/[^\u200B][*_]|[*_][^\u200B]/);
     expect(text.replaceAll('\u200B', '')).toContain('ANN_*LAPTOP*_&lt;!channel&gt;');
+  });
+});
+
+describe('the morning after, for a whole client', () => {
+  it('tells every user whose machine was off in one tick, and the next tick finds nobody left to tell', async () => {
+    const db = database.db;
+    await db.execute(sql`insert into runs (device_id, release_id, window_start, window_end, state, scheduled_at, finished_at)
+      select id, '2024-Feb', '2024-03-14T06:00:00Z', '2024-03-14T10:00:00Z', 'offline', now(), now() from devices where client_id = 'globex' and user_email is not null`);
+    const offlineDms = () => count(sql`select count(*) as n from user_dms where kind = 'offline' and client_id = 'globex'`);
+    expect(await tick('2024-03-14T11:59:00Z')).toEqual([]); // 07:59 EDT
+    expect(await tick('2024-03-14T12:00:00Z')).toHaveLength(CROWD);
+    expect(await offlineDms()).toBe(CROWD);
+    expect((await recentOfflineRuns(db, new Date('2024-03-14T12:01:00Z'))).filter((r) => r.clientId === 'globex')).toEqual([]);
+    expect(await tick('2024-03-14T12:01:00Z')).toEqual([]);
+    expect(await offlineDms()).toBe(CROWD);
   });
 });
 
