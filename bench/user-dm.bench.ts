@@ -18,6 +18,8 @@
  * (pacing 25,000 posts would take ~9 minutes and measures nothing new). Its ratio is against a same-process
  * baseline: a raw multi-row INSERT of the same 25,000 outbox rows into a copy of chat_outbox, the least any
  * planner that writes them must do. A second tick right after must write nothing (exactly once at scale).
+ * Then the morning after, every one of those machines having been off: the 08:00 tick that tells each user so
+ * (against the same raw insert), and the tick a minute later, which finds nobody left to tell (against the first).
  */
 import os from 'node:os';
 import path from 'node:path';
