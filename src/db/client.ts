@@ -3,6 +3,7 @@
  * default). Both give the same drizzle `PgDatabase` over the same schema, so repositories never know which.
  */
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { MigrationConfig } from 'drizzle-orm/migrator';
@@ -44,11 +45,13 @@ export interface OpenOptions {
   maxConnections?: number;
   /** Name shown in pg_stat_activity. */
   applicationName?: string;
+  /** A new embedded database's image (db/pglite-image.ts): a folder other than the build's, or none (initdb). */
+  image?: string | false;
 }
 
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
   if (target.kind === 'postgres') return openPostgres(target.url, options);
-  return openPglite(target.kind === 'embedded' ? target.dataDir : undefined);
+  return openPglite(target.kind === 'embedded' ? target.dataDir : undefined, options.image);
 }
 
 async function openPostgres(url: string, options: OpenOptions): Promise<Database> {
@@ -93,11 +96,16 @@ async function openPostgres(url: string, options: OpenOptions): Promise<Database
  */
 export const PGLITE_SETTINGS = ['shared_buffers=32MB'];
 
-async function openPglite(dataDir: string | undefined): Promise<Database> {
+async function openPglite(dataDir: string | undefined, image: string | false | undefined): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
-  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true });
+  if (dataDir !== undefined) {
+    await mkdir(path.dirname(dataDir), { recursive: true });
+    const { seedFromImage } = await import('./pglite-image.ts');
+    if (image !== false && (await seedFromImage(dataDir, PGLITE_SETTINGS, image))) traceMemory('database copied from the image');
+    await mkdir(dataDir, { recursive: true });
+  }
   const settings = PGLITE_SETTINGS.flatMap((setting) => ['-c', setting]);
   // initdb too: it writes the setting into a new database's postgresql.conf, and runs within less memory itself.
   const client = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, ...settings], initDbStartParams: settings });
