@@ -328,6 +328,24 @@ describe(`inventory import on ${backend}`, () => {
     expect(second.clients).toEqual({ added: 0, changed: 0, retired: 0, unchanged: inventory.clients.length });
     expect((await expectDigestFleetAsStored(database)).devices.reduce((n, g) => n + g.count, 0)).toBe(deviceTotal);
   });
+
+  it('retires the devices that left a file of several pages of them, wherever they sort, and only those', async () => {
+    const inventory = generateInventory({ clients: 30, devices: 12_000, seed: 11 });
+    await applyInventory(database.db, inventory, NOW);
+    const names = inventory.clients.flatMap((c) => c.locations.flatMap((l) => l.devices.map((d) => d.name))).sort();
+    // The first and last, and either side of where the first page of 5,000 stored names would end.
+    const leaving = new Set([names[0]!, names[4998]!, names[4999]!, names[5000]!, names[9001]!, names[names.length - 1]!]);
+    const smaller: Inventory = {
+      ...inventory,
+      clients: inventory.clients.map((client) => ({
+        ...client,
+        locations: client.locations.map((location) => ({ ...location, devices: location.devices.filter((d) => !leaving.has(d.name)) })),
+      })),
+    };
+    const changes = await applyInventory(database.db, smaller, LATER);
+    expect(changes.retiredDevices).toEqual([...leaving].sort());
+    expect(changes.devices).toMatchObject({ added: 0, changed: 0, retired: leaving.size });
+  }, 60_000);
 });
 
 const exec = promisify(execFile);
