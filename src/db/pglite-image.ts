@@ -1,7 +1,7 @@
 /**
  * A new embedded database begins as a copy of an image: a PGlite data dir made at build time (scripts/build.mjs),
  * initdb'd and migrated. Creating one in the process that needs it runs initdb in a second PGlite and a third
- * WebAssembly module, hands the result over as a tarball, and then migrates: 770 MiB at its peak, which stayed the
+ * WebAssembly module, hands the result over as a tarball, and then migrates: 750 MiB at its peak, which stayed the
  * peak of a first 100,000-device import (820 MiB). Copying files costs nothing of the kind.
  *
  * The image is used only when it was made by this PGlite with these settings from a prefix of these migrations
