@@ -104,6 +104,7 @@ export async function importCommand(file: string, options: { dryRun?: boolean; j
   const { traceMemory } = await import('../runtime/memory-trace.ts');
 
   const config: Config = loadConfig(process.env);
+  if (config.database.kind === 'embedded') (await import('../runtime/wasm-tiering.ts')).compileWasmQuicklyOnly();
   const dryRun = options.dryRun ?? false;
   // Check the file before touching the database: a bad file must not even create the embedded one.
   const checked = await readInventory(file);

@@ -3,6 +3,7 @@
  * default). Both give the same drizzle `PgDatabase` over the same schema, so repositories never know which.
  */
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { MigrationConfig } from 'drizzle-orm/migrator';
@@ -44,11 +45,13 @@ export interface OpenOptions {
   maxConnections?: number;
   /** Name shown in pg_stat_activity. */
   applicationName?: string;
+  /** A new embedded database's image (db/pglite-image.ts): a folder other than the build's, or none (initdb). */
+  image?: string | false;
 }
 
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Database> {
   if (target.kind === 'postgres') return openPostgres(target.url, options);
-  return openPglite(target.kind === 'embedded' ? target.dataDir : undefined);
+  return openPglite(target.kind === 'embedded' ? target.dataDir : undefined, options.image);
 }
 
 async function openPostgres(url: string, options: OpenOptions): Promise<Database> {
@@ -86,18 +89,25 @@ async function openPostgres(url: string, options: OpenOptions): Promise<Database
 }
 
 /**
- * PostgreSQL sizes its buffers for a server of its own: 128 MB of shared buffers, 4 MB of WAL buffers. PGlite
- * allocates them inside its WebAssembly memory, which starts at 128 MiB, grows past it for these, and never
- * shrinks: a 100,000-device import held 190 MiB of it. At 32 MB (WAL buffers follow, 1 MB) the database fits in
- * the memory it starts with; at 16 MB the import ran slower, its pages going to the file system more often.
+ * PostgreSQL sizes its memory for a server of its own: 128 MB of shared buffers, 8 MB of temporary buffers, 64 MB
+ * to build an index. PGlite takes all of it inside its WebAssembly memory, which keeps every page it ever touched,
+ * and touches the shared buffers whole as it starts; what a 100,000-device import touched counts against the 300
+ * MiB the whole import may take. Shared buffers at 16 MB (WAL buffers follow, 512 kB): 18 MiB less than at 32 MB,
+ * pages beyond them read from the operating system's cache. The import's temporary table of grants and its index
+ * took 14 MiB; within 4 MB each they spill to files instead.
  */
-export const PGLITE_SETTINGS = ['shared_buffers=32MB'];
+export const PGLITE_SETTINGS = ['shared_buffers=16MB', 'temp_buffers=4MB', 'maintenance_work_mem=4MB'];
 
-async function openPglite(dataDir: string | undefined): Promise<Database> {
+async function openPglite(dataDir: string | undefined, image: string | false | undefined): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
-  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true });
+  if (dataDir !== undefined) {
+    await mkdir(path.dirname(dataDir), { recursive: true });
+    const { seedFromImage } = await import('./pglite-image.ts');
+    if (image !== false && (await seedFromImage(dataDir, PGLITE_SETTINGS, image))) traceMemory('database copied from the image');
+    await mkdir(dataDir, { recursive: true });
+  }
   const settings = PGLITE_SETTINGS.flatMap((setting) => ['-c', setting]);
   // initdb too: it writes the setting into a new database's postgresql.conf, and runs within less memory itself.
   const client = await PGlite.create(dataDir, { startParams: [...PGlite.defaultStartParams, ...settings], initDbStartParams: settings });

@@ -43,8 +43,12 @@ export interface ApplyOptions {
   dryRun?: boolean;
 }
 
-/** Rows per statement: 20,000 devices in four round trips, each a JSON document of about a megabyte. */
-const ROWS_PER_STATEMENT = 5000;
+/**
+ * Rows per statement, each batch one JSON document of about half a megabyte. PGlite works on a statement inside
+ * its WebAssembly memory, which keeps every page it ever touched: at 5,000 rows a statement took 15 MiB of it,
+ * at 2,500 6 MiB. PostgreSQL hardly notices the extra round trips (40 at 100,000 devices).
+ */
+const ROWS_PER_STATEMENT = 2500;
 
 class DryRunRollback extends Error {
   constructor(readonly changes: InventoryChanges) {
@@ -172,14 +176,41 @@ async function applyDevices(tx: AppDatabase, inventory: Inventory, now: Date): P
   const rowBatches = mapBatches(order, (index) => deviceRow(owned.devices[index]!, owned.clientIds[index]!, owned.locationIds[index]!, now));
   const compared = [devices.clientId, devices.locationId, devices.class, devices.ring, devices.os, devices.userEmail, devices.timezone, devices.syncedFrom, devices.retiredAt];
   const deviceCounts = await upsertInBatches(tx, devices, rowBatches, [devices.name], compared, {}, 'count');
-  const retiredDevices = await retireMissing(tx, sql`update devices set retired_at = ${at(now)}, updated_at = ${at(now)}
-    where retired_at is null and name not in (select jsonb_array_elements_text(${JSON.stringify(sortedNames)}::jsonb))
-    returning name as key`);
+  const retiredDevices = await retireDevicesNotIn(tx, new Set(sortedNames), now);
   return {
     counts: withUnchanged(deviceCounts, retiredDevices.length, sortedNames.length),
     retired: retiredDevices,
     restored: devicesRetiredBefore.size === 0 ? [] : sortedNames.filter((name) => devicesRetiredBefore.has(name)),
   };
+}
+
+/**
+ * Retires the devices in service that the file no longer has. The stored names come a page at a time to be looked
+ * up in the file's, rather than the file's 100,000 going to the database to be looked up there: PGlite built that
+ * lookup in its WebAssembly memory, which keeps every page it ever touched (14 MiB of it at 100,000 devices).
+ */
+async function retireDevicesNotIn(tx: AppDatabase, inFile: Set<string>, now: Date): Promise<string[]> {
+  const missing: string[] = [];
+  for (let after: string | undefined; ; ) {
+    // Retired rows come too: filtered here, with no statistics yet on what this transaction wrote the planner
+    // judged too few rows in service to be worth the index, and sorted the whole table for every page.
+    const from = after === undefined ? sql`` : sql`where name > ${after}`;
+    const page = rowsOf<{ name: string; retired: boolean }>(
+      await tx.execute(sql`select name, retired_at is not null as retired from devices ${from} order by name limit ${ROWS_PER_STATEMENT}`),
+    );
+    for (const { name, retired } of page) if (!retired && !inFile.has(name)) missing.push(name);
+    if (page.length < ROWS_PER_STATEMENT) break;
+    after = page[page.length - 1]!.name;
+  }
+  const retired: string[] = [];
+  for (const batch of chunks(missing, ROWS_PER_STATEMENT)) {
+    retired.push(
+      ...(await retireMissing(tx, sql`update devices set retired_at = ${at(now)}, updated_at = ${at(now)}
+        where retired_at is null and name in (select jsonb_array_elements_text(${JSON.stringify(batch)}::jsonb))
+        returning name as key`)),
+    );
+  }
+  return retired.sort();
 }
 
 /** Every device with its client and location (null for the MSP's own), as parallel arrays rather than a row each. */
@@ -349,15 +380,16 @@ async function replaceRoles(tx: AppDatabase, now: Date): Promise<number[]> {
         and not exists (select 1 from import_grants g where g.key = p.key and g.role = r.role and g.client_id = coalesce(r.client_id, ''))
       returning r.person_id, exists (select 1 from import_grants g where g.key = p.key) as in_file`),
   ).filter((row) => row.in_file);
-  const added = rowsOf<{ person_id: number }>(
+  // One array rather than a row per person: a first import grants all 100,000, and a row each cost 25 MiB of heap.
+  const [added] = rowsOf<{ ids: number[] }>(
     await tx.execute(sql`with inserted as (
         insert into person_roles (person_id, role, client_id, created_at)
         select p.id, g.role, nullif(g.client_id, ''), ${at(now)} from import_grants g join people p on p.key = g.key
         on conflict do nothing
         returning person_id)
-      select distinct person_id from inserted`),
+      select coalesce(array_agg(distinct person_id), '{}') as ids from inserted`),
   );
-  return [...stale, ...added].map((row) => Number(row.person_id));
+  return [...stale.map((row) => Number(row.person_id)), ...(added?.ids ?? []).map(Number)];
 }
 
 /** Chat identities the file names: the engineers' Slack ids and champions' Teams ids, a few hundred at most. */

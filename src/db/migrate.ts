@@ -4,15 +4,11 @@
  * PostgreSQL advisory lock, held on one connection for the whole run, makes the second wait and then find
  * nothing left to do.
  */
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase, type Database } from './client.ts';
+import { MIGRATIONS_FOLDER, readJournal } from './migrations-journal.ts';
 
-export { rowsOf };
-
-/** Resolved from this module, not the working directory, so `patchbay migrate` works from anywhere. */
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+export { rowsOf, MIGRATIONS_FOLDER };
 
 /** Any fixed 64-bit number no other lock in the database uses: "patchbay migrate". */
 const MIGRATION_LOCK_KEY = sql.raw('7261636862021001');
@@ -22,17 +18,6 @@ export interface MigrationOutcome {
   applied: string[];
   /** How many had been applied before. */
   alreadyApplied: number;
-}
-
-interface JournalEntry {
-  tag: string;
-  when: number;
-}
-
-async function readJournal(folder: string): Promise<JournalEntry[]> {
-  const text = await readFile(`${folder}/meta/_journal.json`, 'utf8');
-  const journal = JSON.parse(text) as { entries: JournalEntry[] };
-  return journal.entries;
 }
 
 async function appliedMigrationTimes(db: AppDatabase): Promise<Set<number>> {

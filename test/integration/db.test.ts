@@ -133,8 +133,8 @@ describe.skipIf(backend !== 'pglite')('embedded PGlite on disk', () => {
 
   it('creates a new database with small shared buffers written into its postgresql.conf', async () => {
     const dataDir = path.join(dir, 'new');
-    expect(await sharedBuffers(dataDir)).toBe('32MB');
-    expect(await readFile(path.join(dataDir, 'postgresql.conf'), 'utf8')).toMatch(/^shared_buffers = 32MB/m);
+    expect(await sharedBuffers(dataDir)).toBe('16MB');
+    expect(await readFile(path.join(dataDir, 'postgresql.conf'), 'utf8')).toMatch(/^shared_buffers = 16MB/m);
   });
 
   it('runs a database created with PostgreSQL\u2019s defaults (128MB) with small shared buffers too', async () => {
@@ -142,6 +142,6 @@ describe.skipIf(backend !== 'pglite')('embedded PGlite on disk', () => {
     const { PGlite } = await import('@electric-sql/pglite');
     await (await PGlite.create(dataDir)).close();
     expect(await readFile(path.join(dataDir, 'postgresql.conf'), 'utf8')).toMatch(/^shared_buffers = 128MB/m);
-    expect(await sharedBuffers(dataDir)).toBe('32MB');
+    expect(await sharedBuffers(dataDir)).toBe('16MB');
   });
 });

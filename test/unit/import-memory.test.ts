@@ -20,6 +20,19 @@ describe('the import command\u2019s memory', () => {
     expect(setFlagsFromString).toHaveBeenCalledWith('--heap-growing-percent=30');
   });
 
+  it('compiles PGlite\u2019s WebAssembly with V8\u2019s quick compiler only on the embedded database, and not for PostgreSQL', async () => {
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    vi.stubEnv('DATABASE_URL', '');
+    const { importCommand } = await import('../../src/commands/import.ts');
+    await expect(importCommand('/no/such/inventory.yaml', {})).rejects.toThrow(/problem/);
+    expect(setFlagsFromString).toHaveBeenCalledWith('--liftoff-only');
+
+    setFlagsFromString.mockClear();
+    vi.stubEnv('DATABASE_URL', 'postgres://nobody@127.0.0.1:1/none');
+    await expect(importCommand('/no/such/inventory.yaml', {})).rejects.toThrow(/problem/);
+    expect(setFlagsFromString).not.toHaveBeenCalledWith('--liftoff-only');
+  });
+
   it('so does `patchbay start`, before anything else: a sweep allocates fast and keeps little', async () => {
     const { startCommand } = await import('../../src/commands/start.ts');
     await expect(startCommand({ role: 'nonsense' })).rejects.toThrow(/not a role/);

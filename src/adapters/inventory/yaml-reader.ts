@@ -66,6 +66,7 @@ export class YamlReader {
 
   /** Lines before the piece of the file now being read (0 when reading the whole file in one piece). */
   private lineBase = 0;
+  private readonly texts = new Map<string, string>();
 
   constructor(
     private aliases: AliasIndex,
@@ -180,7 +181,20 @@ export class YamlReader {
       this.report(field.value, field.path, `contains a control character (U+${code}) at character ${control.index + 1}; remove it`);
       return undefined;
     }
-    return value;
+    return this.kept(value);
+  }
+
+  /**
+   * One string per distinct value, its own: 100,000 devices name a few dozen operating systems, and their users
+   * repeat. See ownCopy for why a copy.
+   */
+  private kept(value: string): string {
+    let kept = this.texts.get(value);
+    if (kept === undefined) {
+      kept = ownCopy(value);
+      this.texts.set(value, kept);
+    }
+    return kept;
   }
 
   /** The items of a list; an absent or empty value is an empty list. */
@@ -203,6 +217,15 @@ export class YamlReader {
 
 function isEmpty(node: Node | null): boolean {
   return node === null || (isScalar(node) && node.value === null);
+}
+
+/**
+ * V8 makes a piece of a string 13 characters or longer a view into the whole, so one client id kept from the
+ * file kept all of its text alive: 15 MB for as long as the inventory at 100,000 devices. JSON's round trip is
+ * the cheapest copy that is its own string; a shorter piece is copied already.
+ */
+function ownCopy(value: string): string {
+  return value.length < 13 ? value : (JSON.parse(JSON.stringify(value)) as string);
 }
 
 function describe(node: Node | null | undefined): string {
