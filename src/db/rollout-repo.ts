@@ -602,16 +602,51 @@ export async function runCounts(db: AppDatabase, rolloutId?: number): Promise<Ru
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
+/** A window by its owner (client id or `msp`) and start (ISO). */
+export interface WindowRef {
+  who: string;
+  windowStart: string;
+}
+
+/** A window `windowTallies` reads by default, and whether it has ended by the `now` asked about. */
+export interface RecentWindow extends WindowRef {
+  ended: boolean;
+}
+
+/**
+ * The windows `windowTallies` reads by default (running, or ended within the last day) that have runs of their
+ * work: one pass over the runs' window and owner, without the tallies' counts and lists, so a tick can leave out
+ * the windows everyone was told about before tallying the rest.
+ */
+export async function recentWindows(db: AppDatabase, now: Date): Promise<RecentWindow[]> {
+  const at = now.toISOString();
+  const rows = rowsOf<{ who: string; window_start: unknown; ended: boolean }>(
+    // Ended as the tally counts it: by the latest end among the window's runs.
+    await db.execute(sql`select coalesce(d.client_id, 'msp') as who, r.window_start, max(r.window_end) <= ${at}::timestamptz as ended
+      from runs r join devices d on d.id = r.device_id
+      where r.window_end > ${at}::timestamptz - interval '1 day' and r.window_start <= ${at}::timestamptz
+        and (r.result is null or r.result not in ('nothing_applies', 'no_os'))
+      group by 1, 2`),
+  );
+  return rows.map((r) => ({ who: r.who, windowStart: iso(r.window_start)!, ended: r.ended }));
+}
+
 /**
  * Runs grouped by owner (client id or `msp`) and window, for windows still running or ended within the last day:
  * counts by state and the first few failed, rolled and twice-rebooted devices. Devices the plan passed over are
  * left out; they were never part of the window's work.
  */
-export async function windowTallies(db: AppDatabase, now: Date, only?: { who: string; windowStart: string }): Promise<WindowTally[]> {
-  // One window (a summary re-rendered after a click) is read whatever its age; the sweep reads the recent ones.
-  const which = only
-    ? sql`coalesce(d.client_id, 'msp') = ${only.who} and r.window_start = ${only.windowStart}::timestamptz`
-    : sql`r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz`;
+export async function windowTallies(db: AppDatabase, now: Date, only?: WindowRef | readonly WindowRef[]): Promise<WindowTally[]> {
+  // Windows named (a summary re-rendered after a click, those a tick has yet to tell) are read whatever their age;
+  // the sweep reads the recent ones.
+  const which = !only
+    ? sql`r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz`
+    : 'who' in only
+      ? sql`coalesce(d.client_id, 'msp') = ${only.who} and r.window_start = ${only.windowStart}::timestamptz`
+      : sql`r.window_start in (select distinct (x ->> 'windowStart')::timestamptz from jsonb_array_elements(${JSON.stringify(only)}::jsonb) x)
+          and (coalesce(d.client_id, 'msp'), r.window_start) in
+            (select x ->> 'who', (x ->> 'windowStart')::timestamptz from jsonb_array_elements(${JSON.stringify(only)}::jsonb) x)`;
+  if (Array.isArray(only) && only.length === 0) return [];
   const rows = rowsOf<{
     who: string;
     window_start: unknown;

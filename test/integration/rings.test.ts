@@ -174,6 +174,51 @@ describe('each update through every ring', () => {
     expect(rowsOf<{ v: number }>(await w.db.execute(sql`select sum(version)::int as v from rollouts`))[0]!.v).toBe(before);
   });
 
+  it('the Teams tick tells every champion conversation each sign-off round and window summary once, a conversation linked late too', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 1 }] }, ['5034765', '5034439']);
+    expect(await hold(w.ctx, { actor: cli, releaseId: '2024-Feb', updateKey: 'KB5034439', clients: ['acme'], reason: 'check the EMR first', requestId: 'h1' })).toMatchObject({ outcome: 'applied' });
+    const link = (id: string) => w.db.execute(sql`insert into teams_conversations (conversation_id, kind, client_id, reference) values (${id}, 'channel', 'acme', '{}'::jsonb)`);
+    const keys = async (like: string) =>
+      rowsOf<{ key: string }>(await w.db.execute(sql`select idempotency_key as key from chat_outbox where idempotency_key like ${like} order by idempotency_key`)).map((r) => r.key);
+    const summaries = async (conversation: string) => (await keys(`teams:window:acme:%:${conversation}:summary`)).map((k) => k.split(`:${conversation}:`)[0]);
+    await link('conv-acme');
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    expect((await w.gate('pilot/acme'))?.state).toBe('awaiting_confirmation');
+    const tick = (iso: string) => queueClientMessages(w.db, new Date(iso));
+    expect((await tick('2024-02-15T15:00:00Z')).length).toBeGreaterThan(0);
+    expect(await keys('teams:signoff:%')).toEqual(['teams:signoff:2024-Feb:acme:conv-acme:post']);
+    const pilotNight = await summaries('conv-acme');
+    expect(pilotNight).toHaveLength(1);
+    expect(await tick('2024-02-15T15:00:15Z')).toEqual([]);
+    // Linked after the card and the summary went out: it gets both, and the first conversation nothing again.
+    await link('conv-late');
+    expect((await tick('2024-02-15T15:00:30Z')).length).toBe(2);
+    expect(await keys('teams:signoff:%')).toEqual(['teams:signoff:2024-Feb:acme:conv-acme:post', 'teams:signoff:2024-Feb:acme:conv-late:post']);
+    expect(await summaries('conv-late')).toEqual(pilotNight);
+    expect(await tick('2024-02-15T15:00:45Z')).toEqual([]);
+    // The hold released after acme confirmed: a second round asks about the released update alone, a card of its own.
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    w.clock.now = new Date('2024-02-16T15:00:00Z');
+    expect(await releaseHold(w.ctx, { actor: cli, releaseId: '2024-Feb', target: { kind: 'update', updateKey: '5034439' }, requestId: 'r1' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-17T07:30:00Z');
+    expect((await w.gate('pilot/acme'))?.state).toBe('awaiting_confirmation');
+    await tick('2024-02-17T15:00:00Z');
+    expect(await keys('teams:signoff:%')).toEqual([
+      'teams:signoff:2024-Feb:acme:conv-acme:post',
+      'teams:signoff:2024-Feb:acme:conv-acme:post:5034439',
+      'teams:signoff:2024-Feb:acme:conv-late:post',
+      'teams:signoff:2024-Feb:acme:conv-late:post:5034439',
+    ]);
+    expect(await summaries('conv-late')).toEqual(await summaries('conv-acme'));
+    expect((await summaries('conv-acme')).length).toBeGreaterThan(pilotNight.length);
+    expect(await tick('2024-02-17T15:00:15Z')).toEqual([]);
+  });
+
   it('a machine imported into a ring that already finished gets what passed there; the champion is not asked again about what they confirmed', async () => {
     const options = { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 1 }] };
     const w = await world('2024-02-14T03:00:00Z', options, ['5034765']);
