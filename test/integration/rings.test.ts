@@ -219,6 +219,31 @@ describe('each update through every ring', () => {
     expect(await tick('2024-02-17T15:00:15Z')).toEqual([]);
   });
 
+  it('a closed window is told once in each of its channels, one given to the client after the window closed too', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 0 }] }, ['5034765']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    const told = async () =>
+      rowsOf<{ key: string }>(await w.db.execute(sql`select idempotency_key as key from chat_outbox where subject like 'window%:acme:%' order by id`)).map((r) => r.key.replace(/^window:acme:[^:]+:\d\dZ:/, ''));
+    w.clock.now = new Date('2024-02-15T15:00:00Z');
+    await w.engine.sweep();
+    const engineers = await told();
+    expect(engineers.filter((k) => k.endsWith(':final') || k.endsWith(':summary'))).toHaveLength(2);
+    expect(await w.engine.sweep()).toMatchObject({ messages: 0 });
+    // Acme gets a channel of its own after its window closed: the window's post, final edit and summary go there once.
+    await w.db.execute(sql`update clients set settings = settings || '{"slackChannel": "C_ACME"}'::jsonb where id = 'acme'`);
+    w.clock.now = new Date('2024-02-15T15:01:00Z');
+    await w.engine.sweep();
+    w.clock.now = new Date('2024-02-15T15:02:00Z');
+    await w.engine.sweep();
+    expect((await told()).filter((k) => k.startsWith('C_ACME:')).sort()).toEqual(['C_ACME:final', 'C_ACME:post', 'C_ACME:summary']);
+    expect(await w.engine.sweep()).toMatchObject({ messages: 0 });
+    expect((await told()).filter((k) => !k.startsWith('C_ACME:'))).toEqual(engineers);
+  });
+
   it('a machine imported into a ring that already finished gets what passed there; the champion is not asked again about what they confirmed', async () => {
     const options = { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 1 }] };
     const w = await world('2024-02-14T03:00:00Z', options, ['5034765']);
