@@ -11,6 +11,7 @@ import { SimulatedFleet } from '../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
+import { loadMspPicture } from '../../src/db/eligibility-repo.ts';
 import { approve, hold, releaseHold } from '../../src/use-cases/decisions.ts';
 import { loadSignoff } from '../../src/use-cases/pilot.ts';
 import { promoteRelease, skipRing } from '../../src/use-cases/rollout-actions.ts';
@@ -242,6 +243,27 @@ describe('each update through every ring', () => {
     expect((await told()).filter((k) => k.startsWith('C_ACME:')).sort()).toEqual(['C_ACME:final', 'C_ACME:post', 'C_ACME:summary']);
     expect(await w.engine.sweep()).toMatchObject({ messages: 0 });
     expect((await told()).filter((k) => !k.startsWith('C_ACME:'))).toEqual(engineers);
+  });
+
+  it('ring msp\u2019s standings read from the machines that ran under it are those read from the whole release', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 2, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 2 }] }, ['5034765', '5034439']);
+    const same = async () => {
+      const [all, msp] = [await loadMspPicture(w.db, '2024-Feb', w.clock.now, []), await loadMspPicture(w.db, '2024-Feb', w.clock.now, [], 'msp')];
+      expect(msp!.standings).toEqual(all!.standings);
+      return msp!.standings.map((s) => [s.key, s.state, s.installedOn.length]);
+    };
+    await w.night('2024-02-14T07:30:00Z');
+    // Installed on ring msp's machines, so the comparison is over outcomes that are there.
+    expect((await same()).map(([, state, installed]) => [state, installed])).toEqual([['soaking', 2], ['soaking', 2]]);
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect((await same()).map(([, state]) => state)).toEqual(['ready', 'ready']);
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    expect(await w.runsOf('ACME-PC')).toHaveLength(2);
+    expect((await same()).map(([, state]) => state)).toEqual(['promoted', 'promoted']);
   });
 
   it('a machine imported into a ring that already finished gets what passed there; the champion is not asked again about what they confirmed', async () => {
