@@ -10,6 +10,8 @@
  *   whose peak resident set is the sweep's own (seeding the inventory here does not count), then every run it
  *   planned through a worker in that process on the simulated fleet with zero latency: runs per second and the
  *   process's peak memory.
+ * - steady ticks (bench/steady-ticks.ts): the sweep, Teams, user-DM and outbox ticks when there is nothing new to
+ *   do, mid-window and the day after, in a database of their own. BENCH_ROLLOUT_STEADY=only runs them alone.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
