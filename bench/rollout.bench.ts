@@ -10,6 +10,8 @@
  *   whose peak resident set is the sweep's own (seeding the inventory here does not count), then every run it
  *   planned through a worker in that process on the simulated fleet with zero latency: runs per second and the
  *   process's peak memory.
+ * - steady ticks (bench/steady-ticks.ts): the sweep, Teams, user-DM and outbox ticks when there is nothing new to
+ *   do, mid-window and the day after, in a database of their own. BENCH_ROLLOUT_STEADY=only runs them alone.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -33,6 +35,7 @@ import { RolloutEngine } from '../src/jobs/rollout/index.ts';
 import { startPrivateRedis } from '../src/runtime/redis-server.ts';
 import { collectGarbage, measure, report, scratchPostgres, sized, type Measured } from './lib.ts';
 import { benchRelease } from './release.ts';
+import { benchSteadyTicks } from './steady-ticks.ts';
 
 /** The sizes benched: BENCH_ROLLOUT_DEVICES/CLIENTS for one, else 20,000 over 200 clients then 100,000 over 1,000. */
 const SIZES: Array<{ devices: number; clients: number }> = process.env.BENCH_ROLLOUT_DEVICES
@@ -41,10 +44,38 @@ const SIZES: Array<{ devices: number; clients: number }> = process.env.BENCH_ROL
 /** Sweeps and baselines each; the best of each is reported. More on a busy machine. */
 const REPEATS = Number(process.env.BENCH_ROLLOUT_REPEATS ?? sized(3, 1));
 const NOW = new Date('2024-02-14T02:00:00Z');
+/** Seven hours after the nightly window (01:00-05:00 UTC) closed. */
+const DAY_AFTER = new Date('2024-02-14T12:00:00Z');
 const CHILD = fileURLToPath(new URL('./rollout-child.ts', import.meta.url));
 
 export default async function rolloutBench(): Promise<void> {
-  for (const size of SIZES) await benchSize(size.devices, size.clients);
+  // BENCH_ROLLOUT_STEADY=only: the steady ticks alone (bench/steady-ticks.ts), without the sweep-from-scratch figures.
+  const steadyOnly = process.env.BENCH_ROLLOUT_STEADY === 'only';
+  for (const size of SIZES) {
+    if (!steadyOnly) await benchSize(size.devices, size.clients);
+    await benchSteady(size.devices, size.clients);
+  }
+}
+
+/** The ticks when there is nothing new to do, in a database of their own (bench/steady-ticks.ts). */
+async function benchSteady(devices: number, clients: number): Promise<void> {
+  const scratch = await scratchPostgres('steady');
+  if (!scratch) return;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-bench-redis-'));
+  const redisServer = await startPrivateRedis({ dir, appendOnly: false });
+  const database = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 10 });
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  try {
+    await migrateDatabase(database);
+    await seedFleetInOpenWindow(database.db, devices, clients);
+    await benchSteadyTicks({ database, redis, windowOpenAt: NOW, dayAfter: DAY_AFTER }, devices);
+  } finally {
+    redis.disconnect();
+    await database.close();
+    await redisServer.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+    await scratch.drop();
+  }
 }
 
 async function benchSize(devices: number, clients: number): Promise<void> {

@@ -121,8 +121,12 @@ async function benchPlanning(users: number): Promise<void> {
     const baselineMs = await rawOutboxInsert(db);
     report(`user_dm.raw_outbox_insert_${users}`, baselineMs, 'ms', 1);
     report(`user_dm.plan_and_write_${users}`, planMs, 'ms', planMs / baselineMs);
-    const again = await queueUserDms(db, TICK_AT);
+    const t1 = performance.now();
+    const again = await queueUserDms(db, new Date(TICK_AT.getTime() + 60_000));
+    const againMs = performance.now() - t1;
     if (again.dms !== 0 || again.outboxIds.length !== 0) throw new Error(`a second tick wrote ${again.dms} DMs again`);
+    // The tick a minute later, and every minute until the window opens: everyone was told, nothing to write.
+    report(`user_dm.plan_next_tick_${users}`, againMs, 'ms', againMs / planMs);
     await benchMorningAfter(db, users, baselineMs);
   } finally {
     await database.close();

@@ -8,6 +8,7 @@
 import { sql } from 'drizzle-orm';
 import { rowsOf, type AppDatabase } from './client.ts';
 import { needsNoticeSql } from './notice-repo.ts';
+import type { Gate } from '../domain/rollout.ts';
 
 const championAudience = sql`(t.kind <> 'personal'
   or exists (select 1 from person_roles r where r.person_id = t.person_id and r.role = 'champion' and r.client_id = t.client_id)
@@ -21,13 +22,19 @@ export async function championConversations(db: AppDatabase, clientId: string): 
   ).map((r) => r.conversation_id);
 }
 
-/** Clients with at least one conversation that carries champion traffic. */
-export async function clientsWithChampionChats(db: AppDatabase): Promise<Set<string>> {
-  return new Set(
-    rowsOf<{ client_id: string }>(
-      await db.execute(sql`select distinct t.client_id from teams_conversations t where t.removed_at is null and t.client_id is not null and ${championAudience}`),
-    ).map((r) => r.client_id),
+/** Every client's conversations that carry champion traffic, oldest first: one read for a tick over all clients. */
+export async function championConversationsByClient(db: AppDatabase): Promise<Map<string, string[]>> {
+  const byClient = new Map<string, string[]>();
+  const rows = rowsOf<{ client_id: string; conversation_id: string }>(
+    await db.execute(sql`select t.client_id, t.conversation_id from teams_conversations t
+      where t.removed_at is null and t.client_id is not null and ${championAudience} order by t.id`),
   );
+  for (const r of rows) {
+    const list = byClient.get(r.client_id);
+    if (list) list.push(r.conversation_id);
+    else byClient.set(r.client_id, [r.conversation_id]);
+  }
+  return byClient;
 }
 
 export interface BroadDevice {
@@ -69,13 +76,21 @@ export async function broadClassesNeedingNotice(db: AppDatabase, clientId: strin
   );
 }
 
+export interface ChampionNewsGate {
+  releaseId: string;
+  ring: 'pilot' | 'broad';
+  clientId: string;
+  /** The gate as stored (what its sign-off asks about, which round it is). */
+  gate: Gate;
+}
+
 /** Gates whose client may have news for its champions: a pilot awaiting sign-off, a broad ring scheduled or running. */
-export async function gatesWithChampionNews(db: AppDatabase, now: Date): Promise<Array<{ releaseId: string; ring: 'pilot' | 'broad'; clientId: string }>> {
-  return rowsOf<{ release_id: string; ring: 'pilot' | 'broad'; client_id: string }>(
-    await db.execute(sql`select release_id, ring, client_id from rollouts where client_id is not null
+export async function gatesWithChampionNews(db: AppDatabase, now: Date): Promise<ChampionNewsGate[]> {
+  return rowsOf<{ release_id: string; ring: 'pilot' | 'broad'; client_id: string; state_detail: Gate }>(
+    await db.execute(sql`select release_id, ring, client_id, state_detail from rollouts where client_id is not null
       and ((ring = 'pilot' and state = 'awaiting_confirmation') or (ring = 'broad' and state in ('scheduled', 'running')))
       and updated_at > ${now.toISOString()}::timestamptz - interval '45 days' order by id`),
-  ).map((r) => ({ releaseId: r.release_id, ring: r.ring, clientId: r.client_id }));
+  ).map((r) => ({ releaseId: r.release_id, ring: r.ring, clientId: r.client_id, gate: r.state_detail }));
 }
 
 /** Every client's name and zone (retired ones too: a summary may be about a window before retirement). */

@@ -9,7 +9,7 @@ import { mspStandings, type MspStanding, type ReleaseFacts } from '../domain/eli
 import { rowsOf, type AppDatabase } from './client.ts';
 import { activeHolds, effectiveApprovals } from './decisions-repo.ts';
 import { loadRelease } from './release-repo.ts';
-import { loadReleaseFacts, mspDevices } from './rollout-repo.ts';
+import { loadMspFacts, loadReleaseFacts, mspDevices } from './rollout-repo.ts';
 
 export interface MspPicture {
   facts: ReleaseFacts;
@@ -22,13 +22,16 @@ export async function holdsNow(db: AppDatabase): Promise<Hold[]> {
   return (await activeHolds(db)).map((h) => ({ scope: h.scope, releaseId: h.releaseId, updateKey: h.updateKey, clientId: h.clientId, ring: h.ring }));
 }
 
-/** Each approved update not held for ring msp, and where it stands there (installed where, soaking until when). */
-export async function loadMspPicture(db: AppDatabase, releaseId: string, now: Date, holds?: readonly Hold[]): Promise<MspPicture | undefined> {
+/**
+ * Each approved update not held for ring msp, and where it stands there (installed where, soaking until when).
+ * `facts: 'msp'` reads only what the standings need (loadMspFacts): the picture's `facts` then say nothing of other rings.
+ */
+export async function loadMspPicture(db: AppDatabase, releaseId: string, now: Date, holds?: readonly Hold[], facts: 'all' | 'msp' = 'all'): Promise<MspPicture | undefined> {
   const release = await loadRelease(db, releaseId);
   if (!release) return undefined;
-  const [approvals, facts, devices, settings, held] = await Promise.all([
+  const [approvals, releaseFacts, devices, settings, held] = await Promise.all([
     effectiveApprovals(db, releaseId),
-    loadReleaseFacts(db, [releaseId]),
+    facts === 'msp' ? loadMspFacts(db, releaseId) : loadReleaseFacts(db, [releaseId]).then((all) => all.get(releaseId)!),
     mspDevices(db),
     db.execute(sql`select (settings ->> 'soakHours')::float as soak from msp where id = 1`),
     holds ? Promise.resolve(holds) : holdsNow(db),
@@ -40,7 +43,6 @@ export async function loadMspPicture(db: AppDatabase, releaseId: string, now: Da
     .filter((u) => (all || approved.has(u.id)) && !isHeld(held, { ...target, updateKey: u.id }))
     .map((u) => ({ key: u.id, productIds: u.productIds }));
   const soak = rowsOf<{ soak: number | null }>(settings)[0]?.soak;
-  const releaseFacts = facts.get(releaseId)!;
   return {
     facts: releaseFacts,
     standings: mspStandings({ facts: releaseFacts, devices, products: release.products, updates, soakHours: soak ?? DEFAULT_SOAK_HOURS }, now),

@@ -49,6 +49,15 @@ export async function enqueueOutbox(tx: AppDatabase, items: readonly OutboxItem[
   return inserted.map((row) => Number(row.id)).sort((a, b) => a - b);
 }
 
+/** Which of `keys` are in the outbox already (queued, sent or given up on): what a tick need not build again. */
+export async function queuedKeys(db: AppDatabase, keys: readonly string[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const rows = rowsOf<{ k: string }>(
+    await db.execute(sql`select idempotency_key as k from chat_outbox where idempotency_key in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`),
+  );
+  return new Set(rows.map((r) => r.k));
+}
+
 export interface OutboxRow {
   id: number;
   platform: 'slack' | 'teams';

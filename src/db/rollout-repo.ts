@@ -441,15 +441,21 @@ export async function plannedDevices(db: AppDatabase, windowStarts: readonly str
  * Per (device, update) of the releases: installed when a run carrying it succeeded, else failed when the latest
  * run carrying it failed (a Retry moves that run on, so the failure no longer counts). The ring is the gate's.
  */
-export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, UpdateOutcome[]>> {
+export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[], only?: 'msp-tested'): Promise<Map<string, UpdateOutcome[]>> {
   const out = new Map<string, UpdateOutcome[]>(releaseIds.map((id) => [id, []]));
   if (releaseIds.length === 0) return out;
+  // Only the machines that ran under a ring msp gate, every run of theirs: each machine's outcome is picked as for all.
+  const scope =
+    only === 'msp-tested'
+      ? sql`and r.device_id in (select m.device_id from runs m join rollouts mg on mg.id = m.rollout_id where mg.ring = 'msp'
+          and mg.release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb)))`
+      : sql``;
   const rows = rowsOf<{ release_id: string; device_id: number; ring: Ring; client_id: string | null; update_key: string; outcome: 'installed' | 'failed'; at: unknown; os: string | null }>(
     await db.execute(sql`select distinct on (r.release_id, r.device_id, u.key) r.release_id, r.device_id, g.ring, g.client_id, u.key as update_key,
         case when r.state = 'succeeded' then 'installed' else 'failed' end as outcome, coalesce(r.finished_at, r.updated_at) as at, d.os
       from runs r join rollouts g on g.id = r.rollout_id join devices d on d.id = r.device_id
         cross join lateral jsonb_array_elements_text(r.updates) as u(key)
-      where r.state in ('succeeded', 'failed') and r.release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb))
+      where r.state in ('succeeded', 'failed') and r.release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb)) ${scope}
       order by r.release_id, r.device_id, u.key, (r.state = 'succeeded') desc, r.window_start desc, r.id desc`),
   );
   for (const r of rows) {
@@ -462,6 +468,16 @@ export async function updateOutcomes(db: AppDatabase, releaseIds: readonly strin
 export async function loadReleaseFacts(db: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, ReleaseFacts>> {
   const states = await loadReleaseStates(db, releaseIds);
   return new Map([...states].map(([releaseId, state]) => [releaseId, state.facts]));
+}
+
+/**
+ * The facts ring msp's standings read: the release's gates and the outcomes on the machines that ran under ring msp.
+ * What other rings' machines did is left out (the day after a night of 100,000 runs, reading them took 2 s on
+ * every sweep), so these facts answer nothing about other rings.
+ */
+export async function loadMspFacts(db: AppDatabase, releaseId: string): Promise<ReleaseFacts> {
+  const [outcomes, book] = await Promise.all([updateOutcomes(db, [releaseId], 'msp-tested'), loadBook(db, releaseId)]);
+  return releaseFacts(book, outcomes.get(releaseId) ?? []);
 }
 
 /** Per release, its gates as stored and the facts folded from them and its runs: the gates are read once for both. */
@@ -602,16 +618,51 @@ export async function runCounts(db: AppDatabase, rolloutId?: number): Promise<Ru
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
+/** A window by its owner (client id or `msp`) and start (ISO). */
+export interface WindowRef {
+  who: string;
+  windowStart: string;
+}
+
+/** A window `windowTallies` reads by default, and whether it has ended by the `now` asked about. */
+export interface RecentWindow extends WindowRef {
+  ended: boolean;
+}
+
+/**
+ * The windows `windowTallies` reads by default (running, or ended within the last day) that have runs of their
+ * work: one pass over the runs' window and owner, without the tallies' counts and lists, so a tick can leave out
+ * the windows everyone was told about before tallying the rest.
+ */
+export async function recentWindows(db: AppDatabase, now: Date): Promise<RecentWindow[]> {
+  const at = now.toISOString();
+  const rows = rowsOf<{ who: string; window_start: unknown; ended: boolean }>(
+    // Ended as the tally counts it: by the latest end among the window's runs.
+    await db.execute(sql`select coalesce(d.client_id, 'msp') as who, r.window_start, max(r.window_end) <= ${at}::timestamptz as ended
+      from runs r join devices d on d.id = r.device_id
+      where r.window_end > ${at}::timestamptz - interval '1 day' and r.window_start <= ${at}::timestamptz
+        and (r.result is null or r.result not in ('nothing_applies', 'no_os'))
+      group by 1, 2`),
+  );
+  return rows.map((r) => ({ who: r.who, windowStart: iso(r.window_start)!, ended: r.ended }));
+}
+
 /**
  * Runs grouped by owner (client id or `msp`) and window, for windows still running or ended within the last day:
  * counts by state and the first few failed, rolled and twice-rebooted devices. Devices the plan passed over are
  * left out; they were never part of the window's work.
  */
-export async function windowTallies(db: AppDatabase, now: Date, only?: { who: string; windowStart: string }): Promise<WindowTally[]> {
-  // One window (a summary re-rendered after a click) is read whatever its age; the sweep reads the recent ones.
-  const which = only
-    ? sql`coalesce(d.client_id, 'msp') = ${only.who} and r.window_start = ${only.windowStart}::timestamptz`
-    : sql`r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz`;
+export async function windowTallies(db: AppDatabase, now: Date, only?: WindowRef | readonly WindowRef[]): Promise<WindowTally[]> {
+  // Windows named (a summary re-rendered after a click, those a tick has yet to tell) are read whatever their age;
+  // the sweep reads the recent ones.
+  const which = !only
+    ? sql`r.window_end > ${now.toISOString()}::timestamptz - interval '1 day' and r.window_start <= ${now.toISOString()}::timestamptz`
+    : 'who' in only
+      ? sql`coalesce(d.client_id, 'msp') = ${only.who} and r.window_start = ${only.windowStart}::timestamptz`
+      : sql`r.window_start in (select distinct (x ->> 'windowStart')::timestamptz from jsonb_array_elements(${JSON.stringify(only)}::jsonb) x)
+          and (coalesce(d.client_id, 'msp'), r.window_start) in
+            (select x ->> 'who', (x ->> 'windowStart')::timestamptz from jsonb_array_elements(${JSON.stringify(only)}::jsonb) x)`;
+  if (Array.isArray(only) && only.length === 0) return [];
   const rows = rowsOf<{
     who: string;
     window_start: unknown;

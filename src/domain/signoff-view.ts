@@ -1,3 +1,5 @@
+import type { Gate } from './rollout.ts';
+
 /** What a client's pilot sign-off shows (a Teams card, its text fallback): plain data, built by the pilot use-case. */
 export type DeviceOutcome = 'updated' | 'failed' | 'missed' | 'nothing' | 'in_progress' | 'waiting';
 
@@ -21,4 +23,14 @@ export interface SignoffView {
   championIds: string[];
   /** '' for the release's first sign-off; for a later one (late updates), what it asks about: a card of its own. */
   round: string;
+}
+
+/** What a sign-off asks about; once answered, what the answer covered (a reopened pilot's card shows what was confirmed). */
+export function signoffAsked(gate: Pick<Gate, 'asked' | 'confirmation'> | undefined): Set<string> {
+  return new Set(gate?.asked?.length ? gate.asked : (gate?.confirmation?.updates ?? []));
+}
+
+/** The round of a pilot's sign-off: '' for the release's first, else what it asks about (a card of its own). */
+export function signoffRound(gate: Pick<Gate, 'asked' | 'confirmation' | 'confirmed'> | undefined): string {
+  return (gate?.confirmed ?? []).length > 0 ? [...signoffAsked(gate)].sort().join('+') : '';
 }

@@ -8,9 +8,13 @@
  * could queue these there, in applyGateEvents' transaction. Until then this lags by one tick.
  */
 import type { AppDatabase } from '../db/client.ts';
-import { championConversations, clientNamesAndZones, clientsWithChampionChats, gatesWithChampionNews } from '../db/audience-repo.ts';
-import { windowTallies } from '../db/rollout-repo.ts';
-import { reportFor } from '../domain/window-report.ts';
+import { championConversationsByClient, clientNamesAndZones, gatesWithChampionNews, type ChampionNewsGate } from '../db/audience-repo.ts';
+import { queuedKeys } from '../db/outbox-repo.ts';
+import { recentWindows, windowTallies } from '../db/rollout-repo.ts';
+import { reportFor, windowSubject } from '../domain/window-report.ts';
+import { signoffRound } from '../domain/signoff-view.ts';
+import { planPostKey, signoffPostKey } from '../chat/notices/pilot.ts';
+import { windowSummaryKey } from '../chat/notices/client-chats.ts';
 import { loadSignoff, signoffNotice } from '../use-cases/pilot.ts';
 import { broadPlanNotice } from '../use-cases/audience.ts';
 import { loadAudiences } from '../chat/audiences.ts';
@@ -26,9 +30,9 @@ export const TEAMS_QUEUE = 'teams-clients';
 /** Queues whatever the client conversations have not been told yet; returns the new outbox row ids. */
 export async function queueClientMessages(db: AppDatabase, now: Date): Promise<number[]> {
   // Clients a champion can be told in: a client reached only through its users' personal chats gets nothing here.
-  const linked = await clientsWithChampionChats(db);
-  if (linked.size === 0) return [];
-  const messages = [...(await gateMessages(db, linked, now)), ...(await windowSummaries(db, linked, now))];
+  const chats = await championConversationsByClient(db);
+  if (chats.size === 0) return [];
+  const messages = [...(await gateMessages(db, chats, now)), ...(await windowSummaries(db, chats, now))];
   if (messages.length === 0) return [];
   return db.transaction(async (tx) => {
     const audiences = await loadAudiences(tx);
@@ -36,10 +40,26 @@ export async function queueClientMessages(db: AppDatabase, now: Date): Promise<n
   });
 }
 
+type Chats = ReadonlyMap<string, readonly string[]>;
+
+/**
+ * What is owed to some conversation of its client: those with a key not in the outbox yet. The tick runs every 15 s
+ * for every client: what every conversation was told is left out before anything is built (a broad plan reads
+ * the release's outcomes). The outbox keys still make each message once; this only saves building it again.
+ */
+async function untold<T extends { clientId: string }>(db: AppDatabase, items: readonly T[], chats: Chats, keyOf: (item: T, channel: string) => string): Promise<T[]> {
+  const keys = (item: T) => (chats.get(item.clientId) ?? []).map((channel) => keyOf(item, channel));
+  const told = await queuedKeys(db, items.flatMap(keys));
+  return items.filter((item) => keys(item).some((key) => !told.has(key)));
+}
+
 /** The sign-off card of a pilot awaiting its champions, the plan of a broad ring scheduled or running. */
-async function gateMessages(db: AppDatabase, linked: ReadonlySet<string>, now: Date): Promise<Notice[]> {
+async function gateMessages(db: AppDatabase, chats: Chats, now: Date): Promise<Notice[]> {
+  const gates = (await gatesWithChampionNews(db, now)).filter((g) => chats.has(g.clientId));
+  const keyOf = (g: ChampionNewsGate, channel: string) =>
+    g.ring === 'pilot' ? signoffPostKey(g.releaseId, g.clientId, channel, signoffRound(g.gate)) : planPostKey(g.releaseId, g.clientId, channel);
   const messages: Notice[] = [];
-  for (const gate of (await gatesWithChampionNews(db, now)).filter((g) => linked.has(g.clientId))) {
+  for (const gate of await untold(db, gates, chats, keyOf)) {
     if (gate.ring === 'pilot') {
       const view = await loadSignoff(db, gate.releaseId, gate.clientId);
       if (view) messages.push(await signoffNotice(db, view, 'post', 'post'));
@@ -51,18 +71,19 @@ async function gateMessages(db: AppDatabase, linked: ReadonlySet<string>, now: D
   return messages;
 }
 
-/** Each closed window's summary, for the client whose machines it patched. */
-async function windowSummaries(db: AppDatabase, linked: ReadonlySet<string>, now: Date): Promise<Notice[]> {
-  const tallies = (await windowTallies(db, now)).filter((t) => linked.has(t.who));
-  if (tallies.length === 0) return [];
+/** Each closed window's summary, for the client whose machines it patched; only windows some conversation lacks are tallied. */
+async function windowSummaries(db: AppDatabase, chats: Chats, now: Date): Promise<Notice[]> {
+  const closed = (await recentWindows(db, now)).filter((w) => w.ended && chats.has(w.who)).map((w) => ({ ...w, clientId: w.who }));
+  const owed = await untold(db, closed, chats, (w, channel) => windowSummaryKey(windowSubject(w.who, w.windowStart), channel));
+  if (owed.length === 0) return [];
+  const tallies = await windowTallies(db, now, owed.map(({ who, windowStart }) => ({ who, windowStart })));
   const clients = await clientNamesAndZones(db);
   const messages: Notice[] = [];
   for (const tally of tallies) {
     const summary = reportFor(tally, now).find((r) => r.type === 'summary');
     const client = clients.get(tally.who);
     if (!summary || !client) continue;
-    const conversations = await championConversations(db, tally.who);
-    messages.push({ kind: 'client_window_summary', windowSubject: summary.subject, tally, clientName: client.name, zone: client.timezone, conversations });
+    messages.push({ kind: 'client_window_summary', windowSubject: summary.subject, tally, clientName: client.name, zone: client.timezone, conversations: chats.get(tally.who) ?? [] });
   }
   return messages;
 }

@@ -35,7 +35,7 @@ import { notify } from '../chat/notify.ts';
 import { renderClientCards, type PilotNotice } from '../chat/notices/pilot.ts';
 
 // The view is data the sign-off card renders: its own module, so the card does not import this use-case.
-import type { DeviceOutcome, SignoffView } from '../domain/signoff-view.ts';
+import { signoffAsked, signoffRound, type DeviceOutcome, type SignoffView } from '../domain/signoff-view.ts';
 export type { DeviceOutcome, SignoffView } from '../domain/signoff-view.ts';
 
 export interface PilotResult {
@@ -120,7 +120,7 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
   // answer covered; never the release as a whole. Nothing installed: nothing listed, and no card is sent.
   // What the card asks about; once answered, what the answer covered. A confirmation on a pilot that a later
   // promotion reopened leaves the gate scheduled, not confirmed: its card must still show what was confirmed.
-  const asked = new Set(gate?.asked?.length ? gate.asked : (gate?.confirmation?.updates ?? []));
+  const asked = signoffAsked(gate);
   const updates = (await releaseUpdateWords(db, releaseId)).filter((u) => asked.has(u.updateKey));
   const notes = await clientVisibleNotes(db, releaseId);
   const hold = await firstHoldOnClient(db, releaseId, clientId);
@@ -140,7 +140,7 @@ export async function loadSignoff(db: AppDatabase, releaseId: string, clientId: 
     answer,
     hold: hold ? { ...hold, by: await nameOf(db, hold.by) } : undefined,
     championIds,
-    round: (gate?.confirmed ?? []).length > 0 ? [...asked].sort().join('+') : '',
+    round: signoffRound(gate),
   };
 }
 

@@ -11,6 +11,7 @@ import { SimulatedFleet } from '../../src/adapters/deployers/simulated.ts';
 import type { Config } from '../../src/config.ts';
 import { rowsOf } from '../../src/db/client.ts';
 import { loadBook } from '../../src/db/rollout-repo.ts';
+import { loadMspPicture } from '../../src/db/eligibility-repo.ts';
 import { approve, hold, releaseHold } from '../../src/use-cases/decisions.ts';
 import { loadSignoff } from '../../src/use-cases/pilot.ts';
 import { promoteRelease, skipRing } from '../../src/use-cases/rollout-actions.ts';
@@ -172,6 +173,97 @@ describe('each update through every ring', () => {
     const before = rowsOf<{ v: number }>(await w.db.execute(sql`select sum(version)::int as v from rollouts`))[0]!.v;
     await w.night('2024-02-19T07:30:00Z');
     expect(rowsOf<{ v: number }>(await w.db.execute(sql`select sum(version)::int as v from rollouts`))[0]!.v).toBe(before);
+  });
+
+  it('the Teams tick tells every champion conversation each sign-off round and window summary once, a conversation linked late too', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 1 }] }, ['5034765', '5034439']);
+    expect(await hold(w.ctx, { actor: cli, releaseId: '2024-Feb', updateKey: 'KB5034439', clients: ['acme'], reason: 'check the EMR first', requestId: 'h1' })).toMatchObject({ outcome: 'applied' });
+    const link = (id: string) => w.db.execute(sql`insert into teams_conversations (conversation_id, kind, client_id, reference) values (${id}, 'channel', 'acme', '{}'::jsonb)`);
+    const keys = async (like: string) =>
+      rowsOf<{ key: string }>(await w.db.execute(sql`select idempotency_key as key from chat_outbox where idempotency_key like ${like} order by idempotency_key`)).map((r) => r.key);
+    const summaries = async (conversation: string) => (await keys(`teams:window:acme:%:${conversation}:summary`)).map((k) => k.split(`:${conversation}:`)[0]);
+    await link('conv-acme');
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    expect((await w.gate('pilot/acme'))?.state).toBe('awaiting_confirmation');
+    const tick = (iso: string) => queueClientMessages(w.db, new Date(iso));
+    expect((await tick('2024-02-15T15:00:00Z')).length).toBeGreaterThan(0);
+    expect(await keys('teams:signoff:%')).toEqual(['teams:signoff:2024-Feb:acme:conv-acme:post']);
+    const pilotNight = await summaries('conv-acme');
+    expect(pilotNight).toHaveLength(1);
+    expect(await tick('2024-02-15T15:00:15Z')).toEqual([]);
+    // Linked after the card and the summary went out: it gets both, and the first conversation nothing again.
+    await link('conv-late');
+    expect((await tick('2024-02-15T15:00:30Z')).length).toBe(2);
+    expect(await keys('teams:signoff:%')).toEqual(['teams:signoff:2024-Feb:acme:conv-acme:post', 'teams:signoff:2024-Feb:acme:conv-late:post']);
+    expect(await summaries('conv-late')).toEqual(pilotNight);
+    expect(await tick('2024-02-15T15:00:45Z')).toEqual([]);
+    // The hold released after acme confirmed: a second round asks about the released update alone, a card of its own.
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    w.clock.now = new Date('2024-02-16T15:00:00Z');
+    expect(await releaseHold(w.ctx, { actor: cli, releaseId: '2024-Feb', target: { kind: 'update', updateKey: '5034439' }, requestId: 'r1' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-17T07:30:00Z');
+    expect((await w.gate('pilot/acme'))?.state).toBe('awaiting_confirmation');
+    await tick('2024-02-17T15:00:00Z');
+    expect(await keys('teams:signoff:%')).toEqual([
+      'teams:signoff:2024-Feb:acme:conv-acme:post',
+      'teams:signoff:2024-Feb:acme:conv-acme:post:5034439',
+      'teams:signoff:2024-Feb:acme:conv-late:post',
+      'teams:signoff:2024-Feb:acme:conv-late:post:5034439',
+    ]);
+    expect(await summaries('conv-late')).toEqual(await summaries('conv-acme'));
+    expect((await summaries('conv-acme')).length).toBeGreaterThan(pilotNight.length);
+    expect(await tick('2024-02-17T15:00:15Z')).toEqual([]);
+  });
+
+  it('a closed window is told once in each of its channels, one given to the client after the window closed too', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 1, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 0 }] }, ['5034765']);
+    await w.night('2024-02-14T07:30:00Z');
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    const told = async () =>
+      rowsOf<{ key: string }>(await w.db.execute(sql`select idempotency_key as key from chat_outbox where subject like 'window%:acme:%' order by id`)).map((r) => r.key.replace(/^window:acme:[^:]+:\d\dZ:/, ''));
+    w.clock.now = new Date('2024-02-15T15:00:00Z');
+    await w.engine.sweep();
+    const engineers = await told();
+    expect(engineers.filter((k) => k.endsWith(':final') || k.endsWith(':summary'))).toHaveLength(2);
+    expect(await w.engine.sweep()).toMatchObject({ messages: 0 });
+    // Acme gets a channel of its own after its window closed: the window's post, final edit and summary go there once.
+    await w.db.execute(sql`update clients set settings = settings || '{"slackChannel": "C_ACME"}'::jsonb where id = 'acme'`);
+    w.clock.now = new Date('2024-02-15T15:01:00Z');
+    await w.engine.sweep();
+    w.clock.now = new Date('2024-02-15T15:02:00Z');
+    await w.engine.sweep();
+    expect((await told()).filter((k) => k.startsWith('C_ACME:')).sort()).toEqual(['C_ACME:final', 'C_ACME:post', 'C_ACME:summary']);
+    expect(await w.engine.sweep()).toMatchObject({ messages: 0 });
+    expect((await told()).filter((k) => !k.startsWith('C_ACME:'))).toEqual(engineers);
+  });
+
+  it('ring msp\u2019s standings read from the machines that ran under it are those read from the whole release', async () => {
+    const w = await world('2024-02-14T03:00:00Z', { mspDevices: 2, mspSettings: { soakHours: 2 }, clients: [{ id: 'acme', pilot: 1, broad: 2 }] }, ['5034765', '5034439']);
+    const same = async () => {
+      const [all, msp] = [await loadMspPicture(w.db, '2024-Feb', w.clock.now, []), await loadMspPicture(w.db, '2024-Feb', w.clock.now, [], 'msp')];
+      expect(msp!.standings).toEqual(all!.standings);
+      return msp!.standings.map((s) => [s.key, s.state, s.installedOn.length]);
+    };
+    await w.night('2024-02-14T07:30:00Z');
+    // Installed on ring msp's machines, so the comparison is over outcomes that are there.
+    expect((await same()).map(([, state, installed]) => [state, installed])).toEqual([['soaking', 2], ['soaking', 2]]);
+    w.clock.now = new Date('2024-02-14T10:00:00Z');
+    await w.engine.sweep();
+    expect((await same()).map(([, state]) => state)).toEqual(['ready', 'ready']);
+    expect(await promoteRelease(w.ctx, { actor: cli, releaseId: '2024-Feb' })).toMatchObject({ outcome: 'applied' });
+    await w.night('2024-02-15T07:30:00Z');
+    await w.engine.applyEvent('2024-Feb', { type: 'confirm_pilot', id: 'c1', actor: { kind: 'engineer', id: 'pat' }, clientId: 'acme' });
+    await w.night('2024-02-16T07:30:00Z');
+    expect(await w.runsOf('ACME-PC')).toHaveLength(2);
+    expect((await same()).map(([, state]) => state)).toEqual(['promoted', 'promoted']);
   });
 
   it('a machine imported into a ring that already finished gets what passed there; the champion is not asked again about what they confirmed', async () => {

@@ -300,6 +300,24 @@ describe('rollout engine', { timeout: 120_000 }, () => {
     expect(await offers()).toBe(1);
   });
 
+  it('a sweep adds back the job of an unfinished run that Redis lost, and only that one', async () => {
+    const h = await harness('2024-02-14T07:30:00Z');
+    await seedWorld(h.database.db, { mspDevices: 3 }, h.clock.now);
+    const engine = h.engine({ deployer: new SimulatedFleet({ clock: () => h.clock.now }) });
+    await engine.applyEvent('2024-Feb', { type: 'approved', id: 'approve-1' });
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 3, jobsAdded: 3 });
+    // Mid-window, every run still waiting for a worker: their jobs are there, so none is added again.
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, jobsAdded: 0 });
+    const ids = async () => (await engine.queue.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).map((j) => j.id).sort();
+    const all = await ids();
+    expect(all).toHaveLength(3);
+    await engine.queue.remove(all[1]!);
+    expect(await ids()).toEqual([all[0], all[2]]);
+    expect(await engine.sweep()).toMatchObject({ runsPlanned: 0, jobsAdded: 1 });
+    expect(await ids()).toEqual(all);
+    expect(await engine.sweep()).toMatchObject({ jobsAdded: 0 });
+  });
+
   it('the inventory\u2019s msp.run_concurrency caps runs in flight across every client and the MSP', async () => {
     const h = await harness('2024-02-14T07:30:00Z');
     await seedWorld(h.database.db, { mspDevices: 2, mspSettings: { runConcurrency: 3 }, clients: [{ id: 'acme', pilot: 0, broad: 4 }, { id: 'globex', pilot: 0, broad: 4 }] }, h.clock.now);

@@ -37,13 +37,26 @@ export function renderClientCards(notice: Extract<PilotNotice, { kind: 'signoff_
   return notice.kind === 'signoff_card' ? signoffCards(notice) : planCards(notice);
 }
 
+/**
+ * The key of a sign-off card's post in one conversation: one per round of the sign-off (`round`, '' for the first),
+ * so the Teams tick can tell a card already posted without building it.
+ */
+export function signoffPostKey(releaseId: string, clientId: string, channel: string, round: string): string {
+  return `teams:${subjects.signoff(releaseId, clientId)}:${channel}:post${round ? `:${round}` : ''}`;
+}
+
+/** The key of the broad plan card's post in one conversation: one per release and client. */
+export function planPostKey(releaseId: string, clientId: string, channel: string): string {
+  return `teams:plan:${releaseId}:${clientId}:${channel}`;
+}
+
 function signoffCards(notice: Extract<PilotNotice, { kind: 'signoff_card' }>): OutboxItem[] {
   const { view, action } = notice;
   const subject = subjects.signoff(view.releaseId, view.clientId);
   const payload = { text: signoffText(view), card: renderSignoffCard(view) };
   const round = view.round ? `:${view.round}` : '';
   return notice.conversations.map((channel) => ({
-    key: `teams:${subject}:${channel}:${action === 'post' ? 'post' : notice.version}${round}`,
+    key: action === 'post' ? signoffPostKey(view.releaseId, view.clientId, channel, view.round) : `teams:${subject}:${channel}:${notice.version}${round}`,
     platform: 'teams' as const,
     channel,
     action,
@@ -56,7 +69,7 @@ function planCards(notice: Extract<PilotNotice, { kind: 'broad_plan' }>): Outbox
   const { releaseId } = notice.plan;
   const payload = { text: `${releaseId}: your machines will be patched on these nights. Save your work and leave your computer on.`, card: renderPlanCard(notice.plan) };
   return notice.conversations.map((channel) => ({
-    key: `teams:plan:${releaseId}:${notice.clientId}:${channel}`,
+    key: planPostKey(releaseId, notice.clientId, channel),
     platform: 'teams' as const,
     channel,
     action: 'post' as const,

@@ -39,7 +39,7 @@ export type RolloutNotice =
   /** A device missed `missed` windows in a row and no longer holds its ring up. */
   | { kind: 'device_flagged'; deviceId: number; deviceName: string; clientId: string | null; windowStart: string; missed: number };
 
-const windowSubject = (tally: WindowTally) => subjects.window(tally.who, tally.windowStart);
+const windowSubject = (window: Pick<WindowTally, 'who' | 'windowStart'>) => subjects.window(window.who, window.windowStart);
 
 /**
  * The key of a progress edit: one per tally (the counts), and one final edit. The engine compares it with the key
@@ -47,7 +47,16 @@ const windowSubject = (tally: WindowTally) => subjects.window(tally.who, tally.w
  */
 export function windowEditKey(channel: string, tally: WindowTally, closing: boolean): string {
   const base = `${windowSubject(tally)}:${channel}`;
-  return closing ? `${base}:final` : `${base}:${createHash('sha1').update(JSON.stringify(tally.counts)).digest('hex').slice(0, 12)}`;
+  return closing ? finalEditKey(base) : `${base}:${createHash('sha1').update(JSON.stringify(tally.counts)).digest('hex').slice(0, 12)}`;
+}
+
+const finalEditKey = (base: string) => `${base}:final`;
+const summaryKey = (base: string) => `${base}:summary`;
+
+/** The keys of a closed window's last messages in a channel (the final edit, the summary): once both are queued, it is told. */
+export function windowDoneKeys(channel: string, window: { who: string; windowStart: string }): string[] {
+  const base = `${windowSubject(window)}:${channel}`;
+  return [finalEditKey(base), summaryKey(base)];
 }
 
 /** The outbox rows of one engine notice; none when the engineers' channel is not configured (for theirs). Pure. */
@@ -58,7 +67,7 @@ export function renderRolloutNotice(notice: RolloutNotice, audiences: Audiences)
     case 'window_summary': {
       const subject = windowSubject(notice.tally);
       const payload = { ...summaryMessage(notice.tally, notice.zone), threadSubject: subject };
-      return [{ key: `${subject}:${notice.channel}:summary`, channel: notice.channel, action: 'post', subject: subjects.windowSummary(subject), payload }];
+      return [{ key: summaryKey(`${subject}:${notice.channel}`), channel: notice.channel, action: 'post', subject: subjects.windowSummary(subject), payload }];
     }
     case 'updates_untested':
       return audiences.engineers ? [untestedPost(notice, audiences.engineers.channel, audiences.clientName)] : [];

@@ -23,7 +23,7 @@ class MspStandings {
   async of(releaseId: string): Promise<MspStanding[]> {
     let standings = this.byRelease.get(releaseId);
     if (!standings) {
-      standings = (await loadMspPicture(this.step.db, releaseId, this.step.now, this.holds))?.standings ?? [];
+      standings = (await loadMspPicture(this.step.db, releaseId, this.step.now, this.holds, 'msp'))?.standings ?? [];
       this.byRelease.set(releaseId, standings);
     }
     return standings;
@@ -167,7 +167,8 @@ export async function tickReleases(step: SweepStep): Promise<void> {
   for (const releaseId of releaseIds) {
     const gates = rows.filter((r) => r.releaseId === releaseId);
     const msp = gates.find((r) => r.ring === 'msp');
-    const ready = msp ? readyToPromote((await loadMspPicture(step.db, releaseId, step.now, holds))?.standings ?? []) : [];
+    // Standings alone, read from ring msp's machines: 1,000 pilots awaiting sign-off make this every sweep.
+    const ready = msp ? readyToPromote((await loadMspPicture(step.db, releaseId, step.now, holds, 'msp'))?.standings ?? []) : [];
     const fresh = ready.some((k) => !(msp?.offered ?? []).includes(k));
     const resting = ready.length > 0 && (msp?.state === 'soaking' || msp?.state === 'promoted');
     if (!fresh && !resting && !gates.some((r) => r.state === 'awaiting_confirmation')) continue;
