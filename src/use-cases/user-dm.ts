@@ -100,7 +100,7 @@ function refusal(dm: StoredDm, input: DmAnswerInput, now: Date): DmAnswerResult 
   // A card stays in the chat for days. Pressed the next morning, "already started" would read as "it is on now", and
   // an OK would put on record a warning taken after the restart it was about.
   const lastEnd = Math.max(...dm.devices.map((d) => Date.parse(d.windowEnd)));
-  if (now.getTime() >= lastEnd) {
+  if (dm.devices.length > 0 && now.getTime() >= lastEnd) {
     const left = input.answer === 'defer' ? 'nothing left to put off' : 'nothing left to confirm';
     return { outcome: 'refused', code: 'too_late', message: `That window is over, so there is ${left}. Nothing was changed.` };
   }
