@@ -152,6 +152,13 @@ export async function insertRuns(db: AppDatabase, runs: readonly NewRun[], now: 
   return ids;
 }
 
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * Runs as columns: device ids, and per run the (1-based) index of its window and of its content (updates and
  * skip reason) in two short lists. Array literals of integers, so no value needs quoting.
@@ -161,8 +168,7 @@ function runColumns(runs: readonly NewRun[]): { devices: string; windowOf: strin
   const windowIndex = new Map<string, number>();
   const contents: Array<{ updates: string[]; result: string | null }> = [];
   const contentIndex = new Map<string, number>();
-  // Runs come a window at a time, and a planner shares one update list among a window's devices: most rows look
-  // nothing up.
+  // Runs come a window at a time, and most of a window's devices get the same updates: most rows look nothing up.
   let last: NewRun | undefined;
   let w = 0;
   let c = 0;
