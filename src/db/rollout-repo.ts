@@ -184,7 +184,7 @@ function runColumns(runs: readonly NewRun[]): { devices: string; windowOf: strin
         windowIndex.set(key, w);
       }
     }
-    if (!last || run.updates !== last.updates || run.skipped !== last.skipped) {
+    if (!last || run.skipped !== last.skipped || !sameKeys(run.updates, last.updates)) {
       const content = { updates: run.updates, result: run.skipped ?? null };
       const key = JSON.stringify(content);
       c = contentIndex.get(key) ?? 0;
@@ -372,6 +372,8 @@ export interface OpenGateDevice {
   timezone: string;
   /** Missed too many windows in a row: it no longer holds its ring up. */
   flagged: boolean;
+  /** Has a user, who must be warned before it reboots: the notice rule reads users only for these. */
+  hasUser: boolean;
 }
 
 /** Where a page of a sweep's devices ends: the next page starts after this (gate, device). */
@@ -410,17 +412,20 @@ export async function openGateDevices(db: AppDatabase, scope?: DeviceScope): Pro
     spec: string | null;
     timezone: string;
     flagged: boolean;
+    has_user: boolean;
   }>(
     // Client gates and the MSP's gate joined separately, each on an equality devices_client_idx answers: one
     // join with IS NOT DISTINCT FROM (or an OR) leaves the planner a nested loop over every device per gate.
     await db.execute(sql`with g as (select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running')${gates})
       select g.id as gate_id, g.release_id, g.ring, g.client_id, g.state as gate_state, d.id, d.name, d.os,
-          c.windows ->> d.class as spec, coalesce(d.timezone, c.timezone) as timezone, d.flagged_at is not null as flagged
+          c.windows ->> d.class as spec, coalesce(d.timezone, c.timezone) as timezone, d.flagged_at is not null as flagged,
+          d.user_email is not null as has_user
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null
         where true${after}
       union all
-      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, coalesce(d.timezone, m.timezone), d.flagged_at is not null
+      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, coalesce(d.timezone, m.timezone), d.flagged_at is not null,
+          d.user_email is not null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null
         where g.client_id is null${after}
@@ -438,6 +443,7 @@ export async function openGateDevices(db: AppDatabase, scope?: DeviceScope): Pro
     spec: r.spec,
     timezone: r.timezone,
     flagged: Boolean(r.flagged),
+    hasUser: Boolean(r.has_user),
   }));
 }
 
