@@ -491,6 +491,12 @@ export async function plannedDevices(db: AppDatabase, windowStarts: readonly str
   return planned;
 }
 
+/** Whether any run is in the window starting then (one probe of runs_window_idx). */
+export async function anyRunInWindow(db: AppDatabase, windowStart: string): Promise<boolean> {
+  const [row] = rowsOf<{ found: boolean }>(await db.execute(sql`select exists (select 1 from runs where window_start = ${windowStart}::timestamptz) as found`));
+  return Boolean(row?.found);
+}
+
 /**
  * Per (device, update) of the releases: installed when a run carrying it succeeded, else failed when the latest
  * run carrying it failed (a Retry moves that run on, so the failure no longer counts). The ring is the gate's.
