@@ -121,36 +121,84 @@ export interface NewRun {
 export const RUNS_PER_STATEMENT = 1000;
 
 /**
- * Inserts runs that do not exist yet for their (device, window); returns the ids of the new ones. Give it at
- * most RUNS_PER_STATEMENT at a time (the caller batches, so it can enqueue one batch while the next inserts).
+ * Inserts runs that do not exist yet for their (device, window); returns the ids of the new ones, in the order
+ * given (plan order: `admit` takes a client's first runs by id). Give it at most RUNS_PER_STATEMENT at a time (the
+ * caller batches, so it can enqueue one batch while the next inserts).
  */
 export async function insertRuns(db: AppDatabase, runs: readonly NewRun[], now: Date): Promise<number[]> {
   const ids: number[] = [];
   for (let start = 0; start < runs.length; start += RUNS_PER_STATEMENT) {
-    const batch = runs.slice(start, start + RUNS_PER_STATEMENT).map((r) => ({
-      device_id: r.deviceId,
-      release_id: r.releaseId,
-      rollout_id: r.rolloutId,
-      window_start: r.windowStart,
-      window_end: r.windowEnd,
-      updates: r.updates,
-      result: r.skipped ?? null,
-    }));
-    // One jsonb parameter per batch: binding a parameter per cell costs more than the insert (see inventory-repo).
-    const result = rowsOf<{ id: number }>(
-      await db.execute(sql`insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, scheduled_at, detail, updated_at,
-            state, step, result, finished_at)
-          select device_id, release_id, rollout_id, window_start, window_end, updates, ${now.toISOString()}::timestamptz, '{"seq":0}'::jsonb,
-            ${now.toISOString()}::timestamptz, case when result is null then 'scheduled' else 'skipped' end,
-            case when result is null then 'online_check' else 'done' end, result,
-            case when result is null then null else ${now.toISOString()}::timestamptz end
-          from jsonb_to_recordset(${JSON.stringify(batch)}::jsonb)
-            as r(device_id integer, release_id text, rollout_id integer, window_start timestamptz, window_end timestamptz, updates jsonb, result text)
-          on conflict (device_id, window_start) do nothing returning id`),
+    const batch = runColumns(runs.slice(start, start + RUNS_PER_STATEMENT));
+    // A 100,000-run sweep is this insert 100 times: per row it sends a device id and two small indexes (a page's runs
+    // share a few windows and update lists, sent once each), and gets back one string, not a row per run.
+    const [row] = rowsOf<{ ids: string | null }>(
+      await db.execute(sql`with inserted as (
+          insert into runs (device_id, release_id, rollout_id, window_start, window_end, updates, scheduled_at, detail, updated_at, state, step, result, finished_at)
+          select r.device_id, w.release_id, w.rollout_id, w.window_start, w.window_end, c.updates, ${now.toISOString()}::timestamptz, '{"seq":0}'::jsonb,
+            ${now.toISOString()}::timestamptz, case when c.result is null then 'scheduled' else 'skipped' end,
+            case when c.result is null then 'online_check' else 'done' end, c.result,
+            case when c.result is null then null else ${now.toISOString()}::timestamptz end
+          from unnest(${batch.devices}::int[], ${batch.windowOf}::int[], ${batch.contentOf}::int[]) with ordinality as r(device_id, w, c, n)
+            join rows from (jsonb_to_recordset(${batch.windows}::jsonb)
+              as (release_id text, rollout_id integer, window_start timestamptz, window_end timestamptz)) with ordinality as w(release_id, rollout_id, window_start, window_end, n)
+              on w.n = r.w
+            join rows from (jsonb_to_recordset(${batch.contents}::jsonb) as (updates jsonb, result text)) with ordinality as c(updates, result, n) on c.n = r.c
+          order by r.n
+          on conflict (device_id, window_start) do nothing returning id)
+        select string_agg(id::text, ',' order by id) as ids from inserted`),
     );
-    for (const row of result) ids.push(Number(row.id));
+    if (row?.ids) for (const id of row.ids.split(',')) ids.push(Number(id));
   }
   return ids;
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Runs as columns: device ids, and per run the (1-based) index of its window and of its content (updates and
+ * skip reason) in two short lists. Array literals of integers, so no value needs quoting.
+ */
+function runColumns(runs: readonly NewRun[]): { devices: string; windowOf: string; contentOf: string; windows: string; contents: string } {
+  const windows: Array<{ release_id: string; rollout_id: number; window_start: string; window_end: string }> = [];
+  const windowIndex = new Map<string, number>();
+  const contents: Array<{ updates: string[]; result: string | null }> = [];
+  const contentIndex = new Map<string, number>();
+  // Runs come a window at a time, and most of a window's devices get the same updates: most rows look nothing up.
+  let last: NewRun | undefined;
+  let w = 0;
+  let c = 0;
+  const devices: number[] = [];
+  const windowOf: number[] = [];
+  const contentOf: number[] = [];
+  for (const run of runs) {
+    if (!last || run.rolloutId !== last.rolloutId || run.windowStart !== last.windowStart || run.windowEnd !== last.windowEnd || run.releaseId !== last.releaseId) {
+      const key = `${run.releaseId} ${run.rolloutId} ${run.windowStart} ${run.windowEnd}`;
+      w = windowIndex.get(key) ?? 0;
+      if (w === 0) {
+        w = windows.push({ release_id: run.releaseId, rollout_id: run.rolloutId, window_start: run.windowStart, window_end: run.windowEnd });
+        windowIndex.set(key, w);
+      }
+    }
+    if (!last || run.skipped !== last.skipped || !sameKeys(run.updates, last.updates)) {
+      const content = { updates: run.updates, result: run.skipped ?? null };
+      const key = JSON.stringify(content);
+      c = contentIndex.get(key) ?? 0;
+      if (c === 0) {
+        c = contents.push(content);
+        contentIndex.set(key, c);
+      }
+    }
+    last = run;
+    devices.push(run.deviceId);
+    windowOf.push(w);
+    contentOf.push(c);
+  }
+  return { devices: `{${devices.join(',')}}`, windowOf: `{${windowOf.join(',')}}`, contentOf: `{${contentOf.join(',')}}`, windows: JSON.stringify(windows), contents: JSON.stringify(contents) };
 }
 
 /** Everything a run job needs, in one query. */
@@ -324,6 +372,8 @@ export interface OpenGateDevice {
   timezone: string;
   /** Missed too many windows in a row: it no longer holds its ring up. */
   flagged: boolean;
+  /** Has a user, who must be warned before it reboots: the notice rule reads users only for these. */
+  hasUser: boolean;
 }
 
 /** Where a page of a sweep's devices ends: the next page starts after this (gate, device). */
@@ -362,17 +412,20 @@ export async function openGateDevices(db: AppDatabase, scope?: DeviceScope): Pro
     spec: string | null;
     timezone: string;
     flagged: boolean;
+    has_user: boolean;
   }>(
     // Client gates and the MSP's gate joined separately, each on an equality devices_client_idx answers: one
     // join with IS NOT DISTINCT FROM (or an OR) leaves the planner a nested loop over every device per gate.
     await db.execute(sql`with g as (select id, release_id, ring, client_id, state from rollouts where state in ('scheduled', 'running')${gates})
       select g.id as gate_id, g.release_id, g.ring, g.client_id, g.state as gate_state, d.id, d.name, d.os,
-          c.windows ->> d.class as spec, coalesce(d.timezone, c.timezone) as timezone, d.flagged_at is not null as flagged
+          c.windows ->> d.class as spec, coalesce(d.timezone, c.timezone) as timezone, d.flagged_at is not null as flagged,
+          d.user_email is not null as has_user
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null
         where true${after}
       union all
-      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, coalesce(d.timezone, m.timezone), d.flagged_at is not null
+      select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, coalesce(d.timezone, m.timezone), d.flagged_at is not null,
+          d.user_email is not null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null
         where g.client_id is null${after}
@@ -390,6 +443,7 @@ export async function openGateDevices(db: AppDatabase, scope?: DeviceScope): Pro
     spec: r.spec,
     timezone: r.timezone,
     flagged: Boolean(r.flagged),
+    hasUser: Boolean(r.has_user),
   }));
 }
 
@@ -435,6 +489,12 @@ export async function plannedDevices(db: AppDatabase, windowStarts: readonly str
   );
   for (const r of rows) planned.add(`${r.device_id}/${r.window_start}`);
   return planned;
+}
+
+/** Whether any run is in the window starting then (one probe of runs_window_idx). */
+export async function anyRunInWindow(db: AppDatabase, windowStart: string): Promise<boolean> {
+  const [row] = rowsOf<{ found: boolean }>(await db.execute(sql`select exists (select 1 from runs where window_start = ${windowStart}::timestamptz) as found`));
+  return Boolean(row?.found);
 }
 
 /**

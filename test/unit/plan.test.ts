@@ -140,7 +140,8 @@ describe('openWindows and planOpenWindows (a sweep’s planning)', () => {
 
   it('groups devices by gate and the window open for them, and opens nothing outside a window or without room', () => {
     const devices = [
-      device(1, 10), device(2, 10), device(3, 11),
+      // A gate's devices in two zones, one after the other: two windows of the same gate.
+      device(1, 10), device(2, 10), device(8, 10, { timezone: 'Europe/Berlin' }), device(9, 10), device(3, 11),
       device(4, 10, { spec: 'daily 22:00-23:00' }),
       device(5, 12, { timezone: 'America/Chicago' }),
       device(6, 13, { spec: null }),
@@ -148,7 +149,8 @@ describe('openWindows and planOpenWindows (a sweep’s planning)', () => {
     ];
     const open = openWindows(devices, at('2024-02-14T02:00:00Z'), 60);
     expect(open.map((w) => ({ gate: w.gate.id, start: w.windowStart, end: w.windowEnd, devices: w.devices.map((d) => d.id) }))).toEqual([
-      { gate: 10, start: '2024-02-14T01:00:00.000Z', end: '2024-02-14T05:00:00.000Z', devices: [1, 2] },
+      { gate: 10, start: '2024-02-14T01:00:00.000Z', end: '2024-02-14T05:00:00.000Z', devices: [1, 2, 9] },
+      { gate: 10, start: '2024-02-14T00:00:00.000Z', end: '2024-02-14T04:00:00.000Z', devices: [8] },
       { gate: 11, start: '2024-02-14T01:00:00.000Z', end: '2024-02-14T05:00:00.000Z', devices: [3] },
     ]);
     expect(open[0]!.gate).toEqual({ id: 10, releaseId: '2024-Feb', ring: 'broad', clientId: 'acme', state: 'scheduled' });

@@ -32,7 +32,10 @@ export async function findOpenWindows(step: SweepStep, devices: readonly OpenGat
  * told about.
  */
 async function warnedOnly<G extends { windowStart: string; devices: OpenGateDevice[] }>(db: AppDatabase, groups: G[], now: Date): Promise<G[]> {
-  const users = await userDevices(db, [...new Set(groups.flatMap((g) => g.devices.map((d) => d.id)))]);
+  // A fleet without users (servers, kiosks) asks nothing more.
+  const withUser = new Set(groups.flatMap((g) => g.devices.filter((d) => d.hasUser).map((d) => d.id)));
+  if (withUser.size === 0) return groups;
+  const users = await userDevices(db, [...withUser]);
   if (users.size === 0) return groups;
   const pairs = groups.flatMap((g) => g.devices.filter((d) => users.has(d.id)).map((d) => ({ deviceId: d.id, windowStart: g.windowStart })));
   const evidence = await noticeEvidence(db, pairs, now);

@@ -7,7 +7,7 @@
  * that the next one finds planned (the unique key) and enqueues (job ids are the runs').
  */
 import type { AppDatabase } from '../../db/client.ts';
-import { insertRuns, lastRunId, openGateDevices, plannedDevices, reopenedScheduledGates, sweepGates, unopenedScheduledGates, type OpenGateDevice, type SweepGateCount } from '../../db/rollout-repo.ts';
+import { anyRunInWindow, insertRuns, lastRunId, openGateDevices, plannedDevices, reopenedScheduledGates, sweepGates, unopenedScheduledGates, type OpenGateDevice, type SweepGateCount } from '../../db/rollout-repo.ts';
 import { gatePlanInput } from '../../domain/eligibility.ts';
 import { planOpenWindows, type OpenWindow } from '../../domain/plan.ts';
 import type { Hold } from '../../domain/rollout.ts';
@@ -106,13 +106,14 @@ async function openAndWrite(
   addRunJobs: ((ids: readonly number[]) => Promise<void>) | undefined,
 ) {
   const writer = new RunWriter(step.db, step.now, addRunJobs);
+  const planned = new PlannedRuns(step.db);
   const held = new Set<string>();
   let windowsOpened = 0;
   try {
     for await (const page of devicePages(step.db, gates, deps.batch)) {
       const found = await findOpenWindows(step, page, deps.installBudgetMinutes);
       for (const key of found.held) held.add(key);
-      windowsOpened += await planAndWrite(step, found.open, writer);
+      windowsOpened += await planAndWrite(step, found.open, writer, planned);
     }
   } catch (error) {
     // Nothing of a failed sweep goes on writing after it has answered.
@@ -127,12 +128,11 @@ async function openAndWrite(
  * side by side: the gate events can only refuse a held gate, and those were left out against the same holds, so
  * nothing planned depends on their answer. Answers how many gates opened.
  */
-async function planAndWrite(step: SweepStep, open: readonly OpenWindow<OpenGateDevice>[], writer: RunWriter): Promise<number> {
+async function planAndWrite(step: SweepStep, open: readonly OpenWindow<OpenGateDevice>[], writer: RunWriter, plannedRuns: PlannedRuns): Promise<number> {
   const { db, now } = step;
   const opening = openGates(step, open);
-  const deviceIds = open.flatMap((w) => w.devices.map((d) => d.id));
   await writer.landed(new Set(open.map((w) => w.gate.releaseId)));
-  const planned = await plannedDevices(db, [...new Set(open.map((w) => w.windowStart))], deviceIds);
+  const planned = await plannedRuns.in(open);
   const { runs, passedOver } = planOpenWindows(open, planned, (gate, devices) => {
     const inputs = step.reads.get(gate.releaseId);
     return inputs && gatePlanInput(gate, devices, inputs.catalog, inputs.approved, step.holds, inputs.facts);
@@ -140,4 +140,33 @@ async function planAndWrite(step: SweepStep, open: readonly OpenWindow<OpenGateD
   // Devices with nothing to install get a finished, skipped run (no job waits on them), written alongside the runs.
   const [windowsOpened] = await Promise.all([opening, insertRuns(db, passedOver, now), writer.write(runs)]);
   return windowsOpened;
+}
+
+/**
+ * Which devices of a page already have a run in its windows (as `deviceId/windowStart`), read only when there can be
+ * some: a window that had no run when this sweep first met it holds only runs this sweep wrote, and a release's pages
+ * never share a device (a device is in one gate per release), so while a window has runs of one release only, a page
+ * of that release finds none there. A sweep opening a window, the longest, reads nothing per page; one re-sweeping an
+ * open window reads as before. Read or not, the insert's unique key keeps one run per device and window.
+ */
+class PlannedRuns {
+  /** Per window start: whether it had a run when first met, and the releases this sweep has planned in it. */
+  private readonly windows = new Map<string, { hadRuns: boolean; releases: Set<string> }>();
+
+  constructor(private readonly db: AppDatabase) {}
+
+  async in(open: readonly OpenWindow<OpenGateDevice>[]): Promise<Set<string>> {
+    let read = false;
+    for (const { windowStart, gate } of open) {
+      let seen = this.windows.get(windowStart);
+      if (!seen) {
+        seen = { hadRuns: await anyRunInWindow(this.db, windowStart), releases: new Set() };
+        this.windows.set(windowStart, seen);
+      }
+      if (seen.hadRuns || [...seen.releases].some((releaseId) => releaseId !== gate.releaseId)) read = true;
+    }
+    for (const { windowStart, gate } of open) this.windows.get(windowStart)!.releases.add(gate.releaseId);
+    if (!read) return new Set();
+    return plannedDevices(this.db, [...new Set(open.map((w) => w.windowStart))], open.flatMap((w) => w.devices.map((d) => d.id)));
+  }
 }
