@@ -26,7 +26,7 @@ import { Queue } from 'bullmq';
 import { SimulatedFleet } from '../src/adapters/deployers/simulated.ts';
 import { generateInventory } from '../src/adapters/inventory/generate.ts';
 import type { Config } from '../src/config.ts';
-import { openDatabase, type AppDatabase } from '../src/db/client.ts';
+import { openDatabase, type AppDatabase, type Database } from '../src/db/client.ts';
 import { applyInventory } from '../src/db/inventory-repo.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { storeRelease } from '../src/use-cases/store-release.ts';
@@ -57,29 +57,17 @@ export default async function rolloutBench(): Promise<void> {
   }
 }
 
-/** The ticks when there is nothing new to do, in a database of their own (bench/steady-ticks.ts). */
-async function benchSteady(devices: number, clients: number): Promise<void> {
-  const scratch = await scratchPostgres('steady');
-  if (!scratch) return;
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-bench-redis-'));
-  const redisServer = await startPrivateRedis({ dir, appendOnly: false });
-  const database = await openDatabase({ kind: 'postgres', url: scratch.url }, { maxConnections: 10 });
-  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  try {
-    await migrateDatabase(database);
-    await seedFleetInOpenWindow(database.db, devices, clients);
-    await benchSteadyTicks({ database, redis, windowOpenAt: NOW, dayAfter: DAY_AFTER }, devices);
-  } finally {
-    redis.disconnect();
-    await database.close();
-    await redisServer.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-    await scratch.drop();
-  }
+/** What a size's benches share: a scratch PostgreSQL seeded with the fleet in an open window, and a private Redis. */
+interface World {
+  databaseUrl: string;
+  redisUrl: string;
+  database: Database;
+  redis: Redis;
 }
 
-async function benchSize(devices: number, clients: number): Promise<void> {
-  const scratch = await scratchPostgres('rollout');
+/** Runs `work` in a world of its own, seeded with `devices` over `clients`, and removes the world after it. */
+async function inSeededWorld(label: string, devices: number, clients: number, work: (world: World) => Promise<void>): Promise<void> {
+  const scratch = await scratchPostgres(label);
   if (!scratch) return;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'patchbay-bench-redis-'));
   const redisServer = await startPrivateRedis({ dir, appendOnly: false });
@@ -90,6 +78,23 @@ async function benchSize(devices: number, clients: number): Promise<void> {
     const seeded = performance.now();
     await seedFleetInOpenWindow(database.db, devices, clients);
     process.stderr.write(`seeded ${devices} devices over ${clients} clients in ${((performance.now() - seeded) / 1000).toFixed(1)} s\n`);
+    await work({ databaseUrl: scratch.url, redisUrl: redisServer.url, database, redis });
+  } finally {
+    redis.disconnect();
+    await database.close();
+    await redisServer.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+    await scratch.drop();
+  }
+}
+
+/** The ticks when there is nothing new to do, in a database of their own (bench/steady-ticks.ts). */
+function benchSteady(devices: number, clients: number): Promise<void> {
+  return inSeededWorld('steady', devices, clients, ({ database, redis }) => benchSteadyTicks({ database, redis, windowOpenAt: NOW, dayAfter: DAY_AFTER }, devices));
+}
+
+function benchSize(devices: number, clients: number): Promise<void> {
+  return inSeededWorld('rollout', devices, clients, async ({ databaseUrl, redisUrl, database, redis }) => {
     const log = pino({ level: 'silent' });
     const fleet = new SimulatedFleet({ seed: 1, clock: () => NOW, fleet: { rebootTwiceRate: 0.1 } });
     const context = { config: {} as Config, database, redis, prefix: 'bench', log, roles: new Set(['worker' as const]), now: () => NOW };
@@ -99,7 +104,7 @@ async function benchSize(devices: number, clients: number): Promise<void> {
     await resetRuns(engine, database.db);
     await engine.close();
     const e2e = process.env.BENCH_ROLLOUT_E2E !== '0';
-    const child = await sweepInChild(scratch.url, redisServer.url, e2e);
+    const child = await sweepInChild(databaseUrl, redisUrl, e2e);
     report(`rollout-sweep-${planned}-peak-rss`, child.sweepPeakRssMiB, 'MiB', 1);
     // Above what the process held before sweeping (node, modules, connections): what the sweep itself took.
     report(`rollout-sweep-${planned}-rss-growth`, child.sweepPeakRssMiB - child.baseRssMiB, 'MiB', 1);
@@ -108,13 +113,7 @@ async function benchSize(devices: number, clients: number): Promise<void> {
     if ((counts.succeeded ?? 0) !== planned) process.stderr.write(`bench rollout: expected ${planned} succeeded, got ${JSON.stringify(counts)}\n`);
     report(`rollout-e2e-${planned}-runs-per-second`, planned / (child.e2eMs! / 1000), 'runs/s', 1);
     report(`rollout-e2e-${planned}-peak-rss`, child.e2ePeakRssMiB!, 'MiB', 1);
-  } finally {
-    redis.disconnect();
-    await database.close();
-    await redisServer.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-    await scratch.drop();
-  }
+  });
 }
 
 interface ChildFigures {

@@ -201,19 +201,26 @@ export interface NewTonightDm {
   sendAt: Date;
 }
 
+/** The columns every kind of DM row has, named as the inserts' jsonb_to_recordset reads them. */
+function dmColumns(dm: NewTonightDm | NewOfflineDm) {
+  return {
+    key: dm.key,
+    person_id: dm.personId,
+    client_id: dm.clientId,
+    release_id: dm.releaseId,
+    night: dm.night,
+    platform: dm.platform,
+    channel: dm.channel,
+    recipient: dm.recipient,
+    zone: dm.zone,
+  };
+}
+
 /** Inserts tonight's DM rows, skipping keys already written; the ids and keys actually inserted. */
 export async function insertTonightDms(tx: AppDatabase, dms: readonly NewTonightDm[], now: Date): Promise<Array<{ id: number; key: string }>> {
   const rows = JSON.stringify(
     dms.map((dm) => ({
-      key: dm.key,
-      person_id: dm.personId,
-      client_id: dm.clientId,
-      release_id: dm.releaseId,
-      night: dm.night,
-      platform: dm.platform,
-      channel: dm.channel,
-      recipient: dm.recipient,
-      zone: dm.zone,
+      ...dmColumns(dm),
       devices: dm.devices.map((d) => ({ ...d, windowStart: d.windowStart.toISOString(), windowEnd: d.windowEnd.toISOString() })),
       send_at: dm.sendAt.toISOString(),
     })),
@@ -278,15 +285,7 @@ export interface NewOfflineDm {
 export async function insertOfflineDms(tx: AppDatabase, dms: readonly NewOfflineDm[], now: Date): Promise<Set<string>> {
   const rows = JSON.stringify(
     dms.map((dm) => ({
-      key: dm.key,
-      person_id: dm.personId,
-      client_id: dm.clientId,
-      release_id: dm.releaseId,
-      night: dm.night,
-      platform: dm.platform,
-      channel: dm.channel,
-      recipient: dm.recipient,
-      zone: dm.zone,
+      ...dmColumns(dm),
       devices: [{ names: dm.names }],
     })),
   );
