@@ -85,7 +85,10 @@ export async function answerUserDm(ctx: UseCaseContext, input: DmAnswerInput): P
   });
 }
 
-/** Why this press changes nothing: not the recipient's, answered before, a deferral after the window opened, or any answer after it ended. */
+/**
+ * Why this press changes nothing: not the recipient's, answered before, a deferral after the window opened, or any
+ * answer after it ended.
+ */
 function refusal(dm: StoredDm, input: DmAnswerInput, now: Date): DmAnswerResult | undefined {
   // The only check that matters: the platform's id of who pressed against who the DM was sent to.
   if (dm.platform !== input.actor.platform || dm.recipient !== input.actor.id) {
