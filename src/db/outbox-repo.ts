@@ -50,12 +50,18 @@ export async function enqueueOutbox(tx: AppDatabase, items: readonly OutboxItem[
 }
 
 /** Which of `keys` are in the outbox already (queued, sent or given up on): what a tick need not build again. */
-export async function queuedKeys(db: AppDatabase, keys: readonly string[]): Promise<Set<string>> {
+async function queuedKeys(db: AppDatabase, keys: readonly string[]): Promise<Set<string>> {
   if (keys.length === 0) return new Set();
   const rows = rowsOf<{ k: string }>(
     await db.execute(sql`select idempotency_key as k from chat_outbox where idempotency_key in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`),
   );
   return new Set(rows.map((r) => r.k));
+}
+
+/** The items some of whose keys are not in the outbox yet; an item with no keys is owed nothing. */
+export async function withUnqueuedKeys<T>(db: AppDatabase, items: readonly T[], keysOf: (item: T) => readonly string[]): Promise<T[]> {
+  const queued = await queuedKeys(db, items.flatMap(keysOf));
+  return items.filter((item) => keysOf(item).some((key) => !queued.has(key)));
 }
 
 export interface OutboxRow {

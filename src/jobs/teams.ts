@@ -9,7 +9,7 @@
  */
 import type { AppDatabase } from '../db/client.ts';
 import { championConversationsByClient, clientNamesAndZones, gatesWithChampionNews, type ChampionNewsGate } from '../db/audience-repo.ts';
-import { queuedKeys } from '../db/outbox-repo.ts';
+import { withUnqueuedKeys } from '../db/outbox-repo.ts';
 import { recentWindows, windowTallies } from '../db/rollout-repo.ts';
 import { reportFor, windowSubject } from '../domain/window-report.ts';
 import { signoffRound } from '../domain/signoff-view.ts';
@@ -47,10 +47,8 @@ type Chats = ReadonlyMap<string, readonly string[]>;
  * for every client: what every conversation was told is left out before anything is built (a broad plan reads
  * the release's outcomes). The outbox keys still make each message once; this only saves building it again.
  */
-async function untold<T extends { clientId: string }>(db: AppDatabase, items: readonly T[], chats: Chats, keyOf: (item: T, channel: string) => string): Promise<T[]> {
-  const keys = (item: T) => (chats.get(item.clientId) ?? []).map((channel) => keyOf(item, channel));
-  const told = await queuedKeys(db, items.flatMap(keys));
-  return items.filter((item) => keys(item).some((key) => !told.has(key)));
+function untold<T extends { clientId: string }>(db: AppDatabase, items: readonly T[], chats: Chats, keyOf: (item: T, channel: string) => string): Promise<T[]> {
+  return withUnqueuedKeys(db, items, (item) => (chats.get(item.clientId) ?? []).map((channel) => keyOf(item, channel)));
 }
 
 /** The sign-off card of a pilot awaiting its champions, the plan of a broad ring scheduled or running. */

@@ -7,7 +7,7 @@ import { loadAudiences } from '../../chat/audiences.ts';
 import { notify } from '../../chat/notify.ts';
 import { windowDoneKeys, windowEditKey, type RolloutNotice } from '../../chat/notices/rollout.ts';
 import type { AppDatabase } from '../../db/client.ts';
-import { queuedKeys } from '../../db/outbox-repo.ts';
+import { withUnqueuedKeys } from '../../db/outbox-repo.ts';
 import { lastWindowMessages, recentWindows, windowOwners, windowTallies, type RecentWindow, type WindowOwner, type WindowRef } from '../../db/rollout-repo.ts';
 import { reportFor, unfinished, updateIntervalMs, type WindowTally } from '../../domain/window-report.ts';
 
@@ -30,9 +30,8 @@ export async function reportWindows(db: AppDatabase, now: Date): Promise<number>
  * run of them to queue nothing took seconds. The outbox keys still make each message once.
  */
 async function untoldWindows(db: AppDatabase, windows: readonly RecentWindow[], channels: (who: string) => string[]): Promise<WindowRef[]> {
-  const keys = (w: RecentWindow) => channels(w.who).flatMap((channel) => windowDoneKeys(channel, w));
-  const told = await queuedKeys(db, windows.filter((w) => w.ended).flatMap(keys));
-  return windows.filter((w) => !w.ended || keys(w).some((key) => !told.has(key))).map(({ who, windowStart }) => ({ who, windowStart }));
+  const owed = await withUnqueuedKeys(db, windows.filter((w) => w.ended), (w) => channels(w.who).flatMap((channel) => windowDoneKeys(channel, w)));
+  return [...windows.filter((w) => !w.ended), ...owed].map(({ who, windowStart }) => ({ who, windowStart }));
 }
 
 /** Where a window's messages go: the engineers' channel, and a client's own channel. */
