@@ -10,7 +10,9 @@
  *   2. the decisions: those on one release one after another in arrival order (each reads what the one before
  *      wrote, so a second click on an approved update is the domain's no-op, and a resent hold is found by its
  *      key), those on different releases alongside (their statements share the connection's pipeline);
- *   3. their audit rows, in arrival order, in one insert.
+ *   3. what the decisions gathered to write once per release (BatchShared.gather: the digest's redraw mark, the
+ *      ring msp gate's approvals), each release's in one go;
+ *   4. their audit rows, in arrival order, in one insert.
  * Each decision keeps its own idempotency key and its own result. When the batch fails in any way (a deadlock, a
  * gate changed underneath, one decision's error) nothing of it committed, and each decision is run again alone (one release's in arrival order), in
  * its own transaction with withTransaction's retries: the failing one fails (or is refused) on its own, the others
@@ -30,18 +32,36 @@ export interface BatchedWork<T> {
   alone: () => Promise<T>;
 }
 
-/** What the decisions of one batch read once between them. */
+/** What the decisions of one batch read once, and write once, between them. */
 export interface BatchShared {
   /** The first read under `key` in this batch's transaction, shared with every later one. */
   once<V>(key: string, read: () => Promise<V>): Promise<V>;
+  /**
+   * Adds `item` to the batch's list under `key`. Once every decision of the batch has run, before the audit rows,
+   * `write` (the first caller's) runs once with the whole list, in arrival order: rows that each decision on a
+   * release would otherwise write one after another (its digest's redraw mark, its ring msp gate) written once.
+   */
+  gather<I>(key: string, item: I, write: (items: I[]) => Promise<void>): void;
 }
 
-function sharedReads(): BatchShared {
+interface Gathered {
+  items: unknown[];
+  write: (items: unknown[]) => Promise<void>;
+}
+
+function sharedWork(): BatchShared & { gathered: Map<string, Gathered> } {
   const reads = new Map<string, Promise<unknown>>();
+  const gathered = new Map<string, Gathered>();
   return {
+    gathered,
     once<V>(key: string, read: () => Promise<V>): Promise<V> {
       if (!reads.has(key)) reads.set(key, read());
       return reads.get(key) as Promise<V>;
+    },
+    gather<I>(key: string, item: I, write: (items: I[]) => Promise<void>): void {
+      const list = gathered.get(key);
+      if (list) list.items.push(item);
+      else gathered.set(key, { items: [item], write: write as (items: unknown[]) => Promise<void> });
     },
   };
 }
@@ -180,7 +200,7 @@ async function decideAll(tx: AppDatabase, batch: Waiting[], afters: Collected[])
   const byRelease = releaseGroups(batch);
   await lockReleases(tx, [...byRelease.keys()]);
   const decided: Array<{ result: unknown; audits: AuditEntry[] }> = [];
-  const shared = sharedReads();
+  const shared = sharedWork();
   // Settled, not all: a decision that fails must not let the transaction end while others still send statements
   // on its connection (they would run after the rollback, outside any transaction).
   const outcomes = await Promise.allSettled(
@@ -190,6 +210,10 @@ async function decideAll(tx: AppDatabase, batch: Waiting[], afters: Collected[])
   );
   const failed = outcomes.find((o) => o.status === 'rejected');
   if (failed) throw failed.reason;
+  // Settled for the same reason; in key order, so the statements reach the connection in the same order every time.
+  const written = await Promise.allSettled([...shared.gathered].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g.write(g.items)));
+  const unwritten = written.find((o) => o.status === 'rejected');
+  if (unwritten) throw unwritten.reason;
   await appendAudits(tx, decided.flatMap((d) => d.audits));
   return decided.map((d) => d.result);
 }

@@ -16,6 +16,7 @@ import {
   type Transition,
 } from '../domain/approval.ts';
 import type { Ring } from '../domain/inventory.ts';
+import type { RolloutEvent } from '../domain/rollout.ts';
 import type { AppDatabase } from '../db/client.ts';
 import { appendAudits, type AuditEntry } from '../db/audit-repo.ts';
 import { liveClientIdsAmong } from '../db/clients-repo.ts';
@@ -145,7 +146,7 @@ function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): 
   if (!plan.batch) return alone();
   // Who asks is read once per batch (a burst's clicks come from a handful of engineers).
   const inBatch = (tx: AppDatabase, after: AfterCommit, shared: BatchShared) =>
-    decideIn(tx, after, asked, { locked: true, engineer: () => shared.once(`engineer:${actor.platform}:${actor.id}`, () => findEngineer(tx, actor)) });
+    decideIn(tx, after, asked, { locked: true, engineer: () => shared.once(`engineer:${actor.platform}:${actor.id}`, () => findEngineer(tx, actor)), batch: shared });
   return batcherFor(ctx).submit({ releaseId, alone, inBatch });
 }
 
@@ -161,6 +162,8 @@ interface DecideOptions {
   /** The release row is locked already (a batch locked it). */
   locked: boolean;
   engineer: () => Promise<Engineer | undefined>;
+  /** In a batch: the release's digest mark and ring msp approvals are gathered, and written once after its decisions. */
+  batch?: BatchShared;
 }
 
 /** The decision in `tx`; its audit rows are returned for the caller to write last. */
@@ -185,7 +188,7 @@ async function decideIn(tx: AppDatabase, after: AfterCommit, asked: Asked, optio
   if (t.outcome === 'noop') {
     return none({ outcome: 'noop', message: t.message, zone: engineer.zone, ...(t.by ? { by: t.by } : {}), ...(t.at ? { at: t.at } : {}), ...target });
   }
-  const written = await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now }, t.effects);
+  const written = await persist(tx, { actor, engineer, releaseId, updateIds: loaded.updateIds, event, now, after, batch: options.batch }, t.effects);
   after.outbox(written.outboxIds);
   if (plan.after) after.outbox(await plan.after(tx, now));
   // The digest is redrawn after the commit, outside the release lock, together with whatever else was decided
@@ -202,15 +205,39 @@ interface Decided {
   updateIds: Map<string, number>;
   event: DecisionEvent;
   now: Date;
+  /** Where the outbox rows of writes gathered for the batch are told. */
+  after: AfterCommit;
+  batch: BatchShared | undefined;
 }
 
 /** Writes the decision's effects in order; returns the outbox rows written and the audit rows to write last. */
 async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: AuditEntry[] }> {
   // Only a mark (one row per release): the redraw itself reads the fleet and renders, which no lock should wait on.
-  // It depends on no other write, so it goes out with the first of them (one round trip fewer).
+  // It depends on no other write, so it goes out with the first of them (one round trip fewer); in a batch, once for
+  // all of the release's decisions in it.
   const refresh = effects.flatMap((e) => (e.type === 'rerender' ? e.updateKeys : []));
+  if (refresh.length > 0 && d.batch) {
+    d.batch.gather(`digest:${d.releaseId}`, refresh, (lists) => requestDigestRefresh(tx, d.releaseId, lists.flat(), d.now));
+    return writeEffects(tx, d, effects);
+  }
   const [, written] = await Promise.all([refresh.length > 0 ? requestDigestRefresh(tx, d.releaseId, refresh, d.now) : undefined, writeEffects(tx, d, effects)]);
   return written;
+}
+
+interface GatheredApproval {
+  event: RolloutEvent;
+  now: Date;
+  after: AfterCommit;
+}
+
+/**
+ * A batch's approvals of one release, applied to its gates in one go, in the order they were decided: the same
+ * transitions as one call each (nothing a later decision of the batch reads depends on the gates), one read and one
+ * write of the gates instead of one per approval.
+ */
+async function applyGatheredApprovals(tx: AppDatabase, releaseId: string, approvals: GatheredApproval[]): Promise<void> {
+  const gates = await applyGateEvents(tx, releaseId, approvals.map((a) => a.event), approvals.at(-1)!.now);
+  approvals[0]!.after.outbox(gates.outboxIds);
 }
 
 /** The decision's rows in the order its effects name them; the audit rows are returned for the caller to write last. */
@@ -229,7 +256,12 @@ async function writeEffects(tx: AppDatabase, d: Decided, effects: Effect[]): Pro
       case 'start_rollout': {
         // Ring msp is scheduled (or reopened for a late update) here, so the sweep plans its runs in the MSP's next
         // window; once ring msp is at work this changes nothing.
-        const gates = await applyGateEvents(tx, effect.releaseId, [{ type: 'approved', id: d.event.id }], d.now);
+        const approved: RolloutEvent = { type: 'approved', id: d.event.id };
+        if (d.batch) {
+          d.batch.gather<GatheredApproval>(`gates:${effect.releaseId}`, { event: approved, now: d.now, after: d.after }, (all) => applyGatheredApprovals(tx, effect.releaseId, all));
+          break;
+        }
+        const gates = await applyGateEvents(tx, effect.releaseId, [approved], d.now);
         outboxIds.push(...gates.outboxIds);
         break;
       }

@@ -72,6 +72,42 @@ describe('decisions waiting together', () => {
     expect(await verifyDatabase(db, undefined)).toMatchObject({ ok: true });
   });
 
+  it('approvals of one release in a batch reach its gates and its digest mark as they would one at a time', async () => {
+    // The redraw after the commit clears the digest's mark: a trigger keeps every mark as it was written.
+    const keepMarks = async (db: AppDatabase) =>
+      db.execute(
+        sql.raw(`create table kept_marks (id serial primary key, keys jsonb);
+          create function keep_mark() returns trigger language plpgsql as $$
+            begin
+              if new.scope = 'digest-refresh' then insert into kept_marks (keys) values (new.result -> 'keys'); end if;
+              return new;
+            end $$;
+          create trigger keep_mark after insert or update on idempotency_keys for each row execute function keep_mark();`),
+      );
+    const gatesAndMark = async (db: AppDatabase) => {
+      const marks = rowsOf<{ keys: string[] }>(await db.execute(sql`select keys from kept_marks order by id`));
+      return {
+        gates: rowsOf(await db.execute(sql`select ring, client_id, state, state_detail from rollouts where release_id = '2024-Feb' order by id`)),
+        marked: [...(marks.at(-1)?.keys ?? [])].sort(),
+      };
+    };
+    const together = await world();
+    await keepMarks(together.db);
+    const ctxTogether = { db: together.db, now: () => together.now };
+    await Promise.all(KEYS.map((key) => approve(ctxTogether, { actor: pat, releaseId: '2024-Feb', updateKey: key })));
+    expect(new Set((await decisionsOf(together.db)).map((r) => r.tx)).size).toBe(1);
+    const alone = await world();
+    await keepMarks(alone.db);
+    const ctxAlone = { db: alone.db, now: () => alone.now };
+    for (const key of KEYS) await approve(ctxAlone, { actor: pat, releaseId: '2024-Feb', updateKey: key });
+    expect(new Set((await decisionsOf(alone.db)).map((r) => r.tx)).size).toBe(KEYS.length);
+
+    const batched = await gatesAndMark(together.db);
+    expect(batched.gates).toEqual((await gatesAndMark(alone.db)).gates);
+    expect(batched.gates).toEqual([expect.objectContaining({ ring: 'msp', state: 'scheduled' })]);
+    expect(batched.marked).toEqual([...KEYS].sort());
+  });
+
   it('a decision that fails leaves the others committed, and fails on its own', async () => {
     const { db, now } = await world();
     const ctx = { db, now: () => now };
