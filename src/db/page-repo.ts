@@ -44,3 +44,17 @@ export async function ownersWithActiveRollouts(db: AppDatabase): Promise<Array<s
   const rows = rowsOf<{ client_id: string | null }>(await db.execute(sql`select distinct client_id from rollouts where state in ('scheduled', 'running')`));
   return rows.map((r) => r.client_id);
 }
+
+/**
+ * Machines at work in a window open at `now`: a run under way, or one its window has yet to start (not one waiting
+ * for its device to come online). What a jump of the page's clock must not skip over.
+ */
+export async function runsAtWorkNow(db: AppDatabase, now: Date): Promise<number> {
+  const at = now.toISOString();
+  const [row] = rowsOf<{ n: number }>(
+    await db.execute(sql`select count(*)::int as n from runs
+      where window_start <= ${at}::timestamptz and window_end > ${at}::timestamptz
+        and (state = 'running' or (state = 'scheduled' and coalesce((detail ->> 'offlineChecks')::int, 0) = 0))`),
+  );
+  return Number(row!.n);
+}

@@ -317,6 +317,46 @@ describe('the sandbox', () => {
     expect(Number(bad!.n)).toBe(0);
   }, 120_000);
 
+  it('plays an open window out before a jump passes its end: no machine at work is cut short', async () => {
+    const db = app.database.db;
+    const dmCount = async () => (await state()).slack.dms.reduce((n, dm) => n + dm.messages.length, 0);
+    // Pressed until a window opens. A press may stop first at its users' DM time: the DMs go out before the next,
+    // or the window rightly starts nothing on their machines (no reboot without a warning).
+    for (let press = 0; press < 3; press++) {
+      const before = await dmCount();
+      const { answer } = await send('clock', { jump: 'next-window' });
+      expect(answer.ok).toBe(true);
+      if (/opens/.test(answer.detail ?? '')) break;
+      await until("the users' DMs", async () => ((await dmCount()) > before ? true : undefined), 30_000);
+    }
+    const openWindow = async () => {
+      const at = clock.now().toISOString();
+      const [row] = rowsOf<{ start: string | null; n: number }>(
+        await db.execute(sql`select min(window_start)::text as start, count(*)::int as n from runs
+          where window_start <= ${at}::timestamptz and window_end > ${at}::timestamptz and state in ('scheduled', 'running')`),
+      );
+      return row && row.n > 0 ? row.start! : undefined;
+    };
+    const windowStart = await until('runs at work in the open window', openWindow, 30_000);
+
+    const { answer } = await send('clock', { jump: 'window-end' });
+    expect(answer.ok).toBe(true);
+    expect(answer.detail).toMatch(/still at work in an open window: it plays out first/);
+    // A second jump while the window plays out is refused, not stacked on the first.
+    expect((await send('clock', { jump: 'plus-hour' })).answer.ok).toBe(false);
+
+    const runsOf = async () =>
+      rowsOf<{ state: string; result: string | null; window_end: string }>(await db.execute(sql`select state, result, window_end::text from runs where window_start = ${windowStart}::timestamptz`));
+    const settled = await until('the window played out and the clock at its end', async () => {
+      const runs = await runsOf();
+      const end = Date.parse(runs[0]!.window_end);
+      return runs.every((r) => r.state !== 'scheduled' && r.state !== 'running') && clock.now().getTime() >= end ? runs : undefined;
+    }, 90_000);
+    expect(settled.filter((r) => r.result === 'window_ended')).toEqual([]);
+    expect(settled.some((r) => r.state === 'succeeded')).toBe(true);
+    expect(clock.rate).toBe(1);
+  }, 150_000);
+
   it('never moves the clock back, and says so', async () => {
     const before = clock.now().getTime();
     expect(() => clock.jumpTo(new Date(before - 3_600_000))).toThrow(/only moves forward/);
