@@ -12,7 +12,7 @@
  */
 import { DateTime } from 'luxon';
 import { zoneShort } from './zone-label.ts';
-import { DEFAULT_NOTICE_HOURS, dmDue, latestDmSendTime } from './notice.ts';
+import { DEFAULT_NOTICE_HOURS, dmDue, latestDmSendTime, noticeDeadline } from './notice.ts';
 
 export const DEFAULT_DM_TIME = '15:00';
 export const DEFAULT_MAX_DEFERRALS = 2;
@@ -154,6 +154,11 @@ export interface PlannedDm {
   recipient: string;
   devices: DmDevice[];
   text: string;
+  /**
+   * The window's notice deadline: delivered after it, the DM would promise a night the sweep no longer admits its
+   * machines to (src/domain/notice.ts), so the deliverer drops it instead, and the next window's DM goes in time.
+   */
+  notAfter: Date;
 }
 
 export interface NightPlan {
@@ -224,6 +229,7 @@ export function planNight(input: { client: DmClient; devices: readonly NightDevi
       channel: address.channel,
       recipient: address.recipient,
       devices: g.devices,
+      notAfter: noticeDeadline(g.windowStart, notice),
       // Worded from now, when it goes, not from its DM time: work that came due after midnight is "today", not "tomorrow".
       text: renderDmText(client.template, { name: g.person.displayName ?? firstName(g.email), devices: g.devices, zone: g.zone, sendAt: now }, words),
     });

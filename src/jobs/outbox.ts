@@ -247,6 +247,8 @@ async function deliverOne(d: Delivery, row: OutboxRow, worker: Worker): Promise<
     const newer = await newerUpdatePending(d.db, row);
     if (newer !== undefined) return markSent(d.db, row, { messageId: undefined, threadId: undefined, note: `superseded by #${newer}` }, d.now());
   }
+  const late = tooLate(row, d.now());
+  if (late) return markDead(d.db, row.id, late, d.now());
   const targets = await findTargets(d, row);
   if (targets === undefined) return;
   if (!ACTIONS.includes(row.action)) return markDead(d.db, row.id, `unknown action ${row.action}`, d.now());
@@ -267,6 +269,17 @@ async function deliverOne(d: Delivery, row: OutboxRow, worker: Worker): Promise<
   } catch (error) {
     await sendFailed(d, outlet, row, error, worker);
   }
+}
+
+/**
+ * Why a row is no longer worth sending, if it is not: its payload's `notAfter` (ISO) has passed. A user's DM for a
+ * window carries the window's notice deadline: delayed past it (a platform outage, a long Retry-After), it would
+ * tell them to save their work for a night the sweep no longer patches their machine in.
+ */
+function tooLate(row: OutboxRow, now: Date): string | undefined {
+  const notAfter = row.payload.notAfter;
+  if (typeof notAfter !== 'string' || !(now.getTime() > Date.parse(notAfter))) return undefined;
+  return `not sent: it was of use only until ${notAfter}`;
 }
 
 /**

@@ -289,7 +289,7 @@ async function writeDms(db: AppDatabase, dms: readonly PlannedDm[], now: Date, a
     const byKey = new Map(dms.map((dm) => [dm.key, dm]));
     const notices = inserted.map(({ id, key }): UserDmNotice => {
       const dm = byKey.get(key)!;
-      return { kind: 'user_dm_sent', dmId: id, key: dm.key, platform: dm.platform, channel: dm.channel, text: dm.text };
+      return { kind: 'user_dm_sent', dmId: id, key: dm.key, platform: dm.platform, channel: dm.channel, text: dm.text, notAfter: dm.notAfter.toISOString() };
     });
     return notify(tx, notices, now, audiences);
   });

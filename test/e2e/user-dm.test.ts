@@ -16,6 +16,10 @@ import { storeRelease } from '../../src/use-cases/store-release.ts';
 import { deliveryClient, OutboxNotifier, startOutboxDeliverer, type OutboxDeliverer } from '../../src/jobs/outbox.ts';
 import { queueUserDms } from '../../src/jobs/user-dm.ts';
 import { recentOfflineRuns } from '../../src/db/user-dm-repo.ts';
+import { enqueueOutbox } from '../../src/db/outbox-repo.ts';
+import { loadAudiences } from '../../src/chat/audiences.ts';
+import { renderNotice } from '../../src/chat/notices.ts';
+import type { UserDmNotice } from '../../src/chat/notices/user-dms.ts';
 import { createHttpServer, type HttpServer } from '../../src/runtime/http.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
@@ -54,7 +58,7 @@ async function count(query: ReturnType<typeof sql>): Promise<number> {
 }
 
 async function startDeliverer(extra: Partial<Parameters<typeof startOutboxDeliverer>[0]> = {}): Promise<OutboxDeliverer> {
-  deliverer = await startOutboxDeliverer({ database, connection, prefix: redis.prefix, log, slack: deliveryClient(emu.botToken, emu.url), channelIntervalMs: 10, ...extra });
+  deliverer = await startOutboxDeliverer({ database, connection, prefix: redis.prefix, log, slack: deliveryClient(emu.botToken, emu.url), channelIntervalMs: 10, now: () => clock, ...extra });
   return deliverer;
 }
 
@@ -338,5 +342,36 @@ describe('/patch notice: a user Slack cannot reach (issue 13)', () => {
     expect(after).toMatch(/Notice waived, patched unwarned in their windows \(1\): user dan@acme\.example by <@U0PAT> .*: temp &lt;!channel&gt;/);
     expect(await ask('U0PAT', 'notice revoke dan@acme.example')).toContain('Notice required again for user dan@acme.example');
     expect(await ask('U0PAT', 'notice revoke dan@acme.example')).toContain('The notice is not waived for user dan@acme.example');
+  });
+});
+
+describe('a DM held up past its window\u2019s notice deadline', () => {
+  it('is not sent: it would ask the user to save their work for a night their machine is not patched in', async () => {
+    const dm = (n: number, notAfter: Date): UserDmNotice => ({
+      kind: 'user_dm_sent',
+      dmId: 9000 + n,
+      key: `tonight:${9000 + n}:${notAfter.toISOString()}`,
+      platform: 'slack',
+      channel: emu.dmChannelFor('U0BOB'),
+      text: `held-up DM ${n}`,
+      notAfter: notAfter.toISOString(),
+    });
+    // Queued in time; the platform is then out until after the first one's deadline.
+    await deliverer!.close();
+    deliverer = undefined;
+    const queuedAt = clock;
+    const late = dm(1, new Date(queuedAt.getTime() + 60_000));
+    const inTime = dm(2, new Date(queuedAt.getTime() + 3 * 3_600_000));
+    const ids = await enqueueOutbox(database.db, [...renderNotice(late, await loadAudiences(database.db)), ...renderNotice(inTime, await loadAudiences(database.db))], queuedAt);
+    clock = new Date(queuedAt.getTime() + 3_600_000);
+    const d = await startDeliverer();
+    await d.sweep();
+    await expect.poll(unsent, { timeout: 15_000 }).toBe(0);
+    const texts = dmsTo('U0BOB').map((m) => m.text);
+    expect(texts).toContain('held-up DM 2');
+    expect(texts).not.toContain('held-up DM 1');
+    const rows = rowsOf<{ state: string; last_error: string | null }>(await database.db.execute(sql`select state, last_error from chat_outbox where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)}) order by id`));
+    expect(rows.map((r) => r.state)).toEqual(['dead', 'sent']);
+    expect(rows[0]!.last_error).toMatch(/not sent: it was of use only until/);
   });
 });

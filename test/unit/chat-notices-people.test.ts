@@ -69,6 +69,8 @@ describe('user DM notices', () => {
     expect(renderNotice({ kind: 'user_dm_sent', dmId: 7, key: `tonight:3:${at}`, text: 'Hi Ann', ...address }, noEngineers)).toEqual([
       { key: `userdm:tonight:3:${at}`, platform: 'teams', channel: 'a:1', action: 'post', subject: `userdm:tonight:3:${at}`, payload: userDmPayload('teams', { dmId: 7, text: 'Hi Ann' }) },
     ]);
+    // Carried to the deliverer, which drops a DM held up past its window's notice deadline.
+    expect(renderNotice({ kind: 'user_dm_sent', dmId: 7, key: `tonight:3:${at}`, text: 'Hi Ann', notAfter: at, ...address }, noEngineers)[0]!.payload).toMatchObject({ notAfter: at });
     expect(renderNotice({ kind: 'user_dm_offline', key: 'offline:3:2024-Feb', deviceNames: 'PC-1, PC-2', platform: 'slack', channel: 'U3' }, noEngineers)).toEqual([
       { key: 'userdm:offline:3:2024-Feb', platform: 'slack', channel: 'U3', action: 'post', subject: 'userdm:offline:3:2024-Feb', payload: offlineNoticePayload('slack', 'PC-1, PC-2') },
     ]);

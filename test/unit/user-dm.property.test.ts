@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { DateTime } from 'luxon';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
 import { windowsFrom } from '../../src/domain/windows.ts';
-import { DEFAULT_NOTICE_HOURS, latestDmQueueTime } from '../../src/domain/notice.ts';
+import { DEFAULT_NOTICE_HOURS, latestDmQueueTime, noticeDeadline } from '../../src/domain/notice.ts';
 import {
   deferral,
   dmSendTime,
@@ -130,6 +130,9 @@ describe('planNight', () => {
           for (const dm of plan.due) {
             expect(dm.devices.every((d) => d.updates.length > 0)).toBe(true);
             expect(dm.sendAt.getTime()).toBeLessThanOrEqual(now.getTime());
+            // Not sent after the notice deadline the sweep judges it by; planned with the delivery margin before it.
+            expect(dm.notAfter).toEqual(noticeDeadline(new Date('2024-03-10T07:00:00Z'), DEFAULT_NOTICE_HOURS));
+            expect(now.getTime()).toBeLessThan(dm.notAfter.getTime());
             const mine = devices.filter((d) => people.get(d.userEmail)?.personId === dm.personId && d.updates.length > 0);
             expect(dm.devices.map((d) => d.deviceId).sort()).toEqual(mine.map((d) => d.deviceId).sort());
           }

@@ -18,8 +18,12 @@ export interface DmAddress {
 }
 
 export type UserDmNotice =
-  /** Tonight's DM, with its answer buttons; `key` is the stored DM's key (`tonight:PERSON:WINDOW`). */
-  | ({ kind: 'user_dm_sent'; dmId: number; key: string; text: string } & DmAddress)
+  /**
+   * Tonight's DM, with its answer buttons; `key` is the stored DM's key (`tonight:PERSON:WINDOW`). Not sent after
+   * `notAfter` (ISO; the window's notice deadline): past it the DM would promise a night its machines are not
+   * admitted to.
+   */
+  | ({ kind: 'user_dm_sent'; dmId: number; key: string; text: string; notAfter?: string } & DmAddress)
   /** "Your computer was off last night (NAMES)", once per person per release. */
   | ({ kind: 'user_dm_offline'; key: string; deviceNames: string } & DmAddress)
   /** The DM edited to show the person's answer. */
@@ -40,8 +44,10 @@ export type UserDmNotice =
 /** The DM itself, its edit, or the engineers' post. Pure. */
 export function renderUserDmNotice(notice: UserDmNotice, audiences: Audiences): OutboxItem[] {
   switch (notice.kind) {
-    case 'user_dm_sent':
-      return [dmItem(notice, notice.key, 'post', userDmPayload(notice.platform, { dmId: notice.dmId, text: notice.text }))];
+    case 'user_dm_sent': {
+      const payload = userDmPayload(notice.platform, { dmId: notice.dmId, text: notice.text });
+      return [dmItem(notice, notice.key, 'post', notice.notAfter ? { ...payload, notAfter: notice.notAfter } : payload)];
+    }
     case 'user_dm_offline':
       return [dmItem(notice, notice.key, 'post', offlineNoticePayload(notice.platform, notice.deviceNames))];
     case 'user_dm_answered':
