@@ -257,8 +257,9 @@ describe('the sandbox', () => {
     const { answer } = await send('clock', { jump: 'next-patch-tuesday' });
     expect(answer.ok).toBe(true);
     expect(answer.detail).toMatch(/Patch Tuesday/);
-    // 8 December 2026 is the second Tuesday; MSRC publishes at 10:00 Pacific (18:00Z).
-    expect(clock.now().getTime()).toBeGreaterThanOrEqual(Date.parse('2026-12-08T18:00:00Z'));
+    // 8 December 2026 is the second Tuesday; MSRC publishes at 10:00 Pacific (18:00Z). The clock jumps once the
+    // messages due (the approval's digest edit) have gone out.
+    await until('the jump', async () => (clock.now().getTime() >= Date.parse('2026-12-08T18:00:00Z') ? true : undefined));
     expect(clock.now().getTime()).toBeLessThan(Date.parse('2026-12-08T18:10:00Z'));
     const digest = await until('the 2026-Dec digest', async () => digestOf(await state(), '2026-Dec'), 60_000);
     expect(digest.text).toMatch(/2026-Dec/);
