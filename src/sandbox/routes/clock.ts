@@ -7,12 +7,11 @@ import { ownersWithActiveRollouts, runsAtWorkNow } from '../../db/page-repo.ts';
 import { JUMPS, jumpTarget, type Jump } from '../../domain/sandbox-jumps.ts';
 import type { SandboxAnswer } from '../api-types.ts';
 import { loadDirectory } from '../directory.ts';
-import { DEFAULT_DEMO_SPEED } from '../demo-script.ts';
 import type { SandboxClock } from '../clock.ts';
 import type { RouteDeps, Router } from './deps.ts';
 
-/** Clock ms per real ms while an open window's work plays out before a jump: the demo's pace with work in flight. */
-const PLAY_RATE = DEFAULT_DEMO_SPEED;
+/** Clock ms per real ms while an open window's work plays out before a jump: the demo's pace with work in flight (DEFAULT_DEMO_SPEED). */
+const PLAY_RATE = 600;
 const PLAY_CHECK_MS = 200;
 /** Ticks the jobs get to notice a jump (a DM time reached queues its DMs) before the next jump may pass it. */
 const SETTLE_TICKS = 2.5;
