@@ -188,7 +188,11 @@ export function decide(run: Run, env: RunEnv): Decision {
     // An outage interrupted following it: wait it out (the step goes on, so the window does not matter).
     if (run.notBefore !== null && nowMs < Date.parse(run.notBefore)) return { type: 'wait', until: DateTime.fromISO(run.notBefore, { zone: 'utc' }) };
     if (run.operation.handle === null) {
-      // Died between storing the intent and hearing back: ask again with the same key.
+      // Died between storing the intent and hearing back: ask again with the same key, while the step could still
+      // start now. The device manager may never have heard of it, and sent after its time it would install or reboot
+      // outside the window (the process was down past the step's budget): the device waits for its next window.
+      const budget = run.operation.kind === 'install' ? policy.installBudgetMinutes : policy.rebootBudgetMinutes;
+      if (!canStartStep(window, now, budget)) return { type: 'become', run: finish(run, env, 'rolled', nowMs >= window.end.toMillis() ? 'window_ended' : 'window_short') };
       const action: Action =
         run.operation.kind === 'install' ? { type: 'install', key: run.operation.key, updates: run.updates } : { type: 'reboot', key: run.operation.key };
       return { type: 'act', action, run };

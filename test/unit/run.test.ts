@@ -89,14 +89,21 @@ class Harness {
       }
     }
   }
-  /** Drives the run to its end; `crashAfterAct` drops the device's answer at those steps (a worker died). */
-  drive(crashAt: ReadonlySet<number> = new Set()): Run {
+  /**
+   * Drives the run to its end; `crashAt` drops the device's answer at those steps (a worker died); `lostAt` loses the
+   * call itself at that step (the worker died after storing its intent, before the device manager heard of it), and
+   * nothing runs for that many minutes.
+   */
+  drive(crashAt: ReadonlySet<number> = new Set(), lostAt: ReadonlyMap<number, number> = new Map()): Run {
     for (let i = 0; i < 10_000; i++) {
       const decision = decide(this.run, this.env());
       if (decision.type === 'done') return this.run;
       if (decision.type === 'become') this.run = decision.run;
       else if (decision.type === 'wait') this.now = decision.until > this.now ? decision.until : this.now.plus({ minutes: 1 });
-      else {
+      else if (lostAt.has(i)) {
+        this.run = decision.run;
+        this.now = this.now.plus({ minutes: lostAt.get(i)! });
+      } else {
         this.run = decision.run; // stored before the device is called
         const outcome = this.call(decision.action);
         if (!crashAt.has(i)) this.run = observe(this.run, decision.action, outcome, this.env());
@@ -298,6 +305,21 @@ describe('run step machine, by property', () => {
         },
       ),
       { numRuns: 1500 },
+    );
+  });
+
+  it('a request lost with its worker is not sent again once its step could no longer start: no install or reboot outside the window', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 6 * 60 }), fc.integer({ min: 0, max: 3 }), (lostStep, downMinutes, rebootsWanted) => {
+        const h = new Harness(FALL, { online: [true], installFails: 0, rebootsWanted });
+        const run = h.drive(new Set(), new Map([[lostStep, downMinutes]]));
+        for (const s of h.started) {
+          const budget = s.kind === 'install' ? DEFAULT_RUN_POLICY.installBudgetMinutes : DEFAULT_RUN_POLICY.rebootBudgetMinutes;
+          expect(canStartStep(FALL, s.at, budget), `${s.kind} at ${s.at.toISO()} after ${downMinutes} min down`).toBe(true);
+        }
+        if (run.status === 'rolled') expect(run.operation).toBeNull();
+      }),
+      { numRuns: 500 },
     );
   });
 
