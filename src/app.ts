@@ -6,6 +6,7 @@ import { openDatabase, type Database } from './db/client.ts';
 import { migrateDatabase } from './db/migrate.ts';
 import { ROLES, type Role, type RunningJobs } from './jobs/context.ts';
 import { startJobs } from './jobs/start.ts';
+import { releaseOrphanedJobs } from './jobs/orphans.ts';
 import type { Sandbox } from './sandbox/sandbox.ts';
 import type { SandboxClock } from './sandbox/clock.ts';
 import { OutboxNotifier } from './jobs/outbox.ts';
@@ -151,7 +152,14 @@ async function connectRedis(config: Config, log: Logger, shutdown: Shutdown, pri
     if (redis.status !== 'end') await redis.quit();
   });
   await warnUnlessNoEviction(redis, log);
+  if (privateRedis.server) await releaseJobsOfKilledProcess(redis, config.redisPrefix, log);
   return { redis, redisUrl, redisGone };
+}
+
+/** Our private Redis serves this process alone: what is active in it was left by one killed before (./jobs/orphans.ts). */
+async function releaseJobsOfKilledProcess(redis: Redis, prefix: string, log: Logger): Promise<void> {
+  const released = await releaseOrphanedJobs(redis, prefix);
+  if (Object.keys(released).length > 0) log.warn({ released }, 'jobs a killed patchbay was running are taken up again now');
 }
 
 /** What the parts after Redis are started with. */

@@ -9,6 +9,8 @@ import { sql } from 'drizzle-orm';
 import { openDatabase, rowsOf } from '../../src/db/client.ts';
 import { migrateDatabase } from '../../src/db/migrate.ts';
 import { importInventoryFile } from '../../src/commands/import.ts';
+import { Redis } from 'ioredis';
+import { readLedger } from '../../src/adapters/deployers/simulated.ts';
 import { freePort, isRunning } from '../../src/runtime/redis-server.ts';
 import { PAGE_TOKEN_HEADER } from '../../src/sandbox/page-guard.ts';
 import { createScratchDatabase, testBackend, type ScratchDatabase } from '../support/db.ts';
@@ -371,4 +373,94 @@ describe('patchbay start: stopping', () => {
     second.child.kill('SIGTERM');
     await expectCleanStop(second.child, dataDir, second.logs);
   }, cliTestTimeout(10));
+});
+
+/**
+ * A bot killed with SIGKILL mid-window and started again on its data dir (found in the sandbox: the window stood at
+ * 0/3 for an hour or two of its clock). The run jobs the dead process held stayed active in its Redis under its
+ * locks, and BullMQ gives a job back only once its lock lapses; the sweep cannot re-add a job whose id is taken.
+ */
+describe('patchbay start after a SIGKILL in the middle of a window', () => {
+  const redisUrlIn = (logs: string): string => [...logs.matchAll(/"url":"(redis:\/\/[^"]+)"[^\n]*"msg":"started a private redis-server/g)].at(-1)![1]!;
+
+  async function sandboxApi(base: string) {
+    const token = { [PAGE_TOKEN_HEADER]: /<meta name="patchbay-sandbox-token" content="([^"]+)">/.exec(await (await fetch(`${base}/`)).text())![1]! };
+    return {
+      state: async () => (await (await fetch(`${base}/sandbox/api/state`, { headers: token })).json()) as { clock: { now: string }; slack: { channels: Array<{ id: string; messages: Array<{ ts: string; text: string; edits: number }> }>; dms: unknown[] } },
+      post: async (route: string, body: unknown) => {
+        const res = await fetch(`${base}/sandbox/api/${route}`, { method: 'POST', headers: { 'content-type': 'application/json', origin: base, ...token }, body: JSON.stringify(body) });
+        return (await res.json()) as { ok: boolean; detail?: string; error?: string };
+      },
+    };
+  }
+
+  async function waitUntil(what: string, check: () => Promise<boolean>, ms = 180_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /**
+   * Approves the sample month and moves the clock to the opening of ring msp's window; answers that instant. Each
+   * step waits for the last to land: the users must have been told (their DM) before the window, or it is not theirs.
+   */
+  async function openWindow(api: Awaited<ReturnType<typeof sandboxApi>>): Promise<number> {
+    const digest = async () => (await api.state()).slack.channels.find((c) => c.id === 'C0PATCH')!.messages.find((m) => m.ts === '1700000000.000100');
+    await waitUntil('the digest', async () => (await digest()) !== undefined);
+    expect(await api.post('slack/action', { user: 'U0ENG1', channel: 'C0PATCH', ts: '1700000000.000100', actionId: 'release.approve', blockId: 'release:2026-Dec' })).toEqual({ ok: true });
+    await waitUntil('the digest to show the approval', async () => ((await digest())?.edits ?? 0) > 0);
+    expect((await api.post('clock', { jump: 'next-window' })).detail).toContain('users hear about the desktop window');
+    // Ring msp's machines belong to Pat (two) and Robin (one).
+    await waitUntil("both users' DMs", async () => (await api.state()).slack.dms.length === 2);
+    expect((await api.post('clock', { jump: 'next-window' })).detail).toContain('desktop window opens');
+    return Math.floor(Date.parse((await api.state()).clock.now) / 60_000) * 60_000;
+  }
+
+  it('takes the dead process\u2019s runs up at once, however long its locks would last, and finishes them once, inside the window', async () => {
+    const dataDir = await tempDataDir();
+    // A fixed month, just after Microsoft published it: the fleet's draws (offline tonight, install fails) are fixed
+    // by date and key, and on this night all three machines of ring msp are on and install.
+    await fs.mkdir(path.join(dataDir, 'sandbox'), { recursive: true });
+    await fs.writeFile(path.join(dataDir, 'sandbox', 'clock.json'), JSON.stringify({ clockMs: Date.parse('2026-12-08T18:05:00Z'), rate: 60 }));
+    const ledgerFile = path.join(dataDir, 'sandbox', 'fleet.jsonl');
+    const first = await startPatchbay({ PATCHBAY_DATA_DIR: dataDir });
+    const windowStart = await openWindow(await sandboxApi(`http://127.0.0.1:${first.port}`));
+    const runs = 'patchbay:rollout-run';
+    const deadRedis = new Redis(redisUrlIn(first.logs()), { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await deadRedis.connect();
+    // Killed while every install is in flight: the devices are installing and each run job polls its own.
+    await waitUntil('three installs in flight', async () => readLedger(ledgerFile).filter((e) => e.kind === 'install').length === 3 && (await deadRedis.llen(`${runs}:active`)) === 3);
+    first.child.kill('SIGKILL');
+    await exitOf(first.child);
+    // The dead process's locks are made to last ten minutes (a longer lockDuration, or a kill just after a renewal,
+    // only shortens this): a restart that waits for them to lapse shows as runs that never finish below.
+    const held = await deadRedis.lrange(`${runs}:active`, 0, -1);
+    expect(held).toHaveLength(3);
+    for (const id of held) expect(await deadRedis.pexpire(`${runs}:${id}:lock`, 600_000)).toBe(1);
+    deadRedis.disconnect();
+
+    const second = await startPatchbay({ PATCHBAY_DATA_DIR: dataDir });
+    // Done when every machine had the reboots its install asked for (the device manager's own record).
+    const rebootsOwed = () => {
+      const ledger = readLedger(ledgerFile);
+      return ledger.filter((e) => e.kind === 'install').reduce((owed, install) => owed + install.rebootsWanted! - ledger.filter((e) => e.kind === 'reboot' && e.device === install.device).length, 0);
+    };
+    await waitUntil("every machine's reboots", async () => rebootsOwed() === 0);
+    // The three runs, and whatever other job (an outbox send) was under way.
+    expect(second.logs()).toMatch(/"released":\{[^}]*"rollout-run":3[^}]*\},"msg":"jobs a killed patchbay was running are taken up again now"/);
+
+    const ledger = readLedger(ledgerFile);
+    const installs = ledger.filter((e) => e.kind === 'install');
+    expect(installs.map((e) => e.device).sort(), 'a device installed twice').toEqual(['EXIT-TEST-01', 'EXIT-TEST-02', 'EXIT-TEST-03']);
+    for (const install of installs) {
+      expect(ledger.filter((e) => e.kind === 'reboot' && e.device === install.device), `${install.device}'s reboots`).toHaveLength(install.rebootsWanted!);
+    }
+    const windowEnd = windowStart + 4 * 3_600_000;
+    for (const entry of ledger) expect(Date.parse(entry.at), `${entry.kind} on ${entry.device} at ${entry.at}`).toBeGreaterThanOrEqual(windowStart);
+    for (const entry of ledger) expect(Date.parse(entry.at), `${entry.kind} on ${entry.device} at ${entry.at}`).toBeLessThan(windowEnd);
+    second.child.kill('SIGTERM');
+    expect(await exitOf(second.child)).toBe(0);
+  }, cliTestTimeout(4));
 });
