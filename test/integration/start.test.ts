@@ -414,8 +414,12 @@ describe('patchbay start after a SIGKILL in the middle of a window', () => {
     expect((await api.post('clock', { jump: 'next-window' })).detail).toContain('users hear about the desktop window');
     // Ring msp's machines belong to Pat (two) and Robin (one).
     await waitUntil("both users' DMs", async () => (await api.state()).slack.dms.length === 2);
+    const before = Date.parse((await api.state()).clock.now);
     expect((await api.post('clock', { jump: 'next-window' })).detail).toContain('desktop window opens');
-    return Math.floor(Date.parse((await api.state()).clock.now) / 60_000) * 60_000;
+    // The jump lands once what was due (the DMs' edits, the digest's) has gone out: seven hours ahead, not a minute.
+    await waitUntil('the jump to the window', async () => Date.parse((await api.state()).clock.now) > before + 3_600_000);
+    // The window opens on the hour, and the clock (60 times real time) is read well within that hour.
+    return Math.floor(Date.parse((await api.state()).clock.now) / 3_600_000) * 3_600_000;
   }
 
   it('takes the dead process\u2019s runs up at once, however long its locks would last, and finishes them once, inside the window', async () => {
