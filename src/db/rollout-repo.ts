@@ -15,6 +15,7 @@ import type { Ring } from '../domain/inventory.ts';
 import { rollReason, type WindowTally } from '../domain/window-report.ts';
 import { releaseFacts, type MspDevice, type ReleaseFacts, type UpdateOutcome } from '../domain/eligibility.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
+import { perReleaseSinceStamp } from './outcome-cache.ts';
 
 export class ConflictError extends Error {
   constructor(message: string) {
@@ -501,7 +502,12 @@ export async function anyRunInWindow(db: AppDatabase, windowStart: string): Prom
  * Per (device, update) of the releases: installed when a run carrying it succeeded, else failed when the latest
  * run carrying it failed (a Retry moves that run on, so the failure no longer counts). The ring is the gate's.
  */
-export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[], only?: 'msp-tested'): Promise<Map<string, UpdateOutcome[]>> {
+export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[], only?: 'msp-tested'): Promise<Map<string, readonly UpdateOutcome[]>> {
+  // Read again only for a release whose runs (or devices' OS) changed since the last read (src/db/outcome-cache.ts).
+  return perReleaseSinceStamp(db, releaseIds, only ?? 'all', (stale) => readUpdateOutcomes(db, stale, only));
+}
+
+async function readUpdateOutcomes(db: AppDatabase, releaseIds: readonly string[], only?: 'msp-tested'): Promise<Map<string, UpdateOutcome[]>> {
   const out = new Map<string, UpdateOutcome[]>(releaseIds.map((id) => [id, []]));
   if (releaseIds.length === 0) return out;
   // Only the machines that ran under a ring msp gate, every run of theirs: each machine's outcome is picked as for all.
