@@ -844,10 +844,13 @@ export async function tickableGates(db: AppDatabase, now: Date): Promise<Tickabl
   return rows.map((r) => ({ releaseId: r.release_id, ring: r.ring, state: r.state, offered: r.offered }));
 }
 
-/** What a finishing ring decides on: the MSP's soak hours, and the client's auto-confirm hours (for a client's gate). */
-export async function gateSettings(db: AppDatabase, clientId: string | null): Promise<{ soakHours?: number; autoConfirmHours?: number }> {
+/** What finishing rings decide on, for several owners at once: by client id (null: the MSP's own gate). */
+export async function gateSettingsFor(db: AppDatabase, clientIds: ReadonlyArray<string | null>): Promise<Map<string | null, { soakHours?: number; autoConfirmHours?: number }>> {
   const msp = rowsOf<{ settings: { soakHours?: number } }>(await db.execute(sql`select settings from msp where id = 1`))[0];
-  if (clientId === null) return { soakHours: msp?.settings.soakHours };
-  const client = rowsOf<{ settings: { autoConfirmHours?: number } }>(await db.execute(sql`select settings from clients where id = ${clientId}`))[0];
-  return { soakHours: msp?.settings.soakHours, autoConfirmHours: client?.settings.autoConfirmHours };
+  const ids = [...new Set(clientIds.filter((id): id is string => id !== null))];
+  const clients = ids.length === 0 ? [] : rowsOf<{ id: string; settings: { autoConfirmHours?: number } }>(
+    await db.execute(sql`select id, settings from clients where id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`),
+  );
+  const byClient = new Map(clients.map((c) => [c.id, c.settings]));
+  return new Map(clientIds.map((id) => [id, id === null ? { soakHours: msp?.settings.soakHours } : { soakHours: msp?.settings.soakHours, autoConfirmHours: byClient.get(id)?.autoConfirmHours }]));
 }
