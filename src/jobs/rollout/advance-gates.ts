@@ -145,7 +145,7 @@ interface Finishing {
  * transaction each, 2,000 took ~13 s. Bounded, so a transaction holds a few dozen gates' locks, not a fleet's, and a
  * lost compare-and-set retries that many.
  */
-export const FINISHES_PER_TRANSACTION = 100;
+const FINISHES_PER_TRANSACTION = 100;
 
 /**
  * Each gate's `ring_finished` with what its ring decides on (soak, sign-off, auto-confirm), a release's gates
