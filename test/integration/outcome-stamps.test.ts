@@ -113,6 +113,31 @@ describe('outcomes under a stamp', () => {
     await db.execute(sql`delete from runs`);
   });
 
+  it('sees a transaction that settles several runs, one of them after a savepoint rolled back', async () => {
+    const [a, b, c] = devices as [number, number, number];
+    for (const device of [a, b, c]) await insertRun(device, 'running');
+    expect(await outcomes(db)).toEqual([]);
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`update runs set state = 'succeeded' where device_id = ${a}`);
+      await tx.execute(sql`update runs set state = 'succeeded' where device_id = ${b}`);
+    });
+    expect(await outcomes(db)).toHaveLength(2);
+    await db.transaction(async (tx) => {
+      // Settled, then undone to the savepoint: the stamp's bump is undone with it, and the next settle bumps again.
+      await tx
+        .transaction(async (savepoint) => {
+          await savepoint.execute(sql`update runs set state = 'failed' where device_id = ${a}`);
+          throw new Error('rolled back to the savepoint');
+        })
+        .catch(() => undefined);
+      await tx.execute(sql`update runs set state = 'succeeded' where device_id = ${c}`);
+    });
+    const after = await outcomes(db);
+    expect(after).toHaveLength(3);
+    expect(after.filter((o) => o.includes(' failed '))).toEqual([]);
+    await db.execute(sql`delete from runs`);
+  });
+
   it('does not serve outcomes from before the stamps were emptied and rebuilt (a database reset between sequences)', async () => {
     const [a] = devices as [number];
     await insertRun(a, 'succeeded');
