@@ -574,7 +574,7 @@ export const runs = pgTable(
  * `runs:<release id>` in the same transaction as any write to a run that is or was succeeded or failed, and
  * `devices:os` when a device's OS changes, so a reader that saw the same stamps knows the outcomes it read then
  * still hold (src/db/outcome-cache.ts). A few shards per scope (by backend), so the run workers saving runs side by
- * side do not queue on one row. `epoch` is new for every row created: a stamp emptied and rebuilt never repeats.
+ * side rarely wait on one row. `epoch` is new for every row created: a stamp emptied and rebuilt never repeats.
  */
 export const outcomeStamps = pgTable(
   'outcome_stamps',
