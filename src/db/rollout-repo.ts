@@ -15,6 +15,7 @@ import type { Ring } from '../domain/inventory.ts';
 import { rollReason, type WindowTally } from '../domain/window-report.ts';
 import { releaseFacts, type MspDevice, type ReleaseFacts, type UpdateOutcome } from '../domain/eligibility.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
+import { perReleaseSinceStamp } from './outcome-cache.ts';
 
 export class ConflictError extends Error {
   constructor(message: string) {
@@ -390,6 +391,11 @@ export interface DeviceScope {
   gateIds: readonly number[];
   after?: DeviceCursor;
   limit?: number;
+  /**
+   * Of these gates, leave out the devices that have a run in a window open at `at`: a window plans a device once,
+   * so the planner has nothing for them now (and a device is not patched by two runs at once).
+   */
+  skipPlanned?: { gateIds: readonly number[]; at: Date };
 }
 
 /**
@@ -400,6 +406,11 @@ export async function openGateDevices(db: AppDatabase, scope?: DeviceScope): Pro
   const gates = scope ? sql` and id in (select jsonb_array_elements_text(${JSON.stringify(scope.gateIds)}::jsonb)::int)` : sql``;
   const after = scope?.after ? sql` and (g.id, d.id) > (${scope.after.gateId}::int, ${scope.after.deviceId}::int)` : sql``;
   const limit = scope?.limit !== undefined ? sql` limit ${scope.limit}` : sql``;
+  const skip = scope?.skipPlanned?.gateIds.length
+    ? sql` and (g.id not in (select jsonb_array_elements_text(${JSON.stringify(scope.skipPlanned.gateIds)}::jsonb)::int)
+        or not exists (select 1 from runs r where r.device_id = d.id and r.window_start <= ${scope.skipPlanned.at.toISOString()}::timestamptz
+          and r.window_end > ${scope.skipPlanned.at.toISOString()}::timestamptz))`
+    : sql``;
   const rows = rowsOf<{
     gate_id: number;
     release_id: string;
@@ -422,13 +433,13 @@ export async function openGateDevices(db: AppDatabase, scope?: DeviceScope): Pro
           d.user_email is not null as has_user
         from g join clients c on c.id = g.client_id and c.retired_at is null
           join devices d on d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null
-        where true${after}
+        where true${after}${skip}
       union all
       select g.id, g.release_id, g.ring, g.client_id, g.state, d.id, d.name, d.os, m.windows ->> d.class, coalesce(d.timezone, m.timezone), d.flagged_at is not null,
           d.user_email is not null
         from g join msp m on m.id = 1
           join devices d on d.client_id is null and d.ring = g.ring and d.retired_at is null
-        where g.client_id is null${after}
+        where g.client_id is null${after}${skip}
       order by 1, 6${limit}`),
   );
   return rows.map((r) => ({
@@ -457,18 +468,21 @@ const liveDeviceCounts = sql`select coalesce(client_id, '') as owner, ring, coun
 export interface SweepGateCount {
   id: number;
   releaseId: string;
+  ring: Ring;
+  clientId: string | null;
+  state: string;
   devices: number;
 }
 
 /** The gates that may get runs now, in id order, each with its live device count (to cut the sweep into pages). */
 export async function sweepGates(db: AppDatabase): Promise<SweepGateCount[]> {
-  const rows = rowsOf<{ id: number; release_id: string; devices: number }>(
+  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string; devices: number }>(
     await db.execute(sql`with live as (${liveDeviceCounts})
-      select g.id, g.release_id, coalesce(live.n, 0)::int as devices
+      select g.id, g.release_id, g.ring, g.client_id, g.state, coalesce(live.n, 0)::int as devices
       from rollouts g left join live on live.owner = coalesce(g.client_id, '') and live.ring = g.ring
       where g.state in ('scheduled', 'running') order by g.id`),
   );
-  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, devices: Number(r.devices) }));
+  return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state, devices: Number(r.devices) }));
 }
 
 /**
@@ -501,7 +515,12 @@ export async function anyRunInWindow(db: AppDatabase, windowStart: string): Prom
  * Per (device, update) of the releases: installed when a run carrying it succeeded, else failed when the latest
  * run carrying it failed (a Retry moves that run on, so the failure no longer counts). The ring is the gate's.
  */
-export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[], only?: 'msp-tested'): Promise<Map<string, UpdateOutcome[]>> {
+export async function updateOutcomes(db: AppDatabase, releaseIds: readonly string[], only?: 'msp-tested'): Promise<Map<string, readonly UpdateOutcome[]>> {
+  // Read again only for a release whose runs (or devices' OS) changed since the last read (src/db/outcome-cache.ts).
+  return perReleaseSinceStamp(db, releaseIds, only ?? 'all', (stale) => readUpdateOutcomes(db, stale, only));
+}
+
+async function readUpdateOutcomes(db: AppDatabase, releaseIds: readonly string[], only?: 'msp-tested'): Promise<Map<string, UpdateOutcome[]>> {
   const out = new Map<string, UpdateOutcome[]>(releaseIds.map((id) => [id, []]));
   if (releaseIds.length === 0) return out;
   // Only the machines that ran under a ring msp gate, every run of theirs: each machine's outcome is picked as for all.
@@ -580,10 +599,13 @@ export async function reopenedScheduledGates(db: AppDatabase): Promise<GateRow[]
 export async function unopenedScheduledGates(db: AppDatabase): Promise<Array<GateRow & { liveDevices: number }>> {
   // liveDevices is counted now, after the gate exists: a gate created after the sweep read its devices is not
   // mistaken for one with none.
+  // Counted per gate found, each on an equality devices_client_idx answers: most sweeps find none, and counting the
+  // whole fleet for them cost ~80 ms at 100,000 devices on every sweep.
   const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string; live: number }>(
-    await db.execute(sql`with live as (${liveDeviceCounts})
-      select g.id, g.release_id, g.ring, g.client_id, g.state, coalesce(live.n, 0)::int as live
-      from rollouts g left join live on live.owner = coalesce(g.client_id, '') and live.ring = g.ring
+    await db.execute(sql`select g.id, g.release_id, g.ring, g.client_id, g.state,
+        (case when g.client_id is null then (select count(*) from devices d where d.client_id is null and d.ring = g.ring and d.retired_at is null)
+          else (select count(*) from devices d where d.client_id = g.client_id and d.ring = g.ring and d.retired_at is null) end)::int as live
+      from rollouts g
       where g.state = 'scheduled' and g.started_at is null and g.finished_at is null`),
   );
   return rows.map((r) => ({ id: Number(r.id), releaseId: r.release_id, ring: r.ring, clientId: r.client_id, state: r.state, liveDevices: Number(r.live) }));
@@ -838,10 +860,13 @@ export async function tickableGates(db: AppDatabase, now: Date): Promise<Tickabl
   return rows.map((r) => ({ releaseId: r.release_id, ring: r.ring, state: r.state, offered: r.offered }));
 }
 
-/** What a finishing ring decides on: the MSP's soak hours, and the client's auto-confirm hours (for a client's gate). */
-export async function gateSettings(db: AppDatabase, clientId: string | null): Promise<{ soakHours?: number; autoConfirmHours?: number }> {
+/** What finishing rings decide on, for several owners at once: by client id (null: the MSP's own gate). */
+export async function gateSettingsFor(db: AppDatabase, clientIds: ReadonlyArray<string | null>): Promise<Map<string | null, { soakHours?: number; autoConfirmHours?: number }>> {
   const msp = rowsOf<{ settings: { soakHours?: number } }>(await db.execute(sql`select settings from msp where id = 1`))[0];
-  if (clientId === null) return { soakHours: msp?.settings.soakHours };
-  const client = rowsOf<{ settings: { autoConfirmHours?: number } }>(await db.execute(sql`select settings from clients where id = ${clientId}`))[0];
-  return { soakHours: msp?.settings.soakHours, autoConfirmHours: client?.settings.autoConfirmHours };
+  const ids = [...new Set(clientIds.filter((id): id is string => id !== null))];
+  const clients = ids.length === 0 ? [] : rowsOf<{ id: string; settings: { autoConfirmHours?: number } }>(
+    await db.execute(sql`select id, settings from clients where id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`),
+  );
+  const byClient = new Map(clients.map((c) => [c.id, c.settings]));
+  return new Map(clientIds.map((id) => [id, id === null ? { soakHours: msp?.settings.soakHours } : { soakHours: msp?.settings.soakHours, autoConfirmHours: byClient.get(id)?.autoConfirmHours }]));
 }

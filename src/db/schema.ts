@@ -23,9 +23,11 @@ import {
   primaryKey,
   real,
   text,
+  smallint,
   timestamp,
   unique,
   uniqueIndex,
+  uuid,
 } from 'drizzle-orm/pg-core';
 
 const instant = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -565,6 +567,24 @@ export const runs = pgTable(
     index('runs_rollout_idx').on(t.rolloutId),
     check('runs_window_order_check', sql`${t.windowEnd} > ${t.windowStart}`),
   ],
+);
+
+/**
+ * What the runs' outcomes were read from changes only when a stamp here changes: triggers (migration 0012) bump
+ * `runs:<release id>` in the same transaction as any write to a run that is or was succeeded or failed, and
+ * `devices:os` when a device's OS changes, so a reader that saw the same stamps knows the outcomes it read then
+ * still hold (src/db/outcome-cache.ts). A few shards per scope (by backend), so the run workers saving runs side by
+ * side rarely wait on one row. `epoch` is new for every row created: a stamp emptied and rebuilt never repeats.
+ */
+export const outcomeStamps = pgTable(
+  'outcome_stamps',
+  {
+    scope: text('scope').notNull(),
+    shard: smallint('shard').notNull(),
+    epoch: uuid('epoch').notNull().defaultRandom(),
+    version: bigint('version', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.shard] })],
 );
 
 /** Messages the bot has posted, so later events edit them in place instead of posting again. */

@@ -186,6 +186,15 @@ export async function runsInWindows(db: AppDatabase, starts: readonly string[]):
   );
 }
 
+/** Which of these DM keys have a row already (written by an earlier tick, whatever became of it since). */
+export async function writtenDmKeys(db: AppDatabase, keys: readonly string[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const rows = rowsOf<{ key: string }>(
+    await db.execute(sql`select key from user_dms where key in (select jsonb_array_elements_text(${JSON.stringify([...new Set(keys)])}::jsonb))`),
+  );
+  return new Set(rows.map((r) => r.key));
+}
+
 export interface NewTonightDm {
   key: string;
   personId: number;

@@ -22,6 +22,7 @@ import {
   insertTonightDms,
   recentOfflineRuns,
   runsInWindows,
+  writtenDmKeys,
   type CandidateDevice,
   type NewOfflineDm,
   type OfflineRuns,
@@ -30,7 +31,7 @@ import { planWindow } from '../domain/plan.ts';
 import { mspProducts, passedUpdates, type ReleaseFacts } from '../domain/eligibility.ts';
 import { loadReleaseFacts } from '../db/rollout-repo.ts';
 import type { Product } from '../domain/release.ts';
-import { nightOf, offlineKey, planNight, type DmRecipient, type NightDevice, type NightPlan, type PlannedDm } from '../domain/user-dm.ts';
+import { nightOf, offlineKey, planNight, tonightKey, type DmRecipient, type NightDevice, type NightPlan, type PlannedDm } from '../domain/user-dm.ts';
 import { parseWindowSpec } from '../domain/window-spec.ts';
 import { type MaintenanceWindow } from '../domain/windows.ts';
 import { firstWarnableWindow, noticeHoursOf } from '../domain/notice.ts';
@@ -200,7 +201,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
     const people = await loadRecipients(db, platform, devices.map((d) => d.userEmail));
     const plan = planNight({
       client: { id: clientId, zone: client.zone, dmTime: client.settings.dmTime, template: client.settings.dmTemplate, noticeHours: client.settings.noticeHours, platform },
-      devices,
+      devices: await notYetWarned(db, devices, people),
       people,
       now,
     });
@@ -218,6 +219,21 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
   report.outboxIds.push(...offline);
   report.outboxIds.sort((a, b) => a - b);
   return report;
+}
+
+/**
+ * The devices whose person has no DM for that window yet. Every tick until the window opens meets the same night's
+ * devices again: planning, wording and inserting 25,000 DMs that ON CONFLICT then dropped took ~1.4 s a minute.
+ * A person's DM covers all their devices in a window, so a device left out here would only have been dropped with it.
+ */
+async function notYetWarned(db: AppDatabase, devices: readonly NightDevice[], people: ReadonlyMap<string, DmRecipient>): Promise<NightDevice[]> {
+  const keyOf = (d: NightDevice) => {
+    const person = people.get(d.userEmail.toLowerCase());
+    return person ? tonightKey(person.personId, d.windowStart) : undefined;
+  };
+  const written = await writtenDmKeys(db, devices.map(keyOf).filter((k): k is string => k !== undefined));
+  if (written.size === 0) return [...devices];
+  return devices.filter((d) => !written.has(keyOf(d) ?? ''));
 }
 
 /** One list per night of the users tonight's DMs cannot reach, for the engineers. */

@@ -18,7 +18,8 @@ import { ADD_BULK_MAX, RunWriter } from '../../src/jobs/rollout/insert-runs.ts';
 import type { NewRun } from '../../src/db/rollout-repo.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
-import { scheduleGate, seedWorld } from '../support/rollout-world.ts';
+import { scheduleGate, seedWorld, worldInventory } from '../support/rollout-world.ts';
+import { applyInventory } from '../../src/db/inventory-repo.ts';
 
 /** 02:00 in Chicago: every client's desktop window is open. */
 const NOW = new Date('2024-02-14T08:00:00Z');
@@ -157,6 +158,27 @@ describe('a sweep in pages', { timeout: 120_000 }, () => {
     expect(await plannedDevices(db, [run.windowStart], [run.deviceId, other!.id])).toEqual(new Set([`${run.deviceId}/${run.windowStart}`]));
     expect(await plannedDevices(db, [run.windowStart, later], [other!.id])).toEqual(new Set([`${other!.id}/${later}`]));
     expect(await plannedDevices(db, [run.windowStart, later], [])).toEqual(new Set());
+  });
+
+  it('mid-window reads again only the devices of a running gate without a run in a window open now: a machine imported since is planned', async () => {
+    const database = await world();
+    const sweeper = engine(database.db, 4);
+    const first = await sweeper.sweep();
+    expect(first.runsPlanned).toBeGreaterThan(0);
+    const running = (await sweepGates(database.db)).filter((g) => g.state === 'running').map((g) => g.id);
+    expect(running.length).toBeGreaterThan(0);
+    const skipPlanned = { gateIds: running, at: NOW };
+    expect(await openGateDevices(database.db, { gateIds: running, skipPlanned })).toEqual([]);
+    // Without the skip, every device of those gates is read as before.
+    expect((await openGateDevices(database.db, { gateIds: running })).length).toBeGreaterThan(0);
+
+    const clients = ['acme', 'globex', 'initech'].map((id) => ({ id, pilot: 1, broad: id === 'acme' ? 6 : 5 }));
+    await applyInventory(database.db, worldInventory({ mspDevices: 0, clients: [...clients, { id: 'umbrella', pilot: 3, broad: 0 }] }), NOW);
+    const unplanned = await openGateDevices(database.db, { gateIds: running, skipPlanned });
+    expect(unplanned.map((d) => d.name)).toEqual(['ACME-PC-00006']);
+    expect(await sweeper.sweep()).toMatchObject({ runsPlanned: 1 });
+    expect(await openGateDevices(database.db, { gateIds: running, skipPlanned })).toEqual([]);
+    expect(await sweeper.sweep()).toMatchObject({ runsPlanned: 0 });
   });
 
   it('plans a page of another release only once the rows queued before it are in; of the same release, at once', async () => {

@@ -83,6 +83,30 @@ describe('a DM tick that fails part-way through its batches', () => {
   }, 120_000);
 });
 
+describe('the ticks after the night was warned', () => {
+  it('plan only who has no DM for the window yet: a new user is warned, a warned user\u2019s second machine is not warned twice', async () => {
+    const db = database.db;
+    expect(await dmRows()).toBe(USERS);
+    const inventory = worldInventory({ clients: [{ id: 'acme', pilot: 0, broad: 0 }] });
+    const device = (name: string, user: string) => ({ name, class: 'desktop', ring: 'broad' as const, os: WIN11, user });
+    inventory.clients[0]!.locations[0]!.devices = [
+      ...Array.from({ length: USERS }, (_, i) => device(`ACME-PC-${i}`, `user${i}@acme.example`)),
+      device('ACME-LAPTOP-0', 'user0@acme.example'),
+      device('ACME-PC-NEW', 'newcomer@acme.example'),
+    ];
+    await applyInventory(db, inventory, SETUP_AT);
+    const members = [...Array.from({ length: USERS }, (_, i) => ({ id: `U${i}`, email: `user${i}@acme.example`, tz: 'America/Chicago', realName: `User ${i}` })),
+      { id: 'U_NEW', email: 'newcomer@acme.example', tz: 'America/Chicago', realName: 'Newcomer' }];
+    await storeSlackDirectory(db, members, SETUP_AT);
+
+    const tick = await queueUserDms(db, new Date(TICK_AT.getTime() + 60_000));
+    expect(tick.dms).toBe(1);
+    const [newcomer] = rowsOf<{ recipient: string }>(await db.execute(sql`select recipient from user_dms where id = (select max(id) from user_dms)`));
+    expect(newcomer?.recipient).toBe('U_NEW');
+    expect((await queueUserDms(db, new Date(TICK_AT.getTime() + 120_000))).dms).toBe(0);
+  }, 120_000);
+});
+
 describe('recipients read for a whole night at once', () => {
   it('gives each person their own address: the directory’s Slack id over the inventory’s, the latest live Teams chat', async () => {
     const db = database.db;

@@ -6,10 +6,10 @@
 import { notify } from '../../chat/notify.ts';
 import { loadMspPicture } from '../../db/eligibility-repo.ts';
 import { userDevices } from '../../db/notice-repo.ts';
-import { gateSettings, idleRunningGates, tickableGates, type GateRow, type OpenGateDevice } from '../../db/rollout-repo.ts';
+import { gateSettingsFor, idleRunningGates, tickableGates, type GateRow, type OpenGateDevice } from '../../db/rollout-repo.ts';
 import { gatePlanInput, gatesWithWork, nextSoakEnd, pilotAsk, readyToPromote, untestedForDevices, type MspStanding } from '../../domain/eligibility.ts';
 import { planWindow } from '../../domain/plan.ts';
-import { gateKey, isHeld, type Book, type Hold } from '../../domain/rollout.ts';
+import { gateKey, isHeld, type Book, type Hold, type RolloutEvent } from '../../domain/rollout.ts';
 import type { ReleaseInputs } from './sweep-reads.ts';
 import { unflaggedByGate, type SweepStep } from './sweep-step.ts';
 import { untestedNotices } from './untested.ts';
@@ -86,7 +86,7 @@ export async function finishUnopened(step: SweepStep, unopened: ReadonlyArray<Ga
   if (gates.length === 0) return finished;
   const users = await userDevices(step.db, gates.flatMap((g) => (byGate.get(g.id) ?? []).map((d) => d.id)));
   const told = gates.filter((g) => (byGate.get(g.id) ?? []).every((d) => users.has(d.id)));
-  const standings = new MspStandings(step, step.holds);
+  const finishing: Finishing[] = [];
   for (const gate of told) {
     const inputs = step.reads.get(gate.releaseId);
     if (!inputs) continue;
@@ -97,8 +97,9 @@ export async function finishUnopened(step: SweepStep, unopened: ReadonlyArray<Ga
     const coming = new Set(catalog.updates.map((u) => u.key).filter((k) => (approved === 'all' || approved.has(k)) && !untested.has(k)));
     const plan = planWindow(gatePlanInput(gate, mine, catalog, coming, step.holds, facts));
     if (plan.runs.length > 0 || plan.skipped.some((s) => s.reason === 'waiting_for_ring' || s.reason === 'held')) continue;
-    if (await finishGate(step, gate, mine, inputs, standings, step.holds, true)) finished.add(gate.id);
+    finishing.push({ gate, devices: mine, inputs });
   }
+  for (const id of await finishGates(step, finishing, new MspStandings(step, step.holds), step.holds, true)) finished.add(id);
   return finished;
 }
 
@@ -118,44 +119,66 @@ export async function finishRings(step: SweepStep): Promise<number> {
   // The candidates' devices a chunk of gates at a time: after a night, every gate of the fleet may be one.
   await step.inGateChunks(candidates, async (chunk, devices) => {
     const byGate = unflaggedByGate(devices);
+    const finishing: Finishing[] = [];
     for (const gate of chunk) {
       if (heldAsAWhole(holds, gate)) continue;
       const inputs = await step.reads.release(gate.releaseId);
       if (!inputs) continue;
       const mine = byGate.get(gate.id) ?? [];
       if (planWindow(gatePlanInput(gate, mine, inputs.catalog, inputs.approved, holds, inputs.facts)).runs.length > 0) continue;
-      if (await finishGate(step, gate, mine, inputs, standings, holds)) finished++;
+      finishing.push({ gate, devices: mine, inputs });
     }
+    finished += (await finishGates(step, finishing, standings, holds)).length;
   });
   return finished;
 }
 
-/** A gate's `ring_finished` with what its ring decides on (soak, sign-off, auto-confirm), then what it could not test. */
-async function finishGate(
-  step: SweepStep,
-  gate: GateRow,
-  devices: readonly OpenGateDevice[],
-  inputs: ReleaseInputs,
-  standings: MspStandings,
-  holds: readonly Hold[],
-  unopened = false,
-): Promise<boolean> {
-  const settings = await gateSettings(step.db, gate.clientId);
-  const msp = gate.ring === 'msp' ? await standings.of(gate.releaseId) : undefined;
-  const result = await step.gates.apply(gate.releaseId, {
-    type: 'ring_finished',
-    ring: gate.ring,
-    clientId: gate.clientId,
-    soakHours: settings.soakHours,
-    autoConfirmHours: settings.autoConfirmHours,
-    ...(gate.ring === 'pilot' ? { asked: pilotAsk(inputs.facts, gate.clientId!, holds) } : {}),
-    ...(msp ? { soakUntil: nextSoakEnd(msp) } : {}),
-    ...(unopened ? { unopened } : {}),
-  });
-  if (result.outcome !== 'applied') return false;
-  const notices = untestedNotices(gate, inputs.catalog, inputs.facts, gate.ring === 'msp' ? msp : undefined, holds, devices);
-  await notify(step.db, notices, step.now);
-  return true;
+/** A gate the planner found nothing left for, with what it was planned over. */
+interface Finishing {
+  gate: GateRow;
+  devices: readonly OpenGateDevice[];
+  inputs: ReleaseInputs;
+}
+
+/**
+ * Ring finishes per transaction. The morning after a night every gate of the fleet may finish in one sweep: one
+ * transaction each, 2,000 took ~13 s. Bounded, so a transaction holds a few dozen gates' locks, not a fleet's, and a
+ * lost compare-and-set retries that many.
+ */
+const FINISHES_PER_TRANSACTION = 100;
+
+/**
+ * Each gate's `ring_finished` with what its ring decides on (soak, sign-off, auto-confirm), a release's gates
+ * FINISHES_PER_TRANSACTION at a time in one transaction (each event still judged on its own: one refused does not
+ * stop the others), then what each finished ring could not test. Returns the ids of the gates finished.
+ */
+async function finishGates(step: SweepStep, finishing: readonly Finishing[], standings: MspStandings, holds: readonly Hold[], unopened = false): Promise<number[]> {
+  if (finishing.length === 0) return [];
+  const settings = await gateSettingsFor(step.db, finishing.map((f) => f.gate.clientId));
+  const finished: number[] = [];
+  for (const releaseId of new Set(finishing.map((f) => f.gate.releaseId))) {
+    const mine = finishing.filter((f) => f.gate.releaseId === releaseId);
+    const msp = mine.some((f) => f.gate.ring === 'msp') ? await standings.of(releaseId) : undefined;
+    for (let i = 0; i < mine.length; i += FINISHES_PER_TRANSACTION) {
+      const batch = mine.slice(i, i + FINISHES_PER_TRANSACTION);
+      const events = batch.map(({ gate, inputs }): RolloutEvent => ({
+        type: 'ring_finished',
+        ring: gate.ring,
+        clientId: gate.clientId,
+        soakHours: settings.get(gate.clientId)?.soakHours,
+        autoConfirmHours: settings.get(gate.clientId)?.autoConfirmHours,
+        ...(gate.ring === 'pilot' ? { asked: pilotAsk(inputs.facts, gate.clientId!, holds) } : {}),
+        ...(gate.ring === 'msp' && msp ? { soakUntil: nextSoakEnd(msp) } : {}),
+        ...(unopened ? { unopened } : {}),
+      }));
+      const results = await step.gates.applyAll(releaseId, events);
+      const applied = batch.filter((_, n) => results[n]?.outcome === 'applied');
+      const notices = applied.flatMap(({ gate, devices, inputs }) => untestedNotices(gate, inputs.catalog, inputs.facts, gate.ring === 'msp' ? msp : undefined, holds, devices));
+      await notify(step.db, notices, step.now);
+      finished.push(...applied.map((f) => f.gate.id));
+    }
+  }
+  return finished;
 }
 
 /** Soak and auto-confirm deadlines; each update is offered for promotion once its own soak has elapsed. */

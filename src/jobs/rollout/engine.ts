@@ -188,42 +188,60 @@ export class RolloutEngine {
     const unfinished = await unfinishedRuns(this.db);
     if (unfinished.length === 0) return 0;
     const admitted = admit(unfinished, (clientId) => perClient.get(clientId) ?? Infinity, perClient.get(OVERALL_LIMIT) ?? Infinity);
-    return this.addMissingRunJobs(admitted.map((r) => r.id));
+    return this.addMissingRunJobs(admitted.map((r) => r.id), await this.heldJobIds());
   }
 
   /** No limits: every unfinished run is admitted, read and added a bulk at a time by id (a keyset), whatever their number. */
   private async enqueueAllUnfinished(upTo: number | undefined): Promise<number> {
     let added = 0;
+    let held: ReadonlySet<string> | undefined;
     for (let after = 0; ; ) {
       const ids = await unfinishedRunIds(this.db, { after, ...(upTo !== undefined ? { upTo } : {}), limit: ADD_BULK_MAX });
       if (ids.length === 0) return added;
-      added += await this.addMissingRunJobs(ids);
+      // Read once the first page shows there is something to look for: most sweeps outside a window have nothing.
+      held ??= await this.heldJobIds();
+      added += await this.addMissingRunJobs(ids, held);
       after = ids.at(-1)!;
     }
   }
 
   /**
-   * Adds the jobs Redis does not hold (lost with a Redis that restarted empty, or never added by a process that
-   * died); answers how many. Mid-window every sweep (15 s) comes here with every unfinished run: adding all
-   * 100,000 again, each a duplicate BullMQ ignores after a script call and an event, took 7 s; asking which
-   * exist is one pipelined EXISTS each. A job that finishes between the two is not added again; its run ended.
+   * The ids of every job the run queue holds, in whatever state, read in one MULTI (one consistent picture) from the
+   * lists and sorted sets BullMQ keeps them in. Mid-window every sweep (15 s) asks about every unfinished run:
+   * adding all 100,000 again, each a duplicate BullMQ ignores, took 7 s; one pipelined EXISTS each, ~1.3 s; these
+   * few replies, a fraction of that. A list this misses would only make a job look missing: adding it again is a
+   * no-op while BullMQ holds its id.
    */
-  private async addMissingRunJobs(ids: readonly number[]): Promise<number> {
-    let added = 0;
-    for (let i = 0; i < ids.length; i += ADD_BULK_MAX) {
-      const page = ids.slice(i, i + ADD_BULK_MAX);
-      const pipeline = this.context.redis.pipeline();
-      for (const id of page) pipeline.exists(this.queue.toKey(runJobId(id)));
-      const held = (await pipeline.exec()) ?? [];
-      const missing = page.filter((_, n) => {
-        const [error, exists] = held[n] ?? [null, 0];
-        // Unsure (the answer failed): add it; BullMQ ignores a duplicate id.
-        return error !== null || exists !== 1;
-      });
-      await this.addRunJobs(missing);
-      added += missing.length;
+  private async heldJobIds(): Promise<ReadonlySet<string>> {
+    const { keys } = this.queue;
+    const replies = (await this.context.redis
+      .multi()
+      .lrange(keys.wait!, 0, -1)
+      .lrange(keys.active!, 0, -1)
+      .lrange(keys.paused!, 0, -1)
+      .zrange(keys.delayed!, '0', '-1')
+      .zrange(keys.prioritized!, '0', '-1')
+      .zrange(keys['waiting-children']!, '0', '-1')
+      .zrange(keys.completed!, '0', '-1')
+      .zrange(keys.failed!, '0', '-1')
+      .exec()) ?? [];
+    const held = new Set<string>();
+    for (const [error, ids] of replies) {
+      if (error) throw error;
+      for (const id of ids as string[]) held.add(id);
     }
-    return added;
+    return held;
+  }
+
+  /**
+   * Adds the jobs Redis does not hold (lost with a Redis that restarted empty, never added by a process that died,
+   * or failed for good while their run is unfinished); answers how many. A job that finishes between the read of
+   * `held` and this is not added again; its run ended.
+   */
+  private async addMissingRunJobs(ids: readonly number[], held: ReadonlySet<string>): Promise<number> {
+    const missing = ids.filter((id) => !held.has(runJobId(id)));
+    await this.addRunJobs(missing);
+    return missing.length;
   }
 
   private async addRunJobs(ids: readonly number[]): Promise<void> {

@@ -9,7 +9,7 @@ import { windowDoneKeys, windowEditKey, type RolloutNotice } from '../../chat/no
 import type { AppDatabase } from '../../db/client.ts';
 import { withUnqueuedKeys } from '../../db/outbox-repo.ts';
 import { lastWindowMessages, recentWindows, windowOwners, windowTallies, type RecentWindow, type WindowOwner, type WindowRef } from '../../db/rollout-repo.ts';
-import { reportFor, unfinished, updateIntervalMs, type WindowTally } from '../../domain/window-report.ts';
+import { reportFor, unfinished, updateIntervalMs, windowSubject, type WindowTally } from '../../domain/window-report.ts';
 
 /** Returns how many messages were queued. */
 export async function reportWindows(db: AppDatabase, now: Date): Promise<number> {
@@ -17,8 +17,11 @@ export async function reportWindows(db: AppDatabase, now: Date): Promise<number>
   if (windows.length === 0) return 0;
   const [owners, audiences, last] = await Promise.all([windowOwners(db), loadAudiences(db), lastWindowMessages(db, now)]);
   const engineers = audiences.engineers?.channel ?? null;
-  const tallies = await windowTallies(db, now, await untoldWindows(db, windows, (who) => channelsOf(who, owners.get(who), engineers)));
-  const active = tallies.filter((t) => unfinished(t) > 0 || Date.parse(t.windowEnd) > now.getTime()).length;
+  const channels = (who: string) => channelsOf(who, owners.get(who), engineers);
+  const resting = editedTooRecently(windows, channels, last, now);
+  const tallies = await windowTallies(db, now, await untoldWindows(db, windows.filter((w) => !resting.has(w)), channels));
+  // A window left untallied is still running: it counts towards the pacing as it would have tallied.
+  const active = tallies.filter((t) => unfinished(t) > 0 || Date.parse(t.windowEnd) > now.getTime()).length + resting.size;
   const pacing = { now, interval: updateIntervalMs(active), last };
   const notices = tallies.flatMap((counted) => windowNotices(counted, owners.get(counted.who), engineers, pacing));
   return (await notify(db, notices, now, audiences)).length;
@@ -32,6 +35,26 @@ export async function reportWindows(db: AppDatabase, now: Date): Promise<number>
 async function untoldWindows(db: AppDatabase, windows: readonly RecentWindow[], channels: (who: string) => string[]): Promise<WindowRef[]> {
   const owed = await withUnqueuedKeys(db, windows.filter((w) => w.ended), (w) => channels(w.who).flatMap((channel) => windowDoneKeys(channel, w)));
   return [...windows.filter((w) => !w.ended), ...owed].map(({ who, windowStart }) => ({ who, windowStart }));
+}
+
+/**
+ * Running windows whose progress message, in every channel, was queued less than the pacing interval ago: whatever
+ * their tally says, no edit of theirs is due (a window that has not ended only ever gets a paced progress edit,
+ * `reportFor`), so they need not be tallied. Mid-window that was every window, every sweep: ~0.4 s at 100,000 runs.
+ * The interval is at least the one for the running windows alone (more windows active only lengthens it).
+ */
+function editedTooRecently(windows: readonly RecentWindow[], channels: (who: string) => string[], last: Pacing['last'], now: Date): Set<RecentWindow> {
+  const running = windows.filter((w) => !w.ended);
+  const atLeast = updateIntervalMs(running.length);
+  return new Set(
+    running.filter((w) => {
+      const subject = windowSubject(w.who, w.windowStart);
+      return channels(w.who).every((channel) => {
+        const previous = last.get(`${channel} ${subject}`);
+        return previous !== undefined && now.getTime() - previous.at < atLeast;
+      });
+    }),
+  );
 }
 
 /** Where a window's messages go: the engineers' channel, and a client's own channel. */

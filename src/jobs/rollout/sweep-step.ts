@@ -1,6 +1,6 @@
 /** What every step of a sweep is handed: one clock reading, the holds and release inputs read once, the gate mover. */
 import type { AppDatabase } from '../../db/client.ts';
-import { openGateDevices, type DeviceCursor, type OpenGateDevice, type SweepGateCount } from '../../db/rollout-repo.ts';
+import { openGateDevices, type DeviceCursor, type DeviceScope, type OpenGateDevice, type SweepGateCount } from '../../db/rollout-repo.ts';
 import type { Hold } from '../../domain/rollout.ts';
 import type { GateEvents } from './gate-events.ts';
 import type { SweepReads } from './sweep-reads.ts';
@@ -45,13 +45,13 @@ export function gateChunks<G extends { id: number }>(gates: readonly G[], device
  * with a keyset cursor: a sweep holds one page, however large the fleet. Each page is read when the one before is
  * planned and its gates opened, so it sees the gates that page opened as running.
  */
-export async function* devicePages(db: AppDatabase, gates: readonly SweepGateCount[], batch: number): AsyncGenerator<OpenGateDevice[]> {
+export async function* devicePages(db: AppDatabase, gates: readonly SweepGateCount[], batch: number, skipPlanned?: DeviceScope['skipPlanned']): AsyncGenerator<OpenGateDevice[]> {
   let i = 0;
   let after: DeviceCursor | undefined;
   while (i < gates.length) {
     let j = i + 1;
     for (let n = gates[i]!.devices; j < gates.length && n + gates[j]!.devices <= batch; j++) n += gates[j]!.devices;
-    const page = await openGateDevices(db, { gateIds: gates.slice(i, j).map((g) => g.id), ...(after ? { after } : {}), limit: batch });
+    const page = await openGateDevices(db, { gateIds: gates.slice(i, j).map((g) => g.id), ...(after ? { after } : {}), limit: batch, ...(skipPlanned ? { skipPlanned } : {}) });
     if (page.length > 0) yield page;
     if (page.length < batch) {
       i = j;

@@ -10,7 +10,7 @@ import type { AppDatabase } from '../../db/client.ts';
 import { anyRunInWindow, insertRuns, lastRunId, openGateDevices, plannedDevices, reopenedScheduledGates, sweepGates, unopenedScheduledGates, type OpenGateDevice, type SweepGateCount } from '../../db/rollout-repo.ts';
 import { gatePlanInput } from '../../domain/eligibility.ts';
 import { planOpenWindows, type OpenWindow } from '../../domain/plan.ts';
-import type { Hold } from '../../domain/rollout.ts';
+import { isHeld, type Hold } from '../../domain/rollout.ts';
 import { finishRings, finishUnopened, settleReopened, tickReleases } from './advance-gates.ts';
 import type { GateEvents } from './gate-events.ts';
 import { RunWriter } from './insert-runs.ts';
@@ -110,7 +110,7 @@ async function openAndWrite(
   const held = new Set<string>();
   let windowsOpened = 0;
   try {
-    for await (const page of devicePages(step.db, gates, deps.batch)) {
+    for await (const page of devicePages(step.db, gates, deps.batch, alreadyPlanned(step, gates))) {
       const found = await findOpenWindows(step, page, deps.installBudgetMinutes);
       for (const key of found.held) held.add(key);
       windowsOpened += await planAndWrite(step, found.open, writer, planned);
@@ -121,6 +121,16 @@ async function openAndWrite(
     throw error;
   }
   return { ...(await writer.finish()), windowsOpened, held: held.size };
+}
+
+/**
+ * The gates whose devices with a run in a window open now need not be read again: running ones (a scheduled gate's
+ * first window opens whatever its devices were given) not held as a whole (whose open windows the report counts).
+ * Mid-window every sweep re-read and re-planned every device of the fleet to plan nothing: ~1.2 s at 100,000.
+ */
+function alreadyPlanned(step: SweepStep, gates: readonly SweepGateCount[]): { gateIds: number[]; at: Date } {
+  const gateIds = gates.filter((g) => g.state === 'running' && !isHeld(step.holds, { releaseId: g.releaseId, ring: g.ring, clientId: g.clientId })).map((g) => g.id);
+  return { gateIds, at: step.now };
 }
 
 /**
