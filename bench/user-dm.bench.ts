@@ -76,11 +76,14 @@ export default async function run(): Promise<void> {
     const planMs = performance.now() - t1;
     report('user_dm.plan_and_write_5000', planMs, 'ms', tickReport.dms / USERS);
 
+    // The deliverer reads the DMs' clock, as in production: a DM is not sent after its window's notice deadline.
+    const deliveryStarted = Date.now();
     deliverer = await startOutboxDeliverer({
       database,
       connection,
       prefix: 'benchdm',
       log,
+      now: () => new Date(TICK_AT.getTime() + (Date.now() - deliveryStarted)),
       slack: deliveryClient(emu.botToken, emu.url),
       channelIntervalMs: MINUTE_MS / 60,
       minuteMs: MINUTE_MS,
