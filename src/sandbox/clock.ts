@@ -25,7 +25,15 @@ export interface SandboxClockOptions {
 interface Saved {
   clockMs: number;
   rate: number;
+  /** Real time of the reading (absent in files written before it was kept). */
+  realMs?: number;
 }
+
+/**
+ * How often a running sandbox writes its reading (src/sandbox/sandbox.ts). A process killed between two writes had
+ * read its clock up to this much real time past the last one, and may have stored a run or a DM at such an instant.
+ */
+export const CLOCK_SAVE_EVERY_MS = 5_000;
 
 export const MAX_RATE = 3600;
 
@@ -62,7 +70,7 @@ export class SandboxClock {
     this.realNow = options.realNow ?? Date.now;
     const saved = options.file ? readSaved(options.file) : undefined;
     this.anchorReal = this.realNow();
-    this.anchorClock = saved?.clockMs ?? (options.start ?? new Date(this.anchorReal)).getTime();
+    this.anchorClock = saved ? resumedReading(saved, this.anchorReal) : (options.start ?? new Date(this.anchorReal)).getTime();
     this.currentRate = saved?.rate ?? options.rate ?? 1;
   }
 
@@ -101,7 +109,7 @@ export class SandboxClock {
   save(): void {
     if (!this.options.file) return;
     mkdirSync(path.dirname(this.options.file), { recursive: true });
-    const saved: Saved = { clockMs: this.nowMs(), rate: this.currentRate };
+    const saved: Saved = { clockMs: this.nowMs(), rate: this.currentRate, realMs: this.realNow() };
     writeFileSync(this.options.file, `${JSON.stringify(saved)}\n`);
   }
 
@@ -114,11 +122,21 @@ export class SandboxClock {
   }
 }
 
+/**
+ * Where a restarted clock carries on: the saved reading, moved on by the real time since it was written, at most one
+ * save interval. A killed process may have read up to that much past its last save (the clock never goes back); a
+ * sandbox stopped for a night must not come back weeks later.
+ */
+function resumedReading(saved: Saved, realNow: number): number {
+  if (saved.realMs === undefined) return saved.clockMs;
+  return saved.clockMs + Math.min(Math.max(0, realNow - saved.realMs), CLOCK_SAVE_EVERY_MS) * saved.rate;
+}
+
 function readSaved(file: string): Saved | undefined {
   try {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<Saved>;
     if (typeof saved.clockMs === 'number' && Number.isFinite(saved.clockMs) && typeof saved.rate === 'number' && saved.rate > 0 && saved.rate <= MAX_RATE) {
-      return { clockMs: saved.clockMs, rate: saved.rate };
+      return { clockMs: saved.clockMs, rate: saved.rate, ...(typeof saved.realMs === 'number' && Number.isFinite(saved.realMs) ? { realMs: saved.realMs } : {}) };
     }
   } catch {
     // No reading yet, or a damaged one: start from the real time.

@@ -24,7 +24,7 @@ import { startSandboxNinjaOne } from './ninjaone.ts';
 import { startSandboxTactical } from './tactical.ts';
 import { importInventoryFile } from '../commands/import.ts';
 import { RUN_QUEUE } from '../jobs/rollout/index.ts';
-import { freshSandboxStart, SandboxClock, sandboxClockFile } from './clock.ts';
+import { CLOCK_SAVE_EVERY_MS, freshSandboxStart, SandboxClock, sandboxClockFile } from './clock.ts';
 import { startSlackEmulator, type SlackEmulator, type SlackEmulatorHistory } from './emulators/slack-emulator.ts';
 import { startBotConnectorEmulator, type BotConnectorEmulator, type StoredActivity } from './emulators/bot-connector-emulator.ts';
 import { startSampleMsrc, type SampleMsrc } from './sample-msrc.ts';
@@ -110,7 +110,7 @@ function startClock(options: SandboxOptions, stops: Stops): SandboxClock {
   const { dataDir } = options.config;
   const clock = options.clock ?? new SandboxClock({ file: sandboxClockFile(dataDir), rate: DEFAULT_SANDBOX_RATE, start: freshSandboxStart(new Date()) });
   stops.push(async () => clock.save());
-  const saver = setInterval(() => clock.save(), 5_000);
+  const saver = setInterval(() => clock.save(), CLOCK_SAVE_EVERY_MS);
   saver.unref();
   stops.push(async () => clearInterval(saver));
   return clock;
