@@ -105,11 +105,14 @@ export class SandboxClock {
     return () => this.listeners.delete(listener);
   }
 
-  /** Writes the current reading (also done on every change); call on shutdown. */
-  save(): void {
+  /**
+   * Writes the current reading (also done on every change and every few seconds); call on shutdown with `final`:
+   * nothing reads the clock after it, so a restart carries on from exactly there.
+   */
+  save(options: { final?: boolean } = {}): void {
     if (!this.options.file) return;
     mkdirSync(path.dirname(this.options.file), { recursive: true });
-    const saved: Saved = { clockMs: this.nowMs(), rate: this.currentRate, realMs: this.realNow() };
+    const saved: Saved = { clockMs: this.nowMs(), rate: this.currentRate, ...(options.final ? {} : { realMs: this.realNow() }) };
     writeFileSync(this.options.file, `${JSON.stringify(saved)}\n`);
   }
 

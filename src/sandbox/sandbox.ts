@@ -109,7 +109,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 function startClock(options: SandboxOptions, stops: Stops): SandboxClock {
   const { dataDir } = options.config;
   const clock = options.clock ?? new SandboxClock({ file: sandboxClockFile(dataDir), rate: DEFAULT_SANDBOX_RATE, start: freshSandboxStart(new Date()) });
-  stops.push(async () => clock.save());
+  stops.push(async () => clock.save({ final: true }));
   const saver = setInterval(() => clock.save(), CLOCK_SAVE_EVERY_MS);
   saver.unref();
   stops.push(async () => clearInterval(saver));
@@ -269,7 +269,7 @@ function assembleSandbox(options: SandboxOptions, parts: SandboxParts, stops: St
       await runQueue?.promoteJobs();
     },
     async save() {
-      clock.save();
+      clock.save({ final: true });
       await chat.save();
     },
     stop,

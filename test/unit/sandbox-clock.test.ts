@@ -77,6 +77,17 @@ describe('the sandbox clock after a kill', () => {
     expect(resumed).toBe(START.getTime() + CLOCK_SAVE_EVERY_MS * RATE);
   });
 
+  it('carries on from exactly where a clean stop left it', () => {
+    const file = clockFile();
+    let real = 1_000_000;
+    const first = new SandboxClock({ file, rate: RATE, start: START, realNow: () => real });
+    real += 2_000;
+    first.save({ final: true });
+    const stoppedAt = first.nowMs();
+    real += 86_400_000;
+    expect(new SandboxClock({ file, rate: 1, realNow: () => real }).nowMs()).toBe(stoppedAt);
+  });
+
   it('keeps its rate', () => {
     const file = clockFile();
     new SandboxClock({ file, rate: RATE, start: START }).save();
