@@ -15,11 +15,12 @@ CREATE FUNCTION outcome_stamps_bump(p_scopes text[]) RETURNS void LANGUAGE sql A
   ON CONFLICT (scope, shard) DO UPDATE SET version = outcome_stamps.version + 1
 $$;
 --> statement-breakpoint
--- A run counts towards its release's outcomes while it is succeeded or failed: any write to a run that is, or was,
--- one of those changes them. Once per statement (a sweep inserts a thousand runs in one), whatever its rows.
-CREATE FUNCTION runs_outcome_stamp_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A run counts towards its release's outcomes while it is succeeded or failed: any run inserted or deleted as one
+-- changes them. Once per statement (a sweep inserts a thousand runs in one), whatever its rows. One function for both:
+-- each trigger names its transition table changed_runs (the rows inserted, or the rows deleted).
+CREATE FUNCTION runs_outcome_stamp_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM outcome_stamps_bump(array(SELECT DISTINCT 'runs:' || release_id FROM new_runs
+  PERFORM outcome_stamps_bump(array(SELECT DISTINCT 'runs:' || release_id FROM changed_runs
     WHERE release_id IS NOT NULL AND state IN ('succeeded', 'failed')));
   RETURN NULL;
 END $$;
@@ -44,22 +45,15 @@ BEGIN
   RETURN NULL;
 END $$;
 --> statement-breakpoint
-CREATE FUNCTION runs_outcome_stamp_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM outcome_stamps_bump(array(SELECT DISTINCT 'runs:' || release_id FROM old_runs
-    WHERE release_id IS NOT NULL AND state IN ('succeeded', 'failed')));
-  RETURN NULL;
-END $$;
---> statement-breakpoint
-CREATE TRIGGER runs_outcome_stamp_insert AFTER INSERT ON runs REFERENCING NEW TABLE AS new_runs
-  FOR EACH STATEMENT EXECUTE FUNCTION runs_outcome_stamp_insert();
+CREATE TRIGGER runs_outcome_stamp_insert AFTER INSERT ON runs REFERENCING NEW TABLE AS changed_runs
+  FOR EACH STATEMENT EXECUTE FUNCTION runs_outcome_stamp_rows();
 --> statement-breakpoint
 CREATE TRIGGER runs_outcome_stamp_update AFTER UPDATE ON runs
   FOR EACH ROW WHEN (OLD.state IN ('succeeded', 'failed') OR NEW.state IN ('succeeded', 'failed'))
   EXECUTE FUNCTION runs_outcome_stamp_update();
 --> statement-breakpoint
-CREATE TRIGGER runs_outcome_stamp_delete AFTER DELETE ON runs REFERENCING OLD TABLE AS old_runs
-  FOR EACH STATEMENT EXECUTE FUNCTION runs_outcome_stamp_delete();
+CREATE TRIGGER runs_outcome_stamp_delete AFTER DELETE ON runs REFERENCING OLD TABLE AS changed_runs
+  FOR EACH STATEMENT EXECUTE FUNCTION runs_outcome_stamp_rows();
 --> statement-breakpoint
 -- Emptying runs at once leaves no row to compare: every release's outcomes may have changed.
 CREATE FUNCTION runs_outcome_stamp_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
