@@ -50,7 +50,7 @@ async function moveClock(deps: RouteDeps, input: z.infer<typeof clockRequest>): 
     await jumpNow(deps, target.at.toJSDate(), target.detail);
     return { ok: true, detail: target.detail };
   }
-  void prepareThenJump(deps, target.at.toJSDate(), target.detail, Math.max(0, settleMs)).catch((error: unknown) => deps.log.error({ err: error }, 'sandbox clock: the jump failed'));
+  void prepareThenJump(deps, target.at.toJSDate(), target.detail, { playFirst: atWork > 0, settleMs: Math.max(0, settleMs) }).catch((error: unknown) => deps.log.error({ err: error }, 'sandbox clock: the jump failed'));
   if (atWork === 0) return { ok: true, detail: `${target.detail}, once what is due now (users' DMs among it) has gone out` };
   const machines = atWork === 1 ? '1 machine is' : `${atWork} machines are`;
   return { ok: true, detail: `${target.detail}. ${machines} still at work in an open window: it plays out first, ${PLAY_RATE} times faster, so the jump cuts no update short` };
@@ -72,15 +72,15 @@ async function jumpNow(deps: RouteDeps, target: Date, detail: string): Promise<v
  * were left out of the window (and, sent late, the DMs promised a night that did not come). The sandbox must show
  * what the product does with time, not with time skipped.
  */
-async function prepareThenJump(deps: RouteDeps, target: Date, detail: string, settleMs: number): Promise<void> {
+async function prepareThenJump(deps: RouteDeps, target: Date, detail: string, how: { playFirst: boolean; settleMs: number }): Promise<void> {
   const { clock } = deps.sandbox;
   const db = deps.options.database.db;
   const rate = clock.rate;
   const fast = Math.max(rate, PLAY_RATE);
   preparing.add(clock);
   try {
-    let settle = settleMs;
-    if ((await runsAtWorkNow(db, clock.now())) > 0) {
+    let settle = how.settleMs;
+    if (how.playFirst) {
       // The sweep then finishes what the window did (its summary, the ring's end): ticks to notice that too.
       settle = SETTLE_TICKS * deps.sandbox.pace.tickMs;
       clock.setRate(fast);
