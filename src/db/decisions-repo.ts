@@ -3,10 +3,10 @@
  * load under a lock. The rollout engine reads `effectiveApprovals` and `activeHolds`; nothing else should
  * fold the decisions table itself, so "what counts as approved" is decided in one place.
  */
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { ActiveHold, ReleaseDecisionState } from '../domain/approval.ts';
 import { rowsOf, type AppDatabase } from './client.ts';
-import { decisions, holds } from './schema.ts';
+import { holds } from './schema.ts';
 
 export interface EffectiveApproval {
   /** Null: the whole release is approved. */
@@ -34,7 +34,7 @@ const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)
  * the approval in force when it is an approve. Holds are separate (see activeHolds): an approved update that is held
  * does not start. Shared by `effectiveApprovals` and `loadDecisionState`, so "what counts as approved" is one query.
  */
-const latestApprovalDecisions = (releaseId: string) => sql`
+const latestApprovalDecisions = (releaseId: SQL) => sql`
   select distinct on (d.update_id) u.update_key as update_key, d.kind, d.actor, d.created_at
   from decisions d left join updates u on u.id = d.update_id
   where d.release_id = ${releaseId} and d.kind in ('approve', 'withdraw')
@@ -49,7 +49,7 @@ interface ApprovalRow {
 
 /** Approvals in force for a release, by update key (the release as a whole first). */
 export async function effectiveApprovals(db: AppDatabase, releaseId: string): Promise<EffectiveApproval[]> {
-  return toApprovals(rowsOf<ApprovalRow>(await db.execute(latestApprovalDecisions(releaseId))));
+  return toApprovals(rowsOf<ApprovalRow>(await db.execute(latestApprovalDecisions(sql`${releaseId}`))));
 }
 
 function toApprovals(rows: readonly ApprovalRow[]): EffectiveApproval[] {
@@ -109,7 +109,8 @@ export async function lockRelease(tx: AppDatabase, releaseId: string): Promise<b
 
 /** Several release rows at once, in id order (the order every writer locking more than one takes them in). */
 export async function lockReleases(tx: AppDatabase, releaseIds: readonly string[]): Promise<void> {
-  await tx.execute(sql`select id from releases where id in (${sql.join([...releaseIds].sort().map((id) => sql`${id}`), sql`, `)}) order by id for update`);
+  // One text whatever the number of releases: the statement is prepared once per connection, not once per count.
+  await tx.execute(sql`select id from releases where id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb)) order by id for update`);
 }
 
 interface StateRow {
@@ -129,33 +130,42 @@ const fromJson = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) a
  * updates (a revision's dropped ones keep their past decisions but take no new ones), the approvals in force, the
  * active holds, what was deployed, and how many approve/withdraw decisions each target had.
  */
-async function readDecisionState(tx: AppDatabase, releaseId: string): Promise<StateRow> {
-  const [row] = rowsOf<Record<keyof StateRow, unknown>>(
-    await tx.execute(sql`select
-      exists (select 1 from releases where id = ${releaseId}) as found,
+/**
+ * The decision state of each of the releases, in one statement whatever their number (a batch of decisions reads
+ * every release it decides on at once); a release not stored is `found: false`.
+ */
+async function readDecisionStates(tx: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, StateRow>> {
+  const rows = rowsOf<Record<keyof StateRow | 'release_id', unknown>>(
+    await tx.execute(sql`select x.id as release_id,
+      exists (select 1 from releases where id = x.id) as found,
       (select coalesce(jsonb_agg(jsonb_build_object('id', id, 'update_key', update_key) order by id), '[]'::jsonb)
-        from updates where release_id = ${releaseId} and removed_at is null) as updates,
-      (select coalesce(jsonb_agg(to_jsonb(a)), '[]'::jsonb) from (${latestApprovalDecisions(releaseId)}) a) as approvals,
+        from updates where release_id = x.id and removed_at is null) as updates,
+      (select coalesce(jsonb_agg(to_jsonb(a)), '[]'::jsonb) from (${latestApprovalDecisions(sql`x.id`)}) a) as approvals,
       (select coalesce(jsonb_agg(to_jsonb(h) order by h.id), '[]'::jsonb) from (
         select h.id, u.update_key as update_key, h.client_id, h.ring, h.reason, h.placed_by, h.placed_at
         from holds h left join updates u on u.id = h.update_id
-        where h.released_at is null and h.release_id = ${releaseId}) h) as holds,
+        where h.released_at is null and h.release_id = x.id) h) as holds,
       (select coalesce(jsonb_agg(distinct k.kb), '[]'::jsonb)
         from runs r left join lateral jsonb_array_elements_text(r.updates) as k(kb) on true
-        where r.release_id = ${releaseId} and r.state in ('running', 'succeeded', 'failed')) as deployed,
+        where r.release_id = x.id and r.state in ('running', 'succeeded', 'failed')) as deployed,
       (select coalesce(jsonb_agg(jsonb_build_object('update_id', update_id, 'n', n)), '[]'::jsonb) from (
-        select update_id, count(*)::int as n from decisions where release_id = ${releaseId} and kind in ('approve', 'withdraw')
-        group by update_id) c) as counts`),
+        select update_id, count(*)::int as n from decisions where release_id = x.id and kind in ('approve', 'withdraw')
+        group by update_id) c) as counts
+      from jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb) as x(id)`),
   );
-  const r = row!;
-  return {
-    found: r.found === true || r.found === 't',
-    updates: fromJson(r.updates),
-    approvals: fromJson(r.approvals),
-    holds: fromJson(r.holds),
-    deployed: fromJson(r.deployed),
-    counts: fromJson(r.counts),
-  };
+  return new Map(
+    rows.map((r) => [
+      String(r.release_id),
+      {
+        found: r.found === true || r.found === 't',
+        updates: fromJson(r.updates),
+        approvals: fromJson(r.approvals),
+        holds: fromJson(r.holds),
+        deployed: fromJson(r.deployed),
+        counts: fromJson(r.counts),
+      },
+    ]),
+  );
 }
 
 /**
@@ -169,11 +179,24 @@ export async function loadDecisionState(
   options: { lock: boolean; eventId?: string },
 ): Promise<LoadedRelease | undefined> {
   // Sent together: the read runs (and takes its snapshot) only once the lock statement before it has finished.
-  const [locked, read] = await Promise.all([options.lock ? lockRelease(tx, releaseId) : true, readDecisionState(tx, releaseId)]);
-  if (!locked || !read.found) return undefined;
+  const [locked, reads] = await Promise.all([options.lock ? lockRelease(tx, releaseId) : true, readDecisionStates(tx, [releaseId])]);
+  const read = reads.get(releaseId);
+  if (!locked || !read?.found) return undefined;
   const applied = new Set<string>();
   if (options.eventId !== undefined && (await decisionRecorded(tx, options.eventId))) applied.add(options.eventId);
+  return toLoaded(releaseId, read, applied);
+}
 
+/** The decision states of releases whose rows the caller has locked, in one statement; undefined for one not stored. */
+export async function loadDecisionStates(tx: AppDatabase, releaseIds: readonly string[]): Promise<Map<string, LoadedRelease | undefined>> {
+  const reads = await readDecisionStates(tx, releaseIds);
+  return new Map(releaseIds.map((id) => {
+    const read = reads.get(id);
+    return [id, read?.found ? toLoaded(id, read, new Set()) : undefined];
+  }));
+}
+
+function toLoaded(releaseId: string, read: StateRow, applied: Set<string>): LoadedRelease {
   const state: ReleaseDecisionState = {
     releaseId,
     updates: Object.fromEntries(read.updates.map((u) => [u.update_key, { approval: null }])),
@@ -237,10 +260,50 @@ export async function insertHold(tx: AppDatabase, hold: typeof holds.$inferInser
   return row!.id;
 }
 
-/** Stores a decision; returns its row id. */
-export async function insertDecision(tx: AppDatabase, decision: typeof decisions.$inferInsert): Promise<number> {
-  const [row] = await tx.insert(decisions).values(decision).returning({ id: decisions.id });
-  return row!.id;
+/** An approval, withdrawal, hold or hold release as the decisions table keeps it. */
+export interface NewReleaseDecision {
+  kind: 'approve' | 'withdraw' | 'hold' | 'release_hold';
+  releaseId: string;
+  updateId: number | null;
+  holdId: number | null;
+  actor: string;
+  actorPersonId: number | null;
+  source: 'slack' | 'teams' | 'cli';
+  reason: string | null;
+  detail: Record<string, unknown>;
+  idempotencyKey: string;
+  createdAt: Date;
+}
+
+/**
+ * Stores decisions in one statement whatever their number, in the order given; returns their row ids in that order.
+ * A key stored before fails the whole statement (decisions_idempotency_key), as it would fail one insert.
+ */
+export async function insertDecisions(tx: AppDatabase, rows: readonly NewReleaseDecision[]): Promise<number[]> {
+  const values = rows.map((d, ord) => ({
+    ord,
+    kind: d.kind,
+    release_id: d.releaseId,
+    update_id: d.updateId,
+    hold_id: d.holdId,
+    actor: d.actor,
+    actor_person_id: d.actorPersonId,
+    source: d.source,
+    reason: d.reason,
+    detail: d.detail,
+    idempotency_key: d.idempotencyKey,
+    created_at: d.createdAt.toISOString(),
+  }));
+  const inserted = rowsOf<{ id: number; idempotency_key: string }>(
+    await tx.execute(sql`insert into decisions (kind, release_id, update_id, hold_id, actor, actor_person_id, source, reason, detail, idempotency_key, created_at)
+      select kind, release_id, update_id, hold_id, actor, actor_person_id, source, reason, detail, idempotency_key, created_at
+      from jsonb_to_recordset(${JSON.stringify(values)}::jsonb) as x(ord int, kind text, release_id text, update_id int, hold_id int, actor text,
+        actor_person_id int, source text, reason text, detail jsonb, idempotency_key text, created_at timestamptz)
+      order by ord
+      returning id, idempotency_key`),
+  );
+  const ids = new Map(inserted.map((r) => [r.idempotency_key, Number(r.id)]));
+  return rows.map((d) => ids.get(d.idempotencyKey)!);
 }
 
 /** Claims a note request's key for good (notes are no decisions, so no decisions row catches a resubmission). */

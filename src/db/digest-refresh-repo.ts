@@ -25,11 +25,16 @@ export interface DirtyDigest {
  * Called under the release row lock, so two decisions on one release mark it one after the other.
  */
 export async function markDigestDirty(tx: AppDatabase, releaseId: string, keys: ReadonlyArray<string | null>, now: Date): Promise<void> {
-  const added = JSON.stringify({ releaseId, gen: 1, keys });
+  await markDigestsDirty(tx, [{ releaseId, keys }], now);
+}
+
+/** The same for several releases (each named once, its row locked by the caller) in one statement. */
+export async function markDigestsDirty(tx: AppDatabase, marks: ReadonlyArray<{ releaseId: string; keys: ReadonlyArray<string | null> }>, now: Date): Promise<void> {
+  const added = JSON.stringify(marks.map((m) => ({ key: keyOf(m.releaseId), result: { releaseId: m.releaseId, gen: 1, keys: m.keys } })));
   await tx.execute(sql`insert into idempotency_keys (key, scope, result, created_at)
-    values (${keyOf(releaseId)}, ${SCOPE}, ${added}::jsonb, ${now.toISOString()}::timestamptz)
+    select x.key, ${SCOPE}, x.result, ${now.toISOString()}::timestamptz from jsonb_to_recordset(${added}::jsonb) as x(key text, result jsonb)
     on conflict (key) do update set result = jsonb_build_object(
-      'releaseId', ${releaseId}::text,
+      'releaseId', excluded.result -> 'releaseId',
       'gen', (idempotency_keys.result ->> 'gen')::int + 1,
       'keys', (select coalesce(jsonb_agg(distinct k), '[]'::jsonb)
                from jsonb_array_elements((idempotency_keys.result -> 'keys') || (excluded.result -> 'keys')) as k))`);

@@ -37,18 +37,25 @@ export interface StoredBook extends Book {
  * ON CONFLICT catches a writer that created it meanwhile.
  */
 export async function loadBook(db: AppDatabase, releaseId: string, lock = false, keys?: readonly string[]): Promise<StoredBook> {
+  return (await loadBooks(db, [releaseId], lock, keys)).get(releaseId)!;
+}
+
+/** The same for several releases in one statement (their gates locked in release, then id order); every one named has a book. */
+export async function loadBooks(db: AppDatabase, releaseIds: readonly string[], lock = false, keys?: readonly string[]): Promise<Map<string, StoredBook>> {
   const only = keys === undefined ? sql`` : sql`and (case when ring = 'msp' then 'msp' else ring || '/' || client_id end) in (select jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`;
-  const rows = rowsOf<{ id: number; ring: Ring; client_id: string | null; state: string; state_detail: Gate; version: number }>(
-    await db.execute(sql`select id, ring, client_id, state, state_detail, version from rollouts where release_id = ${releaseId} ${only}
-      order by id ${lock ? sql`for update` : sql``}`),
+  const rows = rowsOf<{ id: number; release_id: string; ring: Ring; client_id: string | null; state: string; state_detail: Gate; version: number }>(
+    await db.execute(sql`select id, release_id, ring, client_id, state, state_detail, version from rollouts
+      where release_id in (select jsonb_array_elements_text(${JSON.stringify(releaseIds)}::jsonb)) ${only}
+      order by release_id, id ${lock ? sql`for update` : sql``}`),
   );
-  const book: StoredBook = { releaseId, gates: {}, ids: {} };
+  const books = new Map(releaseIds.map((id): [string, StoredBook] => [id, { releaseId: id, gates: {}, ids: {} }]));
   for (const row of rows) {
+    const book = books.get(row.release_id)!;
     const key = gateKey(row.ring, row.client_id);
     book.gates[key] = { ...row.state_detail, version: Number(row.version) };
     book.ids[key] = Number(row.id);
   }
-  return book;
+  return books;
 }
 
 /**
@@ -56,30 +63,57 @@ export async function loadBook(db: AppDatabase, releaseId: string, lock = false,
  * gates go in one statement (a window opening for 400 clients is one round trip), each compared on its version.
  */
 export async function saveGates(tx: AppDatabase, before: StoredBook, after: Book, changed: readonly string[], now: Date): Promise<Record<string, number>> {
-  const ids = { ...before.ids };
+  return (await saveGatesOfReleases(tx, [{ before, after, changed }], now))[0]!;
+}
+
+export interface GatesWrite {
+  before: StoredBook;
+  after: Book;
+  changed: readonly string[];
+}
+
+/**
+ * The same for several releases' books at once: the new gates of all of them in one insert, the changed ones in
+ * one update. Returns each book's row ids by gate key, in the order given.
+ */
+export async function saveGatesOfReleases(tx: AppDatabase, writes: readonly GatesWrite[], now: Date): Promise<Array<Record<string, number>>> {
+  const ids = writes.map((w) => ({ ...w.before.ids }));
   const updates: Array<Record<string, unknown>> = [];
-  for (const key of changed) {
-    const gate = after.gates[key]!;
-    const old = before.gates[key];
-    const stamps = {
-      started_at: gate.state === 'running' && old?.state !== 'running' ? now.toISOString() : null,
-      finished_at: gate.finishedAt,
-      promoted_at: gate.promotedAt,
-      confirmed_at: gate.confirmation?.at ?? null,
-      confirmed_by: gate.confirmation ? `${gate.confirmation.as}:${gate.confirmation.by}` : null,
-    };
-    if (old) {
-      updates.push({ id: before.ids[key]!, old_version: old.version, version: gate.version, state: gate.state, detail: gate, ...stamps });
-      continue;
+  const inserts: Array<Record<string, unknown>> = [];
+  writes.forEach(({ before, after, changed }, book) => {
+    for (const key of changed) {
+      const gate = after.gates[key]!;
+      const old = before.gates[key];
+      const stamps = {
+        started_at: gate.state === 'running' && old?.state !== 'running' ? now.toISOString() : null,
+        finished_at: gate.finishedAt,
+        promoted_at: gate.promotedAt,
+        confirmed_at: gate.confirmation?.at ?? null,
+        confirmed_by: gate.confirmation ? `${gate.confirmation.as}:${gate.confirmation.by}` : null,
+      };
+      if (old) updates.push({ id: before.ids[key]!, old_version: old.version, version: gate.version, state: gate.state, detail: gate, ...stamps });
+      else inserts.push({ ord: inserts.length, book, key, release_id: before.releaseId, ring: gate.ring, client_id: gate.clientId, state: gate.state, detail: gate, version: gate.version });
     }
-    const inserted = rowsOf<{ id: number }>(
-      await tx.execute(sql`insert into rollouts (release_id, ring, client_id, state, state_detail, version, created_at, updated_at)
-        values (${before.releaseId}, ${gate.ring}, ${gate.clientId}, ${gate.state}, ${JSON.stringify(gate)}::jsonb, ${gate.version},
-          ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)
-        on conflict (release_id, ring, client_id) do nothing returning id`),
+  });
+  if (inserts.length > 0) {
+    const inserted = rowsOf<{ id: number; ord: number }>(
+      await tx.execute(sql`with x as (
+          select * from jsonb_to_recordset(${JSON.stringify(inserts)}::jsonb) as x(ord int, release_id text, ring text, client_id text, state text, detail jsonb, version int)),
+        inserted as (
+          insert into rollouts (release_id, ring, client_id, state, state_detail, version, created_at, updated_at)
+          select release_id, ring, client_id, state, detail, version, ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz from x order by ord
+          on conflict (release_id, ring, client_id) do nothing returning id, release_id, ring, client_id)
+        select i.id, x.ord from inserted i join x on x.release_id = i.release_id and x.ring = i.ring and x.client_id is not distinct from i.client_id`),
     );
-    if (inserted.length === 0) throw new ConflictError(`rollout ${before.releaseId} ${key} was created by someone else`);
-    ids[key] = Number(inserted[0]!.id);
+    if (inserted.length < inserts.length) {
+      const made = new Set(inserted.map((r) => Number(r.ord)));
+      const lost = inserts.find((g) => !made.has(Number(g.ord)))!;
+      throw new ConflictError(`rollout ${String(lost.release_id)} ${String(lost.key)} was created by someone else`);
+    }
+    for (const row of inserted) {
+      const gate = inserts[Number(row.ord)]!;
+      ids[gate.book as number]![gate.key as string] = Number(row.id);
+    }
   }
   if (updates.length > 0) {
     const updated = rowsOf<{ id: number }>(
@@ -90,7 +124,10 @@ export async function saveGates(tx: AppDatabase, before: StoredBook, after: Book
           detail jsonb, started_at timestamptz, finished_at timestamptz, promoted_at timestamptz, confirmed_at timestamptz, confirmed_by text)
         where r.id = x.id and r.version = x.old_version returning r.id`),
     );
-    if (updated.length !== updates.length) throw new ConflictError(`rollout ${before.releaseId}: ${updates.length - updated.length} gate(s) changed underneath`);
+    if (updated.length !== updates.length) {
+      const releases = [...new Set(writes.map((w) => w.before.releaseId))].join(', ');
+      throw new ConflictError(`rollout ${releases}: ${updates.length - updated.length} gate(s) changed underneath`);
+    }
   }
   return ids;
 }

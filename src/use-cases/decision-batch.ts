@@ -7,12 +7,16 @@
  *
  * In the batch's transaction, in the lock order (transaction.ts):
  *   1. every release row the batch decides on, in one statement, in id order;
- *   2. the decisions: those on one release one after another in arrival order (each reads what the one before
- *      wrote, so a second click on an approved update is the domain's no-op, and a resent hold is found by its
- *      key), those on different releases alongside (their statements share the connection's pipeline);
- *   3. what the decisions gathered to write once per release (BatchShared.gather: the digest's redraw mark, the
- *      ring msp gate's approvals), each release's in one go;
+ *   2. the decisions, in rounds: round n takes the n-th decision of every release (a release's decisions run in
+ *      arrival order, each reading what the one before wrote, so a second click on an approved update is the
+ *      domain's no-op, and a resent hold is found by its key). A round reads the state of all of its releases in one
+ *      statement (BatchShared.state), its decisions run alongside, and the rows they queue (BatchShared.queue: their
+ *      decision rows) are written in one statement at the end of the round, before the next round reads;
+ *   3. what the decisions gathered to write once per batch (BatchShared.gather: the digests' redraw marks, the ring
+ *      msp gates' approvals), each kind in one go;
  *   4. their audit rows, in arrival order, in one insert.
+ * Under a burst of clicks on many releases this is a handful of statements per batch, not four per decision: each
+ * statement costs the event loop, which is also receiving the clicks, far more than a row in it costs PostgreSQL.
  * Each decision keeps its own idempotency key and its own result. When the batch fails in any way (a deadlock, a
  * gate changed underneath, one decision's error) nothing of it committed, and each decision is run again alone (one release's in arrival order), in
  * its own transaction with withTransaction's retries: the failing one fails (or is refused) on its own, the others
@@ -21,13 +25,16 @@
 import type { AuditEntry } from '../db/audit-repo.ts';
 import { appendAudits } from '../db/audit-repo.ts';
 import type { AppDatabase } from '../db/client.ts';
-import { lockReleases } from '../db/decisions-repo.ts';
+import { loadDecisionStates, lockReleases, type LoadedRelease } from '../db/decisions-repo.ts';
 import { runAfterCommit, type AfterCommit, type TransactionContext } from './transaction.ts';
 
 export interface BatchedWork<T> {
   releaseId: string;
-  /** The decision in the batch's transaction, its release row already locked; returns its audit rows unwritten. */
-  inBatch: (tx: AppDatabase, after: AfterCommit, shared: BatchShared) => Promise<{ result: T; audits: AuditEntry[] }>;
+  /**
+   * The decision in the batch's transaction, its release row already locked; returns its audit rows unwritten (they
+   * may wait for rows it queued, so they are awaited only once the round is written).
+   */
+  inBatch: (tx: AppDatabase, after: AfterCommit, shared: BatchShared) => Promise<{ result: T; audits: Promise<AuditEntry[]> }>;
   /** The same decision in a transaction of its own, should the batch fail. */
   alone: () => Promise<T>;
 }
@@ -42,6 +49,13 @@ export interface BatchShared {
    * release would otherwise write one after another (its digest's redraw mark, its ring msp gate) written once.
    */
   gather<I>(key: string, item: I, write: (items: I[]) => Promise<void>): void;
+  /** The release's decision state as this round found it (read with every other release of the round, at once). */
+  state(releaseId: string): Promise<LoadedRelease | undefined>;
+  /**
+   * Adds `item` to the round's list under `key`; at the end of the round `write` (the first caller's) writes the whole
+   * list and answers one result per item, in order. The promise settles then: a decision must not await it.
+   */
+  queue<I, R>(key: string, item: I, write: (items: I[]) => Promise<R[]>): Promise<R>;
 }
 
 interface Gathered {
@@ -49,19 +63,63 @@ interface Gathered {
   write: (items: unknown[]) => Promise<void>;
 }
 
-function sharedWork(): BatchShared & { gathered: Map<string, Gathered> } {
+interface Queued {
+  items: unknown[];
+  settles: Array<{ resolve: (value: unknown) => void; reject: (error: unknown) => void }>;
+  write: (items: unknown[]) => Promise<unknown[]>;
+}
+
+interface SharedWork extends BatchShared {
+  gathered: Map<string, Gathered>;
+  /** The next round's releases: `state` reads them all at its first call. */
+  beginRound(releaseIds: readonly string[]): void;
+  /** Writes what the round queued, each key's in one go, in key order. */
+  endRound(): Promise<void>;
+}
+
+function sharedWork(tx: AppDatabase): SharedWork {
   const reads = new Map<string, Promise<unknown>>();
   const gathered = new Map<string, Gathered>();
+  let queued = new Map<string, Queued>();
+  let round = { n: -1, releaseIds: [] as readonly string[] };
+  const once = <V>(key: string, read: () => Promise<V>): Promise<V> => {
+    if (!reads.has(key)) reads.set(key, read());
+    return reads.get(key) as Promise<V>;
+  };
   return {
     gathered,
-    once<V>(key: string, read: () => Promise<V>): Promise<V> {
-      if (!reads.has(key)) reads.set(key, read());
-      return reads.get(key) as Promise<V>;
-    },
+    once,
     gather<I>(key: string, item: I, write: (items: I[]) => Promise<void>): void {
       const list = gathered.get(key);
       if (list) list.items.push(item);
       else gathered.set(key, { items: [item], write: write as (items: unknown[]) => Promise<void> });
+    },
+    async state(releaseId: string): Promise<LoadedRelease | undefined> {
+      const { n, releaseIds } = round;
+      return (await once(`state:${n}`, () => loadDecisionStates(tx, releaseIds))).get(releaseId);
+    },
+    queue<I, R>(key: string, item: I, write: (items: I[]) => Promise<R[]>): Promise<R> {
+      const list = queued.get(key) ?? { items: [], settles: [], write: write as (items: unknown[]) => Promise<unknown[]> };
+      queued.set(key, list);
+      list.items.push(item);
+      const settled = new Promise<R>((resolve, reject) => list.settles.push({ resolve: resolve as (value: unknown) => void, reject }));
+      // Handled here: a failed write fails the batch, and a decision that never awaited its row must not crash the process.
+      settled.catch(() => {});
+      return settled;
+    },
+    beginRound(releaseIds: readonly string[]): void {
+      round = { n: round.n + 1, releaseIds };
+    },
+    async endRound(): Promise<void> {
+      const lists = [...queued].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, q]) => q);
+      queued = new Map();
+      const written = await Promise.allSettled(lists.map((q) => q.write(q.items)));
+      lists.forEach((q, i) => {
+        const w = written[i]!;
+        q.settles.forEach((s, j) => (w.status === 'fulfilled' ? s.resolve(w.value[j]) : s.reject(w.reason)));
+      });
+      const failed = written.find((w) => w.status === 'rejected');
+      if (failed) throw failed.reason;
     },
   };
 }
@@ -199,22 +257,30 @@ function collector(): Collected {
 async function decideAll(tx: AppDatabase, batch: Waiting[], afters: Collected[]): Promise<unknown[]> {
   const byRelease = releaseGroups(batch);
   await lockReleases(tx, [...byRelease.keys()]);
-  const decided: Array<{ result: unknown; audits: AuditEntry[] }> = [];
-  const shared = sharedWork();
-  // Settled, not all: a decision that fails must not let the transaction end while others still send statements
-  // on its connection (they would run after the rollback, outside any transaction).
-  const outcomes = await Promise.allSettled(
-    [...byRelease.values()].map(async (indexes) => {
-      for (const i of indexes) decided[i] = await batch[i]!.work.inBatch(tx, afters[i]!.after, shared);
-    }),
-  );
-  const failed = outcomes.find((o) => o.status === 'rejected');
-  if (failed) throw failed.reason;
+  const decided: Array<{ result: unknown; audits: Promise<AuditEntry[]> }> = [];
+  const shared = sharedWork(tx);
+  const groups = [...byRelease.values()];
+  for (let n = 0; groups.some((g) => n < g.length); n++) {
+    const members = groups.filter((g) => n < g.length).map((g) => g[n]!);
+    shared.beginRound(members.map((i) => batch[i]!.work.releaseId));
+    // Settled, not all: a decision that fails must not let the transaction end while others still send statements
+    // on its connection (they would run after the rollback, outside any transaction).
+    const outcomes = await Promise.allSettled(
+      members.map(async (i) => {
+        decided[i] = await batch[i]!.work.inBatch(tx, afters[i]!.after, shared);
+        // Awaited once the rounds are written; should a round's write fail, the batch fails first, and these with it.
+        decided[i].audits.catch(() => {});
+      }),
+    );
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed) throw failed.reason;
+    await shared.endRound();
+  }
   // Settled for the same reason; in key order, so the statements reach the connection in the same order every time.
   const written = await Promise.allSettled([...shared.gathered].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g.write(g.items)));
   const unwritten = written.find((o) => o.status === 'rejected');
   if (unwritten) throw unwritten.reason;
-  await appendAudits(tx, decided.flatMap((d) => d.audits));
+  await appendAudits(tx, (await Promise.all(decided.map((d) => d.audits))).flat());
   return decided.map((d) => d.result);
 }
 

@@ -24,16 +24,17 @@ import {
   claimNoteRequest,
   decisionRecorded,
   engineerByChatIdentity,
-  insertDecision,
+  insertDecisions,
   insertHold,
   loadDecisionState,
   releaseHoldRows,
   type LoadedRelease,
+  type NewReleaseDecision,
 } from '../db/decisions-repo.ts';
 import { addNote, NoteError } from '../db/notes-repo.ts';
 import { latestReleaseIds } from '../db/release-repo.ts';
-import { mspZone, refreshDigests, requestDigestRefresh } from './digest-refresh.ts';
-import { applyGateEvents } from './gates.ts';
+import { mspZone, refreshDigests, requestDigestRefresh, requestDigestRefreshes } from './digest-refresh.ts';
+import { applyGateEvents, applyGateEventsPerRelease } from './gates.ts';
 import { batcherFor, type BatchShared } from './decision-batch.ts';
 import { withTransaction, type AfterCommit, type UseCaseContext } from './transaction.ts';
 import { reopenGatesWithWork } from './reopen.ts';
@@ -135,18 +136,18 @@ function run(ctx: UseCaseContext, actor: Actor, releaseId: string, plan: Plan): 
   const asked: Asked = { ctx, actor, releaseId, plan, now: ctx.now() };
   const alone = () =>
     withTransaction(ctx, async (tx, after) => {
-      const { result, audits } = await decideIn(tx, after, asked, { locked: false, engineer: () => findEngineer(tx, actor) });
+      const { result, audits } = await decideIn(tx, after, asked, { load: () => loadDecisionState(tx, releaseId, { lock: true }), engineer: () => findEngineer(tx, actor) });
       // Last, after the gate and message locks: the first audit insert takes the audit chain's head lock to commit,
       // the last level of the lock order (transaction.ts). Written before an approval's gate event, it made the
       // decision wait on the head while holding nothing the sweep wanted, then take a gate a sweep held while that
       // sweep waited on the head: a deadlock, retried, but a second lost on a click.
-      await appendAudits(tx, audits);
+      await appendAudits(tx, await audits);
       return result;
     });
   if (!plan.batch) return alone();
   // Who asks is read once per batch (a burst's clicks come from a handful of engineers).
   const inBatch = (tx: AppDatabase, after: AfterCommit, shared: BatchShared) =>
-    decideIn(tx, after, asked, { locked: true, engineer: () => shared.once(`engineer:${actor.platform}:${actor.id}`, () => findEngineer(tx, actor)), batch: shared });
+    decideIn(tx, after, asked, { load: () => shared.state(releaseId), engineer: () => shared.once(`engineer:${actor.platform}:${actor.id}`, () => findEngineer(tx, actor)), batch: shared });
   return batcherFor(ctx).submit({ releaseId, alone, inBatch });
 }
 
@@ -159,20 +160,23 @@ interface Asked {
 }
 
 interface DecideOptions {
-  /** The release row is locked already (a batch locked it). */
-  locked: boolean;
+  /** The release's state, its row locked (alone: by this read; in a batch: by the batch, read with its round). */
+  load: () => Promise<LoadedRelease | undefined>;
   engineer: () => Promise<Engineer | undefined>;
-  /** In a batch: the release's digest mark and ring msp approvals are gathered, and written once after its decisions. */
+  /**
+   * In a batch: the decision row is queued for its round's insert, and the digest marks and ring msp approvals are
+   * gathered and written once for the whole batch, after its decisions.
+   */
   batch?: BatchShared;
 }
 
-/** The decision in `tx`; its audit rows are returned for the caller to write last. */
-async function decideIn(tx: AppDatabase, after: AfterCommit, asked: Asked, options: DecideOptions): Promise<{ result: DecisionResult; audits: AuditEntry[] }> {
+/** The decision in `tx`; its audit rows are returned for the caller to write last (in a batch, once its round is written). */
+async function decideIn(tx: AppDatabase, after: AfterCommit, asked: Asked, options: DecideOptions): Promise<{ result: DecisionResult; audits: Promise<AuditEntry[]> }> {
   const { ctx, actor, releaseId, plan, now } = asked;
-  const none = (result: DecisionResult) => ({ result, audits: [] });
+  const none = (result: DecisionResult) => ({ result, audits: Promise.resolve([]) });
   // Sent together (postgres.js pipelines a transaction's statements): who asks, then the lock and the state. For
   // someone who is no engineer the lock was taken for nothing, and is let go when the transaction ends.
-  const [engineer, loaded] = await Promise.all([options.engineer(), loadDecisionState(tx, releaseId, { lock: !options.locked })]);
+  const [engineer, loaded] = await Promise.all([options.engineer(), options.load()]);
   if (!engineer) return none({ outcome: 'refused', code: 'not_engineer', message: NOT_ENGINEER, zone: await mspZone(tx) });
   if (!loaded) return none({ outcome: 'refused', code: 'unknown_release', message: `No release ${releaseId} is stored.`, zone: engineer.zone });
   const built = await plan.event(loaded.state, tx, loaded);
@@ -211,54 +215,71 @@ interface Decided {
 }
 
 /** Writes the decision's effects in order; returns the outbox rows written and the audit rows to write last. */
-async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: AuditEntry[] }> {
+async function persist(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: Promise<AuditEntry[]> }> {
   // Only a mark (one row per release): the redraw itself reads the fleet and renders, which no lock should wait on.
   // It depends on no other write, so it goes out with the first of them (one round trip fewer); in a batch, once for
-  // all of the release's decisions in it.
+  // all of its releases, in one statement.
   const refresh = effects.flatMap((e) => (e.type === 'rerender' ? e.updateKeys : []));
   if (refresh.length > 0 && d.batch) {
-    d.batch.gather(`digest:${d.releaseId}`, refresh, (lists) => requestDigestRefresh(tx, d.releaseId, lists.flat(), d.now));
+    d.batch.gather<DigestMark>('digest', { releaseId: d.releaseId, keys: refresh }, (marks) => markGatheredDigests(tx, marks, d.now));
     return writeEffects(tx, d, effects);
   }
   const [, written] = await Promise.all([refresh.length > 0 ? requestDigestRefresh(tx, d.releaseId, refresh, d.now) : undefined, writeEffects(tx, d, effects)]);
   return written;
 }
 
+interface DigestMark {
+  releaseId: string;
+  keys: Array<string | null>;
+}
+
+/** A batch's digest marks: each release once, with every key its decisions named, all in one statement. */
+async function markGatheredDigests(tx: AppDatabase, marks: DigestMark[], now: Date): Promise<void> {
+  const byRelease = new Map<string, Set<string | null>>();
+  for (const m of marks) byRelease.set(m.releaseId, new Set([...(byRelease.get(m.releaseId) ?? []), ...m.keys]));
+  await requestDigestRefreshes(tx, [...byRelease].map(([releaseId, keys]) => ({ releaseId, keys: [...keys] })), now);
+}
+
 interface GatheredApproval {
+  releaseId: string;
   event: RolloutEvent;
   now: Date;
   after: AfterCommit;
 }
 
 /**
- * A batch's approvals of one release, applied to its gates in one go, in the order they were decided: the same
- * transitions as one call each (nothing a later decision of the batch reads depends on the gates), one read and one
- * write of the gates instead of one per approval.
+ * A batch's approvals, applied to each release's gates in one go, in the order they were decided: the same
+ * transitions as one call each (nothing a later decision of the batch reads depends on the gates), the gates of every
+ * release read in one statement, and written once per release instead of once per approval.
  */
-async function applyGatheredApprovals(tx: AppDatabase, releaseId: string, approvals: GatheredApproval[]): Promise<void> {
-  const gates = await applyGateEvents(tx, releaseId, approvals.map((a) => a.event), approvals.at(-1)!.now);
-  approvals[0]!.after.outbox(gates.outboxIds);
+async function applyGatheredApprovals(tx: AppDatabase, approvals: GatheredApproval[]): Promise<void> {
+  const byRelease = new Map<string, GatheredApproval[]>();
+  for (const a of approvals) byRelease.set(a.releaseId, [...(byRelease.get(a.releaseId) ?? []), a]);
+  const applied = await applyGateEventsPerRelease(tx, new Map([...byRelease].map(([id, list]) => [id, list.map((a) => a.event)])), approvals.at(-1)!.now);
+  [...byRelease.values()].forEach((list, i) => list[0]!.after.outbox(applied[i]!.outboxIds));
 }
 
 /** The decision's rows in the order its effects name them; the audit rows are returned for the caller to write last. */
-async function writeEffects(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: AuditEntry[] }> {
+async function writeEffects(tx: AppDatabase, d: Decided, effects: Effect[]): Promise<{ outboxIds: number[]; audits: Promise<AuditEntry[]> }> {
   const placedIds = await placeHolds(tx, d, effects);
   const outboxIds: number[] = [];
-  const audits: AuditEntry[] = [];
+  const audits: Array<Promise<AuditEntry>> = [];
   for (const effect of effects) {
     switch (effect.type) {
       case 'release_holds':
         await releaseHoldRows(tx, effect.holdIds.map(Number), d.actor.id, d.now);
         break;
       case 'decision':
-        audits.push(await recordDecision(tx, d, effect, placedIds));
+        audits.push(recordDecision(tx, d, effect, placedIds));
+        // Alone, the row is written before the next effect's, as the effects name them; in a batch, with its round.
+        if (!d.batch) await audits.at(-1);
         break;
       case 'start_rollout': {
         // Ring msp is scheduled (or reopened for a late update) here, so the sweep plans its runs in the MSP's next
         // window; once ring msp is at work this changes nothing.
         const approved: RolloutEvent = { type: 'approved', id: d.event.id };
         if (d.batch) {
-          d.batch.gather<GatheredApproval>(`gates:${effect.releaseId}`, { event: approved, now: d.now, after: d.after }, (all) => applyGatheredApprovals(tx, effect.releaseId, all));
+          d.batch.gather<GatheredApproval>('gates', { releaseId: effect.releaseId, event: approved, now: d.now, after: d.after }, (all) => applyGatheredApprovals(tx, all));
           break;
         }
         const gates = await applyGateEvents(tx, effect.releaseId, [approved], d.now);
@@ -274,7 +295,7 @@ async function writeEffects(tx: AppDatabase, d: Decided, effects: Effect[]): Pro
         break;
     }
   }
-  return { outboxIds, audits };
+  return { outboxIds, audits: Promise.all(audits) };
 }
 
 const idOf = (d: Decided, key: string | null) => (key === null ? null : (d.updateIds.get(key) ?? null));
@@ -302,12 +323,12 @@ async function placeHolds(tx: AppDatabase, d: Decided, effects: Effect[]): Promi
   return placedIds;
 }
 
-/** The decision row; returns its audit row, which the caller writes last. */
+/** The decision row (in a batch, queued for its round's insert); returns its audit row, which the caller writes last. */
 async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effect, { type: 'decision' }>, placedIds: Map<string, number>): Promise<AuditEntry> {
   const { actor, event, now } = d;
   const source = actor.platform;
   const holdIds = effect.holdIds.map((id) => placedIds.get(id) ?? Number(id));
-  const decisionId = await insertDecision(tx, {
+  const row: NewReleaseDecision = {
     kind: effect.kind,
     releaseId: d.releaseId,
     updateId: idOf(d, effect.updateKey),
@@ -325,7 +346,8 @@ async function recordDecision(tx: AppDatabase, d: Decided, effect: Extract<Effec
     },
     idempotencyKey: event.id,
     createdAt: now,
-  });
+  };
+  const decisionId = d.batch ? await d.batch.queue('decisions', row, (rows: NewReleaseDecision[]) => insertDecisions(tx, rows)) : (await insertDecisions(tx, [row]))[0]!;
   return {
     at: now,
     actor: actor.id,

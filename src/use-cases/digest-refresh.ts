@@ -13,7 +13,7 @@
 import { standingOf, type ReleaseDecisionState } from '../domain/approval.ts';
 import { buildDigest } from '../domain/digest.ts';
 import type { AppDatabase } from '../db/client.ts';
-import { claimDigestRedraw, clearDigestDirty, dirtyDigests, markDigestDirty, type DirtyDigest } from '../db/digest-refresh-repo.ts';
+import { claimDigestRedraw, clearDigestDirty, dirtyDigests, markDigestDirty, markDigestsDirty, type DirtyDigest } from '../db/digest-refresh-repo.ts';
 import { loadDecisionState } from '../db/decisions-repo.ts';
 import { loadKevIndex } from '../db/kev-repo.ts';
 import { listNotes, type StoredNote } from '../db/notes-repo.ts';
@@ -71,6 +71,11 @@ export async function digestChanged(
 /** Marks the release's digest for a redraw of the messages showing `keys`, in the deciding transaction. */
 export async function requestDigestRefresh(tx: AppDatabase, releaseId: string, keys: ReadonlyArray<string | null>, now: Date): Promise<void> {
   await markDigestDirty(tx, releaseId, keys, now);
+}
+
+/** The same for several releases (each named once) in one statement: a batch of decisions marks all of its releases. */
+export async function requestDigestRefreshes(tx: AppDatabase, marks: ReadonlyArray<{ releaseId: string; keys: ReadonlyArray<string | null> }>, now: Date): Promise<void> {
+  await markDigestsDirty(tx, marks, now);
 }
 
 /** What a pass reads once for every digest it redraws. */

@@ -9,7 +9,8 @@ import { rowsOf, type AppDatabase } from '../../src/db/client.ts';
 import { verifyDatabase } from '../../src/commands/audit-evidence.ts';
 import { approve, hold, withdraw } from '../../src/use-cases/decisions.ts';
 import { openTestDatabase } from '../support/db.ts';
-import { seedWorld } from '../support/rollout-world.ts';
+import { storeRelease } from '../../src/use-cases/store-release.ts';
+import { seedWorld, worldRelease } from '../support/rollout-world.ts';
 
 const AT = '2024-02-14T03:00:00Z';
 const pat = { platform: 'cli' as const, id: 'pat' };
@@ -27,6 +28,46 @@ async function world(): Promise<{ db: AppDatabase; now: Date }> {
   await seedWorld(database.db, { mspDevices: 1, clients: [{ id: 'acme', pilot: 1, broad: 1 }] }, now);
   await database.db.execute(sql`delete from decisions where idempotency_key = 'test-approve-release'`);
   return { db: database.db, now };
+}
+
+const RELEASES = ['2024-Feb', '2024-Mar', '2024-Apr'];
+
+/** The world with two more releases (copies of its own), so that one batch decides on several. */
+async function worldOfReleases(): Promise<{ db: AppDatabase; now: Date }> {
+  const w = await world();
+  for (const id of RELEASES.slice(1)) await storeRelease(w.db, { ...worldRelease(), id }, { fetchedAt: w.now, now: w.now });
+  await keepMarks(w.db);
+  return w;
+}
+
+/** The redraw after the commit clears a digest's mark: a trigger keeps every mark as it was written. */
+async function keepMarks(db: AppDatabase): Promise<void> {
+  // One statement per call: PGlite's driver takes no more.
+  await db.execute(sql.raw(`create table kept_marks (id serial primary key, release_id text, keys jsonb)`));
+  await db.execute(
+    sql.raw(`create function keep_mark() returns trigger language plpgsql as $$
+        begin
+          if new.scope = 'digest-refresh' then insert into kept_marks (release_id, keys) values (new.result ->> 'releaseId', new.result -> 'keys'); end if;
+          return new;
+        end $$`),
+  );
+  await db.execute(sql.raw(`create trigger keep_mark after insert or update on idempotency_keys for each row execute function keep_mark()`));
+}
+
+/** Everything a decision writes, per release in the order it was written (row ids aside). */
+async function decidedRows(db: AppDatabase): Promise<Record<string, unknown>> {
+  const rows = async (q: ReturnType<typeof sql>) => rowsOf<Record<string, unknown>>(await db.execute(q));
+  const marks = await rows(sql`select release_id, keys from kept_marks order by id`);
+  return {
+    decisions: await rows(sql`select release_id, kind, detail, actor, reason, idempotency_key, (hold_id is null) as no_hold from decisions
+      where idempotency_key <> 'test-approve-release' order by release_id, id`),
+    holds: await rows(sql`select release_id, scope, client_id, reason, placed_by, released_at is null as active from holds order by release_id, id`),
+    gates: await rows(sql`select release_id, ring, client_id, state, state_detail, version from rollouts order by release_id, ring, client_id`),
+    // One at a time, a redraw may clear a mark before the next decision marks it again: what must agree is that every
+    // key decided on was marked.
+    marked: Object.fromEntries(RELEASES.map((id) => [id, [...new Set(marks.filter((m) => m.release_id === id).flatMap((m) => m.keys as Array<string | null>))].sort()])),
+    audits: await rows(sql`select action, subject, actor from audit_log where action like 'decision.%' order by id`),
+  };
 }
 
 async function decisionsOf(db: AppDatabase): Promise<Array<{ key: string; actor: string; tx: string }>> {
@@ -73,17 +114,6 @@ describe('decisions waiting together', () => {
   });
 
   it('approvals of one release in a batch reach its gates and its digest mark as they would one at a time', async () => {
-    // The redraw after the commit clears the digest's mark: a trigger keeps every mark as it was written.
-    const keepMarks = async (db: AppDatabase) =>
-      db.execute(
-        sql.raw(`create table kept_marks (id serial primary key, keys jsonb);
-          create function keep_mark() returns trigger language plpgsql as $$
-            begin
-              if new.scope = 'digest-refresh' then insert into kept_marks (keys) values (new.result -> 'keys'); end if;
-              return new;
-            end $$;
-          create trigger keep_mark after insert or update on idempotency_keys for each row execute function keep_mark();`),
-      );
     const gatesAndMark = async (db: AppDatabase) => {
       const marks = rowsOf<{ keys: string[] }>(await db.execute(sql`select keys from kept_marks order by id`));
       return {
@@ -106,6 +136,49 @@ describe('decisions waiting together', () => {
     expect(batched.gates).toEqual((await gatesAndMark(alone.db)).gates);
     expect(batched.gates).toEqual([expect.objectContaining({ ring: 'msp', state: 'scheduled' })]);
     expect(batched.marked).toEqual([...KEYS].sort());
+  });
+
+  it('a burst over several releases, decided in rounds, writes what the same decisions one at a time write', async () => {
+    const [feb, mar, apr] = RELEASES as [string, string, string];
+    const [k0, k1, k2] = KEYS as [string, string, string];
+    const sam = { platform: 'cli' as const, id: 'sam' };
+    // Arrival order: some releases get one decision, others several that read what the one before wrote (a second
+    // approval is a no-op, a withdrawal follows an approval, a hold's resend is found by its key).
+    const burst = (ctx: { db: AppDatabase; now: () => Date }) => [
+      () => approve(ctx, { actor: pat, releaseId: feb, updateKey: k0 }),
+      () => approve(ctx, { actor: sam, releaseId: mar, updateKey: k0 }),
+      () => hold(ctx, { actor: pat, releaseId: apr, updateKey: k1, clients: ['acme'], reason: 'EMR vendor says wait', requestId: 'h1' }),
+      () => approve(ctx, { actor: sam, releaseId: feb, updateKey: k1 }),
+      () => withdraw(ctx, { actor: pat, releaseId: mar, updateKey: k0 }),
+      () => approve(ctx, { actor: pat, releaseId: feb, updateKey: k0 }),
+      () => hold(ctx, { actor: pat, releaseId: apr, updateKey: k1, clients: ['acme'], reason: 'EMR vendor says wait', requestId: 'h1' }),
+      () => approve(ctx, { actor: sam, releaseId: mar, updateKey: k0 }),
+      () => approve(ctx, { actor: pat, releaseId: apr, updateKey: k2 }),
+      () => approve(ctx, { actor: pat, releaseId: feb, updateKey: null }),
+      () => hold(ctx, { actor: sam, releaseId: mar, updateKey: k2, clients: 'all', reason: 'known issue', requestId: 'h2' }),
+    ];
+    const together = await worldOfReleases();
+    const ctxTogether = { db: together.db, now: () => together.now };
+    const batched = await Promise.all(burst(ctxTogether).map((ask) => ask()));
+    const alone = await worldOfReleases();
+    const ctxAlone = { db: alone.db, now: () => alone.now };
+    const oneByOne = [];
+    for (const ask of burst(ctxAlone)) oneByOne.push(await ask());
+
+    expect(batched.map((r) => r.outcome)).toEqual(oneByOne.map((r) => r.outcome));
+    expect(batched.map((r) => r.outcome)).toEqual(['applied', 'applied', 'applied', 'applied', 'applied', 'noop', 'noop', 'applied', 'applied', 'applied', 'applied']);
+    const written = await decidedRows(together.db);
+    expect(written).toEqual(await decidedRows(alone.db));
+    expect(written.marked).toEqual({ [feb]: [k0, k1, null].sort(), [mar]: [k0, k2].sort(), [apr]: [k1, k2].sort() });
+    // Together, each release's mark was written once, with each key once.
+    const writes = rowsOf<{ release_id: string; keys: string[] }>(await together.db.execute(sql`select release_id, keys from kept_marks order by id`));
+    expect(writes.map((w) => w.release_id).sort()).toEqual([...RELEASES].sort());
+    for (const w of writes) expect(new Set(w.keys).size).toBe(w.keys.length);
+    // One transaction for the burst, several for the same decisions one at a time.
+    const txs = async (db: AppDatabase) => new Set(rowsOf<{ tx: string }>(await db.execute(sql`select xmin::text as tx from decisions where idempotency_key <> 'test-approve-release'`)).map((r) => r.tx)).size;
+    expect(await txs(together.db)).toBe(1);
+    expect(await txs(alone.db)).toBe(9);
+    expect(await verifyDatabase(together.db, undefined)).toMatchObject({ ok: true });
   });
 
   it('a decision that fails leaves the others committed, and fails on its own', async () => {
