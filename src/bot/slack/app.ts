@@ -142,12 +142,29 @@ function signedClick(signingSecret: string, req: IncomingMessage, body: string):
     const timestamp = Number(req.headers['x-slack-request-timestamp']);
     if (typeof signature !== 'string') return undefined;
     verifySlackRequest({ signingSecret, body, headers: { 'x-slack-signature': signature, 'x-slack-request-timestamp': timestamp } });
-    const payload = new URLSearchParams(body).get('payload');
+    const payload = payloadOf(body);
     const parsed = payload === null ? undefined : (JSON.parse(payload) as unknown);
     return typeof parsed === 'object' && parsed !== null && (parsed as { type?: unknown }).type === 'block_actions' ? (parsed as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The form's `payload` field. Slack's click is that one field, a percent-encoded JSON message with the whole message's
+ * blocks (kilobytes): decoded natively in one call, it costs a tenth of what parsing it as a general form did. Any
+ * other form is parsed as one.
+ */
+function payloadOf(body: string): string | null {
+  const PREFIX = 'payload=';
+  if (body.startsWith(PREFIX) && !body.includes('&')) {
+    try {
+      return decodeURIComponent(body.slice(PREFIX.length).replaceAll('+', ' '));
+    } catch {
+      // A malformed escape: URLSearchParams keeps it as it is, as Bolt's parser would.
+    }
+  }
+  return new URLSearchParams(body).get('payload');
 }
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {
