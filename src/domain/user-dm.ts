@@ -348,14 +348,16 @@ export function deferral(usedThisRelease: number, max: number | undefined): Defe
  * The answer line a DM shows once answered (the buttons are replaced by it). A deferral names the new window's
  * start, dated and with its zone, and no other time: the moment of answering next to it read as a second window.
  */
-export function answerLine(answer: 'ok' | 'defer' | 'escalated', at: Date, zone: string, deferredTo?: Date): string {
+export function answerLine(answer: 'ok' | 'defer' | 'escalated', at: Date, zone: string, deferredTo?: Date, computers = 1): string {
   const answered = DateTime.fromJSDate(at, { zone }).setLocale('en-US');
   const when = `${answered.toFormat('h:mm a')} ${zoneShort(answered)}`;
+  // The DM named one computer or several: the answer speaks of them as the DM did.
+  const many = computers > 1;
   switch (answer) {
     case 'ok':
-      return `Thanks: you said you will leave it on (answered at ${when}).`;
+      return `Thanks: you said you will leave ${many ? 'them' : 'it'} on (answered at ${when}).`;
     case 'defer':
-      return `Done: it will not be updated then. It moves to ${deferredTo ? withZone(DateTime.fromJSDate(deferredTo, { zone }).setLocale('en-US'), "cccc d LLLL 'at' h:mm a") : 'the next window'}.`;
+      return `Done: ${many ? 'they' : 'it'} will not be updated then. ${many ? 'They move' : 'It moves'} to ${deferredTo ? withZone(DateTime.fromJSDate(deferredTo, { zone }).setLocale('en-US'), "cccc d LLLL 'at' h:mm a") : 'the next window'}.`;
     case 'escalated':
       return `You have already put this month's updates off the most times allowed, so your IT team has been asked to decide; they will be in touch (answered at ${when}).`;
   }

@@ -77,7 +77,7 @@ export async function answerUserDm(ctx: UseCaseContext, input: DmAnswerInput): P
     const answering: Answering = { tx, dm, actor: input.actor, now };
     const done = input.answer === 'ok' ? await acknowledge(answering) : await putOff(answering);
     await recordDmAnswer(tx, dm.id, done.answer, now);
-    const line = answerLine(done.answer, now, dm.zone, done.deferredTo);
+    const line = answerLine(done.answer, now, dm.zone, done.deferredTo, dm.devices.length);
     const channel = await dmChannel(answering, input.messageRef);
     const edit: UserDmNotice = { kind: 'user_dm_answered', dmId: dm.id, key: dm.key, platform: dm.platform, channel, text: dm.text, answerLine: line };
     after.outbox(await notify(tx, [edit, ...done.notices], now));

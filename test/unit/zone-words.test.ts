@@ -19,6 +19,9 @@ describe('times an Auckland client reads', () => {
   it('a deferral and an answer say NZDT', () => {
     expect(answerLine('defer', at('2026-12-11T16:00'), AUCKLAND, at('2026-12-13T01:00'))).toBe('Done: it will not be updated then. It moves to Sunday 13 December at 1:00 AM NZDT.');
     expect(answerLine('ok', at('2026-12-11T16:00'), AUCKLAND)).toContain('4:00 PM NZDT');
+    // A DM naming two computers is answered about both.
+    expect(answerLine('defer', at('2026-12-11T16:00'), AUCKLAND, at('2026-12-13T01:00'), 2)).toBe('Done: they will not be updated then. They move to Sunday 13 December at 1:00 AM NZDT.');
+    expect(answerLine('ok', at('2026-12-11T16:00'), AUCKLAND, undefined, 2)).toBe('Thanks: you said you will leave them on (answered at 4:00 PM NZDT).');
   });
 
   it('decision and rollout times say NZDT', () => {
