@@ -310,7 +310,12 @@ function withdraw(ctx: DecisionContext, event: Extract<DecisionEvent, { type: 'w
       { type: 'decision', kind: 'withdraw', updateKey: key, reason: null, holdIds: [] },
       { type: 'rerender', updateKeys: [key] },
     ],
-    message: `Approval of ${what(key)} withdrawn.`,
+    // Its own approval goes, but the whole release's still covers it (sandbox walk: "withdrawn", while the digest
+    // still showed it approved and it would still have been deployed).
+    message:
+      key !== null && state.releaseApproval
+        ? `Approval of ${what(key)} withdrawn, but it stays approved as part of the whole release; withdraw the release approval (or hold it) to stop it.`
+        : `Approval of ${what(key)} withdrawn.`,
   };
 }
 

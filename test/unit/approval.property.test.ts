@@ -244,6 +244,18 @@ describe('decision state machine (examples)', () => {
     expect(decide(rel.state, { type: 'withdraw', id: 'w', actor: 'U0SAM', updateKey: '5099002' }, NOW)).toMatchObject({ outcome: 'refused', code: 'covered_by_release' });
   });
 
+  it('says an update whose own approval is withdrawn stays approved when the whole release is too', () => {
+    const own = decide(base, { type: 'approve', id: 'u', actor: 'U0SAM', updateKey: '5099002' }, NOW);
+    if (own.outcome !== 'applied') throw new Error('approve should apply');
+    const rel = decide(own.state, { type: 'approve', id: 'r', actor: 'U0PAT', updateKey: null }, NOW);
+    if (rel.outcome !== 'applied') throw new Error('approve should apply');
+    const withdrawn = decide(rel.state, { type: 'withdraw', id: 'w', actor: 'U0SAM', updateKey: '5099002' }, NOW);
+    expect(withdrawn).toMatchObject({ outcome: 'applied', message: expect.stringContaining('stays approved as part of the whole release') });
+    if (withdrawn.outcome !== 'applied') throw new Error('withdraw should apply');
+    expect(standingOf(withdrawn.state, '5099002')).toMatchObject({ viaRelease: true });
+    expect(decide(own.state, { type: 'withdraw', id: 'w2', actor: 'U0SAM', updateKey: '5099002' }, NOW)).toMatchObject({ outcome: 'applied', message: 'Approval of KB5099002 withdrawn.' });
+  });
+
   it('shows decision times in the reader\u2019s zone, with CST/CDT as people write them', () => {
     expect(formatDecisionTime('2024-06-11T19:02:00Z', 'America/Chicago')).toBe('14:02 CDT');
     expect(formatDecisionTime('2024-02-13T20:02:00Z', 'America/Chicago')).toBe('14:02 CST');
