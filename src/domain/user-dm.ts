@@ -19,13 +19,13 @@ export const DEFAULT_MAX_DEFERRALS = 2;
 
 export const DEFAULT_DM_TEMPLATE = [
   'Hi {name}, your computer{s} {devices} will be updated and may restart {when}.',
-  'Please *save your work* before you leave and *leave the computer on* (you can log off or lock it).',
+  'Please *save your work* before you leave and *leave the computer{s} on* (you can log off or lock it).',
 ].join('\n');
 
 /** For a window in working hours: people are at their desks, so there is no "before you leave". */
 export const DEFAULT_DAY_DM_TEMPLATE = [
   'Hi {name}, your computer{s} {devices} will be updated and may restart {when}.',
-  'Before that, please *save your work* and *leave the computer on* (you can log off or lock it).',
+  'Before that, please *save your work* and *leave the computer{s} on* (you can log off or lock it).',
 ].join('\n');
 
 /** Local hours at which a window counts as daytime: it starts after people arrive and before they leave. */

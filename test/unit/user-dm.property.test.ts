@@ -246,6 +246,14 @@ describe('planNight', () => {
     const text = renderDmText('{name}: {devices} {when}. {oops}', { name: 'Ann', devices: [device(1, 'a@x.com', '2024-01-16T07:00:00Z', 'FRONT-1'), device(2, 'a@x.com', '2024-01-16T07:00:00Z', 'FRONT-2')], zone: 'America/Chicago', sendAt: new Date('2024-01-15T21:00:00Z') });
     expect(text).toBe('Ann: FRONT-1 and FRONT-2 tonight between 1:00 and 5:00 AM CST. {oops}');
   });
+
+  it('the default message speaks of two computers as two, to the end', () => {
+    const two = [device(1, 'a@x.com', '2024-01-16T07:00:00Z', 'FRONT-1'), device(2, 'a@x.com', '2024-01-16T07:00:00Z', 'FRONT-2')];
+    const text = renderDmText(undefined, { name: 'Ann', devices: two, zone: 'America/Chicago', sendAt: new Date('2024-01-15T21:00:00Z') });
+    expect(text).toContain('your computers FRONT-1 and FRONT-2 will be updated');
+    expect(text).toContain('*leave the computers on*');
+    expect(renderDmText(undefined, { name: 'Ann', devices: two.slice(0, 1), zone: 'America/Chicago', sendAt: new Date('2024-01-15T21:00:00Z') })).toContain('*leave the computer on*');
+  });
 });
 
 describe('deferral limit', () => {
