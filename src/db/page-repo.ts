@@ -39,10 +39,19 @@ export async function directoryPeople(db: AppDatabase): Promise<DirectoryPersonR
   );
 }
 
-/** The owners (null: the MSP; else a client id) with a ring scheduled or running. */
-export async function ownersWithActiveRollouts(db: AppDatabase): Promise<Array<string | null>> {
-  const rows = rowsOf<{ client_id: string | null }>(await db.execute(sql`select distinct client_id from rollouts where state in ('scheduled', 'running')`));
-  return rows.map((r) => r.client_id);
+/**
+ * Which owners (null: the MSP) have work waiting in which device class: a ring scheduled or running, with a machine
+ * of the class in it (not retired) that has not yet settled for that release (no run that succeeded, failed or was
+ * skipped). "Next window" goes to one of those classes' windows, not to a window where the ring has nothing left.
+ */
+export async function classesWithWork(db: AppDatabase): Promise<Array<{ clientId: string | null; deviceClass: string }>> {
+  const rows = rowsOf<{ client_id: string | null; class: string }>(
+    await db.execute(sql`select distinct g.client_id, d.class from rollouts g
+      join devices d on d.client_id is not distinct from g.client_id and d.ring = g.ring and d.retired_at is null
+      where g.state in ('scheduled', 'running')
+        and not exists (select 1 from runs r where r.device_id = d.id and r.release_id = g.release_id and r.state in ('succeeded', 'failed', 'skipped'))`),
+  );
+  return rows.map((r) => ({ clientId: r.client_id, deviceClass: r.class }));
 }
 
 /**

@@ -42,6 +42,22 @@ export interface JumpTarget {
 // Zones as people read them: NZDT, not en-US's "GMT+13".
 const show = (at: DateTime) => `${at.toFormat('ccc d LLL HH:mm')} ${zoneShort(at)}`;
 
+/**
+ * The owners whose windows "Next window" looks at: those with a ring under way (the MSP for ring msp, a client for
+ * its pilot or broad ring), each with only the windows of the device classes that still have a machine to update
+ * (ring msp done on the desktops but waiting on a server: the server window, not a desktop window where nothing would
+ * happen). A class with work but no window of its own keeps the owner's windows. With no work anywhere, every owner.
+ */
+export function ownersWithWorkIn<O extends JumpOwner & { id: string | null }>(owners: readonly O[], work: ReadonlyArray<{ clientId: string | null; deviceClass: string }>): O[] {
+  const busy = owners.flatMap((owner) => {
+    const classes = new Set(work.filter((w) => w.clientId === owner.id).map((w) => w.deviceClass));
+    if (classes.size === 0) return [];
+    const windows = Object.fromEntries(Object.entries(owner.windows).filter(([deviceClass]) => classes.has(deviceClass)));
+    return [{ ...owner, windows: Object.keys(windows).length > 0 ? windows : owner.windows }];
+  });
+  return busy.length > 0 ? busy : [...owners];
+}
+
 /** Where `jump` lands from `now`; undefined when nothing qualifies (no windows, or none open for window-end). */
 export function jumpTarget(jump: Jump, now: DateTime, owners: readonly JumpOwner[], mspZone: string): JumpTarget | undefined {
   switch (jump) {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
-import { jumpTarget, type JumpOwner } from '../../src/domain/sandbox-jumps.ts';
+import { jumpTarget, ownersWithWorkIn, type JumpOwner } from '../../src/domain/sandbox-jumps.ts';
 import { dmSendTime } from '../../src/domain/user-dm.ts';
 import { nextWindow } from '../../src/domain/windows.ts';
 import { parseWindowSpec } from '../../src/domain/window-spec.ts';
@@ -55,5 +55,18 @@ describe('the sandbox clock\u2019s Next window', () => {
   it('names zones as people read them (NZDT, not GMT+13)', () => {
     const kiwi: JumpOwner = { name: 'Kiwi Physio', zone: 'Pacific/Auckland', windows: { desktop: 'daily 01:00-05:00' } };
     expect(jumpTarget('next-window', at('2026-12-08T12:00'), [kiwi], CHICAGO)!.detail).toMatch(/01:00 NZDT$/);
+  });
+
+  it('goes to the window of a class with work: ring msp done on the desktops, waiting on a server, opens the server window', () => {
+    const owners = [
+      { ...msp, id: null, windows: { desktop: 'daily 01:00-05:00', server: 'sun 01:00-05:00' } },
+      { id: 'acme', name: 'Acme', zone: CHICAGO, windows: { desktop: 'daily 02:00-04:00' } },
+    ];
+    const now = at('2026-12-09T16:00');
+    const serverOnly = ownersWithWorkIn(owners, [{ clientId: null, deviceClass: 'server' }]);
+    expect(jumpTarget('next-window', now, serverOnly, CHICAGO)!.detail).toContain('hear about the server window of Sun 13 Dec 01:00 CST');
+    // Every owner's windows when nothing is under way; a class with no window of its own keeps the owner's.
+    expect(jumpTarget('next-window', now, ownersWithWorkIn(owners, []), CHICAGO)!.detail).toBe('Example IT desktop window opens, Thu 10 Dec 01:00 CST');
+    expect(ownersWithWorkIn(owners, [{ clientId: 'acme', deviceClass: 'laptop' }])).toEqual([owners[1]]);
   });
 });

@@ -3,8 +3,8 @@ import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dueOutboxCount } from '../../db/demo-repo.ts';
-import { ownersWithActiveRollouts, runsAtWorkNow } from '../../db/page-repo.ts';
-import { JUMPS, jumpTarget, type Jump } from '../../domain/sandbox-jumps.ts';
+import { classesWithWork, runsAtWorkNow } from '../../db/page-repo.ts';
+import { JUMPS, jumpTarget, ownersWithWorkIn, type Jump } from '../../domain/sandbox-jumps.ts';
 import type { SandboxAnswer } from '../api-types.ts';
 import { loadDirectory } from '../directory.ts';
 import type { SandboxClock } from '../clock.ts';
@@ -98,14 +98,9 @@ async function prepareThenJump(deps: RouteDeps, target: Date, detail: string, ho
   }
 }
 
-/**
- * "Next window" means the next window where something will happen: the owners with a ring scheduled or running
- * (the MSP for ring msp, a client for its pilot or broad ring). With nothing under way, any owner's window.
- */
+/** "Next window" and "End of window" mean a window where something will happen (ownersWithWorkIn). */
 async function ownersWithWork(deps: RouteDeps, jump: Jump) {
   const owners = deps.directory.jumpOwners();
   if (jump !== 'next-window' && jump !== 'window-end') return owners;
-  const active = await ownersWithActiveRollouts(deps.options.database.db);
-  const busy = owners.filter((o) => active.includes(o.id));
-  return busy.length > 0 ? busy : owners;
+  return ownersWithWorkIn(owners, await classesWithWork(deps.options.database.db));
 }
