@@ -42,14 +42,17 @@ export async function directoryPeople(db: AppDatabase): Promise<DirectoryPersonR
 /**
  * Which owners (null: the MSP) have work waiting in which device class: a ring scheduled or running, with a machine
  * of the class in it (not retired) that has not yet settled for that release (no run that succeeded, failed or was
- * skipped). "Next window" goes to one of those classes' windows, not to a window where the ring has nothing left.
+ * skipped), and neither the release nor the client held as a whole. "Next window" goes to one of those classes'
+ * windows, not to a window where nothing would happen.
  */
 export async function classesWithWork(db: AppDatabase): Promise<Array<{ clientId: string | null; deviceClass: string }>> {
   const rows = rowsOf<{ client_id: string | null; class: string }>(
     await db.execute(sql`select distinct g.client_id, d.class from rollouts g
       join devices d on d.client_id is not distinct from g.client_id and d.ring = g.ring and d.retired_at is null
       where g.state in ('scheduled', 'running')
-        and not exists (select 1 from runs r where r.device_id = d.id and r.release_id = g.release_id and r.state in ('succeeded', 'failed', 'skipped'))`),
+        and not exists (select 1 from runs r where r.device_id = d.id and r.release_id = g.release_id and r.state in ('succeeded', 'failed', 'skipped'))
+        and not exists (select 1 from holds h where h.release_id = g.release_id and h.released_at is null
+          and (h.scope = 'all' or (h.scope = 'client' and h.client_id is not distinct from g.client_id)))`),
   );
   return rows.map((r) => ({ clientId: r.client_id, deviceClass: r.class }));
 }

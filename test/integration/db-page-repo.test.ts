@@ -49,4 +49,19 @@ describe('classes with work', () => {
     await db.execute(sql`update devices set retired_at = ${NOW.toISOString()}::timestamptz where name = 'MSP-SRV-01'`);
     expect(await classesWithWork(db)).toEqual([]);
   });
+
+  it('leaves out a client held as a whole, and everyone while the whole release is held', async () => {
+    const db = await world();
+    await scheduleGate(db, 'pilot', 'acme', NOW);
+    expect(sorted(await classesWithWork(db))).toEqual(['acme/desktop']);
+    const hold = (scope: string, clientId: string | null) =>
+      db.execute(sql`insert into holds (scope, release_id, client_id, reason, placed_by, placed_via, placed_at)
+        values (${scope}, '2024-Feb', ${clientId}, 'EMR upgrade', 'U_ENG', 'slack', ${NOW.toISOString()}::timestamptz)`);
+    await hold('client', 'acme');
+    expect(await classesWithWork(db)).toEqual([]);
+    await db.execute(sql`update holds set released_at = ${NOW.toISOString()}::timestamptz`);
+    expect(sorted(await classesWithWork(db))).toEqual(['acme/desktop']);
+    await hold('all', null);
+    expect(await classesWithWork(db)).toEqual([]);
+  });
 });
