@@ -195,7 +195,8 @@ describe('answers', () => {
     await postSigned(eventsUrl, click('U0ANN', 'userdm.ok', 'U0ANN').body, { secret: SECRET });
     await expect.poll(() => dmsTo('U0ANN')[0]!.edits, { timeout: 15_000 }).toBe(1);
     expect(JSON.stringify(dmsTo('U0ANN')[0]!.blocks)).not.toContain('userdm.');
-    expect(dmsTo('U0ANN')[0]!.text).toContain('you said you will leave it on');
+    // Ann's DM named her two computers.
+    expect(dmsTo('U0ANN')[0]!.text).toContain('you said you will leave them on');
     expect(await count(sql`select count(*) as n from decisions where kind = 'acknowledge' and actor = 'U0ANN'`)).toBe(1);
     expect(await count(sql`select count(*) as n from audit_log where action = 'user_dm.ok' and actor = 'U0ANN'`)).toBe(1);
   });
