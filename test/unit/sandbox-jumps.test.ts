@@ -58,7 +58,7 @@ describe('the sandbox clock\u2019s Next window', () => {
   });
 
   it('goes to the window of a class with work: ring msp done on the desktops, waiting on a server, opens the server window', () => {
-    const owners = [
+    const owners: Array<JumpOwner & { id: string | null }> = [
       { ...msp, id: null, windows: { desktop: 'daily 01:00-05:00', server: 'sun 01:00-05:00' } },
       { id: 'acme', name: 'Acme', zone: CHICAGO, windows: { desktop: 'daily 02:00-04:00' } },
     ];
