@@ -72,6 +72,7 @@ export function renderNotice(notice: Notice, audiences: Audiences): OutboxItem[]
     case 'user_dm_answered':
     case 'user_dm_escalated':
     case 'user_dm_unmatched':
+    case 'user_dm_late':
       return renderUserDmNotice(notice, audiences);
     case 'client_window_summary':
       return renderClientChatNotice(notice);

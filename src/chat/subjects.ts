@@ -52,6 +52,8 @@ export const subjects = {
   userDmEscalated: (dmId: string | number) => `userdm:${dmId}:escalated`,
   /** Users the night's DMs could not reach, listed for the engineers. */
   userDmUnmatched: (clientId: string | null | undefined, night: string) => `userdm-unmatched:${clientOrMsp(clientId)}:${night}`,
+  /** Users whose DM for a night could not be sent before its deadline, listed for the engineers. */
+  userDmLate: (clientId: string | null | undefined, night: string) => `userdm-late:${clientOrMsp(clientId)}:${night}`,
   /** What a device manager sync (Tactical RMM) changed, one message per sync that changed something. */
   deviceSync: (at: string) => `device-sync:${at}`,
   /** A compliance report sent, by its report archive delivery key (`report:monthly:acme:2026-Nov`); files thread under it. */

@@ -637,6 +637,8 @@ export const chatOutbox = pgTable(
   (t) => [
     unique('chat_outbox_idempotency_key').on(t.idempotencyKey),
     index('chat_outbox_due_idx').on(t.nextAttemptAt).where(sql`${t.state} in ('pending', 'failed')`),
+    /** Rows dropped because they were of use only until a time that passed (a user's DM held up past its deadline): few. */
+    index('chat_outbox_dropped_late_idx').on(t.updatedAt).where(sql`${t.state} = 'dead' and (${t.payload} ->> 'notAfter') is not null`),
     check('chat_outbox_state_check', inList('state', OUTBOX_STATES)),
   ],
 );

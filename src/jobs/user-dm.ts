@@ -18,12 +18,14 @@ import { loadRelease } from '../db/release-repo.ts';
 import {
   candidateDevices,
   clientSettings,
+  droppedLateDms,
   insertOfflineDms,
   insertTonightDms,
   recentOfflineRuns,
   runsInWindows,
   writtenDmKeys,
   type CandidateDevice,
+  type DroppedDm,
   type NewOfflineDm,
   type OfflineRuns,
 } from '../db/user-dm-repo.ts';
@@ -40,6 +42,8 @@ import { noticeWaivers } from '../db/notice-repo.ts';
 import { loadAudiences, type Audiences } from '../chat/audiences.ts';
 import { notify } from '../chat/notify.ts';
 import type { UserDmNotice } from '../chat/notices/user-dms.ts';
+import { subjects } from '../chat/subjects.ts';
+import { zoneShort } from '../domain/zone-label.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './context.ts';
 import { closeAll, createQueue, createWorker, KEEP_FEW } from './queues.ts';
@@ -217,6 +221,7 @@ export async function queueUserDms(db: AppDatabase, now: Date): Promise<UserDmTi
   const offline = await queueOfflineNotices(db, now, settings, audiences);
   report.offline = offline.length;
   report.outboxIds.push(...offline);
+  report.outboxIds.push(...(await reportDroppedDms(db, now, settings, audiences)));
   report.outboxIds.sort((a, b) => a - b);
   return report;
 }
@@ -263,6 +268,47 @@ async function unmatchedNotices(
     night,
     users: users.map((u) => ({ email: u.email, devices: u.devices })),
   }));
+}
+
+/**
+ * How long after a night's deadline its dropped DMs are reported: the deliverer drops a night's held-up DMs as it
+ * reaches them, within a minute or two of the deadline, and the engineers get one list per client and night.
+ */
+const DROPPED_REPORT_AFTER_MS = 10 * 60_000;
+/** How far back a tick looks for dropped DMs not yet reported (the report's key makes a second one a no-op). */
+const DROPPED_LOOKBACK_MS = 2 * 24 * 3_600_000;
+
+/**
+ * The engineers hear, under the release's digest, whose DM could not be sent before its deadline: those machines
+ * were left out of that night's window (no reboot without a warning), and without this they waited in silence.
+ */
+async function reportDroppedDms(db: AppDatabase, now: Date, settings: ClientSettingsMap, audiences: Audiences): Promise<number[]> {
+  if (!audiences.engineers) return [];
+  const dropped = await droppedLateDms(db, new Date(now.getTime() - DROPPED_LOOKBACK_MS), subjects.userDm(''));
+  const nights = new Map<string, DroppedDm[]>();
+  for (const dm of dropped) {
+    const key = `${dm.clientId ?? ''}|${dm.night}|${dm.releaseId}`;
+    nights.set(key, [...(nights.get(key) ?? []), dm]);
+  }
+  const notices: UserDmNotice[] = [];
+  for (const dms of nights.values()) {
+    const deadline = Math.max(...dms.map((d) => d.notAfter.getTime()));
+    if (now.getTime() < deadline + DROPPED_REPORT_AFTER_MS) continue;
+    const { clientId, night, releaseId } = dms[0]!;
+    const client = settings.get(clientId);
+    const zone = client?.zone ?? 'UTC';
+    const at = DateTime.fromMillis(deadline, { zone }).setLocale('en-US');
+    notices.push({
+      kind: 'user_dm_late',
+      releaseId,
+      clientId,
+      clientName: client?.name ?? clientId ?? 'the MSP',
+      night,
+      deadline: `${at.toFormat('ccc d LLL HH:mm')} ${zoneShort(at)}`,
+      users: dms.map((d) => ({ name: d.personName, devices: d.devices })),
+    });
+  }
+  return notices.length > 0 ? notify(db, notices, now, audiences) : [];
 }
 
 /** A batch of DMs per transaction: a crash loses none of a batch's rows without its posts, and none twice. */

@@ -3,6 +3,7 @@
 // deliverer posting DMs through the real WebClient, and clicks built from the buttons actually posted, signed as
 // Slack signs them, into the real Bolt app. A fake clock drives the tick across zones and a DST night.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DateTime } from 'luxon';
 import { Redis } from 'ioredis';
 import { sql } from 'drizzle-orm';
 import pino from 'pino';
@@ -374,5 +375,45 @@ describe('a DM held up past its window\u2019s notice deadline', () => {
     const rows = rowsOf<{ state: string; last_error: string | null }>(await database.db.execute(sql`select state, last_error from chat_outbox where id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)}) order by id`));
     expect(rows.map((r) => r.state)).toEqual(['dead', 'sent']);
     expect(rows[0]!.last_error).toMatch(/not sent: it was of use only until/);
+  });
+
+  it('tells the engineers under the digest whose DM was dropped and which machines wait, once per client and night', async () => {
+    const db = database.db;
+    const [bob] = rowsOf<{ id: number }>(await db.execute(sql`select id from people where email = 'bob@acme.example'`));
+    // Bob's DM for a window ten days on, as the tick writes it, held up past its deadline (the platform out).
+    const queuedAt = clock;
+    const windowStart = new Date(queuedAt.getTime() + 10 * 86_400_000);
+    const notAfter = new Date(queuedAt.getTime() + 60_000);
+    const key = `tonight:${bob!.id}:${windowStart.toISOString()}`;
+    const devices = [{ name: 'ACME-BACK-1', windowStart: windowStart.toISOString(), windowEnd: new Date(windowStart.getTime() + 4 * 3_600_000).toISOString() }];
+    const [row] = rowsOf<{ id: number }>(
+      await db.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at)
+        values (${key}, 'tonight', ${bob!.id}, 'acme', '2024-Feb', '2024-03-19', 'slack', ${emu.dmChannelFor('U0BOB')}, 'U0BOB', 'America/Chicago',
+          ${JSON.stringify(devices)}::jsonb, ${queuedAt.toISOString()}::timestamptz) returning id`),
+    );
+    await deliverer!.close();
+    deliverer = undefined;
+    const sent: UserDmNotice = { kind: 'user_dm_sent', dmId: row!.id, key, platform: 'slack', channel: emu.dmChannelFor('U0BOB'), text: 'held-up DM for Bob', notAfter: notAfter.toISOString() };
+    await enqueueOutbox(db, renderNotice(sent, await loadAudiences(db)), queuedAt);
+    clock = new Date(queuedAt.getTime() + 3_600_000);
+    await (await startDeliverer()).sweep();
+    await expect.poll(unsent, { timeout: 15_000 }).toBe(0);
+
+    const [digest] = rowsOf<{ message_id: string }>(await db.execute(sql`select message_id from chat_messages where subject = 'digest:2024-Feb'`));
+    const notes = () => emu.replies(CH, digest!.message_id).filter((m) => m.text?.includes('could not be sent by'));
+    // Not before the deadline is ten minutes behind (the night's other held-up DMs are still being dropped).
+    await tick(new Date(notAfter.getTime() + 5 * 60_000).toISOString());
+    await expect.poll(unsent, { timeout: 15_000 }).toBe(0);
+    expect(notes()).toHaveLength(0);
+    await tick(new Date(notAfter.getTime() + 11 * 60_000).toISOString());
+    await expect.poll(() => notes().length, { timeout: 15_000 }).toBe(1);
+    const deadline = DateTime.fromJSDate(notAfter, { zone: 'America/Chicago' }).toFormat('ccc d LLL HH:mm');
+    expect(notes()[0]!.text).toMatch(new RegExp(`^acme: 1 \u201csave your work\u201d message could not be sent by ${deadline} C[SD]T, the latest it could go`));
+    expect(notes()[0]!.text).toMatch(/: ACME-BACK-1$/m);
+    expect(notes()[0]!.text).toContain('left out of that night\u2019s window');
+    // The next tick finds it reported.
+    await tick(new Date(notAfter.getTime() + 12 * 60_000).toISOString());
+    await expect.poll(unsent, { timeout: 15_000 }).toBe(0);
+    expect(notes()).toHaveLength(1);
   });
 });

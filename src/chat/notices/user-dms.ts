@@ -39,6 +39,20 @@ export type UserDmNotice =
       platform: 'slack' | 'teams';
       night: string;
       users: ReadonlyArray<{ email: string; devices: readonly string[] }>;
+    }
+  /**
+   * Users whose DM for a night the outbox dropped because it could not be sent before the window's notice deadline
+   * (a platform outage, a long Retry-After): their machines were left out of that window. Listed under the digest.
+   */
+  | {
+      kind: 'user_dm_late';
+      releaseId: string;
+      clientId: string | null;
+      clientName: string;
+      night: string;
+      /** The deadline they missed, as the engineers read it (e.g. "Tue 10 Dec 21:00 GMT"). */
+      deadline: string;
+      users: ReadonlyArray<{ name: string; devices: readonly string[] }>;
     };
 
 /** The DM itself, its edit, or the engineers' post. Pure. */
@@ -59,6 +73,7 @@ export function renderUserDmNotice(notice: UserDmNotice, audiences: Audiences): 
       ];
     case 'user_dm_escalated':
     case 'user_dm_unmatched':
+    case 'user_dm_late':
       return audiences.engineers ? [engineersPost(notice, audiences.engineers.channel)] : [];
   }
 }
@@ -67,15 +82,28 @@ function dmItem(address: DmAddress, dmKey: string, action: 'post' | 'update', pa
   return { key: subjects.userDm(dmKey), platform: address.platform, channel: address.channel, action, subject: subjects.userDm(dmKey), payload };
 }
 
-type EngineersNotice = Extract<UserDmNotice, { kind: 'user_dm_escalated' | 'user_dm_unmatched' }>;
+type EngineersNotice = Extract<UserDmNotice, { kind: 'user_dm_escalated' | 'user_dm_unmatched' | 'user_dm_late' }>;
 
 function engineersPost(notice: EngineersNotice, channel: string): OutboxItem {
   if (notice.kind === 'user_dm_escalated') {
     const subject = subjects.userDmEscalated(notice.dmId);
     return { key: subject, channel, action: 'post', subject, payload: { text: escalationText(notice) } };
   }
+  if (notice.kind === 'user_dm_late') {
+    const subject = subjects.userDmLate(notice.clientId, notice.night);
+    return { key: subject, channel, action: 'post', subject, payload: { text: lateText(notice), threadSubject: subjects.digest(notice.releaseId) } };
+  }
   const subject = subjects.userDmUnmatched(notice.clientId, notice.night);
   return { key: subject, channel, action: 'post', subject, payload: { text: unmatchedText(notice), threadSubject: subjects.digest(notice.releaseId) } };
+}
+
+function lateText(notice: Extract<UserDmNotice, { kind: 'user_dm_late' }>): string {
+  const { users } = notice;
+  const many = users.length !== 1;
+  const lines = users.slice(0, UNMATCHED_LISTED).map((u) => `• ${escapeMrkdwn(u.name)}: ${escapeMrkdwn(listNames(u.devices))}`);
+  return boundText(
+    `${escapeMrkdwn(notice.clientName)}: ${users.length} \u201csave your work\u201d message${many ? 's' : ''} could not be sent by ${notice.deadline}, the latest ${many ? 'they' : 'it'} could go (the chat platform did not take ${many ? 'them' : 'it'} in time), so ${many ? 'those users\u2019' : 'that user\u2019s'} machines were left out of that night\u2019s window. They wait for their next window and a message in time for it:\n${lines.join('\n')}${users.length > UNMATCHED_LISTED ? '\n\u2026' : ''}`,
+  );
 }
 
 function escalationText(notice: Extract<UserDmNotice, { kind: 'user_dm_escalated' }>): string {

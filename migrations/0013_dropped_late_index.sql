@@ -1,0 +1,1 @@
+CREATE INDEX "chat_outbox_dropped_late_idx" ON "chat_outbox" USING btree ("updated_at") WHERE "chat_outbox"."state" = 'dead' and ("chat_outbox"."payload" ->> 'notAfter') is not null;
