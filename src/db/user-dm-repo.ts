@@ -308,43 +308,52 @@ export async function insertOfflineDms(tx: AppDatabase, dms: readonly NewOffline
   return new Set(inserted.map((r) => r.key));
 }
 
-/** A user's "save your work" DM the outbox dropped because its deadline passed before it could be sent. */
-export interface DroppedDm {
+/** A client's night some of whose "save your work" DMs the outbox dropped because their deadline passed first. */
+export interface DroppedNight {
   clientId: string | null;
-  releaseId: string;
   night: string;
+  /** The release whose digest the engineers hear it under (the latest, should two share the night). */
+  releaseId: string;
+  /** The latest deadline its dropped DMs missed (the window's notice deadline). */
+  deadline: Date;
+}
+
+/** A user's DM of such a night. */
+export interface DroppedDm {
   personName: string;
-  email: string;
   devices: string[];
-  /** The deadline it missed (the window's notice deadline). */
-  notAfter: Date;
 }
 
 /**
- * Tonight's DMs dropped as too late (chat_outbox state `dead` with the payload's `notAfter` passed) since `since`:
+ * Tonight's DMs dropped as too late (chat_outbox state `dead`, the payload's `notAfter` passed) since `since`,
  * read through the partial index of such rows (migration 0013), so a tick finds them without reading the outbox's
- * history. `dmSubjectPrefix` is what the DM's outbox subject puts before its key (chat/subjects.ts).
+ * history. `dmSubjectPrefix` is what a DM's outbox subject puts before its key (chat/subjects.ts).
  */
-export async function droppedLateDms(db: AppDatabase, since: Date, dmSubjectPrefix: string): Promise<DroppedDm[]> {
-  const rows = rowsOf<{ client_id: string | null; release_id: string; night: unknown; name: string | null; email: string; devices: unknown; not_after: string }>(
-    await db.execute(sql`select d.client_id, d.release_id, d.night::text as night, p.display_name as name, coalesce(p.email, '') as email, d.devices, o.payload ->> 'notAfter' as not_after
-      from chat_outbox o
-      join user_dms d on d.key = substr(o.subject, ${dmSubjectPrefix.length + 1}) and d.kind = 'tonight'
-      join people p on p.id = d.person_id
-      where o.state = 'dead' and (o.payload ->> 'notAfter') is not null and o.updated_at >= ${since.toISOString()}::timestamptz
-        and o.action = 'post' and o.subject like ${`${dmSubjectPrefix}%`}
-      order by d.client_id nulls first, d.night, p.email`),
+const droppedDmRows = (since: Date, dmSubjectPrefix: string) => sql`from chat_outbox o
+  join user_dms d on d.key = substr(o.subject, ${dmSubjectPrefix.length + 1}) and d.kind = 'tonight'
+  join people p on p.id = d.person_id
+  where o.state = 'dead' and (o.payload ->> 'notAfter') is not null and o.updated_at >= ${since.toISOString()}::timestamptz
+    and o.action = 'post' and o.subject like ${`${dmSubjectPrefix}%`}`;
+
+/** The nights with dropped DMs, one row each however many were dropped (an outage can drop a whole client's). */
+export async function droppedDmNights(db: AppDatabase, since: Date, dmSubjectPrefix: string): Promise<DroppedNight[]> {
+  const rows = rowsOf<{ client_id: string | null; night: unknown; release_id: string; deadline: string }>(
+    await db.execute(sql`select d.client_id, d.night::text as night, max(d.release_id) as release_id, max(o.payload ->> 'notAfter') as deadline
+      ${droppedDmRows(since, dmSubjectPrefix)}
+      group by d.client_id, d.night order by d.night, d.client_id nulls first`),
+  );
+  return rows.map((r) => ({ clientId: r.client_id, night: String(r.night), releaseId: r.release_id, deadline: new Date(r.deadline) }));
+}
+
+/** The dropped DMs of one of those nights: whose, and which machines they named. */
+export async function droppedDms(db: AppDatabase, since: Date, dmSubjectPrefix: string, night: DroppedNight): Promise<DroppedDm[]> {
+  const rows = rowsOf<{ name: string; devices: unknown }>(
+    await db.execute(sql`select coalesce(p.display_name, p.email, p.key) as name, d.devices
+      ${droppedDmRows(since, dmSubjectPrefix)} and d.client_id is not distinct from ${night.clientId} and d.night = ${night.night}::date
+      order by name`),
   );
   return rows.map((r) => {
     const devices = (typeof r.devices === 'string' ? JSON.parse(r.devices) : r.devices) as Array<{ name: string }>;
-    return {
-      clientId: r.client_id,
-      releaseId: r.release_id,
-      night: String(r.night),
-      personName: r.name ?? r.email,
-      email: r.email,
-      devices: devices.map((d) => d.name),
-      notAfter: new Date(r.not_after),
-    };
+    return { personName: r.name, devices: devices.map((d) => d.name) };
   });
 }

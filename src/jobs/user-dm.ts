@@ -18,14 +18,14 @@ import { loadRelease } from '../db/release-repo.ts';
 import {
   candidateDevices,
   clientSettings,
-  droppedLateDms,
+  droppedDmNights,
+  droppedDms,
   insertOfflineDms,
   insertTonightDms,
   recentOfflineRuns,
   runsInWindows,
   writtenDmKeys,
   type CandidateDevice,
-  type DroppedDm,
   type NewOfflineDm,
   type OfflineRuns,
 } from '../db/user-dm-repo.ts';
@@ -43,6 +43,7 @@ import { loadAudiences, type Audiences } from '../chat/audiences.ts';
 import { notify } from '../chat/notify.ts';
 import type { UserDmNotice } from '../chat/notices/user-dms.ts';
 import { subjects } from '../chat/subjects.ts';
+import { withUnqueuedKeys } from '../db/outbox-repo.ts';
 import { zoneShort } from '../domain/zone-label.ts';
 import { OutboxNotifier } from './outbox.ts';
 import type { JobContext, JobModule } from './context.ts';
@@ -284,28 +285,23 @@ const DROPPED_LOOKBACK_MS = 2 * 24 * 3_600_000;
  */
 async function reportDroppedDms(db: AppDatabase, now: Date, settings: ClientSettingsMap, audiences: Audiences): Promise<number[]> {
   if (!audiences.engineers) return [];
-  const dropped = await droppedLateDms(db, new Date(now.getTime() - DROPPED_LOOKBACK_MS), subjects.userDm(''));
-  const nights = new Map<string, DroppedDm[]>();
-  for (const dm of dropped) {
-    const key = `${dm.clientId ?? ''}|${dm.night}|${dm.releaseId}`;
-    nights.set(key, [...(nights.get(key) ?? []), dm]);
-  }
+  const since = new Date(now.getTime() - DROPPED_LOOKBACK_MS);
+  const prefix = subjects.userDm('');
+  const settled = (await droppedDmNights(db, since, prefix)).filter((n) => now.getTime() >= n.deadline.getTime() + DROPPED_REPORT_AFTER_MS);
+  // A night reported is not read again: an outage can drop a whole client's DMs, and the tick runs every minute.
+  const unreported = await withUnqueuedKeys(db, settled, (n) => [subjects.userDmLate(n.clientId, n.night)]);
   const notices: UserDmNotice[] = [];
-  for (const dms of nights.values()) {
-    const deadline = Math.max(...dms.map((d) => d.notAfter.getTime()));
-    if (now.getTime() < deadline + DROPPED_REPORT_AFTER_MS) continue;
-    const { clientId, night, releaseId } = dms[0]!;
-    const client = settings.get(clientId);
-    const zone = client?.zone ?? 'UTC';
-    const at = DateTime.fromMillis(deadline, { zone }).setLocale('en-US');
+  for (const night of unreported) {
+    const client = settings.get(night.clientId);
+    const at = DateTime.fromJSDate(night.deadline, { zone: client?.zone ?? 'UTC' }).setLocale('en-US');
     notices.push({
       kind: 'user_dm_late',
-      releaseId,
-      clientId,
-      clientName: client?.name ?? clientId ?? 'the MSP',
-      night,
+      releaseId: night.releaseId,
+      clientId: night.clientId,
+      clientName: client?.name ?? night.clientId ?? 'the MSP',
+      night: night.night,
       deadline: `${at.toFormat('ccc d LLL HH:mm')} ${zoneShort(at)}`,
-      users: dms.map((d) => ({ name: d.personName, devices: d.devices })),
+      users: (await droppedDms(db, since, prefix, night)).map((d) => ({ name: d.personName, devices: d.devices })),
     });
   }
   return notices.length > 0 ? notify(db, notices, now, audiences) : [];
