@@ -102,7 +102,7 @@ function lateText(notice: Extract<UserDmNotice, { kind: 'user_dm_late' }>): stri
   const many = users.length !== 1;
   const lines = users.slice(0, UNMATCHED_LISTED).map((u) => `• ${escapeMrkdwn(u.name)}: ${escapeMrkdwn(listNames(u.devices))}`);
   return boundText(
-    `${escapeMrkdwn(notice.clientName)}: ${users.length} \u201csave your work\u201d message${many ? 's' : ''} could not be sent by ${notice.deadline}, the latest ${many ? 'they' : 'it'} could go (the chat platform did not take ${many ? 'them' : 'it'} in time), so ${many ? 'those users\u2019' : 'that user\u2019s'} machines were left out of that night\u2019s window. They wait for their next window and a message in time for it:\n${lines.join('\n')}${users.length > UNMATCHED_LISTED ? '\n\u2026' : ''}`,
+    `${escapeMrkdwn(notice.clientName)}: ${users.length} \u201csave your work\u201d message${many ? 's' : ''} could not be sent by ${notice.deadline}, the latest ${many ? 'they' : 'it'} could go (held up: the chat platform, or patchbay's delivery, was down or slow), so ${many ? 'those users\u2019' : 'that user\u2019s'} machines were left out of that night\u2019s window. They wait for their next window and a message in time for it:\n${lines.join('\n')}${users.length > UNMATCHED_LISTED ? '\n\u2026' : ''}`,
   );
 }
 
