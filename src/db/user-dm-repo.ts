@@ -312,7 +312,7 @@ export async function insertOfflineDms(tx: AppDatabase, dms: readonly NewOffline
 export interface DroppedNight {
   clientId: string | null;
   night: string;
-  /** The release whose digest the engineers hear it under (the latest, should two share the night). */
+  /** The release whose digest the engineers hear it under (the latest published, should two share the night). */
   releaseId: string;
   /** The latest deadline its dropped DMs missed (the window's notice deadline). */
   deadline: Date;
@@ -332,13 +332,15 @@ export interface DroppedDm {
 const droppedDmRows = (since: Date, dmSubjectPrefix: string) => sql`from chat_outbox o
   join user_dms d on d.key = substr(o.subject, ${dmSubjectPrefix.length + 1}) and d.kind = 'tonight'
   join people p on p.id = d.person_id
+  join releases r on r.id = d.release_id
   where o.state = 'dead' and (o.payload ->> 'notAfter') is not null and o.updated_at >= ${since.toISOString()}::timestamptz
     and o.action = 'post' and o.subject like ${`${dmSubjectPrefix}%`}`;
 
 /** The nights with dropped DMs, one row each however many were dropped (an outage can drop a whole client's). */
 export async function droppedDmNights(db: AppDatabase, since: Date, dmSubjectPrefix: string): Promise<DroppedNight[]> {
   const rows = rowsOf<{ client_id: string | null; night: unknown; release_id: string; deadline: string }>(
-    await db.execute(sql`select d.client_id, d.night::text as night, max(d.release_id) as release_id, max(o.payload ->> 'notAfter') as deadline
+    await db.execute(sql`select d.client_id, d.night::text as night, max(o.payload ->> 'notAfter') as deadline,
+        (array_agg(d.release_id order by r.initial_release_date desc, r.id desc))[1] as release_id
       ${droppedDmRows(since, dmSubjectPrefix)}
       group by d.client_id, d.night order by d.night, d.client_id nulls first`),
   );

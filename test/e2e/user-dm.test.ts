@@ -386,15 +386,24 @@ describe('a DM held up past its window\u2019s notice deadline', () => {
     const notAfter = new Date(queuedAt.getTime() + 60_000);
     const key = `tonight:${bob!.id}:${windowStart.toISOString()}`;
     const devices = [{ name: 'ACME-BACK-1', windowStart: windowStart.toISOString(), windowEnd: new Date(windowStart.getTime() + 4 * 3_600_000).toISOString() }];
-    const [row] = rowsOf<{ id: number }>(
-      await db.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at)
-        values (${key}, 'tonight', ${bob!.id}, 'acme', '2024-Feb', '2024-03-19', 'slack', ${emu.dmChannelFor('U0BOB')}, 'U0BOB', 'America/Chicago',
-          ${JSON.stringify(devices)}::jsonb, ${queuedAt.toISOString()}::timestamptz) returning id`),
-    );
+    const storeDm = async (dmKey: string, personId: number, releaseId: string, user: string, names: string[]) => {
+      const [stored] = rowsOf<{ id: number }>(
+        await db.execute(sql`insert into user_dms (key, kind, person_id, client_id, release_id, night, platform, channel, recipient, zone, devices, send_at)
+          values (${dmKey}, 'tonight', ${personId}, 'acme', ${releaseId}, '2024-03-19', 'slack', ${emu.dmChannelFor(user)}, ${user}, 'America/Chicago',
+            ${JSON.stringify(names.map((name) => ({ ...devices[0]!, name })))}::jsonb, ${queuedAt.toISOString()}::timestamptz) returning id`),
+      );
+      const sent: UserDmNotice = { kind: 'user_dm_sent', dmId: stored!.id, key: dmKey, platform: 'slack', channel: emu.dmChannelFor(user), text: `held-up DM for ${user}`, notAfter: notAfter.toISOString() };
+      await enqueueOutbox(db, renderNotice(sent, await loadAudiences(db)), queuedAt);
+    };
+    // Ann's DM the same night belongs to an older release whose id sorts after 2024-Feb's ('2024-Jan' > '2024-Feb'):
+    // the note goes under the release published last, the one whose digest is posted here.
+    const [ann] = rowsOf<{ id: number }>(await db.execute(sql`select id from people where email = 'ann@acme.example'`));
+    const older = '2024-Jan';
+    await storeRelease(db, { ...worldRelease(), id: older, initialReleaseDate: '2024-01-09T18:00:00Z', currentReleaseDate: '2024-01-09T18:00:00Z' }, { fetchedAt: queuedAt, now: queuedAt });
     await deliverer!.close();
     deliverer = undefined;
-    const sent: UserDmNotice = { kind: 'user_dm_sent', dmId: row!.id, key, platform: 'slack', channel: emu.dmChannelFor('U0BOB'), text: 'held-up DM for Bob', notAfter: notAfter.toISOString() };
-    await enqueueOutbox(db, renderNotice(sent, await loadAudiences(db)), queuedAt);
+    await storeDm(key, bob!.id, '2024-Feb', 'U0BOB', ['ACME-BACK-1']);
+    await storeDm(`tonight:${ann!.id}:${windowStart.toISOString()}`, ann!.id, older, 'U0ANN', ['ACME-FRONT-1', 'ACME-FRONT-2']);
     clock = new Date(queuedAt.getTime() + 3_600_000);
     await (await startDeliverer()).sweep();
     await expect.poll(unsent, { timeout: 15_000 }).toBe(0);
@@ -408,8 +417,9 @@ describe('a DM held up past its window\u2019s notice deadline', () => {
     await tick(new Date(notAfter.getTime() + 11 * 60_000).toISOString());
     await expect.poll(() => notes().length, { timeout: 15_000 }).toBe(1);
     const deadline = DateTime.fromJSDate(notAfter, { zone: 'America/Chicago' }).toFormat('ccc d LLL HH:mm');
-    expect(notes()[0]!.text).toMatch(new RegExp(`^acme: 1 \u201csave your work\u201d message could not be sent by ${deadline} C[SD]T, the latest it could go`));
+    expect(notes()[0]!.text).toMatch(new RegExp(`^acme: 2 \u201csave your work\u201d messages could not be sent by ${deadline} C[SD]T, the latest they could go`));
     expect(notes()[0]!.text).toMatch(/: ACME-BACK-1$/m);
+    expect(notes()[0]!.text).toMatch(/: ACME-FRONT-1 and ACME-FRONT-2$/m);
     expect(notes()[0]!.text).toContain('left out of that night\u2019s window');
     // The next tick finds it reported.
     await tick(new Date(notAfter.getTime() + 12 * 60_000).toISOString());
